@@ -1,0 +1,12 @@
+import type { Command } from '../args.js'
+
+// Placeholder until this command lands; it says so and fails rather than pretending to work.
+export const command: Command = {
+  name: 'sim',
+  summary: '',
+  usage: 'usage: pullback sim (not available yet)',
+  run(_argv, io) {
+    io.err('pullback sim: not available in this build yet\n')
+    return Promise.resolve(1)
+  },
+}

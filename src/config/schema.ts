@@ -1,0 +1,26 @@
+import { z } from 'zod'
+import { kafkaSchema } from '../kafka/config.js'
+import { engineSchema } from '../engine/config.js'
+import { signalsSchema } from '../signals/config.js'
+import { receiversSchema } from '../receivers/config.js'
+import { publishSchema } from '../publish/config.js'
+import { actuatorSchema } from '../actuator/config.js'
+import { runtimeSchema } from '../runtime/config.js'
+
+/**
+ * The one configuration file of pullback. Each stage owns its section's schema (Collector style:
+ * a typed config per component); this file only composes them. Unknown keys anywhere are errors.
+ */
+export const configSchema = z
+  .strictObject({
+    engine: engineSchema,
+    signals: signalsSchema,
+    receivers: receiversSchema,
+    kafka: kafkaSchema,
+    publish: publishSchema,
+    actuator: actuatorSchema,
+    runtime: runtimeSchema,
+  })
+  .prefault({})
+
+export type PullbackConfig = z.output<typeof configSchema>

@@ -1,0 +1,106 @@
+/**
+ * pullback's own Kafka interface. Everything above src/kafka depends on this, never on a client
+ * library, so the transport can be the real broker (confluent.ts, librdkafka through its
+ * KafkaJS-compatible API) or the in-process embedded bus (memory.ts) with identical semantics:
+ *
+ * - Producers are idempotent with acks=all. `send` resolves only when the broker acknowledged every
+ *   record; it rejects with a RetryableError (broker unreachable, timeout) or a PermanentError
+ *   (record too large, topic authorization). Order per key is kept.
+ * - Consumers belong to a group. The handler receives a batch of one partition's messages in offset
+ *   order; offsets up to and including the last message are committed only after the handler's
+ *   promise resolves. If it rejects, nothing in the batch is committed and the batch is delivered
+ *   again (after a backoff) - the handler must be idempotent or tolerate redelivery.
+ */
+export type Headers = Record<string, string>
+
+export interface ProducerRecord {
+  key?: string | Buffer | null
+  value: string | Buffer
+  headers?: Headers
+  /** partition override; normally chosen from the key */
+  partition?: number
+}
+
+export interface ConsumedMessage {
+  topic: string
+  partition: number
+  /** decimal string, as Kafka offsets are int64 */
+  offset: string
+  key: Buffer | null
+  value: Buffer | null
+  headers: Headers
+  /** unix ms of the record's timestamp */
+  timestamp: number
+}
+
+export interface Batch {
+  topic: string
+  partition: number
+  messages: ConsumedMessage[]
+}
+
+export type BatchHandler = (batch: Batch) => Promise<void>
+
+export interface Producer {
+  connect(): Promise<void>
+  send(topic: string, records: ProducerRecord[]): Promise<void>
+  /** idempotent */
+  disconnect(): Promise<void>
+}
+
+export interface ConsumerOptions {
+  groupId: string
+  topics: string[]
+  /** where a group with no committed offset starts; default 'earliest' */
+  fromBeginning?: boolean
+  /** upper bound on messages per handler call; default 500 */
+  maxBatchSize?: number
+  /** called for errors the consumer loop cannot hand to the handler (never throws out of the loop) */
+  onError?: (err: unknown) => void
+}
+
+export interface ConsumerStats {
+  /** unix ms of the last successful poll (with or without messages); a stalled consumer stops moving it */
+  lastPollMs: number
+  /** unix ms of the last handled batch */
+  lastBatchMs: number
+  batches: number
+  messages: number
+  handlerFailures: number
+  /** consumer lag in messages summed over assigned partitions, when known */
+  lag: number | undefined
+  connected: boolean
+}
+
+export interface Consumer {
+  /** joins the group and starts delivering to `handler`; resolves once subscribed */
+  start(handler: BatchHandler): Promise<void>
+  /** commits what was handled, leaves the group; idempotent */
+  stop(): Promise<void>
+  stats(): ConsumerStats
+}
+
+export interface TopicSpec {
+  topic: string
+  numPartitions?: number
+  replicationFactor?: number
+  /** e.g. { 'cleanup.policy': 'compact' } */
+  configs?: Record<string, string>
+}
+
+export interface Admin {
+  connect(): Promise<void>
+  /** creates the topics that do not exist yet; existing ones are left alone */
+  ensureTopics(topics: TopicSpec[]): Promise<void>
+  listTopics(): Promise<string[]>
+  deleteTopics(topics: string[]): Promise<void>
+  disconnect(): Promise<void>
+}
+
+/** The transport: a real cluster or the embedded bus. */
+export interface KafkaTransport {
+  readonly kind: 'kafka' | 'embedded'
+  producer(): Producer
+  consumer(opts: ConsumerOptions): Consumer
+  admin(): Admin
+}

@@ -1,0 +1,70 @@
+/**
+ * The contract between `normalize` and `signals`: OTLP, by OpenTelemetry semantic conventions,
+ * reduced to four observation kinds keyed by service and version.
+ *
+ * A service is identified by namespace (`k8s.namespace.name`, else `service.namespace`, else "")
+ * and `service.name`. Its version is `service.version`, else the image tag of `container.image.tag`
+ * (or the tag part of `container.image.name`), else "unknown".
+ */
+export interface SeriesKey {
+  namespace: string
+  service: string
+  version: string
+}
+
+/** Canonical string id of a service (without version): "namespace/service", or "service" when namespace is empty. */
+export function serviceId(namespace: string, service: string): string {
+  return namespace === '' ? service : `${namespace}/${service}`
+}
+
+/**
+ * Requests: one or more requests that ended at `timeMs`.
+ * - From a SERVER span: count 1, errors 0|1, latencies = [durationUs] (latencyCounts undefined).
+ * - From an `http.server.request.duration` histogram delta: count = delta count, errors = delta count
+ *   of points whose `http.response.status_code` >= 500; latencies are bucket representative values
+ *   (microseconds) with `latencyCounts[i]` requests each.
+ */
+export interface RequestObservation {
+  kind: 'request'
+  key: SeriesKey
+  timeMs: number
+  count: number
+  errors: number
+  latenciesUs: number[]
+  latencyCounts: number[] | undefined
+}
+
+export type ResourceKind = 'memory' | 'cpu'
+
+/**
+ * A resource reading of one pod (or process) at `timeMs`.
+ * - memory: bytes in use (working set / usage).
+ * - cpu: cores in use (usage in cores, or utilization x request when only utilization is known).
+ * `request` is the pod's resource request in the same unit when known (sum over containers), else undefined.
+ */
+export interface ResourceObservation {
+  kind: 'resource'
+  key: SeriesKey
+  pod: string
+  resource: ResourceKind
+  timeMs: number
+  value: number
+  request: number | undefined
+}
+
+/** A readiness/liveness reading of one container at `timeMs`: ready=false is a failure. */
+export interface ProbeObservation {
+  kind: 'probe'
+  key: SeriesKey
+  pod: string
+  container: string
+  timeMs: number
+  ready: boolean
+}
+
+export type Observation = RequestObservation | ResourceObservation | ProbeObservation
+
+/** Where normalize delivers. `signals` implements it; tests may collect into an array. */
+export interface ObservationSink {
+  record(obs: Observation): void
+}
