@@ -1,0 +1,91 @@
+/**
+ * The read side of the signal windows: what the pure engine may look at. The engine never mutates
+ * windows and never sees a histogram object; it receives numbers through this interface, so the
+ * same engine runs against the live store, in replay, and against plain fakes in unit tests.
+ *
+ * Time ranges are half-open [fromMs, toMs) and are answered at bucket granularity: a bucket is in
+ * the range when its start is >= fromMs and its end is <= toMs (fromMs/toMs are normally bucket
+ * aligned; callers align with `alignDown`). Ranges older than the fine ring are answered from the
+ * coarse ring when the store keeps one (then `buckets` holds the coarse buckets).
+ */
+import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
+
+export interface VersionInfo {
+  namespace: string
+  service: string
+  version: string
+  /** unix ms of the first observation of this version (telemetry time) */
+  firstSeenMs: number
+  /** unix ms of the latest observation of this version */
+  lastSeenMs: number
+}
+
+export interface LatencyView {
+  /** number of latency samples */
+  count: number
+  /** latency at quantile q in (0, 1], microseconds; NaN when count is 0 */
+  valueAtQuantile(q: number): number
+}
+
+export interface BucketStats {
+  startMs: number
+  endMs: number
+  requests: number
+  errors: number
+  /** latency samples in this bucket */
+  latencyCount: number
+  /** microseconds; NaN when the bucket has no latency samples */
+  latencyAtQuantile(q: number): number
+}
+
+export interface PodSlope {
+  pod: string
+  resource: ResourceKind
+  /** readings inside the range */
+  samples: number
+  /** robust (Theil-Sen) slope of the readings, in resource units per minute */
+  slopePerMin: number
+  /** the pod's resource request (same unit) when known */
+  request: number | undefined
+  /** slopePerMin / request: fraction of the request per minute; NaN when request is unknown or 0 */
+  fractionPerMin: number
+  /** latest reading in the range */
+  last: number
+}
+
+export interface ProbeStats {
+  readings: number
+  failures: number
+  /** unix ms of the first / last failing reading in the range */
+  firstFailureMs: number | undefined
+  lastFailureMs: number | undefined
+  /** "pod/container" of containers that failed at least once in the range */
+  failing: string[]
+}
+
+export interface WindowStats {
+  fromMs: number
+  toMs: number
+  requests: number
+  errors: number
+  latency: LatencyView
+  /** one entry per bucket in the range, in time order, including empty buckets */
+  buckets: BucketStats[]
+  resources: PodSlope[]
+  probes: ProbeStats
+}
+
+export interface SignalView {
+  /** width of a fine bucket, ms */
+  readonly bucketMs: number
+  /** versions seen for a service, oldest first */
+  versions(namespace: string, service: string): VersionInfo[]
+  /** aggregate of the series over [fromMs, toMs) */
+  window(key: SeriesKey, fromMs: number, toMs: number): WindowStats
+  /** oldest time (ms) the series can still answer for, or undefined when the series is unknown */
+  retainedFromMs(key: SeriesKey): number | undefined
+}
+
+export function alignDown(t: number, bucketMs: number): number {
+  return Math.floor(t / bucketMs) * bucketMs
+}
