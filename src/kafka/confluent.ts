@@ -1,0 +1,294 @@
+/**
+ * The real-broker transport: @confluentinc/kafka-javascript (librdkafka) through its KafkaJS-compatible
+ * API. This is the only file that imports the client library.
+ *
+ * Semantics (see types.ts): producers are idempotent with acks=all; consumers never auto-commit, they
+ * commit offset last+1 of a batch only after the handler resolved; when the handler rejects, nothing
+ * is resolved, the library seeks back to the batch's first message, and we wait (exponential backoff)
+ * before the batch is redelivered.
+ */
+import { KafkaJS } from '@confluentinc/kafka-javascript'
+import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
+import { silentLogger, type Logger } from '../common/logger.js'
+import type {
+  Admin,
+  BatchHandler,
+  ConsumedMessage,
+  Consumer,
+  ConsumerOptions,
+  ConsumerStats,
+  Headers,
+  KafkaTransport,
+  Producer,
+  ProducerRecord,
+  TopicSpec,
+} from './types.js'
+
+export interface ConfluentOptions {
+  brokers: string[]
+  clientId: string
+  logger?: Logger
+}
+
+/** Routes the library's log lines into pino; its "error" lines for handler failures are ours to report, so they are debug. */
+function libraryLogger(log: Logger): KafkaJS.Logger {
+  const make = (l: Logger): KafkaJS.Logger => ({
+    info: (message: string, extra?: object) => l.debug(extra ?? {}, message),
+    error: (message: string, extra?: object) => l.warn(extra ?? {}, message),
+    warn: (message: string, extra?: object) => l.warn(extra ?? {}, message),
+    debug: () => undefined,
+    namespace: (namespace: string) => make(l.child({ ns: namespace })),
+    setLogLevel: () => undefined,
+  })
+  return make(log.child({ component: 'librdkafka' }))
+}
+
+function toBuffer(v: string | Buffer): Buffer {
+  return typeof v === 'string' ? Buffer.from(v) : v
+}
+
+function headersOf(raw: unknown): Headers {
+  const out: Headers = {}
+  if (raw === null || typeof raw !== 'object') return out
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    const first = Array.isArray(v) ? v[0] : v
+    if (first === undefined || first === null) continue
+    out[k] = Buffer.isBuffer(first) ? first.toString('utf8') : String(first)
+  }
+  return out
+}
+
+/** librdkafka error codes that will not succeed on retry. */
+const PERMANENT = new Set(['ERR_MSG_SIZE_TOO_LARGE', 'ERR_TOPIC_AUTHORIZATION_FAILED', 'ERR_INVALID_MSG', 'ERR__INVALID_ARG', 'ERR_RECORD_LIST_TOO_LARGE'])
+
+function classifyKafkaError(err: unknown, what: string): Error {
+  const e = err as { code?: unknown; type?: unknown; retriable?: unknown }
+  const code = typeof e?.type === 'string' ? e.type : String(e?.code ?? '')
+  if (PERMANENT.has(code)) return new PermanentError('KAFKA_PERMANENT', `${what}: ${errorMessage(err)}`, { cause: err })
+  return new RetryableError('KAFKA_RETRYABLE', `${what}: ${errorMessage(err)}`, { cause: err })
+}
+
+class ConfluentProducer implements Producer {
+  private readonly p: KafkaJS.Producer
+  private connected: Promise<void> | undefined
+  private closed = false
+  constructor(kafka: KafkaJS.Kafka) {
+    this.p = kafka.producer({
+      kafkaJS: { idempotent: true, acks: -1, maxInFlightRequests: 5 },
+      'linger.ms': 5,
+      'message.timeout.ms': 30_000,
+    })
+  }
+  connect(): Promise<void> {
+    this.connected ??= this.p.connect().catch((err: unknown) => {
+      this.connected = undefined
+      throw classifyKafkaError(err, 'producer connect')
+    })
+    return this.connected
+  }
+  async send(topic: string, records: ProducerRecord[]): Promise<void> {
+    if (this.closed) throw new PermanentError('KAFKA_CLOSED', 'producer is closed')
+    await this.connect()
+    try {
+      await this.p.send({
+        topic,
+        messages: records.map((r) => ({
+          key: r.key ?? null,
+          value: toBuffer(r.value),
+          headers: r.headers,
+          partition: r.partition,
+        })),
+      })
+    } catch (err) {
+      throw classifyKafkaError(err, `produce to ${topic}`)
+    }
+  }
+  async disconnect(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.connected) {
+      await this.connected.catch(() => undefined)
+      await this.p.disconnect().catch(() => undefined)
+    }
+  }
+}
+
+class ConfluentConsumer implements Consumer {
+  private readonly c: KafkaJS.Consumer
+  private readonly s: ConsumerStats = {
+    lastPollMs: 0,
+    lastBatchMs: 0,
+    batches: 0,
+    messages: 0,
+    handlerFailures: 0,
+    lag: undefined,
+    connected: false,
+  }
+  private started = false
+  private stopped = false
+  private failureStreak = 0
+  constructor(
+    kafka: KafkaJS.Kafka,
+    private readonly opts: ConsumerOptions,
+    private readonly log: Logger,
+  ) {
+    this.c = kafka.consumer({
+      kafkaJS: {
+        groupId: opts.groupId,
+        fromBeginning: opts.fromBeginning ?? true,
+        autoCommit: false,
+      },
+      'js.consumer.max.batch.size': opts.maxBatchSize ?? 500,
+      'session.timeout.ms': 10_000,
+      'heartbeat.interval.ms': 1_000,
+    })
+  }
+
+  async start(handler: BatchHandler): Promise<void> {
+    if (this.started) throw new PermanentError('KAFKA_STATE', 'consumer already started')
+    this.started = true
+    try {
+      await this.c.connect()
+      await this.c.subscribe({ topics: this.opts.topics })
+    } catch (err) {
+      throw classifyKafkaError(err, `consumer ${this.opts.groupId} start`)
+    }
+    this.s.connected = true
+    this.s.lastPollMs = Date.now()
+    await this.c.run({
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset }) => {
+        this.s.lastPollMs = Date.now()
+        if (batch.messages.length === 0) return
+        const messages: ConsumedMessage[] = batch.messages.map((m) => ({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: m.offset,
+          key: m.key,
+          value: m.value,
+          headers: headersOf(m.headers),
+          timestamp: Number(m.timestamp),
+        }))
+        try {
+          await handler({ topic: batch.topic, partition: batch.partition, messages })
+        } catch (err) {
+          // Not resolved: the library seeks back to the first message and redelivers after our backoff.
+          this.s.handlerFailures += 1
+          this.failureStreak += 1
+          this.report(err)
+          await sleep(Math.min(10_000, 200 * 2 ** Math.min(this.failureStreak, 6)))
+          throw err
+        }
+        this.failureStreak = 0
+        const last = batch.messages[batch.messages.length - 1] as { offset: string }
+        resolveOffset(last.offset)
+        try {
+          await this.c.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }])
+        } catch (err) {
+          // The work is done; a lost commit means redelivery, which handlers tolerate.
+          this.report(classifyKafkaError(err, 'commit'))
+        }
+        this.s.batches += 1
+        this.s.messages += messages.length
+        this.s.lastBatchMs = Date.now()
+        const lag = Number(batch.offsetLag())
+        this.s.lag = Number.isFinite(lag) ? lag : undefined
+      },
+    })
+  }
+
+  private report(err: unknown): void {
+    try {
+      if (this.opts.onError) this.opts.onError(err)
+      else this.log.warn({ err: errorMessage(err), group: this.opts.groupId }, 'consumer batch failed; will redeliver')
+    } catch {
+      // an error reporter must never break the consumer loop
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.s.connected = false
+    if (!this.started) return
+    await this.c.disconnect().catch((err: unknown) => this.report(err))
+  }
+
+  stats(): ConsumerStats {
+    return { ...this.s }
+  }
+}
+
+class ConfluentAdmin implements Admin {
+  private readonly a: KafkaJS.Admin
+  private connected = false
+  constructor(kafka: KafkaJS.Kafka) {
+    this.a = kafka.admin()
+  }
+  async connect(): Promise<void> {
+    if (this.connected) return
+    try {
+      await this.a.connect()
+    } catch (err) {
+      throw classifyKafkaError(err, 'admin connect')
+    }
+    this.connected = true
+  }
+  async ensureTopics(topics: TopicSpec[]): Promise<void> {
+    await this.connect()
+    const existing = new Set(await this.a.listTopics())
+    const missing = topics.filter((t) => !existing.has(t.topic))
+    if (missing.length === 0) return
+    try {
+      await this.a.createTopics({
+        topics: missing.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.numPartitions ?? 3,
+          replicationFactor: t.replicationFactor ?? -1,
+          configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      })
+    } catch (err) {
+      // another instance may have created it between list and create
+      if (!/already exists/i.test(errorMessage(err))) throw classifyKafkaError(err, 'create topics')
+    }
+  }
+  async listTopics(): Promise<string[]> {
+    await this.connect()
+    return this.a.listTopics()
+  }
+  async deleteTopics(topics: string[]): Promise<void> {
+    await this.connect()
+    await this.a.deleteTopics({ topics })
+  }
+  async disconnect(): Promise<void> {
+    if (!this.connected) return
+    this.connected = false
+    await this.a.disconnect().catch(() => undefined)
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+export class ConfluentTransport implements KafkaTransport {
+  readonly kind = 'kafka' as const
+  private readonly kafka: KafkaJS.Kafka
+  private readonly log: Logger
+  constructor(opts: ConfluentOptions) {
+    this.log = opts.logger ?? silentLogger
+    this.kafka = new KafkaJS.Kafka({
+      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log), logLevel: KafkaJS.logLevel.WARN },
+    })
+  }
+  producer(): Producer {
+    return new ConfluentProducer(this.kafka)
+  }
+  consumer(opts: ConsumerOptions): Consumer {
+    return new ConfluentConsumer(this.kafka, opts, this.log)
+  }
+  admin(): Admin {
+    return new ConfluentAdmin(this.kafka)
+  }
+}
