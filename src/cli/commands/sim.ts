@@ -1,12 +1,135 @@
-import type { Command } from '../args.js'
+import { closeSync, openSync, writeSync } from 'node:fs'
+import { numberFlag, parseFlags, UsageError, type Command, type Io } from '../args.js'
+import { DEFAULT_SEED, findScenario, recordScenario, runLive, SCENARIOS } from '../../sim/index.js'
+import { errorMessage } from '../../common/errors.js'
 
-// Placeholder until this command lands; it says so and fails rather than pretending to work.
+const USAGE = `usage: pullback sim list
+       pullback sim record SCENARIO [--seed N] [--out FILE]
+       pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N]
+
+list     the scenario library: name, expected verdict, fault class and onset, description
+record   play SCENARIO on telemetry time through the OpenTelemetry SDK and write OTLP/JSON lines
+         (one ExportTraceServiceRequest or ExportMetricsServiceRequest per line, as the Collector's
+         file exporter writes them) to FILE or stdout, for \`pullback replay\`. Same seed, same bytes.
+live     play SCENARIO in real time to an OTLP endpoint with the SDK's exporters
+         (default grpc http://127.0.0.1:4317; --speed 4 plays a 12-minute scenario in 3 minutes)
+
+flags:
+  --seed N        PRNG seed (default ${DEFAULT_SEED})
+  --out FILE      write to FILE instead of stdout (record)
+  --endpoint URL  OTLP endpoint (live; default http://127.0.0.1:4317 for grpc, :4318 for http)
+  --protocol P    grpc | http (live; default grpc)
+  --speed X       scenario seconds per wall second (live; default 1)`
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length)
+}
+
+function list(io: Io): number {
+  const rows = SCENARIOS.map((s) => [
+    s.name,
+    s.expected,
+    s.faultClass,
+    s.faultOnsetS === undefined ? '-' : `${s.faultOnsetS}s`,
+    `${Math.round(s.durationS / 60)}m`,
+    s.description,
+  ])
+  const head = ['SCENARIO', 'EXPECTED', 'FAULT', 'ONSET', 'LEN', 'DESCRIPTION']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : pad(c, widths[i]!))).join('  ')
+  io.out(`${fmt(head)}\n${rows.map(fmt).join('\n')}\n`)
+  return 0
+}
+
+function scenarioArg(positionals: string[]) {
+  const name = positionals[1]
+  if (name === undefined) throw new UsageError('missing SCENARIO (see `pullback sim list`)')
+  if (positionals.length > 2) throw new UsageError(`unexpected argument ${positionals[2]}`)
+  const scenario = findScenario(name)
+  if (scenario === undefined) throw new UsageError(`unknown scenario ${JSON.stringify(name)} (see \`pullback sim list\`)`)
+  return scenario
+}
+
 export const command: Command = {
   name: 'sim',
-  summary: '',
-  usage: 'usage: pullback sim (not available yet)',
-  run(_argv, io) {
-    io.err('pullback sim: not available in this build yet\n')
-    return Promise.resolve(1)
+  summary: 'list scenarios, or record one as OTLP/JSON lines (`sim record SCENARIO`)',
+  usage: USAGE,
+  async run(argv, io, signal) {
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        seed: { type: 'string' },
+        out: { type: 'string', short: 'o' },
+        endpoint: { type: 'string' },
+        protocol: { type: 'string' },
+        speed: { type: 'string' },
+      },
+      true,
+    )
+    const sub = positionals[0]
+    if (sub === 'list') {
+      if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`)
+      return list(io)
+    }
+    const seed = numberFlag('seed', values.seed, DEFAULT_SEED)
+    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed expects a non-negative integer, got ${values.seed}`)
+    if (sub === 'record') {
+      const scenario = scenarioArg(positionals)
+      let fd: number | undefined
+      if (values.out !== undefined) {
+        try {
+          fd = openSync(values.out, 'w')
+        } catch (err) {
+          io.err(`pullback sim: cannot write ${values.out}: ${errorMessage(err)}\n`)
+          return 1
+        }
+      }
+      const write = fd === undefined ? (l: string) => io.out(`${l}\n`) : (l: string) => void writeSync(fd, `${l}\n`)
+      const began = Date.now()
+      let lastNote = began
+      try {
+        const sum = await recordScenario(scenario, {
+          seed,
+          onLine: write,
+          onProgress: (f) => {
+            if (Date.now() - lastNote < 1000) return
+            lastNote = Date.now()
+            io.err(`pullback sim: recording ${scenario.name}: ${Math.round(f * 100)} %\n`)
+          },
+        })
+        io.err(
+          `pullback sim: ${scenario.name} (seed ${seed}): ${sum.lines} lines, ${sum.spans} spans, ${sum.metricBatches} metric batches, ` +
+            `${(sum.endMs - sum.startMs) / 1000} s of telemetry in ${((Date.now() - began) / 1000).toFixed(1)} s; expected verdict: ${scenario.expected}\n`,
+        )
+      } finally {
+        if (fd !== undefined) closeSync(fd)
+      }
+      return 0
+    }
+    if (sub === 'live') {
+      const scenario = scenarioArg(positionals)
+      const protocol = values.protocol ?? 'grpc'
+      if (protocol !== 'grpc' && protocol !== 'http') throw new UsageError(`--protocol expects grpc or http, got ${protocol}`)
+      const speed = numberFlag('speed', values.speed, 1)
+      if (!(speed > 0)) throw new UsageError(`--speed expects a positive number, got ${values.speed}`)
+      const endpoint = values.endpoint ?? (protocol === 'grpc' ? 'http://127.0.0.1:4317' : 'http://127.0.0.1:4318')
+      let lastMinute = -1
+      const out = await runLive(scenario, {
+        endpoint,
+        protocol,
+        speed,
+        seed,
+        signal,
+        onProgress: (p) => {
+          const m = Math.floor(p.scenarioS / 60)
+          if (m === lastMinute) return
+          lastMinute = m
+          io.err(`pullback sim: ${scenario.name} ${p.scenarioS}/${p.durationS} s, ${p.spans} spans, ${p.exportFailures} failed exports\n`)
+        },
+      })
+      io.err(`pullback sim: ${out.kind}: ${out.spans} spans sent, ${out.exportFailures} failed exports\n`)
+      return out.kind === 'completed' && out.exportFailures === 0 ? 0 : 1
+    }
+    throw new UsageError(sub === undefined ? 'missing subcommand: list, record or live' : `unknown subcommand ${JSON.stringify(sub)}`)
   },
 }

@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# pullback container image.
+#   docker build -t ghcr.io/pullback/pullback:0.1.0 .
+# Stages: build (dev dependencies, tsc) -> deps (production dependencies only) -> runtime (slim, non-root).
+# @confluentinc/kafka-javascript installs its prebuilt librdkafka binding for linux/glibc; deps and
+# runtime are both Debian bookworm, so the binding built or fetched in `deps` runs in `runtime`.
+
+FROM node:22-bookworm AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# tsc needs no native addon: skip install scripts here (the deps stage runs them)
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:22-bookworm AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:22-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+WORKDIR /app
+# everything root-owned and read-only to the runtime user; nothing is written outside /tmp
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
+COPY package.json ./
+# the annotated reference config (`pullback config --config /app/config/pullback.yaml`)
+COPY config ./config
+USER 10001:10001
+# OTLP gRPC, OTLP HTTP, admin (/livez /readyz /status)
+EXPOSE 4317 4318 13134
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "require('node:http').get('http://127.0.0.1:13134/livez', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+CMD ["sidecar", "--config", "/etc/pullback/pullback.yaml"]

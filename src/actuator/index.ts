@@ -1,0 +1,35 @@
+/** Public surface of the actuator stage: build one from the validated config. */
+import type { Logger } from '../common/logger.js'
+import type { PullbackConfig } from '../config/schema.js'
+import type { KafkaTransport } from '../kafka/types.js'
+import { Verifier } from '../publish/signing.js'
+import { Actuator, type ActuatorOptions } from './actuator.js'
+import { TopicArtifactStore } from './artifacts.js'
+import { createDriver } from './drivers/index.js'
+import type { CutoverHook } from './drivers/simulated.js'
+
+export { Actuator } from './actuator.js'
+export type { ActuatorCounters } from './actuator.js'
+export { TopicArtifactStore, selectRollbackTarget, signArtifact, verifyArtifact, promoteArtifact } from './artifacts.js'
+export type { ArtifactRecord, ArtifactStore, ArtifactView } from './artifacts.js'
+export type { AuditRecord, AuditOutcome } from './audit.js'
+export { TRANSITIONS } from './machine.js'
+
+export function createActuator(
+  cfg: PullbackConfig,
+  transport: KafkaTransport,
+  logger: Logger,
+  extra: { simulatedCutover?: CutoverHook; onTransition?: ActuatorOptions['onTransition'] } = {},
+): Actuator {
+  const a = cfg.actuator
+  return new Actuator({
+    transport,
+    kafka: cfg.kafka,
+    config: a,
+    verifier: Verifier.fromFiles(a.verifyKeys),
+    artifacts: new TopicArtifactStore({ transport, topic: cfg.kafka.topics.artifacts, groupPrefix: cfg.kafka.groupPrefix, verifier: Verifier.fromFiles(a.artifactKeys), logger }),
+    driver: createDriver(a.driver, { simulated: extra.simulatedCutover }),
+    logger,
+    ...(extra.onTransition ? { onTransition: extra.onTransition } : {}),
+  })
+}

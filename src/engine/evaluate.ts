@@ -1,0 +1,685 @@
+/**
+ * The decision engine: evaluate(cfg, state, input) -> { state, verdicts, statuses }.
+ *
+ * Pure: no I/O, no timers, no wall clock; time comes in `input.now` / `input.watermark`, data
+ * through the read-only SignalView, events as plain values. The state is owned by the caller and
+ * is advanced in place (a 10,000-deployment state is not copied per tick): callers must use the
+ * returned state and never an earlier reference. The same inputs always give the same outputs.
+ *
+ * Life of a watched deployment:
+ *   detected (telemetry: new service.version of a known service; or an explicit deploy event, which
+ *   wins for the same version) -> baseline frozen once the watermark passes the deployment time
+ *   (old version, [deployedAt - baselineWindow, deployedAt), plain numbers) -> evaluated at every
+ *   new bucket boundary for `watch` -> at most one final verdict (rollback | incident), optionally
+ *   preceded by one dry-run verdict -> ended (series unpinned).
+ * After a rollback event (kind 'rollback', the restored version) a recovery watch judges the
+ * restored version against the ORIGINAL frozen baseline for `verificationWindow`.
+ */
+import type { ProbeObservation, ResourceKind, SeriesKey } from '../normalize/observations.js'
+import { serviceId } from '../normalize/observations.js'
+import { alignDown, type SignalView, type VersionInfo } from '../signals/view.js'
+import { contractFor, type Contract, type EngineConfig } from './config.js'
+import type { DeploymentEvent } from './events.js'
+import { deploymentId, verdictId } from './ids.js'
+import {
+  errorRateRule,
+  errorThreshold,
+  latencyRule,
+  latencyThresholdMs,
+  medianSlope,
+  offReading,
+  probeRule,
+  resourceRule,
+  sliceErrorBeyond,
+  type BaselineNumbers,
+  type ContainerTrack,
+  type ProbeFailure,
+  type RuleResult,
+} from './rules.js'
+import { alignUp } from './stats.js'
+import type { DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
+
+/** A new version seen in telemetry (SignalStore.drainNewVersions()). */
+export type VersionSeen = Pick<VersionInfo, 'namespace' | 'service' | 'version' | 'firstSeenMs'>
+
+export interface EngineInput {
+  /** decision time (unix ms): wall clock live, telemetry clock in replay */
+  now: number
+  /** telemetry time up to which windows are complete (newest telemetry - lateness) */
+  watermark: number
+  view: SignalView
+  newVersions?: readonly VersionSeen[]
+  deployments?: readonly DeploymentEvent[]
+  /** readiness readings since the last call, any order; needed for the per-container startup grace */
+  probes?: readonly ProbeObservation[]
+}
+
+export interface FrozenBaseline {
+  version: string
+  fromMs: number
+  toMs: number
+  numbers: BaselineNumbers
+}
+
+interface Watch {
+  id: string
+  kind: 'deploy' | 'rollback'
+  namespace: string
+  service: string
+  /** the watched version: the new release, or for recovery the restored version */
+  version: string
+  baselineVersion: string
+  deployedAt: number
+  source: string
+  artifact: string | undefined
+  contract: Contract
+  endsAt: number
+  baseline: FrozenBaseline | undefined
+  /** signals whose breach the old version already showed before the deployment, with the onset */
+  preExisting: Partial<Record<SignalName, number>>
+  lastEvalEnd: number
+  status: DeploymentStatus
+  decided: 'none' | 'dry' | 'final'
+  onsets: Partial<Record<SignalName, number>>
+  containers: Map<string, ContainerTrack>
+  failingNow: Set<string>
+  probeFailure: ProbeFailure | undefined
+  probeReadings: number
+  /** the old version had too few requests to be a live baseline; not asked again before this time */
+  oldIdleUntil: number
+  // recovery watches only
+  parent: RecoveryParent | undefined
+  everSufficient: boolean
+}
+
+interface RecoveryParent {
+  deploymentId: string
+  version: string
+  baselineVersion: string
+  baselineSource: 'snapshot' | 'live'
+  deployedAt: number
+  artifact: string | undefined
+  baseline: FrozenBaseline | undefined
+  contract: Contract
+  decisionId: string
+}
+
+export interface EngineCounters {
+  deploymentsDetected: number
+  deploymentEvents: number
+  duplicateEvents: number
+  /** events whose watch or verification period had already passed when they arrived */
+  staleEvents: number
+  rollbackEventsUnmatched: number
+  watchOverflow: number
+  containerOverflow: number
+  evaluations: number
+}
+
+export interface EngineState {
+  watches: Map<string, Watch>
+  /** "<serviceId>\u0000<version>" -> ids of watches of that version (probe routing, dedupe) */
+  byVersion: Map<string, Set<string>>
+  /** decided rollbacks awaiting their rollback event, by serviceId (newest wins) */
+  pendingRecovery: Map<string, RecoveryParent>
+  counters: EngineCounters
+}
+
+export interface WatchStatus {
+  deploymentId: string
+  kind: 'deploy' | 'rollback'
+  namespace: string
+  service: string
+  version: string
+  baselineVersion: string
+  deployedAt: number
+  /** end of the evaluated window */
+  t: number
+  status: DeploymentStatus
+  signals: SignalReading[]
+}
+
+export interface EngineOutput {
+  state: EngineState
+  verdicts: Verdict[]
+  statuses: WatchStatus[]
+  /** series to keep (pin) / release (unpin) in the store, because a watch started / ended */
+  pin: SeriesKey[]
+  unpin: SeriesKey[]
+}
+
+/** Containers tracked per watch at most (more are counted in containerOverflow and not tracked). */
+const MAX_CONTAINERS = 4096
+/** How long an old version without live traffic is left alone before it is asked again (live canary baseline). */
+const OLD_RECHECK_MS = 60_000
+/** Pending recoveries kept at most. */
+const MAX_PENDING = 10_000
+
+export function initialState(): EngineState {
+  return {
+    watches: new Map(),
+    byVersion: new Map(),
+    pendingRecovery: new Map(),
+    counters: { deploymentsDetected: 0, deploymentEvents: 0, duplicateEvents: 0, staleEvents: 0, rollbackEventsUnmatched: 0, watchOverflow: 0, containerOverflow: 0, evaluations: 0 },
+  }
+}
+
+const vkey = (ns: string, svc: string, version: string) => `${serviceId(ns, svc)}\u0000${version}`
+
+/** Number of watches (deployments and recovery verifications) currently held. */
+export function watchedCount(s: EngineState): number {
+  return s.watches.size
+}
+
+export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInput): EngineOutput {
+  const out: EngineOutput = { state, verdicts: [], statuses: [], pin: [], unpin: [] }
+  for (const ev of input.deployments ?? []) onEvent(cfg, state, input, ev, out)
+  for (const v of input.newVersions ?? []) onNewVersion(cfg, state, input, v, out)
+  if (input.probes !== undefined && input.probes.length > 0) onProbes(state, input.probes)
+  const bucketMs = input.view.bucketMs
+  for (const w of [...state.watches.values()]) {
+    if (w.baseline === undefined && w.kind === 'deploy' && input.watermark >= w.deployedAt) freeze(w, input.view, bucketMs)
+    const end = alignDown(Math.min(input.watermark, w.endsAt), bucketMs)
+    const over = input.watermark >= w.endsAt
+    // a recovery verification is always judged once more at its end, even without a new bucket
+    if (w.decided !== 'final' && (end > w.lastEvalEnd || (over && w.kind === 'rollback'))) {
+      w.lastEvalEnd = end
+      if (w.kind === 'deploy') evalDeploy(w, input, end, out, state)
+      else evalRecovery(w, input, end, out, over)
+    }
+    if (over) endWatch(state, w, out)
+  }
+  return out
+}
+
+function pinKeys(w: Watch): SeriesKey[] {
+  const keys: SeriesKey[] = [{ namespace: w.namespace, service: w.service, version: w.version }]
+  if (w.baselineVersion !== '' && w.baselineVersion !== w.version) keys.push({ namespace: w.namespace, service: w.service, version: w.baselineVersion })
+  return keys
+}
+
+function addWatch(cfg: EngineConfig, state: EngineState, w: Watch, out: EngineOutput): boolean {
+  if (state.watches.size >= cfg.maxWatched) {
+    state.counters.watchOverflow += 1
+    return false
+  }
+  state.watches.set(w.id, w)
+  const k = vkey(w.namespace, w.service, w.version)
+  let set = state.byVersion.get(k)
+  if (set === undefined) state.byVersion.set(k, (set = new Set()))
+  set.add(w.id)
+  out.pin.push(...pinKeys(w))
+  return true
+}
+
+function endWatch(state: EngineState, w: Watch, out: EngineOutput): void {
+  state.watches.delete(w.id)
+  const k = vkey(w.namespace, w.service, w.version)
+  const set = state.byVersion.get(k)
+  set?.delete(w.id)
+  if (set !== undefined && set.size === 0) state.byVersion.delete(k)
+  out.unpin.push(...pinKeys(w))
+}
+
+function newWatch(cfg: EngineConfig, f: {
+  kind: 'deploy' | 'rollback'
+  namespace: string
+  service: string
+  version: string
+  baselineVersion: string
+  deployedAt: number
+  source: string
+  artifact: string | undefined
+  contract?: Contract
+}): Watch {
+  const contract = f.contract ?? contractFor(cfg, serviceId(f.namespace, f.service))
+  return {
+    id: deploymentId(f.namespace, f.service, f.version, f.deployedAt),
+    kind: f.kind,
+    namespace: f.namespace,
+    service: f.service,
+    version: f.version,
+    baselineVersion: f.baselineVersion,
+    deployedAt: f.deployedAt,
+    source: f.source,
+    artifact: f.artifact,
+    contract,
+    endsAt: f.deployedAt + (f.kind === 'deploy' ? contract.watch : contract.verificationWindow),
+    baseline: undefined,
+    preExisting: {},
+    lastEvalEnd: -Infinity,
+    status: 'insufficient',
+    decided: 'none',
+    onsets: { error_rate: undefined, latency: undefined, resource: undefined, probe: undefined },
+    containers: new Map(),
+    failingNow: new Set(),
+    probeFailure: undefined,
+    probeReadings: 0,
+    oldIdleUntil: -Infinity,
+    parent: undefined,
+    everSufficient: false,
+  }
+}
+
+/** The version the new one replaces: the other version of the service seen before it, most recently active. */
+function previousVersion(view: SignalView, ns: string, svc: string, version: string, at: number): string | undefined {
+  let best: VersionInfo | undefined
+  for (const v of view.versions(ns, svc)) {
+    if (v.version === version || v.firstSeenMs > at) continue
+    if (best === undefined || v.lastSeenMs > best.lastSeenMs) best = v
+  }
+  return best?.version
+}
+
+function deployWatchOf(state: EngineState, ns: string, svc: string, version: string): Watch | undefined {
+  for (const id of state.byVersion.get(vkey(ns, svc, version)) ?? []) {
+    const w = state.watches.get(id)
+    if (w !== undefined && w.kind === 'deploy') return w
+  }
+  return undefined
+}
+
+function onNewVersion(cfg: EngineConfig, state: EngineState, input: EngineInput, v: VersionSeen, out: EngineOutput): void {
+  if (deployWatchOf(state, v.namespace, v.service, v.version) !== undefined) return // an explicit event came first: it wins
+  const prev = previousVersion(input.view, v.namespace, v.service, v.version, v.firstSeenMs)
+  if (prev === undefined) return // first version of a new service: nothing to compare, not a deployment
+  const w = newWatch(cfg, {
+    kind: 'deploy',
+    namespace: v.namespace,
+    service: v.service,
+    version: v.version,
+    baselineVersion: prev,
+    // whole milliseconds: the id and the verdict's unixMs fields stay integers
+    deployedAt: Math.floor(v.firstSeenMs),
+    source: 'telemetry',
+    artifact: undefined,
+  })
+  if (addWatch(cfg, state, w, out)) state.counters.deploymentsDetected += 1
+}
+
+function onEvent(cfg: EngineConfig, state: EngineState, input: EngineInput, ev: DeploymentEvent, out: EngineOutput): void {
+  state.counters.deploymentEvents += 1
+  // an event whose watch (or verification) would already be over (redelivery after a restart, a
+  // late announcement) is not judged: its window cannot be observed as it happened
+  const c = contractFor(cfg, serviceId(ev.namespace, ev.service))
+  if (ev.time + (ev.kind === 'deploy' ? c.watch : c.verificationWindow) <= input.watermark) {
+    state.counters.staleEvents += 1
+    return
+  }
+  if (ev.kind === 'rollback') return onRollbackEvent(cfg, state, ev, out)
+  const existing = deployWatchOf(state, ev.namespace, ev.service, ev.version)
+  if (existing !== undefined) {
+    if (existing.source !== 'telemetry' || existing.decided !== 'none') {
+      state.counters.duplicateEvents += 1
+      return
+    }
+    // the announced deployment replaces the telemetry guess: its time and previous version are authoritative
+    endWatch(state, existing, out)
+  }
+  const baselineVersion = ev.previousVersion ?? previousVersion(input.view, ev.namespace, ev.service, ev.version, ev.time) ?? ''
+  addWatch(
+    cfg,
+    state,
+    newWatch(cfg, { kind: 'deploy', namespace: ev.namespace, service: ev.service, version: ev.version, baselineVersion, deployedAt: ev.time, source: ev.source, artifact: ev.artifact }),
+    out,
+  )
+}
+
+function onRollbackEvent(cfg: EngineConfig, state: EngineState, ev: DeploymentEvent, out: EngineOutput): void {
+  const sid = serviceId(ev.namespace, ev.service)
+  const parent = state.pendingRecovery.get(sid)
+  if (parent === undefined || (ev.decisionId !== undefined && ev.decisionId !== parent.decisionId)) {
+    state.counters.rollbackEventsUnmatched += 1
+    return
+  }
+  state.pendingRecovery.delete(sid)
+  const w = newWatch(cfg, {
+    kind: 'rollback',
+    namespace: ev.namespace,
+    service: ev.service,
+    version: ev.version,
+    baselineVersion: parent.baselineVersion,
+    deployedAt: ev.time,
+    source: ev.source,
+    artifact: ev.artifact,
+    contract: parent.contract,
+  })
+  w.parent = parent
+  w.baseline = parent.baseline
+  addWatch(cfg, state, w, out)
+}
+
+function onProbes(state: EngineState, probes: readonly ProbeObservation[]): void {
+  const sorted = [...probes].sort((a, b) => a.timeMs - b.timeMs)
+  for (const p of sorted) {
+    const ids = state.byVersion.get(vkey(p.key.namespace, p.key.service, p.key.version))
+    if (ids === undefined) continue
+    for (const id of ids) {
+      const w = state.watches.get(id)
+      if (w === undefined || p.timeMs < w.deployedAt) continue
+      const cid = `${p.pod}/${p.container}`
+      let t = w.containers.get(cid)
+      if (t === undefined) {
+        if (w.containers.size >= MAX_CONTAINERS) {
+          state.counters.containerOverflow += 1
+          continue
+        }
+        w.containers.set(cid, (t = { firstSeenMs: p.timeMs, everReady: false }))
+      }
+      w.probeReadings += 1
+      if (p.ready) {
+        t.everReady = true
+        w.failingNow.delete(cid)
+        continue
+      }
+      const grace = w.contract.signals.probe.startupGrace
+      if (t.everReady || p.timeMs - t.firstSeenMs >= grace) {
+        w.failingNow.add(cid)
+        if (w.probeFailure === undefined) {
+          w.probeFailure = { onsetMs: p.timeMs, container: cid, why: t.everReady ? 'was ready, then failed' : 'not ready after startup grace' }
+        }
+      }
+    }
+  }
+}
+
+function baselineNumbers(c: Contract, view: SignalView, key: SeriesKey, from: number, to: number): BaselineNumbers {
+  const w = view.window(key, from, to)
+  const resourceSlope: Partial<Record<ResourceKind, number>> = {}
+  for (const kind of c.signals.resource.kinds) {
+    const m = medianSlope(w, kind, c.signals.resource.minPoints)
+    if (m.pods > 0) resourceSlope[kind] = m.slope
+  }
+  return {
+    requests: w.requests,
+    errors: w.errors,
+    latencyUs: w.latency.count > 0 ? w.latency.valueAtQuantile(c.signals.latency.quantile) : NaN,
+    latencyCount: w.latency.count,
+    resourceSlope,
+  }
+}
+
+/**
+ * Freezes the old version's pre-deploy numbers, and checks the validation gate's question once:
+ * was the old version, in the last window(s) before the deployment, already beyond the thresholds
+ * this baseline implies? If so that signal's breach is pre-existing (onset before the deployment).
+ */
+function freeze(w: Watch, view: SignalView, bucketMs: number): void {
+  if (w.baselineVersion === '') return
+  const c = w.contract
+  const key = { namespace: w.namespace, service: w.service, version: w.baselineVersion }
+  const to = alignDown(w.deployedAt, bucketMs)
+  const retained = view.retainedFromMs(key)
+  const from = Math.max(to - c.baselineWindow, retained === undefined ? -Infinity : alignUp(retained, bucketMs))
+  const numbers = baselineNumbers(c, view, key, from, to)
+  w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
+  if (numbers.requests >= c.minSamples) {
+    const p0 = numbers.errors / numbers.requests
+    const latMs = numbers.latencyUs / 1000
+    const latT = latencyThresholdMs(c, latMs)
+    // scan back window by window while the old version was beyond; the earliest such window start is the onset
+    let errOnset: number | undefined
+    let latOnset: number | undefined
+    let errOn = true
+    let latOn = numbers.latencyCount >= c.minSamples
+    for (let end = to; end - c.window >= from && (errOn || latOn); end -= c.window) {
+      const pw = view.window(key, end - c.window, end)
+      if (errOn && sliceErrorBeyond(c, pw, p0) && errorThreshold(c, p0) <= 1) errOnset = end - c.window
+      else errOn = false
+      if (latOn && pw.latency.count >= c.minSamples && pw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 >= latT) latOnset = end - c.window
+      else latOn = false
+    }
+    if (errOnset !== undefined) w.preExisting.error_rate = errOnset
+    if (latOnset !== undefined) w.preExisting.latency = latOnset
+  }
+}
+
+interface Readings {
+  list: RuleResult[]
+  source: 'snapshot' | 'live'
+}
+
+function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings {
+  const c = w.contract
+  const view = input.view
+  const key = { namespace: w.namespace, service: w.service, version: w.version }
+  const from = end - c.window
+  const win = view.window(key, from, end)
+  let numbers = base?.numbers
+  let source: 'snapshot' | 'live' = 'snapshot'
+  let liveResources: Partial<Record<ResourceKind, number>> | undefined
+  if (allowLive && w.baselineVersion !== '') {
+    // canary: the old version serving beside the new one in the same window is the fairer baseline
+    const oldKey = { namespace: w.namespace, service: w.service, version: w.baselineVersion }
+    // After a finished rollout the old version serves nothing; it is then re-checked once a minute
+    // (telemetry time) rather than at every tick. A canary's old version keeps serving and is read each tick.
+    const ow = end >= w.oldIdleUntil ? view.window(oldKey, from, end) : undefined
+    if (ow !== undefined && ow.requests < c.minSamples) w.oldIdleUntil = end + OLD_RECHECK_MS
+    if (ow !== undefined && ow.requests >= c.minSamples) {
+      source = 'live'
+      liveResources = {}
+      const r = c.signals.resource
+      if (r.mode !== 'off') {
+        const rw = view.window(oldKey, end - r.window, end)
+        for (const kind of r.kinds) {
+          const m = medianSlope(rw, kind, r.minPoints)
+          if (m.pods > 0) liveResources[kind] = m.slope
+        }
+      }
+      numbers = {
+        requests: ow.requests,
+        errors: ow.errors,
+        latencyUs: ow.latency.count > 0 ? ow.latency.valueAtQuantile(c.signals.latency.quantile) : NaN,
+        latencyCount: ow.latency.count,
+        resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources },
+      }
+    }
+  }
+  const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
+  const list = [
+    errorRateRule(c, win, numbers),
+    latencyRule(c, view, key, win, numbers),
+    resourceRule(c, view, key, end, evalFrom, numbers?.resourceSlope),
+    probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
+  ]
+  // a breach that continues from the previous tick keeps its first onset
+  for (const r of list) {
+    if (r.state === 'breach') {
+      const prev = w.onsets[r.signal]
+      if (prev !== undefined && r.signal !== 'probe') r.onsetMs = Math.min(prev, r.onsetMs ?? prev)
+      w.onsets[r.signal] = r.onsetMs
+    } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
+  }
+  return { list, source }
+}
+
+/** Does this set of confirmed breaches suffice for a decision? A probe or critical breach alone; else minSignals of them. */
+function suffices(c: Contract, set: readonly RuleResult[]): boolean {
+  return set.some((r) => r.critical) || set.length >= c.minSignals
+}
+
+function strip(list: readonly RuleResult[]): SignalReading[] {
+  return list.map(({ note: _note, ...r }) => r)
+}
+
+function describe(r: RuleResult): string {
+  const fmt = (v: number) =>
+    r.signal === 'error_rate' ? `${(v * 100).toFixed(2)}%` : r.signal === 'latency' ? `${v.toFixed(1)}ms` : r.signal === 'resource' ? `${(v * 100).toFixed(2)}%/min` : String(v)
+  const head = `${r.signal}${r.mode === 'observe' ? ' (observe)' : ''}${r.critical ? ' (critical)' : ''}`
+  if (r.signal === 'probe') return `${head}: ${r.note}`
+  return `${head}: ${fmt(r.value)} vs baseline ${fmt(r.baseline)}, threshold ${fmt(r.threshold)}, ${r.samples} samples${r.note !== '' ? ` [${r.note}]` : ''}`
+}
+
+function evalDeploy(w: Watch, input: EngineInput, end: number, out: EngineOutput, state: EngineState): void {
+  const c = w.contract
+  state.counters.evaluations += 1
+  // only windows that lie wholly after the deployment are judged: data before it belongs to another release
+  const firstEnd = alignUp(w.deployedAt, input.view.bucketMs) + c.window
+  let list: RuleResult[]
+  let source: 'snapshot' | 'live' = 'snapshot'
+  if (end < firstEnd) {
+    list = [
+      pendingFor(c, 'error_rate'),
+      pendingFor(c, 'latency'),
+      pendingFor(c, 'resource'),
+      probeRule(c, input.view.window({ namespace: w.namespace, service: w.service, version: w.version }, end - c.window, end), w.probeFailure, w.failingNow.size, w.probeReadings),
+    ]
+  } else {
+    const r = readings(w, input, end, w.baseline, true)
+    list = r.list
+    source = r.source
+  }
+  const breaches = list.filter((r) => r.state === 'breach')
+  for (const b of breaches) {
+    const pre = w.preExisting[b.signal]
+    if (pre !== undefined && source === 'snapshot') b.onsetMs = Math.min(pre, b.onsetMs ?? pre)
+  }
+  const fresh = (r: RuleResult) => (r.onsetMs ?? end) >= w.deployedAt
+  const enforce = breaches.filter((r) => r.mode === 'enforce')
+  let decision: { kind: 'rollback' | 'incident'; dryRun: boolean; set: RuleResult[] } | undefined
+  if (suffices(c, enforce.filter(fresh))) decision = { kind: 'rollback', dryRun: false, set: enforce.filter(fresh) }
+  else if (suffices(c, enforce)) decision = { kind: 'incident', dryRun: false, set: enforce }
+  else if (suffices(c, breaches.filter(fresh))) decision = { kind: 'rollback', dryRun: true, set: breaches.filter(fresh) }
+  else if (suffices(c, breaches)) decision = { kind: 'incident', dryRun: true, set: breaches }
+
+  let status: DeploymentStatus = statusOf(list)
+  if (decision !== undefined) {
+    status = decision.kind
+    const emit = decision.dryRun ? w.decided === 'none' : true
+    if (emit) {
+      const reasonHead =
+        decision.kind === 'incident'
+          ? 'breach began before the deployment (pre-existing condition, validation gate)'
+          : `${decision.set.length} confirmed breach${decision.set.length > 1 ? 'es' : ''} after the deployment`
+      const v: Verdict = {
+        kind: decision.kind,
+        dryRun: decision.dryRun,
+        id: verdictId(w.id, decision.dryRun ? `${decision.kind}/dry-run` : decision.kind),
+        deploymentId: w.id,
+        namespace: w.namespace,
+        service: w.service,
+        version: w.version,
+        baselineVersion: w.baselineVersion,
+        baselineSource: source,
+        deployedAt: w.deployedAt,
+        decidedAt: input.now,
+        ...(w.artifact !== undefined ? { artifact: w.artifact } : {}),
+        reason: `${reasonHead}${decision.dryRun ? ' (dry run: observe-mode signals needed)' : ''}: ${decision.set.map(describe).join('; ')}`,
+        signals: strip(list),
+      }
+      out.verdicts.push(v)
+      w.decided = decision.dryRun ? 'dry' : 'final'
+      if (!decision.dryRun && decision.kind === 'rollback') {
+        if (state.pendingRecovery.size >= MAX_PENDING) {
+          const oldest = state.pendingRecovery.keys().next().value
+          if (oldest !== undefined) state.pendingRecovery.delete(oldest)
+        }
+        const sid = serviceId(w.namespace, w.service)
+        state.pendingRecovery.delete(sid)
+        state.pendingRecovery.set(sid, {
+          deploymentId: w.id,
+          version: w.version,
+          baselineVersion: w.baselineVersion,
+          baselineSource: source,
+          deployedAt: w.deployedAt,
+          artifact: w.artifact,
+          baseline: w.baseline,
+          contract: c,
+          decisionId: v.id,
+        })
+      }
+    }
+  }
+  w.status = status
+  out.statuses.push(statusRecord(w, end, status, list))
+}
+
+function pendingFor(c: Contract, signal: 'error_rate' | 'latency' | 'resource'): RuleResult {
+  const mode = (signal === 'error_rate' ? c.signals.errorRate : signal === 'latency' ? c.signals.latency : c.signals.resource).mode
+  if (mode === 'off') return offReading(signal)
+  return { signal, state: 'insufficient', mode, value: 0, baseline: 0, threshold: 0, samples: 0, critical: false, note: 'first full window after the deployment not complete yet' }
+}
+
+function statusOf(list: readonly RuleResult[]): DeploymentStatus {
+  if (list.some((r) => r.state === 'breach')) return 'breach'
+  const req = list.filter((r) => r.signal === 'error_rate' || r.signal === 'latency')
+  if (req.some((r) => r.state === 'healthy')) return 'healthy'
+  if (req.every((r) => r.state === 'off') && list.some((r) => r.state === 'healthy')) return 'healthy'
+  return 'insufficient'
+}
+
+function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleResult[]): WatchStatus {
+  return {
+    deploymentId: w.id,
+    kind: w.kind,
+    namespace: w.namespace,
+    service: w.service,
+    version: w.version,
+    baselineVersion: w.baselineVersion,
+    deployedAt: w.deployedAt,
+    t,
+    status,
+    // the rules' readings as they are (with their `note`, which a report can show); not copied per tick
+    signals: list,
+  }
+}
+
+/**
+ * Recovery verification of the restored version against the original frozen baseline:
+ * - any confirmed enforce breach during the verification window -> not-recovered at once;
+ * - at its end: recovered when the last window had no breach and at least one request signal
+ *   (error rate or latency) was judged healthy at some tick; not-recovered when the restored version
+ *   never produced enough data to judge ("insufficient data" is not evidence of recovery).
+ */
+function evalRecovery(w: Watch, input: EngineInput, end: number, out: EngineOutput, final: boolean): void {
+  const c = w.contract
+  const parent = w.parent as RecoveryParent
+  const firstEnd = alignUp(w.deployedAt, input.view.bucketMs) + c.window
+  let list: RuleResult[] | undefined
+  if (end >= firstEnd) {
+    list = readings(w, input, end, w.baseline, false).list
+    if (list.some((r) => (r.signal === 'error_rate' || r.signal === 'latency') && r.state === 'healthy')) w.everSufficient = true
+  } else {
+    const win = input.view.window({ namespace: w.namespace, service: w.service, version: w.version }, end - c.window, end)
+    const p = probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings)
+    list = [pendingFor(c, 'error_rate'), pendingFor(c, 'latency'), pendingFor(c, 'resource'), p]
+  }
+  const breaches = list.filter((r) => r.state === 'breach' && r.mode === 'enforce')
+  let kind: 'recovered' | 'not-recovered' | undefined
+  let reason = ''
+  if (breaches.length > 0) {
+    kind = 'not-recovered'
+    reason = `restored version still breaching the original baseline: ${breaches.map(describe).join('; ')}`
+  } else if (final) {
+    if (w.everSufficient) {
+      kind = 'recovered'
+      reason = `all signals within the original baseline for the ${c.verificationWindow / 1000}s verification window`
+    } else {
+      kind = 'not-recovered'
+      const er = list.find((r) => r.signal === 'error_rate')
+      reason = `insufficient data: the restored version never had ${c.minSamples} requests in a ${c.window / 1000}s window during the ${c.verificationWindow / 1000}s verification window (last window: ${er?.samples ?? 0} requests); recovery cannot be confirmed`
+    }
+  }
+  const status: DeploymentStatus = statusOf(list)
+  w.status = status
+  out.statuses.push(statusRecord(w, end, status, list))
+  if (kind === undefined) return
+  w.decided = 'final'
+  out.verdicts.push({
+    kind,
+    dryRun: false,
+    id: verdictId(parent.deploymentId, kind),
+    deploymentId: parent.deploymentId,
+    namespace: w.namespace,
+    service: w.service,
+    version: parent.version,
+    baselineVersion: parent.baselineVersion,
+    baselineSource: 'snapshot',
+    deployedAt: parent.deployedAt,
+    decidedAt: input.now,
+    ...(parent.artifact !== undefined ? { artifact: parent.artifact } : {}),
+    restoredVersion: w.version,
+    reason,
+    signals: strip(list),
+  })
+}

@@ -1,0 +1,21 @@
+/**
+ * Deterministic ids, so that a replay, a restarted sidecar and a redelivered event name the same
+ * deployment and the same decision identically (the actuator deduplicates on the verdict id).
+ * sha256 is computation, not I/O; the engine stays pure.
+ */
+import { createHash } from 'node:crypto'
+
+function h(parts: readonly (string | number)[]): string {
+  // \u001f (unit separator) cannot occur in the parts' ordinary text, so concatenations cannot collide
+  return createHash('sha256').update(parts.join('\u001f')).digest('hex').slice(0, 32)
+}
+
+/** Id of a deployment: namespace, service, version and the deployment time (unix ms). */
+export function deploymentId(namespace: string, service: string, version: string, deployedAt: number): string {
+  return h(['deployment', namespace, service, version, deployedAt])
+}
+
+/** Id of a verdict: one per deployment and decision kind (a dry-run decision is a kind of its own). */
+export function verdictId(deploymentIdValue: string, kind: string): string {
+  return h(['verdict', deploymentIdValue, kind])
+}

@@ -1,0 +1,236 @@
+/**
+ * The four signal rules. Each turns windows of the SignalView plus a frozen (or live) baseline into
+ * one SignalReading. Pure; a rule never mutates anything.
+ *
+ * Common contract of a confirmed breach (error rate, latency): the window [from, to) holds at least
+ * `minSamples`, the window aggregate is beyond the threshold, AND each of the `slices` equal
+ * sub-windows holds data and is beyond the threshold too ("held for the whole window"). A slice
+ * without data is a telemetry gap: the reading is `insufficient`, never a breach.
+ */
+import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
+import type { SignalView, WindowStats } from '../signals/view.js'
+import type { Contract } from './config.js'
+import { binomialUpperTail, median } from './stats.js'
+import type { SignalMode, SignalName, SignalReading, SignalState } from './verdict.js'
+
+/** The baseline numbers a reading is judged against; frozen once per deployment (or read live from a canary's old version). */
+export interface BaselineNumbers {
+  requests: number
+  errors: number
+  /** latency at the contract's quantile, microseconds; NaN without samples */
+  latencyUs: number
+  latencyCount: number
+  /** median slope across the old version's pods per resource kind (fraction of request per minute); absent when unknown */
+  resourceSlope: Partial<Record<ResourceKind, number>>
+}
+
+export interface RuleResult extends SignalReading {
+  /** why the state is what it is (used in verdict reasons) */
+  note: string
+}
+
+function reading(signal: SignalName, mode: SignalMode, state: SignalState, f: Partial<RuleResult>): RuleResult {
+  return {
+    signal,
+    state: mode === 'off' ? 'off' : state,
+    mode,
+    value: f.value ?? 0,
+    baseline: f.baseline ?? 0,
+    threshold: f.threshold ?? 0,
+    samples: f.samples ?? 0,
+    critical: (f.critical ?? false) && state === 'breach' && mode !== 'off',
+    // always present (undefined unless breaching): one object shape for V8, and JSON omits undefined
+    onsetMs: state === 'breach' ? f.onsetMs : undefined,
+    note: f.note ?? '',
+  }
+}
+
+export function offReading(signal: SignalName): RuleResult {
+  return reading(signal, 'off', 'off', { note: 'off' })
+}
+
+/** Error-rate threshold from a baseline ratio: absolute minimum delta and relative factor, whichever is higher. */
+export function errorThreshold(c: Contract, p0: number): number {
+  const e = c.signals.errorRate
+  return Math.max(p0 + e.minDelta, p0 * e.relativeFactor)
+}
+
+/** Sums buckets into `slices` equal slices of [from, to). */
+function sliceCounts(w: WindowStats, from: number, to: number, slices: number): { requests: number; errors: number; latency: number }[] {
+  const width = (to - from) / slices
+  const out = Array.from({ length: slices }, () => ({ requests: 0, errors: 0, latency: 0 }))
+  for (const b of w.buckets) {
+    const i = Math.min(slices - 1, Math.max(0, Math.floor((b.startMs - from) / width)))
+    const s = out[i] as { requests: number; errors: number; latency: number }
+    s.requests += b.requests
+    s.errors += b.errors
+    s.latency += b.latencyCount
+  }
+  return out
+}
+
+/** Is the error ratio of (errors, requests) beyond the contract against baseline ratio p0? */
+function errorBeyond(c: Contract, errors: number, requests: number, p0: number): boolean {
+  if (requests <= 0) return false
+  const e = c.signals.errorRate
+  if (errors / requests < errorThreshold(c, p0)) return false
+  return binomialUpperTail(errors, requests, Math.max(p0, e.baselineFloor)) <= e.maxPValue
+}
+
+export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers | undefined): RuleResult {
+  const e = c.signals.errorRate
+  const samples = w.requests
+  const value = samples > 0 ? w.errors / samples : 0
+  if (e.mode === 'off') return offReading('error_rate')
+  if (base === undefined || base.requests < c.minSamples) {
+    return reading('error_rate', e.mode, 'insufficient', { value, samples, baseline: base && base.requests > 0 ? base.errors / base.requests : 0, note: 'no baseline with enough requests' })
+  }
+  const p0 = base.errors / base.requests
+  const threshold = errorThreshold(c, p0)
+  const f = { value, samples, baseline: p0, threshold }
+  if (samples < c.minSamples) return reading('error_rate', e.mode, 'insufficient', { ...f, note: `${samples} requests < floor ${c.minSamples}` })
+  const slices = sliceCounts(w, w.fromMs, w.toMs, c.slices)
+  if (slices.some((s) => s.requests === 0)) return reading('error_rate', e.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
+  // the binomial test asks whether this many errors could come from the baseline ratio: 2 errors in 3 requests cannot pass it
+  if (!errorBeyond(c, w.errors, samples, p0)) return reading('error_rate', e.mode, 'healthy', f)
+  // the aggregate is significant; "held for the whole window" asks that every slice's ratio is beyond the threshold too
+  if (slices.some((s) => s.errors / s.requests < threshold)) return reading('error_rate', e.mode, 'healthy', { ...f, note: 'not sustained over the window' })
+  return reading('error_rate', e.mode, 'breach', { ...f, critical: value >= e.critical, onsetMs: w.fromMs })
+}
+
+export function latencyThresholdMs(c: Contract, baseMs: number): number {
+  const l = c.signals.latency
+  return Math.max(baseMs * l.multiplier, baseMs + l.minIncreaseMs)
+}
+
+export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: WindowStats, base: BaselineNumbers | undefined): RuleResult {
+  const l = c.signals.latency
+  if (l.mode === 'off') return offReading('latency')
+  const samples = w.latency.count
+  const value = samples > 0 ? w.latency.valueAtQuantile(l.quantile) / 1000 : 0
+  if (base === undefined || base.latencyCount < c.minSamples || !Number.isFinite(base.latencyUs)) {
+    return reading('latency', l.mode, 'insufficient', { value, samples, note: 'no baseline with enough latency samples' })
+  }
+  const baseMs = base.latencyUs / 1000
+  const threshold = latencyThresholdMs(c, baseMs)
+  const f = { value, samples, baseline: baseMs, threshold }
+  if (samples < c.minSamples) return reading('latency', l.mode, 'insufficient', { ...f, note: `${samples} samples < floor ${c.minSamples}` })
+  const slices = sliceCounts(w, w.fromMs, w.toMs, c.slices)
+  if (slices.some((s) => s.latency === 0)) return reading('latency', l.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
+  if (value < threshold) return reading('latency', l.mode, 'healthy', f)
+  // only on an aggregate breach: ask the view for each slice's own quantile (merged histograms, exact)
+  const width = (w.toMs - w.fromMs) / c.slices
+  for (let i = 0; i < c.slices; i++) {
+    const s = view.window(key, w.fromMs + i * width, w.fromMs + (i + 1) * width)
+    if (s.latency.count === 0) return reading('latency', l.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
+    if (s.latency.valueAtQuantile(l.quantile) / 1000 < threshold) return reading('latency', l.mode, 'healthy', { ...f, note: 'not sustained over the window' })
+  }
+  return reading('latency', l.mode, 'breach', { ...f, critical: value >= baseMs * l.critical, onsetMs: w.fromMs })
+}
+
+/**
+ * Per-pod slopes of one resource kind -> their median, as a fraction of the request per minute.
+ * A pod without a known request is judged relative to its own current level (slope / last reading):
+ * "grows by x % of what it uses now per minute" — stricter for small pods, documented in the config.
+ */
+export function medianSlope(w: WindowStats, kind: ResourceKind, minPoints: number): { slope: number; pods: number; points: number } {
+  const slopes: number[] = []
+  let points = 0
+  for (const p of w.resources) {
+    if (p.resource !== kind || p.samples < minPoints) continue
+    const f = Number.isFinite(p.fractionPerMin) ? p.fractionPerMin : p.last > 0 ? p.slopePerMin / p.last : NaN
+    if (!Number.isFinite(f)) continue
+    slopes.push(f)
+    points += p.samples
+  }
+  return { slope: median(slopes), pods: slopes.length, points }
+}
+
+/**
+ * Resource trajectory over [to - resource.window, to). `evalFrom` is the earliest time the range may
+ * start (deployment + warmup). Breach: the median pod slope exceeds baseline slope + threshold over
+ * the whole range AND over each half of it (a one-off jump is not a trajectory).
+ */
+export function resourceRule(
+  c: Contract,
+  view: SignalView,
+  key: SeriesKey,
+  to: number,
+  evalFrom: number,
+  base: Partial<Record<ResourceKind, number>> | undefined,
+): RuleResult {
+  const r = c.signals.resource
+  if (r.mode === 'off') return offReading('resource')
+  const from = to - r.window
+  if (from < evalFrom) return reading('resource', r.mode, 'insufficient', { note: 'slope window not yet past deployment + warmup' })
+  const w = view.window(key, from, to)
+  let best: RuleResult | undefined
+  for (const kind of r.kinds) {
+    const m = medianSlope(w, kind, r.minPoints)
+    if (m.pods === 0) continue
+    const b = Math.max(0, base?.[kind] ?? 0)
+    const threshold = b + r.threshold
+    const f = { value: m.slope, baseline: b, threshold, samples: m.points, note: kind }
+    let res: RuleResult
+    if (m.slope < threshold) res = reading('resource', r.mode, 'healthy', f)
+    else {
+      const mid = from + r.window / 2
+      const halfPoints = Math.max(2, Math.ceil(r.minPoints / 2))
+      const h1 = medianSlope(view.window(key, from, mid), kind, halfPoints)
+      const h2 = medianSlope(view.window(key, mid, to), kind, halfPoints)
+      if (h1.pods === 0 || h2.pods === 0) res = reading('resource', r.mode, 'insufficient', { ...f, note: `${kind}: too few readings in half the window` })
+      else if (h1.slope < threshold || h2.slope < threshold) res = reading('resource', r.mode, 'healthy', { ...f, note: `${kind}: not sustained` })
+      else res = reading('resource', r.mode, 'breach', { ...f, critical: m.slope >= r.critical, onsetMs: from, note: kind })
+    }
+    if (best === undefined || rank(res) > rank(best) || (rank(res) === rank(best) && res.value - res.threshold > best.value - best.threshold)) best = res
+  }
+  return best ?? reading('resource', r.mode, 'insufficient', { note: `no pod with ${r.minPoints}+ readings of ${r.kinds.join('/')}` })
+}
+
+function rank(r: RuleResult): number {
+  return r.state === 'breach' ? 2 : r.state === 'healthy' ? 1 : 0
+}
+
+/** Per-container readiness tracking of one watched version (fed by probe observations). */
+export interface ContainerTrack {
+  firstSeenMs: number
+  everReady: boolean
+}
+
+export interface ProbeFailure {
+  onsetMs: number
+  container: string
+  why: 'was ready, then failed' | 'not ready after startup grace'
+}
+
+/**
+ * Probe: binary and immediate. A failure is a not-ready reading of the watched version, after the
+ * deployment, from a container that was ready before (regression), or that is still not ready
+ * `startupGrace` after its first reading (never became ready). A fresh container that is not yet
+ * ready inside the grace is normal start-up and not a failure.
+ */
+export function probeRule(c: Contract, w: WindowStats, failure: ProbeFailure | undefined, failingNow: number, readingsSeen: number): RuleResult {
+  const p = c.signals.probe
+  if (p.mode === 'off') return offReading('probe')
+  const samples = w.probes.readings
+  if (failure !== undefined) {
+    return reading('probe', p.mode, 'breach', {
+      value: Math.max(1, failingNow),
+      baseline: 0,
+      threshold: 0,
+      samples,
+      critical: true,
+      onsetMs: failure.onsetMs,
+      note: `${failure.container} ${failure.why}`,
+    })
+  }
+  if (readingsSeen === 0 && samples === 0) return reading('probe', p.mode, 'insufficient', { note: 'no readiness readings' })
+  return reading('probe', p.mode, 'healthy', { value: 0, baseline: 0, threshold: 0, samples })
+}
+
+export function sliceErrorBeyond(c: Contract, w: WindowStats, p0: number): boolean {
+  if (w.requests < c.minSamples) return false
+  const slices = sliceCounts(w, w.fromMs, w.toMs, c.slices)
+  const t = errorThreshold(c, p0)
+  return errorBeyond(c, w.errors, w.requests, p0) && slices.every((s) => s.requests > 0 && s.errors / s.requests >= t)
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod'
+import { duration } from '../config/duration.js'
+
+/**
+ * Configuration of the normalize stage. Owned by src/normalize; meant to be composed into the
+ * top-level schema as `normalize:` (src/config/schema.ts, owned by the lead).
+ */
+export const normalizeSchema = z
+  .strictObject({
+    cumulative: z
+      .strictObject({
+        /** cumulative streams (resource + metric + point attributes) remembered for cumulative->delta; more are rejected and counted */
+        maxStreams: z.number().int().min(1).default(100_000),
+        /** a stream not updated for this long (telemetry time) is forgotten; its next point primes again */
+        idleTtl: duration().default(900_000),
+        /**
+         * the first point of a stream is emitted whole (as if it were a delta from zero) when its
+         * start time is at most this far before its time: the process just started (a new pod of a
+         * new version), so all of it is recent. Otherwise the first point only primes the state.
+         */
+        freshStart: duration().default(120_000),
+      })
+      .prefault({}),
+    /** pods whose container resource requests are remembered; least recently updated are forgotten first */
+    maxPods: z.number().int().min(1).default(50_000),
+  })
+  .prefault({})
+
+export type NormalizeConfig = z.output<typeof normalizeSchema>
+export type NormalizeConfigInput = z.input<typeof normalizeSchema>

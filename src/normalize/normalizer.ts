@@ -1,0 +1,672 @@
+/**
+ * OTLP (decoded) -> observations, by OpenTelemetry semantic conventions. The mapping is documented
+ * in src/normalize/README.md; keep both in step.
+ *
+ * The normalizer has no clock: every time comes from the data. Its only state is bounded: the
+ * cumulative->delta stream map and the per-pod resource requests.
+ */
+import type { ConsumeResult } from '../receivers/consumer.js'
+import type {
+  Attributes,
+  DecodedMetric,
+  ExpHistogramPoint,
+  HistogramPoint,
+  MetricsRequest,
+  NumberPoint,
+  TracesRequest,
+} from '../receivers/otlp/model.js'
+import { SpanKind, StatusCode, Temporality } from '../receivers/otlp/model.js'
+import type { Observation, ObservationSink, ResourceKind, SeriesKey } from './observations.js'
+import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
+import { normalizeSchema } from './config.js'
+
+/** Optional fast path a sink may offer (the signal store does): one lookup per resource, not per span. */
+export interface FastRequestSink {
+  series(key: SeriesKey): { recordRequest(timeMs: number, latencyUs: number, error: boolean): void }
+}
+
+export interface NormalizerStats {
+  accepted: number
+  rejected: number
+  /** items that are valid but carry no signal (non-SERVER spans, unrelated metrics) */
+  ignored: number
+  missingService: number
+  invalidValues: number
+  unsupportedUnit: number
+  unsupportedTemporality: number
+  /** cumulative points that only primed a stream */
+  primed: number
+  /** cumulative resets detected (start time changed or a count decreased) */
+  resets: number
+  /** cumulative points not newer than the stream's last point (duplicates, disorder): dropped */
+  outOfOrder: number
+  /** cumulative points refused because `maxStreams` streams are tracked */
+  streamOverflow: number
+  /** cumulative streams forgotten after `idleTtl` */
+  streamsExpired: number
+  /** pods forgotten from the request map because `maxPods` was reached */
+  podsEvicted: number
+}
+
+export const DURATION_METRIC = 'http.server.request.duration'
+export const PROBE_METRIC = 'pullback.probe.status'
+const MEMORY_METRICS = new Set(['k8s.pod.memory.working_set', 'container.memory.working_set', 'process.memory.usage'])
+const CPU_METRICS = new Set(['k8s.pod.cpu.usage', 'container.cpu.usage'])
+const CPU_UTILIZATION = 'process.cpu.utilization'
+const MEM_REQUEST = 'k8s.container.memory_request'
+const CPU_REQUEST = 'k8s.container.cpu_request'
+const READY_METRIC = 'k8s.container.ready'
+const PROBE_TYPES = new Set(['readiness', 'liveness', 'startup'])
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined
+}
+
+/** Tag of an image reference "registry:5000/name:tag" or "name:tag@sha256:..."; undefined when untagged. */
+export function imageTag(image: string): string | undefined {
+  const at = image.indexOf('@')
+  const ref = at >= 0 ? image.slice(0, at) : image
+  const slash = ref.lastIndexOf('/')
+  const colon = ref.lastIndexOf(':')
+  return colon > slash && colon < ref.length - 1 ? ref.slice(colon + 1) : undefined
+}
+
+export function seriesKeyOf(r: Attributes): SeriesKey | undefined {
+  const service = str(r['service.name'])
+  if (service === undefined) return undefined
+  const namespace = str(r['k8s.namespace.name']) ?? str(r['service.namespace']) ?? ''
+  const image = str(r['container.image.name'])
+  const version = str(r['service.version']) ?? str(r['container.image.tag']) ?? (image !== undefined ? imageTag(image) : undefined) ?? 'unknown'
+  return { namespace, service, version }
+}
+
+export function podOf(r: Attributes): string {
+  return str(r['k8s.pod.name']) ?? str(r['k8s.pod.uid']) ?? str(r['service.instance.id']) ?? str(r['host.name']) ?? 'unknown'
+}
+
+function attrKey(a: Attributes): string {
+  const keys = Object.keys(a).sort()
+  let s = ''
+  for (const k of keys) s += `${k}=${String(a[k])}\u0002`
+  return s
+}
+
+function statusOf(a: Attributes): number {
+  const v = a['http.response.status_code'] ?? a['http.status_code']
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN
+  return Number.isFinite(n) ? n : 0
+}
+
+function validCount(n: number): boolean {
+  return Number.isFinite(n) && n >= 0
+}
+
+function validValue(n: number): boolean {
+  return Number.isFinite(n) && n >= 0
+}
+
+/** Latency multiplier to microseconds for a duration unit; undefined when unsupported. */
+function unitToUs(unit: string): number | undefined {
+  switch (unit) {
+    case 's':
+    case '':
+      return 1e6
+    case 'ms':
+      return 1e3
+    case 'us':
+    case 'µs':
+      return 1
+    default:
+      return undefined
+  }
+}
+
+/** Sparse exponential-histogram state: positive bucket index -> count at `scale`, plus zeros. */
+interface ExpCounts {
+  scale: number
+  zero: number
+  /** absolute bucket indexes and counts (includes negative buckets mapped to the zero bucket) */
+  idx: number[]
+  cnt: number[]
+}
+
+interface CumState {
+  startMs: number
+  timeMs: number
+  count: number
+  /** explicit: bounds and counts; exponential: ExpCounts */
+  bounds: number[] | undefined
+  counts: number[] | undefined
+  exp: ExpCounts | undefined
+}
+
+interface Requests {
+  cpu: number | undefined
+  mem: number | undefined
+}
+
+class Result {
+  accepted = 0
+  rejected = 0
+  reason: string | undefined
+  reject(n: number, reason: string): void {
+    this.rejected += n
+    if (this.reason === undefined && n > 0) this.reason = reason
+  }
+  out(): ConsumeResult {
+    return this.reason === undefined
+      ? { accepted: this.accepted, rejected: this.rejected }
+      : { accepted: this.accepted, rejected: this.rejected, rejectReason: this.reason }
+  }
+}
+
+export class Normalizer {
+  readonly config: NormalizeConfig
+  private readonly fast: FastRequestSink | undefined
+  private readonly streams = new Map<string, CumState>()
+  private readonly podRequests = new Map<string, Map<string, Requests>>()
+  private newestMs = -Infinity
+  private readonly st: NormalizerStats = {
+    accepted: 0,
+    rejected: 0,
+    ignored: 0,
+    missingService: 0,
+    invalidValues: 0,
+    unsupportedUnit: 0,
+    unsupportedTemporality: 0,
+    primed: 0,
+    resets: 0,
+    outOfOrder: 0,
+    streamOverflow: 0,
+    streamsExpired: 0,
+    podsEvicted: 0,
+  }
+
+  constructor(
+    config: NormalizeConfigInput,
+    private readonly sink: ObservationSink,
+  ) {
+    this.config = normalizeSchema.parse(config)
+    const maybe = sink as Partial<FastRequestSink>
+    this.fast = typeof maybe.series === 'function' ? (sink as unknown as FastRequestSink) : undefined
+  }
+
+  stats(): NormalizerStats {
+    return { ...this.st }
+  }
+
+  private emit(obs: Observation): void {
+    this.sink.record(obs)
+  }
+
+  traces(req: TracesRequest): ConsumeResult {
+    const r = new Result()
+    for (const rs of req.resourceSpans) {
+      const key = seriesKeyOf(rs.resource)
+      if (key === undefined) {
+        this.st.missingService += rs.spans.length
+        r.reject(rs.spans.length, 'resource without service.name')
+        continue
+      }
+      const rec = this.fast?.series(key)
+      for (const span of rs.spans) {
+        if (span.kind !== SpanKind.SERVER) {
+          this.st.ignored++
+          r.accepted++
+          continue
+        }
+        const t = span.endTimeMs
+        const d = span.durationUs
+        if (!validValue(t) || !validValue(d)) {
+          this.st.invalidValues++
+          r.reject(1, 'span with invalid end time or duration')
+          continue
+        }
+        const error = span.httpStatus >= 500 || span.statusCode === StatusCode.ERROR
+        if (rec !== undefined) rec.recordRequest(t, d, error)
+        else this.emit({ kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [d], latencyCounts: undefined })
+        r.accepted++
+      }
+    }
+    this.st.accepted += r.accepted
+    this.st.rejected += r.rejected
+    return r.out()
+  }
+
+  metrics(req: MetricsRequest): ConsumeResult {
+    const r = new Result()
+    // requests first, so that usage points of the same request see them whatever the order
+    for (const rm of req.resourceMetrics) {
+      for (const m of rm.metrics) if (m.name === MEM_REQUEST || m.name === CPU_REQUEST) this.requestMetric(rm.resource, m, r)
+    }
+    for (const rm of req.resourceMetrics) {
+      let key: SeriesKey | undefined | null = null
+      let resKey: string | undefined
+      for (const m of rm.metrics) {
+        if (m.name === MEM_REQUEST || m.name === CPU_REQUEST) continue
+        const relevant =
+          m.name === DURATION_METRIC || MEMORY_METRICS.has(m.name) || CPU_METRICS.has(m.name) || m.name === CPU_UTILIZATION || m.name === READY_METRIC || m.name === PROBE_METRIC
+        const n = m.points.length
+        if (!relevant) {
+          this.st.ignored += n
+          r.accepted += n
+          continue
+        }
+        if (key === null) key = seriesKeyOf(rm.resource)
+        if (key === undefined) {
+          this.st.missingService += n
+          r.reject(n, 'resource without service.name')
+          continue
+        }
+        if (m.name === DURATION_METRIC) {
+          resKey ??= attrKey(rm.resource)
+          this.durationMetric(key, resKey, m, r)
+        } else if (m.name === READY_METRIC || m.name === PROBE_METRIC) this.probeMetric(key, rm.resource, m, r)
+        else this.resourceMetric(key, rm.resource, m, r)
+      }
+    }
+    this.st.accepted += r.accepted
+    this.st.rejected += r.rejected
+    return r.out()
+  }
+
+  // ---- requests (histograms) -------------------------------------------------------------------
+
+  private durationMetric(key: SeriesKey, resKey: string, m: DecodedMetric, r: Result): void {
+    if (m.type !== 'histogram' && m.type !== 'exponential_histogram') {
+      this.st.ignored += m.points.length
+      r.accepted += m.points.length
+      return
+    }
+    const factor = unitToUs(m.unit)
+    if (factor === undefined) {
+      this.st.unsupportedUnit += m.points.length
+      r.reject(m.points.length, `unsupported unit ${JSON.stringify(m.unit)} for ${m.name}`)
+      return
+    }
+    if (m.temporality !== Temporality.DELTA && m.temporality !== Temporality.CUMULATIVE) {
+      this.st.unsupportedTemporality += m.points.length
+      r.reject(m.points.length, `unsupported temporality for ${m.name}`)
+      return
+    }
+    const cumulative = m.temporality === Temporality.CUMULATIVE
+    if (m.type === 'histogram') {
+      for (const p of m.points) {
+        if (!this.validHistogram(p)) {
+          this.st.invalidValues++
+          r.reject(1, `invalid ${m.name} point`)
+          continue
+        }
+        let count = p.count
+        let counts = p.bucketCounts
+        if (cumulative) {
+          const d = this.explicitDelta(`${resKey}\u0001${m.name}\u0001${attrKey(p.attributes)}`, p, r)
+          if (d === undefined) continue
+          count = d.count
+          counts = d.counts
+        }
+        r.accepted++
+        if (count > 0) this.emitExplicit(key, p, count, counts, factor)
+      }
+    } else {
+      for (const p of m.points) {
+        if (!this.validExp(p)) {
+          this.st.invalidValues++
+          r.reject(1, `invalid ${m.name} point`)
+          continue
+        }
+        let count = p.count
+        let e = expCountsOf(p)
+        if (cumulative) {
+          const d = this.expDelta(`${resKey}\u0001${m.name}\u0001${attrKey(p.attributes)}`, p, e, r)
+          if (d === undefined) continue
+          count = d.count
+          e = d.exp
+        }
+        r.accepted++
+        if (count > 0) this.emitExp(key, p, count, e, factor)
+      }
+    }
+  }
+
+  private validHistogram(p: HistogramPoint): boolean {
+    if (!validCount(p.count) || !validValue(p.timeMs)) return false
+    if (p.bucketCounts.length !== p.bounds.length + 1 && !(p.bounds.length === 0 && p.bucketCounts.length <= 1)) return false
+    for (const c of p.bucketCounts) if (!validCount(c)) return false
+    for (const b of p.bounds) if (!Number.isFinite(b)) return false
+    return true
+  }
+
+  private validExp(p: ExpHistogramPoint): boolean {
+    if (!validCount(p.count) || !validValue(p.timeMs) || !validCount(p.zeroCount) || !Number.isInteger(p.scale)) return false
+    if (p.scale < -10 || p.scale > 20) return false
+    for (const c of p.positive.bucketCounts) if (!validCount(c)) return false
+    for (const c of p.negative.bucketCounts) if (!validCount(c)) return false
+    return true
+  }
+
+  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], factor: number): void {
+    const lats: number[] = []
+    const ns: number[] = []
+    const b = p.bounds
+    if (b.length === 0) {
+      // a single bucket: the mean is the only representative there is
+      if (p.sum !== undefined && Number.isFinite(p.sum) && p.sum >= 0 && p.count > 0) {
+        lats.push((p.sum / p.count) * factor)
+        ns.push(count)
+      }
+    } else {
+      for (let i = 0; i < counts.length; i++) {
+        const n = counts[i] as number
+        if (n <= 0) continue
+        let rep: number
+        if (i === 0) rep = Math.max(0, b[0] as number) / 2
+        else if (i === b.length) rep = b[b.length - 1] as number
+        else rep = ((b[i - 1] as number) + (b[i] as number)) / 2
+        lats.push(Math.max(0, rep) * factor)
+        ns.push(n)
+      }
+    }
+    const errors = statusOf(p.attributes) >= 500 ? count : 0
+    this.emit({ kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns })
+  }
+
+  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, factor: number): void {
+    const lats: number[] = []
+    const ns: number[] = []
+    if (e.zero > 0) {
+      lats.push(0)
+      ns.push(e.zero)
+    }
+    const step = Math.pow(2, -e.scale)
+    for (let i = 0; i < e.idx.length; i++) {
+      const n = e.cnt[i] as number
+      if (n <= 0) continue
+      // bucket idx covers (base^idx, base^(idx+1)], base = 2^(2^-scale): geometric midpoint
+      lats.push(Math.pow(2, ((e.idx[i] as number) + 0.5) * step) * factor)
+      ns.push(n)
+    }
+    const errors = statusOf(p.attributes) >= 500 ? count : 0
+    this.emit({ kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns })
+  }
+
+  // ---- cumulative -> delta ---------------------------------------------------------------------
+
+  /**
+   * Looks up a stream for a cumulative point. Returns the previous state, 'new' when the stream is
+   * unknown (and there is room), or undefined when the point is dropped (counted).
+   */
+  private stream(id: string, t: number, r: Result): CumState | 'new' | undefined {
+    if (t > this.newestMs) this.newestMs = t
+    const prev = this.streams.get(id)
+    if (prev !== undefined) return prev
+    this.expireStreams()
+    if (this.streams.size >= this.config.cumulative.maxStreams) {
+      this.st.streamOverflow++
+      r.reject(1, 'cumulative stream limit reached')
+      return undefined
+    }
+    return 'new'
+  }
+
+  private expireStreams(): void {
+    const limit = this.newestMs - this.config.cumulative.idleTtl
+    // the map is in update order (delete + set on every update): expired entries are at the front
+    for (const [id, s] of this.streams) {
+      if (s.timeMs >= limit) break
+      this.streams.delete(id)
+      this.st.streamsExpired++
+    }
+  }
+
+  private save(id: string, s: CumState): void {
+    this.streams.delete(id)
+    this.streams.set(id, s)
+  }
+
+  /** First point: emitted whole when the stream just started (see config `freshStart`), else primes. */
+  private firstPoint(startMs: number, t: number): boolean {
+    const fresh = startMs > 0 && t >= startMs && t - startMs <= this.config.cumulative.freshStart
+    if (!fresh) this.st.primed++
+    return fresh
+  }
+
+  private explicitDelta(id: string, p: HistogramPoint, r: Result): { count: number; counts: number[] } | undefined {
+    const prev = this.stream(id, p.timeMs, r)
+    if (prev === undefined) return undefined
+    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }
+    if (prev === 'new') {
+      this.save(id, next)
+      if (this.firstPoint(p.startTimeMs, p.timeMs)) return { count: p.count, counts: p.bucketCounts }
+      r.accepted++
+      return undefined
+    }
+    if (p.startTimeMs === prev.startMs && p.timeMs <= prev.timeMs) {
+      this.st.outOfOrder++
+      r.accepted++
+      return undefined
+    }
+    this.save(id, next)
+    const sameShape = prev.bounds !== undefined && prev.counts !== undefined && sameNumbers(prev.bounds, p.bounds)
+    let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || !sameShape
+    const counts: number[] = []
+    if (!reset) {
+      const pc = prev.counts as number[]
+      for (let i = 0; i < p.bucketCounts.length; i++) {
+        const d = (p.bucketCounts[i] as number) - (pc[i] as number)
+        if (d < 0) {
+          reset = true
+          break
+        }
+        counts.push(d)
+      }
+    }
+    if (reset) {
+      this.st.resets++
+      return { count: p.count, counts: p.bucketCounts }
+    }
+    return { count: p.count - prev.count, counts }
+  }
+
+  private expDelta(id: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): { count: number; exp: ExpCounts } | undefined {
+    const prev = this.stream(id, p.timeMs, r)
+    if (prev === undefined) return undefined
+    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: undefined, counts: undefined, exp: e }
+    if (prev === 'new') {
+      this.save(id, next)
+      if (this.firstPoint(p.startTimeMs, p.timeMs)) return { count: p.count, exp: e }
+      r.accepted++
+      return undefined
+    }
+    if (p.startTimeMs === prev.startMs && p.timeMs <= prev.timeMs) {
+      this.st.outOfOrder++
+      r.accepted++
+      return undefined
+    }
+    this.save(id, next)
+    const pe = prev.exp
+    let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || pe === undefined || pe.scale < e.scale
+    let out: ExpCounts | undefined
+    if (!reset && pe !== undefined) {
+      // an SDK may lower the scale of a cumulative stream: bring the previous point to the new scale
+      const old = downscale(pe, e.scale)
+      const cur = downscale(e, e.scale)
+      const prevMap = new Map<number, number>()
+      for (let i = 0; i < old.idx.length; i++) prevMap.set(old.idx[i] as number, old.cnt[i] as number)
+      out = { scale: e.scale, zero: cur.zero - old.zero, idx: [], cnt: [] }
+      if (out.zero < 0) reset = true
+      for (let i = 0; i < cur.idx.length && !reset; i++) {
+        const k = cur.idx[i] as number
+        const d = (cur.cnt[i] as number) - (prevMap.get(k) ?? 0)
+        prevMap.delete(k)
+        if (d < 0) reset = true
+        else if (d > 0) {
+          out.idx.push(k)
+          out.cnt.push(d)
+        }
+      }
+      for (const v of prevMap.values()) if (v > 0) reset = true
+    }
+    if (reset || out === undefined) {
+      this.st.resets++
+      return { count: p.count, exp: e }
+    }
+    return { count: p.count - prev.count, exp: out }
+  }
+
+  // ---- resources -------------------------------------------------------------------------------
+
+  private numberPoints(m: DecodedMetric): NumberPoint[] | undefined {
+    return m.type === 'gauge' || m.type === 'sum' ? m.points : undefined
+  }
+
+  private requestMetric(res: Attributes, m: DecodedMetric, r: Result): void {
+    const pts = this.numberPoints(m)
+    if (pts === undefined) {
+      this.st.ignored += m.points.length
+      r.accepted += m.points.length
+      return
+    }
+    const pk = podKey(res)
+    for (const p of pts) {
+      if (!validValue(p.value)) {
+        this.st.invalidValues++
+        r.reject(1, `invalid ${m.name} value`)
+        continue
+      }
+      const container = str(p.attributes['k8s.container.name']) ?? str(res['k8s.container.name']) ?? ''
+      let pod = this.podRequests.get(pk)
+      if (pod === undefined) {
+        if (this.podRequests.size >= this.config.maxPods) {
+          const oldest = this.podRequests.keys().next().value as string
+          this.podRequests.delete(oldest)
+          this.st.podsEvicted++
+        }
+        pod = new Map()
+      } else this.podRequests.delete(pk)
+      this.podRequests.set(pk, pod)
+      const c = pod.get(container) ?? { cpu: undefined, mem: undefined }
+      if (m.name === MEM_REQUEST) c.mem = p.value
+      else c.cpu = p.value
+      pod.set(container, c)
+      r.accepted++
+    }
+  }
+
+  /** The pod's request (sum over containers), or one container's request when `container` is given. */
+  private requestOf(res: Attributes, kind: ResourceKind, container: string | undefined): number | undefined {
+    const pod = this.podRequests.get(podKey(res))
+    if (pod === undefined) return undefined
+    if (container !== undefined) {
+      const c = pod.get(container)
+      return c === undefined ? undefined : kind === 'memory' ? c.mem : c.cpu
+    }
+    let sum: number | undefined
+    for (const c of pod.values()) {
+      const v = kind === 'memory' ? c.mem : c.cpu
+      if (v !== undefined) sum = (sum ?? 0) + v
+    }
+    return sum
+  }
+
+  private resourceMetric(key: SeriesKey, res: Attributes, m: DecodedMetric, r: Result): void {
+    const pts = this.numberPoints(m)
+    const isCpu = CPU_METRICS.has(m.name)
+    // a monotonic sum under a usage name is accumulated CPU time, not a rate: not a reading
+    if (pts === undefined || (isCpu && m.type === 'sum' && m.monotonic)) {
+      this.st.ignored += m.points.length
+      r.accepted += m.points.length
+      return
+    }
+    const resource: ResourceKind = MEMORY_METRICS.has(m.name) ? 'memory' : 'cpu'
+    const perContainer = m.name.startsWith('container.')
+    const basePod = podOf(res)
+    for (const p of pts) {
+      if (!validValue(p.value) || !validValue(p.timeMs)) {
+        this.st.invalidValues++
+        r.reject(1, `invalid ${m.name} value`)
+        continue
+      }
+      const container = perContainer ? (str(p.attributes['k8s.container.name']) ?? str(res['k8s.container.name'])) : undefined
+      const pod = container !== undefined ? `${basePod}/${container}` : basePod
+      const request = this.requestOf(res, resource, container)
+      let value = p.value
+      if (m.name === CPU_UTILIZATION && request !== undefined) value = p.value * request
+      this.emit({ kind: 'resource', key, pod, resource, timeMs: p.timeMs, value, request })
+      r.accepted++
+    }
+  }
+
+  // ---- probes ----------------------------------------------------------------------------------
+
+  private probeMetric(key: SeriesKey, res: Attributes, m: DecodedMetric, r: Result): void {
+    const pts = this.numberPoints(m)
+    if (pts === undefined) {
+      this.st.ignored += m.points.length
+      r.accepted += m.points.length
+      return
+    }
+    const pod = podOf(res)
+    for (const p of pts) {
+      if (!validValue(p.timeMs) || (p.value !== 0 && p.value !== 1)) {
+        this.st.invalidValues++
+        r.reject(1, `${m.name} must be 0 or 1`)
+        continue
+      }
+      let container: string
+      if (m.name === READY_METRIC) container = str(p.attributes['k8s.container.name']) ?? str(res['k8s.container.name']) ?? 'unknown'
+      else {
+        const type = str(p.attributes['probe.type'])
+        if (type === undefined || !PROBE_TYPES.has(type)) {
+          this.st.invalidValues++
+          r.reject(1, `${m.name} needs probe.type readiness|liveness|startup`)
+          continue
+        }
+        container = `${type}:${str(p.attributes['probe.name']) ?? 'default'}`
+      }
+      this.emit({ kind: 'probe', key, pod, container, timeMs: p.timeMs, ready: p.value === 1 })
+      r.accepted++
+    }
+  }
+}
+
+function podKey(res: Attributes): string {
+  const ns = str(res['k8s.namespace.name']) ?? str(res['service.namespace']) ?? ''
+  return `${ns}\u0000${podOf(res)}`
+}
+
+function sameNumbers(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Sparse copy of an exponential point; negative buckets (negative durations) count as zeros. */
+function expCountsOf(p: ExpHistogramPoint): ExpCounts {
+  let zero = p.zeroCount
+  for (const c of p.negative.bucketCounts) zero += c
+  const idx: number[] = []
+  const cnt: number[] = []
+  const b = p.positive.bucketCounts
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i] as number
+    if (c > 0) {
+      idx.push(p.positive.offset + i)
+      cnt.push(c)
+    }
+  }
+  return { scale: p.scale, zero, idx, cnt }
+}
+
+/** Merges buckets down to a lower scale: index i at scale s is index i >> (s - t) at scale t. */
+function downscale(e: ExpCounts, scale: number): ExpCounts {
+  if (e.scale === scale) return e
+  const shift = e.scale - scale
+  const m = new Map<number, number>()
+  for (let i = 0; i < e.idx.length; i++) {
+    const k = Math.floor((e.idx[i] as number) / Math.pow(2, shift))
+    m.set(k, (m.get(k) ?? 0) + (e.cnt[i] as number))
+  }
+  const idx = [...m.keys()].sort((a, b) => a - b)
+  return { scale, zero: e.zero, idx, cnt: idx.map((k) => m.get(k) as number) }
+}

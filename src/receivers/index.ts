@@ -1,0 +1,83 @@
+/**
+ * The receivers stage from config: builds the enabled receivers (not started). Start them after the
+ * pipeline behind `consumer` is ready and shut them down first (src/common/lifecycle.ts).
+ */
+import type { Logger } from '../common/logger.js'
+import { silentLogger } from '../common/logger.js'
+import type { DeploymentEvent } from '../engine/events.js'
+import type { KafkaConfig } from '../kafka/config.js'
+import type { KafkaTransport } from '../kafka/types.js'
+import type { ReceiversConfig } from './config.js'
+import type { TelemetryConsumer } from './consumer.js'
+import { DeploymentsReceiver } from './deployments/receiver.js'
+import { KafkaSpansReceiver } from './kafka-spans/receiver.js'
+import { MemoryGuard } from './memory.js'
+import { OtlpGrpcReceiver } from './otlp-grpc/receiver.js'
+import { OtlpHttpReceiver } from './otlp-http/receiver.js'
+
+export { DeploymentsReceiver } from './deployments/receiver.js'
+export { KafkaSpansReceiver } from './kafka-spans/receiver.js'
+export { MemoryGuard } from './memory.js'
+export { OtlpGrpcReceiver } from './otlp-grpc/receiver.js'
+export { OtlpHttpReceiver } from './otlp-http/receiver.js'
+export type { ReceiverStats, RejectReason } from './stats.js'
+
+export interface ReceiversDeps {
+  config: ReceiversConfig
+  kafka: KafkaConfig
+  consumer: TelemetryConsumer
+  /** required when receivers.kafkaSpans or receivers.deployments is enabled */
+  transport?: KafkaTransport
+  onDeployment?: (e: DeploymentEvent) => void
+  /** distinguishes this instance's deployments consumer group (every instance needs every event) */
+  instanceId?: string
+  logger?: Logger
+}
+
+export interface Receivers {
+  grpc: OtlpGrpcReceiver | undefined
+  http: OtlpHttpReceiver | undefined
+  kafkaSpans: KafkaSpansReceiver | undefined
+  deployments: DeploymentsReceiver | undefined
+  /** the enabled ones, in start order */
+  all: Array<OtlpGrpcReceiver | OtlpHttpReceiver | KafkaSpansReceiver | DeploymentsReceiver>
+}
+
+export function createReceivers(deps: ReceiversDeps): Receivers {
+  const { config: c, kafka, consumer } = deps
+  const logger = deps.logger ?? silentLogger
+  const memoryGuard = new MemoryGuard({ highWaterBytes: c.memoryHighWater, retryAfterMs: c.retryAfter })
+  const common = { consumer, maxRequestBytes: c.maxRequestBytes, memoryGuard, maxAttributes: c.maxAttributes }
+  const grpc = c.otlp.grpc.enabled ? new OtlpGrpcReceiver({ ...common, endpoint: c.otlp.grpc.endpoint, logger: logger.child({ component: 'otlp-grpc' }) }) : undefined
+  const http = c.otlp.http.enabled ? new OtlpHttpReceiver({ ...common, endpoint: c.otlp.http.endpoint, logger: logger.child({ component: 'otlp-http' }) }) : undefined
+  const needTransport = (what: string): KafkaTransport => {
+    if (deps.transport === undefined) throw new Error(`receivers.${what} is enabled but no Kafka transport was given`)
+    return deps.transport
+  }
+  const kafkaSpans = c.kafkaSpans.enabled
+    ? new KafkaSpansReceiver({
+        transport: needTransport('kafkaSpans'),
+        consumer,
+        topic: kafka.topics.spans,
+        groupId: `${kafka.groupPrefix}.spans`,
+        encoding: c.kafkaSpans.encoding,
+        startFrom: c.kafkaSpans.startFrom,
+        deadLetterTopic: c.kafkaSpans.deadLetterTopic,
+        stallTimeoutMs: c.kafkaSpans.stallTimeout,
+        maxBatchSize: c.kafkaSpans.maxBatchSize,
+        maxAttributes: c.maxAttributes,
+        logger: logger.child({ component: 'kafka-spans' }),
+      })
+    : undefined
+  const deployments = c.deployments.enabled
+    ? new DeploymentsReceiver({
+        transport: needTransport('deployments'),
+        topic: kafka.topics.deployments,
+        groupId: `${kafka.groupPrefix}.deployments${deps.instanceId ? `.${deps.instanceId}` : ''}`,
+        onEvent: deps.onDeployment ?? (() => undefined),
+        logger: logger.child({ component: 'deployments' }),
+      })
+    : undefined
+  const all = [deployments, kafkaSpans, grpc, http].filter((r) => r !== undefined)
+  return { grpc, http, kafkaSpans, deployments, all }
+}

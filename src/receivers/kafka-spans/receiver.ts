@@ -1,0 +1,240 @@
+/**
+ * The Kafka span stream receiver: a consumer group on `kafka.topics.spans` (default `otlp_spans`)
+ * reading what the Collector's kafka exporter writes: each record value one
+ * ExportTraceServiceRequest, `otlp_proto` (default) or `otlp_json` (config `encoding`; a
+ * `content-type` record header, when present, overrides it per record).
+ *
+ * Delivery contract (src/kafka/types.ts): a batch's offsets are committed only after the handler
+ * resolves, and the handler resolves only after the batch's spans were handed to the
+ * TelemetryConsumer (one consumeTraces call per batch, so a retry never double-counts part of one).
+ * - A poison record (undecodable, or a null tombstone) is counted, optionally produced to the
+ *   dead-letter topic with an `x-pullback-error` header, and skipped: the offset moves past it.
+ *   A failing dead-letter produce is counted and the record is skipped anyway (never a crash loop).
+ * - consumeTraces throwing a RetryableError (pipeline over its high-water mark) rejects the batch,
+ *   so the transport redelivers it after a backoff: backpressure, nothing lost. Any other error is
+ *   counted (the batch's spans as rejected) and the batch committed.
+ * - `health()` turns `stalled` when the consumer is connected but has not polled for `stallTimeoutMs`
+ *   (librdkafka's KafkaJS-style consumer can stop silently; see notes/libraries.md).
+ */
+import { classify, errorMessage } from '../../common/errors.js'
+import type { Clock } from '../../common/clock.js'
+import { systemClock } from '../../common/clock.js'
+import type { Component } from '../../common/lifecycle.js'
+import type { Logger } from '../../common/logger.js'
+import { silentLogger } from '../../common/logger.js'
+import type { Batch, ConsumedMessage, Consumer, ConsumerStats, KafkaTransport, Producer } from '../../kafka/types.js'
+import type { TelemetryConsumer } from '../consumer.js'
+import { decodeTracesJson } from '../otlp/json.js'
+import type { ResourceSpansLite, TracesRequest } from '../otlp/model.js'
+import { countSpans, decodeTracesProto } from '../otlp/proto.js'
+
+export type SpanEncoding = 'otlp_proto' | 'otlp_json'
+
+export interface KafkaSpansReceiverOptions {
+  transport: KafkaTransport
+  consumer: TelemetryConsumer
+  /** kafka.topics.spans */
+  topic: string
+  /** consumer group; by convention `${kafka.groupPrefix}.spans` */
+  groupId: string
+  encoding?: SpanEncoding
+  /** where a group with no committed offset starts; default 'latest' (old spans say nothing about a deployment now) */
+  startFrom?: 'earliest' | 'latest'
+  deadLetterTopic?: string
+  /** default 60 s */
+  stallTimeoutMs?: number
+  /** default 500 */
+  maxBatchSize?: number
+  maxAttributes?: number
+  clock?: Clock
+  logger?: Logger
+}
+
+export type PoisonReason = 'decode' | 'empty'
+
+export interface KafkaSpansStats {
+  messages: number
+  batches: number
+  acceptedSpans: number
+  /** spans the pipeline rejected (consume result) or failed on permanently */
+  rejectedSpans: number
+  /** poison records skipped, by reason */
+  poison: Record<PoisonReason, number>
+  deadLettered: number
+  deadLetterFailures: number
+  /** batches handed back for redelivery because the pipeline was overloaded */
+  redeliveries: number
+  consumer: ConsumerStats | undefined
+}
+
+export type ReceiverHealth =
+  | { status: 'starting' }
+  | { status: 'ok' }
+  | { status: 'stalled'; lastPollMs: number; stalledForMs: number }
+  | { status: 'stopped' }
+
+function contentTypeOf(m: ConsumedMessage): string | undefined {
+  for (const k of Object.keys(m.headers)) if (k.toLowerCase() === 'content-type') return m.headers[k]
+  return undefined
+}
+
+export class KafkaSpansReceiver implements Component {
+  readonly name = 'kafka-spans'
+  private readonly opts: Required<Omit<KafkaSpansReceiverOptions, 'deadLetterTopic' | 'logger' | 'clock'>> & { deadLetterTopic?: string }
+  private readonly clock: Clock
+  private readonly logger: Logger
+  private kafkaConsumer: Consumer | undefined
+  private dlq: Producer | undefined
+  private state: 'new' | 'running' | 'stopped' = 'new'
+  private startedMs = 0
+  private stopping: Promise<void> | undefined
+  private readonly counters = {
+    messages: 0,
+    batches: 0,
+    acceptedSpans: 0,
+    rejectedSpans: 0,
+    poison: { decode: 0, empty: 0 } as Record<PoisonReason, number>,
+    deadLettered: 0,
+    deadLetterFailures: 0,
+    redeliveries: 0,
+  }
+
+  constructor(opts: KafkaSpansReceiverOptions) {
+    this.opts = {
+      transport: opts.transport,
+      consumer: opts.consumer,
+      topic: opts.topic,
+      groupId: opts.groupId,
+      encoding: opts.encoding ?? 'otlp_proto',
+      startFrom: opts.startFrom ?? 'latest',
+      deadLetterTopic: opts.deadLetterTopic,
+      stallTimeoutMs: opts.stallTimeoutMs ?? 60_000,
+      maxBatchSize: opts.maxBatchSize ?? 500,
+      maxAttributes: opts.maxAttributes ?? 1024,
+    }
+    this.clock = opts.clock ?? systemClock
+    this.logger = opts.logger ?? silentLogger
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
+    const { transport, topic, groupId, maxBatchSize, deadLetterTopic } = this.opts
+    if (deadLetterTopic !== undefined) {
+      this.dlq = transport.producer()
+      await this.dlq.connect()
+    }
+    this.kafkaConsumer = transport.consumer({
+      groupId,
+      topics: [topic],
+      fromBeginning: this.opts.startFrom === 'earliest',
+      maxBatchSize,
+      onError: (err) => this.logger.warn({ err: errorMessage(err), topic }, 'span consumer error'),
+    })
+    this.startedMs = this.clock.now()
+    this.state = 'running'
+    await this.kafkaConsumer.start((batch) => this.handle(batch))
+    this.logger.info({ topic, groupId, encoding: this.opts.encoding, transport: transport.kind }, 'kafka span receiver started')
+  }
+
+  /** Decodes one record; throws DecodeError (or the JSON decoder's PermanentError). */
+  private decode(m: ConsumedMessage): TracesRequest {
+    const value = m.value as Buffer
+    const ct = contentTypeOf(m)?.split(';')[0]?.trim().toLowerCase()
+    const json = ct === 'application/json' ? true : ct === 'application/x-protobuf' ? false : this.opts.encoding === 'otlp_json'
+    return json ? decodeTracesJson(value.toString('utf8')) : decodeTracesProto(value, { maxAttributes: this.opts.maxAttributes })
+  }
+
+  private async handle(batch: Batch): Promise<void> {
+    const resourceSpans: ResourceSpansLite[] = []
+    const poison: Array<{ m: ConsumedMessage; reason: PoisonReason; message: string }> = []
+    let spans = 0
+    for (const m of batch.messages) {
+      if (m.value === null) {
+        poison.push({ m, reason: 'empty', message: 'null record value' })
+        continue
+      }
+      try {
+        const req = this.decode(m)
+        for (const rs of req.resourceSpans) resourceSpans.push(rs)
+        spans += countSpans(req)
+      } catch (err) {
+        // whatever the decoder threw, this record will fail again: rethrowing would be a redelivery loop
+        poison.push({ m, reason: 'decode', message: errorMessage(err) })
+      }
+    }
+    let accepted = spans
+    let rejected = 0
+    if (spans > 0) {
+      try {
+        const res = this.opts.consumer.consumeTraces({ resourceSpans })
+        rejected = Math.min(spans, Math.max(0, res.rejected))
+        accepted = spans - rejected
+      } catch (err) {
+        if (classify(err) === 'retryable') {
+          // nothing of this batch was counted yet: redelivery is exact
+          this.counters.redeliveries++
+          throw err
+        }
+        this.logger.warn({ err: errorMessage(err), topic: batch.topic, partition: batch.partition }, 'span batch failed permanently; skipped')
+        accepted = 0
+        rejected = spans
+      }
+    }
+    for (const p of poison) {
+      this.counters.poison[p.reason]++
+      if (this.dlq !== undefined) await this.deadLetter(p.m, p.message)
+    }
+    this.counters.batches++
+    this.counters.messages += batch.messages.length
+    this.counters.acceptedSpans += accepted
+    this.counters.rejectedSpans += rejected
+  }
+
+  private async deadLetter(m: ConsumedMessage, reason: string): Promise<void> {
+    try {
+      await (this.dlq as Producer).send(this.opts.deadLetterTopic as string, [
+        {
+          key: m.key,
+          value: m.value ?? Buffer.alloc(0),
+          headers: { ...m.headers, 'x-pullback-error': reason.slice(0, 512), 'x-pullback-source': `${m.topic}/${m.partition}@${m.offset}` },
+        },
+      ])
+      this.counters.deadLettered++
+    } catch (err) {
+      this.counters.deadLetterFailures++
+      this.logger.debug({ err: errorMessage(err) }, 'dead-letter produce failed')
+    }
+  }
+
+  stats(): KafkaSpansStats {
+    return { ...this.counters, poison: { ...this.counters.poison }, consumer: this.kafkaConsumer?.stats() }
+  }
+
+  /** Readiness: red while starting, stalled or stopped. */
+  health(): ReceiverHealth {
+    if (this.state === 'new') return { status: 'starting' }
+    if (this.state === 'stopped') return { status: 'stopped' }
+    const cs = (this.kafkaConsumer as Consumer).stats()
+    const now = this.clock.now()
+    const last = Math.max(cs.lastPollMs, this.startedMs)
+    if (cs.connected && now - last > this.opts.stallTimeoutMs) return { status: 'stalled', lastPollMs: cs.lastPollMs, stalledForMs: now - last }
+    if (!cs.connected && now - this.startedMs > this.opts.stallTimeoutMs) return { status: 'stalled', lastPollMs: cs.lastPollMs, stalledForMs: now - last }
+    return cs.connected ? { status: 'ok' } : { status: 'starting' }
+  }
+
+  /** Stops consuming (the transport commits what was handled), then closes the dead-letter producer. Idempotent. */
+  shutdown(): Promise<void> {
+    if (this.stopping) return this.stopping
+    this.stopping = (async () => {
+      const wasRunning = this.state === 'running'
+      this.state = 'stopped'
+      try {
+        await this.kafkaConsumer?.stop()
+      } finally {
+        await this.dlq?.disconnect()
+      }
+      if (wasRunning) this.logger.info({ topic: this.opts.topic }, 'kafka span receiver stopped')
+    })()
+    return this.stopping
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The evaluation pipeline: receivers hand decoded OTLP here (TelemetryConsumer); it normalizes into
+ * the signal store, and on every `tick(now, watermark)` runs the pure engine over the store and
+ * returns the verdicts and per-deployment statuses. Used by `pullback replay` (virtual clock), the
+ * live sidecar (wall clock) and the demo.
+ *
+ * Synchronous and single-threaded: consume*, deployment() and tick() must be called from one event
+ * loop turn at a time (they are, by construction: none of them awaits).
+ *
+ * Bounds: deployment events and probe readings waiting for the next tick are capped
+ * (MAX_PENDING_EVENTS, MAX_PENDING_PROBES; overflow counted in `stats()`); timelines (only when
+ * `recordTimeline`) keep at most MAX_TIMELINES deployments and MAX_TICKS ticks each.
+ */
+import type { ConsumeResult, TelemetryConsumer } from '../receivers/consumer.js'
+import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
+import type { Observation, ObservationSink, ProbeObservation, SeriesKey } from '../normalize/observations.js'
+import { Normalizer } from '../normalize/normalizer.js'
+import type { NormalizeConfig } from '../normalize/config.js'
+import { SignalStore } from '../signals/store.js'
+import type { SignalsConfig } from '../signals/config.js'
+import type { EngineConfig } from '../engine/config.js'
+import { evaluate, initialState, type EngineCounters, type EngineState, type WatchStatus } from '../engine/evaluate.js'
+import type { DeploymentEvent } from '../engine/events.js'
+import type { Verdict } from '../engine/verdict.js'
+import type { DeploymentTimeline, ReportInput } from '../report/model.js'
+import { ConfigError } from '../config/load.js'
+
+export interface PipelineOptions {
+  engine: EngineConfig
+  signals?: Partial<SignalsConfig> | SignalsConfig
+  normalize?: Partial<NormalizeConfig> | NormalizeConfig
+  /** keep per-deployment tick records for a report (replay --report) */
+  recordTimeline?: boolean
+}
+
+export interface TickResult {
+  verdicts: Verdict[]
+  statuses: WatchStatus[]
+}
+
+export interface PipelineStats {
+  engine: EngineCounters
+  watched: number
+  pendingEventsDropped: number
+  pendingProbesDropped: number
+  timelinesDropped: number
+}
+
+const MAX_PENDING_EVENTS = 10_000
+const MAX_PENDING_PROBES = 200_000
+const MAX_TIMELINES = 10_000
+const MAX_TICKS = 20_000
+
+export class Pipeline implements TelemetryConsumer {
+  readonly store: SignalStore
+  readonly normalizer: Normalizer
+  private readonly engineCfg: EngineConfig
+  private state: EngineState = initialState()
+  private events: DeploymentEvent[] = []
+  private probes: ProbeObservation[] = []
+  /** the store's pins are not counted, two watches may share a series: count here */
+  private readonly pinCount = new Map<string, { key: SeriesKey; n: number }>()
+  private readonly timelines: Map<string, DeploymentTimeline> | undefined
+  private readonly dropped = { events: 0, probes: 0, timelines: 0 }
+
+  constructor(opts: PipelineOptions) {
+    this.engineCfg = opts.engine
+    this.store = new SignalStore(opts.signals ?? {})
+    checkAlignment(this.engineCfg, this.store.bucketMs)
+    const store = this.store
+    // probe readings are tapped on their way to the store: the engine's per-container startup grace needs each reading
+    const tee: ObservationSink & { series: SignalStore['series'] } = {
+      record: (obs: Observation) => {
+        if (obs.kind === 'probe') {
+          if (this.probes.length < MAX_PENDING_PROBES) this.probes.push(obs)
+          else this.dropped.probes += 1
+        }
+        store.record(obs)
+      },
+      series: (key) => store.series(key),
+    }
+    this.normalizer = new Normalizer(opts.normalize ?? {}, tee)
+    this.timelines = opts.recordTimeline === true ? new Map() : undefined
+  }
+
+  consumeTraces(req: TracesRequest): ConsumeResult {
+    return this.normalizer.traces(req)
+  }
+
+  consumeMetrics(req: MetricsRequest): ConsumeResult {
+    return this.normalizer.metrics(req)
+  }
+
+  /** An announced deployment or rollback; applied at the next tick. */
+  deployment(ev: DeploymentEvent): void {
+    if (this.events.length >= MAX_PENDING_EVENTS) {
+      this.dropped.events += 1
+      return
+    }
+    this.events.push(ev)
+  }
+
+  /** Newest telemetry time seen by the store (unix ms), -Infinity before any. */
+  newestTelemetryMs(): number {
+    return this.store.stats().newestMs
+  }
+
+  /** One evaluation: `now` stamps decisions, `watermark` bounds the windows judged. */
+  tick(now: number, watermark: number): TickResult {
+    const input = {
+      now,
+      watermark,
+      view: this.store,
+      newVersions: this.store.drainNewVersions(),
+      deployments: this.events,
+      probes: this.probes,
+    }
+    this.events = []
+    this.probes = []
+    const out = evaluate(this.engineCfg, this.state, input)
+    this.state = out.state
+    for (const k of out.pin) this.pin(k)
+    for (const k of out.unpin) this.unpin(k)
+    if (this.timelines !== undefined) this.record(out.statuses, out.verdicts)
+    return { verdicts: out.verdicts, statuses: out.statuses }
+  }
+
+  stats(): PipelineStats {
+    return {
+      engine: { ...this.state.counters },
+      watched: this.state.watches.size,
+      pendingEventsDropped: this.dropped.events,
+      pendingProbesDropped: this.dropped.probes,
+      timelinesDropped: this.dropped.timelines,
+    }
+  }
+
+  /** The recorded timelines as a report input (empty unless `recordTimeline`). */
+  report(meta: { title: string; source: string; generatedAt: number; input: Record<string, number> }): ReportInput {
+    return { ...meta, timelines: [...(this.timelines?.values() ?? [])] }
+  }
+
+  shutdown(): void {
+    this.store.shutdown()
+  }
+
+  private pin(key: SeriesKey): void {
+    const id = `${key.namespace}\u0000${key.service}\u0000${key.version}`
+    const e = this.pinCount.get(id)
+    if (e !== undefined) e.n += 1
+    else {
+      this.pinCount.set(id, { key, n: 1 })
+      this.store.pin(key)
+    }
+  }
+
+  private unpin(key: SeriesKey): void {
+    const id = `${key.namespace}\u0000${key.service}\u0000${key.version}`
+    const e = this.pinCount.get(id)
+    if (e === undefined) return
+    e.n -= 1
+    if (e.n <= 0) {
+      this.pinCount.delete(id)
+      this.store.unpin(key)
+    }
+  }
+
+  private record(statuses: readonly WatchStatus[], verdicts: readonly Verdict[]): void {
+    const tl = this.timelines as Map<string, DeploymentTimeline>
+    for (const s of statuses) {
+      let t = tl.get(s.deploymentId)
+      if (t === undefined) {
+        if (tl.size >= MAX_TIMELINES) {
+          this.dropped.timelines += 1
+          continue
+        }
+        t = {
+          deploymentId: s.deploymentId,
+          namespace: s.namespace,
+          service: s.service,
+          version: s.version,
+          baselineVersion: s.baselineVersion,
+          deployedAt: s.deployedAt,
+          kind: s.kind,
+          ticks: [],
+          verdicts: [],
+        }
+        tl.set(s.deploymentId, t)
+      }
+      if (t.ticks.length < MAX_TICKS) t.ticks.push({ t: s.t, status: s.status, signals: s.signals })
+    }
+    for (const v of verdicts) {
+      // recovery verdicts carry the original deployment's id; file them under the recovery timeline when there is one
+      const target =
+        v.restoredVersion !== undefined
+          ? [...tl.values()].find((t) => t.kind === 'rollback' && t.service === v.service && t.namespace === v.namespace && t.version === v.restoredVersion)
+          : tl.get(v.deploymentId)
+      ;(target ?? tl.get(v.deploymentId))?.verdicts.push(v)
+    }
+  }
+}
+
+/** The engine's windows must be answerable by the store's buckets. */
+function checkAlignment(cfg: EngineConfig, bucketMs: number): void {
+  const contracts = [['defaults', cfg.defaults] as const, ...Object.entries(cfg.services).map(([k, c]) => [`services[${JSON.stringify(k)}]`, c] as const)]
+  for (const [where, c] of contracts) {
+    const slice = c.window / c.slices
+    if (slice % bucketMs !== 0) {
+      throw new ConfigError(`engine.${where}.window: ${c.window} ms in ${c.slices} slices is not a multiple of signals.bucket (${bucketMs} ms)`)
+    }
+    if (c.signals.resource.window % (2 * bucketMs) !== 0) {
+      throw new ConfigError(`engine.${where}.signals.resource.window: must be a multiple of 2 x signals.bucket (${2 * bucketMs} ms)`)
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * What the workload simulator is told to play: a fleet of services, their deployments, faults and
+ * traffic shape, all in scenario seconds from the start of the recording. Plain data: a scenario
+ * is a function from a seed to one of these (src/sim/scenarios.ts).
+ */
+
+export interface RouteSpec {
+  method: string
+  route: string
+  /** share of the service's traffic (relative weights) */
+  weight: number
+  /** median latency of this route in ms, unloaded */
+  medianMs: number
+}
+
+export interface ServiceSpec {
+  name: string
+  namespace: string
+  /** version running at the start */
+  version: string
+  pods: number
+  /** mean requests per second over the scenario (the daily shape oscillates around it) */
+  rps: number
+  routes: RouteSpec[]
+  /** log-normal shape of the latency body (0.2 tight .. 0.6 wide) */
+  latencySigma: number
+  /** long tail: probability that a request is slow, and the largest slow-down factor */
+  tail: { p: number; maxFactor: number }
+  /** baseline 5xx ratio */
+  errorRate: number
+  /** 4xx ratio (never an error by the semantic conventions for SERVER spans) */
+  clientErrorRate: number
+  memory: { requestMiB: number; baseMiB: number; noiseMiB: number }
+  cpu: { requestCores: number; baseCores: number; perRps: number; noise: number }
+}
+
+export type Strategy =
+  | { kind: 'rolling'; stepS: number }
+  /** a canary: `pods` new pods get `weight` (0..1) of the traffic; old pods stay */
+  | { kind: 'canary'; weight: number; pods: number }
+
+export interface DeploymentSpec {
+  service: string
+  atS: number
+  version: string
+  strategy: Strategy
+  /**
+   * true for a scripted rollback (what pullback's actuator would do after its decision): recordings
+   * have no feedback loop, so a scenario that exercises recovery plays the rollback itself.
+   */
+  rollback?: boolean
+}
+
+/** A misbehaviour of some pods of one service, active in [fromS, untilS). */
+export interface FaultSpec {
+  service: string
+  /** versions that misbehave; 'all' for every version (a dependency outage, a bad input) */
+  versions: string[] | 'all'
+  fromS: number
+  untilS?: number
+  /** linear ramp from no effect to full effect over this many seconds */
+  rampS?: number
+  /** only in the first N seconds of each affected pod's life (cold start) */
+  podAgeBelowS?: number
+  /** on for flapOnS seconds every flapPeriodS seconds (flapping) */
+  flap?: { periodS: number; onS: number }
+  /** extra 5xx ratio */
+  errorRate?: number
+  /** median latency of the failing requests (timeouts), ms; else failures are fast */
+  errorLatencyMs?: number
+  /** latency multiplier (1 = none) */
+  latencyFactor?: number
+  /** memory growth per minute as a fraction of the pod's memory request */
+  memoryLeakPerMin?: number
+  /** fraction of the affected pods whose readiness probe fails */
+  notReady?: number
+  /** exactly these 5xx responses, at these scenario seconds (low-traffic cases) */
+  errorsAtS?: number[]
+}
+
+export interface TrafficSpike {
+  fromS: number
+  untilS: number
+  /** traffic multiplier at the plateau */
+  factor: number
+  rampS: number
+  /** services affected; all when absent */
+  services?: string[]
+}
+
+/** A telemetry gap: nothing from these services (all when absent) reaches the collector. */
+export interface OutageSpec {
+  fromS: number
+  untilS: number
+  services?: string[]
+}
+
+export interface FleetSpec {
+  durationS: number
+  services: ServiceSpec[]
+  deployments: DeploymentSpec[]
+  faults: FaultSpec[]
+  traffic: {
+    /** daily shape: relative amplitude of the sinusoid (0.3 = +-30 %), one "day" per `periodS` */
+    dailyAmplitude: number
+    periodS: number
+    /** phase in [0, 1) of the day at the start of the scenario */
+    phase: number
+    spikes: TrafficSpike[]
+  }
+  outages: OutageSpec[]
+  /** seconds between span exports (BatchSpanProcessor schedule delay) */
+  spanExportS: number
+  /** seconds between metric collections (PeriodicExportingMetricReader interval) */
+  metricExportS: number
+  /** seconds a new pod takes to pass its first readiness probe */
+  podStartS: number
+  /** also emit http.server.request.duration histograms (off by default: spans carry the same requests) */
+  histograms: boolean
+}
+
+export type ExpectedVerdict = 'rollback' | 'none' | 'incident' | 'rollback+not-recovered' | 'rollback+recovered'
+export type FaultClass = 'error' | 'latency' | 'resource' | 'probe' | 'none'
+
+export interface Scenario {
+  name: string
+  description: string
+  expected: ExpectedVerdict
+  faultClass: FaultClass
+  /** scenario second at which the fault begins (undefined for benign scenarios) */
+  faultOnsetS: number | undefined
+  /**
+   * true when the fault grows slowly (creep, leak): detection time then measures how long the
+   * fault took to become decisive, so it is excluded from the step-fault detection-time target
+   */
+  gradual: boolean
+  /** the service whose deployment is under test */
+  service: string
+  namespace: string
+  /** scenario second of the deployment under test */
+  deployAtS: number
+  durationS: number
+  build(seed: number): FleetSpec
+}
+
+/** Default start of a recording in telemetry time: fixed, so recordings are byte-identical. */
+export const DEFAULT_START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)

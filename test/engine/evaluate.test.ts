@@ -1,0 +1,277 @@
+/** The engine end to end on a fake view: detection, baseline, compound rule, modes, gate, watch, recovery, ids, bounds. */
+import { describe, expect, it } from 'vitest'
+import { engineSchema, type EngineConfig } from '../../src/engine/config.js'
+import { evaluate, initialState, type EngineInput, type EngineOutput, type EngineState } from '../../src/engine/evaluate.js'
+import type { DeploymentEvent } from '../../src/engine/events.js'
+import { deploymentId, verdictId } from '../../src/engine/ids.js'
+import type { Verdict } from '../../src/engine/verdict.js'
+import type { ProbeObservation } from '../../src/normalize/observations.js'
+import { FakeView } from './fake-view.js'
+
+const V1 = { namespace: 'ns', service: 'svc', version: 'v1' }
+const V2 = { namespace: 'ns', service: 'svc', version: 'v2' }
+const D = 1_000_000_000_000 // deploy time, bucket aligned
+const S = 1000
+const cfgOf = (raw: unknown = {}): EngineConfig => engineSchema.parse(raw)
+
+/** v1 healthy for 6 minutes before D; v2 from D on with the given traffic. */
+function world(v2: { rps?: number; errorRate?: number; latencyMs?: number } = {}, until = D + 600 * S): FakeView {
+  const v = new FakeView()
+  v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+  v.traffic(V2, D, until, { rps: 20, errorRate: 0.005, latencyMs: 100, ...v2 })
+  return v
+}
+
+interface Run {
+  state: EngineState
+  verdicts: Verdict[]
+  outs: EngineOutput[]
+}
+
+/** Ticks every 5 s from D to `until`; the new version is announced by telemetry at D unless `events` says otherwise. */
+function drive(
+  cfg: EngineConfig,
+  view: FakeView,
+  o: { until?: number; events?: Record<number, DeploymentEvent[]>; probes?: ProbeObservation[]; telemetry?: boolean; onVerdict?: (v: Verdict, at: number) => DeploymentEvent[] } = {},
+): Run {
+  let state = initialState()
+  const verdicts: Verdict[] = []
+  const outs: EngineOutput[] = []
+  let queued: DeploymentEvent[] = []
+  for (let t = D; t <= (o.until ?? D + 600 * S); t += 5 * S) {
+    const input: EngineInput = {
+      now: t + 5 * S,
+      watermark: t,
+      view,
+      newVersions: t === D && o.telemetry !== false ? [{ ...V2, firstSeenMs: D }] : [],
+      deployments: [...queued, ...(o.events?.[t] ?? [])],
+      probes: (o.probes ?? []).filter((p) => p.timeMs >= t - 5 * S && p.timeMs < t),
+    }
+    queued = []
+    const out = evaluate(cfg, state, input)
+    state = out.state
+    outs.push(out)
+    for (const v of out.verdicts) {
+      verdicts.push(v)
+      queued.push(...(o.onVerdict?.(v, t) ?? []))
+    }
+  }
+  return { state, verdicts, outs }
+}
+
+const kinds = (r: Run) => r.verdicts.map((v) => `${v.kind}${v.dryRun ? '/dry' : ''}`)
+
+describe('deployment detection', () => {
+  it('a new version of a known service starts a watch with the previous version as baseline', () => {
+    const r = drive(cfgOf(), world(), { until: D + 60 * S })
+    expect(r.outs[0]?.pin).toEqual([V2, V1])
+    const st = r.outs.at(-1)?.statuses[0]
+    expect(st).toMatchObject({ version: 'v2', baselineVersion: 'v1', status: 'healthy', deploymentId: deploymentId('ns', 'svc', 'v2', D) })
+  })
+
+  it('the first version of a new service is not a deployment', () => {
+    const v = new FakeView().traffic(V2, D, D + 60 * S, { rps: 20 })
+    const r = drive(cfgOf(), v, { until: D + 60 * S })
+    expect(r.state.watches.size).toBe(0)
+  })
+
+  it('an explicit event wins over telemetry detection of the same version (no duplicate watch)', () => {
+    const ev: DeploymentEvent = { ...V2, time: D - 10 * S, kind: 'deploy', source: 'argocd', artifact: 'img@sha256:ab', previousVersion: 'v1' }
+    const r = drive(cfgOf(), world({ errorRate: 0.5 }), { until: D + 120 * S, events: { [D]: [ev] } })
+    expect(r.state.counters.deploymentsDetected).toBe(0)
+    expect(r.verdicts).toHaveLength(1)
+    expect(r.verdicts[0]).toMatchObject({ deployedAt: D - 10 * S, artifact: 'img@sha256:ab', deploymentId: deploymentId('ns', 'svc', 'v2', D - 10 * S) })
+  })
+
+  it('an event whose watch period is already over is counted as stale and not judged', () => {
+    const ev: DeploymentEvent = { ...V2, time: D - 700 * S, kind: 'deploy', source: 'argocd' }
+    const r = drive(cfgOf(), world({ errorRate: 0.5 }), { until: D + 60 * S, telemetry: false, events: { [D]: [ev] } })
+    expect(r.state.counters.staleEvents).toBe(1)
+    expect(r.verdicts).toEqual([])
+  })
+
+  it('an explicit event after telemetry detection replaces the guess', () => {
+    const ev: DeploymentEvent = { ...V2, time: D - 2 * S, kind: 'deploy', source: 'argocd' }
+    const r = drive(cfgOf(), world(), { until: D + 30 * S, events: { [D + 10 * S]: [ev] } })
+    expect(r.state.watches.size).toBe(1)
+    expect([...r.state.watches.values()][0]?.deployedAt).toBe(D - 2 * S)
+  })
+})
+
+describe('compound rule, critical, modes', () => {
+  it('one non-critical breach alone: status breach, no verdict', () => {
+    const r = drive(cfgOf(), world({ errorRate: 0.1 }))
+    expect(kinds(r)).toEqual([])
+    expect(r.outs.some((o) => o.statuses[0]?.status === 'breach')).toBe(true)
+  })
+
+  it('two confirmed breaches in the same window: rollback', () => {
+    const r = drive(cfgOf(), world({ errorRate: 0.1, latencyMs: 200 }))
+    expect(kinds(r)).toEqual(['rollback'])
+    const v = r.verdicts[0] as Verdict
+    expect(v.signals.map((s) => s.signal)).toEqual(['error_rate', 'latency', 'resource', 'probe'])
+    expect(v.id).toBe(verdictId(v.deploymentId, 'rollback'))
+    // the first window wholly after the deployment is [D, D+30s): judged when the watermark reaches D+30s
+    expect(v.decidedAt).toBe(D + 35 * S)
+  })
+
+  it('a critical error rate suffices alone', () => {
+    expect(kinds(drive(cfgOf(), world({ errorRate: 0.35 })))).toEqual(['rollback'])
+  })
+
+  it('minSignals 1 per service: one breach suffices', () => {
+    const cfg = cfgOf({ services: { 'ns/svc': { minSignals: 1 } } })
+    expect(kinds(drive(cfg, world({ errorRate: 0.1 })))).toEqual(['rollback'])
+    expect(kinds(drive(cfgOf({ services: { 'other/svc': { minSignals: 1 } } }), world({ errorRate: 0.1 })))).toEqual([])
+  })
+
+  it('a decision that needs an observe-mode signal is a dry run; the enforce-only decision comes later if it arrives', () => {
+    const cfg = cfgOf({ defaults: { signals: { latency: { mode: 'observe' } } } })
+    const r = drive(cfg, world({ errorRate: 0.1, latencyMs: 200 }))
+    expect(kinds(r)).toEqual(['rollback/dry'])
+    expect(r.verdicts[0]?.id).toBe(verdictId(r.verdicts[0]?.deploymentId as string, 'rollback/dry-run'))
+    expect(r.verdicts[0]?.signals.find((s) => s.signal === 'latency')).toMatchObject({ mode: 'observe', state: 'breach' })
+  })
+
+  it('off signals are reported as off and never count', () => {
+    const cfg = cfgOf({ defaults: { signals: { errorRate: { mode: 'off' } } } })
+    const r = drive(cfg, world({ errorRate: 0.5 }), { until: D + 120 * S })
+    expect(kinds(r)).toEqual([])
+    expect(r.outs.at(-1)?.statuses[0]?.signals[0]).toMatchObject({ signal: 'error_rate', state: 'off' })
+  })
+})
+
+describe('validation gate', () => {
+  it('old version already breaching before the deployment: incident with onset before deployedAt', () => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D - 90 * S, { rps: 20, errorRate: 0.005 })
+    v.traffic(V1, D - 90 * S, D, { rps: 20, errorRate: 0.4 })
+    v.traffic(V2, D, D + 600 * S, { rps: 20, errorRate: 0.4 })
+    const r = drive(cfgOf(), v)
+    expect(kinds(r)).toEqual(['incident'])
+    const er = r.verdicts[0]?.signals.find((s) => s.signal === 'error_rate')
+    expect(er?.onsetMs).toBeLessThan(D)
+    expect(er?.onsetMs).toBeGreaterThanOrEqual(D - 90 * S)
+  })
+
+  it('a pre-existing error breach plus a fresh latency breach: incident (the fresh one alone is not enough)', () => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D - 60 * S, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    v.traffic(V1, D - 60 * S, D, { rps: 20, errorRate: 0.2, latencyMs: 100 })
+    v.traffic(V2, D, D + 600 * S, { rps: 20, errorRate: 0.2, latencyMs: 200 })
+    expect(kinds(drive(cfgOf(), v))).toEqual(['incident'])
+  })
+})
+
+describe('probe', () => {
+  const p = (pod: string, t: number, ready: boolean): ProbeObservation => ({ kind: 'probe', key: V2, pod, container: 'app', timeMs: t, ready })
+  const healthy = () => world()
+
+  it('not ready during the startup grace, then ready: healthy', () => {
+    const probes = [p('a', D + 1 * S, false), p('a', D + 20 * S, false), p('a', D + 40 * S, true), p('a', D + 60 * S, true)]
+    expect(kinds(drive(cfgOf(), healthy(), { probes, until: D + 120 * S }))).toEqual([])
+  })
+
+  it('was ready, then failed: immediate critical breach and rollback', () => {
+    const probes = [p('a', D + 1 * S, true), p('a', D + 11 * S, false)]
+    const r = drive(cfgOf(), healthy(), { probes, until: D + 120 * S })
+    expect(kinds(r)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.decidedAt).toBe(D + 20 * S)
+    expect(r.verdicts[0]?.signals[3]).toMatchObject({ signal: 'probe', state: 'breach', critical: true, onsetMs: D + 11 * S })
+  })
+
+  it('still not ready after the grace: failure', () => {
+    const probes = [0, 20, 40, 61, 70].map((s) => p('a', D + s * S, false))
+    const r = drive(cfgOf(), healthy(), { probes, until: D + 120 * S })
+    expect(kinds(r)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.reason).toMatch(/not ready after startup grace/)
+  })
+
+  it('a grace of 0 makes any not-ready reading a failure', () => {
+    const r = drive(cfgOf({ defaults: { signals: { probe: { startupGrace: 0 } } } }), healthy(), { probes: [p('a', D + 1 * S, false)], until: D + 60 * S })
+    expect(kinds(r)).toEqual(['rollback'])
+  })
+
+  it('failures of the old version or before the deployment are not the new version\'s', () => {
+    const probes: ProbeObservation[] = [{ ...p('old', D + 5 * S, false), key: V1 }, p('a', D - 5 * S, false)]
+    expect(kinds(drive(cfgOf(), healthy(), { probes, until: D + 120 * S }))).toEqual([])
+  })
+})
+
+describe('watch period and bounds', () => {
+  it('evaluation stops after the watch: a late breach is not judged, series are unpinned', () => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005 })
+    v.traffic(V2, D, D + 130 * S, { rps: 20, errorRate: 0.005 })
+    v.traffic(V2, D + 130 * S, D + 300 * S, { rps: 20, errorRate: 0.6 })
+    const r = drive(cfgOf({ defaults: { watch: '2m', signals: { resource: { mode: 'off' } } } }), v, { until: D + 300 * S })
+    expect(kinds(r)).toEqual([])
+    expect(r.state.watches.size).toBe(0)
+    expect(r.outs.flatMap((o) => o.unpin)).toEqual([V2, V1])
+  })
+
+  it('at most one final verdict per deployment', () => {
+    const r = drive(cfgOf(), world({ errorRate: 0.5, latencyMs: 500 }))
+    expect(kinds(r)).toEqual(['rollback'])
+  })
+
+  it('watched deployments are bounded and the overflow counted', () => {
+    const v = new FakeView()
+    const news = []
+    for (let i = 0; i < 3; i++) {
+      const a = { namespace: 'ns', service: `s${i}`, version: 'a' }
+      const b = { ...a, version: 'b' }
+      v.traffic(a, D - 60 * S, D, { rps: 1 }).traffic(b, D, D + 10 * S, { rps: 1 })
+      news.push({ ...b, firstSeenMs: D })
+    }
+    const out = evaluate(cfgOf({ maxWatched: 2 }), initialState(), { now: D, watermark: D, view: v, newVersions: news })
+    expect(out.state.watches.size).toBe(2)
+    expect(out.state.counters.watchOverflow).toBe(1)
+  })
+})
+
+describe('recovery verification', () => {
+  const restoreAfterRollback = (v: Verdict, at: number): DeploymentEvent[] =>
+    v.kind === 'rollback' ? [{ namespace: v.namespace, service: v.service, version: v.baselineVersion, time: at, kind: 'rollback', source: 'test', decisionId: v.id }] : []
+
+  it('restored version within the original baseline: recovered', () => {
+    const v = world({ errorRate: 0.5 }, D + 40 * S)
+    v.traffic(V1, D + 40 * S, D + 400 * S, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
+    expect(kinds(r)).toEqual(['rollback', 'recovered'])
+    expect(r.verdicts[1]).toMatchObject({ restoredVersion: 'v1', version: 'v2', deploymentId: r.verdicts[0]?.deploymentId, id: verdictId(r.verdicts[0]?.deploymentId as string, 'recovered') })
+    // judged at the end of the 90 s verification window
+    expect((r.verdicts[1]?.decidedAt as number) - (r.verdicts[0]?.decidedAt as number)).toBeGreaterThanOrEqual(90 * S)
+  })
+
+  it('restored version breaching the original baseline: not-recovered', () => {
+    const v = world({ errorRate: 0.5 }, D + 40 * S)
+    v.traffic(V1, D + 40 * S, D + 400 * S, { rps: 20, errorRate: 0.5, latencyMs: 100 })
+    const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
+    expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
+    expect(r.verdicts[1]?.reason).toMatch(/still breaching/)
+  })
+
+  it('no data from the restored version: not-recovered, saying why', () => {
+    const v = world({ errorRate: 0.5 }, D + 40 * S)
+    const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
+    expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
+    expect(r.verdicts[1]?.reason).toMatch(/insufficient data/)
+  })
+
+  it('a rollback event nobody decided is counted and ignored', () => {
+    const ev: DeploymentEvent = { ...V1, time: D, kind: 'rollback', source: 'human' }
+    const r = drive(cfgOf(), world(), { until: D + 10 * S, events: { [D]: [ev] } })
+    expect(r.state.counters.rollbackEventsUnmatched).toBe(1)
+  })
+})
+
+describe('determinism', () => {
+  it('the same inputs give the same verdicts and ids', () => {
+    const a = drive(cfgOf(), world({ errorRate: 0.4 })).verdicts
+    const b = drive(cfgOf(), world({ errorRate: 0.4 })).verdicts
+    expect(a).toEqual(b)
+    expect(deploymentId('ns', 'svc', 'v2', D)).toMatch(/^[0-9a-f]{32}$/)
+    expect(deploymentId('ns', 'svc', 'v2', D)).not.toBe(deploymentId('ns', 'svc', 'v2', D + 1))
+  })
+})

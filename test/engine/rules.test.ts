@@ -1,0 +1,118 @@
+/** The signal rules one by one, table-driven, against the fake view. */
+import { describe, expect, it } from 'vitest'
+import { defaultEngineConfig, mergeContract, type Contract, type ContractOverride } from '../../src/engine/config.js'
+import { errorRateRule, latencyRule, resourceRule, type BaselineNumbers } from '../../src/engine/rules.js'
+import { binomialUpperTail, logGamma } from '../../src/engine/stats.js'
+import { FakeView } from './fake-view.js'
+
+const K = { namespace: 'ns', service: 'svc', version: 'v2' }
+const T = 1_000_000_000_000 // window end, bucket aligned
+const base = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 3000, errors: 15, latencyUs: 100_000, latencyCount: 3000, resourceSlope: {}, ...o })
+const contract = (o: ContractOverride = {}): Contract => mergeContract(defaultEngineConfig().defaults, o)
+
+describe('binomial upper tail', () => {
+  const brute = (k: number, n: number, p: number) => {
+    let s = 0
+    for (let i = k; i <= n; i++) s += Math.exp(logGamma(n + 1) - logGamma(i + 1) - logGamma(n - i + 1)) * p ** i * (1 - p) ** (n - i)
+    return s
+  }
+  it.each([
+    [2, 3, 0.1],
+    [5, 20, 0.05],
+    [30, 300, 0.05],
+    [60, 600, 0.005],
+  ])('P(X >= %i | n=%i, p=%f) matches brute force', (k, n, p) => {
+    expect(binomialUpperTail(k, n, p)).toBeCloseTo(brute(k, n, p), 10)
+  })
+  it('is 1 when k is not above the mean', () => expect(binomialUpperTail(5, 100, 0.1)).toBe(1))
+})
+
+describe('error rate rule', () => {
+  // slices of the default 30 s window: [T-30, T-20), [T-20, T-10), [T-10, T)
+  const cases: { name: string; fill: (v: FakeView) => void; c?: ContractOverride; b?: Partial<BaselineNumbers>; state: string; critical?: boolean }[] = [
+    { name: '2 errors in 3 requests: below the floor', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 0.1, errorRate: 1 }), state: 'insufficient' },
+    {
+      name: '2 errors in 3 requests with floor 1: the binomial test or the slices refuse',
+      fill: (v) => v.traffic(K, T - 30_000, T - 25_000, { rps: 0.2, errorRate: 1 }).traffic(K, T - 20_000, T - 15_000, { rps: 0.2, errorRate: 0 }).traffic(K, T - 10_000, T - 5000, { rps: 0.2, errorRate: 1 }),
+      c: { minSamples: 1 },
+      state: 'healthy',
+    },
+    { name: '10 % sustained vs 0.5 %: breach', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.1 }), state: 'breach', critical: false },
+    { name: '40 % sustained: critical breach', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.4 }), state: 'breach', critical: true },
+    { name: '1.5 % vs 0.5 %: below the absolute delta', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.015 }), state: 'healthy' },
+    {
+      name: 'a spike in one slice only: not sustained',
+      fill: (v) => v.traffic(K, T - 30_000, T - 20_000, { rps: 20, errorRate: 0.6 }).traffic(K, T - 20_000, T, { rps: 20, errorRate: 0.005 }),
+      state: 'healthy',
+    },
+    {
+      name: 'a telemetry gap (a slice without requests) is insufficient, never a breach',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 20, errorRate: 0.5 }),
+      state: 'insufficient',
+    },
+    { name: 'baseline below the floor: insufficient', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.5 }), b: { requests: 10, errors: 0 }, state: 'insufficient' },
+    { name: 'relative factor: 9 % vs a 5 % baseline (threshold 10 %) stays healthy', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.09 }), b: { requests: 3000, errors: 150 }, state: 'healthy' },
+    { name: 'mode off', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.5 }), c: { signals: { errorRate: { mode: 'off' } } }, state: 'off' },
+  ]
+  it.each(cases)('$name', ({ fill, c, b, state, critical }) => {
+    const v = new FakeView()
+    fill(v)
+    const r = errorRateRule(contract(c), v.window(K, T - 30_000, T), base(b))
+    expect(r.state).toBe(state)
+    if (critical !== undefined) expect(r.critical).toBe(critical)
+    if (state === 'breach') expect(r.onsetMs).toBe(T - 30_000)
+  })
+})
+
+describe('latency rule', () => {
+  const cases: { name: string; fill: (v: FakeView) => void; b?: Partial<BaselineNumbers>; state: string; critical?: boolean; threshold?: number }[] = [
+    { name: '160 ms vs 100 ms: beyond 1.5x', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 10, latencyMs: 160 }), state: 'breach', critical: false, threshold: 150 },
+    { name: '140 ms vs 100 ms: within 1.5x', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 10, latencyMs: 140 }), state: 'healthy' },
+    { name: '350 ms vs 100 ms: critical (3x)', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 10, latencyMs: 350 }), state: 'breach', critical: true },
+    { name: '10 ms vs 2 ms: 5x but under the 20 ms minimum increase', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 10, latencyMs: 10 }), b: { latencyUs: 2000 }, state: 'healthy', threshold: 22 },
+    {
+      name: 'slow only in the last slice: not sustained',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 10, latencyMs: 100 }).traffic(K, T - 10_000, T, { rps: 10, latencyMs: 900 }),
+      state: 'healthy',
+    },
+    { name: 'gap: insufficient', fill: (v) => v.traffic(K, T - 20_000, T, { rps: 10, latencyMs: 900 }), state: 'insufficient' },
+    { name: 'too few samples', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 1, latencyMs: 900 }), state: 'insufficient' },
+  ]
+  it.each(cases)('$name', ({ fill, b, state, critical, threshold }) => {
+    const v = new FakeView()
+    fill(v)
+    const r = latencyRule(contract(), v, K, v.window(K, T - 30_000, T), base(b))
+    expect(r.state).toBe(state)
+    if (critical !== undefined) expect(r.critical).toBe(critical)
+    if (threshold !== undefined) expect(r.threshold).toBeCloseTo(threshold, 6)
+  })
+})
+
+describe('resource rule', () => {
+  const MiB = 1024 * 1024
+  const REQ = 512 * MiB
+  const from = T - 180_000
+  const grow = (fracPerMin: number, start = 200 * MiB) => (t: number) => start + ((t - from) / 60_000) * fracPerMin * REQ
+  const cases: { name: string; fill: (v: FakeView) => void; baseSlope?: number; evalFrom?: number; state: string; critical?: boolean }[] = [
+    { name: 'flat pods: healthy', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0), REQ).resource(K, 'p1', from, T, 10_000, grow(0), REQ), state: 'healthy' },
+    { name: 'leak of 5 %/min: breach', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.05), REQ).resource(K, 'p1', from, T, 10_000, grow(0.05), REQ), state: 'breach', critical: false },
+    { name: 'leak of 15 %/min: critical', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.15), REQ), state: 'breach', critical: true },
+    { name: 'baseline grew as fast: healthy', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.05), REQ), baseSlope: 0.04, state: 'healthy' },
+    {
+      name: 'median across pods: one leaking pod of three is not the version',
+      fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.2), REQ).resource(K, 'p1', from, T, 10_000, grow(0), REQ).resource(K, 'p2', from, T, 10_000, grow(0), REQ),
+      state: 'healthy',
+    },
+    { name: 'a single jump, flat otherwise: Theil-Sen ignores it', fill: (v) => v.resource(K, 'p0', from, T, 10_000, (t) => (t > T - 60_000 ? 300 * MiB : 200 * MiB), REQ), state: 'healthy' },
+    { name: 'no request: slope relative to the current level', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.05), undefined), state: 'breach' },
+    { name: 'too few readings', fill: (v) => v.resource(K, 'p0', from, T, 60_000, grow(0.5), REQ), state: 'insufficient' },
+    { name: 'window starts before deploy + warmup', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.5), REQ), evalFrom: from + 1, state: 'insufficient' },
+  ]
+  it.each(cases)('$name', ({ fill, baseSlope, evalFrom, state, critical }) => {
+    const v = new FakeView()
+    fill(v)
+    const r = resourceRule(contract(), v, K, T, evalFrom ?? from, baseSlope === undefined ? {} : { memory: baseSlope })
+    expect(r.state).toBe(state)
+    if (critical !== undefined) expect(r.critical).toBe(critical)
+  })
+})

@@ -1,0 +1,241 @@
+import { describe, expect, it } from 'vitest'
+import { Normalizer, imageTag, seriesKeyOf, podOf } from '../../src/normalize/normalizer.js'
+import type { Observation, ObservationSink, RequestObservation } from '../../src/normalize/observations.js'
+import type { Attributes, DecodedMetric, DecodedSpan, ExpHistogramPoint, HistogramPoint, MetricsRequest } from '../../src/receivers/otlp/model.js'
+
+const T = 1_700_000_000_000
+const RES: Attributes = { 'service.name': 'cart', 'k8s.namespace.name': 'shop', 'service.version': 'v2', 'k8s.pod.name': 'cart-abc' }
+
+class Collect implements ObservationSink {
+  obs: Observation[] = []
+  record(o: Observation): void {
+    this.obs.push(o)
+  }
+  get requests(): RequestObservation[] {
+    return this.obs.filter((o): o is RequestObservation => o.kind === 'request')
+  }
+}
+
+function setup(cfg = {}) {
+  const sink = new Collect()
+  return { sink, n: new Normalizer(cfg, sink) }
+}
+
+function span(p: Partial<DecodedSpan> = {}): DecodedSpan {
+  return { kind: 2, endTimeMs: T, durationUs: 1500, statusCode: 0, httpStatus: 200, ...p }
+}
+
+function hp(p: Partial<HistogramPoint> = {}): HistogramPoint {
+  return { startTimeMs: T - 60_000, timeMs: T, count: 0, sum: undefined, bounds: [], bucketCounts: [], attributes: {}, ...p }
+}
+
+function metrics(resource: Attributes, ...ms: DecodedMetric[]): MetricsRequest {
+  return { resourceMetrics: [{ resource, metrics: ms }] }
+}
+
+const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1]
+function hist(temporality: number, points: HistogramPoint[], unit = 's'): DecodedMetric {
+  return { name: 'http.server.request.duration', unit, type: 'histogram', temporality, points }
+}
+
+describe('service key', () => {
+  it('namespace, service, version and pod by semantic conventions, with fallbacks', () => {
+    expect(seriesKeyOf(RES)).toEqual({ namespace: 'shop', service: 'cart', version: 'v2' })
+    expect(seriesKeyOf({ 'service.name': 'a', 'service.namespace': 'ns' })).toEqual({ namespace: 'ns', service: 'a', version: 'unknown' })
+    expect(seriesKeyOf({ 'service.name': 'a', 'container.image.tag': '1.2' })?.version).toBe('1.2')
+    expect(seriesKeyOf({ 'service.name': 'a', 'container.image.name': 'reg:5000/team/a:2.0.1' })?.version).toBe('2.0.1')
+    expect(seriesKeyOf({ 'service.name': 'a', 'container.image.name': 'reg:5000/team/a' })?.version).toBe('unknown')
+    expect(seriesKeyOf({ 'k8s.namespace.name': 'x' })).toBeUndefined()
+    expect(imageTag('a:1@sha256:abc')).toBe('1')
+    expect(podOf({ 'k8s.pod.uid': 'u' })).toBe('u')
+    expect(podOf({ 'service.instance.id': 'i', 'host.name': 'h' })).toBe('i')
+    expect(podOf({ 'host.name': 'h' })).toBe('h')
+    expect(podOf({})).toBe('unknown')
+  })
+})
+
+describe('traces', () => {
+  it('SERVER spans become requests; 5xx or status ERROR are errors; other kinds are ignored; no service is rejected', () => {
+    const { sink, n } = setup()
+    const r = n.traces({
+      resourceSpans: [
+        { resource: RES, spans: [span(), span({ httpStatus: 503 }), span({ statusCode: 2 }), span({ httpStatus: 404 }), span({ kind: 3 })] },
+        { resource: { 'k8s.pod.name': 'x' }, spans: [span(), span()] },
+        { resource: RES, spans: [span({ durationUs: NaN })] },
+      ],
+    })
+    expect(r.accepted).toBe(5)
+    expect(r.rejected).toBe(3)
+    expect(r.rejectReason).toContain('service.name')
+    expect(sink.requests.map((o) => o.errors)).toEqual([0, 1, 1, 0])
+    expect(sink.requests[0]).toEqual({ kind: 'request', key: { namespace: 'shop', service: 'cart', version: 'v2' }, timeMs: T, count: 1, errors: 0, latenciesUs: [1500], latencyCounts: undefined })
+    expect(n.stats()).toMatchObject({ ignored: 1, missingService: 2, invalidValues: 1 })
+  })
+
+  it('uses the fast path of a sink that offers series()', () => {
+    const calls: unknown[] = []
+    let lookups = 0
+    const sink = {
+      record: () => calls.push('record'),
+      series: () => {
+        lookups++
+        return { recordRequest: (t: number, l: number, e: boolean) => calls.push([t, l, e]) }
+      },
+    }
+    new Normalizer({}, sink).traces({ resourceSpans: [{ resource: RES, spans: [span(), span({ httpStatus: 500 })] }] })
+    expect(lookups).toBe(1)
+    expect(calls).toEqual([[T, 1500, false], [T, 1500, true]])
+  })
+})
+
+describe('http.server.request.duration histograms', () => {
+  it('delta explicit buckets: bucket midpoints in microseconds, last bucket = last bound, 5xx points are errors', () => {
+    const { sink, n } = setup()
+    const r = n.metrics(
+      metrics(
+        RES,
+        hist(1, [
+          hp({ count: 6, bounds: BOUNDS, bucketCounts: [1, 2, 0, 0, 1, 2], attributes: { 'http.response.status_code': 200 } }),
+          hp({ count: 3, bounds: BOUNDS, bucketCounts: [0, 0, 3, 0, 0, 0], attributes: { 'http.status_code': '502' } }),
+        ]),
+      ),
+    )
+    expect(r).toEqual({ accepted: 2, rejected: 0 })
+    const [a, b] = sink.requests
+    expect(a!.count).toBe(6)
+    expect(a!.errors).toBe(0)
+    expect(a!.latenciesUs.map(Math.round)).toEqual([2500, 7500, 75_000, 100_000])
+    expect(a!.latencyCounts).toEqual([1, 2, 1, 2])
+    expect(b!.errors).toBe(3)
+    expect(b!.latenciesUs.map(Math.round)).toEqual([17_500])
+  })
+
+  it('accepts ms, rejects unknown units and unspecified temporality', () => {
+    const { sink, n } = setup()
+    n.metrics(metrics(RES, hist(1, [hp({ count: 1, bounds: [10, 20], bucketCounts: [0, 1, 0] })], 'ms')))
+    expect(sink.requests[0]!.latenciesUs).toEqual([15_000])
+    expect(n.metrics(metrics(RES, hist(1, [hp({ count: 1, bounds: [10], bucketCounts: [1, 0] })], 'By'))).rejected).toBe(1)
+    expect(n.metrics(metrics(RES, hist(0, [hp({ count: 1, bounds: [10], bucketCounts: [1, 0] })]))).rejected).toBe(1)
+  })
+
+  it('cumulative -> delta: first point primes, then deltas, reset on start-time change or decrease, duplicates dropped', () => {
+    const { sink, n } = setup()
+    const start = T - 3_600_000 // a long-running process: the first point only primes
+    const pt = (t: number, counts: number[], s = start) => hp({ startTimeMs: s, timeMs: t, count: counts.reduce((x, y) => x + y, 0), bounds: [0.1], bucketCounts: counts })
+    const send = (p: HistogramPoint) => n.metrics(metrics(RES, hist(2, [p])))
+    send(pt(T, [10, 1]))
+    expect(sink.requests).toHaveLength(0)
+    send(pt(T + 60_000, [15, 2]))
+    expect(sink.requests.at(-1)).toMatchObject({ timeMs: T + 60_000, count: 6, latencyCounts: [5, 1] })
+    send(pt(T + 60_000, [15, 2])) // duplicate
+    send(pt(T + 30_000, [12, 2])) // out of order
+    expect(sink.requests).toHaveLength(1)
+    // restart: start time moves; the new value is the delta from zero
+    send(pt(T + 120_000, [3, 0], T + 100_000))
+    expect(sink.requests.at(-1)).toMatchObject({ count: 3, latencyCounts: [3] })
+    // a decrease without a start-time change is a reset too
+    send(pt(T + 180_000, [1, 0], T + 100_000))
+    expect(sink.requests.at(-1)).toMatchObject({ count: 1 })
+    send(pt(T + 240_000, [1, 0], T + 100_000)) // no new requests: nothing emitted
+    expect(sink.requests).toHaveLength(3)
+    expect(n.stats()).toMatchObject({ primed: 1, resets: 2, outOfOrder: 2 })
+    expect(sink.requests.every((o) => o.count >= 0 && (o.latencyCounts ?? []).every((c) => c >= 0))).toBe(true)
+  })
+
+  it('cumulative: the first point of a freshly started process is emitted whole', () => {
+    const { sink, n } = setup()
+    n.metrics(metrics(RES, hist(2, [hp({ startTimeMs: T - 30_000, timeMs: T, count: 4, bounds: [0.1], bucketCounts: [4, 0] })])))
+    expect(sink.requests[0]).toMatchObject({ count: 4 })
+  })
+
+  it('cumulative stream map is bounded: overflow rejected and counted, idle streams expire', () => {
+    const { n } = setup({ cumulative: { maxStreams: 2, idleTtl: '5m' } })
+    const p = (route: string, t: number) => hp({ startTimeMs: 1, timeMs: t, count: 1, bounds: [1], bucketCounts: [1, 0], attributes: { 'http.route': route } })
+    n.metrics(metrics(RES, hist(2, [p('/a', T), p('/b', T)])))
+    expect(n.metrics(metrics(RES, hist(2, [p('/c', T)]))).rejected).toBe(1)
+    expect(n.metrics(metrics(RES, hist(2, [p('/c', T + 600_000)]))).rejected).toBe(0)
+    expect(n.stats()).toMatchObject({ streamOverflow: 1, streamsExpired: 2 })
+  })
+
+  it('exponential buckets: geometric midpoints, zero bucket, delta and cumulative with a scale change', () => {
+    const { sink, n } = setup()
+    const ep = (p: Partial<ExpHistogramPoint>): ExpHistogramPoint => ({
+      startTimeMs: T - 3_600_000, timeMs: T, count: 0, sum: undefined, scale: 0, zeroCount: 0,
+      positive: { offset: 0, bucketCounts: [] }, negative: { offset: 0, bucketCounts: [] }, attributes: {}, ...p,
+    })
+    const m = (temporality: number, p: ExpHistogramPoint): DecodedMetric => ({ name: 'http.server.request.duration', unit: 'ms', type: 'exponential_histogram', temporality, points: [p] })
+    // scale 0: bucket i covers (2^i, 2^(i+1)] ms; midpoint 2^(i+0.5)
+    n.metrics(metrics(RES, m(1, ep({ count: 4, zeroCount: 1, positive: { offset: 3, bucketCounts: [2, 1] } }))))
+    const a = sink.requests[0]!
+    expect(a.latenciesUs[0]).toBe(0)
+    expect(a.latenciesUs[1]).toBeCloseTo(Math.pow(2, 3.5) * 1000, 6)
+    expect(a.latenciesUs[2]).toBeCloseTo(Math.pow(2, 4.5) * 1000, 6)
+    expect(a.latencyCounts).toEqual([1, 2, 1])
+    // cumulative at scale 1, then the SDK lowers the scale to 0
+    n.metrics(metrics(RES, m(2, ep({ scale: 1, count: 3, positive: { offset: 6, bucketCounts: [1, 1, 1] } })))) // idx 6,7,8 at scale 1
+    expect(sink.requests).toHaveLength(1)
+    n.metrics(metrics(RES, m(2, ep({ timeMs: T + 60_000, scale: 0, count: 5, positive: { offset: 3, bucketCounts: [3, 2] } }))))
+    // previous at scale 0: idx 3 -> 2, idx 4 -> 1; delta: idx 3 +1, idx 4 +1
+    const b = sink.requests[1]!
+    expect(b.count).toBe(2)
+    expect(b.latencyCounts).toEqual([1, 1])
+    expect(b.latenciesUs[0]).toBeCloseTo(Math.pow(2, 3.5) * 1000, 6)
+  })
+
+  it('rejects NaN/Inf/negative counts', () => {
+    const { n } = setup()
+    const r = n.metrics(metrics(RES, hist(1, [hp({ count: NaN }), hp({ count: 1, bounds: [1], bucketCounts: [-1, 2] }), hp({ count: 1, bounds: [1], bucketCounts: [Infinity, 2] })])))
+    expect(r.rejected).toBe(3)
+  })
+})
+
+describe('resources and probes', () => {
+  const g = (name: string, value: number, attributes: Attributes = {}, t = T): DecodedMetric => ({ name, unit: '', type: 'gauge', points: [{ startTimeMs: 0, timeMs: t, value, attributes }] })
+
+  it('memory and cpu readings with the pod request summed over containers', () => {
+    const { sink, n } = setup()
+    const kres = { 'k8s.namespace.name': 'shop', 'k8s.pod.name': 'cart-abc' } // cluster metrics carry no service.name
+    n.metrics({
+      resourceMetrics: [
+        { resource: { ...kres, 'k8s.container.name': 'app' }, metrics: [g('k8s.container.memory_request', 200e6), g('k8s.container.cpu_request', 0.5)] },
+        { resource: { ...kres, 'k8s.container.name': 'proxy' }, metrics: [g('k8s.container.memory_request', 56e6), g('k8s.container.cpu_request', 0.1)] },
+      ],
+    })
+    const r = n.metrics(metrics(RES, g('k8s.pod.memory.working_set', 128e6), g('k8s.pod.cpu.usage', 0.3), g('process.cpu.utilization', 0.5), g('container.memory.working_set', 100e6, { 'k8s.container.name': 'app' })))
+    expect(r).toEqual({ accepted: 4, rejected: 0 })
+    expect(sink.obs).toEqual([
+      { kind: 'resource', key: { namespace: 'shop', service: 'cart', version: 'v2' }, pod: 'cart-abc', resource: 'memory', timeMs: T, value: 128e6, request: 256e6 },
+      { kind: 'resource', key: { namespace: 'shop', service: 'cart', version: 'v2' }, pod: 'cart-abc', resource: 'cpu', timeMs: T, value: 0.3, request: 0.6 },
+      { kind: 'resource', key: { namespace: 'shop', service: 'cart', version: 'v2' }, pod: 'cart-abc', resource: 'cpu', timeMs: T, value: 0.3, request: 0.6 },
+      { kind: 'resource', key: { namespace: 'shop', service: 'cart', version: 'v2' }, pod: 'cart-abc/app', resource: 'memory', timeMs: T, value: 100e6, request: 200e6 },
+    ])
+  })
+
+  it('utilization without a known request is reported as-is; cpu time sums are ignored; bad values rejected', () => {
+    const { sink, n } = setup()
+    const cpuTime: DecodedMetric = { name: 'container.cpu.usage', unit: 's', type: 'sum', temporality: 2, monotonic: true, points: [{ startTimeMs: 0, timeMs: T, value: 1234, attributes: {} }] }
+    const r = n.metrics(metrics({ ...RES, 'k8s.pod.name': 'other' }, g('process.cpu.utilization', 0.25), cpuTime, g('process.memory.usage', NaN), g('process.memory.usage', -1), g('container.cpu.time', 5)))
+    expect(r.rejected).toBe(2)
+    expect(sink.obs).toEqual([{ kind: 'resource', key: { namespace: 'shop', service: 'cart', version: 'v2' }, pod: 'other', resource: 'cpu', timeMs: T, value: 0.25, request: undefined }])
+  })
+
+  it('k8s.container.ready and pullback.probe.status become probe readings', () => {
+    const { sink, n } = setup()
+    const r = n.metrics(
+      metrics(
+        RES,
+        g('k8s.container.ready', 0, { 'k8s.container.name': 'app' }),
+        g('k8s.container.ready', 1, { 'k8s.container.name': 'proxy' }),
+        g('pullback.probe.status', 0, { 'probe.type': 'readiness', 'probe.name': 'db' }),
+        g('pullback.probe.status', 1, { 'probe.type': 'bogus' }),
+        g('k8s.container.ready', 0.5, { 'k8s.container.name': 'app' }),
+      ),
+    )
+    expect(r.rejected).toBe(2)
+    expect(sink.obs.map((o) => (o.kind === 'probe' ? [o.pod, o.container, o.ready] : o.kind))).toEqual([
+      ['cart-abc', 'app', false],
+      ['cart-abc', 'proxy', true],
+      ['cart-abc', 'readiness:db', false],
+    ])
+  })
+})

@@ -1,0 +1,76 @@
+/** `pullback replay` as a command: exit codes, stdout/stderr contract, streaming from a file. */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { main } from '../../src/cli/main.js'
+import { generate } from '../support/otlp-fixtures.js'
+
+const dir = mkdtempSync(path.join(tmpdir(), 'pullback-replay-'))
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const code = await main(['replay', ...args], { out: (s) => (out += s), err: (s) => (err += s) })
+  return { code, out, err }
+}
+
+describe('pullback replay', () => {
+  const file = path.join(dir, 'spike.jsonl')
+  writeFileSync(
+    file,
+    generate({
+      seed: 21,
+      durationS: 420,
+      load: (t) => (t < 320 ? [{ version: 'v1', rps: 20, errorRate: 0.005, medianMs: 30 }] : [{ version: 'v2', rps: 20, errorRate: 0.5, medianMs: 30 }]),
+    }).join('\n') + '\nnot json at all\n',
+  )
+
+  it('prints one JSON verdict per line, reports the malformed line, exits 0', async () => {
+    const r = await cli([file])
+    expect(r.code).toBe(0)
+    const verdicts = r.out.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; version: string })
+    expect(verdicts[0]).toMatchObject({ kind: 'rollback', version: 'v2' })
+    expect(r.err).toMatch(/^line \d+: invalid OTLP\/JSON/m)
+    expect(r.err).toMatch(/replay: lines=\d+ spans=\d+ points=\d+ malformed=1 verdicts=\d+ elapsed=\d+ms/)
+  })
+
+  it('--no-actuator: no recovery verdicts', async () => {
+    const r = await cli([file, '--no-actuator'])
+    expect(r.out.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind)).toEqual(['rollback'])
+  })
+
+  it('--config applies the threshold contract', async () => {
+    const cfg = path.join(dir, 'observe.yaml')
+    writeFileSync(cfg, 'engine:\n  defaults:\n    signals:\n      errorRate: { mode: observe }\n')
+    const r = await cli([file, '--config', cfg])
+    expect((JSON.parse(r.out.trim().split('\n')[0] as string) as { dryRun: boolean }).dryRun).toBe(true)
+  })
+
+  it('--report writes the HTML report of the watched deployments', async () => {
+    const out = path.join(dir, 'report.html')
+    const r = await cli([file, '--report', out])
+    expect(r.code).toBe(0)
+    const html = readFileSync(out, 'utf8')
+    expect(html).toMatch(/<html/i)
+    expect(html).toContain('checkout')
+  })
+
+  it('exit 1 when the file cannot be read', async () => {
+    const r = await cli([path.join(dir, 'missing.jsonl')])
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(/cannot read .*missing\.jsonl/)
+  })
+
+  it.each([[[]], [['a', 'b']], [['--bogus', 'x']]])('exit 2 on usage errors: %j', async (args) => {
+    expect((await cli(args)).code).toBe(2)
+  })
+
+  it('exit 2 on an invalid config, naming the path', async () => {
+    const cfg = path.join(dir, 'bad.yaml')
+    writeFileSync(cfg, 'engine:\n  defaults:\n    minSignals: 7\n')
+    const r = await cli([file, '--config', cfg])
+    expect(r.code).toBe(2)
+    expect(r.err).toMatch(/engine\.defaults\.minSignals/)
+  })
+})

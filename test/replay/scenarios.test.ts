@@ -1,0 +1,206 @@
+/**
+ * Scenario tests through `replayLines` (the body of `pullback replay`): each class of deployment the
+ * engine must get right, generated as OTLP/JSON lines by test/support/otlp-fixtures.ts.
+ * Bad deploys end in `rollback`, benign ones in no verdict, a pre-existing breach in `incident`.
+ */
+import { describe, expect, it } from 'vitest'
+import { parseConfig } from '../../src/config/load.js'
+import { replayLines, type ReplaySummary } from '../../src/cli/commands/replay.js'
+import type { Verdict } from '../../src/engine/verdict.js'
+import { generate, MiB, type FixtureSpec, type VersionLoad } from '../support/otlp-fixtures.js'
+
+const T0 = 320 // deploy second: > 5 min of baseline before it
+const RPS = 50
+const normal = (version: string, over: Partial<VersionLoad> = {}): VersionLoad => ({ version, rps: RPS, errorRate: 0.005, medianMs: 40, ...over })
+
+async function run(spec: FixtureSpec, raw: unknown = {}): Promise<{ s: ReplaySummary; out: string[]; err: string[] }> {
+  const out: string[] = []
+  const err: string[] = []
+  const s = await replayLines(generate(spec), parseConfig(raw), { out: (x) => out.push(x), err: (x) => err.push(x) })
+  return { s, out, err }
+}
+
+function kinds(vs: readonly Verdict[]): string[] {
+  return vs.map((v) => `${v.kind}${v.dryRun ? '/dry' : ''}`)
+}
+
+function sig(v: Verdict, name: string) {
+  const r = v.signals.find((s) => s.signal === name)
+  if (r === undefined) throw new Error(`no ${name} reading`)
+  return r
+}
+
+describe('replay scenarios', () => {
+  it('error spike: rollback, and recovered once the restored version serves', async () => {
+    const { s, out } = await run({
+      seed: 1,
+      durationS: T0 + 150,
+      load: (t) => (t < T0 ? [normal('v1')] : t < T0 + 80 ? [normal('v2', { errorRate: 0.4 })] : [normal('v1')]),
+    })
+    expect(kinds(s.verdicts)).toEqual(['rollback', 'recovered'])
+    const v = s.verdicts[0] as Verdict
+    expect(v).toMatchObject({ namespace: 'shop', service: 'checkout', version: 'v2', baselineVersion: 'v1', baselineSource: 'snapshot' })
+    expect(sig(v, 'error_rate')).toMatchObject({ state: 'breach', critical: true })
+    expect(v.decidedAt - v.deployedAt).toBeLessThan(60_000)
+    expect(s.verdicts[1]).toMatchObject({ restoredVersion: 'v1', deploymentId: v.deploymentId })
+    // stdout is exactly one JSON line per verdict with the documented fields
+    expect(out).toHaveLength(2)
+    const line = JSON.parse(out[0] as string) as Record<string, unknown>
+    for (const k of ['kind', 'dryRun', 'namespace', 'service', 'version', 'baselineVersion', 'deployedAt', 'decidedAt', 'signals']) expect(line).toHaveProperty(k)
+    expect((line.signals as unknown[]).length).toBe(4)
+  })
+
+  it('latency-only regression (4x p99): rollback on the critical latency breach alone', async () => {
+    const { s } = await run({ seed: 2, durationS: T0 + 200, load: (t) => (t < T0 ? [normal('v1')] : [normal('v2', { medianMs: 160 })]) })
+    expect(kinds(s.verdicts)[0]).toBe('rollback')
+    const v = s.verdicts[0] as Verdict
+    expect(sig(v, 'latency')).toMatchObject({ state: 'breach', critical: true })
+    expect(sig(v, 'error_rate').state).toBe('healthy')
+    // the restored version never shows up in this recording: recovery cannot be confirmed
+    expect(s.verdicts[1]).toMatchObject({ kind: 'not-recovered' })
+    expect(s.verdicts[1]?.reason).toMatch(/insufficient data/)
+  })
+
+  it('memory leak that leads the error rate: rollback once both are confirmed', async () => {
+    const leakPerS = (0.05 * 512 * MiB) / 60 // 5 % of the request per minute
+    const { s } = await run({
+      seed: 3,
+      durationS: T0 + 420,
+      load: (t) => (t < T0 ? [normal('v1')] : [normal('v2', { errorRate: t < T0 + 200 ? 0.005 : 0.08 })]),
+      memory: (t, version) => (version === 'v2' ? 200 * MiB + leakPerS * (t - T0) : 200 * MiB) * (1 + 0.002 * Math.sin(t)),
+    })
+    expect(kinds(s.verdicts)[0]).toBe('rollback')
+    const v = s.verdicts[0] as Verdict
+    expect(sig(v, 'resource').state).toBe('breach')
+    expect(sig(v, 'error_rate').state).toBe('breach')
+    expect(sig(v, 'resource').onsetMs).toBeLessThan(sig(v, 'error_rate').onsetMs as number)
+  })
+
+  it('probe failure after readiness: immediate rollback', async () => {
+    const { s } = await run({
+      seed: 4,
+      durationS: T0 + 120,
+      load: (t) => (t < T0 ? [normal('v1')] : [normal('v2')]),
+      ready: (t, version, pod, first) => (version === 'v2' && pod === 0 && t >= T0 + 50 ? false : t - first >= 10),
+    })
+    expect(kinds(s.verdicts)[0]).toBe('rollback')
+    const v = s.verdicts[0] as Verdict
+    expect(sig(v, 'probe')).toMatchObject({ state: 'breach', critical: true })
+    expect(v.decidedAt - (v.deployedAt + 50_000)).toBeLessThan(15_000)
+    expect(v.reason).toMatch(/was ready, then failed/)
+  })
+
+  it('benign deploy with noise: no verdict', async () => {
+    const { s } = await run({
+      seed: 5,
+      durationS: T0 + 420,
+      load: (t) => (t < T0 ? [normal('v1')] : t < T0 + 60 ? [normal('v1', { rps: 25 }), normal('v2', { rps: 25 })] : [normal('v2', { medianMs: 42 })]),
+      // new pods warm up (memory climbs for a minute), then are flat
+      memory: (t, version) => (version === 'v2' ? 150 * MiB + 50 * MiB * Math.min(1, (t - T0) / 50) : 200 * MiB) * (1 + 0.003 * Math.cos(t * 7)),
+    })
+    expect(kinds(s.verdicts)).toEqual([])
+  })
+
+  it('traffic spike after the deploy: no verdict', async () => {
+    const { s } = await run({
+      seed: 6,
+      durationS: T0 + 300,
+      load: (t) => (t < T0 ? [normal('v1')] : [normal('v2', t > T0 + 60 && t < T0 + 180 ? { rps: RPS * 3, medianMs: 46 } : {})]),
+    })
+    expect(kinds(s.verdicts)).toEqual([])
+  })
+
+  it('cold-start spike in the first seconds: no verdict', async () => {
+    const { s } = await run({
+      seed: 7,
+      durationS: T0 + 300,
+      load: (t) => (t < T0 ? [normal('v1')] : [normal('v2', t < T0 + 15 ? { medianMs: 400, errorRate: 0.2 } : {})]),
+    })
+    expect(kinds(s.verdicts)).toEqual([])
+  })
+
+  it('low-traffic service with two errors: no verdict (insufficient, not a breach)', async () => {
+    const { s } = await run({
+      seed: 8,
+      durationS: T0 + 300,
+      load: (t) => (t < T0 ? [normal('v1', { rps: 0.1 })] : [normal('v2', { rps: 0.1, errorRate: 0 })]),
+      scripted: { v2: [true, false, true] },
+    })
+    expect(kinds(s.verdicts)).toEqual([])
+  })
+
+  it('breach that predates the deploy: incident, not rollback', async () => {
+    const { s } = await run({
+      seed: 9,
+      durationS: T0 + 120,
+      load: (t) => (t < T0 - 90 ? [normal('v1')] : t < T0 ? [normal('v1', { errorRate: 0.4 })] : [normal('v2', { errorRate: 0.4 })]),
+    })
+    expect(kinds(s.verdicts)).toEqual(['incident'])
+    const v = s.verdicts[0] as Verdict
+    expect(sig(v, 'error_rate').onsetMs).toBeLessThan(v.deployedAt)
+  })
+
+  it('slow latency creep that a rolling baseline would absorb: rollback against the frozen baseline', async () => {
+    // +1 % of the baseline median every 2 s: 4x after 10 min; a 5-min rolling baseline would trail by < 1.5x
+    const { s } = await run({
+      seed: 10,
+      durationS: T0 + 600,
+      load: (t) => (t < T0 ? [normal('v1')] : [normal('v2', { medianMs: 40 * (1 + 0.005 * (t - T0)) })]),
+    })
+    expect(kinds(s.verdicts)[0]).toBe('rollback')
+    const v = s.verdicts[0] as Verdict
+    expect(sig(v, 'latency')).toMatchObject({ state: 'breach', critical: true })
+    expect(v.decidedAt - v.deployedAt).toBeGreaterThan(5 * 60_000)
+  })
+
+  it('canary beside the old version: live baseline; a drift shared by both versions is not blamed on the canary', async () => {
+    const { s } = await run({
+      seed: 11,
+      durationS: T0 + 200,
+      // after the deploy both versions slow down 1.8x (a shared dependency); only the canary also fails requests
+      load: (t) =>
+        t < T0 ? [normal('v1')] : [normal('v1', { rps: 45, medianMs: 72 }), normal('v2', { rps: 5, medianMs: 72, errorRate: t < T0 + 60 ? 0.005 : 0.4 })],
+    })
+    expect(kinds(s.verdicts)[0]).toBe('rollback')
+    const v = s.verdicts[0] as Verdict
+    expect(v.baselineSource).toBe('live')
+    expect(sig(v, 'latency').state).toBe('healthy')
+    expect(sig(v, 'error_rate').state).toBe('breach')
+  })
+
+  it('a few seconds of disorder between lines changes nothing', async () => {
+    const spec: FixtureSpec = {
+      seed: 13,
+      durationS: T0 + 150,
+      load: (t) => (t < T0 ? [normal('v1')] : t < T0 + 80 ? [normal('v2', { errorRate: 0.4 })] : [normal('v1')]),
+    }
+    const ordered = generate(spec)
+    // reverse every run of 4 lines: up to ~3 s of disorder, below the 5 s lateness
+    const shuffled: string[] = []
+    for (let i = 0; i < ordered.length; i += 4) shuffled.push(...ordered.slice(i, i + 4).reverse())
+    const io = { out: () => undefined, err: () => undefined }
+    const a = await replayLines(ordered, parseConfig({}), io)
+    const b = await replayLines(shuffled, parseConfig({}), io)
+    expect(kinds(b.verdicts)).toEqual(['rollback', 'recovered'])
+    expect(b.verdicts.map((v) => v.signals)).toEqual(a.verdicts.map((v) => v.signals))
+  })
+
+  it('a signal in observe mode yields a dry-run verdict only', async () => {
+    const { s } = await run(
+      { seed: 2, durationS: T0 + 120, load: (t) => (t < T0 ? [normal('v1')] : [normal('v2', { medianMs: 160 })]) },
+      { engine: { defaults: { signals: { latency: { mode: 'observe' } } } } },
+    )
+    expect(kinds(s.verdicts)).toEqual(['rollback/dry'])
+  })
+
+  it('malformed lines are reported with their number and skipped', async () => {
+    const lines = generate({ seed: 12, durationS: 30, load: () => [normal('v1')] })
+    lines.splice(3, 0, '{"resourceSpans": [', '{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":2,"endTimeUnixNano":"abc"}]}]}]}')
+    const err: string[] = []
+    const s = await replayLines(lines, parseConfig({}), { out: () => undefined, err: (x) => err.push(x) })
+    expect(s.malformed).toBe(2)
+    expect(err[0]).toMatch(/^line 4: /)
+    expect(err[1]).toMatch(/^line 5: .*endTimeUnixNano/)
+    expect(err.at(-1)).toMatch(/^replay: lines=\d+ spans=\d+ points=\d+ malformed=2 verdicts=0 elapsed=/)
+  })
+})

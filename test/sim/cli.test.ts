@@ -1,0 +1,54 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { UsageError, type Io } from '../../src/cli/args.js'
+import { command } from '../../src/cli/commands/sim.js'
+import { SCENARIOS } from '../../src/sim/index.js'
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = {
+    stdout: '',
+    stderr: '',
+    out: (s: string) => void (io.stdout += s),
+    err: (s: string) => void (io.stderr += s),
+  }
+  return io
+}
+
+describe('pullback sim', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pullback-sim-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const signal = new AbortController().signal
+
+  it('lists every scenario with its expected verdict', async () => {
+    const io = capture()
+    expect(await command.run(['list'], io, signal)).toBe(0)
+    for (const s of SCENARIOS) expect(io.stdout).toMatch(new RegExp(`^${s.name}\\s+${s.expected.replace('+', '\\+')}\\s`, 'm'))
+  })
+
+  it('rejects an unknown scenario, a missing one and a bad seed as usage errors', async () => {
+    await expect(command.run(['record', 'no-such'], capture(), signal)).rejects.toThrow(UsageError)
+    await expect(command.run(['record'], capture(), signal)).rejects.toThrow(/missing SCENARIO/)
+    await expect(command.run(['record', 'error-spike', '--seed', 'x'], capture(), signal)).rejects.toThrow(/--seed/)
+    await expect(command.run(['frobnicate'], capture(), signal)).rejects.toThrow(UsageError)
+  })
+
+  it('records to --out and to stdout identically, with a summary on stderr', async () => {
+    const file = join(dir, 'rec.jsonl')
+    const a = capture()
+    expect(await command.run(['record', 'telemetry-outage', '--seed', '7', '--out', file], a, signal)).toBe(0)
+    expect(a.stdout).toBe('')
+    expect(a.stderr).toMatch(/telemetry-outage \(seed 7\): \d+ lines, \d+ spans/)
+    const b = capture()
+    expect(await command.run(['record', 'telemetry-outage', '--seed', '7'], b, signal)).toBe(0)
+    expect(readFileSync(file, 'utf8')).toBe(b.stdout)
+    expect(b.stdout.split('\n').filter((l) => l !== '').length).toBeGreaterThan(150)
+  })
+
+  it('fails with exit 1 when --out cannot be written', async () => {
+    const io = capture()
+    expect(await command.run(['record', 'benign-deploy', '--out', join(dir, 'missing', 'x.jsonl')], io, signal)).toBe(1)
+    expect(io.stderr).toMatch(/cannot write/)
+  })
+})

@@ -1,0 +1,229 @@
+import { fileURLToPath } from 'node:url'
+import protobuf from 'protobufjs'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { DEFAULT_START_MS, findScenario, recordToLines, SCENARIOS, type Scenario } from '../../src/sim/index.js'
+
+const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url))
+
+function scenario(name: string): Scenario {
+  const s = findScenario(name)
+  if (s === undefined) throw new Error(`no scenario ${name}`)
+  return s
+}
+
+type Json = Record<string, unknown>
+interface KV {
+  key: string
+  value: Record<string, unknown>
+}
+
+function attrs(list: KV[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const kv of list ?? []) out[kv.key] = Object.values(kv.value)[0]
+  return out
+}
+
+interface FlatSpan {
+  service: string
+  version: string
+  pod: string
+  startNs: bigint
+  endNs: bigint
+  status: number
+  code: number | undefined
+  kind: number
+  traceId: string
+  spanId: string
+}
+
+function spansOf(lines: string[]): FlatSpan[] {
+  const out: FlatSpan[] = []
+  for (const line of lines) {
+    const req = JSON.parse(line) as { resourceSpans?: { resource: { attributes: KV[] }; scopeSpans: { spans: Json[] }[] }[] }
+    for (const rs of req.resourceSpans ?? []) {
+      const r = attrs(rs.resource.attributes)
+      for (const ss of rs.scopeSpans) {
+        for (const sp of ss.spans) {
+          const a = attrs(sp.attributes as KV[])
+          out.push({
+            service: String(r['service.name']),
+            version: String(r['service.version']),
+            pod: String(r['k8s.pod.name']),
+            startNs: BigInt(sp.startTimeUnixNano as string),
+            endNs: BigInt(sp.endTimeUnixNano as string),
+            status: Number(a['http.response.status_code']),
+            code: (sp.status as { code?: number }).code,
+            kind: sp.kind as number,
+            traceId: sp.traceId as string,
+            spanId: sp.spanId as string,
+          })
+        }
+      }
+    }
+  }
+  return out
+}
+
+const sec = (s: FlatSpan) => Number(s.startNs / 1_000_000n - BigInt(DEFAULT_START_MS)) / 1000
+
+describe('scenario library', () => {
+  it('has the required scenarios, each labelled', () => {
+    const required = [
+      'error-spike',
+      'latency-regression',
+      'memory-leak-leads-errors',
+      'gradual-memory-leak',
+      'probe-failure',
+      'benign-deploy',
+      'traffic-spike',
+      'deploy-during-traffic-spike',
+      'cold-start-spike',
+      'low-traffic-two-errors',
+      'pre-existing-breach',
+      'slow-latency-creep',
+      'canary-bad-10pct',
+      'canary-good',
+      'latent-defect-prior-version',
+      'flapping-single-signal',
+      'telemetry-outage',
+    ]
+    for (const name of required) expect(findScenario(name), name).toBeDefined()
+    for (const s of SCENARIOS) {
+      expect(s.description.length).toBeGreaterThan(10)
+      expect(s.faultClass === 'none').toBe(s.faultOnsetS === undefined)
+      expect(s.durationS).toBeLessThanOrEqual(20 * 60)
+    }
+    expect(scenario('pre-existing-breach').expected).toBe('incident')
+    expect(scenario('pre-existing-breach').faultOnsetS).toBeLessThan(scenario('pre-existing-breach').deployAtS)
+  })
+})
+
+describe('sim record', () => {
+  let canary: string[]
+  beforeAll(async () => {
+    canary = await recordToLines(scenario('canary-bad-10pct'))
+  })
+
+  it('is deterministic for a seed: same bytes twice, different bytes for another seed', async () => {
+    const again = await recordToLines(scenario('canary-bad-10pct'))
+    expect(again.join('\n')).toBe(canary.join('\n'))
+    const other = await recordToLines(scenario('canary-bad-10pct'), { seed: 2 })
+    expect(other.join('\n')).not.toBe(canary.join('\n'))
+  })
+
+  it('writes OTLP/JSON as the Collector file exporter does: hex ids, int64 as strings, enums as integers', () => {
+    let traces = 0
+    let metrics = 0
+    for (const line of canary) {
+      const req = JSON.parse(line) as Json
+      const keys = Object.keys(req)
+      expect(keys.length).toBe(1)
+      if (keys[0] === 'resourceSpans') traces++
+      else if (keys[0] === 'resourceMetrics') metrics++
+      else throw new Error(`unexpected line ${line.slice(0, 80)}`)
+    }
+    expect(traces).toBeGreaterThan(100)
+    expect(metrics).toBeGreaterThan(50)
+    const spans = spansOf(canary)
+    const sample = spans.slice(0, 2000)
+    for (const s of sample) {
+      expect(s.traceId).toMatch(/^[0-9a-f]{32}$/)
+      expect(s.spanId).toMatch(/^[0-9a-f]{16}$/)
+      expect(s.kind).toBe(2) // SPAN_KIND_SERVER
+      expect(s.endNs).toBeGreaterThan(s.startNs)
+      expect(s.code).toBe(s.status >= 500 ? 2 : undefined) // STATUS_CODE_ERROR on 5xx only
+    }
+    // the raw text, not only the parsed values: int64 are quoted, enums are bare integers
+    const line = canary.find((l) => l.startsWith('{"resourceSpans"'))!
+    expect(line).toMatch(/"startTimeUnixNano":"\d{19}"/)
+    expect(line).toMatch(/"intValue":"\d+"/)
+    expect(line).toMatch(/"kind":2/)
+    expect(line).not.toMatch(/"intValue":\d/)
+    const mline = canary.find((l) => l.startsWith('{"resourceMetrics"'))!
+    expect(mline).toMatch(/"asInt":"\d+"/)
+    for (const name of ['k8s.pod.memory.working_set', 'k8s.pod.cpu.usage', 'k8s.container.memory_request', 'k8s.container.cpu_request', 'k8s.container.ready']) {
+      expect(mline).toContain(`"name":"${name}"`)
+    }
+    const rattrs = attrs((JSON.parse(mline) as { resourceMetrics: { resource: { attributes: KV[] } }[] }).resourceMetrics[0]!.resource.attributes)
+    for (const k of ['service.name', 'service.namespace', 'service.version', 'k8s.namespace.name', 'k8s.pod.name', 'container.image.tag']) {
+      expect(rattrs[k], k).toBeTypeOf('string')
+    }
+  })
+
+  it('round-trips through the opentelemetry-proto schema without losing a field', () => {
+    const root = new protobuf.Root()
+    root.resolvePath = (_origin, target) => PROTO_ROOT + target
+    root.loadSync(['opentelemetry/proto/collector/trace/v1/trace_service.proto', 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto'], {
+      keepCase: false,
+    })
+    const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
+    const M = root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest')
+    const hexToB64 = (k: string, v: unknown) => ((k === 'traceId' || k === 'spanId') && typeof v === 'string' ? Buffer.from(v, 'hex').toString('base64') : v)
+    const b64ToHex = (k: string, v: unknown) => ((k === 'traceId' || k === 'spanId') && typeof v === 'string' ? Buffer.from(v, 'base64').toString('hex') : v)
+    const opts = { longs: String, enums: Number, bytes: String, defaults: false, oneofs: false }
+    const tl = canary.find((l) => l.startsWith('{"resourceSpans"'))!
+    const ml = canary.find((l) => l.startsWith('{"resourceMetrics"'))!
+    for (const [type, line] of [
+      [T, tl],
+      [M, ml],
+    ] as const) {
+      const obj = JSON.parse(line, hexToB64) as Json
+      const msg = type.decode(type.encode(type.fromObject(obj)).finish())
+      const back = JSON.parse(JSON.stringify(type.toObject(msg, opts)), b64ToHex) as unknown
+      expect(back).toEqual(JSON.parse(line))
+    }
+  })
+
+  it('shows the deployment: the new service.version starts serving at the stated time, old and new overlap, canary weight holds', () => {
+    const s = scenario('canary-bad-10pct')
+    const spans = spansOf(canary).filter((x) => x.service === 'checkout')
+    const fresh = spans.filter((x) => x.version === 'v1.5.0')
+    const old = spans.filter((x) => x.version === 'v1.4.0')
+    const first = Math.min(...fresh.map(sec))
+    expect(first).toBeGreaterThanOrEqual(s.deployAtS)
+    expect(first).toBeLessThan(s.deployAtS + 10)
+    expect(Math.min(...old.map(sec))).toBeLessThan(1)
+    // canary: old version keeps serving beside the new one, at ~90 % of traffic
+    const after = spans.filter((x) => sec(x) > s.deployAtS + 30)
+    const share = after.filter((x) => x.version === 'v1.5.0').length / after.length
+    expect(share).toBeGreaterThan(0.07)
+    expect(share).toBeLessThan(0.13)
+    // the fault is on the canary only
+    const errRate = (xs: FlatSpan[]) => xs.filter((x) => x.status >= 500).length / xs.length
+    expect(errRate(after.filter((x) => x.version === 'v1.5.0'))).toBeGreaterThan(0.18)
+    expect(errRate(after.filter((x) => x.version === 'v1.4.0'))).toBeLessThan(0.01)
+  })
+
+  it('rolls out pod by pod: the old version stops serving after an overlap', async () => {
+    const s = scenario('benign-deploy')
+    const spans = spansOf(await recordToLines(s)).filter((x) => x.service === 'checkout')
+    const lastOld = Math.max(...spans.filter((x) => x.version === 'v1.4.0').map(sec))
+    const firstNew = Math.min(...spans.filter((x) => x.version === 'v1.5.0').map(sec))
+    expect(firstNew).toBeGreaterThanOrEqual(s.deployAtS)
+    expect(lastOld).toBeGreaterThan(firstNew + 30) // overlap
+    expect(lastOld).toBeLessThan(s.deployAtS + 120)
+    expect(new Set(spans.filter((x) => x.version === 'v1.5.0').map((x) => x.pod)).size).toBe(4)
+  })
+
+  it('reports readiness failures of the new version in probe-failure, and a telemetry gap in telemetry-outage', async () => {
+    const probe = await recordToLines(scenario('probe-failure'))
+    let notReadyNew = 0
+    for (const line of probe) {
+      const req = JSON.parse(line) as { resourceMetrics?: { resource: { attributes: KV[] }; scopeMetrics: { metrics: { name: string; gauge?: { dataPoints: Json[] } }[] }[] }[] }
+      for (const rm of req.resourceMetrics ?? []) {
+        const r = attrs(rm.resource.attributes)
+        for (const m of rm.scopeMetrics[0]!.metrics) {
+          if (m.name !== 'k8s.container.ready') continue
+          const dp = m.gauge!.dataPoints[0]!
+          const t = Number(BigInt(dp.timeUnixNano as string) / 1_000_000n - BigInt(DEFAULT_START_MS)) / 1000
+          if (r['service.version'] === 'v1.5.0' && dp.asInt === '0' && t > 300) notReadyNew++
+          if (r['service.version'] === 'v1.4.0') expect(dp.asInt).toBe('1')
+        }
+      }
+    }
+    expect(notReadyNew).toBeGreaterThan(10)
+    const gap = spansOf(await recordToLines(scenario('telemetry-outage')))
+    expect(gap.filter((x) => sec(x) > 305 && sec(x) < 383)).toHaveLength(0)
+    expect(gap.filter((x) => sec(x) > 395 && sec(x) < 420).length).toBeGreaterThan(100)
+  })
+})
