@@ -4,7 +4,7 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N] [--only NAME,NAME] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--config FILE] [--json]
  *
  * Exit code 0 when pullback meets the targets (every bad deployment rolled back, every benign one
  * left alone, the incident reported as one, worst step-fault detection <= window + 10 s), else 1.
@@ -193,31 +193,56 @@ function table(rows: string[][]): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { seed: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' } } })
-  const seed = values.seed === undefined ? 1 : Number(values.seed)
+  const { values } = parseArgs({ options: { seed: { type: 'string' }, seeds: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' } } })
+  // --seeds N runs seeds 1..N and prints per-scenario hit counts; --seed N runs one seed with the full table
+  const seeds = values.seeds !== undefined ? Array.from({ length: Number(values.seeds) }, (_, i) => i + 1) : [values.seed === undefined ? 1 : Number(values.seed)]
+  if (seeds.length === 0 || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error('--seed/--seeds expect non-negative integers')
   const only = values.only?.split(',')
   const cfg = loadConfig(values.config)
   const windowS = cfg.engine.defaults.window / 1000
   const scenarios = SCENARIOS.filter((s) => only === undefined || only.includes(s.name))
   const rows: Row[] = []
   const began = performance.now()
-  for (const s of scenarios) {
-    const t = performance.now()
-    rows.push(await runScenario(s, cfg, seed))
-    process.stderr.write(`quality: ${s.name} done in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
+  for (const seed of seeds) {
+    for (const s of scenarios) {
+      const t = performance.now()
+      rows.push(await runScenario(s, cfg, seed))
+      process.stderr.write(`quality: ${s.name} seed ${seed} done in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
+    }
   }
-  const out: string[][] = [['scenario', 'fault', 'expected', 'pullback', 'detect', 'baseline policy', 'detect', '']]
-  for (const r of rows) {
-    out.push([
-      r.scenario.name,
-      r.scenario.faultClass + (r.scenario.gradual ? ' (gradual)' : ''),
-      r.scenario.expected,
-      r.actual,
-      fmtS(r.detectS),
-      r.baseline,
-      fmtS(r.baselineDetectS),
-      r.ok ? 'ok' : 'MISS',
-    ])
+  const out: string[][] = []
+  if (seeds.length === 1) {
+    out.push(['scenario', 'fault', 'expected', 'pullback', 'detect', 'baseline policy', 'detect', ''])
+    for (const r of rows) {
+      out.push([
+        r.scenario.name,
+        r.scenario.faultClass + (r.scenario.gradual ? ' (gradual)' : ''),
+        r.scenario.expected,
+        r.actual,
+        fmtS(r.detectS),
+        r.baseline,
+        fmtS(r.baselineDetectS),
+        r.ok ? 'ok' : 'MISS',
+      ])
+    }
+  } else {
+    out.push(['scenario', 'expected', 'pullback right', 'median detect', 'baseline right', 'median detect', 'pullback misses'])
+    for (const s of scenarios) {
+      const mine = rows.filter((r) => r.scenario === s)
+      const det = (xs: (number | undefined)[]) => fmtS(median(xs.filter((x): x is number => x !== undefined)))
+      out.push([
+        s.name,
+        s.expected,
+        `${mine.filter((r) => r.ok).length}/${mine.length}`,
+        det(mine.map((r) => r.detectS)),
+        `${mine.filter((r) => r.baselineOk).length}/${mine.length}`,
+        det(mine.map((r) => r.baselineDetectS)),
+        mine
+          .filter((r) => !r.ok)
+          .map((r) => `${r.actual} (seed ${seeds[rows.indexOf(r) / scenarios.length | 0]})`)
+          .join(', '),
+      ])
+    }
   }
   const p = totals(rows, (r) => ({ rolledBack: r.actual.startsWith('rollback'), incident: r.actual.startsWith('incident'), detectS: r.detectS }))
   const b = totals(rows, (r) => ({ rolledBack: r.baseline.startsWith('rollback'), incident: false, detectS: r.baselineDetectS }))
@@ -233,9 +258,11 @@ async function main(): Promise<number> {
     [`target: worst <= window + 10 s = ${target} s`, p.worstDetectS <= target ? 'met' : 'NOT met', b.worstDetectS <= target ? 'met' : 'not met'],
   ])
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ seed, windowS, rows: rows.map((r) => ({ scenario: r.scenario.name, expected: r.scenario.expected, actual: r.actual, detectS: r.detectS, baseline: r.baseline, baselineDetectS: r.baselineDetectS })), pullback: p, baseline: b })}\n`)
+    const json = rows.map((r, i) => ({ seed: seeds[(i / scenarios.length) | 0], scenario: r.scenario.name, expected: r.scenario.expected, actual: r.actual, detectS: r.detectS, baseline: r.baseline, baselineDetectS: r.baselineDetectS }))
+    process.stdout.write(`${JSON.stringify({ seeds, windowS, rows: json, pullback: p, baseline: b })}\n`)
   } else {
-    process.stdout.write(`detection quality, seed ${seed}, window ${windowS} s, ${rows.length} scenarios in ${((performance.now() - began) / 1000).toFixed(1)} s\n\n`)
+    const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s\n\n`)
     process.stdout.write(`${table(out)}\n\n${tot}\n`)
   }
   const allOk = rows.every((r) => r.ok) && p.worstDetectS <= target

@@ -63,6 +63,9 @@ export interface FrozenBaseline {
 
 interface Watch {
   id: string
+  /** series of the watched version and of the baseline version */
+  key: SeriesKey
+  oldKey: SeriesKey
   kind: 'deploy' | 'rollback'
   namespace: string
   service: string
@@ -235,6 +238,8 @@ function newWatch(cfg: EngineConfig, f: {
   const contract = f.contract ?? contractFor(cfg, serviceId(f.namespace, f.service))
   return {
     id: deploymentId(f.namespace, f.service, f.version, f.deployedAt),
+    key: { namespace: f.namespace, service: f.service, version: f.version },
+    oldKey: { namespace: f.namespace, service: f.service, version: f.baselineVersion },
     kind: f.kind,
     namespace: f.namespace,
     service: f.service,
@@ -442,7 +447,7 @@ interface Readings {
 function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings {
   const c = w.contract
   const view = input.view
-  const key = { namespace: w.namespace, service: w.service, version: w.version }
+  const key = w.key
   const from = end - c.window
   const win = view.window(key, from, end)
   let numbers = base?.numbers
@@ -450,7 +455,7 @@ function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaselin
   let liveResources: Partial<Record<ResourceKind, number>> | undefined
   if (allowLive && w.baselineVersion !== '') {
     // canary: the old version serving beside the new one in the same window is the fairer baseline
-    const oldKey = { namespace: w.namespace, service: w.service, version: w.baselineVersion }
+    const oldKey = w.oldKey
     // After a finished rollout the old version serves nothing; it is then re-checked once a minute
     // (telemetry time) rather than at every tick. A canary's old version keeps serving and is read each tick.
     const ow = end >= w.oldIdleUntil ? view.window(oldKey, from, end) : undefined
@@ -530,6 +535,13 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, out: EngineOutput
     source = r.source
   }
   const breaches = list.filter((r) => r.state === 'breach')
+  if (breaches.length === 0) {
+    // the common case: nothing to decide
+    const st = statusOf(list)
+    w.status = st
+    out.statuses.push(statusRecord(w, end, st, list))
+    return
+  }
   for (const b of breaches) {
     const pre = w.preExisting[b.signal]
     if (pre !== undefined && source === 'snapshot') b.onsetMs = Math.min(pre, b.onsetMs ?? pre)

@@ -66,7 +66,7 @@ export class Pipeline implements TelemetryConsumer {
   constructor(opts: PipelineOptions) {
     this.engineCfg = opts.engine
     this.store = new SignalStore(opts.signals ?? {})
-    checkAlignment(this.engineCfg, this.store.bucketMs)
+    checkAlignment(this.engineCfg, this.store.bucketMs, this.store.config)
     const store = this.store
     // probe readings are tapped on their way to the store: the engine's per-container startup grace needs each reading
     const tee: ObservationSink & { series: SignalStore['series'] } = {
@@ -200,13 +200,19 @@ export class Pipeline implements TelemetryConsumer {
   }
 }
 
-/** The engine's windows must be answerable by the store's buckets. */
-function checkAlignment(cfg: EngineConfig, bucketMs: number): void {
+/** The engine's windows must be answerable by the store's buckets (and still be in its fine ring when judged). */
+function checkAlignment(cfg: EngineConfig, bucketMs: number, sc: SignalsConfig): void {
   const contracts = [['defaults', cfg.defaults] as const, ...Object.entries(cfg.services).map(([k, c]) => [`services[${JSON.stringify(k)}]`, c] as const)]
   for (const [where, c] of contracts) {
     const slice = c.window / c.slices
     if (slice % bucketMs !== 0) {
       throw new ConfigError(`engine.${where}.window: ${c.window} ms in ${c.slices} slices is not a multiple of signals.bucket (${bucketMs} ms)`)
+    }
+    if (c.window + cfg.lateness > sc.fineRetention) {
+      throw new ConfigError(`engine.${where}.window: window + engine.lateness (${c.window + cfg.lateness} ms) exceed signals.fineRetention (${sc.fineRetention} ms)`)
+    }
+    if (c.baselineWindow + c.window > sc.retention) {
+      throw new ConfigError(`engine.${where}.baselineWindow: baselineWindow + window (${c.baselineWindow + c.window} ms) exceed signals.retention (${sc.retention} ms)`)
     }
     if (c.signals.resource.window % (2 * bucketMs) !== 0) {
       throw new ConfigError(`engine.${where}.signals.resource.window: must be a multiple of 2 x signals.bucket (${2 * bucketMs} ms)`)

@@ -153,3 +153,16 @@ describe('paging', () => {
     }
   })
 })
+
+describe('simulated driver', () => {
+  it('waits the delay, calls the hook once per target, and is level-triggered', async () => {
+    const calls: string[] = []
+    const d = createDriver(driverCfg({ type: 'simulated', delay: '30ms' }), { simulated: (r) => void calls.push(r.target.version) })
+    const t0 = Date.now()
+    expect((await d.apply(req(), signal)).kind).toBe('applied')
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(25)
+    expect((await d.apply(req({ resume: true }), signal)).kind).toBe('already-applied')
+    expect(calls).toEqual(['1.2.0'])
+    expect((await d.awaitReady(req(), 10, signal)).kind).toBe('ready')
+  })
+})

@@ -74,3 +74,17 @@ describe('pullback replay', () => {
     expect(r.err).toMatch(/engine\.defaults\.minSignals/)
   })
 })
+
+describe('pipeline config cross-checks', () => {
+  it('a window the signal store cannot answer from fine buckets is refused, naming both settings', async () => {
+    const dir2 = mkdtempSync(path.join(tmpdir(), 'pullback-replay-'))
+    const cfg = path.join(dir2, 'wide.yaml')
+    writeFileSync(cfg, 'engine:\n  defaults:\n    window: 90s\n')
+    const file = path.join(dir2, 'empty.jsonl')
+    writeFileSync(file, '')
+    let err = ''
+    const code = await main(['replay', file, '--config', cfg], { out: () => undefined, err: (s) => (err += s) })
+    expect(code).toBe(2)
+    expect(err).toMatch(/engine\.defaults\.window: .*signals\.fineRetention/)
+  })
+})

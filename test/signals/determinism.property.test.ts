@@ -115,12 +115,17 @@ describe('determinism', () => {
         for (const o of obs) s.record(o)
         const newest = Math.max(...obs.map((o) => o.timeMs))
         const to = Math.floor(newest / 5000) * 5000 + 5000
-        const from = to - 60_000 // the fine ring
-        for (const k of KEYS) {
-          const inRange = obs.filter((o) => o.kind === 'request' && o.key === k && o.timeMs >= from && o.timeMs < to)
-          const w = s.window(k, from, to)
-          expect(w.requests).toBe(inRange.reduce((n, o) => n + (o.kind === 'request' ? o.count : 0), 0))
-          expect(w.errors).toBe(inRange.reduce((n, o) => n + (o.kind === 'request' ? o.errors : 0), 0))
+        // the fine ring, and a range reaching back into the coarse minutes (minute-aligned start)
+        for (const from of [to - 60_000, Math.floor((to - 5 * 60_000) / 60_000) * 60_000]) {
+          for (const k of KEYS) {
+            const inRange = obs.filter((o) => o.kind === 'request' && o.key === k && o.timeMs >= from && o.timeMs < to)
+            const w = s.window(k, from, to)
+            expect(w.requests).toBe(inRange.reduce((n, o) => n + (o.kind === 'request' ? o.count : 0), 0))
+            expect(w.errors).toBe(inRange.reduce((n, o) => n + (o.kind === 'request' ? o.errors : 0), 0))
+            const lat = inRange.reduce((n, o) => n + (o.kind === 'request' && o.latenciesUs[0]! >= 0 ? o.count + 1 : 0), 0)
+            expect(w.latency.count).toBe(lat)
+            expect(w.buckets.reduce((n, b) => n + b.requests, 0)).toBe(w.requests)
+          }
         }
       }),
       { numRuns: 100 },

@@ -261,6 +261,8 @@ export const command: Command = {
         io.err(`pullback replay: cannot read ${file}: ${err.message}\n`)
         return 1
       }
+      // cross-section checks (engine windows vs signal buckets) surface when the pipeline is built
+      if (err instanceof ConfigError) throw new UsageError(err.message)
       throw err
     }
     if (render !== undefined && values.report !== undefined && summary.report !== undefined) {
