@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { kafkaSchema } from '../kafka/config.js'
 import { engineSchema } from '../engine/config.js'
 import { signalsSchema } from '../signals/config.js'
+import { normalizeSchema } from '../normalize/config.js'
 import { receiversSchema } from '../receivers/config.js'
 import { publishSchema } from '../publish/config.js'
 import { actuatorSchema } from '../actuator/config.js'
@@ -14,6 +15,7 @@ import { runtimeSchema } from '../runtime/config.js'
 export const configSchema = z
   .strictObject({
     engine: engineSchema,
+    normalize: normalizeSchema,
     signals: signalsSchema,
     receivers: receiversSchema,
     kafka: kafkaSchema,

@@ -127,8 +127,13 @@ class ConfluentConsumer implements Consumer {
   private started = false
   private stopped = false
   private failureStreak = 0
+  /** next offset to consume per "topic/partition", from handled batches */
+  private readonly position = new Map<string, bigint>()
+  private probeTimer: NodeJS.Timeout | undefined
+  private probeAdmin: KafkaJS.Admin | undefined
+  private probing = false
   constructor(
-    kafka: KafkaJS.Kafka,
+    private readonly kafka: KafkaJS.Kafka,
     private readonly opts: ConsumerOptions,
     private readonly log: Logger,
   ) {
@@ -191,10 +196,57 @@ class ConfluentConsumer implements Consumer {
         this.s.batches += 1
         this.s.messages += messages.length
         this.s.lastBatchMs = Date.now()
+        this.position.set(`${batch.topic}/${batch.partition}`, BigInt(last.offset) + 1n)
         const lag = Number(batch.offsetLag())
         this.s.lag = Number.isFinite(lag) ? lag : undefined
       },
     })
+    this.probeTimer = setInterval(() => void this.probe(), PROBE_INTERVAL_MS)
+    this.probeTimer.unref()
+  }
+
+  /**
+   * The library delivers no callback for an empty poll, so an idle consumer and a stalled one look
+   * alike (confluent-kafka-javascript#476). The probe tells them apart: when every assigned partition
+   * is consumed up to its high watermark the consumer is caught up, which counts as a poll; when
+   * messages wait and no batch arrives, `lastPollMs` stops moving and health checks turn red.
+   */
+  private async probe(): Promise<void> {
+    if (this.probing || this.stopped) return
+    this.probing = true
+    try {
+      const assignment = this.c.assignment()
+      if (assignment.length === 0) {
+        this.s.lastPollMs = Date.now() // not assigned anything (more members than partitions): idle, not stalled
+        return
+      }
+      if (this.probeAdmin === undefined) {
+        this.probeAdmin = this.kafka.admin()
+        await this.probeAdmin.connect()
+      }
+      const admin = this.probeAdmin
+      const topics = [...new Set(assignment.map((a) => a.topic))]
+      const committed = new Map<string, bigint>()
+      for (const t of await admin.fetchOffsets({ groupId: this.opts.groupId, topics })) {
+        for (const p of t.partitions) if (Number(p.offset) >= 0) committed.set(`${t.topic}/${p.partition}`, BigInt(p.offset))
+      }
+      let lag = 0n
+      for (const topic of topics) {
+        for (const p of await admin.fetchTopicOffsets(topic)) {
+          const k = `${topic}/${p.partition}`
+          if (!assignment.some((a) => a.topic === topic && a.partition === p.partition)) continue
+          const pos = this.position.get(k) ?? committed.get(k) ?? BigInt(p.low)
+          const behind = BigInt(p.high) - pos
+          if (behind > 0n) lag += behind
+        }
+      }
+      this.s.lag = Number(lag)
+      if (lag === 0n) this.s.lastPollMs = Date.now()
+    } catch (err) {
+      this.report(classifyKafkaError(err, 'consumer progress probe'))
+    } finally {
+      this.probing = false
+    }
   }
 
   private report(err: unknown): void {
@@ -210,8 +262,10 @@ class ConfluentConsumer implements Consumer {
     if (this.stopped) return
     this.stopped = true
     this.s.connected = false
+    if (this.probeTimer) clearInterval(this.probeTimer)
     if (!this.started) return
     await this.c.disconnect().catch((err: unknown) => this.report(err))
+    await this.probeAdmin?.disconnect().catch(() => undefined)
   }
 
   stats(): ConsumerStats {
@@ -267,6 +321,8 @@ class ConfluentAdmin implements Admin {
     await this.a.disconnect().catch(() => undefined)
   }
 }
+
+const PROBE_INTERVAL_MS = 5_000
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))

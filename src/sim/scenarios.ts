@@ -167,7 +167,7 @@ const DEFS: Def[] = [
   },
   {
     name: 'memory-leak-leads-errors',
-    description: 'v1.5.0 leaks 6 % of its memory request per minute; 3 min later GC pressure brings slow requests and 15 % errors',
+    description: 'v1.5.0 leaks 6 % of its memory request per minute; 5 min later GC pressure brings slow requests and 15 % errors',
     expected: 'rollback',
     faultClass: 'resource',
     faultOnsetS: SERVING_AT,
@@ -176,18 +176,18 @@ const DEFS: Def[] = [
       durationS: 840,
       faults: [
         { service: 'checkout', versions: newVersion, fromS: DEPLOY_AT, memoryLeakPerMin: 0.06 },
-        { service: 'checkout', versions: newVersion, fromS: DEPLOY_AT + 180, rampS: 60, errorRate: 0.15, errorLatencyMs: 800, latencyFactor: 1.8 },
+        { service: 'checkout', versions: newVersion, fromS: DEPLOY_AT + 300, rampS: 60, errorRate: 0.15, errorLatencyMs: 800, latencyFactor: 1.8 },
       ],
     },
   },
   {
     name: 'gradual-memory-leak',
-    description: 'v1.5.0 leaks 2 % of its memory request per minute and never errors: one signal only, reported, not a rollback',
+    description: 'v1.5.0 leaks 3 % of its memory request per minute and never errors: one signal only, reported, not a rollback',
     expected: 'none',
     faultClass: 'resource',
     faultOnsetS: SERVING_AT,
     gradual: true,
-    shape: { faults: [{ service: 'checkout', versions: newVersion, fromS: DEPLOY_AT, memoryLeakPerMin: 0.02 }] },
+    shape: { faults: [{ service: 'checkout', versions: newVersion, fromS: DEPLOY_AT, memoryLeakPerMin: 0.03 }] },
   },
   {
     name: 'probe-failure',

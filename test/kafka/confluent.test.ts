@@ -118,4 +118,30 @@ describeKafka('kafka adapter (real broker)', () => {
     // none of phase 1's messages came back: every redelivered seq is beyond the first 100 per key
     for (const m of phase3) expect(parse(m).seq).toBeGreaterThan(10_000 / KEYS)
   })
+
+  it('an idle, caught-up consumer keeps reporting progress; one that cannot keep up does not', async () => {
+    const idleTopic = uniqueName('it-idle')
+    const admin = transport.admin()
+    await admin.ensureTopics([{ topic: idleTopic, numPartitions: 1, replicationFactor: 1 }])
+    await admin.disconnect()
+    let release: () => void = () => undefined
+    const blocked = new Promise<void>((r) => (release = r))
+    const c = transport.consumer({ groupId: uniqueName('it-idle-group'), topics: [idleTopic], onError: () => undefined })
+    consumers.push(c)
+    await c.start(async () => {
+      await blocked // the handler never finishes: the consumer makes no progress
+    })
+    const t0 = Date.now()
+    await waitFor(() => c.stats().lastPollMs > t0, 'a progress probe on the idle topic', 20_000)
+
+    const p = transport.producer()
+    await p.send(idleTopic, [{ key: 'a', value: 'x' }])
+    await p.disconnect()
+    await new Promise((r) => setTimeout(r, 1500))
+    const frozenAt = c.stats().lastPollMs
+    await new Promise((r) => setTimeout(r, 12_000))
+    expect(c.stats().lastPollMs).toBe(frozenAt)
+    expect(c.stats().lag).toBeGreaterThan(0)
+    release()
+  }, 60_000)
 })

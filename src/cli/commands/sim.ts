@@ -5,7 +5,7 @@ import { errorMessage } from '../../common/errors.js'
 
 const USAGE = `usage: pullback sim list
        pullback sim record SCENARIO [--seed N] [--out FILE]
-       pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N]
+       pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N] [--from S] [--until S]
 
 list     the scenario library: name, expected verdict, fault class and onset, description
 record   play SCENARIO on telemetry time through the OpenTelemetry SDK and write OTLP/JSON lines
@@ -19,7 +19,9 @@ flags:
   --out FILE      write to FILE instead of stdout (record)
   --endpoint URL  OTLP endpoint (live; default http://127.0.0.1:4317 for grpc, :4318 for http)
   --protocol P    grpc | http (live; default grpc)
-  --speed X       scenario seconds per wall second (live; default 1)`
+  --speed X       scenario seconds per wall second (live; default 1)
+  --from S        start at scenario second S (live; default 0)
+  --until S       stop at scenario second S (live; default: the end)`
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length)
@@ -63,6 +65,8 @@ export const command: Command = {
         endpoint: { type: 'string' },
         protocol: { type: 'string' },
         speed: { type: 'string' },
+        from: { type: 'string' },
+        until: { type: 'string' },
       },
       true,
     )
@@ -113,12 +117,17 @@ export const command: Command = {
       const speed = numberFlag('speed', values.speed, 1)
       if (!(speed > 0)) throw new UsageError(`--speed expects a positive number, got ${values.speed}`)
       const endpoint = values.endpoint ?? (protocol === 'grpc' ? 'http://127.0.0.1:4317' : 'http://127.0.0.1:4318')
+      const fromS = numberFlag('from', values.from, 0)
+      const untilS = numberFlag('until', values.until, scenario.durationS)
+      if (fromS < 0 || untilS <= fromS) throw new UsageError(`--from/--until: need 0 <= from < until, got ${fromS}..${untilS}`)
       let lastMinute = -1
       const out = await runLive(scenario, {
         endpoint,
         protocol,
         speed,
         seed,
+        fromS,
+        untilS,
         signal,
         onProgress: (p) => {
           const m = Math.floor(p.scenarioS / 60)

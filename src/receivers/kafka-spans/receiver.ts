@@ -14,7 +14,9 @@
  *   so the transport redelivers it after a backoff: backpressure, nothing lost. Any other error is
  *   counted (the batch's spans as rejected) and the batch committed.
  * - `health()` turns `stalled` when the consumer is connected but has not polled for `stallTimeoutMs`
- *   (librdkafka's KafkaJS-style consumer can stop silently; see notes/libraries.md).
+ *   (librdkafka's KafkaJS-style consumer can stop silently; see notes/libraries.md). This relies on
+ *   the ConsumerStats contract that `lastPollMs` moves on empty polls too; when this was written,
+ *   src/kafka/confluent.ts moved it only on non-empty batches, so an idle topic would read as stalled.
  */
 import { classify, errorMessage } from '../../common/errors.js'
 import type { Clock } from '../../common/clock.js'
