@@ -61,6 +61,8 @@ function tickBench(n: number): void {
     state = out.state
     statuses = out.statuses.length
     healthy = out.statuses.filter((s) => s.status === 'healthy').length
+    if (i === 11 && process.argv.includes('--debug')) console.log(JSON.stringify(out.statuses.find((s) => s.status === 'breach')))
+    if (i === 11) console.log('  statuses at the last tick:', JSON.stringify(Object.fromEntries(['healthy', 'insufficient', 'breach'].map((k) => [k, out.statuses.filter((s) => s.status === k).length]))))
     if (i >= 2) ticks.push(dt)
   }
   // what the store itself costs per tick: the new version's window + its p99, and the old version's (empty) window

@@ -48,7 +48,8 @@ export const pagingTargetSchema = z.strictObject({
 
 export const actuatorSchema = z
   .strictObject({
-    driver: driverSchema.prefault({ type: 'simulated' }),
+    /** how the cutover is made; required to run the actuator (no default: see drivers/index.ts) */
+    driver: driverSchema.optional(),
     /** trusted public keys (PEM) for decision signatures */
     verifyKeys: z.array(z.string().min(1)).default([]),
     /** trusted public keys (PEM) for artifact verification records */

@@ -1,4 +1,5 @@
 /** Public surface of the actuator stage: build one from the validated config. */
+import type { KeyObject } from 'node:crypto'
 import type { Logger } from '../common/logger.js'
 import type { PullbackConfig } from '../config/schema.js'
 import type { KafkaTransport } from '../kafka/types.js'
@@ -19,15 +20,25 @@ export function createActuator(
   cfg: PullbackConfig,
   transport: KafkaTransport,
   logger: Logger,
-  extra: { simulatedCutover?: CutoverHook; onTransition?: ActuatorOptions['onTransition'] } = {},
+  extra: {
+    simulatedCutover?: CutoverHook
+    onTransition?: ActuatorOptions['onTransition']
+    /** trusted in addition to the key files (the embedded sidecar+actuator share an in-memory key) */
+    decisionKeys?: readonly KeyObject[]
+    artifactKeys?: readonly KeyObject[]
+  } = {},
 ): Actuator {
   const a = cfg.actuator
+  const verifier = Verifier.fromFiles(a.verifyKeys)
+  for (const k of extra.decisionKeys ?? []) verifier.add(k)
+  const artifactVerifier = Verifier.fromFiles(a.artifactKeys)
+  for (const k of extra.artifactKeys ?? []) artifactVerifier.add(k)
   return new Actuator({
     transport,
     kafka: cfg.kafka,
     config: a,
-    verifier: Verifier.fromFiles(a.verifyKeys),
-    artifacts: new TopicArtifactStore({ transport, topic: cfg.kafka.topics.artifacts, groupPrefix: cfg.kafka.groupPrefix, verifier: Verifier.fromFiles(a.artifactKeys), logger }),
+    verifier,
+    artifacts: new TopicArtifactStore({ transport, topic: cfg.kafka.topics.artifacts, groupPrefix: cfg.kafka.groupPrefix, verifier: artifactVerifier, logger }),
     driver: createDriver(a.driver, { simulated: extra.simulatedCutover }),
     logger,
     ...(extra.onTransition ? { onTransition: extra.onTransition } : {}),

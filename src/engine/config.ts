@@ -17,10 +17,8 @@ const errorRateSchema = z.strictObject({
   minDelta: z.number().min(0).max(1).default(0.02),
   /** ... and baseline x relativeFactor */
   relativeFactor: z.number().min(1).default(2),
-  /** one-sided binomial test of the window's errors against the baseline ratio must reach this p-value */
-  maxPValue: z.number().gt(0).max(0.5).default(0.001),
-  /** a baseline ratio below this is raised to it, so a spotless baseline does not make one error significant */
-  baselineFloor: z.number().min(0).max(1).default(0.001),
+  /** one-sided exact test (window errors vs baseline errors, conditional on their total) must reach this p-value */
+  maxPValue: z.number().gt(0).max(0.5).default(0.0001),
   /** a confirmed breach at or above this ratio suffices alone */
   critical: z.number().gt(0).max(1).default(0.3),
 })

@@ -419,7 +419,6 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
   const numbers = baselineNumbers(c, view, key, from, to)
   w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
   if (numbers.requests >= c.minSamples) {
-    const p0 = numbers.errors / numbers.requests
     const latMs = numbers.latencyUs / 1000
     const latT = latencyThresholdMs(c, latMs)
     // scan back window by window while the old version was beyond; the earliest such window start is the onset
@@ -429,7 +428,7 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
     let latOn = numbers.latencyCount >= c.minSamples
     for (let end = to; end - c.window >= from && (errOn || latOn); end -= c.window) {
       const pw = view.window(key, end - c.window, end)
-      if (errOn && sliceErrorBeyond(c, pw, p0) && errorThreshold(c, p0) <= 1) errOnset = end - c.window
+      if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = end - c.window
       else errOn = false
       if (latOn && pw.latency.count >= c.minSamples && pw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 >= latT) latOnset = end - c.window
       else latOn = false

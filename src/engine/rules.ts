@@ -88,12 +88,20 @@ function allSlicesAtLeast(n: number, t: number): boolean {
   return true
 }
 
-/** Is the error ratio of (errors, requests) beyond the contract against baseline ratio p0? */
-function errorBeyond(c: Contract, errors: number, requests: number, p0: number): boolean {
-  if (requests <= 0) return false
-  const e = c.signals.errorRate
+/**
+ * Is the error ratio of (errors, requests) beyond the contract against the baseline counts?
+ * Practically: the ratio is at or above the threshold. Statistically: a one-sided exact test that
+ * both samples share one error rate, conditional on the total number of errors (the comparison of
+ * two Poisson/binomial rates): given k = errors + baseErrors, the window's share of them is
+ * Binomial(k, requests / (requests + baseRequests)) under H0. It accounts for the size of BOTH
+ * samples: 3 errors in 60 requests against a clean baseline of 300 is p = (1/6)^3 = 0.005, not
+ * evidence; 60 in 600 against 15 in 3000 is overwhelming.
+ */
+function errorBeyond(c: Contract, errors: number, requests: number, baseErrors: number, baseRequests: number): boolean {
+  if (requests <= 0 || baseRequests <= 0) return false
+  const p0 = baseErrors / baseRequests
   if (errors / requests < errorThreshold(c, p0)) return false
-  return binomialUpperTail(errors, requests, Math.max(p0, e.baselineFloor)) <= e.maxPValue
+  return binomialUpperTail(errors, errors + baseErrors, requests / (requests + baseRequests)) <= c.signals.errorRate.maxPValue
 }
 
 export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers | undefined): RuleResult {
@@ -110,8 +118,8 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
   if (samples < c.minSamples) return reading('error_rate', e.mode, 'insufficient', { ...f, note: `${samples} requests < floor ${c.minSamples}` })
   const n = sliceCounts(w, w.fromMs, w.toMs, c.slices)
   if (anyEmpty(sReq, n)) return reading('error_rate', e.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
-  // the binomial test asks whether this many errors could come from the baseline ratio: 2 errors in 3 requests cannot pass it
-  if (!errorBeyond(c, w.errors, samples, p0)) return reading('error_rate', e.mode, 'healthy', f)
+  // the exact test asks whether this many errors could come from the baseline's rate, given both sample sizes
+  if (!errorBeyond(c, w.errors, samples, base.errors, base.requests)) return reading('error_rate', e.mode, 'healthy', f)
   // the aggregate is significant; "held for the whole window" asks that every slice's ratio is beyond the threshold too
   if (!allSlicesAtLeast(n, threshold)) return reading('error_rate', e.mode, 'healthy', { ...f, note: 'not sustained over the window' })
   return reading('error_rate', e.mode, 'breach', { ...f, critical: value >= e.critical, onsetMs: w.fromMs })
@@ -246,8 +254,16 @@ export function probeRule(c: Contract, w: WindowStats, failure: ProbeFailure | u
   return reading('probe', p.mode, 'healthy', { value: 0, baseline: 0, threshold: 0, samples })
 }
 
-export function sliceErrorBeyond(c: Contract, w: WindowStats, p0: number): boolean {
+/**
+ * The validation gate's question about one pre-deploy window of the old version: was it beyond the
+ * contract against the REST of the baseline (the window's own counts are taken out of the baseline,
+ * so it is not compared with itself)?
+ */
+export function sliceErrorBeyond(c: Contract, w: WindowStats, base: BaselineNumbers): boolean {
   if (w.requests < c.minSamples) return false
+  const restReq = base.requests - w.requests
+  const restErr = base.errors - w.errors
+  if (restReq < c.minSamples || restErr < 0) return false
   const n = sliceCounts(w, w.fromMs, w.toMs, c.slices)
-  return errorBeyond(c, w.errors, w.requests, p0) && allSlicesAtLeast(n, errorThreshold(c, p0))
+  return errorBeyond(c, w.errors, w.requests, restErr, restReq) && allSlicesAtLeast(n, errorThreshold(c, restErr / restReq))
 }

@@ -71,7 +71,11 @@ export const receiversSchema = z
         maxBatchSize: z.number().int().positive().default(500),
       })
       .prefault({}),
-    deployments: z.strictObject({ enabled: z.boolean().default(false) }).prefault({}),
+    /**
+     * Deployment events (CI/CD, Argo CD notifications) and the actuator's `rollback` announcements,
+     * which recovery verification depends on: on by default, on Kafka and on the embedded bus alike.
+     */
+    deployments: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   })
   .prefault({})
 

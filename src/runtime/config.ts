@@ -60,6 +60,11 @@ export const runtimeSchema = z
     telemetry: telemetrySchema,
     /** the whole SIGTERM drain (stop receivers ... close) must fit in this; see ShutdownController */
     shutdownTimeout: duration().default(25_000),
+    /**
+     * How often the live sidecar evaluates. Windows close on bucket boundaries (signals.bucket), so a
+     * tick more often than that only shortens the wait between a bucket closing and its verdict.
+     */
+    tickInterval: duration().default(1_000),
   })
   .prefault({})
 

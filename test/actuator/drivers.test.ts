@@ -11,7 +11,7 @@ import { MemoryBus } from '../../src/kafka/memory.js'
 import { FakeK8s } from '../support/fake-k8s.js'
 import { IMG, verdict, webhookReceiver } from './helpers.js'
 
-const driverCfg = (d: Record<string, unknown>): DriverConfig => actuatorSchema.parse({ driver: d }).driver
+const driverCfg = (d: Record<string, unknown>): DriverConfig => actuatorSchema.parse({ driver: d }).driver!
 const req = (over: Partial<CutoverRequest> = {}): CutoverRequest => ({
   decisionId: 'dec-1',
   namespace: 'default',

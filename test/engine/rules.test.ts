@@ -27,6 +27,13 @@ describe('binomial upper tail', () => {
   it('is 1 when k is not above the mean', () => expect(binomialUpperTail(5, 100, 0.1)).toBe(1))
 })
 
+function threeInSixty(v: FakeView): void {
+  for (let s = 0; s < 3; s++) {
+    v.traffic(K, T - 30_000 + s * 10_000, T - 25_000 + s * 10_000, { rps: 2, errorRate: 0.1 })
+    v.traffic(K, T - 25_000 + s * 10_000, T - 20_000 + s * 10_000, { rps: 2, errorRate: 0 })
+  }
+}
+
 describe('error rate rule', () => {
   // slices of the default 30 s window: [T-30, T-20), [T-20, T-10), [T-10, T)
   const cases: { name: string; fill: (v: FakeView) => void; c?: ContractOverride; b?: Partial<BaselineNumbers>; state: string; critical?: boolean }[] = [
@@ -53,6 +60,9 @@ describe('error rate rule', () => {
     { name: 'baseline below the floor: insufficient', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.5 }), b: { requests: 10, errors: 0 }, state: 'insufficient' },
     { name: 'relative factor: 9 % vs a 5 % baseline (threshold 10 %) stays healthy', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.09 }), b: { requests: 3000, errors: 150 }, state: 'healthy' },
     { name: 'mode off', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.5 }), c: { signals: { errorRate: { mode: 'off' } } }, state: 'off' },
+    // 3 errors in 60 requests, one per slice (5 % each): the baseline's own size decides whether that is evidence
+    { name: '3 in 60 vs a clean baseline of 300: not evidence (p = (1/6)^3)', fill: (v) => threeInSixty(v), b: { requests: 300, errors: 0 }, state: 'healthy' },
+    { name: '3 in 60 vs a clean baseline of 30,000: evidence', fill: (v) => threeInSixty(v), b: { requests: 30_000, errors: 0 }, state: 'breach' },
   ]
   it.each(cases)('$name', ({ fill, c, b, state, critical }) => {
     const v = new FakeView()

@@ -1,3 +1,4 @@
+import { PermanentError } from '../../common/errors.js'
 import type { DriverConfig } from '../config.js'
 import { ExecDriver } from './exec.js'
 import { KubernetesDriver } from './kubernetes.js'
@@ -6,7 +7,11 @@ import type { Driver } from './types.js'
 
 export type { Driver, CutoverRequest, ApplyOutcome, ReadyOutcome } from './types.js'
 
-export function createDriver(cfg: DriverConfig, hooks: { simulated?: CutoverHook } = {}): Driver {
+/** No default driver on purpose: an actuator that "rolls back" through a simulation by accident is worse than one that refuses to start. */
+export function createDriver(cfg: DriverConfig | undefined, hooks: { simulated?: CutoverHook } = {}): Driver {
+  if (cfg === undefined) {
+    throw new PermanentError('ACTUATOR_NO_DRIVER', 'actuator.driver is not set: choose kubernetes, argo-rollouts, exec or simulated (see README, "Drivers")')
+  }
   switch (cfg.type) {
     case 'kubernetes':
     case 'argo-rollouts':

@@ -1,0 +1,216 @@
+/**
+ * The live sidecar: receivers -> pipeline (normalize, signals, engine) -> decision publisher, plus
+ * the admin server and self-metrics. This file only assembles components; each stage's behaviour
+ * lives in its own folder.
+ *
+ * Start order (publishers before receivers): topics -> publisher -> pipeline ticker -> receivers
+ * -> admin -> self-metrics. Shutdown (SIGTERM) runs the reverse through ShutdownController within
+ * runtime.shutdownTimeout: admin turns not-ready, receivers stop accepting and drain in-flight
+ * requests, a last evaluation tick runs, the publisher drains pending decisions, Kafka consumers
+ * commit and leave, the producer and self-metrics close.
+ */
+import { randomUUID } from 'node:crypto'
+import { systemClock, type Clock } from '../common/clock.js'
+import { errorMessage } from '../common/errors.js'
+import type { Component } from '../common/lifecycle.js'
+import type { Logger } from '../common/logger.js'
+import type { PullbackConfig } from '../config/schema.js'
+import type { Verdict } from '../engine/verdict.js'
+import type { KafkaTransport } from '../kafka/types.js'
+import { createPublisher } from '../publish/index.js'
+import type { DecisionPublisher } from '../publish/publisher.js'
+import { SelfMetrics } from '../publish/self-metrics.js'
+import { EngineTracker } from '../publish/self-metrics/engine-tracker.js'
+import type { Signer } from '../publish/signing.js'
+import { createReceivers, type Receivers } from '../receivers/index.js'
+import type { ReceiverStats } from '../receivers/stats.js'
+import { AdminServer } from './admin.js'
+import { resolveTelemetry } from './config.js'
+import { consumerCheck, failing, ok, roundTripCheck, ShutdownController, type ShutdownReport } from './health.js'
+import { Pipeline, type TickResult } from './pipeline.js'
+
+export interface SidecarOptions {
+  config: PullbackConfig
+  transport: KafkaTransport
+  logger: Logger
+  /** overrides publish.signingKey (the demo generates one) */
+  signer?: Signer
+  clock?: Clock
+  /** observers for the demo's live view; called after each tick */
+  onTick?: (result: TickResult, now: number) => void
+  /** no admin server / self-metrics (the demo, tests) */
+  headless?: boolean
+}
+
+const NOT_CONNECTED = { lastPollMs: 0, lastBatchMs: 0, batches: 0, messages: 0, handlerFailures: 0, lag: undefined, connected: false }
+
+const ingestStats = (s: ReceiverStats) => ({ accepted: s.acceptedSpans + s.acceptedPoints, rejected: { ...s.rejected, partial: s.partial } })
+
+export class Sidecar implements Component {
+  readonly name = 'sidecar'
+  readonly pipeline: Pipeline
+  readonly receivers: Receivers
+  readonly publisher: DecisionPublisher
+  readonly tracker: EngineTracker
+  private readonly admin: AdminServer | undefined
+  private readonly metrics: SelfMetrics | undefined
+  private readonly clock: Clock
+  private readonly shutdownCtl: ShutdownController
+  private ticker: NodeJS.Timeout | undefined
+  private tickFailures = 0
+  private started = false
+
+  constructor(private readonly o: SidecarOptions) {
+    const cfg = o.config
+    this.clock = o.clock ?? systemClock
+    this.pipeline = new Pipeline({ engine: cfg.engine, signals: cfg.signals, normalize: cfg.normalize })
+    this.publisher = createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), o.signer)
+    this.receivers = createReceivers({
+      config: cfg.receivers,
+      kafka: cfg.kafka,
+      consumer: this.pipeline,
+      transport: o.transport,
+      onDeployment: (e) => this.pipeline.deployment(e),
+      // every sidecar instance needs every deployment event: its own group
+      instanceId: process.env.HOSTNAME ?? randomUUID().slice(0, 8),
+      logger: o.logger,
+    })
+    this.tracker = new EngineTracker({ clock: this.clock })
+    if (o.headless !== true) {
+      this.admin = cfg.runtime.admin.enabled ? new AdminServer({ config: cfg.runtime.admin, log: o.logger.child({ component: 'admin' }) }) : undefined
+      this.metrics = new SelfMetrics({ telemetry: resolveTelemetry(cfg.runtime.telemetry), log: o.logger.child({ component: 'self-metrics' }) })
+    }
+    this.shutdownCtl = new ShutdownController({ timeoutMs: cfg.runtime.shutdownTimeout, log: o.logger.child({ component: 'shutdown' }) })
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const { config: cfg, transport, logger } = this.o
+    const t = cfg.kafka.topics
+    const admin = transport.admin()
+    await admin.ensureTopics([
+      { topic: t.decisions },
+      { topic: t.incidents },
+      { topic: t.deployments },
+      ...(cfg.receivers.kafkaSpans.enabled ? [{ topic: t.spans }] : []),
+    ])
+    await this.publisher.start()
+    this.ticker = setInterval(() => this.tick(), cfg.runtime.tickInterval)
+    for (const r of this.receivers.all) await r.start()
+    if (this.admin) {
+      for (const r of [this.receivers.grpc, this.receivers.http]) {
+        if (r) this.admin.addReadinessCheck(r.name, () => (r.port > 0 ? ok(`listening on ${r.port}`) : failing('not listening')))
+      }
+      const spans = this.receivers.kafkaSpans
+      if (spans) {
+        this.admin.addReadinessCheck(spans.name, () => {
+          const h = spans.health()
+          return h.status === 'ok' ? ok('consuming') : failing(h.status === 'stalled' ? `stalled for ${h.stalledForMs} ms` : h.status)
+        })
+      }
+      const deployments = this.receivers.deployments
+      if (deployments) {
+        this.admin.addReadinessCheck(
+          deployments.name,
+          consumerCheck(() => deployments.stats().consumer ?? NOT_CONNECTED, { stallAfterMs: cfg.receivers.kafkaSpans.stallTimeout }),
+        )
+      }
+      if (transport.kind === 'kafka') this.admin.addReadinessCheck('kafka', roundTripCheck('kafka', () => admin.listTopics(), { minIntervalMs: 10_000 }))
+      this.admin.addReadinessCheck('publisher', () => {
+        const s = this.publisher.stats()
+        return s.queued < cfg.publish.maxQueue ? ok(`${s.queued} queued`) : failing(`decision queue full (${s.queued})`)
+      })
+      this.admin.setStatusProvider(() => this.tracker.status())
+      await this.admin.start()
+    }
+    if (this.metrics) {
+      for (const r of [this.receivers.grpc, this.receivers.http]) {
+        if (r) this.metrics.registerIngest(r.name, () => ingestStats(r.stats()))
+      }
+      const spans = this.receivers.kafkaSpans
+      if (spans) {
+        this.metrics.registerIngest(spans.name, () => {
+          const s = spans.stats()
+          return { accepted: s.acceptedSpans, rejected: { ...s.poison, partial: s.rejectedSpans } }
+        })
+      }
+      for (const r of [this.receivers.kafkaSpans, this.receivers.deployments]) {
+        if (r) this.metrics.registerConsumer(r.name, () => r.stats().consumer ?? NOT_CONNECTED)
+      }
+      this.metrics.registerSignalStore(() => {
+        const s = this.pipeline.store.stats()
+        return { series: s.series, overflow: s.overflowed }
+      })
+      this.metrics.registerEngine(() => this.tracker.snapshot())
+      await this.metrics.start()
+    }
+
+    // Drain order on shutdown; see the file comment.
+    this.shutdownCtl
+      .add('not-ready', async () => this.admin?.markDraining())
+      .add('receivers', async () => {
+        for (const r of [...this.receivers.all].reverse()) await r.shutdown()
+      })
+      .add('final-tick', async () => {
+        if (this.ticker) clearInterval(this.ticker)
+        this.ticker = undefined
+        this.tick()
+      })
+      .add('publisher', async () => this.publisher.shutdown())
+      .add('close', async () => {
+        await admin.disconnect()
+        await this.metrics?.shutdown()
+        await this.admin?.shutdown()
+        this.pipeline.store.shutdown()
+      })
+    logger.info(
+      {
+        transport: transport.kind,
+        grpc: this.receivers.grpc?.port,
+        http: this.receivers.http?.port,
+        kafkaSpans: cfg.receivers.kafkaSpans.enabled,
+        admin: this.admin?.address(),
+      },
+      'sidecar started',
+    )
+  }
+
+  /** One evaluation on the wall clock. Never throws: a failing tick is logged, counted and retried next interval. */
+  private tick(): void {
+    const now = this.clock.now()
+    const started = performance.now()
+    try {
+      const res = this.pipeline.tick(now, now - this.o.config.engine.lateness)
+      this.metrics?.recordEvaluation(performance.now() - started)
+      this.tracker.observe(res.statuses, res.verdicts)
+      for (const v of res.verdicts) this.decide(v)
+      this.o.onTick?.(res, now)
+      this.tickFailures = 0
+    } catch (err) {
+      this.tickFailures += 1
+      if (this.tickFailures === 1 || this.tickFailures % 60 === 0) {
+        this.o.logger.error({ err: errorMessage(err), failures: this.tickFailures }, 'evaluation tick failed')
+      }
+    }
+  }
+
+  private decide(v: Verdict): void {
+    const outcome = this.publisher.publish(v)
+    // a decision is a lifecycle event of a deployment: one log line each, never per item
+    this.o.logger.info(
+      { verdict: v.kind, id: v.id, service: v.namespace ? `${v.namespace}/${v.service}` : v.service, version: v.version, dryRun: v.dryRun, publish: outcome.kind, reason: v.reason },
+      'decision',
+    )
+  }
+
+  /** Idempotent; resolves with the drain report. */
+  async shutdown(): Promise<void> {
+    await this.drain()
+  }
+
+  drain(): Promise<ShutdownReport> {
+    if (!this.started) return Promise.resolve({ result: 'clean', ms: 0, steps: [] })
+    return this.shutdownCtl.run()
+  }
+}
