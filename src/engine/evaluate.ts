@@ -23,7 +23,6 @@ import type { DeploymentEvent } from './events.js'
 import { deploymentId, verdictId } from './ids.js'
 import {
   errorRateRule,
-  errorThreshold,
   latencyRule,
   latencyThresholdMs,
   medianSlope,

@@ -174,6 +174,22 @@ describe('sim record', () => {
     }
   })
 
+  it('optionally emits http.server.request.duration histograms, counts as int64 strings', async () => {
+    const base = scenario('benign-deploy')
+    const withHist: Scenario = { ...base, durationS: 60, build: (seed) => ({ ...base.build(seed), durationS: 60, histograms: true }) }
+    const lines = await recordToLines(withHist)
+    const line = lines.find((l) => l.includes('"http.server.request.duration"'))
+    expect(line).toBeDefined()
+    const req = JSON.parse(line!) as { resourceMetrics: { scopeMetrics: { metrics: { name: string; unit: string; histogram?: { aggregationTemporality: number; dataPoints: Json[] } }[] }[] }[] }
+    const h = req.resourceMetrics.flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics)).find((m) => m.name === 'http.server.request.duration')!
+    expect(h.unit).toBe('s')
+    expect(h.histogram!.aggregationTemporality).toBe(2) // cumulative
+    const dp = h.histogram!.dataPoints[0]!
+    expect(dp.count).toMatch(/^\d+$/)
+    expect((dp.bucketCounts as unknown[]).every((c) => typeof c === 'string')).toBe(true)
+    expect(dp.explicitBounds).toContain(0.25)
+  })
+
   it('shows the deployment: the new service.version starts serving at the stated time, old and new overlap, canary weight holds', () => {
     const s = scenario('canary-bad-10pct')
     const spans = spansOf(canary).filter((x) => x.service === 'checkout')
