@@ -17,7 +17,7 @@
  */
 import type { ProbeObservation, ResourceKind, SeriesKey } from '../normalize/observations.js'
 import { serviceId } from '../normalize/observations.js'
-import { alignDown, type SignalView, type VersionInfo } from '../signals/view.js'
+import { alignDown, type SignalView, type VersionInfo, type WindowStats } from '../signals/view.js'
 import { contractFor, type Contract, type EngineConfig } from './config.js'
 import type { DeploymentEvent } from './events.js'
 import { deploymentId, verdictId } from './ids.js'
@@ -91,7 +91,6 @@ interface Watch {
   oldIdleUntil: number
   // recovery watches only
   parent: RecoveryParent | undefined
-  everSufficient: boolean
 }
 
 interface RecoveryParent {
@@ -261,7 +260,6 @@ function newWatch(cfg: EngineConfig, f: {
     probeReadings: 0,
     oldIdleUntil: -Infinity,
     parent: undefined,
-    everSufficient: false,
   }
 }
 
@@ -442,6 +440,22 @@ interface Readings {
   source: 'snapshot' | 'live'
 }
 
+/**
+ * A live baseline must be serving beside the candidate for the whole window: every slice holds its
+ * share of the sample floor. The last draining old pod of a rolling update (a few requests from one
+ * pod, in one slice) is not a population to judge against; the frozen snapshot is.
+ */
+function servesThroughout(ow: WindowStats, slices: number, minSamples: number): boolean {
+  const width = (ow.toMs - ow.fromMs) / slices
+  const need = Math.ceil(minSamples / slices)
+  for (let i = 0; i < slices; i++) {
+    let n = 0
+    for (const b of ow.buckets) if (b.startMs >= ow.fromMs + i * width && b.startMs < ow.fromMs + (i + 1) * width) n += b.requests
+    if (n < need) return false
+  }
+  return true
+}
+
 function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings {
   const c = w.contract
   const view = input.view
@@ -458,7 +472,7 @@ function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaselin
     // (telemetry time) rather than at every tick. A canary's old version keeps serving and is read each tick.
     const ow = end >= w.oldIdleUntil ? view.window(oldKey, from, end) : undefined
     if (ow !== undefined && ow.requests < c.minSamples) w.oldIdleUntil = end + OLD_RECHECK_MS
-    if (ow !== undefined && ow.requests >= c.minSamples) {
+    if (ow !== undefined && ow.requests >= c.minSamples && servesThroughout(ow, c.slices, c.minSamples)) {
       source = 'live'
       liveResources = {}
       const r = c.signals.resource
@@ -638,8 +652,8 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
  * Recovery verification of the restored version against the original frozen baseline:
  * - any confirmed enforce breach during the verification window -> not-recovered at once;
  * - at its end: recovered when the last window had no breach and at least one request signal
- *   (error rate or latency) was judged healthy at some tick; not-recovered when the restored version
- *   never produced enough data to judge ("insufficient data" is not evidence of recovery).
+ *   (error rate or latency) was judged healthy in it; not-recovered when that last window did not
+ *   hold enough data to judge ("insufficient data" is not evidence of recovery).
  */
 function evalRecovery(w: Watch, input: EngineInput, end: number, out: EngineOutput, final: boolean): void {
   const c = w.contract
@@ -648,7 +662,6 @@ function evalRecovery(w: Watch, input: EngineInput, end: number, out: EngineOutp
   let list: RuleResult[] | undefined
   if (end >= firstEnd) {
     list = readings(w, input, end, w.baseline, false).list
-    if (list.some((r) => (r.signal === 'error_rate' || r.signal === 'latency') && r.state === 'healthy')) w.everSufficient = true
   } else {
     const win = input.view.window({ namespace: w.namespace, service: w.service, version: w.version }, end - c.window, end)
     const p = probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings)
@@ -661,13 +674,16 @@ function evalRecovery(w: Watch, input: EngineInput, end: number, out: EngineOutp
     kind = 'not-recovered'
     reason = `restored version still breaching the original baseline: ${breaches.map(describe).join('; ')}`
   } else if (final) {
-    if (w.everSufficient) {
+    // judged on the last window, not on any earlier tick: a restored version that had data early in
+    // the verification window and none at its end (its pods gone) has not shown that it recovered
+    const lastSufficient = list.some((r) => (r.signal === 'error_rate' || r.signal === 'latency') && r.state === 'healthy')
+    if (lastSufficient) {
       kind = 'recovered'
       reason = `all signals within the original baseline for the ${c.verificationWindow / 1000}s verification window`
     } else {
       kind = 'not-recovered'
       const er = list.find((r) => r.signal === 'error_rate')
-      reason = `insufficient data: the restored version never had ${c.minSamples} requests in a ${c.window / 1000}s window during the ${c.verificationWindow / 1000}s verification window (last window: ${er?.samples ?? 0} requests); recovery cannot be confirmed`
+      reason = `insufficient data: the restored version had ${er?.samples ?? 0} requests in the last ${c.window / 1000}s window of the ${c.verificationWindow / 1000}s verification window (floor ${c.minSamples}); recovery cannot be confirmed`
     }
   }
   const status: DeploymentStatus = statusOf(list)

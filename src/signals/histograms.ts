@@ -1,14 +1,4 @@
-import * as hdr from 'hdr-histogram-js'
-import type { Histogram } from 'hdr-histogram-js'
-
-let wasmReady = false
-
-/** Loads the hdr-histogram-js WebAssembly module once per process (synchronous, ~ms). */
-export function ensureWasm(): void {
-  if (wasmReady) return
-  hdr.initWebAssemblySync()
-  wasmReady = true
-}
+import { CountsHistogram, HdrLayout } from './hdr.js'
 
 export interface HistogramSettings {
   lowestUs: number
@@ -18,55 +8,46 @@ export interface HistogramSettings {
 }
 
 /**
- * Allocates fixed-size WASM histograms (autoResize off, 32-bit counts) and recycles them.
- * Contract: every histogram taken is either given back (`give`, which resets it) or destroyed by
- * the pool; WASM memory is never reclaimed by the GC, so a histogram that is dropped without
- * `give` leaks. The free list is bounded by `poolSize`; beyond it histograms are destroyed.
+ * Allocates fixed-size latency histograms (src/signals/hdr.ts: HDR layout of hdr-histogram-js,
+ * 32-bit counts in a JS typed array) and recycles them, so that a steady stream of buckets opening
+ * and closing does not churn the GC. Contract: a histogram taken is given back (`give`, which
+ * resets it) when its bucket is recycled; one that is dropped without `give` is simply collected.
+ * The free list is bounded by `poolSize`; beyond it histograms are left to the GC (`destroyed`).
  */
 export class HistogramPool {
-  private readonly free: Histogram[] = []
+  readonly layout: HdrLayout
+  private readonly free: CountsHistogram[] = []
   /** histograms currently handed out */
   live = 0
   created = 0
   destroyed = 0
 
   constructor(private readonly s: HistogramSettings) {
-    ensureWasm()
+    this.layout = new HdrLayout(s)
   }
 
-  take(): Histogram {
+  take(): CountsHistogram {
     this.live++
     const h = this.free.pop()
     if (h !== undefined) return h
     this.created++
-    return hdr.build({
-      lowestDiscernibleValue: this.s.lowestUs,
-      highestTrackableValue: this.s.highestUs,
-      numberOfSignificantValueDigits: this.s.significantDigits as 1 | 2 | 3,
-      bitBucketSize: 32,
-      autoResize: false,
-      useWebAssembly: true,
-    })
+    return new CountsHistogram(this.layout)
   }
 
-  give(h: Histogram): void {
+  give(h: CountsHistogram): void {
     this.live--
     if (this.free.length < this.s.poolSize) {
       h.reset()
       this.free.push(h)
-    } else {
-      h.destroy()
-      this.destroyed++
-    }
+    } else this.destroyed++
   }
 
   get pooled(): number {
     return this.free.length
   }
 
-  /** Destroys the free list (shutdown, tests). Histograms still handed out stay valid. */
+  /** Empties the free list (shutdown, tests). Histograms still handed out stay valid. */
   drain(): void {
-    for (const h of this.free) h.destroy()
     this.destroyed += this.free.length
     this.free.length = 0
   }

@@ -13,8 +13,9 @@
  * Queries: `window(key, from, to)` answers at bucket granularity. Fine buckets answer for the fine
  * region; older parts come from coarse buckets, each reported with its effective extent (a coarse
  * bucket that is only partly folded ends where the fine region starts). The window's latency
- * histogram is a per-series running total moved by add/subtract of the buckets entering/leaving
- * the range (rebuilt only when the range jumps or touches the coarse region).
+ * quantile is read from its buckets' histograms directly (src/signals/hdr.ts: the counts of the
+ * range's buckets are scanned index by index up to the quantile's rank), so a window costs the same
+ * whether or not its range moved since the last query, and nothing is merged or kept per query.
  *
  * Determinism: a bucket's content is the sum of the observations that fell into it; HDR add is exact
  * for equal configurations; the fine/coarse split depends only on the series head. So the same
@@ -24,7 +25,6 @@
  * Views returned by `window()` are live: their functions read the store when called. Read the
  * numbers you need before recording more data (the engine does: it freezes numbers, not views).
  */
-import type { Histogram } from 'hdr-histogram-js'
 import type { Observation, ObservationSink, ResourceKind, SeriesKey } from '../normalize/observations.js'
 import { serviceId } from '../normalize/observations.js'
 import type {
@@ -39,6 +39,8 @@ import type {
 import type { SignalsConfig, SignalsConfigInput } from './config.js'
 import { signalsSchema } from './config.js'
 import { HistogramPool } from './histograms.js'
+import type { CountsHistogram } from './hdr.js'
+import { valueAtPercentile } from './hdr.js'
 import { theilSenSlope } from './theilsen.js'
 
 /** Fast path for the span hot loop: resolve the series once, then record without map lookups. */
@@ -87,7 +89,7 @@ interface Slot {
   requests: number
   errors: number
   latCount: number
-  hist: Histogram | undefined
+  hist: CountsHistogram | undefined
 }
 
 function newSlot(): Slot {
@@ -122,6 +124,8 @@ class Ctx {
   readonly coarseSlots: number
   readonly highestUs: number
   readonly pool: HistogramPool
+  /** the histograms of the window being answered (reused: queries are synchronous and never nest) */
+  readonly scratch: CountsHistogram[] = []
   readonly st: SignalStoreStats
 
   constructor(readonly cfg: SignalsConfig) {
@@ -200,23 +204,11 @@ class Series implements RequestRecorder {
   createdMs: number
   pods: Map<string, PodSeries> | undefined
   probes: ProbeReading[] | undefined
-  // running-total latency histogram over fine buckets [curFrom, curTo) plus coarse [curCFrom, curCTo)
-  cur: Histogram | undefined
-  curValid = false
-  curFrom = 0
-  curTo = 0
-  curCFrom = 0
-  curCTo = 0
-  // the query the cursor answered last (plan() depends on the head and on the store's newest time)
-  curFromMs = NaN
-  curToMs = NaN
-  curHead = NaN
-  curNewest = NaN
-  /** bumped whenever the running total changes; memoizes the last quantile asked */
-  curVersion = 0
-  private memoVersion = -1
-  private memoQ = NaN
-  private memoValue = NaN
+  /**
+   * bumped whenever a slot is (re)assigned to another bucket or the head moves: a window's latency
+   * view reuses the buckets it collected while this and the store's newest time are unchanged
+   */
+  shape = 0
 
   constructor(
     readonly key: SeriesKey,
@@ -263,10 +255,6 @@ class Series implements RequestRecorder {
       const h = slot.hist ?? (slot.hist = ctx.pool.take())
       h.recordValue(v)
       slot.latCount++
-      if (b < this.curTo && b >= this.curFrom && this.curValid && b > this.head - ctx.fineSlots) {
-        ;(this.cur as Histogram).recordValue(v)
-        this.curVersion++
-      }
     } else ctx.st.rejectedValues++
   }
 
@@ -280,8 +268,6 @@ class Series implements RequestRecorder {
     slot.errors += errors
     if (t > this.lastSeenMs) this.lastSeenMs = t
     if (t < this.firstSeenMs) this.firstSeenMs = t
-    // a fine bucket inside the running total is mirrored into it (coarse writes invalidate it in slotFor)
-    const inCursor = this.curValid && b < this.curTo && b >= this.curFrom && b > this.head - ctx.fineSlots
     for (let i = 0; i < lats.length; i++) {
       const n = counts === undefined ? 1 : (counts[i] as number)
       if (!(n > 0)) continue
@@ -298,10 +284,6 @@ class Series implements RequestRecorder {
       const h = slot.hist ?? (slot.hist = ctx.pool.take())
       h.recordValueWithCount(v, n)
       slot.latCount += n
-      if (inCursor) {
-        ;(this.cur as Histogram).recordValueWithCount(v, n)
-        this.curVersion++
-      }
     }
   }
 
@@ -315,11 +297,13 @@ class Series implements RequestRecorder {
     }
     if (b > this.head - F) {
       const s = this.fine[b % F] as Slot
-      if (s.idx !== b) resetSlot(s, b, ctx)
+      if (s.idx !== b) {
+        resetSlot(s, b, ctx)
+        this.shape++
+      }
       return s
     }
     // older than the fine ring: straight into the coarse ring
-    if (this.curValid && this.curCTo > this.curCFrom) this.curValid = false
     const s = this.coarseSlot(Math.floor(t / ctx.coarseMs))
     if (s === undefined) ctx.st.late++
     return s
@@ -327,6 +311,7 @@ class Series implements RequestRecorder {
 
   private advance(newHead: number): void {
     const F = this.ctx.fineSlots
+    this.shape++
     if (newHead - this.head >= F) {
       for (const s of this.fine) if (s.idx >= 0) this.fold(s)
       for (let k = newHead - F + 1; k <= newHead; k++) resetSlot(this.fine[k % F] as Slot, k, this.ctx)
@@ -344,7 +329,6 @@ class Series implements RequestRecorder {
   /** Moves a fine bucket's content into its coarse bucket and empties the slot. */
   private fold(s: Slot): void {
     const ctx = this.ctx
-    if (this.curValid && ((s.idx >= this.curFrom && s.idx < this.curTo) || this.curCTo > this.curCFrom)) this.curValid = false
     if (s.requests > 0 || s.latCount > 0) {
       const cs = this.coarseSlot(Math.floor((s.idx * ctx.bucketMs) / ctx.coarseMs))
       if (cs !== undefined) {
@@ -371,6 +355,7 @@ class Series implements RequestRecorder {
       const from = c - this.headCoarse >= C ? c - C + 1 : this.headCoarse + 1
       for (let k = from; k <= c; k++) resetSlot(this.coarse[k % C] as Slot, k, ctx)
       this.headCoarse = c
+      this.shape++
     } else if (c <= this.headCoarse - C) return undefined
     return this.coarse[c % C] as Slot
   }
@@ -379,111 +364,127 @@ class Series implements RequestRecorder {
   release(): void {
     for (const s of this.fine) resetSlot(s, -1, this.ctx)
     for (const s of this.coarse) resetSlot(s, -1, this.ctx)
-    if (this.cur !== undefined) {
-      this.ctx.pool.give(this.cur)
-      this.cur = undefined
-    }
-    this.curValid = false
+    this.shape++
     this.alive = false
   }
 
   // ---- queries -------------------------------------------------------------------------------
 
-  /** Buckets of [from, to) as (slot | undefined, start, end) triples, in time order. */
-  plan(from: number, to: number): { slots: (Slot | undefined)[]; starts: number[]; ends: number[]; fineLo: number; fineHi: number; cLo: number; cHi: number } {
+  /**
+   * The buckets of [from, to) in time order (empty ones included): a snapshot of each, reading its
+   * slot when the slot holds that bucket.
+   */
+  plan(from: number, to: number): BucketView[] {
     const ctx = this.ctx
     const bw = ctx.bucketMs
     const cw = ctx.coarseMs
     const F = ctx.fineSlots
     const C = ctx.coarseSlots
-    const slots: (Slot | undefined)[] = []
-    const starts: number[] = []
-    const ends: number[] = []
     const head = Number.isFinite(this.head) ? this.head : Math.floor(Math.max(ctx.newest, 0) / bw)
     const fineStartIdx = head - F + 1
     const B = fineStartIdx * bw
     // never enumerate beyond what can hold data: retention behind, newest bucket ahead
     const lastEnd = (Math.max(head, Math.floor(ctx.newest / bw)) + 1) * bw
     const toC = Math.min(to, lastEnd)
+    if (!(from < toC)) return []
+    // the coarse part [cLo, cHi) and the fine part [fLo, fHi), counted first so the array is allocated once
     let cLo = 0
     let cHi = 0
     if (from < B && Number.isFinite(this.headCoarse)) {
-      const oldest = this.headCoarse - C + 1
-      let c = Math.max(Math.ceil(from / cw), oldest)
-      cLo = c
-      for (; c * cw < Math.min(toC, B); c++) {
-        const end = Math.min((c + 1) * cw, B)
-        if (end > toC) break
-        const s = this.coarse[c % C] as Slot
-        slots.push(s.idx === c ? s : undefined)
-        starts.push(c * cw)
-        ends.push(end)
-      }
-      cHi = c
+      cLo = Math.max(Math.ceil(from / cw), this.headCoarse - C + 1)
+      for (cHi = cLo; cHi * cw < Math.min(toC, B); cHi++) if (Math.min((cHi + 1) * cw, B) > toC) break
     }
-    let b = Math.max(Math.ceil(from / bw), fineStartIdx)
-    const fineLo = b
-    for (; (b + 1) * bw <= toC; b++) {
+    const fLo = Math.max(Math.ceil(from / bw), fineStartIdx)
+    let fHi = Math.floor(toC / bw)
+    if (!(fHi > fLo)) fHi = fLo
+    const out = new Array<BucketView>(cHi - cLo + fHi - fLo)
+    let n = 0
+    for (let c = cLo; c < cHi; c++) {
+      const s = this.coarse[c % C] as Slot
+      const end = (c + 1) * cw
+      out[n++] = new BucketView(s.idx === c ? s : undefined, c, cw, end > B ? B : undefined)
+    }
+    for (let b = fLo; b < fHi; b++) {
       const s = b <= head ? (this.fine[b % F] as Slot) : undefined
-      slots.push(s !== undefined && s.idx === b ? s : undefined)
-      starts.push(b * bw)
-      ends.push((b + 1) * bw)
+      out[n++] = new BucketView(s !== undefined && s.idx === b ? s : undefined, b, bw, undefined)
     }
-    return { slots, starts, ends, fineLo, fineHi: Math.max(b, fineLo), cLo, cHi: Math.max(cHi, cLo) }
+    return out
+  }
+}
+
+/** One bucket of a window: numbers as they were at `window()`, the quantile read live from its slot. */
+class BucketView implements BucketStats {
+  readonly requests: number
+  readonly errors: number
+  readonly latencyCount: number
+
+  constructor(
+    /** the slot holding this bucket at `window()`, undefined for an empty bucket */
+    readonly slot: Slot | undefined,
+    /** bucket index: start = idx x width (small integers: no boxed doubles per bucket) */
+    private readonly idx: number,
+    private readonly width: number,
+    /** the end of a coarse bucket that is only partly folded (the start of the fine region) */
+    private readonly cut: number | undefined,
+  ) {
+    this.requests = slot === undefined ? 0 : slot.requests
+    this.errors = slot === undefined ? 0 : slot.errors
+    this.latencyCount = slot === undefined ? 0 : slot.latCount
   }
 
-  /** Quantile q (0..1) of the latency over [from, to), microseconds (the last answer is memoized). */
-  quantile(from: number, to: number, q: number): number {
-    const h = this.cursor(from, to)
-    if (this.memoVersion === this.curVersion && this.memoQ === q) return this.memoValue
-    this.memoValue = h.getValueAtPercentile(q * 100)
-    this.memoQ = q
-    this.memoVersion = this.curVersion
-    return this.memoValue
+  get startMs(): number {
+    return this.idx * this.width
   }
 
-  /** Positions the running-total histogram on [from, to) by add/subtract; returns it. */
-  cursor(from: number, to: number): Histogram {
+  get endMs(): number {
+    return this.cut ?? (this.idx + 1) * this.width
+  }
+
+  /** the slot's histogram when the slot still holds this bucket and has latency samples */
+  hist(): CountsHistogram | undefined {
+    const slot = this.slot
+    return slot !== undefined && slot.idx === this.idx && slot.hist !== undefined && slot.latCount > 0 ? slot.hist : undefined
+  }
+
+  latencyAtQuantile(q: number): number {
+    const h = this.hist()
+    return h !== undefined ? h.getValueAtPercentile(clampQ(q) * 100) : NaN
+  }
+}
+
+/**
+ * The latency of a window. Live: answers from the series' buckets as they are when asked. The
+ * buckets collected by `window()` are reused while the series' shape and the store's newest time
+ * are unchanged (then the same buckets make up the range); otherwise the range is collected again.
+ */
+class WindowLatency implements LatencyView {
+  constructor(
+    private readonly s: Series,
+    private readonly ctx: Ctx,
+    private readonly fromMs: number,
+    private readonly toMs: number,
+    readonly count: number,
+    private buckets: BucketView[],
+    private shape: number,
+    private newest: number,
+  ) {}
+
+  valueAtQuantile(q: number): number {
+    const s = this.s
+    if (this.count === 0 || !s.alive) return NaN
     const ctx = this.ctx
-    // same range, same head, nothing folded or written to coarse since: the running total is current
-    if (this.curValid && this.cur !== undefined && from === this.curFromMs && to === this.curToMs && this.head === this.curHead && ctx.newest === this.curNewest)
-      return this.cur
-    const p = this.plan(from, to)
-    const F = ctx.fineSlots
-    const h = this.cur ?? (this.cur = ctx.pool.take())
-    // folds and coarse writes invalidate the cursor, so a valid cursor's fine buckets are all still fine
-    const incremental =
-      this.curValid &&
-      p.cHi === p.cLo &&
-      this.curCTo === this.curCFrom &&
-      Math.abs(p.fineLo - this.curFrom) + Math.abs(p.fineHi - this.curTo) < p.fineHi - p.fineLo
-    if (incremental) {
-      // leaving: in old, not in new; entering: in new, not in old
-      for (let b = this.curFrom; b < this.curTo; b++) {
-        if (b >= p.fineLo && b < p.fineHi) continue
-        const s = this.fine[b % F] as Slot
-        if (s.idx === b && s.hist !== undefined && s.latCount > 0) h.subtract(s.hist)
-      }
-      for (let b = p.fineLo; b < p.fineHi; b++) {
-        if (b >= this.curFrom && b < this.curTo) continue
-        const s = this.fine[b % F] as Slot
-        if (s.idx === b && s.hist !== undefined && s.latCount > 0) h.add(s.hist)
-      }
-    } else {
-      h.reset()
-      for (const s of p.slots) if (s !== undefined && s.hist !== undefined && s.latCount > 0) h.add(s.hist)
+    if (s.shape !== this.shape || ctx.newest !== this.newest) {
+      this.buckets = s.plan(this.fromMs, this.toMs)
+      this.shape = s.shape
+      this.newest = ctx.newest
     }
-    this.curVersion++
-    this.curValid = true
-    this.curFromMs = from
-    this.curToMs = to
-    this.curHead = this.head
-    this.curNewest = ctx.newest
-    this.curFrom = p.fineLo
-    this.curTo = p.fineHi
-    this.curCFrom = p.cLo
-    this.curCTo = p.cHi
-    return h
+    const hs = ctx.scratch
+    let n = 0
+    for (const b of this.buckets) {
+      const h = b.hist()
+      if (h !== undefined) hs[n++] = h
+    }
+    return n === 0 ? 0 : valueAtPercentile(hs, n, clampQ(q) * 100)
   }
 }
 
@@ -753,40 +754,16 @@ export class SignalStore implements ObservationSink, SignalView {
   window(key: SeriesKey, fromMs: number, toMs: number): WindowStats {
     const s = this.byId.get(seriesId(key.namespace, key.service, key.version))
     if (s === undefined) return emptyWindow(fromMs, toMs)
-    const p = s.plan(fromMs, toMs)
+    const buckets = s.plan(fromMs, toMs)
     let requests = 0
     let errors = 0
     let latCount = 0
-    const buckets: BucketStats[] = []
-    for (let i = 0; i < p.slots.length; i++) {
-      const slot = p.slots[i]
-      const start = p.starts[i] as number
-      const end = p.ends[i] as number
-      if (slot === undefined) {
-        buckets.push({ startMs: start, endMs: end, requests: 0, errors: 0, latencyCount: 0, latencyAtQuantile: nan })
-        continue
-      }
-      requests += slot.requests
-      errors += slot.errors
-      latCount += slot.latCount
-      const idx = slot.idx
-      buckets.push({
-        startMs: start,
-        endMs: end,
-        requests: slot.requests,
-        errors: slot.errors,
-        latencyCount: slot.latCount,
-        latencyAtQuantile: (q: number) =>
-          slot.idx === idx && slot.hist !== undefined && slot.latCount > 0 ? slot.hist.getValueAtPercentile(clampQ(q) * 100) : NaN,
-      })
+    for (const b of buckets) {
+      requests += b.requests
+      errors += b.errors
+      latCount += b.latencyCount
     }
-    const latency: LatencyView = {
-      count: latCount,
-      valueAtQuantile: (q: number) => {
-        if (latCount === 0 || !s.alive) return NaN
-        return s.quantile(fromMs, toMs, clampQ(q))
-      },
-    }
+    const latency = new WindowLatency(s, this.ctx, fromMs, toMs, latCount, buckets, s.shape, this.ctx.newest)
     return {
       fromMs,
       toMs,

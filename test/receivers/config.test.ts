@@ -13,7 +13,7 @@ describe('receivers config', () => {
       retryAfter: 5000,
       maxAttributes: 1024,
       kafkaSpans: { enabled: false, encoding: 'otlp_proto', startFrom: 'latest', stallTimeout: 60_000, maxBatchSize: 500 },
-      deployments: { enabled: false },
+      deployments: { enabled: true },
     })
   })
 
@@ -33,8 +33,10 @@ describe('receivers config', () => {
   it('createReceivers builds the enabled receivers and refuses Kafka receivers without a transport', () => {
     const kafka = kafkaSchema.parse({})
     const consumer = new CountingConsumer()
-    const r = createReceivers({ config: receiversSchema.parse({}), kafka, consumer })
+    const r = createReceivers({ config: receiversSchema.parse({ deployments: { enabled: false } }), kafka, consumer })
     expect(r.all.map((x) => x.name)).toEqual(['otlp-grpc', 'otlp-http'])
+    // deployment events are on by default: they need a transport (Kafka or the embedded bus)
+    expect(() => createReceivers({ config: receiversSchema.parse({}), kafka, consumer })).toThrow(/deployments is enabled but no Kafka transport/)
     expect(() => createReceivers({ config: receiversSchema.parse({ kafkaSpans: { enabled: true } }), kafka, consumer })).toThrow(/transport/)
   })
 })

@@ -183,8 +183,9 @@ export class KafkaSpansReceiver implements Component {
       }
     }
     for (const p of poison) {
-      this.counters.poison[p.reason]++
+      // counted once its dead-lettering is settled, so poison == deadLettered + deadLetterFailures whenever a DLQ is set
       if (this.dlq !== undefined) await this.deadLetter(p.m, p.message)
+      this.counters.poison[p.reason]++
     }
     this.counters.batches++
     this.counters.messages += batch.messages.length

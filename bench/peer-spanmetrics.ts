@@ -1,0 +1,439 @@
+/**
+ * pullback's OTLP/gRPC span path vs the OpenTelemetry Collector's spanmetrics connector, on the same
+ * bytes, on the same machine.
+ *
+ *   npm run build && OTELCOL_BIN=/path/to/otelcol node dist/bench/peer-spanmetrics.js \
+ *     [--seconds 10] [--runs 2] [--conns 4] [--inflight 4] [--only collector|pullback]
+ *
+ * Both targets run as child processes listening on 127.0.0.1 only, and are fed identical pre-encoded
+ * ExportTraceServiceRequests (otlp_proto, 512 SERVER spans x 10 attributes each, 8 services x 2
+ * versions) by grpc-js clients in this process, which call
+ * /opentelemetry.proto.collector.trace.v1.TraceService/Export with raw bytes, keeping
+ * conns x inflight calls outstanding for the whole run (as fast as the target accepts). Measured over
+ * the window after a 2 s warm-up:
+ *   - spans/s acknowledged (OK responses x 512),
+ *   - the target's CPU seconds per million spans (utime+stime of /proc/<pid>/stat, all threads),
+ *   - the target's peak resident memory (VmHWM of /proc/<pid>/status, whole process life).
+ * Targets alternate (collector, pullback, collector, ...) so that noise from other load spreads evenly.
+ * The clients share the 2 cores with the target: spans/s is the pair's throughput on this machine,
+ * CPU per span is the target's own cost and the fairer number for the comparison.
+ *
+ * Targets:
+ *   (a) the Collector: otlp receiver (gRPC only, 127.0.0.1) -> span_metrics connector (defaults:
+ *       dimensions service.name, span.name, span.kind, status.code; explicit-bucket histogram;
+ *       flush every 5 s) -> nop exporter; its own telemetry switched off (no :8888 listener).
+ *   (b) `node dist/src/cli/main.js sidecar` with gRPC on 127.0.0.1, HTTP, admin and self-telemetry off,
+ *       no Kafka (embedded bus): receiver -> lazy decoder -> normalize -> signal windows -> engine ticks.
+ *
+ * How OTELCOL_BIN was obtained (a local tool, built outside this repository, never committed): the
+ * Collector builder go.opentelemetry.io/collector/cmd/builder v0.165.0 was installed with `go install`
+ * from the Go module proxy, and given a manifest (kept under /tmp) naming
+ * go.opentelemetry.io/collector/receiver/otlpreceiver v0.165.0,
+ * github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector v0.165.1,
+ * go.opentelemetry.io/collector/exporter/nopexporter v0.165.0 (and debugexporter v0.165.0), and the
+ * confmap providers fileprovider and envprovider v1.71.0; the builder compiled it with Go 1.26.
+ * Without OTELCOL_BIN only pullback is measured.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
+import { createServer } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import * as grpc from '@grpc/grpc-js'
+import protobuf from 'protobufjs'
+import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+// dist/bench/peer-spanmetrics.js -> <repo>
+const REPO = path.resolve(HERE, '../..')
+const SPANS_PER_REQUEST = 512
+const WARMUP_MS = 2_000
+const SERVICES = ['checkout', 'orders', 'payments', 'cart', 'search', 'catalog', 'users', 'shipping']
+const VERSIONS = ['2.3.0', '2.4.0']
+
+interface Options {
+  seconds: number
+  runs: number
+  conns: number
+  inflight: number
+  only: 'collector' | 'pullback' | undefined
+}
+
+function parseOptions(argv: string[]): Options {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const num = (name: string, def: number, max: number): number => {
+    const raw = get(name)
+    const n = raw === undefined ? def : Number(raw)
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer in 1..${max}`)
+    return n
+  }
+  const only = get('only')
+  if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
+  // bounded: at most 5 minutes per measurement, 10 runs
+  return { seconds: num('seconds', 10, 300), runs: num('runs', 2, 10), conns: num('conns', 4, 32), inflight: num('inflight', 4, 64), only }
+}
+
+/** One ExportTraceServiceRequest per (service, version): 16 distinct payloads, each 512 SERVER spans x 10 attributes. */
+function payloads(nowNs: bigint): Buffer[] {
+  const root = new protobuf.Root()
+  root.resolvePath = (_origin, target) => path.join(REPO, 'proto', target)
+  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto')
+  root.resolveAll()
+  const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
+  const s = (key: string, stringValue: string) => ({ key, value: { stringValue } })
+  const n = (key: string, intValue: number) => ({ key, value: { intValue } })
+  const routes = ['/api/items/{id}', '/api/items', '/api/health', '/api/search']
+  const out: Buffer[] = []
+  SERVICES.forEach((service, si) =>
+    VERSIONS.forEach((version, vi) => {
+      const spans = []
+      for (let i = 0; i < SPANS_PER_REQUEST; i++) {
+        const route = routes[i % routes.length] as string
+        const failed = (i + si * 3 + vi) % 40 === 0
+        // durations spread over 0.3 ms .. ~80 ms, skewed low, different per service
+        const durNs = BigInt(300_000 + Math.floor((((i * 2_654_435_761 + si * 97) % 80_000_000) * ((i % 7) + 1)) / 7))
+        const start = nowNs - 2_000_000_000n - BigInt(i) * 1_000_000n
+        spans.push({
+          traceId: Buffer.from(Array.from({ length: 16 }, (_, b) => (i * 31 + b * 17 + si) & 0xff)),
+          spanId: Buffer.from(Array.from({ length: 8 }, (_, b) => (i * 13 + b * 7 + vi) & 0xff)),
+          name: `${i % 2 === 0 ? 'GET' : 'POST'} ${route}`,
+          kind: 2,
+          startTimeUnixNano: start.toString(),
+          endTimeUnixNano: (start + durNs).toString(),
+          attributes: [
+            s('http.request.method', i % 2 === 0 ? 'GET' : 'POST'),
+            s('http.route', route),
+            n('http.response.status_code', failed ? 500 : 200),
+            s('url.scheme', 'http'),
+            s('url.path', route.replace('{id}', String(1000 + i))),
+            s('server.address', `${service}.shop.svc`),
+            n('server.port', 8080),
+            s('network.protocol.version', '2'),
+            s('client.address', `127.0.${si}.${i & 0xff}`),
+            s('user_agent.original', 'peer-spanmetrics-bench/1.0'),
+          ],
+          status: failed ? { code: 2, message: 'internal error' } : {},
+        })
+      }
+      const req = {
+        resourceSpans: [
+          {
+            resource: {
+              attributes: [s('service.name', service), s('service.version', version), s('service.namespace', 'shop'), s('k8s.namespace.name', 'shop'), s('k8s.pod.name', `${service}-${vi}-abcde`)],
+            },
+            scopeSpans: [{ scope: { name: 'bench', version: '1.0.0' }, spans }],
+          },
+        ],
+      }
+      out.push(Buffer.from(T.encode(T.fromObject(req)).finish()))
+    }),
+  )
+  return out
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** utime+stime of all the process's threads, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // after "pid (comm) ": field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+}
+
+function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) : NaN
+}
+
+type ExportClient = grpc.Client & { Export(body: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
+const ClientCtor = grpc.makeGenericClientConstructor(traceServiceDefinition, 'TraceService')
+
+function newClient(port: number): ExportClient {
+  // a local subchannel pool gives each client its own HTTP/2 connection
+  return new ClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as ExportClient
+}
+
+function exportOnce(c: ExportClient, body: Buffer, timeoutMs: number): Promise<{ ok: true; partial: boolean } | { ok: false; code: number }> {
+  return new Promise((resolve) => {
+    const deadline = new Date(Date.now() + timeoutMs)
+    ;(c as unknown as { Export(b: Buffer, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }).Export(
+      body,
+      new grpc.Metadata(),
+      { deadline },
+      (err, res) => resolve(err ? { ok: false, code: err.code } : { ok: true, partial: rejectedSpans(res) > 0 }),
+    )
+  })
+}
+
+/**
+ * rejected_spans of an ExportTraceServiceResponse (partial_success = field 1, rejected_spans = its
+ * field 1); 0 when absent. Both targets may send an empty partial_success message on full success.
+ */
+function rejectedSpans(res: Buffer | undefined): number {
+  if (res === undefined || res.length < 2 || res[0] !== 0x0a) return 0
+  const end = Math.min(res.length, 2 + (res[1] as number))
+  if ((res[1] as number) >= 0x80 || end <= 2 || res[2] !== 0x08) return 0
+  let v = 0
+  let mul = 1
+  for (let i = 3; i < end; i++) {
+    const b = res[i] as number
+    v += (b & 0x7f) * mul
+    if (b < 0x80) return v
+    mul *= 128
+  }
+  return 0
+}
+
+interface Target {
+  name: 'collector' | 'pullback'
+  child: ChildProcess
+  port: number
+  dir: string
+}
+
+async function startTarget(name: 'collector' | 'pullback', otelcolBin: string | undefined): Promise<Target> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `pb-peer-${name}-`))
+  const port = await freePort()
+  const log = openSync(path.join(dir, 'target.log'), 'w')
+  let child: ChildProcess
+  if (name === 'collector') {
+    const cfg = path.join(dir, 'otelcol.yaml')
+    writeFileSync(
+      cfg,
+      `receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:${port}
+connectors:
+  span_metrics:
+    metrics_flush_interval: 5s
+exporters:
+  nop:
+service:
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [span_metrics]
+    metrics:
+      receivers: [span_metrics]
+      exporters: [nop]
+`,
+    )
+    child = spawn(otelcolBin as string, ['--config', `file:${cfg}`], { stdio: ['ignore', log, log] })
+  } else {
+    const cfg = path.join(dir, 'pullback.yaml')
+    writeFileSync(
+      cfg,
+      `receivers:
+  otlp:
+    grpc:
+      endpoint: 127.0.0.1:${port}
+    http:
+      enabled: false
+runtime:
+  admin:
+    enabled: false
+  telemetry:
+    enabled: false
+`,
+    )
+    child = spawn(process.execPath, [path.join(REPO, 'dist/src/cli/main.js'), 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
+  }
+  closeSync(log)
+  const target: Target = { name, child, port, dir }
+  // ready = an empty (valid) ExportTraceServiceRequest is accepted
+  const probe = newClient(port)
+  const until = Date.now() + 30_000
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${readFileSync(path.join(dir, 'target.log'), 'utf8').slice(-2000)}`)
+      const r = await exportOnce(probe, Buffer.alloc(0), 1_000)
+      if (r.ok) break
+      if (Date.now() > until) throw new Error(`${name} not ready on 127.0.0.1:${port} within 30 s (last code ${r.code})`)
+      await new Promise((res) => setTimeout(res, 200))
+    }
+  } catch (err) {
+    await stopTarget(target)
+    throw err
+  } finally {
+    probe.close()
+  }
+  return target
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  if (t.child.exitCode === null && t.child.signalCode === null) {
+    const exited = new Promise<void>((r) => t.child.once('exit', () => r()))
+    t.child.kill('SIGTERM')
+    const hard = setTimeout(() => t.child.kill('SIGKILL'), 30_000)
+    await exited
+    clearTimeout(hard)
+  }
+  rmSync(t.dir, { recursive: true, force: true })
+}
+
+interface RunResult {
+  target: 'collector' | 'pullback'
+  run: number
+  spansPerSec: number
+  cpuSecPerMillion: number
+  targetCores: number
+  clientCores: number
+  peakRssMiB: number
+  endRssMiB: number
+  okRequests: number
+  failed: Map<number, number>
+  partial: number
+}
+
+async function measure(t: Target, run: number, bodies: Buffer[], opts: Options): Promise<RunResult> {
+  const pid = t.child.pid as number
+  const clients = Array.from({ length: opts.conns }, () => newClient(t.port))
+  let ok = 0
+  let partial = 0
+  const failed = new Map<number, number>()
+  let stop = false
+  let next = 0
+  const loop = async (c: ExportClient) => {
+    while (!stop) {
+      const body = bodies[next++ % bodies.length] as Buffer
+      const r = await exportOnce(c, body, 10_000)
+      if (r.ok) {
+        ok++
+        if (r.partial) partial++
+      } else {
+        failed.set(r.code, (failed.get(r.code) ?? 0) + 1)
+        // UNAVAILABLE / RESOURCE_EXHAUSTED: back off briefly, as an OTLP exporter would
+        await new Promise((res) => setTimeout(res, 50))
+      }
+    }
+  }
+  const loops = clients.flatMap((c) => Array.from({ length: opts.inflight }, () => loop(c)))
+  await new Promise((r) => setTimeout(r, WARMUP_MS))
+  const ok0 = ok
+  const cpu0 = cpuSeconds(pid)
+  const self0 = process.cpuUsage()
+  const t0 = performance.now()
+  await new Promise((r) => setTimeout(r, opts.seconds * 1000))
+  const ok1 = ok
+  const cpu1 = cpuSeconds(pid)
+  const self1 = process.cpuUsage(self0)
+  const secs = (performance.now() - t0) / 1000
+  const peak = statusKiB(pid, 'VmHWM')
+  const rss = statusKiB(pid, 'VmRSS')
+  stop = true
+  await Promise.all(loops)
+  for (const c of clients) c.close()
+  const spans = (ok1 - ok0) * SPANS_PER_REQUEST
+  return {
+    target: t.name,
+    run,
+    spansPerSec: spans / secs,
+    cpuSecPerMillion: spans > 0 ? ((cpu1 - cpu0) / spans) * 1e6 : NaN,
+    targetCores: (cpu1 - cpu0) / secs,
+    clientCores: (self1.user + self1.system) / 1e6 / secs,
+    peakRssMiB: peak / 1024,
+    endRssMiB: rss / 1024,
+    okRequests: ok,
+    failed,
+    partial,
+  }
+}
+
+const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2))
+  const otelcolBin = process.env.OTELCOL_BIN
+  const targets: Array<'collector' | 'pullback'> = []
+  if (opts.only !== 'pullback') {
+    if (otelcolBin === undefined || otelcolBin === '') {
+      if (opts.only === 'collector') throw new Error('OTELCOL_BIN is not set')
+      console.log('OTELCOL_BIN not set: measuring pullback only')
+    } else targets.push('collector')
+  }
+  if (opts.only !== 'collector') targets.push('pullback')
+
+  const results: RunResult[] = []
+  let sample: Buffer | undefined
+  for (let run = 1; run <= opts.runs; run++) {
+    // fresh timestamps per run: the signal windows accept spans within their retention only
+    const bodies = payloads(BigInt(Date.now()) * 1_000_000n)
+    sample = bodies[0]
+    for (const name of targets) {
+      const t = await startTarget(name, otelcolBin)
+      try {
+        results.push(await measure(t, run, bodies, opts))
+      } finally {
+        await stopTarget(t)
+      }
+      const r = results[results.length - 1] as RunResult
+      const fails = [...r.failed].map(([code, n]) => `${grpc.status[code] ?? code}=${n}`).join(' ') || '0'
+      console.error(`${name} run ${run}: ${fmt(r.spansPerSec)} spans/s, ${fmt(r.cpuSecPerMillion, 2)} CPU-s/M spans, peak RSS ${fmt(r.peakRssMiB)} MiB, failed ${fails}`)
+    }
+  }
+
+  console.log(
+    `node ${process.version}, ${os.cpus().length} cores, ${opts.seconds} s per run after ${WARMUP_MS / 1000} s warm-up, ` +
+      `${opts.conns} connections x ${opts.inflight} calls in flight, ${SERVICES.length * VERSIONS.length} distinct requests of ` +
+      `${SPANS_PER_REQUEST} spans (${sample?.length ?? 0} B each)`,
+  )
+  console.log('| target | run | spans/s | target CPU-s / M spans | target cores busy | client cores busy | peak RSS MiB | RSS at end MiB | failed calls | calls with rejected spans |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  for (const r of results) {
+    const fails = [...r.failed].map(([code, n]) => `${grpc.status[code] ?? code}=${n}`).join(' ') || '0'
+    console.log(
+      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.targetCores, 2)} | ${fmt(r.clientCores, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.endRssMiB)} | ${fails} | ${r.partial} |`,
+    )
+  }
+  const of = (name: string) => results.filter((r) => r.target === name)
+  const c = of('collector')
+  const p = of('pullback')
+  if (c.length > 0 && p.length > 0) {
+    const ratio = (f: (r: RunResult) => number) => median(p.map(f)) / median(c.map(f))
+    console.log(
+      `medians: pullback/collector spans/s = ${fmt(ratio((r) => r.spansPerSec), 2)}x; ` +
+        `CPU per span = ${fmt(ratio((r) => r.cpuSecPerMillion), 2)}x (collector uses ${fmt(1 / ratio((r) => r.cpuSecPerMillion), 2)}x pullback's CPU per span); ` +
+        `peak RSS = ${fmt(ratio((r) => r.peakRssMiB), 2)}x`,
+    )
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
