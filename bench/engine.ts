@@ -4,11 +4,14 @@
  * (a) One evaluation tick over N watched deployments (default 10,000) on the real SignalStore:
  *     each service has a baseline version (1 req/s for 6 min) and a new version (2 req/s, enough for
  *     the 50-request floor, so every rule runs its full path). Prints the detection tick (which
- *     freezes N baselines) and the median / max of 10 steady ticks. Target: steady tick < 50 ms.
+ *     freezes N baselines) and the median / min / max of 20 steady ticks (--ticks N), live-like: 5 s
+ *     of new telemetry arrive before each tick and the watermark trails it by the engine's
+ *     lateness. Also the process CPU time per tick (less sensitive to other load on a shared
+ *     machine than the wall time). Target: steady tick < 50 ms.
  * (b) Replay of a generated one-hour, 100 requests/s OTLP/JSON file (Collector file-exporter
  *     format, written to /tmp) through `pullback replay`'s command. Target: < 20 s.
  *
- * Options: --services N, --skip-replay, --skip-tick, --engine-only, --file PATH (reuse a generated file).
+ * Options: --services N, --ticks N, --skip-replay, --skip-tick, --engine-only, --file PATH (reuse a generated file).
  */
 import { existsSync, statSync, writeFileSync, appendFileSync } from 'node:fs'
 import { SignalStore } from '../src/signals/store.js'
@@ -25,7 +28,7 @@ function arg(name: string): string | undefined {
 
 const D = 1_767_225_600_000
 
-function tickBench(n: number): void {
+function tickBench(n: number, nTicks: number): void {
   const store = new SignalStore({ maxSeries: 2 * n + 10 })
   const t0 = performance.now()
   let x = 12345
@@ -36,11 +39,13 @@ function tickBench(n: number): void {
     for (let s = -360; s < 0; s++) r1.recordRequest(D + s * 1000 + 500, 20_000 * Math.exp(0.4 * (rnd() - 0.5)), rnd() < 0.005)
   }
   store.drainNewVersions() // the baseline versions are first versions of new services: not deployments
-  for (let i = 0; i < n; i++) {
-    const k2 = { namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v2' }
-    const r2 = store.series(k2)
-    for (let s = 0; s < 120; s++) for (let j = 0; j < 2; j++) r2.recordRequest(D + s * 1000 + 250 + j * 500, 20_000 * Math.exp(0.4 * (rnd() - 0.5)), rnd() < 0.005)
+  const handles = Array.from({ length: n }, (_, i) => store.series({ namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v2' }))
+  // the new version, 2 req/s (enough for the 50-request floor, so every rule runs its full path), `secs` seconds from `fromS`
+  const feed = (fromS: number, secs: number) => {
+    for (const r2 of handles)
+      for (let s = fromS; s < fromS + secs; s++) for (let j = 0; j < 2; j++) r2.recordRequest(D + s * 1000 + 250 + j * 500, 20_000 * Math.exp(0.4 * (rnd() - 0.5)), rnd() < 0.005)
   }
+  feed(0, 40)
   const fill = performance.now() - t0
   const cfg = defaultEngineConfig()
   let state = initialState()
@@ -50,36 +55,48 @@ function tickBench(n: number): void {
   for (const k of out.pin) store.pin(k)
   const detect = performance.now() - t
   state = out.state
+  // live-like: before each tick the next 5 s of telemetry arrive (not timed); the watermark trails the
+  // newest telemetry by the engine's lateness, so each tick judges a window that slid by one bucket
   const ticks: number[] = []
+  const cpu: number[] = []
   let statuses = 0
   let healthy = 0
-  for (let i = 0; i < 12; i++) {
-    const wm = D + 35_000 + i * 5000
+  let wm = 0
+  for (let i = 0; i < nTicks + 2; i++) {
+    feed(40 + i * 5, 5)
+    wm = D + 45_000 + i * 5000 - cfg.lateness
     t = performance.now()
+    const c0 = process.cpuUsage()
     out = evaluate(cfg, state, { now: wm, watermark: wm, view: store })
+    const c = process.cpuUsage(c0)
     const dt = performance.now() - t
     state = out.state
     statuses = out.statuses.length
     healthy = out.statuses.filter((s) => s.status === 'healthy').length
-    if (i === 11 && process.argv.includes('--debug')) console.log(JSON.stringify(out.statuses.find((s) => s.status === 'breach')))
-    if (i === 11) console.log('  statuses at the last tick:', JSON.stringify(Object.fromEntries(['healthy', 'insufficient', 'breach'].map((k) => [k, out.statuses.filter((s) => s.status === k).length]))))
-    if (i >= 2) ticks.push(dt)
+    if (i === nTicks + 1 && process.argv.includes('--debug')) console.log(JSON.stringify(out.statuses.find((s) => s.status !== 'healthy')))
+    if (i === nTicks + 1) console.log('  statuses at the last tick:', JSON.stringify(Object.fromEntries(['healthy', 'insufficient', 'breach'].map((k) => [k, out.statuses.filter((s) => s.status === k).length]))))
+    if (i >= 2) {
+      ticks.push(dt)
+      cpu.push((c.user + c.system) / 1000)
+    }
   }
   // what the store itself costs per tick: the new version's window + its p99, and the old version's (empty) window
   const keys = newVersions.map((v) => ({ namespace: v.namespace, service: v.service, version: v.version }))
-  const wm = D + 35_000 + 12 * 5000
+  const end = Math.floor(wm / 5000) * 5000
   t = performance.now()
-  for (const k of keys) store.window(k, wm - 30_000, wm).latency.valueAtQuantile(0.99)
+  for (const k of keys) store.window(k, end - 30_000, end).latency.valueAtQuantile(0.99)
   const newWin = performance.now() - t
   t = performance.now()
-  for (const k of keys) store.window({ ...k, version: 'v1' }, wm - 30_000, wm)
+  for (const k of keys) store.window({ ...k, version: 'v1' }, end - 30_000, end)
   const oldWin = performance.now() - t
   ticks.sort((a, b) => a - b)
+  cpu.sort((a, b) => a - b)
   const med = ticks[Math.floor(ticks.length / 2)] as number
   const max = ticks[ticks.length - 1] as number
   console.log(`engine tick: ${n} watched deployments (store filled in ${(fill / 1000).toFixed(1)} s)`)
   console.log(`  detection tick (freezes ${newVersions.length} baselines): ${detect.toFixed(1)} ms`)
-  console.log(`  steady tick: median ${med.toFixed(1)} ms, max ${max.toFixed(1)} ms over ${ticks.length} ticks (${statuses} evaluated, ${healthy} healthy) target < 50 ms: ${med < 50 ? 'PASS' : 'FAIL'}`)
+  console.log(`  steady tick: median ${med.toFixed(1)} ms, min ${(ticks[0] as number).toFixed(1)} ms, max ${max.toFixed(1)} ms over ${ticks.length} ticks (${statuses} evaluated, ${healthy} healthy) target < 50 ms: ${med < 50 ? 'PASS' : 'FAIL'}`)
+  console.log(`  process CPU time per tick (all threads, incl. GC): median ${(cpu[cpu.length >> 1] as number).toFixed(1)} ms, min ${(cpu[0] as number).toFixed(1)} ms`)
   console.log(`  of which store: window()+p99 of the new versions ${newWin.toFixed(1)} ms, window() of the old versions ${oldWin.toFixed(1)} ms (one pass each)`)
   store.shutdown()
 }
@@ -170,7 +187,7 @@ async function replayBench(file: string): Promise<void> {
 async function main(): Promise<void> {
   if (!process.argv.includes('--skip-tick')) {
     engineOnlyBench(Number(arg('--services') ?? 10_000))
-    if (!process.argv.includes('--engine-only')) tickBench(Number(arg('--services') ?? 10_000))
+    if (!process.argv.includes('--engine-only')) tickBench(Number(arg('--services') ?? 10_000), Number(arg('--ticks') ?? 20))
   }
   if (!process.argv.includes('--skip-replay')) await replayBench(arg('--file') ?? '/tmp/pullback-bench-1h-100rps.jsonl')
 }

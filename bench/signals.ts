@@ -143,7 +143,7 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   }
   {
     const m = process.memoryUsage()
-    print({ metric: `  same, incl. running totals`, value: (m.rss - base.rss) / nSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `${store.stats().histograms} histograms` })
+    print({ metric: `  same, after the window queries`, value: (m.rss - base.rss) / nSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `${store.stats().histograms} histograms` })
   }
   {
     const t0 = process.hrtime.bigint()

@@ -164,7 +164,9 @@ export class CountsHistogram {
 
 /**
  * `getValueAtPercentile` of the sum of hs[0..n) (same layout) without building the sum: the
- * counts are scanned index by index across the histograms, up to the rank of the percentile.
+ * counts are scanned index by index across the histograms, up to the rank of the percentile
+ * (from the top for quantiles above the median). Counts and totals must agree (they do: every
+ * change goes through record/add/subtract/reset).
  */
 export function valueAtPercentile(hs: readonly CountsHistogram[], n: number, percentile: number): number {
   let total = 0
@@ -180,18 +182,23 @@ export function valueAtPercentile(hs: readonly CountsHistogram[], n: number, per
   if (total <= 0) return 0
   const layout = (hs[0] as CountsHistogram).layout
   const k = HdrLayout.rank(percentile, total)
-  let cum = 0
-  if (n === 1) {
-    const c = (hs[0] as CountsHistogram).counts
-    for (let i = lo; i <= hi; i++) {
-      cum += c[i] as number
-      if (cum >= k) return percentile === 0 ? (layout.lowest[i] as number) : (layout.highest[i] as number)
+  const pick = percentile === 0 ? layout.lowest : layout.highest
+  // the answer is the smallest index whose cumulative count reaches k; high quantiles are found
+  // from the top (only the tail is scanned), low ones from the bottom
+  if (k > total / 2) {
+    // invariant: the cumulative count up to i is >= k; it drops below k at i - 1 when the counts
+    // from i upward exceed total - k
+    let above = 0
+    for (let i = hi; i > lo; i--) {
+      for (let j = 0; j < n; j++) above += (hs[j] as CountsHistogram).counts[i] as number
+      if (total - above < k) return pick[i] as number
     }
-    return 0
+    return pick[lo] as number
   }
+  let cum = 0
   for (let i = lo; i <= hi; i++) {
     for (let j = 0; j < n; j++) cum += (hs[j] as CountsHistogram).counts[i] as number
-    if (cum >= k) return percentile === 0 ? (layout.lowest[i] as number) : (layout.highest[i] as number)
+    if (cum >= k) return pick[i] as number
   }
   return 0
 }

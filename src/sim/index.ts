@@ -3,4 +3,4 @@ export type { DeploymentSpec, ExpectedVerdict, FaultClass, FaultSpec, FleetSpec,
 export { DEFAULT_START_MS } from './model.js'
 export { SCENARIOS, findScenario } from './scenarios.js'
 export { DEFAULT_SEED, recordScenario, recordToLines, type RecordOptions, type RecordSummary } from './record.js'
-export { runLive, type LiveOptions, type LiveOutcome, type LiveProgress } from './live.js'
+export { runLive, type LiveControl, type LiveOptions, type LiveOutcome, type LiveProgress } from './live.js'

@@ -28,6 +28,14 @@ export interface LiveOptions {
   untilS?: number
   signal?: AbortSignal
   onProgress?: (p: LiveProgress) => void
+  /** receives a handle to change the running workload (the demo's simulated cutover driver uses it) */
+  control?: (c: LiveControl) => void
+}
+
+/** What a live run lets its caller change while it plays. */
+export interface LiveControl {
+  /** rolls `service` back to `version` from the next scenario second, pod by pod (every `stepS`) */
+  rollback(service: string, version: string, stepS?: number): void
 }
 
 export interface LiveProgress {
@@ -85,6 +93,11 @@ export async function runLive(scenario: Scenario, opts: LiveOptions): Promise<Li
   const spanEvery = Math.max(1, Math.round(speed))
   let spans = 0
   let exportFailures = 0
+  let current = fromS
+  opts.control?.({
+    rollback: (service, version, stepS = 2) =>
+      sim.world.deploy({ service, version, atS: current + 1, strategy: { kind: 'rolling', stepS }, rollback: true }),
+  })
   const exportMetrics = async (s: number) => {
     for (const rm of await sim.collect(s)) if (!(await send(metrics, rm))) exportFailures++
   }
@@ -95,6 +108,7 @@ export async function runLive(scenario: Scenario, opts: LiveOptions): Promise<Li
     await exportMetrics(fromS)
     for (let s = fromS; s < untilS; s++) {
       if (opts.signal?.aborted === true) return { kind: 'aborted', spans, exportFailures, startMs, atS: s }
+      current = s
       sim.step(s)
       const now = s + 1
       await sleep(sim.timeMs(now) - Date.now(), opts.signal)

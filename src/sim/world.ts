@@ -3,7 +3,7 @@
  * serve second by second, and their memory, CPU and readiness. Pure and deterministic for a seed;
  * it knows nothing about OpenTelemetry (src/sim/telemetry.ts turns its output into SDK telemetry).
  */
-import type { FaultSpec, FleetSpec, ServiceSpec } from './model.js'
+import type { DeploymentSpec, FaultSpec, FleetSpec, ServiceSpec } from './model.js'
 import { hash32, Rng } from './random.js'
 
 const MIB = 1024 * 1024
@@ -62,23 +62,30 @@ export class World {
       for (let i = 0; i < svc.pods; i++) this.addPod(svc, svc.version, -PRESTART_S, undefined)
     }
     const deployments = [...spec.deployments].sort((a, b) => a.atS - b.atS)
-    for (const d of deployments) {
-      const svc = this.byService.get(d.service)
-      if (svc === undefined) throw new Error(`deployment of unknown service ${d.service}`)
-      const old = this.pods.filter((p) => p.service === svc && p.startS <= d.atS && p.stopS > d.atS)
-      if (d.strategy.kind === 'canary') {
-        for (let i = 0; i < d.strategy.pods; i++) this.addPod(svc, d.version, d.atS, d.strategy.weight)
-        continue
-      }
-      // rolling, maxSurge 1: start new pod i, stop old pod i once the new one is ready
-      const step = d.strategy.stepS
-      const n = Math.max(svc.pods, old.length)
-      for (let i = 0; i < n; i++) {
-        const at = d.atS + Math.min(i, svc.pods - 1) * step
-        if (i < svc.pods) this.addPod(svc, d.version, at, undefined)
-        const o = old[i]
-        if (o !== undefined) o.stopS = at + spec.podStartS
-      }
+    for (const d of deployments) this.deploy(d)
+  }
+
+  /**
+   * Applies a deployment from `d.atS` on. Scripted deployments are applied at construction; the
+   * demo applies the actuator's rollback while the scenario runs (then `d.atS` must not be in the
+   * past of what was already simulated).
+   */
+  deploy(d: DeploymentSpec): void {
+    const svc = this.byService.get(d.service)
+    if (svc === undefined) throw new Error(`deployment of unknown service ${d.service}`)
+    const old = this.pods.filter((p) => p.service === svc && p.startS <= d.atS && p.stopS > d.atS)
+    if (d.strategy.kind === 'canary') {
+      for (let i = 0; i < d.strategy.pods; i++) this.addPod(svc, d.version, d.atS, d.strategy.weight)
+      return
+    }
+    // rolling, maxSurge 1: start new pod i, stop old pod i once the new one is ready
+    const step = d.strategy.stepS
+    const n = Math.max(svc.pods, old.length)
+    for (let i = 0; i < n; i++) {
+      const at = d.atS + Math.min(i, svc.pods - 1) * step
+      if (i < svc.pods) this.addPod(svc, d.version, at, undefined)
+      const o = old[i]
+      if (o !== undefined) o.stopS = at + this.spec.podStartS
     }
   }
 
