@@ -11,9 +11,12 @@
  * (b) Replay of a generated one-hour, 100 requests/s OTLP/JSON file (Collector file-exporter
  *     format, written to /tmp) through `pullback replay`'s command. Target: < 20 s.
  *
+ * Each tick measurement runs in its own child process (see inChild).
  * Options: --services N, --ticks N, --skip-replay, --skip-tick, --engine-only, --file PATH (reuse a generated file).
  */
 import { existsSync, statSync, writeFileSync, appendFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { SignalStore } from '../src/signals/store.js'
 import type { SignalView, VersionInfo, WindowStats } from '../src/signals/view.js'
 import { evaluate, initialState } from '../src/engine/evaluate.js'
@@ -184,10 +187,24 @@ async function replayBench(file: string): Promise<void> {
   console.log(`  one hour at 100 req/s replayed in ${s.toFixed(1)} s, target < 20 s: ${s < 20 ? 'PASS' : 'FAIL'}`)
 }
 
+/**
+ * Runs one part in a child process: the engine's optimized code depends on the shapes it has seen,
+ * and in production it only ever sees the store's windows, so the constant-answer view (plain
+ * objects) must not share a process with the real tick.
+ */
+function inChild(part: string): void {
+  const passOn = process.argv.slice(2).filter((a) => a !== '--skip-replay')
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), part, ...passOn, '--skip-replay'], { stdio: 'inherit' })
+  if (r.status !== 0) process.exitCode = 1
+}
+
 async function main(): Promise<void> {
+  const services = Number(arg('--services') ?? 10_000)
+  if (process.argv.includes('--child-engine-only')) return engineOnlyBench(services)
+  if (process.argv.includes('--child-tick')) return tickBench(services, Number(arg('--ticks') ?? 20))
   if (!process.argv.includes('--skip-tick')) {
-    engineOnlyBench(Number(arg('--services') ?? 10_000))
-    if (!process.argv.includes('--engine-only')) tickBench(Number(arg('--services') ?? 10_000), Number(arg('--ticks') ?? 20))
+    inChild('--child-engine-only')
+    if (!process.argv.includes('--engine-only')) inChild('--child-tick')
   }
   if (!process.argv.includes('--skip-replay')) await replayBench(arg('--file') ?? '/tmp/pullback-bench-1h-100rps.jsonl')
 }

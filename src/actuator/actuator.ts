@@ -26,7 +26,7 @@ import type { Logger } from '../common/logger.js'
 import type { DeploymentEvent } from '../engine/events.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { KafkaConfig } from '../kafka/config.js'
-import type { Batch, Consumer, KafkaTransport, Producer } from '../kafka/types.js'
+import type { Batch, Consumer, ConsumerStats, KafkaTransport, Producer } from '../kafka/types.js'
 import { openDecision, serviceId, type DecisionEnvelope } from '../publish/envelope.js'
 import type { Verifier } from '../publish/signing.js'
 import { selectRollbackTarget, type ArtifactStore } from './artifacts.js'
@@ -182,6 +182,11 @@ export class Actuator implements Component {
 
   private step(id: string, from: Phase, event: PhaseEvent): Phase | Terminal {
     return this.move(id, from, transition(from, event))
+  }
+
+  /** the decisions consumer's progress, for readiness and self-metrics; undefined before start */
+  consumerStats(): ConsumerStats | undefined {
+    return this.consumer?.stats()
   }
 
   private move(id: string, from: Phase, to: Phase | Terminal): Phase | Terminal {

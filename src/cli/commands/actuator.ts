@@ -5,6 +5,10 @@ import { createLogger } from '../../common/logger.js'
 import { createTransport } from '../../kafka/index.js'
 import { createActuator } from '../../actuator/index.js'
 import { ActuatorState } from '../../actuator/state.js'
+import { AdminServer } from '../../runtime/admin.js'
+import { resolveTelemetry } from '../../runtime/config.js'
+import { consumerCheck } from '../../runtime/health.js'
+import { SelfMetrics } from '../../publish/self-metrics.js'
 
 export const command: Command = {
   name: 'actuator',
@@ -49,9 +53,23 @@ rearm     lifts the freeze of a service (writes frozen=false to actuator.stateTo
     if (cfg.actuator.verifyKeys.length === 0) logger.warn('actuator.verifyKeys is empty: every decision will be rejected')
     const transport = await createTransport(cfg.kafka, logger)
     const actuator = createActuator(cfg, transport, logger)
+    const admin = cfg.runtime.admin.enabled ? new AdminServer({ config: cfg.runtime.admin, log: logger.child({ component: 'admin' }) }) : undefined
+    const metrics = new SelfMetrics({ telemetry: resolveTelemetry(cfg.runtime.telemetry), log: logger.child({ component: 'self-metrics' }) })
     await actuator.start()
+    const stats = () => actuator.consumerStats() ?? { lastPollMs: 0, lastBatchMs: 0, batches: 0, messages: 0, handlerFailures: 0, lag: undefined, connected: false }
+    if (admin) {
+      // the decisions consumer is the actuator's one dependency worth a readiness check
+      admin.addReadinessCheck('decisions', consumerCheck(stats, { stallAfterMs: 60_000 }))
+      await admin.start()
+    }
+    metrics.registerConsumer('decisions', stats)
+    metrics.registerActuator(() => ({ outcomes: { recovered: actuator.counters.recovered, halted: actuator.counters.halted, escalated: actuator.counters.escalated, rejected: actuator.counters.rejected } }))
+    await metrics.start()
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })))
+    admin?.markDraining()
     await actuator.shutdown()
+    await metrics.shutdown()
+    await admin?.shutdown()
     return 0
   },
 }
