@@ -129,7 +129,7 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   const perSeries = (after.rss - base.rss) / nSeries
   const perSeriesHeap = (after.heapUsed - base.heapUsed) / nSeries
   print({ metric: `bytes per service-version (rss), ${digits} digit(s)`, value: perSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `heap part ${Math.round(perSeriesHeap)} B; ${st.histograms} histograms for ${st.series} series` })
-  // (c) window() + p99 of the last 30 s for every series: cold (running totals built) and after one bucket slide
+  // (c) window() + p99 of the last 30 s for every series: cold, the same range again, and after one bucket slide
   const now = T0 + span
   for (const [label, shift] of [['cold', 0], ['same range again', 0], ['same range again', 0], ['slid by one bucket', 5000]] as const) {
     const t0 = process.hrtime.bigint()

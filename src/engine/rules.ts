@@ -29,24 +29,40 @@ export interface RuleResult extends SignalReading {
   note: string
 }
 
-function reading(signal: SignalName, mode: SignalMode, state: SignalState, f: Partial<RuleResult>): RuleResult {
+/**
+ * The one place a reading is built. Positional (rather than a partial object per call site): the
+ * rules run for every watch at every tick, and partial objects of varying shapes made this
+ * function's field reads megamorphic and cost an extra allocation per rule.
+ */
+function make(
+  signal: SignalName,
+  mode: SignalMode,
+  state: SignalState,
+  value: number,
+  baseline: number,
+  threshold: number,
+  samples: number,
+  critical: boolean,
+  onsetMs: number | undefined,
+  note: string,
+): RuleResult {
   return {
     signal,
     state: mode === 'off' ? 'off' : state,
     mode,
-    value: f.value ?? 0,
-    baseline: f.baseline ?? 0,
-    threshold: f.threshold ?? 0,
-    samples: f.samples ?? 0,
-    critical: (f.critical ?? false) && state === 'breach' && mode !== 'off',
+    value,
+    baseline,
+    threshold,
+    samples,
+    critical: critical && state === 'breach' && mode !== 'off',
     // always present (undefined unless breaching): one object shape for V8, and JSON omits undefined
-    onsetMs: state === 'breach' ? f.onsetMs : undefined,
-    note: f.note ?? '',
+    onsetMs: state === 'breach' ? onsetMs : undefined,
+    note,
   }
 }
 
 export function offReading(signal: SignalName): RuleResult {
-  return reading(signal, 'off', 'off', { note: 'off' })
+  return make(signal, 'off', 'off', 0, 0, 0, 0, false, undefined, 'off')
 }
 
 /** Error-rate threshold from a baseline ratio: absolute minimum delta and relative factor, whichever is higher. */
@@ -110,19 +126,19 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
   const value = samples > 0 ? w.errors / samples : 0
   if (e.mode === 'off') return offReading('error_rate')
   if (base === undefined || base.requests < c.minSamples) {
-    return reading('error_rate', e.mode, 'insufficient', { value, samples, baseline: base && base.requests > 0 ? base.errors / base.requests : 0, note: 'no baseline with enough requests' })
+    return make('error_rate', e.mode, 'insufficient', value, base && base.requests > 0 ? base.errors / base.requests : 0, 0, samples, false, undefined, 'no baseline with enough requests')
   }
   const p0 = base.errors / base.requests
   const threshold = errorThreshold(c, p0)
-  const f = { value, samples, baseline: p0, threshold }
-  if (samples < c.minSamples) return reading('error_rate', e.mode, 'insufficient', { ...f, note: `${samples} requests < floor ${c.minSamples}` })
+  const mode = e.mode
+  if (samples < c.minSamples) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `${samples} requests < floor ${c.minSamples}`)
   const n = sliceCounts(w, w.fromMs, w.toMs, c.slices)
-  if (anyEmpty(sReq, n)) return reading('error_rate', e.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
+  if (anyEmpty(sReq, n)) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, 'telemetry gap in the window')
   // the exact test asks whether this many errors could come from the baseline's rate, given both sample sizes
-  if (!errorBeyond(c, w.errors, samples, base.errors, base.requests)) return reading('error_rate', e.mode, 'healthy', f)
+  if (!errorBeyond(c, w.errors, samples, base.errors, base.requests)) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, '')
   // the aggregate is significant; "held for the whole window" asks that every slice's ratio is beyond the threshold too
-  if (!allSlicesAtLeast(n, threshold)) return reading('error_rate', e.mode, 'healthy', { ...f, note: 'not sustained over the window' })
-  return reading('error_rate', e.mode, 'breach', { ...f, critical: value >= e.critical, onsetMs: w.fromMs })
+  if (!allSlicesAtLeast(n, threshold)) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, 'not sustained over the window')
+  return make('error_rate', mode, 'breach', value, p0, threshold, samples, value >= e.critical, w.fromMs, '')
 }
 
 export function latencyThresholdMs(c: Contract, baseMs: number): number {
@@ -136,22 +152,22 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   const samples = w.latency.count
   const value = samples > 0 ? w.latency.valueAtQuantile(l.quantile) / 1000 : 0
   if (base === undefined || base.latencyCount < c.minSamples || !Number.isFinite(base.latencyUs)) {
-    return reading('latency', l.mode, 'insufficient', { value, samples, note: 'no baseline with enough latency samples' })
+    return make('latency', l.mode, 'insufficient', value, 0, 0, samples, false, undefined, 'no baseline with enough latency samples')
   }
   const baseMs = base.latencyUs / 1000
   const threshold = latencyThresholdMs(c, baseMs)
-  const f = { value, samples, baseline: baseMs, threshold }
-  if (samples < c.minSamples) return reading('latency', l.mode, 'insufficient', { ...f, note: `${samples} samples < floor ${c.minSamples}` })
-  if (anyEmpty(sLat, sliceCounts(w, w.fromMs, w.toMs, c.slices))) return reading('latency', l.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
-  if (value < threshold) return reading('latency', l.mode, 'healthy', f)
+  const mode = l.mode
+  if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`)
+  if (anyEmpty(sLat, sliceCounts(w, w.fromMs, w.toMs, c.slices))) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the window')
+  if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '')
   // only on an aggregate breach: ask the view for each slice's own quantile (merged histograms, exact)
   const width = (w.toMs - w.fromMs) / c.slices
   for (let i = 0; i < c.slices; i++) {
     const s = view.window(key, w.fromMs + i * width, w.fromMs + (i + 1) * width)
-    if (s.latency.count === 0) return reading('latency', l.mode, 'insufficient', { ...f, note: 'telemetry gap in the window' })
-    if (s.latency.valueAtQuantile(l.quantile) / 1000 < threshold) return reading('latency', l.mode, 'healthy', { ...f, note: 'not sustained over the window' })
+    if (s.latency.count === 0) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the window')
+    if (s.latency.valueAtQuantile(l.quantile) / 1000 < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, 'not sustained over the window')
   }
-  return reading('latency', l.mode, 'breach', { ...f, critical: value >= baseMs * l.critical, onsetMs: w.fromMs })
+  return make('latency', mode, 'breach', value, baseMs, threshold, samples, value >= baseMs * l.critical, w.fromMs, '')
 }
 
 /**
@@ -188,7 +204,7 @@ export function resourceRule(
   const r = c.signals.resource
   if (r.mode === 'off') return offReading('resource')
   const from = to - r.window
-  if (from < evalFrom) return reading('resource', r.mode, 'insufficient', { note: 'slope window not yet past deployment + warmup' })
+  if (from < evalFrom) return make('resource', r.mode, 'insufficient', 0, 0, 0, 0, false, undefined, 'slope window not yet past deployment + warmup')
   const w = view.window(key, from, to)
   let best: RuleResult | undefined
   for (const kind of r.kinds) {
@@ -196,21 +212,20 @@ export function resourceRule(
     if (m.pods === 0) continue
     const b = Math.max(0, base?.[kind] ?? 0)
     const threshold = b + r.threshold
-    const f = { value: m.slope, baseline: b, threshold, samples: m.points, note: kind }
     let res: RuleResult
-    if (m.slope < threshold) res = reading('resource', r.mode, 'healthy', f)
+    if (m.slope < threshold) res = make('resource', r.mode, 'healthy', m.slope, b, threshold, m.points, false, undefined, kind)
     else {
       const mid = from + r.window / 2
       const halfPoints = Math.max(2, Math.ceil(r.minPoints / 2))
       const h1 = medianSlope(view.window(key, from, mid), kind, halfPoints)
       const h2 = medianSlope(view.window(key, mid, to), kind, halfPoints)
-      if (h1.pods === 0 || h2.pods === 0) res = reading('resource', r.mode, 'insufficient', { ...f, note: `${kind}: too few readings in half the window` })
-      else if (h1.slope < threshold || h2.slope < threshold) res = reading('resource', r.mode, 'healthy', { ...f, note: `${kind}: not sustained` })
-      else res = reading('resource', r.mode, 'breach', { ...f, critical: m.slope >= r.critical, onsetMs: from, note: kind })
+      if (h1.pods === 0 || h2.pods === 0) res = make('resource', r.mode, 'insufficient', m.slope, b, threshold, m.points, false, undefined, `${kind}: too few readings in half the window`)
+      else if (h1.slope < threshold || h2.slope < threshold) res = make('resource', r.mode, 'healthy', m.slope, b, threshold, m.points, false, undefined, `${kind}: not sustained`)
+      else res = make('resource', r.mode, 'breach', m.slope, b, threshold, m.points, m.slope >= r.critical, from, kind)
     }
     if (best === undefined || rank(res) > rank(best) || (rank(res) === rank(best) && res.value - res.threshold > best.value - best.threshold)) best = res
   }
-  return best ?? reading('resource', r.mode, 'insufficient', { note: `no pod with ${r.minPoints}+ readings of ${r.kinds.join('/')}` })
+  return best ?? make('resource', r.mode, 'insufficient', 0, 0, 0, 0, false, undefined, `no pod with ${r.minPoints}+ readings of ${r.kinds.join('/')}`)
 }
 
 function rank(r: RuleResult): number {
@@ -240,18 +255,10 @@ export function probeRule(c: Contract, w: WindowStats, failure: ProbeFailure | u
   if (p.mode === 'off') return offReading('probe')
   const samples = w.probes.readings
   if (failure !== undefined) {
-    return reading('probe', p.mode, 'breach', {
-      value: Math.max(1, failingNow),
-      baseline: 0,
-      threshold: 0,
-      samples,
-      critical: true,
-      onsetMs: failure.onsetMs,
-      note: `${failure.container} ${failure.why}`,
-    })
+    return make('probe', p.mode, 'breach', Math.max(1, failingNow), 0, 0, samples, true, failure.onsetMs, `${failure.container} ${failure.why}`)
   }
-  if (readingsSeen === 0 && samples === 0) return reading('probe', p.mode, 'insufficient', { note: 'no readiness readings' })
-  return reading('probe', p.mode, 'healthy', { value: 0, baseline: 0, threshold: 0, samples })
+  if (readingsSeen === 0 && samples === 0) return make('probe', p.mode, 'insufficient', 0, 0, 0, 0, false, undefined, 'no readiness readings')
+  return make('probe', p.mode, 'healthy', 0, 0, 0, samples, false, undefined, '')
 }
 
 /**

@@ -90,10 +90,22 @@ interface Slot {
   errors: number
   latCount: number
   hist: CountsHistogram | undefined
+  /**
+   * the last snapshot of this slot handed out in a window; reused while the slot still holds the same
+   * bucket with the same numbers (a sliding window asks the same buckets tick after tick)
+   */
+  view: BucketView | undefined
 }
 
 function newSlot(): Slot {
-  return { idx: -1, requests: 0, errors: 0, latCount: 0, hist: undefined }
+  return { idx: -1, requests: 0, errors: 0, latCount: 0, hist: undefined, view: undefined }
+}
+
+/** The snapshot of slot `s` as bucket `idx` (its own, or the previous one when nothing changed). */
+function viewOf(s: Slot, idx: number, width: number, cut: number | undefined): BucketView {
+  const v = s.view
+  if (v !== undefined && v.matches(s, idx, cut)) return v
+  return (s.view = new BucketView(s, idx, width, cut))
 }
 
 interface PodSeries {
@@ -402,11 +414,12 @@ class Series implements RequestRecorder {
     for (let c = cLo; c < cHi; c++) {
       const s = this.coarse[c % C] as Slot
       const end = (c + 1) * cw
-      out[n++] = new BucketView(s.idx === c ? s : undefined, c, cw, end > B ? B : undefined)
+      const cut = end > B ? B : undefined
+      out[n++] = s.idx === c ? viewOf(s, c, cw, cut) : new BucketView(undefined, c, cw, cut)
     }
     for (let b = fLo; b < fHi; b++) {
       const s = b <= head ? (this.fine[b % F] as Slot) : undefined
-      out[n++] = new BucketView(s !== undefined && s.idx === b ? s : undefined, b, bw, undefined)
+      out[n++] = s !== undefined && s.idx === b ? viewOf(s, b, bw, undefined) : new BucketView(undefined, b, bw, undefined)
     }
     return out
   }
@@ -430,6 +443,11 @@ class BucketView implements BucketStats {
     this.requests = slot === undefined ? 0 : slot.requests
     this.errors = slot === undefined ? 0 : slot.errors
     this.latencyCount = slot === undefined ? 0 : slot.latCount
+  }
+
+  /** is this the snapshot of slot `s` as bucket `idx` as it is now? */
+  matches(s: Slot, idx: number, cut: number | undefined): boolean {
+    return this.idx === idx && this.cut === cut && this.requests === s.requests && this.errors === s.errors && this.latencyCount === s.latCount
   }
 
   get startMs(): number {
@@ -493,6 +511,7 @@ function resetSlot(s: Slot, idx: number, ctx: Ctx): void {
   s.requests = 0
   s.errors = 0
   s.latCount = 0
+  s.view = undefined
   if (s.hist !== undefined) {
     ctx.pool.give(s.hist)
     s.hist = undefined
@@ -610,7 +629,7 @@ export class SignalStore implements ObservationSink, SignalView {
     return { ...st }
   }
 
-  /** Frees all WASM memory. The store is unusable afterwards. Idempotent. */
+  /** Releases every histogram (back to the pool, whose free list is then emptied). The store is unusable afterwards. Idempotent. */
   shutdown(): void {
     for (const s of this.byId.values()) s.release()
     this.byId.clear()
