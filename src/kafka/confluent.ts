@@ -145,6 +145,9 @@ class ConfluentConsumer implements Consumer {
       },
       'js.consumer.max.batch.size': opts.maxBatchSize ?? 500,
       'session.timeout.ms': 10_000,
+      // OTLP span records are large (a Collector batch is often 100s of KB); librdkafka's 1 MiB
+      // per-partition fetch would then return a handful of records per round trip
+      'max.partition.fetch.bytes': 8 * 1024 * 1024,
       'heartbeat.interval.ms': 1_000,
     })
   }

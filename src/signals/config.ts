@@ -6,9 +6,9 @@ import { duration } from '../config/duration.js'
  *
  * Memory model (measured by `node dist/bench/signals.js`): a series (one service-version) keeps
  * `fineRetention / bucket` fine buckets and `retention / coarseBucket` coarse buckets; every bucket
- * that holds latency samples owns one HDR histogram (WebAssembly, 32-bit counts, fixed size). With
- * 1 significant digit a histogram over 1 us..60 s costs about 3 KiB, with 2 digits about 11.5 KiB,
- * with 3 digits about 70 KiB. The default (1 digit: quantiles within +6.25 %, the same
+ * that holds latency samples owns one HDR histogram (src/signals/hdr.ts, 32-bit counts, fixed size).
+ * With 1 significant digit the counts of a histogram over 1 us..60 s take about 1.8 KiB, with 2
+ * digits about 4x that, with 3 digits about 24x. The default (1 digit: quantiles within +6.25 %, the same
  * quantization on baseline and candidate) keeps a fully populated series under 64 KiB.
  */
 export const histogramSchema = z

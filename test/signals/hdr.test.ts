@@ -11,6 +11,8 @@ const SETTINGS = [
   { lowestUs: 1, highestUs: 60_000_000, significantDigits: 3 },
   { lowestUs: 10, highestUs: 3_600_000_000, significantDigits: 2 },
   { lowestUs: 3, highestUs: 1000, significantDigits: 1 },
+  // values beyond 2^32 take the non-32-bit index path
+  { lowestUs: 1, highestUs: 20_000_000_000, significantDigits: 1 },
 ]
 
 function lib(s: (typeof SETTINGS)[0], wasm: boolean) {
