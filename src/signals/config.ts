@@ -8,7 +8,7 @@ import { duration } from '../config/duration.js'
  * `fineRetention / bucket` fine buckets and `retention / coarseBucket` coarse buckets; every bucket
  * that holds latency samples owns one HDR histogram (src/signals/hdr.ts, 32-bit counts, fixed size).
  * With 1 significant digit the counts of a histogram over 1 us..60 s take about 1.8 KiB, with 2
- * digits about 4x that, with 3 digits about 24x. The default (1 digit: quantiles within +6.25 %, the same
+ * digits about 5x that (224 KiB per full series), with 3 digits about 24x. The default (1 digit: quantiles within +6.25 %, the same
  * quantization on baseline and candidate) keeps a fully populated series under 64 KiB.
  */
 export const histogramSchema = z
