@@ -431,22 +431,34 @@ export class Normalizer {
     return fresh
   }
 
-  private explicitDelta(id: string, p: HistogramPoint, r: Result): { count: number; counts: number[] } | undefined {
+  /**
+   * The shared start of a cumulative point: stores `next` as the stream's state and returns the
+   * previous state to diff against; 'whole' for a fresh stream's first point (emitted as is);
+   * 'skip' when there is nothing to emit (stream limit reached - rejected -, a priming first point
+   * or an out-of-order point - both accepted and counted).
+   */
+  private advance(id: string, p: { startTimeMs: number; timeMs: number }, next: CumState, r: Result): CumState | 'whole' | 'skip' {
     const prev = this.stream(id, p.timeMs, r)
-    if (prev === undefined) return undefined
-    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }
+    if (prev === undefined) return 'skip'
     if (prev === 'new') {
       this.save(id, next)
-      if (this.firstPoint(p.startTimeMs, p.timeMs)) return { count: p.count, counts: p.bucketCounts }
+      if (this.firstPoint(p.startTimeMs, p.timeMs)) return 'whole'
       r.accepted++
-      return undefined
+      return 'skip'
     }
     if (p.startTimeMs === prev.startMs && p.timeMs <= prev.timeMs) {
       this.st.outOfOrder++
       r.accepted++
-      return undefined
+      return 'skip'
     }
     this.save(id, next)
+    return prev
+  }
+
+  private explicitDelta(id: string, p: HistogramPoint, r: Result): { count: number; counts: number[] } | undefined {
+    const prev = this.advance(id, p, { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }, r)
+    if (prev === 'skip') return undefined
+    if (prev === 'whole') return { count: p.count, counts: p.bucketCounts }
     const sameShape = prev.bounds !== undefined && prev.counts !== undefined && sameNumbers(prev.bounds, p.bounds)
     let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || !sameShape
     const counts: number[] = []
@@ -469,21 +481,9 @@ export class Normalizer {
   }
 
   private expDelta(id: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): { count: number; exp: ExpCounts } | undefined {
-    const prev = this.stream(id, p.timeMs, r)
-    if (prev === undefined) return undefined
-    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: undefined, counts: undefined, exp: e }
-    if (prev === 'new') {
-      this.save(id, next)
-      if (this.firstPoint(p.startTimeMs, p.timeMs)) return { count: p.count, exp: e }
-      r.accepted++
-      return undefined
-    }
-    if (p.startTimeMs === prev.startMs && p.timeMs <= prev.timeMs) {
-      this.st.outOfOrder++
-      r.accepted++
-      return undefined
-    }
-    this.save(id, next)
+    const prev = this.advance(id, p, { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: undefined, counts: undefined, exp: e }, r)
+    if (prev === 'skip') return undefined
+    if (prev === 'whole') return { count: p.count, exp: e }
     const pe = prev.exp
     let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || pe === undefined || pe.scale < e.scale
     let out: ExpCounts | undefined
