@@ -10,6 +10,7 @@
 import { KafkaJS } from '@confluentinc/kafka-javascript'
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
 import { silentLogger, type Logger } from '../common/logger.js'
+import { sleep } from '../common/sleep.js'
 import type {
   Admin,
   BatchHandler,
@@ -327,9 +328,6 @@ class ConfluentAdmin implements Admin {
 
 const PROBE_INTERVAL_MS = 5_000
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
-}
 
 export class ConfluentTransport implements KafkaTransport {
   readonly kind = 'kafka' as const

@@ -13,6 +13,7 @@
  * - `shutdown()` stops accepting, waits up to `drainTimeout` for the queue to drain, then logs the
  *   number of unacknowledged decisions (counter `abandonedAtShutdown`): only process exit drops them.
  */
+import { sleep } from '../common/sleep.js'
 import type { Logger } from '../common/logger.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Clock } from '../common/clock.js'
@@ -192,4 +193,3 @@ export class DecisionPublisher implements Component {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)))

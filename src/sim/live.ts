@@ -15,6 +15,7 @@ import type { Scenario } from './model.js'
 import { hash32 } from './random.js'
 import { DEFAULT_SEED } from './record.js'
 import { Simulation } from './telemetry.js'
+import { sleep } from '../common/sleep.js'
 
 export interface LiveOptions {
   /** OTLP endpoint: gRPC `http://127.0.0.1:4317`, HTTP `http://127.0.0.1:4318` (paths /v1/traces and /v1/metrics are added) */
@@ -59,19 +60,6 @@ interface Exporter<T> {
 
 function send<T>(exp: Exporter<T>, items: T): Promise<boolean> {
   return new Promise((resolve) => exp.export(items, (r) => resolve(r.code === 0)))
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted === true) return resolve()
-    const t = setTimeout(done, ms)
-    function done() {
-      clearTimeout(t)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    signal?.addEventListener('abort', done, { once: true })
-  })
 }
 
 export async function runLive(scenario: Scenario, opts: LiveOptions): Promise<LiveOutcome> {
