@@ -126,6 +126,7 @@ export class TopicArtifactStore implements ArtifactStore, Component {
       groupPrefix: o.groupPrefix,
       logger: o.logger,
       producer: o.producer,
+      spec: artifactTopicSpec(o.topic),
       onRecord: (e) => {
         const r = parseRecord(e.value)
         if (!r) {
@@ -140,13 +141,6 @@ export class TopicArtifactStore implements ArtifactStore, Component {
   }
 
   async start(): Promise<void> {
-    const admin = this.o.transport.admin()
-    await admin.connect()
-    try {
-      await admin.ensureTopics([artifactTopicSpec(this.o.topic)])
-    } finally {
-      await admin.disconnect()
-    }
     await this.tail.start()
     await this.tail.sync()
   }

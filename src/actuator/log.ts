@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto'
 import type { Component } from '../common/lifecycle.js'
 import { RetryableError, errorMessage } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
-import type { Consumer, KafkaTransport, Producer } from '../kafka/types.js'
+import type { Consumer, KafkaTransport, Producer, TopicSpec } from '../kafka/types.js'
 
 export const MARKER_HEADER = 'pullback-marker'
 
@@ -32,6 +32,8 @@ export interface TopicTailOptions {
   logger: Logger
   /** an existing producer to write markers with (else one is created) */
   producer?: Producer
+  /** when given, the topic is created with this spec (if missing) before subscribing: a consumer may not see a topic created after it subscribed for minutes */
+  spec?: TopicSpec
 }
 
 export class TopicTail implements Component {
@@ -52,6 +54,15 @@ export class TopicTail implements Component {
   async start(): Promise<void> {
     if (this.started) return
     this.started = true
+    if (this.o.spec !== undefined) {
+      const admin = this.o.transport.admin()
+      await admin.connect()
+      try {
+        await admin.ensureTopics([this.o.spec])
+      } finally {
+        await admin.disconnect()
+      }
+    }
     if (this.ownProducer) await this.producer.connect()
     this.consumer = this.o.transport.consumer({
       groupId: `${this.o.groupPrefix}.tail.${this.o.topic}.${randomUUID().slice(0, 8)}`,

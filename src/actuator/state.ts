@@ -61,6 +61,7 @@ export class ActuatorState implements Component {
       groupPrefix: o.groupPrefix,
       logger: o.logger,
       producer: o.producer,
+      spec: stateTopicSpec(o.topic),
       onRecord: (e) => {
         const v = JSON.parse(e.value.toString()) as DecisionProgress | FreezeRecord
         if (e.key.startsWith('decision/')) this.applyProgress(v as DecisionProgress, true)
@@ -70,13 +71,6 @@ export class ActuatorState implements Component {
   }
 
   async start(): Promise<void> {
-    const admin = this.o.transport.admin()
-    await admin.connect()
-    try {
-      await admin.ensureTopics([stateTopicSpec(this.o.topic)])
-    } finally {
-      await admin.disconnect()
-    }
     await this.tail.start()
     await this.tail.sync()
   }
