@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MEMORY_HIGH_WATER } from './otlp/options.js'
 
 const BYTE_UNITS: Record<string, number> = {
   '': 1,
@@ -51,9 +52,9 @@ export const receiversSchema = z
       })
       .prefault({}),
     /** largest accepted request after decompression; larger => RESOURCE_EXHAUSTED / 413 */
-    maxRequestBytes: byteSize().default(8 * 1024 * 1024),
+    maxRequestBytes: byteSize().default(DEFAULT_MAX_REQUEST_BYTES),
     /** above this process RSS the OTLP receivers answer UNAVAILABLE / 503 with a retry hint; 0 disables */
-    memoryHighWater: byteSize().default(448 * 1024 * 1024),
+    memoryHighWater: byteSize().default(DEFAULT_MEMORY_HIGH_WATER),
     /** the retry hint sent with UNAVAILABLE / 503 */
     retryAfter: duration().default(5000),
     /** attributes per resource / span / data point above which a request is undecodable */

@@ -14,30 +14,19 @@
 import * as grpc from '@grpc/grpc-js'
 import type { Component } from '../../common/lifecycle.js'
 import type { Logger } from '../../common/logger.js'
-import { silentLogger } from '../../common/logger.js'
 import type { TelemetryConsumer } from '../consumer.js'
-import { MemoryGuard } from '../memory.js'
+import type { MemoryGuard } from '../memory.js'
 import { ingest, type Signal } from '../otlp/ingest.js'
 import { encodeExportResponse, encodeRpcStatus } from '../otlp/responses.js'
 import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { GrpcCode, grpcCodeOf, protocolError, reasonOfGrpcCode } from '../status.js'
+import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export'
 export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'
 
-export interface OtlpGrpcReceiverOptions {
-  consumer: TelemetryConsumer
-  /** "host:port"; default 0.0.0.0:4317; port 0 picks a free port (see `port`) */
-  endpoint?: string
-  /** after decompression; default 8 MiB */
-  maxRequestBytes?: number
-  /** default: RSS guard at 448 MiB, retry after 5 s */
-  memoryGuard?: MemoryGuard
-  maxAttributes?: number
-  /** how long shutdown() waits for in-flight calls before cancelling them; default 5 s */
-  drainTimeoutMs?: number
-  logger?: Logger
-}
+/** Endpoint default 0.0.0.0:4317. */
+export type OtlpGrpcReceiverOptions = OtlpReceiverOptions
 
 const pass = (b: Buffer): Buffer => b
 
@@ -74,13 +63,14 @@ export class OtlpGrpcReceiver implements Component {
   private stopping: Promise<void> | undefined
 
   constructor(opts: OtlpGrpcReceiverOptions) {
-    this.consumer = opts.consumer
-    this.endpoint = opts.endpoint ?? '0.0.0.0:4317'
-    this.maxRequestBytes = opts.maxRequestBytes ?? 8 * 1024 * 1024
-    this.guard = opts.memoryGuard ?? new MemoryGuard({ highWaterBytes: 448 * 1024 * 1024, retryAfterMs: 5000 })
-    this.maxAttributes = opts.maxAttributes ?? 1024
-    this.drainTimeoutMs = opts.drainTimeoutMs ?? 5000
-    this.logger = opts.logger ?? silentLogger
+    const o = resolveOtlpOptions(opts, '0.0.0.0:4317')
+    this.consumer = o.consumer
+    this.endpoint = o.endpoint
+    this.maxRequestBytes = o.maxRequestBytes
+    this.guard = o.memoryGuard
+    this.maxAttributes = o.maxAttributes
+    this.drainTimeoutMs = o.drainTimeoutMs
+    this.logger = o.logger
   }
 
   /** the bound port (useful with port 0) */

@@ -14,28 +14,19 @@ import type { AddressInfo } from 'node:net'
 import zlib from 'node:zlib'
 import type { Component } from '../../common/lifecycle.js'
 import type { Logger } from '../../common/logger.js'
-import { silentLogger } from '../../common/logger.js'
 import type { TelemetryConsumer } from '../consumer.js'
 import { DecodeError, OverloadedError, TooLargeError, UnsupportedMediaTypeError } from '../errors.js'
-import { MemoryGuard } from '../memory.js'
+import type { MemoryGuard } from '../memory.js'
 import { ingest, type Format, type Signal } from '../otlp/ingest.js'
 import { encodeExportResponse, encodeRpcStatus, exportResponseJson, rpcStatusJson } from '../otlp/responses.js'
 import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { grpcCodeOf, httpStatusOf, protocolError } from '../status.js'
+import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
 
-export interface OtlpHttpReceiverOptions {
-  consumer: TelemetryConsumer
-  /** "host:port"; default 0.0.0.0:4318; port 0 picks a free port (see `port`) */
-  endpoint?: string
-  /** after decompression; default 8 MiB */
-  maxRequestBytes?: number
-  memoryGuard?: MemoryGuard
-  maxAttributes?: number
+/** Endpoint default 0.0.0.0:4318. */
+export interface OtlpHttpReceiverOptions extends OtlpReceiverOptions {
   /** requests whose bodies are being read at once; beyond it 503 + Retry-After (bounds buffered bytes to maxInFlight x maxRequestBytes). Default 64 */
   maxInFlight?: number
-  /** how long shutdown() waits for in-flight requests before closing their connections; default 5 s */
-  drainTimeoutMs?: number
-  logger?: Logger
 }
 
 const PATHS: Record<string, Signal> = { '/v1/traces': 'traces', '/v1/metrics': 'metrics' }
@@ -65,14 +56,15 @@ export class OtlpHttpReceiver implements Component {
   private stopping: Promise<void> | undefined
 
   constructor(opts: OtlpHttpReceiverOptions) {
-    this.consumer = opts.consumer
-    this.endpoint = opts.endpoint ?? '0.0.0.0:4318'
-    this.maxRequestBytes = opts.maxRequestBytes ?? 8 * 1024 * 1024
-    this.guard = opts.memoryGuard ?? new MemoryGuard({ highWaterBytes: 448 * 1024 * 1024, retryAfterMs: 5000 })
-    this.maxAttributes = opts.maxAttributes ?? 1024
-    this.drainTimeoutMs = opts.drainTimeoutMs ?? 5000
+    const o = resolveOtlpOptions(opts, '0.0.0.0:4318')
+    this.consumer = o.consumer
+    this.endpoint = o.endpoint
+    this.maxRequestBytes = o.maxRequestBytes
+    this.guard = o.memoryGuard
+    this.maxAttributes = o.maxAttributes
+    this.drainTimeoutMs = o.drainTimeoutMs
     this.maxInFlight = opts.maxInFlight ?? 64
-    this.logger = opts.logger ?? silentLogger
+    this.logger = o.logger
   }
 
   get port(): number {
