@@ -8,11 +8,14 @@
  * engine, src/runtime/pipeline.ts) from decoded OTLP spans, with ticks every 5 s of telemetry time:
  * - a watched service `shop/checkout`: v1 for 6 minutes, then v2 (a deployment the engine detects,
  *   watches and pins), 20 requests/s;
- * - in the flood run only: while v2 is watched, N distinct service names arrive, one SERVER span each.
+ * - in the flood run only: from 60 s before the deployment (so the store is already full of flood
+ *   series when v2 first appears and needs a series: issue 11 item 2) until 170 s after it, N
+ *   distinct service names arrive, one SERVER span each.
  * Each child prints its peak RSS and a summary of the watched service (its windows, per-bucket
  * numbers and quantiles, and the engine's statuses); the parent compares the two summaries.
- * Default limits (signals.maxSeries 20,000) apply: the flood fills the store up to maxSeries and the
- * rest is counted in `overflowed`.
+ * Default limits (signals.maxSeries 20,000, reserveForKnown 20 %) apply: the flood fills the store up
+ * to maxSeries minus the reserve and the rest is counted in `overflowed` (`overflowUnknown`); v2 of
+ * the known service takes a reserved place.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -61,8 +64,8 @@ function child(flood: boolean, names: number, batch: number): void {
     const r = process.memoryUsage.rss()
     if (r > peakRss) peakRss = r
   }
-  // flood: names spread evenly over [T0 + 10 s, T0 + 170 s)
-  const floodFrom = T0 + 10 * S
+  // flood: names spread evenly over [T0 - 60 s, T0 + 170 s)
+  const floodFrom = T0 - 60 * S
   const floodTo = T0 + 170 * S
   const perSecond = Math.ceil(names / ((floodTo - floodFrom) / S))
   let sent = 0
@@ -138,6 +141,9 @@ function child(flood: boolean, names: number, batch: number): void {
       seconds: elapsed,
       series: st.series,
       overflowed: st.overflowed,
+      overflowUnknown: st.overflowUnknown,
+      overflowFull: st.overflowFull,
+      evicted: st.evicted,
       overflowRequests: st.overflowRequests,
       expired: st.expired,
       versionsDropped: st.versionsDropped,
@@ -158,6 +164,9 @@ interface Result {
   seconds: number
   series: number
   overflowed: number
+  overflowUnknown: number
+  overflowFull: number
+  evicted: number
   overflowRequests: number
   expired: number
   versionsDropped: number
@@ -189,7 +198,7 @@ function main(): void {
   const lines = [
     `cardinality: ${flood.names.toLocaleString('en')} distinct service names through Pipeline (Normalizer + SignalStore + engine), default limits`,
     `  peak RSS with the flood: ${flood.peakRssMiB.toFixed(0)} MiB (process max RSS ${flood.maxRssMiB.toFixed(0)} MiB), without: ${quiet.peakRssMiB.toFixed(0)} MiB; target < 512 MiB: ${flood.maxRssMiB < 512 ? 'PASS' : 'FAIL'}`,
-    `  series kept: ${flood.series} (maxSeries 20,000), overflowed observations counted: ${flood.overflowed.toLocaleString('en')} (${flood.overflowRequests.toLocaleString('en')} requests), expired: ${flood.expired}, new-version events dropped: ${flood.versionsDropped}`,
+    `  series kept: ${flood.series} (maxSeries 20,000), overflowed observations counted: ${flood.overflowed.toLocaleString('en')} (${flood.overflowRequests.toLocaleString('en')} requests; unknown services ${flood.overflowUnknown.toLocaleString('en')}, store full ${flood.overflowFull}), evicted: ${flood.evicted}, expired: ${flood.expired}, new-version events dropped: ${flood.versionsDropped}`,
     `  watched deployments: ${flood.watched} (pinned series ${flood.pinned}); statuses of the watched service: ${flood.summary.statuses.length}, verdicts: ${flood.summary.verdicts}`,
     `  watched service's windows, buckets, quantiles and engine statuses identical to the run without the flood: ${same ? 'YES' : 'NO'}`,
     `  flood run took ${flood.seconds.toFixed(1)} s (${(flood.names / flood.seconds / 1000).toFixed(0)} k names/s incl. ticks)`,

@@ -3,7 +3,8 @@
  *
  * (a) One evaluation tick over N watched deployments (default 10,000) on the real SignalStore:
  *     each service has a baseline version (1 req/s for 6 min) and a new version (2 req/s, enough for
- *     the 50-request floor, so every rule runs its full path). Prints the detection tick (which
+ *     the 50-request floor, so every rule runs its full path), both with two pods' memory and
+ *     readiness readings every 10 s (so the resource and probe rules run their full paths too). Prints the detection tick (which
  *     freezes N baselines) and the median / min / max of 20 steady ticks (--ticks N), live-like: 5 s
  *     of new telemetry arrive before each tick and the watermark trails it by the engine's
  *     lateness. Also the process CPU time per tick (less sensitive to other load on a shared
@@ -43,10 +44,28 @@ function tickBench(n: number, nTicks: number): void {
   }
   store.drainNewVersions() // the baseline versions are first versions of new services: not deployments
   const handles = Array.from({ length: n }, (_, i) => store.series({ namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v2' }))
+  // resource and probe readings of both versions, as a kubeletstats receiver sends them every 10 s:
+  // two pods per version, memory working set against a 512 MiB request, container readiness
+  const MiB = 1024 * 1024
+  const side = (fromS: number, secs: number, version: string) => {
+    for (let i = 0; i < n; i++) {
+      const key = { namespace: `ns${i % 100}`, service: `svc${i}`, version }
+      for (let s = fromS; s < fromS + secs; s++) {
+        if (s % 10 !== 0) continue
+        for (let p = 0; p < 2; p++) {
+          const pod = `svc${i}-${version}-${p}`
+          store.record({ kind: 'resource', key, pod, resource: 'memory', timeMs: D + s * 1000, value: (200 + rnd()) * MiB, request: 512 * MiB })
+          store.record({ kind: 'probe', key, pod, container: 'app', timeMs: D + s * 1000, ready: true })
+        }
+      }
+    }
+  }
+  side(-360, 360, 'v1')
   // the new version, 2 req/s (enough for the 50-request floor, so every rule runs its full path), `secs` seconds from `fromS`
   const feed = (fromS: number, secs: number) => {
     for (const r2 of handles)
       for (let s = fromS; s < fromS + secs; s++) for (let j = 0; j < 2; j++) r2.recordRequest(D + s * 1000 + 250 + j * 500, 20_000 * Math.exp(0.4 * (rnd() - 0.5)), rnd() < 0.005)
+    side(fromS, secs, 'v2')
   }
   feed(0, 40)
   const fill = performance.now() - t0
@@ -112,7 +131,7 @@ function engineOnlyBench(n: number): void {
     toMs: to,
     requests,
     errors,
-    latency: { count: requests, valueAtQuantile: () => p99Us },
+    latency: { count: requests, valueAtQuantile: () => p99Us, countAbove: () => 0 },
     buckets: Array.from({ length: (to - from) / 5000 }, (_, i) => ({
       startMs: from + i * 5000,
       endMs: from + (i + 1) * 5000,
@@ -128,8 +147,11 @@ function engineOnlyBench(n: number): void {
   const cache = new Map<string, WindowStats>()
   const view: SignalView = {
     bucketMs: 5000,
+    coarseBucketMs: 60_000,
+    fineRetentionMs: 60_000,
     versions: (ns, svc) => versions.get(`${ns}/${svc}`) ?? [],
     retainedFromMs: () => D - 600_000,
+    coverage: () => undefined,
     window: (k, from, to) => {
       // answers are cached per range: this measures the engine, not the allocation of fake answers
       const id = `${k.version === 'v1' ? (from < D ? 'b' : 'o') : 'n'}${from}-${to}`

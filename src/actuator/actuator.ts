@@ -11,13 +11,23 @@
  * - offsets are committed by the transport only after the handler resolves, i.e. after the state
  *   record, the rollback event and, for a finished decision, the audit record were acknowledged.
  * - all decision handling is serialized (one at a time): readiness waits of one service delay the
- *   others. Run one active actuator per cluster (the group gives failover, not parallelism).
+ *   others. One active actuator per cluster is the intended deployment (the group gives failover,
+ *   not parallelism), but two at once are safe: a cutover and a terminal transition happen only
+ *   under a claim won on the state topic (state.ts, "Fencing"). Another actuator that receives the
+ *   same decision (a rebalance, a zombie whose session expired mid-cutover, a second group) waits
+ *   while the claim's owner holds it, and resumes only once the owner is gone; an owner that finds
+ *   its claim superseded stops before its next side effect (counted in `fenced`). Recovery
+ *   deadlines are armed by every actuator for every decision awaiting recovery; the claim makes one
+ *   of them finish it.
+ * - exec driver: the command's pid is recorded in the state record; a resumed decision waits for
+ *   (or kills) the previous attempt's command still running before running it again.
  *
  * Recovery is asynchronous: after announcing the rollback event the handler returns (so the
  * engine's recovered/not-recovered decision, which arrives on the same partition, can be
  * consumed); the decision waits in phase `awaiting-recovery` with a deadline (`recoveryTimeout`)
  * that survives restarts because it is part of the state record.
  */
+import { randomUUID } from 'node:crypto'
 import type { Component } from '../common/lifecycle.js'
 import type { Clock } from '../common/clock.js'
 import { systemClock } from '../common/clock.js'
@@ -33,9 +43,12 @@ import { selectRollbackTarget, type ArtifactStore } from './artifacts.js'
 import { AuditSink, evidence, recoveryOf, type AuditOutcome, type AuditRecord, type PhaseStamp } from './audit.js'
 import type { ActuatorConfig } from './config.js'
 import type { CutoverRequest, Driver } from './drivers/types.js'
+import { sleep } from './drivers/types.js'
+import { presence, self } from './proc.js'
 import { escalates, transition, type Phase, type PhaseEvent, type Terminal } from './machine.js'
 import { Pager } from './paging.js'
-import { ActuatorState, type DecisionProgress } from './state.js'
+import { Claim } from './claim.js'
+import { ActuatorState, type DecisionProgress, type Finishing, type Owner } from './state.js'
 
 export interface ActuatorCounters {
   received: number
@@ -51,6 +64,15 @@ export interface ActuatorCounters {
   unmatchedRecovery: number
   resumed: number
   stale: number
+  /** claims lost or writes refused because another actuator holds the decision */
+  fenced: number
+  /** decisions received while another live actuator held them (waited for it) */
+  heldElsewhere: number
+  /** previous attempts' commands waited for / killed before a resumed cutover */
+  orphansWaited: number
+  orphansKilled: number
+  /** audit records not written again (already on the topic / in the file) */
+  auditDuplicates: number
 }
 
 export interface ActuatorOptions {
@@ -70,7 +92,28 @@ export interface ActuatorOptions {
 
 export class Actuator implements Component {
   readonly name = 'actuator'
-  readonly counters: ActuatorCounters = { received: 0, malformed: 0, rejected: 0, duplicates: 0, ignored: 0, executed: 0, patched: 0, recovered: 0, halted: 0, escalated: 0, unmatchedRecovery: 0, resumed: 0, stale: 0 }
+  readonly counters: ActuatorCounters = {
+    received: 0,
+    malformed: 0,
+    rejected: 0,
+    duplicates: 0,
+    ignored: 0,
+    executed: 0,
+    patched: 0,
+    recovered: 0,
+    halted: 0,
+    escalated: 0,
+    unmatchedRecovery: 0,
+    resumed: 0,
+    stale: 0,
+    fenced: 0,
+    heldElsewhere: 0,
+    orphansWaited: 0,
+    orphansKilled: 0,
+    auditDuplicates: 0,
+  }
+  /** this instance, as written into the decision records it claims */
+  readonly owner: Owner = { id: randomUUID(), ...self }
   readonly state: ActuatorState
   readonly pager: Pager
   private readonly producer: Producer
@@ -91,9 +134,13 @@ export class Actuator implements Component {
       groupPrefix: o.kafka.groupPrefix,
       producer: this.producer,
       logger: o.logger,
+      // a peer's decision reaching awaiting-recovery gets a deadline here too: if the peer dies, this one times it out
+      onLoaded: (p) => {
+        if (p.phase === 'awaiting-recovery') this.armRecoveryTimer(p)
+      },
     })
     this.pager = new Pager({ targets: o.config.paging, retry: o.config.pageRetry, producer: this.producer, escalationsTopic: o.config.escalationsTopic, logger: o.logger })
-    this.audit = new AuditSink({ producer: this.producer, topic: o.kafka.topics.audit, file: o.config.auditFile })
+    this.audit = new AuditSink({ producer: this.producer, topic: o.kafka.topics.audit, file: o.config.auditFile, transport: o.transport, groupPrefix: o.kafka.groupPrefix, logger: o.logger })
   }
 
   async start(): Promise<void> {
@@ -202,7 +249,7 @@ export class Actuator implements Component {
     this.stamp(phases, 'rejected', reason)
     this.move(String(env.id), 'verify', transition('verify', 'fail'))
     this.o.logger.warn({ decisionId: env.id, keyId: env.keyId, reason }, 'decision rejected: signature check failed')
-    await this.audit.write({
+    const w = await this.audit.write({
       schemaVersion: 1,
       decisionId: String(env.id),
       service: `${String(p.namespace)}/${String(p.service)}`,
@@ -213,21 +260,35 @@ export class Actuator implements Component {
       escalated: false,
       completedAt: this.clock.now(),
     })
+    if (w.file === 'duplicate') this.counters.auditDuplicates++
   }
 
   private async rollback(env: DecisionEnvelope): Promise<void> {
     const v = env.payload
     const sid = serviceId(v)
-    const existing = this.state.decisions.get(v.id)
+    let existing = this.state.decisions.get(v.id)
     if (existing && existing.phase !== 'cutover') {
       this.counters.duplicates++
       return
+    }
+    if (existing && !this.mine(existing)) {
+      const free = await this.awaitHolder(v.id, (d) => d.phase === 'cutover')
+      if (free === undefined || free.phase !== 'cutover') {
+        this.counters.duplicates++
+        return
+      }
+      existing = free
     }
     const resume = existing !== undefined
     if (resume) this.counters.resumed++
     const phases: PhaseStamp[] = existing ? [...existing.phases] : []
     if (!resume) this.stamp(phases, 'received')
     this.stamp(phases, resume ? 'resumed' : 'verified', `key ${env.keyId}`)
+    if (existing?.finishing) {
+      // a terminal transition was under way when the previous attempt stopped: complete it as decided
+      await this.finish({ ...existing, phases }, existing.finishing.outcome, existing.finishing.reason)
+      return
+    }
     this.step(v.id, 'verify', 'ok')
 
     // gate
@@ -256,7 +317,6 @@ export class Actuator implements Component {
       await this.finish(this.progress(v, phases, { artifact: v.artifact ?? v.version, version: v.version }), t as AuditOutcome, `another rollback of ${sid} (${inFlight.decisionId}) is still ${inFlight.phase}`, { page: false, freeze: false })
       return
     }
-    this.counters.executed++
     this.step(v.id, 'gate', 'ok')
     this.stamp(phases, 'gate-passed')
 
@@ -280,62 +340,131 @@ export class Actuator implements Component {
     this.step(v.id, 'artifact', 'ok')
     const target = progress.target!
 
-    // cutover: the idempotency record goes first
+    // cutover: the claim (the idempotency record) goes first; only its winner acts
     this.stamp(phases, 'cutover-started')
-    progress = { ...progress, phase: 'cutover', phases: [...phases], updatedAt: this.clock.now() }
-    await this.state.put(progress)
-    const req: CutoverRequest = { decisionId: v.id, namespace: v.namespace, service: v.service, failed, target, resume, verdict: v }
-    const applied = await this.o.driver.apply(req, this.ac.signal)
-    this.abortIfStopping()
-    if (applied.kind === 'failed') {
-      this.stamp(phases, 'cutover-failed', applied.reason)
-      const t = this.step(v.id, 'cutover', 'fail')
-      await this.finish({ ...progress, phases }, t as AuditOutcome, `cutover failed: ${applied.reason}`)
+    const { child: previousChild, ...rest } = progress
+    const claimed = await this.state.claim({ ...rest, phase: 'cutover', phases: [...phases], updatedAt: this.clock.now(), lease: this.clock.now() + this.o.config.claimLease }, this.owner)
+    if (claimed.kind === 'lost') {
+      this.counters.fenced++
       return
     }
-    const patched = applied.kind === 'applied' || existing?.patched === true
-    if (applied.kind === 'applied') this.counters.patched++
-    this.stamp(phases, applied.kind === 'applied' ? 'cutover-applied' : 'cutover-already-in-place', applied.detail)
-    this.step(v.id, 'cutover', 'ok')
-
-    // readiness gates
-    const ready = await this.o.driver.awaitReady(req, this.o.config.readinessTimeout, this.ac.signal)
-    this.abortIfStopping()
-    if (ready.kind === 'not-ready') {
-      this.stamp(phases, 'readiness-failed', ready.reason)
-      const t = this.step(v.id, 'readiness', 'timeout')
-      await this.finish({ ...progress, phases, patched }, t as AuditOutcome, `readiness gates failed: ${ready.reason}`)
-      return
-    }
-    this.stamp(phases, 'ready', ready.detail)
-    this.step(v.id, 'readiness', 'ok')
-
-    // announce the restored version; a Kafka failure throws, the batch is redelivered and resumed
-    const event: DeploymentEvent = {
-      namespace: v.namespace,
-      service: v.service,
-      version: target.version,
-      artifact: target.artifact,
-      previousVersion: v.version,
-      time: this.clock.now(),
-      kind: 'rollback',
-      source: 'pullback-actuator',
-      decisionId: v.id,
-    }
+    this.counters.executed++
+    const lease = new Claim(this.state, claimed.record, this.o.config.claimLease, this.clock, this.ac.signal)
     try {
-      await this.producer.send(this.o.kafka.topics.deployments, [{ key: sid, value: JSON.stringify(event) }])
-    } catch (err) {
-      if (classify(err) !== 'permanent') throw err
-      this.stamp(phases, 'announce-failed', errorMessage(err))
-      const t = this.step(v.id, 'announce', 'fail')
-      await this.finish({ ...progress, phases, patched }, t as AuditOutcome, `could not announce the rollback: ${errorMessage(err)}`)
-      return
+      if (previousChild && this.o.driver.settle) {
+        const o = await this.o.driver.settle(previousChild, lease.signal)
+        if (o.kind === 'ended') this.counters.orphansWaited++
+        if (o.kind === 'killed') this.counters.orphansKilled++
+        this.stamp(phases, `previous-attempt-${o.kind}`, o.detail)
+        this.abortIfStopping()
+        if (lease.lost) return this.fencedOut()
+      }
+      const req: CutoverRequest = { decisionId: v.id, namespace: v.namespace, service: v.service, failed, target, resume, verdict: v }
+      const applied = await this.o.driver.apply(req, lease.signal, {
+        onChild: async (child) => ((await lease.write((p) => ({ ...p, child }))) ? 'continue' : 'abandon'),
+      })
+      this.abortIfStopping()
+      if (lease.lost) return this.fencedOut()
+      if (applied.kind === 'failed') {
+        this.stamp(phases, 'cutover-failed', applied.reason)
+        const t = this.step(v.id, 'cutover', 'fail')
+        await lease.release()
+        await this.finish({ ...lease.record, phases }, t as AuditOutcome, `cutover failed: ${applied.reason}`)
+        return
+      }
+      const patched = applied.kind === 'applied' || existing?.patched === true
+      if (applied.kind === 'applied') this.counters.patched++
+      this.stamp(phases, applied.kind === 'applied' ? 'cutover-applied' : 'cutover-already-in-place', applied.detail)
+      this.step(v.id, 'cutover', 'ok')
+
+      // readiness gates
+      const ready = await this.o.driver.awaitReady(req, this.o.config.readinessTimeout, lease.signal)
+      this.abortIfStopping()
+      if (lease.lost) return this.fencedOut()
+      if (ready.kind === 'not-ready') {
+        this.stamp(phases, 'readiness-failed', ready.reason)
+        const t = this.step(v.id, 'readiness', 'timeout')
+        await lease.release()
+        await this.finish({ ...lease.record, phases, patched }, t as AuditOutcome, `readiness gates failed: ${ready.reason}`)
+        return
+      }
+      this.stamp(phases, 'ready', ready.detail)
+      this.step(v.id, 'readiness', 'ok')
+
+      // the announcement is the next side effect: make sure no other actuator took the decision over meanwhile
+      await lease.release()
+      await this.state.sync()
+      if (!this.holds(v.id, lease.record)) return this.fencedOut()
+
+      // announce the restored version; a Kafka failure throws, the batch is redelivered and resumed
+      const event: DeploymentEvent = {
+        namespace: v.namespace,
+        service: v.service,
+        version: target.version,
+        artifact: target.artifact,
+        previousVersion: v.version,
+        time: this.clock.now(),
+        kind: 'rollback',
+        source: 'pullback-actuator',
+        decisionId: v.id,
+      }
+      try {
+        await this.producer.send(this.o.kafka.topics.deployments, [{ key: sid, value: JSON.stringify(event) }])
+      } catch (err) {
+        if (classify(err) !== 'permanent') throw err
+        this.stamp(phases, 'announce-failed', errorMessage(err))
+        const t = this.step(v.id, 'announce', 'fail')
+        await this.finish({ ...lease.record, phases, patched }, t as AuditOutcome, `could not announce the rollback: ${errorMessage(err)}`)
+        return
+      }
+      this.stamp(phases, 'rollback-announced', `${target.version}`)
+      this.step(v.id, 'announce', 'ok')
+      const waiting: DecisionProgress = { ...lease.record, phase: 'awaiting-recovery', phases, patched, recoveryDeadline: this.clock.now() + this.o.config.recoveryTimeout, updatedAt: this.clock.now() }
+      if ((await this.state.put(waiting)).kind === 'fenced') return this.fencedOut()
+      this.armRecoveryTimer(waiting)
+    } finally {
+      await lease.release()
     }
-    this.stamp(phases, 'rollback-announced', `${target.version}`)
-    this.step(v.id, 'announce', 'ok')
-    const waiting: DecisionProgress = { ...progress, phase: 'awaiting-recovery', phases, patched, recoveryDeadline: this.clock.now() + this.o.config.recoveryTimeout, updatedAt: this.clock.now() }
-    await this.state.put(waiting)
-    this.armRecoveryTimer(waiting)
+  }
+
+  private mine(p: DecisionProgress): boolean {
+    return p.owner?.id === this.owner.id
+  }
+
+  /** whether `held` (epoch and owner) is still the record in force for `id` */
+  private holds(id: string, held: DecisionProgress): boolean {
+    const cur = this.state.decisions.get(id)
+    return cur !== undefined && cur.owner?.id === this.owner.id && cur.epoch === held.epoch
+  }
+
+  private fencedOut(): void {
+    this.counters.fenced++
+  }
+
+  /**
+   * Another actuator's claim on a decision it is working on (`busy`: a cutover, a terminal
+   * transition): wait while its owner is alive and its lease holds; answers the record once nobody
+   * works on it any more (the owner moved it on, or is gone). Bounded by the owner's lease renewals,
+   * which stop with its driver's own timeouts.
+   */
+  private async awaitHolder(id: string, busy: (p: DecisionProgress) => boolean): Promise<DecisionProgress | undefined> {
+    let counted = false
+    for (;;) {
+      const cur = this.state.decisions.get(id)
+      if (cur === undefined || !busy(cur) || this.mine(cur) || !this.holderAlive(cur)) return cur
+      if (!counted) {
+        this.counters.heldElsewhere++
+        counted = true
+      }
+      this.abortIfStopping()
+      await sleep(HOLDER_POLL_MS, this.ac.signal)
+    }
+  }
+
+  private holderAlive(p: DecisionProgress): boolean {
+    if (p.owner === undefined) return false
+    if (presence(p.owner) === 'gone') return false
+    return (p.lease ?? 0) > this.clock.now()
   }
 
   private abortIfStopping(): void {
@@ -381,9 +510,11 @@ export class Actuator implements Component {
   }
 
   /**
-   * Terminal bookkeeping, in crash-safe order: escalation record + freeze (durable) -> audit record
-   * -> state `done`. A crash before `done` repeats the missing steps on redelivery (the audit record
-   * may then appear twice with the same decisionId; readers keep the last).
+   * Terminal bookkeeping, under a claim (only one actuator finishes a decision), in crash-safe
+   * order: claim with the decided outcome (`finishing`) -> escalation record + freeze (durable) +
+   * pages -> `finishing.paged` -> audit record -> state `done`. Whoever resumes a decision found
+   * `finishing` completes it with the recorded outcome, skips pages already sent, and writes the
+   * audit record only where it is not yet (topic and file are checked for the decision id).
    */
   private async finish(p: DecisionProgress, outcome: AuditOutcome, reason: string, opts: { recovery?: Verdict; page?: boolean; freeze?: boolean } = {}): Promise<void> {
     const sid = p.service
@@ -393,32 +524,48 @@ export class Actuator implements Component {
       this.timers.delete(p.decisionId)
     }
     const phases = [...p.phases]
-    const escalate = escalates(outcome) && opts.page !== false
-    if (outcome === 'recovered') this.counters.recovered++
-    else if (outcome === 'halted') this.counters.halted++
-    else if (outcome === 'escalated') this.counters.escalated++
-    if (escalates(outcome) && opts.freeze !== false) {
-      await this.state.setFreeze({ service: sid, frozen: true, at: this.clock.now(), reason: `${outcome}: ${reason}`, decisionId: p.decisionId })
+    const cur = await this.awaitHolder(p.decisionId, (d) => d.finishing !== undefined && d.phase !== 'done')
+    if (cur?.phase === 'done') {
+      this.counters.duplicates++
+      return
+    }
+    const earlier = cur?.finishing ?? p.finishing
+    const f: Finishing = earlier ?? { outcome, reason, escalate: escalates(outcome) && opts.page !== false, freeze: escalates(outcome) && opts.freeze !== false, paged: false }
+    const { child: _child, ...rest } = p
+    const claimed = await this.state.claim({ ...rest, phases, finishing: f, updatedAt: this.clock.now(), lease: this.clock.now() + this.o.config.claimLease }, this.owner)
+    if (claimed.kind === 'lost') {
+      this.counters.fenced++
+      return
+    }
+    let held = claimed.record
+    if (f.outcome === 'recovered') this.counters.recovered++
+    else if (f.outcome === 'halted') this.counters.halted++
+    else if (f.outcome === 'escalated') this.counters.escalated++
+    if (f.freeze) {
+      await this.state.setFreeze({ service: sid, frozen: true, at: this.clock.now(), reason: `${f.outcome}: ${f.reason}`, decisionId: p.decisionId })
       this.stamp(phases, 'frozen')
     }
-    if (escalate) {
+    if (f.escalate && !f.paged) {
       this.stamp(phases, 'escalated')
       await this.pager.escalate({
         dedupKey: p.decisionId,
-        summary: `${sid}: rollback ${outcome} - ${reason}`,
+        summary: `${sid}: rollback ${f.outcome} - ${f.reason}`,
         severity: 'critical',
         service: sid,
-        details: { decisionId: p.decisionId, outcome, reason, failedArtifact: p.failed.artifact, restoredArtifact: p.target?.artifact ?? '', version: p.verdict.version },
+        details: { decisionId: p.decisionId, outcome: f.outcome, reason: f.reason, failedArtifact: p.failed.artifact, restoredArtifact: p.target?.artifact ?? '', version: p.verdict.version },
       })
       // the escalation record is awaited (durable); webhook retries run on without holding the partition
+      const paged: DecisionProgress = { ...held, phases: [...phases], finishing: { ...f, paged: true }, updatedAt: this.clock.now() }
+      if ((await this.state.put(paged)).kind === 'fenced') return this.fencedOut()
+      held = paged
     }
     const record: AuditRecord = {
       schemaVersion: 1,
       decisionId: p.decisionId,
       service: sid,
       deploymentId: p.verdict.deploymentId,
-      outcome,
-      reason,
+      outcome: f.outcome,
+      reason: f.reason,
       decidedAt: p.verdict.decidedAt,
       breach: evidence(p.verdict.signals, true),
       phases,
@@ -428,12 +575,15 @@ export class Actuator implements Component {
       driver: p.driver,
       ...(p.patched !== undefined ? { patched: p.patched } : {}),
       ...(opts.recovery ? { recovery: recoveryOf(opts.recovery) } : {}),
-      escalated: escalate,
+      escalated: f.escalate,
       completedAt: this.clock.now(),
     }
-    await this.audit.write(record)
-    await this.state.put({ ...p, phases, phase: 'done', outcome, updatedAt: this.clock.now() })
-    this.o.logger.info({ decisionId: p.decisionId, service: sid, outcome }, 'decision finished')
+    const w = await this.audit.write(record, { resumed: earlier !== undefined })
+    if (w.topic === 'duplicate' || w.file === 'duplicate') this.counters.auditDuplicates++
+    if ((await this.state.put({ ...held, phases, phase: 'done', outcome: f.outcome, updatedAt: this.clock.now() })).kind === 'fenced') return this.fencedOut()
+    this.o.logger.info({ decisionId: p.decisionId, service: sid, outcome: f.outcome }, 'decision finished')
   }
 }
 
+/** how often a decision held by another live actuator is looked at again */
+const HOLDER_POLL_MS = 200

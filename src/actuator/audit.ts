@@ -2,9 +2,11 @@
  * The audit record: one per rollback decision (and one per rejected decision), on `pullback.audit`
  * keyed by service id, optionally appended as one JSON line to `actuator.auditFile`.
  */
-import { appendFile } from 'node:fs/promises'
+import { appendFile, open } from 'node:fs/promises'
+import type { Logger } from '../common/logger.js'
 import type { SignalReading, Verdict } from '../engine/verdict.js'
-import type { Producer } from '../kafka/types.js'
+import type { KafkaTransport, Producer } from '../kafka/types.js'
+import { readTopic } from './log.js'
 
 export type AuditOutcome = 'recovered' | 'escalated' | 'halted' | 'rejected'
 
@@ -62,13 +64,61 @@ export function recoveryOf(v: Verdict): AuditRecord['recovery'] {
   return { kind: v.kind, decisionId: v.id, decidedAt: v.decidedAt, signals: evidence(v.signals, false) }
 }
 
-/** Writes audit records: the topic first (durable, before the decision's offset is committed), then the file. */
-export class AuditSink {
-  constructor(private readonly o: { producer: Producer; topic: string; file?: string }) {}
+export type AuditWrite = { topic: 'written' | 'duplicate'; file: 'written' | 'duplicate' | 'none' }
 
-  async write(r: AuditRecord): Promise<void> {
-    await this.o.producer.send(this.o.topic, [{ key: r.service, value: JSON.stringify(r), headers: { 'pullback-schema': '1', 'pullback-outcome': r.outcome } }])
-    if (this.o.file) await appendFile(this.o.file, `${JSON.stringify(r)}\n`)
+/** how much of the file's end is searched for an earlier copy of a record (a duplicate comes from a crash right after the append, so it is near the end) */
+export const AUDIT_FILE_SCAN_BYTES = 1024 * 1024
+
+/**
+ * Writes audit records: the topic first (durable, before the decision's offset is committed), then
+ * the file. One record per decision id: a crash after the audit write and before the decision's
+ * `done` state record repeats the write on resume, so
+ *   - the file is searched (its last AUDIT_FILE_SCAN_BYTES) for the decision id before appending;
+ *   - on the topic (keyed by service, so that one service's history stays in order on one
+ *     partition) the record carries header `pullback-decision-id`; a write marked `resumed` (an
+ *     earlier attempt may have written it) first reads the service's partition to its end and skips
+ *     the send when the id is there. Readers (`pullback audit show`) also keep one record per id.
+ */
+export class AuditSink {
+  constructor(private readonly o: { producer: Producer; topic: string; file?: string; transport?: KafkaTransport; groupPrefix?: string; logger?: Logger }) {}
+
+  async write(r: AuditRecord, opts: { resumed?: boolean } = {}): Promise<AuditWrite> {
+    let topic: AuditWrite['topic'] = 'written'
+    if (opts.resumed === true && (await this.onTopic(r))) topic = 'duplicate'
+    else await this.o.producer.send(this.o.topic, [{ key: r.service, value: JSON.stringify(r), headers: { 'pullback-schema': '1', 'pullback-outcome': r.outcome, 'pullback-decision-id': r.decisionId } }])
+    if (!this.o.file) return { topic, file: 'none' }
+    if (await fileHasDecision(this.o.file, r.decisionId)) return { topic, file: 'duplicate' }
+    await appendFile(this.o.file, `${JSON.stringify(r)}\n`)
+    return { topic, file: 'written' }
+  }
+
+  private async onTopic(r: AuditRecord): Promise<boolean> {
+    if (!this.o.transport || !this.o.logger) return false
+    const entries = await readTopic(this.o.transport, this.o.topic, { groupPrefix: `${this.o.groupPrefix ?? 'pullback'}.audit-dedupe`, markerKey: r.service, logger: this.o.logger })
+    return entries.some((e) => e.key === r.service && parseAudit(e.value)?.decisionId === r.decisionId)
+  }
+}
+
+/** whether one of the last AUDIT_FILE_SCAN_BYTES of `file` holds a record of `decisionId` */
+export async function fileHasDecision(file: string, decisionId: string): Promise<boolean> {
+  let fh
+  try {
+    fh = await open(file, 'r')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
+  try {
+    const size = (await fh.stat()).size
+    const len = Math.min(size, AUDIT_FILE_SCAN_BYTES)
+    const buf = Buffer.alloc(len)
+    await fh.read(buf, 0, len, size - len)
+    const needle = JSON.stringify(decisionId)
+    const lines = buf.toString('utf8').split('\n')
+    // the first line may be cut by the window; it then fails to parse and is skipped
+    return lines.some((l) => l.includes(needle) && parseAudit(l)?.decisionId === decisionId)
+  } finally {
+    await fh.close()
   }
 }
 

@@ -31,6 +31,13 @@ export const driverSchema = z.discriminatedUnion('type', [
     /** argv; run without a shell. Contract: see src/actuator/drivers/exec.ts */
     command: z.array(z.string().min(1)).min(1),
     timeout: duration().default(300_000),
+    /**
+     * what a resumed decision does about the previous attempt's command still running (an orphan of
+     * a killed actuator, same host): `wait` for it to end (at most until its own timeout would have
+     * expired, then kill it), or `kill` its process group at once. Either way the command never runs
+     * twice at the same time for one decision.
+     */
+    orphans: z.enum(['wait', 'kill']).default('wait'),
   }),
   z.strictObject({
     type: z.literal('simulated'),
@@ -62,6 +69,12 @@ export const actuatorSchema = z
      * whose cutover already started is resumed whatever its age.
      */
     maxDecisionAge: duration().default(900_000),
+    /**
+     * how long a decision's cutover claim stays valid without renewal: the owning actuator renews it
+     * every third of this while its driver works; another actuator resumes the decision only after
+     * the claim lapsed (or, on the same host, once the owner's process is provably gone)
+     */
+    claimLease: duration().default(15_000),
     /** how long the cutover's readiness gates may take */
     readinessTimeout: duration().default(120_000),
     paging: z

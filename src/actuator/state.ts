@@ -8,16 +8,52 @@
  *   key `freeze/<service>`       FreezeRecord: a frozen service gets no automatic rollback until
  *                                `pullback actuator rearm --service S` writes frozen=false.
  *
+ * Fencing (two actuators at once, or a stale one resumed after a pause): every decision record
+ * carries an `epoch` and the `owner` (instance id, host, pid) that wrote it. Whoever starts or
+ * resumes a cutover, or finishes a decision, first CLAIMS it: reads the topic to its end, appends
+ * the record with epoch+1, reads to the end again and checks that its own record is the one in
+ * force. Every reader applies records in the log's order with one rule (`supersedes`): a higher
+ * epoch wins, the same epoch is accepted only from the same owner, and a phase never goes back
+ * (`done` is final). The single partition's total order is the arbiter: of two concurrent claimers
+ * of the same epoch the first appended wins, and both see it the same way; the loser does nothing.
+ * A writer whose record is no longer in force (a newer epoch was claimed) gets `fenced` from `put`
+ * and stops; its late writes are ignored by every reader and counted in `fencedRecords`. A claim
+ * carries a `lease` renewed by its owner while the driver works: another actuator resumes a
+ * decision in phase `cutover` only once the lease lapsed or, on the same host, the owner's process
+ * is provably gone. This is compare-and-set on Kafka's log, not leader election: nothing is elected,
+ * each decision is claimed on its own.
+ *
  * Memory bound: at most `maxDecisions` decision records are kept; past it the oldest `done` ones
  * are forgotten (counted in `evicted`); a forgotten decision redelivered later still cannot act
  * twice because the cutover is level-triggered and a failed one froze its service.
  */
 import type { Component } from '../common/lifecycle.js'
+import { classify, errorMessage } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
+import { sleep } from '../common/sleep.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { KafkaTransport, Producer } from '../kafka/types.js'
 import type { AuditOutcome, PhaseStamp } from './audit.js'
+import type { ChildRef } from './drivers/types.js'
 import { TopicTail } from './log.js'
+
+/** the actuator instance that wrote a decision record; `host`/`pid`/`startTime` let a peer on the same host see that it died */
+export interface Owner {
+  id: string
+  host: string
+  pid: number
+  startTime: string
+}
+
+/** a terminal transition under way: replayed as it was by whoever resumes it (a page already sent is not sent again) */
+export interface Finishing {
+  outcome: AuditOutcome
+  reason: string
+  escalate: boolean
+  freeze: boolean
+  /** the escalation record was written and the pages started */
+  paged: boolean
+}
 
 export interface DecisionProgress {
   decisionId: string
@@ -32,7 +68,18 @@ export interface DecisionProgress {
   driver: string
   recoveryDeadline?: number
   updatedAt: number
+  /** claim number: see "Fencing" above; absent in records of older versions (epoch 0) */
+  epoch?: number
+  owner?: Owner
+  /** unix ms until which the owner's claim holds without renewal */
+  lease?: number
+  /** the exec driver's command of the current attempt, recorded before the driver waits for it */
+  child?: ChildRef
+  finishing?: Finishing
 }
+
+export type PutOutcome = { kind: 'written' } | { kind: 'fenced'; holder: DecisionProgress }
+export type ClaimOutcome = { kind: 'won'; record: DecisionProgress } | { kind: 'lost'; holder: DecisionProgress | undefined }
 
 export interface FreezeRecord {
   service: string
@@ -50,10 +97,14 @@ export class ActuatorState implements Component {
   readonly decisions = new Map<string, DecisionProgress>()
   readonly freezes = new Map<string, FreezeRecord>()
   evicted = 0
+  /** records of a superseded claim (a stale or losing writer), read and ignored */
+  fencedRecords = 0
   private readonly tail: TopicTail
+  private stopping = false
+  private readonly stopped = new AbortController()
 
   constructor(
-    private readonly o: { transport: KafkaTransport; topic: string; groupPrefix: string; producer: Producer; logger: Logger; maxDecisions?: number; onLoaded?: (p: DecisionProgress) => void },
+    private readonly o: { transport: KafkaTransport; topic: string; groupPrefix: string; producer: Producer; logger: Logger; maxDecisions?: number; onLoaded?: (p: DecisionProgress) => void; syncTimeoutMs?: number },
   ) {
     this.tail = new TopicTail({
       transport: o.transport,
@@ -70,12 +121,33 @@ export class ActuatorState implements Component {
     })
   }
 
+  /**
+   * Reads the topic to its end before anything acts on it. A freshly created state topic can answer
+   * "Unknown topic or partition" for a while, so a read that does not reach the end within its
+   * timeout is retried with a new reader (a new consumer group), with growing timeouts and backoff,
+   * one log line per attempt, until it succeeds or shutdown() is called: never an exit at start-up.
+   */
   async start(): Promise<void> {
-    await this.tail.start()
-    await this.tail.sync()
+    const first = this.o.syncTimeoutMs ?? 20_000
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.tail.start()
+        await this.tail.sync(undefined, Math.min(first * attempt, 120_000))
+        if (attempt > 1) this.o.logger.info({ topic: this.o.topic, attempt, decisions: this.decisions.size }, 'actuator state read to its end')
+        return
+      } catch (err) {
+        if (this.stopping || classify(err) === 'programmer') throw err
+        this.o.logger.warn({ err: errorMessage(err), topic: this.o.topic, attempt, decisions: this.decisions.size }, 'reading the actuator state failed; retrying with a new reader')
+        await this.tail.shutdown()
+        await sleep(Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)), this.stopped.signal)
+        if (this.stopping) throw err
+      }
+    }
   }
 
   shutdown(): Promise<void> {
+    this.stopping = true
+    this.stopped.abort()
     return this.tail.shutdown()
   }
 
@@ -84,9 +156,28 @@ export class ActuatorState implements Component {
     return this.tail.sync()
   }
 
-  async put(p: DecisionProgress): Promise<void> {
+  /** writes a record under the writer's current claim; `fenced` (nothing written) when a newer claim is in force */
+  async put(p: DecisionProgress): Promise<PutOutcome> {
+    const cur = this.decisions.get(p.decisionId)
+    if (cur !== undefined && !supersedes(cur, p)) return { kind: 'fenced', holder: cur }
     await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(p) }])
     this.applyProgress(p, false)
+    return { kind: 'written' }
+  }
+
+  /**
+   * Claims `p.decisionId` for `owner` with the next epoch (see "Fencing"). The claim record is not
+   * applied locally: only the log's order decides between concurrent claimers.
+   */
+  async claim(p: DecisionProgress, owner: Owner): Promise<ClaimOutcome> {
+    await this.sync()
+    const cur = this.decisions.get(p.decisionId)
+    const mine: DecisionProgress = { ...p, epoch: (cur?.epoch ?? 0) + 1, owner }
+    if (cur !== undefined && !supersedes(cur, mine)) return { kind: 'lost', holder: cur }
+    await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(mine) }])
+    await this.sync()
+    const now = this.decisions.get(p.decisionId)
+    return now?.owner?.id === owner.id && now.epoch === mine.epoch ? { kind: 'won', record: now } : { kind: 'lost', holder: now }
   }
 
   async setFreeze(f: FreezeRecord): Promise<void> {
@@ -101,8 +192,11 @@ export class ActuatorState implements Component {
 
   private applyProgress(p: DecisionProgress, fromLog: boolean): void {
     const prev = this.decisions.get(p.decisionId)
-    // the tail also reads back our own writes: never let an older phase overwrite a newer one
-    if (prev && rank(prev.phase) > rank(p.phase)) return
+    if (prev && !supersedes(prev, p)) {
+      // the tail also reads back our own writes, older than what was applied locally: not fencing
+      if (fromLog && (p.owner?.id ?? '') !== (prev.owner?.id ?? '')) this.fencedRecords++
+      return
+    }
     this.decisions.delete(p.decisionId)
     this.decisions.set(p.decisionId, p)
     if (fromLog) this.o.onLoaded?.(p)
@@ -117,6 +211,19 @@ export class ActuatorState implements Component {
       }
     }
   }
+}
+
+/**
+ * Whether `next` may replace `cur`, applied identically by every reader in log order: phases never
+ * go back; a higher epoch wins; within an epoch only its owner writes, and newer over older.
+ */
+export function supersedes(cur: DecisionProgress, next: DecisionProgress): boolean {
+  if (rank(next.phase) < rank(cur.phase)) return false
+  const ce = cur.epoch ?? 0
+  const ne = next.epoch ?? 0
+  if (ne !== ce) return ne > ce
+  if ((next.owner?.id ?? '') !== (cur.owner?.id ?? '')) return false
+  return rank(next.phase) > rank(cur.phase) || next.updatedAt >= cur.updatedAt
 }
 
 const rank = (p: DecisionProgress['phase']) => (p === 'cutover' ? 0 : p === 'awaiting-recovery' ? 1 : 2)

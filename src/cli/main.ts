@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 /**
  * The one entry point, and the only place that exits the process. Exit codes: 0 success, 1 runtime
- * failure, 2 usage error (unknown subcommand or flag, missing argument).
+ * failure, 2 usage error (unknown subcommand or flag, missing argument) or unusable config file
+ * (unreadable, too large, not YAML, invalid: the message names the file and each offending path).
  */
 import { readFileSync } from 'node:fs'
 import { UsageError, stdio, type Io } from './args.js'
 import { COMMANDS } from './commands/index.js'
 import { errorMessage, PermanentError } from '../common/errors.js'
+
+/** config/load.ts ConfigError's code (not imported: --help and --version must not load every schema) */
+const CONFIG_INVALID = 'CONFIG_INVALID'
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -61,6 +65,10 @@ export async function main(argv: string[], io: Io = stdio, signal?: AbortSignal)
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`pullback ${cmd.name}: ${err.message}\n\n${cmd.usage.trimEnd()}\n`)
+      return 2
+    }
+    if (err instanceof PermanentError && err.code === CONFIG_INVALID) {
+      io.err(`pullback ${cmd.name}: ${err.message}\n`)
       return 2
     }
     if (err instanceof PermanentError) {

@@ -17,9 +17,13 @@ const errorRateSchema = z.strictObject({
   minDelta: z.number().min(0).max(1).default(0.02),
   /** ... and baseline x relativeFactor */
   relativeFactor: z.number().min(1).default(2),
-  /** one-sided exact test (window errors vs baseline errors, conditional on their total) must reach this p-value */
-  maxPValue: z.number().gt(0).max(0.5).default(0.0001),
-  /** a confirmed breach at or above this ratio suffices alone */
+  /**
+   * a confirmed breach held for two confirmation spans suffices alone when its ratio reaches
+   * max(baseline x criticalFactor, baseline + criticalDelta) (relative: 10x a 0.5 % baseline and 5
+   * points above it), or this absolute ratio, whichever is lower
+   */
+  criticalFactor: z.number().gt(1).default(10),
+  criticalDelta: z.number().gt(0).max(1).default(0.05),
   critical: z.number().gt(0).max(1).default(0.3),
 })
 
@@ -29,7 +33,7 @@ const latencySchema = z.strictObject({
   multiplier: z.number().gt(1).default(1.5),
   /** the quantile must also rise by at least this much (ms): 2 ms -> 3 ms is noise, not a regression */
   minIncreaseMs: z.number().min(0).default(20),
-  /** a confirmed breach at or above critical x baseline suffices alone */
+  /** a confirmed breach at or above critical x baseline, held for two confirmation spans, suffices alone */
   critical: z.number().gt(1).default(3),
 })
 
@@ -63,12 +67,21 @@ const signalsShape = z.strictObject({
 })
 
 const contractShape = {
-  /** observation window of the request signals; a breach must hold for all of it */
+  /**
+   * shortest confirmation span of the request signals; a breach must hold for all of it. A floor:
+   * the span grows to two report intervals of the series (60 s metrics: 120 s) and back in time until
+   * it holds `minSamples` (a quiet service is judged over a longer span than a busy API)
+   */
   window: duration().prefault('30s'),
-  /** the window is split into this many slices; every slice must be beyond the threshold (and hold data) */
+  /** the span is split into this many slices; every slice holding its share of `minSamples` must be beyond the threshold */
   slices: z.number().int().min(1).max(30).default(3),
-  /** requests (error rate, latency) in the window, and in the baseline, below which a signal is insufficient */
+  /** requests (error rate, latency) in the span, and in the baseline, below which a signal is insufficient */
   minSamples: z.number().int().min(1).default(50),
+  /**
+   * false-alarm probability per deployment of each request signal's sequential test (error rate,
+   * latency): the anytime-valid evidence must reach 1/alpha, however often the engine looks
+   */
+  alpha: z.number().gt(0).max(0.5).default(0.001),
   /** confirmed enforce breaches needed in the same window for a rollback (probe and critical breaches suffice alone) */
   minSignals: z.number().int().min(1).max(4).default(2),
   /** pre-deploy span of the old version frozen as the baseline */
@@ -87,6 +100,7 @@ const overrideSchema = z.strictObject({
   window: duration().optional(),
   slices: z.number().int().min(1).max(30).optional(),
   minSamples: z.number().int().min(1).optional(),
+  alpha: z.number().gt(0).max(0.5).optional(),
   minSignals: z.number().int().min(1).max(4).optional(),
   baselineWindow: duration().optional(),
   watch: duration().optional(),
@@ -116,11 +130,16 @@ function stripDefaults(raw: unknown, parsed: Record<string, unknown>): Record<st
 export type Contract = z.output<typeof contractSchema>
 export type ContractOverride = z.output<typeof overrideSchema>
 
+/** How the engine keys services ("namespace/name", or "name" without a namespace); any other key could never match. */
+const SERVICE_KEY = z
+  .string()
+  .regex(/^[^\s/]+(?:\/[^\s/]+)?$/, 'a service key must be "namespace/name" or "name": at most one slash, no empty part, no whitespace')
+
 export const engineSchema = z
   .strictObject({
     defaults: contractSchema.prefault({}),
     /** per-service overrides, keyed "namespace/service" (or "service" when the namespace is empty) */
-    services: z.record(z.string().min(1), z.unknown()).default({}),
+    services: z.record(SERVICE_KEY, z.unknown()).default({}),
     /** disorder tolerated in telemetry time: the watermark trails the newest telemetry by this much */
     lateness: duration().prefault('5s'),
     /** watched deployments (incl. recovery verifications) at most; more are dropped and counted */

@@ -36,7 +36,11 @@ import {
   type RuleResult,
 } from './rules.js'
 import { alignUp } from './stats.js'
-import type { DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
+import { confirmationSpan, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { judgeBaseline, requestNumbers, type BaselineHealth } from './gate.js'
+import { advance, errorEvidence, latencyEvidence, newWatchEvidence, type Levels, type WatchEvidence } from './sequential.js'
+import { errorLevel, latencyLevels } from './rules.js'
+import type { BaselineHealthState, DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
 
 /** A new version seen in telemetry (SignalStore.drainNewVersions()). */
 export type VersionSeen = Pick<VersionInfo, 'namespace' | 'service' | 'version' | 'firstSeenMs'>
@@ -87,6 +91,12 @@ interface Watch {
   failingNow: Set<string>
   probeFailure: ProbeFailure | undefined
   probeReadings: number
+  /** anytime-valid evidence against the baseline since the deployment (sequential.ts) */
+  evidence: WatchEvidence
+  /** the same against the history before an unhealthy baseline (gate.ts), for the incident path */
+  refEvidence: WatchEvidence
+  /** was the frozen baseline itself healthy? set at freeze */
+  health: BaselineHealth | undefined
   /** the old version had too few requests to be a live baseline; not asked again before this time */
   oldIdleUntil: number
   // recovery watches only
@@ -137,6 +147,8 @@ export interface WatchStatus {
   /** end of the evaluated window */
   t: number
   status: DeploymentStatus
+  /** the frozen baseline's own health (gate.ts); 'unknown' before the freeze or without history */
+  baselineHealth: BaselineHealthState
   signals: SignalReading[]
 }
 
@@ -180,13 +192,28 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
   const bucketMs = input.view.bucketMs
   for (const w of [...state.watches.values()]) {
     if (w.baseline === undefined && w.kind === 'deploy' && input.watermark >= w.deployedAt) freeze(w, input.view, bucketMs)
-    const end = alignDown(Math.min(input.watermark, w.endsAt), bucketMs)
-    const over = input.watermark >= w.endsAt
+    // judged up to where this version's data is complete (metrics every 60 s lag their export),
+    // on bucket boundaries the store answers whole for this series' cadence
+    const g = granularity(w.contract, input.view, w.key)
+    const dataEnd = evaluationEnd(input.view, w.key, input.watermark, g)
+    let over: boolean
+    let end: number
+    if (w.kind === 'deploy') {
+      end = Math.min(dataEnd, alignDown(w.endsAt, g))
+      over = input.watermark >= w.endsAt
+    } else {
+      // a verification needs one full confirmation span of the restored version: with 60 s metrics
+      // that is longer than the default 90 s; and it waits (bounded) for data still in flight
+      const interval = reportInterval(input.view, w.key)
+      const effEnd = Math.max(w.endsAt, alignUp(w.deployedAt, g) + minSpan(w.contract, input.view, w.key, g))
+      end = Math.min(dataEnd, alignDown(effEnd, g))
+      over = end >= alignDown(effEnd, g) || input.watermark >= effEnd + 2 * interval + w.contract.window
+    }
     // a recovery verification is always judged once more at its end, even without a new bucket
     if (w.decided !== 'final' && (end > w.lastEvalEnd || (over && w.kind === 'rollback'))) {
       w.lastEvalEnd = end
-      if (w.kind === 'deploy') evalDeploy(w, input, end, out, state)
-      else evalRecovery(w, input, end, out, over)
+      if (w.kind === 'deploy') evalDeploy(w, input, end, g, out, state)
+      else evalRecovery(w, input, end, g, out, over)
     }
     if (over) endWatch(state, w, out)
   }
@@ -258,6 +285,9 @@ function newWatch(cfg: EngineConfig, f: {
     failingNow: new Set(),
     probeFailure: undefined,
     probeReadings: 0,
+    evidence: newWatchEvidence(),
+    refEvidence: newWatchEvidence(),
+    health: undefined,
     oldIdleUntil: -Infinity,
     parent: undefined,
   }
@@ -385,19 +415,37 @@ function onProbes(state: EngineState, probes: readonly ProbeObservation[]): void
   }
 }
 
-function baselineNumbers(c: Contract, view: SignalView, key: SeriesKey, from: number, to: number): BaselineNumbers {
-  const w = view.window(key, from, to)
+function baselineNumbers(c: Contract, w: WindowStats): BaselineNumbers {
   const resourceSlope: Partial<Record<ResourceKind, number>> = {}
   for (const kind of c.signals.resource.kinds) {
     const m = medianSlope(w, kind, c.signals.resource.minPoints)
     if (m.pods > 0) resourceSlope[kind] = m.slope
   }
+  return { ...requestNumbers(c, w), resourceSlope }
+}
+
+const NONE: RuleResult[] = []
+const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN }
+/**
+ * Levels per baseline numbers object: a frozen snapshot is judged against the same levels every
+ * tick (their upper bounds cost a bisection each); a live baseline is a new object per tick.
+ */
+const levelCache = new WeakMap<BaselineNumbers, Levels>()
+
+/** The levels the sequential tests judge a batch against, from (frozen or live) baseline numbers. */
+function levelsOf(c: Contract, n: BaselineNumbers | undefined): Levels {
+  if (n === undefined) return NO_LEVELS
+  let lv = levelCache.get(n)
+  if (lv === undefined) levelCache.set(n, (lv = computeLevels(c, n)))
+  return lv
+}
+
+function computeLevels(c: Contract, n: BaselineNumbers): Levels {
+  const lat = n.latencyCount >= c.minSamples && Number.isFinite(n.latencyUs) ? latencyLevels(c, n) : undefined
   return {
-    requests: w.requests,
-    errors: w.errors,
-    latencyUs: w.latency.count > 0 ? w.latency.valueAtQuantile(c.signals.latency.quantile) : NaN,
-    latencyCount: w.latency.count,
-    resourceSlope,
+    errorLevel: n.requests >= c.minSamples ? errorLevel(c, n) : NaN,
+    latencyCutUs: lat?.cutUs ?? NaN,
+    latencyLevel: lat?.level ?? NaN,
   }
 }
 
@@ -413,8 +461,10 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
   const to = alignDown(w.deployedAt, bucketMs)
   const retained = view.retainedFromMs(key)
   const from = Math.max(to - c.baselineWindow, retained === undefined ? -Infinity : alignUp(retained, bucketMs))
-  const numbers = baselineNumbers(c, view, key, from, to)
+  const bw = view.window(key, from, to)
+  const numbers = baselineNumbers(c, bw)
   w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
+  w.health = judgeBaseline(c, view, key, bw, bucketMs)
   if (numbers.requests >= c.minSamples) {
     const latMs = numbers.latencyUs / 1000
     const latT = latencyThresholdMs(c, latMs)
@@ -438,10 +488,12 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
 interface Readings {
   list: RuleResult[]
   source: 'snapshot' | 'live'
+  /** breaches against the history before an unhealthy baseline (gate.ts), onset = that breach's onset */
+  preExisting: RuleResult[]
 }
 
 /**
- * A live baseline must be serving beside the candidate for the whole window: every slice holds its
+ * A live baseline must be serving beside the candidate for the whole span: every slice holds its
  * share of the sample floor. The last draining old pod of a rolling update (a few requests from one
  * pod, in one slice) is not a population to judge against; the frozen snapshot is.
  */
@@ -456,17 +508,20 @@ function servesThroughout(ow: WindowStats, slices: number, minSamples: number): 
   return true
 }
 
-function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings {
+/** Readings at `end`, or undefined while the first confirmation span after the deployment is not complete. */
+function readings(w: Watch, input: EngineInput, end: number, g: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings | undefined {
   const c = w.contract
   const view = input.view
   const key = w.key
-  const from = end - c.window
-  const win = view.window(key, from, end)
+  const earliest = alignUp(w.deployedAt, g)
+  const span = confirmationSpan(c, view, key, end, earliest, g)
+  if (span === undefined) return undefined
+  const win = span.win
+  const from = span.fromMs
   let numbers = base?.numbers
   let source: 'snapshot' | 'live' = 'snapshot'
-  let liveResources: Partial<Record<ResourceKind, number>> | undefined
   if (allowLive && w.baselineVersion !== '') {
-    // canary: the old version serving beside the new one in the same window is the fairer baseline
+    // canary: the old version serving beside the new one in the same span is the fairer baseline
     const oldKey = w.oldKey
     // After a finished rollout the old version serves nothing; it is then re-checked once a minute
     // (telemetry time) rather than at every tick. A canary's old version keeps serving and is read each tick.
@@ -474,7 +529,7 @@ function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaselin
     if (ow !== undefined && ow.requests < c.minSamples) w.oldIdleUntil = end + OLD_RECHECK_MS
     if (ow !== undefined && ow.requests >= c.minSamples && servesThroughout(ow, c.slices, c.minSamples)) {
       source = 'live'
-      liveResources = {}
+      const liveResources: Partial<Record<ResourceKind, number>> = {}
       const r = c.signals.resource
       if (r.mode !== 'off') {
         const rw = view.window(oldKey, end - r.window, end)
@@ -483,31 +538,45 @@ function readings(w: Watch, input: EngineInput, end: number, base: FrozenBaselin
           if (m.pods > 0) liveResources[kind] = m.slope
         }
       }
-      numbers = {
-        requests: ow.requests,
-        errors: ow.errors,
-        latencyUs: ow.latency.count > 0 ? ow.latency.valueAtQuantile(c.signals.latency.quantile) : NaN,
-        latencyCount: ow.latency.count,
-        resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources },
-      }
+      numbers = { ...requestNumbers(c, ow), resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources } }
     }
   }
+  // the sequential tests consume the newly complete data once, against this evaluation's levels
+  advance(w.evidence, view, key, earliest, end, levelsOf(c, numbers), win)
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
   const list = [
-    errorRateRule(c, win, numbers),
-    latencyRule(c, view, key, win, numbers),
+    errorRateRule(c, win, numbers, errorEvidence(w.evidence)),
+    latencyRule(c, view, key, win, numbers, latencyEvidence(w.evidence)),
     resourceRule(c, view, key, end, evalFrom, numbers?.resourceSlope),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
-  // a breach that continues from the previous tick keeps its first onset
+  // a breach that continues from the previous tick keeps its first onset. An error breach critical
+  // only by the relative level (10x the baseline, +5 points; below the absolute `critical`) suffices
+  // alone once it held for two spans: a single-cause fault is sustained, a flapping metric is not
   for (const r of list) {
     if (r.state === 'breach') {
       const prev = w.onsets[r.signal]
       if (prev !== undefined && r.signal !== 'probe') r.onsetMs = Math.min(prev, r.onsetMs ?? prev)
       w.onsets[r.signal] = r.onsetMs
+      if (r.critical && r.signal === 'error_rate' && r.value < c.signals.errorRate.critical && end - (r.onsetMs ?? end) < 2 * span.minLengthMs) r.critical = false
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }
-  return { list, source }
+  const h = w.health
+  if (h === undefined || h.state !== 'unhealthy' || h.reference === undefined || source !== 'snapshot') return { list, source, preExisting: NONE }
+  const preExisting: RuleResult[] = []
+  {
+    advance(w.refEvidence, view, key, earliest, end, levelsOf(c, h.reference), win)
+    const note = `against the history before the baseline (${h.note})`
+    if (h.onsets.error_rate !== undefined) {
+      const r = errorRateRule(c, win, h.reference, errorEvidence(w.refEvidence))
+      if (r.state === 'breach') preExisting.push({ ...r, critical: false, onsetMs: h.onsets.error_rate, note })
+    }
+    if (h.onsets.latency !== undefined) {
+      const r = latencyRule(c, view, key, win, h.reference, latencyEvidence(w.refEvidence))
+      if (r.state === 'breach') preExisting.push({ ...r, critical: false, onsetMs: h.onsets.latency, note })
+    }
+  }
+  return { list, source, preExisting }
 }
 
 /** Does this set of confirmed breaches suffice for a decision? A probe or critical breach alone; else minSignals of them. */
@@ -527,27 +596,16 @@ function describe(r: RuleResult): string {
   return `${head}: ${fmt(r.value)} vs baseline ${fmt(r.baseline)}, threshold ${fmt(r.threshold)}, ${r.samples} samples${r.note !== '' ? ` [${r.note}]` : ''}`
 }
 
-function evalDeploy(w: Watch, input: EngineInput, end: number, out: EngineOutput, state: EngineState): void {
+function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, out: EngineOutput, state: EngineState): void {
   const c = w.contract
   state.counters.evaluations += 1
-  // only windows that lie wholly after the deployment are judged: data before it belongs to another release
-  const firstEnd = alignUp(w.deployedAt, input.view.bucketMs) + c.window
-  let list: RuleResult[]
-  let source: 'snapshot' | 'live' = 'snapshot'
-  if (end < firstEnd) {
-    list = [
-      pendingFor(c, 'error_rate'),
-      pendingFor(c, 'latency'),
-      pendingFor(c, 'resource'),
-      probeRule(c, input.view.window({ namespace: w.namespace, service: w.service, version: w.version }, end - c.window, end), w.probeFailure, w.failingNow.size, w.probeReadings),
-    ]
-  } else {
-    const r = readings(w, input, end, w.baseline, true)
-    list = r.list
-    source = r.source
-  }
-  const breaches = list.filter((r) => r.state === 'breach')
-  if (breaches.length === 0) {
+  // only spans that lie wholly after the deployment are judged: data before it belongs to another release
+  const r = readings(w, input, end, g, w.baseline, true)
+  const list = r?.list ?? pendingList(c, w, input, end)
+  const source = r?.source ?? 'snapshot'
+  const preFromHistory = r?.preExisting ?? []
+  const breaches = list.filter((x) => x.state === 'breach')
+  if (breaches.length === 0 && preFromHistory.length === 0) {
     // the common case: nothing to decide
     const st = statusOf(list)
     w.status = st
@@ -558,23 +616,29 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, out: EngineOutput
     const pre = w.preExisting[b.signal]
     if (pre !== undefined && source === 'snapshot') b.onsetMs = Math.min(pre, b.onsetMs ?? pre)
   }
-  const fresh = (r: RuleResult) => (r.onsetMs ?? end) >= w.deployedAt
-  const enforce = breaches.filter((r) => r.mode === 'enforce')
+  const fresh = (x: RuleResult) => (x.onsetMs ?? end) >= w.deployedAt
+  const isEnforce = (x: RuleResult) => x.mode === 'enforce'
+  const enforce = breaches.filter(isEnforce)
+  // pre-existing: breaches whose onset predates the deployment, and breaches against the history
+  // before an unhealthy baseline. One is enough for an incident: it is a notice, not an action.
+  const pre = [...breaches.filter((x) => !fresh(x)), ...preFromHistory]
   let decision: { kind: 'rollback' | 'incident'; dryRun: boolean; set: RuleResult[] } | undefined
   if (suffices(c, enforce.filter(fresh))) decision = { kind: 'rollback', dryRun: false, set: enforce.filter(fresh) }
-  else if (suffices(c, enforce)) decision = { kind: 'incident', dryRun: false, set: enforce }
+  else if (pre.some(isEnforce)) decision = { kind: 'incident', dryRun: false, set: [...enforce.filter(fresh), ...pre.filter(isEnforce)] }
   else if (suffices(c, breaches.filter(fresh))) decision = { kind: 'rollback', dryRun: true, set: breaches.filter(fresh) }
-  else if (suffices(c, breaches)) decision = { kind: 'incident', dryRun: true, set: breaches }
+  else if (pre.length > 0) decision = { kind: 'incident', dryRun: true, set: [...breaches.filter(fresh), ...pre] }
 
   let status: DeploymentStatus = statusOf(list)
   if (decision !== undefined) {
     status = decision.kind
     const emit = decision.dryRun ? w.decided === 'none' : true
     if (emit) {
+      const health = w.health?.state ?? 'unknown'
       const reasonHead =
         decision.kind === 'incident'
           ? 'breach began before the deployment (pre-existing condition, validation gate)'
-          : `${decision.set.length} confirmed breach${decision.set.length > 1 ? 'es' : ''} after the deployment`
+          : `${decision.set.length} confirmed breach${decision.set.length > 1 ? 'es' : ''} after the deployment` +
+            (health === 'unhealthy' ? ` (the baseline itself was unhealthy: ${w.health?.note ?? ''})` : '')
       const v: Verdict = {
         kind: decision.kind,
         dryRun: decision.dryRun,
@@ -588,6 +652,7 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, out: EngineOutput
         deployedAt: w.deployedAt,
         decidedAt: input.now,
         ...(w.artifact !== undefined ? { artifact: w.artifact } : {}),
+        baselineHealth: health,
         reason: `${reasonHead}${decision.dryRun ? ' (dry run: observe-mode signals needed)' : ''}: ${decision.set.map(describe).join('; ')}`,
         signals: strip(list),
       }
@@ -618,6 +683,15 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, out: EngineOutput
   out.statuses.push(statusRecord(w, end, status, list))
 }
 
+function pendingList(c: Contract, w: Watch, input: EngineInput, end: number): RuleResult[] {
+  return [
+    pendingFor(c, 'error_rate'),
+    pendingFor(c, 'latency'),
+    pendingFor(c, 'resource'),
+    probeRule(c, input.view.window(w.key, end - c.window, end), w.probeFailure, w.failingNow.size, w.probeReadings),
+  ]
+}
+
 function pendingFor(c: Contract, signal: 'error_rate' | 'latency' | 'resource'): RuleResult {
   const mode = (signal === 'error_rate' ? c.signals.errorRate : signal === 'latency' ? c.signals.latency : c.signals.resource).mode
   if (mode === 'off') return offReading(signal)
@@ -643,6 +717,7 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
     deployedAt: w.deployedAt,
     t,
     status,
+    baselineHealth: w.health?.state ?? 'unknown',
     // the rules' readings as they are (with their `note`, which a report can show); not copied per tick
     signals: list,
   }
@@ -655,18 +730,10 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
  *   (error rate or latency) was judged healthy in it; not-recovered when that last window did not
  *   hold enough data to judge ("insufficient data" is not evidence of recovery).
  */
-function evalRecovery(w: Watch, input: EngineInput, end: number, out: EngineOutput, final: boolean): void {
+function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, out: EngineOutput, final: boolean): void {
   const c = w.contract
   const parent = w.parent as RecoveryParent
-  const firstEnd = alignUp(w.deployedAt, input.view.bucketMs) + c.window
-  let list: RuleResult[] | undefined
-  if (end >= firstEnd) {
-    list = readings(w, input, end, w.baseline, false).list
-  } else {
-    const win = input.view.window({ namespace: w.namespace, service: w.service, version: w.version }, end - c.window, end)
-    const p = probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings)
-    list = [pendingFor(c, 'error_rate'), pendingFor(c, 'latency'), pendingFor(c, 'resource'), p]
-  }
+  const list = readings(w, input, end, g, w.baseline, false)?.list ?? pendingList(c, w, input, end)
   const breaches = list.filter((r) => r.state === 'breach' && r.mode === 'enforce')
   let kind: 'recovered' | 'not-recovered' | undefined
   let reason = ''

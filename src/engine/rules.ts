@@ -2,14 +2,23 @@
  * The four signal rules. Each turns windows of the SignalView plus a frozen (or live) baseline into
  * one SignalReading. Pure; a rule never mutates anything.
  *
- * Common contract of a confirmed breach (error rate, latency): the window [from, to) holds at least
- * `minSamples`, the window aggregate is beyond the threshold, AND each of the `slices` equal
- * sub-windows holds data and is beyond the threshold too ("held for the whole window"). A slice
- * without data is a telemetry gap: the reading is `insufficient`, never a breach.
+ * Common contract of a confirmed breach of a request signal (error rate, latency), over the
+ * confirmation span (cadence.ts: at least the window and two report intervals, holding the sample
+ * floor):
+ *   1. the span holds at least `minSamples`;
+ *   2. its aggregate is beyond the threshold (the practical effect the contract names);
+ *   3. the anytime-valid evidence (sequential.ts, evidence.ts) that the version is beyond the
+ *      threshold has reached 1/alpha, so the false-alarm probability per deployment is at most
+ *      alpha however often the engine looks;
+ *   4. "held for the whole span, not one spike": each of the `slices` equal sub-spans that holds
+ *      its share of the sample floor is beyond the threshold too, and no sub-span is empty (a
+ *      telemetry gap makes the reading `insufficient`, never a breach).
+ * A value beyond the threshold whose evidence is not yet there is `insufficient`, not `healthy`.
  */
 import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
-import type { SignalView, WindowStats } from '../signals/view.js'
+import type { BucketStats, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
+import { rateUpperBound } from './evidence.js'
 import { binomialUpperTail, median } from './stats.js'
 import type { SignalMode, SignalName, SignalReading, SignalState } from './verdict.js'
 
@@ -20,6 +29,8 @@ export interface BaselineNumbers {
   /** latency at the contract's quantile, microseconds; NaN without samples */
   latencyUs: number
   latencyCount: number
+  /** latency samples above the latency cut (latencyThresholdMs of this baseline), counted in histogram buckets */
+  latencyAbove: number
   /** median slope across the old version's pods per resource kind (fraction of request per minute); absent when unknown */
   resourceSlope: Partial<Record<ResourceKind, number>>
 }
@@ -45,6 +56,8 @@ function make(
   critical: boolean,
   onsetMs: number | undefined,
   note: string,
+  evidence?: number,
+  evidenceBound?: number,
 ): RuleResult {
   return {
     signal,
@@ -57,6 +70,8 @@ function make(
     critical: critical && state === 'breach' && mode !== 'off',
     // always present (undefined unless breaching): one object shape for V8, and JSON omits undefined
     onsetMs: state === 'breach' ? onsetMs : undefined,
+    evidence,
+    evidenceBound,
     note,
   }
 }
@@ -78,19 +93,33 @@ const sReq = new Float64Array(MAX_SLICES)
 const sErr = new Float64Array(MAX_SLICES)
 const sLat = new Float64Array(MAX_SLICES)
 
-/** Sums buckets into `slices` equal slices of [from, to) (into sReq/sErr/sLat[0..slices)). */
-function sliceCounts(w: WindowStats, from: number, to: number, slices: number): number {
-  const width = (to - from) / slices
-  sReq.fill(0, 0, slices)
-  sErr.fill(0, 0, slices)
-  sLat.fill(0, 0, slices)
-  for (const b of w.buckets) {
-    const i = Math.min(slices - 1, Math.max(0, Math.floor((b.startMs - from) / width)))
+/**
+ * Sums the window's buckets into equal groups of consecutive buckets (into sReq/sErr/sLat[0..n)),
+ * n = min(slices, buckets): a span answered in two coarse (60 s) buckets has two slices, one per
+ * report of a 60 s exporter. Returns n.
+ */
+function sliceCounts(w: WindowStats, slices: number): number {
+  const nb = w.buckets.length
+  const n = Math.max(1, Math.min(slices, nb))
+  sReq.fill(0, 0, n)
+  sErr.fill(0, 0, n)
+  sLat.fill(0, 0, n)
+  for (let j = 0; j < nb; j++) {
+    const b = w.buckets[j] as BucketStats
+    const i = Math.min(n - 1, Math.floor((j * n) / nb))
     sReq[i] = (sReq[i] as number) + b.requests
     sErr[i] = (sErr[i] as number) + b.errors
     sLat[i] = (sLat[i] as number) + b.latencyCount
   }
-  return slices
+  return n
+}
+
+/** [from, to) of slice i of n over the window's buckets (as sliceCounts groups them). */
+function sliceRange(w: WindowStats, i: number, n: number): [number, number] {
+  const nb = w.buckets.length
+  const first = w.buckets[Math.ceil((i * nb) / n)] as BucketStats
+  const last = w.buckets[Math.ceil(((i + 1) * nb) / n) - 1] as BucketStats
+  return [first.startMs, last.endMs]
 }
 
 function anyEmpty(a: Float64Array, n: number): boolean {
@@ -105,40 +134,84 @@ function allSlicesAtLeast(n: number, t: number): boolean {
 }
 
 /**
- * Is the error ratio of (errors, requests) beyond the contract against the baseline counts?
- * Practically: the ratio is at or above the threshold. Statistically: a one-sided exact test that
- * both samples share one error rate, conditional on the total number of errors (the comparison of
- * two Poisson/binomial rates): given k = errors + baseErrors, the window's share of them is
- * Binomial(k, requests / (requests + baseRequests)) under H0. It accounts for the size of BOTH
- * samples: 3 errors in 60 requests against a clean baseline of 300 is p = (1/6)^3 = 0.005, not
+ * Fixed-sample version of the error question, for single looks (the validation gate's scan of
+ * pre-deploy windows): is the ratio at or above the threshold, and would that many errors be
+ * improbable (p <= alpha) if the window shared the other sample's rate? Conditional on the total
+ * number of errors the window's share is Binomial(k, requests / (requests + baseRequests)) under
+ * H0, so BOTH sample sizes count: 3 errors in 60 requests against a clean baseline of 300 is not
  * evidence; 60 in 600 against 15 in 3000 is overwhelming.
  */
 function errorBeyond(c: Contract, errors: number, requests: number, baseErrors: number, baseRequests: number): boolean {
   if (requests <= 0 || baseRequests <= 0) return false
   const p0 = baseErrors / baseRequests
   if (errors / requests < errorThreshold(c, p0)) return false
-  return binomialUpperTail(errors, errors + baseErrors, requests / (requests + baseRequests)) <= c.signals.errorRate.maxPValue
+  return binomialUpperTail(errors, errors + baseErrors, requests / (requests + baseRequests)) <= c.alpha
 }
 
-export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers | undefined): RuleResult {
+/**
+ * The level the sequential error test must show the version to be above: the baseline rate's upper
+ * confidence bound at alpha (so a small baseline is not taken at its word) plus half the effect the
+ * contract names (threshold - baseline). Evidence that the version is worse than its baseline by
+ * half the contract's effect, together with a point estimate beyond the full threshold, confirms a
+ * breach; a version only marginally worse than its baseline never accumulates evidence.
+ */
+export function errorLevel(c: Contract, base: BaselineNumbers): number {
+  const up = rateUpperBound(base.errors, base.requests, c.alpha)
+  return Math.min(0.99, up + (errorThreshold(c, up) - up) / 2)
+}
+
+/** The ratio at which a confirmed error breach suffices alone (held for two spans): relative to the baseline, capped by `critical`. */
+export function errorCriticalLevel(c: Contract, p0: number, level: number): number {
+  const e = c.signals.errorRate
+  return Math.max(level, Math.min(e.critical, Math.max(p0 * e.criticalFactor, p0 + e.criticalDelta)))
+}
+
+/**
+ * Latency cut (microseconds) for the sequential test and the share of requests above it that the
+ * contract allows. The cut lies half way between the baseline quantile and the contract's threshold,
+ * mirroring errorLevel: a version whose quantile is beyond the cut for long enough is worse than
+ * its baseline by half the contract's effect.
+ */
+export function latencyLevels(c: Contract, base: BaselineNumbers): { cutUs: number; level: number } {
+  const l = c.signals.latency
+  const cutUs = latencyCutUs(c, base.latencyUs)
+  const level = Math.max(1 - l.quantile, rateUpperBound(base.latencyAbove, base.latencyCount, c.alpha))
+  return { cutUs, level }
+}
+
+function baselineSufficient(c: Contract, base: BaselineNumbers | undefined): base is BaselineNumbers {
+  return base !== undefined && base.requests >= c.minSamples
+}
+
+export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers | undefined, evidence: number): RuleResult {
   const e = c.signals.errorRate
   const samples = w.requests
   const value = samples > 0 ? w.errors / samples : 0
   if (e.mode === 'off') return offReading('error_rate')
-  if (base === undefined || base.requests < c.minSamples) {
-    return make('error_rate', e.mode, 'insufficient', value, base && base.requests > 0 ? base.errors / base.requests : 0, 0, samples, false, undefined, 'no baseline with enough requests')
-  }
+  const shownBase = base !== undefined && base.requests > 0 ? base.errors / base.requests : 0
+  if (!baselineSufficient(c, base)) return make('error_rate', e.mode, 'insufficient', value, shownBase, 0, samples, false, undefined, 'no baseline with enough requests')
   const p0 = base.errors / base.requests
   const threshold = errorThreshold(c, p0)
   const mode = e.mode
-  if (samples < c.minSamples) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `${samples} requests < floor ${c.minSamples}`)
-  const n = sliceCounts(w, w.fromMs, w.toMs, c.slices)
-  if (anyEmpty(sReq, n)) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, 'telemetry gap in the window')
-  // the exact test asks whether this many errors could come from the baseline's rate, given both sample sizes
-  if (!errorBeyond(c, w.errors, samples, base.errors, base.requests)) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, '')
-  // the aggregate is significant; "held for the whole window" asks that every slice's ratio is beyond the threshold too
-  if (!allSlicesAtLeast(n, threshold)) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, 'not sustained over the window')
-  return make('error_rate', mode, 'breach', value, p0, threshold, samples, value >= e.critical, w.fromMs, '')
+  const bound = 1 / c.alpha
+  if (samples < c.minSamples) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `${samples} requests < floor ${c.minSamples}`, evidence, bound)
+  if (value < threshold) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, '', evidence, bound)
+  if (evidence < bound) {
+    return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
+  }
+  const n = sliceCounts(w, c.slices)
+  if (anyEmpty(sReq, n)) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
+  const need = Math.ceil(c.minSamples / c.slices)
+  for (let i = 0; i < n; i++) {
+    const r = sReq[i] as number
+    if (r >= need && (sErr[i] as number) / r < threshold) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, 'not sustained over the span', evidence, bound)
+  }
+  return make('error_rate', mode, 'breach', value, p0, threshold, samples, value >= errorCriticalLevel(c, p0, threshold), w.fromMs, '', evidence, bound)
+}
+
+/** The sequential latency test's cut for a baseline quantile (both microseconds): half way to the threshold. */
+export function latencyCutUs(c: Contract, baseUs: number): number {
+  return ((baseUs / 1000 + latencyThresholdMs(c, baseUs / 1000)) / 2) * 1000
 }
 
 export function latencyThresholdMs(c: Contract, baseMs: number): number {
@@ -146,7 +219,7 @@ export function latencyThresholdMs(c: Contract, baseMs: number): number {
   return Math.max(baseMs * l.multiplier, baseMs + l.minIncreaseMs)
 }
 
-export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: WindowStats, base: BaselineNumbers | undefined): RuleResult {
+export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: WindowStats, base: BaselineNumbers | undefined, evidence: number): RuleResult {
   const l = c.signals.latency
   if (l.mode === 'off') return offReading('latency')
   const samples = w.latency.count
@@ -157,17 +230,28 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   const baseMs = base.latencyUs / 1000
   const threshold = latencyThresholdMs(c, baseMs)
   const mode = l.mode
-  if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`)
-  if (anyEmpty(sLat, sliceCounts(w, w.fromMs, w.toMs, c.slices))) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the window')
-  if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '')
-  // only on an aggregate breach: ask the view for each slice's own quantile (merged histograms, exact)
-  const width = (w.toMs - w.fromMs) / c.slices
-  for (let i = 0; i < c.slices; i++) {
-    const s = view.window(key, w.fromMs + i * width, w.fromMs + (i + 1) * width)
-    if (s.latency.count === 0) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the window')
-    if (s.latency.valueAtQuantile(l.quantile) / 1000 < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, 'not sustained over the window')
+  const bound = 1 / c.alpha
+  if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`, evidence, bound)
+  if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '', evidence, bound)
+  if (evidence < bound) {
+    return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
   }
-  return make('latency', mode, 'breach', value, baseMs, threshold, samples, value >= baseMs * l.critical, w.fromMs, '')
+  // only on a confirmed aggregate: ask the view for each slice's own quantile (merged histograms, exact)
+  const n = Math.max(1, Math.min(c.slices, w.buckets.length))
+  const need = Math.ceil(c.minSamples / c.slices)
+  for (let i = 0; i < n; i++) {
+    const [a, b] = sliceRange(w, i, n)
+    const s = view.window(key, a, b)
+    if (s.latency.count === 0) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
+    if (s.latency.count >= need && s.latency.valueAtQuantile(l.quantile) / 1000 < threshold) {
+      return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, 'not sustained over the span', evidence, bound)
+    }
+  }
+  return make('latency', mode, 'breach', value, baseMs, threshold, samples, value >= baseMs * l.critical, w.fromMs, '', evidence, bound)
+}
+
+function fmtE(x: number): string {
+  return x >= 1e6 || (x > 0 && x < 1e-3) ? x.toExponential(1) : x.toPrecision(3)
 }
 
 /**
@@ -203,9 +287,19 @@ export function resourceRule(
 ): RuleResult {
   const r = c.signals.resource
   if (r.mode === 'off') return offReading('resource')
-  const from = to - r.window
+  let from = to - r.window
   if (from < evalFrom) return make('resource', r.mode, 'insufficient', 0, 0, 0, 0, false, undefined, 'slope window not yet past deployment + warmup')
-  const w = view.window(key, from, to)
+  let w = view.window(key, from, to)
+  // readings every 60 s leave 3 in a 3 min window: the window grows (never before deployment +
+  // warmup) until a pod holds `minPoints`, so the cadence of the exporter does not silence the signal
+  for (const grow of RESOURCE_GROWTH) {
+    if (r.kinds.some((k) => medianSlope(w, k, r.minPoints).pods > 0)) break
+    const f = to - r.window * grow
+    if (f < evalFrom) break
+    from = f
+    w = view.window(key, from, to)
+  }
+  const span = to - from
   let best: RuleResult | undefined
   for (const kind of r.kinds) {
     const m = medianSlope(w, kind, r.minPoints)
@@ -215,7 +309,7 @@ export function resourceRule(
     let res: RuleResult
     if (m.slope < threshold) res = make('resource', r.mode, 'healthy', m.slope, b, threshold, m.points, false, undefined, kind)
     else {
-      const mid = from + r.window / 2
+      const mid = from + span / 2
       const halfPoints = Math.max(2, Math.ceil(r.minPoints / 2))
       const h1 = medianSlope(view.window(key, from, mid), kind, halfPoints)
       const h2 = medianSlope(view.window(key, mid, to), kind, halfPoints)
@@ -227,6 +321,9 @@ export function resourceRule(
   }
   return best ?? make('resource', r.mode, 'insufficient', 0, 0, 0, 0, false, undefined, `no pod with ${r.minPoints}+ readings of ${r.kinds.join('/')}`)
 }
+
+/** Factors by which the resource window may grow when no pod has enough readings in it. */
+const RESOURCE_GROWTH = [1.5, 2, 3] as const
 
 function rank(r: RuleResult): number {
   return r.state === 'breach' ? 2 : r.state === 'healthy' ? 1 : 0
@@ -271,6 +368,6 @@ export function sliceErrorBeyond(c: Contract, w: WindowStats, base: BaselineNumb
   const restReq = base.requests - w.requests
   const restErr = base.errors - w.errors
   if (restReq < c.minSamples || restErr < 0) return false
-  const n = sliceCounts(w, w.fromMs, w.toMs, c.slices)
+  const n = sliceCounts(w, c.slices)
   return errorBeyond(c, w.errors, w.requests, restErr, restReq) && allSlicesAtLeast(n, errorThreshold(c, restErr / restReq))
 }

@@ -29,6 +29,12 @@ export interface SignalReading {
   critical: boolean
   /** unix ms when the current breach began (first failing bucket), when state is breach */
   onsetMs?: number
+  /**
+   * error rate and latency: the anytime-valid e-value that the version is beyond the threshold
+   * (evidence.ts), and the bound it must reach (1/alpha). Absent for the other signals.
+   */
+  evidence?: number
+  evidenceBound?: number
 }
 
 /**
@@ -36,6 +42,8 @@ export interface SignalReading {
  *   healthy | insufficient | breach (confirmed but not enough for action) | rollback | incident
  */
 export type DeploymentStatus = 'healthy' | 'insufficient' | 'breach' | 'rollback' | 'incident'
+
+export type BaselineHealthState = 'healthy' | 'unhealthy' | 'unknown'
 
 export type VerdictKind = 'rollback' | 'incident' | 'recovered' | 'not-recovered'
 
@@ -60,6 +68,12 @@ export interface Verdict {
   artifact?: string
   /** for recovered/not-recovered: the version that was restored by the rollback */
   restoredVersion?: string
+  /**
+   * whether the frozen baseline itself was within the service's earlier history (gate.ts):
+   * 'unhealthy' means the old version was already breaching before the deployment; 'unknown' when
+   * there was no earlier history to compare with. Absent on recovery verdicts.
+   */
+  baselineHealth?: BaselineHealthState
   reason: string
   signals: SignalReading[]
 }

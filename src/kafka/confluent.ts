@@ -95,7 +95,7 @@ class ConfluentProducer implements Producer {
         topic,
         messages: records.map((r) => ({
           key: r.key ?? null,
-          value: toBuffer(r.value),
+          value: r.value === null ? null : toBuffer(r.value),
           headers: r.headers,
           partition: r.partition,
         })),
@@ -130,11 +130,8 @@ class ConfluentConsumer implements Consumer {
   private failureStreak = 0
   /** next offset to consume per "topic/partition", from handled batches */
   private readonly position = new Map<string, bigint>()
-  private probeTimer: NodeJS.Timeout | undefined
-  private probeAdmin: KafkaJS.Admin | undefined
-  private probing = false
   constructor(
-    private readonly kafka: KafkaJS.Kafka,
+    kafka: KafkaJS.Kafka,
     private readonly opts: ConsumerOptions,
     private readonly log: Logger,
   ) {
@@ -150,6 +147,10 @@ class ConfluentConsumer implements Consumer {
       // per-partition fetch would then return a handful of records per round trip
       'max.partition.fetch.bytes': 8 * 1024 * 1024,
       'heartbeat.interval.ms': 1_000,
+      'statistics.interval.ms': PROBE_INTERVAL_MS,
+      stats_cb: (ev: { message?: unknown }) => {
+        if (typeof ev?.message === 'string') this.onStatistics(ev.message)
+      },
     })
   }
 
@@ -205,51 +206,30 @@ class ConfluentConsumer implements Consumer {
         this.s.lag = Number.isFinite(lag) ? lag : undefined
       },
     })
-    this.probeTimer = setInterval(() => void this.probe(), PROBE_INTERVAL_MS)
-    this.probeTimer.unref()
   }
 
   /**
    * The library delivers no callback for an empty poll, so an idle consumer and a stalled one look
-   * alike (confluent-kafka-javascript#476). The probe tells them apart: when every assigned partition
-   * is consumed up to its high watermark the consumer is caught up, which counts as a poll; when
-   * messages wait and no batch arrives, `lastPollMs` stops moving and health checks turn red.
+   * alike (confluent-kafka-javascript#476). librdkafka's statistics (every PROBE_INTERVAL_MS) tell
+   * them apart: when every assigned partition is consumed up to its high watermark the consumer is
+   * caught up, which counts as a poll; when messages wait and no batch arrives, `lastPollMs` stops
+   * moving and health checks turn red.
+   *
+   * The statistics are computed inside the client from what it already knows (fetch responses), so
+   * this sends no request. It replaced an admin client that queried committed and high-watermark
+   * offsets every 5 s: with the broker down those requests timed out, and across a broker restart
+   * librdkafka then aborted the process (`rd_kafka_enq_once_del_source_return: Assertion
+   * 'eonce->refcnt > 0' failed`, 4 times out of 4; the same bounce without it: 0). Never throws.
    */
-  private async probe(): Promise<void> {
-    if (this.probing || this.stopped) return
-    this.probing = true
+  private onStatistics(json: string): void {
+    if (this.stopped) return
     try {
-      const assignment = this.c.assignment()
-      if (assignment.length === 0) {
-        this.s.lastPollMs = Date.now() // not assigned anything (more members than partitions): idle, not stalled
-        return
-      }
-      if (this.probeAdmin === undefined) {
-        this.probeAdmin = this.kafka.admin()
-        await this.probeAdmin.connect()
-      }
-      const admin = this.probeAdmin
-      const topics = [...new Set(assignment.map((a) => a.topic))]
-      const committed = new Map<string, bigint>()
-      for (const t of await admin.fetchOffsets({ groupId: this.opts.groupId, topics })) {
-        for (const p of t.partitions) if (Number(p.offset) >= 0) committed.set(`${t.topic}/${p.partition}`, BigInt(p.offset))
-      }
-      let lag = 0n
-      for (const topic of topics) {
-        for (const p of await admin.fetchTopicOffsets(topic)) {
-          const k = `${topic}/${p.partition}`
-          if (!assignment.some((a) => a.topic === topic && a.partition === p.partition)) continue
-          const pos = this.position.get(k) ?? committed.get(k) ?? BigInt(p.low)
-          const behind = BigInt(p.high) - pos
-          if (behind > 0n) lag += behind
-        }
-      }
-      this.s.lag = Number(lag)
-      if (lag === 0n) this.s.lastPollMs = Date.now()
+      const probe = lagFromStatistics(json, this.position)
+      if (probe.kind === 'unknown') return
+      this.s.lag = probe.lag
+      if (probe.lag === 0) this.s.lastPollMs = Date.now()
     } catch (err) {
-      this.report(classifyKafkaError(err, 'consumer progress probe'))
-    } finally {
-      this.probing = false
+      this.report(new RetryableError('KAFKA_STATS', `consumer statistics: ${errorMessage(err)}`, { cause: err }))
     }
   }
 
@@ -266,10 +246,8 @@ class ConfluentConsumer implements Consumer {
     if (this.stopped) return
     this.stopped = true
     this.s.connected = false
-    if (this.probeTimer) clearInterval(this.probeTimer)
     if (!this.started) return
     await this.c.disconnect().catch((err: unknown) => this.report(err))
-    await this.probeAdmin?.disconnect().catch(() => undefined)
   }
 
   stats(): ConsumerStats {
@@ -327,6 +305,44 @@ class ConfluentAdmin implements Admin {
 }
 
 const PROBE_INTERVAL_MS = 5_000
+
+export type LagProbe = { kind: 'known'; lag: number; partitions: number } | { kind: 'unknown'; reason: string }
+
+interface PartitionStatistics {
+  desired?: unknown
+  hi_offset?: unknown
+  committed_offset?: unknown
+  next_offset?: unknown
+}
+
+/**
+ * Consumer lag from one librdkafka statistics document (statistics.interval.ms; fields per
+ * librdkafka's STATISTICS.md): over the partitions this consumer is assigned (`desired`), the high
+ * watermark minus the next offset to consume, which is `handled` (the offset after the last batch
+ * the handler finished, "topic/partition" keys), else the committed offset, else the fetch position.
+ * A group member assigned nothing is caught up. Exported for tests.
+ */
+export function lagFromStatistics(json: string, handled: ReadonlyMap<string, bigint>): LagProbe {
+  const doc = JSON.parse(json) as { topics?: Record<string, { partitions?: Record<string, PartitionStatistics> }> }
+  let lag = 0
+  let partitions = 0
+  for (const [topic, t] of Object.entries(doc.topics ?? {})) {
+    for (const [id, p] of Object.entries(t.partitions ?? {})) {
+      const partition = Number(id)
+      if (partition < 0 || p.desired !== true) continue
+      const hi = typeof p.hi_offset === 'number' ? p.hi_offset : -1
+      if (hi < 0) return { kind: 'unknown', reason: `no high watermark for ${topic}/${partition} yet` }
+      const mine = handled.get(`${topic}/${partition}`)
+      const committed = typeof p.committed_offset === 'number' ? p.committed_offset : -1
+      const next = typeof p.next_offset === 'number' ? p.next_offset : -1
+      const pos = mine !== undefined ? Number(mine) : committed >= 0 ? committed : next
+      if (pos < 0) return { kind: 'unknown', reason: `no position for ${topic}/${partition} yet` }
+      lag += Math.max(0, hi - pos)
+      partitions++
+    }
+  }
+  return { kind: 'known', lag, partitions }
+}
 
 
 export class ConfluentTransport implements KafkaTransport {

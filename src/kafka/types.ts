@@ -15,7 +15,8 @@ export type Headers = Record<string, string>
 
 export interface ProducerRecord {
   key?: string | Buffer | null
-  value: string | Buffer
+  /** null is a tombstone: on a compacted topic it deletes the key */
+  value: string | Buffer | null
   headers?: Headers
   /** partition override; normally chosen from the key */
   partition?: number

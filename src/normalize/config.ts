@@ -17,8 +17,24 @@ export const normalizeSchema = z
          * the first point of a stream is emitted whole (as if it were a delta from zero) when its
          * start time is at most this far before its time: the process just started (a new pod of a
          * new version), so all of it is recent. Otherwise the first point only primes the state.
+         * The point after a reset (restart, counter decrease) follows the same rule.
          */
         freshStart: duration().default(120_000),
+      })
+      .prefault({}),
+    sourcePreference: z
+      .strictObject({
+        /**
+         * One source of requests per service-version: the OpenTelemetry HTTP instrumentations export
+         * SERVER spans AND `http.server.request.duration` for the same requests. Request metric
+         * points of a service-version whose SERVER spans were seen up to this long before the
+         * point's time (telemetry time) are not counted; when spans stop for longer, metrics count
+         * again. Longer than any export interval and span batching delay, short enough that a lost
+         * span pipeline is noticed within one watch.
+         */
+        spanRecency: duration().default(300_000),
+        /** service-versions whose last SERVER span time is remembered; least recently updated are forgotten first */
+        maxServiceVersions: z.number().int().min(1).default(50_000),
       })
       .prefault({}),
     /** pods whose container resource requests are remembered; least recently updated are forgotten first */

@@ -3,7 +3,8 @@
  * in src/normalize/README.md; keep both in step.
  *
  * The normalizer has no clock: every time comes from the data. Its only state is bounded: the
- * cumulative->delta stream map and the per-pod resource requests.
+ * cumulative->delta stream map, the per-pod resource requests and the last SERVER span time per
+ * service-version (source preference).
  */
 import type { ConsumeResult } from '../receivers/consumer.js'
 import type {
@@ -34,12 +35,19 @@ export interface NormalizerStats {
   invalidValues: number
   unsupportedUnit: number
   unsupportedTemporality: number
-  /** cumulative points that only primed a stream */
+  /** cumulative points that only primed a stream (a first point, or a reset, of a process not freshly started) */
   primed: number
   /** cumulative resets detected (start time changed or a count decreased) */
   resets: number
   /** cumulative points not newer than the stream's last point (duplicates, disorder): dropped */
   outOfOrder: number
+  /**
+   * request metric points (with requests) not counted because SERVER spans of the same
+   * service-version were seen within `sourcePreference.spanRecency`: accepted, the spans count them
+   */
+  deduplicatedPoints: number
+  /** service-versions forgotten from the span-recency map because `maxServiceVersions` was reached */
+  spanSourcesEvicted: number
   /** cumulative points refused because `maxStreams` streams are tracked */
   streamOverflow: number
   /** cumulative streams forgotten after `idleTtl` */
@@ -57,6 +65,12 @@ const MEM_REQUEST = 'k8s.container.memory_request'
 const CPU_REQUEST = 'k8s.container.cpu_request'
 const READY_METRIC = 'k8s.container.ready'
 const PROBE_TYPES = new Set(['readiness', 'liveness', 'startup'])
+/**
+ * Resource attributes that tell two processes of one service-version apart. A resource with none of
+ * them (replicas started from the same config with no pod, instance, host or container identity)
+ * cannot be told from its siblings by attributes: its cumulative streams are also keyed by start time.
+ */
+const IDENTITY_ATTRS = ['k8s.pod.name', 'k8s.pod.uid', 'service.instance.id', 'host.name', 'host.id', 'container.id'] as const
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined
@@ -82,6 +96,16 @@ export function seriesKeyOf(r: Attributes): SeriesKey | undefined {
 
 export function podOf(r: Attributes): string {
   return str(r['k8s.pod.name']) ?? str(r['k8s.pod.uid']) ?? str(r['service.instance.id']) ?? str(r['host.name']) ?? 'unknown'
+}
+
+function hasIdentity(r: Attributes): boolean {
+  for (const k of IDENTITY_ATTRS) if (str(r[k]) !== undefined) return true
+  return false
+}
+
+/** Map key of a service-version. */
+function versionId(k: SeriesKey): string {
+  return `${k.namespace}\u0000${k.service}\u0000${k.version}`
 }
 
 function attrKey(a: Attributes): string {
@@ -145,6 +169,21 @@ interface Requests {
   mem: number | undefined
 }
 
+/** What the request-metric path needs of one resource, computed once per resource. */
+interface ResourceCtx {
+  key: SeriesKey
+  /** resource attributes, canonical: the stream id prefix */
+  resKey: string
+  /** no identity attribute: streams are also keyed by their start time */
+  anonymous: boolean
+  /** last SERVER span end time of the service-version, -Infinity when none is remembered */
+  lastSpanMs: number
+}
+
+/** A request delta ready to emit: its count and the interval it covers (start undefined: at `timeMs`). */
+type Delta<B> = { kind: 'emit'; count: number; buckets: B; startMs: number | undefined } | { kind: 'skip' }
+const SKIP: { kind: 'skip' } = { kind: 'skip' }
+
 class Result {
   accepted = 0
   rejected = 0
@@ -165,6 +204,8 @@ export class Normalizer {
   private readonly fast: FastRequestSink | undefined
   private readonly streams = new Map<string, CumState>()
   private readonly podRequests = new Map<string, Map<string, Requests>>()
+  /** service-version -> newest SERVER span end time; in update order (delete + set), bounded */
+  private readonly spanSeen = new Map<string, number>()
   private newestMs = -Infinity
   private readonly st: NormalizerStats = {
     accepted: 0,
@@ -177,6 +218,8 @@ export class Normalizer {
     primed: 0,
     resets: 0,
     outOfOrder: 0,
+    deduplicatedPoints: 0,
+    spanSourcesEvicted: 0,
     streamOverflow: 0,
     streamsExpired: 0,
     podsEvicted: 0,
@@ -209,6 +252,7 @@ export class Normalizer {
         continue
       }
       const rec = this.fast?.series(key)
+      let newestServer = -Infinity
       for (const span of rs.spans) {
         if (span.kind !== SpanKind.SERVER) {
           this.st.ignored++
@@ -225,8 +269,10 @@ export class Normalizer {
         const error = span.httpStatus >= 500 || span.statusCode === StatusCode.ERROR
         if (rec !== undefined) rec.recordRequest(t, d, error)
         else this.emit({ kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [d], latencyCounts: undefined })
+        if (t > newestServer) newestServer = t
         r.accepted++
       }
+      if (newestServer !== -Infinity) this.sawSpans(key, newestServer)
     }
     this.st.accepted += r.accepted
     this.st.rejected += r.rejected
@@ -241,7 +287,7 @@ export class Normalizer {
     }
     for (const rm of req.resourceMetrics) {
       let key: SeriesKey | undefined | null = null
-      let resKey: string | undefined
+      let ctx: ResourceCtx | undefined
       for (const m of rm.metrics) {
         if (m.name === MEM_REQUEST || m.name === CPU_REQUEST) continue
         const relevant =
@@ -259,8 +305,13 @@ export class Normalizer {
           continue
         }
         if (m.name === DURATION_METRIC) {
-          resKey ??= attrKey(rm.resource)
-          this.durationMetric(key, resKey, m, r)
+          ctx ??= {
+            key,
+            resKey: attrKey(rm.resource),
+            anonymous: !hasIdentity(rm.resource),
+            lastSpanMs: this.spanSeen.get(versionId(key)) ?? -Infinity,
+          }
+          this.durationMetric(ctx, m, r)
         } else if (m.name === READY_METRIC || m.name === PROBE_METRIC) this.probeMetric(key, rm.resource, m, r)
         else this.resourceMetric(key, rm.resource, m, r)
       }
@@ -270,9 +321,43 @@ export class Normalizer {
     return r.out()
   }
 
+  // ---- requests: source preference -------------------------------------------------------------
+
+  /** Remembers that `key` sent SERVER spans up to `t` (bounded: the least recently updated is forgotten). */
+  private sawSpans(key: SeriesKey, t: number): void {
+    const id = versionId(key)
+    const prev = this.spanSeen.get(id)
+    if (prev !== undefined) {
+      if (t <= prev) return
+      this.spanSeen.delete(id)
+    } else if (this.spanSeen.size >= this.config.sourcePreference.maxServiceVersions) {
+      const oldest = this.spanSeen.keys().next().value as string
+      this.spanSeen.delete(oldest)
+      this.st.spanSourcesEvicted++
+    }
+    this.spanSeen.set(id, t)
+  }
+
+  /**
+   * True when SERVER spans of the resource's service-version were seen within `spanRecency` of
+   * `timeMs`: the spans already count these requests, the metric point must not count them again.
+   */
+  private spansCover(ctx: ResourceCtx, timeMs: number): boolean {
+    return timeMs <= ctx.lastSpanMs + this.config.sourcePreference.spanRecency
+  }
+
   // ---- requests (histograms) -------------------------------------------------------------------
 
-  private durationMetric(key: SeriesKey, resKey: string, m: DecodedMetric, r: Result): void {
+  /**
+   * Cumulative stream id: resource + metric + point attributes; plus the start time when the
+   * resource cannot tell replicas apart, so that two processes never share (and corrupt) one stream.
+   */
+  private streamId(ctx: ResourceCtx, name: string, p: { startTimeMs: number; attributes: Attributes }): string {
+    const id = `${ctx.resKey}\u0001${name}\u0001${attrKey(p.attributes)}`
+    return ctx.anonymous ? `${id}\u0001${p.startTimeMs}` : id
+  }
+
+  private durationMetric(ctx: ResourceCtx, m: DecodedMetric, r: Result): void {
     if (m.type !== 'histogram' && m.type !== 'exponential_histogram') {
       this.st.ignored += m.points.length
       r.accepted += m.points.length
@@ -297,16 +382,14 @@ export class Normalizer {
           r.reject(1, `invalid ${m.name} point`)
           continue
         }
-        let count = p.count
-        let counts = p.bucketCounts
-        if (cumulative) {
-          const d = this.explicitDelta(`${resKey}\u0001${m.name}\u0001${attrKey(p.attributes)}`, p, r)
-          if (d === undefined) continue
-          count = d.count
-          counts = d.counts
-        }
+        const d: Delta<number[]> = cumulative
+          ? this.explicitDelta(this.streamId(ctx, m.name, p), p, r)
+          : { kind: 'emit', count: p.count, buckets: p.bucketCounts, startMs: deltaStart(p) }
+        if (d.kind === 'skip') continue
         r.accepted++
-        if (count > 0) this.emitExplicit(key, p, count, counts, factor)
+        if (d.count <= 0) continue
+        if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
+        else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, factor)
       }
     } else {
       for (const p of m.points) {
@@ -315,16 +398,15 @@ export class Normalizer {
           r.reject(1, `invalid ${m.name} point`)
           continue
         }
-        let count = p.count
-        let e = expCountsOf(p)
-        if (cumulative) {
-          const d = this.expDelta(`${resKey}\u0001${m.name}\u0001${attrKey(p.attributes)}`, p, e, r)
-          if (d === undefined) continue
-          count = d.count
-          e = d.exp
-        }
+        const e = expCountsOf(p)
+        const d: Delta<ExpCounts> = cumulative
+          ? this.expDelta(this.streamId(ctx, m.name, p), p, e, r)
+          : { kind: 'emit', count: p.count, buckets: e, startMs: deltaStart(p) }
+        if (d.kind === 'skip') continue
         r.accepted++
-        if (count > 0) this.emitExp(key, p, count, e, factor)
+        if (d.count <= 0) continue
+        if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
+        else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, factor)
       }
     }
   }
@@ -345,7 +427,14 @@ export class Normalizer {
     return true
   }
 
-  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], factor: number): void {
+  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, lats: number[], ns: number[]): Observation {
+    const errors = statusOf(p.attributes) >= 500 ? count : 0
+    return startMs === undefined
+      ? { kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+      : { kind: 'request', key, timeMs: p.timeMs, startMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+  }
+
+  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, factor: number): void {
     const lats: number[] = []
     const ns: number[] = []
     const b = p.bounds
@@ -367,11 +456,10 @@ export class Normalizer {
         ns.push(n)
       }
     }
-    const errors = statusOf(p.attributes) >= 500 ? count : 0
-    this.emit({ kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns })
+    this.emit(this.request(key, p, count, startMs, lats, ns))
   }
 
-  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, factor: number): void {
+  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, startMs: number | undefined, factor: number): void {
     const lats: number[] = []
     const ns: number[] = []
     if (e.zero > 0) {
@@ -386,17 +474,16 @@ export class Normalizer {
       lats.push(Math.pow(2, ((e.idx[i] as number) + 0.5) * step) * factor)
       ns.push(n)
     }
-    const errors = statusOf(p.attributes) >= 500 ? count : 0
-    this.emit({ kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns })
+    this.emit(this.request(key, p, count, startMs, lats, ns))
   }
 
   // ---- cumulative -> delta ---------------------------------------------------------------------
 
   /**
    * Looks up a stream for a cumulative point. Returns the previous state, 'new' when the stream is
-   * unknown (and there is room), or undefined when the point is dropped (counted).
+   * unknown (and there is room), or 'full' when the point is refused (rejected and counted).
    */
-  private stream(id: string, t: number, r: Result): CumState | 'new' | undefined {
+  private stream(id: string, t: number, r: Result): CumState | 'new' | 'full' {
     if (t > this.newestMs) this.newestMs = t
     const prev = this.streams.get(id)
     if (prev !== undefined) return prev
@@ -404,7 +491,7 @@ export class Normalizer {
     if (this.streams.size >= this.config.cumulative.maxStreams) {
       this.st.streamOverflow++
       r.reject(1, 'cumulative stream limit reached')
-      return undefined
+      return 'full'
     }
     return 'new'
   }
@@ -424,41 +511,47 @@ export class Normalizer {
     this.streams.set(id, s)
   }
 
-  /** First point: emitted whole when the stream just started (see config `freshStart`), else primes. */
-  private firstPoint(startMs: number, t: number): boolean {
-    const fresh = startMs > 0 && t >= startMs && t - startMs <= this.config.cumulative.freshStart
-    if (!fresh) this.st.primed++
-    return fresh
+  /**
+   * A point with no usable previous state (a stream's first point, or the point after a reset): its
+   * whole count is recent only when the process started at most `freshStart` before it (a new pod
+   * of the new version, whose first export would otherwise be lost). Otherwise it may hold days of
+   * history: it only primes the state. Accepted either way.
+   */
+  private fromZero<B>(p: { startTimeMs: number; timeMs: number; count: number }, buckets: B, r: Result): Delta<B> {
+    const s = p.startTimeMs
+    if (s > 0 && p.timeMs >= s && p.timeMs - s <= this.config.cumulative.freshStart) return { kind: 'emit', count: p.count, buckets, startMs: s }
+    this.st.primed++
+    r.accepted++
+    return SKIP
   }
 
   /**
    * The shared start of a cumulative point: stores `next` as the stream's state and returns the
-   * previous state to diff against; 'whole' for a fresh stream's first point (emitted as is);
-   * 'skip' when there is nothing to emit (stream limit reached - rejected -, a priming first point
-   * or an out-of-order point - both accepted and counted).
+   * previous state to diff against, or the outcome when there is none to diff against: the stream
+   * limit was reached (rejected), the point is not newer than the stream's last one (dropped as
+   * `outOfOrder`, accepted: whatever its start time, so nothing is ever counted twice), or it is
+   * the stream's first point (see `fromZero`).
    */
-  private advance(id: string, p: { startTimeMs: number; timeMs: number }, next: CumState, r: Result): CumState | 'whole' | 'skip' {
+  private advance<B>(id: string, p: { startTimeMs: number; timeMs: number; count: number }, next: CumState, buckets: B, r: Result): CumState | Delta<B> {
     const prev = this.stream(id, p.timeMs, r)
-    if (prev === undefined) return 'skip'
+    if (prev === 'full') return SKIP
     if (prev === 'new') {
       this.save(id, next)
-      if (this.firstPoint(p.startTimeMs, p.timeMs)) return 'whole'
-      r.accepted++
-      return 'skip'
+      return this.fromZero(p, buckets, r)
     }
-    if (p.startTimeMs === prev.startMs && p.timeMs <= prev.timeMs) {
+    if (p.timeMs <= prev.timeMs) {
       this.st.outOfOrder++
       r.accepted++
-      return 'skip'
+      return SKIP
     }
     this.save(id, next)
     return prev
   }
 
-  private explicitDelta(id: string, p: HistogramPoint, r: Result): { count: number; counts: number[] } | undefined {
-    const prev = this.advance(id, p, { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }, r)
-    if (prev === 'skip') return undefined
-    if (prev === 'whole') return { count: p.count, counts: p.bucketCounts }
+  private explicitDelta(id: string, p: HistogramPoint, r: Result): Delta<number[]> {
+    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }
+    const prev = this.advance(id, p, next, p.bucketCounts, r)
+    if (!isState(prev)) return prev
     const sameShape = prev.bounds !== undefined && prev.counts !== undefined && sameNumbers(prev.bounds, p.bounds)
     let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || !sameShape
     const counts: number[] = []
@@ -475,15 +568,15 @@ export class Normalizer {
     }
     if (reset) {
       this.st.resets++
-      return { count: p.count, counts: p.bucketCounts }
+      return this.fromZero(p, p.bucketCounts, r)
     }
-    return { count: p.count - prev.count, counts }
+    return { kind: 'emit', count: p.count - prev.count, buckets: counts, startMs: prev.timeMs }
   }
 
-  private expDelta(id: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): { count: number; exp: ExpCounts } | undefined {
-    const prev = this.advance(id, p, { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: undefined, counts: undefined, exp: e }, r)
-    if (prev === 'skip') return undefined
-    if (prev === 'whole') return { count: p.count, exp: e }
+  private expDelta(id: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): Delta<ExpCounts> {
+    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: undefined, counts: undefined, exp: e }
+    const prev = this.advance(id, p, next, e, r)
+    if (!isState(prev)) return prev
     const pe = prev.exp
     let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || pe === undefined || pe.scale < e.scale
     let out: ExpCounts | undefined
@@ -509,9 +602,9 @@ export class Normalizer {
     }
     if (reset || out === undefined) {
       this.st.resets++
-      return { count: p.count, exp: e }
+      return this.fromZero(p, e, r)
     }
-    return { count: p.count - prev.count, exp: out }
+    return { kind: 'emit', count: p.count - prev.count, buckets: out, startMs: prev.timeMs }
   }
 
   // ---- resources -------------------------------------------------------------------------------
@@ -669,4 +762,14 @@ function downscale(e: ExpCounts, scale: number): ExpCounts {
   }
   const idx = [...m.keys()].sort((a, b) => a - b)
   return { scale, zero: e.zero, idx, cnt: idx.map((k) => m.get(k) as number) }
+}
+
+function isState<B>(x: CumState | Delta<B>): x is CumState {
+  return !('kind' in x)
+}
+
+/** The interval a DELTA point covers, when its start time is usable; undefined: all at its time. */
+function deltaStart(p: { startTimeMs: number; timeMs: number }): number | undefined {
+  const s = p.startTimeMs
+  return Number.isFinite(s) && s > 0 && s < p.timeMs ? s : undefined
 }

@@ -27,7 +27,16 @@ export function serviceId(namespace: string, service: string): string {
 export interface RequestObservation {
   kind: 'request'
   key: SeriesKey
+  /** end of the interval the requests ended in (a span's end; a metric point's time) */
   timeMs: number
+  /**
+   * Start of the interval these requests are spread over, when they are an aggregate (the delta of a
+   * metric point covers (startMs, timeMs]: the previous point's time, or the stream's start time for
+   * a fresh stream's first point). Absent for spans: all at `timeMs`. The store spreads the counts
+   * over the buckets of the interval in proportion to their overlap, so a 60 s export is not one
+   * 5 s burst.
+   */
+  startMs?: number
   count: number
   errors: number
   latenciesUs: number[]

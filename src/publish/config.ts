@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
+import { byteSize } from '../receivers/config.js'
 
 /**
  * Configuration of the publish stage (section `publish:` of the YAML file). Owned by src/publish.
@@ -20,8 +21,22 @@ export const publishSchema = z
         max: duration().default(10_000),
       })
       .prefault({}),
-    /** how long shutdown waits for queued decisions to be acknowledged */
+    /** how long shutdown waits for queued decisions to be acknowledged (the producer's close gets 250 ms more at most) */
     drainTimeout: duration().default(10_000),
+    /**
+     * Write-ahead log of signed decisions not yet acknowledged by the broker (src/publish/wal.ts):
+     * fsynced before a verdict counts as queued, re-published (same id) at the next start. Used
+     * with a Kafka transport only (the embedded bus dies with the process anyway).
+     */
+    wal: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** default: <os tmpdir>/pullback/<kafka.topics.decisions>.wal (in the k8s manifests /tmp is an emptyDir: it survives container restarts) */
+        file: z.string().min(1).optional(),
+        /** the file never grows past this; a decision that does not fit is queued in memory only (counted as notDurable) */
+        maxBytes: byteSize().default(4 * 1024 * 1024),
+      })
+      .prefault({}),
   })
   .prefault({})
 

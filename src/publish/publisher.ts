@@ -10,8 +10,15 @@
  *   separately, because a decision must not be lost to a misconfiguration that a person can fix.
  * - the queue is bounded by `maxQueue`: past it `publish()` refuses the new verdict (outcome
  *   `refused`, counter `refused`, one warning log per refusal streak) and the queued ones stay.
- * - `shutdown()` stops accepting, waits up to `drainTimeout` for the queue to drain, then logs the
- *   number of unacknowledged decisions (counter `abandonedAtShutdown`): only process exit drops them.
+ * - with a write-ahead log (./wal.ts, `publish.wal`), `publish()` writes and fsyncs the envelope
+ *   before it answers `queued`, and the broker's ack removes it; `start()` re-queues, ahead of
+ *   anything new, what an earlier process signed but never got acknowledged (same envelope, same
+ *   id: consumers dedupe by id). When the log cannot take a decision (full, disk error) the
+ *   decision is queued in memory only: outcome `durable: false`, counter `notDurable`.
+ * - `drain()` (and `shutdown()`) stops accepting and takes at most `drainTimeout` (plus
+ *   DISCONNECT_FLOOR_MS for the producer to close): it waits for the queue to drain, then reports
+ *   the decisions still unacknowledged (counter `abandonedAtShutdown`) and whether the write-ahead
+ *   log keeps them for the next start. Without a log, process exit drops them.
  */
 import { sleep } from '../common/sleep.js'
 import type { Logger } from '../common/logger.js'
@@ -24,12 +31,21 @@ import type { Producer } from '../kafka/types.js'
 import type { PublishConfig } from './config.js'
 import { sealDecision, serviceId, type DecisionEnvelope } from './envelope.js'
 import type { Signer } from './signing.js'
+import type { DecisionWal, WalCounters } from './wal.js'
 
 export type PublishOutcome =
-  | { kind: 'queued'; id: string; topic: string; acked: Promise<AckOutcome> }
-  | { kind: 'refused'; id: string; reason: 'queue-full' | 'stopped' }
+  /** `durable`: on local disk (write-ahead log) before this returned; false without a log or when it could not take it */
+  | { kind: 'queued'; id: string; topic: string; durable: boolean; acked: Promise<AckOutcome> }
+  /** `unsignable`: the verdict holds what canonical JSON refuses (a non-finite number); counted, logged, never retried */
+  | { kind: 'refused'; id: string; reason: 'queue-full' | 'stopped' | 'unsignable' }
 
 export type AckOutcome = { kind: 'acked'; latencyMs: number } | { kind: 'abandoned' }
+
+/** What a drain left behind. */
+export type DrainOutcome =
+  | { kind: 'drained' }
+  /** `kept`: still in the write-ahead log, re-published at the next start; `lost`: no log held them */
+  | { kind: 'unacknowledged'; count: number; kept: number; lost: number; walFile: string | undefined }
 
 export interface PublisherCounters {
   published: number
@@ -38,12 +54,23 @@ export interface PublisherCounters {
   refused: number
   queued: number
   abandonedAtShutdown: number
+  /** queued without being on disk: no log configured for it, the log full, or the disk failing */
+  notDurable: number
+  /** decisions an earlier process left in the write-ahead log, queued again at start */
+  replayed: number
+  /** verdicts that could not be signed (a bug upstream: one error log each) */
+  unsignable: number
 }
+
+/** the producer's close after the drain may take this long even when the drain spent drainTimeout */
+export const DISCONNECT_FLOOR_MS = 250
 
 interface Pending {
   envelope: DecisionEnvelope
   topic: string
   enqueuedAt: number
+  /** in the write-ahead log (so a drain that abandons it still keeps it) */
+  durable: boolean
   resolve: (o: AckOutcome) => void
 }
 
@@ -54,28 +81,68 @@ export interface DecisionPublisherOptions {
   topics: { decisions: string; incidents: string }
   logger: Logger
   clock?: Clock
+  /** the write-ahead log; without it unacknowledged decisions live in memory only */
+  wal?: DecisionWal
 }
 
 export class DecisionPublisher implements Component {
   readonly name = 'publish.decisions'
   private readonly queue: Pending[] = []
-  private readonly counters: PublisherCounters = { published: 0, sendFailures: 0, permanentFailures: 0, refused: 0, queued: 0, abandonedAtShutdown: 0 }
+  private readonly counters: PublisherCounters = {
+    published: 0,
+    sendFailures: 0,
+    permanentFailures: 0,
+    refused: 0,
+    queued: 0,
+    abandonedAtShutdown: 0,
+    notDurable: 0,
+    replayed: 0,
+    unsignable: 0,
+  }
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private loop: Promise<void> | undefined
   private wake: (() => void) | undefined
   private refusing = false
+  private notDurableStreak = false
+  private draining: Promise<DrainOutcome> | undefined
   private readonly clock: Clock
 
   constructor(private readonly o: DecisionPublisherOptions) {
     this.clock = o.clock ?? systemClock
   }
 
+  /** Opens the write-ahead log (re-queuing what it holds), connects, starts sending. Throws PermanentError when the log is unusable. */
   async start(): Promise<void> {
     if (this.state !== 'new') return
+    this.openWal()
     await this.o.producer.connect()
     this.state = 'running'
     this.loop = this.run()
-    this.o.logger.info({ keyId: this.o.signer.keyId, topics: this.o.topics }, 'decision publisher started')
+    this.o.logger.info(
+      { keyId: this.o.signer.keyId, topics: this.o.topics, wal: this.o.wal?.file ?? 'off', replayed: this.counters.replayed },
+      'decision publisher started',
+    )
+  }
+
+  /** Opens the log once and puts what an earlier process left ahead of the queue. */
+  private openWal(): void {
+    const wal = this.o.wal
+    if (wal === undefined || wal.isOpen) return
+    const { pending, corrupt } = wal.open()
+    const queued = new Set(this.queue.map((p) => p.envelope.id))
+    const replay: Pending[] = []
+    for (const e of pending) {
+      if (queued.has(e.envelope.id)) continue
+      replay.push({ envelope: e.envelope, topic: e.topic, enqueuedAt: performance.now(), durable: true, resolve: () => undefined })
+    }
+    this.queue.unshift(...replay)
+    this.counters.replayed += replay.length
+    if (replay.length > 0 || corrupt > 0) {
+      this.o.logger.warn(
+        { file: wal.file, replayed: replay.length, ids: replay.slice(0, 20).map((p) => p.envelope.id), corruptLines: corrupt },
+        'write-ahead log held decisions never acknowledged: publishing them again (same ids)',
+      )
+    }
   }
 
   publish(verdict: Verdict): PublishOutcome {
@@ -89,13 +156,48 @@ export class DecisionPublisher implements Component {
       return { kind: 'refused', id: verdict.id, reason: 'queue-full' }
     }
     const topic = verdict.kind === 'incident' ? this.o.topics.incidents : this.o.topics.decisions
-    const envelope = sealDecision(verdict, this.o.signer, this.clock.now())
+    let envelope: DecisionEnvelope
+    try {
+      envelope = sealDecision(verdict, this.o.signer, this.clock.now())
+    } catch (err) {
+      // a throw here would fail the caller's whole evaluation tick and every other verdict in it
+      this.counters.unsignable++
+      this.o.logger.error({ err: errorMessage(err), id: verdict.id, kind: verdict.kind }, 'verdict cannot be signed; not published')
+      return { kind: 'refused', id: verdict.id, reason: 'unsignable' }
+    }
+    const durable = this.writeAhead(topic, envelope)
     let resolve!: (o: AckOutcome) => void
     const acked = new Promise<AckOutcome>((r) => (resolve = r))
-    this.queue.push({ envelope, topic, enqueuedAt: performance.now(), resolve })
+    this.queue.push({ envelope, topic, enqueuedAt: performance.now(), durable, resolve })
     this.counters.queued++
     this.wake?.()
-    return { kind: 'queued', id: verdict.id, topic, acked }
+    return { kind: 'queued', id: verdict.id, topic, durable, acked }
+  }
+
+  /** true once the envelope is fsynced in the log; false (counted, one warning per streak) when it is not. */
+  private writeAhead(topic: string, envelope: DecisionEnvelope): boolean {
+    const wal = this.o.wal
+    if (wal === undefined) return false
+    let outcome: ReturnType<DecisionWal['append']>
+    try {
+      this.openWal()
+      outcome = wal.append({ topic, envelope })
+    } catch (err) {
+      outcome = { kind: 'failed', error: errorMessage(err) }
+    }
+    if (outcome.kind === 'durable') {
+      this.notDurableStreak = false
+      return true
+    }
+    this.counters.notDurable++
+    if (!this.notDurableStreak) {
+      this.notDurableStreak = true
+      this.o.logger.error(
+        { file: wal.file, id: envelope.id, reason: outcome.kind === 'full' ? 'write-ahead log full (publish.wal.maxBytes)' : outcome.error },
+        'decision not written ahead: it is lost if the process dies before the broker acknowledges it',
+      )
+    }
+    return false
   }
 
   /** resolves when everything queued so far is acknowledged (or abandoned at shutdown) */
@@ -111,32 +213,53 @@ export class DecisionPublisher implements Component {
     })
   }
 
-  stats(): PublisherCounters & { depth: number } {
-    return { ...this.counters, depth: this.queue.length }
+  stats(): PublisherCounters & { depth: number; wal: (WalCounters & { pending: number; bytes: number }) | undefined } {
+    return { ...this.counters, depth: this.queue.length, wal: this.o.wal?.stats() }
   }
 
   async shutdown(): Promise<void> {
-    if (this.state === 'stopped' || this.state === 'stopping') {
-      await this.loop
-      return
-    }
+    await this.drain()
+  }
+
+  /** Idempotent; see the file comment. Never throws. */
+  drain(): Promise<DrainOutcome> {
+    this.draining ??= this.drainOnce()
+    return this.draining
+  }
+
+  private async drainOnce(): Promise<DrainOutcome> {
     if (this.state === 'new') {
       this.state = 'stopped'
-      return
+      this.o.wal?.close()
+      return { kind: 'drained' }
     }
     this.state = 'stopping'
     const deadline = Date.now() + this.o.config.drainTimeout
     while (this.queue.length > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()))
     this.state = 'stopped'
     this.wake?.()
-    await this.loop
+    // a send in flight against an unreachable broker can take message.timeout.ms: not waited past the deadline
+    await Promise.race([this.loop, sleep(deadline - Date.now())])
+    let outcome: DrainOutcome = { kind: 'drained' }
     if (this.queue.length > 0) {
-      this.counters.abandonedAtShutdown += this.queue.length
-      this.o.logger.error({ unacknowledged: this.queue.length, ids: this.queue.slice(0, 20).map((p) => p.envelope.id) }, 'shutting down with unacknowledged decisions')
-      for (const p of this.queue.splice(0)) p.resolve({ kind: 'abandoned' })
+      const left = this.queue.splice(0)
+      const kept = left.filter((p) => p.durable).length
+      this.counters.abandonedAtShutdown += left.length
+      outcome = { kind: 'unacknowledged', count: left.length, kept, lost: left.length - kept, walFile: this.o.wal?.file }
+      this.o.logger.error(
+        { unacknowledged: left.length, keptInWal: kept, lost: left.length - kept, walFile: this.o.wal?.file, ids: left.slice(0, 20).map((p) => p.envelope.id) },
+        kept === left.length
+          ? 'shutting down with unacknowledged decisions; the write-ahead log keeps them and the next start publishes them'
+          : 'shutting down with unacknowledged decisions; those not in the write-ahead log are lost',
+      )
+      for (const p of left) p.resolve({ kind: 'abandoned' })
     }
-    await this.o.producer.disconnect()
+    const disconnect = this.o.producer.disconnect().catch(() => undefined)
+    await Promise.race([disconnect, sleep(Math.max(DISCONNECT_FLOOR_MS, deadline - Date.now()))])
+    // after the last send settled (or was given up on): nothing acked later can race the close
+    this.o.wal?.close()
     this.o.logger.info(this.stats(), 'decision publisher stopped')
+    return outcome
   }
 
   private async run(): Promise<void> {
@@ -166,6 +289,8 @@ export class DecisionPublisher implements Component {
             headers: { 'pullback-schema': '1', 'pullback-kind': p.envelope.kind, 'pullback-id': p.envelope.id },
           })),
         )
+        this.o.wal?.ack(batch.map((p) => p.envelope.id))
+        if (this.queue[0] !== head) break // a drain gave up on this send while it was in flight and already reported the batch
         this.queue.splice(0, batch.length)
         this.counters.published += batch.length
         if (this.queue.length < this.o.config.maxQueue) this.refusing = false

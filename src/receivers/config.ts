@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MEMORY_HIGH_WATER } from './otlp/options.js'
+import { GRPC_DEFAULTS } from './otlp-grpc/defaults.js'
+import { HTTP_DEFAULTS } from './otlp-http/defaults.js'
 
 const BYTE_UNITS: Record<string, number> = {
   '': 1,
@@ -33,10 +35,23 @@ export const byteSize = () =>
     return n
   })
 
+/** "host:port" with a port a socket can bind (0 = any free port); 99999 used to pass and crash the sidecar with a RangeError */
 const endpoint = (def: string) =>
   z
     .string()
     .regex(/^[^\s]+:\d{1,5}$/, 'expected "host:port"')
+    .refine((e) => Number(e.slice(e.lastIndexOf(':') + 1)) <= 65535, 'port must be 0..65535')
+    .default(def)
+
+const MiB = 1024 * 1024
+/** grpc-js takes the message limit as a signed 32-bit int; larger bodies have no business in one OTLP request anyway */
+export const MAX_REQUEST_BYTES_CEILING = 1024 * MiB
+export const MIN_REQUEST_BYTES = 64 * 1024
+
+const count = (def: number) => z.number().int().positive().default(def)
+const positiveDuration = (def: number) =>
+  duration()
+    .refine((ms) => ms > 0, 'must be more than 0')
     .default(def)
 
 /**
@@ -47,14 +62,48 @@ export const receiversSchema = z
   .strictObject({
     otlp: z
       .strictObject({
-        grpc: z.strictObject({ enabled: z.boolean().default(true), endpoint: endpoint('0.0.0.0:4317') }).prefault({}),
-        http: z.strictObject({ enabled: z.boolean().default(true), endpoint: endpoint('0.0.0.0:4318') }).prefault({}),
+        grpc: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            endpoint: endpoint('0.0.0.0:4317'),
+            /** open TCP connections at most; more are closed on accept and counted */
+            maxConnections: count(GRPC_DEFAULTS.maxConnections),
+            /** calls in progress at most, all connections together; more => UNAVAILABLE + RetryInfo */
+            maxConcurrentCalls: count(GRPC_DEFAULTS.maxConcurrentCalls),
+            /** a connection without calls for this long is closed with GOAWAY */
+            idleTimeout: positiveDuration(GRPC_DEFAULTS.idleTimeoutMs),
+          })
+          .prefault({}),
+        http: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            endpoint: endpoint('0.0.0.0:4318'),
+            /** open sockets at most; more are closed on accept and counted */
+            maxConnections: count(HTTP_DEFAULTS.maxConnections),
+            /** bodies being read at once; more => 503 + Retry-After */
+            maxInFlight: count(HTTP_DEFAULTS.maxInFlight),
+            /** a request's headers must arrive within this */
+            headersTimeout: positiveDuration(HTTP_DEFAULTS.headersTimeoutMs),
+            /** a kept-alive connection without a request is closed after this */
+            idleTimeout: positiveDuration(HTTP_DEFAULTS.idleTimeoutMs),
+            /** bytes/s; with every in-flight slot taken, a body slower than this gives its slot to a new request */
+            minBodyRate: byteSize().default(HTTP_DEFAULTS.minBodyRate),
+          })
+          .prefault({}),
       })
       .prefault({}),
     /** largest accepted request after decompression; larger => RESOURCE_EXHAUSTED / 413 */
-    maxRequestBytes: byteSize().default(DEFAULT_MAX_REQUEST_BYTES),
-    /** above this process RSS the OTLP receivers answer UNAVAILABLE / 503 with a retry hint; 0 disables */
+    maxRequestBytes: byteSize()
+      .refine((n) => n >= MIN_REQUEST_BYTES, `must be at least ${MIN_REQUEST_BYTES} bytes (64KiB): smaller refuses ordinary OTLP batches`)
+      .refine((n) => n <= MAX_REQUEST_BYTES_CEILING, 'must be at most 1GiB')
+      .default(DEFAULT_MAX_REQUEST_BYTES),
+    /**
+     * Above this much memory held (request bytes in flight + V8 heap in use, not RSS) the OTLP
+     * receivers answer UNAVAILABLE / 503 with a retry hint; 0 disables. See receivers/memory.ts.
+     */
     memoryHighWater: byteSize().default(DEFAULT_MEMORY_HIGH_WATER),
+    /** a request's body (HTTP) or message (gRPC) must arrive within this of its start */
+    readTimeout: positiveDuration(HTTP_DEFAULTS.readTimeoutMs),
     /** the retry hint sent with UNAVAILABLE / 503 */
     retryAfter: duration().default(5000),
     /** attributes per resource / span / data point above which a request is undecodable */
@@ -79,5 +128,15 @@ export const receiversSchema = z
     deployments: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   })
   .prefault({})
+  .superRefine((c, ctx) => {
+    // every gRPC call reserves maxRequestBytes with the guard before its message is read
+    if (c.memoryHighWater > 0 && c.maxRequestBytes * 4 > c.memoryHighWater) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxRequestBytes'],
+        message: `must be at most a quarter of memoryHighWater (${c.memoryHighWater} bytes): each gRPC call reserves maxRequestBytes before its message is read`,
+      })
+    }
+  })
 
 export type ReceiversConfig = z.output<typeof receiversSchema>

@@ -21,6 +21,7 @@ export { MemoryGuard } from './memory.js'
 export { OtlpGrpcReceiver } from './otlp-grpc/receiver.js'
 export { OtlpHttpReceiver } from './otlp-http/receiver.js'
 export type { ReceiverStats, RejectReason } from './stats.js'
+export type { MemoryGuardState, MemorySource } from './memory.js'
 
 export interface ReceiversDeps {
   config: ReceiversConfig
@@ -39,6 +40,8 @@ export interface Receivers {
   http: OtlpHttpReceiver | undefined
   kafkaSpans: KafkaSpansReceiver | undefined
   deployments: DeploymentsReceiver | undefined
+  /** shared by the OTLP receivers; readiness fails while it refuses every request (runtime/health.ts memoryGuardCheck) */
+  memoryGuard: MemoryGuard
   /** the enabled ones, in start order */
   all: Array<OtlpGrpcReceiver | OtlpHttpReceiver | KafkaSpansReceiver | DeploymentsReceiver>
 }
@@ -47,9 +50,31 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
   const { config: c, kafka, consumer } = deps
   const logger = deps.logger ?? silentLogger
   const memoryGuard = new MemoryGuard({ highWaterBytes: c.memoryHighWater, retryAfterMs: c.retryAfter })
-  const common = { consumer, maxRequestBytes: c.maxRequestBytes, memoryGuard, maxAttributes: c.maxAttributes }
-  const grpc = c.otlp.grpc.enabled ? new OtlpGrpcReceiver({ ...common, endpoint: c.otlp.grpc.endpoint, logger: logger.child({ component: 'otlp-grpc' }) }) : undefined
-  const http = c.otlp.http.enabled ? new OtlpHttpReceiver({ ...common, endpoint: c.otlp.http.endpoint, logger: logger.child({ component: 'otlp-http' }) }) : undefined
+  const common = { consumer, maxRequestBytes: c.maxRequestBytes, memoryGuard, maxAttributes: c.maxAttributes, readTimeoutMs: c.readTimeout }
+  const g = c.otlp.grpc
+  const grpc = g.enabled
+    ? new OtlpGrpcReceiver({
+        ...common,
+        endpoint: g.endpoint,
+        maxConnections: g.maxConnections,
+        maxConcurrentCalls: g.maxConcurrentCalls,
+        idleTimeoutMs: g.idleTimeout,
+        logger: logger.child({ component: 'otlp-grpc' }),
+      })
+    : undefined
+  const h = c.otlp.http
+  const http = h.enabled
+    ? new OtlpHttpReceiver({
+        ...common,
+        endpoint: h.endpoint,
+        maxConnections: h.maxConnections,
+        maxInFlight: h.maxInFlight,
+        headersTimeoutMs: h.headersTimeout,
+        idleTimeoutMs: h.idleTimeout,
+        minBodyRate: h.minBodyRate,
+        logger: logger.child({ component: 'otlp-http' }),
+      })
+    : undefined
   const needTransport = (what: string): KafkaTransport => {
     if (deps.transport === undefined) throw new Error(`receivers.${what} is enabled but no Kafka transport was given`)
     return deps.transport
@@ -79,5 +104,5 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
       })
     : undefined
   const all = [deployments, kafkaSpans, grpc, http].filter((r) => r !== undefined)
-  return { grpc, http, kafkaSpans, deployments, all }
+  return { grpc, http, kafkaSpans, deployments, memoryGuard, all }
 }

@@ -9,6 +9,8 @@
  *   <svg class="chart" data-signal="error_rate|latency|resource|probe">
  *     <path class="series">, <path class="baseline">, <path class="threshold">,
  *     <rect class="state state-breach|state-insufficient">, <line class="marker marker-deploy|marker-decision|marker-recovery">
+ *   <svg class="evidence" data-signal="error_rate|latency">: the sequential test's e-value (log scale)
+ *     <path class="evidence-series">, <line class="evidence-bound"> (1/alpha)
  *   <table class="verdicts">
  */
 import type { SignalName, SignalReading, Verdict } from '../engine/verdict.js'
@@ -179,6 +181,7 @@ function chart(tl: DeploymentTimeline, name: SignalName, t0: number, t1: number)
   for (const v of tl.verdicts) {
     marker(v.kind === 'recovered' || v.kind === 'not-recovered' ? 'marker-recovery' : 'marker-decision', v.decidedAt, `${v.kind} at ${clock(v.decidedAt)}`)
   }
+  const ev = name === 'error_rate' || name === 'latency' ? evidenceChart(rows, s, name, tl) : ''
   const last = rows[rows.length - 1]?.r
   const caption = last === undefined ? 'no readings' : `${formatValue(name, last.value)} (baseline ${formatValue(name, last.baseline)}, threshold ${formatValue(name, last.threshold)}, ${last.mode})`
   return `<figure class="panel">
@@ -187,7 +190,41 @@ function chart(tl: DeploymentTimeline, name: SignalName, t0: number, t1: number)
 <rect class="plot" x="${PAD.left}" y="${PAD.top}" width="${W - PAD.left - PAD.right}" height="${H - PAD.top - PAD.bottom}"/>
 ${parts.join('\n')}
 </svg>
+${ev}
 </figure>`
+}
+
+const EH = 84
+
+/**
+ * The evidence beside a request signal: log10 of the anytime-valid e-value over time against its
+ * bound log10(1/alpha). A breach needs the curve at or above the bound (and the value beyond the
+ * threshold); how fast it climbs shows how strong the data is, whatever its cadence.
+ */
+function evidenceChart(rows: { t: number; r: SignalReading | undefined }[], s: Scale, name: SignalName, tl: DeploymentTimeline): string {
+  const pts = rows.filter((x) => x.r?.evidence !== undefined && Number.isFinite(x.r.evidence) && (x.r.evidence as number) > 0)
+  if (pts.length === 0) return ''
+  const bound = pts.find((x) => x.r?.evidenceBound !== undefined)?.r?.evidenceBound ?? 1000
+  const lb = Math.log10(bound)
+  const lmax = Math.max(lb + 1, ...pts.map((x) => Math.min(Math.log10(x.r!.evidence as number), lb * 3)))
+  const lmin = -2
+  const top = 8
+  const ih = EH - top - 14
+  const y = (l: number) => top + ih - ((Math.min(Math.max(l, lmin), lmax) - lmin) / (lmax - lmin)) * ih
+  let d = ''
+  let pen = false
+  for (const x of pts) {
+    d += `${pen ? 'L' : 'M'}${s.x(x.t).toFixed(1)} ${y(Math.log10(x.r!.evidence as number)).toFixed(1)}`
+    pen = true
+  }
+  const yb = y(lb).toFixed(1)
+  return `<svg class="evidence" data-signal="${name}" viewBox="0 0 ${W} ${EH}" width="${W}" height="${EH}" role="img" aria-label="${esc(`sequential evidence of ${TITLES[name]} of ${tl.service} ${tl.version}`)}">
+<rect class="plot" x="${PAD.left}" y="${top}" width="${W - PAD.left - PAD.right}" height="${ih}"/>
+<text class="tick" x="${PAD.left - 4}" y="${(+yb + 3).toFixed(1)}" text-anchor="end">1/α=${esc(String(bound))}</text>
+<text class="tick" x="${PAD.left - 4}" y="${(top + ih).toFixed(1)}" text-anchor="end">e-value</text>
+<line class="evidence-bound" x1="${PAD.left}" x2="${W - PAD.right}" y1="${yb}" y2="${yb}"/>
+<path class="evidence-series" d="${d}"/>
+</svg>`
 }
 
 function verdictTable(tl: DeploymentTimeline): string {
@@ -248,6 +285,7 @@ figure.panel{margin:0;background:#fff;border:1px solid var(--line);border-radius
 svg.chart{display:block;max-width:100%;height:auto}svg .plot{fill:#fff;stroke:var(--line)}svg .grid{stroke:#f0f1f3}svg .tick{font-size:10px;fill:var(--muted)}
 svg .series{fill:none;stroke:var(--series);stroke-width:1.8}svg .pt{fill:var(--series)}svg .baseline{fill:none;stroke:var(--base);stroke-width:1.4;stroke-dasharray:5 3}
 svg .threshold{fill:none;stroke:var(--thr);stroke-width:1.2;stroke-dasharray:2 3}svg .state-breach{fill:var(--breach)}svg .state-insufficient{fill:var(--insuf)}
+svg .evidence-series{fill:none;stroke:#7c3aed;stroke-width:1.6}svg .evidence-bound{stroke:var(--thr);stroke-width:1.2;stroke-dasharray:4 3}
 svg .marker{stroke-width:1.6}svg .marker-deploy{stroke:#7c3aed}svg .marker-decision{stroke:#dc2626;stroke-width:2.2}svg .marker-recovery{stroke:#059669;stroke-width:2.2;stroke-dasharray:6 3}
 .legend{display:flex;gap:16px;flex-wrap:wrap;font-size:12px;color:var(--muted);margin:8px 0}.legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
 table{border-collapse:collapse;background:#fff;font-size:12.5px;margin:10px 0}th,td{border:1px solid var(--line);padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f4f6}
@@ -282,7 +320,7 @@ export function renderReport(input: ReportInput): string {
 <body>
 <h1>${esc(input.title)}</h1>
 <div class="muted">source ${esc(input.source)} · generated ${new Date(input.generatedAt).toISOString()} · ${counts}</div>
-<div class="legend"><span><i style="background:var(--series)"></i>value</span><span><i style="background:var(--base)"></i>baseline (frozen snapshot or live old version)</span><span><i style="background:var(--thr)"></i>threshold</span><span><i style="background:var(--breach);height:10px"></i>breach</span><span><i style="background:var(--insuf);height:10px"></i>insufficient data</span><span><i style="background:#7c3aed"></i>deployment</span><span><i style="background:#dc2626"></i>decision</span><span><i style="background:#059669"></i>recovery verdict</span></div>
+<div class="legend"><span><i style="background:var(--series)"></i>value</span><span><i style="background:var(--base)"></i>baseline (frozen snapshot or live old version)</span><span><i style="background:var(--thr)"></i>threshold</span><span><i style="background:var(--breach);height:10px"></i>breach</span><span><i style="background:var(--insuf);height:10px"></i>insufficient data</span><span><i style="background:#7c3aed"></i>deployment</span><span><i style="background:#dc2626"></i>decision</span><span><i style="background:#059669"></i>recovery verdict</span><span><i style="background:#7c3aed"></i>evidence (e-value, log scale) vs its bound 1/α</span></div>
 <h2>Summary</h2>
 ${
   input.timelines.length === 0

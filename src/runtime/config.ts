@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
+import { stateSchema } from '../state/config.js'
 
 /**
  * Configuration of the runtime stage (section `runtime:` of the YAML file). Owned by src/runtime.
@@ -30,7 +31,12 @@ export const DEFAULT_OTLP_GRPC_ENDPOINT = 'http://localhost:4317'
  */
 export const DEFAULT_TELEMETRY_INTERVAL_MS = 15_000
 
-const hostPort = () => z.string().regex(/^[^\s:]*:\d{1,5}$/, 'expected "host:port" (e.g. "0.0.0.0:13134")')
+/** "host:port", port 0..65535 (99999 used to pass validation and crash the listener with a RangeError) */
+const hostPort = () =>
+  z
+    .string()
+    .regex(/^[^\s:]*:\d{1,5}$/, 'expected "host:port" (e.g. "0.0.0.0:13134")')
+    .refine((e) => Number(e.slice(e.lastIndexOf(':') + 1)) <= 65535, 'port must be 0..65535')
 
 export const adminSchema = z
   .strictObject({
@@ -65,6 +71,8 @@ export const runtimeSchema = z
      * tick more often than that only shortens the wait between a bucket closing and its verdict.
      */
     tickInterval: duration().default(1_000),
+    /** the engine's watch state on a compacted topic, restored on start (src/state/README.md) */
+    state: stateSchema,
   })
   .prefault({})
 

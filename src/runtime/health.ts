@@ -42,6 +42,30 @@ export function consumerCheck(stats: () => ConsumerStats, opts: { stallAfterMs: 
   }
 }
 
+/** What memoryGuardCheck reads: the OTLP receivers' memory guard (receivers/memory.ts MemoryGuard.state). */
+export interface MemoryGuardReading {
+  state: 'ok' | 'refusing' | 'disabled'
+  heldBytes: number
+  heapUsedBytes: number
+  highWaterBytes: number
+}
+
+/**
+ * Not ready while the memory guard refuses every OTLP request (its heap figure alone is above the
+ * high-water mark), ready again as soon as it stops: a pod that answers every export with 503 /
+ * UNAVAILABLE should not receive traffic (issue 11 item 9). Refusals caused by requests in flight
+ * are load, not a state, and do not fail readiness.
+ */
+export function memoryGuardCheck(read: () => MemoryGuardReading): ReadinessCheck {
+  const mib = (n: number) => Math.round(n / 1048576)
+  return () => {
+    const r = read()
+    if (r.state === 'disabled') return ok('memory guard disabled')
+    if (r.state === 'refusing') return failing(`memory guard refusing every request: heap ${mib(r.heapUsedBytes)} MiB above high-water mark ${mib(r.highWaterBytes)} MiB`)
+    return ok(`memory held ${mib(r.heldBytes)} of ${mib(r.highWaterBytes)} MiB`)
+  }
+}
+
 /**
  * A dependency checked by a real round trip, e.g. a Kafka metadata request
  * (`() => admin.listTopics()`) for "the producer's broker connection works". The probe runs at most

@@ -10,6 +10,11 @@
  * Bounds: deployment events and probe readings waiting for the next tick are capped
  * (MAX_PENDING_EVENTS, MAX_PENDING_PROBES; overflow counted in `stats()`); timelines (only when
  * `recordTimeline`) keep at most MAX_TIMELINES deployments and MAX_TICKS ticks each.
+ *
+ * State (only with `state`): `restore()` before the first tick puts back what an earlier
+ * incarnation persisted (src/engine/persist.ts); after each tick the changed records go to the
+ * state sink (src/state), a watch at most once per `minWriteIntervalMs` unless its status, decision
+ * or baseline changed; records the sink refuses (queue full) are counted and handed again later.
  */
 import type { ConsumeResult, TelemetryConsumer } from '../receivers/consumer.js'
 import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
@@ -24,6 +29,9 @@ import type { DeploymentEvent } from '../engine/events.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { DeploymentTimeline, ReportInput } from '../report/model.js'
 import { ConfigError } from '../config/load.js'
+import { EngineChangelog, type ChangelogStats, type RestoreReport, type StateChanges, type StoredRecord, type VersionLedgerOptions } from '../engine/persist.js'
+import type { SignalView } from '../signals/view.js'
+import type { StateSink } from '../state/store.js'
 
 export interface PipelineOptions {
   engine: EngineConfig
@@ -31,6 +39,17 @@ export interface PipelineOptions {
   normalize?: Partial<NormalizeConfig> | NormalizeConfig
   /** keep per-deployment tick records for a report (replay --report) */
   recordTimeline?: boolean
+  /** persist the engine's state through this sink (the sidecar's StateStore) */
+  state?: PipelineStateOptions
+  /** live only: the wall clock, which bounds telemetry time in the signal store (signals.maxClockSkew) */
+  clock?: import('../common/clock.js').Clock
+}
+
+export interface PipelineStateOptions {
+  sink: StateSink
+  minWriteIntervalMs: number
+  /** versions known per service; `ttlMs` defaults to signals.idleTtl */
+  versions: Omit<VersionLedgerOptions, 'ttlMs'> & { ttlMs?: number }
 }
 
 export interface TickResult {
@@ -44,6 +63,8 @@ export interface PipelineStats {
   pendingEventsDropped: number
   pendingProbesDropped: number
   timelinesDropped: number
+  /** present when the state is persisted */
+  state?: ChangelogStats & { refused: number }
 }
 
 const MAX_PENDING_EVENTS = 10_000
@@ -62,10 +83,14 @@ export class Pipeline implements TelemetryConsumer {
   private readonly pinCount = new Map<string, { key: SeriesKey; n: number }>()
   private readonly timelines: Map<string, DeploymentTimeline> | undefined
   private readonly dropped = { events: 0, probes: 0, timelines: 0 }
+  private readonly changelog: EngineChangelog | undefined
+  private readonly stateSink: StateSink | undefined
+  private readonly view: SignalView
+  private stateRefused = 0
 
   constructor(opts: PipelineOptions) {
     this.engineCfg = opts.engine
-    this.store = new SignalStore(opts.signals ?? {})
+    this.store = new SignalStore(opts.signals ?? {}, { clock: opts.clock })
     checkAlignment(this.engineCfg, this.store.bucketMs, this.store.config)
     const store = this.store
     // probe readings are tapped on their way to the store: the engine's per-container startup grace needs each reading
@@ -81,6 +106,30 @@ export class Pipeline implements TelemetryConsumer {
     }
     this.normalizer = new Normalizer(opts.normalize ?? {}, tee)
     this.timelines = opts.recordTimeline === true ? new Map() : undefined
+    if (opts.state !== undefined) {
+      const ttlMs = opts.state.versions.ttlMs ?? this.store.config.idleTtl
+      this.changelog = new EngineChangelog({ engine: this.engineCfg, minWriteIntervalMs: opts.state.minWriteIntervalMs, versions: { ...opts.state.versions, ttlMs } })
+      this.stateSink = opts.state.sink
+      this.view = this.changelog.view(store, () => store.stats().newestMs)
+    } else this.view = store
+  }
+
+  /**
+   * Puts back the records an earlier incarnation persisted (read by StateStore.load()); call before
+   * the first tick. Restored watches are pinned in the signal store; records this incarnation cannot
+   * hold are deleted. Without `state` nothing is restored.
+   */
+  restore(records: Iterable<StoredRecord>): RestoreReport | undefined {
+    if (this.changelog === undefined) return undefined
+    const r = this.changelog.restore(this.state, records)
+    for (const k of r.pins) this.pin(k)
+    if (r.deletes.length > 0) this.handOver({ upserts: [], deletes: r.deletes })
+    return r
+  }
+
+  /** Hands every state change not yet handed, ignoring the write interval (shutdown). */
+  persistNow(now: number): void {
+    if (this.changelog !== undefined) this.handOver(this.changelog.exportChanges(this.state, now, true))
   }
 
   consumeTraces(req: TracesRequest): ConsumeResult {
@@ -107,11 +156,12 @@ export class Pipeline implements TelemetryConsumer {
 
   /** One evaluation: `now` stamps decisions, `watermark` bounds the windows judged. */
   tick(now: number, watermark: number): TickResult {
+    const seen = this.store.drainNewVersions()
     const input = {
       now,
       watermark,
-      view: this.store,
-      newVersions: this.store.drainNewVersions(),
+      view: this.view,
+      newVersions: this.changelog !== undefined ? this.changelog.seenVersions(seen, watermark, this.store.stats().newestMs) : seen,
       deployments: this.events,
       probes: this.probes,
     }
@@ -122,6 +172,10 @@ export class Pipeline implements TelemetryConsumer {
     for (const k of out.pin) this.pin(k)
     for (const k of out.unpin) this.unpin(k)
     if (this.timelines !== undefined) this.record(out.statuses, out.verdicts)
+    if (this.changelog !== undefined) {
+      this.changelog.refreshVersions(this.store, this.store.stats().newestMs)
+      this.handOver(this.changelog.exportChanges(this.state, now))
+    }
     return { verdicts: out.verdicts, statuses: out.statuses }
   }
 
@@ -132,6 +186,7 @@ export class Pipeline implements TelemetryConsumer {
       pendingEventsDropped: this.dropped.events,
       pendingProbesDropped: this.dropped.probes,
       timelinesDropped: this.dropped.timelines,
+      ...(this.changelog !== undefined ? { state: { ...this.changelog.stats(), refused: this.stateRefused } } : {}),
     }
   }
 
@@ -142,6 +197,16 @@ export class Pipeline implements TelemetryConsumer {
 
   shutdown(): void {
     this.store.shutdown()
+  }
+
+  private handOver(changes: StateChanges): void {
+    if (this.stateSink === undefined || this.changelog === undefined) return
+    if (changes.upserts.length === 0 && changes.deletes.length === 0) return
+    const res = this.stateSink.write(changes)
+    if (res.refused.length > 0) {
+      this.stateRefused += res.refused.length
+      this.changelog.forget(res.refused)
+    }
   }
 
   private pin(key: SeriesKey): void {

@@ -9,13 +9,13 @@
  * requests, a last evaluation tick runs, the publisher drains pending decisions, Kafka consumers
  * commit and leave, the producer and self-metrics close.
  */
-import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock } from '../common/clock.js'
 import { errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
 import type { PullbackConfig } from '../config/schema.js'
 import type { Verdict } from '../engine/verdict.js'
+import { resolveInstanceId } from '../kafka/config.js'
 import type { KafkaTransport } from '../kafka/types.js'
 import { createPublisher } from '../publish/index.js'
 import type { DecisionPublisher } from '../publish/publisher.js'
@@ -26,8 +26,10 @@ import { createReceivers, type Receivers } from '../receivers/index.js'
 import type { ReceiverStats } from '../receivers/stats.js'
 import { AdminServer } from './admin.js'
 import { resolveTelemetry } from './config.js'
-import { consumerCheck, failing, ok, roundTripCheck, ShutdownController, type ShutdownReport } from './health.js'
+import { consumerCheck, failing, memoryGuardCheck, ok, roundTripCheck, ShutdownController, type ShutdownReport } from './health.js'
 import { Pipeline, type TickResult } from './pipeline.js'
+import { resolveState } from '../state/config.js'
+import { StateStore } from '../state/store.js'
 
 export interface SidecarOptions {
   config: PullbackConfig
@@ -52,6 +54,8 @@ export class Sidecar implements Component {
   readonly receivers: Receivers
   readonly publisher: DecisionPublisher
   readonly tracker: EngineTracker
+  /** the engine's persisted watch state (runtime.state); undefined when disabled */
+  readonly state: StateStore | undefined
   private readonly admin: AdminServer | undefined
   private readonly metrics: SelfMetrics | undefined
   private readonly clock: Clock
@@ -63,7 +67,18 @@ export class Sidecar implements Component {
   constructor(private readonly o: SidecarOptions) {
     const cfg = o.config
     this.clock = o.clock ?? systemClock
-    this.pipeline = new Pipeline({ engine: cfg.engine, signals: cfg.signals, normalize: cfg.normalize })
+    const st = cfg.runtime.state
+    if (st.enabled) {
+      const { topic, scope } = resolveState(st, cfg.kafka.groupPrefix)
+      this.state = new StateStore({ transport: o.transport, config: st, topic, scope, groupPrefix: cfg.kafka.groupPrefix, logger: o.logger.child({ component: 'state' }), clock: this.clock })
+    }
+    this.pipeline = new Pipeline({
+      engine: cfg.engine,
+      clock: this.clock,
+      signals: cfg.signals,
+      normalize: cfg.normalize,
+      ...(this.state !== undefined ? { state: { sink: this.state, minWriteIntervalMs: st.minWriteInterval, versions: { maxServices: st.versions.maxServices, maxPerService: st.versions.maxPerService, refreshMs: st.versions.refresh } } } : {}),
+    })
     this.publisher = createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), o.signer)
     this.receivers = createReceivers({
       config: cfg.receivers,
@@ -71,8 +86,8 @@ export class Sidecar implements Component {
       consumer: this.pipeline,
       transport: o.transport,
       onDeployment: (e) => this.pipeline.deployment(e),
-      // every sidecar instance needs every deployment event: its own group
-      instanceId: process.env.HOSTNAME ?? randomUUID().slice(0, 8),
+      // every sidecar instance needs every deployment event: its own group, stable across restarts (kafka.instanceId)
+      instanceId: resolveInstanceId(cfg.kafka).id,
       logger: o.logger,
     })
     this.tracker = new EngineTracker({ clock: this.clock })
@@ -96,17 +111,31 @@ export class Sidecar implements Component {
       ...(cfg.receivers.kafkaSpans.enabled ? [{ topic: t.spans }] : []),
     ])
     await this.publisher.start()
+    // the engine's watches of an earlier incarnation come back before the first evaluation
+    if (this.state !== undefined) {
+      await this.state.start()
+      const loaded = await this.state.load()
+      if (loaded.kind === 'loaded') {
+        const r = this.pipeline.restore(loaded.records)
+        logger.info({ records: loaded.records.length, watches: r?.watches, pending: r?.pending, services: r?.services, skipped: r?.skipped, ms: loaded.ms }, 'engine state restored')
+      }
+    }
     this.ticker = setInterval(() => this.tick(), cfg.runtime.tickInterval)
     for (const r of this.receivers.all) await r.start()
     if (this.admin) {
       for (const r of [this.receivers.grpc, this.receivers.http]) {
         if (r) this.admin.addReadinessCheck(r.name, () => (r.port > 0 ? ok(`listening on ${r.port}`) : failing('not listening')))
       }
+      if (this.receivers.grpc || this.receivers.http) {
+        const guard = this.receivers.memoryGuard
+        this.admin.addReadinessCheck('memory', memoryGuardCheck(() => guard.state()))
+      }
       const spans = this.receivers.kafkaSpans
       if (spans) {
         this.admin.addReadinessCheck(spans.name, () => {
           const h = spans.health()
-          return h.status === 'ok' ? ok('consuming') : failing(h.status === 'stalled' ? `stalled for ${h.stalledForMs} ms` : h.status)
+          if (h.status === 'ok') return ok('consuming')
+          return failing(h.status === 'stalled' ? `stalled for ${h.stalledForMs} ms` : h.status === 'undecodable' ? h.detail : h.status)
         })
       }
       const deployments = this.receivers.deployments
@@ -119,7 +148,7 @@ export class Sidecar implements Component {
       if (transport.kind === 'kafka') this.admin.addReadinessCheck('kafka', roundTripCheck('kafka', () => admin.listTopics(), { minIntervalMs: 10_000 }))
       this.admin.addReadinessCheck('publisher', () => {
         const s = this.publisher.stats()
-        return s.queued < cfg.publish.maxQueue ? ok(`${s.queued} queued`) : failing(`decision queue full (${s.queued})`)
+        return s.depth < cfg.publish.maxQueue ? ok(`${s.depth} queued`) : failing(`decision queue full (${s.depth})`)
       })
       this.admin.setStatusProvider(() => this.tracker.status())
       await this.admin.start()
@@ -157,8 +186,19 @@ export class Sidecar implements Component {
         this.ticker = undefined
         this.tick()
       })
-      .add('publisher', async () => this.publisher.shutdown())
+      .add('publisher', async () => {
+        // unacknowledged decisions make the drain not clean, even when the write-ahead log keeps them
+        const d = await this.publisher.drain()
+        if (d.kind === 'unacknowledged') {
+          throw new Error(d.lost === 0 ? `${d.count} decisions unacknowledged; kept in ${d.walFile} for the next start` : `${d.count} decisions unacknowledged, ${d.lost} of them lost (not in a write-ahead log)`)
+        }
+      })
       .add('close', async () => {
+        // the last state changes are written before Kafka closes (bounded by runtime.state.flushTimeout)
+        if (this.state !== undefined) {
+          this.pipeline.persistNow(this.clock.now())
+          await this.state.shutdown()
+        }
         await admin.disconnect()
         await this.metrics?.shutdown()
         await this.admin?.shutdown()

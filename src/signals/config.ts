@@ -40,17 +40,43 @@ export const signalsSchema = z
      * time until the new version is noticed. Data older than `newest - retention` is dropped as late.
      */
     retention: duration().default(600_000),
-    /** limit on tracked service-versions; observations of further series are counted in `overflowed` and dropped */
+    /**
+     * limit on tracked service-versions; observations of further series are counted in `overflowed`
+     * and dropped (see `reserveForKnown` for who gets the last places)
+     */
     maxSeries: z.number().int().min(1).default(20_000),
     /** a series without observations for this long (telemetry time) expires, unless pinned */
     idleTtl: duration().default(600_000),
-    /** observations later than the newest seen time plus this skew are dropped and counted as `future` */
+    /**
+     * an observation later than its series' newest time (or, for a series without data, the store's
+     * confirmed time) plus this skew is dropped and counted as `future` (see README "Time")
+     */
     maxFutureSkew: duration().default(120_000),
     /**
-     * after this many consecutive `future` drops (no accepted observation between them) the store
-     * accepts that telemetry time really jumped (e.g. a gap in a replay file) and moves on
+     * after this many consecutive `future` drops of one series (no accepted observation of that
+     * series between them) the store accepts that the series' time really jumped (e.g. a gap in a
+     * replay file); the same number of consecutive too-old observations re-bases a series whose
+     * data lies entirely beyond its ring (`rebased`)
      */
     futureJumpAfter: z.number().int().min(1).default(1_000),
+    /**
+     * live mode only (the store was given a wall clock): observations later than now + this skew are
+     * dropped and counted as `future`; observations older than now - `retention` as `late`
+     */
+    maxClockSkew: duration().default(120_000),
+    /**
+     * an aggregate observation (a metric point's delta over (startMs, timeMs]) is spread over the
+     * buckets of at most this much time before its end; a longer interval is treated as this long
+     */
+    maxSpread: duration().default(300_000),
+    /**
+     * share of `maxSeries` that only series of known services may use (a service is known once one
+     * of its versions has data spanning `knownAfter`, or is pinned): a flood of new service names
+     * cannot lock out the next version of a service with history
+     */
+    reserveForKnown: z.number().min(0).max(1).default(0.2),
+    /** how long a service's data must span before it counts as known (see `reserveForKnown`) */
+    knownAfter: duration().default(60_000),
     /** per series: pods x resources tracked; more are counted in `podOverflow` */
     maxPodsPerSeries: z.number().int().min(1).default(64),
     /** per pod and resource: readings kept for the slope (oldest dropped first) */

@@ -80,6 +80,21 @@ export class HdrLayout {
     }
   }
 
+  /** The first index whose lowest equivalent value is above `us` (`length` when none; 0 for us < 0). NaN: `length`. */
+  firstIndexAbove(us: number): number {
+    if (!(us >= 0)) return us < 0 ? 0 : this.length
+    const low = this.lowest
+    let lo = 0
+    let hi = this.length
+    // lowest[] increases with the index: binary search for the first lowest > us
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((low[mid] as number) > us) hi = mid
+      else lo = mid + 1
+    }
+    return lo
+  }
+
   /** Index of an integer value 0 <= v <= the configured highest value. */
   index(v: number): number {
     const unit = this.unitMagnitude
@@ -202,4 +217,22 @@ export function valueAtPercentile(hs: readonly CountsHistogram[], n: number, per
     if (cum >= k) return pick[i] as number
   }
   return 0
+}
+
+/**
+ * Samples of the sum of hs[0..n) (same layout) in buckets that lie wholly above `us`: whose lowest
+ * equivalent value is > us. Exact counts; the same `us` selects the same buckets in any histogram
+ * of the layout.
+ */
+export function countAbove(hs: readonly CountsHistogram[], n: number, us: number): number {
+  if (n === 0) return 0
+  const from = (hs[0] as CountsHistogram).layout.firstIndexAbove(us)
+  let total = 0
+  for (let j = 0; j < n; j++) {
+    const h = hs[j] as CountsHistogram
+    if (h.total <= 0) continue
+    const c = h.counts
+    for (let i = Math.max(from, h.lo); i <= h.hi; i++) total += c[i] as number
+  }
+  return total
 }

@@ -17,10 +17,17 @@
  * range's buckets are scanned index by index up to the quantile's rank), so a window costs the same
  * whether or not its range moved since the last query, and nothing is merged or kept per query.
  *
+ * Time (README "Time"): each series keeps its own newest time; an observation is judged against it,
+ * against the store's confirmed time (which one series alone cannot move far: it needs a second
+ * series) and, in live mode, against the wall clock. Garbage times in one series cannot blind others.
+ *
+ * Aggregates (a metric point's delta over (startMs, timeMs]) are spread over the buckets of that
+ * interval in proportion to their overlap, integer counts by cumulative rounding (exact totals).
+ *
  * Determinism: a bucket's content is the sum of the observations that fell into it; HDR add is exact
  * for equal configurations; the fine/coarse split depends only on the series head. So the same
  * observations give the same window stats whatever the batch split, and whatever the order as long
- * as no observation is dropped as late/future (those drops depend on the newest time seen so far).
+ * as no observation is dropped as late/future (those drops depend on the times seen so far).
  *
  * Views returned by `window()` are live: their functions read the store when called. Read the
  * numbers you need before recording more data (the engine does: it freezes numbers, not views).
@@ -32,15 +39,17 @@ import type {
   LatencyView,
   PodSlope,
   ProbeStats,
+  SeriesCoverage,
   SignalView,
   VersionInfo,
   WindowStats,
 } from './view.js'
+import type { Clock } from '../common/clock.js'
 import type { SignalsConfig, SignalsConfigInput } from './config.js'
 import { signalsSchema } from './config.js'
 import { HistogramPool } from './histograms.js'
 import type { CountsHistogram } from './hdr.js'
-import { valueAtPercentile } from './hdr.js'
+import { countAbove, valueAtPercentile } from './hdr.js'
 import { theilSenSlope } from './theilsen.js'
 
 /** Fast path for the span hot loop: resolve the series once, then record without map lookups. */
@@ -53,19 +62,29 @@ export interface SignalStoreStats {
   /** live series (service-versions) */
   series: number
   pinned: number
-  /** observations dropped because `maxSeries` was reached (the overflow bucket) */
+  /** observations dropped because no series could be given to them (the overflow bucket): the sum of the two below */
   overflowed: number
+  /** ... of services that are not known, once their share (`maxSeries` minus the reserve) was used */
+  overflowUnknown: number
+  /** ... of known services, with `maxSeries` used and no series of an unknown service left to evict */
+  overflowFull: number
+  /** series of unknown services evicted (least recently updated first) to make room for a known service */
+  evicted: number
   /** requests / errors carried by overflowed observations */
   overflowRequests: number
   overflowErrors: number
   /** series expired after `idleTtl` */
   expired: number
-  /** observations older than retention, dropped */
+  /** observations older than their series' ring (or, live, than now - retention), or with a NaN/negative time: dropped */
   late: number
-  /** observations beyond newest + maxFutureSkew, dropped */
+  /** observations beyond their series' newest time + maxFutureSkew, or (live) beyond now + maxClockSkew: dropped */
   future: number
-  /** times the store accepted a jump of telemetry time after `futureJumpAfter` consecutive future drops */
+  /** times a series accepted a jump of its time after `futureJumpAfter` consecutive future drops */
   timeJumps: number
+  /** series whose data lay entirely ahead of the store's time (or after `futureJumpAfter` consecutive too-old observations) and were emptied to take current data */
+  rebased: number
+  /** aggregate observations (with a start time) spread over more than one bucket */
+  spread: number
   /** observations accepted */
   observations: number
   /** latency values that were NaN, negative or infinite: not recorded (the request is still counted) */
@@ -79,8 +98,21 @@ export interface SignalStoreStats {
   /** histograms in use / kept in the pool for reuse */
   histograms: number
   pooledHistograms: number
-  /** newest telemetry time seen, unix ms (-Infinity before the first observation) */
+  /**
+   * the store's confirmed telemetry time, unix ms (README "Time"): confirmed by two series, at most
+   * `maxFutureSkew` beyond that; before two series have data, the newest accepted time;
+   * -Infinity before the first observation
+   */
   newestMs: number
+}
+
+/** Options that are not configuration: injected by the runtime. */
+export interface SignalStoreOptions {
+  /**
+   * the wall clock (live mode): telemetry later than now + `maxClockSkew` is dropped as future,
+   * older than now - `retention` as late. Replay and tests pass none: telemetry time only.
+   */
+  clock?: Clock
 }
 
 interface Slot {
@@ -125,38 +157,65 @@ interface ProbeReading {
 
 /** State shared by all series of a store. */
 class Ctx {
+  /**
+   * the store's confirmed telemetry time G: the second-largest of the newest times presented by
+   * distinct series (J), moved up to `maxFutureSkew` beyond that by the newest accepted time.
+   * Monotonic. -Infinity until two series presented a time.
+   */
   newest = -Infinity
+  /** max(newest, the clock's last reading): what sweeps, the late bound and windows are judged against */
+  ref = -Infinity
+  /** newest accepted time of any series (unconfirmed) */
+  maxAccepted = -Infinity
+  /** the two distinct series that presented the newest times (admitted by the clock, not necessarily accepted) */
+  top1: Series | undefined
+  top1Ms = -Infinity
+  top2: Series | undefined
+  top2Ms = -Infinity
   lateBefore = -Infinity
-  futureAfter = Infinity
-  consecutiveFuture = 0
+  /** the clock's last reading, re-read when an observation passes the limit it gives (clocks only move on) */
+  clockNow = -Infinity
+  clockLimit = Infinity
   lastSweepBucket = -Infinity
   readonly bucketMs: number
   readonly coarseMs: number
   readonly fineSlots: number
   readonly coarseSlots: number
   readonly highestUs: number
+  readonly skewMs: number
   readonly pool: HistogramPool
   /** the histograms of the window being answered (reused: queries are synchronous and never nest) */
   readonly scratch: CountsHistogram[] = []
+  /** per-bucket pieces of an aggregate's latency counts (reused: recording never nests) */
+  pieces: Float64Array = new Float64Array(64)
   readonly st: SignalStoreStats
 
-  constructor(readonly cfg: SignalsConfig) {
+  constructor(
+    readonly cfg: SignalsConfig,
+    readonly clock: Clock | undefined,
+  ) {
     this.bucketMs = cfg.bucket
     this.coarseMs = cfg.coarseBucket
     this.fineSlots = cfg.fineRetention / cfg.bucket
     this.coarseSlots = Math.ceil(cfg.retention / cfg.coarseBucket) + 1
     this.highestUs = cfg.histogram.highestUs
+    this.skewMs = cfg.maxFutureSkew
     this.pool = new HistogramPool(cfg.histogram)
     this.st = {
       series: 0,
       pinned: 0,
       overflowed: 0,
+      overflowUnknown: 0,
+      overflowFull: 0,
+      evicted: 0,
       overflowRequests: 0,
       overflowErrors: 0,
       expired: 0,
       late: 0,
       future: 0,
       timeJumps: 0,
+      rebased: 0,
+      spread: 0,
       observations: 0,
       rejectedValues: 0,
       clampedValues: 0,
@@ -166,34 +225,75 @@ class Ctx {
       pooledHistograms: 0,
       newestMs: -Infinity,
     }
+    if (clock !== undefined) this.readClock()
   }
 
-  /**
-   * Admission of a telemetry time: 'ok', or the drop reason (counted here). Moves the newest time.
-   * NaN is late.
-   */
-  admit(t: number): boolean {
-    if (!(t >= this.lateBefore) || t < 0) {
-      this.st.late++
-      return false
+  readClock(): void {
+    const now = (this.clock as Clock).now()
+    // a clock that answers NaN or goes back leaves the previous reading in force
+    if (now > this.clockNow) {
+      this.clockNow = now
+      this.clockLimit = now + this.cfg.maxClockSkew
+      this.updateRef()
     }
-    if (t > this.futureAfter) {
-      if (++this.consecutiveFuture < this.cfg.futureJumpAfter) {
-        this.st.future++
-        return false
+  }
+
+  /** Series `s` presented time `t`, newer than any it presented before. */
+  present(s: Series, t: number): void {
+    const t1 = this.top1
+    if (t1 !== undefined && (s === t1 || s.id === t1.id)) {
+      this.top1 = s
+      if (t > this.top1Ms) this.top1Ms = t
+      return // the second-largest is unchanged
+    }
+    if (t > this.top1Ms) {
+      this.top2 = t1
+      this.top2Ms = this.top1Ms
+      this.top1 = s
+      this.top1Ms = t
+    } else {
+      const t2 = this.top2
+      if (t2 !== undefined && (s === t2 || s.id === t2.id)) {
+        this.top2 = s
+        if (t > this.top2Ms) this.top2Ms = t
+      } else if (t > this.top2Ms) {
+        this.top2 = s
+        this.top2Ms = t
       }
-      this.st.timeJumps++
     }
-    this.consecutiveFuture = 0
-    if (t > this.newest) this.moveNewest(t)
-    return true
+    this.updateNewest()
   }
 
-  moveNewest(t: number): void {
-    this.newest = t
-    this.st.newestMs = t
-    this.lateBefore = t - this.cfg.retention
-    this.futureAfter = t + this.cfg.maxFutureSkew
+  accepted(t: number): void {
+    if (t > this.maxAccepted) {
+      this.maxAccepted = t
+      this.updateNewest()
+    }
+  }
+
+  /** G = max(J, min(maxAccepted, J + skew)); J, maxAccepted and so G only grow. */
+  private updateNewest(): void {
+    const j = this.top2Ms
+    if (j === -Infinity) return
+    const lead = Math.min(this.maxAccepted, j + this.skewMs)
+    const g = lead > j ? lead : j
+    if (g > this.newest) {
+      this.newest = g
+      this.updateRef()
+    }
+  }
+
+  private updateRef(): void {
+    const r = this.newest > this.clockNow ? this.newest : this.clockNow
+    if (r > this.ref) {
+      this.ref = r
+      this.lateBefore = r - this.cfg.retention
+    }
+  }
+
+  /** the stats' newestMs */
+  reportedNewest(): number {
+    return this.newest !== -Infinity ? this.newest : this.maxAccepted
   }
 }
 
@@ -212,13 +312,22 @@ class Series implements RequestRecorder {
   readonly coarse: Slot[]
   firstSeenMs = Infinity
   lastSeenMs = -Infinity
-  /** newest telemetry time of the store when the series was created (a handle may precede any data) */
+  /** newest accepted time of this series: the reference its future bound is judged against */
+  newestMs = -Infinity
+  /** newest time this series presented (accepted or not): its vote for the store's time */
+  presented = -Infinity
+  /** consecutive drops: > 0 future ones, < 0 too-old ones (a written observation resets it) */
+  run = 0
+  /** the interval one report covers (a decaying maximum, see `noteInterval`) and when it was last confirmed */
+  intervalMs = 0
+  intervalAtMs = -Infinity
+  /** the store's reference time when the series was created (a handle may precede any data) */
   createdMs: number
   pods: Map<string, PodSeries> | undefined
   probes: ProbeReading[] | undefined
   /**
    * bumped whenever a slot is (re)assigned to another bucket or the head moves: a window's latency
-   * view reuses the buckets it collected while this and the store's newest time are unchanged
+   * view reuses the buckets it collected while this and the store's reference time are unchanged
    */
   shape = 0
 
@@ -231,7 +340,7 @@ class Series implements RequestRecorder {
     this.fine = Array.from({ length: ctx.fineSlots }, newSlot)
     this.coarse = Array.from({ length: ctx.coarseSlots }, newSlot)
     this.hot = this.fine[0] as Slot
-    this.createdMs = ctx.newest
+    this.createdMs = ctx.ref
   }
 
   recordRequest(timeMs: number, latencyUs: number, error: boolean): void {
@@ -240,19 +349,19 @@ class Series implements RequestRecorder {
       this.store.recordRequests(this.key, timeMs, 1, error ? 1 : 0, latencyUs)
       return
     }
-    if (!(timeMs >= ctx.lateBefore) || timeMs > ctx.futureAfter || timeMs > ctx.newest) {
-      if (!ctx.admit(timeMs)) return
-      this.store.afterAdmit()
+    if (timeMs > this.newestMs || !(timeMs >= ctx.lateBefore)) {
+      if (!this.store.admit(this, timeMs)) return
       // the sweep may just have expired this (idle) series: record through the store instead
       if (!this.alive) {
-        this.store.recordAdmitted(this.key, timeMs, 1, error ? 1 : 0, latencyUs)
+        this.store.recordRequests(this.key, timeMs, 1, error ? 1 : 0, latencyUs)
         return
       }
-    } else ctx.consecutiveFuture = 0
-    ctx.st.observations++
+    }
     const b = Math.floor(timeMs / ctx.bucketMs)
-    const slot = b === this.head ? this.hot : this.slotFor(b, timeMs)
+    const slot = b === this.head ? this.hot : this.slotOrLate(b, timeMs)
     if (slot === undefined) return
+    this.run = 0
+    ctx.st.observations++
     slot.requests++
     if (error) slot.errors++
     if (timeMs > this.lastSeenMs) this.lastSeenMs = timeMs
@@ -270,16 +379,86 @@ class Series implements RequestRecorder {
     } else ctx.st.rejectedValues++
   }
 
-  /** General path: `count` requests, `errors` of them failed, latency samples with counts (may be empty). */
+  /** General path (time already admitted): `count` requests, `errors` of them failed, latency samples with counts (may be empty). */
   add(t: number, count: number, errors: number, lats: ArrayLike<number>, counts: ArrayLike<number> | undefined): void {
-    const ctx = this.ctx
-    const b = Math.floor(t / ctx.bucketMs)
-    const slot = b === this.head ? this.hot : this.slotFor(b, t)
+    const slot = this.slotOrLate(Math.floor(t / this.ctx.bucketMs), t)
     if (slot === undefined) return
-    slot.requests += count
-    slot.errors += errors
+    this.run = 0
+    this.ctx.st.observations++
     if (t > this.lastSeenMs) this.lastSeenMs = t
     if (t < this.firstSeenMs) this.firstSeenMs = t
+    this.fill(slot, count, errors, lats, counts)
+  }
+
+  /**
+   * An aggregate over (start, t] (time `t` already admitted): the counts are spread over the
+   * buckets of (max(start, t - maxSpread), t] in proportion to their overlap. Integer counts stay
+   * integers: a bucket gets round(c x F_k) - round(c x F_k-1), F_k being the fraction of the interval
+   * up to the bucket's end, so the pieces add up to c exactly; errors are spread the same way over
+   * the cumulative requests (a bucket never gets more errors than requests). Pieces older than the
+   * series' ring are dropped (counted once in `late`).
+   */
+  addSpread(t: number, start: number, count: number, errors: number, lats: ArrayLike<number>, counts: ArrayLike<number> | undefined): void {
+    const ctx = this.ctx
+    const W = ctx.bucketMs
+    const a = Math.max(start, t - ctx.cfg.maxSpread)
+    const len = t - a
+    const k0 = Math.floor(a / W)
+    const k1 = Math.ceil(t / W) - 1
+    if (!(len > 0) || k1 <= k0) {
+      this.add(t, count, errors, lats, counts)
+      return
+    }
+    // the newest piece first: it moves the head (or is refused like any late observation)
+    const newest = this.slotOrLate(k1, k1 * W)
+    if (newest === undefined) return
+    if (t > this.newestMs) this.newestMs = t
+    this.run = 0
+    ctx.st.observations++
+    ctx.st.spread++
+    if (t > this.lastSeenMs) this.lastSeenMs = t
+    if (a < this.firstSeenMs) this.firstSeenMs = a
+    const intCounts = Number.isInteger(count)
+    const nl = lats.length
+    if (ctx.pieces.length < nl) ctx.pieces = new Float64Array(Math.max(nl, 2 * ctx.pieces.length))
+    const pieces = ctx.pieces
+    let dropped = false
+    for (let k = k1; k >= k0; k--) {
+      const hi = k === k1 ? 1 : ((k + 1) * W - a) / len
+      const lo = k === k0 ? 0 : (k * W - a) / len
+      let req: number
+      let err: number
+      if (intCounts) {
+        const cHi = Math.round(count * hi)
+        const cLo = Math.round(count * lo)
+        req = cHi - cLo
+        err = count > 0 ? Math.round((errors * cHi) / count) - Math.round((errors * cLo) / count) : 0
+      } else {
+        req = count * (hi - lo)
+        err = errors * (hi - lo)
+      }
+      let any = req !== 0 || err !== 0
+      for (let i = 0; i < nl; i++) {
+        const n = counts === undefined ? 1 : (counts[i] as number)
+        const p = Number.isInteger(n) ? Math.round(n * hi) - Math.round(n * lo) : n * (hi - lo)
+        pieces[i] = p
+        if (p !== 0) any = true
+      }
+      if (!any) continue
+      const slot = k === k1 ? newest : this.slotFor(k, k * W)
+      if (slot === undefined) {
+        dropped = true
+        continue
+      }
+      this.fill(slot, req, err, lats, pieces)
+    }
+    if (dropped) ctx.st.late++
+  }
+
+  private fill(slot: Slot, count: number, errors: number, lats: ArrayLike<number>, counts: ArrayLike<number> | undefined): void {
+    const ctx = this.ctx
+    slot.requests += count
+    slot.errors += errors
     for (let i = 0; i < lats.length; i++) {
       const n = counts === undefined ? 1 : (counts[i] as number)
       if (!(n > 0)) continue
@@ -299,6 +478,45 @@ class Series implements RequestRecorder {
     }
   }
 
+  /**
+   * The interval one report covers: a maximum that follows the slowest exporter, forgotten when no
+   * report of at least 3/4 of it arrived for two of its intervals (an SDK whose interval shrinks is
+   * followed after two of its old intervals).
+   */
+  noteInterval(t: number, d: number): void {
+    if (d >= this.intervalMs) {
+      this.intervalMs = d
+      this.intervalAtMs = t
+    } else if (d >= 0.75 * this.intervalMs) {
+      if (t > this.intervalAtMs) this.intervalAtMs = t
+    } else if (t - this.intervalAtMs > 2 * this.intervalMs) {
+      this.intervalMs = d
+      this.intervalAtMs = t
+    }
+  }
+
+  /**
+   * `slotFor`, and when the bucket is older than the ring: re-base the series when its data lies
+   * entirely ahead of the store's confirmed time (a garbage future time it accepted while nothing
+   * could contradict it), or after `futureJumpAfter` consecutive too-old observations; else count late.
+   */
+  slotOrLate(b: number, t: number): Slot | undefined {
+    const s = this.slotFor(b, t)
+    if (s !== undefined) return s
+    const ctx = this.ctx
+    const g = ctx.newest
+    const ahead = g !== -Infinity && this.newestMs - ctx.cfg.retention > g + ctx.skewMs
+    this.run = this.run < 0 ? this.run - 1 : -1
+    if (ahead || -this.run >= ctx.cfg.futureJumpAfter) {
+      this.rebase()
+      ctx.st.rebased++
+      if (t > this.newestMs) this.newestMs = t
+      return this.slotFor(b, t)
+    }
+    ctx.st.late++
+    return undefined
+  }
+
   /** The slot for fine bucket `b` (time `t`), moving the head when `b` is newer; undefined when too old. */
   slotFor(b: number, t: number): Slot | undefined {
     const ctx = this.ctx
@@ -316,9 +534,25 @@ class Series implements RequestRecorder {
       return s
     }
     // older than the fine ring: straight into the coarse ring
-    const s = this.coarseSlot(Math.floor(t / ctx.coarseMs))
-    if (s === undefined) ctx.st.late++
-    return s
+    return this.coarseSlot(Math.floor(t / ctx.coarseMs))
+  }
+
+  /** Empties the series (its rings, readings and times) so that it starts again from current data. */
+  private rebase(): void {
+    for (const s of this.fine) resetSlot(s, -1, this.ctx)
+    for (const s of this.coarse) resetSlot(s, -1, this.ctx)
+    this.head = -Infinity
+    this.headCoarse = -Infinity
+    this.hot = this.fine[0] as Slot
+    this.newestMs = -Infinity
+    this.firstSeenMs = Infinity
+    this.lastSeenMs = -Infinity
+    this.intervalMs = 0
+    this.intervalAtMs = -Infinity
+    this.pods = undefined
+    this.probes = undefined
+    this.run = 0
+    this.shape++
   }
 
   private advance(newHead: number): void {
@@ -363,6 +597,8 @@ class Series implements RequestRecorder {
   private coarseSlot(c: number): Slot | undefined {
     const ctx = this.ctx
     const C = ctx.coarseSlots
+    // the ring ends at the coarse bucket of the head, whether or not anything was folded there yet
+    if (c <= Math.floor((this.head * ctx.bucketMs) / ctx.coarseMs) - C) return undefined
     if (c > this.headCoarse) {
       const from = c - this.headCoarse >= C ? c - C + 1 : this.headCoarse + 1
       for (let k = from; k <= c; k++) resetSlot(this.coarse[k % C] as Slot, k, ctx)
@@ -392,11 +628,11 @@ class Series implements RequestRecorder {
     const cw = ctx.coarseMs
     const F = ctx.fineSlots
     const C = ctx.coarseSlots
-    const head = Number.isFinite(this.head) ? this.head : Math.floor(Math.max(ctx.newest, 0) / bw)
+    const head = Number.isFinite(this.head) ? this.head : Math.floor(Math.max(ctx.ref, 0) / bw)
     const fineStartIdx = head - F + 1
     const B = fineStartIdx * bw
-    // never enumerate beyond what can hold data: retention behind, newest bucket ahead
-    const lastEnd = (Math.max(head, Math.floor(ctx.newest / bw)) + 1) * bw
+    // never enumerate beyond what can hold data: retention behind, the store's time (or the head) ahead
+    const lastEnd = (Math.max(head, Math.floor(ctx.ref / bw)) + 1) * bw
     const toC = Math.min(to, lastEnd)
     if (!(from < toC)) return []
     // the coarse part [cLo, cHi) and the fine part [fLo, fHi), counted first so the array is allocated once
@@ -472,7 +708,7 @@ class BucketView implements BucketStats {
 
 /**
  * The latency of a window. Live: answers from the series' buckets as they are when asked. The
- * buckets collected by `window()` are reused while the series' shape and the store's newest time
+ * buckets collected by `window()` are reused while the series' shape and the store's reference time
  * are unchanged (then the same buckets make up the range); otherwise the range is collected again.
  */
 class WindowLatency implements LatencyView {
@@ -488,13 +724,25 @@ class WindowLatency implements LatencyView {
   ) {}
 
   valueAtQuantile(q: number): number {
+    if (this.count === 0 || !this.s.alive) return NaN
+    const n = this.collect()
+    return n === 0 ? 0 : valueAtPercentile(this.ctx.scratch, n, clampQ(q) * 100)
+  }
+
+  countAbove(us: number): number {
+    const n = this.collect()
+    return n === 0 ? 0 : countAbove(this.ctx.scratch, n, us)
+  }
+
+  /** the histograms of the window's buckets into ctx.scratch (re-planned when the series changed shape) */
+  private collect(): number {
     const s = this.s
-    if (this.count === 0 || !s.alive) return NaN
+    if (this.count === 0 || !s.alive) return 0
     const ctx = this.ctx
-    if (s.shape !== this.shape || ctx.newest !== this.newest) {
+    if (s.shape !== this.shape || ctx.ref !== this.newest) {
       this.buckets = s.plan(this.fromMs, this.toMs)
       this.shape = s.shape
-      this.newest = ctx.newest
+      this.newest = ctx.ref
     }
     const hs = ctx.scratch
     let n = 0
@@ -502,7 +750,7 @@ class WindowLatency implements LatencyView {
       const h = b.hist()
       if (h !== undefined) hs[n++] = h
     }
-    return n === 0 ? 0 : valueAtPercentile(hs, n, clampQ(q) * 100)
+    return n
   }
 }
 
@@ -526,50 +774,56 @@ const NO_PROBES: ProbeStats = { readings: 0, failures: 0, firstFailureMs: undefi
 
 export class SignalStore implements ObservationSink, SignalView {
   readonly bucketMs: number
+  readonly coarseBucketMs: number
+  readonly fineRetentionMs: number
   readonly config: SignalsConfig
   private readonly ctx: Ctx
   private readonly byId = new Map<string, Series>()
   private readonly byService = new Map<string, Series[]>()
   private readonly pins = new Set<string>()
   private pending: Series[] = []
+  /** series that services not (yet) known may hold: maxSeries minus the reserve */
+  private readonly unknownCap: number
 
-  constructor(config: SignalsConfigInput = {}) {
+  constructor(config: SignalsConfigInput = {}, opts: SignalStoreOptions = {}) {
     this.config = signalsSchema.parse(config)
-    this.ctx = new Ctx(this.config)
+    this.ctx = new Ctx(this.config, opts.clock)
     this.bucketMs = this.config.bucket
+    this.coarseBucketMs = this.config.coarseBucket
+    this.fineRetentionMs = this.config.fineRetention
+    this.unknownCap = this.config.maxSeries - Math.ceil(this.config.maxSeries * this.config.reserveForKnown)
   }
 
   // ---- write side --------------------------------------------------------------------------
 
   record(obs: Observation): void {
+    let s = this.resolve(obs.key, obs.kind === 'request' ? obs.count : 0, obs.kind === 'request' ? obs.errors : 0)
+    if (s === undefined || !this.admit(s, obs.timeMs)) return
+    // the sweep after admission may have expired an idle series: its successor takes the data
+    if (!s.alive) {
+      s = this.resolve(obs.key, 0, 0)
+      if (s === undefined || !this.admit(s, obs.timeMs)) return
+    }
     switch (obs.kind) {
       case 'request': {
-        if (!this.ctx.admit(obs.timeMs)) return
-        this.afterAdmit()
-        const s = this.resolve(obs.key, obs.count, obs.errors)
-        if (s === undefined) return
-        this.ctx.st.observations++
-        s.add(obs.timeMs, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
+        const start = obs.startMs
+        if (start !== undefined && start < obs.timeMs) {
+          const d = obs.timeMs - start
+          s.noteInterval(obs.timeMs, d < this.config.maxSpread ? d : this.config.maxSpread)
+          s.addSpread(obs.timeMs, start, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
+        } else s.add(obs.timeMs, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
         return
       }
-      case 'resource': {
-        if (!this.ctx.admit(obs.timeMs)) return
-        this.afterAdmit()
-        const s = this.resolve(obs.key, 0, 0)
-        if (s === undefined) return
+      case 'resource':
         this.ctx.st.observations++
+        s.run = 0
         this.recordResource(s, obs.pod, obs.resource, obs.timeMs, obs.value, obs.request)
         return
-      }
-      case 'probe': {
-        if (!this.ctx.admit(obs.timeMs)) return
-        this.afterAdmit()
-        const s = this.resolve(obs.key, 0, 0)
-        if (s === undefined) return
+      case 'probe':
         this.ctx.st.observations++
+        s.run = 0
         this.recordProbe(s, `${obs.pod}/${obs.container}`, obs.timeMs, obs.ready)
         return
-      }
     }
   }
 
@@ -582,19 +836,61 @@ export class SignalStore implements ObservationSink, SignalView {
     return s ?? new OverflowRecorder(this, key)
   }
 
-  /** Used by stale handles and the overflow recorder. */
+  /** Used by stale handles and the overflow recorder: resolves, admits and records. */
   recordRequests(key: SeriesKey, timeMs: number, count: number, errors: number, latencyUs: number): void {
-    if (!this.ctx.admit(timeMs)) return
-    this.afterAdmit()
-    this.recordAdmitted(key, timeMs, count, errors, latencyUs)
+    let s = this.resolve(key, count, errors)
+    if (s === undefined || !this.admit(s, timeMs)) return
+    if (!s.alive) {
+      s = this.resolve(key, 0, 0)
+      if (s === undefined || !this.admit(s, timeMs)) return
+    }
+    s.add(timeMs, count, errors, [latencyUs], undefined)
   }
 
-  /** Records requests whose time was already admitted. */
-  recordAdmitted(key: SeriesKey, timeMs: number, count: number, errors: number, latencyUs: number): void {
-    const s = this.resolve(key, count, errors)
-    if (s === undefined) return
-    this.ctx.st.observations++
-    s.add(timeMs, count, errors, [latencyUs], undefined)
+  /**
+   * Admission of time `t` for series `s` (counts the drop reason): invalid (NaN, negative) and, live,
+   * older than now - retention -> late; live, beyond now + maxClockSkew -> future; beyond the series'
+   * reference (its newest time, or the store's confirmed time when that is newer) + maxFutureSkew ->
+   * future, unless `futureJumpAfter` such drops of the series came in a row (the series' time jumped).
+   * Whether the series' ring can still hold `t` is judged when writing (`slotOrLate`).
+   */
+  admit(s: Series, t: number): boolean {
+    const ctx = this.ctx
+    const st = ctx.st
+    if (!(t >= 0)) {
+      st.late++
+      return false
+    }
+    if (t > ctx.clockLimit) {
+      ctx.readClock()
+      if (t > ctx.clockLimit) {
+        st.future++
+        return false
+      }
+    }
+    if (t < ctx.lateBefore) {
+      st.late++
+      return false
+    }
+    if (t > s.presented) {
+      s.presented = t
+      ctx.present(s, t)
+    }
+    const ref = s.newestMs > ctx.newest ? s.newestMs : ctx.newest
+    if (ref !== -Infinity && t > ref + ctx.skewMs) {
+      s.run = s.run > 0 ? s.run + 1 : 1
+      if (s.run < this.config.futureJumpAfter) {
+        st.future++
+        return false
+      }
+      st.timeJumps++
+      s.run = 0
+    }
+    if (t > s.newestMs) s.newestMs = t
+    if (t > s.lastSeenMs) s.lastSeenMs = t
+    ctx.accepted(t)
+    this.afterAdmit()
+    return true
   }
 
   /** Never evict or expire this series (a deployment under watch). Pins bypass `maxSeries`. */
@@ -614,10 +910,20 @@ export class SignalStore implements ObservationSink, SignalView {
     this.ctx.st.pinned = this.pins.size
   }
 
-  /** Versions first seen since the previous call, in order of appearance (the deployment detector's input). */
+  /**
+   * Versions first seen since the previous call, in order of appearance (the deployment detector's
+   * input). A series without data yet (a handle whose observations were all dropped) is reported
+   * once it has data.
+   */
   drainNewVersions(): VersionInfo[] {
-    const out = this.pending.filter((s) => s.alive).map((s) => info(s))
-    this.pending = []
+    const out: VersionInfo[] = []
+    const keep: Series[] = []
+    for (const s of this.pending) {
+      if (!s.alive) continue
+      if (hasData(s)) out.push(info(s))
+      else keep.push(s)
+    }
+    this.pending = keep
     return out
   }
 
@@ -626,6 +932,7 @@ export class SignalStore implements ObservationSink, SignalView {
     st.series = this.byId.size
     st.histograms = this.ctx.pool.live
     st.pooledHistograms = this.ctx.pool.pooled
+    st.newestMs = this.ctx.reportedNewest()
     return { ...st }
   }
 
@@ -637,23 +944,25 @@ export class SignalStore implements ObservationSink, SignalView {
     this.ctx.pool.drain()
   }
 
-  /** Called after every admitted time: expiry sweeps run once per telemetry bucket. */
-  afterAdmit(): void {
-    const b = Math.floor(this.ctx.newest / this.bucketMs)
+  /** Called after every admitted time: expiry sweeps run once per bucket of the store's reference time. */
+  private afterAdmit(): void {
+    const b = Math.floor(this.ctx.ref / this.bucketMs)
     if (b !== this.ctx.lastSweepBucket) {
       this.ctx.lastSweepBucket = b
       this.sweep()
     }
   }
 
-  /** Expires idle, unpinned series (telemetry time) and frees their histograms. */
+  /** Expires idle, unpinned series (against the store's reference time) and frees their histograms. */
   sweep(): void {
-    const limit = this.ctx.newest - this.config.idleTtl
+    const ref = this.ctx.ref
+    if (ref === -Infinity) return
+    const limit = ref - this.config.idleTtl
     for (const s of this.byId.values()) {
       if (s.pinned || s.lastSeenMs >= limit || s.createdMs >= limit) continue
-      if (s.createdMs === -Infinity) {
-        // created (as a handle) before any telemetry time existed: its idle clock starts now
-        s.createdMs = this.ctx.newest
+      if (s.createdMs === -Infinity && !hasData(s)) {
+        // created (as a handle) before the store had a time: its idle clock starts now
+        s.createdMs = ref
         continue
       }
       this.remove(s)
@@ -673,29 +982,68 @@ export class SignalStore implements ObservationSink, SignalView {
     }
   }
 
+  /**
+   * The series of `key`, created when needed. Admission when the store is full: a pinned key always
+   * gets a series; a known service (one of its versions has data spanning `knownAfter`, or is
+   * pinned) may use all of `maxSeries`, evicting the least recently updated unpinned series of an
+   * unknown service when full; other services only `maxSeries` minus the reserve.
+   */
   private resolve(key: SeriesKey, requests: number, errors: number, forHandle = false): Series | undefined {
     const id = seriesId(key.namespace, key.service, key.version)
     let s = this.byId.get(id)
     if (s !== undefined) return s
     const pinned = this.pins.has(id)
-    if (!pinned && this.byId.size >= this.config.maxSeries) {
-      if (!forHandle) {
-        this.ctx.st.overflowed++
-        this.ctx.st.overflowRequests += requests
-        this.ctx.st.overflowErrors += errors
+    const sid = serviceId(key.namespace, key.service)
+    if (!pinned && this.byId.size >= this.unknownCap) {
+      const siblings = this.byService.get(sid)
+      const known = siblings !== undefined && this.isKnown(siblings)
+      const refused = !known ? 'unknown' : this.byId.size < this.config.maxSeries || this.evictUnknown() ? undefined : 'full'
+      if (refused !== undefined) {
+        if (!forHandle) {
+          const st = this.ctx.st
+          st.overflowed++
+          if (refused === 'unknown') st.overflowUnknown++
+          else st.overflowFull++
+          st.overflowRequests += requests
+          st.overflowErrors += errors
+        }
+        return undefined
       }
-      return undefined
     }
     s = new Series({ namespace: key.namespace, service: key.service, version: key.version }, id, this.ctx, this)
     s.pinned = pinned
     this.byId.set(id, s)
-    const sid = serviceId(key.namespace, key.service)
     const list = this.byService.get(sid)
     if (list === undefined) this.byService.set(sid, [s])
     else list.push(s)
     if (this.pending.length < this.config.maxPendingVersions) this.pending.push(s)
     else this.ctx.st.versionsDropped++
     return s
+  }
+
+  /** a service with history: one of its series is pinned or has data spanning `knownAfter` */
+  private isKnown(list: readonly Series[]): boolean {
+    const span = this.config.knownAfter
+    for (const s of list) if (s.pinned || s.lastSeenMs - s.firstSeenMs >= span) return true
+    return false
+  }
+
+  /**
+   * Evicts the least recently updated unpinned series of an unknown service (series without data
+   * first). A scan over all series: it runs only when a known service needs a place in a full store.
+   */
+  private evictUnknown(): boolean {
+    let victim: Series | undefined
+    for (const s of this.byId.values()) {
+      if (s.pinned || (victim !== undefined && s.lastSeenMs >= victim.lastSeenMs)) continue
+      const list = this.byService.get(serviceId(s.key.namespace, s.key.service))
+      if (list !== undefined && this.isKnown(list)) continue
+      victim = s
+    }
+    if (victim === undefined) return false
+    this.remove(victim)
+    this.ctx.st.evicted++
+    return true
   }
 
   private recordResource(s: Series, pod: string, resource: ResourceKind, t: number, value: number, request: number | undefined): void {
@@ -727,7 +1075,7 @@ export class SignalStore implements ObservationSink, SignalView {
       ps.values.splice(i, 0, value)
       ps.requests.splice(i, 0, request)
     }
-    const cut = this.ctx.lateBefore
+    const cut = Math.max(this.ctx.lateBefore, s.newestMs - this.config.retention)
     while (ps.times.length > this.config.resourceSamples || (ps.times.length > 0 && (ps.times[0] as number) < cut)) {
       ps.times.shift()
       ps.values.shift()
@@ -750,7 +1098,7 @@ export class SignalStore implements ObservationSink, SignalView {
       }
     }
     list.splice(i, 0, { timeMs: t, id, ready })
-    const cut = this.ctx.lateBefore
+    const cut = Math.max(this.ctx.lateBefore, s.newestMs - this.config.retention)
     while (list.length > this.config.probeSamples || (list.length > 0 && (list[0] as ProbeReading).timeMs < cut)) list.shift()
   }
 
@@ -759,7 +1107,7 @@ export class SignalStore implements ObservationSink, SignalView {
   versions(namespace: string, service: string): VersionInfo[] {
     const list = this.byService.get(serviceId(namespace, service))
     if (list === undefined) return []
-    return list.map(info).sort((a, b) => a.firstSeenMs - b.firstSeenMs || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+    return list.filter(hasData).map(info).sort((a, b) => a.firstSeenMs - b.firstSeenMs || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
   }
 
   retainedFromMs(key: SeriesKey): number | undefined {
@@ -768,6 +1116,18 @@ export class SignalStore implements ObservationSink, SignalView {
     const first = Math.floor(s.firstSeenMs / this.bucketMs) * this.bucketMs
     const ringStart = Number.isFinite(s.headCoarse) ? (s.headCoarse - this.ctx.coarseSlots + 1) * this.ctx.coarseMs : -Infinity
     return Math.max(first, ringStart)
+  }
+
+  /**
+   * newestMs: the newest time recorded for the series; reportIntervalMs: the (decaying) maximum of
+   * the intervals its aggregate observations covered (bounded by maxSpread), 0 when it only had
+   * spans. Undefined for an unknown series or one without data.
+   */
+  coverage(key: SeriesKey): SeriesCoverage | undefined {
+    const s = this.byId.get(seriesId(key.namespace, key.service, key.version))
+    if (s === undefined || !hasData(s)) return undefined
+    const newestMs = s.lastSeenMs
+    return { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: newestMs - s.intervalMs }
   }
 
   window(key: SeriesKey, fromMs: number, toMs: number): WindowStats {
@@ -782,7 +1142,7 @@ export class SignalStore implements ObservationSink, SignalView {
       errors += b.errors
       latCount += b.latencyCount
     }
-    const latency = new WindowLatency(s, this.ctx, fromMs, toMs, latCount, buckets, s.shape, this.ctx.newest)
+    const latency = new WindowLatency(s, this.ctx, fromMs, toMs, latCount, buckets, s.shape, this.ctx.ref)
     return {
       fromMs,
       toMs,
@@ -855,12 +1215,21 @@ class OverflowRecorder implements RequestRecorder {
   }
 }
 
+/** a series that recorded something (a handle whose observations were all dropped has not) */
+function hasData(s: Series): boolean {
+  return s.firstSeenMs !== Infinity
+}
+
 function info(s: Series): VersionInfo {
   return { namespace: s.key.namespace, service: s.key.service, version: s.key.version, firstSeenMs: s.firstSeenMs, lastSeenMs: s.lastSeenMs }
 }
 
 function nan(): number {
   return NaN
+}
+
+function zero(): number {
+  return 0
 }
 
 function clampQ(q: number): number {
@@ -873,7 +1242,7 @@ function emptyWindow(fromMs: number, toMs: number): WindowStats {
     toMs,
     requests: 0,
     errors: 0,
-    latency: { count: 0, valueAtQuantile: nan },
+    latency: { count: 0, valueAtQuantile: nan, countAbove: zero },
     buckets: [],
     resources: [],
     probes: { ...NO_PROBES, failing: [] },

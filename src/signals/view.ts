@@ -25,6 +25,25 @@ export interface LatencyView {
   count: number
   /** latency at quantile q in (0, 1], microseconds; NaN when count is 0 */
   valueAtQuantile(q: number): number
+  /**
+   * Samples in histogram buckets that lie wholly above `us` (the bucket's lowest equivalent value >
+   * us). Counts, not interpolated values: applied to two windows with the same histogram layout it
+   * compares the same set of buckets on both sides (the sequential latency test relies on that).
+   */
+  countAbove(us: number): number
+}
+
+/** How the data of one series arrives: what the engine needs to judge any export interval. */
+export interface SeriesCoverage {
+  /** newest telemetry time recorded for the series (end of its newest observation), unix ms */
+  newestMs: number
+  /**
+   * the interval one report of the series typically covers, ms: for metric points the covered span
+   * (time - start of their delta), for spans 0. A recent maximum, so the slowest exporter counts.
+   */
+  reportIntervalMs: number
+  /** time up to which the series' data is believed complete: newestMs - reportIntervalMs */
+  completeUntilMs: number
 }
 
 export interface BucketStats {
@@ -78,12 +97,18 @@ export interface WindowStats {
 export interface SignalView {
   /** width of a fine bucket, ms */
   readonly bucketMs: number
+  /** width of a coarse bucket (ranges older than the fine ring are answered in these), ms */
+  readonly coarseBucketMs: number
+  /** how far back from a series' newest bucket fine buckets answer, ms */
+  readonly fineRetentionMs: number
   /** versions seen for a service, oldest first */
   versions(namespace: string, service: string): VersionInfo[]
   /** aggregate of the series over [fromMs, toMs) */
   window(key: SeriesKey, fromMs: number, toMs: number): WindowStats
   /** oldest time (ms) the series can still answer for, or undefined when the series is unknown */
   retainedFromMs(key: SeriesKey): number | undefined
+  /** how the series' data arrives, or undefined when the series is unknown */
+  coverage(key: SeriesKey): SeriesCoverage | undefined
 }
 
 export function alignDown(t: number, bucketMs: number): number {

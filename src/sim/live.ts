@@ -87,13 +87,15 @@ export async function runLive(scenario: Scenario, opts: LiveOptions): Promise<Li
       sim.world.deploy({ service, version, atS: current + 1, strategy: { kind: 'rolling', stepS }, rollback: true }),
   })
   const exportMetrics = async (s: number) => {
-    for (const rm of await sim.collect(s)) if (!(await send(metrics, rm))) exportFailures++
+    const due = sim.metricsDue(s)
+    if (due.length === 0) return
+    for (const rm of await sim.collect(s, due)) if (!(await send(metrics, rm))) exportFailures++
   }
   try {
     // the workload model is stepped from 0 (pod lifecycles, noise), but only [fromS, untilS) is sent
     for (let s = 0; s < fromS; s++) sim.step(s)
     sim.takeSpans(fromS)
-    await exportMetrics(fromS)
+    for (const rm of await sim.collect(fromS)) if (!(await send(metrics, rm))) exportFailures++
     for (let s = fromS; s < untilS; s++) {
       if (opts.signal?.aborted === true) return { kind: 'aborted', spans, exportFailures, startMs, atS: s }
       current = s
@@ -107,7 +109,7 @@ export async function runLive(scenario: Scenario, opts: LiveOptions): Promise<Li
           if (!(await send(traces, batch))) exportFailures++
         }
       }
-      if (now % spec.metricExportS === 0) await exportMetrics(now)
+      await exportMetrics(now)
       opts.onProgress?.({ scenarioS: now, durationS: spec.durationS, timeMs: sim.timeMs(now), spans, exportFailures })
     }
     return { kind: 'completed', spans, exportFailures, startMs, endMs: sim.timeMs(untilS) }

@@ -117,6 +117,30 @@ export interface FleetSpec {
   podStartS: number
   /** also emit http.server.request.duration histograms (off by default: spans carry the same requests) */
   histograms: boolean
+  /** emit SERVER spans (default true); false with `histograms` true is a metrics-only app */
+  spans?: boolean
+  /**
+   * when metric collections happen (default 'aligned'):
+   * - 'aligned': every pod at each multiple of `metricExportS` (one export line per collection);
+   * - 'per-pod': as a PeriodicExportingMetricReader does it, each pod on its own schedule from its
+   *   start (pods running at scenario start get a seeded phase), plus a final export when it stops.
+   */
+  metricSchedule?: 'aligned' | 'per-pod'
+  /**
+   * resource attributes that tell replicas apart (default true). false: no `k8s.pod.name`, no
+   * `service.instance.id`, so every pod of a service-version exports under identical resource
+   * attributes (an SDK without the k8s resource detector, metrics with cumulative temporality).
+   */
+  podIdentity?: boolean
+}
+
+/** What a scenario's telemetry looks like, for the benchmark's per-cadence targets. */
+export interface TelemetryShape {
+  spans: boolean
+  /** http.server.request.duration histograms */
+  metrics: boolean
+  metricExportS: number
+  podIdentity: boolean
 }
 
 export type ExpectedVerdict = 'rollback' | 'none' | 'incident' | 'rollback+not-recovered' | 'rollback+recovered'
@@ -140,6 +164,13 @@ export interface Scenario {
   /** scenario second of the deployment under test */
   deployAtS: number
   durationS: number
+  /**
+   * false for the variants added after the engine's thresholds were set (issue 10): the telemetry
+   * people really send (coarse metric intervals, metrics-only apps, fast failures, mild and long
+   * pre-existing breaches, replicas without identity). The engine was never tuned on them.
+   */
+  tuned: boolean
+  telemetry: TelemetryShape
   build(seed: number): FleetSpec
 }
 

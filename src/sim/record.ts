@@ -6,6 +6,14 @@ import { DEFAULT_START_MS, type Scenario } from './model.js'
 import { metricsLine, traceLine } from './otlp-json.js'
 import { hash32 } from './random.js'
 import { Simulation } from './telemetry.js'
+import type { SimRequest } from './world.js'
+
+/** One export line as written: its kind, scenario second and the `service/version` keys it carries. */
+export interface ExportInfo {
+  kind: 'spans' | 'metrics'
+  atS: number
+  serviceVersions: ReadonlySet<string>
+}
 
 export interface RecordOptions {
   seed?: number
@@ -14,6 +22,10 @@ export interface RecordOptions {
   onLine: (line: string) => void
   /** called about once per simulated minute with the fraction done */
   onProgress?: (fraction: number) => void
+  /** every simulated request, in simulation order (scenario seconds) */
+  onRequest?: (r: SimRequest) => void
+  /** every line written, described (first export of a version, for the quality bench) */
+  onExport?: (e: ExportInfo) => void
 }
 
 export interface RecordSummary {
@@ -33,8 +45,15 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
   const sim = new Simulation(spec, { seed: hash32(`${scenario.name}:${seed}`), startMs, speed: 1 })
   const summary: RecordSummary = { lines: 0, spans: 0, metricBatches: 0, startMs, endMs: startMs + spec.durationS * 1000 }
   const emitMetrics = async (s: number) => {
-    const batch = await sim.collect(s)
+    const due = sim.metricsDue(s)
+    if (due.length === 0) return
+    const batch = await sim.collect(s, due)
     if (batch.length === 0) return
+    if (opts.onExport !== undefined) {
+      const keys = new Set<string>()
+      for (const rm of batch) keys.add(`${String(rm.resource.attributes['service.name'])}/${String(rm.resource.attributes['service.version'])}`)
+      opts.onExport({ kind: 'metrics', atS: s, serviceVersions: keys })
+    }
     opts.onLine(metricsLine(batch))
     summary.lines++
     summary.metricBatches++
@@ -42,17 +61,22 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
   try {
     await emitMetrics(0)
     for (let s = 0; s < spec.durationS; s++) {
-      sim.step(s)
+      sim.step(s, opts.onRequest)
       const now = s + 1
       if (now % spec.spanExportS === 0 || now === spec.durationS) {
         const spans = sim.takeSpans(now)
         if (spans.length > 0) {
+          if (opts.onExport !== undefined) {
+            const keys = new Set<string>()
+            for (const sp of spans) keys.add(`${String(sp.resource.attributes['service.name'])}/${String(sp.resource.attributes['service.version'])}`)
+            opts.onExport({ kind: 'spans', atS: now, serviceVersions: keys })
+          }
           opts.onLine(traceLine(spans))
           summary.lines++
           summary.spans += spans.length
         }
       }
-      if (now % spec.metricExportS === 0) await emitMetrics(now)
+      await emitMetrics(now)
       if (opts.onProgress !== undefined && now % 60 === 0) opts.onProgress(now / spec.durationS)
     }
   } finally {

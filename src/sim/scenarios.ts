@@ -3,7 +3,7 @@
  * known expected verdict. Times are scenario seconds. The deployment under test is always at 240 s
  * (four minutes of clean pre-deploy history for the frozen baseline) unless stated otherwise.
  */
-import type { DeploymentSpec, ExpectedVerdict, FaultClass, FaultSpec, FleetSpec, OutageSpec, Scenario, ServiceSpec, TrafficSpike } from './model.js'
+import type { DeploymentSpec, ExpectedVerdict, FaultClass, FaultSpec, FleetSpec, OutageSpec, Scenario, ServiceSpec, TelemetryShape, TrafficSpike } from './model.js'
 
 export const NAMESPACE = 'shop'
 const OLD = 'v1.4.0'
@@ -12,7 +12,7 @@ const DEPLOY_AT = 240
 /** first new pod passes readiness 5 s after the deployment starts */
 const SERVING_AT = DEPLOY_AT + 5
 
-function checkout(): ServiceSpec {
+function checkout(over: Partial<ServiceSpec> = {}): ServiceSpec {
   return {
     name: 'checkout',
     namespace: NAMESPACE,
@@ -30,6 +30,7 @@ function checkout(): ServiceSpec {
     clientErrorRate: 0.01,
     memory: { requestMiB: 512, baseMiB: 260, noiseMiB: 6 },
     cpu: { requestCores: 0.5, baseCores: 0.05, perRps: 0.004, noise: 0.01 },
+    ...over,
   }
 }
 
@@ -72,8 +73,20 @@ function bystanders(): ServiceSpec[] {
   ]
 }
 
+/** How the fleet's SDKs export (FleetSpec fields of the same names). Default: spans every 5 s, gauges every 10 s, aligned. */
+interface Exporting {
+  spans?: boolean
+  histograms?: boolean
+  metricExportS?: number
+  metricSchedule?: 'aligned' | 'per-pod'
+  podIdentity?: boolean
+}
+
 interface Shape {
   durationS?: number
+  /** overrides of the service under test (checkout) */
+  checkout?: Partial<ServiceSpec>
+  exporting?: Exporting
   extraServices?: ServiceSpec[]
   deployments?: DeploymentSpec[]
   faults?: FaultSpec[]
@@ -93,17 +106,24 @@ function fleet(shape: Shape): FleetSpec {
   const durationS = shape.durationS ?? 720
   return {
     durationS,
-    services: [checkout(), ...bystanders(), ...(shape.extraServices ?? [])],
+    services: [checkout(shape.checkout), ...bystanders(), ...(shape.extraServices ?? [])],
     deployments: shape.deployments ?? [rolling()],
     faults: shape.faults ?? [],
     // one compressed "day" over the recording: traffic rises through the morning peak
     traffic: { dailyAmplitude: shape.dailyAmplitude ?? 0.25, periodS: durationS * 2, phase: 0.9, spikes: shape.spikes ?? [] },
     outages: shape.outages ?? [],
     spanExportS: 5,
-    metricExportS: 10,
+    metricExportS: shape.exporting?.metricExportS ?? 10,
     podStartS: 5,
-    histograms: false,
+    histograms: shape.exporting?.histograms ?? false,
+    spans: shape.exporting?.spans ?? true,
+    metricSchedule: shape.exporting?.metricSchedule ?? 'aligned',
+    podIdentity: shape.exporting?.podIdentity ?? true,
   }
+}
+
+function telemetryOf(spec: FleetSpec): TelemetryShape {
+  return { spans: spec.spans ?? true, metrics: spec.histograms, metricExportS: spec.metricExportS, podIdentity: spec.podIdentity ?? true }
 }
 
 interface Def {
@@ -115,6 +135,8 @@ interface Def {
   gradual?: boolean
   service?: string
   deployAtS?: number
+  /** false for the issue-10 variants (see Scenario.tuned) */
+  tuned?: boolean
   shape: Shape
 }
 
@@ -131,6 +153,8 @@ function scenario(d: Def): Scenario {
     namespace: NAMESPACE,
     deployAtS: d.deployAtS ?? DEPLOY_AT,
     durationS: spec.durationS,
+    tuned: d.tuned ?? true,
+    telemetry: telemetryOf(spec),
     build: () => fleet(d.shape),
   }
 }
@@ -319,7 +343,124 @@ const DEFS: Def[] = [
   },
 ]
 
-export const SCENARIOS: readonly Scenario[] = DEFS.map(scenario)
+// ---------------------------------------------------------------------------------------------
+// Variants the engine was not tuned on (issue 10): the telemetry people really send. A "plain bad
+// deploy" is 5 % fast 5xx and 2x latency on the new version, held for ten minutes. Metrics-only
+// apps export `http.server.request.duration` (cumulative, the SDK's default bucket bounds) on each
+// pod's own PeriodicExportingMetricReader schedule; no spans.
+// ---------------------------------------------------------------------------------------------
+
+/** deploy second of the coarse-metric variants: six 60 s exports of history before it */
+const LATE_DEPLOY = 360
+
+const metricsOnly = (metricExportS: number): Exporting => ({ spans: false, histograms: true, metricExportS, metricSchedule: 'per-pod' })
+
+const plainBad = (atS: number, versions: string[] | 'all' = newVersion): FaultSpec => ({
+  service: 'checkout',
+  versions,
+  fromS: atS,
+  untilS: atS + 600,
+  errorRate: 0.05,
+  latencyFactor: 2,
+})
+
+/** the plain bad deploy and its benign twin under one telemetry shape */
+function pair(prefix: string, what: string, shape: Omit<Shape, 'deployments' | 'faults'>, deployAtS: number): Def[] {
+  return [
+    {
+      name: `${prefix}-bad-deploy`,
+      description: `${what}: v1.5.0 fails 5 % of requests fast and is 2x slower, held for ten minutes`,
+      expected: 'rollback',
+      faultClass: 'error',
+      faultOnsetS: deployAtS + 5,
+      deployAtS,
+      tuned: false,
+      shape: { durationS: deployAtS + 720, ...shape, deployments: [rolling('checkout', deployAtS)], faults: [plainBad(deployAtS)] },
+    },
+    {
+      name: `${prefix}-benign-deploy`,
+      description: `${what}: a clean rolling deployment`,
+      expected: 'none',
+      faultClass: 'none',
+      deployAtS,
+      tuned: false,
+      shape: { durationS: deployAtS + 720, ...shape, deployments: [rolling('checkout', deployAtS)] },
+    },
+  ]
+}
+
+const LOW_TRAFFIC: Partial<ServiceSpec> = { rps: 1.5, pods: 2 }
+
+const VARIANTS: Def[] = [
+  ...pair('metrics-60s', 'metrics only, 60 s export interval (the SDK default)', { exporting: metricsOnly(60) }, LATE_DEPLOY),
+  ...pair('metrics-15s', 'metrics only, 15 s export interval (scrape-like)', { exporting: metricsOnly(15) }, LATE_DEPLOY),
+  ...pair(
+    'spans-and-metrics',
+    'SERVER spans (5 s batches) and http.server.request.duration (60 s) from the same SDK, for the same requests',
+    { exporting: { spans: true, histograms: true, metricExportS: 60, metricSchedule: 'per-pod' } },
+    DEPLOY_AT,
+  ),
+  ...pair('low-traffic-60s', 'checkout at 1.5 req/s on two pods, metrics only every 60 s', { checkout: LOW_TRAFFIC, exporting: metricsOnly(60) }, LATE_DEPLOY),
+  ...pair(
+    'replicas-no-identity',
+    'two pods export cumulative metrics every 10 s under identical resource attributes (no pod name, no instance id), no spans',
+    { checkout: { pods: 2 }, exporting: { ...metricsOnly(10), podIdentity: false } },
+    DEPLOY_AT,
+  ),
+  {
+    name: 'fast-failures-no-latency',
+    description: 'v1.5.0 fails 20 % of requests fast (40x the baseline error rate) and is otherwise as fast as v1.4.0: one signal, large',
+    expected: 'rollback',
+    faultClass: 'error',
+    faultOnsetS: SERVING_AT,
+    tuned: false,
+    shape: { faults: [{ service: 'checkout', versions: newVersion, fromS: DEPLOY_AT, errorRate: 0.2 }] },
+  },
+  {
+    name: 'traffic-spike-60s',
+    description: 'metrics only every 60 s: a clean deployment, then traffic quadruples for three minutes from 2 min after it',
+    expected: 'none',
+    faultClass: 'none',
+    deployAtS: LATE_DEPLOY,
+    tuned: false,
+    shape: {
+      durationS: LATE_DEPLOY + 600,
+      exporting: metricsOnly(60),
+      deployments: [rolling('checkout', LATE_DEPLOY)],
+      spikes: [{ fromS: LATE_DEPLOY + 120, untilS: LATE_DEPLOY + 300, factor: 4, rampS: 30 }],
+    },
+  },
+  {
+    name: 'mild-pre-existing-breach',
+    description: 'from 240 s every version fails 7.5 % of requests and is 1.8x slower; v1.5.0 ships at 540 s into it: an incident, not a rollback',
+    expected: 'incident',
+    faultClass: 'error',
+    faultOnsetS: 240,
+    deployAtS: 540,
+    tuned: false,
+    shape: {
+      durationS: 960,
+      deployments: [rolling('checkout', 540)],
+      faults: [{ service: 'checkout', versions: 'all', fromS: 240, errorRate: 0.075, latencyFactor: 1.8 }],
+    },
+  },
+  {
+    name: 'long-pre-existing-breach',
+    description: 'from 60 s every version fails 8 % of requests and is 1.8x slower; v1.5.0 ships 12 min later (beyond the 10 min store retention)',
+    expected: 'incident',
+    faultClass: 'error',
+    faultOnsetS: 60,
+    deployAtS: 780,
+    tuned: false,
+    shape: {
+      durationS: 1080,
+      deployments: [rolling('checkout', 780)],
+      faults: [{ service: 'checkout', versions: 'all', fromS: 60, errorRate: 0.08, latencyFactor: 1.8 }],
+    },
+  },
+]
+
+export const SCENARIOS: readonly Scenario[] = [...DEFS, ...VARIANTS].map(scenario)
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name)

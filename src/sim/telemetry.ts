@@ -101,14 +101,15 @@ export class Simulation {
     let sdk = this.sdks.get(pod)
     if (sdk !== undefined) return sdk
     const svc = pod.service
+    const identity = this.spec.podIdentity ?? true
     const resource = resourceFromAttributes({
       'service.name': svc.name,
       'service.namespace': svc.namespace,
       'service.version': pod.version,
-      'service.instance.id': pod.name,
+      ...(identity ? { 'service.instance.id': pod.name } : {}),
       'k8s.namespace.name': svc.namespace,
       'k8s.deployment.name': svc.name,
-      'k8s.pod.name': pod.name,
+      ...(identity ? { 'k8s.pod.name': pod.name } : {}),
       'k8s.container.name': svc.name,
       'container.image.name': `registry.example.com/${svc.namespace}/${svc.name}`,
       'container.image.tag': pod.version,
@@ -147,12 +148,22 @@ export class Simulation {
     return sdk
   }
 
-  /** Plays scenario second [s, s+1): one SERVER span per request, ended at its own end time. */
-  step(s: number): number {
+  /**
+   * Plays scenario second [s, s+1): one SERVER span per request (unless the fleet exports no
+   * spans), ended at its own end time, and one histogram record when the fleet exports metrics.
+   * `onRequest` sees every simulated request (the quality bench finds the first faulty one).
+   */
+  step(s: number, onRequest?: (r: SimRequest) => void): number {
     let n = 0
+    const spans = this.spec.spans ?? true
     this.world.step(s, (r: SimRequest) => {
       n++
+      onRequest?.(r)
       const sdk = this.sdk(r.pod)
+      if (!spans) {
+        sdk.duration?.record(r.latencyMs / 1000, { 'http.request.method': r.method, 'http.route': r.route, 'http.response.status_code': r.status })
+        return
+      }
       const startMs = this.timeMs(r.startS)
       const attributes: Attributes = {
         'http.request.method': r.method,
@@ -190,11 +201,36 @@ export class Simulation {
     return ready
   }
 
-  /** One collection of every live pod at scenario second s (telemetry timestamps rewritten to virtual time). */
-  async collect(s: number): Promise<ResourceMetrics[]> {
+  /**
+   * Pods whose metric export is due at scenario second s (integer). 'aligned': every live pod at
+   * multiples of the interval. 'per-pod': each pod one interval after its start and every interval
+   * after (pods running at the start have a phase seeded by their name), and once more at the
+   * second it stops (the reader's shutdown flush).
+   */
+  metricsDue(s: number): Pod[] {
+    const every = this.spec.metricExportS
+    if ((this.spec.metricSchedule ?? 'aligned') === 'aligned') return s % every === 0 ? this.world.alive(s) : []
+    const due: Pod[] = []
+    for (const pod of this.world.pods) {
+      if (pod.stopS === s) {
+        due.push(pod)
+        continue
+      }
+      if (!(pod.startS < s && s < pod.stopS)) continue
+      const phase = pod.startS < 0 ? hash32(pod.name) % every : pod.startS % every
+      if ((((s - phase) % every) + every) % every === 0) due.push(pod)
+    }
+    return due
+  }
+
+  /**
+   * One collection at scenario second s (telemetry timestamps rewritten to virtual time) of the
+   * given pods, every live pod by default.
+   */
+  async collect(s: number, pods: readonly Pod[] = this.world.alive(s)): Promise<ResourceMetrics[]> {
     const out: ResourceMetrics[] = []
     const now = msToHr(this.timeMs(s))
-    for (const pod of this.world.alive(s)) {
+    for (const pod of pods) {
       if (this.inOutage(pod.service.name, s)) continue
       const sdk = this.sdk(pod)
       sdk.current = this.world.reading(pod, s)

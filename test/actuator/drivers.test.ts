@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { actuatorSchema, type DriverConfig } from '../../src/actuator/config.js'
 import { createDriver } from '../../src/actuator/drivers/index.js'
-import type { CutoverRequest } from '../../src/actuator/drivers/types.js'
+import type { ChildRef, CutoverRequest } from '../../src/actuator/drivers/types.js'
+import { presence, procStartTime, thisHost } from '../../src/actuator/proc.js'
 import { Pager, pageBody } from '../../src/actuator/paging.js'
 import { silentLogger } from '../../src/common/logger.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
@@ -118,6 +120,80 @@ describe('exec driver', () => {
     expect(stdin).toMatchObject({ decisionId: 'dec-1', service: 'default/web', target: { version: '1.2.0' }, failed: { version: '1.3.0' }, resume: false })
     expect(stdin.verdict.kind).toBe('rollback')
     expect(await d.apply(req({ target: { artifact: 'x', version: '9' } }), signal)).toMatchObject({ kind: 'failed', reason: expect.stringMatching(/exited 3: wrong target/) })
+  })
+})
+
+describe('exec driver: process group and orphans', () => {
+  const alive = (pid: number) => presence({ host: thisHost, pid, startTime: procStartTime(pid) ?? 'x' }) === 'running'
+  function slowScript(dir: string): string {
+    // the command starts a grandchild (sleep) and records both pids
+    const script = join(dir, 'slow.sh')
+    writeFileSync(script, `#!/bin/sh\nsleep 30 &\necho "$$ $!" > "${dir}/pids"\nwait\n`)
+    chmodSync(script, 0o755)
+    return script
+  }
+  const pidsIn = (dir: string) => readFileSync(join(dir, 'pids'), 'utf8').trim().split(' ').map(Number)
+
+  it('a timeout kills the whole process group (the command and what it started)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pb-exec-'))
+    const d = createDriver(driverCfg({ type: 'exec', command: [slowScript(dir)], timeout: '500ms' }))
+    const out = await d.apply(req(), signal)
+    expect(out).toMatchObject({ kind: 'failed', reason: expect.stringMatching(/killed \(timeout after 500 ms\)/) })
+    const [sh, sleeper] = pidsIn(dir) as [number, number]
+    await new Promise((r) => setTimeout(r, 100))
+    expect(alive(sh)).toBe(false)
+    // before the process group, the grandchild outlived the timeout
+    expect(alive(sleeper)).toBe(false)
+  })
+
+  it('records the child (pid + start time) before waiting, and kills it when the claim is lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pb-exec-'))
+    const d = createDriver(driverCfg({ type: 'exec', command: [slowScript(dir)], timeout: '20s' }))
+    const seen: ChildRef[] = []
+    const t0 = Date.now()
+    const out = await d.apply(req(), signal, {
+      onChild: async (c) => {
+        seen.push(c)
+        await new Promise((r) => setTimeout(r, 200))
+        return 'abandon'
+      },
+    })
+    expect(Date.now() - t0).toBeLessThan(5000)
+    expect(out).toMatchObject({ kind: 'failed', reason: expect.stringMatching(/another actuator owns this decision/) })
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toMatchObject({ host: thisHost, pid: expect.any(Number), startTime: expect.stringMatching(/^\d+$/) })
+    expect(seen[0]!.deadline - seen[0]!.startedAt).toBe(20_000)
+  })
+
+  it('settle: waits for a previous attempt still running (wait), or kills its group at once (kill); a gone or reused pid is not waited for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pb-exec-'))
+    const script = join(dir, 'orphan.sh')
+    writeFileSync(script, `#!/bin/sh\nsleep "$1"\n`)
+    chmodSync(script, 0o755)
+    const orphan = (secs: string) => {
+      const c = spawn(script, [secs], { detached: true, stdio: 'ignore' })
+      const ref: ChildRef = { host: thisHost, pid: c.pid!, startTime: procStartTime(c.pid!)!, startedAt: Date.now(), deadline: Date.now() + 20_000 }
+      return { c, ref }
+    }
+    const waiter = createDriver(driverCfg({ type: 'exec', command: [script], orphans: 'wait' }))
+    const a = orphan('0.8')
+    const t0 = Date.now()
+    const o1 = await waiter.settle!(a.ref, signal)
+    expect(o1.kind).toBe('ended')
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(600)
+
+    const killer = createDriver(driverCfg({ type: 'exec', command: [script], orphans: 'kill' }))
+    const b = orphan('30')
+    const t1 = Date.now()
+    expect((await killer.settle!(b.ref, signal)).kind).toBe('killed')
+    expect(Date.now() - t1).toBeLessThan(3000)
+    await new Promise((r) => b.c.exitCode !== null || b.c.signalCode !== null ? r(undefined) : b.c.on('exit', r))
+    expect(b.c.signalCode).toBe('SIGKILL')
+
+    // the pid now belongs to nothing, or to another process: not the orphan
+    expect((await waiter.settle!(a.ref, signal)).kind).toBe('none')
+    expect((await waiter.settle!({ ...a.ref, pid: process.pid }, signal)).kind).toBe('none')
+    expect((await waiter.settle!({ ...a.ref, host: 'another-pod' }, signal)).kind).toBe('unidentifiable')
   })
 })
 

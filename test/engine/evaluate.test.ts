@@ -100,7 +100,7 @@ describe('deployment detection', () => {
 
 describe('compound rule, critical, modes', () => {
   it('one non-critical breach alone: status breach, no verdict', () => {
-    const r = drive(cfgOf(), world({ errorRate: 0.1 }))
+    const r = drive(cfgOf(), world({ errorRate: 0.04 }))
     expect(kinds(r)).toEqual([])
     expect(r.outs.some((o) => o.statuses[0]?.status === 'breach')).toBe(true)
   })
@@ -119,15 +119,33 @@ describe('compound rule, critical, modes', () => {
     expect(kinds(drive(cfgOf(), world({ errorRate: 0.35 })))).toEqual(['rollback'])
   })
 
+  it('a large single-cause effect (20 % fast 5xx, 40x the baseline) rolls back alone once held for two spans', () => {
+    const r = drive(cfgOf(), world({ errorRate: 0.2 }))
+    expect(kinds(r)).toEqual(['rollback'])
+    const v = r.verdicts[0] as Verdict
+    expect(v.signals.find((x) => x.signal === 'error_rate')).toMatchObject({ state: 'breach', critical: true })
+    expect(v.signals.find((x) => x.signal === 'latency')?.state).toBe('healthy')
+    // first span [D, D+30s) confirms the breach; it suffices alone only after it held for a second span
+    expect(v.decidedAt - D).toBeGreaterThanOrEqual(60 * S)
+    expect(v.decidedAt - D).toBeLessThanOrEqual(75 * S)
+  })
+
+  it('a flapping single signal (20 % errors in alternate half-minutes) does not roll back alone', () => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    for (let t = D; t < D + 600 * S; t += 30 * S) v.traffic(V2, t, t + 30 * S, { rps: 20, errorRate: (t - D) % (60 * S) === 0 ? 0.2 : 0.005, latencyMs: 100 })
+    expect(kinds(drive(cfgOf(), v))).toEqual([])
+  })
+
   it('minSignals 1 per service: one breach suffices', () => {
     const cfg = cfgOf({ services: { 'ns/svc': { minSignals: 1 } } })
-    expect(kinds(drive(cfg, world({ errorRate: 0.1 })))).toEqual(['rollback'])
-    expect(kinds(drive(cfgOf({ services: { 'other/svc': { minSignals: 1 } } }), world({ errorRate: 0.1 })))).toEqual([])
+    expect(kinds(drive(cfg, world({ errorRate: 0.04 })))).toEqual(['rollback'])
+    expect(kinds(drive(cfgOf({ services: { 'other/svc': { minSignals: 1 } } }), world({ errorRate: 0.04 })))).toEqual([])
   })
 
   it('a decision that needs an observe-mode signal is a dry run; the enforce-only decision comes later if it arrives', () => {
     const cfg = cfgOf({ defaults: { signals: { latency: { mode: 'observe' } } } })
-    const r = drive(cfg, world({ errorRate: 0.1, latencyMs: 200 }))
+    const r = drive(cfg, world({ errorRate: 0.04, latencyMs: 200 }))
     expect(kinds(r)).toEqual(['rollback/dry'])
     expect(r.verdicts[0]?.id).toBe(verdictId(r.verdicts[0]?.deploymentId as string, 'rollback/dry-run'))
     expect(r.verdicts[0]?.signals.find((s) => s.signal === 'latency')).toMatchObject({ mode: 'observe', state: 'breach' })
@@ -235,7 +253,7 @@ describe('recovery verification', () => {
     v.kind === 'rollback' ? [{ namespace: v.namespace, service: v.service, version: v.baselineVersion, time: at, kind: 'rollback', source: 'test', decisionId: v.id }] : []
 
   it('restored version within the original baseline: recovered', () => {
-    const v = world({ errorRate: 0.5 }, D + 40 * S)
+    const v = world({ errorRate: 0.5, latencyMs: 300 }, D + 40 * S)
     v.traffic(V1, D + 40 * S, D + 400 * S, { rps: 20, errorRate: 0.005, latencyMs: 100 })
     const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
     expect(kinds(r)).toEqual(['rollback', 'recovered'])
@@ -245,7 +263,7 @@ describe('recovery verification', () => {
   })
 
   it('restored version breaching the original baseline: not-recovered', () => {
-    const v = world({ errorRate: 0.5 }, D + 40 * S)
+    const v = world({ errorRate: 0.5, latencyMs: 300 }, D + 40 * S)
     v.traffic(V1, D + 40 * S, D + 400 * S, { rps: 20, errorRate: 0.5, latencyMs: 100 })
     const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
     expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
@@ -253,7 +271,7 @@ describe('recovery verification', () => {
   })
 
   it('no data from the restored version: not-recovered, saying why', () => {
-    const v = world({ errorRate: 0.5 }, D + 40 * S)
+    const v = world({ errorRate: 0.5, latencyMs: 300 }, D + 40 * S)
     const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
     expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
     expect(r.verdicts[1]?.reason).toMatch(/insufficient data/)

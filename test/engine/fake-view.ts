@@ -3,7 +3,7 @@
  * Latency per bucket is a list of values; quantiles are nearest-rank.
  */
 import type { ResourceKind, SeriesKey } from '../../src/normalize/observations.js'
-import type { BucketStats, PodSlope, SignalView, VersionInfo, WindowStats } from '../../src/signals/view.js'
+import type { BucketStats, PodSlope, SeriesCoverage, SignalView, VersionInfo, WindowStats } from '../../src/signals/view.js'
 
 interface Bucket {
   requests: number
@@ -46,8 +46,35 @@ export class FakeView implements SignalView {
   private readonly probes = new Map<string, { t: number; id: string; ready: boolean }[]>()
   private readonly info = new Map<string, VersionInfo>()
 
+  /** data at or after this time is not there yet (a test reveals it report by report) */
+  visibleUntil = Infinity
+
+  /** per series: the report interval `coverage()` answers (default 0: spans) */
+  private readonly intervals = new Map<string, number>()
+
+  /** the fake keeps every bucket fine */
+  readonly coarseBucketMs: number
+  readonly fineRetentionMs = Infinity
+
   constructor(bucketMs = 5000) {
     this.bucketMs = bucketMs
+    this.coarseBucketMs = bucketMs
+  }
+
+  /** Declares that `k` arrives as metric points covering `ms` each (coverage lags by one interval). */
+  reportEvery(k: SeriesKey, ms: number): this {
+    this.intervals.set(kid(k), ms)
+    return this
+  }
+
+  coverage(key: SeriesKey): SeriesCoverage | undefined {
+    const i = this.info.get(kid(key))
+    if (i === undefined) return undefined
+    const m = this.buckets.get(kid(key))
+    let newest = Math.min(i.lastSeenMs, this.visibleUntil)
+    if (m !== undefined) for (const b of m.keys()) if (b < this.visibleUntil) newest = Math.max(newest, b + this.bucketMs)
+    const interval = this.intervals.get(kid(key)) ?? 0
+    return { newestMs: newest, reportIntervalMs: interval, completeUntilMs: newest - interval }
   }
 
   private touch(k: SeriesKey, t: number): void {
@@ -111,7 +138,7 @@ export class FakeView implements SignalView {
     let errors = 0
     const lats: number[] = []
     for (let b = fromMs; b + this.bucketMs <= toMs; b += this.bucketMs) {
-      const x = m?.get(b)
+      const x = b < this.visibleUntil ? m?.get(b) : undefined
       const bl = x?.lats ?? []
       buckets.push({ startMs: b, endMs: b + this.bucketMs, requests: x?.requests ?? 0, errors: x?.errors ?? 0, latencyCount: bl.length, latencyAtQuantile: (q) => quantile(bl, q) })
       requests += x?.requests ?? 0
@@ -148,7 +175,7 @@ export class FakeView implements SignalView {
       toMs,
       requests,
       errors,
-      latency: { count: lats.length, valueAtQuantile: (q) => quantile(lats, q) },
+      latency: { count: lats.length, valueAtQuantile: (q) => quantile(lats, q), countAbove: (us) => lats.filter((x) => x > us).length },
       buckets,
       resources,
       probes: {

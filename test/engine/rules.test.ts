@@ -1,13 +1,15 @@
 /** The signal rules one by one, table-driven, against the fake view. */
 import { describe, expect, it } from 'vitest'
 import { defaultEngineConfig, mergeContract, type Contract, type ContractOverride } from '../../src/engine/config.js'
-import { errorRateRule, latencyRule, resourceRule, type BaselineNumbers } from '../../src/engine/rules.js'
+import { errorLevel, errorRateRule, latencyRule, resourceRule, type BaselineNumbers } from '../../src/engine/rules.js'
+import { eValue, feed, newEvidence } from '../../src/engine/evidence.js'
+import type { WindowStats } from '../../src/signals/view.js'
 import { binomialUpperTail, logGamma } from '../../src/engine/stats.js'
 import { FakeView } from './fake-view.js'
 
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
 const T = 1_000_000_000_000 // window end, bucket aligned
-const base = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 3000, errors: 15, latencyUs: 100_000, latencyCount: 3000, resourceSlope: {}, ...o })
+const base = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 3000, errors: 15, latencyUs: 100_000, latencyCount: 3000, latencyAbove: 0, resourceSlope: {}, ...o })
 const contract = (o: ContractOverride = {}): Contract => mergeContract(defaultEngineConfig().defaults, o)
 
 describe('binomial upper tail', () => {
@@ -27,6 +29,11 @@ describe('binomial upper tail', () => {
   it('is 1 when k is not above the mean', () => expect(binomialUpperTail(5, 100, 0.1)).toBe(1))
 })
 
+/** The e-value one look at the window gives (one batch through the real sequential test). */
+function oneLook(c: Contract, w: WindowStats, b: BaselineNumbers): number {
+  return eValue(feed(newEvidence(), w.requests, w.errors, errorLevel(c, b), w.requests, w.errors))
+}
+
 function threeInSixty(v: FakeView): void {
   for (let s = 0; s < 3; s++) {
     v.traffic(K, T - 30_000 + s * 10_000, T - 25_000 + s * 10_000, { rps: 2, errorRate: 0.1 })
@@ -36,15 +43,19 @@ function threeInSixty(v: FakeView): void {
 
 describe('error rate rule', () => {
   // slices of the default 30 s window: [T-30, T-20), [T-20, T-10), [T-10, T)
-  const cases: { name: string; fill: (v: FakeView) => void; c?: ContractOverride; b?: Partial<BaselineNumbers>; state: string; critical?: boolean }[] = [
+  // `real`: the evidence of one look at the window; otherwise evidence is taken as overwhelming (1e9)
+  const cases: { name: string; fill: (v: FakeView) => void; c?: ContractOverride; b?: Partial<BaselineNumbers>; state: string; critical?: boolean; real?: boolean }[] = [
     { name: '2 errors in 3 requests: below the floor', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 0.1, errorRate: 1 }), state: 'insufficient' },
     {
-      name: '2 errors in 3 requests with floor 1: the binomial test or the slices refuse',
+      name: '2 errors in 3 requests with floor 1: not evidence',
       fill: (v) => v.traffic(K, T - 30_000, T - 25_000, { rps: 0.2, errorRate: 1 }).traffic(K, T - 20_000, T - 15_000, { rps: 0.2, errorRate: 0 }).traffic(K, T - 10_000, T - 5000, { rps: 0.2, errorRate: 1 }),
       c: { minSamples: 1 },
-      state: 'healthy',
+      state: 'insufficient',
+      real: true,
     },
-    { name: '10 % sustained vs 0.5 %: breach', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.1 }), state: 'breach', critical: false },
+    { name: '4 % sustained vs 0.5 %: breach, below the critical level', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.04 }), state: 'breach', critical: false },
+    { name: '10 % sustained vs 0.5 %: breach at the relative critical level (10x, +5 points)', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.1 }), state: 'breach', critical: true },
+    { name: '10 % sustained vs 0.5 %, one look at 600 requests: evidence', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.1 }), state: 'breach', real: true },
     { name: '40 % sustained: critical breach', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.4 }), state: 'breach', critical: true },
     { name: '1.5 % vs 0.5 %: below the absolute delta', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.015 }), state: 'healthy' },
     {
@@ -60,14 +71,16 @@ describe('error rate rule', () => {
     { name: 'baseline below the floor: insufficient', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.5 }), b: { requests: 10, errors: 0 }, state: 'insufficient' },
     { name: 'relative factor: 9 % vs a 5 % baseline (threshold 10 %) stays healthy', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.09 }), b: { requests: 3000, errors: 150 }, state: 'healthy' },
     { name: 'mode off', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 20, errorRate: 0.5 }), c: { signals: { errorRate: { mode: 'off' } } }, state: 'off' },
-    // 3 errors in 60 requests, one per slice (5 % each): the baseline's own size decides whether that is evidence
-    { name: '3 in 60 vs a clean baseline of 300: not evidence (p = (1/6)^3)', fill: (v) => threeInSixty(v), b: { requests: 300, errors: 0 }, state: 'healthy' },
-    { name: '3 in 60 vs a clean baseline of 30,000: evidence', fill: (v) => threeInSixty(v), b: { requests: 30_000, errors: 0 }, state: 'breach' },
+    // 3 errors in 60 requests, one per slice (5 %): the baseline's own size sets the threshold (its upper bound)
+    { name: '3 in 60 vs a clean baseline of 300: beyond the threshold, but not evidence (the upper bound of 0/300 is ~2.3 %)', fill: (v) => threeInSixty(v), b: { requests: 300, errors: 0 }, state: 'insufficient', real: true },
+    { name: '3 in 60 vs a clean baseline of 30,000: beyond, but one look is not evidence', fill: (v) => threeInSixty(v), b: { requests: 30_000, errors: 0 }, state: 'insufficient', real: true },
+    { name: '5 % of 1,200 vs a clean baseline of 30,000: evidence in one look', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 40, errorRate: 0.05 }), b: { requests: 30_000, errors: 0 }, state: 'breach', real: true },
   ]
-  it.each(cases)('$name', ({ fill, c, b, state, critical }) => {
+  it.each(cases)('$name', ({ fill, c, b, state, critical, real }) => {
     const v = new FakeView()
     fill(v)
-    const r = errorRateRule(contract(c), v.window(K, T - 30_000, T), base(b))
+    const w = v.window(K, T - 30_000, T)
+    const r = errorRateRule(contract(c), w, base(b), real === true ? oneLook(contract(c), w, base(b)) : 1e9)
     expect(r.state).toBe(state)
     if (critical !== undefined) expect(r.critical).toBe(critical)
     if (state === 'breach') expect(r.onsetMs).toBe(T - 30_000)
@@ -91,7 +104,7 @@ describe('latency rule', () => {
   it.each(cases)('$name', ({ fill, b, state, critical, threshold }) => {
     const v = new FakeView()
     fill(v)
-    const r = latencyRule(contract(), v, K, v.window(K, T - 30_000, T), base(b))
+    const r = latencyRule(contract(), v, K, v.window(K, T - 30_000, T), base(b), 1e9)
     expect(r.state).toBe(state)
     if (critical !== undefined) expect(r.critical).toBe(critical)
     if (threshold !== undefined) expect(r.threshold).toBeCloseTo(threshold, 6)
@@ -115,7 +128,13 @@ describe('resource rule', () => {
     },
     { name: 'a single jump, flat otherwise: Theil-Sen ignores it', fill: (v) => v.resource(K, 'p0', from, T, 10_000, (t) => (t > T - 60_000 ? 300 * MiB : 200 * MiB), REQ), state: 'healthy' },
     { name: 'no request: slope relative to the current level', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.05), undefined), state: 'breach' },
-    { name: 'too few readings', fill: (v) => v.resource(K, 'p0', from, T, 60_000, grow(0.5), REQ), state: 'insufficient' },
+    { name: 'too few readings', fill: (v) => v.resource(K, 'p0', from, T, 60_000, grow(0.5), REQ), evalFrom: from, state: 'insufficient' },
+    {
+      name: 'readings every 60 s: the window grows (after deploy + warmup) until a pod holds minPoints',
+      fill: (v) => v.resource(K, 'p0', T - 360_000, T, 60_000, grow(0.05), REQ).resource(K, 'p1', T - 360_000, T, 60_000, grow(0.05), REQ),
+      evalFrom: T - 360_000,
+      state: 'breach',
+    },
     { name: 'window starts before deploy + warmup', fill: (v) => v.resource(K, 'p0', from, T, 10_000, grow(0.5), REQ), evalFrom: from + 1, state: 'insufficient' },
   ]
   it.each(cases)('$name', ({ fill, baseSlope, evalFrom, state, critical }) => {

@@ -239,3 +239,168 @@ describe('resources and probes', () => {
     ])
   })
 })
+
+describe('the interval a metric point covers (startMs)', () => {
+  const LONG = T - 3_600_000 // a long-running process: its first cumulative point only primes
+  const cum = (start: number, t: number, counts: number[]) => hp({ startTimeMs: start, timeMs: t, count: counts.reduce((x, y) => x + y, 0), bounds: [0.1], bucketCounts: counts })
+
+  it('a cumulative delta covers (previous point, this point]; a fresh first point covers (its start time, its time]', () => {
+    const { sink, n } = setup()
+    n.metrics(metrics(RES, hist(2, [cum(LONG, T, [10, 0])])))
+    n.metrics(metrics(RES, hist(2, [cum(LONG, T + 60_000, [14, 0])])))
+    expect(sink.requests.at(-1)).toMatchObject({ timeMs: T + 60_000, startMs: T, count: 4 })
+    const fresh = setup()
+    fresh.n.metrics(metrics(RES, hist(2, [cum(T - 30_000, T, [4, 0])])))
+    expect(fresh.sink.requests[0]).toMatchObject({ timeMs: T, startMs: T - 30_000, count: 4 })
+  })
+
+  it('a DELTA point covers its own (start, time] when the start is usable; spans carry no start', () => {
+    const { sink, n } = setup()
+    n.metrics(metrics(RES, hist(1, [hp({ startTimeMs: T - 15_000, count: 1, bounds: [1], bucketCounts: [1, 0] }), hp({ startTimeMs: 0, count: 1, bounds: [1], bucketCounts: [1, 0] }), hp({ startTimeMs: T, count: 1, bounds: [1], bucketCounts: [1, 0] })])))
+    expect(sink.requests.map((o) => o.startMs)).toEqual([T - 15_000, undefined, undefined])
+    expect(sink.requests.map((o) => 'startMs' in o)).toEqual([true, false, false])
+    n.traces({ resourceSpans: [{ resource: { ...RES, 'service.version': 'other' }, spans: [span()] }] })
+    expect('startMs' in sink.requests.at(-1)!).toBe(false)
+  })
+
+  it('exponential cumulative deltas carry the previous point time too', () => {
+    const { sink, n } = setup()
+    const ep = (t: number, c: number): ExpHistogramPoint => ({ startTimeMs: LONG, timeMs: t, count: c, sum: undefined, scale: 0, zeroCount: 0, positive: { offset: 3, bucketCounts: [c] }, negative: { offset: 0, bucketCounts: [] }, attributes: {} })
+    const m = (p: ExpHistogramPoint): DecodedMetric => ({ name: 'http.server.request.duration', unit: 'ms', type: 'exponential_histogram', temporality: 2, points: [p] })
+    n.metrics(metrics(RES, m(ep(T, 5))))
+    n.metrics(metrics(RES, m(ep(T + 15_000, 8))))
+    expect(sink.requests).toHaveLength(1)
+    expect(sink.requests[0]).toMatchObject({ startMs: T, timeMs: T + 15_000, count: 3 })
+  })
+})
+
+describe('cumulative resets and replicas without identity', () => {
+  const ANON: Attributes = { 'service.name': 'cart', 'service.version': 'v2' } // no pod, instance, host or container
+  const cum = (start: number, t: number, count: number) => hp({ startTimeMs: start, timeMs: t, count, bounds: [0.1], bucketCounts: [count, 0] })
+
+  /** Two replicas at 5 req/s each, started 1 h and 58 min ago, exporting every 60 s (7 s apart) for 10 min. */
+  function twoReplicas(resA: Attributes, resB: Attributes): { total: number; n: Normalizer } {
+    const { sink, n } = setup()
+    const startA = T - 3_600_000
+    const startB = T - 3_480_000
+    for (let k = 0; k <= 10; k++) {
+      const ta = T + k * 60_000
+      const tb = ta + 7_000
+      n.metrics(metrics(resA, hist(2, [cum(startA, ta, ((ta - startA) / 1000) * 5)])))
+      n.metrics(metrics(resB, hist(2, [cum(startB, tb, ((tb - startB) / 1000) * 5)])))
+    }
+    return { total: sink.requests.reduce((s, o) => s + o.count, 0), n }
+  }
+
+  it('two replicas with identical resource attributes are two streams (told apart by start time), not one that resets every point', () => {
+    // 2 replicas x 10 intervals x 60 s x 5 req/s after the priming points; a shared stream counted ~400,000
+    const { total, n } = twoReplicas(ANON, ANON)
+    expect(total).toBe(6_000)
+    expect(n.stats()).toMatchObject({ resets: 0, primed: 2 })
+    // the same replicas with pod identity: the same count
+    expect(twoReplicas({ ...ANON, 'k8s.pod.name': 'a' }, { ...ANON, 'k8s.pod.name': 'b' }).total).toBe(6_000)
+  })
+
+  it('a restart of a process without identity is a new stream: emitted whole only when fresh', () => {
+    const { sink, n } = setup()
+    n.metrics(metrics(ANON, hist(2, [cum(T - 3_600_000, T, 1000)])))
+    n.metrics(metrics(ANON, hist(2, [cum(T + 50_000, T + 60_000, 30)]))) // restarted 10 s before: fresh
+    expect(sink.requests.map((o) => [o.count, o.startMs])).toEqual([[30, T + 50_000]])
+    n.metrics(metrics(ANON, hist(2, [cum(T - 600_000, T + 60_000, 5000)]))) // a sibling up for 11 min: primes
+    n.metrics(metrics(ANON, hist(2, [cum(T - 600_000, T + 120_000, 5100)])))
+    expect(sink.requests.map((o) => o.count)).toEqual([30, 100])
+    expect(n.stats()).toMatchObject({ resets: 0, primed: 2 })
+  })
+
+  it('a reset emits the new point whole only when its start is within freshStart, else it re-primes', () => {
+    const { sink, n } = setup()
+    const long = T - 3_600_000
+    n.metrics(metrics(RES, hist(2, [cum(long, T, 10_000)])))
+    // the counter decreased without a start-time change on a process up for an hour: not a fresh start
+    n.metrics(metrics(RES, hist(2, [cum(long, T + 60_000, 9_000)])))
+    expect(sink.requests).toHaveLength(0)
+    n.metrics(metrics(RES, hist(2, [cum(long, T + 120_000, 9_050)])))
+    expect(sink.requests.map((o) => [o.count, o.startMs])).toEqual([[50, T + 60_000]])
+    // restarted 10 min before its first point (exports were lost meanwhile): re-primes, not 7,000 at once
+    n.metrics(metrics(RES, hist(2, [cum(T + 130_000, T + 730_000, 7_000)])))
+    expect(sink.requests).toHaveLength(1)
+    n.metrics(metrics(RES, hist(2, [cum(T + 130_000, T + 790_000, 7_300)])))
+    expect(sink.requests.map((o) => o.count)).toEqual([50, 300])
+    // restarted 20 s before its first point: fresh, emitted whole over (start, time]
+    n.metrics(metrics(RES, hist(2, [cum(T + 830_000, T + 850_000, 40)])))
+    expect(sink.requests.at(-1)).toMatchObject({ count: 40, startMs: T + 830_000, timeMs: T + 850_000 })
+    expect(n.stats()).toMatchObject({ resets: 3, primed: 3 })
+  })
+
+  it('exponential histograms: a stale reset re-primes too', () => {
+    const { sink, n } = setup()
+    const ep = (t: number, c: number): ExpHistogramPoint => ({ startTimeMs: T - 3_600_000, timeMs: t, count: c, sum: undefined, scale: 0, zeroCount: 0, positive: { offset: 3, bucketCounts: [c] }, negative: { offset: 0, bucketCounts: [] }, attributes: {} })
+    const m = (p: ExpHistogramPoint): DecodedMetric => ({ name: 'http.server.request.duration', unit: 'ms', type: 'exponential_histogram', temporality: 2, points: [p] })
+    n.metrics(metrics(RES, m(ep(T, 500))))
+    n.metrics(metrics(RES, m(ep(T + 60_000, 400))))
+    expect(sink.requests).toHaveLength(0)
+    expect(n.stats()).toMatchObject({ resets: 1, primed: 2 })
+  })
+
+  it('a late point of a process that has since restarted is dropped, not a reset', () => {
+    const { sink, n } = setup()
+    n.metrics(metrics(RES, hist(2, [cum(T - 3_600_000, T, 1000)])))
+    n.metrics(metrics(RES, hist(2, [cum(T + 50_000, T + 60_000, 30)])))
+    n.metrics(metrics(RES, hist(2, [cum(T - 3_600_000, T + 30_000, 1100)]))) // the old process, late
+    n.metrics(metrics(RES, hist(2, [cum(T + 50_000, T + 120_000, 80)])))
+    expect(sink.requests.map((o) => o.count)).toEqual([30, 50])
+    expect(n.stats()).toMatchObject({ outOfOrder: 1, resets: 1 })
+  })
+})
+
+describe('one source per service-version', () => {
+  const delta = (t: number, count: number, res: Attributes = RES) => metrics(res, hist(1, [hp({ startTimeMs: t - 60_000, timeMs: t, count, bounds: [0.1], bucketCounts: [count, 0] })]))
+
+  it('request metrics of a service-version with recent SERVER spans are accepted but not counted; after spanRecency they count again', () => {
+    const { sink, n } = setup({ sourcePreference: { spanRecency: '2m' } })
+    n.traces({ resourceSpans: [{ resource: RES, spans: [span({ endTimeMs: T - 1_000 }), span({ endTimeMs: T }), span({ kind: 3, endTimeMs: T + 500_000 })] }] })
+    expect(n.metrics(delta(T + 60_000, 7))).toEqual({ accepted: 1, rejected: 0 })
+    expect(n.metrics(delta(T + 120_000, 7))).toEqual({ accepted: 1, rejected: 0 })
+    expect(sink.requests.filter((o) => o.latencyCounts !== undefined)).toHaveLength(0)
+    // a non-SERVER span does not count as the span source; past T + 2m metrics count again
+    n.metrics(delta(T + 180_000, 9))
+    expect(sink.requests.at(-1)).toMatchObject({ count: 9, timeMs: T + 180_000 })
+    // another version of the same service has no spans: its metrics count
+    n.metrics(delta(T + 60_000, 3, { ...RES, 'service.version': 'v3' }))
+    expect(sink.requests.at(-1)).toMatchObject({ count: 3, key: { version: 'v3' } })
+    expect(n.stats()).toMatchObject({ deduplicatedPoints: 2, rejected: 0 })
+  })
+
+  it('cumulative state advances while points are dropped: when metrics count again they hold only their own interval', () => {
+    const { sink, n } = setup({ sourcePreference: { spanRecency: '1m' } })
+    const long = T - 3_600_000
+    const c = (t: number, count: number) => metrics(RES, hist(2, [hp({ startTimeMs: long, timeMs: t, count, bounds: [0.1], bucketCounts: [count, 0] })]))
+    n.metrics(c(T, 1000)) // primes
+    n.traces({ resourceSpans: [{ resource: RES, spans: [span({ endTimeMs: T + 30_000 })] }] })
+    n.metrics(c(T + 60_000, 1100)) // spans seen 30 s before: dropped
+    n.metrics(c(T + 120_000, 1200)) // 90 s after the last span: counted, only its own interval
+    expect(sink.requests.filter((o) => o.latencyCounts !== undefined).map((o) => [o.count, o.startMs])).toEqual([[100, T + 60_000]])
+    expect(n.stats().deduplicatedPoints).toBe(1)
+  })
+
+  it('metrics first, then spans: metrics counted before the first span stay counted, afterwards they are dropped', () => {
+    const { sink, n } = setup()
+    n.metrics(delta(T, 10)) // no span seen yet: counted
+    n.traces({ resourceSpans: [{ resource: RES, spans: Array.from({ length: 10 }, (_, i) => span({ endTimeMs: T - 50_000 + i * 1000 })) }] })
+    n.traces({ resourceSpans: [{ resource: RES, spans: Array.from({ length: 10 }, (_, i) => span({ endTimeMs: T + 10_000 + i * 1000 })) }] })
+    n.metrics(delta(T + 60_000, 10))
+    // the documented risk: the first interval (T - 60 s, T] counted by both sources (20), later intervals once
+    expect(sink.requests.reduce((s, o) => s + o.count, 0)).toBe(30)
+    expect(n.stats().deduplicatedPoints).toBe(1)
+  })
+
+  it('the span-recency map is bounded: the least recently updated service-version is forgotten and counted', () => {
+    const { sink, n } = setup({ sourcePreference: { maxServiceVersions: 1 } })
+    n.traces({ resourceSpans: [{ resource: RES, spans: [span()] }] })
+    n.traces({ resourceSpans: [{ resource: { ...RES, 'service.version': 'v3' }, spans: [span()] }] })
+    expect(n.stats().spanSourcesEvicted).toBe(1)
+    n.metrics(delta(T + 10_000, 4)) // v2 forgotten: its metrics count again
+    n.metrics(delta(T + 10_000, 4, { ...RES, 'service.version': 'v3' }))
+    expect(sink.requests.filter((o) => o.latencyCounts !== undefined).map((o) => o.key.version)).toEqual(['v2'])
+  })
+})

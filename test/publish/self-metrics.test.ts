@@ -418,6 +418,7 @@ describe('EngineTracker', () => {
     baselineVersion: 'v1',
     deployedAt: 1_000_000,
     t: 1_030_000,
+    baselineHealth: 'healthy',
     status: 'breach',
     signals,
   })

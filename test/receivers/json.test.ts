@@ -7,6 +7,9 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PermanentError } from '../../src/common/errors.js'
 import { decodeMetricsJson, decodeOtlpJsonLine, decodeTracesJson, OtlpJsonError } from '../../src/receivers/otlp/json.js'
+import { decodeRequest } from '../../src/receivers/otlp/ingest.js'
+import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
+import { protocolError } from '../../src/receivers/status.js'
 import { metricsRequest, tracesRequest } from './arbitraries.js'
 import { encodeMetrics, encodeTraces, MetricsReq, oracleMetrics, oracleTraces, TraceReq } from './oracle.js'
 
@@ -165,5 +168,64 @@ describe('differential against the protobufjs oracle', () => {
       }),
       { numRuns: 300 },
     )
+  })
+})
+
+describe('maxAttributes (issue 11 item 5: JSON ignored it, protobuf enforced it)', () => {
+  const kvs = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: { intValue: String(i) } }))
+  const traces = (res: number, span: number) => ({
+    resourceSpans: [{ resource: { attributes: kvs(res) }, scopeSpans: [{ spans: [{ kind: 1, startTimeUnixNano: '1', endTimeUnixNano: '2', attributes: kvs(span) }] }] }],
+  })
+  const metrics = (n: number) => ({
+    resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: 'g', gauge: { dataPoints: [{ asDouble: 1, attributes: kvs(n) }] } }] }] }],
+  })
+  /** the outcome of the protobuf decoder on the same request: 'ok' or the message's tail */
+  const protoOutcome = (f: () => unknown): string => {
+    try {
+      f()
+      return 'ok'
+    } catch (err) {
+      return /more than \d+ [a-z ]+ attributes/.exec((err as Error).message)?.[0] ?? (err as Error).message
+    }
+  }
+  const jsonOutcome = protoOutcome
+
+  it('refuses more than maxAttributes on a resource, a span or a data point, like protobuf, with the same words', () => {
+    for (const [res, span] of [
+      [4, 4],
+      [5, 0],
+      [0, 5],
+    ] as const) {
+      const req = traces(res, span)
+      const p = protoOutcome(() => decodeTracesProto(encodeTraces(req), { maxAttributes: 4 }))
+      const j = jsonOutcome(() => decodeTracesJson(JSON.stringify(req), { maxAttributes: 4 }))
+      expect(j).toBe(p)
+    }
+    // both over: each decoder names the list it meets first (protobuf decodes the resource lazily)
+    expect(jsonOutcome(() => decodeTracesJson(traces(5, 5), { maxAttributes: 4 }))).toMatch(/^more than 4 (resource|span) attributes$/)
+    expect(protoOutcome(() => decodeTracesProto(encodeTraces(traces(5, 5)), { maxAttributes: 4 }))).toMatch(/^more than 4 (resource|span) attributes$/)
+    expect(jsonOutcome(() => decodeTracesJson(traces(0, 5), { maxAttributes: 4 }))).toBe('more than 4 span attributes')
+    expect(jsonOutcome(() => decodeTracesJson(traces(5, 0), { maxAttributes: 4 }))).toBe('more than 4 resource attributes')
+    for (const n of [4, 5]) {
+      const p = protoOutcome(() => decodeMetricsProto(encodeMetrics(metrics(n)), { maxAttributes: 4 }))
+      expect(jsonOutcome(() => decodeMetricsJson(metrics(n), { maxAttributes: 4 }))).toBe(p)
+    }
+    expect(jsonOutcome(() => decodeMetricsJson(metrics(5), { maxAttributes: 4 }))).toBe('more than 4 data point attributes')
+  })
+
+  it('defaults to 1024 like protobuf, and the error is permanent (HTTP 400 / INVALID_ARGUMENT)', () => {
+    expect(() => decodeTracesJson(traces(1024, 1024))).not.toThrow()
+    let err: unknown
+    try {
+      decodeTracesJson(traces(0, 1025))
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(OtlpJsonError)
+    expect(err).toBeInstanceOf(PermanentError)
+    expect(protocolError(err, 1000).reason).toBe('decode')
+    // through the receivers' shared request path, with the configured limit
+    expect(() => decodeRequest('traces', 'json', Buffer.from(JSON.stringify(traces(0, 3))), 2)).toThrow(/more than 2 span attributes/)
+    expect(() => decodeRequest('metrics', 'json', Buffer.from(JSON.stringify(metrics(3))), 2)).toThrow(/more than 2 data point attributes/)
   })
 })

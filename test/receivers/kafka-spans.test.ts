@@ -1,9 +1,10 @@
+import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/common/clock.js'
 import { ConfluentTransport } from '../../src/kafka/confluent.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
 import type { Consumer, ConsumerStats, KafkaTransport } from '../../src/kafka/types.js'
-import { KafkaSpansReceiver } from '../../src/receivers/kafka-spans/receiver.js'
+import { DECODE_WARN_INTERVAL_MS, KafkaSpansReceiver } from '../../src/receivers/kafka-spans/receiver.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { CountingConsumer, eventually } from './helpers.js'
 import { encodeTraces } from './oracle.js'
@@ -102,6 +103,41 @@ describe('Kafka span receiver (embedded bus)', () => {
     expect(consumer.spans).toBe(6)
     expect(r.stats().poison.decode).toBe(1)
     expect(r.stats().acceptedSpans).toBe(6)
+  })
+
+  it('a wrong encoding is loud: health names the likely cause, one warning per interval, a decodable record ends it', async () => {
+    const bus = new MemoryBus({ redeliveryBackoffMs: 10, defaultPartitions: 1 })
+    const clock = new ManualClock(1_000_000)
+    const logs: { level: number; msg: string }[] = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as { level: number; msg: string }) })
+    const consumer = new CountingConsumer()
+    // configured for protobuf, fed what the Collector writes with encoding otlp_json (no content-type header)
+    const r = new KafkaSpansReceiver({ transport: bus, consumer, topic: 'spans-wrong', groupId: 'g', encoding: 'otlp_proto', startFrom: 'earliest', decodeAlarmAfter: 20, clock, logger })
+    stopAll.push(() => r.shutdown())
+    await r.start()
+    const producer = bus.producer()
+    await producer.send('spans-wrong', Array.from({ length: 19 }, () => ({ value: jsonRecord('w', 1) })))
+    await eventually(() => r.stats().poison.decode === 19)
+    expect(r.health()).toMatchObject({ status: 'ok' }) // below the threshold: could be a few poison records
+    await producer.send('spans-wrong', Array.from({ length: 30 }, () => ({ value: jsonRecord('w', 1) })))
+    await eventually(() => r.stats().poison.decode === 49)
+    const h = r.health()
+    expect(h).toMatchObject({ status: 'undecodable', streak: 49 })
+    if (h.status === 'undecodable') expect(h.detail).toMatch(/failed to decode as otlp_proto.*decode as otlp_json.*kafkaSpans\.encoding/)
+    const warnings = () => logs.filter((l) => l.level === 40 && /kafkaSpans\.encoding/.test(l.msg))
+    expect(warnings()).toHaveLength(1) // rate-limited: not one per batch
+    expect(r.stats().undecodableStreak).toBe(49)
+
+    clock.advance(DECODE_WARN_INTERVAL_MS)
+    await producer.send('spans-wrong', [{ value: jsonRecord('w', 1) }])
+    await eventually(() => r.stats().poison.decode === 50)
+    expect(warnings()).toHaveLength(2)
+
+    await producer.send('spans-wrong', [{ value: protoRecord('ok', 2) }])
+    await eventually(() => consumer.spans === 2)
+    expect(r.health()).toEqual({ status: 'ok' })
+    expect(r.stats().undecodableStreak).toBe(0)
+    expect(logs.some((l) => l.msg === 'span records decode again')).toBe(true)
   })
 
   it('health turns stalled when the connected consumer stops polling', async () => {

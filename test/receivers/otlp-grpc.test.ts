@@ -19,6 +19,8 @@ function call(client: Raw, body: Buffer): Promise<{ err: grpc.ServiceError | nul
 }
 
 const LIMIT = 1024 * 1024
+/** the guard's mark; the tests' heap figure is 0 unless a test pushes it over */
+const HIGH_WATER = 512 * 1024 * 1024
 const spanReq = (n: number, service = 'raw') =>
   encodeTraces({
     resourceSpans: [
@@ -36,7 +38,7 @@ describe('OTLP/gRPC receiver', () => {
     consumer,
     endpoint: '127.0.0.1:0',
     maxRequestBytes: LIMIT,
-    memoryGuard: new MemoryGuard({ highWaterBytes: 1000, retryAfterMs: 2500, probe: () => memory }),
+    memoryGuard: new MemoryGuard({ highWaterBytes: HIGH_WATER, retryAfterMs: 2500, source: () => ({ heapUsed: memory }), sampleIntervalMs: 0 }),
   })
   let traces: Raw
   let gzTraces: Raw
@@ -84,7 +86,7 @@ describe('OTLP/gRPC receiver', () => {
         await new Promise((r) => setTimeout(r, delay.retryDelay.seconds * 1000 + delay.retryDelay.nanos / 1e6))
       }
     }
-    memory = 2000
+    memory = 2 * HIGH_WATER
     const release = setTimeout(() => (memory = 0), 1000)
     try {
       await Promise.all(Array.from({ length: 20 }, () => send(spanReq(15, 'svc-retry'))))
@@ -121,7 +123,7 @@ describe('OTLP/gRPC receiver', () => {
   })
 
   it('answers UNAVAILABLE with google.rpc.RetryInfo above the memory high-water mark', async () => {
-    memory = 2000
+    memory = 2 * HIGH_WATER
     try {
       const { err } = await call(traces, spanReq(2))
       expect(err?.code).toBe(grpc.status.UNAVAILABLE)

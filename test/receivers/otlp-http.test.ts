@@ -10,6 +10,8 @@ import { CountingConsumer, sendMetrics, sendSpans } from './helpers.js'
 import { MetricsResp, RpcStatus, TraceResp, encodeMetrics, encodeTraces } from './oracle.js'
 
 const LIMIT = 1024 * 1024
+/** the guard's mark; the tests' heap figure is 0 unless a test pushes it over */
+const HIGH_WATER = 512 * 1024 * 1024
 const PB = 'application/x-protobuf'
 const spanReq = (n: number) =>
   encodeTraces({
@@ -28,7 +30,7 @@ describe('OTLP/HTTP receiver', () => {
     consumer,
     endpoint: '127.0.0.1:0',
     maxRequestBytes: LIMIT,
-    memoryGuard: new MemoryGuard({ highWaterBytes: 1000, retryAfterMs: 2500, probe: () => memory }),
+    memoryGuard: new MemoryGuard({ highWaterBytes: HIGH_WATER, retryAfterMs: 2500, source: () => ({ heapUsed: memory }), sampleIntervalMs: 0 }),
   })
   let base = ''
   const post = (path: string, body: Uint8Array | string, headers: Record<string, string>) =>
@@ -127,7 +129,7 @@ describe('OTLP/HTTP receiver', () => {
   })
 
   it('503 with Retry-After above the memory high-water mark', async () => {
-    memory = 5000
+    memory = 2 * HIGH_WATER
     try {
       const r = await post('/v1/traces', spanReq(1), { 'content-type': PB })
       expect(r.status).toBe(503)
@@ -142,7 +144,7 @@ describe('OTLP/HTTP receiver', () => {
   it('a batch refused with 503 (memory high-water) and retried by the OTel exporter is counted exactly once', async () => {
     const before = consumer.spans
     const refusedBefore = receiver.stats().rejected.overloaded
-    memory = 5000
+    memory = 2 * HIGH_WATER
     const release = setTimeout(() => (memory = 0), 1200)
     try {
       await sendSpans(new OTLPTraceExporter({ url: `${base}/v1/traces` }), 'svc-retry', 300)

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/load.js'
 import { replayLines, type ReplaySummary } from '../../src/cli/commands/replay.js'
 import type { Verdict } from '../../src/engine/verdict.js'
+import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { generate, MiB, type FixtureSpec, type VersionLoad } from '../support/otlp-fixtures.js'
 
 const T0 = 320 // deploy second: > 5 min of baseline before it
@@ -202,5 +203,80 @@ describe('replay scenarios', () => {
     expect(err[0]).toMatch(/^line 4: /)
     expect(err[1]).toMatch(/^line 5: .*endTimeUnixNano/)
     expect(err.at(-1)).toMatch(/^replay: lines=\d+ spans=\d+ points=\d+ malformed=2 verdicts=0 elapsed=/)
+  })
+})
+
+/**
+ * The issue-10 variants of the scenario library (src/sim/scenarios.ts, `tuned: false`): telemetry
+ * the engine was never tuned on, recorded through the real OTel JS SDK (seed 1, as bench/quality)
+ * and replayed. Only variants whose verdict is certain and that run in seconds are here; the
+ * others (spans+metrics from one SDK, benign low traffic, the long pre-existing breach beyond the
+ * store's retention) are judged by `node dist/bench/quality.js --untuned`.
+ *
+ * EXPECTED TO FAIL ON THE CURRENT ENGINE, marked `it.fails` so the suite stays green; flip each to
+ * `it` when the cadence-independent engine lands (issue 10):
+ * - metrics-60s-bad-deploy, low-traffic-60s-bad-deploy: 60 s cumulative deltas land in one bucket,
+ *   slices without data are gaps, the signals stay `insufficient` (no verdict at all);
+ * - fast-failures-no-latency: 20 % fast 5xx is one signal below the 30 % critical level;
+ * - mild-pre-existing-breach: the frozen baseline absorbs a mild breach (no verdict; want incident).
+ */
+describe('replay scenarios: real-telemetry variants (issue 10)', () => {
+  async function verdictOf(name: string): Promise<string> {
+    const s = findScenario(name)
+    if (s === undefined) throw new Error(`no scenario ${name}`)
+    const res = await replayLines(await recordToLines(s), parseConfig({}), { out: () => undefined, err: () => undefined }, { actuator: false })
+    const mine = res.verdicts.filter((v) => v.service === s.service && !v.dryRun && (v.kind === 'rollback' || v.kind === 'incident'))
+    return mine[0]?.kind ?? 'none'
+  }
+
+  it('metrics only every 15 s, plain bad deploy: rollback', async () => {
+    expect(await verdictOf('metrics-15s-bad-deploy')).toBe('rollback')
+  })
+
+  it('metrics only every 15 s, benign deploy: no verdict', async () => {
+    expect(await verdictOf('metrics-15s-benign-deploy')).toBe('none')
+  })
+
+  it('metrics only every 60 s, benign deploy: no verdict', async () => {
+    expect(await verdictOf('metrics-60s-benign-deploy')).toBe('none')
+  })
+
+  it('metrics only every 60 s, traffic quadruples after a benign deploy: no verdict', async () => {
+    expect(await verdictOf('traffic-spike-60s')).toBe('none')
+  })
+
+  it('two replicas without pod identity, benign deploy: no verdict', async () => {
+    expect(await verdictOf('replicas-no-identity-benign-deploy')).toBe('none')
+  })
+
+  it('two replicas without pod identity, plain bad deploy: rollback, on counts that are not inflated', async () => {
+    const s = findScenario('replicas-no-identity-bad-deploy')!
+    const cfg = parseConfig({})
+    const res = await replayLines(await recordToLines(s), cfg, { out: () => undefined, err: () => undefined }, { actuator: false })
+    const v = res.verdicts.find((x) => x.service === 'checkout' && !x.dryRun)
+    expect(v?.kind).toBe('rollback')
+    // two cumulative streams under one key read as one would count resets as lifetimes (issue 10: 6,000 -> 809,400)
+    const perS = sig(v!, 'error_rate').samples / (cfg.engine.defaults.window / 1000)
+    expect(perS).toBeLessThan(2 * 1.25 * s.build(1).services[0]!.rps)
+  })
+
+  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
+  it.fails('metrics only every 60 s, plain bad deploy: rollback', async () => {
+    expect(await verdictOf('metrics-60s-bad-deploy')).toBe('rollback')
+  })
+
+  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
+  it.fails('1.5 req/s, metrics only every 60 s, plain bad deploy: rollback', async () => {
+    expect(await verdictOf('low-traffic-60s-bad-deploy')).toBe('rollback')
+  })
+
+  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
+  it.fails('20 % fast 5xx, no latency change: rollback on the one large signal', async () => {
+    expect(await verdictOf('fast-failures-no-latency')).toBe('rollback')
+  })
+
+  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
+  it.fails('mild breach (7.5 % errors, 1.8x latency) 5 min before the deploy and after: incident', async () => {
+    expect(await verdictOf('mild-pre-existing-breach')).toBe('incident')
   })
 })

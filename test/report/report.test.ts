@@ -187,6 +187,13 @@ describe('renderReport of a real replay', () => {
     expect(html).toContain('marker-recovery')
     expect(html).toMatch(/kind-rollback">rollback/)
     expect(html).toMatch(/kind-recovered">recovered/)
+    // the sequential evidence beside each request signal: a curve and its bound 1/alpha
+    const evidence = [...html.matchAll(/<svg class="evidence" data-signal="(\w+)"[\s\S]*?<\/svg>/g)]
+    expect(evidence.map((m) => m[1])).toEqual(expect.arrayContaining(['error_rate', 'latency']))
+    for (const m of evidence) {
+      expect(m[0]).toContain('class="evidence-bound"')
+      expect(pathPoints(m[0], 'evidence-series')).toBeGreaterThanOrEqual(1)
+    }
   })
 })
 

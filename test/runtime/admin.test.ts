@@ -1,7 +1,8 @@
 import { connect as connectTcp, createServer, type Server } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AdminServer } from '../../src/runtime/admin.js'
-import { ShutdownController, consumerCheck, failing, listeningCheck, ok, roundTripCheck } from '../../src/runtime/health.js'
+import { ShutdownController, consumerCheck, failing, listeningCheck, memoryGuardCheck, ok, roundTripCheck } from '../../src/runtime/health.js'
+import { MemoryGuard } from '../../src/receivers/memory.js'
 import { adminSchema } from '../../src/runtime/config.js'
 import { ManualClock } from '../../src/common/clock.js'
 import { PermanentError } from '../../src/common/errors.js'
@@ -91,6 +92,20 @@ describe('AdminServer over real HTTP', () => {
     expect(r.body).toMatchObject({ status: 'not_ready', checks: [{ name: 'otlp-grpc', status: 'failing', detail: 'otlp grpc not listening' }] })
     server = undefined
     expect((await get(admin, '/readyz')).status).toBe(503)
+  })
+
+  it('/readyz is not ready while the OTLP memory guard refuses every request, and ready again when it stops (issue 11 item 9)', async () => {
+    const admin = await startAdmin()
+    let heapUsed = 100 * 1048576
+    const guard = new MemoryGuard({ highWaterBytes: 448 * 1048576, retryAfterMs: 5000, source: () => ({ heapUsed }) })
+    admin.addReadinessCheck('memory', memoryGuardCheck(() => guard.state()))
+    expect((await get(admin, '/readyz')).status).toBe(200)
+    heapUsed = 600 * 1048576
+    const r = await get(admin, '/readyz')
+    expect(r.status).toBe(503)
+    expect(r.body).toMatchObject({ status: 'not_ready', checks: [{ name: 'memory', status: 'failing' }] })
+    heapUsed = 100 * 1048576
+    expect((await get(admin, '/readyz')).status).toBe(200)
   })
 
   it('/readyz fails on a stalled or disconnected consumer, a slow check and a throwing check', async () => {

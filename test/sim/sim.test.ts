@@ -243,3 +243,137 @@ describe('sim record', () => {
     expect(gap.filter((x) => sec(x) > 395 && sec(x) < 420).length).toBeGreaterThan(100)
   })
 })
+
+/** a scenario cut short (the knobs under test show in the first minutes) */
+function short(name: string, durationS: number): Scenario {
+  const base = scenario(name)
+  return { ...base, durationS, build: (seed) => ({ ...base.build(seed), durationS }) }
+}
+
+interface MetricsReq {
+  resourceMetrics: { resource: { attributes: KV[] }; scopeMetrics: { metrics: { name: string; histogram?: { dataPoints: Json[] }; gauge?: { dataPoints: Json[] } }[] }[] }[]
+}
+
+function exportsOf(lines: string[]): { attrs: Record<string, unknown>; raw: string; atS: number; requests: number }[] {
+  const out: { attrs: Record<string, unknown>; raw: string; atS: number; requests: number }[] = []
+  for (const line of lines) {
+    if (!line.startsWith('{"resourceMetrics"')) continue
+    for (const rm of (JSON.parse(line) as MetricsReq).resourceMetrics) {
+      const metrics = rm.scopeMetrics.flatMap((sm) => sm.metrics)
+      const g = metrics.find((m) => m.gauge !== undefined)!.gauge!.dataPoints[0]!
+      const h = metrics.find((m) => m.name === 'http.server.request.duration')?.histogram
+      out.push({
+        attrs: attrs(rm.resource.attributes),
+        raw: JSON.stringify(rm.resource.attributes),
+        atS: Number(BigInt(g.timeUnixNano as string) / 1_000_000n - BigInt(DEFAULT_START_MS)) / 1000,
+        requests: (h?.dataPoints ?? []).reduce((a, dp) => a + Number(dp.count), 0),
+      })
+    }
+  }
+  return out
+}
+
+describe('scenario library: real-telemetry variants (issue 10)', () => {
+  const ORIGINAL: Record<string, string> = {
+    'error-spike': 'rollback',
+    'error-spike-rolled-back': 'rollback+recovered',
+    'latency-regression': 'rollback',
+    'memory-leak-leads-errors': 'rollback',
+    'gradual-memory-leak': 'none',
+    'probe-failure': 'rollback',
+    'benign-deploy': 'none',
+    'traffic-spike': 'none',
+    'deploy-during-traffic-spike': 'none',
+    'cold-start-spike': 'none',
+    'low-traffic-two-errors': 'none',
+    'pre-existing-breach': 'incident',
+    'slow-latency-creep': 'rollback',
+    'canary-bad-10pct': 'rollback',
+    'canary-good': 'none',
+    'latent-defect-prior-version': 'rollback+not-recovered',
+    'flapping-single-signal': 'none',
+    'telemetry-outage': 'none',
+  }
+
+  it('keeps the 18 tuned scenarios and their verdicts, and labels every variant', () => {
+    const tuned = SCENARIOS.filter((s) => s.tuned)
+    expect(Object.fromEntries(tuned.map((s) => [s.name, s.expected]))).toEqual(ORIGINAL)
+    for (const s of tuned) expect(s.telemetry).toEqual({ spans: true, metrics: false, metricExportS: 10, podIdentity: true })
+    const variants = SCENARIOS.filter((s) => !s.tuned)
+    expect(variants.map((s) => s.name).sort()).toEqual(
+      [
+        'metrics-60s-bad-deploy',
+        'metrics-60s-benign-deploy',
+        'metrics-15s-bad-deploy',
+        'metrics-15s-benign-deploy',
+        'spans-and-metrics-bad-deploy',
+        'spans-and-metrics-benign-deploy',
+        'low-traffic-60s-bad-deploy',
+        'low-traffic-60s-benign-deploy',
+        'replicas-no-identity-bad-deploy',
+        'replicas-no-identity-benign-deploy',
+        'fast-failures-no-latency',
+        'traffic-spike-60s',
+        'mild-pre-existing-breach',
+        'long-pre-existing-breach',
+      ].sort(),
+    )
+    for (const s of variants) {
+      expect(['rollback', 'none', 'incident']).toContain(s.expected)
+      expect(s.faultOnsetS === undefined).toBe(s.expected === 'none')
+    }
+    // the long breach predates the deployment by more than the signal store's 10 min retention
+    const long = scenario('long-pre-existing-breach')
+    expect(long.deployAtS - long.faultOnsetS!).toBeGreaterThan(600)
+    const mild = scenario('mild-pre-existing-breach')
+    expect(mild.deployAtS - mild.faultOnsetS!).toBe(300)
+  })
+
+  it('metrics only every 60 s: no spans; each pod exports on its own schedule, one interval apart', async () => {
+    const lines = await recordToLines(short('metrics-60s-benign-deploy', 200))
+    expect(lines.some((l) => l.startsWith('{"resourceSpans"'))).toBe(false)
+    const checkout = exportsOf(lines).filter((e) => e.attrs['service.name'] === 'checkout')
+    const byPod = new Map<string, number[]>()
+    for (const e of checkout) byPod.set(String(e.attrs['k8s.pod.name']), [...(byPod.get(String(e.attrs['k8s.pod.name'])) ?? []), e.atS])
+    expect(byPod.size).toBe(4)
+    for (const times of byPod.values()) {
+      expect(times.length).toBeGreaterThanOrEqual(3)
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBe(60)
+    }
+    // phases are the pods' own, not one shared tick
+    expect(new Set([...byPod.values()].map((t) => t[0]! % 60)).size).toBeGreaterThan(1)
+    // cumulative: a pod's request count never decreases
+    for (const pod of byPod.keys()) {
+      const counts = checkout.filter((e) => e.attrs['k8s.pod.name'] === pod).map((e) => e.requests)
+      expect([...counts].sort((a, b) => a - b)).toEqual(counts)
+      expect(counts.at(-1)).toBeGreaterThan(1000)
+    }
+  })
+
+  it('replicas without identity: two pods export under identical resource attributes', async () => {
+    const lines = await recordToLines(short('replicas-no-identity-benign-deploy', 40))
+    const checkout = exportsOf(lines).filter((e) => e.attrs['service.name'] === 'checkout')
+    expect(new Set(checkout.map((e) => e.raw)).size).toBe(1)
+    expect(checkout[0]!.attrs).not.toHaveProperty('k8s.pod.name')
+    expect(checkout[0]!.attrs).not.toHaveProperty('service.instance.id')
+    // two pods every 10 s over 40 s: eight exports of two separate cumulative streams
+    expect(checkout.length).toBeGreaterThanOrEqual(7)
+    expect(checkout.length).toBeLessThanOrEqual(9)
+  })
+
+  it('spans and metrics from the same SDK count the same requests', async () => {
+    const lines = await recordToLines(short('spans-and-metrics-benign-deploy', 125))
+    const spans = spansOf(lines).filter((x) => x.service === 'checkout' && sec(x) < 120)
+    // every pod's cumulative count at its last export by 120 s, plus nothing after: compare totals
+    const last = new Map<string, { atS: number; requests: number }>()
+    for (const e of exportsOf(lines)) {
+      if (e.attrs['service.name'] !== 'checkout' || e.atS > 120) continue
+      const pod = String(e.attrs['k8s.pod.name'])
+      if ((last.get(pod)?.atS ?? -1) < e.atS) last.set(pod, { atS: e.atS, requests: e.requests })
+    }
+    const counted = [...last.values()].reduce((a, x) => a + x.requests, 0)
+    const spansBefore = spans.filter((x) => sec(x) < Math.min(...[...last.values()].map((v) => v.atS))).length
+    expect(counted).toBeGreaterThan(spansBefore)
+    expect(counted).toBeLessThanOrEqual(spans.length + 10)
+  })
+})

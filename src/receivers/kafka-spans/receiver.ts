@@ -13,6 +13,11 @@
  * - consumeTraces throwing a RetryableError (pipeline over its high-water mark) rejects the batch,
  *   so the transport redelivers it after a backoff: backpressure, nothing lost. Any other error is
  *   counted (the batch's spans as rejected) and the batch committed.
+ * - A wrong `encoding` must not fail silently: once `decodeAlarmAfter` records in a row failed to
+ *   decode, `health()` turns `undecodable` (readiness names the cause) and a warning is logged at
+ *   most once per DECODE_WARN_INTERVAL_MS while it lasts, naming the encoding the records do decode
+ *   as when they do ("the producer may write otlp_json: check kafkaSpans.encoding"). One decodable
+ *   record ends it.
  * - `health()` turns `stalled` when the consumer is connected but has not polled for `stallTimeoutMs`
  *   (librdkafka's KafkaJS-style consumer can stop silently; see notes/libraries.md). This relies on
  *   the ConsumerStats contract that `lastPollMs` moves on empty polls too; when this was written,
@@ -48,6 +53,8 @@ export interface KafkaSpansReceiverOptions {
   /** default 500 */
   maxBatchSize?: number
   maxAttributes?: number
+  /** consecutive undecodable records after which health() reports `undecodable`; default 50 */
+  decodeAlarmAfter?: number
   clock?: Clock
   logger?: Logger
 }
@@ -66,6 +73,8 @@ export interface KafkaSpansStats {
   deadLetterFailures: number
   /** batches handed back for redelivery because the pipeline was overloaded */
   redeliveries: number
+  /** records in a row that failed to decode, up to now (0 once one decodes) */
+  undecodableStreak: number
   consumer: ConsumerStats | undefined
 }
 
@@ -73,7 +82,11 @@ export type ReceiverHealth =
   | { status: 'starting' }
   | { status: 'ok' }
   | { status: 'stalled'; lastPollMs: number; stalledForMs: number }
+  /** every one of the last `streak` records failed to decode; `detail` names the likely cause */
+  | { status: 'undecodable'; streak: number; detail: string }
   | { status: 'stopped' }
+
+export const DECODE_WARN_INTERVAL_MS = 60_000
 
 function contentTypeOf(m: ConsumedMessage): string | undefined {
   for (const k of Object.keys(m.headers)) if (k.toLowerCase() === 'content-type') return m.headers[k]
@@ -83,6 +96,8 @@ function contentTypeOf(m: ConsumedMessage): string | undefined {
 export class KafkaSpansReceiver implements Component {
   readonly name = 'kafka-spans'
   private readonly opts: Required<Omit<KafkaSpansReceiverOptions, 'deadLetterTopic' | 'logger' | 'clock'>> & { deadLetterTopic?: string }
+  /** consecutive undecodable records, and what the latest one says */
+  private undecodable = { streak: 0, lastError: '', decodesAs: undefined as SpanEncoding | undefined, probed: false, warnedMs: -Infinity }
   private readonly clock: Clock
   private readonly logger: Logger
   private kafkaConsumer: Consumer | undefined
@@ -113,6 +128,7 @@ export class KafkaSpansReceiver implements Component {
       stallTimeoutMs: opts.stallTimeoutMs ?? 60_000,
       maxBatchSize: opts.maxBatchSize ?? 500,
       maxAttributes: opts.maxAttributes ?? 1024,
+      decodeAlarmAfter: opts.decodeAlarmAfter ?? 50,
     }
     this.clock = opts.clock ?? systemClock
     this.logger = opts.logger ?? silentLogger
@@ -138,12 +154,57 @@ export class KafkaSpansReceiver implements Component {
     this.logger.info({ topic, groupId, encoding: this.opts.encoding, transport: transport.kind }, 'kafka span receiver started')
   }
 
-  /** Decodes one record; throws DecodeError (or the JSON decoder's PermanentError). */
-  private decode(m: ConsumedMessage): TracesRequest {
-    const value = m.value as Buffer
+  /** The encoding of one record: its content-type header when it has one, else the configured one. */
+  private encodingOf(m: ConsumedMessage): { encoding: SpanEncoding; fromHeader: boolean } {
     const ct = contentTypeOf(m)?.split(';')[0]?.trim().toLowerCase()
-    const json = ct === 'application/json' ? true : ct === 'application/x-protobuf' ? false : this.opts.encoding === 'otlp_json'
-    return json ? decodeTracesJson(value.toString('utf8')) : decodeTracesProto(value, { maxAttributes: this.opts.maxAttributes })
+    if (ct === 'application/json') return { encoding: 'otlp_json', fromHeader: true }
+    if (ct === 'application/x-protobuf') return { encoding: 'otlp_proto', fromHeader: true }
+    return { encoding: this.opts.encoding, fromHeader: false }
+  }
+
+  /** Decodes one record; throws DecodeError (or the JSON decoder's PermanentError). */
+  private decode(m: ConsumedMessage, encoding = this.encodingOf(m).encoding): TracesRequest {
+    const value = m.value as Buffer
+    const limits = { maxAttributes: this.opts.maxAttributes }
+    return encoding === 'otlp_json' ? decodeTracesJson(value.toString('utf8'), limits) : decodeTracesProto(value, limits)
+  }
+
+  /** Counts an undecodable record toward the alarm; once per streak it tries the other encoding, to name the likely cause. */
+  private noteUndecodable(m: ConsumedMessage, message: string): void {
+    const u = this.undecodable
+    u.streak++
+    u.lastError = message
+    if (u.probed || u.streak < this.opts.decodeAlarmAfter) return
+    u.probed = true
+    const { encoding, fromHeader } = this.encodingOf(m)
+    if (fromHeader) return
+    const other: SpanEncoding = encoding === 'otlp_proto' ? 'otlp_json' : 'otlp_proto'
+    try {
+      this.decode(m, other)
+      u.decodesAs = other
+    } catch {
+      u.decodesAs = undefined
+    }
+  }
+
+  private undecodableDetail(): string {
+    const u = this.undecodable
+    const cause =
+      u.decodesAs !== undefined
+        ? `they decode as ${u.decodesAs}: the producer writes ${u.decodesAs}, check kafkaSpans.encoding (now ${this.opts.encoding})`
+        : `check kafkaSpans.encoding (now ${this.opts.encoding}) and what the producer writes to ${this.opts.topic}`
+    return `every one of the last ${u.streak} records failed to decode as ${this.opts.encoding}; ${cause}; last error: ${u.lastError.slice(0, 200)}`
+  }
+
+  /** After a batch: one warning per DECODE_WARN_INTERVAL_MS while the alarm lasts, one info line when it ends. */
+  private reportDecoding(): void {
+    const u = this.undecodable
+    if (u.streak >= this.opts.decodeAlarmAfter) {
+      const now = this.clock.now()
+      if (now - u.warnedMs < DECODE_WARN_INTERVAL_MS) return
+      u.warnedMs = now
+      this.logger.warn({ topic: this.opts.topic, encoding: this.opts.encoding, streak: u.streak, decodesAs: u.decodesAs, poison: this.counters.poison.decode }, this.undecodableDetail())
+    }
   }
 
   private async handle(batch: Batch): Promise<void> {
@@ -159,11 +220,17 @@ export class KafkaSpansReceiver implements Component {
         const req = this.decode(m)
         for (const rs of req.resourceSpans) resourceSpans.push(rs)
         spans += countSpans(req)
+        if (this.undecodable.streak >= this.opts.decodeAlarmAfter) {
+          this.logger.info({ topic: this.opts.topic, after: this.undecodable.streak }, 'span records decode again')
+        }
+        this.undecodable = { streak: 0, lastError: '', decodesAs: undefined, probed: false, warnedMs: -Infinity }
       } catch (err) {
         // whatever the decoder threw, this record will fail again: rethrowing would be a redelivery loop
         poison.push({ m, reason: 'decode', message: errorMessage(err) })
+        this.noteUndecodable(m, errorMessage(err))
       }
     }
+    this.reportDecoding()
     let accepted = spans
     let rejected = 0
     if (spans > 0) {
@@ -210,13 +277,14 @@ export class KafkaSpansReceiver implements Component {
   }
 
   stats(): KafkaSpansStats {
-    return { ...this.counters, poison: { ...this.counters.poison }, consumer: this.kafkaConsumer?.stats() }
+    return { ...this.counters, poison: { ...this.counters.poison }, undecodableStreak: this.undecodable.streak, consumer: this.kafkaConsumer?.stats() }
   }
 
   /** Readiness: red while starting, stalled or stopped. */
   health(): ReceiverHealth {
     if (this.state === 'new') return { status: 'starting' }
     if (this.state === 'stopped') return { status: 'stopped' }
+    if (this.undecodable.streak >= this.opts.decodeAlarmAfter) return { status: 'undecodable', streak: this.undecodable.streak, detail: this.undecodableDetail() }
     const cs = (this.kafkaConsumer as Consumer).stats()
     const now = this.clock.now()
     const last = Math.max(cs.lastPollMs, this.startedMs)

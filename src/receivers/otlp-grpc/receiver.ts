@@ -10,23 +10,63 @@
  *   decompress message"; a server interceptor rewrites that to INVALID_ARGUMENT.
  * - Every refused request is counted once, by reason, where its status is sent (this also sees the
  *   statuses grpc-js produces before our handler runs).
+ *
+ * Bounds (issue 11 item 3: 12 connections x 16 streams of just-under-8 MiB messages took RSS from
+ * 202 MiB to 1,673 MiB, because grpc-js buffers each announced message before a handler runs):
+ * - at most `maxConnections` TCP connections: pullback owns the listening socket (node
+ *   `net.Server.maxConnections`, excess closed on accept and counted) and hands accepted sockets to
+ *   grpc-js through its connection injector;
+ * - at most `maxConcurrentCalls` calls in total, across connections (also advertised per connection
+ *   as HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); the call over it is answered UNAVAILABLE at once.
+ *   grpc-js keeps a call's stream paused until its handler starts reading, so a refused call is
+ *   never buffered (beyond the HTTP/2 flow-control window);
+ * - each admitted call reserves `maxRequestBytes` with the memory guard before its message is read
+ *   (refused => UNAVAILABLE + RetryInfo), shrunk to the real size once the message is in and
+ *   released when the call ends: buffered request bytes never exceed what the guard allows;
+ * - the message must arrive within `readTimeoutMs` (UNAVAILABLE, counted); an idle connection
+ *   (no call) is closed with GOAWAY after `idleTimeoutMs`.
  */
+import net from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 import type { Component } from '../../common/lifecycle.js'
 import type { Logger } from '../../common/logger.js'
 import type { TelemetryConsumer } from '../consumer.js'
-import type { MemoryGuard } from '../memory.js'
+import type { MemoryGuard, Reservation } from '../memory.js'
 import { ingest, type Signal } from '../otlp/ingest.js'
 import { encodeExportResponse, encodeRpcStatus } from '../otlp/responses.js'
 import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
+import { OverloadedError } from '../errors.js'
 import { GrpcCode, grpcCodeOf, protocolError, reasonOfGrpcCode } from '../status.js'
+import { GRPC_DEFAULTS } from './defaults.js'
 import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export'
 export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'
 
 /** Endpoint default 0.0.0.0:4317. */
-export type OtlpGrpcReceiverOptions = OtlpReceiverOptions
+export interface OtlpGrpcReceiverOptions extends OtlpReceiverOptions {
+  /** open TCP connections at most; more are closed on accept and counted. Default 256 */
+  maxConnections?: number
+  /** calls in progress at most, all connections together; more => UNAVAILABLE. Default 64 */
+  maxConcurrentCalls?: number
+  /** a call's request message must arrive within this of the call's start. Default 30 s */
+  readTimeoutMs?: number
+  /** a connection without calls for this long is closed (GOAWAY). Default 5 min */
+  idleTimeoutMs?: number
+}
+
+
+/** Counters of the connection and call limits (the per-request outcomes are in stats()). */
+export interface GrpcLimitStats {
+  connectionsOpen: number
+  /** connections closed on accept because maxConnections were open */
+  connectionsRefused: number
+  callsInProgress: number
+  /** calls answered UNAVAILABLE because maxConcurrentCalls were in progress */
+  callsRefused: number
+  /** calls whose message did not arrive within readTimeoutMs */
+  readTimeouts: number
+}
 
 const pass = (b: Buffer): Buffer => b
 
@@ -55,9 +95,19 @@ export class OtlpGrpcReceiver implements Component {
   private readonly guard: MemoryGuard
   private readonly maxAttributes: number
   private readonly drainTimeoutMs: number
+  private readonly maxConnections: number
+  private readonly maxConcurrentCalls: number
+  private readonly readTimeoutMs: number
+  private readonly idleTimeoutMs: number
   private readonly logger: Logger
   private readonly counters: ReceiverStats = newReceiverStats()
   private server: grpc.Server | undefined
+  private listener: net.Server | undefined
+  private calls = 0
+  private connectionsOpen = 0
+  private connectionsRefused = 0
+  private callsRefused = 0
+  private readTimeouts = 0
   private boundPort = 0
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private stopping: Promise<void> | undefined
@@ -71,6 +121,10 @@ export class OtlpGrpcReceiver implements Component {
     this.maxAttributes = o.maxAttributes
     this.drainTimeoutMs = o.drainTimeoutMs
     this.logger = o.logger
+    this.maxConnections = opts.maxConnections ?? GRPC_DEFAULTS.maxConnections
+    this.maxConcurrentCalls = opts.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls
+    this.readTimeoutMs = opts.readTimeoutMs ?? GRPC_DEFAULTS.readTimeoutMs
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
   }
 
   /** the bound port (useful with port 0) */
@@ -82,57 +136,136 @@ export class OtlpGrpcReceiver implements Component {
     return copyStats(this.counters)
   }
 
+  limits(): GrpcLimitStats {
+    return {
+      connectionsOpen: this.connectionsOpen,
+      connectionsRefused: this.connectionsRefused,
+      callsInProgress: this.calls,
+      callsRefused: this.callsRefused,
+      readTimeouts: this.readTimeouts,
+    }
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
-    const counters = this.counters
-    // grpc-js sends some statuses (size limit, decompression failure) from inside its base call,
-    // bypassing interceptor responders; patching the base call's sendStatus sees every status once.
-    const countStatuses: grpc.ServerInterceptor = (_desc, call) => {
-      const send = call.sendStatus.bind(call)
-      call.sendStatus = (status) => {
-        let s = status
-        if (s.code === GrpcCode.INTERNAL && s.details === DECOMPRESS_FAILED) s = { ...s, code: GrpcCode.INVALID_ARGUMENT, details: 'invalid compressed message' }
-        if (s.code !== GrpcCode.OK && s.code !== undefined) {
-          const reason = reasonOfGrpcCode(s.code)
-          if (reason !== undefined) counters.rejected[reason]++
-        }
-        send(s)
-      }
-      return new grpc.ServerInterceptingCall(call)
-    }
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.maxRequestBytes,
-      // bounds buffered request bytes per connection to 100 x maxRequestBytes
-      'grpc.max_concurrent_streams': 100,
-      interceptors: [countStatuses],
+      'grpc.max_concurrent_streams': this.maxConcurrentCalls,
+      'grpc.max_connection_idle_ms': this.idleTimeoutMs,
+      interceptors: [(_desc, call) => this.admit(call)],
     })
     server.addService(traceServiceDefinition, { Export: this.handler('traces') })
     server.addService(metricsServiceDefinition, { Export: this.handler('metrics') })
-    this.boundPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(this.endpoint, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)))
+    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure())
+    const listener = net.createServer((socket) => {
+      this.connectionsOpen++
+      socket.once('close', () => this.connectionsOpen--)
+      injector.injectConnection(socket)
     })
+    listener.maxConnections = this.maxConnections
+    listener.on('drop', () => this.connectionsRefused++)
+    const i = this.endpoint.lastIndexOf(':')
+    const host = this.endpoint.slice(0, i).replace(/^\[|\]$/g, '')
+    const port = Number(this.endpoint.slice(i + 1))
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject)
+      listener.listen(port, host, () => {
+        listener.off('error', reject)
+        resolve()
+      })
+    })
+    // later listener errors (EMFILE on accept...) must not reach the process
+    listener.on('error', (err) => this.logger.warn({ err: err.message }, 'otlp-grpc listener error'))
+    this.boundPort = (listener.address() as net.AddressInfo).port
     this.server = server
+    this.listener = listener
     this.state = 'running'
-    this.logger.info({ endpoint: this.endpoint, port: this.boundPort }, 'otlp-grpc receiver started')
+    this.logger.info({ endpoint: this.endpoint, port: this.boundPort, maxConnections: this.maxConnections, maxConcurrentCalls: this.maxConcurrentCalls }, 'otlp-grpc receiver started')
+  }
+
+  /**
+   * The one server interceptor: admits a call (call cap, memory reservation, read deadline) before
+   * grpc-js reads its message, and counts every status sent, once. grpc-js sends some statuses (size
+   * limit, decompression failure) from inside its base call, bypassing interceptor responders;
+   * patching the base call's sendStatus sees every status.
+   */
+  private admit(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterceptingCall {
+    const counters = this.counters
+    let reservation: Reservation | undefined
+    let timer: NodeJS.Timeout | undefined
+    let ended = false
+    this.calls++
+    const end = () => {
+      if (ended) return
+      ended = true
+      clearTimeout(timer)
+      reservation?.release()
+      this.calls--
+    }
+    const send = call.sendStatus.bind(call)
+    call.sendStatus = (status) => {
+      let s = status
+      if (s.code === GrpcCode.INTERNAL && s.details === DECOMPRESS_FAILED) s = { ...s, code: GrpcCode.INVALID_ARGUMENT, details: 'invalid compressed message' }
+      if (!ended && s.code !== GrpcCode.OK && s.code !== undefined) {
+        const reason = reasonOfGrpcCode(s.code)
+        if (reason !== undefined) counters.rejected[reason]++
+      }
+      end()
+      send(s)
+    }
+    let refusal: unknown
+    if (this.state !== 'running') refusal = new OverloadedError('shutting down', this.guard.retryAfterMs)
+    else if (this.calls > this.maxConcurrentCalls) {
+      this.callsRefused++
+      refusal = new OverloadedError(`more than ${this.maxConcurrentCalls} calls in progress`, this.guard.retryAfterMs)
+    } else {
+      const r = this.guard.reserve(this.maxRequestBytes)
+      if (r.outcome === 'refused') refusal = r.error
+      else reservation = r.reservation
+    }
+    if (refusal !== undefined) {
+      counters.requests++
+      call.sendStatus(this.statusOf(refusal))
+    } else {
+      timer = setTimeout(() => {
+        this.readTimeouts++
+        call.sendStatus(this.statusOf(new OverloadedError(`request message not received within ${this.readTimeoutMs} ms`, this.guard.retryAfterMs)))
+      }, this.readTimeoutMs)
+    }
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMessage: (message: unknown, nextMessage: (m: unknown) => void) => {
+            clearTimeout(timer)
+            if (Buffer.isBuffer(message)) reservation?.shrinkTo(message.length)
+            nextMessage(message)
+          },
+          onCancel: () => end(),
+        }),
+    })
+  }
+
+  /** The status answering `err`, with a RetryInfo for retryable ones. */
+  private statusOf(err: unknown): grpc.StatusObject {
+    const pe = protocolError(err, this.guard.retryAfterMs)
+    const code = grpcCodeOf(pe.reason)
+    const metadata = new grpc.Metadata()
+    if (pe.retryAfterMs !== undefined) {
+      metadata.set('grpc-status-details-bin', encodeRpcStatus(code, pe.message, pe.retryAfterMs))
+      // plain hint for clients that do not parse rich status details
+      metadata.set('retry-after-ms', String(pe.retryAfterMs))
+    }
+    return { code, details: pe.message, metadata }
   }
 
   private handler(signal: Signal): grpc.handleUnaryCall<Buffer, Buffer> {
     return (call, callback) => {
       this.counters.requests++
       try {
-        this.guard.check()
         const out = ingest(signal, 'proto', call.request, this.consumer, this.counters, this.maxAttributes)
         callback(null, encodeExportResponse(out.rejected, out.errorMessage))
       } catch (err) {
-        const pe = protocolError(err, this.guard.retryAfterMs)
-        const code = grpcCodeOf(pe.reason)
-        const metadata = new grpc.Metadata()
-        if (pe.retryAfterMs !== undefined) {
-          metadata.set('grpc-status-details-bin', encodeRpcStatus(code, pe.message, pe.retryAfterMs))
-          // plain hint for clients that do not parse rich status details
-          metadata.set('retry-after-ms', String(pe.retryAfterMs))
-        }
-        callback({ code, details: pe.message, metadata })
+        callback(this.statusOf(err))
       }
     }
   }
@@ -147,6 +280,7 @@ export class OtlpGrpcReceiver implements Component {
         this.state = 'stopped'
         return
       }
+      this.listener?.close()
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown()

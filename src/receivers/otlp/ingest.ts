@@ -26,7 +26,7 @@ export function decodeRequest(signal: Signal, format: Format, body: Buffer, maxA
     return signal === 'traces' ? decodeTracesProto(body, { maxAttributes }) : decodeMetricsProto(body, { maxAttributes })
   }
   const text = body.toString('utf8')
-  return signal === 'traces' ? decodeTracesJson(text) : decodeMetricsJson(text)
+  return signal === 'traces' ? decodeTracesJson(text, { maxAttributes }) : decodeMetricsJson(text, { maxAttributes })
 }
 
 export function ingest(

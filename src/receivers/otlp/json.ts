@@ -10,6 +10,9 @@
  * - unknown fields are ignored; absent fields take the proto3 default.
  * Anything structurally wrong (a non-object where an object is required, a non-numeric timestamp)
  * throws OtlpJsonError (a PermanentError: retrying the same bytes fails again) naming the path.
+ * More than `maxAttributes` attributes on one resource, span or data point is refused the same way,
+ * with the protobuf decoder's wording ("more than N span attributes"): both formats take the same
+ * requests.
  */
 import { PermanentError } from '../../common/errors.js'
 import type {
@@ -34,6 +37,33 @@ export class OtlpJsonError extends PermanentError {
 }
 
 type Obj = Record<string, unknown>
+
+export interface JsonDecodeOptions {
+  /** upper bound on the attributes of one resource, span or data point; above it the request is invalid. Default 1024 (as protobuf). */
+  maxAttributes?: number
+}
+
+const DEFAULT_MAX_ATTRIBUTES = 1024
+
+// Decoding is synchronous and not re-entrant (like the protobuf decoder): the limit of the call in progress.
+let maxAttrs = DEFAULT_MAX_ATTRIBUTES
+
+function withLimits<T>(opts: JsonDecodeOptions | undefined, decode: () => T): T {
+  const saved = maxAttrs
+  maxAttrs = opts?.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES
+  try {
+    return decode()
+  } finally {
+    maxAttrs = saved
+  }
+}
+
+/** An attribute list, refused above maxAttributes; `what` as in the protobuf decoder's message. */
+function attrList(v: unknown, path: string, what: 'resource' | 'span' | 'data point'): unknown[] {
+  const list = arr(v, path)
+  if (list.length > maxAttrs) fail(path, `more than ${maxAttrs} ${what} attributes`)
+  return list
+}
 
 function fail(path: string, what: string): never {
   throw new OtlpJsonError(`invalid OTLP/JSON at ${path}: ${what}`)
@@ -143,9 +173,9 @@ function anyValue(v: unknown, path: string): AttrValue | undefined {
   return undefined
 }
 
-function attributes(v: unknown, path: string): Attributes {
+function attributes(v: unknown, path: string, what: 'resource' | 'data point'): Attributes {
   const out: Attributes = {}
-  const list = arr(v, path)
+  const list = attrList(v, path, what)
   for (let i = 0; i < list.length; i++) {
     const kv = obj(list[i], `${path}[${i}]`)
     if (kv === undefined) continue
@@ -160,7 +190,7 @@ function attributes(v: unknown, path: string): Attributes {
 
 function resourceAttrs(o: Obj, path: string): Attributes {
   const r = obj(o.resource, `${path}.resource`)
-  return r === undefined ? {} : attributes(r.attributes, `${path}.resource.attributes`)
+  return r === undefined ? {} : attributes(r.attributes, `${path}.resource.attributes`, 'resource')
 }
 
 /** An HTTP status: an integer 1..999 (or such a decimal string); anything else counts as absent (0). */
@@ -182,9 +212,10 @@ function decodeSpan(v: unknown, path: string): DecodedSpan {
   const st = obj(s.status, `${path}.status`)
   const statusCode = st === undefined ? 0 : enumValue(st.code, STATUS_CODES, `${path}.status.code`)
   let httpStatus = 0
+  const attrs = attrList(s.attributes, `${path}.attributes`, 'span')
   if (kind === 2) {
     // only the two status attributes matter; avoid building the whole attribute map per span
-    const list = arr(s.attributes, `${path}.attributes`)
+    const list = attrs
     let legacy = 0
     for (let i = 0; i < list.length; i++) {
       const kv = list[i] as Obj | null
@@ -198,7 +229,11 @@ function decodeSpan(v: unknown, path: string): DecodedSpan {
 }
 
 /** Decodes one ExportTraceServiceRequest (object or JSON text). */
-export function decodeTracesJson(input: string | object): TracesRequest {
+export function decodeTracesJson(input: string | object, opts?: JsonDecodeOptions): TracesRequest {
+  return withLimits(opts, () => tracesJson(input))
+}
+
+function tracesJson(input: string | object): TracesRequest {
   const root = parseInput(input, 'ExportTraceServiceRequest')
   const out: ResourceSpansLite[] = []
   const rss = arr(field(root, 'resourceSpans', 'resource_spans'), 'resourceSpans')
@@ -228,7 +263,7 @@ function numberPoint(v: unknown, path: string): NumberPoint {
     startTimeMs: nsToMs(field(d, 'startTimeUnixNano', 'start_time_unix_nano'), `${path}.startTimeUnixNano`),
     timeMs: nsToMs(field(d, 'timeUnixNano', 'time_unix_nano'), `${path}.timeUnixNano`),
     value,
-    attributes: attributes(d.attributes, `${path}.attributes`),
+    attributes: attributes(d.attributes, `${path}.attributes`, 'data point'),
   }
 }
 
@@ -248,7 +283,7 @@ function histogramPoint(v: unknown, path: string): HistogramPoint {
     sum: optionalDouble(d.sum, `${path}.sum`),
     bounds,
     bucketCounts,
-    attributes: attributes(d.attributes, `${path}.attributes`),
+    attributes: attributes(d.attributes, `${path}.attributes`, 'data point'),
   }
 }
 
@@ -271,7 +306,7 @@ function expHistogramPoint(v: unknown, path: string): ExpHistogramPoint {
     zeroCount: int(field(d, 'zeroCount', 'zero_count'), `${path}.zeroCount`),
     positive: expBuckets(d.positive, `${path}.positive`),
     negative: expBuckets(d.negative, `${path}.negative`),
-    attributes: attributes(d.attributes, `${path}.attributes`),
+    attributes: attributes(d.attributes, `${path}.attributes`, 'data point'),
   }
 }
 
@@ -312,7 +347,11 @@ function decodeMetric(v: unknown, path: string): DecodedMetric | undefined {
 }
 
 /** Decodes one ExportMetricsServiceRequest (object or JSON text). */
-export function decodeMetricsJson(input: string | object): MetricsRequest {
+export function decodeMetricsJson(input: string | object, opts?: JsonDecodeOptions): MetricsRequest {
+  return withLimits(opts, () => metricsJson(input))
+}
+
+function metricsJson(input: string | object): MetricsRequest {
   const root = parseInput(input, 'ExportMetricsServiceRequest')
   const out: ResourceMetricsLite[] = []
   const rms = arr(field(root, 'resourceMetrics', 'resource_metrics'), 'resourceMetrics')
@@ -340,10 +379,10 @@ export function decodeMetricsJson(input: string | object): MetricsRequest {
 export type OtlpJsonLine = { type: 'traces'; request: TracesRequest } | { type: 'metrics'; request: MetricsRequest } | { type: 'empty' }
 
 /** Decodes one recorded line, telling traces from metrics by the top-level key. */
-export function decodeOtlpJsonLine(line: string): OtlpJsonLine {
+export function decodeOtlpJsonLine(line: string, opts?: JsonDecodeOptions): OtlpJsonLine {
   const root = parseInput(line, 'OTLP export request')
-  if (field(root, 'resourceSpans', 'resource_spans') !== undefined) return { type: 'traces', request: decodeTracesJson(root) }
-  if (field(root, 'resourceMetrics', 'resource_metrics') !== undefined) return { type: 'metrics', request: decodeMetricsJson(root) }
+  if (field(root, 'resourceSpans', 'resource_spans') !== undefined) return { type: 'traces', request: decodeTracesJson(root, opts) }
+  if (field(root, 'resourceMetrics', 'resource_metrics') !== undefined) return { type: 'metrics', request: decodeMetricsJson(root, opts) }
   if (field(root, 'resourceLogs', 'resource_logs') !== undefined) return { type: 'empty' }
   const keys = Object.keys(root)
   if (keys.length === 0) return { type: 'empty' }

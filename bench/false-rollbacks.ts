@@ -1,0 +1,371 @@
+/**
+ * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
+ * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
+ *
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--config FILE] [--json]
+ *
+ * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
+ * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
+ * 6 min of history, then a rolling deployment of a new version that behaves exactly like the old
+ * one, watched for 11 min. Telemetry is either SERVER spans (5 s batches) or metrics only
+ * (`http.server.request.duration`, cumulative, the SDK's default bucket bounds, on each pod's own
+ * export schedule), with k8s memory/CPU/readiness gauges every 10, 15 or 60 s. The OTLP/JSON is
+ * written directly (not through the SDK, for speed) in the shape the SDK and the Collector's file
+ * exporter write: the same resource attributes, SERVER spans, int64 as strings.
+ *
+ * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
+ * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
+ * Target (issue 10, printed, not asserted): false rollbacks <= 0.5 %.
+ */
+import { fork } from 'node:child_process'
+import { availableParallelism } from 'node:os'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { loadConfig } from '../src/config/load.js'
+import type { PullbackConfig } from '../src/config/schema.js'
+import { replayLines } from '../src/cli/commands/replay.js'
+import { hash32, Rng } from '../src/sim/random.js'
+
+const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+const START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)
+const PRE_S = 360
+const WATCH_S = 660
+const SPAN_BATCH_S = 5
+const MIB = 1024 * 1024
+const TARGET_RATE = 0.005
+
+type Telemetry = 'spans' | 'metrics'
+
+export interface Params {
+  run: number
+  rps: number
+  intervalS: 10 | 15 | 60
+  telemetry: Telemetry
+  pods: number
+  routes: { method: string; route: string; weight: number; medianMs: number }[]
+  sigma: number
+  tailP: number
+  errorRate: number
+  amplitude: number
+  stepS: number
+}
+
+export function paramsOf(seed: number, run: number): Params {
+  const r = new Rng(hash32(`false-rollbacks:${seed}:${run}`))
+  const nRoutes = 1 + r.int(4)
+  const methods = ['GET', 'GET', 'POST', 'PUT']
+  const routes = Array.from({ length: nRoutes }, (_, i) => ({
+    method: methods[i % methods.length]!,
+    route: `/api/r${i}/{id}`,
+    weight: 1 + r.int(8),
+    medianMs: Math.exp(Math.log(5) + r.next() * (Math.log(300) - Math.log(5))),
+  }))
+  return {
+    run,
+    rps: Math.exp(r.next() * Math.log(500)),
+    intervalS: ([10, 15, 60] as const)[r.int(3)]!,
+    telemetry: r.next() < 0.5 ? 'spans' : 'metrics',
+    pods: 2 + r.int(5),
+    routes,
+    sigma: 0.25 + 0.35 * r.next(),
+    tailP: 0.005 + 0.015 * r.next(),
+    // a quarter of the services never fail; the others 0.01 % .. 2 %
+    errorRate: r.next() < 0.25 ? 0 : Math.exp(Math.log(1e-4) + r.next() * (Math.log(0.02) - Math.log(1e-4))),
+    amplitude: 0.3 * r.next(),
+    stepS: 10 + r.int(21),
+  }
+}
+
+interface SimPod {
+  name: string
+  version: string
+  startS: number
+  stopS: number
+  phase: number
+  memBase: number
+  /** per attribute set "method route status" -> cumulative [count, sum, buckets...] */
+  hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; buckets: number[] }>
+  lastRequests: number
+}
+
+const kv = (k: string, v: string) => `{"key":"${k}","value":{"stringValue":"${v}"}}`
+const ns = (ms: number) => `${BigInt(Math.round(ms * 1000)) * 1000n}`
+
+function resource(svc: string, p: SimPod): string {
+  return `{"attributes":[${[
+    kv('service.name', svc),
+    kv('service.namespace', 'bench'),
+    kv('service.version', p.version),
+    kv('service.instance.id', p.name),
+    kv('k8s.namespace.name', 'bench'),
+    kv('k8s.deployment.name', svc),
+    kv('k8s.pod.name', p.name),
+    kv('k8s.container.name', svc),
+    kv('container.image.name', `registry.example.com/bench/${svc}`),
+    kv('container.image.tag', p.version),
+  ].join(',')}]}`
+}
+
+/** The recording of one benign deployment, line by line, in telemetry-time order. */
+export function* benignDeployment(p: Params, seed: number): Generator<string> {
+  const r = new Rng(hash32(`false-rollbacks:traffic:${seed}:${p.run}`))
+  const svc = `svc-${p.run}`
+  const durationS = PRE_S + WATCH_S
+  const pods: SimPod[] = []
+  const mkPod = (version: string, startS: number): SimPod => ({
+    name: `${svc}-${hash32(`${svc}:${version}`).toString(36).slice(0, 8)}-${r.podSuffix()}`,
+    version,
+    startS,
+    stopS: Number.POSITIVE_INFINITY,
+    phase: startS < 0 ? r.int(p.intervalS) : startS % p.intervalS,
+    memBase: 200 + 100 * r.next(),
+    hist: new Map(),
+    lastRequests: 0,
+  })
+  for (let i = 0; i < p.pods; i++) pods.push(mkPod('v1', -3600))
+  // rolling, maxSurge 1: new pod i starts at PRE_S + i*step, old pod i stops once it is ready (5 s)
+  for (let i = 0; i < p.pods; i++) {
+    const at = PRE_S + i * p.stepS
+    pods.push(mkPod('v2', at))
+    pods[i]!.stopS = at + 5
+  }
+  let totalWeight = 0
+  for (const rt of p.routes) totalWeight += rt.weight
+  const pending: { pod: SimPod; end: number; json: string }[] = []
+  const t = (s: number) => START_MS + s * 1000
+  for (let s = 0; s < durationS; s++) {
+    const ready = pods.filter((x) => x.startS + 5 <= s && s < x.stopS)
+    const rate = p.rps * (1 + p.amplitude * Math.sin((2 * Math.PI * s) / (2 * durationS)))
+    for (const pod of ready) {
+      const n = r.poisson(rate / ready.length)
+      pod.lastRequests = n
+      for (let k = 0; k < n; k++) {
+        let pick = r.next() * totalWeight
+        let rt = p.routes[0]!
+        for (const x of p.routes) {
+          pick -= x.weight
+          if (pick < 0) {
+            rt = x
+            break
+          }
+        }
+        let lat = r.logNormal(rt.medianMs, p.sigma)
+        if (r.next() < p.tailP) lat *= 1.5 + 10 * r.next() ** 3
+        const u = r.next()
+        const status = u < p.errorRate ? 500 : u < p.errorRate + 0.01 ? 404 : 200
+        if (status === 500) lat *= 0.5
+        const startMs = t(s + r.next())
+        const endMs = startMs + Math.max(0.2, lat)
+        if (p.telemetry === 'spans') {
+          const json =
+            `{"traceId":"${r.hex(32)}","spanId":"${r.hex(16)}","name":"${rt.method} ${rt.route}","kind":2,"startTimeUnixNano":"${ns(startMs)}","endTimeUnixNano":"${ns(endMs)}",` +
+            `"attributes":[${kv('http.request.method', rt.method)},${kv('http.route', rt.route)},{"key":"http.response.status_code","value":{"intValue":"${status}"}},${kv('url.scheme', 'http')}],` +
+            `"status":${status >= 500 ? '{"code":2}' : '{}'},"flags":257}`
+          pending.push({ pod, end: endMs, json })
+        } else {
+          const key = `${rt.method} ${rt.route} ${status}`
+          let h = pod.hist.get(key)
+          if (h === undefined) pod.hist.set(key, (h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, buckets: new Array<number>(BOUNDS.length + 1).fill(0) }))
+          const sec = Math.max(0.2, lat) / 1000
+          h.count++
+          h.sum += sec
+          let b = 0
+          while (b < BOUNDS.length && sec > BOUNDS[b]!) b++
+          h.buckets[b]!++
+        }
+      }
+    }
+    const now = s + 1
+    if (p.telemetry === 'spans' && (now % SPAN_BATCH_S === 0 || now === durationS)) {
+      const cutoff = t(now)
+      const by = new Map<SimPod, string[]>()
+      const keep: typeof pending = []
+      for (const x of pending) {
+        if (x.end > cutoff) keep.push(x)
+        else {
+          let l = by.get(x.pod)
+          if (l === undefined) by.set(x.pod, (l = []))
+          l.push(x.json)
+        }
+      }
+      pending.length = 0
+      pending.push(...keep)
+      if (by.size > 0) {
+        const rs = [...by].map(([pod, spans]) => `{"resource":${resource(svc, pod)},"scopeSpans":[{"scope":{"name":"bench-sdk","version":"1.0.0"},"spans":[${spans.join(',')}]}]}`)
+        yield `{"resourceSpans":[${rs.join(',')}]}`
+      }
+    }
+    // each pod exports on its own schedule, and once more as it stops (the reader's shutdown flush)
+    const due = pods.filter((x) => x.stopS === now || (x.startS < now && now < x.stopS && (((now - x.phase) % p.intervalS) + p.intervalS) % p.intervalS === 0))
+    if (due.length > 0) {
+      const rms = due.map((pod) => {
+        const start = ns(t(Math.max(pod.startS, 0)))
+        const at = ns(t(now))
+        const warm = Math.min(1, Math.max(0, now - pod.startS) / 120)
+        const mem = Math.round((pod.memBase * (0.85 + 0.15 * warm) + 3 * r.normal()) * MIB)
+        const cpu = Math.max(0.001, 0.05 + 0.004 * pod.lastRequests + 0.01 * r.normal())
+        const gauge = (name: string, unit: string, v: string) => `{"name":"${name}","unit":"${unit}","gauge":{"dataPoints":[{"startTimeUnixNano":"${start}","timeUnixNano":"${at}",${v}}]}}`
+        const metrics = [
+          gauge('k8s.pod.memory.working_set', 'By', `"asInt":"${mem}"`),
+          gauge('k8s.pod.cpu.usage', '{cpu}', `"asDouble":${cpu}`),
+          gauge('k8s.container.memory_request', 'By', `"asInt":"${512 * MIB}"`),
+          gauge('k8s.container.cpu_request', '{cpu}', `"asDouble":0.5`),
+          gauge('k8s.container.ready', '1', `"asInt":"1"`),
+        ]
+        const scopes = [`{"scope":{"name":"bench-k8s","version":"1.0.0"},"metrics":[${metrics.join(',')}]}`]
+        if (pod.hist.size > 0) {
+          const dps = [...pod.hist.values()].map(
+            (h) =>
+              `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
+              `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${BOUNDS.join(',')}],"count":"${h.count}","sum":${h.sum},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
+          )
+          scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"http.server.request.duration","unit":"s","histogram":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
+        }
+        return `{"resource":${resource(svc, pod)},"scopeMetrics":[${scopes.join(',')}]}`
+      })
+      yield `{"resourceMetrics":[${rms.join(',')}]}`
+    }
+  }
+}
+
+interface RunResult {
+  run: number
+  rps: number
+  intervalS: number
+  telemetry: Telemetry
+  rollbacks: number
+  incidents: number
+  ms: number
+  lines: number
+}
+
+async function runOne(seed: number, run: number, cfg: PullbackConfig): Promise<RunResult> {
+  const p = paramsOf(seed, run)
+  const began = performance.now()
+  const sink = { out: () => undefined, err: () => undefined }
+  const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false }, `benign-${run}`)
+  const live = res.verdicts.filter((v) => !v.dryRun)
+  return {
+    run,
+    rps: p.rps,
+    intervalS: p.intervalS,
+    telemetry: p.telemetry,
+    rollbacks: live.filter((v) => v.kind === 'rollback').length,
+    incidents: live.filter((v) => v.kind === 'incident').length,
+    ms: performance.now() - began,
+    lines: res.lines,
+  }
+}
+
+function median(xs: number[]): number {
+  const a = [...xs].sort((x, y) => x - y)
+  const m = Math.floor(a.length / 2)
+  return a.length === 0 ? Number.NaN : a.length % 2 === 1 ? a[m]! : (a[m - 1]! + a[m]!) / 2
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
+}
+
+async function child(seed: number, runs: number[], configPath: string | undefined): Promise<void> {
+  const cfg = loadConfig(configPath)
+  for (const run of runs) {
+    const r = await runOne(seed, run, cfg)
+    process.stdout.write(`${JSON.stringify(r)}\n`)
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string' },
+      seed: { type: 'string' },
+      workers: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean' },
+      child: { type: 'string' },
+    },
+  })
+  const seed = Number(values.seed ?? 1)
+  if (values.child !== undefined) {
+    await child(seed, values.child.split(',').map(Number), values.config)
+    return 0
+  }
+  const runs = Number(values.runs ?? 1000)
+  const workers = Math.max(1, Math.min(runs, Number(values.workers ?? Math.min(2, availableParallelism()))))
+  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) throw new Error('--runs and --seed expect integers')
+  const began = performance.now()
+  const results: RunResult[] = []
+  const self = fileURLToPath(import.meta.url)
+  const progressEvery = Math.max(1, Math.round(runs / 40))
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
+      const args = ['--seed', String(seed), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+      const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
+      for await (const line of createInterface({ input: cp.stdout! })) {
+        const r = JSON.parse(line) as RunResult
+        results.push(r)
+        if (r.rollbacks > 0) process.stderr.write(`false-rollbacks: run #${r.run} rolled back (${r.telemetry}, ${r.intervalS} s, ${r.rps.toFixed(1)} req/s)\n`)
+        if (results.length % progressEvery === 0 || results.length === runs) {
+          const fr = results.filter((x) => x.rollbacks > 0).length
+          process.stderr.write(`false-rollbacks: ${results.length}/${runs} runs, ${fr} false rollbacks, ${((performance.now() - began) / 1000).toFixed(0)} s\n`)
+        }
+      }
+      const code = await exited
+      if (code !== 0) throw new Error(`worker ${w} exited with ${code}`)
+    }),
+  )
+  results.sort((a, b) => a.run - b.run)
+  const rolledBack = results.filter((r) => r.rollbacks > 0)
+  const incidents = results.filter((r) => r.incidents > 0)
+  const rate = rolledBack.length / results.length
+  const ms = results.map((r) => r.ms)
+  const strata: string[][] = [['stratum', 'runs', 'false rollbacks', 'incidents']]
+  const rpsBand = (x: number) => (x < 5 ? '1-5 req/s' : x < 50 ? '5-50 req/s' : '50-500 req/s')
+  const groups = new Map<string, RunResult[]>()
+  for (const r of results) {
+    for (const k of [`${r.telemetry}, ${r.intervalS} s`, rpsBand(r.rps)]) {
+      let g = groups.get(k)
+      if (g === undefined) groups.set(k, (g = []))
+      g.push(r)
+    }
+  }
+  for (const [k, g] of [...groups].sort((a, b) => a[0].localeCompare(b[0]))) {
+    strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length)])
+  }
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify({ seed, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
+  } else {
+    const out = [
+      `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
+      '',
+      table([
+        ['', 'value', 'target'],
+        ['false rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, `<= ${(100 * TARGET_RATE).toFixed(1)} %: ${rate <= TARGET_RATE ? 'met' : 'NOT met'}`],
+        ['incidents (also wrong here)', `${incidents.length} (${((100 * incidents.length) / results.length).toFixed(2)} %)`, ''],
+        ['run time min / median / max', `${(Math.min(...ms) / 1000).toFixed(2)} / ${(median(ms) / 1000).toFixed(2)} / ${(Math.max(...ms) / 1000).toFixed(2)} s`, ''],
+      ]),
+      '',
+      table(strata),
+    ]
+    if (rolledBack.length > 0) {
+      out.push('', `rolled back: ${rolledBack.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${r.rps.toFixed(1)} req/s)`).join(', ')}${rolledBack.length > 30 ? ', ...' : ''}`)
+    }
+    process.stdout.write(`${out.join('\n')}\n`)
+  }
+  return rate <= TARGET_RATE ? 0 : 1
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    process.stderr.write(`false-rollbacks: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exitCode = 1
+  },
+)

@@ -1,0 +1,84 @@
+/**
+ * Runs the benches in sequence, each in its own child process (`node dist/bench/NAME.js`), with a
+ * progress line before and after each, then a summary: exit code and wall time per bench.
+ *
+ *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions]
+ *
+ * A bench that needs something absent is skipped with its reason: `decisions` needs KAFKA_BROKERS,
+ * `peer-spanmetrics` needs OTELCOL_BIN. Each bench prints its own figures and targets; exit code 1
+ * when any bench run failed (a bench exits 1 when it misses its own target).
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+interface Bench {
+  name: string
+  args: string[]
+  /** why the bench cannot run here, when it cannot */
+  missing?: () => string | undefined
+}
+
+const BENCHES: Bench[] = [
+  { name: 'quality', args: [] },
+  { name: 'false-rollbacks', args: [] },
+  { name: 'engine', args: [] },
+  { name: 'signals', args: [] },
+  { name: 'ingest', args: [] },
+  { name: 'cardinality', args: [] },
+  { name: 'decisions', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
+  { name: 'peer-spanmetrics', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined) },
+]
+
+type Outcome = { kind: 'ran'; code: number; seconds: number } | { kind: 'skipped'; reason: string }
+
+function runChild(file: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const cp = spawn(process.execPath, [file, ...args], { stdio: 'inherit' })
+    cp.on('error', () => resolve(1))
+    cp.on('exit', (code, signal) => resolve(code ?? (signal !== null ? 1 : 0)))
+  })
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' } } })
+  const only = values.only?.split(',')
+  const skip = values.skip?.split(',') ?? []
+  const picked = BENCHES.filter((b) => (only === undefined || only.includes(b.name)) && !skip.includes(b.name))
+  const here = fileURLToPath(new URL('.', import.meta.url))
+  const results: { name: string; outcome: Outcome }[] = []
+  for (const [i, b] of picked.entries()) {
+    const file = `${here}${b.name}.js`
+    const reason = !existsSync(file) ? `${file} not built` : b.missing?.()
+    if (reason !== undefined) {
+      process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: skipped (${reason})\n`)
+      results.push({ name: b.name, outcome: { kind: 'skipped', reason } })
+      continue
+    }
+    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: running\n`)
+    const t = performance.now()
+    const code = await runChild(file, b.args)
+    const seconds = (performance.now() - t) / 1000
+    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: exit ${code} after ${seconds.toFixed(0)} s\n`)
+    results.push({ name: b.name, outcome: { kind: 'ran', code, seconds } })
+  }
+  const width = Math.max(...results.map((r) => r.name.length))
+  const lines = results.map((r) =>
+    r.outcome.kind === 'skipped'
+      ? `${r.name.padEnd(width)}  skipped: ${r.outcome.reason}`
+      : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${r.outcome.seconds.toFixed(0)} s`,
+  )
+  process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
+  return results.some((r) => r.outcome.kind === 'ran' && r.outcome.code !== 0) ? 1 : 0
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exitCode = 1
+  },
+)

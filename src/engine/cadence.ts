@@ -1,0 +1,79 @@
+/**
+ * Judging a series at the cadence its data really has. Pure.
+ *
+ * Spans arrive within seconds; metric points every 10-60 s, each covering the interval since the
+ * previous one (the store spreads a point's delta over that interval). Two rules make the engine
+ * indifferent to that cadence:
+ *   - a series is judged only up to the time its data is complete (`SeriesCoverage.completeUntilMs`,
+ *     newest time minus one report interval), so the head of a window is never an artificial gap;
+ *   - the confirmation span is at least the contract's `window`, at least two report intervals (a
+ *     breach needs two reports of the series), and reaches back in time, never before the
+ *     deployment, until it holds `minSamples` requests (a quiet service is judged over a longer span
+ *     than a busy API; the contract's numbers are floors).
+ * A series whose span (plus its report lag) reaches past the store's fine ring is judged on coarse
+ * bucket boundaries (`granularity`), so every range the engine asks for is answered whole: slow
+ * exporters cost no extra memory for fine buckets they do not need.
+ */
+import type { SeriesKey } from '../normalize/observations.js'
+import { alignDown, type SignalView, type WindowStats } from '../signals/view.js'
+import type { Contract } from './config.js'
+import { alignUp } from './stats.js'
+
+/** A span reaches back at most this many times its shortest length in search of `minSamples`. */
+const MAX_SPAN_GROWTH = 8
+
+/** The interval one report of the series covers (0 for spans or an unknown series). */
+export function reportInterval(view: SignalView, key: SeriesKey): number {
+  const i = view.coverage(key)?.reportIntervalMs ?? 0
+  return Number.isFinite(i) && i > 0 ? i : 0
+}
+
+/**
+ * The bucket width a series is judged at: fine, unless the shortest span plus the series' report
+ * lag would reach beyond the fine ring; then coarse (a 60 s exporter is judged minute by minute).
+ */
+export function granularity(c: Contract, view: SignalView, key: SeriesKey): number {
+  const coarse = view.coarseBucketMs
+  if (!(coarse > view.bucketMs)) return view.bucketMs
+  const interval = reportInterval(view, key)
+  const need = interval + alignUp(Math.max(c.window, 2 * interval), view.bucketMs) + view.bucketMs
+  return need > view.fineRetentionMs ? coarse : view.bucketMs
+}
+
+/** Latest time, aligned to `g`, the series can be judged up to: the watermark, but not past its complete data. */
+export function evaluationEnd(view: SignalView, key: SeriesKey, watermark: number, g: number): number {
+  const cov = view.coverage(key)
+  const t = cov === undefined || !Number.isFinite(cov.completeUntilMs) ? watermark : Math.min(watermark, cov.completeUntilMs)
+  return alignDown(t, g)
+}
+
+/** Shortest confirmation span for a series, a multiple of `g`: the contract window, and two report intervals. */
+export function minSpan(c: Contract, view: SignalView, key: SeriesKey, g: number): number {
+  return alignUp(Math.max(c.window, 2 * reportInterval(view, key)), g)
+}
+
+export interface Span {
+  fromMs: number
+  toMs: number
+  /** the shortest span this series allows (window, two report intervals), whatever this one grew to */
+  minLengthMs: number
+  win: WindowStats
+}
+
+/**
+ * The confirmation span ending at `end`, or undefined while the first full shortest span after
+ * `earliest` (the first bucket after the deployment) is not complete yet.
+ */
+export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number): Span | undefined {
+  const min = minSpan(c, view, key, g)
+  if (end - min < earliest) return undefined
+  let len = min
+  let from = end - len
+  let win = view.window(key, from, end)
+  while (win.requests < c.minSamples && from > earliest && len < min * MAX_SPAN_GROWTH) {
+    len = Math.min(len * 2, min * MAX_SPAN_GROWTH)
+    from = Math.max(alignUp(earliest, g), end - len)
+    win = view.window(key, from, end)
+  }
+  return { fromMs: from, toMs: end, minLengthMs: min, win }
+}

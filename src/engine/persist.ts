@@ -1,0 +1,635 @@
+/**
+ * The engine's state as changelog records, so a restarted process resumes its watches (issue 11
+ * items 6-7; the scale-out deciders of issue 12 restore the same records). Pure: no I/O, no timers,
+ * no wall clock; `now` comes in as an argument. src/state carries the records to Kafka and back.
+ *
+ * Records (key -> JSON value, every value an envelope `{ schema, kind, service, data, ... }`):
+ *   `<deploymentId>`       kind `watch`: one Watch (deploy or recovery), plus the byVersion index
+ *                          keys that point at it. Deleted (tombstone) when the watch ends.
+ *   `pending/<serviceId>`  kind `pending`: a decided rollback awaiting its rollback event.
+ *   `versions/<serviceId>` kind `versions`: the versions of a service seen in telemetry with their
+ *                          first-seen (and coarse last-seen) times: what makes a restarted process
+ *                          give a re-seen version its ORIGINAL first-seen time (same deployment id,
+ *                          same verdict ids) and not take a long-known version for a new deployment.
+ *
+ * The codec is generic: it walks plain objects, arrays, Map, Set, undefined, NaN, +-Infinity and -0
+ * (JSON cannot hold them), so fields added to the engine's Watch carry over without changes here.
+ * What it cannot carry (functions, class instances, bigint, symbols, cycles) is refused and counted.
+ * Compatibility: a record whose `schema` differs from ENGINE_STATE_SCHEMA is not restored (older
+ * ones are deleted, newer ones left for the newer release). Bump ENGINE_STATE_SCHEMA when a Watch
+ * field changes meaning or a restored record without a new field would break the engine.
+ */
+import { createHash } from 'node:crypto'
+import type { SeriesKey } from '../normalize/observations.js'
+import { serviceId } from '../normalize/observations.js'
+import type { SignalView, VersionInfo } from '../signals/view.js'
+import { contractFor, type EngineConfig } from './config.js'
+import type { EngineState, VersionSeen } from './evaluate.js'
+
+/** Version of the record layout and of the engine state it carries. */
+export const ENGINE_STATE_SCHEMA = 1
+
+type Watch = EngineState['watches'] extends Map<string, infer W> ? W : never
+type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P : never
+
+// ---------------------------------------------------------------------------------------------
+// codec
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+
+/** A value the codec cannot represent; caught by the exporter and counted, never thrown further. */
+export class UnserializableError extends Error {}
+
+const MAX_DEPTH = 64
+
+/**
+ * Encodes any plain value as JSON-safe data. Tags are single-key objects whose key starts with one
+ * `$` (`$u` undefined, `$n` a non-finite number or -0, `$m` Map entries, `$s` Set values); plain keys
+ * starting with `$` get one more `$`, so no plain object is ever read back as a tag.
+ */
+export function encodeValue(v: unknown, depth = 0): Json {
+  if (depth > MAX_DEPTH) throw new UnserializableError(`nested deeper than ${MAX_DEPTH} (a cycle?)`)
+  switch (typeof v) {
+    case 'undefined':
+      return { $u: 1 }
+    case 'boolean':
+    case 'string':
+      return v
+    case 'number':
+      if (Number.isNaN(v)) return { $n: 'NaN' }
+      if (v === Infinity) return { $n: 'Infinity' }
+      if (v === -Infinity) return { $n: '-Infinity' }
+      if (Object.is(v, -0)) return { $n: '-0' }
+      return v
+    case 'object': {
+      if (v === null) return null
+      if (Array.isArray(v)) {
+        const out: Json[] = []
+        for (let i = 0; i < v.length; i++) out.push(encodeValue(v[i], depth + 1))
+        return out
+      }
+      if (v instanceof Map) {
+        const out: Json[] = []
+        for (const [k, x] of v) out.push([encodeValue(k, depth + 1), encodeValue(x, depth + 1)])
+        return { $m: out }
+      }
+      if (v instanceof Set) {
+        const out: Json[] = []
+        for (const x of v) out.push(encodeValue(x, depth + 1))
+        return { $s: out }
+      }
+      const proto = Object.getPrototypeOf(v) as unknown
+      if (proto !== Object.prototype && proto !== null) {
+        throw new UnserializableError(`cannot encode an instance of ${(v as { constructor?: { name?: string } }).constructor?.name ?? 'a class'}`)
+      }
+      const out: { [k: string]: Json } = {}
+      for (const [k, x] of Object.entries(v)) out[k.startsWith('$') ? `$${k}` : k] = encodeValue(x, depth + 1)
+      return out
+    }
+    default:
+      throw new UnserializableError(`cannot encode a ${typeof v}`)
+  }
+}
+
+const NUMBERS: Record<string, number> = { NaN, Infinity, '-Infinity': -Infinity, '-0': -0 }
+
+/** Inverse of encodeValue. Throws UnserializableError on data encodeValue cannot have produced. */
+export function decodeValue(j: unknown, depth = 0): unknown {
+  if (depth > MAX_DEPTH) throw new UnserializableError(`nested deeper than ${MAX_DEPTH}`)
+  if (j === null || typeof j !== 'object') return j
+  if (Array.isArray(j)) return j.map((x) => decodeValue(x, depth + 1))
+  const o = j as Record<string, unknown>
+  const keys = Object.keys(o)
+  if (keys.length === 1 && keys[0]!.startsWith('$') && !keys[0]!.startsWith('$$')) {
+    const tag = keys[0]!
+    const x = o[tag]
+    if (tag === '$u') return undefined
+    if (tag === '$n' && typeof x === 'string' && x in NUMBERS) return NUMBERS[x]
+    if (tag === '$m' && Array.isArray(x)) {
+      const m = new Map<unknown, unknown>()
+      for (const e of x) {
+        if (!Array.isArray(e) || e.length !== 2) throw new UnserializableError('malformed map entry')
+        m.set(decodeValue(e[0], depth + 1), decodeValue(e[1], depth + 1))
+      }
+      return m
+    }
+    if (tag === '$s' && Array.isArray(x)) return new Set(x.map((e) => decodeValue(e, depth + 1)))
+    throw new UnserializableError(`unknown tag ${tag}`)
+  }
+  const out: Record<string, unknown> = {}
+  for (const k of keys) out[k.startsWith('$$') ? k.slice(1) : k] = decodeValue(o[k], depth + 1)
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// records
+
+/** One changelog record: `service` is the service id ("namespace/name"), the topic's partitioning key. */
+export interface StateRecord {
+  key: string
+  service: string
+  value: string
+}
+
+export interface StateDelete {
+  key: string
+  service: string
+}
+
+/** Applied deletes first, then upserts (a key in both ends up upserted). */
+export interface StateChanges {
+  upserts: StateRecord[]
+  deletes: StateDelete[]
+}
+
+/** A record as read back from the changelog (value null = deleted, already applied by the reader). */
+export interface StoredRecord {
+  key: string
+  value: string
+}
+
+interface Envelope {
+  schema: number
+  kind: 'watch' | 'pending' | 'versions'
+  service: string
+  /** watch records: the byVersion keys that list this watch */
+  index?: string[]
+  data: Json
+}
+
+const PENDING = 'pending/'
+const VERSIONS = 'versions/'
+
+// ---------------------------------------------------------------------------------------------
+// versions known per service
+
+interface KnownVersion {
+  firstSeenMs: number
+  lastSeenMs: number
+}
+
+interface ServiceVersions {
+  namespace: string
+  service: string
+  versions: Map<string, KnownVersion>
+  /** the value last handed out for export ('' = never): a refresh that changes nothing in it writes nothing */
+  exported: string
+}
+
+export interface VersionLedgerOptions {
+  /** services tracked at most; a new service past it is not tracked (counted in `versionsRefused`) */
+  maxServices: number
+  /** versions kept per service; past it the least recently seen are forgotten (counted) */
+  maxPerService: number
+  /**
+   * a known version not seen for this long is forgotten, as the signal store expires an idle series
+   * (signals.idleTtl): when it returns it is a new appearance, as it would be without a restart
+   */
+  ttlMs: number
+  /** how often (telemetry time) last-seen times are refreshed from the store; records hold them rounded down to max(refreshMs, ttlMs / 2) */
+  refreshMs: number
+}
+
+export interface ChangelogOptions {
+  engine: EngineConfig
+  /** a watch is written at most once per this interval unless its status, decision or baseline changed */
+  minWriteIntervalMs: number
+  versions: VersionLedgerOptions
+}
+
+export interface ChangelogStats {
+  /** records handed out for writing / deletions handed out */
+  upserts: number
+  deletes: number
+  /** watches re-encoded on their interval but unchanged: nothing written */
+  unchanged: number
+  /** watches or pending recoveries the codec refused (not persisted) */
+  unserializable: number
+  /** records handed back by the store (queue full) and re-exported later */
+  forgotten: number
+  /** new versions given their restored first-seen time / dropped because their watch would be over */
+  versionsContinued: number
+  versionsSettled: number
+  /** new services not tracked because `maxServices` were / versions forgotten past `maxPerService` */
+  versionsRefused: number
+  versionsEvicted: number
+  trackedServices: number
+}
+
+export interface RestoreReport {
+  watches: number
+  pending: number
+  services: number
+  /** records not restored, by reason */
+  skipped: { corrupt: number; olderSchema: number; newerSchema: number; conflict: number; overflow: number }
+  /** series of the restored watches, to pin in the signal store */
+  pins: SeriesKey[]
+  /** records this incarnation supersedes or cannot hold: write these deletions */
+  deletes: StateDelete[]
+}
+
+interface WatchMark {
+  /** digest of the value last handed out ('' = the codec refused it) */
+  digest: string
+  /** when the watch was last encoded (decision time) */
+  at: number
+  status: string
+  decided: string
+  frozen: boolean
+  service: string
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest('base64')
+
+/** Pending recoveries restored at most (the engine keeps as many). */
+const MAX_PENDING_RESTORED = 10_000
+
+/**
+ * Tracks what of one EngineState was handed out for writing, and the versions known per service.
+ * One per pipeline; not thread-safe (nothing here is).
+ */
+export class EngineChangelog {
+  private readonly marks = new Map<string, WatchMark>()
+  private readonly pendingMarks = new Map<string, { ref: Pending | undefined; digest: string }>()
+  /** deletions handed back by the store, re-exported next time */
+  private readonly retryDeletes = new Map<string, string>()
+  private readonly ledger = new Map<string, ServiceVersions>()
+  private readonly ledgerDeletes = new Map<string, string>()
+  /** services whose record must be exported */
+  private readonly ledgerDirty = new Set<string>()
+  private lastRefresh = -Infinity
+  private readonly st: Omit<ChangelogStats, 'trackedServices'> = {
+    upserts: 0,
+    deletes: 0,
+    unchanged: 0,
+    unserializable: 0,
+    forgotten: 0,
+    versionsContinued: 0,
+    versionsSettled: 0,
+    versionsRefused: 0,
+    versionsEvicted: 0,
+  }
+
+  constructor(private readonly o: ChangelogOptions) {}
+
+  stats(): ChangelogStats {
+    return { ...this.st, trackedServices: this.ledger.size }
+  }
+
+  /**
+   * What changed since the last call. A watch is re-encoded when it is new, when its status, its
+   * decision or its frozen baseline changed (at once), or else at most every `minWriteIntervalMs`
+   * (`force` ignores the interval: the last export before shutdown); it is handed out only if its
+   * encoding differs from the last one. Ended watches and consumed pending recoveries are deletions.
+   */
+  exportChanges(state: EngineState, now: number, force = false): StateChanges {
+    const out: StateChanges = { upserts: [], deletes: [] }
+    let index: Map<string, string[]> | undefined
+    for (const [id, w] of state.watches) {
+      const m = this.marks.get(id)
+      const frozen = w.baseline !== undefined
+      const urgent = m === undefined || m.status !== w.status || m.decided !== w.decided || m.frozen !== frozen
+      if (!urgent && !force && now - m.at < this.o.minWriteIntervalMs) continue
+      index ??= reverseIndex(state)
+      const service = serviceId(w.namespace, w.service)
+      let value: string
+      try {
+        value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service, index: index.get(id) ?? [], data: encodeValue(w) })
+      } catch {
+        this.st.unserializable += 1
+        this.marks.set(id, { digest: '', at: now, status: w.status, decided: w.decided, frozen, service })
+        continue
+      }
+      const d = digest(value)
+      this.marks.set(id, { digest: d, at: now, status: w.status, decided: w.decided, frozen, service })
+      if (m !== undefined && m.digest === d) {
+        this.st.unchanged += 1
+        continue
+      }
+      out.upserts.push({ key: id, service, value })
+    }
+    for (const [id, m] of this.marks) {
+      if (state.watches.has(id)) continue
+      this.marks.delete(id)
+      if (m.digest !== '') out.deletes.push({ key: id, service: m.service })
+    }
+    for (const [sid, p] of state.pendingRecovery) {
+      const m = this.pendingMarks.get(sid)
+      if (m !== undefined && m.ref === p) continue
+      try {
+        const value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'pending', service: sid, data: encodeValue(p) })
+        const d = digest(value)
+        this.pendingMarks.set(sid, { ref: p, digest: d })
+        if (m === undefined || m.digest !== d) out.upserts.push({ key: PENDING + sid, service: sid, value })
+      } catch {
+        this.st.unserializable += 1
+        this.pendingMarks.set(sid, { ref: p, digest: '' })
+      }
+    }
+    for (const [sid, m] of this.pendingMarks) {
+      if (state.pendingRecovery.has(sid)) continue
+      this.pendingMarks.delete(sid)
+      if (m.digest !== '') out.deletes.push({ key: PENDING + sid, service: sid })
+    }
+    for (const sid of this.ledgerDirty) {
+      const e = this.ledger.get(sid)
+      if (e !== undefined) this.exportVersions(sid, e, out)
+    }
+    this.ledgerDirty.clear()
+    for (const [key, service] of this.ledgerDeletes) out.deletes.push({ key, service })
+    this.ledgerDeletes.clear()
+    for (const [key, service] of this.retryDeletes) out.deletes.push({ key, service })
+    this.retryDeletes.clear()
+    this.st.upserts += out.upserts.length
+    this.st.deletes += out.deletes.length
+    return out
+  }
+
+  /** Records the store could not take (its queue was full): they are exported again next time. */
+  forget(refused: readonly StateDelete[]): void {
+    for (const r of refused) {
+      this.st.forgotten += 1
+      if (this.marks.delete(r.key)) continue
+      if (r.key.startsWith(PENDING) && this.pendingMarks.delete(r.key.slice(PENDING.length))) continue
+      const sid = r.key.startsWith(VERSIONS) ? r.key.slice(VERSIONS.length) : undefined
+      if (sid !== undefined && this.ledger.has(sid)) this.ledgerDirty.add(sid)
+      else this.retryDeletes.set(r.key, r.service)
+    }
+  }
+
+  /**
+   * Restores records read from the changelog into a fresh state (before the first evaluation).
+   * Restored watches keep their ids, deployment times, baselines, probe tracking and decisions.
+   * What the state already holds wins over a record (counted as a conflict).
+   */
+  restore(state: EngineState, records: Iterable<StoredRecord>): RestoreReport {
+    const r: RestoreReport = { watches: 0, pending: 0, services: 0, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0 }, pins: [], deletes: [] }
+    for (const rec of records) {
+      let env: Envelope
+      let data: unknown
+      try {
+        env = parseEnvelope(rec.value)
+        if (env.schema !== ENGINE_STATE_SCHEMA) {
+          if (env.schema < ENGINE_STATE_SCHEMA) {
+            r.skipped.olderSchema += 1
+            r.deletes.push({ key: rec.key, service: env.service })
+          } else r.skipped.newerSchema += 1
+          continue
+        }
+        data = decodeValue(env.data)
+      } catch {
+        r.skipped.corrupt += 1
+        continue
+      }
+      if (env.kind === 'watch') this.restoreWatch(state, rec, env, data, r)
+      else if (env.kind === 'pending') this.restorePending(state, rec, env, data, r)
+      else this.restoreVersions(rec, env, data, r)
+    }
+    return r
+  }
+
+  /**
+   * Filters the store's newly seen versions through what an earlier incarnation knew. A version
+   * known and still live (seen within `ttlMs`) keeps its original first-seen time, hence its
+   * original deployment id; if a watch started at that time would already be over it is dropped
+   * (counted `versionsSettled`): an old version re-seen after a restart is not a new deployment.
+   * Unknown versions are recorded and passed on unchanged.
+   */
+  seenVersions(list: readonly VersionSeen[], watermark: number, newestMs: number): VersionSeen[] {
+    const out: VersionSeen[] = []
+    const cutoff = newestMs - this.o.versions.ttlMs
+    for (const v of list) {
+      const sid = serviceId(v.namespace, v.service)
+      const e = this.ledger.get(sid)
+      const kv = e?.versions.get(v.version)
+      if (e !== undefined && kv !== undefined && kv.lastSeenMs >= cutoff) {
+        if (kv.firstSeenMs + contractFor(this.o.engine, sid).watch <= watermark) {
+          this.st.versionsSettled += 1
+          continue
+        }
+        this.st.versionsContinued += 1
+        out.push({ ...v, firstSeenMs: kv.firstSeenMs })
+        continue
+      }
+      this.note(sid, v.namespace, v.service, v.version, v.firstSeenMs, v.firstSeenMs)
+      out.push(v)
+    }
+    return out
+  }
+
+  /**
+   * Refreshes last-seen times from the store and forgets versions idle past `ttlMs`, at most once
+   * per `refreshMs` of telemetry time. A service record is re-exported when its coarse content changed.
+   */
+  refreshVersions(view: SignalView, newestMs: number): void {
+    if (!(newestMs - this.lastRefresh >= this.o.versions.refreshMs)) return
+    this.lastRefresh = newestMs
+    const cutoff = newestMs - this.o.versions.ttlMs
+    for (const [sid, e] of this.ledger) {
+      for (const info of view.versions(e.namespace, e.service)) this.merge(e, info.version, info.firstSeenMs, info.lastSeenMs)
+      for (const [ver, kv] of e.versions) if (kv.lastSeenMs < cutoff) e.versions.delete(ver)
+      this.trim(e)
+      if (e.versions.size === 0) {
+        this.ledger.delete(sid)
+        this.ledgerDirty.delete(sid)
+        if (e.exported !== '') this.ledgerDeletes.set(VERSIONS + sid, sid)
+        continue
+      }
+      if (e.exported !== this.versionsValue(sid, e)) this.ledgerDirty.add(sid)
+    }
+  }
+
+  /**
+   * `base` with each service's versions as an earlier incarnation knew them: original first-seen
+   * times, and versions known and still live but not seen since the restart. The engine then picks
+   * the same previous version (baseline) as before the restart.
+   */
+  view(base: SignalView, newestMs: () => number): SignalView {
+    const versions = (namespace: string, service: string): VersionInfo[] => {
+      const list = base.versions(namespace, service)
+      const e = this.ledger.get(serviceId(namespace, service))
+      if (e === undefined) return list
+      const cutoff = newestMs() - this.o.versions.ttlMs
+      const out = list.map((v) => {
+        const kv = e.versions.get(v.version)
+        return kv !== undefined && kv.lastSeenMs >= cutoff ? { ...v, firstSeenMs: kv.firstSeenMs } : v
+      })
+      for (const [version, kv] of e.versions) {
+        if (kv.lastSeenMs < cutoff || list.some((v) => v.version === version)) continue
+        out.push({ namespace, service, version, firstSeenMs: kv.firstSeenMs, lastSeenMs: kv.lastSeenMs })
+      }
+      return out.sort((a, b) => a.firstSeenMs - b.firstSeenMs || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+    }
+    const bound = new Map<PropertyKey, unknown>()
+    // a Proxy rather than a wrapper class: methods the view gains later pass through unchanged
+    return new Proxy(base, {
+      get(target, prop) {
+        if (prop === 'versions') return versions
+        const v = Reflect.get(target, prop, target) as unknown
+        if (typeof v !== 'function') return v
+        let b = bound.get(prop)
+        if (b === undefined) bound.set(prop, (b = (v as (...a: unknown[]) => unknown).bind(target)))
+        return b
+      },
+    })
+  }
+
+  // ---- internals ----
+
+  private restoreWatch(state: EngineState, rec: StoredRecord, env: Envelope, data: unknown, r: RestoreReport): void {
+    const w = data as Watch
+    if (!isObject(w) || typeof w.id !== 'string' || w.id !== rec.key || typeof w.namespace !== 'string' || typeof w.service !== 'string') {
+      r.skipped.corrupt += 1
+      return
+    }
+    if (state.watches.has(w.id)) {
+      r.skipped.conflict += 1
+      return
+    }
+    if (state.watches.size >= this.o.engine.maxWatched) {
+      r.skipped.overflow += 1
+      r.deletes.push({ key: rec.key, service: env.service })
+      return
+    }
+    state.watches.set(w.id, w)
+    for (const k of env.index ?? []) {
+      let set = state.byVersion.get(k)
+      if (set === undefined) state.byVersion.set(k, (set = new Set()))
+      set.add(w.id)
+    }
+    r.pins.push({ namespace: w.namespace, service: w.service, version: w.version })
+    if (w.baselineVersion !== '' && w.baselineVersion !== w.version) r.pins.push({ namespace: w.namespace, service: w.service, version: w.baselineVersion })
+    this.marks.set(w.id, { digest: digest(rec.value), at: -Infinity, status: w.status, decided: w.decided, frozen: w.baseline !== undefined, service: env.service })
+    r.watches += 1
+  }
+
+  private restorePending(state: EngineState, rec: StoredRecord, env: Envelope, data: unknown, r: RestoreReport): void {
+    const sid = rec.key.startsWith(PENDING) ? rec.key.slice(PENDING.length) : ''
+    if (sid === '' || !isObject(data)) {
+      r.skipped.corrupt += 1
+      return
+    }
+    if (state.pendingRecovery.has(sid)) {
+      r.skipped.conflict += 1
+      return
+    }
+    if (state.pendingRecovery.size >= MAX_PENDING_RESTORED) {
+      r.skipped.overflow += 1
+      r.deletes.push({ key: rec.key, service: env.service })
+      return
+    }
+    const p = data as unknown as Pending
+    state.pendingRecovery.set(sid, p)
+    this.pendingMarks.set(sid, { ref: p, digest: digest(rec.value) })
+    r.pending += 1
+  }
+
+  private restoreVersions(rec: StoredRecord, env: Envelope, data: unknown, r: RestoreReport): void {
+    const sid = rec.key.startsWith(VERSIONS) ? rec.key.slice(VERSIONS.length) : ''
+    const d = data as { namespace?: unknown; service?: unknown; versions?: unknown }
+    if (sid === '' || !isObject(d) || typeof d.namespace !== 'string' || typeof d.service !== 'string' || !Array.isArray(d.versions)) {
+      r.skipped.corrupt += 1
+      return
+    }
+    if (!this.ledger.has(sid) && this.ledger.size >= this.o.versions.maxServices) {
+      r.skipped.overflow += 1
+      r.deletes.push({ key: rec.key, service: env.service })
+      return
+    }
+    for (const x of d.versions as unknown[]) {
+      if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'number' || typeof x[2] !== 'number') continue
+      this.note(sid, d.namespace, d.service, x[0], x[1], x[2])
+    }
+    const e = this.ledger.get(sid)
+    if (e !== undefined) {
+      e.exported = this.versionsValue(sid, e)
+      this.ledgerDirty.delete(sid)
+      r.services += 1
+    }
+  }
+
+  private note(sid: string, namespace: string, service: string, version: string, firstSeenMs: number, lastSeenMs: number): void {
+    let e = this.ledger.get(sid)
+    if (e === undefined) {
+      if (this.ledger.size >= this.o.versions.maxServices) {
+        this.st.versionsRefused += 1
+        return
+      }
+      this.ledger.set(sid, (e = { namespace, service, versions: new Map(), exported: '' }))
+      this.ledgerDeletes.delete(VERSIONS + sid)
+    }
+    this.merge(e, version, firstSeenMs, lastSeenMs)
+    this.trim(e)
+    this.ledgerDirty.add(sid)
+  }
+
+  /**
+   * The first-seen time of a known version never changes: it is the time the engine was handed (the
+   * deployment's identity), even when late data later moves the store's first-seen time earlier.
+   */
+  private merge(e: ServiceVersions, version: string, firstSeenMs: number, lastSeenMs: number): void {
+    const kv = e.versions.get(version)
+    if (kv === undefined) e.versions.set(version, { firstSeenMs, lastSeenMs })
+    else kv.lastSeenMs = Math.max(kv.lastSeenMs, lastSeenMs)
+  }
+
+  private trim(e: ServiceVersions): void {
+    while (e.versions.size > this.o.versions.maxPerService) {
+      let oldest: string | undefined
+      let t = Infinity
+      for (const [ver, kv] of e.versions) {
+        if (kv.lastSeenMs < t) {
+          t = kv.lastSeenMs
+          oldest = ver
+        }
+      }
+      if (oldest === undefined) return
+      e.versions.delete(oldest)
+      this.st.versionsEvicted += 1
+    }
+  }
+
+  private versionsValue(sid: string, e: ServiceVersions): string {
+    const g = Math.max(this.o.versions.refreshMs, Math.floor(this.o.versions.ttlMs / 2))
+    // last-seen rounded down to max(refresh, ttl / 2): a live service is rewritten every 5 minutes at
+    // most (defaults), and a restored time is never later than the truth (it errs towards "expired",
+    // which is what happens without a restore)
+    const versions: Json[] = [...e.versions].map(([v, kv]) => [v, kv.firstSeenMs, Math.floor(kv.lastSeenMs / g) * g])
+    return envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'versions', service: sid, data: { namespace: e.namespace, service: e.service, versions } })
+  }
+
+  private exportVersions(sid: string, e: ServiceVersions, out: StateChanges): void {
+    const value = this.versionsValue(sid, e)
+    e.exported = value
+    out.upserts.push({ key: VERSIONS + sid, service: sid, value })
+  }
+}
+
+function reverseIndex(state: EngineState): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const [k, ids] of state.byVersion) {
+    for (const id of ids) {
+      const list = out.get(id)
+      if (list === undefined) out.set(id, [k])
+      else list.push(k)
+    }
+  }
+  return out
+}
+
+function envelope(e: Envelope): string {
+  return JSON.stringify(e)
+}
+
+function parseEnvelope(value: string): Envelope {
+  const e = JSON.parse(value) as unknown
+  if (!isObject(e)) throw new UnserializableError('not an object')
+  const { schema, kind, service, index } = e as Partial<Envelope>
+  if (typeof schema !== 'number' || typeof service !== 'string' || (kind !== 'watch' && kind !== 'pending' && kind !== 'versions')) throw new UnserializableError('not an engine state record')
+  if (index !== undefined && !(Array.isArray(index) && index.every((k) => typeof k === 'string'))) throw new UnserializableError('bad index')
+  return e as unknown as Envelope
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}

@@ -1,0 +1,156 @@
+/**
+ * The engine at the cadence people really export (60 s and 15 s metrics), single-cause faults and
+ * pre-existing breaches of any shape: on the fake view, with data revealed report by report.
+ */
+import { describe, expect, it } from 'vitest'
+import { engineSchema } from '../../src/engine/config.js'
+import { evaluate, initialState, type EngineOutput } from '../../src/engine/evaluate.js'
+import type { Verdict } from '../../src/engine/verdict.js'
+import type { SeriesKey } from '../../src/normalize/observations.js'
+import type { SeriesCoverage, SignalView, VersionInfo, WindowStats } from '../../src/signals/view.js'
+import { FakeView } from './fake-view.js'
+
+const V1 = { namespace: 'ns', service: 'svc', version: 'v1' }
+const V2 = { namespace: 'ns', service: 'svc', version: 'v2' }
+const D = 1_000_000_000_000
+const S = 1000
+
+/**
+ * The fake view as an exporter with interval `every` shows it: a report at t covers (t - every, t];
+ * at telemetry time `now` only reports up to now are visible, so the series' data is complete up to
+ * its newest report minus one interval (other pods may report later for that interval).
+ */
+class Reporting implements SignalView {
+  now = 0
+  constructor(
+    private readonly inner: FakeView,
+    private readonly every: number,
+    private readonly phase = 0,
+  ) {}
+  get bucketMs(): number {
+    return this.inner.bucketMs
+  }
+  get coarseBucketMs(): number {
+    return this.inner.coarseBucketMs
+  }
+  get fineRetentionMs(): number {
+    return this.inner.fineRetentionMs
+  }
+  private visible(): number {
+    return Math.floor((this.now - this.phase) / this.every) * this.every + this.phase
+  }
+  versions(ns: string, svc: string): VersionInfo[] {
+    return this.inner.versions(ns, svc).filter((v) => v.firstSeenMs < this.visible())
+  }
+  retainedFromMs(key: SeriesKey): number | undefined {
+    return this.inner.retainedFromMs(key)
+  }
+  coverage(key: SeriesKey): SeriesCoverage | undefined {
+    this.inner.visibleUntil = this.visible()
+    const c = this.inner.coverage(key)
+    if (c === undefined) return undefined
+    const newest = Math.min(c.newestMs, this.visible())
+    return { newestMs: newest, reportIntervalMs: this.every, completeUntilMs: newest - this.every }
+  }
+  window(key: SeriesKey, from: number, to: number): WindowStats {
+    // like the real store: the range is answered whole, buckets not reported yet are empty
+    this.inner.visibleUntil = this.visible()
+    return this.inner.window(key, from, to)
+  }
+}
+
+function drive(view: Reporting, until = D + 600 * S, first = D): { verdicts: Verdict[]; outs: EngineOutput[] } {
+  const cfg = engineSchema.parse({})
+  let state = initialState()
+  const verdicts: Verdict[] = []
+  const outs: EngineOutput[] = []
+  let announced = false
+  for (let t = D - 60 * S; t <= until; t += 5 * S) {
+    view.now = t
+    const seen = !announced && view.versions('ns', 'svc').some((v) => v.version === 'v2')
+    if (seen) announced = true
+    const out = evaluate(cfg, state, { now: t, watermark: t - cfg.lateness, view, newVersions: seen ? [{ ...V2, firstSeenMs: first }] : [] })
+    state = out.state
+    outs.push(out)
+    verdicts.push(...out.verdicts)
+  }
+  return { verdicts, outs }
+}
+
+function metricsWorld(every: number, v2: { rps?: number; errorRate?: number; latencyMs?: number }, base = { rps: 20, errorRate: 0.005, latencyMs: 100 }): Reporting {
+  const v = new FakeView()
+  v.traffic(V1, D - 600 * S, D, base)
+  v.traffic(V2, D, D + 900 * S, { ...base, ...v2 })
+  v.reportEvery(V1, every).reportEvery(V2, every)
+  return new Reporting(v, every)
+}
+
+describe('metrics at the SDK default 60 s and at 15 s', () => {
+  it('60 s: a plain bad deploy (5 % errors, 2x latency) is rolled back within 3 export intervals + lateness of the first export', () => {
+    const r = drive(metricsWorld(60 * S, { errorRate: 0.05, latencyMs: 200 }))
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
+    // first export of the new version at D + 60 s
+    expect(r.verdicts[0]?.decidedAt).toBeLessThanOrEqual(D + 60 * S + 3 * 60 * S + 5 * S)
+  })
+
+  it('15 s: rolled back within 90 s', () => {
+    const r = drive(metricsWorld(15 * S, { errorRate: 0.05, latencyMs: 200 }))
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
+    expect((r.verdicts[0]?.decidedAt as number) - D).toBeLessThanOrEqual(90 * S)
+  })
+
+  it('60 s: a benign deploy is never rolled back and is judged healthy (not stuck insufficient)', () => {
+    const r = drive(metricsWorld(60 * S, {}))
+    expect(r.verdicts).toEqual([])
+    const last = r.outs.flatMap((o) => o.statuses).at(-1)
+    expect(last?.status).toBe('healthy')
+  })
+
+  it('60 s at low traffic (1 req/s): decided once enough requests arrived, the span grows to hold the floor', () => {
+    const r = drive(metricsWorld(60 * S, { errorRate: 0.2, latencyMs: 300 }, { rps: 1, errorRate: 0.005, latencyMs: 100 }))
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
+    expect((r.verdicts[0]?.decidedAt as number) - D).toBeLessThanOrEqual(300 * S)
+  })
+})
+
+describe('single-cause faults', () => {
+  it('60 s metrics, 20 % fast 5xx (no latency change): rolled back on the error rate alone', () => {
+    const r = drive(metricsWorld(60 * S, { errorRate: 0.2 }))
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
+    const er = r.verdicts[0]?.signals.find((s) => s.signal === 'error_rate')
+    expect(er).toMatchObject({ state: 'breach', critical: true })
+    expect(r.verdicts[0]?.signals.find((s) => s.signal === 'latency')?.state).toBe('healthy')
+  })
+})
+
+describe('pre-existing breaches of any shape', () => {
+  /** v1 healthy until `onset`, then `bad` until the deployment; v2 like `after`. */
+  function preWorld(onsetBeforeDeploy: number, bad: { errorRate: number; latencyMs: number }, after: { errorRate: number; latencyMs: number }): Reporting {
+    const v = new FakeView()
+    v.traffic(V1, D - 600 * S, D - onsetBeforeDeploy, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    v.traffic(V1, D - onsetBeforeDeploy, D, { rps: 20, ...bad })
+    v.traffic(V2, D, D + 900 * S, { rps: 20, ...after })
+    return new Reporting(v, 5 * S)
+  }
+
+  it('mild and long (7 % errors, 1.8x latency for 5 min before and after): incident, saying the baseline was unhealthy', () => {
+    const r = drive(preWorld(300 * S, { errorRate: 0.07, latencyMs: 180 }, { errorRate: 0.07, latencyMs: 180 }))
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['incident'])
+    const v = r.verdicts[0] as Verdict
+    expect(v.baselineHealth).toBe('unhealthy')
+    expect(v.signals.length).toBe(4)
+    expect(v.reason).toMatch(/pre-existing/)
+  })
+
+  it('the deployment cured a pre-existing breach: no verdict, statuses say the baseline was unhealthy', () => {
+    const r = drive(preWorld(300 * S, { errorRate: 0.07, latencyMs: 180 }, { errorRate: 0.005, latencyMs: 100 }))
+    expect(r.verdicts).toEqual([])
+    expect(r.outs.flatMap((o) => o.statuses).at(-1)?.baselineHealth).toBe('unhealthy')
+  })
+
+  it('a healthy history and baseline: baselineHealth healthy on the rollback', () => {
+    const r = drive(preWorld(0, { errorRate: 0.005, latencyMs: 100 }, { errorRate: 0.1, latencyMs: 300 }))
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.baselineHealth).toBe('healthy')
+  })
+})

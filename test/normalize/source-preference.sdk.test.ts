@@ -1,0 +1,144 @@
+/**
+ * Spans AND `http.server.request.duration` for the same requests, built by the real OpenTelemetry JS
+ * SDK (tracer, meter, reader) and serialized by its own OTLP transformer, as the HTTP server
+ * instrumentations export them: the signal store must see every request once.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api'
+import { resourceFromAttributes } from '@opentelemetry/resources'
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { Normalizer } from '../../src/normalize/normalizer.js'
+import { SignalStore } from '../../src/signals/store.js'
+import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
+
+class Collected implements SpanProcessor {
+  spans: ReadableSpan[] = []
+  onStart(): void {}
+  onEnd(span: ReadableSpan): void {
+    this.spans.push(span)
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve()
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+class PullReader extends MetricReader {
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+function hr(ms: number): HrTime {
+  const s = Math.floor(ms / 1000)
+  return [s, Math.round((ms - s * 1000) * 1e6)]
+}
+
+/** One instrumented process: a SERVER span and a duration measurement per request, as instrumentation-http does. */
+class App {
+  readonly spans = new Collected()
+  readonly reader = new PullReader()
+  private readonly tp: BasicTracerProvider
+  private readonly mp: MeterProvider
+  private readonly tracer
+  private readonly duration
+  constructor(
+    service: string,
+    readonly version: string,
+    private readonly tracing: boolean,
+  ) {
+    // no pod identity on purpose: the span/metric choice must not depend on it
+    const resource = resourceFromAttributes({ 'service.name': service, 'service.version': version })
+    this.tp = new BasicTracerProvider({ resource, spanProcessors: [this.spans] })
+    this.mp = new MeterProvider({ resource, readers: [this.reader] })
+    this.tracer = this.tp.getTracer('@opentelemetry/instrumentation-http')
+    this.duration = this.mp.getMeter('@opentelemetry/instrumentation-http').createHistogram('http.server.request.duration', {
+      unit: 's',
+      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] },
+    })
+  }
+
+  serve(endMs: number, latencyMs: number, status: number): void {
+    const attributes = { 'http.request.method': 'GET', 'http.route': '/items/:id', 'http.response.status_code': status }
+    if (this.tracing) {
+      const span = this.tracer.startSpan('GET /items/:id', { kind: SpanKind.SERVER, startTime: hr(endMs - latencyMs), attributes }, ROOT_CONTEXT)
+      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+      span.end(hr(endMs))
+    }
+    this.duration.record(latencyMs / 1000, attributes)
+  }
+
+  exportSpans(): Uint8Array | undefined {
+    const out = this.spans.spans.length === 0 ? undefined : ProtobufTraceSerializer.serializeRequest(this.spans.spans)
+    this.spans.spans = []
+    return out
+  }
+
+  async exportMetrics(): Promise<Uint8Array> {
+    const { resourceMetrics, errors } = await this.reader.collect()
+    expect(errors).toEqual([])
+    const bytes = ProtobufMetricsSerializer.serializeRequest(resourceMetrics)
+    if (bytes === undefined) throw new Error('the SDK serialized no metrics')
+    return bytes
+  }
+
+  async shutdown(): Promise<void> {
+    await this.tp.shutdown()
+    await this.mp.shutdown()
+  }
+}
+
+const apps: App[] = []
+const stores: SignalStore[] = []
+afterEach(async () => {
+  for (const a of apps.splice(0)) await a.shutdown()
+  for (const s of stores.splice(0)) s.shutdown()
+})
+
+describe('spans and http.server.request.duration from the same OTel SDK', () => {
+  it('the store counts every request once: spans when present, metrics otherwise', async () => {
+    const store = new SignalStore({ maxFutureSkew: '1h' })
+    stores.push(store)
+    const n = new Normalizer({}, store)
+    const traced = new App('checkout', '2.0.0', true)
+    const untraced = new App('search', '1.0.0', false)
+    apps.push(traced, untraced)
+
+    const t0 = Date.now()
+    let served = 0
+    const round = async (requests: number, offsetMs: number): Promise<void> => {
+      for (let i = 0; i < requests; i++) {
+        const end = t0 + offsetMs + i * 10
+        for (const app of [traced, untraced]) app.serve(end, 5 + (i % 40), i % 10 === 0 ? 503 : 200)
+      }
+      served += requests
+      // spans are batched every few seconds, metrics once per export interval: spans first
+      for (const app of [traced, untraced]) {
+        const spans = app.exportSpans()
+        if (spans !== undefined) expect(n.traces(decodeTracesProto(spans)).rejected).toBe(0)
+      }
+      for (const app of [traced, untraced]) expect(n.metrics(decodeMetricsProto(await app.exportMetrics())).rejected).toBe(0)
+    }
+    await round(120, -5_000) // first export: the cumulative points of freshly started processes are emitted whole
+    await round(80, -2_000) // second export: cumulative deltas
+
+    const from = t0 - 120_000
+    const to = Date.now() + 120_000
+    const checkout = store.window({ namespace: '', service: 'checkout', version: '2.0.0' }, from, to)
+    const search = store.window({ namespace: '', service: 'search', version: '1.0.0' }, from, to)
+    expect(checkout.requests).toBe(served)
+    expect(checkout.errors).toBe(served / 10)
+    expect(search.requests).toBe(served)
+    expect(search.errors).toBe(served / 10)
+    // the traced app's metric points were accepted but not counted
+    expect(n.stats().deduplicatedPoints).toBeGreaterThan(0)
+    expect(n.stats().rejected).toBe(0)
+  })
+})
