@@ -85,12 +85,17 @@ interface SimPod {
   phase: number
   memBase: number
   /** per attribute set "method route status" -> cumulative [count, sum, buckets...] */
-  hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; buckets: number[] }>
+  hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; min: number; max: number; buckets: number[] }>
   lastRequests: number
 }
 
 const kv = (k: string, v: string) => `{"key":"${k}","value":{"stringValue":"${v}"}}`
-const ns = (ms: number) => `${BigInt(Math.round(ms * 1000)) * 1000n}`
+/** unix ms (microsecond precision) -> nanoseconds as a decimal string, without BigInt (the hot path) */
+function ns(ms: number): string {
+  const whole = Math.floor(ms)
+  const micros = Math.round((ms - whole) * 1000)
+  return micros >= 1000 ? `${whole + 1}000000` : `${whole}${String(micros).padStart(3, '0')}000`
+}
 
 function resource(svc: string, p: SimPod): string {
   return `{"attributes":[${[
@@ -133,6 +138,9 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
   let totalWeight = 0
   for (const rt of p.routes) totalWeight += rt.weight
   const pending: { pod: SimPod; end: number; json: string }[] = []
+  // ids only need to be unique hex of the right length: a counter is much cheaper than 48 random digits
+  const idPrefix = (hash32(`ids:${seed}:${p.run}`) >>> 0).toString(16).padStart(8, '0')
+  let nextId = 0
   const t = (s: number) => START_MS + s * 1000
   for (let s = 0; s < durationS; s++) {
     const ready = pods.filter((x) => x.startS + 5 <= s && s < x.stopS)
@@ -159,17 +167,22 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
         const endMs = startMs + Math.max(0.2, lat)
         if (p.telemetry === 'spans') {
           const json =
-            `{"traceId":"${r.hex(32)}","spanId":"${r.hex(16)}","name":"${rt.method} ${rt.route}","kind":2,"startTimeUnixNano":"${ns(startMs)}","endTimeUnixNano":"${ns(endMs)}",` +
+            `{"traceId":"${idPrefix}${(++nextId).toString(16).padStart(24, '0')}","spanId":"${nextId.toString(16).padStart(16, '0')}","name":"${rt.method} ${rt.route}","kind":2,"startTimeUnixNano":"${ns(startMs)}","endTimeUnixNano":"${ns(endMs)}",` +
             `"attributes":[${kv('http.request.method', rt.method)},${kv('http.route', rt.route)},{"key":"http.response.status_code","value":{"intValue":"${status}"}},${kv('url.scheme', 'http')}],` +
             `"status":${status >= 500 ? '{"code":2}' : '{}'},"flags":257}`
           pending.push({ pod, end: endMs, json })
         } else {
           const key = `${rt.method} ${rt.route} ${status}`
           let h = pod.hist.get(key)
-          if (h === undefined) pod.hist.set(key, (h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, buckets: new Array<number>(BOUNDS.length + 1).fill(0) }))
+          if (h === undefined) {
+            h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(BOUNDS.length + 1).fill(0) }
+            pod.hist.set(key, h)
+          }
           const sec = Math.max(0.2, lat) / 1000
           h.count++
           h.sum += sec
+          if (sec < h.min) h.min = sec
+          if (sec > h.max) h.max = sec
           let b = 0
           while (b < BOUNDS.length && sec > BOUNDS[b]!) b++
           h.buckets[b]!++
@@ -218,7 +231,7 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
           const dps = [...pod.hist.values()].map(
             (h) =>
               `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
-              `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${BOUNDS.join(',')}],"count":"${h.count}","sum":${h.sum},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
+              `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${BOUNDS.join(',')}],"count":"${h.count}","sum":${h.sum},"min":${h.min},"max":${h.max},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
           )
           scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"http.server.request.duration","unit":"s","histogram":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
         }
@@ -360,12 +373,15 @@ async function main(): Promise<number> {
   return rate <= TARGET_RATE ? 0 : 1
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code
-  },
-  (err: unknown) => {
-    process.stderr.write(`false-rollbacks: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    process.exitCode = 1
-  },
-)
+// a module too (generator and parameters for tests and profiling): run only when invoked
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      process.stderr.write(`false-rollbacks: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exitCode = 1
+    },
+  )
+}

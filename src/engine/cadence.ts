@@ -25,7 +25,9 @@ const MAX_SPAN_GROWTH = 8
 /** The interval one report of the series covers (0 for spans or an unknown series). */
 export function reportInterval(view: SignalView, key: SeriesKey): number {
   const i = view.coverage(key)?.reportIntervalMs ?? 0
-  return Number.isFinite(i) && i > 0 ? i : 0
+  // whole seconds: nanosecond timestamps make a 60 s exporter's interval 60.0000002 s, and two of
+  // those must not round a span up to the next coarse bucket
+  return Number.isFinite(i) && i > 0 ? Math.round(i / 1000) * 1000 : 0
 }
 
 /**

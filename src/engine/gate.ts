@@ -15,7 +15,7 @@ import type { SeriesKey } from '../normalize/observations.js'
 import type { SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
-import { errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, type BaselineNumbers } from './rules.js'
+import { BASELINE_DELTA, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, type BaselineNumbers } from './rules.js'
 import { alignUp, binomialUpperTail } from './stats.js'
 import type { BaselineHealthState } from './verdict.js'
 
@@ -53,7 +53,7 @@ function latencyBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumber
   if (w.latency.count < c.minSamples || !Number.isFinite(ref.latencyUs)) return false
   if (w.latency.valueAtQuantile(c.signals.latency.quantile) < latencyThresholdMs(c, ref.latencyUs / 1000) * 1000) return false
   const cutUs = latencyCutUs(c, ref.latencyUs)
-  const level = Math.max(1 - c.signals.latency.quantile, rateUpperBound(ref.latencyAbove, ref.latencyCount, c.alpha))
+  const level = Math.max(1 - c.signals.latency.quantile, rateUpperBound(ref.latencyAbove, ref.latencyCount, BASELINE_DELTA))
   return binomialUpperTail(w.latency.countAbove(cutUs), w.latency.count, level) <= c.alpha
 }
 

@@ -24,7 +24,7 @@ import type { SeriesKey } from '../normalize/observations.js'
 import { serviceId } from '../normalize/observations.js'
 import type { SignalView, VersionInfo } from '../signals/view.js'
 import { contractFor, type EngineConfig } from './config.js'
-import type { EngineState, VersionSeen } from './evaluate.js'
+import { evaluate, initialState, type EngineState, type VersionSeen } from './evaluate.js'
 
 /** Version of the record layout and of the engine state it carries. */
 export const ENGINE_STATE_SCHEMA = 1
@@ -221,7 +221,7 @@ export interface RestoreReport {
   pending: number
   services: number
   /** records not restored, by reason */
-  skipped: { corrupt: number; olderSchema: number; newerSchema: number; conflict: number; overflow: number }
+  skipped: { corrupt: number; olderSchema: number; newerSchema: number; conflict: number; overflow: number; expired: number; shape: number }
   /** series of the restored watches, to pin in the signal store */
   pins: SeriesKey[]
   /** records this incarnation supersedes or cannot hold: write these deletions */
@@ -258,6 +258,8 @@ export class EngineChangelog {
   /** services whose record must be exported */
   private readonly ledgerDirty = new Set<string>()
   private lastRefresh = -Infinity
+  /** the top-level fields of a Watch made by this code ('' = unknown: not checked) */
+  private shape: string | undefined
   private readonly st: Omit<ChangelogStats, 'trackedServices'> = {
     upserts: 0,
     deletes: 0,
@@ -294,7 +296,7 @@ export class EngineChangelog {
       const service = serviceId(w.namespace, w.service)
       let value: string
       try {
-        value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service, index: index.get(id) ?? [], data: encodeValue(w) })
+        value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service, index: index.get(id) ?? [] }, encodeValue(w))
       } catch {
         this.st.unserializable += 1
         this.marks.set(id, { digest: '', at: now, status: w.status, decided: w.decided, frozen, service })
@@ -317,7 +319,7 @@ export class EngineChangelog {
       const m = this.pendingMarks.get(sid)
       if (m !== undefined && m.ref === p) continue
       try {
-        const value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'pending', service: sid, data: encodeValue(p) })
+        const value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'pending', service: sid }, encodeValue(p))
         const d = digest(value)
         this.pendingMarks.set(sid, { ref: p, digest: d })
         if (m === undefined || m.digest !== d) out.upserts.push({ key: PENDING + sid, service: sid, value })
@@ -360,10 +362,15 @@ export class EngineChangelog {
   /**
    * Restores records read from the changelog into a fresh state (before the first evaluation).
    * Restored watches keep their ids, deployment times, baselines, probe tracking and decisions.
-   * What the state already holds wins over a record (counted as a conflict).
+   * What the state already holds wins over a record (counted as a conflict). With `now`, a watch that
+   * ended more than `staleAfterMs` (default 10 min) before it is not restored but deleted (counted
+   * `expired`): a record left over from a long outage or an abandoned restore must not produce a
+   * verdict about a window nobody can observe any more. One that ended less long ago is restored and
+   * judged once at the next tick, as the engine judges every watch at its end.
    */
-  restore(state: EngineState, records: Iterable<StoredRecord>): RestoreReport {
-    const r: RestoreReport = { watches: 0, pending: 0, services: 0, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0 }, pins: [], deletes: [] }
+  restore(state: EngineState, records: Iterable<StoredRecord>, opts: { now?: number; staleAfterMs?: number } = {}): RestoreReport {
+    const r: RestoreReport = { watches: 0, pending: 0, services: 0, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0, expired: 0, shape: 0 }, pins: [], deletes: [] }
+    const staleBefore = opts.now === undefined ? -Infinity : opts.now - (opts.staleAfterMs ?? 600_000)
     for (const rec of records) {
       let env: Envelope
       let data: unknown
@@ -381,7 +388,7 @@ export class EngineChangelog {
         r.skipped.corrupt += 1
         continue
       }
-      if (env.kind === 'watch') this.restoreWatch(state, rec, env, data, r)
+      if (env.kind === 'watch') this.restoreWatch(state, rec, env, data, r, staleBefore)
       else if (env.kind === 'pending') this.restorePending(state, rec, env, data, r)
       else this.restoreVersions(rec, env, data, r)
     }
@@ -476,10 +483,23 @@ export class EngineChangelog {
 
   // ---- internals ----
 
-  private restoreWatch(state: EngineState, rec: StoredRecord, env: Envelope, data: unknown, r: RestoreReport): void {
+  private restoreWatch(state: EngineState, rec: StoredRecord, env: Envelope, data: unknown, r: RestoreReport, staleBefore: number): void {
     const w = data as Watch
     if (!isObject(w) || typeof w.id !== 'string' || w.id !== rec.key || typeof w.namespace !== 'string' || typeof w.service !== 'string') {
       r.skipped.corrupt += 1
+      return
+    }
+    // a record from a release whose Watch had other fields (ENGINE_STATE_SCHEMA not bumped) would
+    // break every later evaluation: forget it instead (what happened before this stage existed)
+    this.shape ??= watchShape(this.o.engine)
+    if (this.shape !== '' && Object.keys(w).sort().join(',') !== this.shape) {
+      r.skipped.shape += 1
+      r.deletes.push({ key: rec.key, service: env.service })
+      return
+    }
+    if (w.endsAt < staleBefore) {
+      r.skipped.expired += 1
+      r.deletes.push({ key: rec.key, service: env.service })
       return
     }
     if (state.watches.has(w.id)) {
@@ -595,13 +615,28 @@ export class EngineChangelog {
     // most (defaults), and a restored time is never later than the truth (it errs towards "expired",
     // which is what happens without a restore)
     const versions: Json[] = [...e.versions].map(([v, kv]) => [v, kv.firstSeenMs, Math.floor(kv.lastSeenMs / g) * g])
-    return envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'versions', service: sid, data: { namespace: e.namespace, service: e.service, versions } })
+    return envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'versions', service: sid }, { namespace: e.namespace, service: e.service, versions })
   }
 
   private exportVersions(sid: string, e: ServiceVersions, out: StateChanges): void {
     const value = this.versionsValue(sid, e)
     e.exported = value
     out.upserts.push({ key: VERSIONS + sid, service: sid, value })
+  }
+}
+
+/**
+ * The sorted top-level field names of a watch as this release's engine makes one: a throwaway
+ * evaluate() of one announced deployment on an empty view (pure, no clock). '' when that fails.
+ */
+function watchShape(cfg: EngineConfig): string {
+  try {
+    const view = { bucketMs: 1000, versions: () => [] } as unknown as SignalView
+    const ev = { namespace: 'ns', service: 'svc', version: 'v', time: 0, kind: 'deploy' as const, source: 'persist-shape' }
+    const w = evaluate(cfg, initialState(), { now: 0, watermark: -Infinity, view, deployments: [ev] }).state.watches.values().next().value
+    return w === undefined ? '' : Object.keys(w).sort().join(',')
+  } catch {
+    return ''
   }
 }
 
@@ -617,8 +652,8 @@ function reverseIndex(state: EngineState): Map<string, string[]> {
   return out
 }
 
-function envelope(e: Envelope): string {
-  return JSON.stringify(e)
+function envelope(e: Omit<Envelope, 'data'>, data: Json): string {
+  return JSON.stringify({ ...e, data })
 }
 
 function parseEnvelope(value: string): Envelope {

@@ -149,6 +149,13 @@ function errorBeyond(c: Contract, errors: number, requests: number, baseErrors: 
 }
 
 /**
+ * Confidence of the baseline's upper bounds. Looser than alpha on purpose, and safe: a false alarm
+ * needs the baseline's TRUE rate to exceed its bound by half the contract's effect (the bound
+ * missing by a hair changes nothing), which is far rarer than the bound's own 1 %.
+ */
+export const BASELINE_DELTA = 0.01
+
+/**
  * The level the sequential error test must show the version to be above: the baseline rate's upper
  * confidence bound at alpha (so a small baseline is not taken at its word) plus half the effect the
  * contract names (threshold - baseline). Evidence that the version is worse than its baseline by
@@ -156,7 +163,7 @@ function errorBeyond(c: Contract, errors: number, requests: number, baseErrors: 
  * breach; a version only marginally worse than its baseline never accumulates evidence.
  */
 export function errorLevel(c: Contract, base: BaselineNumbers): number {
-  const up = rateUpperBound(base.errors, base.requests, c.alpha)
+  const up = rateUpperBound(base.errors, base.requests, BASELINE_DELTA)
   return Math.min(0.99, up + (errorThreshold(c, up) - up) / 2)
 }
 
@@ -175,7 +182,7 @@ export function errorCriticalLevel(c: Contract, p0: number, level: number): numb
 export function latencyLevels(c: Contract, base: BaselineNumbers): { cutUs: number; level: number } {
   const l = c.signals.latency
   const cutUs = latencyCutUs(c, base.latencyUs)
-  const level = Math.max(1 - l.quantile, rateUpperBound(base.latencyAbove, base.latencyCount, c.alpha))
+  const level = Math.max(1 - l.quantile, rateUpperBound(base.latencyAbove, base.latencyCount, BASELINE_DELTA))
   return { cutUs, level }
 }
 

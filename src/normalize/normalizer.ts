@@ -181,7 +181,8 @@ interface ResourceCtx {
 }
 
 /** A request delta ready to emit: its count and the interval it covers (start undefined: at `timeMs`). */
-type Delta<B> = { kind: 'emit'; count: number; buckets: B; startMs: number | undefined } | { kind: 'skip' }
+/** `streamStart`: startMs is the stream's own start (a first point emitted whole), not the previous report */
+type Delta<B> = { kind: 'emit'; count: number; buckets: B; startMs: number | undefined; streamStart: boolean } | { kind: 'skip' }
 const SKIP: { kind: 'skip' } = { kind: 'skip' }
 
 class Result {
@@ -384,12 +385,12 @@ export class Normalizer {
         }
         const d: Delta<number[]> = cumulative
           ? this.explicitDelta(this.streamId(ctx, m.name, p), p, r)
-          : { kind: 'emit', count: p.count, buckets: p.bucketCounts, startMs: deltaStart(p) }
+          : { kind: 'emit', count: p.count, buckets: p.bucketCounts, startMs: deltaStart(p), streamStart: false }
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, factor)
+        else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor)
       }
     } else {
       for (const p of m.points) {
@@ -401,12 +402,12 @@ export class Normalizer {
         const e = expCountsOf(p)
         const d: Delta<ExpCounts> = cumulative
           ? this.expDelta(this.streamId(ctx, m.name, p), p, e, r)
-          : { kind: 'emit', count: p.count, buckets: e, startMs: deltaStart(p) }
+          : { kind: 'emit', count: p.count, buckets: e, startMs: deltaStart(p), streamStart: false }
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, factor)
+        else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor)
       }
     }
   }
@@ -427,14 +428,14 @@ export class Normalizer {
     return true
   }
 
-  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, lats: number[], ns: number[]): Observation {
+  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, streamStart: boolean, lats: number[], ns: number[]): Observation {
     const errors = statusOf(p.attributes) >= 500 ? count : 0
-    return startMs === undefined
-      ? { kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns }
-      : { kind: 'request', key, timeMs: p.timeMs, startMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+    if (startMs === undefined) return { kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+    if (streamStart) return { kind: 'request', key, timeMs: p.timeMs, startMs, streamStart: true, count, errors, latenciesUs: lats, latencyCounts: ns }
+    return { kind: 'request', key, timeMs: p.timeMs, startMs, count, errors, latenciesUs: lats, latencyCounts: ns }
   }
 
-  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, factor: number): void {
+  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, streamStart: boolean, factor: number): void {
     const lats: number[] = []
     const ns: number[] = []
     const b = p.bounds
@@ -456,10 +457,10 @@ export class Normalizer {
         ns.push(n)
       }
     }
-    this.emit(this.request(key, p, count, startMs, lats, ns))
+    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns))
   }
 
-  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, startMs: number | undefined, factor: number): void {
+  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, startMs: number | undefined, streamStart: boolean, factor: number): void {
     const lats: number[] = []
     const ns: number[] = []
     if (e.zero > 0) {
@@ -474,7 +475,7 @@ export class Normalizer {
       lats.push(Math.pow(2, ((e.idx[i] as number) + 0.5) * step) * factor)
       ns.push(n)
     }
-    this.emit(this.request(key, p, count, startMs, lats, ns))
+    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns))
   }
 
   // ---- cumulative -> delta ---------------------------------------------------------------------
@@ -519,7 +520,7 @@ export class Normalizer {
    */
   private fromZero<B>(p: { startTimeMs: number; timeMs: number; count: number }, buckets: B, r: Result): Delta<B> {
     const s = p.startTimeMs
-    if (s > 0 && p.timeMs >= s && p.timeMs - s <= this.config.cumulative.freshStart) return { kind: 'emit', count: p.count, buckets, startMs: s }
+    if (s > 0 && p.timeMs >= s && p.timeMs - s <= this.config.cumulative.freshStart) return { kind: 'emit', count: p.count, buckets, startMs: s, streamStart: true }
     this.st.primed++
     r.accepted++
     return SKIP
@@ -570,7 +571,7 @@ export class Normalizer {
       this.st.resets++
       return this.fromZero(p, p.bucketCounts, r)
     }
-    return { kind: 'emit', count: p.count - prev.count, buckets: counts, startMs: prev.timeMs }
+    return { kind: 'emit', count: p.count - prev.count, buckets: counts, startMs: prev.timeMs, streamStart: false }
   }
 
   private expDelta(id: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): Delta<ExpCounts> {
@@ -604,7 +605,7 @@ export class Normalizer {
       this.st.resets++
       return this.fromZero(p, e, r)
     }
-    return { kind: 'emit', count: p.count - prev.count, buckets: out, startMs: prev.timeMs }
+    return { kind: 'emit', count: p.count - prev.count, buckets: out, startMs: prev.timeMs, streamStart: false }
   }
 
   // ---- resources -------------------------------------------------------------------------------

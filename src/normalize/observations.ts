@@ -37,6 +37,11 @@ export interface RequestObservation {
    * 5 s burst.
    */
   startMs?: number
+  /**
+   * true when `startMs` is the start of the stream itself (the first point of a fresh process,
+   * emitted whole), so timeMs - startMs is its age and not the interval between two reports
+   */
+  streamStart?: true
   count: number
   errors: number
   latenciesUs: number[]

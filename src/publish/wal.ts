@@ -213,7 +213,7 @@ export class DecisionWal {
     return { ...this.counters, pending: this.pending.size, bytes: this.size }
   }
 
-  /** Closes the file and releases the lock; pending decisions stay in the file for the next start. Idempotent. */
+  /** Closes the file and releases the lock; pending decisions stay in the file for the next start, an empty file is removed. Idempotent. */
   close(): void {
     if (this.fd === undefined) return
     try {
@@ -222,6 +222,7 @@ export class DecisionWal {
       // nothing to do: the data was fsynced when written
     }
     this.fd = undefined
+    if (this.pending.size === 0) rmSync(this.file, { force: true })
     this.unlock()
   }
 

@@ -117,11 +117,12 @@ export class Pipeline implements TelemetryConsumer {
   /**
    * Puts back the records an earlier incarnation persisted (read by StateStore.load()); call before
    * the first tick. Restored watches are pinned in the signal store; records this incarnation cannot
-   * hold are deleted. Without `state` nothing is restored.
+   * hold are deleted, and with `now` so are watches that ended long before it. Without `state`
+   * nothing is restored.
    */
-  restore(records: Iterable<StoredRecord>): RestoreReport | undefined {
+  restore(records: Iterable<StoredRecord>, now?: number): RestoreReport | undefined {
     if (this.changelog === undefined) return undefined
-    const r = this.changelog.restore(this.state, records)
+    const r = this.changelog.restore(this.state, records, { now })
     for (const k of r.pins) this.pin(k)
     if (r.deletes.length > 0) this.handOver({ upserts: [], deletes: r.deletes })
     return r

@@ -116,7 +116,7 @@ export class Sidecar implements Component {
       await this.state.start()
       const loaded = await this.state.load()
       if (loaded.kind === 'loaded') {
-        const r = this.pipeline.restore(loaded.records)
+        const r = this.pipeline.restore(loaded.records, this.clock.now())
         logger.info({ records: loaded.records.length, watches: r?.watches, pending: r?.pending, services: r?.services, skipped: r?.skipped, ms: loaded.ms }, 'engine state restored')
       }
     }

@@ -240,8 +240,9 @@ class Ctx {
 
   /** Series `s` presented time `t`, newer than any it presented before. */
   present(s: Series, t: number): void {
+    // two live series never share an id: the id is compared only against an expired incarnation
     const t1 = this.top1
-    if (t1 !== undefined && (s === t1 || s.id === t1.id)) {
+    if (t1 !== undefined && (s === t1 || (!t1.alive && s.id === t1.id))) {
       this.top1 = s
       if (t > this.top1Ms) this.top1Ms = t
       return // the second-largest is unchanged
@@ -253,7 +254,7 @@ class Ctx {
       this.top1Ms = t
     } else {
       const t2 = this.top2
-      if (t2 !== undefined && (s === t2 || s.id === t2.id)) {
+      if (t2 !== undefined && (s === t2 || (!t2.alive && s.id === t2.id))) {
         this.top2 = s
         if (t > this.top2Ms) this.top2Ms = t
       } else if (t > this.top2Ms) {
@@ -316,11 +317,15 @@ class Series implements RequestRecorder {
   newestMs = -Infinity
   /** newest time this series presented (accepted or not): its vote for the store's time */
   presented = -Infinity
+  /** reported to the deployment detector (at its first data; a series without data never is) */
+  announced = false
   /** consecutive drops: > 0 future ones, < 0 too-old ones (a written observation resets it) */
   run = 0
   /** the interval one report covers (a decaying maximum, see `noteInterval`) and when it was last confirmed */
   intervalMs = 0
   intervalAtMs = -Infinity
+  /** intervalMs comes only from streams' first points (their age): the first real report replaces it */
+  intervalProvisional = false
   /** the store's reference time when the series was created (a handle may precede any data) */
   createdMs: number
   pods: Map<string, PodSeries> | undefined
@@ -365,7 +370,7 @@ class Series implements RequestRecorder {
     slot.requests++
     if (error) slot.errors++
     if (timeMs > this.lastSeenMs) this.lastSeenMs = timeMs
-    if (timeMs < this.firstSeenMs) this.firstSeenMs = timeMs
+    if (timeMs < this.firstSeenMs) this.first(timeMs)
     if (latencyUs >= 0 && latencyUs !== Infinity) {
       let v = latencyUs
       if (v > ctx.highestUs) {
@@ -386,7 +391,7 @@ class Series implements RequestRecorder {
     this.run = 0
     this.ctx.st.observations++
     if (t > this.lastSeenMs) this.lastSeenMs = t
-    if (t < this.firstSeenMs) this.firstSeenMs = t
+    if (t < this.firstSeenMs) this.first(t)
     this.fill(slot, count, errors, lats, counts)
   }
 
@@ -405,7 +410,7 @@ class Series implements RequestRecorder {
     const len = t - a
     const k0 = Math.floor(a / W)
     const k1 = Math.ceil(t / W) - 1
-    if (!(len > 0) || k1 <= k0) {
+    if (!(len > 0)) {
       this.add(t, count, errors, lats, counts)
       return
     }
@@ -415,9 +420,9 @@ class Series implements RequestRecorder {
     if (t > this.newestMs) this.newestMs = t
     this.run = 0
     ctx.st.observations++
-    ctx.st.spread++
+    if (k1 > k0) ctx.st.spread++
     if (t > this.lastSeenMs) this.lastSeenMs = t
-    if (a < this.firstSeenMs) this.firstSeenMs = a
+    if (a < this.firstSeenMs) this.first(a)
     const intCounts = Number.isInteger(count)
     const nl = lats.length
     if (ctx.pieces.length < nl) ctx.pieces = new Float64Array(Math.max(nl, 2 * ctx.pieces.length))
@@ -478,12 +483,36 @@ class Series implements RequestRecorder {
     }
   }
 
+  /** A first point's age as the interval while no real report interval is known (the longest such). */
+  noteProvisionalInterval(t: number, d: number): void {
+    this.intervalProvisional = true
+    if (d > this.intervalMs) {
+      this.intervalMs = d
+      this.intervalAtMs = t
+    }
+  }
+
+  /** A new first-seen time; the first data of the series announces it as a new version (once). */
+  first(t: number): void {
+    if (!this.announced) {
+      this.announced = true
+      this.store.announce(this)
+    }
+    this.firstSeenMs = t
+  }
+
   /**
    * The interval one report covers: a maximum that follows the slowest exporter, forgotten when no
    * report of at least 3/4 of it arrived for two of its intervals (an SDK whose interval shrinks is
    * followed after two of its old intervals).
    */
   noteInterval(t: number, d: number): void {
+    if (this.intervalProvisional) {
+      this.intervalProvisional = false
+      this.intervalMs = d
+      this.intervalAtMs = t
+      return
+    }
     if (d >= this.intervalMs) {
       this.intervalMs = d
       this.intervalAtMs = t
@@ -548,6 +577,7 @@ class Series implements RequestRecorder {
     this.firstSeenMs = Infinity
     this.lastSeenMs = -Infinity
     this.intervalMs = 0
+    this.intervalProvisional = false
     this.intervalAtMs = -Infinity
     this.pods = undefined
     this.probes = undefined
@@ -809,7 +839,11 @@ export class SignalStore implements ObservationSink, SignalView {
         const start = obs.startMs
         if (start !== undefined && start < obs.timeMs) {
           const d = obs.timeMs - start
-          s.noteInterval(obs.timeMs, d < this.config.maxSpread ? d : this.config.maxSpread)
+          const cover = d < this.config.maxSpread ? d : this.config.maxSpread
+          // a fresh stream's first point covers the process's age, not one report interval: it
+          // stands in only until a series has seen a real report interval
+          if (obs.streamStart !== true) s.noteInterval(obs.timeMs, cover)
+          else if (s.intervalMs === 0 || s.intervalProvisional) s.noteProvisionalInterval(obs.timeMs, cover)
           s.addSpread(obs.timeMs, start, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
         } else s.add(obs.timeMs, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
         return
@@ -911,19 +945,13 @@ export class SignalStore implements ObservationSink, SignalView {
   }
 
   /**
-   * Versions first seen since the previous call, in order of appearance (the deployment detector's
-   * input). A series without data yet (a handle whose observations were all dropped) is reported
-   * once it has data.
+   * Versions first seen since the previous call, in order of their first data (the deployment
+   * detector's input). A series without data (a handle whose observations were all dropped) is not
+   * reported until it has data; a re-based series is not reported again.
    */
   drainNewVersions(): VersionInfo[] {
-    const out: VersionInfo[] = []
-    const keep: Series[] = []
-    for (const s of this.pending) {
-      if (!s.alive) continue
-      if (hasData(s)) out.push(info(s))
-      else keep.push(s)
-    }
-    this.pending = keep
+    const out = this.pending.filter((s) => s.alive && hasData(s)).map((s) => info(s))
+    this.pending = []
     return out
   }
 
@@ -1016,9 +1044,13 @@ export class SignalStore implements ObservationSink, SignalView {
     const list = this.byService.get(sid)
     if (list === undefined) this.byService.set(sid, [s])
     else list.push(s)
+    return s
+  }
+
+  /** Queues a series for `drainNewVersions()` (called at its first data). */
+  announce(s: Series): void {
     if (this.pending.length < this.config.maxPendingVersions) this.pending.push(s)
     else this.ctx.st.versionsDropped++
-    return s
   }
 
   /** a service with history: one of its series is pinned or has data spanning `knownAfter` */
@@ -1052,7 +1084,7 @@ export class SignalStore implements ObservationSink, SignalView {
       return
     }
     if (t > s.lastSeenMs) s.lastSeenMs = t
-    if (t < s.firstSeenMs) s.firstSeenMs = t
+    if (t < s.firstSeenMs) s.first(t)
     const pods = s.pods ?? (s.pods = new Map())
     const pk = `${resource}\u0000${pod}`
     let ps = pods.get(pk)
@@ -1085,7 +1117,7 @@ export class SignalStore implements ObservationSink, SignalView {
 
   private recordProbe(s: Series, id: string, t: number, ready: boolean): void {
     if (t > s.lastSeenMs) s.lastSeenMs = t
-    if (t < s.firstSeenMs) s.firstSeenMs = t
+    if (t < s.firstSeenMs) s.first(t)
     const list = s.probes ?? (s.probes = [])
     let i = list.length
     while (i > 0 && (list[i - 1] as ProbeReading).timeMs > t) i--

@@ -2,8 +2,8 @@
  * The Kafka adapter against the real broker: keyed order, commit-after-success, redelivery of what
  * was not committed, and no redelivery of what was.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest'
-import { ConfluentTransport } from '../../src/kafka/confluent.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConfluentTransport, lagFromStatistics } from '../../src/kafka/confluent.js'
 import type { Batch, ConsumedMessage, Consumer } from '../../src/kafka/types.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 
@@ -144,4 +144,21 @@ describeKafka('kafka adapter (real broker)', () => {
     expect(c.stats().lag).toBeGreaterThan(0)
     release()
   }, 60_000)
+})
+
+describe('consumer progress from librdkafka statistics (no broker request)', () => {
+  // shaped like librdkafka's STATISTICS.md: partition -1 is the internal UA partition, `desired` marks the assignment
+  const stats = (parts: Record<string, object>) => JSON.stringify({ name: 'c', type: 'consumer', brokers: {}, topics: { t: { topic: 't', partitions: parts } } })
+  const part = (o: object) => ({ desired: true, hi_offset: 10, committed_offset: -1001, next_offset: 10, ...o })
+
+  it('sums high watermark minus the handled position, else the committed offset, else the fetch position', () => {
+    const json = stats({ '0': part({ hi_offset: 10 }), '1': part({ hi_offset: 50, committed_offset: 40, next_offset: 50 }), '2': part({ hi_offset: 7, next_offset: 5 }), '-1': { desired: false, hi_offset: -1001 } })
+    expect(lagFromStatistics(json, new Map([['t/0', 4n]]))).toEqual({ kind: 'known', lag: 6 + 10 + 2, partitions: 3 })
+  })
+
+  it('a member assigned nothing is caught up; a partition without a watermark or position yet is unknown', () => {
+    expect(lagFromStatistics(stats({ '0': { desired: false, hi_offset: 99 } }), new Map())).toEqual({ kind: 'known', lag: 0, partitions: 0 })
+    expect(lagFromStatistics(stats({ '0': part({ hi_offset: -1001 }) }), new Map()).kind).toBe('unknown')
+    expect(lagFromStatistics(stats({ '0': part({ next_offset: -1001 }) }), new Map()).kind).toBe('unknown')
+  })
 })

@@ -79,8 +79,8 @@ describe('OTLP/gRPC limits', () => {
     await vi.waitFor(() => expect(outcomes.length).toBe(10), { timeout: 1500 })
     expect(outcomes.every((c) => c === UNAVAILABLE)).toBe(true)
     expect(receiver.limits()).toMatchObject({ callsInProgress: 8, callsRefused: 10, connectionsOpen: 3 })
-    // each admitted call reserved maxRequestBytes before its message was read: 8 x 1 MiB, no more
-    expect(guard.stats().reservedBytes).toBe(8 * LIMIT)
+    // each admitted call reserved what its message announced (2 copies in grpc-js) before the rest was read
+    expect(guard.stats().reservedBytes).toBe(8 * 2 * (LIMIT - 1))
 
     // connections over the cap are closed on accept, and counted
     const extra = [net.connect(receiver.port, '127.0.0.1'), net.connect(receiver.port, '127.0.0.1')]
@@ -102,7 +102,7 @@ describe('OTLP/gRPC limits', () => {
     expect(consumer.spans).toBe(1)
   })
 
-  it('the memory guard admits only the calls whose worst-case message fits; the others get UNAVAILABLE + RetryInfo unbuffered', async () => {
+  it('the memory guard admits only the calls whose announced message fits; the others get UNAVAILABLE + RetryInfo unbuffered', async () => {
     const consumer = new CountingConsumer()
     const guard = new MemoryGuard({ highWaterBytes: 4.5 * LIMIT, retryAfterMs: 1500, source: () => ({ heapUsed: 0 }) })
     const receiver = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', maxRequestBytes: LIMIT, memoryGuard: guard, readTimeoutMs: 1000 })
@@ -113,8 +113,9 @@ describe('OTLP/gRPC limits', () => {
     const calls = Array.from({ length: 10 }, () => stalledCall(session))
     const refused: Array<{ code: string; details: Buffer | undefined }> = []
     for (const c of calls) void c.status.then((s) => refused.push(s))
-    await vi.waitFor(() => expect(refused.length).toBe(6), { timeout: 900 })
-    expect(guard.stats()).toMatchObject({ reservedBytes: 4 * LIMIT, reservations: 4, refused: 6 })
+    // 2 x (LIMIT - 1) per call: two fit under 4.5 x LIMIT
+    await vi.waitFor(() => expect(refused.length).toBe(8), { timeout: 900 })
+    expect(guard.stats()).toMatchObject({ reservedBytes: 2 * 2 * (LIMIT - 1), reservations: 2, refused: 8 })
     const first = refused[0]!
     expect(first.code).toBe(UNAVAILABLE)
     const status = RpcStatus.toObject(RpcStatus.decode(first.details!), { longs: Number }) as { details: Array<{ typeUrl: string; value: Uint8Array }> }

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { ConfluentTransport } from '../../src/kafka/confluent.js'
 import type { Consumer } from '../../src/kafka/types.js'
 import { generateKeyPairFiles } from '../../src/publish/signing.js'
@@ -173,6 +173,8 @@ describe.skipIf(!canRun)('broker bounce (own broker, built processes)', () => {
     writeFileSync(join(dir, 'sidecar.yaml'), JSON.stringify(sidecarCfg))
     writeFileSync(join(dir, 'actuator.yaml'), JSON.stringify(actuatorCfg))
 
+    const T0 = Date.now()
+    const mark = (what: string) => process.stderr.write(`[bounce +${Date.now() - T0} ms] ${what}\n`)
     const sidecar = startChild('sidecar', ['sidecar', '--config', join(dir, 'sidecar.yaml')])
     const actuator = startChild('actuator', ['actuator', '--config', join(dir, 'actuator.yaml')])
     children.push(sidecar, actuator)
@@ -182,21 +184,31 @@ describe.skipIf(!canRun)('broker bounce (own broker, built processes)', () => {
     const sidecarAdmin = (started.admin as { port: number }).port
     await until('actuator started', 45_000, () => logged(actuator, (l) => l.msg === 'actuator started'), both)
     const actuatorAdmin = (await until('actuator admin', 10_000, () => logged(actuator, (l) => l.msg === 'admin server listening'), both)).port as number
+    mark('both up')
     expect(await livez(sidecarAdmin)).toBe(200)
     expect(await livez(actuatorAdmin)).toBe(200)
+    // as the kubelet does: readiness every 2 s throughout (the sidecar's readiness includes a Kafka round trip)
+    const readiness = setInterval(() => {
+      for (const port of [sidecarAdmin, actuatorAdmin]) void fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1500) }).catch(() => undefined)
+    }, 2_000)
+    onTestFinished(() => clearInterval(readiness))
     // let the consumers settle into their groups (and the old progress probe run at least once)
-    await new Promise((r) => setTimeout(r, 6_000))
+    await new Promise((r) => setTimeout(r, 3_000))
 
     await broker('stop')
+    mark('broker stopped')
     const downAt = Date.now()
     await sendBadDeployment(httpPort)
     const decision = await until('a rollback decision', 20_000, () => logged(sidecar, (l) => l.msg === 'decision' && l.verdict === 'rollback'), both)
     const id = decision.id as string
+    mark('decision signed')
     expect(decision.publish).toBe('queued')
     // signed while the broker was down, and on disk before the sidecar logged it
     expect(readFileSync(walFile, 'utf8')).toContain(id)
     await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - downAt))))
+    mark('resuming')
     await broker('resume')
+    mark('broker back')
 
     transport = new ConfluentTransport({ brokers: [brokers], clientId: 'bounce-test' })
     const onTopic: string[] = []
@@ -205,9 +217,11 @@ describe.skipIf(!canRun)('broker bounce (own broker, built processes)', () => {
       for (const m of b.messages) onTopic.push(String(m.headers['pullback-id']))
     })
     await until('the decision on the topic', 60_000, () => onTopic.includes(id) || undefined, both)
+    mark('on the topic')
     await until('the actuator acting on it', 30_000, () => existsSync(auditFile) && readFileSync(auditFile, 'utf8').includes(id), both)
     await until('the WAL emptied after the ack', 10_000, () => statSync(walFile).size === 0, both)
 
+    mark('acted on')
     expect(alive(sidecar)).toBe(true)
     expect(alive(actuator)).toBe(true)
     expect(await livez(sidecarAdmin)).toBe(200)
@@ -216,6 +230,8 @@ describe.skipIf(!canRun)('broker bounce (own broker, built processes)', () => {
     expect(onTopic.filter((x) => x === id)).toHaveLength(1)
 
     for (const c of both) c.proc.kill('SIGTERM')
+    mark('stopping')
     await until('both exited', 30_000, () => both.every((c) => !alive(c)) || undefined)
+    mark('exited')
   }, 150_000)
 })

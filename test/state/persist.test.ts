@@ -118,7 +118,7 @@ describe('engine state round trip', () => {
     expect(changes.deletes).toEqual([])
     const restored = initialState()
     const report = changelog().restore(restored, asStored(changes))
-    expect(report).toMatchObject({ watches: 3, pending: 0, services: 0, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0 } })
+    expect(report).toMatchObject({ watches: 3, pending: 0, services: 0, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0, expired: 0, shape: 0 } })
     expect(restored.watches).toStrictEqual(live.state.watches)
     expect(restored.byVersion).toStrictEqual(live.state.byVersion)
     expect(report.pins).toEqual(expect.arrayContaining([A2, A1, B2, B1]))
@@ -243,6 +243,31 @@ describe('versions known per service', () => {
 })
 
 describe('restore refuses what it cannot trust', () => {
+  it('deletes a watch that ended long before the restore instead of judging it', () => {
+    const d: Driver = { state: initialState(), verdicts: [], queued: [] }
+    step(d, world(), D)
+    const records = asStored(changelog().exportChanges(d.state, D))
+    const watches = records.filter((r) => !r.key.startsWith('versions/'))
+    const endsAt = D + 600 * S
+    const soon = changelog().restore(initialState(), watches, { now: endsAt + 60 * S })
+    expect(soon).toMatchObject({ watches: 2, skipped: { expired: 0 } })
+    const late = changelog().restore(initialState(), watches, { now: endsAt + 3_600 * S })
+    expect(late).toMatchObject({ watches: 0, skipped: { expired: 2 } })
+    expect(late.deletes.map((x) => x.key).sort()).toEqual(watches.map((r) => r.key).sort())
+  })
+
+
+  it('forgets, and deletes, a watch whose fields differ from what this release makes (schema not bumped)', () => {
+    const d: Driver = { state: initialState(), verdicts: [], queued: [] }
+    step(d, world(), D)
+    const [rec] = asStored(changelog().exportChanges(d.state, D)).filter((r) => !r.key.startsWith('versions/'))
+    const env = JSON.parse(rec!.value) as { data: Record<string, unknown> }
+    delete env.data.lastEvalEnd // an older release without this field
+    const r = changelog().restore(initialState(), [{ key: rec!.key, value: JSON.stringify(env) }])
+    expect(r).toMatchObject({ watches: 0, skipped: { shape: 1 } })
+    expect(r.deletes.map((x) => x.key)).toEqual([rec!.key])
+  })
+
   it('counts corrupt, older and newer records; deletes the older', () => {
     const rec = (schema: number) => JSON.stringify({ schema, kind: 'pending', service: 'ns/a', data: {} })
     const r = changelog().restore(initialState(), [

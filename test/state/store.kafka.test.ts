@@ -93,7 +93,7 @@ describeKafka('engine state store (real broker)', () => {
     if (loaded.kind !== 'loaded') throw new Error(loaded.reason)
     const restored = initialState()
     const report = new EngineChangelog(opts).restore(restored, loaded.records)
-    expect(report).toMatchObject({ watches: 1, pending: 1, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0 } })
+    expect(report).toMatchObject({ watches: 1, pending: 1, skipped: { corrupt: 0, olderSchema: 0, newerSchema: 0, conflict: 0, overflow: 0, expired: 0, shape: 0 } })
     expect(restored.watches).toStrictEqual(state.watches)
     expect(restored.pendingRecovery).toStrictEqual(state.pendingRecovery)
     expect(restored.byVersion).toStrictEqual(state.byVersion)

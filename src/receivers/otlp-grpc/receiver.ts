@@ -20,13 +20,17 @@
  *   as HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); the call over it is answered UNAVAILABLE at once.
  *   grpc-js keeps a call's stream paused until its handler starts reading, so a refused call is
  *   never buffered (beyond the HTTP/2 flow-control window);
- * - each admitted call reserves `maxRequestBytes` with the memory guard before its message is read
- *   (refused => UNAVAILABLE + RetryInfo), shrunk to the real size once the message is in and
- *   released when the call ends: buffered request bytes never exceed what the guard allows;
+ * - each admitted call reserves with the memory guard what its message announces (its 5-byte
+ *   length prefix, read from the first chunk) before grpc-js buffers the rest: 2 x the length, as
+ *   grpc-js holds a message's frames and then their concatenation (+ maxRequestBytes to inflate a
+ *   compressed one). Refused => UNAVAILABLE + RetryInfo, and grpc-js drops the rest of the stream.
+ *   The reservation shrinks to the message's size once it is in and is released when the call
+ *   ends, so what grpc-js buffers stays within what the guard allows;
  * - the message must arrive within `readTimeoutMs` (UNAVAILABLE, counted); an idle connection
  *   (no call) is closed with GOAWAY after `idleTimeoutMs`.
  */
 import net from 'node:net'
+import { Duplex } from 'node:stream'
 import * as grpc from '@grpc/grpc-js'
 import type { Component } from '../../common/lifecycle.js'
 import type { Logger } from '../../common/logger.js'
@@ -86,6 +90,18 @@ export const traceServiceDefinition: grpc.ServiceDefinition = { Export: method(T
 export const metricsServiceDefinition: grpc.ServiceDefinition = { Export: method(METRICS_EXPORT_PATH) }
 
 const DECOMPRESS_FAILED = 'Failed to decompress message'
+
+/**
+ * grpc-js's base server call keeps the call's HTTP/2 stream in `stream` (not public API, checked
+ * here: with another layout this yields undefined and calls reserve the worst case up front).
+ */
+function streamOf(call: unknown): Duplex | undefined {
+  const s = (call as { stream?: unknown }).stream
+  return s instanceof Duplex && 'session' in s ? s : undefined
+}
+
+/** grpc-js's StreamDecoder keeps the frame chunks of a message and then concatenates them: two copies at the peak */
+const GRPC_BUFFER_COPIES = 2
 
 export class OtlpGrpcReceiver implements Component {
   readonly name = 'otlp-grpc'
@@ -193,12 +209,14 @@ export class OtlpGrpcReceiver implements Component {
     const counters = this.counters
     let reservation: Reservation | undefined
     let timer: NodeJS.Timeout | undefined
+    let stopWatching: (() => void) | undefined
     let ended = false
     this.calls++
     const end = () => {
       if (ended) return
       ended = true
       clearTimeout(timer)
+      stopWatching?.()
       reservation?.release()
       this.calls--
     }
@@ -219,9 +237,15 @@ export class OtlpGrpcReceiver implements Component {
       this.callsRefused++
       refusal = new OverloadedError(`more than ${this.maxConcurrentCalls} calls in progress`, this.guard.retryAfterMs)
     } else {
-      const r = this.guard.reserve(this.maxRequestBytes)
+      // with the call's stream at hand, reserve what the message announces once its 5-byte prefix
+      // is in; without it (another grpc-js), the worst case up front
+      const stream = streamOf(call)
+      const r = this.guard.reserve(stream === undefined ? GRPC_BUFFER_COPIES * this.maxRequestBytes : 0)
       if (r.outcome === 'refused') refusal = r.error
-      else reservation = r.reservation
+      else {
+        reservation = r.reservation
+        if (stream !== undefined) stopWatching = this.reserveAnnounced(stream, r.reservation, (err) => call.sendStatus(this.statusOf(err)))
+      }
     }
     if (refusal !== undefined) {
       counters.requests++
@@ -243,6 +267,28 @@ export class OtlpGrpcReceiver implements Component {
           onCancel: () => end(),
         }),
     })
+  }
+
+  /**
+   * Reads the gRPC message prefix (compressed flag, 4-byte length) as it arrives, next to grpc-js,
+   * and grows the reservation by what the message will take before grpc-js has buffered more than
+   * its first chunk: 2 x the announced length, plus maxRequestBytes for inflating a compressed one.
+   * Refused => `refuse` (the call is answered and grpc-js drops the rest of the stream). An announced
+   * length over maxRequestBytes is left to grpc-js (RESOURCE_EXHAUSTED). Returns the unsubscribe.
+   */
+  private reserveAnnounced(stream: Duplex, reservation: Reservation, refuse: (err: unknown) => void): () => void {
+    let head = Buffer.alloc(0)
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk.subarray(0, 5 - head.length)])
+      if (head.length < 5) return
+      stream.off('data', onData)
+      const announced = head.readUInt32BE(1)
+      if (announced > this.maxRequestBytes) return
+      const grown = reservation.grow(GRPC_BUFFER_COPIES * announced + (head[0] === 1 ? this.maxRequestBytes : 0))
+      if (grown.outcome === 'refused') refuse(grown.error)
+    }
+    stream.on('data', onData)
+    return () => stream.off('data', onData)
   }
 
   /** The status answering `err`, with a RetryInfo for retryable ones. */

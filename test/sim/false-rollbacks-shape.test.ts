@@ -1,0 +1,56 @@
+/**
+ * The false-rollback bench writes OTLP/JSON directly (bench/false-rollbacks.ts), not through the
+ * SDK: it must keep the shape the SDK and the Collector's file exporter write (the scenario
+ * library's recordings, src/sim, are the reference), and read back without a malformed line.
+ */
+import { describe, expect, it } from 'vitest'
+import { benignDeployment, paramsOf, type Params } from '../../bench/false-rollbacks.js'
+import { parseConfig } from '../../src/config/load.js'
+import { replayLines } from '../../src/cli/commands/replay.js'
+import { findScenario, recordToLines } from '../../src/sim/index.js'
+
+type Json = Record<string, unknown>
+
+/** the key paths of a JSON value, arrays collapsed (what "the same shape" means here) */
+function shape(v: unknown, path = '', out = new Set<string>()): Set<string> {
+  if (Array.isArray(v)) {
+    for (const x of v) shape(x, `${path}[]`, out)
+  } else if (v !== null && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v as Json)) {
+      out.add(`${path}.${k}`)
+      shape(x, `${path}.${k}`, out)
+    }
+  }
+  return out
+}
+
+const first = (lines: string[], prefix: string) => lines.find((l) => l.startsWith(prefix))!
+
+describe('false-rollback bench telemetry', () => {
+  const base = paramsOf(1, 0)
+  const params = (telemetry: Params['telemetry']): Params => ({ ...base, telemetry, rps: 20, intervalS: 10 })
+
+  it('has the shape of the SDK recordings: spans, cumulative histograms with the default bounds, gauges', async () => {
+    const sdk = findScenario('spans-and-metrics-benign-deploy')!
+    const ref = await recordToLines({ ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10 }) })
+    const spans = [...benignDeployment(params('spans'), 1)].slice(0, 40)
+    const metrics = [...benignDeployment(params('metrics'), 1)].slice(0, 40)
+    expect([...shape(JSON.parse(first(spans, '{"resourceSpans"')))].sort()).toEqual([...shape(JSON.parse(first(ref, '{"resourceSpans"')))].sort())
+    const withHist = (ls: string[]) => ls.find((l) => l.includes('"http.server.request.duration"'))!
+    expect([...shape(JSON.parse(withHist(metrics)))].sort()).toEqual([...shape(JSON.parse(withHist(ref)))].sort())
+    const h = JSON.parse(withHist(metrics)) as { resourceMetrics: { scopeMetrics: { metrics: { histogram?: { aggregationTemporality: number; dataPoints: Json[] } }[] }[] }[] }
+    const hist = h.resourceMetrics[0]!.scopeMetrics[0]!.metrics[0]!.histogram!
+    expect(hist.aggregationTemporality).toBe(2)
+    expect(hist.dataPoints[0]!.explicitBounds).toEqual([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10])
+    expect(first(spans, '{"resourceSpans"')).toMatch(/"startTimeUnixNano":"\d{19}"/)
+  })
+
+  it('replays without a malformed line, every span counted', async () => {
+    const lines = [...benignDeployment({ ...params('spans'), rps: 5 }, 1)]
+    const spans = lines.filter((l) => l.startsWith('{"resourceSpans"')).reduce((a, l) => a + (l.match(/"kind":2/g)?.length ?? 0), 0)
+    const res = await replayLines(lines, parseConfig({}), { out: () => undefined, err: () => undefined }, { actuator: false })
+    expect(res.malformed).toBe(0)
+    expect(res.spans).toBe(spans)
+    expect(spans).toBeGreaterThan(3000)
+  })
+})
