@@ -8,6 +8,10 @@
  * verdict about the case's service; dry-run verdicts are counted apart), the false rollbacks on
  * quiet cases, and a progress line per case on stderr. Default split: `tuning`; the held-out
  * 30 % is for a final check only (bench/datasets/README.md).
+ *
+ * Beside it, a Flagger-style threshold policy on the same files, for comparison (not a product
+ * feature): every 60 s export of the new version is one check; a check whose request delta has
+ * more than 5 % 5xx, or no requests at all ("no values" fails in Flagger), rolls back.
  */
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -25,6 +29,39 @@ interface VerdictLine {
 
 type Outcome = 'rollback' | 'incident' | 'none' | 'dry-run' | 'error'
 
+interface HistPoint {
+  attributes: { key: string; value: { intValue?: string } }[]
+  count: string
+}
+
+/** The comparison policy: 5 % 5xx per 60 s check of the new version's cumulative deltas; no requests fails. */
+export function thresholdPolicy(lines: string[], service: string): 'rollback' | 'none' {
+  let prev: { total: number; errors: number } | undefined
+  for (const line of lines) {
+    const req = JSON.parse(line) as { resourceMetrics?: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: { name: string; histogram?: { dataPoints: HistPoint[] } }[] }[] }[] }
+    for (const rm of req.resourceMetrics ?? []) {
+      const attr = (k: string) => rm.resource.attributes.find((a) => a.key === k)?.value.stringValue
+      if (attr('service.name') !== service || attr('service.version') !== 'v2') continue
+      let total = 0
+      let errors = 0
+      for (const sm of rm.scopeMetrics) {
+        for (const m of sm.metrics) {
+          if (m.name !== 'http.server.request.duration') continue
+          for (const dp of m.histogram?.dataPoints ?? []) {
+            total += Number(dp.count)
+            if (Number(dp.attributes.find((a) => a.key === 'http.response.status_code')?.value.intValue) >= 500) errors += Number(dp.count)
+          }
+        }
+      }
+      const dTotal = total - (prev?.total ?? 0)
+      const dErrors = errors - (prev?.errors ?? 0)
+      prev = { total, errors }
+      if (dTotal <= 0 || dErrors / dTotal > 0.05) return 'rollback'
+    }
+  }
+  return 'none'
+}
+
 function main(): number {
   const { values } = parseArgs({ options: { cases: { type: 'string' }, split: { type: 'string' }, config: { type: 'string' } } })
   const dir = values.cases ?? 'bench/datasets/data/nezha-otlp'
@@ -33,7 +70,7 @@ function main(): number {
   const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
   const all = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as CaseInfo[]
   const cases = all.filter((c) => split === 'all' || c.split === split)
-  const results: { c: CaseInfo; outcome: Outcome; delayS: number | undefined }[] = []
+  const results: { c: CaseInfo; outcome: Outcome; delayS: number | undefined; policy: 'rollback' | 'none' }[] = []
   for (const [i, c] of cases.entries()) {
     const args = [cli, 'replay', join(dir, c.file), '--no-actuator', ...(values.config !== undefined ? ['--config', values.config] : [])]
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
@@ -52,24 +89,29 @@ function main(): number {
         delayS = (live.decidedAt - c.deployMs) / 1000
       } else if (vs.length > 0) outcome = 'dry-run'
     }
-    results.push({ c, outcome, delayS })
-    process.stderr.write(`score: [${i + 1}/${cases.length}] ${c.id}: ${outcome}${delayS !== undefined ? ` after ${delayS.toFixed(0)} s` : ''}\n`)
+    const policy = thresholdPolicy(readFileSync(join(dir, c.file), 'utf8').split('\n').filter((l) => l !== ''), c.service)
+    results.push({ c, outcome, delayS, policy })
+    process.stderr.write(`score: [${i + 1}/${cases.length}] ${c.id}: ${outcome}${delayS !== undefined ? ` after ${delayS.toFixed(0)} s` : ''} (threshold policy: ${policy})\n`)
   }
   const types = [...new Set(results.map((r) => r.c.type))].sort((a, b) => (a === 'quiet' ? 1 : b === 'quiet' ? -1 : a.localeCompare(b)))
-  const rows = [['type', 'expected', 'cases', 'rollback', 'incident', 'none', 'dry-run', 'error', 'median delay']]
+  const rows = [['type', 'expected', 'cases', 'rollback', 'incident', 'none', 'dry-run', 'error', 'median delay', 'threshold policy: rollback']]
   for (const t of types) {
     const rs = results.filter((r) => r.c.type === t)
     const n = (o: Outcome) => String(rs.filter((r) => r.outcome === o).length)
     const ds = rs.map((r) => r.delayS).filter((x): x is number => x !== undefined).sort((a, b) => a - b)
-    rows.push([t, rs[0]?.c.expected ?? '-', String(rs.length), n('rollback'), n('incident'), n('none'), n('dry-run'), n('error'), ds.length === 0 ? '-' : `${ds[Math.floor(ds.length / 2)]!.toFixed(0)} s`])
+    rows.push([t, rs[0]?.c.expected ?? '-', String(rs.length), n('rollback'), n('incident'), n('none'), n('dry-run'), n('error'), ds.length === 0 ? '-' : `${ds[Math.floor(ds.length / 2)]!.toFixed(0)} s`, String(rs.filter((r) => r.policy === 'rollback').length)])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
   const code = results.filter((r) => r.c.expected === 'rollback')
   const quiet = results.filter((r) => r.c.kind === 'quiet')
   process.stdout.write(`nezha cases, split ${split}: ${results.length}\n\n${rows.map((r) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n\n`)
-  process.stdout.write(`code-level faults rolled back: ${code.filter((r) => r.outcome === 'rollback').length}/${code.length}\n`)
-  process.stdout.write(`false rollbacks on quiet cases: ${quiet.filter((r) => r.outcome === 'rollback').length}/${quiet.length} (incidents: ${quiet.filter((r) => r.outcome === 'incident').length})\n`)
+  process.stdout.write(
+    `code-level faults rolled back: ${code.filter((r) => r.outcome === 'rollback').length}/${code.length} (threshold policy: ${code.filter((r) => r.policy === 'rollback').length}/${code.length})\n`,
+  )
+  process.stdout.write(
+    `false rollbacks on quiet cases: ${quiet.filter((r) => r.outcome === 'rollback').length}/${quiet.length}, incidents: ${quiet.filter((r) => r.outcome === 'incident').length} (threshold policy: ${quiet.filter((r) => r.policy === 'rollback').length}/${quiet.length})\n`,
+  )
   return results.some((r) => r.outcome === 'error') ? 1 : 0
 }
 
-process.exitCode = main()
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exitCode = main()

@@ -94,11 +94,15 @@ export function kellyStake(n: number, bad: number, level: number): number {
   return Math.min((p - level) / (level * (1 - level)), MAX_STAKE / level)
 }
 
-/** The mixture's e-value (wealth), >= 0. Reaching 1/alpha rejects H0 at level alpha, anytime. */
+/** e-values are reported up to this: finite (verdicts are signed canonical JSON), far beyond any bound. */
+export const MAX_EVIDENCE = 1e300
+
+/** The mixture's e-value (wealth), in [0, MAX_EVIDENCE]. Reaching 1/alpha rejects H0 at level alpha, anytime. */
 export function eValue(e: BernoulliEvidence): number {
   let fixed = 0
   for (const f of e.fixed) fixed += Math.exp(f)
-  return ADAPTIVE_WEIGHT * Math.exp(e.adaptive) + ((1 - ADAPTIVE_WEIGHT) / FIXED_STAKES.length) * fixed
+  const v = ADAPTIVE_WEIGHT * Math.exp(e.adaptive) + ((1 - ADAPTIVE_WEIGHT) / FIXED_STAKES.length) * fixed
+  return v < MAX_EVIDENCE ? v : MAX_EVIDENCE
 }
 
 /** Kullback-Leibler divergence of Bernoulli(p) from Bernoulli(q). */

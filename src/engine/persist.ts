@@ -16,8 +16,9 @@
  * (JSON cannot hold them), so fields added to the engine's Watch carry over without changes here.
  * What it cannot carry (functions, class instances, bigint, symbols, cycles) is refused and counted.
  * Compatibility: a record whose `schema` differs from ENGINE_STATE_SCHEMA is not restored (older
- * ones are deleted, newer ones left for the newer release). Bump ENGINE_STATE_SCHEMA when a Watch
- * field changes meaning or a restored record without a new field would break the engine.
+ * ones are deleted, newer ones left for the newer release); nor is a watch whose top-level fields
+ * differ from those of a watch this release makes. Bump ENGINE_STATE_SCHEMA when a field changes
+ * meaning, or a nested field (or one of a pending recovery) is added or removed.
  */
 import { createHash } from 'node:crypto'
 import type { SeriesKey } from '../normalize/observations.js'
@@ -631,7 +632,8 @@ export class EngineChangelog {
  */
 function watchShape(cfg: EngineConfig): string {
   try {
-    const view = { bucketMs: 1000, versions: () => [] } as unknown as SignalView
+    // nothing is known to this view: every question is answered with "no data"
+    const view = new Proxy({} as SignalView, { get: (_t, prop) => (prop === 'bucketMs' ? 1000 : prop === 'versions' ? () => [] : () => undefined) })
     const ev = { namespace: 'ns', service: 'svc', version: 'v', time: 0, kind: 'deploy' as const, source: 'persist-shape' }
     const w = evaluate(cfg, initialState(), { now: 0, watermark: -Infinity, view, deployments: [ev] }).state.watches.values().next().value
     return w === undefined ? '' : Object.keys(w).sort().join(',')

@@ -170,6 +170,9 @@ class ConfluentConsumer implements Consumer {
       eachBatch: async ({ batch, resolveOffset }) => {
         this.s.lastPollMs = Date.now()
         if (batch.messages.length === 0) return
+        // what waits from this batch's first message on (the statistics below stop while a handler blocks)
+        const before = Number(batch.offsetLagLow())
+        if (Number.isFinite(before) && before >= 0) this.s.lag = before + 1
         const messages: ConsumedMessage[] = batch.messages.map((m) => ({
           topic: batch.topic,
           partition: batch.partition,
@@ -216,7 +219,8 @@ class ConfluentConsumer implements Consumer {
    * moving and health checks turn red.
    *
    * The statistics are computed inside the client from what it already knows (fetch responses), so
-   * this sends no request. It replaced an admin client that queried committed and high-watermark
+   * this sends no request; they reach JavaScript through the client's consume loop, so a loop that
+   * stalled, or a handler that never returns, delivers none and `lastPollMs` freezes, as it should. It replaced an admin client that queried committed and high-watermark
    * offsets every 5 s: with the broker down those requests timed out, and across a broker restart
    * librdkafka then aborted the process (`rd_kafka_enq_once_del_source_return: Assertion
    * 'eonce->refcnt > 0' failed`, 4 times out of 4; the same bounce without it: 0). Never throws.

@@ -104,6 +104,8 @@ export class DecisionWal {
   private readonly pending = new Map<string, PendingLine>()
   private readonly counters: WalCounters = { appended: 0, acked: 0, full: 0, failures: 0, corrupt: 0, compactions: 0, replayed: 0 }
   private readonly lockFile: string
+  /** a write failed part-way: the file may end in a partial line, so it is rewritten before the next append */
+  private torn = false
 
   constructor(private readonly o: { file: string; maxBytes: number }) {
     this.file = o.file
@@ -156,10 +158,19 @@ export class DecisionWal {
   append(entry: WalEntry): WalAppendOutcome {
     if (this.fd === undefined) return { kind: 'failed', error: 'write-ahead log is not open' }
     if (this.pending.has(entry.envelope.id)) return { kind: 'durable' }
+    if (this.torn) {
+      try {
+        this.rewrite()
+      } catch (err) {
+        this.counters.failures++
+        if (this.fd === undefined) this.reopen()
+        return { kind: 'failed', error: errorMessage(err) }
+      }
+    }
     const line = frame({ t: 'put', topic: entry.topic, envelope: entry.envelope })
     const bytes = Buffer.byteLength(line)
     if (this.size + bytes > this.o.maxBytes) {
-      this.compact(true)
+      this.compact(this.size + bytes - this.o.maxBytes)
       if (this.size + bytes > this.o.maxBytes) {
         this.counters.full++
         return { kind: 'full' }
@@ -170,7 +181,8 @@ export class DecisionWal {
       fsyncSync(this.fd)
     } catch (err) {
       this.counters.failures++
-      // a partial line may be on disk: its checksum fails at the next open, so it is skipped there
+      // a partial line may be on disk: skipped at the next open (checksum), rewritten before the next append
+      this.torn = true
       this.size = this.currentSize()
       return { kind: 'failed', error: errorMessage(err) }
     }
@@ -191,17 +203,18 @@ export class DecisionWal {
     }
     if (lines === '') return
     if (this.pending.size === 0) {
-      this.compact(false)
+      this.compact(1)
       return
     }
     const bytes = Buffer.byteLength(lines)
-    if (this.size + bytes > this.o.maxBytes / 2 && this.compact(false)) return
+    if (this.size + bytes > this.o.maxBytes / 2 && this.compact(this.size / 2)) return
     try {
       writeSync(this.fd, lines)
       this.size += bytes
     } catch {
       // the decision is acked; without its ack line it is only re-published once more after a crash
       this.counters.failures++
+      this.torn = true
     }
   }
 
@@ -226,10 +239,10 @@ export class DecisionWal {
     this.unlock()
   }
 
-  /** Rewrites the file with the pending decisions only (`force`: even when little would be freed); true when it did. */
-  private compact(force: boolean): boolean {
+  /** Rewrites the file with the pending decisions only, when that frees at least `minFreed` bytes; true when it did. */
+  private compact(minFreed: number): boolean {
     const pendingBytes = [...this.pending.values()].reduce((a, p) => a + p.bytes, 0)
-    if (!force && this.pending.size > 0 && pendingBytes > this.size / 2) return false
+    if (this.size - pendingBytes < Math.max(1, minFreed)) return false
     try {
       this.rewrite()
       this.counters.compactions++
@@ -267,6 +280,7 @@ export class DecisionWal {
       fsyncSync(fd)
       this.fd = fd
       this.size = 0
+      this.torn = false
       return
     }
     const tmp = `${this.file}.tmp`
@@ -281,6 +295,7 @@ export class DecisionWal {
     this.fsyncDir()
     this.fd = openSync(this.file, 'a')
     this.size = Buffer.byteLength(text)
+    this.torn = false
   }
 
   private fsyncDir(): void {

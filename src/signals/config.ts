@@ -95,6 +95,8 @@ export const signalsSchema = z
       if (c.fineRetention % c.bucket !== 0 || c.fineRetention < 2 * c.bucket)
         ctx.addIssue({ code: 'custom', path: ['fineRetention'], message: 'fineRetention must be a multiple of bucket, at least 2 buckets' })
     }
+    if (c.maxFutureSkew < c.bucket)
+      ctx.addIssue({ code: 'custom', path: ['maxFutureSkew'], message: 'maxFutureSkew must be >= bucket' })
     if (c.retention < c.fineRetention)
       ctx.addIssue({ code: 'custom', path: ['retention'], message: 'retention must be >= fineRetention' })
     if (c.histogram.highestUs < 2 * c.histogram.lowestUs)

@@ -165,9 +165,9 @@ class Ctx {
   newest = -Infinity
   /** max(newest, the clock's last reading): what sweeps, the late bound and windows are judged against */
   ref = -Infinity
-  /** newest accepted time of any series (unconfirmed) */
+  /** start of the newest bucket of any accepted time (unconfirmed) */
   maxAccepted = -Infinity
-  /** the two distinct series that presented the newest times (admitted by the clock, not necessarily accepted) */
+  /** the two distinct series that presented the newest bucket starts (admitted by the clock, not necessarily accepted) */
   top1: Series | undefined
   top1Ms = -Infinity
   top2: Series | undefined
@@ -177,6 +177,8 @@ class Ctx {
   clockNow = -Infinity
   clockLimit = Infinity
   lastSweepBucket = -Infinity
+  /** the reference time entered another bucket: expire idle series at the next admission */
+  sweepDue = false
   readonly bucketMs: number
   readonly coarseMs: number
   readonly fineSlots: number
@@ -265,11 +267,10 @@ class Ctx {
     this.updateNewest()
   }
 
+  /** a newer accepted time than any before */
   accepted(t: number): void {
-    if (t > this.maxAccepted) {
-      this.maxAccepted = t
-      this.updateNewest()
-    }
+    this.maxAccepted = t
+    if (this.top2Ms !== -Infinity) this.updateNewest()
   }
 
   /** G = max(J, min(maxAccepted, J + skew)); J, maxAccepted and so G only grow. */
@@ -289,6 +290,11 @@ class Ctx {
     if (r > this.ref) {
       this.ref = r
       this.lateBefore = r - this.cfg.retention
+      const b = Math.floor(r / this.bucketMs)
+      if (b !== this.lastSweepBucket) {
+        this.lastSweepBucket = b
+        this.sweepDue = true
+      }
     }
   }
 
@@ -313,9 +319,10 @@ class Series implements RequestRecorder {
   readonly coarse: Slot[]
   firstSeenMs = Infinity
   lastSeenMs = -Infinity
-  /** newest accepted time of this series: the reference its future bound is judged against */
-  newestMs = -Infinity
-  /** newest time this series presented (accepted or not): its vote for the store's time */
+  /**
+   * start of the newest bucket this series presented a time in (accepted or not): its vote for the
+   * store's time (bucket starts, so that the vote does not depend on the order within a bucket)
+   */
   presented = -Infinity
   /** reported to the deployment detector (at its first data; a series without data never is) */
   announced = false
@@ -354,7 +361,9 @@ class Series implements RequestRecorder {
       this.store.recordRequests(this.key, timeMs, 1, error ? 1 : 0, latencyUs)
       return
     }
-    if (timeMs > this.newestMs || !(timeMs >= ctx.lateBefore)) {
+    const b = Math.floor(timeMs / ctx.bucketMs)
+    // at or before the head bucket and inside the store-wide bounds: nothing to admit (see `admit`)
+    if (!(b <= this.head && timeMs >= ctx.lateBefore && timeMs <= ctx.clockLimit)) {
       if (!this.store.admit(this, timeMs)) return
       // the sweep may just have expired this (idle) series: record through the store instead
       if (!this.alive) {
@@ -362,10 +371,9 @@ class Series implements RequestRecorder {
         return
       }
     }
-    const b = Math.floor(timeMs / ctx.bucketMs)
     const slot = b === this.head ? this.hot : this.slotOrLate(b, timeMs)
     if (slot === undefined) return
-    this.run = 0
+    if (this.run !== 0) this.run = 0
     ctx.st.observations++
     slot.requests++
     if (error) slot.errors++
@@ -417,7 +425,6 @@ class Series implements RequestRecorder {
     // the newest piece first: it moves the head (or is refused like any late observation)
     const newest = this.slotOrLate(k1, k1 * W)
     if (newest === undefined) return
-    if (t > this.newestMs) this.newestMs = t
     this.run = 0
     ctx.st.observations++
     if (k1 > k0) ctx.st.spread++
@@ -534,12 +541,11 @@ class Series implements RequestRecorder {
     if (s !== undefined) return s
     const ctx = this.ctx
     const g = ctx.newest
-    const ahead = g !== -Infinity && this.newestMs - ctx.cfg.retention > g + ctx.skewMs
+    const ahead = g !== -Infinity && this.lastSeenMs - ctx.cfg.retention > g + ctx.skewMs
     this.run = this.run < 0 ? this.run - 1 : -1
     if (ahead || -this.run >= ctx.cfg.futureJumpAfter) {
       this.rebase()
       ctx.st.rebased++
-      if (t > this.newestMs) this.newestMs = t
       return this.slotFor(b, t)
     }
     ctx.st.late++
@@ -573,7 +579,6 @@ class Series implements RequestRecorder {
     this.head = -Infinity
     this.headCoarse = -Infinity
     this.hot = this.fine[0] as Slot
-    this.newestMs = -Infinity
     this.firstSeenMs = Infinity
     this.lastSeenMs = -Infinity
     this.intervalMs = 0
@@ -828,11 +833,16 @@ export class SignalStore implements ObservationSink, SignalView {
 
   record(obs: Observation): void {
     let s = this.resolve(obs.key, obs.kind === 'request' ? obs.count : 0, obs.kind === 'request' ? obs.errors : 0)
-    if (s === undefined || !this.admit(s, obs.timeMs)) return
-    // the sweep after admission may have expired an idle series: its successor takes the data
-    if (!s.alive) {
-      s = this.resolve(obs.key, 0, 0)
-      if (s === undefined || !this.admit(s, obs.timeMs)) return
+    if (s === undefined) return
+    const t = obs.timeMs
+    const ctx = this.ctx
+    if (!(Math.floor(t / ctx.bucketMs) <= s.head && t >= ctx.lateBefore && t <= ctx.clockLimit)) {
+      if (!this.admit(s, t)) return
+      // the sweep after admission may have expired an idle series: its successor takes the data
+      if (!s.alive) {
+        s = this.resolve(obs.key, 0, 0)
+        if (s === undefined || !this.admit(s, t)) return
+      }
     }
     switch (obs.kind) {
       case 'request': {
@@ -887,6 +897,11 @@ export class SignalStore implements ObservationSink, SignalView {
    * reference (its newest time, or the store's confirmed time when that is newer) + maxFutureSkew ->
    * future, unless `futureJumpAfter` such drops of the series came in a row (the series' time jumped).
    * Whether the series' ring can still hold `t` is judged when writing (`slotOrLate`).
+   *
+   * Callers skip admission for a time at or before the series' head bucket that is inside the
+   * store-wide bounds (lateBefore <= t <= clockLimit): such a time is never future for the series
+   * (it is less than a bucket beyond the series' newest time, and maxFutureSkew >= bucket), and it
+   * votes for no newer bucket. So the hot path admits once per series and bucket.
    */
   admit(s: Series, t: number): boolean {
     const ctx = this.ctx
@@ -906,11 +921,13 @@ export class SignalStore implements ObservationSink, SignalView {
       st.late++
       return false
     }
-    if (t > s.presented) {
-      s.presented = t
-      ctx.present(s, t)
+    const p = Math.floor(t / ctx.bucketMs) * ctx.bucketMs
+    if (p > s.presented) {
+      s.presented = p
+      if (s === ctx.top1) ctx.top1Ms = p // the newest series moves on: the second-largest is unchanged
+      else ctx.present(s, p)
     }
-    const ref = s.newestMs > ctx.newest ? s.newestMs : ctx.newest
+    const ref = s.lastSeenMs > ctx.newest ? s.lastSeenMs : ctx.newest
     if (ref !== -Infinity && t > ref + ctx.skewMs) {
       s.run = s.run > 0 ? s.run + 1 : 1
       if (s.run < this.config.futureJumpAfter) {
@@ -920,10 +937,12 @@ export class SignalStore implements ObservationSink, SignalView {
       st.timeJumps++
       s.run = 0
     }
-    if (t > s.newestMs) s.newestMs = t
     if (t > s.lastSeenMs) s.lastSeenMs = t
-    ctx.accepted(t)
-    this.afterAdmit()
+    if (p > ctx.maxAccepted) ctx.accepted(p)
+    if (ctx.sweepDue) {
+      ctx.sweepDue = false
+      this.sweep()
+    }
     return true
   }
 
@@ -970,15 +989,6 @@ export class SignalStore implements ObservationSink, SignalView {
     this.byId.clear()
     this.byService.clear()
     this.ctx.pool.drain()
-  }
-
-  /** Called after every admitted time: expiry sweeps run once per bucket of the store's reference time. */
-  private afterAdmit(): void {
-    const b = Math.floor(this.ctx.ref / this.bucketMs)
-    if (b !== this.ctx.lastSweepBucket) {
-      this.ctx.lastSweepBucket = b
-      this.sweep()
-    }
   }
 
   /** Expires idle, unpinned series (against the store's reference time) and frees their histograms. */
@@ -1107,7 +1117,7 @@ export class SignalStore implements ObservationSink, SignalView {
       ps.values.splice(i, 0, value)
       ps.requests.splice(i, 0, request)
     }
-    const cut = Math.max(this.ctx.lateBefore, s.newestMs - this.config.retention)
+    const cut = Math.max(this.ctx.lateBefore, s.lastSeenMs - this.config.retention)
     while (ps.times.length > this.config.resourceSamples || (ps.times.length > 0 && (ps.times[0] as number) < cut)) {
       ps.times.shift()
       ps.values.shift()
@@ -1130,7 +1140,7 @@ export class SignalStore implements ObservationSink, SignalView {
       }
     }
     list.splice(i, 0, { timeMs: t, id, ready })
-    const cut = Math.max(this.ctx.lateBefore, s.newestMs - this.config.retention)
+    const cut = Math.max(this.ctx.lateBefore, s.lastSeenMs - this.config.retention)
     while (list.length > this.config.probeSamples || (list.length > 0 && (list[0] as ProbeReading).timeMs < cut)) list.shift()
   }
 

@@ -95,6 +95,13 @@ describe('sequential evidence (betting martingale)', () => {
     expect(at).toBeLessThan(8)
   })
 
+  it('overwhelming evidence stays a finite number (verdicts are signed canonical JSON)', () => {
+    const e = newEvidence()
+    for (let i = 0; i < 50; i++) feed(e, 10_000, 9_000, 0.01, 10_000, 9_000)
+    expect(Number.isFinite(eValue(e))).toBe(true)
+    expect(eValue(e)).toBeGreaterThan(1e100)
+  })
+
   it('kelly stake: zero at or below the level, capped above it', () => {
     expect(kellyStake(100, 1, 0.03)).toBe(0)
     expect(kellyStake(0, 0, 0.03)).toBe(0)

@@ -1,6 +1,12 @@
-import { describe, expect, it } from 'vitest'
+import { generateKeyPairSync } from 'node:crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+import { silentLogger } from '../../src/common/logger.js'
+import { parseConfig } from '../../src/config/load.js'
 import type { DeploymentEvent } from '../../src/engine/events.js'
+import { resolveInstanceId } from '../../src/kafka/config.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
+import { signerFromKey } from '../../src/publish/signing.js'
+import { Sidecar } from '../../src/runtime/sidecar.js'
 import { DeploymentsReceiver } from '../../src/receivers/deployments/receiver.js'
 import { parseDeploymentEvent } from '../../src/receivers/deployments/schema.js'
 import { eventually } from './helpers.js'
@@ -63,5 +69,42 @@ describe('deployment events', () => {
       await r.shutdown()
       await r.shutdown()
     }
+  })
+})
+
+describe('the deployments consumer group of a sidecar instance (issue 11, item 8)', () => {
+  const saved = { ...process.env }
+  afterEach(() => {
+    for (const k of ['PULLBACK_INSTANCE_ID', 'POD_NAME', 'HOSTNAME']) {
+      if (saved[k] === undefined) delete process.env[k]
+      else process.env[k] = saved[k]
+    }
+  })
+
+  it('comes from config, then PULLBACK_INSTANCE_ID, POD_NAME, HOSTNAME, then the host name; never random', () => {
+    expect(resolveInstanceId({ instanceId: 'node-a' }, { POD_NAME: 'p' })).toEqual({ id: 'node-a', source: 'config' })
+    expect(resolveInstanceId({}, { PULLBACK_INSTANCE_ID: 'node-b', POD_NAME: 'p', HOSTNAME: 'h' })).toEqual({ id: 'node-b', source: 'PULLBACK_INSTANCE_ID' })
+    expect(resolveInstanceId({}, { POD_NAME: 'pullback-sidecar-x7k2p', HOSTNAME: 'h' })).toEqual({ id: 'pullback-sidecar-x7k2p', source: 'POD_NAME' })
+    expect(resolveInstanceId({}, { HOSTNAME: 'h' })).toEqual({ id: 'h', source: 'HOSTNAME' })
+    expect(resolveInstanceId({}, {}, () => 'laptop.local')).toEqual({ id: 'laptop.local', source: 'hostname' })
+    expect(resolveInstanceId({}, { POD_NAME: ' ' }, () => 'my host:1')).toEqual({ id: 'my_host_1', source: 'hostname' })
+    expect(() => parseConfig({ kafka: { instanceId: 'a b' } })).toThrow(/kafka\.instanceId/)
+  })
+
+  it('is the same for two starts of a sidecar without HOSTNAME (no new group, no re-read of the topic)', () => {
+    for (const k of ['PULLBACK_INSTANCE_ID', 'POD_NAME', 'HOSTNAME']) delete process.env[k]
+    const groupOf = () => {
+      const sidecar = new Sidecar({
+        config: parseConfig({ runtime: { telemetry: { enabled: false } } }),
+        transport: new MemoryBus(),
+        logger: silentLogger,
+        signer: signerFromKey(generateKeyPairSync('ed25519').privateKey),
+        headless: true,
+      })
+      return (sidecar.receivers.deployments as unknown as { opts: { groupId: string } }).opts.groupId
+    }
+    const first = groupOf()
+    expect(groupOf()).toBe(first)
+    expect(first).toBe(`pullback.deployments.${resolveInstanceId({}).id}`)
   })
 })

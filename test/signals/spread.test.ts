@@ -49,6 +49,9 @@ describe('spreading an aggregate over (startMs, timeMs]', () => {
     s.series({ ...K, service: 'other' }).recordRequest(T0 + 14_000, 1, false)
     const w = s.window(K, T0, T0 + 15_000)
     expect(w.buckets.map((b) => b.requests)).toEqual([2, 5, 0])
+    // within one bucket, ending on its end
+    s.record(point(T0 + 10_000, T0 + 6_000, 4, 0, [], []))
+    expect(s.window(K, T0, T0 + 15_000).buckets.map((b) => b.requests)).toEqual([2, 9, 0])
   })
 
   it('start at or after the end, or absent: everything at timeMs', () => {

@@ -1,0 +1,57 @@
+/**
+ * Issue 11, item 9: "on SIGTERM with the broker down the publisher step took 11.4 s against a 3 s
+ * drain timeout and the shutdown report said `clean` while logging `abandonedAtShutdown: 5`".
+ * A Kafka-kind transport whose producer never answers stands in for the unreachable broker.
+ */
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { silentLogger } from '../../src/common/logger.js'
+import { parseConfig } from '../../src/config/load.js'
+import { MemoryBus } from '../../src/kafka/memory.js'
+import type { KafkaTransport, Producer } from '../../src/kafka/types.js'
+import { DISCONNECT_FLOOR_MS } from '../../src/publish/publisher.js'
+import { signerFromKey } from '../../src/publish/signing.js'
+import { Sidecar } from '../../src/runtime/sidecar.js'
+import { verdict } from '../actuator/helpers.js'
+
+describe('sidecar SIGTERM with the broker down', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pullback-sigterm-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('the publisher step keeps to drainTimeout and the report is degraded, naming the write-ahead file', async () => {
+    const bus = new MemoryBus()
+    const unreachable: Producer = {
+      connect: () => Promise.resolve(),
+      send: () => new Promise<void>(() => undefined),
+      disconnect: () => new Promise<void>(() => undefined),
+    }
+    const transport: KafkaTransport = { kind: 'kafka', producer: () => unreachable, consumer: (o) => bus.consumer(o), admin: () => bus.admin() }
+    const walFile = join(dir, 'decisions.wal')
+    const sidecar = new Sidecar({
+      config: parseConfig({
+        receivers: { otlp: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } } },
+        publish: { drainTimeout: '300ms', wal: { file: walFile } },
+        runtime: { telemetry: { enabled: false }, state: { enabled: false } },
+      }),
+      transport,
+      logger: silentLogger,
+      signer: signerFromKey(generateKeyPairSync('ed25519').privateKey),
+      headless: true,
+    })
+    await sidecar.start()
+    for (let i = 0; i < 5; i++) expect(sidecar.publisher.publish(verdict('rollback', { id: `down-${i}` }))).toMatchObject({ kind: 'queued', durable: true })
+
+    const report = await sidecar.drain()
+    const step = report.steps.find((s) => s.name === 'publisher')
+    expect(step?.outcome).toBe('failed')
+    expect(step?.detail).toMatch(/5 decisions unacknowledged; kept in .*decisions\.wal/)
+    expect(step!.ms).toBeLessThan(300 + DISCONNECT_FLOOR_MS + 200)
+    expect(report.result).toBe('degraded')
+    expect(sidecar.publisher.stats().abandonedAtShutdown).toBe(5)
+    const kept = readFileSync(walFile, 'utf8')
+    for (let i = 0; i < 5; i++) expect(kept).toContain(`down-${i}`)
+  })
+})
