@@ -139,6 +139,7 @@ function engineOnlyBench(n: number): void {
       errors: 0,
       latencyCount: requests / ((to - from) / 5000),
       latencyAtQuantile: () => p99Us,
+      latencyCountAbove: () => 0,
     })),
     resources: [],
     probes: { readings: 0, failures: 0, firstFailureMs: undefined, lastFailureMs: undefined, failing: [] },

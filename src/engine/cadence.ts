@@ -15,7 +15,7 @@
  * exporters cost no extra memory for fine buckets they do not need.
  */
 import type { SeriesKey } from '../normalize/observations.js'
-import { alignDown, type SignalView, type WindowStats } from '../signals/view.js'
+import { alignDown, type SeriesCoverage, type SignalView, type WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { alignUp } from './stats.js'
 
@@ -23,8 +23,8 @@ import { alignUp } from './stats.js'
 const MAX_SPAN_GROWTH = 8
 
 /** The interval one report of the series covers (0 for spans or an unknown series). */
-export function reportInterval(view: SignalView, key: SeriesKey): number {
-  const i = view.coverage(key)?.reportIntervalMs ?? 0
+export function reportInterval(cov: SeriesCoverage | undefined): number {
+  const i = cov?.reportIntervalMs ?? 0
   // whole seconds: nanosecond timestamps make a 60 s exporter's interval 60.0000002 s, and two of
   // those must not round a span up to the next coarse bucket
   return Number.isFinite(i) && i > 0 ? Math.round(i / 1000) * 1000 : 0
@@ -34,24 +34,23 @@ export function reportInterval(view: SignalView, key: SeriesKey): number {
  * The bucket width a series is judged at: fine, unless the shortest span plus the series' report
  * lag would reach beyond the fine ring; then coarse (a 60 s exporter is judged minute by minute).
  */
-export function granularity(c: Contract, view: SignalView, key: SeriesKey): number {
+export function granularity(c: Contract, view: SignalView, cov: SeriesCoverage | undefined): number {
   const coarse = view.coarseBucketMs
   if (!(coarse > view.bucketMs)) return view.bucketMs
-  const interval = reportInterval(view, key)
+  const interval = reportInterval(cov)
   const need = interval + alignUp(Math.max(c.window, 2 * interval), view.bucketMs) + view.bucketMs
   return need > view.fineRetentionMs ? coarse : view.bucketMs
 }
 
 /** Latest time, aligned to `g`, the series can be judged up to: the watermark, but not past its complete data. */
-export function evaluationEnd(view: SignalView, key: SeriesKey, watermark: number, g: number): number {
-  const cov = view.coverage(key)
+export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number, g: number): number {
   const t = cov === undefined || !Number.isFinite(cov.completeUntilMs) ? watermark : Math.min(watermark, cov.completeUntilMs)
   return alignDown(t, g)
 }
 
 /** Shortest confirmation span for a series, a multiple of `g`: the contract window, and two report intervals. */
-export function minSpan(c: Contract, view: SignalView, key: SeriesKey, g: number): number {
-  return alignUp(Math.max(c.window, 2 * reportInterval(view, key)), g)
+export function minSpan(c: Contract, interval: number, g: number): number {
+  return alignUp(Math.max(c.window, 2 * interval), g)
 }
 
 export interface Span {
@@ -66,8 +65,8 @@ export interface Span {
  * The confirmation span ending at `end`, or undefined while the first full shortest span after
  * `earliest` (the first bucket after the deployment) is not complete yet.
  */
-export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number): Span | undefined {
-  const min = minSpan(c, view, key, g)
+export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number, interval: number): Span | undefined {
+  const min = minSpan(c, interval, g)
   if (end - min < earliest) return undefined
   let len = min
   let from = end - len

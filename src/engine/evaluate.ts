@@ -194,8 +194,10 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     if (w.baseline === undefined && w.kind === 'deploy' && input.watermark >= w.deployedAt) freeze(w, input.view, bucketMs)
     // judged up to where this version's data is complete (metrics every 60 s lag their export),
     // on bucket boundaries the store answers whole for this series' cadence
-    const g = granularity(w.contract, input.view, w.key)
-    const dataEnd = evaluationEnd(input.view, w.key, input.watermark, g)
+    const cov = input.view.coverage(w.key)
+    const interval = reportInterval(cov)
+    const g = granularity(w.contract, input.view, cov)
+    const dataEnd = evaluationEnd(cov, input.watermark, g)
     let over: boolean
     let end: number
     if (w.kind === 'deploy') {
@@ -204,16 +206,18 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     } else {
       // a verification needs one full confirmation span of the restored version: with 60 s metrics
       // that is longer than the default 90 s; and it waits (bounded) for data still in flight
-      const interval = reportInterval(input.view, w.key)
-      const effEnd = Math.max(w.endsAt, alignUp(w.deployedAt, g) + minSpan(w.contract, input.view, w.key, g))
-      end = Math.min(dataEnd, alignDown(effEnd, g))
-      over = end >= alignDown(effEnd, g) || input.watermark >= effEnd + 2 * interval + w.contract.window
+      const effEnd = Math.max(w.endsAt, alignUp(w.deployedAt, g) + minSpan(w.contract, interval, g))
+      const waitedOut = input.watermark >= effEnd + 2 * interval + w.contract.window
+      // once the wait is over the verification is judged on its full period: data that never came
+      // (the restored pods went away) is missing data, never a reason to judge an earlier window
+      end = waitedOut ? alignDown(effEnd, g) : Math.min(dataEnd, alignDown(effEnd, g))
+      over = end >= alignDown(effEnd, g) || waitedOut
     }
     // a recovery verification is always judged once more at its end, even without a new bucket
     if (w.decided !== 'final' && (end > w.lastEvalEnd || (over && w.kind === 'rollback'))) {
       w.lastEvalEnd = end
-      if (w.kind === 'deploy') evalDeploy(w, input, end, g, out, state)
-      else evalRecovery(w, input, end, g, out, over)
+      if (w.kind === 'deploy') evalDeploy(w, input, end, g, interval, out, state)
+      else evalRecovery(w, input, end, g, interval, out, over)
     }
     if (over) endWatch(state, w, out)
   }
@@ -509,12 +513,12 @@ function servesThroughout(ow: WindowStats, slices: number, minSamples: number): 
 }
 
 /** Readings at `end`, or undefined while the first confirmation span after the deployment is not complete. */
-function readings(w: Watch, input: EngineInput, end: number, g: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings | undefined {
+function readings(w: Watch, input: EngineInput, end: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings | undefined {
   const c = w.contract
   const view = input.view
   const key = w.key
   const earliest = alignUp(w.deployedAt, g)
-  const span = confirmationSpan(c, view, key, end, earliest, g)
+  const span = confirmationSpan(c, view, key, end, earliest, g, interval)
   if (span === undefined) return undefined
   const win = span.win
   const from = span.fromMs
@@ -596,11 +600,11 @@ function describe(r: RuleResult): string {
   return `${head}: ${fmt(r.value)} vs baseline ${fmt(r.baseline)}, threshold ${fmt(r.threshold)}, ${r.samples} samples${r.note !== '' ? ` [${r.note}]` : ''}`
 }
 
-function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, out: EngineOutput, state: EngineState): void {
+function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, state: EngineState): void {
   const c = w.contract
   state.counters.evaluations += 1
   // only spans that lie wholly after the deployment are judged: data before it belongs to another release
-  const r = readings(w, input, end, g, w.baseline, true)
+  const r = readings(w, input, end, g, interval, w.baseline, true)
   const list = r?.list ?? pendingList(c, w, input, end)
   const source = r?.source ?? 'snapshot'
   const preFromHistory = r?.preExisting ?? []
@@ -730,10 +734,10 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
  *   (error rate or latency) was judged healthy in it; not-recovered when that last window did not
  *   hold enough data to judge ("insufficient data" is not evidence of recovery).
  */
-function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, out: EngineOutput, final: boolean): void {
+function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, final: boolean): void {
   const c = w.contract
   const parent = w.parent as RecoveryParent
-  const list = readings(w, input, end, g, w.baseline, false)?.list ?? pendingList(c, w, input, end)
+  const list = readings(w, input, end, g, interval, w.baseline, false)?.list ?? pendingList(c, w, input, end)
   const breaches = list.filter((r) => r.state === 'breach' && r.mode === 'enforce')
   let kind: 'recovered' | 'not-recovered' | undefined
   let reason = ''

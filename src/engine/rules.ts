@@ -202,12 +202,13 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
   const mode = e.mode
   const bound = 1 / c.alpha
   if (samples < c.minSamples) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `${samples} requests < floor ${c.minSamples}`, evidence, bound)
+  // a slice without any request is a gap (the version stopped serving, or its telemetry did): neither healthy nor a breach
+  const n = sliceCounts(w, c.slices)
+  if (anyEmpty(sReq, n)) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
   if (value < threshold) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, '', evidence, bound)
   if (evidence < bound) {
     return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
   }
-  const n = sliceCounts(w, c.slices)
-  if (anyEmpty(sReq, n)) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
   const need = Math.ceil(c.minSamples / c.slices)
   for (let i = 0; i < n; i++) {
     const r = sReq[i] as number
@@ -239,6 +240,7 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   const mode = l.mode
   const bound = 1 / c.alpha
   if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`, evidence, bound)
+  if (anyEmpty(sLat, sliceCounts(w, c.slices))) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
   if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '', evidence, bound)
   if (evidence < bound) {
     return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)

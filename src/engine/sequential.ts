@@ -46,9 +46,30 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
   const errOk = lv.errorLevel > 0 && lv.errorLevel < 1
   const latOk = lv.latencyLevel > 0 && lv.latencyLevel < 1 && Number.isFinite(lv.latencyCutUs)
   if (!errOk && !latOk) return
-  const b: WindowStats = view.window(key, from, end)
-  if (errOk) feed(e.error.ev, b.requests, b.errors, lv.errorLevel, span.requests, span.errors)
-  if (latOk) feed(e.latency.ev, b.latency.count, b.latency.countAbove(lv.latencyCutUs), lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
+  let n = 0
+  let bad = 0
+  let lat = 0
+  let slow = 0
+  if (from >= span.fromMs && end === span.toMs) {
+    // the batch is the tail of the span (the usual case, one tick after the last): read its buckets, no extra query
+    for (const b of span.buckets) {
+      if (b.startMs < from) continue
+      n += b.requests
+      bad += b.errors
+      if (latOk && b.latencyCount > 0) {
+        lat += b.latencyCount
+        slow += b.latencyCountAbove(lv.latencyCutUs)
+      }
+    }
+  } else {
+    const b: WindowStats = view.window(key, from, end)
+    n = b.requests
+    bad = b.errors
+    lat = b.latency.count
+    slow = latOk ? b.latency.countAbove(lv.latencyCutUs) : 0
+  }
+  if (errOk) feed(e.error.ev, n, bad, lv.errorLevel, span.requests, span.errors)
+  if (latOk) feed(e.latency.ev, lat, slow, lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
 }
 
 export function errorEvidence(e: WatchEvidence): number {

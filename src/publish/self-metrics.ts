@@ -76,6 +76,8 @@ export interface WatchedSignal {
   value: number
   baseline: number
   threshold: number
+  /** error_rate and latency: the sequential test's e-value (its bound is 1/alpha) */
+  evidence?: number
 }
 
 export interface WatchedService {
@@ -139,6 +141,7 @@ export const METRICS = [
   { name: 'pullback.signal.value', unit: '{value}', kind: 'gauge', attributes: SIGNAL_ATTRS, description: 'Current value of a deployment-health signal over its observation window (error_rate ratio, latency s, resource fraction of request per min, probe failures).' },
   { name: 'pullback.signal.baseline', unit: '{value}', kind: 'gauge', attributes: SIGNAL_ATTRS, description: 'Frozen pre-deploy (or live canary) baseline of the signal, same unit as pullback.signal.value.' },
   { name: 'pullback.signal.threshold', unit: '{value}', kind: 'gauge', attributes: SIGNAL_ATTRS, description: 'Value beyond which the signal breaches, same unit as pullback.signal.value.' },
+  { name: 'pullback.signal.evidence', unit: '{evidence}', kind: 'gauge', attributes: SIGNAL_ATTRS, description: 'Anytime-valid evidence (e-value) that the error rate or latency is beyond its contract; a breach needs it at 1/alpha (1000 by default).' },
   { name: 'pullback.signal.state', unit: '{state}', kind: 'gauge', attributes: [...SIGNAL_ATTRS, 'pullback.signal.mode'], description: 'Signal state: 0 healthy, 1 insufficient, 2 breach, -1 off.' },
   { name: 'pullback.detection.duration', unit: 's', kind: 'gauge', attributes: SERVICE_ATTRS, description: 'Time from the deployment to the latest verdict about it.' },
   { name: 'pullback.engine.services', unit: '{service}', kind: 'gauge', attributes: [], description: 'Service versions currently watched by the engine.' },
@@ -471,6 +474,7 @@ export class SelfMetrics implements SelfMetricsRegistry, Component {
           obs('pullback.signal.baseline', sig.baseline * scale, a)
           obs('pullback.signal.threshold', sig.threshold * scale, a)
           obs('pullback.signal.state', SIGNAL_STATE_CODE[sig.state], { ...a, 'pullback.signal.mode': sig.mode })
+          if (sig.evidence !== undefined) obs('pullback.signal.evidence', sig.evidence, a)
         }
       }
       for (const d of snap.decisions) {

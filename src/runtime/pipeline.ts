@@ -21,7 +21,7 @@ import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
 import type { Observation, ObservationSink, ProbeObservation, SeriesKey } from '../normalize/observations.js'
 import { Normalizer } from '../normalize/normalizer.js'
 import type { NormalizeConfig } from '../normalize/config.js'
-import { SignalStore } from '../signals/store.js'
+import { SignalStore, type SignalStoreOptions } from '../signals/store.js'
 import type { SignalsConfig } from '../signals/config.js'
 import type { EngineConfig } from '../engine/config.js'
 import { evaluate, initialState, type EngineCounters, type EngineState, type WatchStatus } from '../engine/evaluate.js'
@@ -42,7 +42,7 @@ export interface PipelineOptions {
   /** persist the engine's state through this sink (the sidecar's StateStore) */
   state?: PipelineStateOptions
   /** live only: the wall clock, which bounds telemetry time in the signal store (signals.maxClockSkew) */
-  clock?: import('../common/clock.js').Clock
+  clock?: SignalStoreOptions['clock']
 }
 
 export interface PipelineStateOptions {
@@ -87,6 +87,8 @@ export class Pipeline implements TelemetryConsumer {
   private readonly stateSink: StateSink | undefined
   private readonly view: SignalView
   private stateRefused = 0
+  /** the normalizer's sink: the store, with probe readings tapped for the engine */
+  private readonly tee: ObservationSink
 
   constructor(opts: PipelineOptions) {
     this.engineCfg = opts.engine
@@ -104,6 +106,7 @@ export class Pipeline implements TelemetryConsumer {
       },
       series: (key) => store.series(key),
     }
+    this.tee = tee
     this.normalizer = new Normalizer(opts.normalize ?? {}, tee)
     this.timelines = opts.recordTimeline === true ? new Map() : undefined
     if (opts.state !== undefined) {
@@ -139,6 +142,15 @@ export class Pipeline implements TelemetryConsumer {
 
   consumeMetrics(req: MetricsRequest): ConsumeResult {
     return this.normalizer.metrics(req)
+  }
+
+  /**
+   * An observation that did not come through this pipeline's normalizer (the decider re-recording
+   * partials from ingest nodes, src/decider): recorded exactly as the normalizer's observations are,
+   * probe readings included for the engine's startup grace.
+   */
+  recordObservation(obs: Observation): void {
+    this.tee.record(obs)
   }
 
   /** An announced deployment or rollback; applied at the next tick. */

@@ -739,6 +739,11 @@ class BucketView implements BucketStats {
     const h = this.hist()
     return h !== undefined ? h.getValueAtPercentile(clampQ(q) * 100) : NaN
   }
+
+  latencyCountAbove(us: number): number {
+    const h = this.hist()
+    return h !== undefined ? countAbove([h], 1, us) : 0
+  }
 }
 
 /**
@@ -819,6 +824,8 @@ export class SignalStore implements ObservationSink, SignalView {
   private pending: Series[] = []
   /** series that services not (yet) known may hold: maxSeries minus the reserve */
   private readonly unknownCap: number
+  /** new-version events that services not (yet) known may queue: maxPendingVersions minus the reserve */
+  private readonly pendingUnknownCap: number
 
   constructor(config: SignalsConfigInput = {}, opts: SignalStoreOptions = {}) {
     this.config = signalsSchema.parse(config)
@@ -827,6 +834,7 @@ export class SignalStore implements ObservationSink, SignalView {
     this.coarseBucketMs = this.config.coarseBucket
     this.fineRetentionMs = this.config.fineRetention
     this.unknownCap = this.config.maxSeries - Math.ceil(this.config.maxSeries * this.config.reserveForKnown)
+    this.pendingUnknownCap = this.config.maxPendingVersions - Math.ceil(this.config.maxPendingVersions * this.config.reserveForKnown)
   }
 
   // ---- write side --------------------------------------------------------------------------
@@ -1057,9 +1065,14 @@ export class SignalStore implements ObservationSink, SignalView {
     return s
   }
 
-  /** Queues a series for `drainNewVersions()` (called at its first data). */
+  /**
+   * Queues a series for `drainNewVersions()` (called at its first data). The reserve of
+   * `maxPendingVersions` is kept for known services, as for series: a flood of new names between
+   * two drains cannot push out the event of a real service's new version.
+   */
   announce(s: Series): void {
-    if (this.pending.length < this.config.maxPendingVersions) this.pending.push(s)
+    const n = this.pending.length
+    if (n < this.pendingUnknownCap || (n < this.config.maxPendingVersions && (s.pinned || this.isKnown(this.byService.get(serviceId(s.key.namespace, s.key.service)) ?? [])))) this.pending.push(s)
     else this.ctx.st.versionsDropped++
   }
 

@@ -55,6 +55,8 @@ export interface BucketStats {
   latencyCount: number
   /** microseconds; NaN when the bucket has no latency samples */
   latencyAtQuantile(q: number): number
+  /** latency samples of this bucket in histogram buckets wholly above `us` (see LatencyView.countAbove) */
+  latencyCountAbove(us: number): number
 }
 
 export interface PodSlope {

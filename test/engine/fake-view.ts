@@ -140,7 +140,7 @@ export class FakeView implements SignalView {
     for (let b = fromMs; b + this.bucketMs <= toMs; b += this.bucketMs) {
       const x = b < this.visibleUntil ? m?.get(b) : undefined
       const bl = x?.lats ?? []
-      buckets.push({ startMs: b, endMs: b + this.bucketMs, requests: x?.requests ?? 0, errors: x?.errors ?? 0, latencyCount: bl.length, latencyAtQuantile: (q) => quantile(bl, q) })
+      buckets.push({ startMs: b, endMs: b + this.bucketMs, requests: x?.requests ?? 0, errors: x?.errors ?? 0, latencyCount: bl.length, latencyAtQuantile: (q) => quantile(bl, q), latencyCountAbove: (us) => bl.filter((x) => x > us).length })
       requests += x?.requests ?? 0
       errors += x?.errors ?? 0
       lats.push(...bl)

@@ -122,8 +122,8 @@ const engineSnapshot: EngineSnapshot = {
       version: 'v2',
       detectionSeconds: 47.5,
       signals: [
-        { signal: 'error_rate', state: 'breach', mode: 'enforce', value: 0.12, baseline: 0.01, threshold: 0.05 },
-        { signal: 'latency', state: 'healthy', mode: 'enforce', value: 250, baseline: 200, threshold: 400 },
+        { signal: 'error_rate', state: 'breach', mode: 'enforce', value: 0.12, baseline: 0.01, threshold: 0.05, evidence: 4200 },
+        { signal: 'latency', state: 'healthy', mode: 'enforce', value: 250, baseline: 200, threshold: 400, evidence: 0.5 },
         { signal: 'resource', state: 'insufficient', mode: 'observe', value: 0.001, baseline: 0, threshold: 0.02 },
         { signal: 'probe', state: 'off', mode: 'off', value: 0, baseline: 0, threshold: 0 },
       ],

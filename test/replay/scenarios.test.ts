@@ -213,12 +213,12 @@ describe('replay scenarios', () => {
  * others (spans+metrics from one SDK, benign low traffic, the long pre-existing breach beyond the
  * store's retention) are judged by `node dist/bench/quality.js --untuned`.
  *
- * EXPECTED TO FAIL ON THE CURRENT ENGINE, marked `it.fails` so the suite stays green; flip each to
- * `it` when the cadence-independent engine lands (issue 10):
- * - metrics-60s-bad-deploy, low-traffic-60s-bad-deploy: 60 s cumulative deltas land in one bucket,
- *   slices without data are gaps, the signals stay `insufficient` (no verdict at all);
- * - fast-failures-no-latency: 20 % fast 5xx is one signal below the 30 % critical level;
- * - mild-pre-existing-breach: the frozen baseline absorbs a mild breach (no verdict; want incident).
+ * Regression tests of issue 10: these four failed on the engine before it (commit 15eaf77, checked
+ * with `it.fails`) and pass on the anytime-valid engine:
+ * - metrics-60s-bad-deploy, low-traffic-60s-bad-deploy: 60 s cumulative deltas landed in one bucket,
+ *   slices without data were gaps, the signals stayed `insufficient` (no verdict at all);
+ * - fast-failures-no-latency: 20 % fast 5xx was one signal below the 30 % critical level;
+ * - mild-pre-existing-breach: the frozen baseline absorbed a mild breach (no verdict; want incident).
  */
 describe('replay scenarios: real-telemetry variants (issue 10)', () => {
   async function verdictOf(name: string): Promise<string> {
@@ -260,23 +260,23 @@ describe('replay scenarios: real-telemetry variants (issue 10)', () => {
     expect(perS).toBeLessThan(2 * 1.25 * s.build(1).services[0]!.rps)
   })
 
-  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
-  it.fails('metrics only every 60 s, plain bad deploy: rollback', async () => {
+  // failed before issue 10 (see above)
+  it('metrics only every 60 s, plain bad deploy: rollback', async () => {
     expect(await verdictOf('metrics-60s-bad-deploy')).toBe('rollback')
   })
 
-  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
-  it.fails('1.5 req/s, metrics only every 60 s, plain bad deploy: rollback', async () => {
+  // failed before issue 10 (see above)
+  it('1.5 req/s, metrics only every 60 s, plain bad deploy: rollback', async () => {
     expect(await verdictOf('low-traffic-60s-bad-deploy')).toBe('rollback')
   })
 
-  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
-  it.fails('20 % fast 5xx, no latency change: rollback on the one large signal', async () => {
+  // failed before issue 10 (see above)
+  it('20 % fast 5xx, no latency change: rollback on the one large signal', async () => {
     expect(await verdictOf('fast-failures-no-latency')).toBe('rollback')
   })
 
-  // EXPECTED TO FAIL on the current engine (see above): flip to `it` when the engine lands
-  it.fails('mild breach (7.5 % errors, 1.8x latency) 5 min before the deploy and after: incident', async () => {
+  // failed before issue 10 (see above)
+  it('mild breach (7.5 % errors, 1.8x latency) 5 min before the deploy and after: incident', async () => {
     expect(await verdictOf('mild-pre-existing-breach')).toBe('incident')
   })
 })

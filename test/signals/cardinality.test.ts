@@ -96,6 +96,15 @@ describe('cardinality flood', () => {
     expect(st.series).toBe(5)
   })
 
+  it('a flood of new names between two drains cannot push out the new-version event of a known service', () => {
+    const s = mk({ maxSeries: 1_000, maxPendingVersions: 100, reserveForKnown: 0.2 })
+    const t = historyThenFlood(s, 500)
+    s.record(req(V2, t))
+    const st = s.stats()
+    expect(st.versionsDropped).toBe(500 + 1 - 80) // v1 and 79 flood names queued, the rest dropped
+    expect(s.drainNewVersions().map((v) => v.version)).toContain('v2')
+  })
+
   it('a pinned (watched) key always gets its series', () => {
     const s = mk({ maxSeries: 10 })
     historyThenFlood(s, 100)

@@ -159,6 +159,7 @@ describe('countAbove()', () => {
     for (const us of [0, 1, 15, 16, 17, 1_000, 1_023, 1_024, 100_000, 1e9]) {
       const want = values.filter((v) => (layout.lowest[layout.index(v)] as number) > us).length
       expect(w.latency.countAbove(us)).toBe(want)
+      expect(w.buckets.reduce((n, b) => n + b.latencyCountAbove(us), 0)).toBe(want)
     }
     expect(w.latency.countAbove(-1)).toBe(values.length)
     expect(w.latency.countAbove(NaN)).toBe(0)

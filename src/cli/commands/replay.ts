@@ -16,6 +16,8 @@
  * would after its cutover), so `recovered` / `not-recovered` verdicts appear when the recording
  * shows the restored version serving.
  *
+ * `--nodes N` replays the recording as a DaemonSet of N sidecars and one decider (replayLinesOnNodes).
+ *
  * Exit: 0 when the file was read (malformed lines are reported on stderr and skipped), 2 on usage
  * errors (incl. an invalid --config), 1 when the file cannot be read.
  */
@@ -30,10 +32,16 @@ import { decodeOtlpJsonLine } from '../../receivers/otlp/json.js'
 import type { MetricsRequest, TracesRequest } from '../../receivers/otlp/model.js'
 import { Pipeline } from '../../runtime/pipeline.js'
 import type { Verdict } from '../../engine/verdict.js'
+import type { DeploymentEvent } from '../../engine/events.js'
 import type { ReportInput } from '../../report/model.js'
 import { alignDown } from '../../signals/view.js'
+import { Decider } from '../../decider/decider.js'
+import { splitMetrics, splitTraces } from '../../decider/daemonset.js'
+import { IngestNode } from '../../partials/ingest.js'
+import { decodeBatch, encodeBatch } from '../../partials/codec.js'
+import type { PartialBatch } from '../../partials/types.js'
 
-const USAGE = `usage: pullback replay FILE [--config FILE] [--report FILE.html] [--no-actuator]
+const USAGE = `usage: pullback replay FILE [--config FILE] [--report FILE.html] [--no-actuator] [--nodes N]
 
 Runs recorded OTLP/JSON lines (OpenTelemetry Collector file exporter format) through normalize,
 signals and the engine on telemetry time, and prints one JSON line per verdict on stdout.
@@ -43,6 +51,9 @@ signals and the engine on telemetry time, and prints one JSON line per verdict o
   --report FILE    also write an HTML report of every watched deployment
   --no-actuator    do not simulate the actuator's rollback event after a rollback verdict
                    (then no recovered/not-recovered verdicts)
+  --nodes N        replay as a DaemonSet of N sidecars: each pod's telemetry goes to node
+                   FNV-1a32(k8s.pod.name | service.instance.id | host.name) mod N (no identity: node 0),
+                   each node pre-aggregates into partials, one decider merges them and decides
 
 A malformed line is reported on stderr with its line number and skipped. A summary line goes to
 stderr at the end. Exit 0 when the file was read, 2 on usage errors, 1 when it cannot be read.
@@ -89,6 +100,22 @@ function metricTimes(req: MetricsRequest): { points: number; maxMs: number } {
   return { points, maxMs }
 }
 
+/** The actuator stand-in: the rollback event the actuator announces after its cutover, for a non-dry rollback verdict. */
+function actuatorEvent(v: Verdict): DeploymentEvent | undefined {
+  if (v.kind !== 'rollback' || v.dryRun || v.baselineVersion === '') return undefined
+  return {
+    namespace: v.namespace,
+    service: v.service,
+    version: v.baselineVersion,
+    time: v.decidedAt,
+    kind: 'rollback',
+    previousVersion: v.version,
+    source: 'pullback-replay',
+    decisionId: v.id,
+    ...(v.artifact !== undefined ? { artifact: v.artifact } : {}),
+  }
+}
+
 /**
  * The replay loop, independent of files and processes (tests call it with arrays of lines).
  * Verdict lines go to `io.out`; malformed-line reports and the summary to `io.err`.
@@ -123,18 +150,9 @@ export async function replayLines(
     for (const v of res.verdicts) {
       verdicts.push(v)
       io.out(`${JSON.stringify(v)}\n`)
-      if (actuator && v.kind === 'rollback' && !v.dryRun && v.baselineVersion !== '') {
-        pipeline.deployment({
-          namespace: v.namespace,
-          service: v.service,
-          version: v.baselineVersion,
-          time: v.decidedAt,
-          kind: 'rollback',
-          previousVersion: v.version,
-          source: 'pullback-replay',
-          decisionId: v.id,
-          ...(v.artifact !== undefined ? { artifact: v.artifact } : {}),
-        })
+      if (actuator) {
+        const ev = actuatorEvent(v)
+        if (ev !== undefined) pipeline.deployment(ev)
       }
     }
   }
@@ -163,7 +181,16 @@ export async function replayLines(
         io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
         continue
       }
-      if (maxMs > now) now = maxMs
+      // the clock follows the telemetry, but never past the store's confirmed time, which one
+      // series with garbage timestamps cannot hold: when the store withdraws a jump (the first
+      // line of a recording dated 2300, then real data), the clock comes back with it
+      const confirmed = pipeline.newestTelemetryMs()
+      if (Number.isFinite(confirmed) && confirmed < now - pipeline.store.config.maxFutureSkew) {
+        now = confirmed
+        lastTickBucket = -Infinity
+      }
+      const t = Number.isFinite(confirmed) ? Math.min(maxMs, confirmed) : maxMs
+      if (t > now) now = t
       const wb = alignDown(now - lateness, bucketMs)
       if (wb > lastTickBucket) {
         lastTickBucket = wb
@@ -182,6 +209,158 @@ export async function replayLines(
     const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
     io.err(`replay: lines=${n} spans=${spans} points=${points} malformed=${malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms\n`)
     return { lines: n, spans, points, malformed, verdicts, elapsedMs, report }
+  } finally {
+    pipeline.shutdown()
+  }
+}
+
+export interface NodesReplayOptions extends ReplayOptions {
+  /** simulated ingest nodes (>= 1) */
+  nodes: number
+  /** decider: a node silent this long is ignored (default 30 s) */
+  nodeTimeoutMs?: number
+  /** nodes emit their open buckets with each watermark announcement (PartialAggregator flushOpen, default true) */
+  flushOpen?: boolean
+}
+
+export interface NodesSummary {
+  nodes: number
+  batches: number
+  partials: number
+  /** encoded bytes of every batch (src/partials/codec.ts) */
+  bytes: number
+  /** encoded bytes of the batches that held partials, divided by their partials */
+  bytesPerPartial: number
+  reopened: number
+  overflowObservations: number
+  latePartials: number
+}
+
+/**
+ * `replay --nodes N`: the recording as a DaemonSet of N sidecars sees it (src/decider/daemonset.ts:
+ * each resource to the node of its pod), each node's normalizer pre-aggregating into partials
+ * (src/partials), every batch encoded and decoded as on the wire, and one decider (src/decider)
+ * merging them and deciding. Same clock as `replayLines`: every node's clock is the newest telemetry
+ * time read so far (the shared wall clock of a cluster); the decider ticks when the minimum of the
+ * nodes' watermarks enters a new bucket, and twice at the end. Verdicts print as `replay` prints them.
+ */
+export async function replayLinesOnNodes(
+  lines: AsyncIterable<string> | Iterable<string>,
+  cfg: PullbackConfig,
+  io: Io,
+  opts: NodesReplayOptions,
+  source = 'replay',
+): Promise<ReplaySummary & { nodes: NodesSummary }> {
+  if (!(Number.isInteger(opts.nodes) && opts.nodes >= 1)) throw new RangeError(`nodes must be an integer >= 1, got ${opts.nodes}`)
+  const started = opts.elapsedMs?.() ?? 0
+  const pipeline = new Pipeline({ engine: cfg.engine, signals: cfg.signals, recordTimeline: opts.recordTimeline === true })
+  const normalize = (cfg as { normalize?: object }).normalize ?? {}
+  const actuator = opts.actuator !== false
+  const verdicts: Verdict[] = []
+  const wire = { batches: 0, bytes: 0, withPartials: 0, bytesWithPartials: 0, partials: 0 }
+  const decider = new Decider({
+    pipeline,
+    ...(opts.nodeTimeoutMs !== undefined ? { nodeTimeoutMs: opts.nodeTimeoutMs } : {}),
+    onTick: (res) => {
+      for (const v of res.verdicts) {
+        verdicts.push(v)
+        io.out(`${JSON.stringify(v)}\n`)
+        if (actuator) {
+          const ev = actuatorEvent(v)
+          if (ev !== undefined) pipeline.deployment(ev)
+        }
+      }
+    },
+  })
+  // the batches of one round (every node advanced to the same time) reach the decider together
+  let round: PartialBatch[] = []
+  const deliver = (b: PartialBatch) => {
+    const buf = encodeBatch(b)
+    wire.batches += 1
+    wire.bytes += buf.length
+    if (b.partials.length > 0) {
+      wire.withPartials += 1
+      wire.bytesWithPartials += buf.length
+      wire.partials += b.partials.length
+    }
+    round.push(decodeBatch(buf))
+  }
+  const endRound = () => {
+    if (round.length === 0) return
+    const r = round
+    round = []
+    decider.receiveAll(r)
+  }
+  const nodes = Array.from(
+    { length: opts.nodes },
+    (_, i) => new IngestNode({ node: `node-${i}`, normalize, bucketMs: pipeline.store.bucketMs, lateness: cfg.engine.lateness, flushOpen: opts.flushOpen !== false, emit: deliver }),
+  )
+  let now = -Infinity
+  let n = 0
+  let spans = 0
+  let points = 0
+  let malformed = 0
+  try {
+    for await (const raw of lines) {
+      n += 1
+      const line = raw.trim()
+      if (line === '') continue
+      let maxMs = -Infinity
+      try {
+        const d = decodeOtlpJsonLine(line)
+        if (d.type === 'traces') {
+          const t = requestTimes(d.request)
+          spans += t.spans
+          maxMs = t.maxMs
+          splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
+        } else if (d.type === 'metrics') {
+          const t = metricTimes(d.request)
+          points += t.points
+          maxMs = t.maxMs
+          splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
+        }
+      } catch (err) {
+        malformed += 1
+        io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
+        continue
+      }
+      if (maxMs > now) now = maxMs
+      if (Number.isFinite(now)) for (const node of nodes) node.advance(now)
+      endRound()
+    }
+    if (Number.isFinite(now)) {
+      for (const node of nodes) node.flush()
+      endRound()
+      decider.finish()
+    }
+    const report = opts.recordTimeline === true
+      ? pipeline.report({ title: `pullback replay of ${source}`, source, generatedAt: Number.isFinite(now) ? now : 0, input: { lines: n, spans, points, malformed, verdicts: verdicts.length } })
+      : undefined
+    const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
+    let reopened = 0
+    let overflowObservations = 0
+    for (const node of nodes) {
+      const st = node.stats().partials
+      reopened += st.reopened
+      overflowObservations += st.overflowObservations
+    }
+    const ds = decider.stats()
+    const summary: NodesSummary = {
+      nodes: nodes.length,
+      batches: wire.batches,
+      partials: wire.partials,
+      bytes: wire.bytes,
+      bytesPerPartial: wire.partials > 0 ? wire.bytesWithPartials / wire.partials : 0,
+      reopened,
+      overflowObservations,
+      latePartials: ds.latePartials,
+    }
+    io.err(
+      `replay: lines=${n} spans=${spans} points=${points} malformed=${malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms` +
+        ` nodes=${summary.nodes} batches=${summary.batches} partials=${summary.partials} bytes=${summary.bytes} bytesPerPartial=${summary.bytesPerPartial.toFixed(1)}` +
+        ` reopened=${summary.reopened} latePartials=${summary.latePartials} overflow=${summary.overflowObservations}\n`,
+    )
+    return { lines: n, spans, points, malformed, verdicts, elapsedMs, report, nodes: summary }
   } finally {
     pipeline.shutdown()
   }
@@ -232,11 +411,15 @@ export const command: Command = {
   async run(argv, io) {
     const { values, positionals } = parseFlags(
       argv,
-      { config: { type: 'string' }, report: { type: 'string' }, 'no-actuator': { type: 'boolean' } },
+      { config: { type: 'string' }, report: { type: 'string' }, 'no-actuator': { type: 'boolean' }, nodes: { type: 'string' } },
       true,
     )
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing FILE' : `expected one FILE, got ${positionals.length}`)
     const file = positionals[0] as string
+    const nodes = values.nodes === undefined ? undefined : Number(values.nodes)
+    if (nodes !== undefined && !(Number.isInteger(nodes) && nodes >= 1 && nodes <= 1024)) {
+      throw new UsageError(`--nodes expects an integer from 1 to 1024, got ${JSON.stringify(values.nodes)}`)
+    }
     let cfg: PullbackConfig
     try {
       cfg = loadConfig(values.config)
@@ -255,7 +438,8 @@ export const command: Command = {
     }
     let summary: ReplaySummary
     try {
-      summary = await replayLines(fileLines(file), cfg, io, { actuator: values['no-actuator'] !== true, recordTimeline: render !== undefined, elapsedMs: () => performance.now() }, file)
+      const ropts: ReplayOptions = { actuator: values['no-actuator'] !== true, recordTimeline: render !== undefined, elapsedMs: () => performance.now() }
+      summary = nodes === undefined ? await replayLines(fileLines(file), cfg, io, ropts, file) : await replayLinesOnNodes(fileLines(file), cfg, io, { ...ropts, nodes }, file)
     } catch (err) {
       if (err instanceof ReadError) {
         io.err(`pullback replay: cannot read ${file}: ${err.message}\n`)

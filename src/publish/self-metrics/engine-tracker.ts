@@ -118,7 +118,7 @@ export class EngineTracker {
         namespace: s.namespace,
         service: s.service,
         version: s.version,
-        signals: s.signals.map((r) => ({ signal: r.signal, state: r.state, mode: r.mode, value: r.value, baseline: r.baseline, threshold: r.threshold })),
+        signals: s.signals.map((r) => ({ signal: r.signal, state: r.state, mode: r.mode, value: r.value, baseline: r.baseline, threshold: r.threshold, ...(r.evidence !== undefined ? { evidence: r.evidence } : {}) })),
       }
       if (e.detectionSeconds !== undefined) w.detectionSeconds = e.detectionSeconds
       services.push(w)
@@ -130,7 +130,7 @@ export class EngineTracker {
     const now = this.clock.now()
     this.prune(now)
     return {
-      generatedAt: new Date(now).toISOString(),
+      generatedAt: isoOf(now),
       watched: [...this.entries.values()].map(({ status: s }) => ({
         deploymentId: s.deploymentId,
         kind: s.kind,
@@ -138,7 +138,7 @@ export class EngineTracker {
         service: s.service,
         version: s.version,
         baselineVersion: s.baselineVersion,
-        deployedAt: new Date(s.deployedAt).toISOString(),
+        deployedAt: isoOf(s.deployedAt),
         status: s.status,
         signals: s.signals.map((r) => ({ signal: r.signal, state: r.state, mode: r.mode, value: r.value, baseline: r.baseline, threshold: r.threshold, samples: r.samples })),
       })),
@@ -171,9 +171,15 @@ function summarize(v: Verdict): VerdictSummary {
     service: v.service,
     version: v.version,
     baselineVersion: v.baselineVersion,
-    deployedAt: new Date(v.deployedAt).toISOString(),
-    decidedAt: new Date(v.decidedAt).toISOString(),
+    deployedAt: isoOf(v.deployedAt),
+    decidedAt: isoOf(v.decidedAt),
     reason: v.reason,
     breaches: v.signals.filter((s) => s.state === 'breach').map((s) => s.signal),
   }
+}
+
+/** An ISO time for /status, or the raw number when it is not a representable date: /status survives any input. */
+function isoOf(ms: number): string {
+  const d = new Date(ms)
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString()
 }

@@ -1,0 +1,200 @@
+/**
+ * The decider: merges the partials of every ingest node into one Pipeline's signal store and ticks
+ * the engine on the decider's watermark, so N nodes decide as one process fed everything would.
+ *
+ * Watermark: the minimum over the live ingest nodes of their announced watermarks (a node is live
+ * while it was heard from within `nodeTimeoutMs` of the decider's clock; a silent node is ignored, so
+ * one dead sidecar cannot stall every decision). Clock (`now`, which stamps decisions): the newest
+ * `nowMs` any node announced. The engine is ticked whenever the watermark enters a new bucket, as
+ * `pullback replay` ticks, and by `finish()` when every node's stream ended.
+ *
+ * Late partials: a partial whose bucket ends at or before the watermark the engine already judged is
+ * still recorded (the store keeps it, later windows see it) but counted in `latePartials`: the
+ * windows already judged are not judged again.
+ *
+ * Bounds: at most `maxNodes` tracked nodes; a batch from one more node is recorded but its
+ * watermark is not tracked (`nodesRefused`). Synchronous: receive/finish from one event loop turn at
+ * a time; `consume` drives it from an async iterable.
+ */
+import type { Pipeline, TickResult } from '../runtime/pipeline.js'
+import { alignDown } from '../signals/view.js'
+import { decodeBatch } from '../partials/codec.js'
+import { partialObservations, type PartialBatch } from '../partials/types.js'
+import { classify, errorMessage } from '../common/errors.js'
+
+export interface DeciderOptions {
+  pipeline: Pipeline
+  /** a node not heard from for this long (decider clock) no longer holds the watermark back; default 30 s */
+  nodeTimeoutMs?: number
+  /** default 10,000 */
+  maxNodes?: number
+  /** every tick's result with its clock and watermark (verdicts are acted on here) */
+  onTick: (res: TickResult, now: number, watermark: number) => void
+}
+
+export interface DeciderStats {
+  batches: number
+  partials: number
+  observations: number
+  /** partials for buckets the engine had already judged (recorded, not re-judged) */
+  latePartials: number
+  nodes: number
+  nodesRefused: number
+  /** batches that could not be decoded (consume only) */
+  undecodable: number
+  ticks: number
+  /** the watermark the engine judged last, -Infinity before the first tick */
+  judgedWatermarkMs: number
+}
+
+interface NodeState {
+  watermarkMs: number
+  heardAtMs: number
+  final: boolean
+}
+
+export type ConsumeOutcome = { kind: 'ended'; batches: number } | { kind: 'failed'; batches: number; error: string }
+
+export class Decider {
+  readonly pipeline: Pipeline
+  private readonly timeoutMs: number
+  private readonly maxNodes: number
+  private readonly onTick: DeciderOptions['onTick']
+  private readonly nodes = new Map<string, NodeState>()
+  private clock = -Infinity
+  private lastTickBucket = -Infinity
+  private readonly st: DeciderStats = {
+    batches: 0,
+    partials: 0,
+    observations: 0,
+    latePartials: 0,
+    nodes: 0,
+    nodesRefused: 0,
+    undecodable: 0,
+    ticks: 0,
+    judgedWatermarkMs: -Infinity,
+  }
+
+  constructor(opts: DeciderOptions) {
+    this.pipeline = opts.pipeline
+    this.timeoutMs = opts.nodeTimeoutMs ?? 30_000
+    this.maxNodes = opts.maxNodes ?? 10_000
+    this.onTick = opts.onTick
+  }
+
+  stats(): DeciderStats {
+    return { ...this.st, nodes: this.nodes.size }
+  }
+
+  /** The decider's clock: the newest time any node announced (-Infinity before any). */
+  now(): number {
+    return this.clock
+  }
+
+  /** The minimum of the live nodes' watermarks; -Infinity when no node is live. */
+  watermark(): number {
+    let w = Infinity
+    for (const n of this.nodes.values()) {
+      if (n.heardAtMs < this.clock - this.timeoutMs && !n.final) continue
+      if (n.watermarkMs < w) w = n.watermarkMs
+    }
+    return w === Infinity ? -Infinity : w
+  }
+
+  /** One node's publication: records its partials, then ticks when the watermark entered a new bucket. */
+  receive(batch: PartialBatch): void {
+    this.receiveAll([batch])
+  }
+
+  /**
+   * Publications received together (one poll of a topic; one round of simulated nodes): all are
+   * recorded and their announcements applied before the watermark is computed, so nodes that spoke
+   * at the same time are never judged silent against each other, and the engine ticks at most once.
+   */
+  receiveAll(batches: readonly PartialBatch[]): void {
+    const W = this.pipeline.store.bucketMs
+    const judged = this.st.judgedWatermarkMs
+    let announced = false
+    for (const batch of batches) {
+      this.st.batches += 1
+      for (const p of batch.partials) {
+        this.st.partials += 1
+        if (p.bucketStartMs + W <= judged) this.st.latePartials += 1
+        for (const obs of partialObservations(p)) {
+          this.st.observations += 1
+          this.pipeline.recordObservation(obs)
+        }
+      }
+      if (batch.nowMs > this.clock) this.clock = batch.nowMs
+    }
+    for (const batch of batches) {
+      let n = this.nodes.get(batch.node)
+      if (n === undefined) {
+        if (this.nodes.size >= this.maxNodes) {
+          this.st.nodesRefused += 1
+          continue
+        }
+        n = { watermarkMs: -Infinity, heardAtMs: this.clock, final: false }
+        this.nodes.set(batch.node, n)
+      }
+      // a node's watermark never goes back (a reordered batch cannot un-promise)
+      if (batch.watermarkMs > n.watermarkMs) n.watermarkMs = batch.watermarkMs
+      n.heardAtMs = this.clock
+      n.final = batch.final
+      // a node's end of stream ticks nothing by itself: finish() does, once every node ended
+      if (!batch.final) announced = true
+    }
+    if (!announced) return
+    const w = this.watermark()
+    if (!Number.isFinite(w)) return
+    const wb = alignDown(w, W)
+    if (wb > this.lastTickBucket) {
+      this.lastTickBucket = wb
+      this.tick(w)
+    }
+  }
+
+  /**
+   * Every node's stream ended (replay's end of file): one tick at the final watermark, and one more
+   * so that an event the tick's verdicts caused (the actuator's rollback) is registered, as
+   * `pullback replay` does.
+   */
+  finish(): void {
+    const w = this.watermark()
+    if (!Number.isFinite(w)) return
+    this.tick(w)
+    this.tick(w)
+  }
+
+  /**
+   * Drives the decider from encoded batches (a topic consumer, a pipe). An undecodable batch is
+   * counted and skipped; a failure of the source ends the loop with its error (never thrown).
+   */
+  async consume(source: AsyncIterable<Uint8Array>): Promise<ConsumeOutcome> {
+    let batches = 0
+    try {
+      for await (const buf of source) {
+        let b: PartialBatch
+        try {
+          b = decodeBatch(buf)
+        } catch (err) {
+          if (classify(err) !== 'permanent') throw err
+          this.st.undecodable += 1
+          continue
+        }
+        batches += 1
+        this.receive(b)
+      }
+      return { kind: 'ended', batches }
+    } catch (err) {
+      return { kind: 'failed', batches, error: errorMessage(err) }
+    }
+  }
+
+  private tick(watermark: number): void {
+    const now = Math.floor(this.clock)
+    this.st.ticks += 1
+    if (watermark > this.st.judgedWatermarkMs) this.st.judgedWatermarkMs = watermark
+    this.onTick(this.pipeline.tick(now, watermark), now, watermark)
+  }
+}

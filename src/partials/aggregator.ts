@@ -1,0 +1,228 @@
+/**
+ * The ingest node's pre-aggregation: an ObservationSink (the normalizer's output) that folds
+ * observations into one open partial per (namespace, service, version, pod) and bucket, and emits a
+ * node's partials as a `PartialBatch` once their buckets are closed.
+ *
+ * Time: the node's clock is the newest of the telemetry times it recorded and the times given to
+ * `advance(now)` (telemetry time in replay, the wall clock live). A bucket is closed when its end is
+ * at or before clock - `closeLag`; the announced watermark is clock - `lateness` (the engine's
+ * lateness). `closeLag` <= `lateness`, so every bucket the watermark covers has been emitted.
+ * An observation for a bucket already emitted (late at the node) opens a new partial for it, emitted
+ * at the next `advance` (counted in `reopened`): nothing is dropped here; the decider judges lateness.
+ *
+ * Bounds: at most `maxOpenKeys` open partials; an observation that would open one more is dropped
+ * and counted (`overflowObservations`, with its requests in `overflowRequests`). Per partial, the
+ * merged latency values are bounded by the distinct integer microsecond values of one bucket, the
+ * interval/resource/probe lists by `maxItemsPerPartial` (beyond: dropped, `overflowItems`).
+ *
+ * Synchronous: record/advance/flush from one event loop turn at a time (the normalizer calls record).
+ */
+import type { Observation, ObservationSink, RequestObservation } from '../normalize/observations.js'
+import type { Partial, PartialBatch, PointRequests } from './types.js'
+
+export interface AggregatorOptions {
+  /** the node's name (unique in the DaemonSet: the k8s node name) */
+  node: string
+  /** the signal store's bucket width (signals.bucket) */
+  bucketMs: number
+  /** engine.lateness: the announced watermark is clock - lateness */
+  lateness: number
+  /** a bucket is emitted once clock - closeLag reaches its end; 0..lateness, default 0 */
+  closeLag?: number
+  /**
+   * with each watermark announcement, also emit what the open buckets hold so far (the rest of such a
+   * bucket follows as another partial of the same bucket): the decider then holds everything the node
+   * saw when it ticks, as one process would. Default true. false: closed buckets only, one partial per
+   * key and bucket, and readings of the open bucket (a failing probe) reach the engine up to one
+   * bucket later (README "Open buckets").
+   */
+  flushOpen?: boolean
+  /** default 100,000 */
+  maxOpenKeys?: number
+  /** default 10,000 */
+  maxItemsPerPartial?: number
+  /** receives each batch (synchronously); must not throw */
+  emit: (batch: PartialBatch) => void
+}
+
+export interface AggregatorStats {
+  observations: number
+  /** partials emitted */
+  partials: number
+  batches: number
+  /** partials opened for a bucket already closed (emitted, or ended by the node's clock): late at the node */
+  reopened: number
+  overflowObservations: number
+  overflowRequests: number
+  overflowItems: number
+  openKeys: number
+}
+
+interface Open {
+  p: Partial
+  /** latency value -> count of the point requests */
+  lat: Map<number, number> | undefined
+}
+
+const DEFAULT_MAX_OPEN_KEYS = 100_000
+const DEFAULT_MAX_ITEMS = 10_000
+
+export class PartialAggregator implements ObservationSink {
+  private readonly o: Required<AggregatorOptions>
+  /** bucket start -> key id -> open partial */
+  private readonly open = new Map<number, Map<string, Open>>()
+  private openCount = 0
+  /** buckets ending at or before this were emitted once */
+  private closedUntil = -Infinity
+  private clock = -Infinity
+  private lastAnnounced = -Infinity
+  private readonly st: AggregatorStats = {
+    observations: 0,
+    partials: 0,
+    batches: 0,
+    reopened: 0,
+    overflowObservations: 0,
+    overflowRequests: 0,
+    overflowItems: 0,
+    openKeys: 0,
+  }
+
+  constructor(opts: AggregatorOptions) {
+    const closeLag = opts.closeLag ?? 0
+    if (!(opts.bucketMs > 0) || !(closeLag >= 0 && closeLag <= opts.lateness)) {
+      throw new RangeError(`partials: need bucketMs > 0 and 0 <= closeLag (${closeLag}) <= lateness (${opts.lateness})`)
+    }
+    this.o = { closeLag, flushOpen: true, maxOpenKeys: DEFAULT_MAX_OPEN_KEYS, maxItemsPerPartial: DEFAULT_MAX_ITEMS, ...opts }
+  }
+
+  stats(): AggregatorStats {
+    return { ...this.st, openKeys: this.openCount }
+  }
+
+  record(obs: Observation): void {
+    const t = obs.timeMs
+    if (!Number.isFinite(t)) return // the store would refuse it as late; nothing to bucket
+    const W = this.o.bucketMs
+    const b = Math.floor(t / W) * W
+    const pod = obs.kind === 'request' ? '' : obs.pod
+    const id = `${obs.key.namespace}\u0000${obs.key.service}\u0000${obs.key.version}\u0000${pod}`
+    let bucket = this.open.get(b)
+    let e = bucket?.get(id)
+    if (e === undefined) {
+      if (this.openCount >= this.o.maxOpenKeys) {
+        this.st.overflowObservations += 1
+        if (obs.kind === 'request') this.st.overflowRequests += obs.count
+        return
+      }
+      if (bucket === undefined) this.open.set(b, (bucket = new Map()))
+      e = { p: { key: obs.key, pod, bucketStartMs: b, requests: undefined, intervals: [], resources: [], probes: [] }, lat: undefined }
+      bucket.set(id, e)
+      this.openCount += 1
+      if (b + W <= this.closedUntil || b + W <= this.clock - this.o.closeLag) this.st.reopened += 1
+    }
+    this.st.observations += 1
+    if (t > this.clock) this.clock = t
+    const p = e.p
+    const cap = this.o.maxItemsPerPartial
+    switch (obs.kind) {
+      case 'request':
+        if (obs.startMs !== undefined && obs.startMs < obs.timeMs) {
+          if (p.intervals.length >= cap) this.st.overflowItems += 1
+          else
+            p.intervals.push({
+              timeMs: obs.timeMs,
+              startMs: obs.startMs,
+              streamStart: obs.streamStart === true,
+              count: obs.count,
+              errors: obs.errors,
+              latenciesUs: obs.latenciesUs.slice(),
+              latencyCounts: obs.latencyCounts?.slice(),
+            })
+        } else this.point(e, obs)
+        return
+      case 'resource':
+        if (p.resources.length >= cap) this.st.overflowItems += 1
+        else p.resources.push({ resource: obs.resource, timeMs: t, value: obs.value, request: obs.request })
+        return
+      case 'probe':
+        if (p.probes.length >= cap) this.st.overflowItems += 1
+        else p.probes.push({ container: obs.container, timeMs: t, ready: obs.ready })
+        return
+    }
+  }
+
+  /**
+   * The node's clock moved to `nowMs` (telemetry time in replay, the wall clock live): emits the
+   * closed buckets, and announces the watermark when it entered a new bucket or partials were closed.
+   */
+  advance(nowMs: number): void {
+    if (nowMs > this.clock) this.clock = nowMs
+    if (!Number.isFinite(this.clock)) return
+    const W = this.o.bucketMs
+    const closeAt = this.clock - this.o.closeLag
+    const watermark = this.clock - this.o.lateness
+    const wb = Math.floor(watermark / W)
+    const announce = wb > this.lastAnnounced
+    const partials = this.take(announce && this.o.flushOpen ? () => true : (b) => b + W <= closeAt, closeAt)
+    if (partials.length === 0 && !announce) return
+    this.lastAnnounced = wb
+    this.send({ node: this.o.node, nowMs: this.clock, watermarkMs: watermark, final: false, partials })
+  }
+
+  /** End of the node's stream: emits every open partial and announces watermark = clock, final. */
+  flush(): void {
+    const partials = this.take(() => true, Infinity)
+    const now = Number.isFinite(this.clock) ? this.clock : 0
+    this.send({ node: this.o.node, nowMs: now, watermarkMs: now, final: true, partials })
+  }
+
+  private point(e: Open, obs: RequestObservation): void {
+    const t = obs.timeMs
+    let r: PointRequests | undefined = e.p.requests
+    if (r === undefined) r = e.p.requests = { count: 0, errors: 0, firstMs: t, lastMs: t, latenciesUs: [], latencyCounts: [] }
+    r.count += obs.count
+    r.errors += obs.errors
+    if (t < r.firstMs) r.firstMs = t
+    if (t > r.lastMs) r.lastMs = t
+    const lat = e.lat ?? (e.lat = new Map())
+    const vs = obs.latenciesUs
+    const cs = obs.latencyCounts
+    for (let i = 0; i < vs.length; i++) {
+      const raw = vs[i] as number
+      // the store records Math.round(v) for valid values: merging on it changes nothing there;
+      // invalid values (negative, NaN, infinite) are kept as given for the store to count
+      const v = raw >= 0 && raw !== Infinity ? Math.round(raw) : raw
+      const n = cs === undefined ? 1 : (cs[i] as number)
+      lat.set(v, (lat.get(v) ?? 0) + n)
+    }
+  }
+
+  /** Removes and returns the open partials of the buckets `pick` selects; buckets ending by `closeAt` count as closed. */
+  private take(pick: (bucketStart: number) => boolean, closeAt: number): Partial[] {
+    const W = this.o.bucketMs
+    const starts = [...this.open.keys()].filter(pick).sort((a, b) => a - b)
+    const out: Partial[] = []
+    for (const b of starts) {
+      const bucket = this.open.get(b) as Map<string, Open>
+      this.open.delete(b)
+      this.openCount -= bucket.size
+      if (b + W <= closeAt && b + W > this.closedUntil) this.closedUntil = b + W
+      for (const e of bucket.values()) {
+        const r = e.p.requests
+        if (r !== undefined && e.lat !== undefined) {
+          const vals = [...e.lat.keys()].sort((x, y) => x - y)
+          r.latenciesUs = vals
+          r.latencyCounts = vals.map((v) => e.lat?.get(v) as number)
+        }
+        out.push(e.p)
+      }
+    }
+    return out
+  }
+
+  private send(batch: PartialBatch): void {
+    this.st.batches += 1
+    this.st.partials += batch.partials.length
+    this.o.emit(batch)
+  }
+}

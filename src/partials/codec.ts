@@ -1,0 +1,344 @@
+/**
+ * The wire encoding of a PartialBatch, version 1: a small hand-written binary format (README
+ * "Encoding"). Times are written relative to the partial's bucket start; integers as varints
+ * (zigzag for signed), anything that is not a safe integer as a tagged float64, so decoding gives
+ * back exactly the numbers encoded.
+ *
+ * `decodeBatch` throws a PermanentError (code `partials.decode`) on a foreign magic, another
+ * version or a truncated/corrupt buffer: retrying the same bytes cannot succeed.
+ */
+import { PermanentError } from '../common/errors.js'
+import type { ResourceKind } from '../normalize/observations.js'
+import { PARTIAL_VERSION, type Partial, type PartialBatch } from './types.js'
+
+const MAGIC0 = 0x50 // 'P'
+const MAGIC1 = 0x42 // 'B'
+/** integers of at most this magnitude are written as varints (zigzag x2 stays below 2^53) */
+const MAX_VARINT_INT = 2 ** 50
+
+class Writer {
+  private buf = Buffer.allocUnsafe(256)
+  len = 0
+
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n))
+    this.buf.copy(next, 0, 0, this.len)
+    this.buf = next
+  }
+
+  byte(b: number): void {
+    this.room(1)
+    this.buf[this.len++] = b
+  }
+
+  /** unsigned integer < 2^53 */
+  uint(n: number): void {
+    this.room(8)
+    while (n >= 0x80) {
+      this.buf[this.len++] = (n % 0x80) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    this.buf[this.len++] = n
+  }
+
+  /** any number: an integer as varint(zigzag x 2), else tag 1 + float64 */
+  num(n: number): void {
+    if (Number.isInteger(n) && Math.abs(n) <= MAX_VARINT_INT && !Object.is(n, -0)) {
+      const zz = n >= 0 ? n * 2 : -n * 2 - 1
+      this.uint(zz * 2)
+    } else {
+      this.uint(1)
+      this.room(8)
+      this.buf.writeDoubleLE(n, this.len)
+      this.len += 8
+    }
+  }
+
+  str(s: string): void {
+    const n = Buffer.byteLength(s)
+    this.uint(n)
+    this.room(n)
+    this.buf.write(s, this.len, 'utf8')
+    this.len += n
+  }
+
+  out(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.len))
+  }
+}
+
+class Reader {
+  private pos = 0
+  constructor(private readonly buf: Uint8Array) {}
+
+  done(): boolean {
+    return this.pos === this.buf.length
+  }
+
+  byte(): number {
+    if (this.pos >= this.buf.length) throw corrupt('truncated')
+    return this.buf[this.pos++] as number
+  }
+
+  uint(): number {
+    let n = 0
+    let mul = 1
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte()
+      n += (b & 0x7f) * mul
+      if (b < 0x80) return n
+      mul *= 0x80
+    }
+    throw corrupt('varint too long')
+  }
+
+  num(): number {
+    const t = this.uint()
+    if (t === 1) {
+      if (this.pos + 8 > this.buf.length) throw corrupt('truncated')
+      const v = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, 8).readDoubleLE(0)
+      this.pos += 8
+      return v
+    }
+    if (t % 2 !== 0) throw corrupt('bad number tag')
+    const zz = t / 2
+    return zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2
+  }
+
+  str(): string {
+    const n = this.uint()
+    if (this.pos + n > this.buf.length) throw corrupt('truncated')
+    const s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, n).toString('utf8')
+    this.pos += n
+    return s
+  }
+
+  count(): number {
+    const n = this.uint()
+    // every item takes at least one byte: a larger count is corruption, not a huge allocation
+    if (n > this.buf.length - this.pos) throw corrupt('count beyond buffer')
+    return n
+  }
+}
+
+function corrupt(why: string): PermanentError {
+  return new PermanentError('partials.decode', `partial batch: ${why}`)
+}
+
+const P_REQUESTS = 1
+const P_INTERVALS = 2
+const P_RESOURCES = 4
+const P_PROBES = 8
+
+function writeValues(w: Writer, values: readonly number[], counts: readonly number[] | undefined): void {
+  w.uint(values.length)
+  w.uint(counts === undefined ? 0 : 1)
+  // ascending values delta-encode small; any order decodes back exactly
+  let prev = 0
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number
+    w.num(v - prev)
+    prev = v
+    if (counts !== undefined) w.num(counts[i] as number)
+  }
+}
+
+function readValues(r: Reader): { values: number[]; counts: number[] | undefined } {
+  const n = r.count()
+  const hasCounts = r.uint() === 1
+  const values: number[] = new Array<number>(n)
+  const counts: number[] | undefined = hasCounts ? new Array<number>(n) : undefined
+  let prev = 0
+  for (let i = 0; i < n; i++) {
+    prev += r.num()
+    values[i] = prev
+    if (counts !== undefined) counts[i] = r.num()
+  }
+  return { values, counts }
+}
+
+/** Float deltas are not exact: values that are not all safe integers are written absolute. */
+function exactDeltas(values: readonly number[]): boolean {
+  for (const v of values) if (!Number.isInteger(v) || Math.abs(v) > MAX_VARINT_INT / 2) return false
+  return true
+}
+
+function writeLat(w: Writer, values: readonly number[], counts: readonly number[] | undefined): void {
+  if (exactDeltas(values)) {
+    w.uint(0)
+    writeValues(w, values, counts)
+  } else {
+    w.uint(1)
+    w.uint(values.length)
+    w.uint(counts === undefined ? 0 : 1)
+    for (let i = 0; i < values.length; i++) {
+      w.num(values[i] as number)
+      if (counts !== undefined) w.num(counts[i] as number)
+    }
+  }
+}
+
+function readLat(r: Reader): { values: number[]; counts: number[] | undefined } {
+  if (r.uint() === 0) return readValues(r)
+  const n = r.count()
+  const hasCounts = r.uint() === 1
+  const values: number[] = new Array<number>(n)
+  const counts: number[] | undefined = hasCounts ? new Array<number>(n) : undefined
+  for (let i = 0; i < n; i++) {
+    values[i] = r.num()
+    if (counts !== undefined) counts[i] = r.num()
+  }
+  return { values, counts }
+}
+
+/** A time relative to base, exact: integer offsets as varints, others as float64 (absolute). */
+function writeTime(w: Writer, t: number, base: number): void {
+  const d = t - base
+  if (Number.isInteger(t) && Math.abs(d) <= MAX_VARINT_INT && d + base === t) w.num(d)
+  else {
+    w.uint(1)
+    w.num(t)
+  }
+}
+
+function readTime(r: Reader, base: number): number {
+  // the tag of num() is even for integers; 1 marks an absolute time that follows
+  const t = r.uint()
+  if (t === 1) return r.num()
+  if (t % 2 !== 0) throw corrupt('bad time tag')
+  const zz = t / 2
+  return base + (zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2)
+}
+
+export function encodeBatch(b: PartialBatch): Buffer {
+  const w = new Writer()
+  w.byte(MAGIC0)
+  w.byte(MAGIC1)
+  w.byte(PARTIAL_VERSION)
+  w.str(b.node)
+  w.num(b.nowMs)
+  w.num(b.watermarkMs)
+  w.uint(b.final ? 1 : 0)
+  w.uint(b.partials.length)
+  for (const p of b.partials) encodePartialInto(w, p)
+  return w.out()
+}
+
+function encodePartialInto(w: Writer, p: Partial): void {
+  w.str(p.key.namespace)
+  w.str(p.key.service)
+  w.str(p.key.version)
+  w.str(p.pod)
+  const base = p.bucketStartMs
+  w.num(base)
+  const flags =
+    (p.requests !== undefined ? P_REQUESTS : 0) |
+    (p.intervals.length > 0 ? P_INTERVALS : 0) |
+    (p.resources.length > 0 ? P_RESOURCES : 0) |
+    (p.probes.length > 0 ? P_PROBES : 0)
+  w.uint(flags)
+  const r = p.requests
+  if (r !== undefined) {
+    w.num(r.count)
+    w.num(r.errors)
+    writeTime(w, r.firstMs, base)
+    writeTime(w, r.lastMs, base)
+    writeLat(w, r.latenciesUs, r.latencyCounts)
+  }
+  if (p.intervals.length > 0) {
+    w.uint(p.intervals.length)
+    for (const i of p.intervals) {
+      writeTime(w, i.timeMs, base)
+      writeTime(w, i.startMs, base)
+      w.uint(i.streamStart ? 1 : 0)
+      w.num(i.count)
+      w.num(i.errors)
+      writeLat(w, i.latenciesUs, i.latencyCounts)
+    }
+  }
+  if (p.resources.length > 0) {
+    w.uint(p.resources.length)
+    for (const x of p.resources) {
+      w.uint((x.resource === 'memory' ? 0 : 1) | (x.request !== undefined ? 2 : 0))
+      writeTime(w, x.timeMs, base)
+      w.num(x.value)
+      if (x.request !== undefined) w.num(x.request)
+    }
+  }
+  if (p.probes.length > 0) {
+    w.uint(p.probes.length)
+    for (const x of p.probes) {
+      w.str(x.container)
+      writeTime(w, x.timeMs, base)
+      w.uint(x.ready ? 1 : 0)
+    }
+  }
+}
+
+export function decodeBatch(buf: Uint8Array): PartialBatch {
+  const r = new Reader(buf)
+  if (r.byte() !== MAGIC0 || r.byte() !== MAGIC1) throw corrupt('not a partial batch')
+  const v = r.byte()
+  if (v !== PARTIAL_VERSION) throw corrupt(`unsupported version ${v}`)
+  const node = r.str()
+  const nowMs = r.num()
+  const watermarkMs = r.num()
+  const final = r.uint() === 1
+  const n = r.count()
+  const partials: Partial[] = []
+  for (let i = 0; i < n; i++) partials.push(decodePartial(r))
+  if (!r.done()) throw corrupt('trailing bytes')
+  return { node, nowMs, watermarkMs, final, partials }
+}
+
+function decodePartial(r: Reader): Partial {
+  const namespace = r.str()
+  const service = r.str()
+  const version = r.str()
+  const pod = r.str()
+  const base = r.num()
+  const flags = r.uint()
+  const p: Partial = { key: { namespace, service, version }, pod, bucketStartMs: base, requests: undefined, intervals: [], resources: [], probes: [] }
+  if ((flags & P_REQUESTS) !== 0) {
+    const count = r.num()
+    const errors = r.num()
+    const firstMs = readTime(r, base)
+    const lastMs = readTime(r, base)
+    const l = readLat(r)
+    p.requests = { count, errors, firstMs, lastMs, latenciesUs: l.values, latencyCounts: l.counts ?? l.values.map(() => 1) }
+  }
+  if ((flags & P_INTERVALS) !== 0) {
+    const n = r.count()
+    for (let i = 0; i < n; i++) {
+      const timeMs = readTime(r, base)
+      const startMs = readTime(r, base)
+      const streamStart = r.uint() === 1
+      const count = r.num()
+      const errors = r.num()
+      const l = readLat(r)
+      p.intervals.push({ timeMs, startMs, streamStart, count, errors, latenciesUs: l.values, latencyCounts: l.counts })
+    }
+  }
+  if ((flags & P_RESOURCES) !== 0) {
+    const n = r.count()
+    for (let i = 0; i < n; i++) {
+      const f = r.uint()
+      const resource: ResourceKind = (f & 1) === 0 ? 'memory' : 'cpu'
+      const timeMs = readTime(r, base)
+      const value = r.num()
+      const request = (f & 2) !== 0 ? r.num() : undefined
+      p.resources.push({ resource, timeMs, value, request })
+    }
+  }
+  if ((flags & P_PROBES) !== 0) {
+    const n = r.count()
+    for (let i = 0; i < n; i++) {
+      const container = r.str()
+      const timeMs = readTime(r, base)
+      const ready = r.uint() === 1
+      p.probes.push({ container, timeMs, ready })
+    }
+  }
+  return p
+}

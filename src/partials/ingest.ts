@@ -1,0 +1,47 @@
+/**
+ * One ingest node (a sidecar of the DaemonSet, or one simulated by `pullback replay --nodes`): its
+ * own Normalizer feeding a PartialAggregator instead of a signal store. The normalizer's state
+ * (cumulative streams, span-source preference, pod requests) is per node, as it is per sidecar.
+ */
+import { Normalizer, type NormalizerStats } from '../normalize/normalizer.js'
+import type { NormalizeConfigInput } from '../normalize/config.js'
+import type { ConsumeResult } from '../receivers/consumer.js'
+import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
+import { PartialAggregator, type AggregatorOptions, type AggregatorStats } from './aggregator.js'
+
+export interface IngestNodeOptions extends AggregatorOptions {
+  normalize?: NormalizeConfigInput
+}
+
+export class IngestNode {
+  readonly name: string
+  private readonly agg: PartialAggregator
+  private readonly normalizer: Normalizer
+
+  constructor(opts: IngestNodeOptions) {
+    this.name = opts.node
+    this.agg = new PartialAggregator(opts)
+    this.normalizer = new Normalizer(opts.normalize ?? {}, this.agg)
+  }
+
+  consumeTraces(req: TracesRequest): ConsumeResult {
+    return this.normalizer.traces(req)
+  }
+
+  consumeMetrics(req: MetricsRequest): ConsumeResult {
+    return this.normalizer.metrics(req)
+  }
+
+  /** See PartialAggregator.advance. */
+  advance(nowMs: number): void {
+    this.agg.advance(nowMs)
+  }
+
+  flush(): void {
+    this.agg.flush()
+  }
+
+  stats(): { normalizer: NormalizerStats; partials: AggregatorStats } {
+    return { normalizer: this.normalizer.stats(), partials: this.agg.stats() }
+  }
+}
