@@ -251,14 +251,21 @@ interface RunResult {
   incidents: number
   ms: number
   lines: number
+  /** the new version was watched (a deploy timeline exists) */
+  watched: boolean
+  /** ... and judged at least once on enough data (a request signal healthy or breaching), not insufficient throughout */
+  judged: boolean
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig): Promise<RunResult> {
   const p = paramsOf(seed, run)
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
-  const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false }, `benign-${run}`)
+  const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
   const live = res.verdicts.filter((v) => !v.dryRun)
+  // a benign deployment that was never judged is no evidence of restraint: count both
+  const deploys = (res.report?.timelines ?? []).filter((t) => t.kind === 'deploy')
+  const judged = deploys.some((t) => t.ticks.some((k) => k.signals.some((r) => (r.signal === 'error_rate' || r.signal === 'latency') && (r.state === 'healthy' || r.state === 'breach'))))
   return {
     run,
     rps: p.rps,
@@ -268,6 +275,8 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig): Promise<R
     incidents: live.filter((v) => v.kind === 'incident').length,
     ms: performance.now() - began,
     lines: res.lines,
+    watched: deploys.length > 0,
+    judged,
   }
 }
 
@@ -360,6 +369,7 @@ async function main(): Promise<number> {
         ['', 'value', 'target'],
         ['false rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, `<= ${(100 * TARGET_RATE).toFixed(1)} %: ${rate <= TARGET_RATE ? 'met' : 'NOT met'}`],
         ['incidents (also wrong here)', `${incidents.length} (${((100 * incidents.length) / results.length).toFixed(2)} %)`, ''],
+        ['deployments watched / judged', `${results.filter((r) => r.watched).length} / ${results.filter((r) => r.judged).length} of ${results.length}`, 'judged: a request signal healthy or breaching at least once'],
         ['run time min / median / max', `${(Math.min(...ms) / 1000).toFixed(2)} / ${(median(ms) / 1000).toFixed(2)} / ${(Math.max(...ms) / 1000).toFixed(2)} s`, ''],
       ]),
       '',

@@ -97,6 +97,9 @@ interface Watch {
   refEvidence: WatchEvidence
   /** was the frozen baseline itself healthy? set at freeze */
   health: BaselineHealth | undefined
+  /** the resource rule's last reading and the evaluation end it was computed at (see RESOURCE_EVERY_MS) */
+  resourceLast: RuleResult | undefined
+  resourceAt: number
   /** the old version had too few requests to be a live baseline; not asked again before this time */
   oldIdleUntil: number
   // recovery watches only
@@ -292,6 +295,8 @@ function newWatch(cfg: EngineConfig, f: {
     evidence: newWatchEvidence(),
     refEvidence: newWatchEvidence(),
     health: undefined,
+    resourceLast: undefined,
+    resourceAt: -Infinity,
     oldIdleUntil: -Infinity,
     parent: undefined,
   }
@@ -512,6 +517,28 @@ function servesThroughout(ow: WindowStats, slices: number, minSamples: number): 
   return true
 }
 
+/**
+ * Resource readings arrive every 10-60 s and their slope is a Theil-Sen fit over minutes: the rule
+ * is re-run at most this often (telemetry time) per watch, or when the baseline source changes.
+ */
+const RESOURCE_EVERY_MS = 15_000
+
+function resourceReading(
+  w: Watch,
+  view: SignalView,
+  key: SeriesKey,
+  end: number,
+  evalFrom: number,
+  base: Partial<Record<ResourceKind, number>> | undefined,
+  source: 'snapshot' | 'live',
+): RuleResult {
+  if (w.resourceLast !== undefined && source === 'snapshot' && end - w.resourceAt < RESOURCE_EVERY_MS && end >= w.resourceAt) return w.resourceLast
+  const r = resourceRule(w.contract, view, key, end, evalFrom, base)
+  w.resourceLast = source === 'snapshot' ? r : undefined
+  w.resourceAt = end
+  return r
+}
+
 /** Readings at `end`, or undefined while the first confirmation span after the deployment is not complete. */
 function readings(w: Watch, input: EngineInput, end: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings | undefined {
   const c = w.contract
@@ -551,7 +578,7 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
   const list = [
     errorRateRule(c, win, numbers, errorEvidence(w.evidence)),
     latencyRule(c, view, key, win, numbers, latencyEvidence(w.evidence)),
-    resourceRule(c, view, key, end, evalFrom, numbers?.resourceSlope),
+    resourceReading(w, view, key, end, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
   // a breach that continues from the previous tick keeps its first onset. An error breach critical

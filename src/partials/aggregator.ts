@@ -3,8 +3,9 @@
  * observations into one open partial per (namespace, service, version, pod) and bucket, and emits a
  * node's partials as a `PartialBatch` once their buckets are closed.
  *
- * Time: the node's clock is the newest of the telemetry times it recorded and the times given to
- * `advance(now)` (telemetry time in replay, the wall clock live). A bucket is closed when its end is
+ * Time: the node's clock is the newest time given to `advance(now)` (the wall clock live; the
+ * simulated cluster's clock in replay), never a telemetry time: one process sending garbage
+ * timestamps cannot move a node's watermark. A bucket is closed when its end is
  * at or before clock - `closeLag`; the announced watermark is clock - `lateness` (the engine's
  * lateness). `closeLag` <= `lateness`, so every bucket the watermark covers has been emitted.
  * An observation for a bucket already emitted (late at the node) opens a new partial for it, emitted
@@ -18,7 +19,7 @@
  * Synchronous: record/advance/flush from one event loop turn at a time (the normalizer calls record).
  */
 import type { Observation, ObservationSink, RequestObservation } from '../normalize/observations.js'
-import type { Partial, PartialBatch, PointRequests } from './types.js'
+import type { SeriesPartial, PartialBatch, PointRequests } from './types.js'
 
 export interface AggregatorOptions {
   /** the node's name (unique in the DaemonSet: the k8s node name) */
@@ -55,11 +56,13 @@ export interface AggregatorStats {
   overflowObservations: number
   overflowRequests: number
   overflowItems: number
+  /** observations with a NaN or infinite time: dropped */
+  invalidTimes: number
   openKeys: number
 }
 
 interface Open {
-  p: Partial
+  p: SeriesPartial
   /** latency value -> count of the point requests */
   lat: Map<number, number> | undefined
 }
@@ -74,7 +77,10 @@ export class PartialAggregator implements ObservationSink {
   private openCount = 0
   /** buckets ending at or before this were emitted once */
   private closedUntil = -Infinity
+  /** the node's clock: the times given to advance() (its wall clock); data times do not move it */
   private clock = -Infinity
+  /** newest telemetry time recorded: the clock of flush() when advance() was never called */
+  private newestData = -Infinity
   private lastAnnounced = -Infinity
   private readonly st: AggregatorStats = {
     observations: 0,
@@ -84,6 +90,7 @@ export class PartialAggregator implements ObservationSink {
     overflowObservations: 0,
     overflowRequests: 0,
     overflowItems: 0,
+    invalidTimes: 0,
     openKeys: 0,
   }
 
@@ -101,7 +108,11 @@ export class PartialAggregator implements ObservationSink {
 
   record(obs: Observation): void {
     const t = obs.timeMs
-    if (!Number.isFinite(t)) return // the store would refuse it as late; nothing to bucket
+    if (!Number.isFinite(t)) {
+      // the store would refuse it as late; there is no bucket to put it in
+      this.st.invalidTimes += 1
+      return
+    }
     const W = this.o.bucketMs
     const b = Math.floor(t / W) * W
     const pod = obs.kind === 'request' ? '' : obs.pod
@@ -121,7 +132,7 @@ export class PartialAggregator implements ObservationSink {
       if (b + W <= this.closedUntil || b + W <= this.clock - this.o.closeLag) this.st.reopened += 1
     }
     this.st.observations += 1
-    if (t > this.clock) this.clock = t
+    if (t > this.newestData) this.newestData = t
     const p = e.p
     const cap = this.o.maxItemsPerPartial
     switch (obs.kind) {
@@ -172,7 +183,7 @@ export class PartialAggregator implements ObservationSink {
   /** End of the node's stream: emits every open partial and announces watermark = clock, final. */
   flush(): void {
     const partials = this.take(() => true, Infinity)
-    const now = Number.isFinite(this.clock) ? this.clock : 0
+    const now = Number.isFinite(this.clock) ? this.clock : Number.isFinite(this.newestData) ? this.newestData : 0
     this.send({ node: this.o.node, nowMs: now, watermarkMs: now, final: true, partials })
   }
 
@@ -198,10 +209,10 @@ export class PartialAggregator implements ObservationSink {
   }
 
   /** Removes and returns the open partials of the buckets `pick` selects; buckets ending by `closeAt` count as closed. */
-  private take(pick: (bucketStart: number) => boolean, closeAt: number): Partial[] {
+  private take(pick: (bucketStart: number) => boolean, closeAt: number): SeriesPartial[] {
     const W = this.o.bucketMs
     const starts = [...this.open.keys()].filter(pick).sort((a, b) => a - b)
-    const out: Partial[] = []
+    const out: SeriesPartial[] = []
     for (const b of starts) {
       const bucket = this.open.get(b) as Map<string, Open>
       this.open.delete(b)

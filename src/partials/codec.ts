@@ -9,7 +9,7 @@
  */
 import { PermanentError } from '../common/errors.js'
 import type { ResourceKind } from '../normalize/observations.js'
-import { PARTIAL_VERSION, type Partial, type PartialBatch } from './types.js'
+import { PARTIAL_VERSION, type SeriesPartial, type PartialBatch } from './types.js'
 
 const MAGIC0 = 0x50 // 'P'
 const MAGIC1 = 0x42 // 'B'
@@ -225,7 +225,7 @@ export function encodeBatch(b: PartialBatch): Buffer {
   return w.out()
 }
 
-function encodePartialInto(w: Writer, p: Partial): void {
+function encodePartialInto(w: Writer, p: SeriesPartial): void {
   w.str(p.key.namespace)
   w.str(p.key.service)
   w.str(p.key.version)
@@ -286,20 +286,20 @@ export function decodeBatch(buf: Uint8Array): PartialBatch {
   const watermarkMs = r.num()
   const final = r.uint() === 1
   const n = r.count()
-  const partials: Partial[] = []
+  const partials: SeriesPartial[] = []
   for (let i = 0; i < n; i++) partials.push(decodePartial(r))
   if (!r.done()) throw corrupt('trailing bytes')
   return { node, nowMs, watermarkMs, final, partials }
 }
 
-function decodePartial(r: Reader): Partial {
+function decodePartial(r: Reader): SeriesPartial {
   const namespace = r.str()
   const service = r.str()
   const version = r.str()
   const pod = r.str()
   const base = r.num()
   const flags = r.uint()
-  const p: Partial = { key: { namespace, service, version }, pod, bucketStartMs: base, requests: undefined, intervals: [], resources: [], probes: [] }
+  const p: SeriesPartial = { key: { namespace, service, version }, pod, bucketStartMs: base, requests: undefined, intervals: [], resources: [], probes: [] }
   if ((flags & P_REQUESTS) !== 0) {
     const count = r.num()
     const errors = r.num()

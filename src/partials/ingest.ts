@@ -7,10 +7,13 @@ import { Normalizer, type NormalizerStats } from '../normalize/normalizer.js'
 import type { NormalizeConfigInput } from '../normalize/config.js'
 import type { ConsumeResult } from '../receivers/consumer.js'
 import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
+import type { ObservationSink } from '../normalize/observations.js'
 import { PartialAggregator, type AggregatorOptions, type AggregatorStats } from './aggregator.js'
 
 export interface IngestNodeOptions extends AggregatorOptions {
   normalize?: NormalizeConfigInput
+  /** also hands every observation here (replay --nodes: the simulated cluster's clock) */
+  tap?: ObservationSink
 }
 
 export class IngestNode {
@@ -21,7 +24,9 @@ export class IngestNode {
   constructor(opts: IngestNodeOptions) {
     this.name = opts.node
     this.agg = new PartialAggregator(opts)
-    this.normalizer = new Normalizer(opts.normalize ?? {}, this.agg)
+    const agg = this.agg
+    const tap = opts.tap
+    this.normalizer = new Normalizer(opts.normalize ?? {}, tap === undefined ? agg : { record: (o) => (agg.record(o), tap.record(o)) })
   }
 
   consumeTraces(req: TracesRequest): ConsumeResult {

@@ -1,6 +1,6 @@
 /**
  * Partials: what an ingest node (one sidecar of the DaemonSet) ships to the decider instead of raw
- * telemetry. One `Partial` holds everything the node's normalizer observed for one
+ * telemetry. One `SeriesPartial` holds everything the node's normalizer observed for one
  * (namespace, service, version, pod) in one bucket of the signal store's width; a `PartialBatch` is
  * one publication of a node, with the node's watermark announcement. The decider re-records a
  * partial as observations (`partialObservations`) into its own signal store, which then holds what a
@@ -51,7 +51,7 @@ export interface ProbeReading {
   ready: boolean
 }
 
-export interface Partial {
+export interface SeriesPartial {
   key: SeriesKey
   /**
    * the observation's pod: resource and probe readings carry it; request observations carry none
@@ -78,7 +78,7 @@ export interface PartialBatch {
   nowMs: number
   watermarkMs: number
   final: boolean
-  partials: Partial[]
+  partials: SeriesPartial[]
 }
 
 /**
@@ -87,7 +87,7 @@ export interface PartialBatch {
  * `lastMs`: the store's buckets, first-seen and last-seen times are then those of the original
  * requests. The other items are the original observations.
  */
-export function partialObservations(p: Partial): Observation[] {
+export function partialObservations(p: SeriesPartial): Observation[] {
   const out: Observation[] = []
   const key = p.key
   const r = p.requests

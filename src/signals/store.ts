@@ -1198,6 +1198,12 @@ export class SignalStore implements ObservationSink, SignalView {
       latCount += b.latencyCount
     }
     const latency = new WindowLatency(s, this.ctx, fromMs, toMs, latCount, buckets, s.shape, this.ctx.ref)
+    // resource slopes (Theil-Sen per pod) and probe stats are computed when first read: most windows
+    // the engine asks for (request spans, evidence batches) never read them
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const store = this
+    let resources: PodSlope[] | undefined
+    let probes: ProbeStats | undefined
     return {
       fromMs,
       toMs,
@@ -1205,8 +1211,12 @@ export class SignalStore implements ObservationSink, SignalView {
       errors,
       latency,
       buckets,
-      resources: this.slopes(s, fromMs, toMs),
-      probes: this.probeStats(s, fromMs, toMs),
+      get resources(): PodSlope[] {
+        return (resources ??= store.slopes(s, fromMs, toMs))
+      },
+      get probes(): ProbeStats {
+        return (probes ??= store.probeStats(s, fromMs, toMs))
+      },
     }
   }
 

@@ -35,6 +35,7 @@ import type { Verdict } from '../../engine/verdict.js'
 import type { DeploymentEvent } from '../../engine/events.js'
 import type { ReportInput } from '../../report/model.js'
 import { alignDown } from '../../signals/view.js'
+import { SignalStore } from '../../signals/store.js'
 import { Decider } from '../../decider/decider.js'
 import { splitMetrics, splitTraces } from '../../decider/daemonset.js'
 import { IngestNode } from '../../partials/ingest.js'
@@ -240,9 +241,13 @@ export interface NodesSummary {
  * `replay --nodes N`: the recording as a DaemonSet of N sidecars sees it (src/decider/daemonset.ts:
  * each resource to the node of its pod), each node's normalizer pre-aggregating into partials
  * (src/partials), every batch encoded and decoded as on the wire, and one decider (src/decider)
- * merging them and deciding. Same clock as `replayLines`: every node's clock is the newest telemetry
- * time read so far (the shared wall clock of a cluster); the decider ticks when the minimum of the
- * nodes' watermarks enters a new bucket, and twice at the end. Verdicts print as `replay` prints them.
+ * merging them and deciding. Same clock as `replayLines` (the newest telemetry time, never past the
+ * confirmed time of a store fed everything), given to every node as the cluster's shared wall clock;
+ * the decider ticks when the minimum of the nodes' watermarks enters a new bucket, and twice at the
+ * end. Verdicts print as `replay` prints them. Not reproduced: replay's clock going back when the
+ * store withdraws a garbage future jump (a node's clock never goes back).
+ *
+ * The nodes' batches of one line reach the decider together (`receiveAll`).
  */
 export async function replayLinesOnNodes(
   lines: AsyncIterable<string> | Iterable<string>,
@@ -291,9 +296,21 @@ export async function replayLinesOnNodes(
     round = []
     decider.receiveAll(r)
   }
+  // the simulated cluster's wall clock is plain replay's clock: the newest telemetry time, never past
+  // the confirmed time of a store fed everything (this one records and is never evaluated)
+  const clockStore = new SignalStore(cfg.signals)
   const nodes = Array.from(
     { length: opts.nodes },
-    (_, i) => new IngestNode({ node: `node-${i}`, normalize, bucketMs: pipeline.store.bucketMs, lateness: cfg.engine.lateness, flushOpen: opts.flushOpen !== false, emit: deliver }),
+    (_, i) =>
+      new IngestNode({
+        node: `node-${i}`,
+        normalize,
+        bucketMs: pipeline.store.bucketMs,
+        lateness: cfg.engine.lateness,
+        flushOpen: opts.flushOpen !== false,
+        emit: deliver,
+        tap: clockStore,
+      }),
   )
   let now = -Infinity
   let n = 0
@@ -324,7 +341,9 @@ export async function replayLinesOnNodes(
         io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
         continue
       }
-      if (maxMs > now) now = maxMs
+      const confirmed = clockStore.stats().newestMs
+      const t = Number.isFinite(confirmed) ? Math.min(maxMs, confirmed) : maxMs
+      if (t > now) now = t
       if (Number.isFinite(now)) for (const node of nodes) node.advance(now)
       endRound()
     }
@@ -363,6 +382,7 @@ export async function replayLinesOnNodes(
     return { lines: n, spans, points, malformed, verdicts, elapsedMs, report, nodes: summary }
   } finally {
     pipeline.shutdown()
+    clockStore.shutdown()
   }
 }
 
