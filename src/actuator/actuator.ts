@@ -343,7 +343,9 @@ export class Actuator implements Component {
     // cutover: the claim (the idempotency record) goes first; only its winner acts
     this.stamp(phases, 'cutover-started')
     const { child: previousChild, ...rest } = progress
-    const claimed = await this.state.claim({ ...rest, phase: 'cutover', phases: [...phases], updatedAt: this.clock.now(), lease: this.clock.now() + this.o.config.claimLease }, this.owner)
+    const claimed = await this.state.claim({ ...rest, phase: 'cutover', phases: [...phases], updatedAt: this.clock.now(), lease: this.clock.now() + this.o.config.claimLease }, this.owner, (d) =>
+      this.holderAlive(d),
+    )
     if (claimed.kind === 'lost') {
       this.counters.fenced++
       return
@@ -532,7 +534,9 @@ export class Actuator implements Component {
     const earlier = cur?.finishing ?? p.finishing
     const f: Finishing = earlier ?? { outcome, reason, escalate: escalates(outcome) && opts.page !== false, freeze: escalates(outcome) && opts.freeze !== false, paged: false }
     const { child: _child, ...rest } = p
-    const claimed = await this.state.claim({ ...rest, phases, finishing: f, updatedAt: this.clock.now(), lease: this.clock.now() + this.o.config.claimLease }, this.owner)
+    const claimed = await this.state.claim({ ...rest, phases, finishing: f, updatedAt: this.clock.now(), lease: this.clock.now() + this.o.config.claimLease }, this.owner, (d) =>
+      d.finishing !== undefined && d.phase !== 'done' && this.holderAlive(d),
+    )
     if (claimed.kind === 'lost') {
       this.counters.fenced++
       return

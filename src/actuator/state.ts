@@ -169,9 +169,16 @@ export class ActuatorState implements Component {
    * Claims `p.decisionId` for `owner` with the next epoch (see "Fencing"). The claim record is not
    * applied locally: only the log's order decides between concurrent claimers.
    */
-  async claim(p: DecisionProgress, owner: Owner): Promise<ClaimOutcome> {
+  /**
+   * `heldElsewhere`, when given, is asked about the record in force AFTER the read to the end, in the
+   * same step that picks the epoch: a claimant that sees another live holder's claim there backs off
+   * instead of outbidding it (a check made before this read could be stale: two actuators whose
+   * recovery deadlines fire together would otherwise both win, one after the other).
+   */
+  async claim(p: DecisionProgress, owner: Owner, heldElsewhere?: (cur: DecisionProgress) => boolean): Promise<ClaimOutcome> {
     await this.sync()
     const cur = this.decisions.get(p.decisionId)
+    if (cur !== undefined && (cur.owner?.id ?? '') !== owner.id && heldElsewhere?.(cur) === true) return { kind: 'lost', holder: cur }
     const mine: DecisionProgress = { ...p, epoch: (cur?.epoch ?? 0) + 1, owner }
     if (cur !== undefined && !supersedes(cur, mine)) return { kind: 'lost', holder: cur }
     await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(mine) }])

@@ -35,7 +35,6 @@ import type { Verdict } from '../../engine/verdict.js'
 import type { DeploymentEvent } from '../../engine/events.js'
 import type { ReportInput } from '../../report/model.js'
 import { alignDown } from '../../signals/view.js'
-import { SignalStore } from '../../signals/store.js'
 import { Decider } from '../../decider/decider.js'
 import { splitMetrics, splitTraces } from '../../decider/daemonset.js'
 import { IngestNode } from '../../partials/ingest.js'
@@ -67,6 +66,46 @@ export interface ReplayOptions {
   recordTimeline?: boolean
   /** elapsed-time source for the summary line; injected so tests stay deterministic */
   elapsedMs?: () => number
+}
+
+/** Lines in a row that must agree before the replay clock jumps more than the store's future skew. */
+const JUMP_LINES = 3
+
+/**
+ * Replay's clock: the newest telemetry time read so far, but one line cannot move it by more than
+ * `skew` (the store's future skew): a jump is taken only when JUMP_LINES lines in a row confirm it (a
+ * gap in the recording), and a clock that the following lines all contradict (a first line dated
+ * 2300, then real data) comes back to them. `see` answers 'back' when the clock went back.
+ */
+export class ReplayClock {
+  now = -Infinity
+  private ahead = 0
+  private behind = 0
+  constructor(private readonly skew: number) {}
+
+  see(maxMs: number): 'ok' | 'back' {
+    // a line without telemetry times (logs, an empty request) says nothing about the clock
+    if (!Number.isFinite(maxMs)) return 'ok'
+    if (!Number.isFinite(this.now) || (maxMs <= this.now + this.skew && maxMs >= this.now - this.skew)) {
+      this.ahead = 0
+      this.behind = 0
+      if (maxMs > this.now) this.now = maxMs
+      return 'ok'
+    }
+    if (maxMs > this.now + this.skew) {
+      this.behind = 0
+      if (++this.ahead >= JUMP_LINES) {
+        this.ahead = 0
+        this.now = maxMs
+      }
+      return 'ok'
+    }
+    this.ahead = 0
+    if (++this.behind < JUMP_LINES) return 'ok'
+    this.behind = 0
+    this.now = maxMs
+    return 'back'
+  }
 }
 
 export interface ReplaySummary {
@@ -141,6 +180,7 @@ export async function replayLines(
   const verdicts: Verdict[] = []
   let now = -Infinity
   let lastTickBucket = -Infinity
+  const clock = new ReplayClock(pipeline.store.config.maxFutureSkew)
   let n = 0
   let spans = 0
   let points = 0
@@ -182,16 +222,8 @@ export async function replayLines(
         io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
         continue
       }
-      // the clock follows the telemetry, but never past the store's confirmed time, which one
-      // series with garbage timestamps cannot hold: when the store withdraws a jump (the first
-      // line of a recording dated 2300, then real data), the clock comes back with it
-      const confirmed = pipeline.newestTelemetryMs()
-      if (Number.isFinite(confirmed) && confirmed < now - pipeline.store.config.maxFutureSkew) {
-        now = confirmed
-        lastTickBucket = -Infinity
-      }
-      const t = Number.isFinite(confirmed) ? Math.min(maxMs, confirmed) : maxMs
-      if (t > now) now = t
+      if (clock.see(maxMs) === 'back') lastTickBucket = -Infinity
+      now = clock.now
       const wb = alignDown(now - lateness, bucketMs)
       if (wb > lastTickBucket) {
         lastTickBucket = wb
@@ -241,11 +273,11 @@ export interface NodesSummary {
  * `replay --nodes N`: the recording as a DaemonSet of N sidecars sees it (src/decider/daemonset.ts:
  * each resource to the node of its pod), each node's normalizer pre-aggregating into partials
  * (src/partials), every batch encoded and decoded as on the wire, and one decider (src/decider)
- * merging them and deciding. Same clock as `replayLines` (the newest telemetry time, never past the
- * confirmed time of a store fed everything), given to every node as the cluster's shared wall clock;
+ * merging them and deciding. Same clock as `replayLines` (ReplayClock), given to every node as the
+ * cluster's shared wall clock;
  * the decider ticks when the minimum of the nodes' watermarks enters a new bucket, and twice at the
- * end. Verdicts print as `replay` prints them. Not reproduced: replay's clock going back when the
- * store withdraws a garbage future jump (a node's clock never goes back).
+ * end. Verdicts print as `replay` prints them. Not reproduced: replay's clock going back after a
+ * garbage future jump (a node's clock never goes back).
  *
  * The nodes' batches of one line reach the decider together (`receiveAll`).
  */
@@ -296,9 +328,8 @@ export async function replayLinesOnNodes(
     round = []
     decider.receiveAll(r)
   }
-  // the simulated cluster's wall clock is plain replay's clock: the newest telemetry time, never past
-  // the confirmed time of a store fed everything (this one records and is never evaluated)
-  const clockStore = new SignalStore(cfg.signals)
+  // the simulated cluster's wall clock is plain replay's clock (ReplayClock)
+  const clock = new ReplayClock(pipeline.store.config.maxFutureSkew)
   const nodes = Array.from(
     { length: opts.nodes },
     (_, i) =>
@@ -309,7 +340,6 @@ export async function replayLinesOnNodes(
         lateness: cfg.engine.lateness,
         flushOpen: opts.flushOpen !== false,
         emit: deliver,
-        tap: clockStore,
       }),
   )
   let now = -Infinity
@@ -341,9 +371,8 @@ export async function replayLinesOnNodes(
         io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
         continue
       }
-      const confirmed = clockStore.stats().newestMs
-      const t = Number.isFinite(confirmed) ? Math.min(maxMs, confirmed) : maxMs
-      if (t > now) now = t
+      clock.see(maxMs)
+      now = clock.now
       if (Number.isFinite(now)) for (const node of nodes) node.advance(now)
       endRound()
     }
@@ -382,7 +411,6 @@ export async function replayLinesOnNodes(
     return { lines: n, spans, points, malformed, verdicts, elapsedMs, report, nodes: summary }
   } finally {
     pipeline.shutdown()
-    clockStore.shutdown()
   }
 }
 
