@@ -1,18 +1,7 @@
 /** The anytime-valid sequential test: false alarms bounded however often it looks, fast when the effect is real. */
 import { describe, expect, it } from 'vitest'
 import { eValue, feed, kellyStake, newEvidence, rateUpperBound } from '../../src/engine/evidence.js'
-
-/** Deterministic uniform [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng as rng } from '../support/otlp-fixtures.js'
 
 function binomial(n: number, p: number, r: () => number): number {
   let k = 0

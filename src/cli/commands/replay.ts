@@ -108,6 +108,56 @@ export class ReplayClock {
   }
 }
 
+/** What a recording held, line by line. */
+interface LineCounts {
+  n: number
+  spans: number
+  points: number
+  malformed: number
+}
+
+type RecordedRequest = { type: 'traces'; request: TracesRequest } | { type: 'metrics'; request: MetricsRequest }
+
+/**
+ * Reads a recording for both replay paths: decodes each line, counts it, hands it to `consume`, then
+ * calls `after` with the line's newest telemetry time. A line that fails to decode (or that
+ * `consume` refuses by throwing) is counted malformed and reported with its number; `after` is not
+ * called for it.
+ */
+async function eachRecordedLine(
+  lines: AsyncIterable<string> | Iterable<string>,
+  io: Pick<Io, 'err'>,
+  c: LineCounts,
+  consume: (d: RecordedRequest) => void,
+  after: (maxMs: number) => void,
+): Promise<void> {
+  for await (const raw of lines) {
+    c.n += 1
+    const line = raw.trim()
+    if (line === '') continue
+    let maxMs = -Infinity
+    try {
+      const d = decodeOtlpJsonLine(line)
+      if (d.type === 'traces') {
+        const t = requestTimes(d.request)
+        c.spans += t.spans
+        maxMs = t.maxMs
+        consume(d)
+      } else if (d.type === 'metrics') {
+        const t = metricTimes(d.request)
+        c.points += t.points
+        maxMs = t.maxMs
+        consume(d)
+      }
+    } catch (err) {
+      c.malformed += 1
+      io.err(`line ${c.n}: ${errorMessage(err).slice(0, 500)}\n`)
+      continue
+    }
+    after(maxMs)
+  }
+}
+
 export interface ReplaySummary {
   lines: number
   spans: number
@@ -181,10 +231,7 @@ export async function replayLines(
   let now = -Infinity
   let lastTickBucket = -Infinity
   const clock = new ReplayClock(pipeline.store.config.maxFutureSkew)
-  let n = 0
-  let spans = 0
-  let points = 0
-  let malformed = 0
+  const c: LineCounts = { n: 0, spans: 0, points: 0, malformed: 0 }
 
   const runTick = (watermark: number) => {
     const res = pipeline.tick(Math.floor(now), watermark)
@@ -199,37 +246,21 @@ export async function replayLines(
   }
 
   try {
-    for await (const raw of lines) {
-      n += 1
-      const line = raw.trim()
-      if (line === '') continue
-      let maxMs = -Infinity
-      try {
-        const d = decodeOtlpJsonLine(line)
-        if (d.type === 'traces') {
-          const t = requestTimes(d.request)
-          spans += t.spans
-          maxMs = t.maxMs
-          pipeline.consumeTraces(d.request)
-        } else if (d.type === 'metrics') {
-          const t = metricTimes(d.request)
-          points += t.points
-          maxMs = t.maxMs
-          pipeline.consumeMetrics(d.request)
+    await eachRecordedLine(
+      lines,
+      io,
+      c,
+      (d) => (d.type === 'traces' ? pipeline.consumeTraces(d.request) : pipeline.consumeMetrics(d.request)),
+      (maxMs) => {
+        if (clock.see(maxMs) === 'back') lastTickBucket = -Infinity
+        now = clock.now
+        const wb = alignDown(now - lateness, bucketMs)
+        if (wb > lastTickBucket) {
+          lastTickBucket = wb
+          runTick(now - lateness)
         }
-      } catch (err) {
-        malformed += 1
-        io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
-        continue
-      }
-      if (clock.see(maxMs) === 'back') lastTickBucket = -Infinity
-      now = clock.now
-      const wb = alignDown(now - lateness, bucketMs)
-      if (wb > lastTickBucket) {
-        lastTickBucket = wb
-        runTick(now - lateness)
-      }
-    }
+      },
+    )
     // end of the recording: everything that will ever arrive has arrived
     if (Number.isFinite(now)) {
       runTick(now)
@@ -237,11 +268,11 @@ export async function replayLines(
       runTick(now)
     }
     const report = opts.recordTimeline === true
-      ? pipeline.report({ title: `pullback replay of ${source}`, source, generatedAt: Number.isFinite(now) ? now : 0, input: { lines: n, spans, points, malformed, verdicts: verdicts.length } })
+      ? pipeline.report({ title: `pullback replay of ${source}`, source, generatedAt: Number.isFinite(now) ? now : 0, input: { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts: verdicts.length } })
       : undefined
     const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
-    io.err(`replay: lines=${n} spans=${spans} points=${points} malformed=${malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms\n`)
-    return { lines: n, spans, points, malformed, verdicts, elapsedMs, report }
+    io.err(`replay: lines=${c.n} spans=${c.spans} points=${c.points} malformed=${c.malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms\n`)
+    return { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts, elapsedMs, report }
   } finally {
     pipeline.shutdown()
   }
@@ -343,46 +374,30 @@ export async function replayLinesOnNodes(
       }),
   )
   let now = -Infinity
-  let n = 0
-  let spans = 0
-  let points = 0
-  let malformed = 0
+  const c: LineCounts = { n: 0, spans: 0, points: 0, malformed: 0 }
   try {
-    for await (const raw of lines) {
-      n += 1
-      const line = raw.trim()
-      if (line === '') continue
-      let maxMs = -Infinity
-      try {
-        const d = decodeOtlpJsonLine(line)
-        if (d.type === 'traces') {
-          const t = requestTimes(d.request)
-          spans += t.spans
-          maxMs = t.maxMs
-          splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
-        } else if (d.type === 'metrics') {
-          const t = metricTimes(d.request)
-          points += t.points
-          maxMs = t.maxMs
-          splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
-        }
-      } catch (err) {
-        malformed += 1
-        io.err(`line ${n}: ${errorMessage(err).slice(0, 500)}\n`)
-        continue
-      }
-      clock.see(maxMs)
-      now = clock.now
-      if (Number.isFinite(now)) for (const node of nodes) node.advance(now)
-      endRound()
-    }
+    await eachRecordedLine(
+      lines,
+      io,
+      c,
+      (d) => {
+        if (d.type === 'traces') splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
+        else splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
+      },
+      (maxMs) => {
+        clock.see(maxMs)
+        now = clock.now
+        if (Number.isFinite(now)) for (const node of nodes) node.advance(now)
+        endRound()
+      },
+    )
     if (Number.isFinite(now)) {
       for (const node of nodes) node.flush()
       endRound()
       decider.finish()
     }
     const report = opts.recordTimeline === true
-      ? pipeline.report({ title: `pullback replay of ${source}`, source, generatedAt: Number.isFinite(now) ? now : 0, input: { lines: n, spans, points, malformed, verdicts: verdicts.length } })
+      ? pipeline.report({ title: `pullback replay of ${source}`, source, generatedAt: Number.isFinite(now) ? now : 0, input: { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts: verdicts.length } })
       : undefined
     const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
     let reopened = 0
@@ -404,11 +419,11 @@ export async function replayLinesOnNodes(
       latePartials: ds.latePartials,
     }
     io.err(
-      `replay: lines=${n} spans=${spans} points=${points} malformed=${malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms` +
+      `replay: lines=${c.n} spans=${c.spans} points=${c.points} malformed=${c.malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms` +
         ` nodes=${summary.nodes} batches=${summary.batches} partials=${summary.partials} bytes=${summary.bytes} bytesPerPartial=${summary.bytesPerPartial.toFixed(1)}` +
         ` reopened=${summary.reopened} latePartials=${summary.latePartials} overflow=${summary.overflowObservations}\n`,
     )
-    return { lines: n, spans, points, malformed, verdicts, elapsedMs, report, nodes: summary }
+    return { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts, elapsedMs, report, nodes: summary }
   } finally {
     pipeline.shutdown()
   }
