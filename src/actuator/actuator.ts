@@ -22,12 +22,19 @@
  * - exec driver: the command's pid is recorded in the state record; a resumed decision waits for
  *   (or kills) the previous attempt's command still running before running it again.
  *
+ * Trust (issue 13, docs/threat-model.md): only signed decisions act; the rollback target always
+ * comes from signed artifact records, also on resume (a state record's target is kept only when it
+ * is still one of the verified candidates); state records are sealed with the state key when one is
+ * configured (state.ts); a recovered/not-recovered verdict finishes only the decision of its own
+ * deployment and only within `maxDecisionAge`; rejected envelopes are audited rate-limited, with
+ * sanitised text, under their own key (`REJECTED_KEY`), never in a service's outcome history.
+ *
  * Recovery is asynchronous: after announcing the rollback event the handler returns (so the
  * engine's recovered/not-recovered decision, which arrives on the same partition, can be
  * consumed); the decision waits in phase `awaiting-recovery` with a deadline (`recoveryTimeout`)
  * that survives restarts because it is part of the state record.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Component } from '../common/lifecycle.js'
 import type { Clock } from '../common/clock.js'
 import { systemClock } from '../common/clock.js'
@@ -38,8 +45,9 @@ import type { Verdict } from '../engine/verdict.js'
 import type { KafkaConfig } from '../kafka/config.js'
 import type { Batch, Consumer, ConsumerStats, KafkaTransport, Producer } from '../kafka/types.js'
 import { openDecision, serviceId, type DecisionEnvelope } from '../publish/envelope.js'
-import type { Verifier } from '../publish/signing.js'
-import { selectRollbackTarget, type ArtifactStore } from './artifacts.js'
+import { sealRecord, type Verifier } from '../publish/signing.js'
+import { eligibleTargets, selectRollbackTarget, type ArtifactStore } from './artifacts.js'
+import type { RecordAuth } from './authentic.js'
 import { AuditSink, evidence, recoveryOf, type AuditOutcome, type AuditRecord, type PhaseStamp } from './audit.js'
 import type { ActuatorConfig } from './config.js'
 import type { CutoverRequest, Driver } from './drivers/types.js'
@@ -73,6 +81,12 @@ export interface ActuatorCounters {
   orphansKilled: number
   /** audit records not written again (already on the topic / in the file) */
   auditDuplicates: number
+  /** rejected envelopes beyond the audit rate limit: counted, not audited */
+  rejectedUnaudited: number
+  /** resumed decisions whose recorded target was not a verified candidate: re-selected from the signed artifact records */
+  targetReselected: number
+  /** recovered/not-recovered verdicts older than maxDecisionAge: ignored */
+  staleRecovery: number
 }
 
 export interface ActuatorOptions {
@@ -86,6 +100,8 @@ export interface ActuatorOptions {
   /** a connected producer to share (state, audit, events, escalations); else the actuator owns one */
   producer?: Producer
   clock?: Clock
+  /** how state records are protected (default: open, no state key) */
+  stateAuth?: RecordAuth
   /** test/bench hook: called on every state-machine transition */
   onTransition?: (decisionId: string, from: Phase, to: Phase | Terminal) => void
 }
@@ -111,6 +127,9 @@ export class Actuator implements Component {
     orphansWaited: 0,
     orphansKilled: 0,
     auditDuplicates: 0,
+    rejectedUnaudited: 0,
+    targetReselected: 0,
+    staleRecovery: 0,
   }
   /** this instance, as written into the decision records it claims */
   readonly owner: Owner = { id: randomUUID(), ...self }
@@ -124,6 +143,10 @@ export class Actuator implements Component {
   private chain: Promise<unknown> = Promise.resolve()
   private readonly timers = new Map<string, NodeJS.Timeout>()
   private status: 'new' | 'running' | 'stopped' = 'new'
+  /** token bucket of rejection audit records: REJECT_AUDIT_BURST, refilled at REJECT_AUDIT_PER_MINUTE */
+  private rejectTokens = REJECT_AUDIT_BURST
+  private rejectRefilledAt: number | undefined
+  private rejectWarnedAt: number | undefined
 
   constructor(private readonly o: ActuatorOptions) {
     this.clock = o.clock ?? systemClock
@@ -134,6 +157,7 @@ export class Actuator implements Component {
       groupPrefix: o.kafka.groupPrefix,
       producer: this.producer,
       logger: o.logger,
+      ...(o.stateAuth ? { auth: o.stateAuth } : {}),
       // a peer's decision reaching awaiting-recovery gets a deadline here too: if the peer dies, this one times it out
       onLoaded: (p) => {
         if (p.phase === 'awaiting-recovery') this.armRecoveryTimer(p)
@@ -204,7 +228,7 @@ export class Actuator implements Component {
         continue
       }
       if (opened.kind === 'rejected') {
-        await this.reject(opened.envelope, opened.reason)
+        await this.reject(opened.envelope, opened.reason, m.value)
         continue
       }
       const env = opened.envelope
@@ -214,7 +238,7 @@ export class Actuator implements Component {
           break
         case 'recovered':
         case 'not-recovered':
-          await this.recovery(env.payload)
+          await this.recovery(env)
           break
         case 'incident':
           this.counters.ignored++
@@ -241,26 +265,52 @@ export class Actuator implements Component {
     return to
   }
 
-  private async reject(env: DecisionEnvelope, reason: string): Promise<void> {
+  /**
+   * A rejected envelope is an attacker's (or a misconfigured publisher's) text: its audit record is
+   * rate-limited (REJECT_AUDIT_BURST, then REJECT_AUDIT_PER_MINUTE; beyond: `rejectedUnaudited`),
+   * keyed REJECTED_KEY with a decision id of its own (`rejected/<hash of the record>`), so it can
+   * neither appear in the claimed service's history nor mark the claimed decision id as audited
+   * (which would suppress the genuine decision's audit record), and what it claims is sanitised.
+   */
+  private async reject(env: DecisionEnvelope, reason: string, raw: Buffer | null): Promise<void> {
     this.counters.rejected++
-    const p = env.payload as Partial<Verdict>
-    const phases: PhaseStamp[] = []
-    this.stamp(phases, 'received')
-    this.stamp(phases, 'rejected', reason)
-    this.move(String(env.id), 'verify', transition('verify', 'fail'))
-    this.o.logger.warn({ decisionId: env.id, keyId: env.keyId, reason }, 'decision rejected: signature check failed')
+    this.move(sanitise(env.id), 'verify', transition('verify', 'fail'))
+    const now = this.clock.now()
+    if (this.rejectWarnedAt === undefined || now - this.rejectWarnedAt >= 60_000) {
+      this.rejectWarnedAt = now
+      this.o.logger.warn({ rejected: this.counters.rejected, unaudited: this.counters.rejectedUnaudited, reason }, 'decision envelopes rejected: signature check failed (at most one such line a minute)')
+    }
+    if (!this.takeRejectToken(now)) {
+      this.counters.rejectedUnaudited++
+      return
+    }
+    const p = env.payload as Partial<Verdict> | undefined
+    const phases: PhaseStamp[] = [
+      { phase: 'received', at: now },
+      { phase: 'rejected', at: now, note: reason },
+    ]
     const w = await this.audit.write({
       schemaVersion: 1,
-      decisionId: String(env.id),
-      service: `${String(p.namespace)}/${String(p.service)}`,
+      decisionId: `rejected/${createHash('sha256').update(raw ?? '').digest('hex').slice(0, 32)}`,
+      service: REJECTED_KEY,
       outcome: 'rejected',
       reason: `signature check failed: ${reason}`,
+      claimed: { decisionId: sanitise(env.id), service: `${sanitise(p?.namespace)}/${sanitise(p?.service)}`, keyId: sanitise(env.keyId), kind: sanitise(env.kind) },
       breach: [],
       phases,
       escalated: false,
-      completedAt: this.clock.now(),
+      completedAt: now,
     })
     if (w.file === 'duplicate') this.counters.auditDuplicates++
+  }
+
+  private takeRejectToken(now: number): boolean {
+    const last = this.rejectRefilledAt ?? now
+    this.rejectTokens = Math.min(REJECT_AUDIT_BURST, this.rejectTokens + ((now - last) * REJECT_AUDIT_PER_MINUTE) / 60_000)
+    this.rejectRefilledAt = now
+    if (this.rejectTokens < 1) return false
+    this.rejectTokens -= 1
+    return true
   }
 
   private async rollback(env: DecisionEnvelope): Promise<void> {
@@ -320,25 +370,30 @@ export class Actuator implements Component {
     this.step(v.id, 'gate', 'ok')
     this.stamp(phases, 'gate-passed')
 
-    // artifact retrieval
+    // artifact retrieval: from the signed artifact records, on resume too; what a state record says
+    // about the target is kept only when it is still a verified candidate (issue 13, item 1)
     const failed = { artifact: v.artifact ?? v.version, version: v.version }
-    let progress: DecisionProgress
-    if (existing?.target) {
-      progress = { ...existing, phases }
-    } else {
-      const sel = selectRollbackTarget(this.o.artifacts.list(sid), failed)
-      if (sel.kind === 'none') {
-        this.stamp(phases, 'artifact-missing', sel.reason)
-        const t = this.step(v.id, 'artifact', 'fail')
-        await this.finish(this.progress(v, phases, failed), t as AuditOutcome, `no verified artifact to roll back to: ${sel.reason}`)
-        return
-      }
-      progress = this.progress(v, phases, failed)
-      progress.target = { artifact: sel.target.artifact, version: sel.target.version, ...(sel.target.digest ? { digest: sel.target.digest } : {}) }
-      this.stamp(phases, 'artifact-selected', `${sel.target.artifact} promoted ${new Date(sel.target.promotedAt).toISOString()} key ${sel.target.keyId}`)
+    const views = this.o.artifacts.list(sid)
+    const sel = selectRollbackTarget(views, failed)
+    if (sel.kind === 'none') {
+      this.stamp(phases, 'artifact-missing', sel.reason)
+      const t = this.step(v.id, 'artifact', 'fail')
+      await this.finish(this.progress(v, phases, failed), t as AuditOutcome, `no verified artifact to roll back to: ${sel.reason}`)
+      return
     }
+    const recorded = existing?.target
+    const kept = recorded === undefined ? undefined : eligibleTargets(views, failed).find((c) => c.artifact === recorded.artifact && c.version === recorded.version)
+    const chosen = kept ?? sel.target
+    if (recorded !== undefined && kept === undefined) {
+      this.counters.targetReselected++
+      this.stamp(phases, 'target-reselected', `recorded target ${sanitise(recorded.artifact)} is not a verified candidate`)
+    }
+    // the decision's own fields come from the signed envelope; the state record adds only its claim and attempt bookkeeping
+    const progress: DecisionProgress = existing ? { ...existing, service: sid, verdict: v, failed, driver: this.o.driver.name, phases } : this.progress(v, phases, failed)
+    progress.target = { artifact: chosen.artifact, version: chosen.version, ...(chosen.digest ? { digest: chosen.digest } : {}) }
+    if (kept === undefined) this.stamp(phases, 'artifact-selected', `${chosen.artifact} promoted ${new Date(chosen.promotedAt).toISOString()} key ${chosen.keyId}`)
     this.step(v.id, 'artifact', 'ok')
-    const target = progress.target!
+    const target = progress.target
 
     // cutover: the claim (the idempotency record) goes first; only its winner acts
     this.stamp(phases, 'cutover-started')
@@ -411,7 +466,10 @@ export class Actuator implements Component {
         decisionId: v.id,
       }
       try {
-        await this.producer.send(this.o.kafka.topics.deployments, [{ key: sid, value: JSON.stringify(event) }])
+        // signed with the state key when there is one: sidecars that require signed events trust its public half
+        const auth = this.state.auth
+        const sealed = auth.kind === 'signed' && auth.signer !== undefined ? sealRecord(event, auth.signer) : event
+        await this.producer.send(this.o.kafka.topics.deployments, [{ key: sid, value: JSON.stringify(sealed) }])
       } catch (err) {
         if (classify(err) !== 'permanent') throw err
         this.stamp(phases, 'announce-failed', errorMessage(err))
@@ -477,11 +535,23 @@ export class Actuator implements Component {
     return { decisionId: v.id, service: serviceId(v), phase: 'cutover', verdict: v, failed, phases, driver: this.o.driver.name, updatedAt: this.clock.now() }
   }
 
-  /** the engine's recovered / not-recovered decision for a service awaiting recovery */
-  private async recovery(r: Verdict): Promise<void> {
+  /**
+   * The engine's recovered / not-recovered decision. It finishes only a decision awaiting recovery
+   * of the SAME deployment (the verdict's signed deploymentId is the rollback decision's: the engine
+   * verifies recovery of the deployment it rolled back) and of the restored version when it names
+   * one, and only within `maxDecisionAge` of its signing: a replayed verdict of another deployment,
+   * or an old one, is counted (`unmatchedRecovery`, `staleRecovery`) and changes nothing.
+   */
+  private async recovery(env: DecisionEnvelope): Promise<void> {
+    const r = env.payload
+    if (this.clock.now() - env.issuedAt > this.o.config.maxDecisionAge) {
+      this.counters.staleRecovery++
+      return
+    }
     const sid = serviceId(r)
-    const candidates = [...this.state.decisions.values()].filter((p) => p.service === sid && p.phase === 'awaiting-recovery')
-    const p = candidates.find((c) => r.restoredVersion === undefined || c.target?.version === r.restoredVersion) ?? candidates[candidates.length - 1]
+    const p = [...this.state.decisions.values()].find(
+      (c) => c.service === sid && c.phase === 'awaiting-recovery' && c.verdict.deploymentId === r.deploymentId && (r.restoredVersion === undefined || c.target?.version === r.restoredVersion),
+    )
     if (!p) {
       this.counters.unmatchedRecovery++
       return
@@ -587,6 +657,25 @@ export class Actuator implements Component {
     if ((await this.state.put({ ...held, phases, phase: 'done', outcome: f.outcome, updatedAt: this.clock.now() })).kind === 'fenced') return this.fencedOut()
     this.o.logger.info({ decisionId: p.decisionId, service: sid, outcome: f.outcome }, 'decision finished')
   }
+}
+
+/** the audit topic key (and `service`) of rejection records: kept out of every service's history */
+export const REJECTED_KEY = 'pullback/rejected'
+/** rejection audit records: this many at once, then this many a minute */
+const REJECT_AUDIT_BURST = 20
+const REJECT_AUDIT_PER_MINUTE = 6
+/** how much of a claimed (unverified) field a rejection record keeps */
+const CLAIMED_MAX = 128
+
+/**
+ * An unverified field as text fit for a log line or terminal: control and format characters
+ * (newlines, escapes, bidirectional overrides) become U+FFFD, at most CLAIMED_MAX characters.
+ */
+export function sanitise(v: unknown): string {
+  const s = typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v) ?? ''
+  const clean = s.slice(0, CLAIMED_MAX * 2).replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '\uFFFD')
+  const chars = [...clean]
+  return chars.length > CLAIMED_MAX ? `${chars.slice(0, CLAIMED_MAX).join('')}...` : clean
 }
 
 /** how often a decision held by another live actuator is looked at again */

@@ -7,11 +7,18 @@
  * Record (JSON): { schemaVersion: 1, service: "ns/name", artifact, digest?, version, promotedAt,
  * keyId, signature } where signature = base64 Ed25519 over canonicalJson(record without signature).
  * A record verifies only against the configured `actuator.artifactKeys`.
+ *
+ * Shadowing (issue 13, item 5): a record that fails verification never replaces a verified record
+ * of the same key, in the store (ignored, counted in `shadowed`) nor on the compacted topic (the
+ * store appends the verified record again: authentic.ts, ShadowRepair). An unverified record of a
+ * key with no verified one is kept, so that `artifacts list` can show it as INVALID. A tombstone
+ * (null value) of a verified record's key is treated the same way: the record is appended again.
  */
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
 import type { KafkaTransport, Producer } from '../kafka/types.js'
 import type { Signer, Verifier } from '../publish/signing.js'
+import { ShadowRepair } from './authentic.js'
 import { TopicTail } from './log.js'
 
 export interface ArtifactRecord {
@@ -115,9 +122,14 @@ export async function promoteArtifact(
 /** The artifact store over the compacted topic, read from the beginning and then tailed. */
 export class TopicArtifactStore implements ArtifactStore, Component {
   readonly name = 'actuator.artifacts'
-  private readonly byKey = new Map<string, ArtifactRecord>()
+  private readonly byKey = new Map<string, ArtifactView>()
   private readonly tail: TopicTail
   malformed = 0
+  /** unverified records that arrived for a key holding a verified one: ignored */
+  shadowed = 0
+  /** records not kept because the store was at its limit */
+  overflow = 0
+  readonly repair: ShadowRepair
 
   constructor(private readonly o: { transport: KafkaTransport; topic: string; groupPrefix: string; verifier: Verifier; logger: Logger; producer?: Producer; limit?: number }) {
     this.tail = new TopicTail({
@@ -133,11 +145,33 @@ export class TopicArtifactStore implements ArtifactStore, Component {
           this.malformed++
           return
         }
+        const key = artifactKey(r.service, r.artifact)
+        const view = verifyArtifact(r, o.verifier)
+        const cur = this.byKey.get(key)
+        // a record under another key than its own would be kept by compaction beside the real one: judged by its own key only
+        if (e.key !== key || (view.verification === 'invalid' && cur?.verification === 'valid')) {
+          this.shadowed++
+          const valid = this.byKey.get(e.key)
+          if (valid?.verification === 'valid') this.repair.forged(e.key, recordOf(valid))
+          return
+        }
+        if (view.verification === 'valid') this.repair.verified(key)
         // bounded: one entry per (service, artifact), as compaction keeps it; the limit guards memory
-        if (this.byKey.size >= (o.limit ?? 100_000) && !this.byKey.has(e.key)) return
-        this.byKey.set(artifactKey(r.service, r.artifact), r)
+        if (this.byKey.size >= (o.limit ?? 100_000) && cur === undefined) {
+          this.overflow++
+          return
+        }
+        this.byKey.set(key, view)
+      },
+      // pullback never deletes a verification record: a tombstone would erase a verified artifact at the next compaction
+      onTombstone: (key) => {
+        const valid = this.byKey.get(key)
+        if (valid?.verification !== 'valid') return
+        this.shadowed++
+        this.repair.forged(key, recordOf(valid))
       },
     })
+    this.repair = new ShadowRepair((key, value) => this.tail.append(key, value))
   }
 
   async start(): Promise<void> {
@@ -150,15 +184,19 @@ export class TopicArtifactStore implements ArtifactStore, Component {
   }
 
   list(service: string): ArtifactView[] {
-    return [...this.byKey.values()]
-      .filter((r) => r.service === service)
-      .sort((a, b) => b.promotedAt - a.promotedAt)
-      .map((r) => verifyArtifact(r, this.o.verifier))
+    return [...this.byKey.values()].filter((r) => r.service === service).sort((a, b) => b.promotedAt - a.promotedAt)
   }
 
   shutdown(): Promise<void> {
     return this.tail.shutdown()
   }
+}
+
+/** the record as it was written (without the store's verification verdict) */
+function recordOf(v: ArtifactView): ArtifactRecord {
+  const { verification: _v, ...rest } = v as ArtifactView & { reason?: string }
+  delete (rest as { reason?: string }).reason
+  return rest
 }
 
 export type TargetOutcome =
@@ -170,11 +208,8 @@ export type TargetOutcome =
  * (when the failed one is known to the store; otherwise the newest valid one that is not it).
  */
 export function selectRollbackTarget(views: readonly ArtifactView[], failed: { artifact: string; version: string }): TargetOutcome {
-  const isFailed = (v: ArtifactView) => v.artifact === failed.artifact || v.version === failed.version
-  const failedView = views.find(isFailed)
-  const cutoff = failedView?.promotedAt ?? Number.POSITIVE_INFINITY
-  const older = views.filter((v) => !isFailed(v) && v.promotedAt < cutoff)
-  const target = older.find((v): v is ArtifactView & { verification: 'valid' } => v.verification === 'valid')
+  const { older, failedView } = olderThan(views, failed)
+  const target = older.find(isValid)
   const invalid = older.filter((v) => v.verification === 'invalid').length
   if (target) return { kind: 'found', target, failed: failedView }
   return {
@@ -183,4 +218,21 @@ export function selectRollbackTarget(views: readonly ArtifactView[], failed: { a
     invalid,
     reason: older.length === 0 ? 'no artifact promoted before the failed one' : `none of the ${older.length} older artifacts has a valid signature`,
   }
+}
+
+const isValid = (v: ArtifactView): v is ArtifactView & { verification: 'valid' } => v.verification === 'valid'
+
+function olderThan(views: readonly ArtifactView[], failed: { artifact: string; version: string }): { older: ArtifactView[]; failedView: ArtifactView | undefined } {
+  const isFailed = (v: ArtifactView) => v.artifact === failed.artifact || v.version === failed.version
+  const failedView = views.find(isFailed)
+  const cutoff = failedView?.promotedAt ?? Number.POSITIVE_INFINITY
+  return { older: views.filter((v) => !isFailed(v) && v.promotedAt < cutoff), failedView }
+}
+
+/**
+ * Every artifact the rollback of `failed` may go to: verified and promoted before the failed one,
+ * newest first. A resumed decision keeps its recorded target only when it is one of these.
+ */
+export function eligibleTargets(views: readonly ArtifactView[], failed: { artifact: string; version: string }): (ArtifactView & { verification: 'valid' })[] {
+  return olderThan(views, failed).older.filter(isValid)
 }

@@ -52,6 +52,11 @@ export interface AuditRecord {
   recovery?: { kind: string; decisionId: string; decidedAt: number; signals: SignalEvidence[] }
   escalated: boolean
   completedAt: number
+  /**
+   * outcome `rejected` only: what the envelope that failed verification claimed to be, sanitised
+   * (no control characters, bounded); never trusted, never part of a service's history
+   */
+  claimed?: { decisionId: string; service: string; keyId: string; kind: string }
 }
 
 export function evidence(signals: readonly SignalReading[], onlyBreaches: boolean): SignalEvidence[] {
@@ -143,6 +148,7 @@ export function formatAudit(r: AuditRecord): string {
   if (r.failedArtifact || r.failedVersion) lines.push(`  failed:    ${r.failedArtifact ?? '-'} (version ${r.failedVersion ?? '-'})`)
   if (r.restoredArtifact || r.restoredVersion) lines.push(`  restored:  ${r.restoredArtifact ?? '-'} (version ${r.restoredVersion ?? '-'})${r.patched === false ? ' [already in place, not patched]' : ''}`)
   if (r.driver) lines.push(`  driver:    ${r.driver}`)
+  if (r.claimed) lines.push(`  claimed:   decision ${JSON.stringify(r.claimed.decisionId)} of ${JSON.stringify(r.claimed.service)}, kind ${JSON.stringify(r.claimed.kind)}, key ${JSON.stringify(r.claimed.keyId)} (unverified)`)
   if (r.breach.length > 0) {
     lines.push('  breach:')
     lines.push(`    ${'signal'.padEnd(11)} ${'value'.padStart(10)} ${'baseline'.padStart(10)} ${'threshold'.padStart(10)} ${'samples'.padStart(8)}`)

@@ -4,7 +4,7 @@ import { duration } from '../config/duration.js'
 /**
  * Configuration of the actuator stage (section `actuator:` of the YAML file). Owned by src/actuator.
  *
- * Connection to the Kubernetes API (drivers kubernetes and argo-rollouts): `server` defaults to the
+ * Connection to the Kubernetes API (drivers kubernetes, argo-rollouts and flux): `server` defaults to the
  * in-cluster address (https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT) with the service
  * account token and CA; a plain http:// server (a local proxy, the tests' fake API) needs neither.
  */
@@ -23,9 +23,63 @@ const kubeConnection = {
   requestTimeout: duration().default(10_000),
 }
 
+/**
+ * GitOps ownership of the patched object (drivers kubernetes and argo-rollouts): an object Argo CD or
+ * Flux deploys is reverted by them (self-heal, next reconcile), so by default the driver refuses it
+ * (the decision halts and pages with the reason); `ignore` patches anyway. See drivers/gitops.ts.
+ */
+const gitopsGuard = {
+  gitops: z.enum(['refuse', 'ignore']).default('refuse'),
+  /**
+   * Argo CD's resource-tracking label when it tracks by label (argocd-cm application.instanceLabelKey);
+   * the tracking-id annotation (Argo CD's default tracking method) is always recognised. The default
+   * label app.kubernetes.io/instance is not assumed: Helm charts set it too.
+   */
+  argocdInstanceLabel: z.string().min(1).default('argocd.argoproj.io/instance'),
+}
+
 export const driverSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('kubernetes'), ...kubeConnection }),
-  z.strictObject({ type: z.literal('argo-rollouts'), ...kubeConnection }),
+  z.strictObject({ type: z.literal('kubernetes'), ...kubeConnection, ...gitopsGuard }),
+  z.strictObject({ type: z.literal('argo-rollouts'), ...kubeConnection, ...gitopsGuard }),
+  z.strictObject({
+    type: z.literal('argocd'),
+    /** Argo CD API server, e.g. https://argocd-server.argocd.svc */
+    server: z.string().url(),
+    /** file holding the bearer token (an Argo CD account or project token) */
+    tokenFile: z.string().min(1).default('/var/run/secrets/pullback/argocd-token'),
+    /** CA bundle for the API server's certificate (https) */
+    caFile: z.string().min(1).optional(),
+    /** Application name ("{service}" is replaced); default: the Application whose managed resources hold the workload */
+    application: z.string().min(1).optional(),
+    /** namespace of the Application (Argo CD "apps in any namespace"); default: Argo CD's own */
+    appNamespace: z.string().min(1).optional(),
+    /** the workload inside the Application: kind, name ("{service}" is replaced), namespace (default: the decision's) */
+    resource: z
+      .strictObject({
+        kind: z.enum(['Deployment', 'Rollout']).default('Deployment'),
+        name: z.string().min(1).default('{service}'),
+        namespace: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    /** rollback with prune (resources absent from the old revision are deleted) */
+    prune: z.boolean().default(false),
+    pollInterval: duration().default(2000),
+    requestTimeout: duration().default(10_000),
+  }),
+  z.strictObject({
+    type: z.literal('flux'),
+    ...kubeConnection,
+    /** the Flux object that applies the workload; default: from the workload's Flux labels */
+    owner: z
+      .strictObject({
+        kind: z.enum(['Kustomization', 'HelmRelease']),
+        name: z.string().min(1),
+        namespace: z.string().min(1),
+      })
+      .optional(),
+    /** container whose image is set; default: the containers running the failed artifact */
+    container: z.string().min(1).optional(),
+  }),
   z.strictObject({
     type: z.literal('exec'),
     /** argv; run without a shell. Contract: see src/actuator/drivers/exec.ts */
@@ -61,6 +115,15 @@ export const actuatorSchema = z
     verifyKeys: z.array(z.string().min(1)).default([]),
     /** trusted public keys (PEM) for artifact verification records */
     artifactKeys: z.array(z.string().min(1)).default([]),
+    /**
+     * private key (PEM, Ed25519) sealing the actuator's state records (decision progress, freezes,
+     * re-arms) and its rollback announcements. Set: records that do not verify against this key's
+     * public half or `stateKeys` are ignored. Unset: the state topic is trusted as it is (warned at
+     * start; see docs/threat-model.md). Recommended in every deployment with a Kafka cluster.
+     */
+    stateKey: z.string().min(1).optional(),
+    /** further trusted public keys for state records: operators' re-arm keys, the previous state key during a rotation */
+    stateKeys: z.array(z.string().min(1)).default([]),
     /** how long to wait for the engine's recovered/not-recovered verdict after the rollback event */
     recoveryTimeout: duration().default(300_000),
     /**

@@ -6,6 +6,7 @@ import type { KafkaTransport } from '../kafka/types.js'
 import { Verifier } from '../publish/signing.js'
 import { Actuator, type ActuatorOptions } from './actuator.js'
 import { TopicArtifactStore } from './artifacts.js'
+import { stateAuthOf } from './authentic.js'
 import { createDriver } from './drivers/index.js'
 import type { CutoverHook } from './drivers/simulated.js'
 
@@ -33,11 +34,16 @@ export function createActuator(
   for (const k of extra.decisionKeys ?? []) verifier.add(k)
   const artifactVerifier = Verifier.fromFiles(a.artifactKeys)
   for (const k of extra.artifactKeys ?? []) artifactVerifier.add(k)
+  const stateAuth = stateAuthOf(a)
+  if (stateAuth.kind === 'open' && cfg.kafka.brokers.length > 0) {
+    logger.warn('actuator.stateKey is not set: state records (decision progress, freezes, re-arms) are not authenticated; anyone who can write to the state topic can suppress a rollback or freeze a service (docs/threat-model.md)')
+  }
   return new Actuator({
     transport,
     kafka: cfg.kafka,
     config: a,
     verifier,
+    stateAuth,
     artifacts: new TopicArtifactStore({ transport, topic: cfg.kafka.topics.artifacts, groupPrefix: cfg.kafka.groupPrefix, verifier: artifactVerifier, logger }),
     driver: createDriver(a.driver, { simulated: extra.simulatedCutover }),
     logger,

@@ -29,6 +29,8 @@ export interface TopicTailOptions {
   groupPrefix: string
   /** called for every non-marker record, in partition order */
   onRecord: (e: LogEntry) => void
+  /** called for every record with a null value (a deletion on a compacted topic), in partition order */
+  onTombstone?: (key: string) => void
   logger: Logger
   /** an existing producer to write markers with (else one is created) */
   producer?: Producer
@@ -78,7 +80,10 @@ export class TopicTail implements Component {
           this.waiting.get(nonce)?.()
           continue
         }
-        if (m.value === null) continue
+        if (m.value === null) {
+          if (m.key !== null) this.o.onTombstone?.(m.key.toString())
+          continue
+        }
         try {
           this.o.onRecord({ key: m.key?.toString() ?? '', value: m.value, timestamp: m.timestamp, partition: m.partition, offset: m.offset })
         } catch (err) {
@@ -110,6 +115,11 @@ export class TopicTail implements Component {
     }
   }
 
+  /** appends one record to the topic with the tail's producer (after start) */
+  append(key: string, value: string): Promise<void> {
+    return this.producer.send(this.o.topic, [{ key, value }])
+  }
+
   async shutdown(): Promise<void> {
     if (!this.started) return
     this.started = false
@@ -118,10 +128,24 @@ export class TopicTail implements Component {
   }
 }
 
-/** One-shot: every record of `topic` up to now (complete for `markerKey`'s partition). */
-export async function readTopic(transport: KafkaTransport, topic: string, opts: { groupPrefix: string; markerKey?: string; logger: Logger; timeoutMs?: number }): Promise<LogEntry[]> {
+/**
+ * One-shot: every record of `topic` up to now (complete for `markerKey`'s partition). With
+ * `withTombstones`, deletions are listed too, as entries with an empty value.
+ */
+export async function readTopic(
+  transport: KafkaTransport,
+  topic: string,
+  opts: { groupPrefix: string; markerKey?: string; logger: Logger; timeoutMs?: number; withTombstones?: boolean },
+): Promise<LogEntry[]> {
   const out: LogEntry[] = []
-  const tail = new TopicTail({ transport, topic, groupPrefix: opts.groupPrefix, logger: opts.logger, onRecord: (e) => out.push(e) })
+  const tail = new TopicTail({
+    transport,
+    topic,
+    groupPrefix: opts.groupPrefix,
+    logger: opts.logger,
+    onRecord: (e) => out.push(e),
+    ...(opts.withTombstones === true ? { onTombstone: (key: string) => out.push({ key, value: Buffer.alloc(0), timestamp: 0, partition: -1, offset: '' }) } : {}),
+  })
   try {
     await tail.start()
     await tail.sync(opts.markerKey, opts.timeoutMs)

@@ -23,6 +23,15 @@
  * is provably gone. This is compare-and-set on Kafka's log, not leader election: nothing is elected,
  * each decision is claimed on its own.
  *
+ * Authentication (issue 13, item 1): with a state key (`actuator.stateKey`) every record is sealed
+ * (authentic.ts) and a record that does not verify against the trusted state keys (the key's public
+ * half plus `actuator.stateKeys`: an operator's re-arm key, the previous key during a rotation) is
+ * ignored by every reader, counted in `unauthenticated`, and the verified record it would shadow on
+ * the compacted topic is appended again. A record whose key does not name the record it holds
+ * (`decision/<id>` with another id) is ignored the same way, and so is a tombstone (pullback never
+ * deletes a state record; one would erase the record at the next compaction). Without a state key the topic is
+ * trusted as it is (`open`, warned at start).
+ *
  * Memory bound: at most `maxDecisions` decision records are kept; past it the oldest `done` ones
  * are forgotten (counted in `evicted`); a forgotten decision redelivered later still cannot act
  * twice because the cutover is level-triggered and a failed one froze its service.
@@ -35,6 +44,7 @@ import type { Verdict } from '../engine/verdict.js'
 import type { KafkaTransport, Producer } from '../kafka/types.js'
 import type { AuditOutcome, PhaseStamp } from './audit.js'
 import type { ChildRef } from './drivers/types.js'
+import { OPEN, ShadowRepair, check, seal, type RecordAuth, type Sealed } from './authentic.js'
 import { TopicTail } from './log.js'
 
 /** the actuator instance that wrote a decision record; `host`/`pid`/`startTime` let a peer on the same host see that it died */
@@ -55,7 +65,7 @@ export interface Finishing {
   paged: boolean
 }
 
-export interface DecisionProgress {
+export interface DecisionProgress extends Sealed {
   decisionId: string
   service: string
   phase: 'cutover' | 'awaiting-recovery' | 'done'
@@ -81,7 +91,7 @@ export interface DecisionProgress {
 export type PutOutcome = { kind: 'written' } | { kind: 'fenced'; holder: DecisionProgress }
 export type ClaimOutcome = { kind: 'won'; record: DecisionProgress } | { kind: 'lost'; holder: DecisionProgress | undefined }
 
-export interface FreezeRecord {
+export interface FreezeRecord extends Sealed {
   service: string
   frozen: boolean
   at: number
@@ -99,13 +109,30 @@ export class ActuatorState implements Component {
   evicted = 0
   /** records of a superseded claim (a stale or losing writer), read and ignored */
   fencedRecords = 0
+  /** records read and ignored: not JSON / not verifying under the state key / key naming another record */
+  readonly unauthenticated = { malformed: 0, unsigned: 0, 'unknown-key': 0, 'bad-signature': 0, 'key-mismatch': 0, tombstone: 0 }
+  readonly repair: ShadowRepair
+  readonly auth: RecordAuth
   private readonly tail: TopicTail
   private stopping = false
   private readonly stopped = new AbortController()
 
   constructor(
-    private readonly o: { transport: KafkaTransport; topic: string; groupPrefix: string; producer: Producer; logger: Logger; maxDecisions?: number; onLoaded?: (p: DecisionProgress) => void; syncTimeoutMs?: number },
+    private readonly o: {
+      transport: KafkaTransport
+      topic: string
+      groupPrefix: string
+      producer: Producer
+      logger: Logger
+      maxDecisions?: number
+      onLoaded?: (p: DecisionProgress) => void
+      syncTimeoutMs?: number
+      /** default: open (no state key) */
+      auth?: RecordAuth
+    },
   ) {
+    this.auth = o.auth ?? OPEN
+    this.repair = new ShadowRepair((key, value) => this.tail.append(key, value))
     this.tail = new TopicTail({
       transport: o.transport,
       topic: o.topic,
@@ -113,12 +140,47 @@ export class ActuatorState implements Component {
       logger: o.logger,
       producer: o.producer,
       spec: stateTopicSpec(o.topic),
-      onRecord: (e) => {
-        const v = JSON.parse(e.value.toString()) as DecisionProgress | FreezeRecord
-        if (e.key.startsWith('decision/')) this.applyProgress(v as DecisionProgress, true)
-        else if (e.key.startsWith('freeze/')) this.freezes.set((v as FreezeRecord).service, v as FreezeRecord)
+      onRecord: (e) => this.onRecord(e.key, e.value),
+      // pullback never deletes a state record: a tombstone would erase a freeze or a decision's record at the next compaction
+      onTombstone: (key) => {
+        if (this.auth.kind !== 'signed') return
+        this.unauthenticated.tombstone++
+        this.repair.forged(key, key.startsWith('decision/') ? this.decisions.get(key.slice('decision/'.length)) : this.freezes.get(key.slice('freeze/'.length)))
       },
     })
+  }
+
+  private onRecord(key: string, value: Buffer): void {
+    let v: (DecisionProgress | FreezeRecord) & Sealed
+    try {
+      v = JSON.parse(value.toString()) as DecisionProgress | FreezeRecord
+    } catch {
+      this.unauthenticated.malformed++
+      return
+    }
+    if (typeof v !== 'object' || v === null) {
+      this.unauthenticated.malformed++
+      return
+    }
+    const decision = key.startsWith('decision/') ? key.slice('decision/'.length) : undefined
+    const freeze = key.startsWith('freeze/') ? key.slice('freeze/'.length) : undefined
+    if (decision === undefined && freeze === undefined) return
+    const current = decision !== undefined ? this.decisions.get(decision) : this.freezes.get(freeze!)
+    const named = decision !== undefined ? (v as DecisionProgress).decisionId === decision : (v as FreezeRecord).service === freeze
+    const c = check(v, this.auth)
+    if (c.kind === 'invalid' || !named) {
+      this.unauthenticated[c.kind === 'invalid' ? c.reason : 'key-mismatch']++
+      if (this.auth.kind === 'signed') this.repair.forged(key, current)
+      return
+    }
+    this.repair.verified(key)
+    if (decision !== undefined) this.applyProgress(v as DecisionProgress, true)
+    else this.freezes.set(freeze!, v as FreezeRecord)
+  }
+
+  /** records ignored because they were malformed or did not verify, all reasons together */
+  get unauthenticatedTotal(): number {
+    return Object.values(this.unauthenticated).reduce((a, b) => a + b, 0)
   }
 
   /**
@@ -160,8 +222,9 @@ export class ActuatorState implements Component {
   async put(p: DecisionProgress): Promise<PutOutcome> {
     const cur = this.decisions.get(p.decisionId)
     if (cur !== undefined && !supersedes(cur, p)) return { kind: 'fenced', holder: cur }
-    await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(p) }])
-    this.applyProgress(p, false)
+    const sealed = seal(p, this.auth)
+    await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(sealed) }])
+    this.applyProgress(sealed, false)
     return { kind: 'written' }
   }
 
@@ -181,15 +244,17 @@ export class ActuatorState implements Component {
     if (cur !== undefined && (cur.owner?.id ?? '') !== owner.id && heldElsewhere?.(cur) === true) return { kind: 'lost', holder: cur }
     const mine: DecisionProgress = { ...p, epoch: (cur?.epoch ?? 0) + 1, owner }
     if (cur !== undefined && !supersedes(cur, mine)) return { kind: 'lost', holder: cur }
-    await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(mine) }])
+    await this.o.producer.send(this.o.topic, [{ key: `decision/${p.decisionId}`, value: JSON.stringify(seal(mine, this.auth)) }])
     await this.sync()
     const now = this.decisions.get(p.decisionId)
     return now?.owner?.id === owner.id && now.epoch === mine.epoch ? { kind: 'won', record: now } : { kind: 'lost', holder: now }
   }
 
+  /** freezes and re-arms are sealed like decision records: an unverified one is ignored (issue 13, item 5) */
   async setFreeze(f: FreezeRecord): Promise<void> {
-    await this.o.producer.send(this.o.topic, [{ key: `freeze/${f.service}`, value: JSON.stringify(f) }])
-    this.freezes.set(f.service, f)
+    const sealed = seal(f, this.auth)
+    await this.o.producer.send(this.o.topic, [{ key: `freeze/${f.service}`, value: JSON.stringify(sealed) }])
+    this.freezes.set(f.service, sealed)
   }
 
   frozen(service: string): FreezeRecord | undefined {

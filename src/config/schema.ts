@@ -7,6 +7,7 @@ import { receiversSchema } from '../receivers/config.js'
 import { publishSchema } from '../publish/config.js'
 import { actuatorSchema } from '../actuator/config.js'
 import { runtimeSchema } from '../runtime/config.js'
+import { deciderSchema } from '../decider/config.js'
 
 /**
  * The one configuration file of pullback. Each stage owns its section's schema (Collector style:
@@ -22,6 +23,7 @@ export const configSchema = z
     publish: publishSchema,
     actuator: actuatorSchema,
     runtime: runtimeSchema,
+    decider: deciderSchema,
   })
   .prefault({})
 

@@ -2,11 +2,21 @@
  * The decider: merges the partials of every ingest node into one Pipeline's signal store and ticks
  * the engine on the decider's watermark, so N nodes decide as one process fed everything would.
  *
- * Watermark: the minimum over the live ingest nodes of their announced watermarks (a node is live
- * while it was heard from within `nodeTimeoutMs` of the decider's clock; a silent node is ignored, so
- * one dead sidecar cannot stall every decision). Clock (`now`, which stamps decisions): the newest
- * `nowMs` any node announced. The engine is ticked whenever the watermark enters a new bucket, as
- * `pullback replay` ticks, and by `finish()` when every node's stream ended.
+ * Watermark, per partition (README "Broker path"): a partition's watermark is the minimum over the
+ * live ingest nodes of the watermarks they announced ON that partition (a node is live while it was
+ * heard from on it within `nodeTimeoutMs` of the decider's clock; a silent node is ignored, so one
+ * dead sidecar cannot stall every decision); the decider's watermark is the minimum over its
+ * partitions (`assign`; unassigned: every partition heard from). Kafka keeps order per partition
+ * only, so a node's announcement read on one partition says nothing about its data on another.
+ * In-process paths (replay --nodes) use one stream, partition 0. Clock (`now`, which stamps
+ * decisions): per partition the newest `nowMs` read on it; the decider's is the minimum over its
+ * partitions (a partition read ahead of the others must not stamp decisions judged on the slower
+ * ones' watermark). The engine is ticked whenever the watermark
+ * enters a new bucket, as `pullback replay` ticks, and by `finish()` when every node's stream ended.
+ *
+ * Refill (`receiveAll(..., judge = false)`): a new partition owner re-reading the partials still on
+ * the topic records them and follows the watermark without judging; the first judged call then
+ * judges once at the watermark reached.
  *
  * Late partials: a partial whose bucket ends at or before the watermark the engine already judged is
  * still recorded (the store keeps it, later windows see it) but counted in `latePartials`: the
@@ -30,6 +40,8 @@ export interface DeciderOptions {
   maxNodes?: number
   /** every tick's result with its clock and watermark (verdicts are acted on here) */
   onTick: (res: TickResult, now: number, watermark: number) => void
+  /** call `finish()` by itself once every node of every partition announced the end of its stream (replay over a topic) */
+  finishWhenAllFinal?: boolean
 }
 
 export interface DeciderStats {
@@ -38,6 +50,7 @@ export interface DeciderStats {
   observations: number
   /** partials for buckets the engine had already judged (recorded, not re-judged) */
   latePartials: number
+  /** (partition, node) pairs tracked */
   nodes: number
   nodesRefused: number
   /** batches that could not be decoded (consume only) */
@@ -45,6 +58,8 @@ export interface DeciderStats {
   ticks: number
   /** the watermark the engine judged last, -Infinity before the first tick */
   judgedWatermarkMs: number
+  /** finish() ran (every node's stream ended) */
+  finished: boolean
 }
 
 interface NodeState {
@@ -60,8 +75,14 @@ export class Decider {
   private readonly timeoutMs: number
   private readonly maxNodes: number
   private readonly onTick: DeciderOptions['onTick']
-  private readonly nodes = new Map<string, NodeState>()
-  private clock = -Infinity
+  /** partition -> node -> its announcements on that partition */
+  private readonly partitions = new Map<number, Map<string, NodeState>>()
+  /** the partitions the watermark is taken over; undefined: every partition heard from */
+  private assigned: ReadonlySet<number> | undefined
+  private finished = false
+  private readonly finishWhenAllFinal: boolean
+  /** partition -> newest nowMs read on it */
+  private readonly clocks = new Map<number, number>()
   private lastTickBucket = -Infinity
   private readonly st: DeciderStats = {
     batches: 0,
@@ -73,6 +94,7 @@ export class Decider {
     undecodable: 0,
     ticks: 0,
     judgedWatermarkMs: -Infinity,
+    finished: false,
   }
 
   constructor(opts: DeciderOptions) {
@@ -80,25 +102,65 @@ export class Decider {
     this.timeoutMs = opts.nodeTimeoutMs ?? 30_000
     this.maxNodes = opts.maxNodes ?? 10_000
     this.onTick = opts.onTick
+    this.finishWhenAllFinal = opts.finishWhenAllFinal === true
   }
 
   stats(): DeciderStats {
-    return { ...this.st, nodes: this.nodes.size }
+    let nodes = 0
+    for (const p of this.partitions.values()) nodes += p.size
+    return { ...this.st, nodes, finished: this.finished }
   }
 
-  /** The decider's clock: the newest time any node announced (-Infinity before any). */
+  /** The partitions this decider owns: its watermark is the minimum over them (one never heard from holds it at -Infinity). */
+  assign(partitions: Iterable<number>): void {
+    this.assigned = new Set(partitions)
+  }
+
+  /** The decider's clock: the minimum over its partitions of the newest time announced on each (-Infinity before any). */
   now(): number {
-    return this.clock
+    let c = Infinity
+    for (const p of this.assigned ?? this.clocks.keys()) {
+      const pc = this.clocks.get(p) ?? -Infinity
+      if (pc < c) c = pc
+    }
+    return c === Infinity ? -Infinity : c
   }
 
-  /** The minimum of the live nodes' watermarks; -Infinity when no node is live. */
+  /** The minimum over the partitions of their live nodes' minimum watermark; -Infinity when a partition has no live node. */
   watermark(): number {
     let w = Infinity
-    for (const n of this.nodes.values()) {
-      if (n.heardAtMs < this.clock - this.timeoutMs && !n.final) continue
+    const parts = this.assigned ?? this.partitions.keys()
+    for (const p of parts) {
+      const pw = this.partitionWatermark(p)
+      if (pw < w) w = pw
+    }
+    return w === Infinity ? -Infinity : w
+  }
+
+  private partitionWatermark(partition: number): number {
+    const nodes = this.partitions.get(partition)
+    if (nodes === undefined) return -Infinity
+    const clock = this.clocks.get(partition) ?? -Infinity
+    let w = Infinity
+    for (const n of nodes.values()) {
+      if (n.heardAtMs < clock - this.timeoutMs && !n.final) continue
       if (n.watermarkMs < w) w = n.watermarkMs
     }
     return w === Infinity ? -Infinity : w
+  }
+
+  /** Every node heard on every (assigned) partition ended its stream. */
+  private allFinal(): boolean {
+    let any = false
+    for (const p of this.assigned ?? this.partitions.keys()) {
+      const nodes = this.partitions.get(p)
+      if (nodes === undefined) return false
+      for (const n of nodes.values()) {
+        if (!n.final) return false
+        any = true
+      }
+    }
+    return any
   }
 
   /** One node's publication: records its partials, then ticks when the watermark entered a new bucket. */
@@ -111,7 +173,7 @@ export class Decider {
    * recorded and their announcements applied before the watermark is computed, so nodes that spoke
    * at the same time are never judged silent against each other, and the engine ticks at most once.
    */
-  receiveAll(batches: readonly PartialBatch[]): void {
+  receiveAll(batches: readonly PartialBatch[], partition = 0, judge = true): void {
     const W = this.pipeline.store.bucketMs
     const judged = this.st.judgedWatermarkMs
     let announced = false
@@ -125,24 +187,35 @@ export class Decider {
           this.pipeline.recordObservation(obs)
         }
       }
-      if (batch.nowMs > this.clock) this.clock = batch.nowMs
+      if (batch.nowMs > (this.clocks.get(partition) ?? -Infinity)) this.clocks.set(partition, batch.nowMs)
+    }
+    const clock = this.clocks.get(partition) ?? -Infinity
+    let nodes = this.partitions.get(partition)
+    if (nodes === undefined) {
+      nodes = new Map()
+      this.partitions.set(partition, nodes)
     }
     for (const batch of batches) {
-      let n = this.nodes.get(batch.node)
+      let n = nodes.get(batch.node)
       if (n === undefined) {
-        if (this.nodes.size >= this.maxNodes) {
+        if (nodes.size >= this.maxNodes) {
           this.st.nodesRefused += 1
           continue
         }
-        n = { watermarkMs: -Infinity, heardAtMs: this.clock, final: false }
-        this.nodes.set(batch.node, n)
+        n = { watermarkMs: -Infinity, heardAtMs: clock, final: false }
+        nodes.set(batch.node, n)
       }
       // a node's watermark never goes back (a reordered batch cannot un-promise)
       if (batch.watermarkMs > n.watermarkMs) n.watermarkMs = batch.watermarkMs
-      n.heardAtMs = this.clock
+      n.heardAtMs = clock
       n.final = batch.final
       // a node's end of stream ticks nothing by itself: finish() does, once every node ended
       if (!batch.final) announced = true
+    }
+    if (!judge) return
+    if (this.finishWhenAllFinal && !this.finished && this.allFinal()) {
+      this.finish()
+      return
     }
     if (!announced) return
     const w = this.watermark()
@@ -160,6 +233,7 @@ export class Decider {
    * `pullback replay` does.
    */
   finish(): void {
+    this.finished = true
     const w = this.watermark()
     if (!Number.isFinite(w)) return
     this.tick(w)
@@ -171,6 +245,7 @@ export class Decider {
    * counted and skipped; a failure of the source ends the loop with its error (never thrown).
    */
   async consume(source: AsyncIterable<Uint8Array>): Promise<ConsumeOutcome> {
+    // one ordered stream: partition 0
     let batches = 0
     try {
       for await (const buf of source) {
@@ -192,7 +267,7 @@ export class Decider {
   }
 
   private tick(watermark: number): void {
-    const now = Math.floor(this.clock)
+    const now = Math.floor(this.now())
     this.st.ticks += 1
     if (watermark > this.st.judgedWatermarkMs) this.st.judgedWatermarkMs = watermark
     this.onTick(this.pipeline.tick(now, watermark), now, watermark)

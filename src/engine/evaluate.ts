@@ -55,6 +55,14 @@ export interface EngineInput {
   deployments?: readonly DeploymentEvent[]
   /** readiness readings since the last call, any order; needed for the per-container startup grace */
   probes?: readonly ProbeObservation[]
+  /**
+   * 'full' (the default): every evaluated watch computes its four readings and reports a status.
+   * 'incremental': an evaluation that cannot decide anything (no evidence at its bound, no probe
+   * failure, no resource breach: see `readings`) only advances the watch's state and reports no
+   * status, unless it crosses the watch's status grid (every STATUS_EVERY_MS of telemetry time);
+   * the watch keeps its last status meanwhile. Verdicts are the same in both modes.
+   */
+  evaluation?: 'full' | 'incremental'
 }
 
 export interface FrozenBaseline {
@@ -128,6 +136,10 @@ export interface EngineCounters {
   watchOverflow: number
   containerOverflow: number
   evaluations: number
+  /** baseline freezes put off to a later call by the per-call bound (one per watch and call) */
+  freezesDeferred: number
+  /** evaluations (incremental) that could not decide and so computed no readings and reported no status */
+  quietEvaluations: number
 }
 
 export interface EngineState {
@@ -168,6 +180,53 @@ export interface EngineOutput {
 const MAX_CONTAINERS = 4096
 /** How long an old version without live traffic is left alone before it is asked again (live canary baseline). */
 const OLD_RECHECK_MS = 60_000
+/** In incremental evaluation, a watch reports its status at least this often (telemetry time). */
+const STATUS_EVERY_MS = 30_000
+/**
+ * A watch's phase in [0, mod) from 6 characters of its id (hex digits of a hash) starting at `at`,
+ * so that watches deployed in the same tick run periodic work in different ticks.
+ */
+function idPhase(id: string, at: number, mod: number): number {
+  let h = 0
+  for (let i = at; i < at + 6 && i < id.length; i++) h = h * 16 + (id.charCodeAt(i) & 15)
+  return h % mod
+}
+/** Baselines frozen per call at least (when that many wait), see freezeBudget. */
+const MIN_FREEZES_PER_CALL = 500
+
+function awaitsFreeze(w: Watch, input: EngineInput): boolean {
+  return w.baseline === undefined && w.kind === 'deploy' && w.baselineVersion !== '' && input.watermark >= w.deployedAt
+}
+
+/**
+ * How many evaluations (one per `g` of telemetry) are left before the watch needs its baseline: its
+ * first confirmation span complete (the first reading against the baseline), or at once when a
+ * probe failed (a decision that can come before that span, and names the baseline's health).
+ */
+function freezeDue(w: Watch, dataEnd: number, g: number, interval: number): number {
+  if (w.probeFailure !== undefined) return 0
+  const end = Math.min(dataEnd, alignDown(w.endsAt, g))
+  return Math.ceil((alignUp(w.deployedAt, g) + minSpan(w.contract, interval, g) - end) / g)
+}
+
+/**
+ * Freezes this call may make beyond those due now: the waiting ones spread evenly over the
+ * evaluations left before the first of them is due (at least MIN_FREEZES_PER_CALL), so a mass
+ * rollout's freezes are done in the ticks before their first spans complete, not all in one.
+ */
+function freezeBudget(state: EngineState, input: EngineInput): number {
+  let waiting = 0
+  let left = Infinity
+  for (const w of state.watches.values()) {
+    if (!awaitsFreeze(w, input)) continue
+    waiting += 1
+    const cov = input.view.coverage(w.key)
+    const g = granularity(w.contract, input.view, cov)
+    left = Math.min(left, freezeDue(w, evaluationEnd(cov, input.watermark, g), g, reportInterval(cov)))
+  }
+  if (waiting === 0) return 0
+  return Math.max(MIN_FREEZES_PER_CALL, Math.ceil(waiting / Math.max(1, left)))
+}
 /** Pending recoveries kept at most. */
 const MAX_PENDING = 10_000
 
@@ -176,7 +235,7 @@ export function initialState(): EngineState {
     watches: new Map(),
     byVersion: new Map(),
     pendingRecovery: new Map(),
-    counters: { deploymentsDetected: 0, deploymentEvents: 0, duplicateEvents: 0, staleEvents: 0, rollbackEventsUnmatched: 0, watchOverflow: 0, containerOverflow: 0, evaluations: 0 },
+    counters: { deploymentsDetected: 0, deploymentEvents: 0, duplicateEvents: 0, staleEvents: 0, rollbackEventsUnmatched: 0, watchOverflow: 0, containerOverflow: 0, evaluations: 0, freezesDeferred: 0, quietEvaluations: 0 },
   }
 }
 
@@ -193,14 +252,25 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
   for (const v of input.newVersions ?? []) onNewVersion(cfg, state, input, v, out)
   if (input.probes !== undefined && input.probes.length > 0) onProbes(state, input.probes)
   const bucketMs = input.view.bucketMs
+  const budget = freezeBudget(state, input)
+  let freezes = 0
   for (const w of [...state.watches.values()]) {
-    if (w.baseline === undefined && w.kind === 'deploy' && input.watermark >= w.deployedAt) freeze(w, input.view, bucketMs)
     // judged up to where this version's data is complete (metrics every 60 s lag their export),
     // on bucket boundaries the store answers whole for this series' cadence
     const cov = input.view.coverage(w.key)
     const interval = reportInterval(cov)
     const g = granularity(w.contract, input.view, cov)
     const dataEnd = evaluationEnd(cov, input.watermark, g)
+    if (awaitsFreeze(w, input)) {
+      // A freeze reads minutes of the old version (the baseline, its history, its pods' slopes). A
+      // mass rollout detected in one tick would freeze thousands at once and stall the tick, so a
+      // call freezes at most `budget`; the rest wait for a later call, never beyond the point where
+      // the watch needs its baseline (see freezeDue). Its data (before the watermark) is complete either way.
+      if (freezeDue(w, dataEnd, g, interval) <= 0 || freezes < budget) {
+        freeze(w, input.view, bucketMs)
+        freezes += 1
+      } else state.counters.freezesDeferred += 1
+    }
     let over: boolean
     let end: number
     if (w.kind === 'deploy') {
@@ -218,8 +288,12 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     }
     // a recovery verification is always judged once more at its end, even without a new bucket
     if (w.decided !== 'final' && (end > w.lastEvalEnd || (over && w.kind === 'rollback'))) {
+      // incremental: an evaluation that cannot decide reports no status, except when it crosses
+      // the watch's status grid (a status at least every STATUS_EVERY_MS of telemetry time)
+      const ph = input.evaluation === 'incremental' ? idPhase(w.id, 8, STATUS_EVERY_MS) : 0
+      const quietOk = input.evaluation === 'incremental' && Math.floor((end + ph) / STATUS_EVERY_MS) === Math.floor((w.lastEvalEnd + ph) / STATUS_EVERY_MS)
       w.lastEvalEnd = end
-      if (w.kind === 'deploy') evalDeploy(w, input, end, g, interval, out, state)
+      if (w.kind === 'deploy') evalDeploy(w, input, end, g, interval, out, state, quietOk)
       else evalRecovery(w, input, end, g, interval, out, over)
     }
     if (over) endWatch(state, w, out)
@@ -434,6 +508,8 @@ function baselineNumbers(c: Contract, w: WindowStats): BaselineNumbers {
 }
 
 const NONE: RuleResult[] = []
+/** readings(): nothing can be decided at this evaluation (see there) */
+const QUIET = Symbol('quiet')
 const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN }
 /**
  * Levels per baseline numbers object: a frozen snapshot is judged against the same levels every
@@ -528,19 +604,36 @@ function resourceReading(
   view: SignalView,
   key: SeriesKey,
   end: number,
+  g: number,
   evalFrom: number,
   base: Partial<Record<ResourceKind, number>> | undefined,
   source: 'snapshot' | 'live',
 ): RuleResult {
   if (w.resourceLast !== undefined && source === 'snapshot' && end - w.resourceAt < RESOURCE_EVERY_MS && end >= w.resourceAt) return w.resourceLast
   const r = resourceRule(w.contract, view, key, end, evalFrom, base)
+  // the first reading of a watch is dated back by a phase of its own (its id), so that watches
+  // deployed in the same tick (a mass rollout) re-run the rule in different ticks, not all at once
+  w.resourceAt = w.resourceLast === undefined && source === 'snapshot' ? end - resourcePhase(w.id, g) : end
   w.resourceLast = source === 'snapshot' ? r : undefined
-  w.resourceAt = end
   return r
 }
 
-/** Readings at `end`, or undefined while the first confirmation span after the deployment is not complete. */
-function readings(w: Watch, input: EngineInput, end: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean): Readings | undefined {
+/** A watch's phase of the resource rule's cadence: a multiple of `g` below RESOURCE_EVERY_MS, from its id (hex). */
+function resourcePhase(id: string, g: number): number {
+  const steps = Math.floor(RESOURCE_EVERY_MS / g)
+  return steps > 1 ? idPhase(id, 0, steps) * g : 0
+}
+
+/**
+ * Readings at `end`, or undefined while the first confirmation span after the deployment is not
+ * complete yet, or QUIET when `quietOk` and no rule can be in breach at `end`: the sequential tests
+ * consumed the new data (as always), neither test's evidence (nor, for an unhealthy baseline, the
+ * evidence against the history before it) reached its bound, no probe failed and the resource rule
+ * (run on its own cadence, as always) is not in breach. A breach of a request signal needs its
+ * evidence at the bound (rules.ts), so such an evaluation cannot decide anything: the error, latency
+ * and probe readings are not computed. Every state change a full evaluation makes is made.
+ */
+function readings(w: Watch, input: EngineInput, end: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean, quietOk = false): Readings | typeof QUIET | undefined {
   const c = w.contract
   const view = input.view
   const key = w.key
@@ -575,10 +668,29 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
   // the sequential tests consume the newly complete data once, against this evaluation's levels
   advance(w.evidence, view, key, earliest, end, levelsOf(c, numbers), win)
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
+  const h = w.health
+  const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'
+  if (againstHistory) advance(w.refEvidence, view, key, earliest, end, levelsOf(c, h.reference), win)
+  let resource: RuleResult | undefined
+  if (quietOk && w.probeFailure === undefined) {
+    const bound = 1 / c.alpha
+    const below = (e: WatchEvidence) => errorEvidence(e) < bound && latencyEvidence(e) < bound
+    if (below(w.evidence) && (!againstHistory || below(w.refEvidence))) {
+      resource = resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source)
+      if (resource.state !== 'breach') {
+        // what the loop below does for readings that are not breaches
+        w.onsets.error_rate = undefined
+        w.onsets.latency = undefined
+        w.onsets.resource = undefined
+        w.onsets.probe = undefined
+        return QUIET
+      }
+    }
+  }
   const list = [
     errorRateRule(c, win, numbers, errorEvidence(w.evidence)),
     latencyRule(c, view, key, win, numbers, latencyEvidence(w.evidence)),
-    resourceReading(w, view, key, end, evalFrom, numbers?.resourceSlope, source),
+    resource ?? resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
   // a breach that continues from the previous tick keeps its first onset. An error breach critical
@@ -592,11 +704,9 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
       if (r.critical && r.signal === 'error_rate' && r.value < c.signals.errorRate.critical && end - (r.onsetMs ?? end) < 2 * span.minLengthMs) r.critical = false
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }
-  const h = w.health
-  if (h === undefined || h.state !== 'unhealthy' || h.reference === undefined || source !== 'snapshot') return { list, source, preExisting: NONE }
+  if (!againstHistory || h === undefined || h.reference === undefined) return { list, source, preExisting: NONE }
   const preExisting: RuleResult[] = []
   {
-    advance(w.refEvidence, view, key, earliest, end, levelsOf(c, h.reference), win)
     const note = `against the history before the baseline (${h.note})`
     if (h.onsets.error_rate !== undefined) {
       const r = errorRateRule(c, win, h.reference, errorEvidence(w.refEvidence))
@@ -627,11 +737,16 @@ function describe(r: RuleResult): string {
   return `${head}: ${fmt(r.value)} vs baseline ${fmt(r.baseline)}, threshold ${fmt(r.threshold)}, ${r.samples} samples${r.note !== '' ? ` [${r.note}]` : ''}`
 }
 
-function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, state: EngineState): void {
+function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, state: EngineState, quietOk: boolean): void {
   const c = w.contract
   state.counters.evaluations += 1
   // only spans that lie wholly after the deployment are judged: data before it belongs to another release
-  const r = readings(w, input, end, g, interval, w.baseline, true)
+  const r = readings(w, input, end, g, interval, w.baseline, true, quietOk)
+  // before the first span only a probe failure can decide (pendingList)
+  if (r === QUIET || (r === undefined && quietOk && w.probeFailure === undefined)) {
+    state.counters.quietEvaluations += 1
+    return
+  }
   const list = r?.list ?? pendingList(c, w, input, end)
   const source = r?.source ?? 'snapshot'
   const preFromHistory = r?.preExisting ?? []
@@ -764,7 +879,8 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
 function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, final: boolean): void {
   const c = w.contract
   const parent = w.parent as RecoveryParent
-  const list = readings(w, input, end, g, interval, w.baseline, false)?.list ?? pendingList(c, w, input, end)
+  const r = readings(w, input, end, g, interval, w.baseline, false)
+  const list = (r !== QUIET ? r?.list : undefined) ?? pendingList(c, w, input, end)
   const breaches = list.filter((r) => r.state === 'breach' && r.mode === 'enforce')
   let kind: 'recovered' | 'not-recovered' | undefined
   let reason = ''

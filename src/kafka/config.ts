@@ -14,6 +14,8 @@ export const kafkaTopicsSchema = z
     incidents: z.string().min(1).default('pullback.incidents'),
     audit: z.string().min(1).default('pullback.audit'),
     artifacts: z.string().min(1).default('pullback.artifacts'),
+    /** node-local partials for the deciders (decider.distributed; src/partials, src/decider) */
+    partials: z.string().min(1).default('pullback.partials'),
   })
   .prefault({})
 

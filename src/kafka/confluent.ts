@@ -147,6 +147,7 @@ class ConfluentConsumer implements Consumer {
       // per-partition fetch would then return a handful of records per round trip
       'max.partition.fetch.bytes': 8 * 1024 * 1024,
       'heartbeat.interval.ms': 1_000,
+      ...(opts.onAssignment !== undefined ? { rebalance_cb: (err: { code?: unknown }, assignment: { topic: string; partition: number }[], fns: { assignmentLost(): boolean }) => this.onRebalance(err, assignment, fns) } : {}),
       'statistics.interval.ms': PROBE_INTERVAL_MS,
       stats_cb: (ev: { message?: unknown }) => {
         if (typeof ev?.message === 'string') this.onStatistics(ev.message)
@@ -182,8 +183,9 @@ class ConfluentConsumer implements Consumer {
           headers: headersOf(m.headers),
           timestamp: Number(m.timestamp),
         }))
+        const remaining = Number(batch.offsetLag())
         try {
-          await handler({ topic: batch.topic, partition: batch.partition, messages })
+          await handler({ topic: batch.topic, partition: batch.partition, messages, ...(Number.isFinite(remaining) && remaining >= 0 ? { lag: remaining } : {}) })
         } catch (err) {
           // Not resolved: the library seeks back to the first message and redelivers after our backoff.
           this.s.handlerFailures += 1
@@ -195,11 +197,13 @@ class ConfluentConsumer implements Consumer {
         this.failureStreak = 0
         const last = batch.messages[batch.messages.length - 1] as { offset: string }
         resolveOffset(last.offset)
-        try {
-          await this.c.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }])
-        } catch (err) {
-          // The work is done; a lost commit means redelivery, which handlers tolerate.
-          this.report(classifyKafkaError(err, 'commit'))
+        if (this.opts.commit !== false) {
+          try {
+            await this.c.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }])
+          } catch (err) {
+            // The work is done; a lost commit means redelivery, which handlers tolerate.
+            this.report(classifyKafkaError(err, 'commit'))
+          }
         }
         this.s.batches += 1
         this.s.messages += messages.length
@@ -234,6 +238,22 @@ class ConfluentConsumer implements Consumer {
       if (probe.lag === 0) this.s.lastPollMs = Date.now()
     } catch (err) {
       this.report(new RetryableError('KAFKA_STATS', `consumer statistics: ${errorMessage(err)}`, { cause: err }))
+    }
+  }
+
+  /**
+   * librdkafka's rebalance callback (awaited by the library before it assigns or revokes): tells the
+   * listener, then lets the library apply the change as it would without a callback.
+   */
+  private async onRebalance(err: { code?: unknown }, assignment: { topic: string; partition: number }[], fns: { assignmentLost(): boolean }): Promise<void> {
+    const partitions = assignment.map((a) => ({ topic: a.topic, partition: a.partition }))
+    const listener = this.opts.onAssignment
+    if (listener === undefined) return
+    try {
+      if (err.code === ASSIGN_PARTITIONS) await listener({ kind: 'assigned', partitions })
+      else if (err.code === REVOKE_PARTITIONS) await listener({ kind: 'revoked', partitions, lost: fns.assignmentLost() })
+    } catch (e) {
+      this.report(e)
     }
   }
 
@@ -309,6 +329,9 @@ class ConfluentAdmin implements Admin {
 }
 
 const PROBE_INTERVAL_MS = 5_000
+/** librdkafka's rebalance_cb codes (RdKafka::ErrorCode ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS) */
+const ASSIGN_PARTITIONS = -175
+const REVOKE_PARTITIONS = -174
 
 export type LagProbe = { kind: 'known'; lag: number; partitions: number } | { kind: 'unknown'; reason: string }
 

@@ -32,6 +32,7 @@ import type {
   KafkaTransport,
   Producer,
   ProducerRecord,
+  TopicPartition,
   TopicSpec,
 } from './types.js'
 import { PermanentError } from '../common/errors.js'
@@ -99,6 +100,8 @@ interface GroupState {
   committed: Map<string, number>
   members: MemoryConsumer[]
   generation: number
+  /** members running their revoke listener: no member of the group fetches meanwhile (eager rebalance) */
+  revoking: Set<MemoryConsumer>
 }
 
 const tp = (topic: string, partition: number) => `${topic}/${partition}`
@@ -234,7 +237,7 @@ export class MemoryBus implements KafkaTransport {
   group(id: string): GroupState {
     let g = this.groups.get(id)
     if (!g) {
-      g = { id, committed: new Map(), members: [], generation: 0 }
+      g = { id, committed: new Map(), members: [], generation: 0, revoking: new Set() }
       this.groups.set(id, g)
     }
     return g
@@ -245,7 +248,12 @@ export class MemoryBus implements KafkaTransport {
     g.generation++
     this.counters.rebalances++
     const members = [...g.members].sort((a, b) => (a.memberId < b.memberId ? -1 : 1))
-    for (const m of members) m.assignment = []
+    for (const m of members) {
+      // the member announces the change (revoke, then assign) from its own loop before fetching again
+      m.revokePending ??= m.listenedAssignment
+      m.assignment = []
+      if (m.revokePending.length > 0 && m.hasListener) g.revoking.add(m)
+    }
     const topics = new Set(members.flatMap((m) => m.topics))
     for (const name of topics) {
       const subscribers = members.filter((m) => m.topics.includes(name))
@@ -283,8 +291,16 @@ export class MemoryBus implements KafkaTransport {
 class MemoryConsumer implements Consumer {
   readonly memberId = randomUUID()
   readonly topics: string[]
-  assignment: { topic: string; partition: number }[] = []
+  assignment: TopicPartition[] = []
   generation = 0
+  /** what the listener was last told is assigned */
+  listenedAssignment: TopicPartition[] = []
+  /** set by a rebalance: the partitions to announce as revoked before the new assignment */
+  revokePending: TopicPartition[] | undefined
+  /** the generation whose assignment the listener was told; positions are reset with it */
+  private listenedGeneration = 0
+  /** next offset per partition since the last assignment (commit: false keeps no group offsets) */
+  private readonly positions = new Map<string, number>()
   private running = false
   private loop: Promise<void> | undefined
   private readonly group: GroupState
@@ -300,6 +316,10 @@ class MemoryConsumer implements Consumer {
     this.topics = [...opts.topics]
     this.group = bus.group(opts.groupId)
     this.maxBatch = Math.max(1, opts.maxBatchSize ?? 500)
+  }
+
+  get hasListener(): boolean {
+    return this.opts.onAssignment !== undefined
   }
 
   start(handler: BatchHandler): Promise<void> {
@@ -318,9 +338,49 @@ class MemoryConsumer implements Consumer {
     this.running = false
     this.bus.wake()
     await this.loop
+    // a clean leave revokes what this member held before the others get it
+    if (this.listenedAssignment.length > 0) await this.announce({ kind: 'revoked', partitions: this.listenedAssignment, lost: false })
+    this.listenedAssignment = []
+    this.group.revoking.delete(this)
     this.group.members = this.group.members.filter((m) => m !== this)
     this.bus.rebalance(this.group)
     this.st.connected = false
+  }
+
+  /**
+   * Tells the listener about a rebalance since the last call: revoked (while the group waits), then
+   * assigned once no member is still revoking. Answers false while the member must not fetch.
+   */
+  private async syncAssignment(): Promise<boolean> {
+    if (this.revokePending !== undefined) {
+      const revoked = this.revokePending
+      this.revokePending = undefined
+      if (revoked.length > 0) await this.announce({ kind: 'revoked', partitions: revoked, lost: false })
+      this.group.revoking.delete(this)
+      this.bus.wake()
+    }
+    if (this.group.revoking.size > 0) return false
+    if (this.listenedGeneration !== this.generation) {
+      this.listenedGeneration = this.generation
+      this.positions.clear()
+      this.listenedAssignment = [...this.assignment]
+      await this.announce({ kind: 'assigned', partitions: [...this.assignment] })
+      // another rebalance while the listener ran: announce that one first
+      if (this.listenedGeneration !== this.generation || this.revokePending !== undefined) return false
+    }
+    return true
+  }
+
+  private async announce(ev: Parameters<NonNullable<ConsumerOptions['onAssignment']>>[0]): Promise<void> {
+    try {
+      await this.opts.onAssignment?.(ev)
+    } catch (err) {
+      try {
+        this.opts.onError?.(err)
+      } catch {
+        // onError must not break the loop
+      }
+    }
   }
 
   stats(): ConsumerStats {
@@ -329,7 +389,9 @@ class MemoryConsumer implements Consumer {
 
   private position(topic: string, partition: number): number {
     const log = this.bus.topic(topic).partitions[partition]!
-    const committed = this.group.committed.get(tp(topic, partition))
+    const local = this.positions.get(tp(topic, partition))
+    if (local !== undefined) return Math.max(local, log.base)
+    const committed = this.opts.commit === false ? undefined : this.group.committed.get(tp(topic, partition))
     if (committed === undefined) return this.opts.fromBeginning === false ? log.end : log.base
     return Math.max(committed, log.base)
   }
@@ -338,6 +400,10 @@ class MemoryConsumer implements Consumer {
     while (this.running) {
       let delivered = false
       let lag = 0
+      if (!(await this.syncAssignment())) {
+        if (this.running) await this.bus.waitForWork(20)
+        continue
+      }
       const now = Date.now()
       for (const { topic, partition } of [...this.assignment]) {
         if (!this.running) break
@@ -349,10 +415,12 @@ class MemoryConsumer implements Consumer {
         const records = log.slice(pos, this.maxBatch)
         if (records.length === 0) {
           // compaction left a hole up to the end
-          this.group.committed.set(key, log.end)
+          this.positions.set(key, log.end)
+          if (this.opts.commit !== false) this.group.committed.set(key, log.end)
           continue
         }
-        const batch: Batch = { topic, partition, messages: records.map((r) => toMessage(topic, partition, r)) }
+        const next = records[records.length - 1]!.offset + 1
+        const batch: Batch = { topic, partition, messages: records.map((r) => toMessage(topic, partition, r)), lag: Math.max(0, log.end - next) }
         const gen = this.generation
         delivered = true
         try {
@@ -362,7 +430,8 @@ class MemoryConsumer implements Consumer {
           this.st.lastBatchMs = Date.now()
           // a commit after losing the partition is refused, as in Kafka: the new owner redelivers
           if (gen === this.generation && this.owns(topic, partition)) {
-            this.group.committed.set(key, records[records.length - 1]!.offset + 1)
+            this.positions.set(key, next)
+            if (this.opts.commit !== false) this.group.committed.set(key, next)
           }
         } catch (err) {
           this.st.handlerFailures++

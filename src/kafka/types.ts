@@ -38,7 +38,28 @@ export interface Batch {
   topic: string
   partition: number
   messages: ConsumedMessage[]
+  /** messages of the partition after this batch when it was fetched (0: this batch reached its end), when known */
+  lag?: number
 }
+
+export interface TopicPartition {
+  topic: string
+  partition: number
+}
+
+/**
+ * A change of a group member's partitions. `revoked` is delivered before the partitions go to
+ * another member (eager rebalance: every partition is revoked, then the new set assigned); the
+ * consumer awaits the listener before it fetches again, so a revoked owner can write what it must
+ * (its state) before the new owner reads it. `lost`: the partitions were taken without a revoke
+ * (session timeout): someone else may already own them.
+ */
+export type AssignmentEvent =
+  | { kind: 'assigned'; partitions: TopicPartition[] }
+  | { kind: 'revoked'; partitions: TopicPartition[]; lost: boolean }
+
+/** Must not throw (a throw is reported to `onError` and the rebalance goes on). */
+export type AssignmentListener = (ev: AssignmentEvent) => Promise<void> | void
 
 export type BatchHandler = (batch: Batch) => Promise<void>
 
@@ -58,6 +79,13 @@ export interface ConsumerOptions {
   maxBatchSize?: number
   /** called for errors the consumer loop cannot hand to the handler (never throws out of the loop) */
   onError?: (err: unknown) => void
+  /** partition assignment changes of this member, awaited before fetching resumes */
+  onAssignment?: AssignmentListener
+  /**
+   * default true. false: offsets are never committed; every (re)assignment starts from the
+   * beginning of retention (`fromBeginning`) or the end. Redelivery after a failed handler is kept.
+   */
+  commit?: boolean
 }
 
 export interface ConsumerStats {

@@ -20,6 +20,7 @@ import { SpanKind, StatusCode, Temporality } from '../receivers/otlp/model.js'
 import type { Observation, ObservationSink, ResourceKind, SeriesKey } from './observations.js'
 import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
 import { normalizeSchema } from './config.js'
+import { REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
 
 /** Optional fast path a sink may offer (the signal store does): one lookup per resource, not per span. */
 export interface FastRequestSink {
@@ -46,6 +47,11 @@ export interface NormalizerStats {
    * service-version were seen within `sourcePreference.spanRecency`: accepted, the spans count them
    */
   deduplicatedPoints: number
+  /**
+   * legacy `http.server.duration` points (with requests) not counted because the same service-version
+   * exports `http.server.request.duration` (semconv opt-in `http/dup`): accepted, the stable one counts them
+   */
+  legacyDuplicates: number
   /** service-versions forgotten from the span-recency map because `maxServiceVersions` was reached */
   spanSourcesEvicted: number
   /** cumulative points refused because `maxStreams` streams are tracked */
@@ -56,7 +62,8 @@ export interface NormalizerStats {
   podsEvicted: number
 }
 
-export const DURATION_METRIC = 'http.server.request.duration'
+/** the stable HTTP request-duration metric; every request metric pullback reads is in request-metrics.ts */
+export const DURATION_METRIC = STABLE_HTTP_METRIC
 export const PROBE_METRIC = 'pullback.probe.status'
 const MEMORY_METRICS = new Set(['k8s.pod.memory.working_set', 'container.memory.working_set', 'process.memory.usage'])
 const CPU_METRICS = new Set(['k8s.pod.cpu.usage', 'container.cpu.usage'])
@@ -115,11 +122,6 @@ function attrKey(a: Attributes): string {
   return s
 }
 
-function statusOf(a: Attributes): number {
-  const v = a['http.response.status_code'] ?? a['http.status_code']
-  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN
-  return Number.isFinite(n) ? n : 0
-}
 
 function validCount(n: number): boolean {
   return Number.isFinite(n) && n >= 0
@@ -129,21 +131,6 @@ function validValue(n: number): boolean {
   return Number.isFinite(n) && n >= 0
 }
 
-/** Latency multiplier to microseconds for a duration unit; undefined when unsupported. */
-function unitToUs(unit: string): number | undefined {
-  switch (unit) {
-    case 's':
-    case '':
-      return 1e6
-    case 'ms':
-      return 1e3
-    case 'us':
-    case 'µs':
-      return 1
-    default:
-      return undefined
-  }
-}
 
 /** Sparse exponential-histogram state: positive bucket index -> count at `scale`, plus zeros. */
 interface ExpCounts {
@@ -178,6 +165,8 @@ interface ResourceCtx {
   anonymous: boolean
   /** last SERVER span end time of the service-version, -Infinity when none is remembered */
   lastSpanMs: number
+  /** newest time of a stable HTTP request-metric point of the service-version, -Infinity when none is remembered */
+  lastStableHttpMs: number
 }
 
 /** A request delta ready to emit: its count and the interval it covers (start undefined: at `timeMs`). */
@@ -207,6 +196,8 @@ export class Normalizer {
   private readonly podRequests = new Map<string, Map<string, Requests>>()
   /** service-version -> newest SERVER span end time; in update order (delete + set), bounded */
   private readonly spanSeen = new Map<string, number>()
+  /** service-version -> newest time of a stable HTTP request-metric point (the legacy name is then a duplicate) */
+  private readonly stableHttpSeen = new Map<string, number>()
   private newestMs = -Infinity
   private readonly st: NormalizerStats = {
     accepted: 0,
@@ -220,6 +211,7 @@ export class Normalizer {
     resets: 0,
     outOfOrder: 0,
     deduplicatedPoints: 0,
+    legacyDuplicates: 0,
     spanSourcesEvicted: 0,
     streamOverflow: 0,
     streamsExpired: 0,
@@ -291,8 +283,9 @@ export class Normalizer {
       let ctx: ResourceCtx | undefined
       for (const m of rm.metrics) {
         if (m.name === MEM_REQUEST || m.name === CPU_REQUEST) continue
+        const spec = REQUEST_METRICS.get(m.name)
         const relevant =
-          m.name === DURATION_METRIC || MEMORY_METRICS.has(m.name) || CPU_METRICS.has(m.name) || m.name === CPU_UTILIZATION || m.name === READY_METRIC || m.name === PROBE_METRIC
+          spec !== undefined || MEMORY_METRICS.has(m.name) || CPU_METRICS.has(m.name) || m.name === CPU_UTILIZATION || m.name === READY_METRIC || m.name === PROBE_METRIC
         const n = m.points.length
         if (!relevant) {
           this.st.ignored += n
@@ -305,14 +298,9 @@ export class Normalizer {
           r.reject(n, 'resource without service.name')
           continue
         }
-        if (m.name === DURATION_METRIC) {
-          ctx ??= {
-            key,
-            resKey: attrKey(rm.resource),
-            anonymous: !hasIdentity(rm.resource),
-            lastSpanMs: this.spanSeen.get(versionId(key)) ?? -Infinity,
-          }
-          this.durationMetric(ctx, m, r)
+        if (spec !== undefined) {
+          ctx ??= this.requestCtx(key, rm.resource, rm.metrics)
+          this.durationMetric(ctx, m, spec, r)
         } else if (m.name === READY_METRIC || m.name === PROBE_METRIC) this.probeMetric(key, rm.resource, m, r)
         else this.resourceMetric(key, rm.resource, m, r)
       }
@@ -326,17 +314,48 @@ export class Normalizer {
 
   /** Remembers that `key` sent SERVER spans up to `t` (bounded: the least recently updated is forgotten). */
   private sawSpans(key: SeriesKey, t: number): void {
-    const id = versionId(key)
-    const prev = this.spanSeen.get(id)
+    this.remember(this.spanSeen, versionId(key), t)
+  }
+
+  /** Bounded recency map update (`maxServiceVersions`; the least recently updated is forgotten, counted). */
+  private remember(map: Map<string, number>, id: string, t: number): void {
+    const prev = map.get(id)
     if (prev !== undefined) {
       if (t <= prev) return
-      this.spanSeen.delete(id)
-    } else if (this.spanSeen.size >= this.config.sourcePreference.maxServiceVersions) {
-      const oldest = this.spanSeen.keys().next().value as string
-      this.spanSeen.delete(oldest)
+      map.delete(id)
+    } else if (map.size >= this.config.sourcePreference.maxServiceVersions) {
+      const oldest = map.keys().next().value as string
+      map.delete(oldest)
       this.st.spanSourcesEvicted++
     }
-    this.spanSeen.set(id, t)
+    map.set(id, t)
+  }
+
+  /**
+   * The request-metric context of one resource. A stable HTTP metric anywhere in the resource's
+   * metrics is remembered first, so a legacy duplicate of the same export is recognised whatever the
+   * order of the two metrics.
+   */
+  private requestCtx(key: SeriesKey, resource: Attributes, metrics: DecodedMetric[]): ResourceCtx {
+    const id = versionId(key)
+    for (const m of metrics) {
+      if (m.name !== STABLE_HTTP_METRIC) continue
+      let newest = -Infinity
+      for (const p of m.points) if (p.timeMs > newest && Number.isFinite(p.timeMs)) newest = p.timeMs
+      if (newest !== -Infinity) this.remember(this.stableHttpSeen, id, newest)
+    }
+    return {
+      key,
+      resKey: attrKey(resource),
+      anonymous: !hasIdentity(resource),
+      lastSpanMs: this.spanSeen.get(id) ?? -Infinity,
+      lastStableHttpMs: this.stableHttpSeen.get(id) ?? -Infinity,
+    }
+  }
+
+  /** A legacy-name point whose requests the stable name of the same service-version already counts. */
+  private legacyCovered(ctx: ResourceCtx, spec: RequestMetricSpec, timeMs: number): boolean {
+    return spec.legacy && timeMs <= ctx.lastStableHttpMs + this.config.sourcePreference.spanRecency
   }
 
   /**
@@ -358,13 +377,13 @@ export class Normalizer {
     return ctx.anonymous ? `${id}\u0001${p.startTimeMs}` : id
   }
 
-  private durationMetric(ctx: ResourceCtx, m: DecodedMetric, r: Result): void {
+  private durationMetric(ctx: ResourceCtx, m: DecodedMetric, spec: RequestMetricSpec, r: Result): void {
     if (m.type !== 'histogram' && m.type !== 'exponential_histogram') {
       this.st.ignored += m.points.length
       r.accepted += m.points.length
       return
     }
-    const factor = unitToUs(m.unit)
+    const factor = unitToUs(m.unit, spec)
     if (factor === undefined) {
       this.st.unsupportedUnit += m.points.length
       r.reject(m.points.length, `unsupported unit ${JSON.stringify(m.unit)} for ${m.name}`)
@@ -390,7 +409,8 @@ export class Normalizer {
         r.accepted++
         if (d.count <= 0) continue
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor)
+        else if (this.legacyCovered(ctx, spec, p.timeMs)) this.st.legacyDuplicates++
+        else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
       }
     } else {
       for (const p of m.points) {
@@ -407,7 +427,8 @@ export class Normalizer {
         r.accepted++
         if (d.count <= 0) continue
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor)
+        else if (this.legacyCovered(ctx, spec, p.timeMs)) this.st.legacyDuplicates++
+        else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
       }
     }
   }
@@ -428,14 +449,14 @@ export class Normalizer {
     return true
   }
 
-  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, streamStart: boolean, lats: number[], ns: number[]): Observation {
-    const errors = statusOf(p.attributes) >= 500 ? count : 0
+  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, streamStart: boolean, lats: number[], ns: number[], spec: RequestMetricSpec): Observation {
+    const errors = spec.isError(p.attributes) ? count : 0
     if (startMs === undefined) return { kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns }
     if (streamStart) return { kind: 'request', key, timeMs: p.timeMs, startMs, streamStart: true, count, errors, latenciesUs: lats, latencyCounts: ns }
     return { kind: 'request', key, timeMs: p.timeMs, startMs, count, errors, latenciesUs: lats, latencyCounts: ns }
   }
 
-  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, streamStart: boolean, factor: number): void {
+  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, streamStart: boolean, factor: number, spec: RequestMetricSpec): void {
     const lats: number[] = []
     const ns: number[] = []
     const b = p.bounds
@@ -457,10 +478,10 @@ export class Normalizer {
         ns.push(n)
       }
     }
-    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns))
+    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec))
   }
 
-  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, startMs: number | undefined, streamStart: boolean, factor: number): void {
+  private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, startMs: number | undefined, streamStart: boolean, factor: number, spec: RequestMetricSpec): void {
     const lats: number[] = []
     const ns: number[] = []
     if (e.zero > 0) {
@@ -475,7 +496,7 @@ export class Normalizer {
       lats.push(Math.pow(2, ((e.idx[i] as number) + 0.5) * step) * factor)
       ns.push(n)
     }
-    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns))
+    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec))
   }
 
   // ---- cumulative -> delta ---------------------------------------------------------------------

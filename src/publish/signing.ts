@@ -8,7 +8,7 @@
  * a re-encoded but equal JSON value verifies, and any change of a field does not.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync, chmodSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { PermanentError } from '../common/errors.js'
 
@@ -60,6 +60,7 @@ export function signerFromKey(priv: KeyObject, keyId?: string): Signer {
 export function loadSigner(file: string, keyId?: string): Signer {
   let pem: string
   try {
+    warnIfExposed(file)
     pem = readFileSync(file, 'utf8')
   } catch (err) {
     throw new PermanentError('KEY_UNREADABLE', `cannot read private key ${file}: ${(err as Error).message}`)
@@ -70,6 +71,30 @@ export function loadSigner(file: string, keyId?: string): Signer {
     if (err instanceof PermanentError) throw err
     throw new PermanentError('KEY_INVALID', `${file} is not a PEM private key: ${(err as Error).message}`)
   }
+}
+
+/** key files already warned about (bounded by the key files a process is configured with) */
+const warnedKeyFiles = new Set<string>()
+
+/**
+ * Warns (once per file, as a process warning on stderr) when a private key file can be read by its
+ * group or by others: a decision-signing key readable by another account on the node lets that
+ * account sign rollbacks (issue 13, item 9). A warning, not a refusal: Kubernetes secret volumes
+ * are 0644 unless `defaultMode` says otherwise (k8s/ sets 0400).
+ */
+export function warnIfExposed(file: string, warn: (message: string) => void = (m) => process.emitWarning(m, { code: 'PULLBACK_KEY_PERMISSIONS' })): 'private' | 'exposed' | 'unknown' {
+  let mode: number
+  try {
+    mode = statSync(file).mode
+  } catch {
+    return 'unknown'
+  }
+  if ((mode & 0o077) === 0) return 'private'
+  if (!warnedKeyFiles.has(file) && warnedKeyFiles.size < 64) {
+    warnedKeyFiles.add(file)
+    warn(`private key ${file} is readable by its group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}); chmod 600 it`)
+  }
+  return 'exposed'
 }
 
 export type VerifyOutcome = { kind: 'valid'; keyId: string } | { kind: 'invalid'; reason: 'unsigned' | 'unknown-key' | 'bad-signature' }
@@ -92,17 +117,32 @@ export class Verifier {
   get size(): number {
     return this.keys.size
   }
+  /**
+   * Several keys may be trusted at once (a rotation: old and new both listed until every signer
+   * uses the new one). The key is selected by its derived id; a signer configured with an explicit
+   * id (`publish.keyId`) is matched by trying each trusted key (a handful).
+   */
   verify(value: unknown, keyId: string | undefined, signature: string | undefined): VerifyOutcome {
     if (!keyId || !signature) return { kind: 'invalid', reason: 'unsigned' }
-    const pub = this.keys.get(keyId)
-    if (!pub) return { kind: 'invalid', reason: 'unknown-key' }
-    let ok = false
+    let data: Buffer
+    let sig: Buffer
     try {
-      ok = verify(null, Buffer.from(canonicalJson(value)), pub, Buffer.from(signature, 'base64'))
+      data = Buffer.from(canonicalJson(value))
+      sig = Buffer.from(signature, 'base64')
     } catch {
-      ok = false
+      return { kind: 'invalid', reason: 'bad-signature' }
     }
-    return ok ? { kind: 'valid', keyId } : { kind: 'invalid', reason: 'bad-signature' }
+    const check = (pub: KeyObject) => {
+      try {
+        return verify(null, data, pub, sig)
+      } catch {
+        return false
+      }
+    }
+    const pub = this.keys.get(keyId)
+    if (pub) return check(pub) ? { kind: 'valid', keyId } : { kind: 'invalid', reason: 'bad-signature' }
+    for (const [id, k] of this.keys) if (check(k)) return { kind: 'valid', keyId: id }
+    return { kind: 'invalid', reason: 'unknown-key' }
   }
 }
 
@@ -142,4 +182,23 @@ export function generateKeyPairFiles(dir: string, name: string): GeneratedKeyPai
   }
   chmodSync(privateKeyFile, 0o600)
   return { privateKeyFile, publicKeyFile, keyId: keyIdOf(publicKey) }
+}
+
+/**
+ * A signed JSON record (state records, freezes, deployment events): the record's own fields plus
+ * `keyId` and `signature`, the signature over canonicalJson of the record's JSON form without
+ * `signature` (so fields a reader does not know, and `keyId` itself, are covered too). The JSON
+ * round trip makes what is signed exactly what a reader parses.
+ */
+export function sealRecord<T extends object>(value: T, signer: Signer): T & { keyId: string; signature: string } {
+  const { signature: _s, keyId: _k, ...rest } = value as T & { signature?: unknown; keyId?: unknown }
+  const body = { ...(JSON.parse(JSON.stringify(rest)) as T), keyId: signer.keyId }
+  return { ...body, signature: signer.sign(body) }
+}
+
+/** verifies a record sealed by sealRecord (parsed from JSON); never throws */
+export function verifyRecord(record: object, verifier: Verifier): VerifyOutcome {
+  const { signature, ...body } = record as { signature?: unknown; keyId?: unknown }
+  if (typeof signature !== 'string' || typeof body.keyId !== 'string') return { kind: 'invalid', reason: 'unsigned' }
+  return verifier.verify(body, body.keyId, signature)
 }

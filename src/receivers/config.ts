@@ -3,6 +3,7 @@ import { duration } from '../config/duration.js'
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MEMORY_HIGH_WATER } from './otlp/options.js'
 import { GRPC_DEFAULTS } from './otlp-grpc/defaults.js'
 import { HTTP_DEFAULTS } from './otlp-http/defaults.js'
+import { deploymentAuthFields } from './deployments/auth.js'
 
 const BYTE_UNITS: Record<string, number> = {
   '': 1,
@@ -125,7 +126,7 @@ export const receiversSchema = z
      * Deployment events (CI/CD, Argo CD notifications) and the actuator's `rollback` announcements,
      * which recovery verification depends on: on by default, on Kafka and on the embedded bus alike.
      */
-    deployments: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+    deployments: z.strictObject({ enabled: z.boolean().default(true), ...deploymentAuthFields }).prefault({}),
   })
   .prefault({})
   .superRefine((c, ctx) => {

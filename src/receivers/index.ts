@@ -10,6 +10,7 @@ import type { KafkaTransport } from '../kafka/types.js'
 import type { ReceiversConfig } from './config.js'
 import type { TelemetryConsumer } from './consumer.js'
 import { DeploymentsReceiver } from './deployments/receiver.js'
+import { eventAuthOf } from './deployments/auth.js'
 import { KafkaSpansReceiver } from './kafka-spans/receiver.js'
 import { MemoryGuard } from './memory.js'
 import { OtlpGrpcReceiver } from './otlp-grpc/receiver.js'
@@ -101,6 +102,7 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         groupId: `${kafka.groupPrefix}.deployments${deps.instanceId ? `.${deps.instanceId}` : ''}`,
         onEvent: deps.onDeployment ?? (() => undefined),
         logger: logger.child({ component: 'deployments' }),
+        auth: eventAuthOf(c.deployments),
       })
     : undefined
   const all = [deployments, kafkaSpans, grpc, http].filter((r) => r !== undefined)

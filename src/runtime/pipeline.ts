@@ -43,6 +43,13 @@ export interface PipelineOptions {
   state?: PipelineStateOptions
   /** live only: the wall clock, which bounds telemetry time in the signal store (signals.maxClockSkew) */
   clock?: SignalStoreOptions['clock']
+  /**
+   * the engine's evaluation mode (EngineInput.evaluation): 'full' (default) reports every evaluated
+   * watch's status each tick; 'incremental' skips the readings of evaluations that cannot decide
+   * (same verdicts, a status per watch at least every 30 s of telemetry time). A recorded timeline
+   * (`recordTimeline`) always evaluates in full: the report shows every tick.
+   */
+  evaluation?: 'full' | 'incremental'
 }
 
 export interface PipelineStateOptions {
@@ -89,9 +96,11 @@ export class Pipeline implements TelemetryConsumer {
   private stateRefused = 0
   /** the normalizer's sink: the store, with probe readings tapped for the engine */
   private readonly tee: ObservationSink
+  private readonly evaluation: 'full' | 'incremental'
 
   constructor(opts: PipelineOptions) {
     this.engineCfg = opts.engine
+    this.evaluation = opts.recordTimeline === true ? 'full' : (opts.evaluation ?? 'full')
     this.store = new SignalStore(opts.signals ?? {}, { clock: opts.clock })
     checkAlignment(this.engineCfg, this.store.bucketMs, this.store.config)
     const store = this.store
@@ -177,6 +186,7 @@ export class Pipeline implements TelemetryConsumer {
       newVersions: this.changelog !== undefined ? this.changelog.seenVersions(seen, watermark, this.store.stats().newestMs) : seen,
       deployments: this.events,
       probes: this.probes,
+      evaluation: this.evaluation,
     }
     this.events = []
     this.probes = []

@@ -30,6 +30,10 @@ import { consumerCheck, failing, memoryGuardCheck, ok, roundTripCheck, ShutdownC
 import { Pipeline, type TickResult } from './pipeline.js'
 import { resolveState } from '../state/config.js'
 import { StateStore } from '../state/store.js'
+import { IngestNode } from '../partials/ingest.js'
+import { PartialsPublisher } from '../partials/publisher.js'
+import { DeciderService, partialsTopicSpec } from '../decider/service.js'
+import type { TelemetryConsumer } from '../receivers/consumer.js'
 
 export interface SidecarOptions {
   config: PullbackConfig
@@ -54,8 +58,13 @@ export class Sidecar implements Component {
   readonly receivers: Receivers
   readonly publisher: DecisionPublisher
   readonly tracker: EngineTracker
-  /** the engine's persisted watch state (runtime.state); undefined when disabled */
+  /** the engine's persisted watch state (runtime.state); undefined when disabled or distributed */
   readonly state: StateStore | undefined
+  /** distributed: this node's pre-aggregation and its publisher */
+  readonly ingest: IngestNode | undefined
+  readonly partials: PartialsPublisher | undefined
+  /** distributed with decider.enabled: the in-process decider group member */
+  readonly decider: DeciderService | undefined
   private readonly admin: AdminServer | undefined
   private readonly metrics: SelfMetrics | undefined
   private readonly clock: Clock
@@ -68,7 +77,8 @@ export class Sidecar implements Component {
     const cfg = o.config
     this.clock = o.clock ?? systemClock
     const st = cfg.runtime.state
-    if (st.enabled) {
+    const distributed = cfg.decider.distributed
+    if (st.enabled && !distributed) {
       const { topic, scope } = resolveState(st, cfg.kafka.groupPrefix)
       this.state = new StateStore({ transport: o.transport, config: st, topic, scope, groupPrefix: cfg.kafka.groupPrefix, logger: o.logger.child({ component: 'state' }), clock: this.clock })
     }
@@ -80,12 +90,36 @@ export class Sidecar implements Component {
       ...(this.state !== undefined ? { state: { sink: this.state, minWriteIntervalMs: st.minWriteInterval, versions: { maxServices: st.versions.maxServices, maxPerService: st.versions.maxPerService, refreshMs: st.versions.refresh } } } : {}),
     })
     this.publisher = createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), o.signer)
+    let consumer: TelemetryConsumer = this.pipeline
+    if (distributed) {
+      const instance = resolveInstanceId(cfg.kafka).id
+      const partials = new PartialsPublisher({
+        producer: o.transport.producer(),
+        topic: cfg.kafka.topics.partials,
+        partitions: cfg.decider.partitions,
+        maxQueue: cfg.decider.maxQueue,
+        logger: o.logger.child({ component: 'partials' }),
+      })
+      this.partials = partials
+      this.ingest = new IngestNode({ node: instance, normalize: cfg.normalize, bucketMs: this.pipeline.store.bucketMs, lateness: cfg.engine.lateness, emit: (b) => partials.publish(b) })
+      consumer = this.ingest
+      if (cfg.decider.enabled) {
+        this.decider = new DeciderService({
+          config: cfg,
+          transport: o.transport,
+          logger: o.logger.child({ component: 'decider' }),
+          clock: this.clock,
+          onTick: (res, now) => this.onDecided(res, now),
+        })
+      }
+    }
+    const decider = this.decider
     this.receivers = createReceivers({
       config: cfg.receivers,
       kafka: cfg.kafka,
-      consumer: this.pipeline,
+      consumer,
       transport: o.transport,
-      onDeployment: (e) => this.pipeline.deployment(e),
+      onDeployment: (e) => (decider !== undefined ? decider.deployment(e) : distributed ? undefined : this.pipeline.deployment(e)),
       // every sidecar instance needs every deployment event: its own group, stable across restarts (kafka.instanceId)
       instanceId: resolveInstanceId(cfg.kafka).id,
       logger: o.logger,
@@ -109,8 +143,14 @@ export class Sidecar implements Component {
       { topic: t.incidents },
       { topic: t.deployments },
       ...(cfg.receivers.kafkaSpans.enabled ? [{ topic: t.spans }] : []),
+      ...(cfg.decider.distributed ? [partialsTopicSpec(cfg)] : []),
     ])
     await this.publisher.start()
+    if (this.partials !== undefined && this.ingest !== undefined) {
+      await this.partials.start()
+      this.partials.hello(this.ingest.name)
+    }
+    await this.decider?.start()
     // the engine's watches of an earlier incarnation come back before the first evaluation
     if (this.state !== undefined) {
       await this.state.start()
@@ -185,6 +225,10 @@ export class Sidecar implements Component {
         if (this.ticker) clearInterval(this.ticker)
         this.ticker = undefined
         this.tick()
+        // what this node announced so far reaches the topic; the deciders time the node out (decider.nodeTimeout)
+        await this.partials?.shutdown()
+        // the decider writes its state and leaves the group (a clean revoke) before the publisher drains
+        await this.decider?.shutdown()
       })
       .add('publisher', async () => {
         // unacknowledged decisions make the drain not clean, even when the write-ahead log keeps them
@@ -221,11 +265,15 @@ export class Sidecar implements Component {
     const now = this.clock.now()
     const started = performance.now()
     try {
+      if (this.ingest !== undefined) {
+        // distributed: this node only announces; the deciders judge
+        this.ingest.advance(now)
+        this.tickFailures = 0
+        return
+      }
       const res = this.pipeline.tick(now, now - this.o.config.engine.lateness)
       this.metrics?.recordEvaluation(performance.now() - started)
-      this.tracker.observe(res.statuses, res.verdicts)
-      for (const v of res.verdicts) this.decide(v)
-      this.o.onTick?.(res, now)
+      this.onDecided(res, now)
       this.tickFailures = 0
     } catch (err) {
       this.tickFailures += 1
@@ -233,6 +281,13 @@ export class Sidecar implements Component {
         this.o.logger.error({ err: errorMessage(err), failures: this.tickFailures }, 'evaluation tick failed')
       }
     }
+  }
+
+  /** A tick's outcome, from this process's pipeline or its decider group member. */
+  private onDecided(res: TickResult, now: number): void {
+    this.tracker.observe(res.statuses, res.verdicts)
+    for (const v of res.verdicts) this.decide(v)
+    this.o.onTick?.(res, now)
   }
 
   private decide(v: Verdict): void {

@@ -190,6 +190,9 @@ class Ctx {
   readonly scratch: CountsHistogram[] = []
   /** per-bucket pieces of an aggregate's latency counts (reused: recording never nests) */
   pieces: Float64Array = new Float64Array(64)
+  /** one pod's readings of a window as Theil-Sen inputs (reused: queries never nest); grown up to `resourceSamples` */
+  xs: Float64Array = new Float64Array(64)
+  ys: Float64Array = new Float64Array(64)
   readonly st: SignalStoreStats
 
   constructor(
@@ -820,6 +823,8 @@ export class SignalStore implements ObservationSink, SignalView {
   private readonly ctx: Ctx
   private readonly byId = new Map<string, Series>()
   private readonly byService = new Map<string, Series[]>()
+  /** see `lookup` */
+  private readonly byKey = new WeakMap<SeriesKey, Series>()
   private readonly pins = new Set<string>()
   private pending: Series[] = []
   /** series that services not (yet) known may hold: maxSeries minus the reserve */
@@ -1159,6 +1164,20 @@ export class SignalStore implements ObservationSink, SignalView {
 
   // ---- read side (SignalView) ----------------------------------------------------------------
 
+  /**
+   * The live series of `key`. The engine asks with the same key objects tick after tick (a watch's
+   * keys), so the answer is remembered per key object: no id string is built and hashed per query.
+   * Weak: the cache holds no key and no series alive; an expired series (not `alive`) or a key
+   * whose fields changed is looked up again.
+   */
+  private lookup(key: SeriesKey): Series | undefined {
+    const c = this.byKey.get(key)
+    if (c !== undefined && c.alive && c.key.version === key.version && c.key.service === key.service && c.key.namespace === key.namespace) return c
+    const s = this.byId.get(seriesId(key.namespace, key.service, key.version))
+    if (s !== undefined) this.byKey.set(key, s)
+    return s
+  }
+
   versions(namespace: string, service: string): VersionInfo[] {
     const list = this.byService.get(serviceId(namespace, service))
     if (list === undefined) return []
@@ -1166,7 +1185,7 @@ export class SignalStore implements ObservationSink, SignalView {
   }
 
   retainedFromMs(key: SeriesKey): number | undefined {
-    const s = this.byId.get(seriesId(key.namespace, key.service, key.version))
+    const s = this.lookup(key)
     if (s === undefined) return undefined
     const first = Math.floor(s.firstSeenMs / this.bucketMs) * this.bucketMs
     const ringStart = Number.isFinite(s.headCoarse) ? (s.headCoarse - this.ctx.coarseSlots + 1) * this.ctx.coarseMs : -Infinity
@@ -1179,14 +1198,14 @@ export class SignalStore implements ObservationSink, SignalView {
    * spans. Undefined for an unknown series or one without data.
    */
   coverage(key: SeriesKey): SeriesCoverage | undefined {
-    const s = this.byId.get(seriesId(key.namespace, key.service, key.version))
+    const s = this.lookup(key)
     if (s === undefined || !hasData(s)) return undefined
     const newestMs = s.lastSeenMs
     return { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: newestMs - s.intervalMs }
   }
 
   window(key: SeriesKey, fromMs: number, toMs: number): WindowStats {
-    const s = this.byId.get(seriesId(key.namespace, key.service, key.version))
+    const s = this.lookup(key)
     if (s === undefined) return emptyWindow(fromMs, toMs)
     const buckets = s.plan(fromMs, toMs)
     let requests = 0
@@ -1198,75 +1217,118 @@ export class SignalStore implements ObservationSink, SignalView {
       latCount += b.latencyCount
     }
     const latency = new WindowLatency(s, this.ctx, fromMs, toMs, latCount, buckets, s.shape, this.ctx.ref)
-    // resource slopes (Theil-Sen per pod) and probe stats are computed when first read: most windows
-    // the engine asks for (request spans, evidence batches) never read them
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const store = this
-    let resources: PodSlope[] | undefined
-    let probes: ProbeStats | undefined
-    return {
-      fromMs,
-      toMs,
-      requests,
-      errors,
-      latency,
-      buckets,
-      get resources(): PodSlope[] {
-        return (resources ??= store.slopes(s, fromMs, toMs))
-      },
-      get probes(): ProbeStats {
-        return (probes ??= store.probeStats(s, fromMs, toMs))
-      },
-    }
+    return new SeriesWindow(this, s, fromMs, toMs, requests, errors, latency, buckets)
   }
 
-  private slopes(s: Series, from: number, to: number): PodSlope[] {
+  /** Theil-Sen slope per pod-resource over [from, to) (SeriesWindow.resources). */
+  slopes(s: Series, from: number, to: number): PodSlope[] {
     if (s.pods === undefined) return []
     const out: PodSlope[] = []
+    const ctx = this.ctx
     for (const ps of s.pods.values()) {
-      const xs: number[] = []
-      const ys: number[] = []
+      // readings are kept sorted by time: the range is one run of them
+      const times = ps.times
+      const i0 = firstAtOrAfter(times, from)
+      const i1 = firstAtOrAfter(times, to)
+      const n = i1 - i0
+      if (n <= 0) continue
+      if (ctx.xs.length < n) {
+        ctx.xs = new Float64Array(Math.max(n, 2 * ctx.xs.length))
+        ctx.ys = new Float64Array(ctx.xs.length)
+      }
+      const xs = ctx.xs
+      const ys = ctx.ys
       let request: number | undefined
-      for (let i = 0; i < ps.times.length; i++) {
-        const t = ps.times[i] as number
-        if (t < from || t >= to) continue
-        xs.push(t / 60_000)
-        ys.push(ps.values[i] as number)
+      for (let i = i0; i < i1; i++) {
+        xs[i - i0] = (times[i] as number) / 60_000
+        ys[i - i0] = ps.values[i] as number
         const r = ps.requests[i]
         if (r !== undefined) request = r
       }
-      if (xs.length === 0) continue
-      const slope = theilSenSlope(xs, ys)
+      const slope = theilSenSlope(xs, ys, n)
       out.push({
         pod: ps.pod,
         resource: ps.resource,
-        samples: xs.length,
+        samples: n,
         slopePerMin: slope,
         request,
         fractionPerMin: request !== undefined && request > 0 ? slope / request : NaN,
-        last: ys[ys.length - 1] as number,
+        last: ys[n - 1] as number,
       })
     }
     return out.sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : a.resource < b.resource ? -1 : a.resource > b.resource ? 1 : 0))
   }
 
-  private probeStats(s: Series, from: number, to: number): ProbeStats {
-    if (s.probes === undefined) return { ...NO_PROBES, failing: [] }
+  /** Probe readings of [from, to) (SeriesWindow.probes). */
+  probeStats(s: Series, from: number, to: number): ProbeStats {
+    const list = s.probes
+    if (list === undefined) return { ...NO_PROBES, failing: [] }
     let readings = 0
     let failures = 0
     let first: number | undefined
     let last: number | undefined
-    const failing = new Set<string>()
-    for (const r of s.probes) {
-      if (r.timeMs < from || r.timeMs >= to) continue
+    let failing: Set<string> | undefined
+    // readings are kept sorted by time: the range is one run of them
+    let lo = 0
+    let hi = list.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((list[mid] as ProbeReading).timeMs < from) lo = mid + 1
+      else hi = mid
+    }
+    for (let i = lo; i < list.length; i++) {
+      const r = list[i] as ProbeReading
+      if (r.timeMs >= to) break
       readings++
       if (r.ready) continue
       failures++
-      if (first === undefined || r.timeMs < first) first = r.timeMs
-      if (last === undefined || r.timeMs > last) last = r.timeMs
-      failing.add(r.id)
+      if (first === undefined) first = r.timeMs
+      last = r.timeMs
+      ;(failing ??= new Set<string>()).add(r.id)
     }
-    return { readings, failures, firstFailureMs: first, lastFailureMs: last, failing: [...failing].sort() }
+    return { readings, failures, firstFailureMs: first, lastFailureMs: last, failing: failing === undefined ? [] : [...failing].sort() }
+  }
+}
+
+/** Index of the first time >= t in a sorted list (its length when none). */
+function firstAtOrAfter(times: readonly number[], t: number): number {
+  let lo = 0
+  let hi = times.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((times[mid] as number) < t) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * One answer of `window()`. A class rather than an object literal with getters: the engine asks
+ * tens of thousands of windows per tick, and a literal's accessor closures cost an allocation each.
+ * Resource slopes (Theil-Sen per pod) and probe stats are computed when first read: most windows
+ * the engine asks for (request spans, evidence batches) never read them.
+ */
+class SeriesWindow implements WindowStats {
+  private res: PodSlope[] | undefined = undefined
+  private prb: ProbeStats | undefined = undefined
+
+  constructor(
+    private readonly store: SignalStore,
+    private readonly s: Series,
+    readonly fromMs: number,
+    readonly toMs: number,
+    readonly requests: number,
+    readonly errors: number,
+    readonly latency: LatencyView,
+    readonly buckets: BucketStats[],
+  ) {}
+
+  get resources(): PodSlope[] {
+    return (this.res ??= this.store.slopes(this.s, this.fromMs, this.toMs))
+  }
+
+  get probes(): ProbeStats {
+    return (this.prb ??= this.store.probeStats(this.s, this.fromMs, this.toMs))
   }
 }
 

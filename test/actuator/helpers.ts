@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Actuator } from '../../src/actuator/actuator.js'
 import { TopicArtifactStore, signArtifact, artifactTopicSpec } from '../../src/actuator/artifacts.js'
+import { stateAuthOf } from '../../src/actuator/authentic.js'
 import { actuatorSchema, type ActuatorConfig } from '../../src/actuator/config.js'
 import { createDriver } from '../../src/actuator/drivers/index.js'
 import { silentLogger } from '../../src/common/logger.js'
@@ -21,6 +22,8 @@ export interface Keys {
   dir: string
   decision: { key: string; pub: string; signer: Signer }
   artifact: { key: string; pub: string; signer: Signer }
+  /** the actuator's state key (actuator.stateKey) */
+  state: { key: string; pub: string; signer: Signer }
   rogue: { signer: Signer }
 }
 
@@ -29,10 +32,12 @@ export function makeKeys(): Keys {
   const d = generateKeyPairFiles(dir, 'decisions')
   const a = generateKeyPairFiles(dir, 'artifacts')
   const r = generateKeyPairFiles(dir, 'rogue')
+  const s = generateKeyPairFiles(dir, 'state')
   return {
     dir,
     decision: { key: d.privateKeyFile, pub: d.publicKeyFile, signer: loadSigner(d.privateKeyFile) },
     artifact: { key: a.privateKeyFile, pub: a.publicKeyFile, signer: loadSigner(a.privateKeyFile) },
+    state: { key: s.privateKeyFile, pub: s.publicKeyFile, signer: loadSigner(s.privateKeyFile) },
     rogue: { signer: loadSigner(r.privateKeyFile) },
   }
 }
@@ -100,6 +105,7 @@ export function actuatorConfig(keys: Keys, over: Record<string, unknown>): Actua
   return actuatorSchema.parse({
     verifyKeys: [keys.decision.pub],
     artifactKeys: [keys.artifact.pub],
+    stateKey: keys.state.key,
     stateTopic: uniqueName('state'),
     escalationsTopic: uniqueName('esc'),
     readinessTimeout: '3s',
@@ -135,6 +141,7 @@ export function buildActuator(transport: KafkaTransport, kafka: KafkaConfig, cfg
     artifacts: new TopicArtifactStore({ transport, topic: kafka.topics.artifacts, groupPrefix: kafka.groupPrefix, verifier: Verifier.fromFiles(cfg.artifactKeys), logger: silentLogger }),
     driver: createDriver(cfg.driver),
     logger: silentLogger,
+    stateAuth: stateAuthOf(cfg),
     ...(onTransition ? { onTransition } : {}),
   })
 }

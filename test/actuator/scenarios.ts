@@ -193,7 +193,7 @@ export function actuatorScenarios(transportFor: () => Promise<{ transport: Kafka
     // a person re-arms (through the CLI when there is a broker to write to)
     if (brokers.length > 0) {
       const cfgFile = join(keys.dir, 'pullback.yaml')
-      writeFileSync(cfgFile, stringify({ kafka, actuator: { stateTopic: cfg.stateTopic } }))
+      writeFileSync(cfgFile, stringify({ kafka, actuator: { stateTopic: cfg.stateTopic, stateKey: cfg.stateKey } }))
       let out = ''
       const code = await main(['actuator', 'rearm', '--service', 'default/web', '--config', cfgFile], { out: (x) => void (out += x), err: (x) => void (out += x) })
       expect(code, out).toBe(0)

@@ -42,7 +42,8 @@ const configRaw = loadYaml((generator('pullback-config').files as string[])[0]!)
 const config = parseConfig(configRaw, 'k8s/pullback.yaml')
 const sidecar = one('DaemonSet', 'pullback-sidecar')
 const actuator = one('Deployment', 'pullback-actuator')
-const workloads = [sidecar, actuator]
+const decider = one('Deployment', 'pullback-decider')
+const workloads = [sidecar, decider, actuator]
 const container = (w: Obj): Obj => w.spec.template.spec.containers[0]
 const port = (endpoint: string) => splitHostPort(endpoint).port
 const adminPort = port(config.runtime.admin.endpoint)
@@ -99,6 +100,7 @@ describe('k8s/pullback.yaml against the schema and the manifests', () => {
       expect(cfgPath.slice(mount.mountPath.length + 1)).toBe('pullback.yaml')
     }
     expect(container(sidecar).args[0]).toBe('sidecar')
+    expect(container(decider).args[0]).toBe('decider')
     expect(container(actuator).args[0]).toBe('actuator')
   })
 
@@ -110,8 +112,16 @@ describe('k8s/pullback.yaml against the schema and the manifests', () => {
     return w.spec.template.spec.volumes.find((v: Obj) => v.name === mount.name)?.secret?.secretName
   }
 
-  it('mounts the signing key into the sidecar only, and the public keys into the actuator', () => {
-    expect(secretFor(sidecar, config.publish.signingKey!)).toBe('pullback-signing-key')
+  it('runs the sidecars as ingest nodes and the deciders as their own Deployment', () => {
+    expect(config.decider.distributed).toBe(true)
+    expect(config.decider.enabled).toBe(false)
+    expect(decider.spec.replicas).toBeGreaterThanOrEqual(2)
+    expect(decider.spec.replicas).toBeLessThanOrEqual(config.decider.partitions)
+  })
+
+  it('mounts the signing key into the deciders only (they sign decisions), and the public keys into the actuator', () => {
+    expect(secretFor(decider, config.publish.signingKey!)).toBe('pullback-signing-key')
+    expect(secretFor(sidecar, config.publish.signingKey!)).toBeUndefined()
     expect(secretFor(actuator, config.publish.signingKey!)).toBeUndefined()
     expect(config.actuator.verifyKeys.length).toBeGreaterThan(0)
     expect(config.actuator.artifactKeys.length).toBeGreaterThan(0)
@@ -182,10 +192,12 @@ describe('k8s/pullback.yaml against the schema and the manifests', () => {
 })
 
 describe('k8s/ identities and RBAC', () => {
-  it('uses existing ServiceAccounts; the sidecar gets no token', () => {
+  it('uses existing ServiceAccounts; the sidecar and the deciders get no token', () => {
     for (const w of workloads) one('ServiceAccount', w.spec.template.spec.serviceAccountName)
-    expect(sidecar.spec.template.spec.automountServiceAccountToken).toBe(false)
-    expect(one('ServiceAccount', 'pullback-sidecar').automountServiceAccountToken).toBe(false)
+    for (const w of [sidecar, decider]) {
+      expect(w.spec.template.spec.automountServiceAccountToken).toBe(false)
+      expect(one('ServiceAccount', w.spec.template.spec.serviceAccountName).automountServiceAccountToken).toBe(false)
+    }
   })
 
   it('binds only the actuator, to exactly the verbs it uses', () => {
@@ -212,10 +224,16 @@ describe('k8s/ identities and RBAC', () => {
     ])
   })
 
-  it('has a PodDisruptionBudget selecting the actuator', () => {
+  it('has a PodDisruptionBudget for the actuator and one for the deciders that never blocks a drain', () => {
     const pdb = byKind('PodDisruptionBudget')
-    expect(pdb).toHaveLength(1)
-    for (const [k, v] of Object.entries(pdb[0]!.spec.selector.matchLabels as Record<string, string>)) expect(actuator.spec.template.metadata.labels[k]).toBe(v)
+    expect(pdb).toHaveLength(2)
+    const selects = (p: Obj, w: Obj) => Object.entries(p.spec.selector.matchLabels as Record<string, string>).every(([k, v]) => w.spec.template.metadata.labels[k] === v)
+    for (const w of [actuator, decider]) {
+      const p = pdb.filter((x) => selects(x, w))
+      expect(p, w.metadata.name).toHaveLength(1)
+      const allowed = p[0]!.spec.maxUnavailable ?? w.spec.replicas - p[0]!.spec.minAvailable
+      expect(allowed, w.metadata.name).toBeGreaterThanOrEqual(1)
+    }
   })
 
   it('has NetworkPolicies whose ports and selectors match the workloads', () => {

@@ -1,9 +1,10 @@
 /**
  * A minimal Kubernetes API client over node:http(s): in-cluster credentials (service account token
  * and CA) or a plain http:// server (kubectl proxy, the tests' fake API server). Only what the
- * drivers need: GET, list with labelSelector, PATCH with a given content type.
+ * drivers need: GET, list with labelSelector, PATCH with a given content type; POST/PUT for the
+ * Argo CD API server, which speaks the same JSON over HTTP with a bearer token.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { PermanentError, RetryableError } from '../../common/errors.js'
@@ -11,8 +12,13 @@ import { PermanentError, RetryableError } from '../../common/errors.js'
 export interface KubeConnection {
   server?: string
   tokenFile: string
-  caFile: string
+  caFile?: string
   requestTimeout: number
+  /**
+   * send the bearer token over plain http too (the Argo CD API always wants it; a Kubernetes API
+   * reached over http is a local proxy that adds its own credentials)
+   */
+  tokenOverHttp?: boolean
 }
 
 export interface KubeResponse {
@@ -22,7 +28,9 @@ export interface KubeResponse {
 
 export class KubeClient {
   private readonly base: URL
-  private readonly token: string | undefined
+  private readonly sendToken: boolean
+  /** the token as last read, keyed by the file's mtime: projected service-account tokens are rotated in place (hourly) */
+  private token: { mtimeMs: number; value: string | undefined } | undefined
   private readonly ca: Buffer | undefined
   private readonly agent: http.Agent
 
@@ -30,15 +38,28 @@ export class KubeClient {
     const server = c.server ?? inCluster()
     this.base = new URL(server)
     const secure = this.base.protocol === 'https:'
-    this.token = secure ? readOptional(c.tokenFile)?.toString().trim() : undefined
-    this.ca = secure ? readOptional(c.caFile) : undefined
+    this.sendToken = secure || c.tokenOverHttp === true
+    this.ca = secure && c.caFile !== undefined ? readOptional(c.caFile) : undefined
     this.agent = secure ? new https.Agent({ keepAlive: true, ca: this.ca }) : new http.Agent({ keepAlive: true })
   }
 
-  request(method: 'GET' | 'PATCH', path: string, body?: unknown, contentType?: string): Promise<KubeResponse> {
+  private bearer(): string | undefined {
+    if (!this.sendToken) return undefined
+    let mtimeMs: number
+    try {
+      mtimeMs = statSync(this.c.tokenFile).mtimeMs
+    } catch {
+      return undefined
+    }
+    if (this.token?.mtimeMs !== mtimeMs) this.token = { mtimeMs, value: readOptional(this.c.tokenFile)?.toString().trim() }
+    return this.token.value
+  }
+
+  request(method: 'GET' | 'PATCH' | 'POST' | 'PUT', path: string, body?: unknown, contentType?: string): Promise<KubeResponse> {
     const url = new URL(path, this.base)
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
     const mod = url.protocol === 'https:' ? https : http
+    const token = this.bearer()
     return new Promise((resolve, reject) => {
       const req = mod.request(
         url,
@@ -48,7 +69,7 @@ export class KubeClient {
           timeout: this.c.requestTimeout,
           headers: {
             accept: 'application/json',
-            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
             ...(payload ? { 'content-type': contentType ?? 'application/json', 'content-length': payload.length } : {}),
           },
         },

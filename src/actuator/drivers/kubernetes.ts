@@ -7,8 +7,12 @@
  *
  * Requests (RBAC): deployments get/patch, replicasets list; rollouts get/patch, rollouts/status patch.
  * Level-triggered: when the owner's template already runs the target image nothing is patched.
+ *
+ * An object Argo CD or Flux deploys (their tracking annotation or labels, see gitops.ts) is refused
+ * before anything is patched unless `gitops: ignore`: they would put the bad version back.
  */
 import type { DriverConfig } from '../config.js'
+import { gitopsOwner, gitopsRefusal } from './gitops.js'
 import { KubeClient, statusMessage } from './kube.js'
 import type { ApplyOutcome, CutoverRequest, Driver, ReadyOutcome } from './types.js'
 import { sleep } from './types.js'
@@ -24,7 +28,15 @@ interface PodTemplate {
   spec?: { containers?: Container[] }
 }
 interface KubeObject {
-  metadata: { name: string; uid?: string; resourceVersion?: string; generation?: number; annotations?: Record<string, string>; ownerReferences?: { uid: string; controller?: boolean }[] }
+  metadata: {
+    name: string
+    uid?: string
+    resourceVersion?: string
+    generation?: number
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+    ownerReferences?: { uid: string; controller?: boolean }[]
+  }
   spec: { replicas?: number; paused?: boolean; selector?: { matchLabels?: Record<string, string> }; template: PodTemplate }
   status?: {
     observedGeneration?: number | string
@@ -91,6 +103,10 @@ export class KubernetesDriver implements Driver {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const obj = await this.get(req)
       if (typeof obj === 'string') return { kind: 'failed', reason: obj }
+      if (this.cfg.gitops === 'refuse') {
+        const owner = gitopsOwner(obj.metadata, this.cfg.argocdInstanceLabel)
+        if (owner.kind !== 'none') return { kind: 'failed', reason: gitopsRefusal(`${this.kind} ${obj.metadata.name}`, owner) }
+      }
       if (templateRuns(obj.spec.template, req.target)) return { kind: 'already-applied', detail: `${this.kind} ${obj.metadata.name} already runs ${req.target.artifact}` }
       // a decision about an artifact the object no longer runs is stale (a newer deploy happened): do not act on it
       if (looksLikeImage(req.failed.artifact) && !templateRuns(obj.spec.template, { artifact: req.failed.artifact, version: req.failed.version })) {

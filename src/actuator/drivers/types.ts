@@ -17,7 +17,15 @@ export interface CutoverRequest {
   verdict: Verdict
 }
 
-export type ApplyOutcome = { kind: 'applied'; detail: string } | { kind: 'already-applied'; detail: string } | { kind: 'failed'; reason: string }
+/**
+ * `followUp`: what on-call must still do although the cutover worked, e.g. a GitOps source (Argo CD,
+ * Flux) that still points at the bad version and whose automation the driver switched off. It is
+ * meant for a page even when the decision ends `recovered`; `detail` (the audit trail) says it too.
+ */
+export type ApplyOutcome =
+  | { kind: 'applied'; detail: string; followUp?: string }
+  | { kind: 'already-applied'; detail: string; followUp?: string }
+  | { kind: 'failed'; reason: string }
 
 export type ReadyOutcome = { kind: 'ready'; detail: string } | { kind: 'not-ready'; reason: string }
 

@@ -5,6 +5,7 @@ import { createLogger } from '../../common/logger.js'
 import { createTransport } from '../../kafka/index.js'
 import { createActuator } from '../../actuator/index.js'
 import { ActuatorState } from '../../actuator/state.js'
+import { stateAuthOf } from '../../actuator/authentic.js'
 import { AdminServer } from '../../runtime/admin.js'
 import { resolveTelemetry } from '../../runtime/config.js'
 import { consumerCheck } from '../../runtime/health.js'
@@ -14,7 +15,7 @@ export const command: Command = {
   name: 'actuator',
   summary: 'consume decisions and roll back to the last verified artifact (and `actuator rearm`)',
   usage: `usage: pullback actuator --config FILE
-       pullback actuator rearm --service NS/NAME [--config FILE] [--reason TEXT]
+       pullback actuator rearm --service NS/NAME [--config FILE] [--reason TEXT] [--key FILE]
 
 actuator  joins the consumer group <kafka.groupPrefix>.actuator on kafka.topics.decisions and
           executes each signed rollback decision once: verify signature, gate, newest verified
@@ -22,9 +23,12 @@ actuator  joins the consumer group <kafka.groupPrefix>.actuator on kafka.topics.
           rollback deployment event, wait for recovered / not-recovered, audit. A halted or
           escalated decision pages on-call and freezes the service.
 rearm     lifts the freeze of a service (writes frozen=false to actuator.stateTopic); the running
-          actuator acts on the next rollback decision for it again.`,
+          actuator acts on the next rollback decision for it again. With actuator.stateKey set the
+          re-arm is signed (an unsigned one is ignored by the actuator): with --key FILE (an
+          operator's private key whose public half is in actuator.stateKeys), else with the
+          state key itself.`,
   async run(argv, io, signal) {
-    const { values, positionals } = parseFlags(argv, { config: { type: 'string', short: 'c' }, service: { type: 'string', short: 's' }, reason: { type: 'string' } }, true)
+    const { values, positionals } = parseFlags(argv, { config: { type: 'string', short: 'c' }, service: { type: 'string', short: 's' }, reason: { type: 'string' }, key: { type: 'string', short: 'k' } }, true)
     const cfg = loadConfig(values.config)
     const logger = createLogger('pullback-actuator')
     if (positionals[0] === 'rearm') {
@@ -36,7 +40,7 @@ rearm     lifts the freeze of a service (writes frozen=false to actuator.stateTo
       const transport = await createTransport(cfg.kafka, logger)
       const producer = transport.producer()
       await producer.connect()
-      const state = new ActuatorState({ transport, topic: cfg.actuator.stateTopic, groupPrefix: `${cfg.kafka.groupPrefix}.cli`, producer, logger })
+      const state = new ActuatorState({ transport, topic: cfg.actuator.stateTopic, groupPrefix: `${cfg.kafka.groupPrefix}.cli`, producer, logger, auth: stateAuthOf(cfg.actuator, values.key ?? cfg.actuator.stateKey) })
       try {
         await state.start()
         const was = state.frozen(values.service)

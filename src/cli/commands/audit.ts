@@ -10,13 +10,16 @@ export const command: Command = {
   name: 'audit',
   summary: 'show the rollback audit history of a service',
   usage: `usage: pullback audit show --service NS/NAME [--config FILE] [--file F] [--json]
+       pullback audit requests --prometheus URL [--days 30]   (see \`pullback audit requests --help\`)
 
 Prints every audit record of the service, oldest first, as a timeline: outcome, reason, failed and
 restored artifacts, breach readings with sample counts, each phase transition with its time, and
 the recovery verdict's readings. Reads the JSON-lines file F when given, else kafka.topics.audit
 from the beginning. Records are deduplicated by decision id (the last one wins). --json prints the
 records as JSON lines instead.`,
-  async run(argv, io) {
+  async run(argv, io, signal) {
+    // `audit requests` (resource requests vs usage) lives with calibration in src/calibrate
+    if (argv[0] === 'requests') return (await import('./calibrate.js')).auditRequestsCommand(argv.slice(1), io, signal)
     const { values, positionals } = parseFlags(argv, { service: { type: 'string', short: 's' }, config: { type: 'string', short: 'c' }, file: { type: 'string', short: 'f' }, json: { type: 'boolean' } }, true)
     if (positionals[0] !== 'show' || positionals.length > 1) throw new UsageError('expected the subcommand `show`')
     if (!values.service) throw new UsageError('--service NAMESPACE/NAME is required')

@@ -22,6 +22,7 @@ import { formatAudit, parseAudit, type AuditRecord } from '../../actuator/audit.
 import { Sidecar } from '../../runtime/sidecar.js'
 import type { WatchStatus } from '../../engine/evaluate.js'
 import type { SignalReading, Verdict } from '../../engine/verdict.js'
+import type { SignalView } from '../../signals/view.js'
 import { findScenario, runLive, type LiveControl, type LiveProgress } from '../../sim/index.js'
 
 const DEFAULT_SCENARIO = 'error-spike'
@@ -73,11 +74,50 @@ export function demoConfig(speed: number, kafka: string | undefined, runId: stri
 
 type Event = { at: number; text: string }
 
+/**
+ * One signal as the live view shows it. `engine` is the engine's own reading. `collecting` stands
+ * in while the engine has not judged the watched version yet: the engine reports every request
+ * signal as "insufficient, n=0" until the first full confirmation span after the deployment is in
+ * (window + lateness), even though the new version's requests are already in the store; in the demo
+ * that span ends a second or two before the decision. The view then shows the store's own numbers
+ * for the watched version over the engine's last window, without baseline or threshold (those are
+ * the engine's, and it has not applied them yet).
+ */
+export interface ViewReading {
+  reading: SignalReading
+  source: 'engine' | 'collecting'
+}
+
+export interface LiveWindow {
+  /** the contract's window, ms */
+  windowMs: number
+  /** the contract's latency quantile */
+  latencyQuantile: number
+}
+
+export function viewReadings(s: WatchStatus, store: Pick<SignalView, 'window'>, w: LiveWindow): ViewReading[] {
+  let stats: ReturnType<SignalView['window']> | undefined
+  return s.signals.map((r) => {
+    const pending = (r.signal === 'error_rate' || r.signal === 'latency') && r.state === 'insufficient' && r.samples === 0
+    if (!pending) return { reading: r, source: 'engine' }
+    stats ??= store.window({ namespace: s.namespace, service: s.service, version: s.version }, s.t - w.windowMs, s.t)
+    if (r.signal === 'error_rate') {
+      if (stats.requests === 0) return { reading: r, source: 'engine' }
+      return { reading: { ...r, value: stats.errors / stats.requests, samples: stats.requests }, source: 'collecting' }
+    }
+    if (stats.latency.count === 0) return { reading: r, source: 'engine' }
+    return { reading: { ...r, value: stats.latency.valueAtQuantile(w.latencyQuantile) / 1000, samples: stats.latency.count }, source: 'collecting' }
+  })
+}
+
 /** The live terminal view: a redrawn block on a TTY, plain event lines otherwise. */
-class View {
+export class View {
   private lines = 0
   private progress: LiveProgress | undefined
   private status: WatchStatus | undefined
+  private readings: ViewReading[] = []
+  /** where the watched version's numbers come from before the engine judged it (the sidecar's signal store) */
+  private live: { store: Pick<SignalView, 'window'>; window: LiveWindow } | undefined
   readonly events: Event[] = []
   private lastPlain = 0
   constructor(
@@ -86,6 +126,10 @@ class View {
     private readonly t0: number,
     private readonly title: string,
   ) {}
+
+  readFrom(store: Pick<SignalView, 'window'>, window: LiveWindow): void {
+    this.live = { store, window }
+  }
 
   event(text: string): void {
     const e = { at: Date.now(), text }
@@ -99,6 +143,8 @@ class View {
   }
   setStatus(s: WatchStatus): void {
     this.status = s
+    // read now: the store moves on, and the status describes the window that ends at s.t
+    this.readings = this.live ? viewReadings(s, this.live.store, this.live.window) : s.signals.map((reading) => ({ reading, source: 'engine' as const }))
     this.maybeDraw()
   }
   private maybeDraw(): void {
@@ -107,7 +153,7 @@ class View {
     if (now - this.lastPlain >= 10_000) {
       this.lastPlain = now
       this.io.out(`[${this.clock(now)}] ${this.progressLine()}\n`)
-      if (this.status) for (const l of this.signalLines(this.status.signals)) this.io.out(`           ${l}\n`)
+      if (this.status) for (const l of [this.watchLine(this.status), ...this.signalLines(this.readings)]) this.io.out(`           ${l}\n`)
     }
   }
   private clock(t: number): string {
@@ -120,21 +166,27 @@ class View {
     const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, '.')
     return `[${bar}] scenario ${p.scenarioS}/${p.durationS}s  spans sent ${p.spans}${p.exportFailures ? `  export failures ${p.exportFailures}` : ''}`
   }
-  private signalLines(signals: readonly SignalReading[]): string[] {
-    return signals.map((r) => {
+  private watchLine(s: WatchStatus): string {
+    return `${s.kind === 'rollback' ? 'verifying recovery of' : 'watching'} ${s.namespace}/${s.service} ${s.version} (baseline ${s.baselineVersion}): ${s.status}`
+  }
+  private signalLines(readings: readonly ViewReading[]): string[] {
+    return readings.map(({ reading: r, source }) => {
       const unit = r.signal === 'latency' ? ' ms' : ''
-      const fmt = (v: number) =>
-        r.state === 'insufficient' && v === 0 ? '-' : r.signal === 'error_rate' ? `${(v * 100).toFixed(2)}%` : Number.isFinite(v) ? `${+v.toFixed(3)}${unit}` : '-'
-      const state = r.state === 'breach' ? 'BREACH' : r.state
-      return `${r.signal.padEnd(10)} ${fmt(r.value).padStart(10)}  baseline ${fmt(r.baseline).padStart(10)}  threshold ${fmt(r.threshold).padStart(10)}  n=${String(r.samples).padStart(5)}  ${state}`
+      const collecting = source === 'collecting'
+      const num = (v: number) => (r.signal === 'error_rate' ? `${(v * 100).toFixed(2)}%` : Number.isFinite(v) ? `${+v.toFixed(3)}${unit}` : '-')
+      const fmt = (v: number) => (r.state === 'insufficient' && v === 0 ? '-' : num(v))
+      const value = collecting ? num(r.value) : fmt(r.value)
+      const ref = (v: number) => (collecting ? '-' : fmt(v))
+      const state = collecting ? 'collecting (not judged yet)' : r.state === 'breach' ? 'BREACH' : r.state
+      return `${r.signal.padEnd(10)} ${value.padStart(10)}  baseline ${ref(r.baseline).padStart(10)}  threshold ${ref(r.threshold).padStart(10)}  n=${String(r.samples).padStart(5)}  ${state}`
     })
   }
   draw(): void {
     const out: string[] = [this.title, this.progressLine(), '']
     const s = this.status
     if (s) {
-      out.push(`${s.kind === 'rollback' ? 'verifying recovery of' : 'watching'} ${s.namespace}/${s.service} ${s.version} (baseline ${s.baselineVersion}): ${s.status}`)
-      out.push(...this.signalLines(s.signals).map((l) => `  ${l}`))
+      out.push(this.watchLine(s))
+      out.push(...this.signalLines(this.readings).map((l) => `  ${l}`))
     } else out.push('waiting for the deployment...', '', '', '', '')
     out.push('')
     for (const e of this.events.slice(-8)) out.push(`[${this.clock(e.at)}] ${e.text}`)
@@ -265,6 +317,8 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
       }
     },
   })
+
+  view.readFrom(sidecar.pipeline.store, { windowMs: cfg.engine.defaults.window, latencyQuantile: cfg.engine.defaults.signals.latency.quantile })
 
   let auditConsumer: Consumer | undefined
   let exitCode = 0

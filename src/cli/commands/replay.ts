@@ -40,8 +40,16 @@ import { splitMetrics, splitTraces } from '../../decider/daemonset.js'
 import { IngestNode } from '../../partials/ingest.js'
 import { decodeBatch, encodeBatch } from '../../partials/codec.js'
 import type { PartialBatch } from '../../partials/types.js'
+import { PartialsPublisher } from '../../partials/publisher.js'
+import { DeciderService } from '../../decider/service.js'
+import type { KafkaTransport } from '../../kafka/types.js'
+import { silentLogger } from '../../common/logger.js'
+import { MemoryBus } from '../../kafka/memory.js'
+import { configSchema } from '../../config/schema.js'
+import { randomUUID } from 'node:crypto'
+import { sleep } from '../../common/sleep.js'
 
-const USAGE = `usage: pullback replay FILE [--config FILE] [--report FILE.html] [--no-actuator] [--nodes N]
+const USAGE = `usage: pullback replay FILE [--config FILE] [--report FILE.html] [--no-actuator] [--nodes N] [--deciders K] [--kafka HOST:PORT]
 
 Runs recorded OTLP/JSON lines (OpenTelemetry Collector file exporter format) through normalize,
 signals and the engine on telemetry time, and prints one JSON line per verdict on stdout.
@@ -54,6 +62,11 @@ signals and the engine on telemetry time, and prints one JSON line per verdict o
   --nodes N        replay as a DaemonSet of N sidecars: each pod's telemetry goes to node
                    FNV-1a32(k8s.pod.name | service.instance.id | host.name) mod N (no identity: node 0),
                    each node pre-aggregates into partials, one decider merges them and decides
+  --deciders K     the broker path: the nodes publish their partials to a partials topic
+                   (decider.partitions partitions) and K deciders in one consumer group merge and
+                   decide; on an embedded bus unless --kafka
+  --kafka H:P      run --nodes/--deciders through the real broker (topic and groups named for the
+                   run, the topic deleted at the end)
 
 A malformed line is reported on stderr with its line number and skipped. A summary line goes to
 stderr at the end. Exit 0 when the file was read, 2 on usage errors, 1 when it cannot be read.
@@ -66,6 +79,8 @@ export interface ReplayOptions {
   recordTimeline?: boolean
   /** elapsed-time source for the summary line; injected so tests stay deterministic */
   elapsedMs?: () => number
+  /** the engine's evaluation mode (PipelineOptions.evaluation; replayLines only) */
+  evaluation?: 'full' | 'incremental'
 }
 
 /** Lines in a row that must agree before the replay clock jumps more than the store's future skew. */
@@ -129,7 +144,7 @@ async function eachRecordedLine(
   io: Pick<Io, 'err'>,
   c: LineCounts,
   consume: (d: RecordedRequest) => void,
-  after: (maxMs: number) => void,
+  after: (maxMs: number) => void | Promise<void>,
 ): Promise<void> {
   for await (const raw of lines) {
     c.n += 1
@@ -154,7 +169,7 @@ async function eachRecordedLine(
       io.err(`line ${c.n}: ${errorMessage(err).slice(0, 500)}\n`)
       continue
     }
-    after(maxMs)
+    await after(maxMs)
   }
 }
 
@@ -223,6 +238,7 @@ export async function replayLines(
     signals: cfg.signals,
     normalize: (cfg as { normalize?: object }).normalize ?? {},
     recordTimeline: opts.recordTimeline === true,
+    ...(opts.evaluation !== undefined ? { evaluation: opts.evaluation } : {}),
   })
   const lateness = cfg.engine.lateness
   const bucketMs = pipeline.store.bucketMs
@@ -429,6 +445,201 @@ export async function replayLinesOnNodes(
   }
 }
 
+export interface TopicReplayOptions extends ReplayOptions {
+  /** simulated ingest nodes (>= 1) */
+  nodes: number
+  /** decider processes, in-process members of one consumer group (>= 1) */
+  deciders: number
+  /** the transport carrying the partials topic: the real broker (--kafka) or an embedded bus */
+  transport: KafkaTransport
+  /** how long the end may take to be judged after the last record was sent; default 120 s */
+  timeoutMs?: number
+  /** persist and restore the deciders' engine state (decider state topic); default false, as plain replay */
+  state?: boolean
+  /** every verdict with the index of the decider that issued it (after it was printed) */
+  onVerdict?: (v: Verdict, decider: number) => void
+  /** after each line was handed to the nodes (tests: kill a decider at a telemetry time) */
+  afterLine?: (nowMs: number, deciders: readonly DeciderService[]) => Promise<void>
+}
+
+export interface TopicSummary {
+  nodes: number
+  deciders: number
+  partitions: number
+  partials: number
+  dataRecords: number
+  heartbeats: number
+  dataBytes: number
+  heartbeatBytes: number
+  latePartials: number
+  /** ms from the first record sent to the end judged */
+  wallMs: number
+}
+
+/**
+ * `replay --nodes N --deciders K [--kafka HOST:PORT]`: the broker path end to end. N ingest nodes
+ * (as replayLinesOnNodes: split by pod, own normalizer, telemetry clock) publish their partials with
+ * PartialsPublisher to `cfg.kafka.topics.partials`; K DeciderServices in the group
+ * `<groupPrefix>.decider` merge and judge them on the per-partition watermark. The deciders join and
+ * the group settles (every partition owned) before the first record is sent, so no rebalance
+ * happens mid-stream. Engine state persistence is off (plain replay has none). The end is judged by
+ * each decider once every node announced the end of its stream (`finishWhenAllFinal`). Verdicts
+ * print as they come (from K deciders: in no global order).
+ */
+export async function replayLinesOnTopic(
+  lines: AsyncIterable<string> | Iterable<string>,
+  cfg: PullbackConfig,
+  io: Io,
+  opts: TopicReplayOptions,
+): Promise<ReplaySummary & { topic: TopicSummary }> {
+  if (!(Number.isInteger(opts.nodes) && opts.nodes >= 1)) throw new RangeError(`nodes must be an integer >= 1, got ${opts.nodes}`)
+  if (!(Number.isInteger(opts.deciders) && opts.deciders >= 1)) throw new RangeError(`deciders must be an integer >= 1, got ${opts.deciders}`)
+  const started = opts.elapsedMs?.() ?? 0
+  const logger = silentLogger
+  const actuator = opts.actuator !== false
+  const verdicts: Verdict[] = []
+  const partitions = cfg.decider.partitions
+  const deciders = Array.from(
+    { length: opts.deciders },
+    (_, i) =>
+      new DeciderService({
+        config: cfg,
+        transport: opts.transport,
+        logger,
+        state: opts.state === true,
+        finishWhenAllFinal: true,
+        onTick: (res, _now, _w, pipeline) => {
+          for (const v of res.verdicts) {
+            verdicts.push(v)
+            io.out(`${JSON.stringify(v)}\n`)
+            opts.onVerdict?.(v, i)
+            if (actuator) {
+              const ev = actuatorEvent(v)
+              if (ev !== undefined) pipeline.deployment(ev)
+            }
+          }
+        },
+      }),
+  )
+  const probe = new Pipeline({ engine: cfg.engine, signals: cfg.signals })
+  const bucketMs = probe.store.bucketMs
+  const clock = new ReplayClock(probe.store.config.maxFutureSkew)
+  probe.shutdown()
+  const publishers = Array.from(
+    { length: opts.nodes },
+    () => new PartialsPublisher({ producer: opts.transport.producer(), topic: cfg.kafka.topics.partials, partitions, logger, maxQueue: 10_000_000 }),
+  )
+  const nodes = publishers.map(
+    (pub, i) =>
+      new IngestNode({
+        node: `node-${i}`,
+        normalize: (cfg as { normalize?: object }).normalize ?? {},
+        bucketMs,
+        lateness: cfg.engine.lateness,
+        emit: (b) => pub.publish(b),
+      }),
+  )
+  const timeoutMs = opts.timeoutMs ?? 120_000
+  let now = -Infinity
+  let sentBucket = -Infinity
+  const c: LineCounts = { n: 0, spans: 0, points: 0, malformed: 0 }
+  let t0 = Date.now()
+  try {
+    for (const d of deciders) await d.start()
+    for (const p of publishers) await p.start()
+    publishers.forEach((p, i) => p.hello(`node-${i}`))
+    for (const p of publishers) await p.flush(timeoutMs)
+    // the group settles before the first record: every partition owned, every decider holding some
+    await waitUntil(() => {
+      const owned = deciders.map((d) => d.stats().partitions.length)
+      return owned.reduce((a, b) => a + b, 0) === partitions && owned.every((n) => n > 0 || opts.deciders > partitions)
+    }, 60_000, 'the decider group to settle')
+    t0 = Date.now()
+    await eachRecordedLine(
+      lines,
+      io,
+      c,
+      (d) => {
+        if (d.type === 'traces') splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
+        else splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
+      },
+      async (maxMs) => {
+        clock.see(maxMs)
+        now = clock.now
+        if (!Number.isFinite(now)) return
+        for (const node of nodes) node.advance(now)
+        // the nodes stay within a bucket of each other on the topic, as live nodes on one wall clock
+        // do (a node further than decider.nodeTimeout behind the others would be judged silent)
+        const b = alignDown(now, bucketMs)
+        if (b > sentBucket) {
+          sentBucket = b
+          for (const p of publishers) await p.flush(timeoutMs)
+        }
+        await opts.afterLine?.(now, deciders)
+      },
+    )
+    if (Number.isFinite(now)) {
+      for (const node of nodes) node.flush()
+      for (const p of publishers) {
+        const f = await p.flush(timeoutMs)
+        if (f.kind === 'timeout') throw new Error(`partials not acknowledged within ${timeoutMs} ms (${f.pending} pending)`)
+      }
+      await waitUntil(() => deciders.every((d) => d.stats().partitions.length === 0 || d.stats().decider?.finished === true), timeoutMs, 'the deciders to judge the end')
+    }
+    const wallMs = Date.now() - t0
+    const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
+    const ps = publishers.map((p) => p.stats())
+    const sum = (f: (x: (typeof ps)[number]) => number) => ps.reduce((a, x) => a + f(x), 0)
+    const topic: TopicSummary = {
+      nodes: nodes.length,
+      deciders: deciders.length,
+      partitions,
+      partials: sum((x) => x.partials),
+      dataRecords: sum((x) => x.dataRecords),
+      heartbeats: sum((x) => x.heartbeats),
+      dataBytes: sum((x) => x.dataBytes),
+      heartbeatBytes: sum((x) => x.heartbeatBytes),
+      latePartials: deciders.reduce((a, d) => a + (d.stats().decider?.latePartials ?? 0), 0),
+      wallMs,
+    }
+    io.err(
+      `replay: lines=${c.n} spans=${c.spans} points=${c.points} malformed=${c.malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms` +
+        ` nodes=${topic.nodes} deciders=${topic.deciders} partitions=${topic.partitions} partials=${topic.partials} dataRecords=${topic.dataRecords} dataBytes=${topic.dataBytes}` +
+        ` bytesPerPartial=${topic.partials > 0 ? (topic.dataBytes / topic.partials).toFixed(1) : '0'} heartbeats=${topic.heartbeats} heartbeatBytes=${topic.heartbeatBytes} latePartials=${topic.latePartials} wall=${wallMs}ms\n`,
+    )
+    return { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts, elapsedMs, report: undefined, topic }
+  } finally {
+    for (const p of publishers) await p.shutdown(0)
+    for (const d of deciders) await d.shutdown()
+  }
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now()
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/**
+ * `--deciders K` / `--kafka HOST:PORT`: the broker path, on the real broker or an embedded bus of its
+ * own; topics and groups are named for this run (`pullback-replay-<random>`) and the topic deleted at the end.
+ */
+async function replayOnTopicCommand(file: string, base: PullbackConfig, io: Io, ropts: ReplayOptions, nodes: number, deciders: number, kafka: string | undefined): Promise<ReplaySummary> {
+  const prefix = `pullback-replay-${randomUUID().slice(0, 8)}`
+  const cfg = configSchema.parse({ ...base, kafka: { ...base.kafka, groupPrefix: prefix, topics: { ...base.kafka.topics, partials: `${prefix}.partials` } } })
+  const transport: KafkaTransport =
+    kafka === undefined ? new MemoryBus({ defaultPartitions: cfg.decider.partitions }) : new (await import('../../kafka/confluent.js')).ConfluentTransport({ brokers: kafka.split(','), clientId: 'pullback-replay' })
+  try {
+    return await replayLinesOnTopic(fileLines(file), cfg, io, { ...ropts, nodes, deciders, transport })
+  } finally {
+    const admin = transport.admin()
+    await admin.deleteTopics([cfg.kafka.topics.partials]).catch(() => undefined)
+    await admin.disconnect().catch(() => undefined)
+  }
+}
+
 /** File read failures, told apart from everything else so the command can exit 1. */
 class ReadError extends Error {}
 
@@ -474,7 +685,7 @@ export const command: Command = {
   async run(argv, io) {
     const { values, positionals } = parseFlags(
       argv,
-      { config: { type: 'string' }, report: { type: 'string' }, 'no-actuator': { type: 'boolean' }, nodes: { type: 'string' } },
+      { config: { type: 'string' }, report: { type: 'string' }, 'no-actuator': { type: 'boolean' }, nodes: { type: 'string' }, deciders: { type: 'string' }, kafka: { type: 'string' } },
       true,
     )
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing FILE' : `expected one FILE, got ${positionals.length}`)
@@ -483,6 +694,13 @@ export const command: Command = {
     if (nodes !== undefined && !(Number.isInteger(nodes) && nodes >= 1 && nodes <= 1024)) {
       throw new UsageError(`--nodes expects an integer from 1 to 1024, got ${JSON.stringify(values.nodes)}`)
     }
+    const deciders = values.deciders === undefined ? undefined : Number(values.deciders)
+    if (deciders !== undefined && !(Number.isInteger(deciders) && deciders >= 1 && deciders <= 64)) {
+      throw new UsageError(`--deciders expects an integer from 1 to 64, got ${JSON.stringify(values.deciders)}`)
+    }
+    if (values.kafka !== undefined && !/^[^\s:,]+:\d+(,[^\s:,]+:\d+)*$/.test(values.kafka)) throw new UsageError(`--kafka expects HOST:PORT[,HOST:PORT...], got ${JSON.stringify(values.kafka)}`)
+    const onTopic = deciders !== undefined || values.kafka !== undefined
+    if (onTopic && values.report !== undefined) throw new UsageError('--report is not available with --deciders/--kafka')
     let cfg: PullbackConfig
     try {
       cfg = loadConfig(values.config)
@@ -502,7 +720,8 @@ export const command: Command = {
     let summary: ReplaySummary
     try {
       const ropts: ReplayOptions = { actuator: values['no-actuator'] !== true, recordTimeline: render !== undefined, elapsedMs: () => performance.now() }
-      summary = nodes === undefined ? await replayLines(fileLines(file), cfg, io, ropts, file) : await replayLinesOnNodes(fileLines(file), cfg, io, { ...ropts, nodes }, file)
+      if (onTopic) summary = await replayOnTopicCommand(file, cfg, io, ropts, nodes ?? 1, deciders ?? 1, values.kafka)
+      else summary = nodes === undefined ? await replayLines(fileLines(file), cfg, io, ropts, file) : await replayLinesOnNodes(fileLines(file), cfg, io, { ...ropts, nodes }, file)
     } catch (err) {
       if (err instanceof ReadError) {
         io.err(`pullback replay: cannot read ${file}: ${err.message}\n`)

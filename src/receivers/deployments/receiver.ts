@@ -2,7 +2,9 @@
  * The deployment-event receiver: consumes `kafka.topics.deployments` (default `pullback.deployments`),
  * one JSON object per record, validates it (./schema.ts) and hands the DeploymentEvent to a callback.
  * Invalid records are counted by reason and skipped (offset moves on); a throwing callback is counted
- * and the record skipped, so one bad event never blocks the stream.
+ * and the record skipped, so one bad event never blocks the stream. With `auth`, signatures are
+ * checked (./auth.ts): events failing the check are counted (`invalid.signature`, `invalid.unsigned`)
+ * and dropped; accepted unsigned events are counted in `unsigned`.
  */
 import { errorMessage } from '../../common/errors.js'
 import type { Component } from '../../common/lifecycle.js'
@@ -10,7 +12,8 @@ import type { Logger } from '../../common/logger.js'
 import { silentLogger } from '../../common/logger.js'
 import type { DeploymentEvent } from '../../engine/events.js'
 import type { Batch, Consumer, ConsumerStats, KafkaTransport } from '../../kafka/types.js'
-import { parseDeploymentEvent, type InvalidReason } from './schema.js'
+import type { EventAuth } from './auth.js'
+import { openDeploymentEvent, type InvalidReason } from './schema.js'
 
 export interface DeploymentsReceiverOptions {
   transport: KafkaTransport
@@ -20,10 +23,14 @@ export interface DeploymentsReceiverOptions {
   groupId: string
   onEvent: (e: DeploymentEvent) => void
   logger?: Logger
+  /** signature policy; absent: events are not checked (every one counts as unsigned) */
+  auth?: EventAuth
 }
 
 export interface DeploymentsStats {
   accepted: number
+  /** accepted events that carried no signature */
+  unsigned: number
   invalid: Record<InvalidReason, number>
   /** the callback threw */
   callbackFailures: number
@@ -41,7 +48,8 @@ export class DeploymentsReceiver implements Component {
   private stopping: Promise<void> | undefined
   private readonly counters = {
     accepted: 0,
-    invalid: { json: 0, schema: 0, empty: 0 } as Record<InvalidReason, number>,
+    unsigned: 0,
+    invalid: { json: 0, schema: 0, empty: 0, unsigned: 0, signature: 0 } as Record<InvalidReason, number>,
     callbackFailures: 0,
     lastInvalid: undefined as string | undefined,
   }
@@ -61,12 +69,16 @@ export class DeploymentsReceiver implements Component {
       onError: (err) => this.logger.warn({ err: errorMessage(err) }, 'deployments consumer error'),
     })
     await this.consumer.start((batch) => this.handle(batch))
-    this.logger.info({ topic: this.opts.topic, groupId: this.opts.groupId }, 'deployments receiver started')
+    const auth = this.opts.auth
+    this.logger.info({ topic: this.opts.topic, groupId: this.opts.groupId, trustedKeys: auth?.verifier.size ?? 0, requireSigned: auth?.requireSigned ?? false }, 'deployments receiver started')
+    if (auth?.requireSigned !== true) {
+      this.logger.warn('deployment events are accepted unsigned (receivers.deployments.requireSigned): anyone who can write to the deployments topic can suppress a rollback (docs/threat-model.md)')
+    }
   }
 
   private handle(batch: Batch): Promise<void> {
     for (const m of batch.messages) {
-      const parsed = parseDeploymentEvent(m.value)
+      const parsed = openDeploymentEvent(m.value, this.opts.auth)
       if (parsed.kind === 'invalid') {
         this.counters.invalid[parsed.reason]++
         this.counters.lastInvalid = `${m.topic}/${m.partition}@${m.offset}: ${parsed.message}`
@@ -75,6 +87,7 @@ export class DeploymentsReceiver implements Component {
       try {
         this.opts.onEvent(parsed.event)
         this.counters.accepted++
+        if (parsed.signature === 'none') this.counters.unsigned++
       } catch (err) {
         this.counters.callbackFailures++
         this.logger.warn({ err: errorMessage(err) }, 'deployment event callback failed; event skipped')

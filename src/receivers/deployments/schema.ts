@@ -12,9 +12,13 @@
  *     "decisionId": "..." }             optional (rollback announcements)
  *
  * Unknown fields are ignored (announcers such as Argo CD notification templates may add their own).
+ * A signed event adds "keyId" and "signature" (./auth.ts); with an EventAuth, an event whose
+ * signature does not verify is invalid (`signature`), and so is an unsigned one when signatures are
+ * required (`unsigned`).
  */
 import { z } from 'zod'
 import type { DeploymentEvent } from '../../engine/events.js'
+import { checkEvent, type EventAuth } from './auth.js'
 
 const nonEmpty = z.string().trim().min(1)
 
@@ -37,18 +41,33 @@ export const deploymentEventSchema = z.object({
   decisionId: nonEmpty.optional(),
 })
 
-export type InvalidReason = 'empty' | 'json' | 'schema'
+export type InvalidReason = 'empty' | 'json' | 'schema' | 'unsigned' | 'signature'
 
 export type ParsedDeployment = { kind: 'event'; event: DeploymentEvent } | { kind: 'invalid'; reason: InvalidReason; message: string }
 
+export type OpenedDeployment = { kind: 'event'; event: DeploymentEvent; signature: 'valid' | 'none' } | { kind: 'invalid'; reason: InvalidReason; message: string }
+
 /** Validates one record value. Never throws. */
 export function parseDeploymentEvent(value: Buffer | string | null): ParsedDeployment {
+  const o = openDeploymentEvent(value, undefined)
+  return o.kind === 'event' ? { kind: 'event', event: o.event } : o
+}
+
+/** Validates one record value and, given `auth`, its signature. Never throws. */
+export function openDeploymentEvent(value: Buffer | string | null, auth: EventAuth | undefined): OpenedDeployment {
   if (value === null || value.length === 0) return { kind: 'invalid', reason: 'empty', message: 'empty record value' }
   let raw: unknown
   try {
     raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'))
   } catch (err) {
     return { kind: 'invalid', reason: 'json', message: `not JSON: ${(err as Error).message}` }
+  }
+  let signature: 'valid' | 'none' = 'none'
+  if (auth !== undefined && typeof raw === 'object' && raw !== null) {
+    const c = checkEvent(raw, auth)
+    if (c.kind === 'invalid') return { kind: 'invalid', reason: 'signature', message: `signature does not verify: ${c.reason}` }
+    if (c.kind === 'unsigned' && auth.requireSigned) return { kind: 'invalid', reason: 'unsigned', message: 'unsigned event (receivers.deployments.requireSigned)' }
+    if (c.kind === 'signed') signature = 'valid'
   }
   const r = deploymentEventSchema.safeParse(raw)
   if (!r.success) {
@@ -60,5 +79,5 @@ export function parseDeploymentEvent(value: Buffer | string | null): ParsedDeplo
   if (d.artifact !== undefined) event.artifact = d.artifact
   if (d.previousVersion !== undefined) event.previousVersion = d.previousVersion
   if (d.decisionId !== undefined) event.decisionId = d.decisionId
-  return { kind: 'event', event }
+  return { kind: 'event', event, signature }
 }

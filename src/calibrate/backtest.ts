@@ -1,0 +1,177 @@
+/**
+ * One pseudo-deployment on recorded history, judged by the real pipeline (src/runtime/pipeline.ts,
+ * the code `pullback replay` and the live sidecar run): the service's history is presented as
+ * version "A" up to the deploy time t and as version "B" after it, with a deployment event at t.
+ * Nothing changed at t, so any rollback verdict is a false rollback. With an `inject`ion (an added
+ * error ratio, or latencies multiplied) after t, the same run measures whether a regression of that
+ * size is caught within the watch.
+ *
+ * The history is fed as the normalizer would feed a metric exporter's points: each step's delta
+ * covering (T - step, T], latency bucket counts at their bucket's representative value (midpoint;
+ * first bucket half its bound; overflow at the last bound), resource readings per pod (the new
+ * version's pods renamed, as a rollout replaces pods). The engine ticks after every step with the
+ * watermark `engine.lateness` behind, as replay ticks after every line, and twice at the end.
+ */
+import { Pipeline } from '../runtime/pipeline.js'
+import type { EngineConfig } from '../engine/config.js'
+import type { SignalsConfig } from '../signals/config.js'
+import type { SignalName } from '../engine/verdict.js'
+import type { ServiceHistory } from './history.js'
+
+export interface Injection {
+  /** absolute error ratio added to the new version's requests (0.05 = 5 points more 5xx) */
+  errorStep?: number
+  /** the new version's latencies multiplied by this */
+  latencyFactor?: number
+}
+
+export type PseudoOutcome =
+  | { kind: 'rollback'; afterMs: number; dryRun: boolean; signals: SignalName[] }
+  | { kind: 'incident'; afterMs: number }
+  /** the watch ended without a decision; `judgedTicks` = ticks at which the deployment was not `insufficient` */
+  | { kind: 'none'; judgedTicks: number }
+
+export interface BacktestConfig {
+  engine: EngineConfig
+  signals: SignalsConfig
+}
+
+const VERSION_A = 'calibrate-a'
+const VERSION_B = 'calibrate-b'
+
+/** History needed before t (store retention: the baseline plus the older history the gate compares it with). */
+export function leadMs(cfg: BacktestConfig): number {
+  return cfg.signals.retention
+}
+
+/** History needed after t: the watch, then enough for the last windows to complete. */
+export function tailMs(cfg: BacktestConfig, service: string, stepMs: number): number {
+  const c = cfg.engine.services[service] ?? cfg.engine.defaults
+  return c.watch + 2 * stepMs + cfg.engine.lateness
+}
+
+export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestConfig, inject: Injection = {}): PseudoOutcome {
+  const r = h.requests
+  const ns = h.service.namespace
+  const name = h.service.name
+  const svcKey = ns === '' ? name : `${ns}/${name}`
+  const from = deployMs - leadMs(cfg)
+  const to = deployMs + tailMs(cfg, svcKey, r.stepMs)
+  const p = new Pipeline({ engine: cfg.engine, signals: cfg.signals, evaluation: 'incremental' })
+  try {
+    const width = r.boundsS.length + 1
+    const reps = new Array<number>(width)
+    for (let j = 0; j < width; j++) {
+      const lo = j === 0 ? 0 : (r.boundsS[j - 1] as number)
+      const hi = j < r.boundsS.length ? (r.boundsS[j] as number) : lo
+      reps[j] = (j === 0 ? hi / 2 : j === width - 1 ? lo : (lo + hi) / 2) * 1e6
+    }
+    // resource readings are merged in time order with the request steps: one cursor per pod series
+    const cursors = h.resources.map((s) => {
+      let i = 0
+      while (i < s.timesMs.length && (s.timesMs[i] as number) <= from) i++
+      return i
+    })
+    const iFrom = Math.max(1, Math.ceil((from - r.startMs) / r.stepMs))
+    const iTo = Math.min(r.counts.length - 1, Math.floor((to - r.startMs) / r.stepMs))
+    let announced = false
+    let errCarry = 0
+    let judgedTicks = 0
+    const lateness = cfg.engine.lateness
+    for (let i = iFrom; i <= iTo; i++) {
+      const T = r.startMs + i * r.stepMs
+      if (!announced && T > deployMs) {
+        p.deployment({ namespace: ns, service: name, version: VERSION_B, time: deployMs, kind: 'deploy', previousVersion: VERSION_A, source: 'pullback-calibrate' })
+        announced = true
+      }
+      const after = T > deployMs
+      const version = after ? VERSION_B : VERSION_A
+      const key = { namespace: ns, service: name, version }
+      for (let k = 0; k < h.resources.length; k++) {
+        const s = h.resources[k]!
+        let c = cursors[k] as number
+        while (c < s.timesMs.length && (s.timesMs[c] as number) <= T) {
+          const tm = s.timesMs[c] as number
+          const v = tm > deployMs ? VERSION_B : VERSION_A
+          p.recordObservation({
+            kind: 'resource',
+            key: { namespace: ns, service: name, version: v },
+            pod: v === VERSION_B ? `${s.pod}-b` : s.pod,
+            resource: s.resource,
+            timeMs: tm,
+            value: s.values[c] as number,
+            request: Number.isNaN(s.request) ? undefined : s.request,
+          })
+          c++
+        }
+        cursors[k] = c
+      }
+      const count = r.counts[i] as number
+      if (!Number.isNaN(count) && count > 0) {
+        let errors = r.errors[i] as number
+        let factor = 1
+        if (after) {
+          if (inject.errorStep !== undefined && inject.errorStep > 0) {
+            // the added errors are spread exactly: fractional requests carry to the next step
+            const add = inject.errorStep * count + errCarry
+            const whole = Math.floor(add)
+            errCarry = add - whole
+            errors = Math.min(count, errors + whole)
+          }
+          if (inject.latencyFactor !== undefined) factor = inject.latencyFactor
+        }
+        const lats: number[] = []
+        const ns_: number[] = []
+        for (let j = 0; j < width; j++) {
+          const n = r.latency[i * width + j] as number
+          if (n > 0) {
+            lats.push((reps[j] as number) * factor)
+            ns_.push(n)
+          }
+        }
+        p.recordObservation({ kind: 'request', key, timeMs: T, startMs: T - r.stepMs, count, errors, latenciesUs: lats, latencyCounts: lats.length > 0 ? ns_ : undefined })
+      }
+      const res = p.tick(T, T - lateness)
+      const o = outcomeOf(res, deployMs)
+      if (o !== undefined) return o
+      for (const s of res.statuses) if (s.version === VERSION_B && s.status !== 'insufficient') judgedTicks += 1
+    }
+    const end = r.startMs + iTo * r.stepMs
+    for (let k = 0; k < 2; k++) {
+      const o = outcomeOf(p.tick(end, end), deployMs)
+      if (o !== undefined) return o
+    }
+    return { kind: 'none', judgedTicks }
+  } finally {
+    p.shutdown()
+  }
+}
+
+function outcomeOf(res: ReturnType<Pipeline['tick']>, deployMs: number): PseudoOutcome | undefined {
+  for (const v of res.verdicts) {
+    if (v.version !== VERSION_B) continue
+    if (v.kind === 'rollback') {
+      return { kind: 'rollback', afterMs: v.decidedAt - deployMs, dryRun: v.dryRun, signals: v.signals.filter((s) => s.state === 'breach').map((s) => s.signal) }
+    }
+    if (v.kind === 'incident') return { kind: 'incident', afterMs: v.decidedAt - deployMs }
+  }
+  return undefined
+}
+
+/** Pseudo-deploy times spread evenly over the history where lead and tail fit, aligned to the step. */
+export function deployTimes(h: ServiceHistory, cfg: BacktestConfig, n: number): number[] {
+  const r = h.requests
+  const svcKey = h.service.namespace === '' ? h.service.name : `${h.service.namespace}/${h.service.name}`
+  const first = h.firstDataMs + leadMs(cfg)
+  const last = h.lastDataMs - tailMs(cfg, svcKey, r.stepMs)
+  if (!(last > first) || n <= 0) return []
+  const out: number[] = []
+  const gap = (last - first) / Math.max(1, n)
+  for (let k = 0; k < n; k++) {
+    const t = first + gap * (k + 0.5)
+    // on the grid: the new version's first report covers (t, t + step], as a fresh exporter's would
+    const aligned = r.startMs + Math.floor((t - r.startMs) / r.stepMs) * r.stepMs
+    if (out.length === 0 || aligned > (out[out.length - 1] as number)) out.push(aligned)
+  }
+  return out
+}

@@ -1,0 +1,312 @@
+/**
+ * Per-service calibration: backtests pseudo-deployments (backtest.ts) over a service's history,
+ * measures the false-rollback rate of the current contract, walks a small grid of candidate values
+ * from the most sensitive to the least, and keeps the first that holds false rollbacks at or under
+ * the target on the calibration deploys (the older part of the history). The newer part is held out:
+ * it gives the chosen contract's false-rollback rate on days it was not chosen on, and its detection
+ * power (the smallest error-rate step and latency multiplier still caught, injected into held-out
+ * history).
+ *
+ * window and minSamples come from the traffic level (the 10th percentile of request rate: a quiet
+ * hour must still fill the window); error minDelta/relativeFactor and latency
+ * multiplier/minIncreaseMs from the grid.
+ */
+import { mergeContract, validateContract, type Contract, type ContractOverride, type EngineConfig } from '../engine/config.js'
+import { deployTimes, pseudoDeploy, type BacktestConfig, type Injection, type PseudoOutcome } from './backtest.js'
+import { serviceKey, type ServiceHistory } from './history.js'
+import { QuantileSketch } from './quantile.js'
+
+export interface CalibrateOptions {
+  /** allowed false rollbacks per pseudo-deployment (0.01 = 1 per 100 deploys) */
+  targetFalseRate: number
+  /** history required before `enforce` is recommended, days */
+  days: number
+  /** pseudo-deployments per service (calibration + held out) */
+  deploys: number
+  /** share of the pseudo-deployments (the newest) held out */
+  heldOutShare: number
+  /** held-out deploys each injected regression is tried on */
+  powerDeploys: number
+  /** a regression counts as caught when at least this share of its pseudo-deploys roll back */
+  catchRate: number
+  onProgress?: (line: string) => void
+}
+
+export const DEFAULT_CALIBRATE: Omit<CalibrateOptions, 'onProgress'> = {
+  targetFalseRate: 0.01,
+  days: 30,
+  deploys: 60,
+  heldOutShare: 1 / 3,
+  powerDeploys: 8,
+  catchRate: 0.75,
+}
+
+/** error (minDelta, relativeFactor) and latency (multiplier, minIncreaseMs) steps, most sensitive first */
+export const ERROR_GRID: readonly (readonly [number, number])[] = [
+  [0.02, 2],
+  [0.03, 2.5],
+  [0.05, 3],
+  [0.08, 4],
+  [0.12, 5],
+]
+export const LATENCY_GRID: readonly (readonly [number, number])[] = [
+  [1.5, 20],
+  [1.75, 50],
+  [2, 100],
+  [2.5, 200],
+  [3, 400],
+]
+export const ERROR_STEPS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+export const LATENCY_FACTORS = [1.25, 1.5, 2, 3, 5]
+
+export interface Tally {
+  deploys: number
+  falseRollbacks: number
+  incidents: number
+  /** pseudo-deploys never judged (always insufficient): they say nothing about false rollbacks */
+  unjudged: number
+}
+
+export interface ResourceFinding {
+  resource: 'memory' | 'cpu'
+  p70: number
+  p95: number
+  /** the smallest request seen among the service's pods */
+  request: number
+  below: boolean
+}
+
+export type Enforce = { kind: 'enforce' } | { kind: 'observe'; reason: string }
+
+export type CalibrationResult =
+  | {
+      kind: 'calibrated' | 'no-candidate'
+      service: string
+      historyDays: number
+      traffic: { p10Rps: number; medianRps: number }
+      current: Tally
+      chosen: Tally
+      heldOut: Tally
+      /** the override written under engine.services[service] (YAML units: durations in ms) */
+      override: ContractOverride
+      contract: Contract
+      /** smallest caught injected regression; undefined when none in the tried set was caught */
+      power: { errorStep: number | undefined; latencyFactor: number | undefined }
+      enforce: Enforce
+      resources: ResourceFinding[]
+      evidence: Record<string, string>
+      elapsedMs: number
+    }
+  | { kind: 'too-little-data'; service: string; historyDays: number; reason: string }
+
+function quantileOf(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number
+}
+
+export function trafficOf(h: ServiceHistory): { p10Rps: number; medianRps: number } {
+  const r = h.requests
+  const rates: number[] = []
+  for (let i = 0; i < r.counts.length; i++) {
+    const c = r.counts[i] as number
+    if (!Number.isNaN(c)) rates.push(c / (r.stepMs / 1000))
+  }
+  const s = Float64Array.from(rates).sort()
+  return { p10Rps: quantileOf(s, 0.1), medianRps: quantileOf(s, 0.5) }
+}
+
+/** window and minSamples from the traffic level, within what the signal store can answer. */
+export function sizing(base: Contract, cfg: BacktestConfig, p10Rps: number): { window: number; minSamples: number; why: { window: string; minSamples: string } } {
+  const unit = base.slices * cfg.signals.bucket
+  const maxWindow = Math.max(unit, Math.floor((cfg.signals.fineRetention - cfg.engine.lateness) / unit) * unit)
+  // a busy service can afford a larger sample floor (a steadier estimate) at no cost in time
+  const minSamples = Math.min(400, Math.max(base.minSamples, Math.floor((p10Rps * 60) / 10) * 10))
+  const needMs = p10Rps > 0 ? (minSamples / p10Rps) * 1000 : Infinity
+  const window = Math.min(maxWindow, Math.max(base.window, Math.ceil(needMs / unit) * unit))
+  const rate = `p10 traffic ${fmt(p10Rps)} req/s`
+  return {
+    window,
+    minSamples,
+    why: {
+      minSamples: minSamples > base.minSamples ? `${rate}: a minute holds ${Math.floor(p10Rps * 60)} requests, so the floor rises to ${minSamples}` : `${rate}: the default floor ${base.minSamples} stands`,
+      window:
+        needMs > maxWindow
+          ? `${rate}: ${minSamples} requests take ${fmtS(needMs)}, longer than the store's fine ring allows (${fmtS(maxWindow)}); the engine grows the span until it holds them`
+          : `${rate}: ${minSamples} requests take ${fmtS(needMs)}`,
+    },
+  }
+}
+
+function fmt(n: number): string {
+  return Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toPrecision(2)) : String(n)
+}
+function unit(v: number, r: 'memory' | 'cpu'): string {
+  return r === 'memory' ? `${(v / 2 ** 20).toFixed(0)} MiB` : `${v.toFixed(2)} cores`
+}
+function fmtS(ms: number): string {
+  return Number.isFinite(ms) ? `${Math.round(ms / 1000)} s` : 'forever'
+}
+function pct(t: Tally): string {
+  return `${t.falseRollbacks}/${t.deploys} false rollbacks (${t.deploys > 0 ? ((100 * t.falseRollbacks) / t.deploys).toFixed(1) : '0'} %)`
+}
+
+function withService(cfg: BacktestConfig, key: string, c: Contract): BacktestConfig {
+  const engine: EngineConfig = { ...cfg.engine, services: { ...cfg.engine.services, [key]: c } }
+  return { engine, signals: cfg.signals }
+}
+
+/** Pseudo-deploys at `times`; stops early once more than `allowed` false rollbacks are seen. */
+function tally(h: ServiceHistory, cfg: BacktestConfig, times: readonly number[], allowed = Infinity): Tally {
+  const t: Tally = { deploys: 0, falseRollbacks: 0, incidents: 0, unjudged: 0 }
+  for (const at of times) {
+    const o = pseudoDeploy(h, at, cfg)
+    t.deploys += 1
+    if (o.kind === 'rollback') t.falseRollbacks += 1
+    else if (o.kind === 'incident') t.incidents += 1
+    else if (o.judgedTicks === 0) t.unjudged += 1
+    if (t.falseRollbacks > allowed) break
+  }
+  return t
+}
+
+function caught(o: PseudoOutcome): boolean {
+  return o.kind === 'rollback'
+}
+
+function smallestCaught<T extends number>(h: ServiceHistory, cfg: BacktestConfig, times: readonly number[], levels: readonly T[], inj: (l: T) => Injection, rate: number): T | undefined {
+  if (times.length === 0) return undefined
+  for (const l of levels) {
+    let n = 0
+    for (const at of times) if (caught(pseudoDeploy(h, at, cfg, inj(l)))) n += 1
+    if (n / times.length >= rate) return l
+  }
+  return undefined
+}
+
+export function resourceFindings(h: ServiceHistory): ResourceFinding[] {
+  const out: ResourceFinding[] = []
+  for (const resource of ['memory', 'cpu'] as const) {
+    const sk = new QuantileSketch()
+    let request = Infinity
+    for (const s of h.resources) {
+      if (s.resource !== resource) continue
+      for (const v of s.values) sk.add(v)
+      if (!Number.isNaN(s.request)) request = Math.min(request, s.request)
+    }
+    if (sk.count === 0 || request === Infinity) continue
+    const p70 = sk.quantile(0.7)
+    out.push({ resource, p70, p95: sk.quantile(0.95), request, below: request < p70 })
+  }
+  return out
+}
+
+export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: CalibrateOptions): CalibrationResult {
+  const began = performance.now()
+  const key = serviceKey(h.service)
+  const say = (s: string) => opts.onProgress?.(`${key}: ${s}`)
+  const historyDays = (h.lastDataMs - h.firstDataMs + h.requests.stepMs) / 86_400_000
+  const times = deployTimes(h, cfg, opts.deploys)
+  if (times.length < 3) return { kind: 'too-little-data', service: key, historyDays, reason: `${historyDays.toFixed(2)} days of history hold ${times.length} pseudo-deployments (at least 3 needed)` }
+  const nHeld = Math.max(1, Math.round(times.length * opts.heldOutShare))
+  const calTimes = times.slice(0, times.length - nHeld)
+  const heldTimes = times.slice(times.length - nHeld)
+  const allowed = Math.floor(opts.targetFalseRate * calTimes.length + 1e-9)
+  const base = cfg.engine.services[key] ?? cfg.engine.defaults
+
+  const traffic = trafficOf(h)
+  const current = tally(h, cfg, calTimes)
+  say(`history ${historyDays.toFixed(1)} days, p10 ${fmt(traffic.p10Rps)} req/s; current contract: ${pct(current)}`)
+
+  // the traffic-sized window and floor are one candidate; the contract's own are the other (a larger floor is not always steadier: the span it needs reaches further back)
+  const sized = sizing(base, cfg, traffic.p10Rps)
+  const plain = { window: base.window, minSamples: base.minSamples, why: { window: `the contract's window (traffic-sized ${sized.window / 1000} s did worse)`, minSamples: `the contract's floor (traffic-sized ${sized.minSamples} did worse)` } }
+  const sizes = sized.window === base.window && sized.minSamples === base.minSamples ? [sized] : [sized, plain]
+  const candidates: { i: number; j: number; k: number }[] = []
+  for (let i = 0; i < ERROR_GRID.length; i++) for (let j = 0; j < LATENCY_GRID.length; j++) for (let k = 0; k < sizes.length; k++) candidates.push({ i, j, k })
+  candidates.sort((a, b) => a.i + a.j - (b.i + b.j) || a.i - b.i || a.j - b.j || a.k - b.k)
+
+  const overrideOf = (i: number, j: number, k: number): ContractOverride => {
+    const [minDelta, relativeFactor] = ERROR_GRID[i] as readonly [number, number]
+    const [multiplier, minIncreaseMs] = LATENCY_GRID[j] as readonly [number, number]
+    const size = sizes[k] ?? sized
+    return {
+      window: size.window,
+      minSamples: size.minSamples,
+      signals: {
+        errorRate: { minDelta, relativeFactor },
+        latency: { multiplier, minIncreaseMs, ...(base.signals.latency.critical < multiplier ? { critical: multiplier } : {}) },
+      },
+    } as ContractOverride
+  }
+
+  let pick: { i: number; j: number; k: number; tally: Tally } | undefined
+  let last: { i: number; j: number; k: number; tally: Tally } | undefined
+  for (const c of candidates) {
+    const contract = mergeContract(base, overrideOf(c.i, c.j, c.k))
+    if (validateContract(contract).length > 0) continue
+    const t = tally(h, withService(cfg, key, contract), calTimes, allowed)
+    last = { ...c, tally: t }
+    say(`candidate errorRate ${ERROR_GRID[c.i]?.join('/')} latency ${LATENCY_GRID[c.j]?.join('/')} minSamples ${contract.minSamples}: ${t.falseRollbacks > allowed ? `> ${allowed}` : t.falseRollbacks} false rollbacks in ${t.deploys} deploys`)
+    if (t.falseRollbacks <= allowed) {
+      pick = { ...c, tally: t }
+      break
+    }
+  }
+  const chosenAt = pick ?? last ?? { i: ERROR_GRID.length - 1, j: LATENCY_GRID.length - 1, k: 0, tally: current }
+  const override = overrideOf(chosenAt.i, chosenAt.j, chosenAt.k)
+  const size = sizes[chosenAt.k] ?? sized
+  const contract = mergeContract(base, override)
+  const ccfg = withService(cfg, key, contract)
+  const heldOut = tally(h, ccfg, heldTimes)
+  const powerTimes = heldTimes.slice(0, opts.powerDeploys)
+  const errorStep = smallestCaught(h, ccfg, powerTimes, ERROR_STEPS, (l) => ({ errorStep: l }), opts.catchRate)
+  const latencyFactor = smallestCaught(h, ccfg, powerTimes, LATENCY_FACTORS, (l) => ({ latencyFactor: l }), opts.catchRate)
+  say(`held out: ${pct(heldOut)}; catches +${errorStep !== undefined ? (errorStep * 100).toFixed(0) : '?'} error points, ${latencyFactor ?? '?'}x latency`)
+
+  const resources = resourceFindings(h)
+  let enforce: Enforce = { kind: 'enforce' }
+  if (historyDays + 1e-6 < opts.days) enforce = { kind: 'observe', reason: `only ${historyDays.toFixed(1)} days of history, fewer than --days ${opts.days}: not enforced until calibrated on the full period` }
+  else if (pick === undefined) enforce = { kind: 'observe', reason: `no candidate held false rollbacks at or under ${(opts.targetFalseRate * 100).toFixed(1)} % (loosest: ${pct(chosenAt.tally)})` }
+
+  const powerText = `catches (held out, >= ${Math.round(opts.catchRate * 100)} % of ${powerTimes.length} deploys, this signal alone)`
+  const evidence: Record<string, string> = {
+    window: size.why.window,
+    minSamples: size.why.minSamples,
+    'signals.errorRate.minDelta': `${pct(chosenAt.tally)} in calibration, ${pct(heldOut)} held out; ${powerText}: ${errorStep !== undefined ? `+${(errorStep * 100).toFixed(0)} error points` : `none of +${ERROR_STEPS.map((s) => s * 100).join('/+')} points`}`,
+    'signals.errorRate.relativeFactor': `paired with minDelta (grid step ${chosenAt.i + 1} of ${ERROR_GRID.length}); current contract: ${pct(current)}`,
+    'signals.latency.multiplier': `${powerText}: ${latencyFactor !== undefined ? `${latencyFactor}x latency` : `none of ${LATENCY_FACTORS.join('/')}x`}`,
+    'signals.latency.minIncreaseMs': `paired with the multiplier (grid step ${chosenAt.j + 1} of ${LATENCY_GRID.length})`,
+  }
+  if (override.signals?.latency?.critical !== undefined) evidence['signals.latency.critical'] = 'raised to the multiplier (the contract requires critical >= multiplier)'
+  const ovr = override as ContractOverride & { signals: NonNullable<ContractOverride['signals']> }
+  if (enforce.kind === 'observe') {
+    ovr.signals.errorRate = { ...ovr.signals.errorRate, mode: 'observe' }
+    ovr.signals.latency = { ...ovr.signals.latency, mode: 'observe' }
+    ovr.signals.resource = { mode: 'observe' }
+    evidence['signals.errorRate.mode'] = enforce.reason
+    evidence['signals.latency.mode'] = enforce.reason
+    evidence['signals.resource.mode'] = enforce.reason
+  } else {
+    const low = resources.filter((r) => r.below && contract.signals.resource.kinds.includes(r.resource))
+    if (low.length > 0) {
+      ovr.signals.resource = { mode: 'observe' }
+      evidence['signals.resource.mode'] = low.map((r) => `${r.resource} request ${unit(r.request, r.resource)} below the p70 of usage ${unit(r.p70, r.resource)} (p95 ${unit(r.p95, r.resource)}): the slope signal would fire on every deploy`).join('; ')
+    }
+  }
+  return {
+    kind: pick !== undefined ? 'calibrated' : 'no-candidate',
+    service: key,
+    historyDays,
+    traffic,
+    current,
+    chosen: chosenAt.tally,
+    heldOut,
+    override: ovr,
+    contract: mergeContract(base, ovr),
+    power: { errorStep, latencyFactor },
+    enforce,
+    resources,
+    evidence,
+    elapsedMs: performance.now() - began,
+  }
+}

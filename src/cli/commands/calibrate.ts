@@ -1,0 +1,196 @@
+/**
+ * `pullback calibrate` and `pullback audit requests` (src/calibrate): per-service threshold
+ * contracts from history in Prometheus, and resource requests against observed usage.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { numberFlag, parseFlags, UsageError, type Command, type Io } from '../args.js'
+import { loadConfig, parseConfig } from '../../config/load.js'
+import { parseDuration } from '../../config/duration.js'
+import { errorMessage } from '../../common/errors.js'
+import { PrometheusHistorySource, templatesFrom, type PromTemplates } from '../../calibrate/prometheus.js'
+import { parseServiceRef, serviceKey, type HistoryRange, type ServiceRef } from '../../calibrate/history.js'
+import { calibrateService, DEFAULT_CALIBRATE, type CalibrationResult } from '../../calibrate/search.js'
+import { contractsYaml, resultTable } from '../../calibrate/contracts.js'
+import { auditRequests, auditTable } from '../../calibrate/audit.js'
+
+const DAY = 86_400_000
+
+const USAGE = `usage: pullback calibrate --prometheus URL --out FILE [--days 30] [--service NS/NAME ...]
+                          [--target-false-rate 0.01] [--config FILE] [--step 60s] [--deploys 60]
+                          [--queries FILE] [--end TIME] [--json]
+
+Backtests pseudo-deployments over each service's history with the real engine (the history shown as
+a new version with nothing changed: every rollback is a false one), measures the current contract's
+false-rollback rate, picks per-service values that hold it at or under the target, measures the
+detection power they cost on held-out history, and writes engine.services overrides with their
+evidence to FILE. A service with less history than --days is written with its signals in observe.
+
+  --prometheus URL         Prometheus HTTP API base (e.g. http://prometheus:9090)
+  --out FILE               the contracts file to write (a valid pullback config)
+  --days N                 history to read and to require before enforcing (default 30)
+  --service NS/NAME        calibrate only these (repeatable); default: every service found
+  --target-false-rate R    allowed false rollbacks per deploy (default 0.01)
+  --config FILE            the current pullback.yaml (its contracts are the starting point)
+  --step D                 history resolution (default 60s)
+  --deploys N              pseudo-deployments per service, a third of them held out (default 60)
+  --queries FILE           PromQL templates overriding the defaults (YAML/JSON object; see src/calibrate/README.md)
+  --end TIME               end of the history (ISO 8601 or unix ms; default now)
+  --json                   print one JSON result per service instead of the table
+
+Progress goes to stderr, the table to stdout. Exit 0 when FILE was written, 1 when no service could
+be read, 2 on usage errors.
+`
+
+function rangeOf(values: { days?: string; step?: string; end?: string }): { range: HistoryRange; days: number } {
+  const days = numberFlag('days', values.days, 30)
+  if (!(days > 0)) throw new UsageError('--days must be > 0')
+  const stepMs = parseDuration(values.step ?? '60s')
+  if (!(stepMs >= 1000) || stepMs % 1000 !== 0) throw new UsageError(`--step must be a whole number of seconds, got ${JSON.stringify(values.step)}`)
+  let end = Date.now()
+  if (values.end !== undefined) {
+    end = /^\d+$/.test(values.end) ? Number(values.end) : Date.parse(values.end)
+    if (!Number.isFinite(end)) throw new UsageError(`--end expects ISO 8601 or unix ms, got ${JSON.stringify(values.end)}`)
+  }
+  const endMs = Math.floor(end / stepMs) * stepMs
+  return { range: { startMs: endMs - Math.round(days * DAY), endMs, stepMs }, days }
+}
+
+function templates(file: string | undefined): PromTemplates {
+  if (file === undefined) return templatesFrom(undefined)
+  try {
+    return templatesFrom(parseYaml(readFileSync(file, 'utf8')))
+  } catch (err) {
+    throw new UsageError(`--queries ${file}: ${errorMessage(err)}`)
+  }
+}
+
+export const command: Command = {
+  name: 'calibrate',
+  summary: 'per-service threshold contracts from history (Prometheus), with their evidence',
+  usage: USAGE,
+  async run(argv, io, signal) {
+    const { values } = parseFlags(argv, {
+      prometheus: { type: 'string' },
+      kafka: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      days: { type: 'string' },
+      service: { type: 'string', multiple: true },
+      'target-false-rate': { type: 'string' },
+      config: { type: 'string', short: 'c' },
+      step: { type: 'string' },
+      deploys: { type: 'string' },
+      queries: { type: 'string' },
+      end: { type: 'string' },
+      json: { type: 'boolean' },
+    })
+    if (values.kafka !== undefined) throw new UsageError('--kafka (the pullback.history topic) is not implemented yet; use --prometheus')
+    if (values.prometheus === undefined) throw new UsageError('--prometheus URL is required')
+    if (values.out === undefined) throw new UsageError('--out FILE is required')
+    const target = numberFlag('target-false-rate', values['target-false-rate'], DEFAULT_CALIBRATE.targetFalseRate)
+    if (!(target >= 0 && target < 1)) throw new UsageError('--target-false-rate must be in [0, 1)')
+    const deploys = numberFlag('deploys', values.deploys, DEFAULT_CALIBRATE.deploys)
+    if (!(Number.isInteger(deploys) && deploys >= 3)) throw new UsageError('--deploys must be an integer >= 3')
+    const wanted: ServiceRef[] = []
+    for (const s of values.service ?? []) {
+      const ref = parseServiceRef(s)
+      if (ref === undefined) throw new UsageError(`--service expects NAMESPACE/NAME, got ${JSON.stringify(s)}`)
+      wanted.push(ref)
+    }
+    const { range, days } = rangeOf(values)
+    const cfg = loadConfig(values.config)
+    const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
+    const began = performance.now()
+    let services = wanted
+    if (services.length === 0) {
+      try {
+        services = await source.services(range, signal)
+      } catch (err) {
+        io.err(`pullback calibrate: ${errorMessage(err)}\n`)
+        return 1
+      }
+    }
+    io.err(`calibrate: ${services.length} services, ${days} days from ${new Date(range.startMs).toISOString()} at ${range.stepMs / 1000} s steps, target ${(target * 100).toFixed(2)} % false rollbacks\n`)
+    const results: CalibrationResult[] = []
+    const failed: string[] = []
+    let n = 0
+    for (const svc of services) {
+      if (signal.aborted) break
+      n += 1
+      const key = serviceKey(svc)
+      const t0 = performance.now()
+      const h = await source.history(svc, range, signal)
+      if (h.kind !== 'ok') {
+        failed.push(`${key}: ${h.reason}`)
+        io.err(`calibrate: [${n}/${services.length}] ${key}: ${h.kind}: ${h.reason}\n`)
+        continue
+      }
+      const readMs = performance.now() - t0
+      const res = calibrateService(h.history, { engine: cfg.engine, signals: cfg.signals }, {
+        ...DEFAULT_CALIBRATE,
+        targetFalseRate: target,
+        days,
+        deploys,
+        onProgress: (line) => io.err(`calibrate: [${n}/${services.length}] ${line}\n`),
+      })
+      results.push(res)
+      if (res.kind === 'too-little-data') io.err(`calibrate: [${n}/${services.length}] ${key}: skipped: ${res.reason}\n`)
+      else {
+        if (res.enforce.kind === 'observe') io.err(`calibrate: [${n}/${services.length}] ${key}: observe: ${res.enforce.reason}\n`)
+        io.err(`calibrate: [${n}/${services.length}] ${key}: done (read ${readMs.toFixed(0)} ms, backtests ${res.elapsedMs.toFixed(0)} ms)\n`)
+      }
+      if (values.json === true) io.out(`${JSON.stringify(res)}\n`)
+    }
+    if (results.length === 0) {
+      io.err(`pullback calibrate: no service could be calibrated${failed.length > 0 ? `:\n  ${failed.join('\n  ')}` : ''}\n`)
+      return 1
+    }
+    let text = contractsYaml(results, { source: values.prometheus, days, targetFalseRate: target, generatedAt: Date.now() })
+    if (failed.length > 0) text = `${failed.map((f) => `# not read: ${f}`).join('\n')}\n${text}`
+    // what is written must load: a contract the engine would refuse is a bug here, not the user's problem
+    parseConfig(parseYaml(text), values.out)
+    writeFileSync(values.out, text)
+    if (values.json !== true) io.out(resultTable(results))
+    const st = source.client.stats
+    io.err(`calibrate: wrote ${values.out}: ${results.length} services (${failed.length} not read), ${st.queries} queries, ${(st.bytes / 2 ** 20).toFixed(1)} MiB read, ${((performance.now() - began) / 1000).toFixed(1)} s\n`)
+    return 0
+  },
+}
+
+const AUDIT_USAGE = `usage: pullback audit requests --prometheus URL [--days 30] [--step 60s] [--queries FILE] [--end TIME] [--json]
+
+Per workload and container: the memory and CPU request against the p70 and p95 of observed usage
+over the period (cAdvisor usage, kube-state-metrics requests). A request below the p70 makes the
+resource-trajectory signal fire on routine deploys: such a service's resource signal belongs in
+observe (pullback calibrate writes that) until the request is raised. Exit 0 when the audit ran
+(findings are in the table, and counted on stderr), 1 when Prometheus cannot be read, 2 on usage errors.
+`
+
+/** `pullback audit requests ...` (dispatched from the audit command). */
+export async function auditRequestsCommand(argv: string[], io: Io, signal: AbortSignal): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.out(AUDIT_USAGE)
+    return 0
+  }
+  let values
+  try {
+    values = parseFlags(argv, { prometheus: { type: 'string' }, days: { type: 'string' }, step: { type: 'string' }, queries: { type: 'string' }, end: { type: 'string' }, json: { type: 'boolean' } }).values
+  } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(`${err.message}\n\n${AUDIT_USAGE}`)
+    throw err
+  }
+  if (values.prometheus === undefined) throw new UsageError(`--prometheus URL is required\n\n${AUDIT_USAGE}`)
+  const { range, days } = rangeOf(values)
+  const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
+  io.err(`audit requests: ${days} days from ${new Date(range.startMs).toISOString()}\n`)
+  const res = await auditRequests(source.client, templates(values.queries), range, signal)
+  if (res.kind === 'failed') {
+    io.err(`pullback audit requests: ${res.reason}\n`)
+    return 1
+  }
+  if (values.json === true) for (const r of res.rows) io.out(`${JSON.stringify(r)}\n`)
+  else io.out(auditTable(res.rows))
+  const below = res.rows.filter((r) => r.below).length
+  io.err(`audit requests: ${res.rows.length} workload containers x resources, ${below} below p70${res.keysDropped > 0 ? `, ${res.keysDropped} keys beyond the limit dropped` : ''}\n`)
+  return 0
+}

@@ -1,0 +1,81 @@
+/**
+ * The server request-duration histograms pullback reads requests from, by OpenTelemetry semantic
+ * conventions, old and new. Instrumentations in the field export different names for the same thing:
+ *
+ * | metric | conventions | unit when unset | error |
+ * |---|---|---|---|
+ * | `http.server.request.duration` | HTTP, stable (semconv 1.23+) | s | status >= 500, or `error.type` without a status |
+ * | `http.server.duration` | HTTP, before 1.23 (the default of many JS, Python and Go instrumentations until they opt in) | ms | same |
+ * | `rpc.server.duration` | RPC (gRPC, Connect) | ms | a server-side status: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS (numeric or by name), or `error.type` without a status |
+ *
+ * With `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` an HTTP instrumentation exports both HTTP names for
+ * every request: the legacy one is then a duplicate (`legacy: true`) and is not counted for a
+ * service-version that exports the stable one (src/normalize/README.md "One source").
+ */
+import type { Attributes } from '../receivers/otlp/model.js'
+
+export interface RequestMetricSpec {
+  /** microseconds per unit when the metric's unit is "" (unset): the unit its conventions define */
+  defaultUnitUs: number
+  /** the requests of a point with these attributes failed (server-side) */
+  isError(attributes: Attributes): boolean
+  /** an older name of a request another name of the same service-version may also count */
+  legacy: boolean
+}
+
+const num = (v: unknown): number | undefined => {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN
+  return Number.isFinite(n) ? n : undefined
+}
+
+/** `error.type` is set by stable conventions when a request failed without a status (an exception, a timeout) */
+const errorTypeOnly = (a: Attributes): boolean => typeof a['error.type'] === 'string' && a['error.type'] !== ''
+
+/** HTTP status of a point or span: `http.response.status_code`, else the older `http.status_code`; 0 when absent */
+export function httpStatusOf(a: Attributes): number {
+  return num(a['http.response.status_code'] ?? a['http.status_code']) ?? 0
+}
+
+const httpError = (a: Attributes): boolean => {
+  const s = httpStatusOf(a)
+  return s >= 500 || (s === 0 && errorTypeOnly(a))
+}
+
+/** gRPC codes a server reports as its own failure (OTel semconv for gRPC server spans) */
+const GRPC_SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15])
+const GRPC_SERVER_ERROR_NAMES = new Set(['unknown', 'deadline_exceeded', 'unimplemented', 'internal', 'unavailable', 'data_loss'])
+
+const rpcError = (a: Attributes): boolean => {
+  const v = a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code']
+  if (v === undefined) return errorTypeOnly(a)
+  const n = num(v)
+  if (n !== undefined) return GRPC_SERVER_ERROR_CODES.has(n)
+  return typeof v === 'string' && GRPC_SERVER_ERROR_NAMES.has(v.toLowerCase())
+}
+
+export const STABLE_HTTP_METRIC = 'http.server.request.duration'
+
+export const REQUEST_METRICS: ReadonlyMap<string, RequestMetricSpec> = new Map([
+  [STABLE_HTTP_METRIC, { defaultUnitUs: 1e6, isError: httpError, legacy: false }],
+  ['http.server.duration', { defaultUnitUs: 1e3, isError: httpError, legacy: true }],
+  ['rpc.server.duration', { defaultUnitUs: 1e3, isError: rpcError, legacy: false }],
+])
+
+/** Microseconds per unit of a duration metric; undefined when the unit is not a time unit pullback knows. */
+export function unitToUs(unit: string, spec: RequestMetricSpec): number | undefined {
+  switch (unit) {
+    case '':
+      return spec.defaultUnitUs
+    case 's':
+      return 1e6
+    case 'ms':
+      return 1e3
+    case 'us':
+    case 'µs':
+      return 1
+    case 'ns':
+      return 1e-3
+    default:
+      return undefined
+  }
+}

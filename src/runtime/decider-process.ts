@@ -1,0 +1,125 @@
+/**
+ * The decider role assembled as a process (`pullback decider`, src/decider/README.md "Broker path"):
+ * a DeciderService in the group `<groupPrefix>.decider` on the partials topic, the deployment-event
+ * receiver (its own group per instance: every decider sees every event and keeps its services'),
+ * the signed DecisionPublisher, and the admin server (/livez, /readyz, /status) unless headless.
+ *
+ * Start: topics -> publisher -> decider (joins the group) -> deployments -> admin.
+ * Shutdown: not-ready -> deployments -> decider (writes its state, leaves the group: a clean
+ * revoke) -> publisher drain -> admin.
+ */
+import { generateKeyPairSync } from 'node:crypto'
+import type { Component } from '../common/lifecycle.js'
+import { systemClock } from '../common/clock.js'
+import type { Logger } from '../common/logger.js'
+import type { PullbackConfig } from '../config/schema.js'
+import type { Verdict } from '../engine/verdict.js'
+import { resolveInstanceId } from '../kafka/config.js'
+import type { KafkaTransport } from '../kafka/types.js'
+import { createPublisher } from '../publish/index.js'
+import type { DecisionPublisher } from '../publish/publisher.js'
+import { signerFromKey, type Signer } from '../publish/signing.js'
+import { DeploymentsReceiver } from '../receivers/deployments/receiver.js'
+import { DeciderService } from '../decider/service.js'
+import { AdminServer } from './admin.js'
+import { consumerCheck, failing, ok } from './health.js'
+
+export interface DeciderProcessOptions {
+  config: PullbackConfig
+  transport: KafkaTransport
+  logger: Logger
+  /** overrides publish.signingKey */
+  signer?: Signer
+  /** no admin server (tests) */
+  headless?: boolean
+  /** decider consumer group override (tests) */
+  groupId?: string
+}
+
+const NOT_CONNECTED = { lastPollMs: 0, lastBatchMs: 0, batches: 0, messages: 0, handlerFailures: 0, lag: undefined, connected: false }
+
+export class DeciderProcess implements Component {
+  readonly name = 'decider-process'
+  readonly service: DeciderService
+  readonly publisher: DecisionPublisher
+  readonly deployments: DeploymentsReceiver | undefined
+  private readonly admin: AdminServer | undefined
+  private started = false
+
+  constructor(private readonly o: DeciderProcessOptions) {
+    const cfg = o.config
+    let signer = o.signer
+    if (signer === undefined && cfg.publish.signingKey === undefined && o.transport.kind === 'embedded') {
+      signer = signerFromKey(generateKeyPairSync('ed25519').privateKey)
+      o.logger.warn({ keyId: signer.keyId }, 'embedded mode without publish.signingKey: decisions are signed with a key generated for this process')
+    }
+    this.publisher = createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), signer)
+    this.service = new DeciderService({
+      config: cfg,
+      transport: o.transport,
+      logger: o.logger.child({ component: 'decider' }),
+      ...(o.groupId !== undefined ? { groupId: o.groupId } : {}),
+      clock: systemClock,
+      onTick: (res) => {
+        for (const v of res.verdicts) this.decide(v)
+      },
+    })
+    this.deployments = cfg.receivers.deployments.enabled
+      ? new DeploymentsReceiver({
+          transport: o.transport,
+          topic: cfg.kafka.topics.deployments,
+          groupId: `${cfg.kafka.groupPrefix}.deployments.${resolveInstanceId(cfg.kafka).id}`,
+          onEvent: (e) => this.service.deployment(e),
+          logger: o.logger.child({ component: 'deployments' }),
+        })
+      : undefined
+    this.admin = o.headless !== true && cfg.runtime.admin.enabled ? new AdminServer({ config: cfg.runtime.admin, log: o.logger.child({ component: 'admin' }) }) : undefined
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const t = this.o.config.kafka.topics
+    const admin = this.o.transport.admin()
+    try {
+      await admin.ensureTopics([{ topic: t.decisions }, { topic: t.incidents }, { topic: t.deployments }])
+    } finally {
+      await admin.disconnect().catch(() => undefined)
+    }
+    await this.publisher.start()
+    await this.service.start()
+    await this.deployments?.start()
+    if (this.admin !== undefined) {
+      const stall = this.o.config.receivers.kafkaSpans.stallTimeout
+      this.admin.addReadinessCheck('decider', consumerCheck(() => this.service.stats().consumer ?? NOT_CONNECTED, { stallAfterMs: stall }))
+      const dep = this.deployments
+      if (dep !== undefined) this.admin.addReadinessCheck(dep.name, consumerCheck(() => dep.stats().consumer ?? NOT_CONNECTED, { stallAfterMs: stall }))
+      this.admin.addReadinessCheck('publisher', () => {
+        const s = this.publisher.stats()
+        return s.depth < this.o.config.publish.maxQueue ? ok(`${s.depth} queued`) : failing(`decision queue full (${s.depth})`)
+      })
+      this.admin.setStatusProvider(() => this.service.stats())
+      await this.admin.start()
+    }
+    this.o.logger.info({ transport: this.o.transport.kind, admin: this.admin?.address() }, 'decider process started')
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.admin?.markDraining()
+    await this.deployments?.shutdown()
+    await this.service.shutdown()
+    const d = await this.publisher.drain()
+    if (d.kind === 'unacknowledged') this.o.logger.warn({ count: d.count, lost: d.lost }, 'decisions unacknowledged at shutdown')
+    await this.admin?.shutdown()
+  }
+
+  private decide(v: Verdict): void {
+    const outcome = this.publisher.publish(v)
+    this.o.logger.info(
+      { verdict: v.kind, id: v.id, service: v.namespace ? `${v.namespace}/${v.service}` : v.service, version: v.version, dryRun: v.dryRun, publish: outcome.kind, reason: v.reason },
+      'decision',
+    )
+  }
+}
