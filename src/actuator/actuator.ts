@@ -433,6 +433,12 @@ export class Actuator implements Component {
       if (applied.kind === 'applied') this.counters.patched++
       this.stamp(phases, applied.kind === 'applied' ? 'cutover-applied' : 'cutover-already-in-place', applied.detail)
       this.step(v.id, 'cutover', 'ok')
+      if (applied.followUp !== undefined) {
+        // the rollback stands, but a human must act (e.g. revert Git before GitOps sync is re-enabled);
+        // the dedup key makes a resumed decision's second page the same incident
+        this.stamp(phases, 'follow-up', applied.followUp)
+        this.pager.notify({ dedupKey: `${v.id}/follow-up`, summary: `${serviceId(v)}: ${applied.followUp}`, severity: 'warning', service: serviceId(v), details: { decisionId: v.id, driver: this.o.driver.name } })
+      }
 
       // readiness gates
       const ready = await this.o.driver.awaitReady(req, this.o.config.readinessTimeout, lease.signal)

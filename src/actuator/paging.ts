@@ -75,6 +75,17 @@ export class Pager {
     return { pages }
   }
 
+  /**
+   * Pages every target in the background (never rejects) without an escalation record: a follow-up
+   * a human must do after a rollback that succeeded (GitOps: Git still points at the bad version).
+   * `drain()` waits for it too.
+   */
+  notify(p: Page): void {
+    const pages = this.page(p)
+    this.inFlight.add(pages)
+    void pages.finally(() => this.inFlight.delete(pages))
+  }
+
   async drain(): Promise<void> {
     await Promise.all([...this.inFlight])
   }

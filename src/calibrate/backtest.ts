@@ -10,7 +10,8 @@
  * covering (T - step, T], latency bucket counts at their bucket's representative value (midpoint;
  * first bucket half its bound; overflow at the last bound), resource readings per pod (the new
  * version's pods renamed, as a rollout replaces pods). The engine ticks after every step with the
- * watermark `engine.lateness` behind, as replay ticks after every line, and twice at the end.
+ * watermark `engine.lateness` behind, as replay ticks after every line (before the deploy only the
+ * last step's tick: nothing is watched yet), and twice at the end.
  */
 import { Pipeline } from '../runtime/pipeline.js'
 import type { EngineConfig } from '../engine/config.js'
@@ -131,6 +132,8 @@ export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestC
         }
         p.recordObservation({ kind: 'request', key, timeMs: T, startMs: T - r.stepMs, count, errors, latenciesUs: lats, latencyCounts: lats.length > 0 ? ns_ : undefined })
       }
+      // before the deploy nothing is watched: one tick at the last step before it registers version A (as replay's ticks would have)
+      if (T + r.stepMs <= deployMs) continue
       const res = p.tick(T, T - lateness)
       const o = outcomeOf(res, deployMs)
       if (o !== undefined) return o

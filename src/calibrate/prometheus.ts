@@ -152,7 +152,9 @@ export class PrometheusClient {
       this.stats.bytes += buf.byteLength
       text = Buffer.from(buf).toString('utf8')
     } catch (err) {
-      return this.fail(`${path}: ${errorMessage(err)}`)
+      // fetch's own message is only "fetch failed"; the reason (ECONNREFUSED, a timeout) is its cause
+      const cause = err instanceof Error && err.cause !== undefined ? `: ${errorMessage(err.cause)}` : ''
+      return this.fail(`${path}: ${errorMessage(err)}${cause}`)
     }
     let body: { status?: string; data?: unknown; error?: string; errorType?: string }
     try {

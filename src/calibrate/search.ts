@@ -173,14 +173,37 @@ function caught(o: PseudoOutcome): boolean {
   return o.kind === 'rollback'
 }
 
+/**
+ * The smallest level caught in at least `rate` of the deploys. Detection is taken as monotone in the
+ * level (a bigger step is caught at least as often), so the levels are bisected, and each level stops
+ * as soon as its answer is certain.
+ */
 function smallestCaught<T extends number>(h: ServiceHistory, cfg: BacktestConfig, times: readonly number[], levels: readonly T[], inj: (l: T) => Injection, rate: number): T | undefined {
   if (times.length === 0) return undefined
-  for (const l of levels) {
-    let n = 0
-    for (const at of times) if (caught(pseudoDeploy(h, at, cfg, inj(l)))) n += 1
-    if (n / times.length >= rate) return l
+  const need = Math.ceil(rate * times.length)
+  const ok = (l: T): boolean => {
+    let hit = 0
+    let miss = 0
+    for (const at of times) {
+      if (caught(pseudoDeploy(h, at, cfg, inj(l)))) hit += 1
+      else miss += 1
+      if (hit >= need) return true
+      if (miss > times.length - need) return false
+    }
+    return hit >= need
   }
-  return undefined
+  let lo = 0
+  let hi = levels.length - 1
+  let best: T | undefined
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const l = levels[mid] as T
+    if (ok(l)) {
+      best = l
+      hi = mid - 1
+    } else lo = mid + 1
+  }
+  return best
 }
 
 export function resourceFindings(h: ServiceHistory): ResourceFinding[] {
@@ -241,10 +264,12 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
 
   let pick: { i: number; j: number; k: number; tally: Tally } | undefined
   let last: { i: number; j: number; k: number; tally: Tally } | undefined
+  const baseJson = JSON.stringify(base)
   for (const c of candidates) {
     const contract = mergeContract(base, overrideOf(c.i, c.j, c.k))
     if (validateContract(contract).length > 0) continue
-    const t = tally(h, withService(cfg, key, contract), calTimes, allowed)
+    // a candidate equal to the current contract was measured already
+    const t = JSON.stringify(contract) === baseJson ? current : tally(h, withService(cfg, key, contract), calTimes, allowed)
     last = { ...c, tally: t }
     say(`candidate errorRate ${ERROR_GRID[c.i]?.join('/')} latency ${LATENCY_GRID[c.j]?.join('/')} minSamples ${contract.minSamples}: ${t.falseRollbacks > allowed ? `> ${allowed}` : t.falseRollbacks} false rollbacks in ${t.deploys} deploys`)
     if (t.falseRollbacks <= allowed) {

@@ -77,22 +77,28 @@ export function loadSigner(file: string, keyId?: string): Signer {
 const warnedKeyFiles = new Set<string>()
 
 /**
- * Warns (once per file, as a process warning on stderr) when a private key file can be read by its
- * group or by others: a decision-signing key readable by another account on the node lets that
- * account sign rollbacks (issue 13, item 9). A warning, not a refusal: Kubernetes secret volumes
- * are 0644 unless `defaultMode` says otherwise (k8s/ sets 0400).
+ * Warns (once per file, as a process warning on stderr) when a private key file can be read by
+ * others, or by a group that is not the process's own: a decision-signing key readable by another
+ * account on the node lets that account sign rollbacks (issue 13, item 9). Group-readable by the
+ * process's own group is the Kubernetes pattern k8s/ uses (secret `defaultMode: 0440`, files owned
+ * by root:fsGroup, fsGroup = runAsGroup; 0400 would leave the key unreadable by the non-root user).
+ * A warning, not a refusal: secret volumes are 0644 unless `defaultMode` says otherwise.
  */
 export function warnIfExposed(file: string, warn: (message: string) => void = (m) => process.emitWarning(m, { code: 'PULLBACK_KEY_PERMISSIONS' })): 'private' | 'exposed' | 'unknown' {
   let mode: number
+  let gid: number
   try {
-    mode = statSync(file).mode
+    const st = statSync(file)
+    mode = st.mode
+    gid = st.gid
   } catch {
     return 'unknown'
   }
-  if ((mode & 0o077) === 0) return 'private'
+  const ownGroup = typeof process.getgid === 'function' && gid === process.getgid()
+  if ((mode & 0o007) === 0 && ((mode & 0o070) === 0 || ownGroup)) return 'private'
   if (!warnedKeyFiles.has(file) && warnedKeyFiles.size < 64) {
     warnedKeyFiles.add(file)
-    warn(`private key ${file} is readable by its group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}); chmod 600 it`)
+    warn(`private key ${file} is readable by ${(mode & 0o007) !== 0 ? 'others' : 'another group'} (mode ${(mode & 0o777).toString(8).padStart(3, '0')}); chmod 600 it`)
   }
   return 'exposed'
 }

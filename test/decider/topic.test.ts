@@ -12,7 +12,7 @@ import { findScenario, recordToLines } from '../../src/sim/index.js'
 
 const quiet = { out: () => undefined, err: () => undefined }
 const BUCKET_MS = 5000
-export function deployments(vs: readonly Verdict[]) {
+function deployments(vs: readonly Verdict[]) {
   return [...vs]
     .sort((a, b) => a.decidedAt - b.decidedAt || (a.deploymentId < b.deploymentId ? -1 : 1))
     .map((v) => ({ kind: v.kind, dryRun: v.dryRun, version: v.version, baselineVersion: v.baselineVersion, deployedAt: v.deployedAt, deploymentId: v.deploymentId, id: v.id }))

@@ -7,8 +7,7 @@
  * record may be poison. A raw reader of each topic checks the record shape the test relies on (keys),
  * so a changed Collector default shows here and not as a puzzling count.
  */
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -18,7 +17,7 @@ import type { SpanEncoding } from '../../src/receivers/kafka-spans/receiver.js'
 import { KafkaSpansReceiver } from '../../src/receivers/kafka-spans/receiver.js'
 import { kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { CountingConsumer, eventually } from '../receivers/helpers.js'
-import { PeerProcess, describePeers, freePort, peerPath, runPeer } from './peers.js'
+import { type PeerProcess, describePeers, freePort, kafkaTracesExporter, peerPath, runPeer, startCollector } from './peers.js'
 
 interface Case {
   name: string
@@ -46,21 +45,6 @@ const CHILD_SPANS = 3
 const TRACES = WORKERS * TRACES_PER_WORKER
 const SPANS = TRACES * (1 + CHILD_SPANS)
 
-async function waitForPort(port: number, peer: PeerProcess, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), resolve(true)))
-      s.once('error', () => resolve(false))
-    })
-    if (open) return
-    if (peer.code() !== undefined) throw new Error(`the Collector exited (${String(peer.code())}):\n${peer.logs()}`)
-    if (Date.now() > until) throw new Error(`the Collector's port ${port} did not open in ${timeoutMs} ms:\n${peer.logs()}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 describePeers('interop: Collector kafka exporter -> broker -> pullback Kafka span receiver', ['OTELCOL_BIN', 'TELEMETRYGEN_BIN'], () => {
   const transport = new ConfluentTransport({ brokers: [kafkaBrokers()], clientId: uniqueName('interop') })
   const admin = transport.admin()
@@ -72,31 +56,12 @@ describePeers('interop: Collector kafka exporter -> broker -> pullback Kafka spa
     for (const c of CASES) shapes.push({ ...c, topic: uniqueName(`otlp_spans-${c.name}`), otlpPort: await freePort() })
     await admin.connect()
     await admin.ensureTopics(shapes.map((s) => ({ topic: s.topic, numPartitions: 3 })))
-    const config = [
-      'receivers:',
-      ...shapes.flatMap((s) => [`  otlp/${s.name}:`, '    protocols:', '      grpc:', `        endpoint: 127.0.0.1:${s.otlpPort}`]),
-      'exporters:',
-      ...shapes.flatMap((s) => [
-        `  kafka/${s.name}:`,
-        `    brokers: [${kafkaBrokers()}]`,
-        '    traces:',
-        `      topic: ${s.topic}`,
-        `      encoding: ${s.encoding}`,
-        `    partition_traces_by_id: ${String(s.keyed)}`,
-      ]),
-      'service:',
-      '  telemetry:',
-      '    logs:',
-      '      level: warn',
-      '    metrics:',
-      '      level: none',
-      '  pipelines:',
-      ...shapes.flatMap((s) => [`    traces/${s.name}:`, `      receivers: [otlp/${s.name}]`, `      exporters: [kafka/${s.name}]`]),
-    ].join('\n')
-    const file = path.join(dir, 'otelcol.yaml')
-    writeFileSync(file, `${config}\n`)
-    collector = new PeerProcess(peerPath('OTELCOL_BIN'), ['--config', `file:${file}`])
-    for (const s of shapes) await waitForPort(s.otlpPort, collector, 30_000)
+    collector = await startCollector(dir, {
+      receivers: shapes.flatMap((s) => [`  otlp/${s.name}:`, '    protocols:', '      grpc:', `        endpoint: 127.0.0.1:${s.otlpPort}`]),
+      exporters: shapes.flatMap((s) => kafkaTracesExporter(`kafka/${s.name}`, kafkaBrokers(), s.topic, s.encoding, s.keyed)),
+      pipelines: shapes.flatMap((s) => [`    traces/${s.name}:`, `      receivers: [otlp/${s.name}]`, `      exporters: [kafka/${s.name}]`]),
+      ports: shapes.map((s) => s.otlpPort),
+    })
   })
 
   afterAll(async () => {
@@ -137,10 +102,11 @@ describePeers('interop: Collector kafka exporter -> broker -> pullback Kafka spa
 
         await eventually(() => keys.length === stats.messages, 15_000)
         if (shape.keyed) {
-          // one record per trace, keyed by its ID in hex
-          expect(keys.length).toBe(TRACES)
+          // every record holds one trace and is keyed by its ID in hex; a trace whose spans telemetrygen
+          // exported in two batches reaches the Collector twice and makes two records with one key
           expect(keys.every((k) => k !== null && /^[0-9a-f]{32}$/.test(k))).toBe(true)
           expect(new Set(keys).size).toBe(TRACES)
+          expect(keys.length).toBeGreaterThanOrEqual(TRACES)
         } else {
           expect(keys.every((k) => k === null)).toBe(true)
         }

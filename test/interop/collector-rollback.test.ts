@@ -6,8 +6,7 @@
  * on telemetry time (as `pullback replay` drives it, since the recording's clock is not the wall
  * clock). Counts must be exact and the engine must decide exactly one rollback, to the old version.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -23,7 +22,7 @@ import { alignDown } from '../../src/signals/view.js'
 import { eventually } from '../receivers/helpers.js'
 import { kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { generate, type VersionLoad } from '../support/otlp-fixtures.js'
-import { PeerProcess, describePeers, freePort, peerPath } from './peers.js'
+import { type PeerProcess, describePeers, freePort, kafkaTracesExporter, startCollector } from './peers.js'
 
 const cfg = parseConfig({})
 const T0 = 320 // deploy second: more than the 5 min baseline window of v1 before it
@@ -60,21 +59,6 @@ class TelemetryTimePipeline implements TelemetryConsumer {
   }
 }
 
-async function waitForPort(port: number, peer: PeerProcess, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), resolve(true)))
-      s.once('error', () => resolve(false))
-    })
-    if (open) return
-    if (peer.code() !== undefined) throw new Error(`the Collector exited (${String(peer.code())}):\n${peer.logs()}`)
-    if (Date.now() > until) throw new Error(`port ${port} did not open in ${timeoutMs} ms:\n${peer.logs()}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 const CASES: Array<{ encoding: SpanEncoding; keyed: boolean }> = [
   { encoding: 'otlp_proto', keyed: false },
   { encoding: 'otlp_json', keyed: true },
@@ -103,32 +87,12 @@ describePeers(
       // one partition: the pipeline is evaluated on the stream's own clock, which a topic read out of order across partitions would skew
       await admin.ensureTopics(topics.map((topic) => ({ topic, numPartitions: 1 })))
       for (const _ of CASES) httpPorts.push(await freePort())
-      const config = [
-        'receivers:',
-        ...CASES.flatMap((_, i) => [`  otlp/${i}:`, '    protocols:', '      http:', `        endpoint: 127.0.0.1:${httpPorts[i]}`]),
-        'exporters:',
-        ...CASES.flatMap((c, i) => [
-          `  kafka/${i}:`,
-          `    brokers: [${kafkaBrokers()}]`,
-          '    traces:',
-          `      topic: ${topics[i]}`,
-          `      encoding: ${c.encoding}`,
-          `    partition_traces_by_id: ${String(c.keyed)}`,
-        ]),
-        'service:',
-        '  telemetry:',
-        '    logs:',
-        '      level: warn',
-        '    metrics:',
-        '      level: none',
-        '  pipelines:',
-        ...CASES.flatMap((_, i) => [`    traces/${i}:`, `      receivers: [otlp/${i}]`, `      exporters: [kafka/${i}]`]),
-        '',
-      ].join('\n')
-      const file = path.join(dir, 'otelcol.yaml')
-      writeFileSync(file, config)
-      collector = new PeerProcess(peerPath('OTELCOL_BIN'), ['--config', `file:${file}`])
-      for (const p of httpPorts) await waitForPort(p, collector, 30_000)
+      collector = await startCollector(dir, {
+        receivers: CASES.flatMap((_, i) => [`  otlp/${i}:`, '    protocols:', '      http:', `        endpoint: 127.0.0.1:${httpPorts[i]}`]),
+        exporters: CASES.flatMap((c, i) => kafkaTracesExporter(`kafka/${i}`, kafkaBrokers(), topics[i] as string, c.encoding, c.keyed)),
+        pipelines: CASES.flatMap((_, i) => [`    traces/${i}:`, `      receivers: [otlp/${i}]`, `      exporters: [kafka/${i}]`]),
+        ports: httpPorts,
+      })
     })
 
     afterAll(async () => {

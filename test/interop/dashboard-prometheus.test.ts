@@ -16,7 +16,6 @@
 import { spawnSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -27,7 +26,7 @@ import { MemoryBus } from '../../src/kafka/memory.js'
 import { signerFromKey } from '../../src/publish/signing.js'
 import { Sidecar } from '../../src/runtime/sidecar.js'
 import { eventually } from '../receivers/helpers.js'
-import { PeerProcess, describePeers, freePort, peerPath, runPeer } from './peers.js'
+import { PeerProcess, describePeers, freePort, peerPath, runPeer, startCollector, waitForPort } from './peers.js'
 
 /** queries whose data comes from a process this scenario does not run */
 const NOT_IN_SCENARIO = [/pullback_actuator_outcomes_total/]
@@ -78,21 +77,6 @@ function toPromQL(q: string): string {
     .replace(/\$(namespace|service)\b/g, '.*')
 }
 
-async function waitForPort(port: number, peer: PeerProcess, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), resolve(true)))
-      s.once('error', () => resolve(false))
-    })
-    if (open) return
-    if (peer.code() !== undefined) throw new Error(`exited (${String(peer.code())}):\n${peer.logs()}`)
-    if (Date.now() > until) throw new Error(`port ${port} did not open in ${timeoutMs} ms:\n${peer.logs()}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 interface PromResult {
   status: string
   error?: string
@@ -116,40 +100,18 @@ describePeers(
       const otlpPort = await freePort()
       const exporterPort = await freePort()
       promPort = await freePort()
-      const otelcolFile = path.join(dir, 'otelcol.yaml')
-      writeFileSync(
-        otelcolFile,
-        [
-          'receivers:',
-          '  otlp:',
-          '    protocols:',
-          '      grpc:',
-          `        endpoint: 127.0.0.1:${otlpPort}`,
-          'exporters:',
-          '  prometheus:',
-          `    endpoint: 127.0.0.1:${exporterPort}`,
-          'service:',
-          '  telemetry:',
-          '    logs:',
-          '      level: warn',
-          '    metrics:',
-          '      level: none',
-          '  pipelines:',
-          '    metrics:',
-          '      receivers: [otlp]',
-          '      exporters: [prometheus]',
-          '',
-        ].join('\n'),
-      )
-      collector = new PeerProcess(peerPath('OTELCOL_BIN'), ['--config', `file:${otelcolFile}`])
+      collector = await startCollector(dir, {
+        receivers: ['  otlp:', '    protocols:', '      grpc:', `        endpoint: 127.0.0.1:${otlpPort}`],
+        exporters: ['  prometheus:', `    endpoint: 127.0.0.1:${exporterPort}`],
+        pipelines: ['    metrics:', '      receivers: [otlp]', '      exporters: [prometheus]'],
+        ports: [otlpPort, exporterPort],
+      })
       const promFile = path.join(dir, 'prometheus.yml')
       writeFileSync(
         promFile,
         ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'scrape_configs:', '  - job_name: otelcol', '    static_configs:', `      - targets: ['127.0.0.1:${exporterPort}']`, ''].join('\n'),
       )
       prometheus = new PeerProcess(prom as string, [`--config.file=${promFile}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`])
-      await waitForPort(otlpPort, collector, 30_000)
-      await waitForPort(exporterPort, collector, 30_000)
       await waitForPort(promPort, prometheus, 30_000)
 
       // contracts in seconds instead of minutes, so that a whole deployment fits in the test

@@ -8,7 +8,7 @@
  * build script.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -109,15 +109,12 @@ export function runPeer(bin: string, args: string[], opts: { env?: NodeJS.Proces
 /** A long-running peer (the Collector): its recent output for failure messages, and a stop that waits. */
 export class PeerProcess {
   private output = ''
-  private exited: Promise<void>
+  private readonly child: ChildProcess
+  private readonly exited: Promise<void>
   private exitCode: number | null | undefined
 
-  constructor(
-    bin: string,
-    args: string[],
-    env: NodeJS.ProcessEnv = {},
-    private readonly child: ChildProcess = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }),
-  ) {
+  constructor(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     const keep = (d: Buffer) => {
       this.output = (this.output + d.toString()).slice(-65_536)
     }
@@ -198,4 +195,45 @@ export class CountingRelay {
     for (const s of this.sockets) s.destroy()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
+}
+
+/** Resolves once 127.0.0.1:port accepts connections; rejects with the peer's output if it exits or times out. */
+export async function waitForPort(port: number, peer: PeerProcess, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.once('connect', () => (s.destroy(), resolve(true)))
+      s.once('error', () => resolve(false))
+    })
+    if (open) return
+    if (peer.code() !== undefined) throw new Error(`the peer exited (${String(peer.code())}):\n${peer.logs()}`)
+    if (Date.now() > until) throw new Error(`port ${port} did not open in ${timeoutMs} ms:\n${peer.logs()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** The Collector's own telemetry: warnings only, no :8888 metrics listener (tests run several Collectors at once). */
+const QUIET_TELEMETRY = ['  telemetry:', '    logs:', '      level: warn', '    metrics:', '      level: none']
+
+/**
+ * Starts the Collector with `receivers`, `exporters` and `pipelines` (YAML lines, already indented
+ * under their section) and waits until every port in `ports` listens.
+ */
+export async function startCollector(dir: string, c: { receivers: string[]; exporters: string[]; pipelines: string[]; ports: number[] }): Promise<PeerProcess> {
+  const file = path.join(dir, 'otelcol.yaml')
+  writeFileSync(file, ['receivers:', ...c.receivers, 'exporters:', ...c.exporters, 'service:', ...QUIET_TELEMETRY, '  pipelines:', ...c.pipelines, ''].join('\n'))
+  const collector = new PeerProcess(peerPath('OTELCOL_BIN'), ['--config', `file:${file}`])
+  try {
+    for (const port of c.ports) await waitForPort(port, collector, 30_000)
+  } catch (err) {
+    await collector.stop()
+    throw err
+  }
+  return collector
+}
+
+/** A kafka exporter section (YAML lines) writing traces to `topic` on the test broker. */
+export function kafkaTracesExporter(id: string, brokers: string, topic: string, encoding: 'otlp_proto' | 'otlp_json', partitionTracesById: boolean): string[] {
+  return [`  ${id}:`, `    brokers: [${brokers}]`, '    traces:', `      topic: ${topic}`, `      encoding: ${encoding}`, `    partition_traces_by_id: ${String(partitionTracesById)}`]
 }

@@ -131,6 +131,17 @@ describe('k8s/pullback.yaml against the schema and the manifests', () => {
     }
   })
 
+  it('requires signed deployment events, with the keys mounted wherever events are read; the actuator seals its state', () => {
+    expect(config.receivers.deployments.requireSigned).toBe(true)
+    expect(config.receivers.deployments.verifyKeys.length).toBeGreaterThanOrEqual(2)
+    for (const f of config.receivers.deployments.verifyKeys) {
+      expect(f).toMatch(/\.pub$/)
+      for (const w of [sidecar, decider]) expect(secretFor(w, f), `${w.metadata.name}: ${f}`).toBe('pullback-verify-keys')
+    }
+    expect(secretFor(actuator, config.actuator.stateKey!)).toBe('pullback-actuator-state-key')
+    for (const w of [sidecar, decider]) expect(secretFor(w, config.actuator.stateKey!), w.metadata.name).toBeUndefined()
+  })
+
   it('opens container ports for the receivers and the admin endpoint, and the Service targets them', () => {
     const c = container(sidecar)
     const ports = new Map<string, number>(c.ports.map((p: Obj) => [p.name, p.containerPort]))

@@ -39,14 +39,17 @@ describe('key rotation and key hygiene', () => {
     expect(openDecision(JSON.stringify(forged), Verifier.fromFiles([next.publicKeyFile]))).toMatchObject({ kind: 'rejected', reason: 'bad-signature' })
   })
 
-  it('warns once about a private key readable by group or others', () => {
+  it('warns once about a private key readable by others or by a foreign group, not by its own group (the k8s fsGroup pattern)', () => {
     const warnings: string[] = []
     expect(warnIfExposed(next.privateKeyFile, (m) => warnings.push(m))).toBe('private')
     chmodSync(next.privateKeyFile, 0o640)
+    // the file's group is this process's own group (created by it): 0640 is not exposed
+    expect(warnIfExposed(next.privateKeyFile, (m) => warnings.push(m))).toBe('private')
+    chmodSync(next.privateKeyFile, 0o644)
     expect(warnIfExposed(next.privateKeyFile, (m) => warnings.push(m))).toBe('exposed')
     expect(warnIfExposed(next.privateKeyFile, (m) => warnings.push(m))).toBe('exposed')
     expect(warnings).toHaveLength(1)
-    expect(warnings[0]).toMatch(/decisions-2026\.key is readable by its group or others \(mode 640\)/)
+    expect(warnings[0]).toMatch(/decisions-2026\.key is readable by others \(mode 644\)/)
     chmodSync(next.privateKeyFile, 0o600)
     expect(loadPublicKey(next.privateKeyFile).asymmetricKeyType).toBe('ed25519')
   })
