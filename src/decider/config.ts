@@ -16,8 +16,13 @@ export const deciderSchema = z
     enabled: z.boolean().default(true),
     /** partitions of the partials topic and of the decider state topic when pullback creates them; must equal their real count */
     partitions: z.number().int().min(1).max(1024).default(12),
-    /** retention.ms of the partials topic when pullback creates it: what a new partition owner refills its windows from */
-    retention: duration().default(3_600_000),
+    /**
+     * retention.ms of the partials topic when pullback creates it: what a new partition owner refills
+     * its windows from, and re-reads at every rebalance. Default 15m: the signal store's retention
+     * (signals.retention, 10m) plus margin; longer only costs refill time. Segments roll every
+     * retention/3, so records older than about 4/3 x retention are gone.
+     */
+    retention: duration().default(900_000),
     /** an ingest node not heard from this long (telemetry clock) no longer holds a partition's watermark back */
     nodeTimeout: duration().default(30_000),
     /** compacted topic of the deciders' engine state; unset: `<kafka.groupPrefix>.decider.state` */

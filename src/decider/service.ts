@@ -314,7 +314,9 @@ export function partialsTopicSpec(cfg: PullbackConfig) {
   return {
     topic: cfg.kafka.topics.partials,
     numPartitions: cfg.decider.partitions,
-    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(cfg.decider.retention) },
+    // retention applies per closed segment: without a short segment.ms (Kafka's default is 7 days)
+    // nothing would be deleted for a week and every rebalance would re-read all of it
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(cfg.decider.retention), 'segment.ms': String(Math.max(60_000, Math.round(cfg.decider.retention / 3))) },
   }
 }
 

@@ -3,11 +3,13 @@
  * deployment and the same decision identically (the actuator deduplicates on the verdict id).
  * sha256 is computation, not I/O; the engine stays pure.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 function h(parts: readonly (string | number)[]): string {
   // \u001f (unit separator) cannot occur in the parts' ordinary text, so concatenations cannot collide
-  return createHash('sha256').update(parts.join('\u001f')).digest('hex').slice(0, 32)
+  // one-shot `hash` (Node >= 20.12): the same digest as createHash().update().digest() at half the cost, and a
+  // mass rollout names thousands of deployments in one tick
+  return hash('sha256', parts.join('\u001f'), 'hex').slice(0, 32)
 }
 
 /** Id of a deployment: namespace, service, version and the deployment time (unix ms). */

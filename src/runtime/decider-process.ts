@@ -10,7 +10,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import type { Component } from '../common/lifecycle.js'
-import { systemClock } from '../common/clock.js'
+import { systemClock, type Clock } from '../common/clock.js'
 import type { Logger } from '../common/logger.js'
 import type { PullbackConfig } from '../config/schema.js'
 import type { Verdict } from '../engine/verdict.js'
@@ -34,6 +34,8 @@ export interface DeciderProcessOptions {
   headless?: boolean
   /** decider consumer group override (tests) */
   groupId?: string
+  /** the wall clock that bounds telemetry time in the engine's store (signals.maxClockSkew); null: none (recorded telemetry in tests); default the system clock */
+  clock?: Clock | null
 }
 
 const NOT_CONNECTED = { lastPollMs: 0, lastBatchMs: 0, batches: 0, messages: 0, handlerFailures: 0, lag: undefined, connected: false }
@@ -59,7 +61,7 @@ export class DeciderProcess implements Component {
       transport: o.transport,
       logger: o.logger.child({ component: 'decider' }),
       ...(o.groupId !== undefined ? { groupId: o.groupId } : {}),
-      clock: systemClock,
+      ...(o.clock !== null ? { clock: o.clock ?? systemClock } : {}),
       onTick: (res) => {
         for (const v of res.verdicts) this.decide(v)
       },

@@ -56,7 +56,11 @@ export class Sidecar implements Component {
   readonly name = 'sidecar'
   readonly pipeline: Pipeline
   readonly receivers: Receivers
-  readonly publisher: DecisionPublisher
+  /**
+   * the signed decision publisher; undefined on an ingest-only node (`decider.distributed` without
+   * `decider.enabled`), which decides nothing and therefore loads no signing key
+   */
+  readonly publisher: DecisionPublisher | undefined
   readonly tracker: EngineTracker
   /** the engine's persisted watch state (runtime.state); undefined when disabled or distributed */
   readonly state: StateStore | undefined
@@ -89,7 +93,7 @@ export class Sidecar implements Component {
       normalize: cfg.normalize,
       ...(this.state !== undefined ? { state: { sink: this.state, minWriteIntervalMs: st.minWriteInterval, versions: { maxServices: st.versions.maxServices, maxPerService: st.versions.maxPerService, refreshMs: st.versions.refresh } } } : {}),
     })
-    this.publisher = createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), o.signer)
+    this.publisher = cfg.decider.distributed && !cfg.decider.enabled ? undefined : createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), o.signer)
     let consumer: TelemetryConsumer = this.pipeline
     if (distributed) {
       const instance = resolveInstanceId(cfg.kafka).id
@@ -145,7 +149,7 @@ export class Sidecar implements Component {
       ...(cfg.receivers.kafkaSpans.enabled ? [{ topic: t.spans }] : []),
       ...(cfg.decider.distributed ? [partialsTopicSpec(cfg)] : []),
     ])
-    await this.publisher.start()
+    await this.publisher?.start()
     if (this.partials !== undefined && this.ingest !== undefined) {
       await this.partials.start()
       this.partials.hello(this.ingest.name)
@@ -186,10 +190,13 @@ export class Sidecar implements Component {
         )
       }
       if (transport.kind === 'kafka') this.admin.addReadinessCheck('kafka', roundTripCheck('kafka', () => admin.listTopics(), { minIntervalMs: 10_000 }))
-      this.admin.addReadinessCheck('publisher', () => {
-        const s = this.publisher.stats()
-        return s.depth < cfg.publish.maxQueue ? ok(`${s.depth} queued`) : failing(`decision queue full (${s.depth})`)
-      })
+      const publisher = this.publisher
+      if (publisher !== undefined) {
+        this.admin.addReadinessCheck('publisher', () => {
+          const s = publisher.stats()
+          return s.depth < cfg.publish.maxQueue ? ok(`${s.depth} queued`) : failing(`decision queue full (${s.depth})`)
+        })
+      }
       this.admin.setStatusProvider(() => this.tracker.status())
       await this.admin.start()
     }
@@ -232,8 +239,8 @@ export class Sidecar implements Component {
       })
       .add('publisher', async () => {
         // unacknowledged decisions make the drain not clean, even when the write-ahead log keeps them
-        const d = await this.publisher.drain()
-        if (d.kind === 'unacknowledged') {
+        const d = await this.publisher?.drain()
+        if (d?.kind === 'unacknowledged') {
           throw new Error(d.lost === 0 ? `${d.count} decisions unacknowledged; kept in ${d.walFile} for the next start` : `${d.count} decisions unacknowledged, ${d.lost} of them lost (not in a write-ahead log)`)
         }
       })
@@ -291,7 +298,8 @@ export class Sidecar implements Component {
   }
 
   private decide(v: Verdict): void {
-    const outcome = this.publisher.publish(v)
+    // an ingest-only node never ticks a decider, so it has no verdicts to publish
+    const outcome = this.publisher?.publish(v) ?? { kind: 'refused' as const, reason: 'ingest-only node: no publisher' }
     // a decision is a lifecycle event of a deployment: one log line each, never per item
     this.o.logger.info(
       { verdict: v.kind, id: v.id, service: v.namespace ? `${v.namespace}/${v.service}` : v.service, version: v.version, dryRun: v.dryRun, publish: outcome.kind, reason: v.reason },

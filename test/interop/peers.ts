@@ -120,12 +120,18 @@ export class PeerProcess {
     }
     this.child.stdout?.on('data', keep)
     this.child.stderr?.on('data', keep)
-    this.exited = new Promise((resolve) =>
+    this.exited = new Promise((resolve) => {
       this.child.on('close', (code) => {
         this.exitCode = code
         resolve()
-      }),
-    )
+      })
+      // a binary that cannot be started: no 'close' follows
+      this.child.on('error', (err) => {
+        this.output += `\nspawn ${bin}: ${err.message}`
+        this.exitCode = null
+        resolve()
+      })
+    })
   }
 
   logs(): string {

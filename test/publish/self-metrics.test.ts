@@ -457,11 +457,15 @@ describe('EngineTracker', () => {
         ],
       },
     ])
-    expect(snap.decisions).toEqual([
+    // every kind x {decided, dry_run} exists from the start at 0 (a counter's first sample must be 0)
+    expect(snap.decisions.filter((d) => d.count > 0)).toEqual([
       { kind: 'rollback', outcome: 'decided', count: 1 },
       { kind: 'rollback', outcome: 'dry_run', count: 1 },
       { kind: 'rollback', outcome: 'published', count: 1 },
     ])
+    expect(snap.decisions.filter((d) => d.count === 0).map((d) => `${d.kind}/${d.outcome}`).sort()).toEqual(
+      ['incident/decided', 'incident/dry_run', 'not-recovered/decided', 'not-recovered/dry_run', 'recovered/decided', 'recovered/dry_run'],
+    )
     const doc = t.status()
     expect(doc.watched[0]).toMatchObject({ deploymentId: 'd1', status: 'breach', deployedAt: new Date(1_000_000).toISOString() })
     expect(doc.lastVerdicts.map((v) => [v.id, v.breaches])).toEqual([

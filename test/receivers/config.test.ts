@@ -18,7 +18,7 @@ describe('receivers config', () => {
       retryAfter: 5000,
       maxAttributes: 1024,
       kafkaSpans: { enabled: false, encoding: 'otlp_proto', startFrom: 'latest', stallTimeout: 60_000, maxBatchSize: 500 },
-      deployments: { enabled: true },
+      deployments: { enabled: true, verifyKeys: [], requireSigned: 'auto' },
     })
   })
 

@@ -42,7 +42,7 @@ describe('sidecar SIGTERM with the broker down', () => {
       headless: true,
     })
     await sidecar.start()
-    for (let i = 0; i < 5; i++) expect(sidecar.publisher.publish(verdict('rollback', { id: `down-${i}` }))).toMatchObject({ kind: 'queued', durable: true })
+    for (let i = 0; i < 5; i++) expect(sidecar.publisher!.publish(verdict('rollback', { id: `down-${i}` }))).toMatchObject({ kind: 'queued', durable: true })
 
     const report = await sidecar.drain()
     const step = report.steps.find((s) => s.name === 'publisher')
@@ -50,7 +50,7 @@ describe('sidecar SIGTERM with the broker down', () => {
     expect(step?.detail).toMatch(/5 decisions unacknowledged; kept in .*decisions\.wal/)
     expect(step!.ms).toBeLessThan(300 + DISCONNECT_FLOOR_MS + 200)
     expect(report.result).toBe('degraded')
-    expect(sidecar.publisher.stats().abandonedAtShutdown).toBe(5)
+    expect(sidecar.publisher!.stats().abandonedAtShutdown).toBe(5)
     const kept = readFileSync(walFile, 'utf8')
     for (let i = 0; i < 5; i++) expect(kept).toContain(`down-${i}`)
   })

@@ -11,7 +11,7 @@
 import type { Clock } from '../../common/clock.js'
 import { systemClock } from '../../common/clock.js'
 import type { WatchStatus } from '../../engine/evaluate.js'
-import type { DeploymentStatus, SignalReading, Verdict } from '../../engine/verdict.js'
+import type { DeploymentStatus, SignalReading, Verdict, VerdictKind } from '../../engine/verdict.js'
 import type { DecisionCount, EngineSnapshot, WatchedService } from '../self-metrics.js'
 
 export interface EngineTrackerOptions {
@@ -62,6 +62,9 @@ export interface StatusDocument {
   evicted: number
 }
 
+/** the verdict kinds of src/engine/verdict.ts */
+const DECISION_KINDS: readonly VerdictKind[] = ['rollback', 'incident', 'recovered', 'not-recovered']
+
 export class EngineTracker {
   private readonly entries = new Map<string, Entry>()
   private readonly verdicts: VerdictSummary[] = []
@@ -78,6 +81,11 @@ export class EngineTracker {
     this.maxWatched = opts.maxWatched ?? 10_000
     this.ttlMs = opts.ttlMs ?? 15 * 60_000
     this.maxVerdicts = opts.maxVerdicts ?? 50
+    // Every series a decision can create exists at 0 from the start: a counter born at its first
+    // increment shows 1 in its first Prometheus sample, and `increase()` / `changes()` over it are 0,
+    // so the first rollback of each kind would never appear on the dashboard (found against a real
+    // Prometheus, test/interop/dashboard-prometheus.test.ts).
+    for (const kind of DECISION_KINDS) for (const outcome of ['decided', 'dry_run']) this.decisionCounts.set(`${kind}\u0000${outcome}`, { kind, outcome, count: 0 })
   }
 
   /** feed one evaluate() result; verdicts count as outcome `dry_run` or `decided` */
