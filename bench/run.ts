@@ -29,6 +29,7 @@ const BENCHES: Bench[] = [
   { name: 'cardinality', args: [] },
   { name: 'partials', args: [] },
   { name: 'decisions', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
+  { name: 'scaleout', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
   { name: 'peer-spanmetrics', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined) },
 ]
 

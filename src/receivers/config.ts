@@ -4,6 +4,8 @@ import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MEMORY_HIGH_WATER } from './otlp/opt
 import { GRPC_DEFAULTS } from './otlp-grpc/defaults.js'
 import { HTTP_DEFAULTS } from './otlp-http/defaults.js'
 import { deploymentAuthFields } from './deployments/auth.js'
+import { tlsSchema } from './tls.js'
+import { authSchema } from './auth.js'
 
 const BYTE_UNITS: Record<string, number> = {
   '': 1,
@@ -66,19 +68,24 @@ export const receiversSchema = z
         grpc: z
           .strictObject({
             enabled: z.boolean().default(true),
-            endpoint: endpoint('0.0.0.0:4317'),
+            /** loopback by default (as the Collector since v0.104): other hosts only when set, e.g. "0.0.0.0:4317" in k8s/ */
+            endpoint: endpoint('127.0.0.1:4317'),
             /** open TCP connections at most; more are closed on accept and counted */
             maxConnections: count(GRPC_DEFAULTS.maxConnections),
             /** calls in progress at most, all connections together; more => UNAVAILABLE + RetryInfo */
             maxConcurrentCalls: count(GRPC_DEFAULTS.maxConcurrentCalls),
             /** a connection without calls for this long is closed with GOAWAY */
             idleTimeout: positiveDuration(GRPC_DEFAULTS.idleTimeoutMs),
+            /** TLS like the Collector's configtls (mTLS with clientCaFile); unset: plaintext */
+            tls: tlsSchema.optional(),
+            /** `{ bearerTokenFile }`: every call must carry `authorization: Bearer <token>`; unset: none */
+            auth: authSchema.optional(),
           })
           .prefault({}),
         http: z
           .strictObject({
             enabled: z.boolean().default(true),
-            endpoint: endpoint('0.0.0.0:4318'),
+            endpoint: endpoint('127.0.0.1:4318'),
             /** open sockets at most; more are closed on accept and counted */
             maxConnections: count(HTTP_DEFAULTS.maxConnections),
             /** bodies being read at once; more => 503 + Retry-After */
@@ -89,6 +96,8 @@ export const receiversSchema = z
             idleTimeout: positiveDuration(HTTP_DEFAULTS.idleTimeoutMs),
             /** bytes/s; with every in-flight slot taken, a body slower than this gives its slot to a new request */
             minBodyRate: byteSize().default(HTTP_DEFAULTS.minBodyRate),
+            tls: tlsSchema.optional(),
+            auth: authSchema.optional(),
           })
           .prefault({}),
       })

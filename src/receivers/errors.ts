@@ -34,3 +34,10 @@ export class OverloadedError extends RetryableError {
     super('overloaded', message, { retryAfterMs })
   }
 }
+
+/** The sender did not present valid credentials (receivers' `auth`). Never retried with the same credentials. */
+export class UnauthenticatedError extends PermanentError {
+  constructor(message: string) {
+    super('unauthenticated', message)
+  }
+}

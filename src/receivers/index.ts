@@ -60,6 +60,8 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         maxConnections: g.maxConnections,
         maxConcurrentCalls: g.maxConcurrentCalls,
         idleTimeoutMs: g.idleTimeout,
+        ...(g.tls !== undefined ? { tls: g.tls } : {}),
+        ...(g.auth !== undefined ? { auth: g.auth } : {}),
         logger: logger.child({ component: 'otlp-grpc' }),
       })
     : undefined
@@ -73,6 +75,8 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         headersTimeoutMs: h.headersTimeout,
         idleTimeoutMs: h.idleTimeout,
         minBodyRate: h.minBodyRate,
+        ...(h.tls !== undefined ? { tls: h.tls } : {}),
+        ...(h.auth !== undefined ? { auth: h.auth } : {}),
         logger: logger.child({ component: 'otlp-http' }),
       })
     : undefined

@@ -4,7 +4,7 @@
  * the pipeline rejected inside an accepted request and that were reported in `partial_success`.
  * An item is never both accepted and rejected.
  */
-export type RejectReason = 'decode' | 'too_large' | 'overloaded' | 'unsupported_media_type' | 'internal'
+export type RejectReason = 'decode' | 'too_large' | 'overloaded' | 'unsupported_media_type' | 'internal' | 'unauthenticated'
 
 export interface ReceiverStats {
   requests: number
@@ -22,7 +22,7 @@ export function newReceiverStats(): ReceiverStats {
     acceptedSpans: 0,
     acceptedPoints: 0,
     partial: 0,
-    rejected: { decode: 0, too_large: 0, overloaded: 0, unsupported_media_type: 0, internal: 0 },
+    rejected: { decode: 0, too_large: 0, overloaded: 0, unsupported_media_type: 0, internal: 0, unauthenticated: 0 },
   }
 }
 

@@ -8,9 +8,10 @@
  * | UnsupportedMediaTypeError           | unsupported_media_type | INVALID_ARGUMENT (3)          | 415  |
  * | OverloadedError / RetryableError    | overloaded             | UNAVAILABLE (14) + RetryInfo  | 503 + Retry-After |
  * | programmer error (TypeError, ...)   | internal               | INTERNAL (13)                 | 500  |
+ * | UnauthenticatedError (auth)         | unauthenticated        | UNAUTHENTICATED (16)          | 401 + WWW-Authenticate: Bearer |
  */
 import { classify, errorMessage, PermanentError, RetryableError } from '../common/errors.js'
-import { TooLargeError, UnsupportedMediaTypeError } from './errors.js'
+import { TooLargeError, UnauthenticatedError, UnsupportedMediaTypeError } from './errors.js'
 import type { RejectReason } from './stats.js'
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
@@ -24,6 +25,7 @@ export const GrpcCode = {
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const
 
 export interface ProtocolError {
@@ -37,6 +39,7 @@ export function protocolError(err: unknown, defaultRetryAfterMs: number): Protoc
   const message = errorMessage(err)
   if (err instanceof TooLargeError) return { reason: 'too_large', message, retryAfterMs: undefined }
   if (err instanceof UnsupportedMediaTypeError) return { reason: 'unsupported_media_type', message, retryAfterMs: undefined }
+  if (err instanceof UnauthenticatedError) return { reason: 'unauthenticated', message, retryAfterMs: undefined }
   if (err instanceof PermanentError) return { reason: 'decode', message, retryAfterMs: undefined }
   if (err instanceof RetryableError) return { reason: 'overloaded', message, retryAfterMs: err.retryAfterMs ?? defaultRetryAfterMs }
   if (classify(err) === 'programmer') return { reason: 'internal', message, retryAfterMs: undefined }
@@ -55,6 +58,8 @@ export function grpcCodeOf(reason: RejectReason): number {
       return GrpcCode.UNAVAILABLE
     case 'internal':
       return GrpcCode.INTERNAL
+    case 'unauthenticated':
+      return GrpcCode.UNAUTHENTICATED
   }
 }
 
@@ -71,6 +76,8 @@ export function reasonOfGrpcCode(code: number): RejectReason | undefined {
     case GrpcCode.INTERNAL:
     case GrpcCode.UNKNOWN:
       return 'internal'
+    case GrpcCode.UNAUTHENTICATED:
+      return 'unauthenticated'
     default:
       return undefined
   }
@@ -88,5 +95,7 @@ export function httpStatusOf(reason: RejectReason): number {
       return 503
     case 'internal':
       return 500
+    case 'unauthenticated':
+      return 401
   }
 }

@@ -11,18 +11,27 @@
  *                or the process is draining (SIGTERM). Checks run concurrently; concurrent
  *                requests share one run.
  *   GET /status  200 with the JSON of the registered status provider (watched services, signal
- *                states, last verdicts); 404 when none is registered.
+ *                states, last verdicts); 404 when none is registered. With `status: health` (the
+ *                default on a non-loopback endpoint, see statusDetailOf) only the liveness, never the
+ *                provider's document. One entry that cannot be serialised becomes an `{ error }`
+ *                entry (counted in `statusEntryErrors`), never a 500 for the whole answer; a provider
+ *                that throws outright is a 500.
+ *
+ * With `tls` the server is node https with the current (reloaded) certificate (receivers/tls.ts);
+ * client certificates are required when a client CA is set.
  *
  * Every answer is JSON. Only GET and HEAD are served. Connections are capped (MAX_CONNECTIONS) and
  * slow clients cut off by header/request timeouts, so a probe storm cannot grow memory.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Component } from '../common/lifecycle.js'
 import type { Clock } from '../common/clock.js'
 import { systemClock } from '../common/clock.js'
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
-import { splitHostPort, type AdminConfig } from './config.js'
+import { splitHostPort, statusDetailOf, type AdminConfig, type StatusDetail } from './config.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsStats } from '../receivers/tls.js'
 import type { CheckResult, ReadinessCheck } from './health.js'
 
 export const MAX_CONNECTIONS = 64
@@ -49,6 +58,14 @@ export interface AdminLog {
   warn(obj: object, msg: string): void
 }
 
+export interface AdminSecurityStats {
+  statusDetail: StatusDetail
+  /** /status entries replaced by `{ error }` because they could not be serialised */
+  statusEntryErrors: number
+  tlsHandshakeFailures: number
+  tls?: TlsStats
+}
+
 export interface AdminOptions {
   config: AdminConfig
   clock?: Clock
@@ -69,10 +86,21 @@ export class AdminServer implements Component {
   private inflightReadiness: Promise<ReadinessReport> | undefined
   private readonly clock: Clock
   private shutdownPromise: Promise<void> | undefined
+  private readonly statusDetail: StatusDetail
+  private statusEntryErrors = 0
+  private tls: TlsMaterial | undefined
+  private tlsHandshakeFailures = 0
 
   constructor(private readonly opts: AdminOptions) {
     this.clock = opts.clock ?? systemClock
     this.lastBeat = this.clock.now()
+    this.statusDetail = statusDetailOf(opts.config)
+  }
+
+  security(): AdminSecurityStats {
+    const out: AdminSecurityStats = { statusDetail: this.statusDetail, statusEntryErrors: this.statusEntryErrors, tlsHandshakeFailures: this.tlsHandshakeFailures }
+    if (this.tls) out.tls = this.tls.stats()
+    return out
   }
 
   /** registers (or replaces) a readiness check; returns a function that removes it */
@@ -102,7 +130,21 @@ export class AdminServer implements Component {
   async start(): Promise<void> {
     if (!this.opts.config.enabled || this.server !== undefined || this.shutdownPromise !== undefined) return
     const { host, port } = splitHostPort(this.opts.config.endpoint)
-    const server = createServer((req, res) => this.handle(req, res))
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res)
+    const tlsConfig = this.opts.config.tls
+    let server: Server
+    if (tlsConfig === undefined) server = createServer(handler)
+    else {
+      const material = await TlsMaterial.load(tlsConfig, { name: 'admin', logger: this.opts.log })
+      const secure = createHttpsServer({ ...material.serverOptions(), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler)
+      secure.on('tlsClientError', (_err, socket) => {
+        this.tlsHandshakeFailures++
+        socket.destroy()
+      })
+      material.onReload((o) => secure.setSecureContext(o))
+      this.tls = material
+      server = secure
+    }
     server.maxConnections = MAX_CONNECTIONS
     server.headersTimeout = 5_000
     server.requestTimeout = 10_000
@@ -120,7 +162,8 @@ export class AdminServer implements Component {
     this.lastBeat = this.clock.now()
     this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs ?? HEARTBEAT_MS)
     this.heartbeat.unref()
-    this.opts.log?.info({ endpoint: this.opts.config.endpoint, port: this.address()?.port }, 'admin server listening')
+    this.tls?.start()
+    this.opts.log?.info({ endpoint: this.opts.config.endpoint, port: this.address()?.port, status: this.statusDetail, tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls' }, 'admin server listening')
   }
 
   shutdown(): Promise<void> {
@@ -131,6 +174,7 @@ export class AdminServer implements Component {
   private async doShutdown(): Promise<void> {
     this.draining = true
     clearInterval(this.heartbeat)
+    this.tls?.stop()
     const server = this.server
     this.server = undefined
     if (server === undefined) return
@@ -170,6 +214,45 @@ export class AdminServer implements Component {
     return { status: checks.every((c) => c.status === 'ok') ? 'ready' : 'not_ready', checks }
   }
 
+  /**
+   * The status document as JSON, entry by entry: a top-level field or an element of a top-level
+   * array that cannot be serialised is replaced by `{ "error": ... }` and counted, so one bad
+   * watched deployment costs its own entry, not the whole answer.
+   */
+  private serialiseStatus(doc: unknown): string {
+    const whole = tryJson(doc)
+    if (whole.outcome === 'ok') return `${whole.text}\n`
+    const failed = (message: string) => {
+      this.statusEntryErrors++
+      return JSON.stringify({ error: `entry not serialisable: ${message}` })
+    }
+    if (doc === null || typeof doc !== 'object') return `${failed(whole.message)}\n`
+    const part = (v: unknown): string => {
+      const r = tryJson(v)
+      return r.outcome === 'ok' ? r.text : failed(r.message)
+    }
+    const fields: string[] = []
+    let keys: string[]
+    try {
+      keys = Object.keys(doc)
+    } catch (err) {
+      return `${failed(errorMessage(err))}\n`
+    }
+    for (const k of keys) {
+      let v: unknown
+      try {
+        v = (doc as Record<string, unknown>)[k]
+      } catch (err) {
+        fields.push(`${JSON.stringify(k)}:${failed(errorMessage(err))}`)
+        continue
+      }
+      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue
+      const text = Array.isArray(v) ? `[${v.map(part).join(',')}]` : part(v)
+      fields.push(`${JSON.stringify(k)}:${text}`)
+    }
+    return Array.isArray(doc) ? `[${doc.map(part).join(',')}]\n` : `{${fields.join(',')}}\n`
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0]
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -193,16 +276,33 @@ export class AdminServer implements Component {
           send(res, 404, { error: 'no status provider registered' })
           return
         }
+        if (this.statusDetail === 'health') {
+          send(res, 200, { detail: 'health', liveness: this.liveness().status, draining: this.draining })
+          return
+        }
+        let doc: unknown
         try {
-          send(res, 200, this.statusProvider())
+          doc = this.statusProvider()
         } catch (err) {
           send(res, 500, { error: errorMessage(err) })
+          return
         }
+        sendRaw(res, 200, this.serialiseStatus(doc))
         return
       }
       default:
         send(res, 404, { error: 'not found', paths: ['/livez', '/readyz', '/status'] })
     }
+  }
+}
+
+/** JSON of a value, or the outcome of failing to make it (a BigInt, a cycle, a throwing getter or toJSON) */
+function tryJson(v: unknown): { outcome: 'ok'; text: string } | { outcome: 'failed'; message: string } {
+  try {
+    // undefined (a function, a symbol) is not JSON: an array element of it becomes null, as JSON.stringify does
+    return { outcome: 'ok', text: JSON.stringify(v) ?? 'null' }
+  } catch (err) {
+    return { outcome: 'failed', message: errorMessage(err) }
   }
 }
 
@@ -222,6 +322,12 @@ async function runCheck(name: string, fn: ReadinessCheck, timeoutMs: number, clo
   } finally {
     clearTimeout(timer)
   }
+}
+
+function sendRaw(res: ServerResponse, code: number, text: string): void {
+  if (res.headersSent || res.destroyed) return
+  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) })
+  res.end(res.req.method === 'HEAD' ? undefined : text)
 }
 
 function send(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {

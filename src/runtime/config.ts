@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
 import { stateSchema } from '../state/config.js'
+import { tlsSchema } from '../receivers/tls.js'
 
 /**
  * Configuration of the runtime stage (section `runtime:` of the YAML file). Owned by src/runtime.
@@ -11,6 +12,8 @@ import { stateSchema } from '../state/config.js'
  *     endpoint: 0.0.0.0:13134     # /livez /readyz /status
  *     livenessMaxDelay: 10s       # /livez fails when the heartbeat timer is this late
  *     readinessCheckTimeout: 2s   # a readiness check slower than this counts as failing
+ *     status: full                # /status detail: full | health; unset: full on a loopback endpoint, health otherwise
+ *     tls: { certFile, keyFile, clientCaFile, minVersion, reloadInterval }   # as the OTLP receivers (receivers/tls.ts)
  *   telemetry:                    # pullback's own metrics, OTLP/gRPC
  *     enabled: true               # default: on when an endpoint is configured here or in the environment
  *     endpoint: http://otel-collector.monitoring:4317
@@ -44,6 +47,14 @@ export const adminSchema = z
     endpoint: hostPort().default(`0.0.0.0:${DEFAULT_ADMIN_PORT}`),
     livenessMaxDelay: duration().default(10_000),
     readinessCheckTimeout: duration().default(2_000),
+    /**
+     * What /status reveals: `full` (every watched deployment, its readings, decision ids) or `health`
+     * (liveness only). Unset: `full` when the endpoint is loopback, `health` otherwise (issue 13
+     * item 8: whoever reaches the port must not read the deployments unless the operator says so).
+     */
+    status: z.enum(['full', 'health']).optional(),
+    /** TLS on the admin port (kubelet httpGet probes then need `scheme: HTTPS`, and no client CA) */
+    tls: tlsSchema.optional(),
   })
   .prefault({})
 
@@ -132,6 +143,16 @@ export function parseOtlpHeaders(s: string | undefined): Record<string, string> 
     out[key] = value
   }
   return out
+}
+
+export type StatusDetail = 'full' | 'health'
+
+/** `runtime.admin.status` when set; otherwise `full` on a loopback endpoint, `health` on any other. */
+export function statusDetailOf(cfg: Pick<AdminConfig, 'endpoint' | 'status'>): StatusDetail {
+  if (cfg.status !== undefined) return cfg.status
+  const { host } = splitHostPort(cfg.endpoint)
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\./.test(h) ? 'full' : 'health'
 }
 
 /** Splits "host:port"; an empty host means all interfaces. */

@@ -28,8 +28,15 @@
  *   ends, so what grpc-js buffers stays within what the guard allows;
  * - the message must arrive within `readTimeoutMs` (UNAVAILABLE, counted); an idle connection
  *   (no call) is closed with GOAWAY after `idleTimeoutMs`.
+ *
+ * Security (issue 13 item 7): with `tls`, every accepted socket goes through a TLS handshake (a
+ * non-listening node tls.Server holding the current, reloaded certificate; ALPN h2; client
+ * certificates required when a client CA is set) before grpc-js sees it; a plaintext or
+ * certificate-less client never reaches HTTP/2 (`security().tlsHandshakeFailures`). With `auth`,
+ * a call's `authorization` metadata is checked before its message is read: UNAUTHENTICATED.
  */
 import net from 'node:net'
+import tls from 'node:tls'
 import { Duplex } from 'node:stream'
 import * as grpc from '@grpc/grpc-js'
 import type { Component } from '../../common/lifecycle.js'
@@ -43,11 +50,15 @@ import { OverloadedError } from '../errors.js'
 import { GrpcCode, grpcCodeOf, protocolError, reasonOfGrpcCode } from '../status.js'
 import { GRPC_DEFAULTS } from './defaults.js'
 import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsConfig, type TlsStats } from '../tls.js'
+import { BearerAuth, type AuthConfig, type AuthStats } from '../auth.js'
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export'
 export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'
 
-/** Endpoint default 0.0.0.0:4317. */
+/** Endpoint default 127.0.0.1:4317 (set 0.0.0.0 explicitly to accept other hosts, as k8s/ does). */
+export const DEFAULT_GRPC_ENDPOINT = '127.0.0.1:4317'
+
 export interface OtlpGrpcReceiverOptions extends OtlpReceiverOptions {
   /** open TCP connections at most; more are closed on accept and counted. Default 256 */
   maxConnections?: number
@@ -57,6 +68,18 @@ export interface OtlpGrpcReceiverOptions extends OtlpReceiverOptions {
   readTimeoutMs?: number
   /** a connection without calls for this long is closed (GOAWAY). Default 5 min */
   idleTimeoutMs?: number
+  /** TLS (mTLS with clientCaFile); unset: plaintext */
+  tls?: TlsConfig
+  /** bearer-token authentication; unset: none */
+  auth?: AuthConfig
+}
+
+/** What the transport security refused; `tls` / `auth` are absent when not configured. */
+export interface TransportSecurityStats {
+  /** connections whose TLS handshake failed or timed out (plaintext clients, missing or untrusted client certificates) */
+  tlsHandshakeFailures: number
+  tls?: TlsStats
+  auth?: AuthStats
 }
 
 
@@ -117,6 +140,11 @@ export class OtlpGrpcReceiver implements Component {
   private readonly idleTimeoutMs: number
   private readonly logger: Logger
   private readonly counters: ReceiverStats = newReceiverStats()
+  private readonly tlsConfig: TlsConfig | undefined
+  private readonly authConfig: AuthConfig | undefined
+  private tls: TlsMaterial | undefined
+  private auth: BearerAuth | undefined
+  private tlsHandshakeFailures = 0
   private server: grpc.Server | undefined
   private listener: net.Server | undefined
   private calls = 0
@@ -129,7 +157,7 @@ export class OtlpGrpcReceiver implements Component {
   private stopping: Promise<void> | undefined
 
   constructor(opts: OtlpGrpcReceiverOptions) {
-    const o = resolveOtlpOptions(opts, '0.0.0.0:4317')
+    const o = resolveOtlpOptions(opts, DEFAULT_GRPC_ENDPOINT)
     this.consumer = o.consumer
     this.endpoint = o.endpoint
     this.maxRequestBytes = o.maxRequestBytes
@@ -141,6 +169,8 @@ export class OtlpGrpcReceiver implements Component {
     this.maxConcurrentCalls = opts.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls
     this.readTimeoutMs = opts.readTimeoutMs ?? GRPC_DEFAULTS.readTimeoutMs
     this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
+    this.tlsConfig = opts.tls
+    this.authConfig = opts.auth
   }
 
   /** the bound port (useful with port 0) */
@@ -162,8 +192,17 @@ export class OtlpGrpcReceiver implements Component {
     }
   }
 
+  security(): TransportSecurityStats {
+    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
+    if (this.tls) out.tls = this.tls.stats()
+    if (this.auth) out.auth = this.auth.stats()
+    return out
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
+    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
+    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.maxRequestBytes,
       'grpc.max_concurrent_streams': this.maxConcurrentCalls,
@@ -173,10 +212,19 @@ export class OtlpGrpcReceiver implements Component {
     server.addService(traceServiceDefinition, { Export: this.handler('traces') })
     server.addService(metricsServiceDefinition, { Export: this.handler('metrics') })
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure())
+    const handshake =
+      this.tls === undefined
+        ? undefined
+        : this.tlsServer(this.tls, (secure) => {
+            // a handshake that completes after shutdown began has no server to go to
+            if (this.state === 'running') injector.injectConnection(secure)
+            else secure.destroy()
+          })
     const listener = net.createServer((socket) => {
       this.connectionsOpen++
       socket.once('close', () => this.connectionsOpen--)
-      injector.injectConnection(socket)
+      if (handshake) handshake.emit('connection', socket)
+      else injector.injectConnection(socket)
     })
     listener.maxConnections = this.maxConnections
     listener.on('drop', () => this.connectionsRefused++)
@@ -196,7 +244,35 @@ export class OtlpGrpcReceiver implements Component {
     this.server = server
     this.listener = listener
     this.state = 'running'
-    this.logger.info({ endpoint: this.endpoint, port: this.boundPort, maxConnections: this.maxConnections, maxConcurrentCalls: this.maxConcurrentCalls }, 'otlp-grpc receiver started')
+    this.tls?.start()
+    this.auth?.start()
+    this.logger.info(
+      { endpoint: this.endpoint, port: this.boundPort, maxConnections: this.maxConnections, maxConcurrentCalls: this.maxConcurrentCalls, tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls', auth: this.auth === undefined ? 'none' : 'bearer' },
+      'otlp-grpc receiver started',
+    )
+  }
+
+  /**
+   * A tls.Server that never listens: accepted sockets are emitted into it, and each connection that
+   * completes the handshake (with a trusted client certificate when one is required) is handed to
+   * `secured`. Reloaded certificates apply to new connections.
+   */
+  private tlsServer(material: TlsMaterial, secured: (socket: tls.TLSSocket) => void): tls.Server {
+    const server = tls.createServer({ ...material.serverOptions(), ALPNProtocols: ['h2'], handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, (socket) => {
+      // node destroys unauthorized sockets before this point when rejectUnauthorized; checked again as the contract
+      if (material.requireClientCert && !socket.authorized) {
+        this.tlsHandshakeFailures++
+        socket.destroy()
+        return
+      }
+      secured(socket)
+    })
+    server.on('tlsClientError', (_err, socket) => {
+      this.tlsHandshakeFailures++
+      socket.destroy()
+    })
+    material.onReload((options) => server.setSecureContext(options))
+    return server
   }
 
   /**
@@ -256,9 +332,23 @@ export class OtlpGrpcReceiver implements Component {
         call.sendStatus(this.statusOf(new OverloadedError(`request message not received within ${this.readTimeoutMs} ms`, this.guard.retryAfterMs)))
       }, this.readTimeoutMs)
     }
+    const auth = this.auth
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
+          // before the message is read: an unauthenticated call is refused without buffering its body
+          onReceiveMetadata: (metadata: grpc.Metadata, nextMetadata: (m: grpc.Metadata) => void) => {
+            if (auth !== undefined && !ended) {
+              const value = metadata.get('authorization')[0]
+              const checked = auth.check(typeof value === 'string' ? value : undefined)
+              if (checked.outcome === 'refused') {
+                counters.requests++
+                call.sendStatus(this.statusOf(checked.error))
+                return
+              }
+            }
+            nextMetadata(metadata)
+          },
           onReceiveMessage: (message: unknown, nextMessage: (m: unknown) => void) => {
             clearTimeout(timer)
             if (Buffer.isBuffer(message)) reservation?.shrinkTo(message.length)
@@ -339,6 +429,8 @@ export class OtlpGrpcReceiver implements Component {
         })
       })
       this.state = 'stopped'
+      this.tls?.stop()
+      this.auth?.stop()
       this.logger.info({ port: this.boundPort }, 'otlp-grpc receiver stopped')
     })()
     return this.stopping

@@ -19,8 +19,13 @@
  * - a body must arrive within `readTimeoutMs` of its headers (503, connection closed, counted);
  * - when every in-flight slot is taken, a new request takes the slot of the slowest body whose
  *   average rate is below `minBodyRate` bytes/s (after 1 s), so a trickle cannot starve real clients.
+ *
+ * Security (issue 13 item 7): with `tls` the server is node https with the current (reloaded)
+ * certificate; client certificates are required when a client CA is set. With `auth`, the
+ * `Authorization: Bearer` header is checked before the body is read: 401 + `WWW-Authenticate: Bearer`.
  */
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import zlib from 'node:zlib'
 import type { Component } from '../../common/lifecycle.js'
@@ -34,8 +39,13 @@ import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { grpcCodeOf, httpStatusOf, protocolError } from '../status.js'
 import { HTTP_DEFAULTS } from './defaults.js'
 import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsConfig } from '../tls.js'
+import { BearerAuth, type AuthConfig } from '../auth.js'
+import type { TransportSecurityStats } from '../otlp-grpc/receiver.js'
 
-/** Endpoint default 0.0.0.0:4318. */
+/** Endpoint default 127.0.0.1:4318 (set 0.0.0.0 explicitly to accept other hosts, as k8s/ does). */
+export const DEFAULT_HTTP_ENDPOINT = '127.0.0.1:4318'
+
 export interface OtlpHttpReceiverOptions extends OtlpReceiverOptions {
   /** requests whose bodies are being read at once; beyond it 503 + Retry-After (bounds buffered bytes to maxInFlight x maxRequestBytes). Default 64 */
   maxInFlight?: number
@@ -49,6 +59,10 @@ export interface OtlpHttpReceiverOptions extends OtlpReceiverOptions {
   idleTimeoutMs?: number
   /** bytes/s; with every slot taken, a body slower than this (after 1 s) gives its slot to a new request. Default 1024 */
   minBodyRate?: number
+  /** TLS (mTLS with clientCaFile); unset: plaintext */
+  tls?: TlsConfig
+  /** bearer-token authentication; unset: none */
+  auth?: AuthConfig
 }
 
 
@@ -108,13 +122,18 @@ export class OtlpHttpReceiver implements Component {
   private slowBodiesEvicted = 0
   private readonly logger: Logger
   private readonly counters: ReceiverStats = newReceiverStats()
+  private readonly tlsConfig: TlsConfig | undefined
+  private readonly authConfig: AuthConfig | undefined
+  private tls: TlsMaterial | undefined
+  private auth: BearerAuth | undefined
+  private tlsHandshakeFailures = 0
   private server: http.Server | undefined
   private boundPort = 0
   private closing = false
   private stopping: Promise<void> | undefined
 
   constructor(opts: OtlpHttpReceiverOptions) {
-    const o = resolveOtlpOptions(opts, '0.0.0.0:4318')
+    const o = resolveOtlpOptions(opts, DEFAULT_HTTP_ENDPOINT)
     this.consumer = o.consumer
     this.endpoint = o.endpoint
     this.maxRequestBytes = o.maxRequestBytes
@@ -128,6 +147,15 @@ export class OtlpHttpReceiver implements Component {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? HTTP_DEFAULTS.idleTimeoutMs
     this.minBodyRate = opts.minBodyRate ?? HTTP_DEFAULTS.minBodyRate
     this.logger = o.logger
+    this.tlsConfig = opts.tls
+    this.authConfig = opts.auth
+  }
+
+  security(): TransportSecurityStats {
+    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
+    if (this.tls) out.tls = this.tls.stats()
+    if (this.auth) out.auth = this.auth.stats()
+    return out
   }
 
   get port(): number {
@@ -153,17 +181,30 @@ export class OtlpHttpReceiver implements Component {
     const i = this.endpoint.lastIndexOf(':')
     const host = this.endpoint.slice(0, i).replace(/^\[|\]$/g, '')
     const port = Number(this.endpoint.slice(i + 1))
-    const server = http.createServer(
-      {
-        headersTimeout: this.headersTimeoutMs,
-        // node's own whole-request limit is a backstop behind the per-body deadline below
-        requestTimeout: this.headersTimeoutMs + this.readTimeoutMs + 5_000,
-        keepAliveTimeout: this.idleTimeoutMs,
-        // how often node checks headersTimeout/requestTimeout (default 30 s)
-        connectionsCheckingInterval: Math.min(1_000, this.headersTimeoutMs),
-      },
-      (req, res) => this.handle(req, res),
-    )
+    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
+    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
+    const options: http.ServerOptions = {
+      headersTimeout: this.headersTimeoutMs,
+      // node's own whole-request limit is a backstop behind the per-body deadline below
+      requestTimeout: this.headersTimeoutMs + this.readTimeoutMs + 5_000,
+      keepAliveTimeout: this.idleTimeoutMs,
+      // how often node checks headersTimeout/requestTimeout (default 30 s)
+      connectionsCheckingInterval: Math.min(1_000, this.headersTimeoutMs),
+    }
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res)
+    const material = this.tls
+    let server: http.Server
+    if (material === undefined) server = http.createServer(options, handler)
+    else {
+      const secure = https.createServer({ ...options, ...material.serverOptions(), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler)
+      secure.on('tlsClientError', (_err, socket) => {
+        this.tlsHandshakeFailures++
+        socket.destroy()
+      })
+      material.onReload((o) => secure.setSecureContext(o))
+      // an https.Server is an http.Server for everything below (limits, drain)
+      server = secure as unknown as http.Server
+    }
     server.maxConnections = this.maxConnections
     server.on('drop', () => this.connectionsRefused++)
     server.on('connection', (socket: Socket) => {
@@ -181,7 +222,9 @@ export class OtlpHttpReceiver implements Component {
       })
     })
     this.boundPort = (server.address() as AddressInfo).port
-    this.logger.info({ endpoint: this.endpoint, port: this.boundPort }, 'otlp-http receiver started')
+    this.tls?.start()
+    this.auth?.start()
+    this.logger.info({ endpoint: this.endpoint, port: this.boundPort, tls: material === undefined ? 'off' : material.requireClientCert ? 'mtls' : 'tls', auth: this.auth === undefined ? 'none' : 'bearer' }, 'otlp-http receiver started')
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -195,6 +238,10 @@ export class OtlpHttpReceiver implements Component {
     this.counters.requests++
     const format = formatOf(req.headers['content-type'])
     try {
+      if (this.auth !== undefined) {
+        const checked = this.auth.check(req.headers.authorization)
+        if (checked.outcome === 'refused') throw checked.error
+      }
       if (format === undefined) throw new UnsupportedMediaTypeError(req.headers['content-type'] ?? '')
       if (this.closing) throw new OverloadedError('shutting down', this.guard.retryAfterMs)
       if (this.reads.size >= this.maxInFlight && !this.evictSlowest()) {
@@ -245,6 +292,7 @@ export class OtlpHttpReceiver implements Component {
     const code = grpcCodeOf(pe.reason)
     const headers: http.OutgoingHttpHeaders = {}
     if (pe.retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(pe.retryAfterMs / 1000)))
+    if (pe.reason === 'unauthenticated') headers['WWW-Authenticate'] = 'Bearer realm="otlp"'
     // the body may be unread (early refusal) or half read (aborted): never reuse this connection
     if (!req.complete) headers['Connection'] = 'close'
     if (format === 'proto') {
@@ -289,6 +337,8 @@ export class OtlpHttpReceiver implements Component {
         })
         server.closeIdleConnections()
       })
+      this.tls?.stop()
+      this.auth?.stop()
       this.logger.info({ port: this.boundPort }, 'otlp-http receiver stopped')
     })()
     return this.stopping
