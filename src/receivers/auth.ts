@@ -17,6 +17,7 @@ import type { Logger } from '../common/logger.js'
 import { silentLogger } from '../common/logger.js'
 import { duration } from '../config/duration.js'
 import { UnauthenticatedError } from './errors.js'
+import { PeriodicReload } from './reload.js'
 
 export const authSchema = z.strictObject({
   bearerTokenFile: z.string().min(1),
@@ -52,17 +53,24 @@ async function readToken(file: string): Promise<{ outcome: 'read'; digest: Buffe
 export class BearerAuth {
   /** sha256 of the expected token: equal-length buffers for timingSafeEqual, and the token itself is not kept */
   private expected: Buffer
-  private timer: NodeJS.Timeout | undefined
   private readonly counters: AuthStats = { refused: { missing: 0, malformed: 0, invalid: 0 }, reloadFailures: 0 }
-  private lastFailure: string | undefined
+  private readonly reloader: PeriodicReload
 
-  private constructor(
-    private readonly config: AuthConfig,
-    expected: Buffer,
-    private readonly logger: Logger,
-    private readonly name: string,
-  ) {
+  private constructor(config: AuthConfig, expected: Buffer, logger: Logger, name: string) {
     this.expected = expected
+    this.reloader = new PeriodicReload({
+      intervalMs: config.reloadInterval,
+      name,
+      what: 'bearer token',
+      log: logger,
+      onFailure: () => this.counters.reloadFailures++,
+      attempt: async () => {
+        const r = await readToken(config.bearerTokenFile)
+        if (r.outcome === 'failed') return r.message
+        this.expected = r.digest
+        return undefined
+      },
+    })
   }
 
   static async load(config: AuthConfig, opts: { name: string; logger?: Logger }): Promise<BearerAuth> {
@@ -90,28 +98,15 @@ export class BearerAuth {
   }
 
   start(): void {
-    if (this.timer !== undefined) return
-    this.timer = setInterval(() => void this.reload(), this.config.reloadInterval)
-    this.timer.unref()
+    this.reloader.start()
   }
 
   stop(): void {
-    clearInterval(this.timer)
-    this.timer = undefined
+    this.reloader.stop()
   }
 
   /** Re-reads the token file; never throws. */
-  async reload(): Promise<void> {
-    const r = await readToken(this.config.bearerTokenFile)
-    if (r.outcome === 'read') {
-      this.expected = r.digest
-      this.lastFailure = undefined
-      return
-    }
-    this.counters.reloadFailures++
-    if (r.message !== this.lastFailure) {
-      this.lastFailure = r.message
-      this.logger.warn({ server: this.name, err: r.message }, 'bearer token reload failed; keeping the current token')
-    }
+  reload(): Promise<void> {
+    return this.reloader.run()
   }
 }

@@ -24,6 +24,7 @@ import tls from 'node:tls'
 import { z } from 'zod'
 import { PermanentError, errorMessage } from '../common/errors.js'
 import { duration } from '../config/duration.js'
+import { PeriodicReload } from './reload.js'
 
 /** the lifecycle log lines TLS writes (a pino Logger fits; so does the admin server's log) */
 export interface TlsLog {
@@ -72,12 +73,9 @@ type LoadOutcome = { outcome: 'loaded'; loaded: Loaded } | { outcome: 'failed'; 
  */
 export class TlsMaterial {
   private current: Loaded
-  private timer: NodeJS.Timeout | undefined
   private readonly listeners: Array<(options: tls.SecureContextOptions) => void> = []
   private counters: TlsStats = { reloads: 0, reloadFailures: 0 }
-  /** the failure last logged, so a failure that persists across ticks is logged once */
-  private lastFailure: string | undefined
-  private ticking = false
+  private readonly reloader: PeriodicReload
 
   private constructor(
     readonly config: TlsConfig,
@@ -86,6 +84,14 @@ export class TlsMaterial {
     private readonly name: string,
   ) {
     this.current = initial
+    this.reloader = new PeriodicReload({
+      intervalMs: config.reloadInterval,
+      name,
+      what: 'TLS certificate',
+      log: logger,
+      onFailure: () => this.counters.reloadFailures++,
+      attempt: () => this.reloadOnce(),
+    })
   }
 
   /** Reads the files and builds the first secure context; PermanentError naming the problem when it cannot. */
@@ -120,46 +126,35 @@ export class TlsMaterial {
 
   /** starts polling the files every reloadInterval (unref'd timer) */
   start(): void {
-    if (this.timer !== undefined) return
-    this.timer = setInterval(() => void this.reload(), this.config.reloadInterval)
-    this.timer.unref()
+    this.reloader.start()
   }
 
   stop(): void {
-    clearInterval(this.timer)
-    this.timer = undefined
+    this.reloader.stop()
   }
 
   /** One reload attempt (the timer calls it; tests may too). Never throws. */
-  async reload(): Promise<void> {
-    if (this.ticking) return
-    this.ticking = true
-    try {
-      const r = await readMaterial(this.config)
-      if (r.outcome === 'failed') {
+  reload(): Promise<void> {
+    return this.reloader.run()
+  }
+
+  /** reads the files and applies a changed certificate; the failure's message, or undefined */
+  private async reloadOnce(): Promise<string | undefined> {
+    const r = await readMaterial(this.config)
+    if (r.outcome === 'failed') return r.message
+    if (r.loaded.digest === this.current.digest) return undefined
+    this.current = r.loaded
+    this.counters.reloads++
+    for (const fn of this.listeners) {
+      try {
+        fn(r.loaded.options)
+      } catch (err) {
         this.counters.reloadFailures++
-        if (r.message !== this.lastFailure) {
-          this.lastFailure = r.message
-          this.logger.warn({ server: this.name, err: r.message }, 'TLS reload failed; keeping the current certificate')
-        }
-        return
+        this.logger.warn({ server: this.name, err: errorMessage(err) }, 'TLS reload not applied')
       }
-      this.lastFailure = undefined
-      if (r.loaded.digest === this.current.digest) return
-      this.current = r.loaded
-      this.counters.reloads++
-      for (const fn of this.listeners) {
-        try {
-          fn(r.loaded.options)
-        } catch (err) {
-          this.counters.reloadFailures++
-          this.logger.warn({ server: this.name, err: errorMessage(err) }, 'TLS reload not applied')
-        }
-      }
-      this.logger.info({ server: this.name }, 'TLS certificate reloaded')
-    } finally {
-      this.ticking = false
     }
+    this.logger.info({ server: this.name }, 'TLS certificate reloaded')
+    return undefined
   }
 }
 
