@@ -6,10 +6,6 @@
  * rollback decision id reaches the decisions topic: plain replay's.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { build } from 'rolldown'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/load.js'
 import { replayLines, type ReplaySummary } from '../../src/cli/commands/replay.js'
@@ -22,8 +18,8 @@ import { decodeOtlpJsonLine } from '../../src/receivers/otlp/json.js'
 import { splitMetrics, splitTraces } from '../../src/decider/daemonset.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
+import { bundleChild, type BundledChild } from '../support/bundle-child.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
   const t0 = Date.now()
@@ -43,7 +39,7 @@ describeKafka('decider kill -9 (real broker, child processes)', () => {
   let transport: ConfluentTransport
   let lines: string[]
   let base: ReplaySummary
-  let dir = ''
+  let bundle: BundledChild | undefined
   const children: Child[] = []
   const prefix = uniqueName('it-kill')
 
@@ -51,20 +47,12 @@ describeKafka('decider kill -9 (real broker, child processes)', () => {
     transport = new ConfluentTransport({ brokers: kafkaBrokers().split(','), clientId: 'pullback-test' })
     lines = await recordToLines(findScenario('canary-bad-10pct')!)
     base = await replayLines(lines, parseConfig({}), { out: () => undefined, err: () => undefined }, { actuator: false })
-    dir = join(root, 'node_modules', '.cache', 'pullback-test', uniqueName('decider-child'))
-    mkdirSync(dir, { recursive: true })
-    await build({
-      input: join(root, 'test/support/decider-child.ts'),
-      platform: 'node',
-      external: (id) => !id.startsWith('.') && !id.startsWith('/'),
-      output: { dir, entryFileNames: 'decider-child.mjs', format: 'esm' },
-      logLevel: 'silent',
-    })
+    bundle = await bundleChild('decider-child')
   }, 120_000)
 
   afterAll(async () => {
     for (const c of children) c.proc.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    bundle?.remove()
     const admin = transport.admin()
     await admin.deleteTopics([`${prefix}.partials`, `${prefix}.decider.state`, `${prefix}.decisions`, `${prefix}.incidents`]).catch(() => undefined)
     await admin.disconnect()
@@ -81,7 +69,7 @@ describeKafka('decider kill -9 (real broker, child processes)', () => {
     }
     const cfg = parseConfig(raw)
     const start = (): Child => {
-      const proc = spawn(process.execPath, [join(dir, 'decider-child.mjs')], { env: { ...process.env, PULLBACK_CHILD: JSON.stringify(raw) }, stdio: ['ignore', 'pipe', 'inherit'] })
+      const proc = spawn(process.execPath, [bundle!.file], { env: { ...process.env, PULLBACK_CHILD: JSON.stringify(raw) }, stdio: ['ignore', 'pipe', 'inherit'] })
       const out: string[] = []
       proc.stdout!.on('data', (c: Buffer) => out.push(...c.toString().split('\n').filter(Boolean)))
       return { proc, out, last: (p) => [...out].reverse().find((l) => l.startsWith(p)) }

@@ -10,10 +10,6 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { build } from 'rolldown'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/load.js'
 import { replayLines, type ReplaySummary } from '../../src/cli/commands/replay.js'
@@ -25,8 +21,8 @@ import { signerFromKey } from '../../src/publish/signing.js'
 import { DeciderProcess } from '../../src/runtime/decider-process.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
+import { bundleChild, type BundledChild } from '../support/bundle-child.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
 const BUCKET_MS = 5000
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
@@ -83,7 +79,7 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
   let transport: ConfluentTransport
   let lines: string[]
   let base: ReplaySummary
-  let dir = ''
+  let bundle: BundledChild | undefined
   const children: Child[] = []
   const prefix = uniqueName('it-skill')
 
@@ -91,20 +87,12 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
     transport = new ConfluentTransport({ brokers: kafkaBrokers().split(','), clientId: 'pullback-test' })
     lines = await recordToLines(findScenario('canary-bad-10pct')!)
     base = await replayLines(lines, parseConfig({}), { out: () => undefined, err: () => undefined }, { actuator: false })
-    dir = join(root, 'node_modules', '.cache', 'pullback-test', uniqueName('sidecar-child'))
-    mkdirSync(dir, { recursive: true })
-    await build({
-      input: join(root, 'test/support/sidecar-child.ts'),
-      platform: 'node',
-      external: (id) => !id.startsWith('.') && !id.startsWith('/'),
-      output: { dir, entryFileNames: 'sidecar-child.mjs', format: 'esm' },
-      logLevel: 'silent',
-    })
+    bundle = await bundleChild('sidecar-child')
   }, 120_000)
 
   afterAll(async () => {
     for (const c of children) c.proc.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    bundle?.remove()
     const admin = transport.admin()
     await admin.deleteTopics([`${prefix}.partials`, `${prefix}.decider.state`, `${prefix}.decisions`, `${prefix}.incidents`, `${prefix}.deployments`]).catch(() => undefined)
     await admin.disconnect()
@@ -135,7 +123,7 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
       runtime: { admin: { enabled: false }, telemetry: { enabled: false }, tickInterval: '20ms', state: { enabled: false } },
     })
     const start = (i: number, clock: number): Child => {
-      const proc = spawn(process.execPath, [join(dir, 'sidecar-child.mjs')], {
+      const proc = spawn(process.execPath, [bundle!.file], {
         env: { ...process.env, PULLBACK_CHILD: JSON.stringify(nodeRaw(i)), PULLBACK_CLOCK: String(clock) },
         stdio: ['pipe', 'pipe', 'inherit'],
       })
