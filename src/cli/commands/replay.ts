@@ -133,6 +133,14 @@ interface LineCounts {
 
 type RecordedRequest = { type: 'traces'; request: TracesRequest } | { type: 'metrics'; request: MetricsRequest }
 
+/** hands a recorded request to the ingest nodes its resources belong to, as a DaemonSet would (daemonset.ts) */
+const splitToNodes =
+  (nodes: readonly IngestNode[]) =>
+  (d: RecordedRequest): void => {
+    if (d.type === 'traces') splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
+    else splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
+  }
+
 /**
  * Reads a recording for both replay paths: decodes each line, counts it, hands it to `consume`, then
  * calls `after` with the line's newest telemetry time. A line that fails to decode (or that
@@ -396,10 +404,7 @@ export async function replayLinesOnNodes(
       lines,
       io,
       c,
-      (d) => {
-        if (d.type === 'traces') splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
-        else splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
-      },
+      splitToNodes(nodes),
       (maxMs) => {
         clock.see(maxMs)
         now = clock.now
@@ -559,10 +564,7 @@ export async function replayLinesOnTopic(
       lines,
       io,
       c,
-      (d) => {
-        if (d.type === 'traces') splitTraces(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeTraces(r))
-        else splitMetrics(d.request, nodes.length).forEach((r, i) => r !== undefined && nodes[i]?.consumeMetrics(r))
-      },
+      splitToNodes(nodes),
       async (maxMs) => {
         clock.see(maxMs)
         now = clock.now
