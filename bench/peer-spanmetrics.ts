@@ -43,6 +43,7 @@ import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
 import protobuf from 'protobufjs'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
+import { httpServerAttributes, strAttr } from './http-span.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 // dist/bench/peer-spanmetrics.js -> <repo>
@@ -84,8 +85,7 @@ function payloads(nowNs: bigint): Buffer[] {
   root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto')
   root.resolveAll()
   const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
-  const s = (key: string, stringValue: string) => ({ key, value: { stringValue } })
-  const n = (key: string, intValue: number) => ({ key, value: { intValue } })
+  const s = strAttr
   const routes = ['/api/items/{id}', '/api/items', '/api/health', '/api/search']
   const out: Buffer[] = []
   SERVICES.forEach((service, si) =>
@@ -104,18 +104,7 @@ function payloads(nowNs: bigint): Buffer[] {
           kind: 2,
           startTimeUnixNano: start.toString(),
           endTimeUnixNano: (start + durNs).toString(),
-          attributes: [
-            s('http.request.method', i % 2 === 0 ? 'GET' : 'POST'),
-            s('http.route', route),
-            n('http.response.status_code', failed ? 500 : 200),
-            s('url.scheme', 'http'),
-            s('url.path', route.replace('{id}', String(1000 + i))),
-            s('server.address', `${service}.shop.svc`),
-            n('server.port', 8080),
-            s('network.protocol.version', '2'),
-            s('client.address', `127.0.${si}.${i & 0xff}`),
-            s('user_agent.original', 'peer-spanmetrics-bench/1.0'),
-          ],
+          attributes: httpServerAttributes(service, route, i, si, failed, 'peer-spanmetrics-bench/1.0'),
           status: failed ? { code: 2, message: 'internal error' } : {},
         })
       }

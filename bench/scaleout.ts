@@ -51,6 +51,7 @@ import { createTransport } from '../src/kafka/index.js'
 import { signerFromKey } from '../src/publish/signing.js'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { DeciderProcess } from '../src/runtime/decider-process.js'
+import { httpServerAttributes, strAttr } from './http-span.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 // dist/bench/scaleout.js -> <repo>
@@ -161,8 +162,7 @@ function templates(): Template[] {
   root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto')
   root.resolveAll()
   const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
-  const s = (key: string, stringValue: string) => ({ key, value: { stringValue } })
-  const n = (key: string, intValue: number) => ({ key, value: { intValue } })
+  const s = strAttr
   const routes = ['/api/items/{id}', '/api/items', '/api/health', '/api/search']
   const out: Template[] = []
   SERVICES.forEach((service, si) =>
@@ -181,18 +181,7 @@ function templates(): Template[] {
             kind: 2,
             startTimeUnixNano: (MARK + BigInt(2 * i)).toString(),
             endTimeUnixNano: (MARK + BigInt(2 * i + 1)).toString(),
-            attributes: [
-              s('http.request.method', i % 2 === 0 ? 'GET' : 'POST'),
-              s('http.route', route),
-              n('http.response.status_code', failed ? 500 : 200),
-              s('url.scheme', 'http'),
-              s('url.path', route.replace('{id}', String(1000 + i))),
-              s('server.address', `${service}.shop.svc`),
-              n('server.port', 8080),
-              s('network.protocol.version', '2'),
-              s('client.address', `127.0.${si}.${i & 0xff}`),
-              s('user_agent.original', 'scaleout-bench/1.0'),
-            ],
+            attributes: httpServerAttributes(service, route, i, si, failed, 'scaleout-bench/1.0'),
             status: failed ? { code: 2, message: 'internal error' } : {},
           })
         }
