@@ -103,6 +103,14 @@ export interface EngineSnapshot {
   decisions: readonly DecisionCount[]
 }
 
+/**
+ * Cumulative event counters of one component that has no metric of its own (the decider's
+ * assignments and late partials, the partials publisher's drops, TLS reloads, refused
+ * authentications, ...): event name -> count since process start. Only monotonic counters belong
+ * here; gauges (queue depths, partitions owned) do not.
+ */
+export type ComponentEvents = Readonly<Record<string, number>>
+
 export interface ActuatorStats {
   /** cumulative rollback outcomes, e.g. { recovered: 2, halted_no_artifact: 1, escalated: 0 } */
   outcomes: Readonly<Record<string, number>>
@@ -116,6 +124,8 @@ export interface SelfMetricsRegistry {
   registerSignalStore(stats: () => SignalStoreStats): () => void
   registerEngine(snapshot: () => EngineSnapshot): () => void
   registerActuator(stats: () => ActuatorStats): () => void
+  /** cumulative counters of a component, exported as pullback.component.events{pullback.component, pullback.event} */
+  registerEvents(component: string, events: () => ComponentEvents): () => void
   /** one engine evaluation tick took `ms` milliseconds; ignored before start() and while export is off */
   recordEvaluation(ms: number): void
 }
@@ -155,6 +165,7 @@ export const METRICS = [
   { name: 'pullback.kafka.consumer.messages', unit: '{message}', kind: 'counter', attributes: ['pullback.consumer'], description: 'Messages handled by a consumer.' },
   { name: 'pullback.kafka.consumer.failures', unit: '{batch}', kind: 'counter', attributes: ['pullback.consumer'], description: 'Batches whose handler failed (redelivered later).' },
   { name: 'pullback.kafka.consumer.poll.age', unit: 's', kind: 'gauge', attributes: ['pullback.consumer'], description: 'Time since the consumer last polled the broker; grows when it stalls.' },
+  { name: 'pullback.component.events', unit: '{event}', kind: 'counter', attributes: ['pullback.component', 'pullback.event'], description: 'Counted events of components without a metric of their own (decider assignments and late partials, partials dropped, TLS reloads, refused authentications, ...).' },
   { name: 'pullback.engine.evaluation.duration', unit: 's', kind: 'histogram', attributes: [], description: 'Duration of one engine evaluation tick.' },
   { name: 'pullback.nodejs.eventloop.lag', unit: 's', kind: 'gauge', attributes: [], description: 'p99 event-loop delay since the previous collection.' },
 ] as const satisfies readonly MetricSpec[]
@@ -278,6 +289,7 @@ export class SelfMetrics implements SelfMetricsRegistry, Component {
   readonly name = 'self-metrics'
   private readonly ingest = new Map<string, () => IngestStats>()
   private readonly consumers = new Map<string, () => ConsumerStats>()
+  private readonly events = new Map<string, () => ComponentEvents>()
   private signalStore: (() => SignalStoreStats) | undefined
   private engine: (() => EngineSnapshot) | undefined
   private actuator: (() => ActuatorStats) | undefined
@@ -311,6 +323,10 @@ export class SelfMetrics implements SelfMetricsRegistry, Component {
 
   registerConsumer(name: string, stats: () => ConsumerStats): () => void {
     return register(this.consumers, name, stats)
+  }
+
+  registerEvents(component: string, events: () => ComponentEvents): () => void {
+    return register(this.events, component, events)
   }
 
   registerSignalStore(stats: () => SignalStoreStats): () => void {
@@ -359,6 +375,8 @@ export class SelfMetrics implements SelfMetricsRegistry, Component {
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 })
     this.loopDelay.enable()
     this.createInstruments(this.provider.getMeter('pullback'))
+    // its own counters: always present (at 0), so the events panel has a series on every install
+    this.registerEvents('self-metrics', () => ({ export_failures: this.exportState.failures, services_left_out: this.droppedServices }))
     if (t.state === 'enabled') this.opts.log?.info({ endpoint: t.endpoint, intervalMs: t.intervalMs }, 'self-metrics export started')
     await Promise.resolve()
   }
@@ -450,6 +468,11 @@ export class SelfMetrics implements SelfMetricsRegistry, Component {
       obs('pullback.kafka.consumer.messages', s.messages, a)
       obs('pullback.kafka.consumer.failures', s.handlerFailures, a)
       if (s.lastPollMs > 0) obs('pullback.kafka.consumer.poll.age', Math.max(0, now - s.lastPollMs) / 1000, a)
+    }
+    for (const [component, fn] of this.events) {
+      const e = this.read(`events:${component}`, fn)
+      if (e === undefined) continue
+      for (const [event, n] of Object.entries(e)) obs('pullback.component.events', n, { 'pullback.component': component, 'pullback.event': event })
     }
     const store = this.signalStore && this.read('signal-store', this.signalStore)
     if (store !== undefined) {

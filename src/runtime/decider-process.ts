@@ -21,7 +21,11 @@ import type { DecisionPublisher } from '../publish/publisher.js'
 import { signerFromKey, type Signer } from '../publish/signing.js'
 import { DeploymentsReceiver } from '../receivers/deployments/receiver.js'
 import { DeciderService } from '../decider/service.js'
+import { SelfMetrics } from '../publish/self-metrics.js'
+import { EngineTracker } from '../publish/self-metrics/engine-tracker.js'
 import { AdminServer } from './admin.js'
+import { resolveTelemetry } from './config.js'
+import { adminEvents, deciderEvents } from './events.js'
 import { consumerCheck, failing, ok } from './health.js'
 
 export interface DeciderProcessOptions {
@@ -45,7 +49,10 @@ export class DeciderProcess implements Component {
   readonly service: DeciderService
   readonly publisher: DecisionPublisher
   readonly deployments: DeploymentsReceiver | undefined
+  /** the watched deployments and verdicts of the partitions this member owns, for /status and the metrics */
+  readonly tracker: EngineTracker
   private readonly admin: AdminServer | undefined
+  private readonly metrics: SelfMetrics | undefined
   private started = false
 
   constructor(private readonly o: DeciderProcessOptions) {
@@ -63,6 +70,7 @@ export class DeciderProcess implements Component {
       ...(o.groupId !== undefined ? { groupId: o.groupId } : {}),
       ...(o.clock !== null ? { clock: o.clock ?? systemClock } : {}),
       onTick: (res) => {
+        this.tracker.observe(res.statuses, res.verdicts)
         for (const v of res.verdicts) this.decide(v)
       },
     })
@@ -75,7 +83,10 @@ export class DeciderProcess implements Component {
           logger: o.logger.child({ component: 'deployments' }),
         })
       : undefined
+    this.tracker = new EngineTracker({ clock: o.clock ?? systemClock })
     this.admin = o.headless !== true && cfg.runtime.admin.enabled ? new AdminServer({ config: cfg.runtime.admin, log: o.logger.child({ component: 'admin' }) }) : undefined
+    // the deciders are where decisions happen in the distributed layout: the dashboard's signals and decisions come from here
+    this.metrics = o.headless !== true ? new SelfMetrics({ telemetry: resolveTelemetry(cfg.runtime.telemetry), log: o.logger.child({ component: 'self-metrics' }) }) : undefined
   }
 
   async start(): Promise<void> {
@@ -100,8 +111,18 @@ export class DeciderProcess implements Component {
         const s = this.publisher.stats()
         return s.depth < this.o.config.publish.maxQueue ? ok(`${s.depth} queued`) : failing(`decision queue full (${s.depth})`)
       })
-      this.admin.setStatusProvider(() => this.service.stats())
+      this.admin.setStatusProvider(() => ({ ...this.tracker.status(), decider: this.service.stats() }))
       await this.admin.start()
+    }
+    if (this.metrics !== undefined) {
+      this.metrics.registerEngine(() => this.tracker.snapshot())
+      this.metrics.registerEvents('decider', () => deciderEvents(this.service.stats()))
+      this.metrics.registerConsumer('decider', () => this.service.stats().consumer ?? NOT_CONNECTED)
+      const dep = this.deployments
+      if (dep !== undefined) this.metrics.registerConsumer(dep.name, () => dep.stats().consumer ?? NOT_CONNECTED)
+      const adminServer = this.admin
+      if (adminServer !== undefined) this.metrics.registerEvents('admin', () => adminEvents(adminServer.security()))
+      await this.metrics.start()
     }
     this.o.logger.info({ transport: this.o.transport.kind, admin: this.admin?.address() }, 'decider process started')
   }
@@ -114,6 +135,7 @@ export class DeciderProcess implements Component {
     await this.service.shutdown()
     const d = await this.publisher.drain()
     if (d.kind === 'unacknowledged') this.o.logger.warn({ count: d.count, lost: d.lost }, 'decisions unacknowledged at shutdown')
+    await this.metrics?.shutdown()
     await this.admin?.shutdown()
   }
 

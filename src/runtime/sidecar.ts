@@ -31,6 +31,7 @@ import { Pipeline, type TickResult } from './pipeline.js'
 import { resolveState } from '../state/config.js'
 import { StateStore } from '../state/store.js'
 import { IngestNode } from '../partials/ingest.js'
+import { adminEvents, deciderEvents, partialsEvents, securityEvents } from './events.js'
 import { PartialsPublisher } from '../partials/publisher.js'
 import { DeciderService, partialsTopicSpec } from '../decider/service.js'
 import type { TelemetryConsumer } from '../receivers/consumer.js'
@@ -219,6 +220,15 @@ export class Sidecar implements Component {
         return { series: s.series, overflow: s.overflowed }
       })
       this.metrics.registerEngine(() => this.tracker.snapshot())
+      for (const r of [this.receivers.grpc, this.receivers.http]) {
+        if (r) this.metrics.registerEvents(r.name, () => securityEvents(r.security()))
+      }
+      const adminServer = this.admin
+      if (adminServer) this.metrics.registerEvents('admin', () => adminEvents(adminServer.security()))
+      const { partials, ingest } = this
+      if (partials !== undefined && ingest !== undefined) this.metrics.registerEvents('partials', () => partialsEvents(partials.stats(), ingest.stats().partials))
+      const decider = this.decider
+      if (decider !== undefined) this.metrics.registerEvents('decider', () => deciderEvents(decider.stats()))
       await this.metrics.start()
     }
 

@@ -62,6 +62,11 @@ describe('pullback decider', () => {
       const env = decisions.map((m) => JSON.parse(m.value!.toString()) as { id: string; kind: string; keyId: string })
       expect(env.filter((e) => e.kind === 'rollback').map((e) => e.id)).toEqual([rollback.id])
       expect(proc.service.stats().decider?.latePartials).toBe(0)
+      // what the dashboard shows in the distributed layout comes from the decider: the watch and its verdict
+      const snap = proc.tracker.snapshot()
+      expect(snap.decisions.find((d) => d.kind === 'rollback' && d.outcome === 'decided')?.count).toBe(1)
+      expect(snap.services.some((w) => w.service === rollback.service && w.version === rollback.version)).toBe(true)
+      expect(proc.tracker.status().lastVerdicts.map((v) => v.id)).toContain(rollback.id)
     } finally {
       await reader.stop()
       await pub.shutdown()

@@ -158,6 +158,7 @@ describe('SelfMetrics over a real OTLP/gRPC receiver', () => {
     sm.registerSignalStore(() => ({ series: 12, overflow: 9 }))
     sm.registerEngine(() => engineSnapshot)
     sm.registerActuator(() => ({ outcomes: { recovered: 2, halted_no_artifact: 1 } }))
+    sm.registerEvents('decider', () => ({ late_partials: 4, assignments: 2 }))
     await sm.start()
     expect(sm.active).toBe(true)
     expect(sm.exportStatus().state).toBe('idle')
@@ -202,6 +203,8 @@ describe('SelfMetrics over a real OTLP/gRPC receiver', () => {
     expect(value('pullback.engine.services', {})).toBe(1)
     expect(value('pullback.decisions', { 'pullback.decision.kind': 'rollback', 'pullback.decision.outcome': 'published' })).toBe(3)
     expect(value('pullback.actuator.outcomes', { 'pullback.actuator.outcome': 'halted_no_artifact' })).toBe(1)
+    expect(value('pullback.component.events', { 'pullback.component': 'decider', 'pullback.event': 'late_partials' })).toBe(4)
+    expect(value('pullback.component.events', { 'pullback.component': 'self-metrics', 'pullback.event': 'export_failures' })).toBe(0)
     expect(value('pullback.receiver.accepted', { 'pullback.receiver': 'kafka_spans' })).toBe(5000)
     expect(value('pullback.receiver.rejected', { 'pullback.receiver': 'otlp_grpc', reason: 'decode' })).toBe(3)
     expect(value('pullback.receiver.rejected', { 'pullback.receiver': 'otlp_grpc', reason: 'oversize' })).toBe(1)
@@ -473,6 +476,16 @@ describe('EngineTracker', () => {
       ['r1', ['error_rate', 'latency']],
     ])
     expect(JSON.parse(JSON.stringify(doc))).toEqual(doc)
+  })
+
+  it('replaces a /status entry that cannot be built with its error, keeping the others', () => {
+    const t = new EngineTracker({ clock: new ManualClock(2_000_000) })
+    const broken = { ...status('bad', 'v9', []), signals: undefined } as unknown as WatchStatus
+    t.observe([status('d1', 'v2', [reading('error_rate', 'healthy', 0.01)]), broken], [])
+    const doc = t.status()
+    expect(doc.watched).toHaveLength(2)
+    expect(doc.watched[0]).toMatchObject({ deploymentId: 'd1', status: 'breach' })
+    expect(doc.watched[1]).toMatchObject({ deploymentId: 'bad', error: expect.stringContaining('could not be built') })
   })
 
   it('forgets watches after the TTL, evicts beyond maxWatched (counted), and keeps the last N verdicts', () => {

@@ -46,7 +46,8 @@ export interface VerdictSummary {
 
 export interface StatusDocument {
   generatedAt: string
-  watched: {
+  /** an entry that could not be built is `{ deploymentId, error }` (see watchedEntry) */
+  watched: ({
     deploymentId: string
     kind: WatchStatus['kind']
     namespace: string
@@ -56,7 +57,7 @@ export interface StatusDocument {
     deployedAt: string
     status: DeploymentStatus
     signals: Pick<SignalReading, 'signal' | 'state' | 'mode' | 'value' | 'baseline' | 'threshold' | 'samples'>[]
-  }[]
+  } | { deploymentId: string; error: string })[]
   lastVerdicts: VerdictSummary[]
   decisions: DecisionCount[]
   evicted: number
@@ -139,17 +140,7 @@ export class EngineTracker {
     this.prune(now)
     return {
       generatedAt: isoOf(now),
-      watched: [...this.entries.values()].map(({ status: s }) => ({
-        deploymentId: s.deploymentId,
-        kind: s.kind,
-        namespace: s.namespace,
-        service: s.service,
-        version: s.version,
-        baselineVersion: s.baselineVersion,
-        deployedAt: isoOf(s.deployedAt),
-        status: s.status,
-        signals: s.signals.map((r) => ({ signal: r.signal, state: r.state, mode: r.mode, value: r.value, baseline: r.baseline, threshold: r.threshold, samples: r.samples })),
-      })),
+      watched: [...this.entries.values()].map(({ status: s }) => watchedEntry(s)),
       lastVerdicts: [...this.verdicts].reverse(),
       decisions: [...this.decisionCounts.values()].map((d) => ({ ...d })),
       evicted: this.evicted,
@@ -167,6 +158,30 @@ export class EngineTracker {
       this.entries.delete(oldest)
       this.evicted += 1
     }
+  }
+}
+
+type WatchedEntry = StatusDocument['watched'][number]
+
+/**
+ * One /status entry. An entry that cannot be built (a malformed status from a bug upstream) becomes
+ * `{ deploymentId, error }`: one bad watch never turns the whole document into an error.
+ */
+function watchedEntry(s: WatchStatus): WatchedEntry {
+  try {
+    return {
+      deploymentId: s.deploymentId,
+      kind: s.kind,
+      namespace: s.namespace,
+      service: s.service,
+      version: s.version,
+      baselineVersion: s.baselineVersion,
+      deployedAt: isoOf(s.deployedAt),
+      status: s.status,
+      signals: s.signals.map((r) => ({ signal: r.signal, state: r.state, mode: r.mode, value: r.value, baseline: r.baseline, threshold: r.threshold, samples: r.samples })),
+    }
+  } catch (err) {
+    return { deploymentId: String(s.deploymentId), error: `status entry could not be built: ${err instanceof Error ? err.message : String(err)}` }
   }
 }
 
