@@ -11,12 +11,22 @@
  * time 1,000 services would take at the median per-service time on one core (issue 14's target:
  * 1,000 services x 30 days in under 10 minutes on this 2-core machine; the Prometheus read is not in
  * this figure).
+ *
+ * `--history`: instead, the compact history of src/history: the bench's service mix is fed step by
+ * step into the accumulator, each hour encoded as written to pullback.history; prints the bytes per
+ * service-day (min / median / max over the services, and the mix's total for 1,000 services x 30
+ * days), and the time to encode a service-day and to rebuild 30 days of one service's history from
+ * its summaries (decode + historyFromSummaries), min / median / max over --runs.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { history, type SynthService } from '../test/calibrate/synthetic.js'
 import { calibrateService, DEFAULT_CALIBRATE } from '../src/calibrate/search.js'
 import { parseConfig } from '../src/config/load.js'
+import { HistoryAccumulator } from '../src/history/accumulator.js'
+import { decodeSummary, encodeSummary, type HourSummary } from '../src/history/codec.js'
+import { historyFromSummaries } from '../src/calibrate/kafka.js'
+import { feedSynthetic } from '../test/history/feed-synthetic.js'
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`)
@@ -36,6 +46,64 @@ interface ChildResult {
   falseRollbacksBefore: number
   falseRollbacksAfter: number
   deploys: number
+}
+
+function benchService(k: number): SynthService {
+  return {
+    namespace: 'bench',
+    name: `svc-${k}`,
+    rps: 1 + ((k * 7) % 40),
+    errorRatio: 0.002 + (k % 5) * 0.002,
+    medianS: 0.02 + (k % 7) * 0.02,
+    sigma: 0.5,
+    noisyHours: k % 3 === 0 ? 0.5 : 0.05,
+    noisyMinutes: 20,
+    noisyErrors: 6,
+    noisyLatency: 1.8,
+    pods: 3,
+    memoryBytes: 200e6,
+    memoryRequestBytes: 256e6,
+  }
+}
+
+function historyBench(): void {
+  const n = arg('services', 20)
+  const runs = arg('runs', 3)
+  const end = Date.UTC(2026, 10, 1)
+  const perDay: number[] = []
+  const encodeMs: number[] = []
+  const rebuildMs: number[] = []
+  for (let k = 0; k < n; k++) {
+    const acc = new HistoryAccumulator({ stepMs: 60_000, graceMs: 120_000, maxServices: 10, maxPods: 64 })
+    feedSynthetic(acc, benchService(k), end - 86_400_000 + 60_000, end, 60_000, k + 1)
+    const sums = acc.drain(end + 3_600_000, true)
+    let bytes = 0
+    for (const x of sums) bytes += encodeSummary(x).length
+    perDay.push(bytes)
+  }
+  const acc = new HistoryAccumulator({ stepMs: 60_000, graceMs: 120_000, maxServices: 10, maxPods: 64 })
+  feedSynthetic(acc, benchService(1), end - 30 * 86_400_000 + 60_000, end, 60_000, 2)
+  const month: HourSummary[] = acc.drain(end + 3_600_000, true)
+  for (let r = 0; r < runs; r++) {
+    let t0 = performance.now()
+    const bufs = month.map((x) => encodeSummary(x))
+    encodeMs.push((performance.now() - t0) / 30)
+    t0 = performance.now()
+    const decoded = bufs.map((b) => {
+      const d = decodeSummary(b)
+      if (d.kind !== 'ok') throw new Error(d.reason)
+      return d.summary
+    })
+    historyFromSummaries({ namespace: 'bench', name: 'svc-1' }, decoded, { startMs: end - 30 * 86_400_000, endMs: end, stepMs: 60_000 })
+    rebuildMs.push(performance.now() - t0)
+  }
+  const sorted = [...perDay].sort((a, b) => a - b)
+  const total = perDay.reduce((a, b) => a + b, 0)
+  process.stdout.write(`history (src/history): ${n} services (1-40 req/s, 3 pods, 60 s steps), one day each; encode/rebuild over ${runs} runs\n`)
+  process.stdout.write(`  bytes per service-day, min / median / max  ${stats(sorted)}  (mean ${(total / n).toFixed(0)})\n`)
+  process.stdout.write(`  1,000 services x 30 days at the mean       ${((total / n) * 30_000 / 2 ** 20).toFixed(0)} MiB on the topic\n`)
+  process.stdout.write(`  encode one service-day, ms                 ${stats(encodeMs.map((x) => x * 1))}\n`)
+  process.stdout.write(`  rebuild 30 days of one service, ms         ${stats(rebuildMs)}\n`)
 }
 
 function child(): void {
@@ -122,5 +190,6 @@ function parent(): void {
   process.stdout.write(`  1,000 services at the median per-service time (one core, as pullback calibrate runs): ${minutes.toFixed(1)} min (target < 10 min: ${minutes < 10 ? 'met' : 'NOT met'})\n`)
 }
 
-if (process.argv.includes('--child')) child()
+if (process.argv.includes('--history')) historyBench()
+else if (process.argv.includes('--child')) child()
 else parent()

@@ -259,7 +259,10 @@ async function kafkaEndToEnd(brokers: string, record: Buffer): Promise<Row> {
   const receiver = new KafkaSpansReceiver({ transport, consumer, topic, groupId: `${topic}-g`, maxBatchSize: 100, startFrom: 'earliest' })
   const t0 = performance.now()
   await receiver.start()
-  await Promise.race([all, new Promise((r) => setTimeout(r, 120_000))])
+  // the give-up timer is cleared once the spans are in: left pending it kept the process alive for 2 minutes after printing
+  let giveUp: NodeJS.Timeout | undefined
+  await Promise.race([all, new Promise((r) => (giveUp = setTimeout(r, 120_000)))])
+  clearTimeout(giveUp)
   const endMs = performance.now()
   const secs = (endMs - t0) / 1000
   const steady = done / ((endMs - firstMs) / 1000)

@@ -34,24 +34,15 @@
  * confmap providers fileprovider and envprovider v1.71.0; the builder compiled it with Go 1.26.
  * Without OTELCOL_BIN only pullback is measured.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
-import protobuf from 'protobufjs'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
-import { httpServerAttributes, strAttr } from './http-span.js'
+import { SERVICES, SIDECAR_MAIN, SPANS_PER_REQUEST, VERSIONS, cpuSeconds, fmt, freePort, median, payloads, statusKiB } from './peer-common.js'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-// dist/bench/peer-spanmetrics.js -> <repo>
-const REPO = path.resolve(HERE, '../..')
-const SPANS_PER_REQUEST = 512
 const WARMUP_MS = 2_000
-const SERVICES = ['checkout', 'orders', 'payments', 'cart', 'search', 'catalog', 'users', 'shipping']
-const VERSIONS = ['2.3.0', '2.4.0']
 
 interface Options {
   seconds: number
@@ -76,85 +67,6 @@ function parseOptions(argv: string[]): Options {
   if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
   // bounded: at most 5 minutes per measurement, 10 runs
   return { seconds: num('seconds', 10, 300), runs: num('runs', 2, 10), conns: num('conns', 4, 32), inflight: num('inflight', 4, 64), only }
-}
-
-/** One ExportTraceServiceRequest per (service, version): 16 distinct payloads, each 512 SERVER spans x 10 attributes. */
-function payloads(nowNs: bigint): Buffer[] {
-  const root = new protobuf.Root()
-  root.resolvePath = (_origin, target) => path.join(REPO, 'proto', target)
-  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto')
-  root.resolveAll()
-  const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
-  const s = strAttr
-  const routes = ['/api/items/{id}', '/api/items', '/api/health', '/api/search']
-  const out: Buffer[] = []
-  SERVICES.forEach((service, si) =>
-    VERSIONS.forEach((version, vi) => {
-      const spans = []
-      for (let i = 0; i < SPANS_PER_REQUEST; i++) {
-        const route = routes[i % routes.length] as string
-        const failed = (i + si * 3 + vi) % 40 === 0
-        // durations spread over 0.3 ms .. ~80 ms, skewed low, different per service
-        const durNs = BigInt(300_000 + Math.floor((((i * 2_654_435_761 + si * 97) % 80_000_000) * ((i % 7) + 1)) / 7))
-        const start = nowNs - 2_000_000_000n - BigInt(i) * 1_000_000n
-        spans.push({
-          traceId: Buffer.from(Array.from({ length: 16 }, (_, b) => (i * 31 + b * 17 + si) & 0xff)),
-          spanId: Buffer.from(Array.from({ length: 8 }, (_, b) => (i * 13 + b * 7 + vi) & 0xff)),
-          name: `${i % 2 === 0 ? 'GET' : 'POST'} ${route}`,
-          kind: 2,
-          startTimeUnixNano: start.toString(),
-          endTimeUnixNano: (start + durNs).toString(),
-          attributes: httpServerAttributes(service, route, i, si, failed, 'peer-spanmetrics-bench/1.0'),
-          status: failed ? { code: 2, message: 'internal error' } : {},
-        })
-      }
-      const req = {
-        resourceSpans: [
-          {
-            resource: {
-              attributes: [s('service.name', service), s('service.version', version), s('service.namespace', 'shop'), s('k8s.namespace.name', 'shop'), s('k8s.pod.name', `${service}-${vi}-abcde`)],
-            },
-            scopeSpans: [{ scope: { name: 'bench', version: '1.0.0' }, spans }],
-          },
-        ],
-      }
-      out.push(Buffer.from(T.encode(T.fromObject(req)).finish()))
-    }),
-  )
-  return out
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-/** utime+stime of all the process's threads, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // after "pid (comm) ": field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
-}
-
-function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) : NaN
 }
 
 type ExportClient = grpc.Client & { Export(body: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
@@ -255,7 +167,7 @@ runtime:
     enabled: false
 `,
     )
-    child = spawn(process.execPath, [path.join(REPO, 'dist/src/cli/main.js'), 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
+    child = spawn(process.execPath, [SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
   }
   closeSync(log)
   const target: Target = { name, child, port, dir }
@@ -358,13 +270,6 @@ async function measure(t: Target, run: number, bodies: Buffer[], opts: Options):
   }
 }
 
-const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
-
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2))
   const otelcolBin = process.env.OTELCOL_BIN
@@ -381,7 +286,7 @@ async function main(): Promise<void> {
   let sample: Buffer | undefined
   for (let run = 1; run <= opts.runs; run++) {
     // fresh timestamps per run: the signal windows accept spans within their retention only
-    const bodies = payloads(BigInt(Date.now()) * 1_000_000n)
+    const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'peer-spanmetrics-bench/1.0')
     sample = bodies[0]
     for (const name of targets) {
       const t = await startTarget(name, otelcolBin)

@@ -107,10 +107,25 @@ export const pagingTargetSchema = z.strictObject({
   routingKey: z.string().min(1).optional(),
 })
 
+/** a Kubernetes namespace name (an RFC 1123 label) */
+const namespaceName = z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name (RFC 1123 label: lower-case letters, digits, -)')
+
 export const actuatorSchema = z
   .strictObject({
     /** how the cutover is made; required to run the actuator (no default: see drivers/index.ts) */
     driver: driverSchema.optional(),
+    /**
+     * the namespaces whose workloads pullback may roll back (drivers kubernetes, argo-rollouts, flux).
+     * Not read by the drivers: `pullback k8s rbac` generates the actuator's Roles for exactly these
+     * namespaces (src/actuator/rbac.ts), and refuses to generate anything while it is empty (unless
+     * `driver.namespace` pins one). Elsewhere the API server answers 403.
+     */
+    namespaces: z.array(namespaceName).default([]),
+    /**
+     * flux driver without `driver.owner`: the namespaces of the Kustomizations / HelmReleases named by
+     * the workloads' Flux labels (often flux-system; HelmReleases often beside the workload). RBAC only.
+     */
+    fluxNamespaces: z.array(namespaceName).default([]),
     /** trusted public keys (PEM) for decision signatures */
     verifyKeys: z.array(z.string().min(1)).default([]),
     /** trusted public keys (PEM) for artifact verification records */

@@ -10,7 +10,7 @@
  */
 import { QuantileSketch } from './quantile.js'
 import { expand, promDuration, type MatrixSeries, type PrometheusClient, type PromTemplates } from './prometheus.js'
-import type { HistoryRange, Resource } from './history.js'
+import type { HistoryRange, HistorySource, Resource } from './history.js'
 
 export const MAX_AUDIT_KEYS = 50_000
 export const AUDIT_CHUNK_POINTS = 360
@@ -135,4 +135,46 @@ export function auditTable(rows: readonly AuditRow[]): string {
   }
   const w = out[0]!.map((_, c) => Math.max(...out.map((row) => (row[c] ?? '').length)))
   return `${out.map((row) => row.map((cell, c) => cell.padEnd(w[c] as number)).join('  ').trimEnd()).join('\n')}\n`
+}
+
+/**
+ * The audit over a HistorySource that keeps usage per service (the history topic's summaries): one
+ * row per service and resource (workload = the service, container unknown: "-"), the request the
+ * newest one seen among its pods. Services are read one at a time; failures are counted, not thrown.
+ */
+export async function auditFromHistory(source: HistorySource, range: HistoryRange, signal?: AbortSignal): Promise<AuditOutcome & { failed?: string[] }> {
+  let services
+  try {
+    services = await source.services(range, signal)
+  } catch (err) {
+    return { kind: 'failed', reason: (err as Error).message }
+  }
+  const rows: AuditRow[] = []
+  const failed: string[] = []
+  for (const svc of services) {
+    if (signal?.aborted === true) break
+    const h = await source.history(svc, range, signal)
+    if (h.kind !== 'ok') {
+      failed.push(`${svc.namespace}/${svc.name}: ${h.reason}`)
+      continue
+    }
+    for (const resource of ['memory', 'cpu'] as const) {
+      const sk = h.history.usage?.[resource] ?? new QuantileSketch()
+      if (h.history.usage === undefined) for (const s of h.history.resources) if (s.resource === resource) for (const v of s.values) sk.add(v)
+      if (sk.count === 0) continue
+      let request = Number.NaN
+      let newest = -Infinity
+      for (const s of h.history.resources) {
+        const t = s.timesMs[s.timesMs.length - 1] ?? -Infinity
+        if (s.resource === resource && Number.isFinite(s.request) && t >= newest) {
+          request = s.request
+          newest = t
+        }
+      }
+      const p70 = sk.quantile(0.7)
+      rows.push({ namespace: svc.namespace, workload: svc.name, container: '-', resource, request, p70, p95: sk.quantile(0.95), samples: sk.count, below: !Number.isNaN(request) && request < p70 })
+    }
+  }
+  rows.sort((x, y) => Number(y.below) - Number(x.below) || `${x.namespace}/${x.workload}/${x.resource}`.localeCompare(`${y.namespace}/${y.workload}/${y.resource}`))
+  return { kind: 'ok', rows, keysDropped: 0, failed }
 }

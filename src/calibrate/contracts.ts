@@ -59,6 +59,20 @@ export function contractsYaml(results: readonly CalibrationResult[], h: Contract
     lines.push('  services: {}')
     return `${lines.join('\n')}\n`
   }
+  const markers = [
+    '# The calibration markers: the readiness ladder (pullback status, /status) reads them; merge them with the contracts.',
+    'calibration:',
+    '  services:',
+  ]
+  for (const r of done) {
+    markers.push(`    ${JSON.stringify(r.service)}:`)
+    markers.push(`      at: ${JSON.stringify(new Date(h.generatedAt).toISOString())}`)
+    markers.push(`      source: ${JSON.stringify(h.source)}`)
+    markers.push(`      days: ${Number(r.historyDays.toFixed(2))}`)
+    markers.push(`      heldOut: "${r.heldOut.falseRollbacks}/${r.heldOut.deploys}"`)
+    markers.push(`      recommended: ${r.enforce.kind}`)
+    if (r.enforce.kind === 'observe') markers.push(`      reason: ${JSON.stringify(r.enforce.reason)}`)
+  }
   lines.push('  services:')
   for (const r of done) {
     lines.push(`    ${JSON.stringify(r.service)}:`)
@@ -68,6 +82,7 @@ export function contractsYaml(results: readonly CalibrationResult[], h: Contract
     if (r.enforce.kind === 'observe') lines.push(`      # not enforced: ${r.enforce.reason}`)
     emit(lines, r.override as Record<string, unknown>, '      ', '', r.evidence)
   }
+  lines.push(...markers)
   return `${lines.join('\n')}\n`
 }
 

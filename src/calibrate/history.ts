@@ -4,6 +4,7 @@
  * request. A HistorySource yields one service at a time (bounded memory: a caller holds one
  * service's history, never the fleet's).
  */
+import type { QuantileSketch } from './quantile.js'
 
 export interface ServiceRef {
   namespace: string
@@ -58,6 +59,11 @@ export interface ServiceHistory {
   /** time of the oldest and newest step holding data (NaN without data) */
   firstDataMs: number
   lastDataMs: number
+  /**
+   * the service's usage over the range when the source keeps it as sketches (the history topic's
+   * hourly summaries); the request audit then uses these, not the per-pod series
+   */
+  usage?: { memory: QuantileSketch; cpu: QuantileSketch }
 }
 
 /** Why a service's history could not be read: classified once, reported per service, never thrown out of the loop. */

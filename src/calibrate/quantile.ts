@@ -31,6 +31,30 @@ export class QuantileSketch {
     this.buckets.set(k, (this.buckets.get(k) ?? 0) + n)
   }
 
+  /** readings of exactly 0 */
+  get zeroCount(): number {
+    return this.zeros
+  }
+
+  /** the non-empty buckets, ascending by index: bucket k holds readings in (GROWTH^(k-1), GROWTH^k] */
+  entries(): [number, number][] {
+    return [...this.buckets.entries()].sort((a, b) => a[0] - b[0])
+  }
+
+  /** merges a bucket of another sketch (or a decoded one): `n` readings in bucket `k` (k = 0 with zero: readings of 0) */
+  addBucket(k: number, n: number, zero = false): void {
+    if (!(n > 0) || !Number.isInteger(k)) return
+    this.count += n
+    if (zero) this.zeros += n
+    else this.buckets.set(k, (this.buckets.get(k) ?? 0) + n)
+  }
+
+  merge(o: QuantileSketch): void {
+    if (o.zeros > 0) this.addBucket(0, o.zeros, true)
+    for (const [k, n] of o.buckets) this.addBucket(k, n)
+    this.clamped += o.clamped
+  }
+
   /** the q-quantile (0..1): the upper edge of the bucket holding it; NaN when empty */
   quantile(q: number): number {
     if (this.count === 0) return Number.NaN

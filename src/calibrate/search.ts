@@ -209,11 +209,12 @@ function smallestCaught<T extends number>(h: ServiceHistory, cfg: BacktestConfig
 export function resourceFindings(h: ServiceHistory): ResourceFinding[] {
   const out: ResourceFinding[] = []
   for (const resource of ['memory', 'cpu'] as const) {
-    const sk = new QuantileSketch()
+    const kept = h.usage?.[resource]
+    const sk = kept ?? new QuantileSketch()
     let request = Infinity
     for (const s of h.resources) {
       if (s.resource !== resource) continue
-      for (const v of s.values) sk.add(v)
+      if (kept === undefined) for (const v of s.values) sk.add(v)
       if (!Number.isNaN(s.request)) request = Math.min(request, s.request)
     }
     if (sk.count === 0 || request === Infinity) continue

@@ -8,6 +8,9 @@ import { publishSchema } from '../publish/config.js'
 import { actuatorSchema } from '../actuator/config.js'
 import { runtimeSchema } from '../runtime/config.js'
 import { deciderSchema } from '../decider/config.js'
+import { identitySchema } from '../identity/config.js'
+import { historySchema } from '../history/config.js'
+import { calibrationSchema } from '../calibrate/config.js'
 
 /**
  * The one configuration file of pullback. Each stage owns its section's schema (Collector style:
@@ -19,11 +22,14 @@ export const configSchema = z
     normalize: normalizeSchema,
     signals: signalsSchema,
     receivers: receiversSchema,
+    identity: identitySchema,
     kafka: kafkaSchema,
     publish: publishSchema,
     actuator: actuatorSchema,
     runtime: runtimeSchema,
     decider: deciderSchema,
+    history: historySchema,
+    calibration: calibrationSchema,
   })
   .prefault({})
 

@@ -30,6 +30,7 @@ import {
   probeRule,
   resourceRule,
   sliceErrorBeyond,
+  heldAlone,
   type BaselineNumbers,
   type ContainerTrack,
   type ProbeFailure,
@@ -693,15 +694,21 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
     resource ?? resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
-  // a breach that continues from the previous tick keeps its first onset. An error breach critical
-  // only by the relative level (10x the baseline, +5 points; below the absolute `critical`) suffices
-  // alone once it held for two spans: a single-cause fault is sustained, a flapping metric is not
+  // a breach that continues from the previous tick keeps its first onset. A request signal beyond
+  // its critical level suffices alone only when held in every report over two shortest spans (an
+  // error ratio at the absolute `critical` at once): a single-cause fault is sustained, a cold start
+  // or a flapping metric is not
   for (const r of list) {
     if (r.state === 'breach') {
       const prev = w.onsets[r.signal]
       if (prev !== undefined && r.signal !== 'probe') r.onsetMs = Math.min(prev, r.onsetMs ?? prev)
       w.onsets[r.signal] = r.onsetMs
-      if (r.critical && r.signal === 'error_rate' && r.value < c.signals.errorRate.critical && end - (r.onsetMs ?? end) < 2 * span.minLengthMs) r.critical = false
+      if (r.signal === 'error_rate' || r.signal === 'latency') {
+        // one witness: critical only when held in every report over two shortest spans (rules.ts
+        // heldAlone); an error ratio at the absolute `critical` level suffices at once
+        const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
+        r.critical = absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, end, earliest, span.minLengthMs))
+      }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }
   if (!againstHistory || h === undefined || h.reference === undefined) return { list, source, preExisting: NONE }

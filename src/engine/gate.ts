@@ -12,7 +12,7 @@
  * floor) the baseline's health is `unknown`, and the verdicts say so.
  */
 import type { SeriesKey } from '../normalize/observations.js'
-import type { SignalView, WindowStats } from '../signals/view.js'
+import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
 import { BASELINE_DELTA, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, type BaselineNumbers } from './rules.js'
@@ -74,9 +74,11 @@ export function judgeBaseline(c: Contract, view: SignalView, key: SeriesKey, bw:
   const retained = view.retainedFromMs(key)
   const refFrom = retained === undefined ? from : alignUp(retained, bucketMs)
   const unknown = (note: string): BaselineHealth => ({ state: 'unknown', reference: undefined, referenceFromMs: refFrom, referenceToMs: from, onsets: {}, note })
-  if (from - refFrom < c.window) return unknown('no history before the baseline window to judge it by')
+  if (from - refFrom < c.window) return fromLongHistory(c, view, key, bw, refFrom) ?? unknown('no history before the baseline window to judge it by')
   const rw = view.window(key, refFrom, from)
-  if (rw.requests < c.minSamples) return unknown(`history before the baseline window holds ${rw.requests} requests < floor ${c.minSamples}`)
+  if (rw.requests < c.minSamples) {
+    return fromLongHistory(c, view, key, bw, refFrom) ?? unknown(`history before the baseline window holds ${rw.requests} requests < floor ${c.minSamples}`)
+  }
   const reference: BaselineNumbers = { ...requestNumbers(c, rw), resourceSlope: {} }
   const onsets: BaselineHealth['onsets'] = {}
   const notes: string[] = []
@@ -90,6 +92,11 @@ export function judgeBaseline(c: Contract, view: SignalView, key: SeriesKey, bw:
     notes.push(`latency ${q.toFixed(1)}ms vs ${(reference.latencyUs / 1000).toFixed(1)}ms before`)
   }
   const unhealthy = onsets.error_rate !== undefined || onsets.latency !== undefined
+  if (!unhealthy) {
+    // nothing beyond the retained history: the breach may be older than the retention
+    const long = fromLongHistory(c, view, key, bw, refFrom)
+    if (long !== undefined) return long
+  }
   return {
     state: unhealthy ? 'unhealthy' : 'healthy',
     reference,
@@ -98,4 +105,76 @@ export function judgeBaseline(c: Contract, view: SignalView, key: SeriesKey, bw:
     onsets,
     note: unhealthy ? `baseline already breaching before the deployment (${notes.join(', ')})` : '',
   }
+}
+
+/** The numbers of a stretch of the long history, as a baseline to compare with. */
+function historyNumbers(c: Contract, h: HistorySummary): BaselineNumbers {
+  const latencyUs = h.latencyCount > 0 ? h.valueAtQuantile(c.signals.latency.quantile) : NaN
+  const cutUs = Number.isFinite(latencyUs) ? latencyCutUs(c, latencyUs) : Infinity
+  return {
+    requests: h.requests,
+    errors: h.errors,
+    latencyUs,
+    latencyCount: h.latencyCount,
+    latencyAbove: Number.isFinite(cutUs) ? h.countAbove(cutUs) : 0,
+    resourceSlope: {},
+  }
+}
+
+/**
+ * The long view beyond the store's retention (the series' 1-minute summaries, src/signals/history.ts):
+ * was the frozen baseline beyond the contract against the service as it was before a breach that
+ * began more than the retention ago?
+ *
+ * The summaries older than `before` (the start of the retained reference) are scanned newest first
+ * for the most recent minute the baseline is beyond (error rate or latency, the same fixed-sample
+ * tests as against the retained reference); the reference is that minute and the run of minutes
+ * before it that the baseline is beyond on the same signal (the service's state before the breach
+ * began), merged; the baseline must be beyond that merged reference too. Every test runs at
+ * alpha / (minutes scanned): a scan over 60 minutes is 60 looks, and a benign baseline that is
+ * "beyond" some minute by chance must stay as rare as one look at alpha. The breach's onset is the
+ * end of the reference (the first minute after it). Undefined when the history holds no such minute.
+ */
+function fromLongHistory(c: Contract, view: SignalView, key: SeriesKey, bw: WindowStats, before: number): BaselineHealth | undefined {
+  const hist = view.history?.(key)
+  if (hist === undefined) return undefined
+  const starts = hist.starts.filter((t) => t + hist.widthMs <= before)
+  if (starts.length === 0) return undefined
+  const cc: Contract = { ...c, alpha: c.alpha / starts.length }
+  const minute = (t: number) => historyNumbers(cc, hist.summary(t, t + hist.widthMs))
+  const errBeyond = (ref: BaselineNumbers) => ref.requests >= cc.minSamples && errorsBeyondReference(cc, bw, ref)
+  const latBeyond = (ref: BaselineNumbers) => ref.latencyCount >= cc.minSamples && latencyBeyondReference(cc, bw, ref)
+  for (let i = 0; i < starts.length; i++) {
+    const first = minute(starts[i] as number)
+    const test = errBeyond(first) ? errBeyond : latBeyond(first) ? latBeyond : undefined
+    if (test === undefined) continue
+    // extend back over the consecutive minutes the baseline is beyond on the same signal
+    let j = i
+    while (j + 1 < starts.length && (starts[j + 1] as number) === (starts[j] as number) - hist.widthMs && test(minute(starts[j + 1] as number))) j++
+    const refFrom = starts[j] as number
+    const refTo = (starts[i] as number) + hist.widthMs
+    const reference = historyNumbers(cc, hist.summary(refFrom, refTo))
+    const onsets: BaselineHealth['onsets'] = {}
+    const notes: string[] = []
+    if (errBeyond(reference)) {
+      onsets.error_rate = refTo
+      notes.push(`error rate ${((bw.errors / bw.requests) * 100).toFixed(2)}% vs ${((reference.errors / reference.requests) * 100).toFixed(2)}%`)
+    }
+    if (latBeyond(reference)) {
+      onsets.latency = refTo
+      const q = bw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000
+      notes.push(`latency ${q.toFixed(1)}ms vs ${(reference.latencyUs / 1000).toFixed(1)}ms`)
+    }
+    if (onsets.error_rate === undefined && onsets.latency === undefined) return undefined
+    const ago = Math.round((bw.fromMs - refTo) / 60_000)
+    return {
+      state: 'unhealthy',
+      reference,
+      referenceFromMs: refFrom,
+      referenceToMs: refTo,
+      onsets,
+      note: `baseline already breaching before the deployment, since at least ${ago} min before the baseline window (${notes.join(', ')} in the long history before)`,
+    }
+  }
+  return undefined
 }

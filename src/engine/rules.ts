@@ -217,6 +217,77 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
   return make('error_rate', mode, 'breach', value, p0, threshold, samples, value >= errorCriticalLevel(c, p0, threshold), w.fromMs, '', evidence, bound)
 }
 
+/**
+ * Single-signal confirmation: a confirmed breach of one request signal (`r`, state breach) needs
+ * no second witness when it is HELD: over the last two shortest spans of the series
+ * [end - 2 x minLen, end), never before `earliest`,
+ *   - the aggregate is at or beyond the signal's critical level (error rate: errorCriticalLevel,
+ *     relative to the baseline; latency: critical x the baseline quantile), and
+ *   - every report of the series in it is beyond the threshold: each bucket (a span's report is
+ *     the store's bucket, a metric's report its interval, which the span's buckets follow), or, at
+ *     low traffic, each run of consecutive buckets that together hold their share of the sample
+ *     floor (ceil(minSamples / slices)); an empty bucket is a gap and the breach is not held.
+ * One witness, so it must be sustained in every data point over twice the shortest span, not only
+ * in each slice of one span: a cold start of a few seconds per pod, or one burst, leaves a report
+ * within the threshold and never decides alone. Pure; reads the view.
+ */
+export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, minLen: number): boolean {
+  if (r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
+  const from = end - 2 * minLen
+  if (from < earliest) return false
+  const w = view.window(key, from, end)
+  const need = Math.ceil(c.minSamples / c.slices)
+  if (r.signal === 'error_rate') {
+    if (!(base.requests > 0) || !(w.requests > 0)) return false
+    const p0 = base.errors / base.requests
+    const threshold = errorThreshold(c, p0)
+    if (w.errors / w.requests < errorCriticalLevel(c, p0, threshold)) return false
+    return eachReport(w, need, (b) => b.requests, (a, z, n) => {
+      let e = 0
+      for (let i = a; i < z; i++) e += (w.buckets[i] as BucketStats).errors
+      return e / n >= threshold
+    })
+  }
+  const l = c.signals.latency
+  if (!Number.isFinite(base.latencyUs) || w.latency.count === 0) return false
+  const baseMs = base.latencyUs / 1000
+  if (w.latency.valueAtQuantile(l.quantile) / 1000 < baseMs * l.critical) return false
+  const threshold = latencyThresholdMs(c, baseMs)
+  return eachReport(w, need, (b) => b.latencyCount, (a, z) => {
+    const s = view.window(key, (w.buckets[a] as BucketStats).startMs, (w.buckets[z - 1] as BucketStats).endMs)
+    return s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold
+  })
+}
+
+/**
+ * Groups the window's buckets into runs of consecutive buckets holding at least `need` samples
+ * each (a bucket that does is a run of its own; a short tail joins the last run) and asks `beyond`
+ * of each run [a, z) with its sample count. False on an empty bucket (a gap) or when no run holds
+ * `need` samples.
+ */
+function eachReport(w: WindowStats, need: number, count: (b: BucketStats) => number, beyond: (a: number, z: number, n: number) => boolean): boolean {
+  const nb = w.buckets.length
+  let a = 0
+  let n = 0
+  let lastA = -1
+  let lastN = 0
+  for (let j = 0; j < nb; j++) {
+    const k = count(w.buckets[j] as BucketStats)
+    if (k === 0) return false
+    n += k
+    if (n >= need) {
+      if (lastA >= 0 && !beyond(lastA, a, lastN)) return false
+      lastA = a
+      lastN = n
+      a = j + 1
+      n = 0
+    }
+  }
+  if (lastA < 0) return false
+  // the short tail (fewer than `need` samples) is judged together with the last full run
+  return beyond(lastA, nb, lastN + n)
+}
+
 /** The sequential latency test's cut for a baseline quantile (both microseconds): half way to the threshold. */
 export function latencyCutUs(c: Contract, baseUs: number): number {
   return ((baseUs / 1000 + latencyThresholdMs(c, baseUs / 1000)) / 2) * 1000

@@ -1,16 +1,20 @@
 /**
  * The real-broker transport: @confluentinc/kafka-javascript (librdkafka) through its KafkaJS-compatible
- * API. This is the only file that imports the client library.
+ * API. This is the only file that uses the client library; it is loaded (client.ts) when the first
+ * transport is constructed, not when this module is imported.
  *
  * Semantics (see types.ts): producers are idempotent with acks=all; consumers never auto-commit, they
  * commit offset last+1 of a batch only after the handler resolved; when the handler rejects, nothing
  * is resolved, the library seeks back to the batch's first message, and we wait (exponential backoff)
  * before the batch is redelivered.
  */
-import { KafkaJS } from '@confluentinc/kafka-javascript'
+import type { KafkaJS } from '@confluentinc/kafka-javascript'
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
 import { silentLogger, type Logger } from '../common/logger.js'
 import { sleep } from '../common/sleep.js'
+import { bufferLimitProperties } from './buffer-limits.js'
+import { kafkaClient } from './client.js'
+import { PLAINTEXT_SECURITY, type KafkaSecuritySummary, type LibrdkafkaSecurity } from './config.js'
 import type {
   Admin,
   BatchHandler,
@@ -29,14 +33,22 @@ export interface ConfluentOptions {
   brokers: string[]
   clientId: string
   logger?: Logger
+  /** kafka.tls / kafka.auth mapped by config.ts's librdkafkaSecurity; unset: PLAINTEXT */
+  security?: LibrdkafkaSecurity
 }
 
 /** Routes the library's log lines into pino; its "error" lines for handler failures are ours to report, so they are debug. */
-function libraryLogger(log: Logger): KafkaJS.Logger {
+function libraryLogger(log: Logger, watch: SecurityWatch): KafkaJS.Logger {
   const make = (l: Logger): KafkaJS.Logger => ({
     info: (message: string, extra?: object) => l.debug(extra ?? {}, message),
-    error: (message: string, extra?: object) => l.warn(extra ?? {}, message),
-    warn: (message: string, extra?: object) => l.warn(extra ?? {}, message),
+    error: (message: string, extra?: object) => {
+      watch.observe(message)
+      l.warn(extra ?? {}, message)
+    },
+    warn: (message: string, extra?: object) => {
+      watch.observe(message)
+      l.warn(extra ?? {}, message)
+    },
     debug: () => undefined,
     namespace: (namespace: string) => make(l.child({ ns: namespace })),
     setLogLevel: () => undefined,
@@ -69,11 +81,94 @@ function classifyKafkaError(err: unknown, what: string): Error {
   return new RetryableError('KAFKA_RETRYABLE', `${what}: ${errorMessage(err)}`, { cause: err })
 }
 
+export type SecurityFailure = { kind: 'sasl' | 'tls'; message: string }
+
+/**
+ * An authentication or TLS failure in one of librdkafka's log lines, or undefined. While a client
+ * connects, librdkafka reports these only in its log ("SASL authentication error: ...", "SSL
+ * handshake failed: error:0A000086:...certificate verify failed"); the connect itself fails 30 s
+ * later as a generic "broker transport failure". A plain disconnect ("SSL handshake failed:
+ * Disconnected", e.g. a broker that is still starting) is not one.
+ */
+export function securityFailureOf(message: string): SecurityFailure | undefined {
+  if (/SASL authentication error|SASL \S+ mechanism handshake failed/.test(message)) return { kind: 'sasl', message }
+  if (/certificate verify failed|SSL handshake failed: error:[0-9A-Fa-f]{8}/.test(message)) return { kind: 'tls', message }
+  return undefined
+}
+
+/**
+ * Turns a security failure seen in the library's log during a connect into a PermanentError naming
+ * the settings to check, within a second instead of after librdkafka's 30 s connect timeout. The
+ * watch is per transport: its clients share one configuration, so one client's failure is every
+ * connecting client's. A wrong password or CA does not fix itself (files are read at start).
+ */
+class SecurityWatch {
+  private readonly waiters = new Set<(f: SecurityFailure) => void>()
+  constructor(private readonly summary: KafkaSecuritySummary) {}
+
+  observe(message: string): void {
+    if (this.waiters.size === 0) return
+    const f = securityFailureOf(message)
+    if (f === undefined) return
+    for (const w of [...this.waiters]) w(f)
+  }
+
+  /**
+   * `connect` settles normally unless a security failure is logged first; then the returned promise
+   * rejects with PermanentError('KAFKA_AUTH' | 'KAFKA_TLS') and `abandon` runs once the library's
+   * connect settles (to disconnect a client that connected after all).
+   */
+  guard<T>(what: string, connect: Promise<T>, abandon: () => Promise<void> = async () => undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let done = false
+      const onFailure = (f: SecurityFailure) => {
+        if (done) return
+        done = true
+        this.waiters.delete(onFailure)
+        connect.then(abandon, () => undefined).catch(() => undefined)
+        reject(this.error(what, f))
+      }
+      this.waiters.add(onFailure)
+      connect.then(
+        (v) => {
+          this.waiters.delete(onFailure)
+          if (done) return
+          done = true
+          resolve(v)
+        },
+        (err: unknown) => {
+          this.waiters.delete(onFailure)
+          if (done) return
+          done = true
+          reject(err instanceof Error ? err : new Error(String(err)))
+        },
+      )
+    })
+  }
+
+  private error(what: string, f: SecurityFailure): PermanentError {
+    const s = this.summary
+    if (f.kind === 'sasl') {
+      return new PermanentError(
+        'KAFKA_AUTH',
+        `${what}: Kafka SASL authentication failed (${s.mechanism ?? 'no mechanism'}, user ${s.username ?? '(none)'}): check kafka.auth.sasl.username, the password in kafka.auth.sasl.passwordFile, and that the brokers enable this mechanism for this user (librdkafka: ${f.message})`,
+      )
+    }
+    return new PermanentError(
+      'KAFKA_TLS',
+      `${what}: Kafka TLS handshake failed: the brokers' certificate does not verify against kafka.tls.caFile (${s.caFile ?? 'unset: the system CA store'}) or does not name the host in kafka.brokers, or the broker refused the client certificate (librdkafka: ${f.message})`,
+    )
+  }
+}
+
 class ConfluentProducer implements Producer {
   private readonly p: KafkaJS.Producer
   private connected: Promise<void> | undefined
   private closed = false
-  constructor(kafka: KafkaJS.Kafka) {
+  constructor(
+    kafka: KafkaJS.Kafka,
+    private readonly watch: SecurityWatch,
+  ) {
     this.p = kafka.producer({
       kafkaJS: { idempotent: true, acks: -1, maxInFlightRequests: 5 },
       'linger.ms': 5,
@@ -81,10 +176,12 @@ class ConfluentProducer implements Producer {
     })
   }
   connect(): Promise<void> {
-    this.connected ??= this.p.connect().catch((err: unknown) => {
-      this.connected = undefined
-      throw classifyKafkaError(err, 'producer connect')
-    })
+    this.connected ??= this.watch
+      .guard('producer connect', this.p.connect(), () => this.p.disconnect())
+      .catch((err: unknown) => {
+        this.connected = undefined
+        throw err instanceof PermanentError ? err : classifyKafkaError(err, 'producer connect')
+      })
     return this.connected
   }
   async send(topic: string, records: ProducerRecord[]): Promise<void> {
@@ -127,6 +224,8 @@ class ConfluentConsumer implements Consumer {
   }
   private started = false
   private stopped = false
+  /** start failed on a security error: the library client is left to its guard (disconnecting a connecting client waits for the connect) */
+  private abandoned = false
   private failureStreak = 0
   /** next offset to consume per "topic/partition", from handled batches */
   private readonly position = new Map<string, bigint>()
@@ -134,6 +233,7 @@ class ConfluentConsumer implements Consumer {
     kafka: KafkaJS.Kafka,
     private readonly opts: ConsumerOptions,
     private readonly log: Logger,
+    private readonly watch: SecurityWatch,
   ) {
     this.c = kafka.consumer({
       kafkaJS: {
@@ -146,6 +246,8 @@ class ConfluentConsumer implements Consumer {
       // OTLP span records are large (a Collector batch is often 100s of KB); librdkafka's 1 MiB
       // per-partition fetch would then return a handful of records per round trip
       'max.partition.fetch.bytes': 8 * 1024 * 1024,
+      // a byte budget (issue 16 item 2) replaces the fetch size and caps librdkafka's pre-fetch queue
+      ...(opts.maxBufferedBytes !== undefined ? bufferLimitProperties(opts.maxBufferedBytes) : {}),
       'heartbeat.interval.ms': 1_000,
       ...(opts.onAssignment !== undefined ? { rebalance_cb: (err: { code?: unknown }, assignment: { topic: string; partition: number }[], fns: { assignmentLost(): boolean }) => this.onRebalance(err, assignment, fns) } : {}),
       'statistics.interval.ms': PROBE_INTERVAL_MS,
@@ -159,9 +261,13 @@ class ConfluentConsumer implements Consumer {
     if (this.started) throw new PermanentError('KAFKA_STATE', 'consumer already started')
     this.started = true
     try {
-      await this.c.connect()
+      await this.watch.guard(`consumer ${this.opts.groupId} start`, this.c.connect(), () => this.c.disconnect())
       await this.c.subscribe({ topics: this.opts.topics })
     } catch (err) {
+      if (err instanceof PermanentError) {
+        this.abandoned = true
+        throw err
+      }
       throw classifyKafkaError(err, `consumer ${this.opts.groupId} start`)
     }
     this.s.connected = true
@@ -270,7 +376,7 @@ class ConfluentConsumer implements Consumer {
     if (this.stopped) return
     this.stopped = true
     this.s.connected = false
-    if (!this.started) return
+    if (!this.started || this.abandoned) return
     await this.c.disconnect().catch((err: unknown) => this.report(err))
   }
 
@@ -282,44 +388,58 @@ class ConfluentConsumer implements Consumer {
 class ConfluentAdmin implements Admin {
   private readonly a: KafkaJS.Admin
   private connected = false
-  constructor(kafka: KafkaJS.Kafka) {
+  constructor(
+    kafka: KafkaJS.Kafka,
+    private readonly watch: SecurityWatch,
+  ) {
     this.a = kafka.admin()
   }
   async connect(): Promise<void> {
     if (this.connected) return
     try {
-      await this.a.connect()
+      await this.watch.guard('admin connect', this.a.connect(), () => this.a.disconnect())
     } catch (err) {
-      throw classifyKafkaError(err, 'admin connect')
+      throw err instanceof PermanentError ? err : classifyKafkaError(err, 'admin connect')
     }
     this.connected = true
   }
+  /**
+   * The library's admin connect sends no request, so a wrong password or CA shows only in the first
+   * operation: each is guarded like a connect (PermanentError within a second, not a 30 s timeout).
+   */
+  private op<T>(what: string, p: Promise<T>): Promise<T> {
+    return this.watch.guard(what, p)
+  }
   async ensureTopics(topics: TopicSpec[]): Promise<void> {
     await this.connect()
-    const existing = new Set(await this.a.listTopics())
+    const existing = new Set(await this.op('admin list topics', this.a.listTopics()))
     const missing = topics.filter((t) => !existing.has(t.topic))
     if (missing.length === 0) return
     try {
-      await this.a.createTopics({
-        topics: missing.map((t) => ({
-          topic: t.topic,
-          numPartitions: t.numPartitions ?? 3,
-          replicationFactor: t.replicationFactor ?? -1,
-          configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
-        })),
-      })
+      await this.op(
+        'admin create topics',
+        this.a.createTopics({
+          topics: missing.map((t) => ({
+            topic: t.topic,
+            numPartitions: t.numPartitions ?? 3,
+            replicationFactor: t.replicationFactor ?? -1,
+            configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+          })),
+        }),
+      )
     } catch (err) {
+      if (err instanceof PermanentError) throw err
       // another instance may have created it between list and create
       if (!/already exists/i.test(errorMessage(err))) throw classifyKafkaError(err, 'create topics')
     }
   }
   async listTopics(): Promise<string[]> {
     await this.connect()
-    return this.a.listTopics()
+    return this.op('admin list topics', this.a.listTopics())
   }
   async deleteTopics(topics: string[]): Promise<void> {
     await this.connect()
-    await this.a.deleteTopics({ topics })
+    await this.op('admin delete topics', this.a.deleteTopics({ topics }))
   }
   async disconnect(): Promise<void> {
     if (!this.connected) return
@@ -376,19 +496,29 @@ export class ConfluentTransport implements KafkaTransport {
   readonly kind = 'kafka' as const
   private readonly kafka: KafkaJS.Kafka
   private readonly log: Logger
+  private readonly watch: SecurityWatch
+  /**
+   * Loads the client library (PermanentError naming the fix when it is missing or broken). Every
+   * producer, consumer and admin client made here gets `opts.security`'s properties: the common
+   * config of the library's Kafka object is merged into each client's.
+   */
   constructor(opts: ConfluentOptions) {
     this.log = opts.logger ?? silentLogger
+    const security = opts.security ?? PLAINTEXT_SECURITY
+    this.watch = new SecurityWatch(security.summary)
+    const { KafkaJS } = kafkaClient()
     this.kafka = new KafkaJS.Kafka({
-      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log), logLevel: KafkaJS.logLevel.WARN },
+      ...security.properties(),
+      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log, this.watch), logLevel: KafkaJS.logLevel.WARN },
     })
   }
   producer(): Producer {
-    return new ConfluentProducer(this.kafka)
+    return new ConfluentProducer(this.kafka, this.watch)
   }
   consumer(opts: ConsumerOptions): Consumer {
-    return new ConfluentConsumer(this.kafka, opts, this.log)
+    return new ConfluentConsumer(this.kafka, opts, this.log, this.watch)
   }
   admin(): Admin {
-    return new ConfluentAdmin(this.kafka)
+    return new ConfluentAdmin(this.kafka, this.watch)
   }
 }

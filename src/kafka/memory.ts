@@ -66,6 +66,22 @@ interface StoredRecord {
   timestamp: number
 }
 
+/**
+ * `maxBufferedBytes` on the embedded bus: the records are in memory anyway, so the bound is on what
+ * one batch hands the handler (keys and values), as the real client's buffers bound its batches.
+ * The first record always goes, whatever its size, so that a large one cannot block its partition.
+ */
+function withinBytes(records: StoredRecord[], maxBytes: number | undefined): StoredRecord[] {
+  if (maxBytes === undefined) return records
+  let bytes = 0
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as StoredRecord
+    bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0)
+    if (bytes > maxBytes && i > 0) return records.slice(0, i)
+  }
+  return records
+}
+
 class PartitionLog {
   /** offset of records[0] */
   base = 0
@@ -412,7 +428,7 @@ class MemoryConsumer implements Consumer {
         const pos = this.position(topic, partition)
         lag += Math.max(0, log.end - pos)
         if (pos >= log.end || (this.backoffUntil.get(key) ?? 0) > now) continue
-        const records = log.slice(pos, this.maxBatch)
+        const records = withinBytes(log.slice(pos, this.maxBatch), this.opts.maxBufferedBytes)
         if (records.length === 0) {
           // compaction left a hole up to the end
           this.positions.set(key, log.end)

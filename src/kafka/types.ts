@@ -77,6 +77,13 @@ export interface ConsumerOptions {
   fromBeginning?: boolean
   /** upper bound on messages per handler call; default 500 */
   maxBatchSize?: number
+  /**
+   * upper bound on the bytes of fetched records the client holds for this consumer: pre-fetched,
+   * in flight and in the batch being handled (src/kafka/buffer-limits.ts says how it is shared);
+   * one record larger than the bound is still delivered, alone. Unset: the client's defaults
+   * (librdkafka: up to 64 MiB queued plus 50 MiB per fetch).
+   */
+  maxBufferedBytes?: number
   /** called for errors the consumer loop cannot hand to the handler (never throws out of the loop) */
   onError?: (err: unknown) => void
   /** partition assignment changes of this member, awaited before fetching resumes */

@@ -5,6 +5,8 @@ import { GRPC_DEFAULTS } from './otlp-grpc/defaults.js'
 import { HTTP_DEFAULTS } from './otlp-http/defaults.js'
 import { deploymentAuthFields } from './deployments/auth.js'
 import { tlsSchema } from './tls.js'
+import { MIN_BUFFERED_BYTES } from '../kafka/buffer-limits.js'
+import { DEFAULT_KAFKA_MAX_BUFFERED_BYTES } from './kafka-spans/receiver.js'
 import { authSchema } from './auth.js'
 
 const BYTE_UNITS: Record<string, number> = {
@@ -118,6 +120,11 @@ export const receiversSchema = z
     retryAfter: duration().default(5000),
     /** attributes per resource / span / data point above which a request is undecodable */
     maxAttributes: z.number().int().positive().default(1024),
+    /**
+     * OTLP span requests (gRPC and HTTP) decoded in this many worker threads (src/workers):
+     * "auto" = cores - 1 (at least 1 with more than one core, 0 on one core); 0 = on the main thread.
+     */
+    workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default(0),
     kafkaSpans: z
       .strictObject({
         enabled: z.boolean().default(false),
@@ -129,6 +136,15 @@ export const receiversSchema = z
         /** readiness turns red when the consumer is connected but has not polled for this long */
         stallTimeout: duration().default(60_000),
         maxBatchSize: z.number().int().positive().default(500),
+        /**
+         * bytes of fetched span records the consumer may hold (librdkafka's pre-fetch queue and
+         * fetch sizes are derived from it; src/kafka/buffer-limits.ts): a backlog is read as fast as
+         * it is handled instead of buffered. Default 16 MiB (receivers/kafka-spans/receiver.ts).
+         */
+        maxBufferedBytes: byteSize()
+          .refine((n) => n >= MIN_BUFFERED_BYTES, `must be at least ${MIN_BUFFERED_BYTES} bytes (4MB: two fetches of librdkafka's smallest allowed size)`)
+          .refine((n) => n <= MAX_REQUEST_BYTES_CEILING, 'must be at most 1GiB')
+          .default(DEFAULT_KAFKA_MAX_BUFFERED_BYTES),
       })
       .prefault({}),
     /**

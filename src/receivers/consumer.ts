@@ -16,7 +16,14 @@ export interface ConsumeResult {
   rejectReason?: string
 }
 
+/**
+ * Where a request came from, for the identity stage (src/identity, issue 13 item 4): an OTLP
+ * request's peer (gRPC `call.getPeer()`, HTTP `req.socket.remoteAddress`), or a Kafka record, which
+ * has no peer. Consumers that do not check identity ignore it.
+ */
+export type TelemetryOrigin = { transport: 'otlp'; peer: string } | { transport: 'kafka' }
+
 export interface TelemetryConsumer {
-  consumeTraces(req: TracesRequest): ConsumeResult
-  consumeMetrics(req: MetricsRequest): ConsumeResult
+  consumeTraces(req: TracesRequest, origin?: TelemetryOrigin): ConsumeResult
+  consumeMetrics(req: MetricsRequest, origin?: TelemetryOrigin): ConsumeResult
 }

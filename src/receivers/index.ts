@@ -15,6 +15,7 @@ import { KafkaSpansReceiver } from './kafka-spans/receiver.js'
 import { MemoryGuard } from './memory.js'
 import { OtlpGrpcReceiver } from './otlp-grpc/receiver.js'
 import { OtlpHttpReceiver } from './otlp-http/receiver.js'
+import { resolveWorkerThreads, WorkerPool } from '../workers/pool.js'
 
 export { DeploymentsReceiver } from './deployments/receiver.js'
 export { KafkaSpansReceiver } from './kafka-spans/receiver.js'
@@ -34,6 +35,8 @@ export interface ReceiversDeps {
   /** distinguishes this instance's deployments consumer group (every instance needs every event) */
   instanceId?: string
   logger?: Logger
+  /** the decode workers' entry when not dist's worker.js (tests running from sources) */
+  workerScript?: string | URL
 }
 
 export interface Receivers {
@@ -41,17 +44,26 @@ export interface Receivers {
   http: OtlpHttpReceiver | undefined
   kafkaSpans: KafkaSpansReceiver | undefined
   deployments: DeploymentsReceiver | undefined
+  /** decode workers shared by the OTLP receivers (receivers.workers > 0), started before and stopped after them */
+  workers: WorkerPool | undefined
   /** shared by the OTLP receivers; readiness fails while it refuses every request (runtime/health.ts memoryGuardCheck) */
   memoryGuard: MemoryGuard
   /** the enabled ones, in start order */
-  all: Array<OtlpGrpcReceiver | OtlpHttpReceiver | KafkaSpansReceiver | DeploymentsReceiver>
+  all: Array<OtlpGrpcReceiver | OtlpHttpReceiver | KafkaSpansReceiver | DeploymentsReceiver | WorkerPool>
 }
 
 export function createReceivers(deps: ReceiversDeps): Receivers {
   const { config: c, kafka, consumer } = deps
   const logger = deps.logger ?? silentLogger
-  const memoryGuard = new MemoryGuard({ highWaterBytes: c.memoryHighWater, retryAfterMs: c.retryAfter })
-  const common = { consumer, maxRequestBytes: c.maxRequestBytes, memoryGuard, maxAttributes: c.maxAttributes, readTimeoutMs: c.readTimeout }
+  // the Kafka span consumer waits while less than this is left under the mark (receivers/memory.ts): a quarter of it, or two consumer budgets
+  const backgroundHeadroomBytes = Math.min(Math.floor(c.memoryHighWater / 2), Math.max(Math.floor(c.memoryHighWater / 4), 2 * c.kafkaSpans.maxBufferedBytes))
+  const memoryGuard = new MemoryGuard({ highWaterBytes: c.memoryHighWater, retryAfterMs: c.retryAfter, backgroundHeadroomBytes })
+  const threads = c.otlp.grpc.enabled || c.otlp.http.enabled ? resolveWorkerThreads(c.workers) : 0
+  const workers =
+    threads > 0
+      ? new WorkerPool({ threads, retryAfterMs: c.retryAfter, ...(deps.workerScript !== undefined ? { script: deps.workerScript } : {}), logger: logger.child({ component: 'workers' }) })
+      : undefined
+  const common = { consumer, maxRequestBytes: c.maxRequestBytes, memoryGuard, maxAttributes: c.maxAttributes, readTimeoutMs: c.readTimeout, workers }
   const g = c.otlp.grpc
   const grpc = g.enabled
     ? new OtlpGrpcReceiver({
@@ -95,6 +107,8 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         deadLetterTopic: c.kafkaSpans.deadLetterTopic,
         stallTimeoutMs: c.kafkaSpans.stallTimeout,
         maxBatchSize: c.kafkaSpans.maxBatchSize,
+        maxBufferedBytes: c.kafkaSpans.maxBufferedBytes,
+        memoryGuard,
         maxAttributes: c.maxAttributes,
         logger: logger.child({ component: 'kafka-spans' }),
       })
@@ -109,6 +123,6 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         auth: eventAuthOf(c.deployments),
       })
     : undefined
-  const all = [deployments, kafkaSpans, grpc, http].filter((r) => r !== undefined)
-  return { grpc, http, kafkaSpans, deployments, memoryGuard, all }
+  const all = [deployments, kafkaSpans, workers, grpc, http].filter((r) => r !== undefined)
+  return { grpc, http, kafkaSpans, deployments, workers, memoryGuard, all }
 }

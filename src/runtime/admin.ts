@@ -78,6 +78,8 @@ export class AdminServer implements Component {
   readonly name = 'admin'
   private readonly checks = new Map<string, ReadinessCheck>()
   private statusProvider: (() => unknown) | undefined
+  /** further top-level /status entries (e.g. `readiness`, `history`), added to the provider's object */
+  private readonly statusSections = new Map<string, () => unknown>()
   private server: Server | undefined
   private heartbeat: NodeJS.Timeout | undefined
   private lastBeat: number
@@ -114,6 +116,14 @@ export class AdminServer implements Component {
   /** the JSON-serialisable object /status returns */
   setStatusProvider(provider: () => unknown): void {
     this.statusProvider = provider
+  }
+
+  /**
+   * adds (or replaces) a top-level entry of the /status document; applied when the provider's
+   * document is a plain object. A section that throws becomes `{ error }` (counted), not a 500.
+   */
+  addStatusSection(name: string, section: () => unknown): void {
+    this.statusSections.set(name, section)
   }
 
   /** from now on /readyz answers 503 draining, so traffic moves away before receivers stop */
@@ -286,6 +296,18 @@ export class AdminServer implements Component {
         } catch (err) {
           send(res, 500, { error: errorMessage(err) })
           return
+        }
+        if (this.statusSections.size > 0 && doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {
+          const extra: Record<string, unknown> = {}
+          for (const [name, section] of this.statusSections) {
+            try {
+              extra[name] = section()
+            } catch (err) {
+              this.statusEntryErrors++
+              extra[name] = { error: `section failed: ${errorMessage(err)}` }
+            }
+          }
+          doc = { ...(doc as Record<string, unknown>), ...extra }
         }
         sendRaw(res, 200, this.serialiseStatus(doc))
         return

@@ -27,6 +27,8 @@ import { AdminServer } from './admin.js'
 import { resolveTelemetry } from './config.js'
 import { adminEvents, deciderEvents } from './events.js'
 import { consumerCheck, failing, ok } from './health.js'
+import { HistoryStage } from '../history/stage.js'
+import { configuredServices, ladder } from '../calibrate/ladder.js'
 
 export interface DeciderProcessOptions {
   config: PullbackConfig
@@ -51,6 +53,8 @@ export class DeciderProcess implements Component {
   readonly deployments: DeploymentsReceiver | undefined
   /** the watched deployments and verdicts of the partitions this member owns, for /status and the metrics */
   readonly tracker: EngineTracker
+  /** pullback's own hourly history from the partials (src/history); undefined when history.enabled is false */
+  readonly history: HistoryStage | undefined
   private readonly admin: AdminServer | undefined
   private readonly metrics: SelfMetrics | undefined
   private started = false
@@ -84,6 +88,7 @@ export class DeciderProcess implements Component {
         })
       : undefined
     this.tracker = new EngineTracker({ clock: o.clock ?? systemClock })
+    this.history = HistoryStage.for({ config: cfg, transport: o.transport, logger: o.logger, clock: o.clock ?? systemClock, role: { kind: 'partials' } })
     this.admin = o.headless !== true && cfg.runtime.admin.enabled ? new AdminServer({ config: cfg.runtime.admin, log: o.logger.child({ component: 'admin' }) }) : undefined
     // the deciders are where decisions happen in the distributed layout: the dashboard's signals and decisions come from here
     this.metrics = o.headless !== true ? new SelfMetrics({ telemetry: resolveTelemetry(cfg.runtime.telemetry), log: o.logger.child({ component: 'self-metrics' }) }) : undefined
@@ -102,6 +107,7 @@ export class DeciderProcess implements Component {
     await this.publisher.start()
     await this.service.start()
     await this.deployments?.start()
+    await this.history?.start()
     if (this.admin !== undefined) {
       const stall = this.o.config.receivers.kafkaSpans.stallTimeout
       this.admin.addReadinessCheck('decider', consumerCheck(() => this.service.stats().consumer ?? NOT_CONNECTED, { stallAfterMs: stall }))
@@ -112,6 +118,10 @@ export class DeciderProcess implements Component {
         return s.depth < this.o.config.publish.maxQueue ? ok(`${s.depth} queued`) : failing(`decision queue full (${s.depth})`)
       })
       this.admin.setStatusProvider(() => ({ ...this.tracker.status(), decider: this.service.stats() }))
+      const cfg = this.o.config
+      this.admin.addStatusSection('readiness', () => ladder(cfg, Date.now(), [...configuredServices(cfg), '*']))
+      const history = this.history
+      if (history !== undefined) this.admin.addStatusSection('history', () => history.stats())
       await this.admin.start()
     }
     if (this.metrics !== undefined) {
@@ -133,6 +143,7 @@ export class DeciderProcess implements Component {
     this.admin?.markDraining()
     await this.deployments?.shutdown()
     await this.service.shutdown()
+    await this.history?.shutdown()
     const d = await this.publisher.drain()
     if (d.kind === 'unacknowledged') this.o.logger.warn({ count: d.count, lost: d.lost }, 'decisions unacknowledged at shutdown')
     await this.metrics?.shutdown()

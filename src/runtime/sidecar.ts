@@ -35,6 +35,9 @@ import { adminEvents, deciderEvents, partialsEvents, securityEvents } from './ev
 import { PartialsPublisher } from '../partials/publisher.js'
 import { DeciderService, partialsTopicSpec } from '../decider/service.js'
 import type { TelemetryConsumer } from '../receivers/consumer.js'
+import { HistoryStage } from '../history/stage.js'
+import { configuredServices, ladder } from '../calibrate/ladder.js'
+import { IdentityStage } from '../identity/index.js'
 
 export interface SidecarOptions {
   config: PullbackConfig
@@ -70,6 +73,10 @@ export class Sidecar implements Component {
   readonly partials: PartialsPublisher | undefined
   /** distributed with decider.enabled: the in-process decider group member */
   readonly decider: DeciderService | undefined
+  /** pullback's own hourly history (src/history); undefined when off or on an ingest-only node */
+  readonly history: HistoryStage | undefined
+  /** telemetry identity bound to the sending pod (identity.mode; src/identity) */
+  readonly identity: IdentityStage
   private readonly admin: AdminServer | undefined
   private readonly metrics: SelfMetrics | undefined
   private readonly clock: Clock
@@ -119,10 +126,20 @@ export class Sidecar implements Component {
       }
     }
     const decider = this.decider
+    this.history = HistoryStage.for({
+      config: cfg,
+      transport: o.transport,
+      logger: o.logger,
+      clock: this.clock,
+      role: !distributed ? { kind: 'store', view: () => this.pipeline.store } : cfg.decider.enabled ? { kind: 'partials' } : undefined,
+    })
+    consumer = this.history?.tap(consumer) ?? consumer
+    this.identity = new IdentityStage({ config: cfg.identity, logger: o.logger.child({ component: 'identity' }), retryAfterMs: cfg.receivers.retryAfter })
     this.receivers = createReceivers({
       config: cfg.receivers,
       kafka: cfg.kafka,
-      consumer,
+      // the identity check sits where the Collector's k8sattributes processor would: receivers -> identity -> pipeline
+      consumer: this.identity.wrap(consumer),
       transport: o.transport,
       onDeployment: (e) => (decider !== undefined ? decider.deployment(e) : distributed ? undefined : this.pipeline.deployment(e)),
       // every sidecar instance needs every deployment event: its own group, stable across restarts (kafka.instanceId)
@@ -156,6 +173,7 @@ export class Sidecar implements Component {
       this.partials.hello(this.ingest.name)
     }
     await this.decider?.start()
+    await this.history?.start()
     // the engine's watches of an earlier incarnation come back before the first evaluation
     if (this.state !== undefined) {
       await this.state.start()
@@ -166,10 +184,19 @@ export class Sidecar implements Component {
       }
     }
     this.ticker = setInterval(() => this.tick(), cfg.runtime.tickInterval)
+    // the pod index before the receivers: enforce refuses (retryably) what it cannot judge yet
+    await this.identity.start()
     for (const r of this.receivers.all) await r.start()
     if (this.admin) {
       for (const r of [this.receivers.grpc, this.receivers.http]) {
         if (r) this.admin.addReadinessCheck(r.name, () => (r.port > 0 ? ok(`listening on ${r.port}`) : failing('not listening')))
+      }
+      if (this.identity.mode !== 'off') {
+        const identity = this.identity
+        this.admin.addReadinessCheck(identity.name, () => {
+          const r = identity.readiness()
+          return r.ok ? ok(r.detail) : failing(r.detail)
+        })
       }
       if (this.receivers.grpc || this.receivers.http) {
         const guard = this.receivers.memoryGuard
@@ -199,6 +226,9 @@ export class Sidecar implements Component {
         })
       }
       this.admin.setStatusProvider(() => this.tracker.status())
+      const history = this.history
+      this.admin.addStatusSection('readiness', () => ladder(cfg, this.clock.now(), [...new Set([...configuredServices(cfg), ...(history?.seenServices() ?? [])])].sort().concat('*')))
+      if (history !== undefined) this.admin.addStatusSection('history', () => history.stats())
       await this.admin.start()
     }
     if (this.metrics) {
@@ -223,12 +253,23 @@ export class Sidecar implements Component {
       for (const r of [this.receivers.grpc, this.receivers.http]) {
         if (r) this.metrics.registerEvents(r.name, () => securityEvents(r.security()))
       }
+      // decode workers (receivers.workers > 0): jobs answered, refused at the queue limit, worker crashes
+      const workers = this.receivers.workers
+      if (workers !== undefined) {
+        this.metrics.registerEvents(workers.name, () => {
+          const w = workers.stats()
+          return { completed: w.completed, refused: w.refused, crashes: w.crashes, malformed_replies: w.malformedReplies }
+        })
+      }
       const adminServer = this.admin
       if (adminServer) this.metrics.registerEvents('admin', () => adminEvents(adminServer.security()))
       const { partials, ingest } = this
       if (partials !== undefined && ingest !== undefined) this.metrics.registerEvents('partials', () => partialsEvents(partials.stats(), ingest.stats().partials))
       const decider = this.decider
       if (decider !== undefined) this.metrics.registerEvents('decider', () => deciderEvents(decider.stats()))
+      // identity.rejected.<reason>, identity.flagged.<reason>, pod index resyncs/overflow (src/identity/README.md)
+      const identity = this.identity
+      if (identity.mode !== 'off') this.metrics.registerEvents(identity.name, () => identity.events())
       await this.metrics.start()
     }
 
@@ -237,6 +278,7 @@ export class Sidecar implements Component {
       .add('not-ready', async () => this.admin?.markDraining())
       .add('receivers', async () => {
         for (const r of [...this.receivers.all].reverse()) await r.shutdown()
+        await this.identity.shutdown()
       })
       .add('final-tick', async () => {
         if (this.ticker) clearInterval(this.ticker)
@@ -246,6 +288,8 @@ export class Sidecar implements Component {
         await this.partials?.shutdown()
         // the decider writes its state and leaves the group (a clean revoke) before the publisher drains
         await this.decider?.shutdown()
+        // after the last tick, before the store closes: the open hours are written
+        await this.history?.shutdown()
       })
       .add('publisher', async () => {
         // unacknowledged decisions make the drain not clean, even when the write-ahead log keeps them

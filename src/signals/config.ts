@@ -41,6 +41,13 @@ export const signalsSchema = z
      */
     retention: duration().default(600_000),
     /**
+     * long history per series beyond `retention`: one summary per coarse bucket (requests, errors, a
+     * 48-bucket latency histogram; 6.5 KiB per series for 60 min, src/signals/history.ts) for this
+     * long before the coarse ring. The engine's validation gate reads it to recognise a breach that
+     * began before the retention as a breach, not as the service's normal state. 0 turns it off.
+     */
+    history: duration().default(3_600_000),
+    /**
      * limit on tracked service-versions; observations of further series are counted in `overflowed`
      * and dropped (see `reserveForKnown` for who gets the last places)
      */
@@ -97,6 +104,8 @@ export const signalsSchema = z
     }
     if (c.maxFutureSkew < c.bucket)
       ctx.addIssue({ code: 'custom', path: ['maxFutureSkew'], message: 'maxFutureSkew must be >= bucket' })
+    if (c.history < 0 || (c.coarseBucket > 0 && c.history % c.coarseBucket !== 0))
+      ctx.addIssue({ code: 'custom', path: ['history'], message: 'history must be a multiple of coarseBucket (0 turns it off)' })
     if (c.retention < c.fineRetention)
       ctx.addIssue({ code: 'custom', path: ['retention'], message: 'retention must be >= fineRetention' })
     if (c.histogram.highestUs < 2 * c.histogram.lowestUs)

@@ -40,6 +40,7 @@ import type {
   PodSlope,
   ProbeStats,
   SeriesCoverage,
+  SeriesHistory,
   SignalView,
   VersionInfo,
   WindowStats,
@@ -48,6 +49,7 @@ import type { Clock } from '../common/clock.js'
 import type { SignalsConfig, SignalsConfigInput } from './config.js'
 import { signalsSchema } from './config.js'
 import { HistogramPool } from './histograms.js'
+import { LongHistory } from './history.js'
 import type { CountsHistogram } from './hdr.js'
 import { countAbove, valueAtPercentile } from './hdr.js'
 import { theilSenSlope } from './theilsen.js'
@@ -95,6 +97,10 @@ export interface SignalStoreStats {
   podOverflow: number
   /** new-version events dropped because `maxPendingVersions` were waiting */
   versionsDropped: number
+  /** coarse buckets summarised into the series' long history (src/signals/history.ts) as they left the ring */
+  historyFolds: number
+  /** bytes held by long histories (fixed per series that has one: `history` / coarseBucket slots) */
+  historyBytes: number
   /** histograms in use / kept in the pool for reuse */
   histograms: number
   pooledHistograms: number
@@ -183,6 +189,8 @@ class Ctx {
   readonly coarseMs: number
   readonly fineSlots: number
   readonly coarseSlots: number
+  /** slots of a series' long history (0: none) */
+  readonly historySlots: number
   readonly highestUs: number
   readonly skewMs: number
   readonly pool: HistogramPool
@@ -203,6 +211,7 @@ class Ctx {
     this.coarseMs = cfg.coarseBucket
     this.fineSlots = cfg.fineRetention / cfg.bucket
     this.coarseSlots = Math.ceil(cfg.retention / cfg.coarseBucket) + 1
+    this.historySlots = Math.ceil(cfg.history / cfg.coarseBucket)
     this.highestUs = cfg.histogram.highestUs
     this.skewMs = cfg.maxFutureSkew
     this.pool = new HistogramPool(cfg.histogram)
@@ -226,6 +235,8 @@ class Ctx {
       clampedValues: 0,
       podOverflow: 0,
       versionsDropped: 0,
+      historyFolds: 0,
+      historyBytes: 0,
       histograms: 0,
       pooledHistograms: 0,
       newestMs: -Infinity,
@@ -340,6 +351,8 @@ class Series implements RequestRecorder {
   createdMs: number
   pods: Map<string, PodSeries> | undefined
   probes: ProbeReading[] | undefined
+  /** summaries of the coarse buckets that left the ring (allocated at the first one) */
+  history: LongHistory | undefined
   /**
    * bumped whenever a slot is (re)assigned to another bucket or the head moves: a window's latency
    * view reuses the buckets it collected while this and the store's reference time are unchanged
@@ -589,6 +602,7 @@ class Series implements RequestRecorder {
     this.intervalAtMs = -Infinity
     this.pods = undefined
     this.probes = undefined
+    this.history?.clear()
     this.run = 0
     this.shape++
   }
@@ -639,15 +653,46 @@ class Series implements RequestRecorder {
     if (c <= Math.floor((this.head * ctx.bucketMs) / ctx.coarseMs) - C) return undefined
     if (c > this.headCoarse) {
       const from = c - this.headCoarse >= C ? c - C + 1 : this.headCoarse + 1
-      for (let k = from; k <= c; k++) resetSlot(this.coarse[k % C] as Slot, k, ctx)
+      for (let k = from; k <= c; k++) {
+        const slot = this.coarse[k % C] as Slot
+        // the bucket leaving the ring (oldest first) goes into the long history before its slot is reused
+        if (ctx.historySlots > 0) this.toHistory(slot)
+        resetSlot(slot, k, ctx)
+      }
       this.headCoarse = c
       this.shape++
     } else if (c <= this.headCoarse - C) return undefined
     return this.coarse[c % C] as Slot
   }
 
+  /** Summarises a coarse slot about to be reused into the long history (when it holds data). */
+  private toHistory(s: Slot): void {
+    if (s.idx < 0 || (s.requests === 0 && s.latCount === 0)) return
+    const ctx = this.ctx
+    if (this.history === undefined) {
+      this.history = new LongHistory(ctx.historySlots, ctx.coarseMs)
+      ctx.st.historyBytes += this.history.bytes
+    }
+    const h = s.hist
+    const folded = this.history.fold(s.idx, s.requests, s.errors, (visit) => {
+      if (h === undefined) return
+      const lowest = h.layout.lowest
+      const highest = h.layout.highest
+      for (let i = h.lo; i <= h.hi; i++) {
+        const n = h.counts[i] as number
+        // the middle of the HDR bucket: its samples lie within +-6.25 % of it (1 digit)
+        if (n > 0) visit(((lowest[i] as number) + (highest[i] as number)) / 2, n)
+      }
+    })
+    if (folded) ctx.st.historyFolds += 1
+  }
+
   /** Frees every histogram (expiry). */
   release(): void {
+    if (this.history !== undefined) {
+      this.ctx.st.historyBytes -= this.history.bytes
+      this.history = undefined
+    }
     for (const s of this.fine) resetSlot(s, -1, this.ctx)
     for (const s of this.coarse) resetSlot(s, -1, this.ctx)
     this.shape++
@@ -1202,6 +1247,15 @@ export class SignalStore implements ObservationSink, SignalView {
     if (s === undefined || !hasData(s)) return undefined
     const newestMs = s.lastSeenMs
     return { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: newestMs - s.intervalMs }
+  }
+
+  history(key: SeriesKey): SeriesHistory | undefined {
+    const s = this.lookup(key)
+    const h = s?.history
+    if (h === undefined) return undefined
+    const starts = h.minutes().map((c) => c * h.widthMs)
+    if (starts.length === 0) return undefined
+    return { widthMs: h.widthMs, starts, summary: (fromMs, toMs) => h.summary(fromMs, toMs) }
   }
 
   window(key: SeriesKey, fromMs: number, toMs: number): WindowStats {

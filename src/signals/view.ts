@@ -96,6 +96,33 @@ export interface WindowStats {
   probes: ProbeStats
 }
 
+/** A merged summary of minutes of a series' long history (src/signals/history.ts). */
+export interface HistorySummary {
+  /** the minutes merged: [fromMs, toMs) */
+  fromMs: number
+  toMs: number
+  requests: number
+  errors: number
+  latencyCount: number
+  /** latency at quantile q, microseconds (+-12 %: the middle of a 2^(1/3) bucket); NaN without samples */
+  valueAtQuantile(q: number): number
+  /** samples in latency buckets wholly above `us` */
+  countAbove(us: number): number
+}
+
+/**
+ * The long history of a series: one summary per coarse bucket (1 min) for the minutes BEFORE its
+ * retained range (`retainedFromMs`), so it never overlaps `window()`.
+ */
+export interface SeriesHistory {
+  /** width of one summary (the coarse bucket), ms */
+  widthMs: number
+  /** start (unix ms) of each summary held, newest first */
+  starts: number[]
+  /** the summaries wholly inside [fromMs, toMs), merged */
+  summary(fromMs: number, toMs: number): HistorySummary
+}
+
 export interface SignalView {
   /** width of a fine bucket, ms */
   readonly bucketMs: number
@@ -111,6 +138,11 @@ export interface SignalView {
   retainedFromMs(key: SeriesKey): number | undefined
   /** how the series' data arrives, or undefined when the series is unknown */
   coverage(key: SeriesKey): SeriesCoverage | undefined
+  /**
+   * the series' long history beyond its retention, or undefined when it has none (unknown series,
+   * younger than its retention, or a view without one: optional, so plain fakes need not provide it)
+   */
+  history?(key: SeriesKey): SeriesHistory | undefined
 }
 
 export function alignDown(t: number, bucketMs: number): number {

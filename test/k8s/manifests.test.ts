@@ -29,6 +29,8 @@ function loadYaml(file: string): Obj[] {
 }
 
 const kustomization = loadYaml('kustomization.yaml')[0]!
+/** the namespace of everything that names none (the kustomization's unsetOnly NamespaceTransformer) */
+const PB_NS = (parseAllDocuments((kustomization.transformers as string[])[0]!)[0]!.toJS() as Obj).metadata.namespace as string
 const resources: Obj[] = (kustomization.resources as string[]).flatMap((f) => loadYaml(f))
 const byKind = (kind: string) => resources.filter((r) => r.kind === kind)
 const one = (kind: string, name: string): Obj => {
@@ -50,7 +52,9 @@ const adminPort = port(config.runtime.admin.endpoint)
 
 describe('k8s/ kustomization', () => {
   it('lists only files that exist, and sets the pullback namespace', () => {
-    expect(kustomization.namespace).toBe('pullback')
+    // an unsetOnly NamespaceTransformer, not `namespace:` (which would move the actuator's Roles out of the
+    // application namespaces); test/k8s/rbac.test.ts checks its settings
+    expect(PB_NS).toBe('pullback')
     const files = [...(kustomization.resources as string[]), ...(kustomization.configMapGenerator as Obj[]).flatMap((g) => g.files as string[])]
     for (const f of files) expect(existsSync(join(K8S, f)), f).toBe(true)
     expect(one('Namespace', 'pullback')).toBeDefined()
@@ -68,7 +72,10 @@ describe('k8s/ kustomization', () => {
     const { stdout } = await run('kubectl', ['kustomize', K8S], { maxBuffer: 16 * 1024 * 1024 })
     const rendered = parseAllDocuments(stdout) as ReturnType<typeof parseAllDocuments> & unknown[]
     const objs = (rendered as { toJS(): Obj }[]).map((d) => d.toJS())
-    for (const o of objs) if (o.kind !== 'Namespace' && o.kind !== 'ClusterRole' && o.kind !== 'ClusterRoleBinding') expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('pullback')
+    for (const o of objs) if (o.kind !== 'Namespace' && o.kind !== 'ClusterRole' && o.kind !== 'ClusterRoleBinding' && o.kind !== 'Role' && o.kind !== 'RoleBinding') expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('pullback')
+    // the actuator's Roles stay in the namespaces it manages (k8s/pullback.yaml actuator.namespaces)
+    const roleNs = objs.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding').map((o) => o.metadata.namespace as string)
+    expect(new Set(roleNs)).toEqual(new Set(config.actuator.namespaces))
     // the generated (hashed) config name is substituted into both workloads
     const cm = objs.find((o) => o.kind === 'ConfigMap' && String(o.metadata.name).startsWith('pullback-config-'))
     expect(cm).toBeDefined()
@@ -203,36 +210,39 @@ describe('k8s/pullback.yaml against the schema and the manifests', () => {
 })
 
 describe('k8s/ identities and RBAC', () => {
-  it('uses existing ServiceAccounts; the sidecar and the deciders get no token', () => {
+  it('uses existing ServiceAccounts; the deciders get no token, the sidecar one for its pod watch (identity)', () => {
     for (const w of workloads) one('ServiceAccount', w.spec.template.spec.serviceAccountName)
-    for (const w of [sidecar, decider]) {
-      expect(w.spec.template.spec.automountServiceAccountToken).toBe(false)
-      expect(one('ServiceAccount', w.spec.template.spec.serviceAccountName).automountServiceAccountToken).toBe(false)
-    }
+    for (const w of [sidecar, decider]) expect(one('ServiceAccount', w.spec.template.spec.serviceAccountName).automountServiceAccountToken).toBe(false)
+    expect(decider.spec.template.spec.automountServiceAccountToken).toBe(false)
+    // test/k8s/sidecar-identity.test.ts: what that token may do
+    expect(sidecar.spec.template.spec.automountServiceAccountToken).toBe(config.identity.mode !== 'off')
   })
 
   it('binds only the actuator, to exactly the verbs it uses', () => {
-    const bindings = [...byKind('RoleBinding'), ...byKind('ClusterRoleBinding')]
+    // the sidecar's own binding (pods list/watch) is checked in test/k8s/sidecar-identity.test.ts
+    const bindings = [...byKind('RoleBinding'), ...byKind('ClusterRoleBinding')].filter((b) => b.roleRef.name !== 'pullback-sidecar')
     expect(bindings.length).toBeGreaterThan(0)
     for (const b of bindings) {
-      const role = one(b.roleRef.kind, b.roleRef.name)
-      expect(role).toBeDefined()
+      // a Role is looked up in the binding's own namespace (one pullback-actuator Role per managed namespace)
+      const role = resources.filter((r) => r.kind === b.roleRef.kind && r.metadata?.name === b.roleRef.name && (b.roleRef.kind !== 'Role' || r.metadata.namespace === b.metadata.namespace))
+      expect(role, `${b.kind} ${b.metadata.namespace}/${b.metadata.name}`).toHaveLength(1)
       for (const s of b.subjects as Obj[]) {
         expect(s.kind).toBe('ServiceAccount')
         one('ServiceAccount', s.name)
-        expect(s.namespace).toBe(kustomization.namespace)
+        expect(s.namespace).toBe(PB_NS)
         expect(s.name).toBe(actuator.spec.template.spec.serviceAccountName)
       }
     }
-    const rules = (one('ClusterRole', 'pullback-actuator').rules as Obj[]).flatMap((r) =>
-      (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g}/${res}: ${[...(r.verbs as string[])].sort().join(',')}`)),
-    )
-    expect(rules.sort()).toEqual([
-      'apps/deployments: get,patch',
-      'apps/replicasets: list',
-      'argoproj.io/rollouts/status: patch',
-      'argoproj.io/rollouts: get,patch',
-    ])
+    // per managed namespace, the kubernetes driver's requests and nothing else (each one proven used and
+    // allowed in test/k8s/rbac.test.ts against the driver's recorded requests)
+    for (const ns of config.actuator.namespaces) {
+      const role = resources.find((r) => r.kind === 'Role' && r.metadata.name === 'pullback-actuator' && r.metadata.namespace === ns)!
+      const rules = (role.rules as Obj[]).flatMap((r) =>
+        (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g}/${res}: ${[...(r.verbs as string[])].sort().join(',')}`)),
+      )
+      expect(rules.sort(), ns).toEqual(['apps/deployments: get,patch', 'apps/replicasets: list'])
+    }
+    expect(resources.some((r) => r.kind === 'ClusterRole' && r.metadata.name === 'pullback-actuator')).toBe(false)
   })
 
   it('has a PodDisruptionBudget for the actuator and one for the deciders that never blocks a drain', () => {

@@ -10,9 +10,11 @@
  * It plays the controller too: a template change bumps generation and resourceVersion, makes the
  * ReplicaSet with that template the newest revision, and (unless `ready: 'never'`) reports the
  * rollout complete after `readyAfterMs`. Every request is recorded in `requests`.
+ * Pods (list + watch, for the sidecar's identity stage) are served by `pods` (fake-k8s-pods.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { FakePods } from './fake-k8s-pods.js'
 
 export interface RecordedRequest {
   method: string
@@ -51,6 +53,8 @@ function template(image: string, name: string, withHash: boolean): Obj {
 
 export class FakeK8s {
   readonly requests: RecordedRequest[] = []
+  /** GET /api/v1/pods, list and watch */
+  readonly pods = new FakePods()
   owner: Obj
   replicasets: Obj[]
   /** called before a PATCH of the owner is applied (e.g. to simulate a concurrent writer) */
@@ -111,6 +115,7 @@ export class FakeK8s {
 
   async stop(): Promise<void> {
     clearTimeout(this.readyTimer)
+    this.pods.close()
     this.server?.closeAllConnections()
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()))
   }
@@ -173,6 +178,7 @@ export class FakeK8s {
       await this.afterPatch?.(rec)
       return send(200, this.owner)
     }
+    if (this.pods.handle(req, url, res)) return
     return status(404, 'NotFound', `no route ${req.method} ${url.pathname}`)
   }
 

@@ -14,6 +14,19 @@
 # default ${TMPDIR:-/tmp}/pullback-kafka-$KAFKA_PORT). A test that stops its broker runs its own:
 # other ports and its own KAFKA_DIR, never the shared one. On success `start`, `resume` and
 # `restart` print the bootstrap address.
+#
+# KAFKA_SECURITY=sasl_ssl (default: plaintext, unchanged) makes `start` open the client listener as
+# SASL_SSL instead: TLS with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 enabled. It needs
+#   KAFKA_SSL_DIR      a directory with ca.crt, broker.crt and broker.key (PEM, key unencrypted
+#                      PKCS#8), made by the caller (a test generates them in a temp dir; never commit
+#                      keys). broker.crt must name 127.0.0.1 (subjectAltName IP) and allow both
+#                      serverAuth and clientAuth: the broker also connects to itself with it.
+#   KAFKA_SASL_USERS   "name:password ..." (name [A-Za-z0-9_], password [A-Za-z0-9._~-]): each user gets a
+#                      PLAIN credential (JAAS) and SCRAM-SHA-256/512 credentials (storage format
+#                      --add-scram), so they exist before the first client connects.
+#   KAFKA_SSL_CLIENT_AUTH  none (default) | requested | required (mTLS: clients need a cert signed by ca.crt)
+# The broker talks to itself over the same listener with PLAIN and a random internal user. `resume`
+# and `restart` reuse the mode and credentials `start` wrote.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 port=${KAFKA_PORT:-19092}
@@ -21,6 +34,7 @@ cport=${KAFKA_CONTROLLER_PORT:-19093}
 dir=${KAFKA_DIR:-${TMPDIR:-/tmp}/pullback-kafka-$port}
 pidfile=$dir/broker.pid
 cpfile=$here/target/kafka-cp.txt
+security=${KAFKA_SECURITY:-plaintext}
 
 log() { echo "[broker] $*" >&2; }
 
@@ -41,17 +55,23 @@ classpath() {
 start() {
   if running && answering; then log "already running (pid $(cat "$pidfile"))"; echo "127.0.0.1:$port"; return 0; fi
   command -v java >/dev/null || { log "java not found: install a JDK 17+ or set KAFKA_BROKERS"; exit 1; }
+  local lname scram=()
+  case "$security" in
+    plaintext) lname=PLAINTEXT ;;
+    sasl_ssl) lname=SASL_SSL; sasl_ssl_check ;;
+    *) log "KAFKA_SECURITY must be plaintext or sasl_ssl, got '$security'"; exit 2 ;;
+  esac
   local cp; cp=$(classpath)
   rm -rf "$dir"; mkdir -p "$dir/data"
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$lname://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$lname://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$lname
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$lname:$lname
 log.dirs=$dir/data
 num.partitions=3
 auto.create.topics.enable=true
@@ -63,11 +83,57 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
+  if [ "$security" = sasl_ssl ]; then
+    sasl_ssl_props >> "$dir/server.properties"
+    local u
+    for u in $KAFKA_SASL_USERS; do
+      scram+=(--add-scram "SCRAM-SHA-256=[name=${u%%:*},password=${u#*:}]" --add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]")
+    done
+  fi
   local jopts=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true "-Dlog4j2.configurationFile=$here/log4j2.properties")
   local cid; cid=$(java -cp "$cp" kafka.tools.StorageTool random-uuid)
-  java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+  java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" ${scram[@]+"${scram[@]}"} >"$dir/format.log" 2>&1 \
     || { log "storage format failed:"; cat "$dir/format.log" >&2; exit 1; }
   launch "$cp"
+}
+
+# KAFKA_SECURITY=sasl_ssl: the inputs exist and are well formed (fails before anything is written).
+sasl_ssl_check() {
+  local ssl=${KAFKA_SSL_DIR:-} f u
+  [ -n "$ssl" ] || { log "KAFKA_SECURITY=sasl_ssl needs KAFKA_SSL_DIR (ca.crt, broker.crt, broker.key)"; exit 2; }
+  for f in ca.crt broker.crt broker.key; do
+    [ -s "$ssl/$f" ] || { log "KAFKA_SSL_DIR: $ssl/$f is missing or empty"; exit 2; }
+  done
+  [ -n "${KAFKA_SASL_USERS:-}" ] || { log "KAFKA_SECURITY=sasl_ssl needs KAFKA_SASL_USERS (\"name:password ...\")"; exit 2; }
+  for u in $KAFKA_SASL_USERS; do
+    [[ $u =~ ^[A-Za-z0-9_]+:[A-Za-z0-9._~-]+$ ]] || { log "KAFKA_SASL_USERS: entries are name:password, name [A-Za-z0-9_], password [A-Za-z0-9._~-]"; exit 2; }
+  done
+  case "${KAFKA_SSL_CLIENT_AUTH:-none}" in none|requested|required) ;; *) log "KAFKA_SSL_CLIENT_AUTH must be none, requested or required"; exit 2 ;; esac
+}
+
+# The SASL_SSL listener's properties (appended to server.properties by `start`): PEM key and trust
+# stores copied into $dir (the broker reads them at start), PLAIN users in the listener's JAAS line,
+# SCRAM users added at format time. The inter-broker user's password is random per `start`.
+sasl_ssl_props() {
+  local ssl=$KAFKA_SSL_DIR u ipw plain=""
+  ipw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  cat "$ssl/broker.key" "$ssl/broker.crt" > "$dir/keystore.pem"
+  cp "$ssl/ca.crt" "$dir/truststore.pem"
+  chmod 600 "$dir/keystore.pem"
+  for u in $KAFKA_SASL_USERS; do plain+=" user_${u%%:*}=\"${u#*:}\""; done
+  cat <<PROPS
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="pbbroker" password="$ipw" user_pbbroker="$ipw"$plain;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/truststore.pem
+ssl.client.auth=${KAFKA_SSL_CLIENT_AUTH:-none}
+ssl.endpoint.identification.algorithm=https
+PROPS
 }
 
 # Starts the broker on the formatted storage in $dir and waits until it answers. The properties

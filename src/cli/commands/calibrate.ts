@@ -3,6 +3,13 @@
  * contracts from history in Prometheus, and resource requests against observed usage.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
+import { createLogger } from '../../common/logger.js'
+import { createTransport } from '../../kafka/index.js'
+import type { PullbackConfig } from '../../config/schema.js'
+import { KafkaHistorySource } from '../../calibrate/kafka.js'
+import { calibrationReport, reportSeries, type ReportEntry } from '../../calibrate/report.js'
+import { ladderEntry } from '../../calibrate/ladder.js'
+import type { HistorySource } from '../../calibrate/history.js'
 import { parse as parseYaml } from 'yaml'
 import { numberFlag, parseFlags, UsageError, type Command, type Io } from '../args.js'
 import { loadConfig, parseConfig } from '../../config/load.js'
@@ -12,13 +19,13 @@ import { PrometheusHistorySource, templatesFrom, type PromTemplates } from '../.
 import { parseServiceRef, serviceKey, type HistoryRange, type ServiceRef } from '../../calibrate/history.js'
 import { calibrateService, DEFAULT_CALIBRATE, type CalibrationResult } from '../../calibrate/search.js'
 import { contractsYaml, resultTable } from '../../calibrate/contracts.js'
-import { auditRequests, auditTable } from '../../calibrate/audit.js'
+import { auditFromHistory, auditRequests, auditTable } from '../../calibrate/audit.js'
 
 const DAY = 86_400_000
 
-const USAGE = `usage: pullback calibrate --prometheus URL --out FILE [--days 30] [--service NS/NAME ...]
+const USAGE = `usage: pullback calibrate (--prometheus URL | --kafka HOST:PORT) --out FILE [--days 30] [--service NS/NAME ...]
                           [--target-false-rate 0.01] [--config FILE] [--step 60s] [--deploys 60]
-                          [--queries FILE] [--end TIME] [--json]
+                          [--queries FILE] [--end TIME] [--report FILE.html] [--max-mib 1024] [--json]
 
 Backtests pseudo-deployments over each service's history with the real engine (the history shown as
 a new version with nothing changed: every rollback is a false one), measures the current contract's
@@ -27,6 +34,10 @@ detection power they cost on held-out history, and writes engine.services overri
 evidence to FILE. A service with less history than --days is written with its signals in observe.
 
   --prometheus URL         Prometheus HTTP API base (e.g. http://prometheus:9090)
+  --kafka HOST:PORT        instead: pullback's own hourly summaries on kafka.topics.history (src/history)
+  --max-mib N              with --kafka: the summaries kept in memory at most (default 1024)
+  --report FILE            also write an HTML report: each service's history with the chosen thresholds,
+                           the evidence, and its readiness rung with the next step
   --out FILE               the contracts file to write (a valid pullback config)
   --days N                 history to read and to require before enforcing (default 30)
   --service NS/NAME        calibrate only these (repeatable); default: every service found
@@ -65,6 +76,47 @@ function templates(file: string | undefined): PromTemplates {
   }
 }
 
+interface OpenedSource {
+  source: HistorySource
+  /** where the history came from, for the contracts' header and the calibration markers */
+  label: string
+  readStats: () => string
+}
+
+/** The history source of --prometheus or --kafka (the history topic of the config, on the given broker). */
+async function openSource(values: { prometheus?: string; kafka?: string; queries?: string; 'max-mib'?: string }, cfg: PullbackConfig, wanted: readonly ServiceRef[]): Promise<OpenedSource> {
+  if (values.prometheus !== undefined) {
+    const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
+    return { source, label: `prometheus ${values.prometheus}`, readStats: () => `${source.client.stats.queries} queries, ${(source.client.stats.bytes / 2 ** 20).toFixed(1)} MiB read` }
+  }
+  const broker = values.kafka as string
+  if (!/^[^\s:]+:\d+$/.test(broker)) throw new UsageError(`--kafka expects HOST:PORT, got ${JSON.stringify(broker)}`)
+  const maxMib = numberFlag('max-mib', values['max-mib'], 1024)
+  if (!(maxMib > 0)) throw new UsageError('--max-mib must be > 0')
+  const logger = createLogger('pullback-calibrate', process.env.PULLBACK_LOG_LEVEL ?? 'warn')
+  const transport = await createTransport({ ...cfg.kafka, brokers: [broker] }, logger)
+  const topic = cfg.kafka.topics.history
+  const source = new KafkaHistorySource({ transport, topic, groupPrefix: `${cfg.kafka.groupPrefix}.cli`, logger, services: wanted, maxBytes: maxMib * 2 ** 20 })
+  const st = source.stats
+  return { source, label: `kafka ${broker} ${topic}`, readStats: () => `${st.records} summaries read, ${st.kept} kept (${(st.bytes / 2 ** 20).toFixed(1)} MiB)${st.invalid > 0 ? `, ${st.invalid} undecodable` : ''}${st.droppedBytes > 0 ? `, ${(st.droppedBytes / 2 ** 20).toFixed(1)} MiB over --max-mib` : ''}` }
+}
+
+function reportEntry(res: CalibrationResult, h: Parameters<typeof reportSeries>[0], cfg: PullbackConfig, source: string, generatedAt: number): ReportEntry {
+  if (res.kind === 'too-little-data') return { result: res, series: reportSeries(h, cfg.engine.defaults.signals.latency.quantile), ladder: undefined }
+  // the rung the service reaches once this contract and its marker are merged
+  const merged: PullbackConfig = {
+    ...cfg,
+    engine: { ...cfg.engine, services: { ...cfg.engine.services, [res.service]: res.contract } },
+    calibration: {
+      services: {
+        ...cfg.calibration.services,
+        [res.service]: { at: new Date(generatedAt).toISOString(), source, days: res.historyDays, heldOut: `${res.heldOut.falseRollbacks}/${res.heldOut.deploys}`, recommended: res.enforce.kind },
+      },
+    },
+  }
+  return { result: res, series: reportSeries(h, res.contract.signals.latency.quantile), ladder: ladderEntry(merged, res.service, generatedAt) }
+}
+
 export const command: Command = {
   name: 'calibrate',
   summary: 'per-service threshold contracts from history (Prometheus), with their evidence',
@@ -83,9 +135,10 @@ export const command: Command = {
       queries: { type: 'string' },
       end: { type: 'string' },
       json: { type: 'boolean' },
+      report: { type: 'string' },
+      'max-mib': { type: 'string' },
     })
-    if (values.kafka !== undefined) throw new UsageError('--kafka (the pullback.history topic) is not implemented yet; use --prometheus')
-    if (values.prometheus === undefined) throw new UsageError('--prometheus URL is required')
+    if ((values.prometheus === undefined) === (values.kafka === undefined)) throw new UsageError('exactly one of --prometheus URL and --kafka HOST:PORT is required')
     if (values.out === undefined) throw new UsageError('--out FILE is required')
     const target = numberFlag('target-false-rate', values['target-false-rate'], DEFAULT_CALIBRATE.targetFalseRate)
     if (!(target >= 0 && target < 1)) throw new UsageError('--target-false-rate must be in [0, 1)')
@@ -99,8 +152,10 @@ export const command: Command = {
     }
     const { range, days } = rangeOf(values)
     const cfg = loadConfig(values.config)
-    const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
+    const opened = await openSource(values, cfg, wanted)
+    const source = opened.source
     const began = performance.now()
+    const report: ReportEntry[] = []
     let services = wanted
     if (services.length === 0) {
       try {
@@ -110,6 +165,7 @@ export const command: Command = {
         return 1
       }
     }
+    const generatedAt = Date.now()
     io.err(`calibrate: ${services.length} services, ${days} days from ${new Date(range.startMs).toISOString()} at ${range.stepMs / 1000} s steps, target ${(target * 100).toFixed(2)} % false rollbacks\n`)
     const results: CalibrationResult[] = []
     const failed: string[] = []
@@ -134,6 +190,7 @@ export const command: Command = {
         onProgress: (line) => io.err(`calibrate: [${n}/${services.length}] ${line}\n`),
       })
       results.push(res)
+      if (values.report !== undefined) report.push(reportEntry(res, h.history, cfg, opened.label, generatedAt))
       if (res.kind === 'too-little-data') io.err(`calibrate: [${n}/${services.length}] ${key}: skipped: ${res.reason}\n`)
       else {
         if (res.enforce.kind === 'observe') io.err(`calibrate: [${n}/${services.length}] ${key}: observe: ${res.enforce.reason}\n`)
@@ -145,22 +202,24 @@ export const command: Command = {
       io.err(`pullback calibrate: no service could be calibrated${failed.length > 0 ? `:\n  ${failed.join('\n  ')}` : ''}\n`)
       return 1
     }
-    let text = contractsYaml(results, { source: values.prometheus, days, targetFalseRate: target, generatedAt: Date.now() })
+    let text = contractsYaml(results, { source: opened.label, days, targetFalseRate: target, generatedAt })
     if (failed.length > 0) text = `${failed.map((f) => `# not read: ${f}`).join('\n')}\n${text}`
     // what is written must load: a contract the engine would refuse is a bug here, not the user's problem
     parseConfig(parseYaml(text), values.out)
     writeFileSync(values.out, text)
+    if (values.report !== undefined) writeFileSync(values.report, calibrationReport(report, { source: opened.label, days, targetFalseRate: target, generatedAt }))
     if (values.json !== true) io.out(resultTable(results))
-    const st = source.client.stats
-    io.err(`calibrate: wrote ${values.out}: ${results.length} services (${failed.length} not read), ${st.queries} queries, ${(st.bytes / 2 ** 20).toFixed(1)} MiB read, ${((performance.now() - began) / 1000).toFixed(1)} s\n`)
+    io.err(`calibrate: wrote ${values.out}${values.report !== undefined ? ` and ${values.report}` : ''}: ${results.length} services (${failed.length} not read), ${opened.readStats()}, ${((performance.now() - began) / 1000).toFixed(1)} s\n`)
     return 0
   },
 }
 
-const AUDIT_USAGE = `usage: pullback audit requests --prometheus URL [--days 30] [--step 60s] [--queries FILE] [--end TIME] [--json]
+const AUDIT_USAGE = `usage: pullback audit requests (--prometheus URL | --kafka HOST:PORT) [--days 30] [--step 60s] [--queries FILE]
+                              [--end TIME] [--config FILE] [--max-mib 1024] [--json]
 
 Per workload and container: the memory and CPU request against the p70 and p95 of observed usage
-over the period (cAdvisor usage, kube-state-metrics requests). A request below the p70 makes the
+over the period (cAdvisor usage, kube-state-metrics requests; with --kafka, per service from pullback's
+hourly summaries on kafka.topics.history: usage and the pods' requests as the receivers saw them). A request below the p70 makes the
 resource-trajectory signal fire on routine deploys: such a service's resource signal belongs in
 observe (pullback calibrate writes that) until the request is raised. Exit 0 when the audit ran
 (findings are in the table, and counted on stderr), 1 when Prometheus cannot be read, 2 on usage errors.
@@ -174,16 +233,33 @@ export async function auditRequestsCommand(argv: string[], io: Io, signal: Abort
   }
   let values
   try {
-    values = parseFlags(argv, { prometheus: { type: 'string' }, days: { type: 'string' }, step: { type: 'string' }, queries: { type: 'string' }, end: { type: 'string' }, json: { type: 'boolean' } }).values
+    values = parseFlags(argv, {
+      prometheus: { type: 'string' },
+      kafka: { type: 'string' },
+      config: { type: 'string', short: 'c' },
+      'max-mib': { type: 'string' },
+      days: { type: 'string' },
+      step: { type: 'string' },
+      queries: { type: 'string' },
+      end: { type: 'string' },
+      json: { type: 'boolean' },
+    }).values
   } catch (err) {
     if (err instanceof UsageError) throw new UsageError(`${err.message}\n\n${AUDIT_USAGE}`)
     throw err
   }
-  if (values.prometheus === undefined) throw new UsageError(`--prometheus URL is required\n\n${AUDIT_USAGE}`)
+  if ((values.prometheus === undefined) === (values.kafka === undefined)) throw new UsageError(`exactly one of --prometheus URL and --kafka HOST:PORT is required\n\n${AUDIT_USAGE}`)
   const { range, days } = rangeOf(values)
-  const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
   io.err(`audit requests: ${days} days from ${new Date(range.startMs).toISOString()}\n`)
-  const res = await auditRequests(source.client, templates(values.queries), range, signal)
+  let res: Awaited<ReturnType<typeof auditFromHistory>>
+  if (values.prometheus !== undefined) {
+    const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
+    res = await auditRequests(source.client, templates(values.queries), range, signal)
+  } else {
+    const opened = await openSource(values, loadConfig(values.config), [])
+    res = await auditFromHistory(opened.source, range, signal)
+    if (res.kind === 'ok') for (const f of res.failed ?? []) io.err(`audit requests: not read: ${f}\n`)
+  }
   if (res.kind === 'failed') {
     io.err(`pullback audit requests: ${res.reason}\n`)
     return 1

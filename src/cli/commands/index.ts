@@ -17,6 +17,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'artifacts', summary: 'promote a verified artifact (CI) or list the verified artifacts of a service', load: async () => (await import('./artifacts.js')).command },
   { name: 'keys', summary: 'generate Ed25519 key pairs for decisions and artifact verification', load: async () => (await import('./keys.js')).command },
   { name: 'audit', summary: 'show the rollback audit history of a service', load: async () => (await import('./audit.js')).command },
-  { name: 'calibrate', summary: 'per-service threshold contracts from history (Prometheus), each value with its evidence', load: async () => (await import('./calibrate.js')).command },
+  { name: 'calibrate', summary: 'per-service threshold contracts from history (Prometheus or the history topic), each value with its evidence', load: async () => (await import('./calibrate.js')).command },
+  { name: 'k8s', summary: "print Kubernetes manifests from the config: `k8s rbac`, the actuator's per-namespace Roles", load: async () => (await import('./k8s-rbac.js')).command },
+  { name: 'status', summary: "the readiness ladder: each service's rung and the next step to climb", load: async () => (await import('./status.js')).command },
   { name: 'config', summary: 'validate a config file and print it with defaults filled in', load: async () => (await import('./config.js')).command },
 ]

@@ -45,6 +45,7 @@ import { DeciderService } from '../../decider/service.js'
 import type { KafkaTransport } from '../../kafka/types.js'
 import { silentLogger } from '../../common/logger.js'
 import { MemoryBus } from '../../kafka/memory.js'
+import { createTransport } from '../../kafka/index.js'
 import { configSchema } from '../../config/schema.js'
 import { randomUUID } from 'node:crypto'
 import { sleep } from '../../common/sleep.js'
@@ -66,7 +67,7 @@ signals and the engine on telemetry time, and prints one JSON line per verdict o
                    (decider.partitions partitions) and K deciders in one consumer group merge and
                    decide; on an embedded bus unless --kafka
   --kafka H:P      run --nodes/--deciders through the real broker (topic and groups named for the
-                   run, the topic deleted at the end)
+                   run, the topic deleted at the end); --config's kafka.tls and kafka.auth apply
 
 A malformed line is reported on stderr with its line number and skipped. A summary line goes to
 stderr at the end. Exit 0 when the file was read, 2 on usage errors, 1 when it cannot be read.
@@ -632,7 +633,10 @@ async function replayOnTopicCommand(file: string, base: PullbackConfig, io: Io, 
   const prefix = `pullback-replay-${randomUUID().slice(0, 8)}`
   const cfg = configSchema.parse({ ...base, kafka: { ...base.kafka, groupPrefix: prefix, topics: { ...base.kafka.topics, partials: `${prefix}.partials` } } })
   const transport: KafkaTransport =
-    kafka === undefined ? new MemoryBus({ defaultPartitions: cfg.decider.partitions }) : new (await import('../../kafka/confluent.js')).ConfluentTransport({ brokers: kafka.split(','), clientId: 'pullback-replay' })
+    kafka === undefined
+      ? new MemoryBus({ defaultPartitions: cfg.decider.partitions })
+      : // through createTransport: the config's kafka.tls / kafka.auth apply to --kafka's brokers too
+        await createTransport({ ...cfg.kafka, brokers: kafka.split(','), clientId: 'pullback-replay' })
   try {
     return await replayLinesOnTopic(fileLines(file), cfg, io, { ...ropts, nodes, deciders, transport })
   } finally {

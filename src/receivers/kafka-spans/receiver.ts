@@ -18,12 +18,23 @@
  *   most once per DECODE_WARN_INTERVAL_MS while it lasts, naming the encoding the records do decode
  *   as when they do ("the producer may write otlp_json: check kafkaSpans.encoding"). One decodable
  *   record ends it.
+ * - Memory (issue 16 item 2): the transport holds at most `maxBufferedBytes` of fetched records
+ *   (librdkafka's pre-fetch queue and fetch sizes are derived from it: src/kafka/buffer-limits.ts),
+ *   so a backlog is read as fast as it is handled, never buffered whole. With a `memoryGuard` (the
+ *   one the OTLP receivers share) each batch's record bytes are reserved as background work before
+ *   it is decoded: while the process holds more than the guard's background limit (its high-water
+ *   mark minus a headroom kept for OTLP requests) the batch waits, polling every MEMORY_POLL_MS, and
+ *   the consumer stops fetching meanwhile (its buffers are full): Kafka slows down, OTLP requests
+ *   are not refused for Kafka's sake. A batch that waited `memoryWaitMs` is handed back for
+ *   redelivery (RetryableError, counted in `memoryHandbacks`), so the consumer keeps polling its
+ *   group. Waits are counted in `memoryWaits`.
  * - `health()` turns `stalled` when the consumer is connected but has not polled for `stallTimeoutMs`
  *   (librdkafka's KafkaJS-style consumer can stop silently; see notes/libraries.md). This relies on
  *   the ConsumerStats contract that `lastPollMs` moves on empty polls too; when this was written,
  *   src/kafka/confluent.ts moved it only on non-empty batches, so an idle topic would read as stalled.
  */
-import { classify, errorMessage } from '../../common/errors.js'
+import { RetryableError, classify, errorMessage } from '../../common/errors.js'
+import { sleep } from '../../common/sleep.js'
 import type { Clock } from '../../common/clock.js'
 import { systemClock } from '../../common/clock.js'
 import type { Component } from '../../common/lifecycle.js'
@@ -31,6 +42,7 @@ import type { Logger } from '../../common/logger.js'
 import { silentLogger } from '../../common/logger.js'
 import type { Batch, ConsumedMessage, Consumer, ConsumerStats, KafkaTransport, Producer } from '../../kafka/types.js'
 import type { TelemetryConsumer } from '../consumer.js'
+import type { BackgroundReservation, MemoryGuard } from '../memory.js'
 import { decodeTracesJson } from '../otlp/json.js'
 import type { ResourceSpansLite, TracesRequest } from '../otlp/model.js'
 import { countSpans, decodeTracesProto } from '../otlp/proto.js'
@@ -52,6 +64,12 @@ export interface KafkaSpansReceiverOptions {
   stallTimeoutMs?: number
   /** default 500 */
   maxBatchSize?: number
+  /** bytes of fetched records the transport may hold (ConsumerOptions.maxBufferedBytes); default DEFAULT_KAFKA_MAX_BUFFERED_BYTES */
+  maxBufferedBytes?: number
+  /** the guard the OTLP receivers share; each batch is admitted as background work (see the file comment). Unset: no admission. */
+  memoryGuard?: MemoryGuard
+  /** how long a batch waits for room under the guard before it is handed back for redelivery; default 5 s */
+  memoryWaitMs?: number
   maxAttributes?: number
   /** consecutive undecodable records after which health() reports `undecodable`; default 50 */
   decodeAlarmAfter?: number
@@ -73,6 +91,10 @@ export interface KafkaSpansStats {
   deadLetterFailures: number
   /** batches handed back for redelivery because the pipeline was overloaded */
   redeliveries: number
+  /** batches that waited for room under the memory guard's background limit */
+  memoryWaits: number
+  /** batches handed back for redelivery after waiting memoryWaitMs for that room */
+  memoryHandbacks: number
   /** records in a row that failed to decode, up to now (0 once one decodes) */
   undecodableStreak: number
   consumer: ConsumerStats | undefined
@@ -88,6 +110,17 @@ export type ReceiverHealth =
 
 export const DECODE_WARN_INTERVAL_MS = 60_000
 
+/**
+ * 16 MiB of fetched records: at 200 KB per record (512 spans) about 80 records, a sixth of a second
+ * of a 500 k spans/s drain, enough to keep the handler busy while the next fetch arrives. The
+ * 128 MiB target for the whole process during a backlog drain (issue 16) leaves little more: an
+ * idle sidecar connected to Kafka is already ~100 MiB resident (~40 MiB of it the node binary),
+ * and dropped record Buffers stay resident until V8 collects them (bench/peer-kafka.ts measured
+ * 32 MiB: peak 195 MiB, 16 MiB: 157 MiB, on a loaded machine).
+ */
+export const DEFAULT_KAFKA_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
+const MEMORY_POLL_MS = 50
+
 function contentTypeOf(m: ConsumedMessage): string | undefined {
   for (const k of Object.keys(m.headers)) if (k.toLowerCase() === 'content-type') return m.headers[k]
   return undefined
@@ -95,7 +128,7 @@ function contentTypeOf(m: ConsumedMessage): string | undefined {
 
 export class KafkaSpansReceiver implements Component {
   readonly name = 'kafka-spans'
-  private readonly opts: Required<Omit<KafkaSpansReceiverOptions, 'deadLetterTopic' | 'logger' | 'clock'>> & { deadLetterTopic?: string }
+  private readonly opts: Required<Omit<KafkaSpansReceiverOptions, 'deadLetterTopic' | 'logger' | 'clock' | 'memoryGuard'>> & { deadLetterTopic?: string; memoryGuard?: MemoryGuard }
   /** consecutive undecodable records, and what the latest one says */
   private undecodable = { streak: 0, lastError: '', decodesAs: undefined as SpanEncoding | undefined, probed: false, warnedMs: -Infinity }
   private readonly clock: Clock
@@ -114,6 +147,8 @@ export class KafkaSpansReceiver implements Component {
     deadLettered: 0,
     deadLetterFailures: 0,
     redeliveries: 0,
+    memoryWaits: 0,
+    memoryHandbacks: 0,
   }
 
   constructor(opts: KafkaSpansReceiverOptions) {
@@ -127,6 +162,9 @@ export class KafkaSpansReceiver implements Component {
       deadLetterTopic: opts.deadLetterTopic,
       stallTimeoutMs: opts.stallTimeoutMs ?? 60_000,
       maxBatchSize: opts.maxBatchSize ?? 500,
+      maxBufferedBytes: opts.maxBufferedBytes ?? DEFAULT_KAFKA_MAX_BUFFERED_BYTES,
+      memoryWaitMs: opts.memoryWaitMs ?? 5_000,
+      ...(opts.memoryGuard !== undefined ? { memoryGuard: opts.memoryGuard } : {}),
       maxAttributes: opts.maxAttributes ?? 1024,
       decodeAlarmAfter: opts.decodeAlarmAfter ?? 50,
     }
@@ -136,7 +174,7 @@ export class KafkaSpansReceiver implements Component {
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
-    const { transport, topic, groupId, maxBatchSize, deadLetterTopic } = this.opts
+    const { transport, topic, groupId, maxBatchSize, maxBufferedBytes, deadLetterTopic } = this.opts
     if (deadLetterTopic !== undefined) {
       this.dlq = transport.producer()
       await this.dlq.connect()
@@ -146,6 +184,7 @@ export class KafkaSpansReceiver implements Component {
       topics: [topic],
       fromBeginning: this.opts.startFrom === 'earliest',
       maxBatchSize,
+      maxBufferedBytes,
       onError: (err) => this.logger.warn({ err: errorMessage(err), topic }, 'span consumer error'),
     })
     this.startedMs = this.clock.now()
@@ -207,7 +246,39 @@ export class KafkaSpansReceiver implements Component {
     }
   }
 
+  /** Admits the batch under the memory guard (waiting for room, see the file comment), then handles it. */
   private async handle(batch: Batch): Promise<void> {
+    const reservation = await this.admit(batch)
+    try {
+      await this.handleAdmitted(batch)
+    } finally {
+      reservation?.release()
+    }
+  }
+
+  private async admit(batch: Batch): Promise<BackgroundReservation | undefined> {
+    const guard = this.opts.memoryGuard
+    if (guard === undefined) return undefined
+    let bytes = 0
+    for (const m of batch.messages) bytes += m.value?.length ?? 0
+    const since = this.clock.now()
+    for (let waited = false; ; waited = true) {
+      const a = guard.reserveBackground(bytes)
+      if (a.outcome === 'admitted') return a.reservation
+      if (!waited) this.counters.memoryWaits++
+      if (this.state !== 'running' || this.clock.now() - since >= this.opts.memoryWaitMs) {
+        // nothing of this batch was counted yet: redelivery is exact
+        this.counters.memoryHandbacks++
+        throw new RetryableError(
+          'KAFKA_SPANS_MEMORY',
+          `span batch of ${bytes} bytes waited ${this.clock.now() - since} ms for memory: held ${a.heldBytes} bytes, background limit ${a.limitBytes} bytes`,
+        )
+      }
+      await sleep(MEMORY_POLL_MS)
+    }
+  }
+
+  private async handleAdmitted(batch: Batch): Promise<void> {
     const resourceSpans: ResourceSpansLite[] = []
     const poison: Array<{ m: ConsumedMessage; reason: PoisonReason; message: string }> = []
     let spans = 0
@@ -235,7 +306,7 @@ export class KafkaSpansReceiver implements Component {
     let rejected = 0
     if (spans > 0) {
       try {
-        const res = this.opts.consumer.consumeTraces({ resourceSpans })
+        const res = this.opts.consumer.consumeTraces({ resourceSpans }, { transport: 'kafka' })
         rejected = Math.min(spans, Math.max(0, res.rejected))
         accepted = spans - rejected
       } catch (err) {

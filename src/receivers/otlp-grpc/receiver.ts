@@ -43,7 +43,8 @@ import type { Component } from '../../common/lifecycle.js'
 import type { Logger } from '../../common/logger.js'
 import type { TelemetryConsumer } from '../consumer.js'
 import type { MemoryGuard, Reservation } from '../memory.js'
-import { ingest, type Signal } from '../otlp/ingest.js'
+import { consumeDecoded, ingest, type Signal } from '../otlp/ingest.js'
+import type { WorkerPool } from '../../workers/pool.js'
 import { encodeExportResponse, encodeRpcStatus } from '../otlp/responses.js'
 import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { OverloadedError } from '../errors.js'
@@ -93,6 +94,8 @@ export interface GrpcLimitStats {
   callsRefused: number
   /** calls whose message did not arrive within readTimeoutMs */
   readTimeouts: number
+  /** calls cancelled by the client while a decode worker had their message: not recorded (the client resends) */
+  cancelledWhileDecoding: number
 }
 
 const pass = (b: Buffer): Buffer => b
@@ -152,6 +155,8 @@ export class OtlpGrpcReceiver implements Component {
   private connectionsRefused = 0
   private callsRefused = 0
   private readTimeouts = 0
+  private cancelledWhileDecoding = 0
+  private readonly workers: WorkerPool | undefined
   private boundPort = 0
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private stopping: Promise<void> | undefined
@@ -171,6 +176,7 @@ export class OtlpGrpcReceiver implements Component {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
     this.tlsConfig = opts.tls
     this.authConfig = opts.auth
+    this.workers = opts.workers
   }
 
   /** the bound port (useful with port 0) */
@@ -189,6 +195,7 @@ export class OtlpGrpcReceiver implements Component {
       callsInProgress: this.calls,
       callsRefused: this.callsRefused,
       readTimeouts: this.readTimeouts,
+      cancelledWhileDecoding: this.cancelledWhileDecoding,
     }
   }
 
@@ -397,13 +404,39 @@ export class OtlpGrpcReceiver implements Component {
   private handler(signal: Signal): grpc.handleUnaryCall<Buffer, Buffer> {
     return (call, callback) => {
       this.counters.requests++
+      const workers = this.workers
+      if (signal === 'traces' && workers !== undefined) return this.viaWorkers(workers, call, callback)
       try {
-        const out = ingest(signal, 'proto', call.request, this.consumer, this.counters, this.maxAttributes)
+        const out = ingest(signal, 'proto', call.request, this.consumer, this.counters, this.maxAttributes, { transport: 'otlp', peer: call.getPeer() })
         callback(null, encodeExportResponse(out.rejected, out.errorMessage))
       } catch (err) {
         callback(this.statusOf(err))
       }
     }
+  }
+
+  /**
+   * A span request decoded by a worker; recorded here, on the main thread, and answered only after
+   * it is recorded (OK means accepted). The message buffer is grpc-js's framed copy, handed to us
+   * and referenced by nothing else: it is moved to the worker, not copied. The call's memory
+   * reservation is held until the answer. A call the client cancelled meanwhile is not recorded.
+   */
+  private viaWorkers(workers: WorkerPool, call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    workers.decodeTraces('proto', call.request, this.maxAttributes, true).then(
+      (req) => {
+        if (call.cancelled) {
+          this.cancelledWhileDecoding++
+          return
+        }
+        try {
+          const out = consumeDecoded('traces', req, this.consumer, this.counters, { transport: 'otlp', peer: call.getPeer() })
+          callback(null, encodeExportResponse(out.rejected, out.errorMessage))
+        } catch (err) {
+          callback(this.statusOf(err))
+        }
+      },
+      (err: unknown) => callback(this.statusOf(err)),
+    ).catch((err: unknown) => this.logger.error({ err: String(err) }, 'otlp-grpc: answering a worker-decoded call failed'))
   }
 
   /** Stops accepting new calls, waits up to drainTimeoutMs for in-flight ones, then closes. Idempotent. */

@@ -33,7 +33,8 @@ import type { Logger } from '../../common/logger.js'
 import type { TelemetryConsumer } from '../consumer.js'
 import { DecodeError, OverloadedError, TooLargeError, UnsupportedMediaTypeError } from '../errors.js'
 import type { MemoryGuard, Reservation } from '../memory.js'
-import { ingest, type Format, type Signal } from '../otlp/ingest.js'
+import { consumeDecoded, ingest, type Format, type Signal } from '../otlp/ingest.js'
+import type { WorkerPool } from '../../workers/pool.js'
 import { encodeExportResponse, encodeRpcStatus, exportResponseJson, rpcStatusJson } from '../otlp/responses.js'
 import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { grpcCodeOf, httpStatusOf, protocolError } from '../status.js'
@@ -81,6 +82,8 @@ export interface HttpLimitStats {
   /** too-slow bodies whose slot was given to a new request */
   slowBodiesEvicted: number
   inFlight: number
+  /** requests whose client went away while a decode worker had the body: not recorded (the client resends) */
+  abandonedWhileDecoding: number
 }
 
 /** One body being read: what the slot policy needs to judge and stop it. */
@@ -120,6 +123,8 @@ export class OtlpHttpReceiver implements Component {
   private connectionsRefused = 0
   private bodyTimeouts = 0
   private slowBodiesEvicted = 0
+  private abandonedWhileDecoding = 0
+  private readonly workers: WorkerPool | undefined
   private readonly logger: Logger
   private readonly counters: ReceiverStats = newReceiverStats()
   private readonly tlsConfig: TlsConfig | undefined
@@ -149,6 +154,7 @@ export class OtlpHttpReceiver implements Component {
     this.logger = o.logger
     this.tlsConfig = opts.tls
     this.authConfig = opts.auth
+    this.workers = opts.workers
   }
 
   security(): TransportSecurityStats {
@@ -173,6 +179,7 @@ export class OtlpHttpReceiver implements Component {
       bodyTimeouts: this.bodyTimeouts,
       slowBodiesEvicted: this.slowBodiesEvicted,
       inFlight: this.reads.size,
+      abandonedWhileDecoding: this.abandonedWhileDecoding,
     }
   }
 
@@ -257,6 +264,14 @@ export class OtlpHttpReceiver implements Component {
       const read = this.readBody(req, reservation, encoding === 'gzip')
       read.then(
         (body) => {
+          const workers = this.workers
+          if (signal === 'traces' && workers !== undefined) {
+            // the reservation is held until the worker's batch is recorded and answered
+            this.viaWorkers(workers, req, res, format, body)
+              .catch((err: unknown) => this.logger.error({ err: String(err) }, 'otlp-http: answering a worker-decoded request failed'))
+              .finally(() => reservation.release())
+            return
+          }
           this.finish(req, res, signal, format, body)
           reservation.release()
         },
@@ -272,8 +287,29 @@ export class OtlpHttpReceiver implements Component {
 
   private finish(req: http.IncomingMessage, res: http.ServerResponse, signal: Signal, format: Format, body: Buffer): void {
     try {
-      const out = ingest(signal, format, body, this.consumer, this.counters, this.maxAttributes)
+      const out = ingest(signal, format, body, this.consumer, this.counters, this.maxAttributes, { transport: 'otlp', peer: req.socket.remoteAddress ?? 'unknown' })
       const payload = format === 'proto' ? encodeExportResponse(out.rejected, out.errorMessage) : exportResponseJson(signal, out.rejected, out.errorMessage)
+      res.writeHead(200, { 'Content-Type': format === 'proto' ? 'application/x-protobuf' : 'application/json' })
+      res.end(payload)
+    } catch (err) {
+      this.fail(req, res, format, err)
+    }
+  }
+
+  /**
+   * A span request decoded by a worker: recorded here, on the main thread, answered only after it is
+   * recorded. `body` is our own Buffer.concat result (moved to the worker when not pool-sized). A
+   * request whose client went away meanwhile is not recorded. Never rejects.
+   */
+  private async viaWorkers(workers: WorkerPool, req: http.IncomingMessage, res: http.ServerResponse, format: Format, body: Buffer): Promise<void> {
+    try {
+      const decoded = await workers.decodeTraces(format, body, this.maxAttributes, true)
+      if (res.destroyed || req.socket.destroyed) {
+        this.abandonedWhileDecoding++
+        return
+      }
+      const out = consumeDecoded('traces', decoded, this.consumer, this.counters)
+      const payload = format === 'proto' ? encodeExportResponse(out.rejected, out.errorMessage) : exportResponseJson('traces', out.rejected, out.errorMessage)
       res.writeHead(200, { 'Content-Type': format === 'proto' ? 'application/x-protobuf' : 'application/json' })
       res.end(payload)
     } catch (err) {

@@ -3,7 +3,7 @@
  * count. Throws DecodeError (undecodable) or whatever the consumer throws (RetryableError when the
  * pipeline is overloaded); protocol mapping is the caller's, through ../status.ts.
  */
-import type { TelemetryConsumer } from '../consumer.js'
+import type { TelemetryConsumer, TelemetryOrigin } from '../consumer.js'
 import type { ReceiverStats } from '../stats.js'
 import { decodeMetricsJson, decodeTracesJson } from './json.js'
 import type { MetricsRequest, TracesRequest } from './model.js'
@@ -36,17 +36,31 @@ export function ingest(
   consumer: TelemetryConsumer,
   stats: ReceiverStats,
   maxAttributes: number,
+  /** the request's peer, for the identity stage (src/identity) */
+  origin?: TelemetryOrigin,
 ): IngestOutcome {
+  return signal === 'traces'
+    ? consumeDecoded('traces', decodeRequest('traces', format, body, maxAttributes), consumer, stats, origin)
+    : consumeDecoded('metrics', decodeRequest('metrics', format, body, maxAttributes), consumer, stats, origin)
+}
+
+/**
+ * The part of `ingest` after decoding: hand to the consumer, count. Also the path of a request
+ * decoded by a decode worker (src/workers), so both paths count and answer identically.
+ */
+export function consumeDecoded(signal: 'traces', req: TracesRequest, consumer: TelemetryConsumer, stats: ReceiverStats, origin?: TelemetryOrigin): IngestOutcome
+export function consumeDecoded(signal: 'metrics', req: MetricsRequest, consumer: TelemetryConsumer, stats: ReceiverStats, origin?: TelemetryOrigin): IngestOutcome
+export function consumeDecoded(signal: Signal, req: TracesRequest | MetricsRequest, consumer: TelemetryConsumer, stats: ReceiverStats, origin?: TelemetryOrigin): IngestOutcome {
   let total: number
   let res
   if (signal === 'traces') {
-    const req = decodeRequest('traces', format, body, maxAttributes)
-    total = countSpans(req)
-    res = total === 0 ? { accepted: 0, rejected: 0 } : consumer.consumeTraces(req)
+    const r = req as TracesRequest
+    total = countSpans(r)
+    res = total === 0 ? { accepted: 0, rejected: 0 } : consumer.consumeTraces(r, origin)
   } else {
-    const req = decodeRequest('metrics', format, body, maxAttributes)
-    total = countPoints(req)
-    res = total === 0 ? { accepted: 0, rejected: 0 } : consumer.consumeMetrics(req)
+    const r = req as MetricsRequest
+    total = countPoints(r)
+    res = total === 0 ? { accepted: 0, rejected: 0 } : consumer.consumeMetrics(r, origin)
   }
   // the consumer's rejected count is authoritative; accepted is what remains, so nothing is counted twice
   const rejected = Math.min(total, Math.max(0, res.rejected))

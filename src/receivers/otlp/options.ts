@@ -7,6 +7,7 @@ import type { Logger } from '../../common/logger.js'
 import { silentLogger } from '../../common/logger.js'
 import type { TelemetryConsumer } from '../consumer.js'
 import { MemoryGuard } from '../memory.js'
+import type { WorkerPool } from '../../workers/pool.js'
 
 export const DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 export const DEFAULT_MEMORY_HIGH_WATER = 448 * 1024 * 1024
@@ -25,9 +26,15 @@ export interface OtlpReceiverOptions {
   /** how long shutdown() waits for in-flight requests before cutting them; default 5 s */
   drainTimeoutMs?: number
   logger?: Logger
+  /**
+   * decode span requests in these worker threads (src/workers) instead of inline; the pool is
+   * shared by both OTLP receivers and started / shut down by its owner (receivers/index.ts).
+   * Metrics requests are decoded inline either way.
+   */
+  workers?: WorkerPool
 }
 
-export type ResolvedOtlpOptions = Required<OtlpReceiverOptions>
+export type ResolvedOtlpOptions = Required<Omit<OtlpReceiverOptions, 'workers'>>
 
 export function resolveOtlpOptions(o: OtlpReceiverOptions, defaultEndpoint: string): ResolvedOtlpOptions {
   return {

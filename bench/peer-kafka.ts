@@ -1,0 +1,509 @@
+/**
+ * pullback's Kafka span path vs the OpenTelemetry Collector's kafka receiver + span_metrics
+ * connector, on the same topic and the same records, on the same machine (issue 16 items 2 and 5).
+ *
+ *   npm run build && OTELCOL_BIN=/path/to/otelcol KAFKA_BROKERS=127.0.0.1:19092 node dist/bench/peer-kafka.js \
+ *     [--spans 3000000] [--runs 3] [--partitions 3] [--rates 150000,300000,450000,600000] \
+ *     [--sustain-seconds 30] [--after-seconds 30] [--only collector|pullback] [--no-sustained]
+ *     [--backlog-topic NAME: reuse a topic an earlier run filled; it is kept] [--pullback-buffer 16MiB]
+ *
+ * Records: otlp_proto ExportTraceServiceRequests of 512 SERVER spans x 10 attributes (16 distinct
+ * ones, bench/peer-common.ts), one per record, as the Collector's kafka exporter writes a batch.
+ *
+ * 1. Backlog drain: each run fills a fresh topic with `--spans` spans (3 M: 5,860 records, fresh
+ *    timestamps) before either target starts, then starts each target on it (alternating first,
+ *    so that noise from other load spreads evenly) as a child process with a new consumer group
+ *    from the earliest offset, and reads:
+ *    - drain rate: spans / (time from the first consumed span to the last),
+ *    - the target's CPU seconds per million spans over that time (utime+stime, all threads),
+ *    - peak RSS during the drain (VmRSS sampled every 100 ms from start to the last span; VmHWM
+ *      too, which also covers the start), and RSS `--after-seconds` after the drain ended (memory
+ *      given back, or not).
+ *    Progress: pullback commits offset last+1 after each handled batch, so its group's committed
+ *    offsets x 512 are its consumed spans (exact); the Collector commits on a timer, so its own
+ *    `otelcol_receiver_accepted_spans` (Prometheus, pull) is read instead.
+ * 2. Sustained rate: each target consumes a new, empty topic while this process produces a steady
+ *    offered load (records at `rate / 512` per second, paced every 20 ms) for `--sustain-seconds`,
+ *    stepping up the `--rates` ladder; a step holds when the lag (produced minus consumed) at its
+ *    end is not more than one second of offered load above the lag 2 s into it, and consumed >= 97 %
+ *    of produced. The sustained rate is the highest step that held (the ladder stops at the first
+ *    that did not). The producer shares the 2 cores with the target (as do the broker and the
+ *    Collector): it is the same for both targets.
+ *
+ * The targets:
+ *   (a) the Collector: kafka receiver (group per run, initial_offset earliest, otlp_proto) ->
+ *       span_metrics connector (defaults) -> nop exporter; its telemetry: metrics on a local
+ *       Prometheus pull port (progress), logs at warn.
+ *   (b) `node <build>/src/cli/main.js sidecar`: Kafka span receiver (startFrom earliest) -> lazy decoder
+ *       -> normalize -> signal windows -> engine ticks; OTLP receivers, admin and self-telemetry off.
+ *
+ * OTELCOL_BIN: `bash tools/peers/build.sh` (kafkareceiver v0.165.1, spanmetricsconnector v0.165.1,
+ * nopexporter v0.165.0; built from the Go module proxy into ~/.cache/pullback-peers, never committed).
+ * Without OTELCOL_BIN only pullback is measured. Topics are deleted at the end; every child is
+ * stopped (SIGTERM, SIGKILL after 30 s) before the next starts; the process exits when done.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { KafkaJS } from '@confluentinc/kafka-javascript'
+import { generateKeyPairFiles } from '../src/publish/signing.js'
+import { SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
+
+type TargetName = 'collector' | 'pullback'
+
+interface Options {
+  spans: number
+  runs: number
+  partitions: number
+  rates: number[]
+  sustainSeconds: number
+  afterSeconds: number
+  sustained: boolean
+  only: TargetName | undefined
+  brokers: string
+  /** an existing topic filled by an earlier run (kept, not deleted); unset: a new one is filled and deleted */
+  backlogTopic: string | undefined
+  /** receivers.kafkaSpans.maxBufferedBytes for pullback; unset: its default */
+  pullbackBuffer: string | undefined
+}
+
+function parseOptions(argv: string[]): Options {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const num = (name: string, def: number, min: number, max: number): number => {
+    const raw = get(name)
+    const n = raw === undefined ? def : Number(raw)
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`)
+    return n
+  }
+  const only = get('only')
+  if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
+  const rates = (get('rates') ?? '150000,300000,450000,600000').split(',').map(Number)
+  if (rates.some((r) => !Number.isInteger(r) || r < SPANS_PER_REQUEST || r > 5_000_000)) throw new Error(`--rates: spans/s, each ${SPANS_PER_REQUEST}..5000000`)
+  return {
+    spans: num('spans', 3_000_000, SPANS_PER_REQUEST, 50_000_000),
+    runs: num('runs', 3, 1, 10),
+    partitions: num('partitions', 3, 1, 64),
+    rates: rates.sort((a, b) => a - b),
+    sustainSeconds: num('sustain-seconds', 30, 5, 600),
+    afterSeconds: num('after-seconds', 30, 0, 600),
+    sustained: !argv.includes('--no-sustained'),
+    only,
+    brokers: process.env.KAFKA_BROKERS ?? '127.0.0.1:19092',
+    backlogTopic: get('backlog-topic'),
+    pullbackBuffer: get('pullback-buffer'),
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** The bench's own Kafka clients: a producer to fill and feed topics, an admin for topics and committed offsets. */
+class Bus {
+  private readonly kafka: KafkaJS.Kafka
+  readonly admin: KafkaJS.Admin
+  readonly producer: KafkaJS.Producer
+  constructor(brokers: string) {
+    this.kafka = new KafkaJS.Kafka({ kafkaJS: { brokers: brokers.split(','), clientId: 'bench-peer-kafka', logLevel: KafkaJS.logLevel.ERROR } })
+    this.admin = this.kafka.admin()
+    this.producer = this.kafka.producer({ 'linger.ms': 5, 'compression.type': 'none', 'batch.size': 1_000_000, 'queue.buffering.max.kbytes': 262_144 })
+  }
+  async connect(): Promise<void> {
+    await this.admin.connect()
+    await this.producer.connect()
+  }
+  async createTopic(topic: string, partitions: number): Promise<void> {
+    await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }] })
+  }
+  /** `records` records, round-robin over `bodies`, `chunk` per send; resolves when all are acknowledged. */
+  async produce(topic: string, bodies: Buffer[], records: number, from = 0, chunk = 64): Promise<void> {
+    const sends: Promise<unknown>[] = []
+    for (let i = 0; i < records; i += chunk) {
+      const n = Math.min(chunk, records - i)
+      sends.push(this.producer.send({ topic, messages: Array.from({ length: n }, (_, j) => ({ value: bodies[(from + i + j) % bodies.length] as Buffer })) }))
+      // a bounded number of sends in flight: the producer's queue is the bound, not this process's heap
+      if (sends.length >= 8) await sends.shift()
+    }
+    await Promise.all(sends)
+  }
+  /** records in `topic` (high minus low watermarks) */
+  async records(topic: string): Promise<number> {
+    let n = 0
+    for (const p of await this.admin.fetchTopicOffsets(topic)) n += Number(p.high) - Number(p.low)
+    return n
+  }
+  /** records committed by `group` on `topic`, summed over partitions */
+  async committed(group: string, topic: string): Promise<number> {
+    const res = await this.admin.fetchOffsets({ groupId: group, topics: [topic] })
+    let n = 0
+    for (const t of res) for (const p of t.partitions) n += Math.max(0, Number(p.offset))
+    return n
+  }
+  async deleteTopics(topics: string[]): Promise<void> {
+    if (topics.length > 0) await this.admin.deleteTopics({ topics }).catch(() => undefined)
+  }
+  async close(): Promise<void> {
+    await this.producer.disconnect().catch(() => undefined)
+    await this.admin.disconnect().catch(() => undefined)
+  }
+}
+
+interface Target {
+  name: TargetName
+  child: ChildProcess
+  dir: string
+  /** spans consumed so far */
+  consumed(): Promise<number>
+}
+
+async function startTarget(name: TargetName, topic: string, group: string, opts: Options, bus: Bus): Promise<Target> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `pb-peer-kafka-${name}-`))
+  const log = openSync(path.join(dir, 'target.log'), 'w')
+  let child: ChildProcess
+  let consumed: () => Promise<number>
+  if (name === 'collector') {
+    const metricsPort = await freePort()
+    const cfg = path.join(dir, 'otelcol.yaml')
+    writeFileSync(
+      cfg,
+      `receivers:
+  kafka:
+    brokers: [${opts.brokers}]
+    group_id: ${group}
+    initial_offset: earliest
+    traces:
+      topics: [${topic}]
+      encoding: otlp_proto
+connectors:
+  span_metrics:
+    metrics_flush_interval: 5s
+exporters:
+  nop:
+service:
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: basic
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: ${metricsPort}
+  pipelines:
+    traces:
+      receivers: [kafka]
+      exporters: [span_metrics]
+    metrics:
+      receivers: [span_metrics]
+      exporters: [nop]
+`,
+    )
+    child = spawn(process.env.OTELCOL_BIN as string, ['--config', `file:${cfg}`], { stdio: ['ignore', log, log] })
+    const re = /^otelcol_receiver_accepted_spans(?:_total)?\{[^}]*receiver="kafka"[^}]*\}\s+([0-9.e+]+)/gm
+    consumed = async () => {
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+        let n = 0
+        for (const m of text.matchAll(re)) n += Number(m[1])
+        return n
+      } catch {
+        return 0
+      }
+    }
+  } else {
+    const cfg = path.join(dir, 'pullback.yaml')
+    const keys = generateKeyPairFiles(dir, 'bench')
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        kafka: { brokers: [opts.brokers], groupPrefix: group, clientId: `bench-${group}`, topics: { spans: topic } },
+        publish: { signingKey: keys.privateKeyFile, wal: { file: path.join(dir, 'decisions.wal') } },
+        receivers: { otlp: { grpc: { enabled: false }, http: { enabled: false } }, kafkaSpans: { enabled: true, startFrom: 'earliest', ...(opts.pullbackBuffer !== undefined ? { maxBufferedBytes: opts.pullbackBuffer } : {}) }, deployments: { enabled: false } },
+        runtime: { admin: { enabled: false }, telemetry: { enabled: false } },
+      }),
+    )
+    child = spawn(process.execPath, [SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
+    consumed = async () => {
+      try {
+        return (await bus.committed(`${group}.spans`, topic)) * SPANS_PER_REQUEST
+      } catch {
+        return 0
+      }
+    }
+  }
+  closeSync(log)
+  return { name, child, dir, consumed }
+}
+
+function alive(t: Target): boolean {
+  return t.child.exitCode === null && t.child.signalCode === null
+}
+
+function logTail(t: Target): string {
+  try {
+    return readFileSync(path.join(t.dir, 'target.log'), 'utf8').slice(-2000)
+  } catch {
+    return ''
+  }
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  if (alive(t)) {
+    const exited = new Promise<void>((r) => t.child.once('exit', () => r()))
+    t.child.kill('SIGTERM')
+    const hard = setTimeout(() => t.child.kill('SIGKILL'), 30_000)
+    await exited
+    clearTimeout(hard)
+  }
+  rmSync(t.dir, { recursive: true, force: true })
+}
+
+interface DrainResult {
+  target: TargetName
+  run: number
+  spans: number
+  drainSeconds: number
+  spansPerSec: number
+  cpuSecPerMillion: number
+  peakRssMiB: number
+  hwmMiB: number
+  afterRssMiB: number
+  /** 1-minute load average when the target started */
+  load: number
+}
+
+/** Starts the target on the filled topic and follows it until every span was consumed, then `afterSeconds` more. */
+async function drain(name: TargetName, run: number, topic: string, total: number, opts: Options, bus: Bus): Promise<DrainResult> {
+  const group = `pb-peer-kafka-${name}-${run}-${Date.now()}`
+  const load = os.loadavg()[0] as number
+  const t = await startTarget(name, topic, group, opts, bus)
+  const pid = t.child.pid as number
+  try {
+    let peak = 0
+    const sampler = setInterval(() => {
+      if (alive(t)) peak = Math.max(peak, statusKiB(pid, 'VmRSS'))
+    }, 100)
+    let first: { ms: number; cpu: number; spans: number } | undefined
+    let done = 0
+    const deadline = Date.now() + 600_000
+    try {
+      for (;;) {
+        if (!alive(t)) throw new Error(`${name} exited (${t.child.exitCode ?? t.child.signalCode}): ${logTail(t)}`)
+        if (Date.now() > deadline) throw new Error(`${name} consumed ${done} of ${total} spans in 10 minutes`)
+        done = await t.consumed()
+        if (first === undefined && done > 0) first = { ms: performance.now(), cpu: cpuSeconds(pid), spans: done }
+        if (done >= total) break
+        await sleep(100)
+      }
+    } finally {
+      clearInterval(sampler)
+    }
+    const endMs = performance.now()
+    const cpu = cpuSeconds(pid)
+    peak = Math.max(peak, statusKiB(pid, 'VmRSS'))
+    const hwm = statusKiB(pid, 'VmHWM')
+    const f = first as { ms: number; cpu: number; spans: number }
+    // the first poll that saw progress already saw f.spans: count from there
+    const spans = total - f.spans
+    const secs = (endMs - f.ms) / 1000
+    await sleep(opts.afterSeconds * 1000)
+    const after = alive(t) ? statusKiB(pid, 'VmRSS') : NaN
+    return {
+      target: name,
+      run,
+      spans: total,
+      drainSeconds: secs,
+      spansPerSec: spans / secs,
+      cpuSecPerMillion: ((cpu - f.cpu) / spans) * 1e6,
+      peakRssMiB: peak / 1024,
+      hwmMiB: hwm / 1024,
+      afterRssMiB: after / 1024,
+      load,
+    }
+  } finally {
+    await stopTarget(t)
+  }
+}
+
+interface StepResult {
+  rate: number
+  held: boolean
+  produced: number
+  consumed: number
+  lagStart: number
+  lagEnd: number
+  cores: number
+  rssMiB: number
+}
+
+interface SustainResult {
+  target: TargetName
+  run: number
+  sustained: number
+  steps: StepResult[]
+}
+
+/** Offers each rate of the ladder for `sustainSeconds` on a new empty topic; stops at the first step whose lag grew. */
+async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Options, bus: Bus, topics: string[]): Promise<SustainResult> {
+  const topic = `pb-peer-kafka-live-${name}-${run}-${Date.now()}`
+  topics.push(topic)
+  await bus.createTopic(topic, opts.partitions)
+  const t = await startTarget(name, topic, `${topic}-g`, opts, bus)
+  const pid = t.child.pid as number
+  const steps: StepResult[] = []
+  let produced = 0
+  try {
+    // joined: one record consumed
+    await bus.produce(topic, bodies, 1)
+    produced = 1
+    const joinBy = Date.now() + 60_000
+    while ((await t.consumed()) < SPANS_PER_REQUEST) {
+      if (!alive(t)) throw new Error(`${name} exited: ${logTail(t)}`)
+      if (Date.now() > joinBy) throw new Error(`${name} did not consume from ${topic} within 60 s`)
+      await sleep(100)
+    }
+    for (const rate of opts.rates) {
+      const perTick = rate / SPANS_PER_REQUEST / 50 // records per 20 ms
+      let owed = 0
+      const t0 = performance.now()
+      const end = t0 + opts.sustainSeconds * 1000
+      let lagStart: number | undefined
+      let consumedStart = 0
+      let producedStart = 0
+      let cpuStart = 0
+      const sends: Promise<void>[] = []
+      while (performance.now() < end) {
+        const tick = performance.now()
+        owed += perTick
+        const n = Math.floor(owed)
+        owed -= n
+        if (n > 0) {
+          sends.push(bus.produce(topic, bodies, n, produced, n))
+          produced += n
+        }
+        if (sends.length > 16) await sends.shift()
+        if (lagStart === undefined && tick - t0 >= 2_000) {
+          consumedStart = (await t.consumed()) / SPANS_PER_REQUEST
+          producedStart = produced
+          lagStart = produced - consumedStart
+          cpuStart = cpuSeconds(pid)
+        }
+        const wait = 20 - (performance.now() - tick)
+        if (wait > 0) await sleep(wait)
+      }
+      await Promise.all(sends)
+      const consumedEnd = (await t.consumed()) / SPANS_PER_REQUEST
+      const secs = (performance.now() - t0 - 2_000) / 1000
+      const lagEnd = produced - consumedEnd
+      const ls = lagStart ?? 0
+      const p = produced - producedStart
+      const c = consumedEnd - consumedStart
+      const held = lagEnd - ls <= rate / SPANS_PER_REQUEST && c >= 0.97 * p
+      steps.push({ rate, held, produced: p * SPANS_PER_REQUEST, consumed: c * SPANS_PER_REQUEST, lagStart: ls * SPANS_PER_REQUEST, lagEnd: lagEnd * SPANS_PER_REQUEST, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 })
+      console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s: consumed ${fmt((c * SPANS_PER_REQUEST) / secs)} spans/s, lag ${fmt(ls * SPANS_PER_REQUEST)} -> ${fmt(lagEnd * SPANS_PER_REQUEST)} spans: ${held ? 'held' : 'NOT held'}`)
+      if (!held) break
+      // the next step starts from an empty lag
+      const settle = Date.now() + 30_000
+      while ((await t.consumed()) / SPANS_PER_REQUEST < produced && Date.now() < settle) await sleep(200)
+    }
+  } finally {
+    await stopTarget(t)
+  }
+  const heldRates = steps.filter((s) => s.held).map((s) => s.rate)
+  return { target: name, run, sustained: heldRates.length > 0 ? Math.max(...heldRates) : 0, steps }
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2))
+  const targets: TargetName[] = []
+  if (opts.only !== 'pullback') {
+    if (process.env.OTELCOL_BIN === undefined || process.env.OTELCOL_BIN === '') {
+      if (opts.only === 'collector') throw new Error('OTELCOL_BIN is not set')
+      console.log('OTELCOL_BIN not set: measuring pullback only')
+    } else targets.push('collector')
+  }
+  if (opts.only !== 'collector') targets.push('pullback')
+
+  const bus = new Bus(opts.brokers)
+  await bus.connect()
+  const topics: string[] = []
+  const drains: DrainResult[] = []
+  const sustains: SustainResult[] = []
+  let recordBytes = 0
+  try {
+    const records = Math.ceil(opts.spans / SPANS_PER_REQUEST)
+    for (let run = 1; run <= opts.runs; run++) {
+      // fresh span timestamps per run: pullback's windows drop spans older than their retention (10 min) as late, cheaply
+      const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'peer-kafka-bench/1.0')
+      recordBytes = Math.round(bodies.reduce((a, b) => a + b.length, 0) / bodies.length)
+      const backlog = opts.backlogTopic ?? `pb-peer-kafka-backlog-${run}-${Date.now()}`
+      // --backlog-topic: kept for the next invocation and reused when it holds the backlog (development only: its timestamps age)
+      if (opts.backlogTopic === undefined) topics.push(backlog)
+      const held = opts.backlogTopic === undefined ? 0 : await bus.records(backlog).catch(() => 0)
+      if (held < records) {
+        if (held === 0) await bus.createTopic(backlog, opts.partitions).catch(() => undefined)
+        const f0 = performance.now()
+        await bus.produce(backlog, bodies, records - held)
+        console.error(`run ${run}: filled ${backlog}: ${records - held} records (${fmt(((records - held) * recordBytes) / 1048576)} MiB) in ${fmt((performance.now() - f0) / 1000, 1)} s`)
+      } else console.error(`run ${run}: reusing ${backlog}: ${fmt(held)} records (their span timestamps are from when it was filled)`)
+      const total = Math.max(held, records) * SPANS_PER_REQUEST
+      const order = run % 2 === 1 ? targets : [...targets].reverse()
+      for (const name of order) {
+        const r = await drain(name, run, backlog, total, opts, bus)
+        drains.push(r)
+        console.error(
+          `${name} run ${run}: drain ${fmt(r.spansPerSec)} spans/s (${fmt(r.drainSeconds, 1)} s), ${fmt(r.cpuSecPerMillion, 2)} CPU-s/M spans, peak RSS ${fmt(r.peakRssMiB)} MiB (VmHWM ${fmt(r.hwmMiB)}), ${opts.afterSeconds} s after ${fmt(r.afterRssMiB)} MiB`,
+        )
+      }
+      if (opts.backlogTopic === undefined) {
+        await bus.deleteTopics([backlog])
+        topics.splice(topics.indexOf(backlog), 1)
+      }
+      if (opts.sustained) for (const name of order) sustains.push(await sustain(name, run, bodies, opts, bus, topics))
+    }
+  } finally {
+    await bus.deleteTopics(topics)
+    await bus.close()
+  }
+
+  console.log(
+    `node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at the end; ` +
+      `${fmt(opts.spans)} spans backlog in records of ${SPANS_PER_REQUEST} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs`,
+  )
+  console.log('| target | run | drain spans/s | drain s | CPU-s / M spans | peak RSS MiB (sampled) | VmHWM MiB | RSS MiB 30 s after | sustained spans/s | cores busy at it | RSS MiB at it | load at start |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const r of drains) {
+    const s = sustains.find((x) => x.target === r.target && x.run === r.run)
+    const top = s?.steps.filter((x) => x.held).at(-1)
+    console.log(
+      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.drainSeconds, 1)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.hwmMiB)} | ${fmt(r.afterRssMiB)} | ${s ? fmt(s.sustained) : '-'} | ${top ? fmt(top.cores, 2) : '-'} | ${top ? fmt(top.rssMiB) : '-'} | ${r.load.toFixed(1)} |`,
+    )
+  }
+  console.log('\nmin / median / max over runs:')
+  console.log('| target | drain spans/s | CPU-s / M spans | peak RSS MiB | RSS MiB after | sustained spans/s |')
+  console.log('|---|---|---|---|---|---|')
+  for (const name of targets) {
+    const d = drains.filter((r) => r.target === name)
+    const s = sustains.filter((r) => r.target === name)
+    console.log(
+      `| ${name} | ${spread(d.map((r) => r.spansPerSec))} | ${spread(d.map((r) => r.cpuSecPerMillion), 2)} | ${spread(d.map((r) => r.peakRssMiB))} | ${spread(d.map((r) => r.afterRssMiB))} | ${s.length > 0 ? spread(s.map((r) => r.sustained)) : '-'} |`,
+    )
+  }
+  const of = (name: TargetName) => drains.filter((r) => r.target === name)
+  if (of('collector').length > 0 && of('pullback').length > 0) {
+    const ratio = (f: (r: DrainResult) => number) => median(of('pullback').map(f)) / median(of('collector').map(f))
+    console.log(`medians, pullback/collector: drain rate ${fmt(ratio((r) => r.spansPerSec), 2)}x, CPU per span ${fmt(ratio((r) => r.cpuSecPerMillion), 2)}x, peak RSS ${fmt(ratio((r) => r.peakRssMiB), 2)}x`)
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

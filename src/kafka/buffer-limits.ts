@@ -1,0 +1,47 @@
+/**
+ * How a consumer's `maxBufferedBytes` (src/kafka/types.ts ConsumerOptions) becomes librdkafka
+ * properties. Pure: no client import, so it is testable without a broker.
+ *
+ * Where fetched record bytes sit in this client, and the share of the budget B each gets:
+ * - librdkafka's pre-fetch queue, one for the whole consumer (the high-level consumer's queue; the
+ *   fetcher checks its size before every fetch, src/rdkafka_fetcher.c): `queued.max.messages.kbytes`
+ *   = B/4. The limit has priority over `queued.min.messages` (which counts records, 100,000 per
+ *   partition by default, and so never binds first for span records of 10s of KB).
+ * - a fetch response in flight, which may overshoot the queue limit once: `fetch.max.bytes` = B/4
+ *   (at least 1,000,000, librdkafka's `message.max.bytes`, below which it refuses the setting), and
+ *   `max.partition.fetch.bytes` = at most that. A record larger than either is still fetched (the
+ *   broker returns the first record batch whatever its size), so a budget never blocks progress.
+ * - the JavaScript side: the KafkaJS layer's message cache takes what the queue holds when it asks
+ *   (librdkafka consumeNum returns once the queue is empty for 1 ms), so it holds at most about as
+ *   much as queue + fetch again: B/2. The batch a handler works on is part of that cache.
+ * Total: about B of record bytes. `fetch.queue.backoff.ms` drops from 1 s to 50 ms, as librdkafka's
+ * documentation asks when the queue thresholds are set low: a full queue otherwise stalls its
+ * partitions for a second after the handler caught up.
+ */
+
+/** librdkafka's consumer default for `message.max.bytes`; `fetch.max.bytes` may not be set below it */
+export const LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+/** the smallest budget accepted: two fetches of the smallest allowed size */
+export const MIN_BUFFERED_BYTES = 4 * LIBRDKAFKA_MESSAGE_MAX_BYTES
+/** the per-partition fetch when the budget allows it (what the transport used before budgets existed) */
+const MAX_PARTITION_FETCH = 8 * 1024 * 1024
+
+export interface BufferLimitProperties {
+  'queued.max.messages.kbytes': number
+  'fetch.max.bytes': number
+  'max.partition.fetch.bytes': number
+  'fetch.queue.backoff.ms': number
+}
+
+/** The librdkafka consumer properties for a budget of `bytes` (clamped up to MIN_BUFFERED_BYTES). */
+export function bufferLimitProperties(bytes: number): BufferLimitProperties {
+  const b = Math.max(MIN_BUFFERED_BYTES, Math.floor(bytes))
+  const quarter = Math.floor(b / 4)
+  const fetchMax = Math.max(LIBRDKAFKA_MESSAGE_MAX_BYTES, quarter)
+  return {
+    'queued.max.messages.kbytes': Math.max(1, Math.floor(quarter / 1024)),
+    'fetch.max.bytes': fetchMax,
+    'max.partition.fetch.bytes': Math.min(MAX_PARTITION_FETCH, fetchMax),
+    'fetch.queue.backoff.ms': 50,
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Loads the Kafka client library (@confluentinc/kafka-javascript, librdkafka) on first use, never at
+ * module load: the embedded bus, `pullback demo` and `pullback replay` run without it, so a machine
+ * where its native part did not build (or an install that left the optional dependency out) still
+ * runs everything that needs no broker. Only a real-broker transport calls `kafkaClient()`.
+ */
+import { createRequire } from 'node:module'
+import type * as ClientModule from '@confluentinc/kafka-javascript'
+import { PermanentError, errorMessage } from '../common/errors.js'
+
+export type KafkaClientModule = typeof ClientModule
+
+/** returns the module or throws as `require` does; tests inject their own */
+export type ClientResolver = () => unknown
+
+export const KAFKA_CLIENT_PACKAGE = '@confluentinc/kafka-javascript'
+
+/** the fix, named in every load failure */
+export const KAFKA_CLIENT_FIX =
+  'install its build dependencies (Debian/Ubuntu: `apt-get install libzstd-dev liblz4-dev libsasl2-dev`), then run `CKJS_LINKING=dynamic npm ci`;' +
+  ' or run without Kafka: with kafka.brokers empty the in-process embedded bus carries every topic, and `pullback demo` and `pullback replay` need no Kafka'
+
+const requireHere = createRequire(import.meta.url)
+const defaultResolver: ClientResolver = () => requireHere(KAFKA_CLIENT_PACKAGE)
+
+function missing(err: unknown): boolean {
+  const e = err as { code?: unknown } | undefined
+  // "Cannot find module '@confluentinc/kafka-javascript'": the package itself, not a file inside it
+  return e?.code === 'MODULE_NOT_FOUND' && errorMessage(err).includes(`'${KAFKA_CLIENT_PACKAGE}'`)
+}
+
+/**
+ * Resolves the client with `resolve`. PermanentError 'KAFKA_CLIENT_MISSING' when the package is not
+ * installed, 'KAFKA_CLIENT_BROKEN' when it is but does not load (its native binding failed to build
+ * or to link: a missing libzstd/liblz4/libsasl2, a binary for another platform); both messages name
+ * the fix. Exported for tests; everything else uses `kafkaClient()`.
+ */
+export function loadKafkaClient(resolve: ClientResolver): KafkaClientModule {
+  let mod: unknown
+  try {
+    mod = resolve()
+  } catch (err) {
+    if (missing(err)) {
+      throw new PermanentError('KAFKA_CLIENT_MISSING', `kafka.brokers is set but the Kafka client ${KAFKA_CLIENT_PACKAGE} is not installed: ${KAFKA_CLIENT_FIX}`, { cause: err })
+    }
+    throw new PermanentError('KAFKA_CLIENT_BROKEN', `the Kafka client ${KAFKA_CLIENT_PACKAGE} is installed but does not load (${errorMessage(err)}): ${KAFKA_CLIENT_FIX}`, { cause: err })
+  }
+  const kafkaJS = (mod as Partial<KafkaClientModule> | undefined)?.KafkaJS
+  if (typeof kafkaJS?.Kafka !== 'function') {
+    throw new PermanentError('KAFKA_CLIENT_BROKEN', `the Kafka client ${KAFKA_CLIENT_PACKAGE} loaded without its KafkaJS API (an incompatible version?): ${KAFKA_CLIENT_FIX}`)
+  }
+  return mod as KafkaClientModule
+}
+
+let loaded: KafkaClientModule | undefined
+
+/** The client library, loaded once on first call; a failed load is not cached (the next call tries again). */
+export function kafkaClient(): KafkaClientModule {
+  loaded ??= loadKafkaClient(defaultResolver)
+  return loaded
+}
+
+/** whether this process has loaded the client library (tests: the no-Kafka paths never do) */
+export function kafkaClientLoaded(): boolean {
+  return loaded !== undefined
+}
