@@ -17,7 +17,11 @@ RUN npm run build
 FROM node:22-bookworm AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# the postinstall script that names the fix when the optional Kafka client did not install
+COPY tools/kafka/check-client.cjs ./tools/kafka/check-client.cjs
+# the client is optional for npm (demo and replay run without it) but not for the image: fail the build without it
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
+ && node -e "require('@confluentinc/kafka-javascript')"
 
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production \

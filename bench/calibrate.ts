@@ -102,8 +102,12 @@ function historyBench(): void {
   process.stdout.write(`history (src/history): ${n} services (1-40 req/s, 3 pods, 60 s steps), one day each; encode/rebuild over ${runs} runs\n`)
   process.stdout.write(`  bytes per service-day, min / median / max  ${stats(sorted)}  (mean ${(total / n).toFixed(0)})\n`)
   process.stdout.write(`  1,000 services x 30 days at the mean       ${((total / n) * 30_000 / 2 ** 20).toFixed(0)} MiB on the topic\n`)
-  process.stdout.write(`  encode one service-day, ms                 ${stats(encodeMs.map((x) => x * 1))}\n`)
-  process.stdout.write(`  rebuild 30 days of one service, ms         ${stats(rebuildMs)}\n`)
+  const ms = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b)
+    return `${(v[0] as number).toFixed(2)} / ${(v[Math.floor(v.length / 2)] as number).toFixed(2)} / ${(v[v.length - 1] as number).toFixed(2)}`
+  }
+  process.stdout.write(`  encode one service-day, ms                 ${ms(encodeMs)}\n`)
+  process.stdout.write(`  rebuild 30 days of one service, ms         ${ms(rebuildMs)}\n`)
 }
 
 function child(): void {

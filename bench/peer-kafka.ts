@@ -31,7 +31,10 @@
  *    Collector): it is the same for both targets.
  *
  * The targets:
- *   (a) the Collector: kafka receiver (group per run, initial_offset earliest, otlp_proto) ->
+ *   (a) the Collector: kafka receiver (group per run, initial_offset earliest, otlp_proto,
+ *       max_fetch_size and max_partition_fetch_size `--collector-fetch`, default 4 MiB: the fetch
+ *       sizes pullback uses at its default 16 MiB budget; with the receiver's own 1 MiB defaults
+ *       a fetch returns 5 records of 200 KB, and it drained at a fraction of a core) ->
  *       span_metrics connector (defaults) -> nop exporter; its telemetry: metrics on a local
  *       Prometheus pull port (progress), logs at warn.
  *   (b) `node <build>/src/cli/main.js sidecar`: Kafka span receiver (startFrom earliest) -> lazy decoder
@@ -64,6 +67,8 @@ interface Options {
   brokers: string
   /** an existing topic filled by an earlier run (kept, not deleted); unset: a new one is filled and deleted */
   backlogTopic: string | undefined
+  /** the Collector kafka receiver's max_fetch_size and max_partition_fetch_size */
+  collectorFetch: number
   /** receivers.kafkaSpans.maxBufferedBytes for pullback; unset: its default */
   pullbackBuffer: string | undefined
 }
@@ -95,6 +100,7 @@ function parseOptions(argv: string[]): Options {
     brokers: process.env.KAFKA_BROKERS ?? '127.0.0.1:19092',
     backlogTopic: get('backlog-topic'),
     pullbackBuffer: get('pullback-buffer'),
+    collectorFetch: num('collector-fetch', 4 * 1024 * 1024, 65_536, 1_000_000_000),
   }
 }
 
@@ -156,6 +162,8 @@ interface Target {
   dir: string
   /** spans consumed so far */
   consumed(): Promise<number>
+  /** topics the target created for itself (the sidecar's `<groupPrefix>.engine.state`), deleted after it stopped */
+  ownTopics: string[]
 }
 
 async function startTarget(name: TargetName, topic: string, group: string, opts: Options, bus: Bus): Promise<Target> {
@@ -173,6 +181,8 @@ async function startTarget(name: TargetName, topic: string, group: string, opts:
     brokers: [${opts.brokers}]
     group_id: ${group}
     initial_offset: earliest
+    max_fetch_size: ${opts.collectorFetch}
+    max_partition_fetch_size: ${opts.collectorFetch}
     traces:
       topics: [${topic}]
       encoding: otlp_proto
@@ -236,7 +246,7 @@ service:
     }
   }
   closeSync(log)
-  return { name, child, dir, consumed }
+  return { name, child, dir, consumed, ownTopics: name === 'pullback' ? [`${group}.engine.state`] : [] }
 }
 
 function alive(t: Target): boolean {
@@ -251,7 +261,7 @@ function logTail(t: Target): string {
   }
 }
 
-async function stopTarget(t: Target): Promise<void> {
+async function stopTarget(t: Target, bus: Bus): Promise<void> {
   if (alive(t)) {
     const exited = new Promise<void>((r) => t.child.once('exit', () => r()))
     t.child.kill('SIGTERM')
@@ -260,6 +270,7 @@ async function stopTarget(t: Target): Promise<void> {
     clearTimeout(hard)
   }
   rmSync(t.dir, { recursive: true, force: true })
+  await bus.deleteTopics(t.ownTopics)
 }
 
 interface DrainResult {
@@ -325,7 +336,7 @@ async function drain(name: TargetName, run: number, topic: string, total: number
       load,
     }
   } finally {
-    await stopTarget(t)
+    await stopTarget(t, bus)
   }
 }
 
@@ -404,14 +415,14 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
       const c = consumedEnd - consumedStart
       const held = lagEnd - ls <= rate / SPANS_PER_REQUEST && c >= 0.97 * p
       steps.push({ rate, held, produced: p * SPANS_PER_REQUEST, consumed: c * SPANS_PER_REQUEST, lagStart: ls * SPANS_PER_REQUEST, lagEnd: lagEnd * SPANS_PER_REQUEST, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 })
-      console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s: consumed ${fmt((c * SPANS_PER_REQUEST) / secs)} spans/s, lag ${fmt(ls * SPANS_PER_REQUEST)} -> ${fmt(lagEnd * SPANS_PER_REQUEST)} spans: ${held ? 'held' : 'NOT held'}`)
+      console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * SPANS_PER_REQUEST) / secs)}): consumed ${fmt((c * SPANS_PER_REQUEST) / secs)} spans/s, lag ${fmt(ls * SPANS_PER_REQUEST)} -> ${fmt(lagEnd * SPANS_PER_REQUEST)} spans: ${held ? 'held' : 'NOT held'}`)
       if (!held) break
       // the next step starts from an empty lag
       const settle = Date.now() + 30_000
       while ((await t.consumed()) / SPANS_PER_REQUEST < produced && Date.now() < settle) await sleep(200)
     }
   } finally {
-    await stopTarget(t)
+    await stopTarget(t, bus)
   }
   const heldRates = steps.filter((s) => s.held).map((s) => s.rate)
   return { target: name, run, sustained: heldRates.length > 0 ? Math.max(...heldRates) : 0, steps }

@@ -56,16 +56,18 @@ export function reportSeries(h: ServiceHistory, quantile: number, points = 720):
     let c = 0
     let e = 0
     let any = false
+    let stepsWithData = 0
     agg.fill(0)
     for (let i = i0; i < Math.min(r.counts.length, i0 + per); i++) {
       const x = r.counts[i] as number
       if (Number.isNaN(x)) continue
       any = true
+      stepsWithData++
       c += x
       e += r.errors[i] as number
       for (let j = 0; j < width; j++) agg[j] = (agg[j] as number) + (r.latency[i * width + j] as number)
     }
-    rate.push(any ? c / ((per * r.stepMs) / 1000) : Number.NaN)
+    rate.push(any ? c / ((stepsWithData * r.stepMs) / 1000) : Number.NaN)
     errorRatio.push(any && c > 0 ? e / c : Number.NaN)
     latencyMs.push(any ? quantileOfHist(agg, 0, width, r.boundsS, quantile) : Number.NaN)
   }
@@ -121,7 +123,7 @@ function chart(title: string, ys: readonly number[], startMs: number, stepMs: nu
   const ticks: string[] = []
   for (let d = 0; d <= days; d += Math.max(1, Math.round(days / 10))) {
     const i = (d * 86_400_000) / stepMs
-    ticks.push(`<text x="${x(i).toFixed(1)}" y="${H - 4}" class="t">${esc(new Date(startMs + d * 86_400_000).toISOString().slice(5, 10))}</text>`)
+    ticks.push(`<text x="${x(i).toFixed(1)}" y="${H - 4}" class="t"${x(i) > W - 30 ? ' style="text-anchor:end"' : ''}>${esc(new Date(startMs + d * 86_400_000).toISOString().slice(5, 10))}</text>`)
   }
   const lvl = lines
     .filter((l) => Number.isFinite(l.y))

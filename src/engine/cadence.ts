@@ -15,11 +15,15 @@
  * exporters cost no extra memory for fine buckets they do not need.
  */
 import type { SeriesKey } from '../normalize/observations.js'
-import { alignDown, type SeriesCoverage, type SignalView, type WindowStats } from '../signals/view.js'
+import { alignDown, type BucketStats, type SeriesCoverage, type SignalView, type WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { alignUp } from './stats.js'
 
-/** A span reaches back at most this many times its shortest length in search of `minSamples`. */
+/**
+ * A span reaches back in search of `minSamples` at most this many times its shortest length, or the
+ * contract's `baselineWindow` when that is longer (a quiet service is judged over at most as long a
+ * span as its baseline was taken over).
+ */
 const MAX_SPAN_GROWTH = 8
 
 /** The interval one report of the series covers (0 for spans or an unknown series). */
@@ -68,13 +72,24 @@ export interface Span {
 export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number, interval: number): Span | undefined {
   const min = minSpan(c, interval, g)
   if (end - min < earliest) return undefined
-  let len = min
-  let from = end - len
-  let win = view.window(key, from, end)
-  while (win.requests < c.minSamples && from > earliest && len < min * MAX_SPAN_GROWTH) {
-    len = Math.min(len * 2, min * MAX_SPAN_GROWTH)
-    from = Math.max(alignUp(earliest, g), end - len)
-    win = view.window(key, from, end)
+  const from = end - min
+  const win = view.window(key, from, end)
+  if (win.requests >= c.minSamples || from <= earliest) return { fromMs: from, toMs: end, minLengthMs: min, win }
+  // too few requests: the span reaches back, report by report (bucket by bucket), to the shortest
+  // one that holds `minSamples` (or as far as it may, see MAX_SPAN_GROWTH, never before the
+  // deployment); read in one query over the longest span, then once more for the span
+  const lo = Math.max(alignUp(earliest, g), end - alignUp(Math.max(min * MAX_SPAN_GROWTH, c.baselineWindow), g))
+  const all = view.window(key, lo, end)
+  let n = 0
+  let at = lo
+  for (let i = all.buckets.length - 1; i >= 0; i--) {
+    const b = all.buckets[i] as BucketStats
+    if (b.startMs >= from) continue
+    at = b.startMs
+    n += b.requests
+    if (n + win.requests >= c.minSamples) break
   }
-  return { fromMs: from, toMs: end, minLengthMs: min, win }
+  const start = Math.max(lo, alignDown(at, g))
+  if (start >= from) return { fromMs: from, toMs: end, minLengthMs: min, win }
+  return { fromMs: start, toMs: end, minLengthMs: min, win: start === lo ? all : view.window(key, start, end) }
 }

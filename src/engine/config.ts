@@ -69,12 +69,14 @@ const signalsShape = z.strictObject({
 const contractShape = {
   /**
    * shortest confirmation span of the request signals; a breach must hold for all of it. A floor:
-   * the span grows to two report intervals of the series (60 s metrics: 120 s) and back in time until
-   * it holds `minSamples` (a quiet service is judged over a longer span than a busy API)
+   * the span is at least two reports of the series (spans: two 5 s buckets; 60 s metrics: 120 s) and
+   * grows back in time until it holds `minSamples` (a quiet service is judged over a longer span than
+   * a busy API). 10 s = two reports of a span series: the anytime-valid evidence (alpha) holds the
+   * false-alarm rate however short the span, so the span only has to say "not one spike"
    */
-  window: duration().prefault('30s'),
-  /** the span is split into this many slices; every slice holding its share of `minSamples` must be beyond the threshold */
-  slices: z.number().int().min(1).max(30).default(3),
+  window: duration().prefault('10s'),
+  /** the span is split into this many slices (one per report at the default); every slice holding its share of `minSamples` must be beyond the threshold */
+  slices: z.number().int().min(1).max(30).default(2),
   /** requests (error rate, latency) in the span, and in the baseline, below which a signal is insufficient */
   minSamples: z.number().int().min(1).default(50),
   /**

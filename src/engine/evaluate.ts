@@ -663,7 +663,12 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
           if (m.pods > 0) liveResources[kind] = m.slope
         }
       }
-      numbers = { ...requestNumbers(c, ow), resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources } }
+      // its numbers: the old version over all of its time beside the new one since the deployment
+      // (at most `baselineWindow`), not only this span: a span of two reports holds too few of its
+      // requests for a tight upper bound, and the evidence it is compared with covers that time too
+      const lf = Math.max(earliest, end - c.baselineWindow)
+      const lw = lf < from ? view.window(oldKey, lf, end) : ow
+      numbers = { ...requestNumbers(c, lw), resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources } }
     }
   }
   // the sequential tests consume the newly complete data once, against this evaluation's levels
@@ -695,19 +700,19 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
-  // its critical level suffices alone only when held in every report over two shortest spans (an
-  // error ratio at the absolute `critical` at once): a single-cause fault is sustained, a cold start
-  // or a flapping metric is not
+  // its critical level suffices alone only when held in every report over the shortest span and one
+  // more report (an error ratio at the absolute `critical` at once): a single-cause fault is
+  // sustained; a spike of one report (a cold start of a few seconds) never fills three reports
   for (const r of list) {
     if (r.state === 'breach') {
       const prev = w.onsets[r.signal]
       if (prev !== undefined && r.signal !== 'probe') r.onsetMs = Math.min(prev, r.onsetMs ?? prev)
       w.onsets[r.signal] = r.onsetMs
       if (r.signal === 'error_rate' || r.signal === 'latency') {
-        // one witness: critical only when held in every report over two shortest spans (rules.ts
-        // heldAlone); an error ratio at the absolute `critical` level suffices at once
+        // one witness: critical only when held (rules.ts heldAlone); an error ratio at the absolute
+        // `critical` level suffices at once
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
-        r.critical = absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, end, earliest, span.minLengthMs))
+        r.critical = absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, end, earliest, span.minLengthMs + Math.max(interval, g)))
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }

@@ -219,21 +219,22 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
 
 /**
  * Single-signal confirmation: a confirmed breach of one request signal (`r`, state breach) needs
- * no second witness when it is HELD: over the last two shortest spans of the series
- * [end - 2 x minLen, end), never before `earliest`,
+ * no second witness when it is HELD over [end - holdMs, end), never before `earliest` (the caller
+ * passes the series' shortest span plus one report: 15 s for spans, 180 s for 60 s metrics),
  *   - the aggregate is at or beyond the signal's critical level (error rate: errorCriticalLevel,
  *     relative to the baseline; latency: critical x the baseline quantile), and
  *   - every report of the series in it is beyond the threshold: each bucket (a span's report is
  *     the store's bucket, a metric's report its interval, which the span's buckets follow), or, at
  *     low traffic, each run of consecutive buckets that together hold their share of the sample
  *     floor (ceil(minSamples / slices)); an empty bucket is a gap and the breach is not held.
- * One witness, so it must be sustained in every data point over twice the shortest span, not only
- * in each slice of one span: a cold start of a few seconds per pod, or one burst, leaves a report
- * within the threshold and never decides alone. Pure; reads the view.
+ * One witness, so it must be sustained in every data point, and for one report beyond the span
+ * that confirmed it: a spike no longer than one report interval (a cold start of a few seconds per
+ * pod, a GC pause, one burst) straddles at most two reports, so it never fills the three a
+ * decision needs, and never decides alone. Pure; reads the view.
  */
-export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, minLen: number): boolean {
+export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, holdMs: number): boolean {
   if (r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
-  const from = end - 2 * minLen
+  const from = end - holdMs
   if (from < earliest) return false
   const w = view.window(key, from, end)
   const need = Math.ceil(c.minSamples / c.slices)

@@ -93,9 +93,16 @@ export class HistoryStage implements Component {
     }
   }
 
+  /** idempotent; the feed's part is bounded (2 s) so an unreachable broker cannot hold the process */
   async shutdown(): Promise<void> {
-    await this.feedStarting
-    await this.partials?.shutdown()
+    const partials = this.partials
+    if (partials !== undefined) {
+      let t: NodeJS.Timeout | undefined
+      const stop = (this.feedStarting ?? Promise.resolve()).then(() => partials.shutdown())
+      const ok = await Promise.race([stop.then(() => true), new Promise<boolean>((r) => (t = setTimeout(() => r(false), 2000)))])
+      clearTimeout(t)
+      if (!ok) this.o.logger.warn({}, 'history partials feed did not stop within 2 s; left behind')
+    }
     await this.writer.shutdown()
   }
 }

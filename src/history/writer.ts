@@ -28,8 +28,8 @@ export interface HistoryWriterOptions {
   config: HistoryConfig
   logger: Logger
   clock: Clock
-  /** bound on the last send at shutdown; default 5 s */
-  shutdownSendTimeoutMs?: number
+  /** bound on the whole shutdown (last send and the producer's close); default 2 s */
+  shutdownTimeoutMs?: number
 }
 
 export interface HistoryWriterStats extends AccumulatorStats {
@@ -167,11 +167,16 @@ export class HistoryWriter implements Component {
     this.stopped = true
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
-    let t: NodeJS.Timeout | undefined
-    await Promise.race([this.flushAll(), new Promise<void>((r) => (t = setTimeout(r, this.o.shutdownSendTimeoutMs ?? 5000)))])
-    clearTimeout(t)
+    // bounded as a whole: with the broker down neither the send nor the producer's close may hold the
+    // process's shutdown (history is worth less than the decisions drained after or beside it)
+    const deadline = Date.now() + (this.o.shutdownTimeoutMs ?? 2000)
+    const until = (p: Promise<unknown>, ms: number) => {
+      let t: NodeJS.Timeout | undefined
+      return Promise.race([p.then(() => true), new Promise<boolean>((r) => (t = setTimeout(() => r(false), Math.max(0, ms))))]).finally(() => clearTimeout(t))
+    }
+    await until(this.flushAll(), deadline - Date.now())
     if (this.queue.length > 0) this.o.logger.warn({ pending: this.queue.length }, 'history summaries not written at shutdown')
-    await this.producer?.disconnect()
-    this.o.logger.info({ written: this.st.written, bytes: this.st.bytes }, 'history writer stopped')
+    const closed = this.producer === undefined ? true : await until(this.producer.disconnect().catch(() => undefined), Math.max(250, deadline - Date.now()))
+    this.o.logger.info({ written: this.st.written, bytes: this.st.bytes, producerClosed: closed }, 'history writer stopped')
   }
 }

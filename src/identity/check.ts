@@ -182,8 +182,8 @@ export class IdentityCheck {
     }
     this.counters.flagged[reason]++
     // flag keeps the claim as sent (it is what is being flagged) and fills only what is absent
-    const base = pod !== undefined ? fill(resource, pod, undefined, undefined).attributes : { ...resource }
-    base[CONTRADICTION_ATTRIBUTE] = reason
+    const filled = pod !== undefined ? fill(resource, pod, undefined, undefined).attributes : resource
+    const base = Object.assign({}, filled, { [CONTRADICTION_ATTRIBUTE]: reason })
     return { outcome: 'flagged', resource: base, reason, message }
   }
 
@@ -223,26 +223,26 @@ export class IdentityCheck {
   }
 }
 
-/** A copy of the resource with what is missing taken from the pod; the resource itself is never changed. */
+/**
+ * A copy of the resource with what is missing taken from the pod; the resource itself is never
+ * changed. The additions are collected first and merged with one Object.assign: spreading a
+ * resource (dotted keys) and then adding keys measured 10-20x slower in V8 (bench/identity.ts).
+ */
 function fill(resource: Attributes, pod: PodInfo, serviceLabel: string | undefined, versionLabel: string | undefined): { attributes: Attributes; filled: string[] } {
   const filled: string[] = []
-  const want: Array<[string, string | undefined]> = [
-    ['k8s.namespace.name', pod.namespace],
-    ['k8s.pod.name', pod.name],
-    ['k8s.pod.uid', pod.uid],
-    ['service.name', serviceLabel],
-    ['service.version', versionLabel],
-  ]
-  let out: Attributes | undefined
-  for (const [k, v] of want) {
-    if (v === undefined || str(resource[k]) !== undefined) continue
-    // the version label fills service.version only when no version is derivable (image tag)
-    if (k === 'service.version' && (str(resource['container.image.tag']) !== undefined || str(resource['container.image.name']) !== undefined)) continue
-    out ??= { ...resource }
-    out[k] = v
+  const add: Attributes = {}
+  const want = (k: string, v: string | undefined) => {
+    if (v === undefined || str(resource[k]) !== undefined) return
+    add[k] = v
     filled.push(k)
   }
-  return { attributes: out ?? resource, filled }
+  want('k8s.namespace.name', pod.namespace)
+  want('k8s.pod.name', pod.name)
+  want('k8s.pod.uid', pod.uid)
+  want('service.name', serviceLabel)
+  // the version label fills service.version only when no version is derivable (image name or tag)
+  if (str(resource['container.image.tag']) === undefined && str(resource['container.image.name']) === undefined) want('service.version', versionLabel)
+  return { attributes: filled.length === 0 ? resource : Object.assign({}, resource, add), filled }
 }
 
 /** the span / point count of one resource, for partial_success */

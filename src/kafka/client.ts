@@ -5,10 +5,58 @@
  * runs everything that needs no broker. Only a real-broker transport calls `kafkaClient()`.
  */
 import { createRequire } from 'node:module'
-import type * as ClientModule from '@confluentinc/kafka-javascript'
 import { PermanentError, errorMessage } from '../common/errors.js'
 
-export type KafkaClientModule = typeof ClientModule
+/*
+ * The part of the library's KafkaJS-compatible API that confluent.ts uses, declared here rather
+ * than imported from the package's types, so that `tsc` (npm run build) works where the optional
+ * package is absent. test/kafka/client-loader.test.ts checks that the real module fits these.
+ */
+export interface LibLogger {
+  info(message: string, extra?: object): void
+  error(message: string, extra?: object): void
+  warn(message: string, extra?: object): void
+  debug(message: string, extra?: object): void
+  namespace(namespace: string): LibLogger
+  setLogLevel(level: number): void
+}
+export interface LibProducer {
+  connect(): Promise<void>
+  send(record: { topic: string; messages: { key: string | Buffer | null; value: Buffer | null; headers?: Record<string, string> | undefined; partition?: number | undefined }[] }): Promise<unknown>
+  disconnect(): Promise<void>
+}
+export interface LibBatch {
+  topic: string
+  partition: number
+  messages: { offset: string; key: Buffer | null; value: Buffer | null; headers?: unknown; timestamp: string }[]
+  offsetLag(): string
+  offsetLagLow(): string
+}
+export interface LibConsumer {
+  connect(): Promise<void>
+  subscribe(subscription: { topics: string[] }): Promise<void>
+  run(config: { eachBatchAutoResolve: boolean; eachBatch: (payload: { batch: LibBatch; resolveOffset(offset: string): void }) => Promise<void> }): Promise<void>
+  commitOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>
+  disconnect(): Promise<void>
+}
+export interface LibAdmin {
+  connect(): Promise<void>
+  listTopics(): Promise<string[]>
+  createTopics(options: { topics: { topic: string; numPartitions: number; replicationFactor: number; configEntries: { name: string; value: string }[] }[] }): Promise<boolean>
+  deleteTopics(options: { topics: string[] }): Promise<void>
+  disconnect(): Promise<void>
+}
+export interface LibKafka {
+  producer(config: Record<string, unknown>): LibProducer
+  consumer(config: Record<string, unknown>): LibConsumer
+  admin(): LibAdmin
+}
+export interface KafkaClientModule {
+  KafkaJS: {
+    Kafka: new (config: Record<string, unknown>) => LibKafka
+    logLevel: { WARN: number }
+  }
+}
 
 /** returns the module or throws as `require` does; tests inject their own */
 export type ClientResolver = () => unknown

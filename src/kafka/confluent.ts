@@ -8,12 +8,11 @@
  * is resolved, the library seeks back to the batch's first message, and we wait (exponential backoff)
  * before the batch is redelivered.
  */
-import type { KafkaJS } from '@confluentinc/kafka-javascript'
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
 import { silentLogger, type Logger } from '../common/logger.js'
 import { sleep } from '../common/sleep.js'
 import { bufferLimitProperties } from './buffer-limits.js'
-import { kafkaClient } from './client.js'
+import { kafkaClient, type LibAdmin, type LibConsumer, type LibKafka, type LibLogger, type LibProducer } from './client.js'
 import { PLAINTEXT_SECURITY, type KafkaSecuritySummary, type LibrdkafkaSecurity } from './config.js'
 import type {
   Admin,
@@ -38,8 +37,8 @@ export interface ConfluentOptions {
 }
 
 /** Routes the library's log lines into pino; its "error" lines for handler failures are ours to report, so they are debug. */
-function libraryLogger(log: Logger, watch: SecurityWatch): KafkaJS.Logger {
-  const make = (l: Logger): KafkaJS.Logger => ({
+function libraryLogger(log: Logger, watch: SecurityWatch): LibLogger {
+  const make = (l: Logger): LibLogger => ({
     info: (message: string, extra?: object) => l.debug(extra ?? {}, message),
     error: (message: string, extra?: object) => {
       watch.observe(message)
@@ -162,11 +161,11 @@ class SecurityWatch {
 }
 
 class ConfluentProducer implements Producer {
-  private readonly p: KafkaJS.Producer
+  private readonly p: LibProducer
   private connected: Promise<void> | undefined
   private closed = false
   constructor(
-    kafka: KafkaJS.Kafka,
+    kafka: LibKafka,
     private readonly watch: SecurityWatch,
   ) {
     this.p = kafka.producer({
@@ -212,7 +211,7 @@ class ConfluentProducer implements Producer {
 }
 
 class ConfluentConsumer implements Consumer {
-  private readonly c: KafkaJS.Consumer
+  private readonly c: LibConsumer
   private readonly s: ConsumerStats = {
     lastPollMs: 0,
     lastBatchMs: 0,
@@ -230,7 +229,7 @@ class ConfluentConsumer implements Consumer {
   /** next offset to consume per "topic/partition", from handled batches */
   private readonly position = new Map<string, bigint>()
   constructor(
-    kafka: KafkaJS.Kafka,
+    kafka: LibKafka,
     private readonly opts: ConsumerOptions,
     private readonly log: Logger,
     private readonly watch: SecurityWatch,
@@ -386,10 +385,10 @@ class ConfluentConsumer implements Consumer {
 }
 
 class ConfluentAdmin implements Admin {
-  private readonly a: KafkaJS.Admin
+  private readonly a: LibAdmin
   private connected = false
   constructor(
-    kafka: KafkaJS.Kafka,
+    kafka: LibKafka,
     private readonly watch: SecurityWatch,
   ) {
     this.a = kafka.admin()
@@ -494,7 +493,7 @@ export function lagFromStatistics(json: string, handled: ReadonlyMap<string, big
 
 export class ConfluentTransport implements KafkaTransport {
   readonly kind = 'kafka' as const
-  private readonly kafka: KafkaJS.Kafka
+  private readonly kafka: LibKafka
   private readonly log: Logger
   private readonly watch: SecurityWatch
   /**

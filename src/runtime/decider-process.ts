@@ -143,9 +143,10 @@ export class DeciderProcess implements Component {
     this.admin?.markDraining()
     await this.deployments?.shutdown()
     await this.service.shutdown()
-    await this.history?.shutdown()
     const d = await this.publisher.drain()
     if (d.kind === 'unacknowledged') this.o.logger.warn({ count: d.count, lost: d.lost }, 'decisions unacknowledged at shutdown')
+    // after the decisions: the open hours are written (bounded)
+    await this.history?.shutdown()
     await this.metrics?.shutdown()
     await this.admin?.shutdown()
   }

@@ -288,8 +288,6 @@ export class Sidecar implements Component {
         await this.partials?.shutdown()
         // the decider writes its state and leaves the group (a clean revoke) before the publisher drains
         await this.decider?.shutdown()
-        // after the last tick, before the store closes: the open hours are written
-        await this.history?.shutdown()
       })
       .add('publisher', async () => {
         // unacknowledged decisions make the drain not clean, even when the write-ahead log keeps them
@@ -299,6 +297,8 @@ export class Sidecar implements Component {
         }
       })
       .add('close', async () => {
+        // after the decisions drained, before the store closes: the open hours are written (bounded, 2 s)
+        await this.history?.shutdown()
         // the last state changes are written before Kafka closes (bounded by runtime.state.flushTimeout)
         if (this.state !== undefined) {
           this.pipeline.persistNow(this.clock.now())

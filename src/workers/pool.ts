@@ -40,7 +40,9 @@ export function resolveWorkerThreads(setting: WorkersSetting, cores = os.availab
 }
 
 export const DEFAULT_MAX_QUEUED = 256
+/** a replacement worker starts this long after a crash, doubling (up to 10 s) while replacements die before they are ready */
 const RESPAWN_DELAY_MS = 100
+const MAX_RESPAWN_DELAY_MS = 10_000
 
 export interface WorkerPoolOptions {
   threads: number
@@ -94,6 +96,7 @@ export class WorkerPool implements Component {
   private readonly logger: Logger
   private slots: Slot[] = []
   private nextId = 1
+  private respawnDelayMs = RESPAWN_DELAY_MS
   private inFlight = 0
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   private stopping: Promise<void> | undefined
@@ -145,6 +148,7 @@ export class WorkerPool implements Component {
         if (m.outcome !== 'ready') this.settle(slot, m)
         else if (!ready) {
           ready = true
+          this.respawnDelayMs = RESPAWN_DELAY_MS
           worker.unref()
           resolve()
         }
@@ -172,10 +176,12 @@ export class WorkerPool implements Component {
     this.release(slot, lost.length)
     for (const p of lost) p.reject(new OverloadedError('decode worker exited', this.retryAfterMs))
     if (this.state !== 'running') return
-    // a little later, so a worker that dies at once cannot spin the main thread
+    // a little later, so a worker that dies at once cannot spin the main thread; longer while replacements keep dying
+    const delay = this.respawnDelayMs
+    this.respawnDelayMs = Math.min(MAX_RESPAWN_DELAY_MS, delay * 2)
     setTimeout(() => {
       if (this.state === 'running') this.spawn().catch((err: unknown) => this.logger.error({ err: String(err) }, 'decode worker could not be replaced'))
-    }, RESPAWN_DELAY_MS).unref()
+    }, delay).unref()
   }
 
   /** `n` jobs of `slot` are over (already removed from its pending map). */

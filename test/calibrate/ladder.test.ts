@@ -3,7 +3,16 @@
  * by `pullback status` (from the config, and from a running process's /status) and added to
  * /status by the admin server as its own section.
  */
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { ConfluentTransport } from '../../src/kafka/confluent.js'
+import { promoteArtifact } from '../../src/actuator/artifacts.js'
+import { signerFromKey } from '../../src/publish/signing.js'
+import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { parseConfig } from '../../src/config/load.js'
 import { ladder, ladderEntry } from '../../src/calibrate/ladder.js'
 import { AdminServer } from '../../src/runtime/admin.js'
@@ -93,5 +102,40 @@ describe('status surfaces', () => {
     const io = { out: (s: string) => void out.push(s), err: (s: string) => void out.push(s) }
     expect(await status.run([], io, new AbortController().signal)).toBe(0)
     expect(out.join('')).toMatch(/^service\s+rung\s+enforce.*\n\* \(defaults\)\s+2 four-signal engine\s+errorRate,latency,resource,probe/)
+  })
+})
+
+describeKafka('pullback status --artifacts (real broker)', () => {
+  it('a calibrated four-signal service reaches rung 3 only with a verified artifact on the topic', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pullback-ladder-'))
+    const transport = new ConfluentTransport({ brokers: kafkaBrokers().split(','), clientId: 'pullback-test' })
+    const topic = uniqueName('it-ladder-artifacts')
+    try {
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+      const pub = join(dir, 'artifacts.pub')
+      writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }))
+      await promoteArtifact(transport, topic, { service: 'shop/cart', artifact: 'registry/cart:1.4.2', version: '1.4.2', promotedAt: NOW }, signerFromKey(privateKey))
+      const cfgFile = join(dir, 'pullback.yaml')
+      writeFileSync(
+        cfgFile,
+        stringify({
+          kafka: { brokers: kafkaBrokers().split(','), groupPrefix: uniqueName('it-ladder'), topics: { artifacts: topic } },
+          actuator: { artifactKeys: [pub] },
+          calibration: { services: { 'shop/cart': marker, 'pay/ledger': marker } },
+        }),
+      )
+      const out: string[] = []
+      const io = { out: (x: string) => void out.push(x), err: (x: string) => void out.push(x) }
+      expect(await status.run(['--config', cfgFile, '--artifacts', '--json'], io, new AbortController().signal)).toBe(0)
+      const by = Object.fromEntries(out.map((l) => JSON.parse(l) as { service: string; rung: number; next: string; artifacts: { promoted?: number } }).map((e) => [e.service, e]))
+      expect(by['shop/cart']).toMatchObject({ rung: 3, artifacts: { promoted: 1 } })
+      expect(by['pay/ledger']).toMatchObject({ rung: 2, artifacts: { promoted: 0 } })
+      expect(by['pay/ledger']?.next).toMatch(/promote a verified artifact of it from CI \(pullback artifacts promote --service pay\/ledger/)
+    } finally {
+      const admin = transport.admin()
+      await admin.deleteTopics([topic]).catch(() => undefined)
+      await admin.disconnect()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

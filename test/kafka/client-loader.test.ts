@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest'
 import { PermanentError } from '../../src/common/errors.js'
 import { main } from '../../src/cli/main.js'
 import { demoConfig } from '../../src/cli/commands/demo.js'
-import { kafkaClientLoaded, loadKafkaClient } from '../../src/kafka/client.js'
+import type * as RealClient from '@confluentinc/kafka-javascript'
+import { kafkaClientLoaded, loadKafkaClient, type KafkaClientModule } from '../../src/kafka/client.js'
 import { createTransport } from '../../src/kafka/index.js'
 import { generate } from '../support/otlp-fixtures.js'
 
@@ -26,6 +27,9 @@ function thrown(fn: () => unknown): PermanentError {
 }
 
 const notFound = (what: string) => Object.assign(new Error(`Cannot find module '${what}'\nRequire stack:\n- /app/dist/kafka/client.js`), { code: 'MODULE_NOT_FOUND' })
+
+/** compile time (npm run typecheck): the package's real API fits the surface client.ts declares for confluent.ts */
+export const realClientFits = (m: typeof RealClient): KafkaClientModule => m
 
 describe('loadKafkaClient', () => {
   it('package not installed: KAFKA_CLIENT_MISSING naming the build dependencies, npm ci and the embedded bus', () => {

@@ -119,7 +119,7 @@ function reportEntry(res: CalibrationResult, h: Parameters<typeof reportSeries>[
 
 export const command: Command = {
   name: 'calibrate',
-  summary: 'per-service threshold contracts from history (Prometheus), with their evidence',
+  summary: 'per-service threshold contracts from history (Prometheus or pullback.history), with their evidence',
   usage: USAGE,
   async run(argv, io, signal) {
     const { values } = parseFlags(argv, {

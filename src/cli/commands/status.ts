@@ -9,8 +9,12 @@ import { loadConfig } from '../../config/load.js'
 import { errorMessage } from '../../common/errors.js'
 import { parseServiceRef, serviceKey } from '../../calibrate/history.js'
 import { configuredServices, ladder, ladderTable, type LadderEntry } from '../../calibrate/ladder.js'
+import { createLogger } from '../../common/logger.js'
+import { createTransport } from '../../kafka/index.js'
+import { TopicArtifactStore } from '../../actuator/artifacts.js'
+import { Verifier } from '../../publish/signing.js'
 
-const USAGE = `usage: pullback status [--config FILE] [--service NS/NAME ...] [--admin URL] [--json]
+const USAGE = `usage: pullback status [--config FILE] [--service NS/NAME ...] [--artifacts] [--admin URL] [--json]
 
 Shows each service's rung on the readiness ladder (0 no automation, 1 single-signal, 2 four-signal
 engine, 3 verified artifacts plus audit): which signals enforce, whether and when its contract was
@@ -20,6 +24,8 @@ and audited, and the next step to climb.
   --config FILE      the pullback.yaml to read (default: the built-in defaults)
   --service NS/NAME  these services (repeatable); default: every service the config names, and "*"
                      for the defaults every other service gets
+  --artifacts        also read kafka.topics.artifacts: a service with no valid verified artifact does not
+                     reach rung 3 (needs kafka.brokers)
   --admin URL        read the ladder from a running process's /status (e.g. http://127.0.0.1:13134)
   --json             one JSON object per service`
 
@@ -28,7 +34,8 @@ export const command: Command = {
   summary: "the readiness ladder: each service's rung and the next step to climb",
   usage: USAGE,
   async run(argv, io, signal) {
-    const { values, positionals } = parseFlags(argv, { config: { type: 'string', short: 'c' }, service: { type: 'string', multiple: true }, admin: { type: 'string' }, json: { type: 'boolean' } }, true)
+    const { values, positionals } = parseFlags(argv, { config: { type: 'string', short: 'c' }, service: { type: 'string', multiple: true }, admin: { type: 'string' }, artifacts: { type: 'boolean' }, json: { type: 'boolean' } }, true)
+    if (values.artifacts === true && values.admin !== undefined) throw new UsageError('--artifacts reads the topic itself: not with --admin')
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
     const wanted: string[] = []
     for (const s of values.service ?? []) {
@@ -54,7 +61,24 @@ export const command: Command = {
       entries = doc.readiness.filter((e) => wanted.length === 0 || wanted.includes(e.service))
     } else {
       const cfg = loadConfig(values.config)
-      entries = ladder(cfg, Date.now(), wanted.length > 0 ? wanted : [...configuredServices(cfg), '*'])
+      const services = wanted.length > 0 ? wanted : [...configuredServices(cfg), '*']
+      if (values.artifacts === true) {
+        if (cfg.kafka.brokers.length === 0) {
+          io.err('pullback status: --artifacts needs kafka.brokers (the artifacts topic)\n')
+          return 1
+        }
+        const logger = createLogger('pullback-status', process.env.PULLBACK_LOG_LEVEL ?? 'warn')
+        const store = new TopicArtifactStore({ transport: await createTransport(cfg.kafka, logger), topic: cfg.kafka.topics.artifacts, groupPrefix: `${cfg.kafka.groupPrefix}.cli`, verifier: Verifier.fromFiles(cfg.actuator.artifactKeys), logger })
+        try {
+          await store.start()
+          entries = ladder(cfg, Date.now(), services, { promoted: (s) => store.list(s).filter((a) => a.verification === 'valid').length })
+        } catch (err) {
+          io.err(`pullback status: reading ${cfg.kafka.topics.artifacts}: ${errorMessage(err)}\n`)
+          return 1
+        } finally {
+          await store.shutdown()
+        }
+      } else entries = ladder(cfg, Date.now(), services)
     }
     if (values.json === true) for (const e of entries) io.out(`${JSON.stringify(e)}\n`)
     else io.out(ladderTable(entries))

@@ -308,7 +308,7 @@ export class OtlpHttpReceiver implements Component {
         this.abandonedWhileDecoding++
         return
       }
-      const out = consumeDecoded('traces', decoded, this.consumer, this.counters)
+      const out = consumeDecoded('traces', decoded, this.consumer, this.counters, { transport: 'otlp', peer: req.socket.remoteAddress ?? 'unknown' })
       const payload = format === 'proto' ? encodeExportResponse(out.rejected, out.errorMessage) : exportResponseJson('traces', out.rejected, out.errorMessage)
       res.writeHead(200, { 'Content-Type': format === 'proto' ? 'application/x-protobuf' : 'application/json' })
       res.end(payload)
