@@ -26,6 +26,8 @@ const BENCHES: Bench[] = [
   { name: 'engine', args: [] },
   { name: 'signals', args: [] },
   { name: 'ingest', args: [] },
+  { name: 'workers', args: [] },
+  { name: 'identity', args: [] },
   { name: 'cardinality', args: [] },
   { name: 'partials', args: [] },
   { name: 'decisions', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },

@@ -117,6 +117,8 @@ type Association = { kind: 'pod'; pod: PodInfo } | { kind: 'trusted'; via: 'kafk
 export class IdentityCheck {
   readonly mode: Exclude<IdentityMode, 'off'>
   private readonly counters: IdentityCheckStats
+  /** the last request's origin (compared by identity: each request has its own object) and its peer's association */
+  private lastPeer: { origin: TelemetryOrigin; association: Association | { kind: 'forwarder' } } | undefined
 
   constructor(private readonly o: IdentityCheckOptions) {
     this.mode = o.mode
@@ -138,7 +140,11 @@ export class IdentityCheck {
     throw new RetryableError('IDENTITY_NOT_SYNCED', 'identity: the pod index is not synced yet; retry', this.o.retryAfterMs !== undefined ? { retryAfterMs: this.o.retryAfterMs } : undefined)
   }
 
-  /** One resource from `origin`: accepted as is, filled from its pod, flagged (kept, marked) or rejected. Counts it. */
+  /**
+   * One resource from `origin`: accepted as is, filled from its pod, flagged (kept, marked) or
+   * rejected. Counts it. `origin` is one object per request (the receivers make a new one each
+   * time): the peer's pod is looked up once per origin object.
+   */
   check(origin: TelemetryOrigin | undefined, resource: Attributes): IdentityResult {
     const peer = origin === undefined ? '(none)' : origin.transport === 'kafka' ? 'kafka' : origin.peer
     const a = this.associate(origin, resource)
@@ -190,13 +196,21 @@ export class IdentityCheck {
   private associate(origin: TelemetryOrigin | undefined, resource: Attributes): Association {
     if (origin === undefined) return { kind: 'none', reason: 'no_peer', message: 'the request has no peer address' }
     if (origin.transport === 'kafka') return this.byAttributes(resource, 'kafka')
-    const ip = peerIp(origin.peer)
-    if (ip === undefined) return { kind: 'none', reason: 'no_peer', message: `peer "${sanitize(origin.peer)}" has no IP address` }
+    // every resource of a request shares its origin object: the peer is looked up once per request
+    let peer = this.lastPeer
+    if (peer === undefined || peer.origin !== origin) this.lastPeer = peer = { origin, association: this.peerAssociation(origin.peer) }
+    const a = peer.association
+    return a.kind === 'forwarder' ? this.byAttributes(resource, 'forwarder') : a
+  }
+
+  private peerAssociation(address: string): Association | { kind: 'forwarder' } {
+    const ip = peerIp(address)
+    if (ip === undefined) return { kind: 'none', reason: 'no_peer', message: `peer "${sanitize(address)}" has no IP address` }
     const pods = this.o.pods.byIp(ip)
     const live = pods.filter((p) => !p.hostNetwork)
     if (live.length === 1) {
       const pod = live[0]!
-      return this.isForwarder(pod) ? this.byAttributes(resource, 'forwarder') : { kind: 'pod', pod }
+      return this.isForwarder(pod) ? { kind: 'forwarder' } : { kind: 'pod', pod }
     }
     if (live.length > 1) return { kind: 'none', reason: 'ambiguous_peer', message: `peer ${ip} is the address of ${live.length} pods` }
     if (pods.length > 0) return { kind: 'none', reason: 'host_network', message: `peer ${ip} is the node's address (hostNetwork pods cannot be told apart)` }

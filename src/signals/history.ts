@@ -24,12 +24,12 @@ import type { HistorySummary } from './view.js'
 export const LAT_BUCKETS = 48
 const LOWEST_US = 1000
 const STEP = Math.cbrt(2)
-const LOG_STEP = Math.log(STEP)
 
 /** Bucket of a latency in microseconds. */
 export function latBucket(us: number): number {
   if (!(us >= LOWEST_US)) return 0
-  return Math.min(LAT_BUCKETS - 1, 1 + Math.floor(Math.log(us / LOWEST_US) / LOG_STEP))
+  // 3 x log2 with a little slack: 2 ms must land in the bucket that starts at 2 ms, not below it
+  return Math.min(LAT_BUCKETS - 1, 1 + Math.floor(3 * Math.log2(us / LOWEST_US) + 1e-9))
 }
 
 /** Lowest value of bucket k (us); bucket 0 starts at 0. */

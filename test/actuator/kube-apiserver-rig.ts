@@ -8,7 +8,7 @@
  * Under CI (CI=true) missing binaries fail the suite; elsewhere it is skipped with a visible note.
  */
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -80,7 +80,7 @@ export interface KubeApiserver {
   server: string
   caFile: string
   adminTokenFile: string
-  /** the API server's state dir (logs: kube-apiserver.log, etcd.log) */
+  /** the API server's state dir (logs: kube-apiserver.log, etcd.log; kept after stop, etcd's data is not) */
   dir: string
   /** a client with the admin's token (group system:masters) */
   admin: KubeClient
@@ -131,6 +131,8 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
     stop() {
       admin.close()
       spawnSync('bash', [path.join(TOOLS, 'stop.sh'), state], { timeout: 60_000 })
+      // the logs stay for a look after a failure; etcd's data (~60 MB) goes
+      rmSync(path.join(state, 'etcd-data'), { recursive: true, force: true })
     },
   }
 }

@@ -26,7 +26,9 @@ function fleet(n: number, ticks: number, evaluation: 'full' | 'incremental', bad
   }
   store.drainNewVersions()
   const handles = Array.from({ length: n }, (_, i) => store.series({ namespace: 'ns', service: `svc${i}`, version: 'v2' }))
-  const cfg = defaultEngineConfig()
+  // a 30 s span (6 ticks before the first one completes) leaves room to spread the freezes
+  const d = defaultEngineConfig()
+  const cfg = { ...d, defaults: { ...d.defaults, window: 30_000, slices: 3 } }
   let state = initialState()
   const outs: EngineOutput[] = []
   const verdicts: Verdict[] = []

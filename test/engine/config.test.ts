@@ -7,7 +7,7 @@ import { contractFor, defaultEngineConfig } from '../../src/engine/config.js'
 describe('engine config', () => {
   it('has the documented defaults', () => {
     const c = defaultEngineConfig().defaults
-    expect(c).toMatchObject({ window: 30_000, slices: 3, minSamples: 50, minSignals: 2, baselineWindow: 300_000, watch: 600_000, verificationWindow: 90_000 })
+    expect(c).toMatchObject({ window: 10_000, slices: 2, minSamples: 50, minSignals: 2, baselineWindow: 300_000, watch: 600_000, verificationWindow: 90_000 })
     expect(c.signals.latency).toMatchObject({ quantile: 0.99, multiplier: 1.5, minIncreaseMs: 20, critical: 3, mode: 'enforce' })
     expect(c.signals.errorRate.critical).toBe(0.3)
     expect(c.signals.probe.startupGrace).toBe(60_000)
@@ -30,17 +30,17 @@ describe('engine config', () => {
     expect(c.minSamples).toBe(80)
     expect(c.signals.latency).toMatchObject({ multiplier: 2, quantile: 0.95, minIncreaseMs: 20 })
     expect(c.signals.probe).toMatchObject({ mode: 'observe', startupGrace: 60_000 })
-    expect(contractFor(cfg, 'shop/other').window).toBe(30_000)
+    expect(contractFor(cfg, 'shop/other').window).toBe(10_000)
   })
 
   it.each([
     [{ defaults: { minSignals: 5 } }, /engine\.defaults\.minSignals/],
     [{ defaults: { window: 'soon' } }, /engine\.defaults\.window: invalid duration/],
-    [{ defaults: { window: '31s' } }, /engine\.defaults\.slices: window 31000 ms is not divisible/],
+    [{ defaults: { window: '31s', slices: 3 } }, /engine\.defaults\.slices: window 31000 ms is not divisible/],
     [{ defaults: { signals: { latency: { multiplyer: 2 } } } }, /engine\.defaults\.signals\.latency\.multiplyer: unknown key/],
     [{ services: { 'shop/cart': { signals: { latency: { multiplyer: 2 } } } } }, /engine\.services\["shop\/cart"\]\.signals\.latency\.multiplyer: unknown key/],
     [{ services: { 'shop/cart': { minSignals: 0 } } }, /engine\.services\["shop\/cart"\]\.minSignals/],
-    [{ services: { 'shop/cart': { watch: '10s' } } }, /engine\.services\["shop\/cart"\]\.watch: must be at least the window/],
+    [{ services: { 'shop/cart': { watch: '5s' } } }, /engine\.services\["shop\/cart"\]\.watch: must be at least the window/],
     [{ defaults: { signals: { errorRate: { mode: 'loud' } } } }, /engine\.defaults\.signals\.errorRate\.mode/],
   ])('rejects %j naming the path', (engine, re) => {
     expect(() => parseConfig({ engine })).toThrow(re)

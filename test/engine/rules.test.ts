@@ -10,7 +10,8 @@ import { FakeView } from './fake-view.js'
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
 const T = 1_000_000_000_000 // window end, bucket aligned
 const base = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 3000, errors: 15, latencyUs: 100_000, latencyCount: 3000, latencyAbove: 0, resourceSlope: {}, ...o })
-const contract = (o: ContractOverride = {}): Contract => mergeContract(defaultEngineConfig().defaults, o)
+// these cases are written for a 30 s span in three 10 s slices (the rules take the span they are given)
+const contract = (o: ContractOverride = {}): Contract => mergeContract({ ...defaultEngineConfig().defaults, window: 30_000, slices: 3 }, o)
 
 describe('binomial upper tail', () => {
   const brute = (k: number, n: number, p: number) => {

@@ -17,6 +17,7 @@ describe('receivers config', () => {
       readTimeout: 30_000,
       retryAfter: 5000,
       maxAttributes: 1024,
+      workers: 0,
       kafkaSpans: { enabled: false, encoding: 'otlp_proto', startFrom: 'latest', stallTimeout: 60_000, maxBatchSize: 500, maxBufferedBytes: 16 * 1024 * 1024 },
       deployments: { enabled: true, verifyKeys: [], requireSigned: 'auto' },
     })
