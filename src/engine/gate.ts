@@ -8,8 +8,11 @@
  * contract against that reference (a single look, fixed-sample test at alpha) the signal is marked
  * `unhealthy` with the onset of the breach (scanned back window by window), and the watch judges
  * the new version against the reference as well: a breach there is pre-existing and becomes an
- * `incident`, not a rollback. With no reference (history shorter than one window or the sample
- * floor) the baseline's health is `unknown`, and the verdicts say so.
+ * `incident`, not a rollback. When the retained history shows nothing (a breach older than the
+ * store's retention fills all of it), the series' long history of 1-minute summaries beyond the
+ * retention is asked the same question (fromLongHistory). With no reference at all (history
+ * shorter than one window or the sample floor) the baseline's health is `unknown`, and the verdicts
+ * say so.
  */
 import type { SeriesKey } from '../normalize/observations.js'
 import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'

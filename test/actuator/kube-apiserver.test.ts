@@ -392,6 +392,11 @@ describeKubeApiserver('kubernetes driver and k8s/rbac.yaml against a real kube-a
     expect(conflict.status).toBe(422)
     expect(conflict.body).toMatchObject({ reason: 'Invalid', message: 'the server rejected our request due to an error in our request' })
     expect((conflict.body as Obj).details?.causes).toBeUndefined()
+    // the driver tells them apart: the denial fails the cutover at once, naming the policy, not as "3 conflicts"
+    const { d, client } = driver()
+    const out = await d.apply(req('web-policy'), signal)
+    expect(out).toMatchObject({ kind: 'failed', reason: expect.stringMatching(/HTTP 422: .*1\.2\.0 is withdrawn/) })
+    expect(client.calls.filter((c) => c.method === 'PATCH').map((c) => c.status)).toEqual([422])
   })
 
   it('outside its grant (kube-system) the driver gets 403 and reports a failed cutover naming it; nothing is patched', async () => {

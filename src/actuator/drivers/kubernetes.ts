@@ -148,8 +148,10 @@ export class KubernetesDriver implements Driver {
       }
       const r = await this.client.request('PATCH', this.objectPath(req), patch, 'application/json-patch+json')
       if (r.status === 200) return { kind: 'applied', detail: `${this.kind} ${obj.metadata.name} -> ReplicaSet ${match.metadata.name} (revision ${match.metadata.annotations?.[revAnn] ?? '?'})` }
-      // 409 Conflict / 422 failed test op: someone changed the object since our GET; re-read and retry
-      if (r.status !== 409 && r.status !== 422) return { kind: 'failed', reason: `PATCH ${this.kind}: ${statusMessage(r)}` }
+      // 409 Conflict / 422 failed test op: someone changed the object since our GET; re-read and retry.
+      // A 422 that names causes is not a conflict but a refusal (a ValidatingAdmissionPolicy, an
+      // invalid template): retrying cannot help and would hide the reason (found on a real kube-apiserver)
+      if (r.status !== 409 && !(r.status === 422 && !hasCauses(r.body))) return { kind: 'failed', reason: `PATCH ${this.kind}: ${statusMessage(r)}` }
     }
     return { kind: 'failed', reason: `${this.kind} kept changing under the patch (3 resourceVersion conflicts)` }
   }
@@ -199,4 +201,13 @@ export class KubernetesDriver implements Driver {
     if ((s.updatedReplicas ?? 0) < want || (s.availableReplicas ?? 0) < want) return `updated ${s.updatedReplicas ?? 0} available ${s.availableReplicas ?? 0} of ${want}`
     return undefined
   }
+}
+
+/**
+ * A Kubernetes Status with `details.causes`: the API server refused the content (validation or an
+ * admission policy). A failed JSON-patch `test` op (our resourceVersion guard) is a bare 422 Status.
+ */
+function hasCauses(body: unknown): boolean {
+  const causes = (body as { details?: { causes?: unknown } } | undefined)?.details?.causes
+  return Array.isArray(causes) && causes.length > 0
 }

@@ -112,11 +112,12 @@ export const DECODE_WARN_INTERVAL_MS = 60_000
 
 /**
  * 16 MiB of fetched records: at 200 KB per record (512 spans) about 80 records, a sixth of a second
- * of a 500 k spans/s drain, enough to keep the handler busy while the next fetch arrives. The
- * 128 MiB target for the whole process during a backlog drain (issue 16) leaves little more: an
- * idle sidecar connected to Kafka is already ~100 MiB resident (~40 MiB of it the node binary),
- * and dropped record Buffers stay resident until V8 collects them (bench/peer-kafka.ts measured
- * 32 MiB: peak 195 MiB, 16 MiB: 157 MiB, on a loaded machine).
+ * of a 500 k spans/s drain, enough to keep the handler busy while the next fetch arrives. It is not
+ * what decides the resident set during a drain (bench/peer-kafka.ts, 3 M spans, loaded machine,
+ * 2026-12-01): an idle sidecar on Kafka is ~100 MiB (~40 MiB of it the node binary), and dropped
+ * record Buffers stay resident until V8's next scavenge. Peak RSS was 195-203 MiB at 16 MiB,
+ * 163-185 MiB at 4 MiB; with node --max-semi-space-size=2 (scavenges sooner) 178-184 and 115-155
+ * MiB, at the same drain rate.
  */
 export const DEFAULT_KAFKA_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 const MEMORY_POLL_MS = 50
