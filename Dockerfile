@@ -24,10 +24,14 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
  && node -e "require('@confluentinc/kafka-javascript')"
 
 FROM node:22-bookworm-slim AS runtime
+# MALLOC_*: glibc returns freed record buffers to the system after a Kafka backlog (fewer arenas,
+# large blocks mmapped); without them a drained backlog stayed resident (bench/peer-kafka.ts)
 ENV NODE_ENV=production \
     HOME=/tmp \
     TMPDIR=/tmp \
-    NPM_CONFIG_UPDATE_NOTIFIER=false
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 # everything root-owned and read-only to the runtime user; nothing is written outside /tmp
 COPY --from=deps /app/node_modules ./node_modules

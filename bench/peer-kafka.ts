@@ -49,7 +49,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { KafkaJS } from '@confluentinc/kafka-javascript'
+import { kafkaClient } from '../src/kafka/client.js'
 import { generateKeyPairFiles } from '../src/publish/signing.js'
 import { SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
 
@@ -106,13 +106,45 @@ function parseOptions(argv: string[]): Options {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
+/** children still running: killed when this process exits or is interrupted, so that no target outlives the bench */
+const children = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130))
+
+/*
+ * The part of the client library's KafkaJS API this bench uses beyond src/kafka/client.ts's: the
+ * library is an optional dependency loaded on first use (kafkaClient()), so `npm run build` never
+ * needs its types.
+ */
+interface BenchAdmin {
+  connect(): Promise<void>
+  createTopics(o: { topics: { topic: string; numPartitions: number; replicationFactor: number }[] }): Promise<unknown>
+  fetchTopicOffsets(topic: string): Promise<{ partition: number; high: string; low: string }[]>
+  fetchOffsets(o: { groupId: string; topics: string[] }): Promise<{ topic: string; partitions: { partition: number; offset: string }[] }[]>
+  deleteTopics(o: { topics: string[] }): Promise<void>
+  disconnect(): Promise<void>
+}
+interface BenchProducer {
+  connect(): Promise<void>
+  send(r: { topic: string; messages: { value: Buffer }[] }): Promise<unknown>
+  disconnect(): Promise<void>
+}
+interface BenchKafka {
+  admin(): BenchAdmin
+  producer(config: Record<string, unknown>): BenchProducer
+}
+
 /** The bench's own Kafka clients: a producer to fill and feed topics, an admin for topics and committed offsets. */
 class Bus {
-  private readonly kafka: KafkaJS.Kafka
-  readonly admin: KafkaJS.Admin
-  readonly producer: KafkaJS.Producer
+  private readonly kafka: BenchKafka
+  readonly admin: BenchAdmin
+  readonly producer: BenchProducer
   constructor(brokers: string) {
-    this.kafka = new KafkaJS.Kafka({ kafkaJS: { brokers: brokers.split(','), clientId: 'bench-peer-kafka', logLevel: KafkaJS.logLevel.ERROR } })
+    const { KafkaJS } = kafkaClient()
+    // ERROR = 1 in the library's logLevel enum (NOTHING 0, ERROR 1, WARN 2, INFO 3, DEBUG 4)
+    this.kafka = new KafkaJS.Kafka({ kafkaJS: { brokers: brokers.split(','), clientId: 'bench-peer-kafka', logLevel: KafkaJS.logLevel.WARN - 1 } }) as unknown as BenchKafka
     this.admin = this.kafka.admin()
     this.producer = this.kafka.producer({ 'linger.ms': 5, 'compression.type': 'none', 'batch.size': 1_000_000, 'queue.buffering.max.kbytes': 262_144 })
   }
@@ -246,6 +278,8 @@ service:
     }
   }
   closeSync(log)
+  children.add(child)
+  child.once('exit', () => children.delete(child))
   return { name, child, dir, consumed, ownTopics: name === 'pullback' ? [`${group}.engine.state`] : [] }
 }
 
