@@ -12,7 +12,7 @@
  *
  * Targets (printed beside the figures; issue 10):
  * - every scenario judged right, the tuned library and the untuned variants;
- * - tuned library: worst step-fault detection <= window + 10 s from the fault start;
+ * - tuned library: worst step-fault detection <= 35 s from the fault start (issue 10);
  * - step faults on spans: median <= 20 s, worst <= 35 s after the first faulty request;
  * - step faults on 60 s metrics: <= 3 x 60 s + lateness after the first export; on 15 s metrics <= 90 s.
  * Exit code 0 when all are met, else 1.
@@ -355,7 +355,8 @@ async function main(): Promise<number> {
     { name: 'tuned library', rows: rows.filter((r) => r.scenario.tuned) },
     { name: 'untuned variants (*)', rows: rows.filter((r) => !r.scenario.tuned) },
   ].filter((x) => x.rows.length > 0)
-  const target = windowS + 10
+  // issue 10: a step fault on spans decided within 35 s at worst (measured here from the fault start, which is not later than the first faulty request)
+  const target = 35
   const summaries: string[] = []
   let targetsMet = true
   for (const sec of sections) {
@@ -371,7 +372,7 @@ async function main(): Promise<number> {
       ['worst detection from fault (error/latency step faults)', worst(p), worst(b)],
     ]
     if (sec.rows[0]?.scenario.tuned === true) {
-      lines.push([`target: worst <= window + 10 s = ${target} s`, p.worstDetectS <= target ? 'met' : 'NOT met', b.worstDetectS <= target ? 'met' : 'not met'])
+      lines.push([`target: worst <= ${target} s from the fault`, p.worstDetectS <= target ? 'met' : 'NOT met', b.worstDetectS <= target ? 'met' : 'not met'])
       targetsMet &&= p.worstDetectS <= target
     }
     summaries.push(table(lines))

@@ -118,8 +118,9 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   const base = process.memoryUsage()
   const store = new SignalStore({ histogram: { significantDigits: digits } })
   const hs = Array.from({ length: nSeries }, (_, i) => store.series(key(i)))
-  // a full retention (10 min) of data: 2 requests per second per series, every bucket populated
-  const span = store.config.retention
+  // a full retention (10 min) plus the 1-minute long history (60 min) and 2 min of slack: 2 requests
+  // per second per series, every bucket and every history minute populated
+  const span = store.config.retention + store.config.history + 120_000
   let j = 0
   for (let t = 0; t < span; t += 500) {
     for (let i = 0; i < nSeries; i++) (hs[i] as (typeof hs)[0]).recordRequest(T0 + t, lat[j++ & 0xffff] as number, false)

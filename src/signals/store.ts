@@ -577,7 +577,7 @@ class Series implements RequestRecorder {
       return this.hot
     }
     if (b > this.head - F) {
-      const s = this.fine[b % F] as Slot
+      const s = this.fine[ring(b, F)] as Slot
       if (s.idx !== b) {
         resetSlot(s, b, ctx)
         this.shape++
@@ -612,16 +612,16 @@ class Series implements RequestRecorder {
     this.shape++
     if (newHead - this.head >= F) {
       for (const s of this.fine) if (s.idx >= 0) this.fold(s)
-      for (let k = newHead - F + 1; k <= newHead; k++) resetSlot(this.fine[k % F] as Slot, k, this.ctx)
+      for (let k = newHead - F + 1; k <= newHead; k++) resetSlot(this.fine[ring(k, F)] as Slot, k, this.ctx)
     } else {
       for (let k = this.head + 1; k <= newHead; k++) {
-        const s = this.fine[k % F] as Slot
+        const s = this.fine[ring(k, F)] as Slot
         if (s.idx >= 0) this.fold(s)
         resetSlot(s, k, this.ctx)
       }
     }
     this.head = newHead
-    this.hot = this.fine[newHead % F] as Slot
+    this.hot = this.fine[ring(newHead, F)] as Slot
   }
 
   /** Moves a fine bucket's content into its coarse bucket and empties the slot. */
@@ -654,7 +654,7 @@ class Series implements RequestRecorder {
     if (c > this.headCoarse) {
       const from = c - this.headCoarse >= C ? c - C + 1 : this.headCoarse + 1
       for (let k = from; k <= c; k++) {
-        const slot = this.coarse[k % C] as Slot
+        const slot = this.coarse[ring(k, C)] as Slot
         // the bucket leaving the ring (oldest first) goes into the long history before its slot is reused
         if (ctx.historySlots > 0) this.toHistory(slot)
         resetSlot(slot, k, ctx)
@@ -662,7 +662,7 @@ class Series implements RequestRecorder {
       this.headCoarse = c
       this.shape++
     } else if (c <= this.headCoarse - C) return undefined
-    return this.coarse[c % C] as Slot
+    return this.coarse[ring(c, C)] as Slot
   }
 
   /** Summarises a coarse slot about to be reused into the long history (when it holds data). */
@@ -731,13 +731,13 @@ class Series implements RequestRecorder {
     const out = new Array<BucketView>(cHi - cLo + fHi - fLo)
     let n = 0
     for (let c = cLo; c < cHi; c++) {
-      const s = this.coarse[c % C] as Slot
+      const s = this.coarse[ring(c, C)] as Slot
       const end = (c + 1) * cw
       const cut = end > B ? B : undefined
       out[n++] = s.idx === c ? viewOf(s, c, cw, cut) : new BucketView(undefined, c, cw, cut)
     }
     for (let b = fLo; b < fHi; b++) {
-      const s = b <= head ? (this.fine[b % F] as Slot) : undefined
+      const s = b <= head ? (this.fine[ring(b, F)] as Slot) : undefined
       out[n++] = s !== undefined && s.idx === b ? viewOf(s, b, bw, undefined) : new BucketView(undefined, b, bw, undefined)
     }
     return out
@@ -840,6 +840,16 @@ class WindowLatency implements LatencyView {
     }
     return n
   }
+}
+
+/**
+ * The ring position of bucket `k`: a mathematical modulo, because bucket indices below the ring's
+ * size are negative after `k - size + 1` (a series whose first time is within the ring's span of
+ * 1970: recorded telemetry with garbage times), and JavaScript's `%` keeps the sign.
+ */
+function ring(k: number, size: number): number {
+  const r = k % size
+  return r < 0 ? r + size : r
 }
 
 function resetSlot(s: Slot, idx: number, ctx: Ctx): void {

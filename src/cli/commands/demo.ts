@@ -33,13 +33,17 @@ const FROM_S = 40
 /** The default contract, divided by the speed (rounded to the 1 s bucket the demo uses). */
 export function demoConfig(speed: number, kafka: string | undefined, runId: string) {
   const s = (ms: number, min = 1000) => `${Math.max(min, Math.round(ms / speed / 1000) * 1000)}ms`
-  const window = Math.max(3, Math.round(30 / speed / 3) * 3) * 1000 // 3 slices of whole seconds
+  // the default window over the speed, in whole seconds per slice (the demo's bucket is 1 s)
+  const defaults = parseConfig({}).engine.defaults
+  const slices = defaults.slices
+  const window = Math.max(slices, slices * Math.ceil(defaults.window / 1000 / speed / slices)) * 1000
   return parseConfig(
     {
       engine: {
         lateness: '2s',
         defaults: {
           window: `${window}ms`,
+          slices,
           baselineWindow: s(300_000 * 0.75),
           watch: s(600_000),
           verificationWindow: s(90_000),
