@@ -25,24 +25,16 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
-import protobuf from 'protobufjs'
 import { parseConfig } from '../src/config/load.js'
 import { createReceivers } from '../src/receivers/index.js'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { Pipeline } from '../src/runtime/pipeline.js'
-import { httpServerAttributes, strAttr } from './http-span.js'
+import { SPANS_PER_REQUEST, fmt, payloads, spread } from './peer-common.js'
 
-const HERE = path.dirname(fileURLToPath(import.meta.url))
-// dist/bench/workers.js -> <repo> (PULLBACK_REPO when built elsewhere)
-const REPO = process.env.PULLBACK_REPO ?? path.resolve(HERE, '../..')
-const SPANS_PER_REQUEST = 512
 const WARMUP_MS = 2_000
-const SERVICES = ['checkout', 'orders', 'payments', 'cart', 'search', 'catalog', 'users', 'shipping']
-const VERSIONS = ['2.3.0', '2.4.0']
 
 interface Options {
   seconds: number
@@ -124,40 +116,6 @@ async function target(workers: number): Promise<void> {
 
 // ---- driver ---------------------------------------------------------------------------------------
 
-function payloads(nowNs: bigint): Buffer[] {
-  const root = new protobuf.Root()
-  root.resolvePath = (_origin, t) => path.join(REPO, 'proto', t)
-  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto')
-  root.resolveAll()
-  const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
-  const routes = ['/api/items/{id}', '/api/items', '/api/health', '/api/search']
-  const out: Buffer[] = []
-  SERVICES.forEach((service, si) =>
-    VERSIONS.forEach((version, vi) => {
-      const spans = []
-      for (let i = 0; i < SPANS_PER_REQUEST; i++) {
-        const route = routes[i % routes.length] as string
-        const failed = (i + si * 3 + vi) % 40 === 0
-        const durNs = BigInt(300_000 + ((i * 2_654_435_761 + si * 97) % 80_000_000))
-        const start = nowNs - 2_000_000_000n - BigInt(i) * 1_000_000n
-        spans.push({
-          traceId: Buffer.from(Array.from({ length: 16 }, (_, b) => (i * 31 + b * 17 + si) & 0xff)),
-          spanId: Buffer.from(Array.from({ length: 8 }, (_, b) => (i * 13 + b * 7 + vi) & 0xff)),
-          name: `${i % 2 === 0 ? 'GET' : 'POST'} ${route}`,
-          kind: 2,
-          startTimeUnixNano: start.toString(),
-          endTimeUnixNano: (start + durNs).toString(),
-          attributes: httpServerAttributes(service, route, i, si, failed, 'workers-bench/1.0'),
-          status: failed ? { code: 2, message: 'internal error' } : {},
-        })
-      }
-      const attrs = [strAttr('service.name', service), strAttr('service.version', version), strAttr('k8s.namespace.name', 'shop'), strAttr('k8s.pod.name', `${service}-${vi}-abcde`)]
-      const req = { resourceSpans: [{ resource: { attributes: attrs }, scopeSpans: [{ scope: { name: 'bench', version: '1.0.0' }, spans }] }] }
-      out.push(Buffer.from(T.encode(T.fromObject(req)).finish()))
-    }),
-  )
-  return out
-}
 
 type Raw = grpc.Client & { Export(req: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
 const TraceClient = grpc.makeGenericClientConstructor(traceServiceDefinition, 'TraceService')
@@ -278,20 +236,13 @@ async function measure(workers: number, run: number, bodies: Buffer[], o: Option
   }
 }
 
-const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a')
-function mmm(xs: number[], d = 0): string {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  const med = s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
-  return `${fmt(s[0] as number, d)} / ${fmt(med, d)} / ${fmt(s[s.length - 1] as number, d)}`
-}
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2))
   const results: RunResult[] = []
   let size = 0
   for (let run = 1; run <= o.runs; run++) {
-    const bodies = payloads(BigInt(Date.now()) * 1_000_000n)
+    const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'workers-bench/1.0')
     size = bodies[0]?.length ?? 0
     for (const w of o.workers) {
       const r = await measure(w, run, bodies, o)
@@ -321,7 +272,7 @@ async function main(): Promise<void> {
   for (const w of o.workers) {
     const rs = results.filter((r) => r.workers === w)
     console.log(
-      `| ${w} | ${mmm(rs.map((r) => r.spansPerSec))} | ${mmm(rs.map((r) => r.cpuPerMillion), 2)} | ${mmm(rs.map((r) => r.mainCpuPerMillion), 2)} | ${mmm(rs.map((r) => r.loopP99Ms), 1)} | ${mmm(rs.map((r) => r.peakRssMiB))} |`,
+      `| ${w} | ${spread(rs.map((r) => r.spansPerSec))} | ${spread(rs.map((r) => r.cpuPerMillion), 2)} | ${spread(rs.map((r) => r.mainCpuPerMillion), 2)} | ${spread(rs.map((r) => r.loopP99Ms), 1)} | ${spread(rs.map((r) => r.peakRssMiB))} |`,
     )
   }
 }
