@@ -153,6 +153,7 @@ describe.skipIf(!canRun)('broker bounce (own broker, built processes)', () => {
         lateness: '1s',
         defaults: {
           window: '3s',
+          slices: 3,
           baselineWindow: '10s',
           watch: '2m',
           verificationWindow: '10s',
