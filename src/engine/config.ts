@@ -74,9 +74,9 @@ const contractShape = {
    * a busy API). 10 s = two reports of a span series: the anytime-valid evidence (alpha) holds the
    * false-alarm rate however short the span, so the span only has to say "not one spike"
    */
-  window: duration().prefault('10s'),
+  window: duration().prefault('15s'),
   /** the span is split into this many slices (one per report at the default); every slice holding its share of `minSamples` must be beyond the threshold */
-  slices: z.number().int().min(1).max(30).default(2),
+  slices: z.number().int().min(1).max(30).default(3),
   /** requests (error rate, latency) in the span, and in the baseline, below which a signal is insufficient */
   minSamples: z.number().int().min(1).default(50),
   /**

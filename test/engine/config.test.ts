@@ -7,7 +7,7 @@ import { contractFor, defaultEngineConfig } from '../../src/engine/config.js'
 describe('engine config', () => {
   it('has the documented defaults', () => {
     const c = defaultEngineConfig().defaults
-    expect(c).toMatchObject({ window: 10_000, slices: 2, minSamples: 50, minSignals: 2, baselineWindow: 300_000, watch: 600_000, verificationWindow: 90_000 })
+    expect(c).toMatchObject({ window: 15_000, slices: 3, minSamples: 50, minSignals: 2, baselineWindow: 300_000, watch: 600_000, verificationWindow: 90_000 })
     expect(c.signals.latency).toMatchObject({ quantile: 0.99, multiplier: 1.5, minIncreaseMs: 20, critical: 3, mode: 'enforce' })
     expect(c.signals.errorRate.critical).toBe(0.3)
     expect(c.signals.probe.startupGrace).toBe(60_000)
@@ -30,7 +30,7 @@ describe('engine config', () => {
     expect(c.minSamples).toBe(80)
     expect(c.signals.latency).toMatchObject({ multiplier: 2, quantile: 0.95, minIncreaseMs: 20 })
     expect(c.signals.probe).toMatchObject({ mode: 'observe', startupGrace: 60_000 })
-    expect(contractFor(cfg, 'shop/other').window).toBe(10_000)
+    expect(contractFor(cfg, 'shop/other').window).toBe(15_000)
   })
 
   it.each([

@@ -12,7 +12,9 @@ const V1 = { namespace: 'ns', service: 'svc', version: 'v1' }
 const V2 = { namespace: 'ns', service: 'svc', version: 'v2' }
 const D = 1_000_000_000_000 // deploy time, bucket aligned
 const S = 1000
-const cfgOf = (raw: unknown = {}): EngineConfig => engineSchema.parse(raw)
+/** the cases below are written for a 10 s span in 2 slices (the default is 15 s in 3, config/pullback.yaml); a case's own defaults win */
+const cfgOf = (raw: { defaults?: object; services?: object } & Record<string, unknown> = {}): EngineConfig =>
+  engineSchema.parse({ ...raw, defaults: { window: '10s', slices: 2, ...(raw.defaults ?? {}) } })
 
 /** v1 healthy for 6 minutes before D; v2 from D on with the given traffic. */
 function world(v2: { rps?: number; errorRate?: number; latencyMs?: number } = {}, until = D + 600 * S): FakeView {
