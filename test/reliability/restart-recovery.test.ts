@@ -215,14 +215,16 @@ describe('restart after a rollback decision, before any cutover', () => {
     for (const v of rollbacks) expect(v).toMatchObject({ id: rollback.id, deploymentId: rollback.deploymentId, deployedAt: rollback.deployedAt, baselineVersion: 'v1' })
   })
 
-  it('without the restore (the old behaviour) the restarted pipeline decides under other ids', async () => {
+  // With the 30 s span the restarted pipeline re-detected the deployment and decided under new ids;
+  // with the 15 s span (issue 10) the data after the rollback is too short for it to decide at all.
+  // Either way it cannot continue the original decision: no verdict carries its deployment.
+  it('without the restore (the old behaviour) the restarted pipeline never continues the original decision', async () => {
     const bus = new MemoryBus()
     const a = new Incarnation(bus, { persist: false, actuator: false })
     const { rollback: first, after } = await decided(a)
     const b = new Incarnation(bus, { persist: false, actuator: false })
     await b.feed(after)
     await b.finish()
-    expect(b.verdicts.length).toBeGreaterThan(0)
-    for (const v of b.verdicts) expect(v.deploymentId).not.toBe(first.deploymentId)
+    expect(b.verdicts.filter((v) => v.deploymentId === first.deploymentId)).toEqual([])
   })
 })
