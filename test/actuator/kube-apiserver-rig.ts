@@ -9,10 +9,9 @@
  */
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { describe, it } from 'vitest'
+import { describeWhenAvailable, freePort } from '../support/external.js'
 import { KubeClient, type KubeResponse } from '../../src/actuator/drivers/kube.js'
 
 const TOOLS = path.resolve(import.meta.dirname, '../../tools/k8s-apiserver')
@@ -48,33 +47,9 @@ function findBin(name: Bin): { found: true; path: string } | { found: false; rea
 /** describe() for tests that need the real API server: fails under CI when the binaries are missing, skips loudly elsewhere. */
 export function describeKubeApiserver(name: string, fn: () => void): void {
   const missing = (['KUBE_APISERVER_BIN', 'ETCD_BIN'] as const).map(findBin).flatMap((b) => (b.found ? [] : [b.reason]))
-  if (missing.length === 0) {
-    describe(name, fn)
-    return
-  }
-  const why = `${missing.join('; ')}: ${BUILD_HINT}`
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has a real kube-apiserver and etcd', () => {
-        throw new Error(why)
-      })
-    })
-    return
-  }
-  process.stderr.write(`\n*** REAL KUBE-APISERVER TESTS SKIPPED (${name}): ${why} ***\n\n`)
-  describe.skip(name, fn)
+  describeWhenAvailable(name, { missing, hint: BUILD_HINT, check: 'has a real kube-apiserver and etcd', banner: 'REAL KUBE-APISERVER TESTS SKIPPED' }, fn)
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 export interface KubeApiserver {
   server: string

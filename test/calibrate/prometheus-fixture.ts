@@ -6,10 +6,10 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { freePort } from '../support/external.js'
 import { BOUNDS_S, memoryAt, rng, steps, type SynthService } from './synthetic.js'
 
 const run = promisify(execFile)
@@ -22,17 +22,6 @@ export function findBinary(name: string): string | undefined {
   return undefined
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 function labels(l: Record<string, string>): string {
   return `{${Object.entries(l).map(([k, v]) => `${k}="${v}"`).join(',')}}`

@@ -12,7 +12,7 @@ import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { describe, it } from 'vitest'
+import { describeWhenAvailable, freePort } from '../support/external.js'
 
 export type Peer = 'TELEMETRYGEN_BIN' | 'OTELCOL_BIN'
 
@@ -62,21 +62,7 @@ export function peerPath(name: Peer): string {
  */
 export function describePeers(name: string, peers: Peer[], fn: () => void, otherwiseUnmet: string[] = []): void {
   const missing = [...otherwiseUnmet, ...peers.map(findPeer).flatMap((p) => (p.found ? [] : [p.reason]))]
-  if (missing.length === 0) {
-    describe(name, fn)
-    return
-  }
-  const why = `${missing.join('; ')}: ${BUILD_HINT}`
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has its real peers', () => {
-        throw new Error(why)
-      })
-    })
-    return
-  }
-  process.stderr.write(`\n*** INTEROP SKIPPED (${name}): ${why} ***\n\n`)
-  describe.skip(name, fn)
+  describeWhenAvailable(name, { missing, hint: BUILD_HINT, check: 'has its real peers', banner: 'INTEROP SKIPPED' }, fn)
 }
 
 export interface RunResult {
@@ -152,17 +138,7 @@ export class PeerProcess {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
+export { freePort }
 
 /**
  * A TCP relay on 127.0.0.1 to `target`, counting the bytes clients send through it: how a test sees
