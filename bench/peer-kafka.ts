@@ -52,6 +52,7 @@ import path from 'node:path'
 import { kafkaClient } from '../src/kafka/client.js'
 import { generateKeyPairFiles } from '../src/publish/signing.js'
 import { SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
+import { flags } from './args.js'
 
 type TargetName = 'collector' | 'pullback'
 
@@ -74,16 +75,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`)
-    return i >= 0 ? argv[i + 1] : undefined
-  }
-  const num = (name: string, def: number, min: number, max: number): number => {
-    const raw = get(name)
-    const n = raw === undefined ? def : Number(raw)
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`)
-    return n
-  }
+  const { get, int: num } = flags(argv)
   const only = get('only')
   if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
   const rates = (get('rates') ?? '150000,300000,450000,600000').split(',').map(Number)

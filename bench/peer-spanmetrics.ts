@@ -41,6 +41,7 @@ import path from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { SERVICES, SIDECAR_MAIN, SPANS_PER_REQUEST, VERSIONS, cpuSeconds, fmt, freePort, median, payloads, statusKiB } from './peer-common.js'
+import { flags } from './args.js'
 
 const WARMUP_MS = 2_000
 
@@ -53,16 +54,8 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`)
-    return i >= 0 ? argv[i + 1] : undefined
-  }
-  const num = (name: string, def: number, max: number): number => {
-    const raw = get(name)
-    const n = raw === undefined ? def : Number(raw)
-    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer in 1..${max}`)
-    return n
-  }
+  const { get, int } = flags(argv)
+  const num = (name: string, def: number, max: number): number => int(name, def, 1, max)
   const only = get('only')
   if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
   // bounded: at most 5 minutes per measurement, 10 runs

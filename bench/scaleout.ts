@@ -52,6 +52,7 @@ import { signerFromKey } from '../src/publish/signing.js'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { httpServerAttributes, strAttr } from './http-span.js'
+import { flags } from './args.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 // dist/bench/scaleout.js -> <repo>
@@ -79,16 +80,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`)
-    return i >= 0 ? argv[i + 1] : undefined
-  }
-  const num = (name: string, def: number, min: number, max: number): number => {
-    const raw = get(name)
-    const n = raw === undefined ? def : Number(raw)
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}`)
-    return n
-  }
+  const { int: num } = flags(argv)
   // bounded: at most 5 minutes per measurement, 10 runs, 2 M spans/s offered
   return { seconds: num('seconds', 30, 1, 300), runs: num('runs', 3, 1, 10), rate: num('rate', 300_000, 512, 2_000_000), warmup: num('warmup', 5, 0, 60) }
 }

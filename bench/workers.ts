@@ -33,6 +33,7 @@ import { createReceivers } from '../src/receivers/index.js'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { Pipeline } from '../src/runtime/pipeline.js'
 import { SPANS_PER_REQUEST, fmt, payloads, spread } from './peer-common.js'
+import { flags } from './args.js'
 
 const WARMUP_MS = 2_000
 
@@ -45,16 +46,8 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const get = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`)
-    return i >= 0 ? argv[i + 1] : undefined
-  }
-  const num = (name: string, def: number, max: number): number => {
-    const raw = get(name)
-    const n = raw === undefined ? def : Number(raw)
-    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer in 1..${max}`)
-    return n
-  }
+  const { get, int } = flags(argv)
+  const num = (name: string, def: number, max: number): number => int(name, def, 1, max)
   const workers = (get('workers') ?? '0,1,2').split(',').map(Number)
   if (workers.some((w) => !Number.isInteger(w) || w < 0 || w > 16)) throw new Error('--workers must be a list of integers in 0..16, e.g. 0,1,2')
   return { seconds: num('seconds', 10, 300), runs: num('runs', 3, 10), workers, conns: num('conns', 4, 32), inflight: num('inflight', 4, 64) }
