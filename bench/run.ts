@@ -2,14 +2,18 @@
  * Runs the benches in sequence, each in its own child process (`node dist/bench/NAME.js`), with a
  * progress line before and after each, then a summary: exit code and wall time per bench.
  *
- *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions]
+ *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions] [-- --out results.json]
+ *
+ * Writes one JSON file (default bench-results.json): per bench its exit code, wall time, printed
+ * output and the JSON lines it printed, with the machine's CPU count and load average at start and end.
  *
  * A bench that needs something absent is skipped with its reason: `decisions` needs KAFKA_BROKERS,
  * `peer-spanmetrics` needs OTELCOL_BIN. Each bench prints its own figures and targets; exit code 1
  * when any bench run failed (a bench exits 1 when it misses its own target).
  */
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
@@ -31,28 +35,58 @@ const BENCHES: Bench[] = [
   { name: 'cardinality', args: [] },
   { name: 'partials', args: [] },
   { name: 'decisions', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
+  { name: 'replay-kafka', args: ['--nodes', '3'], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
   { name: 'scaleout', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
   { name: 'peer-spanmetrics', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined) },
   { name: 'peer-kafka', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
 ]
 
-type Outcome = { kind: 'ran'; code: number; seconds: number } | { kind: 'skipped'; reason: string }
+type Outcome = { kind: 'ran'; code: number; seconds: number; stdout: string; truncated: boolean; json: unknown[] } | { kind: 'skipped'; reason: string }
 
-function runChild(file: string, args: string[]): Promise<number> {
+/** Output kept per bench in the JSON file: its printed figures are small, a runaway one is cut. */
+const MAX_CAPTURE = 256 * 1024
+
+/** Runs one bench; its stdout goes to ours and is kept (bounded) for the JSON file, stderr passes through. */
+function runChild(file: string, args: string[]): Promise<{ code: number; stdout: string; truncated: boolean }> {
   return new Promise((resolve) => {
-    const cp = spawn(process.execPath, [file, ...args], { stdio: 'inherit' })
-    cp.on('error', () => resolve(1))
-    cp.on('exit', (code, signal) => resolve(code ?? (signal !== null ? 1 : 0)))
+    const cp = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let stdout = ''
+    let truncated = false
+    cp.stdout.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk)
+      if (stdout.length < MAX_CAPTURE) stdout += chunk.toString('utf8')
+      else truncated = true
+    })
+    cp.on('error', () => resolve({ code: 1, stdout, truncated }))
+    cp.on('close', (code, signal) => resolve({ code: code ?? (signal !== null ? 1 : 0), stdout: stdout.slice(0, MAX_CAPTURE), truncated }))
   })
 }
 
+/** The JSON lines a bench printed (benches print their figures as a table, some also as one JSON line). */
+function jsonLines(stdout: string): unknown[] {
+  const out: unknown[] = []
+  for (const line of stdout.split('\n')) {
+    const t = line.trim()
+    if (!t.startsWith('{')) continue
+    try {
+      out.push(JSON.parse(t))
+    } catch {
+      // a table line that happens to start with a brace: kept in `stdout` only
+    }
+  }
+  return out
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' } } })
+  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' } } })
+  const outFile = values.out ?? 'bench-results.json'
   const only = values.only?.split(',')
   const skip = values.skip?.split(',') ?? []
   const picked = BENCHES.filter((b) => (only === undefined || only.includes(b.name)) && !skip.includes(b.name))
   const here = fileURLToPath(new URL('.', import.meta.url))
   const results: { name: string; outcome: Outcome }[] = []
+  const started = Date.now()
+  const loadStart = loadavg()
   for (const [i, b] of picked.entries()) {
     const file = `${here}${b.name}.js`
     const reason = !existsSync(file) ? `${file} not built` : b.missing?.()
@@ -63,10 +97,10 @@ async function main(): Promise<number> {
     }
     process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: running\n`)
     const t = performance.now()
-    const code = await runChild(file, b.args)
+    const { code, stdout, truncated } = await runChild(file, b.args)
     const seconds = (performance.now() - t) / 1000
     process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: exit ${code} after ${seconds.toFixed(0)} s\n`)
-    results.push({ name: b.name, outcome: { kind: 'ran', code, seconds } })
+    results.push({ name: b.name, outcome: { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout) } })
   }
   const width = Math.max(...results.map((r) => r.name.length))
   const lines = results.map((r) =>
@@ -75,6 +109,15 @@ async function main(): Promise<number> {
       : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${r.outcome.seconds.toFixed(0)} s`,
   )
   process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
+  const doc = {
+    startedAt: new Date(started).toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    loadavg: { start: loadStart, end: loadavg() },
+    benches: results.map((r) => ({ name: r.name, ...r.outcome })),
+  }
+  writeFileSync(outFile, `${JSON.stringify(doc, null, 2)}\n`)
+  process.stderr.write(`bench: every bench's output and figures in ${outFile}\n`)
   return results.some((r) => r.outcome.kind === 'ran' && r.outcome.code !== 0) ? 1 : 0
 }
 

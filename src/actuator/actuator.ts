@@ -48,6 +48,7 @@ import { openDecision, serviceId, type DecisionEnvelope } from '../publish/envel
 import { sealRecord, type Verifier } from '../publish/signing.js'
 import { eligibleTargets, selectRollbackTarget, type ArtifactStore } from './artifacts.js'
 import type { RecordAuth } from './authentic.js'
+import { namespaceScope, outOfScope, type NamespaceScope } from './scope.js'
 import { AuditSink, evidence, recoveryOf, type AuditOutcome, type AuditRecord, type PhaseStamp } from './audit.js'
 import type { ActuatorConfig } from './config.js'
 import type { CutoverRequest, Driver } from './drivers/types.js'
@@ -72,6 +73,8 @@ export interface ActuatorCounters {
   unmatchedRecovery: number
   resumed: number
   stale: number
+  /** rollbacks refused because the decision's namespace is not in actuator.namespaces (audited, paged) */
+  outOfScope: number
   /** claims lost or writes refused because another actuator holds the decision */
   fenced: number
   /** decisions received while another live actuator held them (waited for it) */
@@ -122,6 +125,7 @@ export class Actuator implements Component {
     unmatchedRecovery: 0,
     resumed: 0,
     stale: 0,
+    outOfScope: 0,
     fenced: 0,
     heldElsewhere: 0,
     orphansWaited: 0,
@@ -138,6 +142,7 @@ export class Actuator implements Component {
   private readonly producer: Producer
   private readonly audit: AuditSink
   private readonly clock: Clock
+  private readonly scope: NamespaceScope
   private consumer: Consumer | undefined
   private readonly ac = new AbortController()
   private chain: Promise<unknown> = Promise.resolve()
@@ -149,6 +154,7 @@ export class Actuator implements Component {
   private rejectWarnedAt: number | undefined
 
   constructor(private readonly o: ActuatorOptions) {
+    this.scope = namespaceScope(o.config)
     this.clock = o.clock ?? systemClock
     this.producer = o.producer ?? o.transport.producer()
     this.state = new ActuatorState({
@@ -357,6 +363,15 @@ export class Actuator implements Component {
       this.stamp(phases, 'gate-frozen', frozen.reason)
       const t = this.move(v.id, 'gate', transition('gate', 'frozen'))
       await this.finish(this.progress(v, phases, { artifact: v.artifact ?? v.version, version: v.version }), t as AuditOutcome, `service frozen since ${new Date(frozen.at).toISOString()} (${frozen.reason}); run \`pullback actuator rearm --service ${sid}\``, { page: false, freeze: false })
+      return
+    }
+    const refused = outOfScope(this.scope, v.namespace)
+    if (refused !== undefined) {
+      // a bad deployment stays live: a person must know (page), but nothing about the service is frozen
+      this.counters.outOfScope++
+      this.stamp(phases, 'gate-namespace', refused)
+      const t = this.move(v.id, 'gate', transition('gate', 'frozen'))
+      await this.finish(this.progress(v, phases, { artifact: v.artifact ?? v.version, version: v.version }), t as AuditOutcome, refused, { page: true, freeze: false })
       return
     }
     // one rollback per service at a time: another decision still in flight for it wins (no page, no freeze)

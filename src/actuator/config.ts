@@ -116,9 +116,11 @@ export const actuatorSchema = z
     driver: driverSchema.optional(),
     /**
      * the namespaces whose workloads pullback may roll back (drivers kubernetes, argo-rollouts, flux).
-     * Not read by the drivers: `pullback k8s rbac` generates the actuator's Roles for exactly these
-     * namespaces (src/actuator/rbac.ts), and refuses to generate anything while it is empty (unless
-     * `driver.namespace` pins one). Elsewhere the API server answers 403.
+     * `pullback k8s rbac` generates the actuator's Roles for exactly these namespaces
+     * (src/actuator/rbac.ts), and refuses to generate anything while it is empty (unless
+     * `driver.namespace` pins one). The actuator refuses (audits and pages) a rollback decided for
+     * a namespace not listed here before any API request (src/actuator/scope.ts); the API server's
+     * 403 is the second line. An empty list is not checked.
      */
     namespaces: z.array(namespaceName).default([]),
     /**
