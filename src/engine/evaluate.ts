@@ -64,6 +64,44 @@ export interface EngineInput {
    * the watch keeps its last status meanwhile. Verdicts are the same in both modes.
    */
   evaluation?: 'full' | 'incremental'
+  /**
+   * Bounded work per call: one pass (one logical tick) as several calls, e.g. one per event-loop
+   * turn (src/runtime/evaluation-scheduler.ts). Absent: the whole pass in this call. Present: this
+   * call does about `maxEvaluations` evaluations' worth of work at most (see PASS_WORK; 1/8: one
+   * item per call) and at least one item, from where `cursor` says (absent: a new pass), and
+   * returns `next` while the pass is not complete. Every call of a pass must repeat the first call's input (the same `now`,
+   * `watermark`, view and the same deployments / newVersions / probes arrays): events, new versions
+   * and probe readings are applied once per pass, by the calls that reach them, before any watch is
+   * evaluated; the freeze budget is the pass's. The verdicts and statuses of a pass's calls,
+   * concatenated, are those of one unbounded call on the same state and data.
+   */
+  pass?: { maxEvaluations: number; cursor?: PassCursor }
+}
+
+/**
+ * Where a bounded pass stopped (EngineInput.pass). Opaque to callers; advanced in place by the
+ * next call of the same pass.
+ */
+export interface PassCursor {
+  readonly kind: 'pass-cursor'
+  /** @internal the pass's input, checked on every continuation */
+  readonly now: number
+  readonly watermark: number
+  readonly deployments: readonly DeploymentEvent[] | undefined
+  readonly newVersions: readonly VersionSeen[] | undefined
+  readonly probes: readonly ProbeObservation[] | undefined
+  /** @internal progress */
+  event: number
+  version: number
+  sortedProbes: ProbeObservation[] | undefined
+  probe: number
+  order: Watch[] | undefined
+  scan: number
+  waiting: number
+  left: number
+  budget: number
+  freezes: number
+  at: number
 }
 
 export interface FrozenBaseline {
@@ -175,6 +213,8 @@ export interface EngineOutput {
   /** series to keep (pin) / release (unpin) in the store, because a watch started / ended */
   pin: SeriesKey[]
   unpin: SeriesKey[]
+  /** a bounded call (EngineInput.pass) that did not complete its pass: hand this back as `pass.cursor` */
+  next?: PassCursor
 }
 
 /** Containers tracked per watch at most (more are counted in containerOverflow and not tracked). */
@@ -192,7 +232,7 @@ function idPhase(id: string, at: number, mod: number): number {
   for (let i = at; i < at + 6 && i < id.length; i++) h = h * 16 + (id.charCodeAt(i) & 15)
   return h % mod
 }
-/** Baselines frozen per call at least (when that many wait), see freezeBudget. */
+/** Baselines frozen per pass (one unbounded call, or the calls of one bounded pass) at least (when that many wait), see freezeBudget. */
 const MIN_FREEZES_PER_CALL = 500
 
 function awaitsFreeze(w: Watch, input: EngineInput): boolean {
@@ -210,24 +250,56 @@ function freezeDue(w: Watch, dataEnd: number, g: number, interval: number): numb
   return Math.ceil((alignUp(w.deployedAt, g) + minSpan(w.contract, interval, g) - end) / g)
 }
 
+/** One watch's part of freezeBudget: the evaluations left before it needs its baseline; undefined when it waits for no freeze. */
+function freezeLeft(w: Watch, input: EngineInput): number | undefined {
+  if (!awaitsFreeze(w, input)) return undefined
+  const cov = input.view.coverage(w.key)
+  const g = granularity(w.contract, input.view, cov)
+  return freezeDue(w, evaluationEnd(cov, input.watermark, g), g, reportInterval(cov))
+}
+
 /**
- * Freezes this call may make beyond those due now: the waiting ones spread evenly over the
- * evaluations left before the first of them is due (at least MIN_FREEZES_PER_CALL), so a mass
- * rollout's freezes are done in the ticks before their first spans complete, not all in one.
+ * Freezes this pass may make beyond those due now, from the `waiting` watches and the fewest
+ * evaluations `left` before one of them is due (freezeLeft over every watch at the start of the
+ * pass's watch loop): the waiting ones spread evenly over the evaluations left (at least
+ * MIN_FREEZES_PER_CALL), so a mass rollout's freezes are done in the ticks before their first spans
+ * complete, not all in one.
  */
-function freezeBudget(state: EngineState, input: EngineInput): number {
-  let waiting = 0
-  let left = Infinity
-  for (const w of state.watches.values()) {
-    if (!awaitsFreeze(w, input)) continue
-    waiting += 1
-    const cov = input.view.coverage(w.key)
-    const g = granularity(w.contract, input.view, cov)
-    left = Math.min(left, freezeDue(w, evaluationEnd(cov, input.watermark, g), g, reportInterval(cov)))
-  }
+function freezeBudget(waiting: number, left: number): number {
   if (waiting === 0) return 0
   return Math.max(MIN_FREEZES_PER_CALL, Math.ceil(waiting / Math.max(1, left)))
 }
+
+/**
+ * Work units of a bounded pass (EngineInput.pass), in eighths of an evaluation, from the 10,000-watch
+ * bench's profile: a baseline freeze reads minutes of the old version (~10 evaluations), a new watch
+ * (event or new version) ~3, a watch visited without a new bucket, a freeze-budget look at a watch
+ * and a probe reading ~1/8.
+ */
+const PASS_WORK = { evaluation: 8, freeze: 80, newWatch: 24, visit: 1, probe: 1 } as const
+
+function newCursor(input: EngineInput): PassCursor {
+  return {
+    kind: 'pass-cursor',
+    now: input.now,
+    watermark: input.watermark,
+    deployments: input.deployments,
+    newVersions: input.newVersions,
+    probes: input.probes,
+    event: 0,
+    version: 0,
+    sortedProbes: undefined,
+    probe: 0,
+    order: undefined,
+    scan: 0,
+    waiting: 0,
+    left: Infinity,
+    budget: 0,
+    freezes: 0,
+    at: 0,
+  }
+}
+
 /** Pending recoveries kept at most. */
 const MAX_PENDING = 10_000
 
@@ -249,13 +321,52 @@ export function watchedCount(s: EngineState): number {
 
 export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInput): EngineOutput {
   const out: EngineOutput = { state, verdicts: [], statuses: [], pin: [], unpin: [] }
-  for (const ev of input.deployments ?? []) onEvent(cfg, state, input, ev, out)
-  for (const v of input.newVersions ?? []) onNewVersion(cfg, state, input, v, out)
-  if (input.probes !== undefined && input.probes.length > 0) onProbes(state, input.probes)
+  // one pass in phases (events, new versions, probe readings, the freeze budget, the watches), each
+  // item counted in PASS_WORK; an unbounded call runs them all (limit Infinity), a bounded one stops
+  // where the limit is reached and hands back the cursor. The order is the same either way.
+  const cur = input.pass?.cursor ?? newCursor(input)
+  if (cur.now !== input.now || cur.watermark !== input.watermark || cur.deployments !== input.deployments || cur.newVersions !== input.newVersions || cur.probes !== input.probes) {
+    throw new Error('evaluate: a continuation call of a bounded pass must repeat the pass\'s input (now, watermark, deployments, newVersions, probes)')
+  }
+  // a fraction of an evaluation is allowed down to one unit (1/8: one item per call, tests)
+  const limit = input.pass === undefined ? Infinity : Math.max(1, input.pass.maxEvaluations * PASS_WORK.evaluation)
+  let work = 0
+  const deployments = input.deployments ?? []
+  while (cur.event < deployments.length && work < limit) {
+    onEvent(cfg, state, input, deployments[cur.event++] as DeploymentEvent, out)
+    work += PASS_WORK.newWatch
+  }
+  const newVersions = input.newVersions ?? []
+  while (cur.version < newVersions.length && work < limit) {
+    onNewVersion(cfg, state, input, newVersions[cur.version++] as VersionSeen, out)
+    work += PASS_WORK.newWatch
+  }
+  if (input.probes !== undefined && input.probes.length > 0) {
+    const sorted = (cur.sortedProbes ??= sortProbes(input.probes))
+    while (cur.probe < sorted.length && work < limit) {
+      onProbe(state, sorted[cur.probe++] as ProbeObservation)
+      work += PASS_WORK.probe
+    }
+  }
+  // the watches of the pass: those held once its events and new versions are applied
+  const order = (cur.order ??= work < limit ? [...state.watches.values()] : undefined)
+  if (order === undefined) return { ...out, next: cur }
+  while (cur.scan < order.length && work < limit) {
+    const left = freezeLeft(order[cur.scan++] as Watch, input)
+    work += PASS_WORK.visit
+    if (left === undefined) continue
+    cur.waiting += 1
+    if (left < cur.left) cur.left = left
+  }
+  if (cur.scan < order.length) return { ...out, next: cur }
   const bucketMs = input.view.bucketMs
-  const budget = freezeBudget(state, input)
-  let freezes = 0
-  for (const w of [...state.watches.values()]) {
+  if (cur.at === 0) cur.budget = freezeBudget(cur.waiting, cur.left)
+  const budget = cur.budget
+  while (cur.at < order.length && work < limit) {
+    const w = order[cur.at++] as Watch
+    // ended by an earlier call of this pass (only the watch itself ends a watch here: never today)
+    if (state.watches.get(w.id) !== w) continue
+    work += PASS_WORK.visit
     // judged up to where this version's data is complete (metrics every 60 s lag their export),
     // on bucket boundaries the store answers whole for this series' cadence
     const cov = input.view.coverage(w.key)
@@ -267,9 +378,10 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
       // mass rollout detected in one tick would freeze thousands at once and stall the tick, so a
       // call freezes at most `budget`; the rest wait for a later call, never beyond the point where
       // the watch needs its baseline (see freezeDue). Its data (before the watermark) is complete either way.
-      if (freezeDue(w, dataEnd, g, interval) <= 0 || freezes < budget) {
+      if (freezeDue(w, dataEnd, g, interval) <= 0 || cur.freezes < budget) {
         freeze(w, input.view, bucketMs)
-        freezes += 1
+        cur.freezes += 1
+        work += PASS_WORK.freeze
       } else state.counters.freezesDeferred += 1
     }
     let over: boolean
@@ -294,11 +406,13 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
       const ph = input.evaluation === 'incremental' ? idPhase(w.id, 8, STATUS_EVERY_MS) : 0
       const quietOk = input.evaluation === 'incremental' && Math.floor((end + ph) / STATUS_EVERY_MS) === Math.floor((w.lastEvalEnd + ph) / STATUS_EVERY_MS)
       w.lastEvalEnd = end
+      work += PASS_WORK.evaluation
       if (w.kind === 'deploy') evalDeploy(w, input, end, g, interval, out, state, quietOk)
       else evalRecovery(w, input, end, g, interval, out, over)
     }
     if (over) endWatch(state, w, out)
   }
+  if (cur.at < order.length) out.next = cur
   return out
 }
 
@@ -465,35 +579,37 @@ function onRollbackEvent(cfg: EngineConfig, state: EngineState, ev: DeploymentEv
   addWatch(cfg, state, w, out)
 }
 
-function onProbes(state: EngineState, probes: readonly ProbeObservation[]): void {
-  const sorted = [...probes].sort((a, b) => a.timeMs - b.timeMs)
-  for (const p of sorted) {
-    const ids = state.byVersion.get(vkey(p.key.namespace, p.key.service, p.key.version))
-    if (ids === undefined) continue
-    for (const id of ids) {
-      const w = state.watches.get(id)
-      if (w === undefined || p.timeMs < w.deployedAt) continue
-      const cid = `${p.pod}/${p.container}`
-      let t = w.containers.get(cid)
-      if (t === undefined) {
-        if (w.containers.size >= MAX_CONTAINERS) {
-          state.counters.containerOverflow += 1
-          continue
-        }
-        w.containers.set(cid, (t = { firstSeenMs: p.timeMs, everReady: false }))
-      }
-      w.probeReadings += 1
-      if (p.ready) {
-        t.everReady = true
-        w.failingNow.delete(cid)
+/** Probe readings are applied in telemetry-time order (onProbe), whatever order they came in. */
+function sortProbes(probes: readonly ProbeObservation[]): ProbeObservation[] {
+  return [...probes].sort((a, b) => a.timeMs - b.timeMs)
+}
+
+function onProbe(state: EngineState, p: ProbeObservation): void {
+  const ids = state.byVersion.get(vkey(p.key.namespace, p.key.service, p.key.version))
+  if (ids === undefined) return
+  for (const id of ids) {
+    const w = state.watches.get(id)
+    if (w === undefined || p.timeMs < w.deployedAt) continue
+    const cid = `${p.pod}/${p.container}`
+    let t = w.containers.get(cid)
+    if (t === undefined) {
+      if (w.containers.size >= MAX_CONTAINERS) {
+        state.counters.containerOverflow += 1
         continue
       }
-      const grace = w.contract.signals.probe.startupGrace
-      if (t.everReady || p.timeMs - t.firstSeenMs >= grace) {
-        w.failingNow.add(cid)
-        if (w.probeFailure === undefined) {
-          w.probeFailure = { onsetMs: p.timeMs, container: cid, why: t.everReady ? 'was ready, then failed' : 'not ready after startup grace' }
-        }
+      w.containers.set(cid, (t = { firstSeenMs: p.timeMs, everReady: false }))
+    }
+    w.probeReadings += 1
+    if (p.ready) {
+      t.everReady = true
+      w.failingNow.delete(cid)
+      continue
+    }
+    const grace = w.contract.signals.probe.startupGrace
+    if (t.everReady || p.timeMs - t.firstSeenMs >= grace) {
+      w.failingNow.add(cid)
+      if (w.probeFailure === undefined) {
+        w.probeFailure = { onsetMs: p.timeMs, container: cid, why: t.everReady ? 'was ready, then failed' : 'not ready after startup grace' }
       }
     }
   }

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { duration } from '../config/duration.js'
 import { stateSchema } from '../state/config.js'
 import { tlsSchema } from '../receivers/tls.js'
+import { evaluationTurnsSchema } from './evaluation-scheduler.js'
 
 /**
  * Configuration of the runtime stage (section `runtime:` of the YAML file). Owned by src/runtime.
@@ -82,6 +83,8 @@ export const runtimeSchema = z
      * tick more often than that only shortens the wait between a bucket closing and its verdict.
      */
     tickInterval: duration().default(1_000),
+    /** one evaluation tick as bounded event-loop turns (src/runtime/evaluation-scheduler.ts) */
+    evaluation: evaluationTurnsSchema,
     /** the engine's watch state on a compacted topic, restored on start (src/state/README.md) */
     state: stateSchema,
   })

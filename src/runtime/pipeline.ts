@@ -7,6 +7,14 @@
  * Synchronous and single-threaded: consume*, deployment() and tick() must be called from one event
  * loop turn at a time (they are, by construction: none of them awaits).
  *
+ * Passes: `tick()` evaluates in one engine call. A pass (`beginPass` then `stepPass` until 'done')
+ * is the same tick as several bounded engine calls (EngineInput.pass), which a scheduler spreads over
+ * event-loop turns (src/runtime/evaluation-scheduler.ts); telemetry, deployment events and probe
+ * readings keep arriving between the calls and wait for the next pass. The pass's `now`, watermark,
+ * events, new versions and probes are taken when it begins; its verdicts and statuses are handed
+ * over once, when it is done, identical to `tick()`'s on the same data. Pins and timelines follow
+ * each call; the state changes go to the state sink when the pass is done.
+ *
  * Bounds: deployment events and probe readings waiting for the next tick are capped
  * (MAX_PENDING_EVENTS, MAX_PENDING_PROBES; overflow counted in `stats()`); timelines (only when
  * `recordTimeline`) keep at most MAX_TIMELINES deployments and MAX_TICKS ticks each.
@@ -24,7 +32,7 @@ import type { NormalizeConfig } from '../normalize/config.js'
 import { SignalStore, type SignalStoreOptions } from '../signals/store.js'
 import type { SignalsConfig } from '../signals/config.js'
 import type { EngineConfig } from '../engine/config.js'
-import { evaluate, initialState, type EngineCounters, type EngineState, type WatchStatus } from '../engine/evaluate.js'
+import { evaluate, initialState, type EngineCounters, type EngineInput, type EngineOutput, type EngineState, type PassCursor, type WatchStatus } from '../engine/evaluate.js'
 import type { DeploymentEvent } from '../engine/events.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { DeploymentTimeline, ReportInput } from '../report/model.js'
@@ -64,6 +72,26 @@ export interface TickResult {
   statuses: WatchStatus[]
 }
 
+/** One bounded step of an open pass: more to do, or the pass's whole result. */
+export type PassStep = { kind: 'more' } | { kind: 'done'; result: TickResult; now: number; watermark: number; calls: number }
+
+/** What drives a pass in bounded steps (the Pipeline; a stand-in in tests). */
+export interface PassRunner {
+  /** Takes the pending events, probes and new versions and opens a pass; 'busy' while one is open. */
+  beginPass(now: number, watermark: number): 'started' | 'busy'
+  /** At most about `maxEvaluations` evaluations of engine work (EngineInput.pass); throws what the engine threw and closes the pass. */
+  stepPass(maxEvaluations: number): PassStep
+  readonly passOpen: boolean
+}
+
+interface OpenPass {
+  input: EngineInput
+  cursor: PassCursor | undefined
+  verdicts: Verdict[]
+  statuses: WatchStatus[]
+  calls: number
+}
+
 export interface PipelineStats {
   engine: EngineCounters
   watched: number
@@ -79,7 +107,7 @@ const MAX_PENDING_PROBES = 200_000
 const MAX_TIMELINES = 10_000
 const MAX_TICKS = 20_000
 
-export class Pipeline implements TelemetryConsumer {
+export class Pipeline implements TelemetryConsumer, PassRunner {
   readonly store: SignalStore
   readonly normalizer: Normalizer
   private readonly engineCfg: EngineConfig
@@ -97,6 +125,7 @@ export class Pipeline implements TelemetryConsumer {
   /** the normalizer's sink: the store, with probe readings tapped for the engine */
   private readonly tee: ObservationSink
   private readonly evaluation: 'full' | 'incremental'
+  private pass: OpenPass | undefined
 
   constructor(opts: PipelineOptions) {
     this.engineCfg = opts.engine
@@ -176,10 +205,67 @@ export class Pipeline implements TelemetryConsumer {
     return this.store.stats().newestMs
   }
 
-  /** One evaluation: `now` stamps decisions, `watermark` bounds the windows judged. */
+  /**
+   * One evaluation in one engine call: `now` stamps decisions, `watermark` bounds the windows judged.
+   * A pass still open is run to its end first (synchronously) and its verdicts and statuses come
+   * first in the result.
+   */
   tick(now: number, watermark: number): TickResult {
+    const prior = this.pass !== undefined ? this.finishOpenPass() : undefined
+    const out = evaluate(this.engineCfg, this.state, this.takeInput(now, watermark))
+    this.applyCall(out)
+    this.passDone(now)
+    if (prior === undefined) return { verdicts: out.verdicts, statuses: out.statuses }
+    return { verdicts: [...prior.verdicts, ...out.verdicts], statuses: [...prior.statuses, ...out.statuses] }
+  }
+
+  get passOpen(): boolean {
+    return this.pass !== undefined
+  }
+
+  beginPass(now: number, watermark: number): 'started' | 'busy' {
+    if (this.pass !== undefined) return 'busy'
+    this.pass = { input: this.takeInput(now, watermark), cursor: undefined, verdicts: [], statuses: [], calls: 0 }
+    return 'started'
+  }
+
+  stepPass(maxEvaluations: number): PassStep {
+    const p = this.pass
+    if (p === undefined) throw new Error('stepPass: no pass is open (beginPass first)')
+    let out: EngineOutput
+    try {
+      // Infinity (finishOpenPass): the rest of the pass in this call
+      const max = Number.isFinite(maxEvaluations) ? maxEvaluations : Number.MAX_SAFE_INTEGER
+      out = evaluate(this.engineCfg, this.state, { ...p.input, pass: { maxEvaluations: max, ...(p.cursor !== undefined ? { cursor: p.cursor } : {}) } })
+    } catch (err) {
+      // the engine's state is as the failed call left it, as after a failed tick(); the pass's events are not retried
+      this.pass = undefined
+      throw err
+    }
+    p.calls += 1
+    this.applyCall(out)
+    for (const v of out.verdicts) p.verdicts.push(v)
+    for (const s of out.statuses) p.statuses.push(s)
+    if (out.next !== undefined) {
+      p.cursor = out.next
+      return { kind: 'more' }
+    }
+    this.pass = undefined
+    this.passDone(p.input.now)
+    return { kind: 'done', result: { verdicts: p.verdicts, statuses: p.statuses }, now: p.input.now, watermark: p.input.watermark, calls: p.calls }
+  }
+
+  /** Runs the open pass to its end in this turn (shutdown, tick()). */
+  finishOpenPass(): TickResult | undefined {
+    if (this.pass === undefined) return undefined
+    const step = this.stepPass(Infinity)
+    return step.kind === 'done' ? step.result : undefined
+  }
+
+  /** The next pass's input: takes the pending events, probe readings and new versions. */
+  private takeInput(now: number, watermark: number): EngineInput {
     const seen = this.store.drainNewVersions()
-    const input = {
+    const input: EngineInput = {
       now,
       watermark,
       view: this.view,
@@ -190,16 +276,23 @@ export class Pipeline implements TelemetryConsumer {
     }
     this.events = []
     this.probes = []
-    const out = evaluate(this.engineCfg, this.state, input)
+    return input
+  }
+
+  /** What follows every engine call: the state, pins, the timelines. */
+  private applyCall(out: EngineOutput): void {
     this.state = out.state
     for (const k of out.pin) this.pin(k)
     for (const k of out.unpin) this.unpin(k)
     if (this.timelines !== undefined) this.record(out.statuses, out.verdicts)
+  }
+
+  /** What follows a whole pass: the state changes to the sink. */
+  private passDone(now: number): void {
     if (this.changelog !== undefined) {
       this.changelog.refreshVersions(this.store, this.store.stats().newestMs)
       this.handOver(this.changelog.exportChanges(this.state, now))
     }
-    return { verdicts: out.verdicts, statuses: out.statuses }
   }
 
   stats(): PipelineStats {

@@ -28,6 +28,7 @@ import { AdminServer } from './admin.js'
 import { resolveTelemetry } from './config.js'
 import { consumerCheck, failing, memoryGuardCheck, ok, roundTripCheck, ShutdownController, type ShutdownReport } from './health.js'
 import { Pipeline, type TickResult } from './pipeline.js'
+import { EvaluationScheduler } from './evaluation-scheduler.js'
 import { resolveState } from '../state/config.js'
 import { StateStore } from '../state/store.js'
 import { IngestNode } from '../partials/ingest.js'
@@ -82,6 +83,8 @@ export class Sidecar implements Component {
   private readonly clock: Clock
   private readonly shutdownCtl: ShutdownController
   private ticker: NodeJS.Timeout | undefined
+  /** the pipeline's ticks as bounded event-loop turns (runtime.evaluation); undefined on an ingest-only node */
+  private evaluation: EvaluationScheduler | undefined
   private tickFailures = 0
   private started = false
 
@@ -183,7 +186,25 @@ export class Sidecar implements Component {
         logger.info({ records: loaded.records.length, watches: r?.watches, pending: r?.pending, services: r?.services, skipped: r?.skipped, ms: loaded.ms }, 'engine state restored')
       }
     }
-    this.ticker = setInterval(() => this.tick(), cfg.runtime.tickInterval)
+    if (this.ingest !== undefined) this.ticker = setInterval(() => this.tick(), cfg.runtime.tickInterval)
+    else {
+      // each tick as bounded turns: the OTLP receivers answer between them (evaluation-scheduler.ts)
+      this.evaluation = new EvaluationScheduler({
+        runner: this.pipeline,
+        clock: this.clock,
+        intervalMs: cfg.runtime.tickInterval,
+        watermark: (now) => now - cfg.engine.lateness,
+        turns: cfg.runtime.evaluation,
+        onPass: (res, now, pass) => {
+          this.metrics?.recordEvaluation(pass.busyMs)
+          this.onDecided(res, now)
+        },
+        onFailure: (err, failures) => {
+          if (failures === 1 || failures % 60 === 0) logger.error({ err: errorMessage(err), failures }, 'evaluation tick failed')
+        },
+      })
+      await this.evaluation.start()
+    }
     // the pod index before the receivers: enforce refuses (retryably) what it cannot judge yet
     await this.identity.start()
     for (const r of this.receivers.all) await r.start()
@@ -263,6 +284,14 @@ export class Sidecar implements Component {
       }
       const adminServer = this.admin
       if (adminServer) this.metrics.registerEvents('admin', () => adminEvents(adminServer.security()))
+      // evaluation passes completed / failed, begun late (a timer fire during a pass) or skipped, event-loop turns
+      const evaluation = this.evaluation
+      if (evaluation !== undefined) {
+        this.metrics.registerEvents(evaluation.name, () => {
+          const e = evaluation.stats()
+          return { passes: e.passes, failed: e.failed, late: e.late, skipped: e.skipped, turns: e.turns }
+        })
+      }
       const { partials, ingest } = this
       if (partials !== undefined && ingest !== undefined) this.metrics.registerEvents('partials', () => partialsEvents(partials.stats(), ingest.stats().partials))
       const decider = this.decider
@@ -283,6 +312,8 @@ export class Sidecar implements Component {
       .add('final-tick', async () => {
         if (this.ticker) clearInterval(this.ticker)
         this.ticker = undefined
+        // an open pass is finished and delivered before the last tick
+        await this.evaluation?.shutdown()
         this.tick()
         // what this node announced so far reaches the topic; the deciders time the node out (decider.nodeTimeout)
         await this.partials?.shutdown()

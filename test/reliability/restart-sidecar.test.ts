@@ -52,10 +52,11 @@ describe('sidecar restart', () => {
 
     const b = new Sidecar({ config: config(), transport: bus, logger: silentLogger, signer, headless: true })
     let watchedAtFirstTick: number | undefined
-    const tick = b.pipeline.tick.bind(b.pipeline)
-    b.pipeline.tick = (now, wm) => {
+    // the sidecar's ticks are passes of bounded turns (runtime.evaluation): the first begins here
+    const begin = b.pipeline.beginPass.bind(b.pipeline)
+    b.pipeline.beginPass = (now, wm) => {
       watchedAtFirstTick ??= b.pipeline.stats().watched
-      return tick(now, wm)
+      return begin(now, wm)
     }
     await b.start()
     await until(() => watchedAtFirstTick !== undefined)
