@@ -19,6 +19,16 @@ const HERE = path.dirname(fileURLToPath(import.meta.url))
 /** the sidecar's entry point in the same build as this bench (dist/bench/x.js -> dist/src/cli/main.js, or any --outDir) */
 export const SIDECAR_MAIN = path.resolve(HERE, '../src/cli/main.js')
 export const SPANS_PER_REQUEST = 512
+
+/**
+ * The environment the container image (Dockerfile `ENV`) gives the sidecar: the peer benches start
+ * pullback with it, so that a figure is the image's. Keep in sync with the Dockerfile.
+ */
+export const CONTAINER_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '131072',
+  NODE_OPTIONS: '--max-semi-space-size=2',
+}
 export const SERVICES = ['checkout', 'orders', 'payments', 'cart', 'search', 'catalog', 'users', 'shipping']
 export const VERSIONS = ['2.3.0', '2.4.0']
 
@@ -102,9 +112,9 @@ const CLK_TCK = (() => {
   }
 })()
 
-/** utime+stime of all the process's threads, in seconds. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/** utime+stime of all the process's threads, in seconds; with `mainThread`, of its main thread only (the event loop's). */
+export function cpuSeconds(pid: number, mainThread = false): number {
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // after "pid (comm) ": field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK

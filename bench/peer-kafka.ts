@@ -6,6 +6,7 @@
  *     [--spans 3000000] [--runs 3] [--partitions 3] [--rates 150000,300000,450000,600000] \
  *     [--sustain-seconds 30] [--after-seconds 30] [--only collector|pullback] [--no-sustained]
  *     [--backlog-topic NAME: reuse a topic an earlier run filled; it is kept] [--pullback-buffer 16MiB]
+ *     [--workers N: receivers.workers for pullback, default 0] [--node-options '...': pullback's NODE_OPTIONS]
  *
  * Records: otlp_proto ExportTraceServiceRequests of 512 SERVER spans x 10 attributes (16 distinct
  * ones, bench/peer-common.ts), one per record, as the Collector's kafka exporter writes a batch.
@@ -33,12 +34,15 @@
  * The targets:
  *   (a) the Collector: kafka receiver (group per run, initial_offset earliest, otlp_proto,
  *       max_fetch_size and max_partition_fetch_size `--collector-fetch`, default 4 MiB: the fetch
- *       sizes pullback uses at its default 16 MiB budget; with the receiver's own 1 MiB defaults
- *       a fetch returns 5 records of 200 KB, and it drained at a fraction of a core) ->
+ *       sizes pullback used at a 16 MiB budget (at its default 4 MiB it fetches 1 MB); with the
+ *       receiver's own 1 MiB defaults it drained at a fraction of a core) ->
  *       span_metrics connector (defaults) -> nop exporter; its telemetry: metrics on a local
  *       Prometheus pull port (progress), logs at warn.
  *   (b) `node <build>/src/cli/main.js sidecar`: Kafka span receiver (startFrom earliest) -> lazy decoder
- *       -> normalize -> signal windows -> engine ticks; OTLP receivers, admin and self-telemetry off.
+ *       (inline, or in `--workers` decode worker threads) -> normalize -> signal windows -> engine
+ *       ticks; OTLP receivers, admin and self-telemetry off. Started with the container image's
+ *       environment (bench/peer-common.ts CONTAINER_ENV: glibc's MALLOC_* and V8's
+ *       --max-semi-space-size=2); `--node-options` replaces its NODE_OPTIONS (`''`: node's defaults).
  *
  * OTELCOL_BIN: `bash tools/peers/build.sh` (kafkareceiver v0.165.1, spanmetricsconnector v0.165.1,
  * nopexporter v0.165.0; built from the Go module proxy into ~/.cache/pullback-peers, never committed).
@@ -51,7 +55,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { kafkaClient } from '../src/kafka/client.js'
 import { generateKeyPairFiles } from '../src/publish/signing.js'
-import { SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
+import { CONTAINER_ENV, SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
 import { flags } from './args.js'
 
 type TargetName = 'collector' | 'pullback'
@@ -72,6 +76,10 @@ interface Options {
   collectorFetch: number
   /** receivers.kafkaSpans.maxBufferedBytes for pullback; unset: its default */
   pullbackBuffer: string | undefined
+  /** receivers.workers for pullback */
+  workers: number
+  /** NODE_OPTIONS of the pullback child */
+  nodeOptions: string
 }
 
 function parseOptions(argv: string[]): Options {
@@ -93,6 +101,8 @@ function parseOptions(argv: string[]): Options {
     backlogTopic: get('backlog-topic'),
     pullbackBuffer: get('pullback-buffer'),
     collectorFetch: num('collector-fetch', 4 * 1024 * 1024, 65_536, 1_000_000_000),
+    workers: num('workers', 0, 0, 64),
+    nodeOptions: get('node-options') ?? (CONTAINER_ENV.NODE_OPTIONS as string),
   }
 }
 
@@ -256,11 +266,11 @@ service:
       JSON.stringify({
         kafka: { brokers: [opts.brokers], groupPrefix: group, clientId: `bench-${group}`, topics: { spans: topic } },
         publish: { signingKey: keys.privateKeyFile, wal: { file: path.join(dir, 'decisions.wal') } },
-        receivers: { otlp: { grpc: { enabled: false }, http: { enabled: false } }, kafkaSpans: { enabled: true, startFrom: 'earliest', ...(opts.pullbackBuffer !== undefined ? { maxBufferedBytes: opts.pullbackBuffer } : {}) }, deployments: { enabled: false } },
+        receivers: { workers: opts.workers, otlp: { grpc: { enabled: false }, http: { enabled: false } }, kafkaSpans: { enabled: true, startFrom: 'earliest', ...(opts.pullbackBuffer !== undefined ? { maxBufferedBytes: opts.pullbackBuffer } : {}) }, deployments: { enabled: false } },
         runtime: { admin: { enabled: false }, telemetry: { enabled: false } },
       }),
     )
-    child = spawn(process.execPath, [SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
+    child = spawn(process.execPath, [SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log], env: { ...process.env, ...CONTAINER_ENV, NODE_OPTIONS: opts.nodeOptions } })
     consumed = async () => {
       try {
         return (await bus.committed(`${group}.spans`, topic)) * SPANS_PER_REQUEST
@@ -306,6 +316,8 @@ interface DrainResult {
   drainSeconds: number
   spansPerSec: number
   cpuSecPerMillion: number
+  /** the same for the main thread alone (pullback's event loop; the Collector's is not meaningful) */
+  mainCpuSecPerMillion: number
   peakRssMiB: number
   hwmMiB: number
   afterRssMiB: number
@@ -324,7 +336,7 @@ async function drain(name: TargetName, run: number, topic: string, total: number
     const sampler = setInterval(() => {
       if (alive(t)) peak = Math.max(peak, statusKiB(pid, 'VmRSS'))
     }, 100)
-    let first: { ms: number; cpu: number; spans: number } | undefined
+    let first: { ms: number; cpu: number; mainCpu: number; spans: number } | undefined
     let done = 0
     const deadline = Date.now() + 600_000
     try {
@@ -332,7 +344,7 @@ async function drain(name: TargetName, run: number, topic: string, total: number
         if (!alive(t)) throw new Error(`${name} exited (${t.child.exitCode ?? t.child.signalCode}): ${logTail(t)}`)
         if (Date.now() > deadline) throw new Error(`${name} consumed ${done} of ${total} spans in 10 minutes`)
         done = await t.consumed()
-        if (first === undefined && done > 0) first = { ms: performance.now(), cpu: cpuSeconds(pid), spans: done }
+        if (first === undefined && done > 0) first = { ms: performance.now(), cpu: cpuSeconds(pid), mainCpu: cpuSeconds(pid, true), spans: done }
         if (done >= total) break
         await sleep(100)
       }
@@ -341,9 +353,10 @@ async function drain(name: TargetName, run: number, topic: string, total: number
     }
     const endMs = performance.now()
     const cpu = cpuSeconds(pid)
+    const mainCpu = cpuSeconds(pid, true)
     peak = Math.max(peak, statusKiB(pid, 'VmRSS'))
     const hwm = statusKiB(pid, 'VmHWM')
-    const f = first as { ms: number; cpu: number; spans: number }
+    const f = first as { ms: number; cpu: number; mainCpu: number; spans: number }
     // the first poll that saw progress already saw f.spans: count from there
     const spans = total - f.spans
     const secs = (endMs - f.ms) / 1000
@@ -356,6 +369,7 @@ async function drain(name: TargetName, run: number, topic: string, total: number
       drainSeconds: secs,
       spansPerSec: spans / secs,
       cpuSecPerMillion: ((cpu - f.cpu) / spans) * 1e6,
+      mainCpuSecPerMillion: ((mainCpu - f.mainCpu) / spans) * 1e6,
       peakRssMiB: peak / 1024,
       hwmMiB: hwm / 1024,
       afterRssMiB: after / 1024,
@@ -493,7 +507,7 @@ async function main(): Promise<void> {
         const r = await drain(name, run, backlog, total, opts, bus)
         drains.push(r)
         console.error(
-          `${name} run ${run}: drain ${fmt(r.spansPerSec)} spans/s (${fmt(r.drainSeconds, 1)} s), ${fmt(r.cpuSecPerMillion, 2)} CPU-s/M spans, peak RSS ${fmt(r.peakRssMiB)} MiB (VmHWM ${fmt(r.hwmMiB)}), ${opts.afterSeconds} s after ${fmt(r.afterRssMiB)} MiB`,
+          `${name} run ${run}: drain ${fmt(r.spansPerSec)} spans/s (${fmt(r.drainSeconds, 1)} s), ${fmt(r.cpuSecPerMillion, 2)} CPU-s/M spans (main thread ${fmt(r.mainCpuSecPerMillion, 2)}), peak RSS ${fmt(r.peakRssMiB)} MiB (VmHWM ${fmt(r.hwmMiB)}), ${opts.afterSeconds} s after ${fmt(r.afterRssMiB)} MiB`,
         )
       }
       if (opts.backlogTopic === undefined) {
@@ -509,7 +523,8 @@ async function main(): Promise<void> {
 
   console.log(
     `node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at the end; ` +
-      `${fmt(opts.spans)} spans backlog in records of ${SPANS_PER_REQUEST} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs`,
+      `${fmt(opts.spans)} spans backlog in records of ${SPANS_PER_REQUEST} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs; ` +
+      `pullback: receivers.workers ${opts.workers}, NODE_OPTIONS '${opts.nodeOptions}'`,
   )
   console.log('| target | run | drain spans/s | drain s | CPU-s / M spans | peak RSS MiB (sampled) | VmHWM MiB | RSS MiB 30 s after | sustained spans/s | cores busy at it | RSS MiB at it | load at start |')
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
@@ -521,13 +536,13 @@ async function main(): Promise<void> {
     )
   }
   console.log('\nmin / median / max over runs:')
-  console.log('| target | drain spans/s | CPU-s / M spans | peak RSS MiB | RSS MiB after | sustained spans/s |')
-  console.log('|---|---|---|---|---|---|')
+  console.log('| target | drain spans/s | CPU-s / M spans | main-thread CPU-s / M spans | peak RSS MiB | RSS MiB after | sustained spans/s |')
+  console.log('|---|---|---|---|---|---|---|')
   for (const name of targets) {
     const d = drains.filter((r) => r.target === name)
     const s = sustains.filter((r) => r.target === name)
     console.log(
-      `| ${name} | ${spread(d.map((r) => r.spansPerSec))} | ${spread(d.map((r) => r.cpuSecPerMillion), 2)} | ${spread(d.map((r) => r.peakRssMiB))} | ${spread(d.map((r) => r.afterRssMiB))} | ${s.length > 0 ? spread(s.map((r) => r.sustained)) : '-'} |`,
+      `| ${name} | ${spread(d.map((r) => r.spansPerSec))} | ${spread(d.map((r) => r.cpuSecPerMillion), 2)} | ${spread(d.map((r) => r.mainCpuSecPerMillion), 2)} | ${spread(d.map((r) => r.peakRssMiB))} | ${spread(d.map((r) => r.afterRssMiB))} | ${s.length > 0 ? spread(s.map((r) => r.sustained)) : '-'} |`,
     )
   }
   const of = (name: TargetName) => drains.filter((r) => r.target === name)

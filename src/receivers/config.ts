@@ -121,7 +121,7 @@ export const receiversSchema = z
     /** attributes per resource / span / data point above which a request is undecodable */
     maxAttributes: z.number().int().positive().default(1024),
     /**
-     * OTLP span requests (gRPC and HTTP) decoded in this many worker threads (src/workers):
+     * OTLP span requests (gRPC and HTTP) and Kafka span records decoded in this many worker threads (src/workers):
      * "auto" = cores - 1 (at least 1 with more than one core, 0 on one core); 0 = on the main thread.
      */
     workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default(0),
@@ -139,7 +139,7 @@ export const receiversSchema = z
         /**
          * bytes of fetched span records the consumer may hold (librdkafka's pre-fetch queue and
          * fetch sizes are derived from it; src/kafka/buffer-limits.ts): a backlog is read as fast as
-         * it is handled instead of buffered. Default 16 MiB (receivers/kafka-spans/receiver.ts).
+         * it is handled instead of buffered. Default 4 MiB (receivers/kafka-spans/receiver.ts).
          */
         maxBufferedBytes: byteSize()
           .refine((n) => n >= MIN_BUFFERED_BYTES, `must be at least ${MIN_BUFFERED_BYTES} bytes (4MB: two fetches of librdkafka's smallest allowed size)`)

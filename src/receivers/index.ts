@@ -44,7 +44,7 @@ export interface Receivers {
   http: OtlpHttpReceiver | undefined
   kafkaSpans: KafkaSpansReceiver | undefined
   deployments: DeploymentsReceiver | undefined
-  /** decode workers shared by the OTLP receivers (receivers.workers > 0), started before and stopped after them */
+  /** decode workers shared by the OTLP receivers and the Kafka span receiver (receivers.workers > 0), started before and stopped after them */
   workers: WorkerPool | undefined
   /** shared by the OTLP receivers; readiness fails while it refuses every request (runtime/health.ts memoryGuardCheck) */
   memoryGuard: MemoryGuard
@@ -58,7 +58,7 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
   // the Kafka span consumer waits while less than this is left under the mark (receivers/memory.ts): a quarter of it, or two consumer budgets
   const backgroundHeadroomBytes = Math.min(Math.floor(c.memoryHighWater / 2), Math.max(Math.floor(c.memoryHighWater / 4), 2 * c.kafkaSpans.maxBufferedBytes))
   const memoryGuard = new MemoryGuard({ highWaterBytes: c.memoryHighWater, retryAfterMs: c.retryAfter, backgroundHeadroomBytes })
-  const threads = c.otlp.grpc.enabled || c.otlp.http.enabled ? resolveWorkerThreads(c.workers) : 0
+  const threads = c.otlp.grpc.enabled || c.otlp.http.enabled || c.kafkaSpans.enabled ? resolveWorkerThreads(c.workers) : 0
   const workers =
     threads > 0
       ? new WorkerPool({ threads, retryAfterMs: c.retryAfter, ...(deps.workerScript !== undefined ? { script: deps.workerScript } : {}), logger: logger.child({ component: 'workers' }) })
@@ -110,6 +110,7 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         maxBufferedBytes: c.kafkaSpans.maxBufferedBytes,
         memoryGuard,
         maxAttributes: c.maxAttributes,
+        ...(workers !== undefined ? { workers } : {}),
         logger: logger.child({ component: 'kafka-spans' }),
       })
     : undefined
@@ -123,6 +124,7 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         auth: eventAuthOf(c.deployments),
       })
     : undefined
-  const all = [deployments, kafkaSpans, workers, grpc, http].filter((r) => r !== undefined)
+  // the workers start before and stop after every receiver that decodes in them
+  const all = [deployments, workers, kafkaSpans, grpc, http].filter((r) => r !== undefined)
   return { grpc, http, kafkaSpans, deployments, workers, memoryGuard, all }
 }

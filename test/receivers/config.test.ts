@@ -18,7 +18,7 @@ describe('receivers config', () => {
       retryAfter: 5000,
       maxAttributes: 1024,
       workers: 0,
-      kafkaSpans: { enabled: false, encoding: 'otlp_proto', startFrom: 'latest', stallTimeout: 60_000, maxBatchSize: 500, maxBufferedBytes: 16 * 1024 * 1024 },
+      kafkaSpans: { enabled: false, encoding: 'otlp_proto', startFrom: 'latest', stallTimeout: 60_000, maxBatchSize: 500, maxBufferedBytes: 4 * 1024 * 1024 },
       deployments: { enabled: true, verifyKeys: [], requireSigned: 'auto' },
     })
   })

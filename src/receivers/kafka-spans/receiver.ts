@@ -28,6 +28,18 @@
  *   are not refused for Kafka's sake. A batch that waited `memoryWaitMs` is handed back for
  *   redelivery (RetryableError, counted in `memoryHandbacks`), so the consumer keeps polling its
  *   group. Waits are counted in `memoryWaits`.
+ * - Decode workers (`workers`, receivers.workers > 0; issue 16 item 3): each otlp_proto or
+ *   otlp_json record is decoded in the shared WorkerPool (src/workers) instead of on the main
+ *   thread, at most `workerWindow` records of this receiver at the pool at once (so the OTLP
+ *   receivers, which share the pool's queue, always find room), the batch still handed to the
+ *   TelemetryConsumer in one consumeTraces call after every record of it was decoded, in record
+ *   order. Without a dead-letter topic a record's bytes are moved to the worker, not copied (the
+ *   transport never reads a handled record's value again; a redelivery is a new fetch). A record
+ *   the worker cannot decode is poison exactly as inline; a pool that refuses the job (its queue
+ *   full of OTLP work, a worker crashed, the pool stopping) hands the whole batch back for
+ *   redelivery before anything of it was counted (`workerHandbacks`): exact-once as inline. The
+ *   batch's memory reservation is held until its decoded spans were handed over, so bytes at the
+ *   workers count against the guard's background limit as before.
  * - `health()` turns `stalled` when the consumer is connected but has not polled for `stallTimeoutMs`
  *   (librdkafka's KafkaJS-style consumer can stop silently; see notes/libraries.md). This relies on
  *   the ConsumerStats contract that `lastPollMs` moves on empty polls too; when this was written,
@@ -46,6 +58,8 @@ import type { BackgroundReservation, MemoryGuard } from '../memory.js'
 import { decodeTracesJson } from '../otlp/json.js'
 import type { ResourceSpansLite, TracesRequest } from '../otlp/model.js'
 import { countSpans, decodeTracesProto } from '../otlp/proto.js'
+import { OverloadedError } from '../errors.js'
+import type { WorkerPool } from '../../workers/pool.js'
 
 export type SpanEncoding = 'otlp_proto' | 'otlp_json'
 
@@ -71,6 +85,10 @@ export interface KafkaSpansReceiverOptions {
   /** how long a batch waits for room under the guard before it is handed back for redelivery; default 5 s */
   memoryWaitMs?: number
   maxAttributes?: number
+  /** decode records in these worker threads (shared with the OTLP receivers; started before and stopped after this receiver). Unset: inline. */
+  workers?: WorkerPool
+  /** records of this receiver at the workers at once; default 2 per worker thread */
+  workerWindow?: number
   /** consecutive undecodable records after which health() reports `undecodable`; default 50 */
   decodeAlarmAfter?: number
   clock?: Clock
@@ -95,6 +113,10 @@ export interface KafkaSpansStats {
   memoryWaits: number
   /** batches handed back for redelivery after waiting memoryWaitMs for that room */
   memoryHandbacks: number
+  /** records decoded by the decode workers (the rest were decoded inline) */
+  workerDecodes: number
+  /** batches handed back for redelivery because the decode workers refused a record (queue full, crash, stopping) */
+  workerHandbacks: number
   /** records in a row that failed to decode, up to now (0 once one decodes) */
   undecodableStreak: number
   consumer: ConsumerStats | undefined
@@ -111,16 +133,22 @@ export type ReceiverHealth =
 export const DECODE_WARN_INTERVAL_MS = 60_000
 
 /**
- * 16 MiB of fetched records: at 200 KB per record (512 spans) about 80 records, a sixth of a second
- * of a 500 k spans/s drain, enough to keep the handler busy while the next fetch arrives. It is not
- * what decides the resident set during a drain (bench/peer-kafka.ts, 3 M spans, loaded machine,
- * 2026-12-01): an idle sidecar on Kafka is ~100 MiB (~40 MiB of it the node binary), and dropped
- * record Buffers stay resident until V8's next scavenge. Peak RSS was 195-203 MiB at 16 MiB,
- * 163-185 MiB at 4 MiB; with node --max-semi-space-size=2 (scavenges sooner) 178-184 and 115-155
- * MiB, at the same drain rate.
+ * 4 MiB of fetched records: at 200 KB per record (512 spans) about 20 records, fetched 1 MB at a
+ * time. What decides the resident set during a drain is less the budget than how long dead record
+ * bytes and decoded batches stay in V8's heap (bench/peer-kafka.ts, 3 M spans, loaded 2-core
+ * machine, 2026-12-02; an idle sidecar on Kafka is ~80-100 MiB): record Buffers promoted to the old
+ * generation stayed until a mark-compact (55-70 MiB of them at 16 MiB), hence releaseRecords();
+ * with the image's --max-semi-space-size=2 a batch's decoded spans are promoted too, and the old
+ * generation then grew to 80 MiB at 16 MiB (peak RSS 114-167 MiB in single runs), where 4 MiB
+ * batches stay small: peak RSS 95 / 96 / 97 MiB over 3 runs at 96-152 k spans/s (the Collector:
+ * 105-108 MiB at 43-66 k spans/s), README "Figures".
  */
-export const DEFAULT_KAFKA_MAX_BUFFERED_BYTES = 16 * 1024 * 1024
+export const DEFAULT_KAFKA_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 const MEMORY_POLL_MS = 50
+
+/** What became of one record: decoded, null (a tombstone), or undecodable (the decoder's message). */
+type RecordOutcome = { outcome: 'decoded'; req: TracesRequest } | { outcome: 'empty' } | { outcome: 'failed'; message: string }
+const EMPTY_RECORD: RecordOutcome = { outcome: 'empty' }
 
 function contentTypeOf(m: ConsumedMessage): string | undefined {
   for (const k of Object.keys(m.headers)) if (k.toLowerCase() === 'content-type') return m.headers[k]
@@ -129,12 +157,20 @@ function contentTypeOf(m: ConsumedMessage): string | undefined {
 
 export class KafkaSpansReceiver implements Component {
   readonly name = 'kafka-spans'
-  private readonly opts: Required<Omit<KafkaSpansReceiverOptions, 'deadLetterTopic' | 'logger' | 'clock' | 'memoryGuard'>> & { deadLetterTopic?: string; memoryGuard?: MemoryGuard }
+  private readonly opts: Required<Omit<KafkaSpansReceiverOptions, 'deadLetterTopic' | 'logger' | 'clock' | 'memoryGuard' | 'workers'>> & {
+    deadLetterTopic?: string
+    memoryGuard?: MemoryGuard
+    workers?: WorkerPool
+  }
   /** consecutive undecodable records, and what the latest one says */
   private undecodable = { streak: 0, lastError: '', decodesAs: undefined as SpanEncoding | undefined, probed: false, warnedMs: -Infinity }
   private readonly clock: Clock
   private readonly logger: Logger
   private kafkaConsumer: Consumer | undefined
+  /** record bytes may be moved off this heap once handled (movable()) */
+  private readonly recordsOwned: boolean
+  /** ArrayBuffers of records whose bytes were moved (to a worker, or released): never decoded again */
+  private readonly moved = new WeakSet<object>()
   private dlq: Producer | undefined
   private state: 'new' | 'running' | 'stopped' = 'new'
   private startedMs = 0
@@ -150,6 +186,8 @@ export class KafkaSpansReceiver implements Component {
     redeliveries: 0,
     memoryWaits: 0,
     memoryHandbacks: 0,
+    workerDecodes: 0,
+    workerHandbacks: 0,
   }
 
   constructor(opts: KafkaSpansReceiverOptions) {
@@ -167,10 +205,13 @@ export class KafkaSpansReceiver implements Component {
       memoryWaitMs: opts.memoryWaitMs ?? 5_000,
       ...(opts.memoryGuard !== undefined ? { memoryGuard: opts.memoryGuard } : {}),
       maxAttributes: opts.maxAttributes ?? 1024,
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      workerWindow: opts.workerWindow ?? 2 * (opts.workers?.threads ?? 1),
       decodeAlarmAfter: opts.decodeAlarmAfter ?? 50,
     }
     this.clock = opts.clock ?? systemClock
     this.logger = opts.logger ?? silentLogger
+    this.recordsOwned = opts.transport.kind === 'kafka' && opts.deadLetterTopic === undefined
   }
 
   async start(): Promise<void> {
@@ -210,11 +251,11 @@ export class KafkaSpansReceiver implements Component {
   }
 
   /** Counts an undecodable record toward the alarm; once per streak it tries the other encoding, to name the likely cause. */
-  private noteUndecodable(m: ConsumedMessage, message: string): void {
+  private noteUndecodable(m: ConsumedMessage, message: string, probe: boolean): void {
     const u = this.undecodable
     u.streak++
     u.lastError = message
-    if (u.probed || u.streak < this.opts.decodeAlarmAfter) return
+    if (!probe || u.probed || u.streak < this.opts.decodeAlarmAfter) return
     u.probed = true
     const { encoding, fromHeader } = this.encodingOf(m)
     if (fromHeader) return
@@ -279,27 +320,115 @@ export class KafkaSpansReceiver implements Component {
     }
   }
 
+  /** One record decoded on this thread. */
+  private decodeInline(m: ConsumedMessage): RecordOutcome {
+    if (m.value === null) return EMPTY_RECORD
+    try {
+      return { outcome: 'decoded', req: this.decode(m) }
+    } catch (err) {
+      // whatever the decoder threw, this record will fail again: rethrowing would be a redelivery loop
+      return { outcome: 'failed', message: errorMessage(err) }
+    }
+  }
+
+  /**
+   * Every record of the batch decoded by the workers, at most `workerWindow` at a time, outcomes in
+   * record order. Throws the pool's OverloadedError (a RetryableError: the batch is redelivered)
+   * when it refused one; nothing of the batch was counted then.
+   */
+  private async decodeAtWorkers(messages: ConsumedMessage[], pool: WorkerPool): Promise<RecordOutcome[]> {
+    const out = new Array<RecordOutcome>(messages.length)
+    let next = 0
+    let refused: OverloadedError | undefined
+    const lane = async (): Promise<void> => {
+      while (refused === undefined && next < messages.length) {
+        const i = next++
+        const m = messages[i] as ConsumedMessage
+        if (m.value === null) {
+          out[i] = EMPTY_RECORD
+          continue
+        }
+        const format = this.encodingOf(m).encoding === 'otlp_json' ? 'json' : 'proto'
+        try {
+          // moved to the worker only when nobody reads it again (see movable())
+          const owned = this.movable(m.value)
+          if (owned) this.moved.add(m.value.buffer)
+          out[i] = { outcome: 'decoded', req: await pool.decodeTraces(format, m.value, this.opts.maxAttributes, owned) }
+          this.counters.workerDecodes++
+        } catch (err) {
+          if (err instanceof OverloadedError) {
+            refused ??= err
+            return
+          }
+          // the worker's DecodeError, or whatever else it threw: as inline, poison (a redelivery would fail again)
+          out[i] = { outcome: 'failed', message: errorMessage(err) }
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.opts.workerWindow, messages.length)) }, lane))
+    if (refused !== undefined) {
+      this.counters.workerHandbacks++
+      throw refused
+    }
+    return out
+  }
+
+  /**
+   * Whether a record's bytes may leave this thread's heap once decoded: only from the librdkafka
+   * transport (it copies every fetched record into a Buffer of its own and never reads it again
+   * after the handler; a redelivery is a new fetch after a seek), never from the embedded bus
+   * (it hands out the Buffers of its log), and not when a dead-letter topic may still need them.
+   * The Buffer must own its whole ArrayBuffer (not a slice of node's pool).
+   */
+  private movable(v: Buffer): boolean {
+    if (!this.recordsOwned) return false
+    const ab = v.buffer
+    return ab instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === ab.byteLength && ab.byteLength > Buffer.poolSize
+  }
+
+  /**
+   * Frees the handled batch's record bytes at the next scavenge instead of the next full GC: a
+   * record Buffer lives while the client's cache and the batch hold it, long enough to be promoted
+   * to V8's old generation, and its memory then stayed resident until a mark-compact (triggered by
+   * 64 MiB of external memory growth): 55-70 MiB of dead records during a drain. Moving the bytes
+   * to a new, unreferenced ArrayBuffer (a transfer) leaves the old object empty and the new one
+   * young. Only for buffers movable() allows; after dead-lettering and counting.
+   */
+  private releaseRecords(messages: ConsumedMessage[]): void {
+    for (const m of messages) {
+      const v = m.value
+      if (v === null || !this.movable(v) || this.moved.has(v.buffer)) continue
+      this.moved.add(v.buffer)
+      structuredClone(v.buffer, { transfer: [v.buffer as ArrayBuffer] })
+    }
+  }
+
   private async handleAdmitted(batch: Batch): Promise<void> {
+    for (const m of batch.messages) {
+      // a tripwire, never expected: a record whose bytes were moved away would decode as an empty request and lose its spans silently
+      if (m.value !== null && this.moved.has(m.value.buffer)) throw new RetryableError('KAFKA_SPANS_MOVED', `record ${m.topic}/${m.partition}@${m.offset} delivered again after its bytes were released`)
+    }
     const resourceSpans: ResourceSpansLite[] = []
     const poison: Array<{ m: ConsumedMessage; reason: PoisonReason; message: string }> = []
     let spans = 0
-    for (const m of batch.messages) {
-      if (m.value === null) {
+    const pool = this.opts.workers
+    const outcomes = pool === undefined ? batch.messages.map((m) => this.decodeInline(m)) : await this.decodeAtWorkers(batch.messages, pool)
+    for (let i = 0; i < outcomes.length; i++) {
+      const m = batch.messages[i] as ConsumedMessage
+      const o = outcomes[i] as RecordOutcome
+      if (o.outcome === 'empty') {
         poison.push({ m, reason: 'empty', message: 'null record value' })
-        continue
-      }
-      try {
-        const req = this.decode(m)
-        for (const rs of req.resourceSpans) resourceSpans.push(rs)
-        spans += countSpans(req)
+      } else if (o.outcome === 'decoded') {
+        for (const rs of o.req.resourceSpans) resourceSpans.push(rs)
+        spans += countSpans(o.req)
         if (this.undecodable.streak >= this.opts.decodeAlarmAfter) {
           this.logger.info({ topic: this.opts.topic, after: this.undecodable.streak }, 'span records decode again')
         }
         this.undecodable = { streak: 0, lastError: '', decodesAs: undefined, probed: false, warnedMs: -Infinity }
-      } catch (err) {
-        // whatever the decoder threw, this record will fail again: rethrowing would be a redelivery loop
-        poison.push({ m, reason: 'decode', message: errorMessage(err) })
-        this.noteUndecodable(m, errorMessage(err))
+      } else {
+        poison.push({ m, reason: 'decode', message: o.message })
+        // bytes moved to a worker cannot be probed for the other encoding
+        this.noteUndecodable(m, o.message, m.value === null || !this.moved.has(m.value.buffer))
       }
     }
     this.reportDecoding()
@@ -330,6 +459,7 @@ export class KafkaSpansReceiver implements Component {
     this.counters.messages += batch.messages.length
     this.counters.acceptedSpans += accepted
     this.counters.rejectedSpans += rejected
+    this.releaseRecords(batch.messages)
   }
 
   private async deadLetter(m: ConsumedMessage, reason: string): Promise<void> {
