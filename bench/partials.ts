@@ -4,7 +4,8 @@
  * `node dist/bench/partials.js [--minutes 10] [--runs 3]`.
  *
  * For each traffic profile, one (service, version, pod) of one node is simulated for `--minutes` of
- * telemetry time through the real PartialAggregator (src/partials), its clock advanced every second
+ * telemetry time through the real PartialAggregator (src/partials; spans by the normalizer's fast
+ * path, `series(key).recordRequest`, as on a live node), its clock advanced every second
  * as a live sidecar's wall clock is, and every batch it emits is encoded with the real wire codec
  * (`encodeBatch`, one batch per service as the broker path publishes it: one record per service
  * keyed namespace/service). Profiles:
@@ -80,14 +81,21 @@ function simulate(p: Profile, minutes: number, seed: number): { bytes: number; r
   const agg = new PartialAggregator({ node: 'node-17.eu-west-1.compute.internal', bucketMs: BUCKET_MS, lateness: LATENESS_MS, emit })
   const end = T0 + minutes * 60_000
   let lastMetric = T0
+  // SERVER spans take the normalizer's fast path into the aggregator, as on a live node (same partials as observations)
+  const spans = agg.series(KEY)
+  const spanT: number[] = []
+  const spanErr: boolean[] = []
+  const spanUs: number[] = []
   for (let sec = T0; sec < end; sec += 1000) {
     const obs: Observation[] = []
+    spanT.length = spanErr.length = spanUs.length = 0
     if (p.rps > 0) {
       // Poisson-ish arrivals: the count per second varies, times spread over the second
       const n = Math.max(0, Math.round(p.rps + Math.sqrt(p.rps) * rng.normal()))
       for (let i = 0; i < n; i++) {
-        const t = sec + rng.next() * 1000
-        obs.push({ kind: 'request', key: KEY, timeMs: t, count: 1, errors: rng.next() < 0.01 ? 1 : 0, latenciesUs: [latencyUs(rng)], latencyCounts: undefined })
+        spanT.push(sec + rng.next() * 1000)
+        spanErr.push(rng.next() < 0.01)
+        spanUs.push(latencyUs(rng))
       }
     }
     if (p.metricsEveryMs !== undefined && sec - lastMetric >= p.metricsEveryMs) {
@@ -116,6 +124,7 @@ function simulate(p: Profile, minutes: number, seed: number): { bytes: number; r
       obs.push({ kind: 'resource', key: KEY, pod: POD, resource: 'cpu', timeMs: sec, value: 0.2 + rng.next() * 0.05, request: 0.5 })
       obs.push({ kind: 'probe', key: KEY, pod: POD, container: 'app', timeMs: sec, ready: true })
     }
+    for (let i = 0; i < spanT.length; i++) spans.recordRequest(spanT[i]!, spanUs[i]!, spanErr[i]!)
     for (const o of obs) agg.record(o)
     agg.advance(sec + 1000)
   }

@@ -2,7 +2,14 @@
  * Scale-out on the real broker (issue 12's target): 3 ingest processes + 2 deciders on this machine.
  *
  *   npm run build && KAFKA_BROKERS=127.0.0.1:19092 node dist/bench/scaleout.js \
- *     [--seconds 30] [--runs 3] [--rate 300000] [--warmup 5]
+ *     [--seconds 30] [--runs 3] [--rate 300000] [--warmup 5] [--per-node] [--cpu-prof DIR]
+ *
+ * --per-node: instead of the scale-out, each role's own CPU per span, one process alone, closed loop
+ * (4 connections x 4 calls in flight, as bench/peer-spanmetrics.ts) on the same 48 requests: an
+ * ingest node (partials to the real broker) and a single deciding sidecar (embedded bus), runs
+ * alternating, so that both see the same machine; with this load generator's CPU per span.
+ * --cpu-prof DIR: the sidecar processes run under `node --cpu-prof` (one .cpuprofile each in DIR).
+ * Runs in another --outDir than dist/ work too (the sidecar is taken from the same build).
  *
  * Processes (children of this one, fresh per run, on topics `pullback-bench-scaleout-<run>.*` deleted
  * afterwards):
@@ -24,7 +31,9 @@
  *   - offered / acknowledged spans/s (gRPC OK) and shed / failed calls;
  *   - end to end: requests the deciders' signal stores recorded per second (sum over both deciders and
  *     the 16 series, store windows read at the start and end of the measurement), and after the load
- *     stops and the stores settle, recorded / acknowledged (1.0: nothing lost or doubled);
+ *     stops and the stores settle, recorded / acknowledged (1.0: nothing lost or doubled; a call that
+ *     timed out may still have been taken, so with timeouts also recorded / (acknowledged + timed out),
+ *     which is then <= 1);
  *   - the decider's added delay: each time a decider's judged watermark W advances, the wall time
  *     then minus the wall time the slowest node announced W (its heartbeat's nowMs = W + lateness,
  *     the nodes' clock being this machine's wall clock), polled every 10 ms: p50/p99 against one
@@ -38,7 +47,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -55,8 +64,16 @@ import { httpServerAttributes, strAttr } from './http-span.js'
 import { flags } from './args.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
-// dist/bench/scaleout.js -> <repo>
-const REPO = path.resolve(HERE, '../..')
+/** the sidecar's entry point in the same build as this bench (dist/bench/x.js -> dist/src/cli/main.js, or any --outDir) */
+const SIDECAR_MAIN = path.resolve(HERE, '../src/cli/main.js')
+
+/** The repository's proto/ directory: dist/bench/x.js -> <repo>/proto, else (another --outDir) the working directory's. */
+function protoDir(): string {
+  for (const dir of [path.resolve(HERE, '../../proto'), path.join(process.cwd(), 'proto')]) {
+    if (existsSync(path.join(dir, 'opentelemetry/proto/collector/trace/v1/trace_service.proto'))) return dir
+  }
+  throw new Error('proto/ not found (run from the repository root)')
+}
 const SPANS_PER_REQUEST = 512
 const SERVICES = ['checkout', 'orders', 'payments', 'cart', 'search', 'catalog', 'users', 'shipping']
 const VERSIONS = ['2.3.0', '2.4.0']
@@ -77,12 +94,29 @@ interface Options {
   runs: number
   rate: number
   warmup: number
+  /** --cpu-prof DIR: the ingest nodes run with `node --cpu-prof --cpu-prof-dir DIR` (profiles written at exit) */
+  cpuProf: string | undefined
+  /** --per-node: instead of the scale-out, each role's CPU per span alone, closed loop (see perNode) */
+  perNode: boolean
 }
 
 function parseOptions(argv: string[]): Options {
-  const { int: num } = flags(argv)
+  const { int: num, get } = flags(argv)
+  const prof = get('cpu-prof')
   // bounded: at most 5 minutes per measurement, 10 runs, 2 M spans/s offered
-  return { seconds: num('seconds', 30, 1, 300), runs: num('runs', 3, 1, 10), rate: num('rate', 300_000, 512, 2_000_000), warmup: num('warmup', 5, 0, 60) }
+  return {
+    seconds: num('seconds', 30, 1, 300),
+    runs: num('runs', 3, 1, 10),
+    rate: num('rate', 300_000, 512, 2_000_000),
+    warmup: num('warmup', 5, 0, 60),
+    cpuProf: prof === undefined ? undefined : path.resolve(prof),
+    perNode: argv.includes('--per-node'),
+  }
+}
+
+/** node flags of a sidecar process: a CPU profile per process and run when --cpu-prof is given */
+function nodeArgs(opts: Options, name: string): string[] {
+  return opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,7 +184,8 @@ interface Template {
 
 function templates(): Template[] {
   const root = new protobuf.Root()
-  root.resolvePath = (_origin, target) => path.join(REPO, 'proto', target)
+  const dir = protoDir()
+  root.resolvePath = (_origin, target) => path.join(dir, target)
   root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto')
   root.resolveAll()
   const T = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest')
@@ -334,6 +369,12 @@ interface RunResult {
   failed: Map<number, number>
   endToEnd: number
   completeness: number
+  /**
+   * recorded / (acknowledged + spans of calls that timed out): a call past its deadline may still
+   * have been taken by its node, so with timeouts recorded / acked may exceed 1 by up to their
+   * spans; nothing lost or doubled is completeness >= 1 and this <= 1
+   */
+  completenessUpper: number
   delayP50: number
   delayP99: number
   delaySamples: number
@@ -394,7 +435,7 @@ async function oneRun(run: number, opts: Options, brokers: string, tpls: Templat
           runtime: { admin: { enabled: false }, telemetry: { enabled: false }, state: { enabled: false } },
         }),
       )
-      procs.push(startProc(`ingest-${i}`, [path.join(REPO, 'dist/src/cli/main.js'), 'sidecar', '--config', cfg], {}, dir, 'log'))
+      procs.push(startProc(`ingest-${i}`, [...nodeArgs(opts, `ingest-${i}`), SIDECAR_MAIN, 'sidecar', '--config', cfg], {}, dir, 'log'))
     }
     const deciders = procs.filter((p) => p.name.startsWith('decider'))
     await waitFor(
@@ -497,6 +538,7 @@ async function oneRun(run: number, opts: Options, brokers: string, tpls: Templat
       failed,
       endToEnd: (s1.recorded - s0.recorded) / secs,
       completeness: acked > 0 ? total() / acked : NaN,
+      completenessUpper: acked > 0 ? total() / (acked + (failed.get(grpc.status.DEADLINE_EXCEEDED) ?? 0) * SPANS_PER_REQUEST) : NaN,
       delayP50: quantile(delays, 0.5),
       delayP99: quantile(delays, 0.99),
       delaySamples: delays.length,
@@ -510,6 +552,136 @@ async function oneRun(run: number, opts: Options, brokers: string, tpls: Templat
     await admin.deleteTopics([topics.partials, topics.decisions, topics.incidents, topics.deployments, `${prefix}.decider.state`]).catch(() => undefined)
     await admin.disconnect()
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --per-node: each role's CPU per span alone
+
+/** closed loop of --per-node: as bench/peer-spanmetrics.ts, 4 connections x 4 calls in flight */
+const PER_NODE_CONNS = 4
+const PER_NODE_INFLIGHT = 4
+
+interface NodeCost {
+  role: 'ingest' | 'single'
+  run: number
+  loadBefore: number
+  spansPerSec: number
+  /** the node's CPU seconds per million spans acknowledged */
+  cpuPerM: number
+  cores: number
+  /** this load generator's CPU seconds per million spans (its gRPC client side) */
+  clientPerM: number
+  peakMiB: number
+}
+
+/**
+ * One process alone, fed the scale-out's requests (all 48, every pod's) as fast as it acknowledges
+ * them: an ingest node (`decider.distributed: true`, `decider.enabled: false`, partials to the real
+ * broker; no decider reads them), or a single deciding sidecar on the embedded bus (the process of
+ * bench/peer-spanmetrics.ts: normalize -> signal windows -> engine ticks). Its CPU seconds per million
+ * spans acknowledged, over --seconds after --warmup.
+ */
+async function perNodeRun(role: NodeCost['role'], run: number, opts: Options, brokers: string, tpls: Template[]): Promise<NodeCost> {
+  const prefix = `pullback-bench-scaleout-${randomUUID().slice(0, 8)}`
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pb-scaleout-'))
+  const topics = { partials: `${prefix}.partials`, decisions: `${prefix}.decisions`, incidents: `${prefix}.incidents`, deployments: `${prefix}.deployments`, spans: `${prefix}.spans` }
+  const kafka = { brokers: brokers.split(','), groupPrefix: prefix, topics }
+  const port = await freePort()
+  const base = {
+    receivers: { otlp: { grpc: { endpoint: `127.0.0.1:${port}` }, http: { enabled: false } }, deployments: { enabled: false } },
+    runtime: { admin: { enabled: false }, telemetry: { enabled: false }, state: { enabled: false } },
+  }
+  const cfg = path.join(dir, 'node.yaml')
+  writeFileSync(cfg, JSON.stringify(role === 'ingest' ? { ...base, kafka: { ...kafka, instanceId: 'node-0' }, decider: { distributed: true, enabled: false, partitions: PARTITIONS } } : base))
+  const loadBefore = os.loadavg()[0] as number
+  const proc = startProc(`${role}-node`, [...nodeArgs(opts, `${role}-node`), SIDECAR_MAIN, 'sidecar', '--config', cfg], {}, dir, 'log')
+  const clients = Array.from({ length: PER_NODE_CONNS }, () => newClient(port))
+  try {
+    const until = Date.now() + 60_000
+    for (;;) {
+      if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited: ${readFileSync(proc.log, 'utf8').slice(-2000)}`)
+      if ((await exportOnce(clients[0] as ExportClient, Buffer.alloc(0), 1000)).ok) break
+      if (Date.now() > until) throw new Error(`${proc.name} did not accept OTLP within 60 s`)
+      await new Promise((res) => setTimeout(res, 200))
+    }
+    let second = -1
+    let bodies: Buffer[] = []
+    const body = (k: number): Buffer => {
+      const sec = Math.floor(Date.now() / 1000) * 1000
+      if (sec !== second) {
+        second = sec
+        bodies = tpls.map((t) => stamped(t, sec))
+      }
+      return bodies[k % bodies.length] as Buffer
+    }
+    let acked = 0
+    let next = 0
+    let stop = false
+    const loop = async (c: ExportClient) => {
+      while (!stop) {
+        const r = await exportOnce(c, body(next++), 10_000)
+        if (r.ok) acked += SPANS_PER_REQUEST
+        else await new Promise((res) => setTimeout(res, 50))
+      }
+    }
+    const loops = clients.flatMap((c) => Array.from({ length: PER_NODE_INFLIGHT }, () => loop(c)))
+    await new Promise((r) => setTimeout(r, Math.max(2, opts.warmup) * 1000))
+    const pid = proc.child.pid as number
+    const a0 = acked
+    const c0 = cpuSeconds(pid)
+    const self0 = process.cpuUsage()
+    const t0 = performance.now()
+    await new Promise((r) => setTimeout(r, opts.seconds * 1000))
+    const spans = acked - a0
+    const cpu = cpuSeconds(pid) - c0
+    const self = process.cpuUsage(self0)
+    const secs = (performance.now() - t0) / 1000
+    stop = true
+    await Promise.all(loops)
+    return {
+      role,
+      run,
+      loadBefore,
+      spansPerSec: spans / secs,
+      cpuPerM: spans > 0 ? (cpu / spans) * 1e6 : NaN,
+      cores: cpu / secs,
+      clientPerM: spans > 0 ? ((self.user + self.system) / 1e6 / spans) * 1e6 : NaN,
+      peakMiB: statusMiB(pid, 'VmHWM'),
+    }
+  } finally {
+    for (const c of clients) c.close()
+    await stopProc(proc)
+    rmSync(dir, { recursive: true, force: true })
+    if (role === 'ingest') {
+      const transport = await createTransport(parseConfig({ kafka }).kafka)
+      const admin = transport.admin()
+      await admin.deleteTopics([topics.partials, topics.decisions, topics.incidents, topics.deployments]).catch(() => undefined)
+      await admin.disconnect()
+    }
+  }
+}
+
+async function perNode(opts: Options, brokers: string, tpls: Template[]): Promise<number> {
+  const results: NodeCost[] = []
+  for (let run = 1; run <= opts.runs; run++) {
+    for (const role of ['ingest', 'single'] as const) {
+      const r = await perNodeRun(role, run, opts, brokers, tpls)
+      results.push(r)
+      console.error(`${role} run ${run}: ${fmt(r.spansPerSec)} spans/s, ${fmt(r.cpuPerM, 2)} CPU-s per M spans (${fmt(r.cores, 2)} cores), client ${fmt(r.clientPerM, 2)} CPU-s per M spans, load ${fmt(r.loadBefore, 2)}`)
+    }
+  }
+  console.log(
+    `node ${process.version}, ${os.cpus().length} cores, one process alone, closed loop ${PER_NODE_CONNS} connections x ${PER_NODE_INFLIGHT} calls in flight, ` +
+      `${opts.seconds} s per run after ${Math.max(2, opts.warmup)} s warm-up, ${tpls.length} requests of ${SPANS_PER_REQUEST} spans`,
+  )
+  console.log('| process | spans/s (min / median / max) | CPU-s per M spans | cores busy | load generator CPU-s per M spans | peak RSS MiB |')
+  console.log('|---|---|---|---|---|---|')
+  for (const [label, role] of [['ingest node (partials to the broker)', 'ingest'], ['single deciding sidecar (embedded bus)', 'single']] as const) {
+    const of = results.filter((r) => r.role === role)
+    console.log(`| ${label} | ${mmm(of.map((r) => r.spansPerSec))} | ${mmm(of.map((r) => r.cpuPerM), 2)} | ${mmm(of.map((r) => r.cores), 2)} | ${mmm(of.map((r) => r.clientPerM), 2)} | ${mmm(of.map((r) => r.peakMiB))} |`)
+  }
+  console.log(`machine load average (1 min) before each run: ${results.map((r) => fmt(r.loadBefore, 2)).join(', ')}`)
+  return 0
 }
 
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a')
@@ -529,6 +701,7 @@ async function main(): Promise<number> {
     return 2
   }
   const tpls = templates()
+  if (opts.perNode) return perNode(opts, brokers, tpls)
   const results: RunResult[] = []
   for (let run = 1; run <= opts.runs; run++) {
     const r = await oneRun(run, opts, brokers, tpls)
@@ -542,11 +715,11 @@ async function main(): Promise<number> {
       `${PARTITIONS} partials partitions, ${opts.seconds} s per run after ${opts.warmup} s warm-up, offered ${fmt(opts.rate)} spans/s ` +
       `(${tpls.length} requests of ${SPANS_PER_REQUEST} spans, ${tpls[0]?.bytes.length ?? 0} B each)`,
   )
-  console.log('| run | offered spans/s | acked spans/s | shed spans/s | failed calls | end to end spans/s | recorded / acked | delay p50 ms | delay p99 ms | samples |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  console.log('| run | offered spans/s | acked spans/s | shed spans/s | failed calls | end to end spans/s | recorded / acked | recorded / (acked + timed out) | delay p50 ms | delay p99 ms | samples |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
     const fails = [...r.failed].map(([code, n]) => `${grpc.status[code] ?? code}=${n}`).join(' ') || '0'
-    console.log(`| ${r.run} | ${fmt(r.offered)} | ${fmt(r.acked)} | ${fmt(r.shed)} | ${fails} | ${fmt(r.endToEnd)} | ${fmt(r.completeness, 4)} | ${fmt(r.delayP50)} | ${fmt(r.delayP99)} | ${r.delaySamples} |`)
+    console.log(`| ${r.run} | ${fmt(r.offered)} | ${fmt(r.acked)} | ${fmt(r.shed)} | ${fails} | ${fmt(r.endToEnd)} | ${fmt(r.completeness, 4)} | ${fmt(r.completenessUpper, 4)} | ${fmt(r.delayP50)} | ${fmt(r.delayP99)} | ${r.delaySamples} |`)
   }
   console.log(`machine load average (1 min) before each run: ${results.map((r) => fmt(r.loadBefore, 2)).join(', ')}`)
   console.log('\n| process | cores busy (min / median / max) | CPU-s per M spans end to end | RSS at end MiB | peak RSS MiB |')

@@ -16,9 +16,11 @@
  * merged latency values are bounded by the distinct integer microsecond values of one bucket, the
  * interval/resource/probe lists by `maxItemsPerPartial` (beyond: dropped, `overflowItems`).
  *
- * Synchronous: record/advance/flush from one event loop turn at a time (the normalizer calls record).
+ * Synchronous: record/advance/flush from one event loop turn at a time (the normalizer calls record,
+ * and for SERVER spans the recorder `series(key)` gives: see there).
  */
-import type { Observation, ObservationSink, RequestObservation } from '../normalize/observations.js'
+import type { FastRequestSink } from '../normalize/normalizer.js'
+import type { Observation, ObservationSink, RequestObservation, SeriesKey } from '../normalize/observations.js'
 import type { SeriesPartial, PartialBatch, PointRequests } from './types.js'
 
 export interface AggregatorOptions {
@@ -65,12 +67,21 @@ interface Open {
   p: SeriesPartial
   /** latency value -> count of the point requests */
   lat: Map<number, number> | undefined
+  /** a value that is not a finite number >= 0 was merged: the emitted values are sorted the general way */
+  oddLat: boolean
+  /** emitted (taken out of `open`): a SeriesRecorder holding it must look its bucket up again */
+  taken: boolean
+}
+
+/** One SERVER span of a series, as the normalizer's fast path hands it (FastRequestSink). */
+export interface SpanRecorder {
+  recordRequest(timeMs: number, latencyUs: number, error: boolean): void
 }
 
 const DEFAULT_MAX_OPEN_KEYS = 100_000
 const DEFAULT_MAX_ITEMS = 10_000
 
-export class PartialAggregator implements ObservationSink {
+export class PartialAggregator implements ObservationSink, FastRequestSink {
   private readonly o: Required<AggregatorOptions>
   /** bucket start -> key id -> open partial */
   private readonly open = new Map<number, Map<string, Open>>()
@@ -116,20 +127,11 @@ export class PartialAggregator implements ObservationSink {
     const W = this.o.bucketMs
     const b = Math.floor(t / W) * W
     const pod = obs.kind === 'request' ? '' : obs.pod
-    const id = `${obs.key.namespace}\u0000${obs.key.service}\u0000${obs.key.version}\u0000${pod}`
-    let bucket = this.open.get(b)
-    let e = bucket?.get(id)
+    const e = this.entry(obs.key, pod, keyId(obs.key, pod), b)
     if (e === undefined) {
-      if (this.openCount >= this.o.maxOpenKeys) {
-        this.st.overflowObservations += 1
-        if (obs.kind === 'request') this.st.overflowRequests += obs.count
-        return
-      }
-      if (bucket === undefined) this.open.set(b, (bucket = new Map()))
-      e = { p: { key: obs.key, pod, bucketStartMs: b, requests: undefined, intervals: [], resources: [], probes: [] }, lat: undefined }
-      bucket.set(id, e)
-      this.openCount += 1
-      if (b + W <= this.closedUntil || b + W <= this.clock - this.o.closeLag) this.st.reopened += 1
+      this.st.overflowObservations += 1
+      if (obs.kind === 'request') this.st.overflowRequests += obs.count
+      return
     }
     this.st.observations += 1
     if (t > this.newestData) this.newestData = t
@@ -160,6 +162,77 @@ export class PartialAggregator implements ObservationSink {
         else p.probes.push({ container: obs.container, timeMs: t, ready: obs.ready })
         return
     }
+  }
+
+  /**
+   * The normalizer's fast path (FastRequestSink): a recorder for the point requests of one series
+   * (pod "", as request observations have none), taken once per resource of a request. Each
+   * `recordRequest(t, us, error)` has exactly the effect of `record` with the observation
+   * { kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [us] } (same
+   * partial, same counts and stats, same overflow), without allocating that observation or building
+   * the partial's key string per span. Use it synchronously, like `record`.
+   */
+  series(key: SeriesKey): SpanRecorder {
+    return new SeriesRecorder(this, key, keyId(key, ''))
+  }
+
+  /** @internal the SeriesRecorder's span: see `series` */
+  span(rec: SeriesRecorder, t: number, us: number, error: boolean): void {
+    if (!Number.isFinite(t)) {
+      this.st.invalidTimes += 1
+      return
+    }
+    const W = this.o.bucketMs
+    const b = Math.floor(t / W) * W
+    let e = rec.e
+    if (e === undefined || e.taken || rec.b !== b) {
+      e = this.entry(rec.key, '', rec.id, b)
+      if (e === undefined) {
+        this.st.overflowObservations += 1
+        this.st.overflowRequests += 1
+        return
+      }
+      rec.e = e
+      rec.b = b
+    }
+    this.st.observations += 1
+    if (t > this.newestData) this.newestData = t
+    let r = e.p.requests
+    if (r === undefined) r = e.p.requests = { count: 0, errors: 0, firstMs: t, lastMs: t, latenciesUs: [], latencyCounts: [] }
+    r.count += 1
+    if (error) r.errors += 1
+    if (t < r.firstMs) r.firstMs = t
+    if (t > r.lastMs) r.lastMs = t
+    this.merge(e, us, 1)
+  }
+
+  /** The open partial of (series id, bucket b), opened when there is room; undefined at `maxOpenKeys`. */
+  private entry(key: SeriesKey, pod: string, id: string, b: number): Open | undefined {
+    let bucket = this.open.get(b)
+    let e = bucket?.get(id)
+    if (e !== undefined) return e
+    if (this.openCount >= this.o.maxOpenKeys) return undefined
+    if (bucket === undefined) this.open.set(b, (bucket = new Map()))
+    e = { p: { key, pod, bucketStartMs: b, requests: undefined, intervals: [], resources: [], probes: [] }, lat: undefined, oddLat: false, taken: false }
+    bucket.set(id, e)
+    this.openCount += 1
+    const W = this.o.bucketMs
+    if (b + W <= this.closedUntil || b + W <= this.clock - this.o.closeLag) this.st.reopened += 1
+    return e
+  }
+
+  /** Adds `n` point requests of latency `raw` to the partial's merged values. */
+  private merge(e: Open, raw: number, n: number): void {
+    // the store records Math.round(v) for valid values: merging on it changes nothing there;
+    // invalid values (negative, NaN, infinite) are kept as given for the store to count
+    let v: number
+    if (raw >= 0 && raw !== Infinity) v = Math.round(raw)
+    else {
+      v = raw
+      e.oddLat = true
+    }
+    const lat = e.lat ?? (e.lat = new Map())
+    lat.set(v, (lat.get(v) ?? 0) + n)
   }
 
   /**
@@ -195,17 +268,10 @@ export class PartialAggregator implements ObservationSink {
     r.errors += obs.errors
     if (t < r.firstMs) r.firstMs = t
     if (t > r.lastMs) r.lastMs = t
-    const lat = e.lat ?? (e.lat = new Map())
+    if (e.lat === undefined) e.lat = new Map()
     const vs = obs.latenciesUs
     const cs = obs.latencyCounts
-    for (let i = 0; i < vs.length; i++) {
-      const raw = vs[i] as number
-      // the store records Math.round(v) for valid values: merging on it changes nothing there;
-      // invalid values (negative, NaN, infinite) are kept as given for the store to count
-      const v = raw >= 0 && raw !== Infinity ? Math.round(raw) : raw
-      const n = cs === undefined ? 1 : (cs[i] as number)
-      lat.set(v, (lat.get(v) ?? 0) + n)
-    }
+    for (let i = 0; i < vs.length; i++) this.merge(e, vs[i] as number, cs === undefined ? 1 : (cs[i] as number))
   }
 
   /** Removes and returns the open partials of the buckets `pick` selects; buckets ending by `closeAt` count as closed. */
@@ -219,11 +285,13 @@ export class PartialAggregator implements ObservationSink {
       this.openCount -= bucket.size
       if (b + W <= closeAt && b + W > this.closedUntil) this.closedUntil = b + W
       for (const e of bucket.values()) {
+        e.taken = true
         const r = e.p.requests
-        if (r !== undefined && e.lat !== undefined) {
-          const vals = [...e.lat.keys()].sort((x, y) => x - y)
+        const lat = e.lat
+        if (r !== undefined && lat !== undefined) {
+          const vals = e.oddLat ? [...lat.keys()].sort((x, y) => x - y) : ascending(lat)
           r.latenciesUs = vals
-          r.latencyCounts = vals.map((v) => e.lat?.get(v) as number)
+          r.latencyCounts = vals.map((v) => lat.get(v) as number)
         }
         out.push(e.p)
       }
@@ -235,5 +303,40 @@ export class PartialAggregator implements ObservationSink {
     this.st.batches += 1
     this.st.partials += batch.partials.length
     this.o.emit(batch)
+  }
+}
+
+/** Map key of a partial within its bucket: series and pod. */
+function keyId(key: SeriesKey, pod: string): string {
+  return `${key.namespace}\u0000${key.service}\u0000${key.version}\u0000${pod}`
+}
+
+/**
+ * The keys of `lat` ascending, when all are finite numbers >= 0 (no value merged as odd): a typed-array
+ * sort (numeric, no comparator calls) gives the order the comparator x - y gives, the keys being
+ * distinct (a Map also stores -0 as 0).
+ */
+function ascending(lat: Map<number, number>): number[] {
+  const a = new Float64Array(lat.size)
+  let i = 0
+  for (const v of lat.keys()) a[i++] = v
+  a.sort()
+  return Array.from(a)
+}
+
+/** A partial's span recorder (PartialAggregator.series): caches the open partial of the last bucket it wrote to. */
+class SeriesRecorder implements SpanRecorder {
+  /** the open partial of bucket `b`, while not taken */
+  e: Open | undefined = undefined
+  b = NaN
+
+  constructor(
+    private readonly agg: PartialAggregator,
+    readonly key: SeriesKey,
+    readonly id: string,
+  ) {}
+
+  recordRequest(timeMs: number, latencyUs: number, error: boolean): void {
+    this.agg.span(this, timeMs, latencyUs, error)
   }
 }
