@@ -4,7 +4,13 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--json]
+ *
+ * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
+ * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
+ * (a batch exported at 265 s ends at 264.99 s). `export` ticks the same pipeline every second of
+ * scenario time and hands each line over at the second it was exported, as the sidecar (1 s
+ * `runtime.tickInterval`, wall clock) would see it with no network delay: what a user would see.
  *
  * Decision delay is printed three ways where they apply: from the fault start (the scenario's
  * label), from the new version's first faulty request (simulated), and from the new version's
@@ -22,6 +28,9 @@ import { loadConfig } from '../src/config/load.js'
 import type { PullbackConfig } from '../src/config/schema.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import type { Verdict } from '../src/engine/verdict.js'
+import type { DeploymentEvent } from '../src/engine/events.js'
+import { decodeOtlpJsonLine } from '../src/receivers/otlp/json.js'
+import { Pipeline } from '../src/runtime/pipeline.js'
 import { DEFAULT_START_MS, recordScenario, SCENARIOS, type Scenario } from '../src/sim/index.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -159,8 +168,45 @@ function faultOfNewVersion(s: Scenario, seed: number): { newVersion: string | un
   return { newVersion, own }
 }
 
-async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number): Promise<Row> {
+/** The actuator stand-in of `pullback replay`: a non-dry rollback is followed by the restored version's event. */
+function restoredEvent(v: Verdict): DeploymentEvent | undefined {
+  if (v.kind !== 'rollback' || v.dryRun || v.baselineVersion === '') return undefined
+  return { namespace: v.namespace, service: v.service, version: v.baselineVersion, time: v.decidedAt, kind: 'rollback', previousVersion: v.version, source: 'pullback-replay', decisionId: v.id }
+}
+
+/**
+ * `--clock export`: the recording fed to the real pipeline at the scenario second each line was
+ * exported (`atS`), with a tick every second of scenario time (now = that second, watermark = now -
+ * lateness), as the sidecar on its wall clock; then two ticks at the end (watermark = now), as replay does.
+ */
+function replayAtExportTimes(lines: readonly string[], atS: readonly number[], cfg: PullbackConfig, actuator: boolean): Verdict[] {
+  const pipeline = new Pipeline({ engine: cfg.engine, signals: cfg.signals, normalize: (cfg as { normalize?: object }).normalize ?? {} })
+  const verdicts: Verdict[] = []
+  const tick = (now: number, watermark = now - cfg.engine.lateness) => {
+    for (const v of pipeline.tick(now, watermark).verdicts) {
+      verdicts.push(v)
+      const ev = actuator ? restoredEvent(v) : undefined
+      if (ev !== undefined) pipeline.deployment(ev)
+    }
+  }
+  let second = -1
+  for (let i = 0; i < lines.length; i++) {
+    const at = atS[i] ?? second
+    for (; second < at; second++) if (second >= 0) tick(DEFAULT_START_MS + second * 1000)
+    const d = decodeOtlpJsonLine(lines[i] as string)
+    if (d.type === 'traces') pipeline.consumeTraces(d.request)
+    else if (d.type === 'metrics') pipeline.consumeMetrics(d.request)
+  }
+  // the end of the recording: everything has arrived (replay's last two ticks, watermark = now)
+  const end = DEFAULT_START_MS + second * 1000
+  tick(end, end)
+  tick(end, end)
+  return verdicts
+}
+
+async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock: 'telemetry' | 'export' = 'telemetry'): Promise<Row> {
   const lines: string[] = []
+  const exportS: number[] = []
   const { newVersion, own } = faultOfNewVersion(s, seed)
   const key = `${s.service}/${newVersion ?? ''}`
   let firstFaultyS = Number.POSITIVE_INFINITY
@@ -173,14 +219,15 @@ async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number): Prom
       if (own && r.startS >= onsetS && r.startS < firstFaultyS && r.pod.service.name === s.service && r.pod.version === newVersion) firstFaultyS = r.startS
     },
     onExport: (e) => {
+      exportS.push(e.atS)
       if (e.atS < firstExportS && e.serviceVersions.has(key)) firstExportS = e.atS
     },
   })
   // a recording has no feedback loop: the actuator stand-in only makes sense where the scenario plays the rollback itself
   const withRecovery = s.expected.includes('+')
   const sink = { out: () => undefined, err: () => undefined }
-  const res = await replayLines(lines, cfg, sink, { actuator: withRecovery }, s.name)
-  const { actual, decidedAt } = actualOf(res.verdicts, s)
+  const verdicts = clock === 'export' ? replayAtExportTimes(lines, exportS, cfg, withRecovery) : (await replayLines(lines, cfg, sink, { actuator: withRecovery }, s.name)).verdicts
+  const { actual, decidedAt } = actualOf(verdicts, s)
   const onsetMs = s.faultOnsetS === undefined ? undefined : DEFAULT_START_MS + s.faultOnsetS * 1000
   const detectS = decidedAt !== undefined && onsetMs !== undefined ? (decidedAt - onsetMs) / 1000 : undefined
   const since = (atS: number) => (decidedAt !== undefined && Number.isFinite(atS) ? (decidedAt - DEFAULT_START_MS) / 1000 - atS : undefined)
@@ -193,7 +240,7 @@ async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number): Prom
   const expectedCore = s.expected
   const ok = actual === expectedCore || (expectedCore === 'rollback' && actual === 'rollback')
   const baselineOk = isBad(s) ? baseline.startsWith('rollback') : s.expected === 'none' ? baseline === 'none' : false
-  return { scenario: s, actual, detectS, fromFaultyS, fromExportS, own, baseline, baselineDetectS, ok, baselineOk, verdicts: res.verdicts }
+  return { scenario: s, actual, detectS, fromFaultyS, fromExportS, own, baseline, baselineDetectS, ok, baselineOk, verdicts }
 }
 
 interface Totals {
@@ -287,8 +334,11 @@ async function main(): Promise<number> {
       config: { type: 'string' },
       tuned: { type: 'boolean' },
       untuned: { type: 'boolean' },
+      clock: { type: 'string' },
     },
   })
+  const clock = values.clock ?? 'telemetry'
+  if (clock !== 'telemetry' && clock !== 'export') throw new Error('--clock expects telemetry or export')
   // --seeds N runs seeds 1..N and prints per-scenario hit counts; --seed N runs one seed with the full table
   const seeds = values.seeds !== undefined ? Array.from({ length: Number(values.seeds) }, (_, i) => i + 1) : [values.seed === undefined ? 1 : Number(values.seed)]
   if (seeds.length === 0 || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error('--seed/--seeds expect non-negative integers')
@@ -305,7 +355,7 @@ async function main(): Promise<number> {
   for (const seed of seeds) {
     for (const s of scenarios) {
       const t = performance.now()
-      const row = await runScenario(s, cfg, seed)
+      const row = await runScenario(s, cfg, seed, clock)
       rows.push(row)
       process.stderr.write(`quality: [${rows.length}/${total}] ${s.name} seed ${seed}: ${row.actual} in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
     }
@@ -396,10 +446,10 @@ async function main(): Promise<number> {
       baseline: r.baseline,
       baselineDetectS: r.baselineDetectS,
     }))
-    process.stdout.write(`${JSON.stringify({ seeds, windowS, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
+    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
   } else {
     const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
-    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? 'clock: export times (as the sidecar), ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
     process.stdout.write(`${table(out)}\n\n${summaries.join('\n\n')}\n`)
   }
   const allOk = rows.every((r) => r.ok) && targetsMet

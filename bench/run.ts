@@ -37,6 +37,7 @@ const BENCHES: Bench[] = [
   { name: 'decisions', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
   { name: 'replay-kafka', args: ['--nodes', '3'], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
   { name: 'scaleout', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
+  { name: 'failover', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
   { name: 'peer-spanmetrics', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined) },
   { name: 'peer-kafka', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
 ]
