@@ -263,6 +263,13 @@ export class Sidecar implements Component {
           return { accepted: s.acceptedSpans, rejected: { ...s.poison, partial: s.rejectedSpans } }
         })
       }
+      // Kafka span records decoded in the worker pool, and batches handed back for redelivery when the pool refused one
+      if (spans && this.receivers.workers !== undefined) {
+        this.metrics.registerEvents(`${spans.name}.workers`, () => {
+          const s = spans.stats()
+          return { decoded: s.workerDecodes, handed_back: s.workerHandbacks }
+        })
+      }
       for (const r of [this.receivers.kafkaSpans, this.receivers.deployments]) {
         if (r) this.metrics.registerConsumer(r.name, () => r.stats().consumer ?? NOT_CONNECTED)
       }
