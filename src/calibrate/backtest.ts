@@ -68,11 +68,7 @@ export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestC
       reps[j] = (j === 0 ? hi / 2 : j === width - 1 ? lo : (lo + hi) / 2) * 1e6
     }
     // resource readings are merged in time order with the request steps: one cursor per pod series
-    const cursors = h.resources.map((s) => {
-      let i = 0
-      while (i < s.timesMs.length && (s.timesMs[i] as number) <= from) i++
-      return i
-    })
+    const cursors = h.resources.map((s) => firstAfter(s.timesMs, from))
     const iFrom = Math.max(1, Math.ceil((from - r.startMs) / r.stepMs))
     const iTo = Math.min(r.counts.length - 1, Math.floor((to - r.startMs) / r.stepMs))
     let announced = false
@@ -150,6 +146,18 @@ export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestC
   }
 }
 
+/** index of the first time > t (times ascending): a binary search, as a pseudo-deploy reads a few minutes of a month */
+export function firstAfter(times: Float64Array, t: number): number {
+  let lo = 0
+  let hi = times.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((times[mid] as number) <= t) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 function outcomeOf(res: ReturnType<Pipeline['tick']>, deployMs: number): PseudoOutcome | undefined {
   for (const v of res.verdicts) {
     if (v.version !== VERSION_B) continue
@@ -164,17 +172,32 @@ function outcomeOf(res: ReturnType<Pipeline['tick']>, deployMs: number): PseudoO
 /** Pseudo-deploy times spread evenly over the history where lead and tail fit, aligned to the step. */
 export function deployTimes(h: ServiceHistory, cfg: BacktestConfig, n: number): number[] {
   const r = h.requests
-  const svcKey = h.service.namespace === '' ? h.service.name : `${h.service.namespace}/${h.service.name}`
-  const first = h.firstDataMs + leadMs(cfg)
-  const last = h.lastDataMs - tailMs(cfg, svcKey, r.stepMs)
+  return deployTimesOf(h.service, h.firstDataMs, h.lastDataMs, r.startMs, r.stepMs, cfg, n)
+}
+
+/** deployTimes from the data span alone (before the rest of the history is read). */
+export function deployTimesOf(service: { namespace: string; name: string }, firstDataMs: number, lastDataMs: number, startMs: number, stepMs: number, cfg: BacktestConfig, n: number): number[] {
+  const svcKey = service.namespace === '' ? service.name : `${service.namespace}/${service.name}`
+  const first = firstDataMs + leadMs(cfg)
+  const last = lastDataMs - tailMs(cfg, svcKey, stepMs)
   if (!(last > first) || n <= 0) return []
   const out: number[] = []
   const gap = (last - first) / Math.max(1, n)
   for (let k = 0; k < n; k++) {
     const t = first + gap * (k + 0.5)
     // on the grid: the new version's first report covers (t, t + step], as a fresh exporter's would
-    const aligned = r.startMs + Math.floor((t - r.startMs) / r.stepMs) * r.stepMs
+    const aligned = startMs + Math.floor((t - startMs) / stepMs) * stepMs
     if (out.length === 0 || aligned > (out[out.length - 1] as number)) out.push(aligned)
   }
   return out
+}
+
+/**
+ * The spans of history the pseudo-deploys at deployTimesOf(...) read: [t - lead - step, t + tail + step]
+ * each. The search (calibration, held-out, power) only ever deploys at these times, so a source may
+ * read the expensive series (latency buckets) in these spans only.
+ */
+export function deployWindows(service: { namespace: string; name: string }, firstDataMs: number, lastDataMs: number, startMs: number, stepMs: number, cfg: BacktestConfig, n: number): { startMs: number; endMs: number }[] {
+  const key = service.namespace === '' ? service.name : `${service.namespace}/${service.name}`
+  return deployTimesOf(service, firstDataMs, lastDataMs, startMs, stepMs, cfg, n).map((t) => ({ startMs: t - leadMs(cfg) - stepMs, endMs: t + tailMs(cfg, key, stepMs) + stepMs }))
 }

@@ -37,6 +37,11 @@ export interface RequestHistory {
   boundsS: number[]
   /** steps x (boundsS.length + 1), row-major */
   latency: Float64Array
+  /**
+   * when present, 1 for the steps whose latency was read, 0 elsewhere (their rows are zeros, not
+   * data): a source may read latency only where the pseudo-deploys look (backtest.ts deployWindows)
+   */
+  latencyKnown?: Uint8Array
 }
 
 export type Resource = 'memory' | 'cpu'

@@ -20,6 +20,8 @@ export const MAX_POINTS_PER_QUERY = 10_000
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** pods (x resource) kept per service; more are counted in `podsDropped` */
 export const MAX_PODS_PER_SERVICE = 512
+/** latency window queries of one service in flight at once (latencyWindows) */
+export const LATENCY_CONCURRENCY = 4
 /** services listed at most; more are counted in `servicesDropped` */
 export const MAX_SERVICES = 100_000
 
@@ -99,6 +101,177 @@ export interface MatrixSeries {
   values: [number, string][]
 }
 
+/** one series of a range answer as columns */
+export interface ColumnSeries {
+  metric: Record<string, string>
+  /** unix ms */
+  times: Float64Array
+  /** NaN where the answer held no finite number ("NaN", "+Inf") */
+  values: Float64Array
+}
+
+function toColumns(s: MatrixSeries): ColumnSeries {
+  const times = new Float64Array(s.values.length)
+  const values = new Float64Array(s.values.length)
+  for (let i = 0; i < s.values.length; i++) {
+    const [t, v] = s.values[i] as [number, string]
+    times[i] = t * 1000
+    const x = Number(v)
+    values[i] = Number.isFinite(x) ? x : Number.NaN
+  }
+  return { metric: s.metric, times, values }
+}
+
+const Q = 34 // "
+const BS = 92 // backslash
+
+/** index just past the JSON string starting at text[i] (a quote), or -1 */
+function skipString(text: string, i: number): number {
+  if (text.charCodeAt(i) !== Q) return -1
+  for (let k = i + 1; k < text.length; k++) {
+    const c = text.charCodeAt(k)
+    if (c === BS) k++
+    else if (c === Q) return k + 1
+  }
+  return -1
+}
+
+/** a JSON number (or the content of a quoted sample value) from a to b; NaN when not finite */
+function numberAt(text: string, a: number, b: number): number {
+  // integers and plain decimals, the common case, without a substring
+  let i = a
+  let neg = false
+  if (text.charCodeAt(i) === 45) {
+    neg = true
+    i++
+  }
+  let n = 0
+  let digits = 0
+  for (; i < b; i++) {
+    const c = text.charCodeAt(i) - 48
+    if (c < 0 || c > 9) break
+    n = n * 10 + c
+    digits++
+  }
+  if (i < b && text.charCodeAt(i) === 46) {
+    let scale = 1
+    let frac = 0
+    for (i++; i < b; i++) {
+      const c = text.charCodeAt(i) - 48
+      if (c < 0 || c > 9) break
+      frac = frac * 10 + c
+      scale *= 10
+      digits++
+    }
+    // beyond 15 significant digits the sum is not exact: let Number() round it
+    if (digits > 15) i = -1
+    else n += frac / scale
+  }
+  if (i === b && digits > 0 && digits <= 15) return neg ? -n : n
+  const x = Number(text.slice(a, b))
+  return Number.isFinite(x) ? x : Number.NaN
+}
+
+/**
+ * Scans a successful `query_range` matrix answer as Prometheus writes it
+ * ({"status":"success","data":{"resultType":"matrix","result":[{"metric":{..},"values":[[t,"v"],..]},..]}},
+ * with or without whitespace) into columns. Anything else (an error, warnings, native histograms,
+ * another layout) answers undefined: the caller then parses it with JSON.parse.
+ */
+export function parseMatrix(text: string): ColumnSeries[] | undefined {
+  const head = /^\s*\{\s*"status"\s*:\s*"success"\s*,\s*"data"\s*:\s*\{\s*"resultType"\s*:\s*"matrix"\s*,\s*"result"\s*:\s*\[/y
+  if (!head.test(text)) return undefined
+  let i = head.lastIndex
+  const ws = () => {
+    for (;;) {
+      const c = text.charCodeAt(i)
+      if (c === 32 || c === 10 || c === 13 || c === 9) i++
+      else return
+    }
+  }
+  const lit = (s: string): boolean => {
+    ws()
+    if (!text.startsWith(s, i)) return false
+    i += s.length
+    return true
+  }
+  const out: ColumnSeries[] = []
+  const ts: number[] = []
+  const vs: number[] = []
+  ws()
+  if (text.charCodeAt(i) === 93) i++
+  else {
+    for (;;) {
+      if (!lit('{') || !lit('"metric"') || !lit(':')) return undefined
+      ws()
+      // the label set: strings only, parsed by JSON.parse (small)
+      const m0 = i
+      if (text.charCodeAt(i) !== 123) return undefined
+      i++
+      for (;;) {
+        ws()
+        const c = text.charCodeAt(i)
+        if (c === 125) {
+          i++
+          break
+        }
+        if (c === 44 || c === 58) {
+          i++
+          continue
+        }
+        const e = skipString(text, i)
+        if (e < 0) return undefined
+        i = e
+      }
+      let metric: Record<string, string>
+      try {
+        metric = JSON.parse(text.slice(m0, i)) as Record<string, string>
+      } catch {
+        return undefined
+      }
+      if (!lit(',') || !lit('"values"') || !lit(':') || !lit('[')) return undefined
+      ts.length = 0
+      vs.length = 0
+      ws()
+      if (text.charCodeAt(i) === 93) i++
+      else {
+        for (;;) {
+          if (!lit('[')) return undefined
+          ws()
+          const t0 = i
+          while (i < text.length && text.charCodeAt(i) !== 44 && text.charCodeAt(i) !== 32) i++
+          const t = numberAt(text, t0, i)
+          if (!lit(',')) return undefined
+          ws()
+          const e = skipString(text, i)
+          if (e < 0) return undefined
+          ts.push(t * 1000)
+          vs.push(numberAt(text, i + 1, e - 1))
+          i = e
+          if (!lit(']')) return undefined
+          ws()
+          const c = text.charCodeAt(i)
+          i++
+          if (c === 93) break
+          if (c !== 44) return undefined
+        }
+      }
+      if (ts.some((t) => Number.isNaN(t))) return undefined
+      out.push({ metric, times: Float64Array.from(ts), values: Float64Array.from(vs) })
+      if (!lit('}')) return undefined
+      ws()
+      const c = text.charCodeAt(i)
+      i++
+      if (c === 93) break
+      if (c !== 44) return undefined
+    }
+  }
+  // the rest: the data object and the envelope closing (anything more, e.g. warnings: the slow path)
+  if (!lit('}') || !lit('}')) return undefined
+  ws()
+  return i === text.length ? out : undefined
+}
+
 export type PromAnswer<T> = { kind: 'ok'; data: T } | { kind: 'failed'; reason: string }
 
 export interface PromStats {
@@ -116,6 +289,13 @@ export interface PrometheusOptions {
   /** per request */
   timeoutMs?: number
   fetch?: typeof fetch
+  /**
+   * given a service's data span (from the request counts, read first), the spans in which to read
+   * its latency buckets, by far the costliest query (one series per bucket and status code); absent:
+   * every step. `pullback calibrate` passes the pseudo-deploy windows (backtest.ts deployWindows):
+   * the backtests read nothing else, and the read costs a few percent of the full month.
+   */
+  latencyWindows?: (service: ServiceRef, span: { firstMs: number; lastMs: number }, range: HistoryRange) => { startMs: number; endMs: number }[]
 }
 
 export class PrometheusClient {
@@ -131,17 +311,20 @@ export class PrometheusClient {
   }
 
   async get<T>(path: string, params: Record<string, string | string[]>, signal?: AbortSignal): Promise<PromAnswer<T>> {
+    const t = await this.fetchText(path, params, signal)
+    if (t.kind === 'failed') return t
+    return this.parseAnswer<T>(path, t.data.status, t.data.text)
+  }
+
+  private async fetchText(path: string, params: Record<string, string | string[]>, signal?: AbortSignal): Promise<PromAnswer<{ text: string; status: number }>> {
     const q = new URLSearchParams()
     for (const [k, v] of Object.entries(params)) for (const x of Array.isArray(v) ? v : [v]) q.append(k, x)
     const url = `${this.base}${path}?${q.toString()}`
     this.stats.queries += 1
     const timeout = AbortSignal.timeout(this.timeoutMs)
     const sig = signal !== undefined ? AbortSignal.any([signal, timeout]) : timeout
-    let text: string
-    let status: number
     try {
       const res = await this.doFetch(url, { signal: sig, headers: { accept: 'application/json' } })
-      status = res.status
       const len = Number(res.headers.get('content-length') ?? '0')
       if (len > MAX_RESPONSE_BYTES) {
         await res.body?.cancel()
@@ -150,12 +333,15 @@ export class PrometheusClient {
       const buf = await res.arrayBuffer()
       if (buf.byteLength > MAX_RESPONSE_BYTES) return this.fail(`${path}: answer of ${buf.byteLength} bytes exceeds ${MAX_RESPONSE_BYTES}`)
       this.stats.bytes += buf.byteLength
-      text = Buffer.from(buf).toString('utf8')
+      return { kind: 'ok', data: { text: Buffer.from(buf).toString('utf8'), status: res.status } }
     } catch (err) {
       // fetch's own message is only "fetch failed"; the reason (ECONNREFUSED, a timeout) is its cause
       const cause = err instanceof Error && err.cause !== undefined ? `: ${errorMessage(err.cause)}` : ''
       return this.fail(`${path}: ${errorMessage(err)}${cause}`)
     }
+  }
+
+  private parseAnswer<T>(path: string, status: number, text: string): PromAnswer<T> {
     let body: { status?: string; data?: unknown; error?: string; errorType?: string }
     try {
       body = JSON.parse(text) as typeof body
@@ -164,6 +350,33 @@ export class PrometheusClient {
     }
     if (body.status !== 'success') return this.fail(`${path}: HTTP ${status} ${body.errorType ?? ''}: ${body.error ?? text.slice(0, 200)}`)
     return { kind: 'ok', data: body.data as T }
+  }
+
+  /**
+   * As rangeChunks, but each chunk's series as columns (times in unix ms, values as numbers; NaN for
+   * what is not a finite number): a successful matrix answer is scanned directly (parseMatrix),
+   * without building a JSON tree of [time, "value"] pairs, which cost most of the read's CPU and
+   * garbage; any other answer goes through JSON.parse and is classified as rangeChunks does.
+   */
+  async rangeColumns(query: string, range: HistoryRange, each: (series: ColumnSeries[]) => void, signal?: AbortSignal, maxPoints = MAX_POINTS_PER_QUERY): Promise<PromAnswer<true>> {
+    const span = (Math.min(maxPoints, MAX_POINTS_PER_QUERY) - 1) * range.stepMs
+    const path = '/api/v1/query_range'
+    for (let from = range.startMs; from <= range.endMs; from += span + range.stepMs) {
+      const to = Math.min(range.endMs, from + span)
+      this.stats.chunks += 1
+      const t = await this.fetchText(path, { query, start: (from / 1000).toString(), end: (to / 1000).toString(), step: (range.stepMs / 1000).toString() }, signal)
+      if (t.kind === 'failed') return { kind: 'failed', reason: `${t.reason} (query: ${query})` }
+      const fast = t.data.status === 200 ? parseMatrix(t.data.text) : undefined
+      if (fast !== undefined) {
+        each(fast)
+        continue
+      }
+      const a = this.parseAnswer<{ resultType: string; result: MatrixSeries[] }>(path, t.data.status, t.data.text)
+      if (a.kind === 'failed') return { kind: 'failed', reason: `${a.reason} (query: ${query})` }
+      if (a.data.resultType !== 'matrix') return this.fail(`query_range answered ${a.data.resultType}, not a matrix (query: ${query})`)
+      each(a.data.result.map(toColumns))
+    }
+    return { kind: 'ok', data: true }
   }
 
   /** A range query cut into chunks of at most MAX_POINTS_PER_QUERY steps; `each` gets every chunk's series. */
@@ -193,10 +406,12 @@ export class PrometheusClient {
 export class PrometheusHistorySource implements HistorySource {
   readonly client: PrometheusClient
   private readonly t: PromTemplates
+  private readonly latencyWindows: PrometheusOptions['latencyWindows']
 
   constructor(opts: PrometheusOptions) {
     this.client = new PrometheusClient(opts)
     this.t = opts.templates ?? DEFAULT_TEMPLATES
+    this.latencyWindows = opts.latencyWindows
   }
 
   async services(range: HistoryRange, signal?: AbortSignal): Promise<ServiceRef[]> {
@@ -222,55 +437,79 @@ export class PrometheusHistorySource implements HistorySource {
     const vars = { namespace: promString(service.namespace), service: promString(service.name), step: promDuration(range.stepMs), selector: '' }
     vars.selector = service.namespace === '' ? expand(this.t.selector, vars).replace(/^job="\//, 'job="') : expand(this.t.selector, vars)
     const q = (tpl: string) => expand(tpl, vars)
-    const idx = (tSec: number) => Math.round((tSec * 1000 - range.startMs) / range.stepMs)
+    const idx = (tMs: number) => Math.round((tMs - range.startMs) / range.stepMs)
 
     const req = emptyRequests(range, [])
     const steps = req.counts.length
-    const put = (arr: Float64Array, nanIsGap: boolean) => (series: MatrixSeries[]) => {
+    const put = (arr: Float64Array, nanIsGap: boolean) => (series: ColumnSeries[]) => {
       for (const s of series) {
-        for (const [t, v] of s.values) {
-          const i = idx(t)
-          const x = Number(v)
+        for (let k = 0; k < s.times.length; k++) {
+          const i = idx(s.times[k] as number)
+          const x = s.values[k] as number
           if (i < 0 || i >= steps || !Number.isFinite(x)) continue
           const cur = arr[i] as number
           arr[i] = (nanIsGap && Number.isNaN(cur) ? 0 : cur) + Math.max(0, Math.round(x))
         }
       }
     }
-    let a = await this.client.rangeChunks(q(this.t.requests), range, put(req.counts, true), signal)
+    let a = await this.client.rangeColumns(q(this.t.requests), range, put(req.counts, true), signal)
     if (a.kind === 'failed') return { kind: 'failed', service, reason: a.reason }
     const span = dataSpan(req)
     if (Number.isNaN(span.firstMs)) return { kind: 'empty', service, reason: 'no request history in the range' }
-    a = await this.client.rangeChunks(q(this.t.errors), range, put(req.errors, false), signal)
+    a = await this.client.rangeColumns(q(this.t.errors), range, put(req.errors, false), signal)
     if (a.kind === 'failed') return { kind: 'failed', service, reason: a.reason }
 
-    // latency: cumulative counts per `le` per step, turned into per-bucket counts once every chunk is in
+    // latency: cumulative counts per `le` per step, turned into per-bucket counts once every chunk is in;
+    // with latencyWindows only in those spans (merged, on the grid), the other steps marked unknown
+    let spans: HistoryRange[] = [range]
+    let known: Uint8Array | undefined
+    if (this.latencyWindows !== undefined) {
+      const ws = this.latencyWindows(service, span, range)
+        .map((w) => ({ startMs: Math.max(range.startMs, range.startMs + Math.floor((w.startMs - range.startMs) / range.stepMs) * range.stepMs), endMs: Math.min(range.endMs, range.startMs + Math.ceil((w.endMs - range.startMs) / range.stepMs) * range.stepMs) }))
+        .filter((w) => w.endMs >= w.startMs)
+        .sort((x, y) => x.startMs - y.startMs)
+      spans = []
+      for (const w of ws) {
+        const last = spans[spans.length - 1]
+        if (last !== undefined && w.startMs <= last.endMs + range.stepMs) last.endMs = Math.max(last.endMs, w.endMs)
+        else spans.push({ ...w, stepMs: range.stepMs })
+      }
+      known = new Uint8Array(steps)
+      for (const w of spans) known.fill(1, idx(w.startMs), idx(w.endMs) + 1)
+    }
     const byLe = new Map<string, Float64Array>()
-    a = await this.client.rangeChunks(
-      q(this.t.latency),
-      range,
-      (series) => {
-        for (const s of series) {
-          const le = s.metric.le
-          if (le === undefined) continue
-          let arr = byLe.get(le)
-          if (arr === undefined) {
-            // bounded by the histogram's bucket layout; a pathological layout stops at 256 bounds
-            if (byLe.size >= 256) continue
-            arr = new Float64Array(steps)
-            byLe.set(le, arr)
-          }
-          put(arr, false)([s])
+    const onSeries = (series: ColumnSeries[]) => {
+      for (const s of series) {
+        const le = s.metric.le
+        if (le === undefined) continue
+        let arr = byLe.get(le)
+        if (arr === undefined) {
+          // bounded by the histogram's bucket layout; a pathological layout stops at 256 bounds
+          if (byLe.size >= 256) continue
+          arr = new Float64Array(steps)
+          byLe.set(le, arr)
         }
-      },
-      signal,
-    )
-    if (a.kind === 'failed') return { kind: 'failed', service, reason: a.reason }
+        put(arr, false)([s])
+      }
+    }
+    // the windows' queries are small: LATENCY_CONCURRENCY in flight, so the read is not a chain of round trips
+    let next = 0
+    let failed: string | undefined
+    const lane = async () => {
+      while (failed === undefined && next < spans.length) {
+        const part = spans[next++] as HistoryRange
+        const r = await this.client.rangeColumns(q(this.t.latency), part, onSeries, signal)
+        if (r.kind === 'failed') failed ??= r.reason
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(LATENCY_CONCURRENCY, spans.length) }, lane))
+    if (failed !== undefined) return { kind: 'failed', service, reason: failed }
     const les = [...byLe.keys()].map((k) => ({ k, v: k === '+Inf' ? Infinity : Number(k) })).filter((e) => !Number.isNaN(e.v)).sort((x, y) => x.v - y.v)
     const bounds = les.filter((e) => e.v !== Infinity).map((e) => e.v)
     const width = bounds.length + 1
     const lat = new Float64Array(steps * width)
     for (let i = 0; i < steps; i++) {
+      if (known !== undefined && known[i] === 0) continue
       let prev = 0
       for (let j = 0; j < width; j++) {
         const e = les[j]
@@ -281,7 +520,7 @@ export class PrometheusHistorySource implements HistorySource {
       }
     }
     byLe.clear()
-    const requests = { ...req, boundsS: bounds, latency: lat }
+    const requests = { ...req, boundsS: bounds, latency: lat, ...(known !== undefined ? { latencyKnown: known } : {}) }
     for (let i = 0; i < steps; i++) if ((requests.errors[i] as number) > (requests.counts[i] as number)) requests.errors[i] = requests.counts[i] as number
 
     const resources: PodResourceSeries[] = []
@@ -298,7 +537,7 @@ export class PrometheusHistorySource implements HistorySource {
 
   private async podSeries(resource: Resource, usageQ: string, requestQ: string, range: HistoryRange, signal: AbortSignal | undefined, have: number): Promise<PromAnswer<PodResourceSeries[]>> {
     const pods = new Map<string, { container: string; t: number[]; v: number[] }>()
-    let a = await this.client.rangeChunks(
+    let a = await this.client.rangeColumns(
       usageQ,
       range,
       (series) => {
@@ -313,10 +552,10 @@ export class PrometheusHistorySource implements HistorySource {
             p = { container: s.metric.container ?? '', t: [], v: [] }
             pods.set(pod, p)
           }
-          for (const [t, v] of s.values) {
-            const x = Number(v)
+          for (let k = 0; k < s.times.length; k++) {
+            const x = s.values[k] as number
             if (Number.isFinite(x)) {
-              p.t.push(t * 1000)
+              p.t.push(s.times[k] as number)
               p.v.push(x)
             }
           }
@@ -326,7 +565,7 @@ export class PrometheusHistorySource implements HistorySource {
     )
     if (a.kind === 'failed') return a
     const requests = new Map<string, number>()
-    a = await this.client.rangeChunks(
+    a = await this.client.rangeColumns(
       requestQ,
       range,
       (series) => {
@@ -334,10 +573,7 @@ export class PrometheusHistorySource implements HistorySource {
           const pod = s.metric.pod ?? ''
           if (!pods.has(pod)) continue
           // a request changed in place is rare; the newest one read is the pod's request
-          for (const [, v] of s.values) {
-            const x = Number(v)
-            if (Number.isFinite(x) && x > 0) requests.set(pod, x)
-          }
+          for (const x of s.values) if (Number.isFinite(x) && x > 0) requests.set(pod, x)
         }
       },
       signal,

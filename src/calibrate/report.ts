@@ -56,6 +56,7 @@ export function reportSeries(h: ServiceHistory, quantile: number, points = 720):
     let c = 0
     let e = 0
     let any = false
+    let anyLatency = false
     let stepsWithData = 0
     agg.fill(0)
     for (let i = i0; i < Math.min(r.counts.length, i0 + per); i++) {
@@ -65,11 +66,14 @@ export function reportSeries(h: ServiceHistory, quantile: number, points = 720):
       stepsWithData++
       c += x
       e += r.errors[i] as number
+      // steps whose latency was not read (a windowed Prometheus read) are left out, not taken as zeros
+      if (r.latencyKnown !== undefined && r.latencyKnown[i] === 0) continue
+      anyLatency = true
       for (let j = 0; j < width; j++) agg[j] = (agg[j] as number) + (r.latency[i * width + j] as number)
     }
     rate.push(any ? c / ((stepsWithData * r.stepMs) / 1000) : Number.NaN)
     errorRatio.push(any && c > 0 ? e / c : Number.NaN)
-    latencyMs.push(any ? quantileOfHist(agg, 0, width, r.boundsS, quantile) : Number.NaN)
+    latencyMs.push(anyLatency ? quantileOfHist(agg, 0, width, r.boundsS, quantile) : Number.NaN)
   }
   const memory = new Array<number>(rate.length).fill(Number.NaN)
   let memoryRequest = Number.NaN

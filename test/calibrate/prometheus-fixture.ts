@@ -5,11 +5,11 @@
  * loopback port. Its systemd service is never used.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { freePort } from '../support/external.js'
+import net from 'node:net'
 import { BOUNDS_S, memoryAt, rng, steps, type SynthService } from './synthetic.js'
 
 const run = promisify(execFile)
@@ -23,24 +23,75 @@ export function findBinary(name: string): string | undefined {
 }
 
 
+/** a TCP port free on 127.0.0.1 at the time of asking (no vitest import here: bench/calibrate.ts uses this fixture) */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
 function labels(l: Record<string, string>): string {
   return `{${Object.entries(l).map(([k, v]) => `${k}="${v}"`).join(',')}}`
 }
 
-/** OpenMetrics text of the services' history; every series' samples in time order, families not interleaved. */
-export async function writeOpenMetrics(file: string, services: readonly (SynthService & { fromMs: number })[], endMs: number, stepMs: number, seed: number): Promise<void> {
-  const out = createWriteStream(file)
-  const write = (s: string) => new Promise<void>((res) => (out.write(s) ? res() : out.once('drain', () => res())))
+/** promtool's block length: it re-reads its whole input once per 2 h block, so the history is cut into one file per block */
+export const BLOCK_MS = 2 * 3_600_000
+
+/**
+ * OpenMetrics text of the services' history, one file per 2 h block (aligned as promtool aligns
+ * blocks): promtool 2.42 parses its whole input once per block it writes, so one 30-day file costs
+ * 360 passes; one file per block costs one. In each file every series' samples are in time order and
+ * the families are not interleaved. Returns the files written, oldest first.
+ */
+export function writeOpenMetrics(dir: string, services: readonly (SynthService & { fromMs: number })[], endMs: number, stepMs: number, seed: number): string[] {
+  const blockOf = (t: number) => Math.floor(t / BLOCK_MS)
+  const files = new Map<number, string>()
+  const fileOf = (b: number): string => {
+    let f = files.get(b)
+    if (f === undefined) {
+      f = join(dir, `history-${b}.om`)
+      writeFileSync(f, '')
+      files.set(b, f)
+    }
+    return f
+  }
+  const first = blockOf(Math.min(...services.map((s) => s.fromMs)))
+  for (let b = first; b <= blockOf(endMs); b++) fileOf(b)
+  // one service-family at a time: its lines per block, appended to the block's file
+  let pieces = new Map<number, string[]>()
+  const put = (t: number, line: string) => {
+    const b = blockOf(t)
+    let p = pieces.get(b)
+    if (p === undefined) {
+      p = []
+      pieces.set(b, p)
+    }
+    p.push(line)
+  }
+  const flush = () => {
+    for (const [b, p] of pieces) appendFileSync(fileOf(b), p.join(''))
+    pieces = new Map()
+  }
+  const header = (text: string) => {
+    for (const f of files.values()) appendFileSync(f, text)
+  }
   const name = 'http_server_request_duration_seconds'
-  await write(`# TYPE ${name} histogram\n# UNIT ${name} seconds\n`)
+  header(`# TYPE ${name} histogram\n# UNIT ${name} seconds\n`)
   for (const [k, s] of services.entries()) {
     const job = `${s.namespace}/${s.name}`
     // per status: cumulative bucket counts, count, sum; errors take the fastest requests (the split is irrelevant to the queries)
     for (const status of ['200', '500']) {
-      const lines: string[][] = BOUNDS_S.map(() => [])
-      const inf: string[] = []
-      const cnt: string[] = []
-      const sum: string[] = []
+      const base = { job, http_response_status_code: status }
+      const bucketLabels = BOUNDS_S.map((b) => labels({ ...base, le: String(b) }))
+      const infLabels = labels({ ...base, le: '+Inf' })
+      const plain = labels(base)
+      const rows: { t: number; cum: number[]; total: number; sumS: number }[] = []
       const cum = new Array<number>(BOUNDS_S.length + 1).fill(0)
       let total = 0
       let sumS = 0
@@ -55,51 +106,50 @@ export async function writeOpenMetrics(file: string, services: readonly (SynthSe
           total += n
           sumS += n * (j < BOUNDS_S.length ? (BOUNDS_S[j] as number) : 10)
         }
-        const ts = (st.timeMs / 1000).toFixed(3)
-        let c = 0
-        for (let j = 0; j < BOUNDS_S.length; j++) {
-          c += cum[j] as number
-          lines[j]!.push(`${c} ${ts}`)
-        }
-        inf.push(`${total} ${ts}`)
-        cnt.push(`${total} ${ts}`)
-        sum.push(`${sumS.toFixed(3)} ${ts}`)
+        rows.push({ t: st.timeMs, cum: [...cum], total, sumS })
       }
-      const base = { job, http_response_status_code: status }
-      for (let j = 0; j < BOUNDS_S.length; j++) await write(lines[j]!.map((l) => `${name}_bucket${labels({ ...base, le: String(BOUNDS_S[j]) })} ${l}\n`).join(''))
-      await write(inf.map((l) => `${name}_bucket${labels({ ...base, le: '+Inf' })} ${l}\n`).join(''))
-      await write(cnt.map((l) => `${name}_count${labels(base)} ${l}\n`).join(''))
-      await write(sum.map((l) => `${name}_sum${labels(base)} ${l}\n`).join(''))
+      // series by series (each in time order), split by block
+      for (let j = 0; j < BOUNDS_S.length; j++) {
+        for (const r of rows) {
+          let c = 0
+          for (let x = 0; x <= j; x++) c += r.cum[x] as number
+          put(r.t, `${name}_bucket${bucketLabels[j]} ${c} ${(r.t / 1000).toFixed(3)}\n`)
+        }
+      }
+      for (const r of rows) put(r.t, `${name}_bucket${infLabels} ${r.total} ${(r.t / 1000).toFixed(3)}\n`)
+      for (const r of rows) put(r.t, `${name}_count${plain} ${r.total} ${(r.t / 1000).toFixed(3)}\n`)
+      for (const r of rows) put(r.t, `${name}_sum${plain} ${r.sumS.toFixed(3)} ${(r.t / 1000).toFixed(3)}\n`)
+      flush()
     }
   }
-  await write('# TYPE container_memory_working_set_bytes gauge\n')
+  header('# TYPE container_memory_working_set_bytes gauge\n')
   for (const [k, s] of services.entries()) {
     const r = rng((seed + k) ^ 0x5eed)
     for (let p = 0; p < s.pods; p++) {
       const l = labels({ namespace: s.namespace, pod: `${s.name}-7d4b9c8f6d-${String(p).padStart(5, 'x')}`, container: s.name })
-      const rows: string[] = []
-      for (let t = s.fromMs; t <= endMs; t += stepMs) rows.push(`container_memory_working_set_bytes${l} ${Math.round(memoryAt(s, p, t, r))} ${(t / 1000).toFixed(3)}\n`)
-      await write(rows.join(''))
+      for (let t = s.fromMs; t <= endMs; t += stepMs) put(t, `container_memory_working_set_bytes${l} ${Math.round(memoryAt(s, p, t, r))} ${(t / 1000).toFixed(3)}\n`)
+      flush()
     }
   }
-  await write('# TYPE kube_pod_container_resource_requests gauge\n')
+  header('# TYPE kube_pod_container_resource_requests gauge\n')
   for (const s of services) {
     for (let p = 0; p < s.pods; p++) {
       const l = labels({ namespace: s.namespace, pod: `${s.name}-7d4b9c8f6d-${String(p).padStart(5, 'x')}`, container: s.name, resource: 'memory', unit: 'byte' })
-      const rows: string[] = []
       // one sample every 5 steps: a gauge that does not change (Prometheus' lookback bridges 5 min)
-      for (let t = s.fromMs; t <= endMs; t += Math.min(5 * stepMs, 240_000)) rows.push(`kube_pod_container_resource_requests${l} ${s.memoryRequestBytes} ${(t / 1000).toFixed(3)}\n`)
-      await write(rows.join(''))
+      for (let t = s.fromMs; t <= endMs; t += Math.min(5 * stepMs, 240_000)) put(t, `kube_pod_container_resource_requests${l} ${s.memoryRequestBytes} ${(t / 1000).toFixed(3)}\n`)
+      flush()
     }
   }
-  await write('# EOF\n')
-  await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())))
+  header('# EOF\n')
+  return [...files.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1])
 }
 
 export interface RunningPrometheus {
   url: string
   dir: string
   backfillMs: number
+  /** the server's process id (the bench reads its CPU time from /proc) */
+  pid: number | undefined
   stop(): Promise<void>
 }
 
@@ -109,11 +159,14 @@ export async function startPrometheus(services: readonly (SynthService & { fromM
   if (prometheus === undefined || promtool === undefined) throw new Error('prometheus/promtool not found: install the Debian package `prometheus`')
   const dir = mkdtempSync(join(tmpdir(), 'pullback-prom-'))
   const data = join(dir, 'data')
-  const om = join(dir, 'history.om')
+  const om = join(dir, 'om')
+  mkdirSync(om)
   const t0 = performance.now()
-  await writeOpenMetrics(om, services, endMs, stepMs, seed)
-  await run(promtool, ['tsdb', 'create-blocks-from', 'openmetrics', om, data], { maxBuffer: 16 * 1024 * 1024 })
-  rmSync(om)
+  for (const f of writeOpenMetrics(om, services, endMs, stepMs, seed)) {
+    await run(promtool, ['tsdb', 'create-blocks-from', 'openmetrics', '--quiet', f, data], { maxBuffer: 16 * 1024 * 1024 })
+    rmSync(f)
+  }
+  rmSync(om, { recursive: true, force: true })
   const backfillMs = performance.now() - t0
   writeFileSync(join(dir, 'prometheus.yml'), 'global:\n  scrape_interval: 1h\n')
   const port = await freePort()
@@ -152,5 +205,5 @@ export async function startPrometheus(services: readonly (SynthService & { fromM
     }
     await new Promise((r) => setTimeout(r, 200))
   }
-  return { url, dir, backfillMs, stop }
+  return { url, dir, backfillMs, pid: child.pid, stop }
 }

@@ -41,12 +41,12 @@ export function rng(seed: number): () => number {
   }
 }
 
-function normal(r: () => number): number {
+export function normal(r: () => number): number {
   return Math.sqrt(-2 * Math.log(Math.max(1e-12, r()))) * Math.cos(2 * Math.PI * r())
 }
 
 /** Poisson by normal approximation above 30, exact below */
-function poisson(r: () => number, mean: number): number {
+export function poisson(r: () => number, mean: number): number {
   if (mean <= 0) return 0
   if (mean > 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * normal(r)))
   const l = Math.exp(-mean)
@@ -59,12 +59,12 @@ function poisson(r: () => number, mean: number): number {
   return k - 1
 }
 
-function binomial(r: () => number, n: number, p: number): number {
+export function binomial(r: () => number, n: number, p: number): number {
   if (n * p > 30) return Math.min(n, Math.max(0, Math.round(n * p + Math.sqrt(n * p * (1 - p)) * normal(r))))
   return Math.min(n, poisson(r, n * p))
 }
 
-function lognormalCdf(x: number, median: number, sigma: number): number {
+export function lognormalCdf(x: number, median: number, sigma: number): number {
   const z = Math.log(x / median) / sigma
   // Abramowitz-Stegun erf approximation
   const t = 1 / (1 + 0.3275911 * Math.abs(z / Math.SQRT2))

@@ -17,15 +17,18 @@ import { parseDuration } from '../../config/duration.js'
 import { errorMessage } from '../../common/errors.js'
 import { PrometheusHistorySource, templatesFrom, type PromTemplates } from '../../calibrate/prometheus.js'
 import { parseServiceRef, serviceKey, type HistoryRange, type ServiceRef } from '../../calibrate/history.js'
-import { calibrateService, DEFAULT_CALIBRATE, type CalibrationResult } from '../../calibrate/search.js'
+import { DEFAULT_CALIBRATE, type CalibrationResult } from '../../calibrate/search.js'
 import { contractsYaml, resultTable } from '../../calibrate/contracts.js'
+import { calibrateFleet } from '../../calibrate/fleet.js'
+import { deployWindows } from '../../calibrate/backtest.js'
+import { availableParallelism } from 'node:os'
 import { auditFromHistory, auditRequests, auditTable } from '../../calibrate/audit.js'
 
 const DAY = 86_400_000
 
 const USAGE = `usage: pullback calibrate (--prometheus URL | --kafka HOST:PORT) --out FILE [--days 30] [--service NS/NAME ...]
                           [--target-false-rate 0.01] [--config FILE] [--step 60s] [--deploys 60]
-                          [--queries FILE] [--end TIME] [--report FILE.html] [--max-mib 1024] [--json]
+                          [--queries FILE] [--end TIME] [--report FILE.html] [--max-mib 1024] [--workers N] [--json]
 
 Backtests pseudo-deployments over each service's history with the real engine (the history shown as
 a new version with nothing changed: every rollback is a false one), measures the current contract's
@@ -37,7 +40,8 @@ evidence to FILE. A service with less history than --days is written with its si
   --kafka HOST:PORT        instead: pullback's own hourly summaries on kafka.topics.history (src/history)
   --max-mib N              with --kafka: the summaries kept in memory at most (default 1024)
   --report FILE            also write an HTML report: each service's history with the chosen thresholds,
-                           the evidence, and its readiness rung with the next step
+                           the evidence, and its readiness rung with the next step (with --prometheus, the
+                           latency buckets are then read for every step, not only around the pseudo-deploys)
   --out FILE               the contracts file to write (a valid pullback config)
   --days N                 history to read and to require before enforcing (default 30)
   --service NS/NAME        calibrate only these (repeatable); default: every service found
@@ -47,6 +51,8 @@ evidence to FILE. A service with less history than --days is written with its si
   --deploys N              pseudo-deployments per service, a third of them held out (default 60)
   --queries FILE           PromQL templates overriding the defaults (YAML/JSON object; see src/calibrate/README.md)
   --end TIME               end of the history (ISO 8601 or unix ms; default now)
+  --workers N              backtest threads, the next service read while they run (default: 2, or 1 on
+                           one core; 0: one service after the other in this thread)
   --json                   print one JSON result per service instead of the table
 
 Progress goes to stderr, the table to stdout. Exit 0 when FILE was written, 1 when no service could
@@ -84,9 +90,13 @@ interface OpenedSource {
 }
 
 /** The history source of --prometheus or --kafka (the history topic of the config, on the given broker). */
-async function openSource(values: { prometheus?: string; kafka?: string; queries?: string; 'max-mib'?: string }, cfg: PullbackConfig, wanted: readonly ServiceRef[]): Promise<OpenedSource> {
+async function openSource(values: { prometheus?: string; kafka?: string; queries?: string; 'max-mib'?: string; report?: string }, cfg: PullbackConfig, wanted: readonly ServiceRef[], deploys?: number): Promise<OpenedSource> {
   if (values.prometheus !== undefined) {
-    const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries) })
+    // latency buckets only where the pseudo-deploys look (a few percent of the month), unless the report plots them all
+    const bc = { engine: cfg.engine, signals: cfg.signals }
+    const latencyWindows =
+      deploys !== undefined && values.report === undefined ? (svc: ServiceRef, span: { firstMs: number; lastMs: number }, range: HistoryRange) => deployWindows(svc, span.firstMs, span.lastMs, range.startMs, range.stepMs, bc, deploys) : undefined
+    const source = new PrometheusHistorySource({ url: values.prometheus, templates: templates(values.queries), latencyWindows })
     return { source, label: `prometheus ${values.prometheus}`, readStats: () => `${source.client.stats.queries} queries, ${(source.client.stats.bytes / 2 ** 20).toFixed(1)} MiB read` }
   }
   const broker = values.kafka as string
@@ -137,11 +147,14 @@ export const command: Command = {
       json: { type: 'boolean' },
       report: { type: 'string' },
       'max-mib': { type: 'string' },
+      workers: { type: 'string' },
     })
     if ((values.prometheus === undefined) === (values.kafka === undefined)) throw new UsageError('exactly one of --prometheus URL and --kafka HOST:PORT is required')
     if (values.out === undefined) throw new UsageError('--out FILE is required')
     const target = numberFlag('target-false-rate', values['target-false-rate'], DEFAULT_CALIBRATE.targetFalseRate)
     if (!(target >= 0 && target < 1)) throw new UsageError('--target-false-rate must be in [0, 1)')
+    const workers = numberFlag('workers', values.workers, Math.min(2, availableParallelism()))
+    if (!(Number.isInteger(workers) && workers >= 0)) throw new UsageError('--workers must be an integer >= 0')
     const deploys = numberFlag('deploys', values.deploys, DEFAULT_CALIBRATE.deploys)
     if (!(Number.isInteger(deploys) && deploys >= 3)) throw new UsageError('--deploys must be an integer >= 3')
     const wanted: ServiceRef[] = []
@@ -152,7 +165,7 @@ export const command: Command = {
     }
     const { range, days } = rangeOf(values)
     const cfg = loadConfig(values.config)
-    const opened = await openSource(values, cfg, wanted)
+    const opened = await openSource(values, cfg, wanted, deploys)
     const source = opened.source
     const began = performance.now()
     const report: ReportEntry[] = []
@@ -167,37 +180,42 @@ export const command: Command = {
     }
     const generatedAt = Date.now()
     io.err(`calibrate: ${services.length} services, ${days} days from ${new Date(range.startMs).toISOString()} at ${range.stepMs / 1000} s steps, target ${(target * 100).toFixed(2)} % false rollbacks\n`)
-    const results: CalibrationResult[] = []
+    // read ahead and backtest on worker threads (src/calibrate/fleet.ts); results kept in the services' order
+    const byIndex: (CalibrationResult | undefined)[] = new Array(services.length)
+    const reportByIndex: (ReportEntry | undefined)[] = new Array(services.length)
     const failed: string[] = []
-    let n = 0
-    for (const svc of services) {
-      if (signal.aborted) break
-      n += 1
-      const key = serviceKey(svc)
-      const t0 = performance.now()
-      const h = await source.history(svc, range, signal)
-      if (h.kind !== 'ok') {
-        failed.push(`${key}: ${h.reason}`)
-        io.err(`calibrate: [${n}/${services.length}] ${key}: ${h.kind}: ${h.reason}\n`)
-        continue
-      }
-      const readMs = performance.now() - t0
-      const res = calibrateService(h.history, { engine: cfg.engine, signals: cfg.signals }, {
-        ...DEFAULT_CALIBRATE,
-        targetFalseRate: target,
-        days,
-        deploys,
-        onProgress: (line) => io.err(`calibrate: [${n}/${services.length}] ${line}\n`),
-      })
-      results.push(res)
-      if (values.report !== undefined) report.push(reportEntry(res, h.history, cfg, opened.label, generatedAt))
-      if (res.kind === 'too-little-data') io.err(`calibrate: [${n}/${services.length}] ${key}: skipped: ${res.reason}\n`)
-      else {
-        if (res.enforce.kind === 'observe') io.err(`calibrate: [${n}/${services.length}] ${key}: observe: ${res.enforce.reason}\n`)
-        io.err(`calibrate: [${n}/${services.length}] ${key}: done (read ${readMs.toFixed(0)} ms, backtests ${res.elapsedMs.toFixed(0)} ms)\n`)
-      }
-      if (values.json === true) io.out(`${JSON.stringify(res)}\n`)
-    }
+    const tag = (i: number) => `calibrate: [${i + 1}/${services.length}]`
+    const fleet = await calibrateFleet({
+      source,
+      services,
+      range,
+      cfg: { engine: cfg.engine, signals: cfg.signals },
+      calibrate: { ...DEFAULT_CALIBRATE, targetFalseRate: target, days, deploys },
+      workers,
+      signal,
+      onDetail: (i, line) => io.err(`${tag(i)} ${line}\n`),
+      onLine: (line) => io.err(`calibrate: progress: ${line}\n`),
+      onResult: (item) => {
+        const key = serviceKey(item.service)
+        if (item.kind === 'unread') {
+          failed.push(`${key}: ${item.outcome.reason}`)
+          io.err(`${tag(item.index)} ${key}: ${item.outcome.kind}: ${item.outcome.reason}\n`)
+          return
+        }
+        const res = item.result
+        byIndex[item.index] = res
+        if (values.report !== undefined) reportByIndex[item.index] = reportEntry(res, item.history, cfg, opened.label, generatedAt)
+        if (res.kind === 'too-little-data') io.err(`${tag(item.index)} ${key}: skipped: ${res.reason}\n`)
+        else {
+          if (res.enforce.kind === 'observe') io.err(`${tag(item.index)} ${key}: observe: ${res.enforce.reason}\n`)
+          io.err(`${tag(item.index)} ${key}: done (read ${item.readMs.toFixed(0)} ms, backtests ${res.elapsedMs.toFixed(0)} ms)\n`)
+        }
+        if (values.json === true) io.out(`${JSON.stringify(res)}\n`)
+      },
+    })
+    const results = byIndex.filter((r): r is CalibrationResult => r !== undefined)
+    for (const e of reportByIndex) if (e !== undefined) report.push(e)
+    io.err(`calibrate: ${fleet.calibrated} calibrated, ${fleet.unread} not read in ${(fleet.elapsedMs / 1000).toFixed(1)} s on ${fleet.workers === 0 ? 'this thread' : `${fleet.workers} worker threads`}: reads ${(fleet.readMs / 1000).toFixed(1)} s, backtests ${(fleet.backtestMs / 1000).toFixed(1)} s (summed), peak RSS ${fleet.peakRssMiB.toFixed(0)} MiB\n`)
     if (results.length === 0) {
       io.err(`pullback calibrate: no service could be calibrated${failed.length > 0 ? `:\n  ${failed.join('\n  ')}` : ''}\n`)
       return 1
