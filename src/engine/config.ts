@@ -90,6 +90,13 @@ const contractShape = {
   baselineWindow: duration().prefault('5m'),
   /** how long after a deployment it is evaluated */
   watch: duration().prefault('10m'),
+  /**
+   * a deployment whose request signal is beyond its threshold but still short of the evidence bound
+   * when `watch` ends stays watched, one span at a time, until it decides, the suspicion clears, or
+   * this long after the deployment (a low-traffic service needs more requests than `watch` brings).
+   * The sequential tests keep `alpha` however long they run; the extension only lets them finish.
+   */
+  maxWatch: duration().prefault('30m'),
   /** after a rollback, how long the restored version is verified against the original baseline */
   verificationWindow: duration().prefault('90s'),
   signals: signalsShape.prefault({}),
@@ -106,6 +113,7 @@ const overrideSchema = z.strictObject({
   minSignals: z.number().int().min(1).max(4).optional(),
   baselineWindow: duration().optional(),
   watch: duration().optional(),
+  maxWatch: duration().optional(),
   verificationWindow: duration().optional(),
   signals: z
     .strictObject({
@@ -195,6 +203,7 @@ export function validateContract(c: Contract): { path: string[]; message: string
   if (c.window <= 0) out.push({ path: ['window'], message: 'must be > 0' })
   if (c.window % c.slices !== 0) out.push({ path: ['slices'], message: `window ${c.window} ms is not divisible into ${c.slices} equal slices` })
   if (c.watch < c.window) out.push({ path: ['watch'], message: `must be at least the window (${c.window} ms), or nothing is ever evaluated` })
+  if (c.maxWatch < c.watch) out.push({ path: ['maxWatch'], message: `must be at least watch (${c.watch} ms)` })
   if (c.baselineWindow < c.window) out.push({ path: ['baselineWindow'], message: `must be at least the window (${c.window} ms)` })
   if (c.verificationWindow < c.window) {
     out.push({ path: ['verificationWindow'], message: `must be at least the window (${c.window} ms) so one full window is judged` })

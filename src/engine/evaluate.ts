@@ -149,6 +149,11 @@ interface Watch {
   resourceAt: number
   /** the old version had too few requests to be a live baseline; not asked again before this time */
   oldIdleUntil: number
+  /**
+   * the last evaluation saw an enforced request signal beyond its threshold with its evidence
+   * growing but short of the bound: at the watch's end it is extended (contract.maxWatch)
+   */
+  suspect: boolean
   // recovery watches only
   parent: RecoveryParent | undefined
 }
@@ -179,6 +184,8 @@ export interface EngineCounters {
   freezesDeferred: number
   /** evaluations (incremental) that could not decide and so computed no readings and reported no status */
   quietEvaluations: number
+  /** watch ends put off by one span because a request signal was suspect (contract.maxWatch) */
+  watchExtensions: number
 }
 
 export interface EngineState {
@@ -308,7 +315,7 @@ export function initialState(): EngineState {
     watches: new Map(),
     byVersion: new Map(),
     pendingRecovery: new Map(),
-    counters: { deploymentsDetected: 0, deploymentEvents: 0, duplicateEvents: 0, staleEvents: 0, rollbackEventsUnmatched: 0, watchOverflow: 0, containerOverflow: 0, evaluations: 0, freezesDeferred: 0, quietEvaluations: 0 },
+    counters: { deploymentsDetected: 0, deploymentEvents: 0, duplicateEvents: 0, staleEvents: 0, rollbackEventsUnmatched: 0, watchOverflow: 0, containerOverflow: 0, evaluations: 0, freezesDeferred: 0, quietEvaluations: 0, watchExtensions: 0 },
   }
 }
 
@@ -410,6 +417,16 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
       if (w.kind === 'deploy') evalDeploy(w, input, end, g, interval, out, state, quietOk)
       else evalRecovery(w, input, end, g, interval, out, over)
     }
+    if (over && w.kind === 'deploy' && w.decided !== 'final' && w.suspect) {
+      // the sequential tests are anytime-valid: letting a suspect one run on costs no false-alarm
+      // guarantee, it only gives a quiet service the requests its evidence needs
+      const cap = w.deployedAt + w.contract.maxWatch
+      if (w.endsAt < cap) {
+        w.endsAt = Math.min(cap, w.endsAt + Math.max(w.contract.window, g, interval))
+        state.counters.watchExtensions += 1
+        over = false
+      }
+    }
     if (over) endWatch(state, w, out)
   }
   if (cur.at < order.length) out.next = cur
@@ -487,6 +504,7 @@ function newWatch(cfg: EngineConfig, f: {
     resourceLast: undefined,
     resourceAt: -Infinity,
     oldIdleUntil: -Infinity,
+    suspect: false,
     parent: undefined,
   }
 }
@@ -865,6 +883,21 @@ function describe(r: RuleResult): string {
   return `${head}: ${fmt(r.value)} vs baseline ${fmt(r.baseline)}, threshold ${fmt(r.threshold)}, ${r.samples} samples${r.note !== '' ? ` [${r.note}]` : ''}`
 }
 
+/** an enforced request signal beyond its threshold whose evidence has grown but not reached the bound */
+function suspect(x: RuleResult): boolean {
+  return (
+    x.mode === 'enforce' &&
+    x.state === 'insufficient' &&
+    (x.signal === 'error_rate' || x.signal === 'latency') &&
+    x.threshold > 0 &&
+    x.value >= x.threshold &&
+    x.evidence !== undefined &&
+    x.evidenceBound !== undefined &&
+    x.evidence > 1 &&
+    x.evidence < x.evidenceBound
+  )
+}
+
 function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, state: EngineState, quietOk: boolean): void {
   const c = w.contract
   state.counters.evaluations += 1
@@ -876,6 +909,7 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interv
     return
   }
   const list = r?.list ?? pendingList(c, w, input, end)
+  w.suspect = list.some(suspect)
   const source = r?.source ?? 'snapshot'
   const preFromHistory = r?.preExisting ?? []
   const breaches = list.filter((x) => x.state === 'breach')

@@ -28,7 +28,7 @@ import { contractFor, type EngineConfig } from './config.js'
 import { evaluate, initialState, type EngineState, type VersionSeen } from './evaluate.js'
 
 /** Version of the record layout and of the engine state it carries. */
-export const ENGINE_STATE_SCHEMA = 1
+export const ENGINE_STATE_SCHEMA = 2
 
 type Watch = EngineState['watches'] extends Map<string, infer W> ? W : never
 type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P : never
