@@ -212,9 +212,9 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
       // concurrent bench, and 30.0 s late once in session 5's CI run (= decider.nodeTimeout: the decider
       // waited out the killed incarnation's last announcement; not understood why the restarted one's did
       // not release it sooner under load). So the bound is the node timeout plus one bucket, the documented
-      // worst case of a silent node (docs/scaling.md "Failover, measured"). It still fails when the
-      // restarted node's partials never reach the decider: the other node runs no bad pod, so there is no
-      // decision at all. The single decision id above is what shows the watch was neither lost nor re-created.
+      // worst case of a silent node (docs/scaling.md "Failover, measured"); a decision later than a silent
+      // node is ever waited for still fails, and the restarted node's partials must reach the decider
+      // (the waits above). The single decision id is what shows the watch was neither lost nor re-created.
       expect(Math.abs(rollbacks()[0]!.payload.decidedAt - rollback.decidedAt)).toBeLessThanOrEqual(cfg.decider.nodeTimeout + BUCKET_MS)
       expect(Date.now() - wall0).toBeLessThan(60_000)
     } finally {
