@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import net from 'node:net'
+import { freePort } from '../support/ports.js'
 import { BOUNDS_S, memoryAt, rng, steps, type SynthService } from './synthetic.js'
 
 const run = promisify(execFile)
@@ -22,19 +22,6 @@ export function findBinary(name: string): string | undefined {
   return undefined
 }
 
-
-/** a TCP port free on 127.0.0.1 at the time of asking (no vitest import here: bench/calibrate.ts uses this fixture) */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 function labels(l: Record<string, string>): string {
   return `{${Object.entries(l).map(([k, v]) => `${k}="${v}"`).join(',')}}`

@@ -3,7 +3,6 @@
  * real kube-apiserver): under CI a missing dependency is one failing test that says how to get it (a
  * CI without it must not pass silently); elsewhere a skip with a visible note.
  */
-import net from 'node:net'
 import { describe, it } from 'vitest'
 
 export interface Requirement {
@@ -35,15 +34,4 @@ export function describeWhenAvailable(name: string, req: Requirement, fn: () => 
   describe.skip(name, fn)
 }
 
-/** a TCP port free on 127.0.0.1 at the time of asking */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
+export { freePort } from './ports.js'
