@@ -19,38 +19,13 @@ import type { MetricsRequest, TracesRequest } from '../../src/receivers/otlp/mod
 import { ConfluentTransport } from '../../src/kafka/confluent.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { CountingConsumer, eventually } from './helpers.js'
-import { encodeTraces } from './oracle.js'
+import { paddedSpanRecord } from './oracle.js'
 
 const MiB = 1024 * 1024
 const SPANS_PER_RECORD = 50
 
 /** One otlp_proto record of SPANS_PER_RECORD spans, padded by a resource attribute to about `bytes`. */
-function record(i: number, bytes: number): Buffer {
-  return encodeTraces({
-    resourceSpans: [
-      {
-        resource: {
-          attributes: [
-            { key: 'service.name', value: { stringValue: 'checkout' } },
-            { key: 'pad', value: { stringValue: 'x'.repeat(bytes) } },
-          ],
-        },
-        scopeSpans: [
-          {
-            spans: Array.from({ length: SPANS_PER_RECORD }, (_, j) => ({
-              traceId: Buffer.alloc(16, (i + j) & 0xff),
-              spanId: Buffer.alloc(8, j + 1),
-              name: 'GET /',
-              kind: 2,
-              startTimeUnixNano: '1764000000000000000',
-              endTimeUnixNano: '1764000000002000000',
-            })),
-          },
-        ],
-      },
-    ],
-  })
-}
+const record = (i: number, bytes: number): Buffer => paddedSpanRecord(i, bytes, SPANS_PER_RECORD, () => 1_764_000_000_002)
 
 /** The simulated heap and a pipeline that puts the decoded batch on it while it records it. */
 class SimulatedHeap {

@@ -20,41 +20,13 @@ import { WorkerPool } from '../../src/workers/pool.js'
 import { bundleDecodeWorker, type BundledWorker } from '../workers/bundle-worker.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { eventually } from './helpers.js'
-import { encodeTraces } from './oracle.js'
+import { paddedSpanRecord } from './oracle.js'
 
 const BASE_MS = 1_764_000_000_000
 const SPANS = 40
 
 /** Record i: SPANS spans whose end times name them; `pad` bytes of resource attribute (above 8 KiB the bytes are movable). */
-function record(i: number, pad: number): Buffer {
-  return encodeTraces({
-    resourceSpans: [
-      {
-        resource: {
-          attributes: [
-            { key: 'service.name', value: { stringValue: 'checkout' } },
-            { key: 'pad', value: { stringValue: 'x'.repeat(pad) } },
-          ],
-        },
-        scopeSpans: [
-          {
-            spans: Array.from({ length: SPANS }, (_, j) => {
-              const endMs = BigInt(BASE_MS + i * 1000 + j)
-              return {
-                traceId: Buffer.alloc(16, (i + j + 1) & 0xff),
-                spanId: Buffer.alloc(8, j + 1),
-                name: 'GET /',
-                kind: 2,
-                startTimeUnixNano: ((endMs - 2n) * 1_000_000n).toString(),
-                endTimeUnixNano: (endMs * 1_000_000n).toString(),
-              }
-            }),
-          },
-        ],
-      },
-    ],
-  })
-}
+const record = (i: number, pad: number): Buffer => paddedSpanRecord(i, pad, SPANS, (j) => BASE_MS + i * 1000 + j)
 
 /** Every span handed to the pipeline, by identity (its end time), with how often. */
 class SpanLedger implements TelemetryConsumer {

@@ -36,6 +36,41 @@ export const RetryInfo = root.lookupType('google.rpc.RetryInfo')
 export function encodeTraces(obj: object): Buffer {
   return Buffer.from(TraceReq.encode(TraceReq.fromObject(obj)).finish())
 }
+/**
+ * An otlp_proto span record for the Kafka tests: `spans` SERVER spans of service `checkout`, padded
+ * by a resource attribute of `pad` bytes (record size is what those tests vary), span j of record i
+ * ending at `endMs(j)` (a test that checks identities puts them there) and lasting 2 ms.
+ */
+export function paddedSpanRecord(i: number, pad: number, spans: number, endMs: (j: number) => number): Buffer {
+  return encodeTraces({
+    resourceSpans: [
+      {
+        resource: {
+          attributes: [
+            { key: 'service.name', value: { stringValue: 'checkout' } },
+            { key: 'pad', value: { stringValue: 'x'.repeat(pad) } },
+          ],
+        },
+        scopeSpans: [
+          {
+            spans: Array.from({ length: spans }, (_, j) => {
+              const end = BigInt(endMs(j))
+              return {
+                traceId: Buffer.alloc(16, (i + j + 1) & 0xff),
+                spanId: Buffer.alloc(8, j + 1),
+                name: 'GET /',
+                kind: 2,
+                startTimeUnixNano: ((end - 2n) * 1_000_000n).toString(),
+                endTimeUnixNano: (end * 1_000_000n).toString(),
+              }
+            }),
+          },
+        ],
+      },
+    ],
+  })
+}
+
 export function encodeMetrics(obj: object): Buffer {
   return Buffer.from(MetricsReq.encode(MetricsReq.fromObject(obj)).finish())
 }
