@@ -21,7 +21,7 @@
  *     reports its signal store's request total and its judgement delays on stdout.
  * Load (this process, open loop): pre-encoded ExportTraceServiceRequests (otlp_proto, 512 SERVER
  * spans x 10 attributes; 8 services x 2 versions x 3 pods = 48 requests; pod p runs on node p, as a
- * DaemonSet places it) over gRPC (4 connections per node), at --rate spans/s spread over 50 ms slots. The bytes are encoded
+ * DaemonSet places it) over gRPC (4 HTTP/2 connections per node, the lean client of bench/grpc-raw.ts: the generator shares the 2 cores), at --rate spans/s spread over 50 ms slots. The bytes are encoded
  * once; each second their span timestamps (fixed64 fields found by marker values at encoding) are
  * rewritten in fresh copies to the previous second, so telemetry time follows the wall clock as live.
  * A slot's request that would exceed 64 calls in flight to its node is not sent (counted as shed):
@@ -58,10 +58,11 @@ import { silentLogger } from '../src/common/logger.js'
 import { parseConfig } from '../src/config/load.js'
 import { createTransport } from '../src/kafka/index.js'
 import { signerFromKey } from '../src/publish/signing.js'
-import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
+import { TRACE_EXPORT_PATH } from '../src/receivers/otlp-grpc/receiver.js'
 import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { httpServerAttributes, strAttr } from './http-span.js'
 import { flags } from './args.js'
+import { DEADLINE_EXCEEDED, RawGrpcClient, type CallResult } from './grpc-raw.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 /** the sidecar's entry point in the same build as this bench (dist/bench/x.js -> dist/src/cli/main.js, or any --outDir) */
@@ -258,17 +259,14 @@ function stamped(t: Template, secondMs: number): Buffer {
   return b
 }
 
-type ExportClient = grpc.Client & { Export(b: Buffer, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
-const ClientCtor = grpc.makeGenericClientConstructor(traceServiceDefinition, 'TraceService')
+type ExportClient = RawGrpcClient
 
 function newClient(port: number): ExportClient {
-  return new ClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as ExportClient
+  return new RawGrpcClient(`http://127.0.0.1:${port}`, TRACE_EXPORT_PATH)
 }
 
-function exportOnce(c: ExportClient, body: Buffer, timeoutMs: number): Promise<{ ok: true } | { ok: false; code: number }> {
-  return new Promise((resolve) => {
-    c.Export(body, new grpc.Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err) => resolve(err ? { ok: false, code: err.code } : { ok: true }))
-  })
+function exportOnce(c: ExportClient, body: Buffer, timeoutMs: number): Promise<CallResult> {
+  return c.call(body, timeoutMs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +536,7 @@ async function oneRun(run: number, opts: Options, brokers: string, tpls: Templat
       failed,
       endToEnd: (s1.recorded - s0.recorded) / secs,
       completeness: acked > 0 ? total() / acked : NaN,
-      completenessUpper: acked > 0 ? total() / (acked + (failed.get(grpc.status.DEADLINE_EXCEEDED) ?? 0) * SPANS_PER_REQUEST) : NaN,
+      completenessUpper: acked > 0 ? total() / (acked + (failed.get(DEADLINE_EXCEEDED) ?? 0) * SPANS_PER_REQUEST) : NaN,
       delayP50: quantile(delays, 0.5),
       delayP99: quantile(delays, 0.99),
       delaySamples: delays.length,
