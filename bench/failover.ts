@@ -4,7 +4,7 @@
  *
  *   npm run build && KAFKA_BROKERS=127.0.0.1:19092 node dist/bench/failover.js \
  *     [--runs 3] [--nodes 3] [--scenario canary-bad-10pct] [--kill-at 50] [--lead 20] [--control]
- *     [--line-clock] [--sidecar [--no-restart]]
+ *     [--line-clock] [--sidecar [--no-restart] [--stop kill|term|both]]
  *
  * Per run (fresh topics `pullback-bench-failover-<id>.*`, deleted afterwards; children killed in a
  * finally):
@@ -52,8 +52,15 @@
  * sidecar listening, -> its first partials, -> the decider's next status of the watched deployment
  * (the decider's watermark waits for the dead node until it speaks again or `decider.nodeTimeout`),
  * listening -> that status (the target: <= one window), decision time vs replay, rollback ids.
- * `--sidecar --no-restart`: a node that does not run the new version's pods is killed for good (its
- * pods' telemetry gone with it); figures from the kill (the deciders wait `decider.nodeTimeout`).
+ * `--sidecar --no-restart`: a node that does not run the new version's pods is stopped for good (its
+ * pods' telemetry gone with it); figures from the signal. `--stop` (default `both` with
+ * `--no-restart`, else `kill`): `kill` = SIGKILL (a crash: the decider waits `decider.nodeTimeout`),
+ * `term` = SIGTERM (a graceful stop: the sidecar sends its open buckets and "leaving", the decider
+ * waits `decider.leaveGrace`), `both` = `--runs` runs of each, reported apart. With a restart,
+ * `--stop term` is a rolling update of the DaemonSet (SIGTERM, the new pod under the same node name);
+ * `--restart-delay S` starts the new process S seconds after the old one exited (a slow pod start).
+ * Extra figures: signal -> the decider lets the node go (its first `leavesExpired` / `timeouts`
+ * count), the decider's late partials (data of judged buckets: what a restart lost to judging).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
@@ -66,6 +73,7 @@ import { silentLogger } from '../src/common/logger.js'
 import { parseConfig } from '../src/config/load.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import { nodeOf, splitMetrics, splitTraces } from '../src/decider/daemonset.js'
+import { deciderLeaveGrace } from '../src/decider/config.js'
 import type { WatchStatus } from '../src/engine/evaluate.js'
 import type { Verdict } from '../src/engine/verdict.js'
 import { createTransport } from '../src/kafka/index.js'
@@ -101,6 +109,10 @@ interface Options {
   lineClock: boolean
   /** --sidecar: kill a node that does not run the new version's pods and do not restart it */
   noRestart: boolean
+  /** --sidecar: how the node is stopped (both: --runs runs of each) */
+  stop: 'kill' | 'term' | 'both'
+  /** --sidecar with a restart: seconds between the victim's exit and its new process (a slow pod start) */
+  restartDelay: number
 }
 
 function parseOptions(argv: string[]): Options {
@@ -115,7 +127,15 @@ function parseOptions(argv: string[]): Options {
     sidecar: argv.includes('--sidecar'),
     lineClock: argv.includes('--line-clock'),
     noRestart: argv.includes('--no-restart'),
+    stop: stopOption(f.get('stop'), argv.includes('--no-restart')),
+    restartDelay: f.int('restart-delay', 0, 0, 120),
   }
+}
+
+function stopOption(v: string | undefined, noRestart: boolean): Options['stop'] {
+  if (v === undefined) return noRestart ? 'both' : 'kill'
+  if (v === 'kill' || v === 'term' || v === 'both') return v
+  throw new Error(`--stop must be kill, term or both, got ${v}`)
 }
 
 const progress = (msg: string) => process.stderr.write(`[failover ${new Date().toISOString().slice(11, 23)}] ${msg}\n`)
@@ -142,6 +162,13 @@ interface ChildLine {
   /** sidecar role */
   port?: number
   partials?: number
+  /** bench-nodes: the decider's node standings (src/decider/decider.ts "Nodes leaving") */
+  leaves?: number
+  leavesExpired?: number
+  timeouts?: number
+  returns?: number
+  rejoins?: number
+  latePartials?: number
 }
 
 async function deciderRole(): Promise<void> {
@@ -174,6 +201,7 @@ async function deciderRole(): Promise<void> {
   // PULLBACK_BENCH_TRACE=1: the consumer's progress whenever it changes (diagnosis, not figures)
   const trace = process.env.PULLBACK_BENCH_TRACE === '1'
   let traced = ''
+  let nodesSeen = ''
   const report = setInterval(() => {
     if (trace) {
       const st = proc.service.stats()
@@ -182,6 +210,15 @@ async function deciderRole(): Promise<void> {
       if (k !== traced) {
         traced = k
         out({ msg: 'bench-trace', time: Date.now(), ...t })
+      }
+    }
+    const d = proc.service.stats().decider
+    if (d !== undefined) {
+      const n = { leaves: d.leaves, leavesExpired: d.leavesExpired, timeouts: d.timeouts, returns: d.returns, rejoins: d.rejoins, latePartials: d.latePartials }
+      const k = JSON.stringify(n)
+      if (k !== nodesSeen) {
+        nodesSeen = k
+        out({ msg: 'bench-nodes', time: Date.now(), ...n })
       }
     }
     const p = proc.service.stats().partitions
@@ -297,6 +334,8 @@ function startChild(name: string, env: NodeJS.ProcessEnv, dir: string, role: 'de
 }
 
 const alive = (p: Proc) => p.child.exitCode === null && p.child.signalCode === null
+/** children stopped on purpose (SIGKILL, or SIGTERM: a clean exit): their exit is not a failure */
+const stopped = new Set<ChildProcess>()
 
 async function stopProc(p: Proc): Promise<void> {
   const c = p.child
@@ -312,7 +351,7 @@ async function waitFor(cond: () => boolean, what: string, procs: Proc[], timeout
   const t0 = Date.now()
   while (!cond()) {
     for (const p of procs) {
-      if (!alive(p) && p.child.signalCode !== 'SIGKILL') throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${readFileSync(p.log, 'utf8').slice(-2000)}`)
+      if (!alive(p) && p.child.signalCode !== 'SIGKILL' && !stopped.has(p.child)) throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${readFileSync(p.log, 'utf8').slice(-2000)}`)
     }
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
     await sleep(50)
@@ -599,6 +638,14 @@ interface SidecarResult {
   run: number
   loadBefore: number
   victim: number
+  /** how the victim was stopped */
+  stop: 'kill' | 'term'
+  /** signal -> the decider's first count of the node let go (leavesExpired or timeouts) */
+  killToLetGo?: number
+  /** the decider's standings counts at the end (per partition x node) and late partials (total / after the signal) */
+  standings: string
+  latePartials?: number
+  lateAfterKill?: number
   /** kill -> the restarted sidecar listening */
   killToReady?: number
   /** kill -> the restarted sidecar's first partials acknowledged */
@@ -616,7 +663,7 @@ interface SidecarResult {
   note: string
 }
 
-async function sidecarRun(run: number, opts: Options, brokers: string, lines: Line[], base: Verdict): Promise<SidecarResult> {
+async function sidecarRun(run: number, opts: Options, stop: 'kill' | 'term', brokers: string, lines: Line[], base: Verdict): Promise<SidecarResult> {
   const prefix = `pullback-bench-failover-${randomUUID().slice(0, 8)}`
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pb-failover-'))
   const topics = benchTopics(prefix)
@@ -643,14 +690,14 @@ async function sidecarRun(run: number, opts: Options, brokers: string, lines: Li
     return 0
   })()
   const victimNode = opts.noRestart ? (newNode + 1) % opts.nodes : newNode
-  const res: SidecarResult = { run, loadBefore: os.loadavg()[0] as number, victim: victimNode, rollbackIds: [], rollbackRecords: 0, ok: false, note: '' }
+  const res: SidecarResult = { run, loadBefore: os.loadavg()[0] as number, victim: victimNode, stop, standings: '', rollbackIds: [], rollbackRecords: 0, ok: false, note: '' }
   const procs: Proc[] = []
   let transport: KafkaTransport | undefined
   let reader: { stop(): Promise<void> } | undefined
   let failed = true
   try {
     transport = await createTransport(cfg.kafka, silentLogger)
-    progress(`sidecar run ${run}: 1 decider + ${opts.nodes} ingest sidecars on ${prefix}; the new version's pods on node-${newNode}, node-${victimNode} will be killed; load ${res.loadBefore.toFixed(2)}`)
+    progress(`sidecar run ${run} (${stop}): 1 decider + ${opts.nodes} ingest sidecars on ${prefix}; the new version's pods on node-${newNode}, node-${victimNode} will be ${stop === 'kill' ? 'killed (SIGKILL)' : 'stopped (SIGTERM)'}; load ${res.loadBefore.toFixed(2)}`)
     const decider = startChild('decider-0', { PULLBACK_BENCH_CONFIG: JSON.stringify(raw), PULLBACK_BENCH_SERVICE: `${base.namespace}/${base.service}` }, dir)
     procs.push(decider)
     let now = Math.min(...lines.map((l) => l.t).filter(Number.isFinite))
@@ -727,16 +774,32 @@ async function sidecarRun(run: number, opts: Options, brokers: string, lines: Li
         if (rollbacks().length > 0) throw new Error('the decider decided before the kill point')
         const dead = nodes[victimNode]!
         killMs = Date.now()
-        dead.child.kill('SIGKILL')
+        stopped.add(dead.child)
+        dead.child.kill(stop === 'kill' ? 'SIGKILL' : 'SIGTERM')
         down[victimNode] = true
-        progress(`SIGKILL node-${victimNode} at telemetry ${new Date(now).toISOString().slice(11, 19)}${opts.noRestart ? ', not restarted' : '; restarting it under the same instance id'}`)
-        await new Promise<void>((r) => (alive(dead) ? dead.child.once('exit', () => r()) : r()))
-        const fresh = opts.noRestart ? undefined : startNode(victimNode)
+        progress(`${stop === 'kill' ? 'SIGKILL' : 'SIGTERM'} node-${victimNode} at telemetry ${new Date(now).toISOString().slice(11, 19)}${opts.noRestart ? ', not restarted' : '; restarting it under the same instance id once it exited'}`)
+        // the DaemonSet's new pod starts once the old one is gone; a node gone for good is not waited for
+        if (!opts.noRestart) await new Promise<void>((r) => (alive(dead) ? dead.child.once('exit', () => r()) : r()))
+        // --restart-delay: the new pod starts later (the line loop, and so live telemetry, go on meanwhile)
+        const fresh = opts.noRestart ? undefined : opts.restartDelay > 0 ? undefined : startNode(victimNode)
+        if (!opts.noRestart && opts.restartDelay > 0) {
+          restarted = (async () => {
+            await sleep(opts.restartDelay * 1000)
+            const late = startNode(victimNode)
+            await waitFor(() => late.port > 0, 'the restarted sidecar to listen', procs, 120_000)
+            readyMs = Date.now()
+            late.child.stdin!.write(`clock ${now}\n`)
+            for (let q = queued[victimNode]!.shift(); q !== undefined; q = queued[victimNode]!.shift()) await post(late, q)
+            down[victimNode] = false
+            progress(`node-${victimNode} back after ${s1(readyMs - killMs)} s (started ${opts.restartDelay} s after the exit)`)
+          })()
+        }
         if (fresh !== undefined) restarted = (async () => {
           await waitFor(() => fresh.port > 0, 'the restarted sidecar to listen', procs, 120_000)
           readyMs = Date.now()
           fresh.child.stdin!.write(`clock ${now}\n`)
-          for (const q of queued[victimNode]!.splice(0)) await post(fresh, q)
+          // until the queue is empty: lines queued while posting are posted too, then the node is up
+          for (let q = queued[victimNode]!.shift(); q !== undefined; q = queued[victimNode]!.shift()) await post(fresh, q)
           down[victimNode] = false
           progress(`node-${victimNode} back after ${s1(readyMs - killMs)} s`)
         })()
@@ -759,6 +822,17 @@ async function sidecarRun(run: number, opts: Options, brokers: string, lines: Li
         res.killToReady = readyMs - killMs
         const firstPartials = fresh.lines.find((l) => l.msg === 'bench-partials' && (l.partials ?? 0) > 0)
         if (firstPartials !== undefined) res.killToPartials = firstPartials.time - killMs
+      }
+      const standings = decider.lines.filter((l) => l.msg === 'bench-nodes')
+      const gone = (l: ChildLine) => (l.leavesExpired ?? 0) + (l.timeouts ?? 0)
+      const atKill = standings.filter((l) => l.time <= killMs).pop()
+      const letGo = standings.find((l) => l.time > killMs && gone(l) > (atKill === undefined ? 0 : gone(atKill)))
+      if (letGo !== undefined) res.killToLetGo = letGo.time - killMs
+      const last = standings.at(-1)
+      if (last !== undefined) {
+        res.standings = `leaves ${last.leaves ?? 0}, expired ${last.leavesExpired ?? 0}, timeouts ${last.timeouts ?? 0}, returns ${last.returns ?? 0}, rejoins ${last.rejoins ?? 0}`
+        res.latePartials = last.latePartials ?? 0
+        res.lateAfterKill = res.latePartials - (atKill?.latePartials ?? 0)
       }
       const statuses = decider.lines.filter((l) => l.msg === 'bench-status' && l.deploymentId === base.deploymentId).map((l) => l.time)
       const before = statuses.filter((t) => t <= killMs).pop()
@@ -869,45 +943,61 @@ async function main(): Promise<number> {
 }
 
 async function sidecarMain(opts: Options, brokers: string, lines: Line[], base: Verdict, windowMs: number): Promise<number> {
+  const kinds: ('kill' | 'term')[] = opts.stop === 'both' ? ['term', 'kill'] : [opts.stop]
   const results: SidecarResult[] = []
-  for (let run = 1; run <= opts.runs; run++) {
-    const r = await sidecarRun(run, opts, brokers, lines, base)
-    results.push(r)
-    progress(
-      r.note !== ''
-        ? `sidecar run ${run}: FAILED: ${r.note}`
-        : `sidecar run ${run}: kill -> ready ${s1(r.killToReady)} s, -> partials ${s1(r.killToPartials)} s, -> next status ${s1(r.killToStatus)} s (ready -> status ${s1(r.readyToStatus)} s); decidedAt - replay ${s1(r.decidedDelta)} s`,
-    )
+  for (const stop of kinds) {
+    for (let run = 1; run <= opts.runs; run++) {
+      const r = await sidecarRun(run, opts, stop, brokers, lines, base)
+      results.push(r)
+      progress(
+        r.note !== ''
+          ? `sidecar run ${run} (${stop}): FAILED: ${r.note}`
+          : `sidecar run ${run} (${stop}): signal -> node let go ${s1(r.killToLetGo)} s, -> ready ${s1(r.killToReady)} s, -> partials ${s1(r.killToPartials)} s, -> next status ${s1(r.killToStatus)} s (ready -> status ${s1(r.readyToStatus)} s); late partials after the signal ${r.lateAfterKill ?? 'n/a'}; decidedAt - replay ${s1(r.decidedDelta)} s`,
+      )
+    }
   }
+  const dc = parseConfig({}).decider
+  const grace = deciderLeaveGrace(dc, parseConfig({}).signals.bucket, parseConfig({}).engine.lateness)
   console.log(
     `node ${process.version}, ${os.cpus().length} cores, real broker ${brokers}; 1 decider + ${opts.nodes} ingest sidecars (child processes, Sidecar in distributed mode, OTLP/HTTP, tick 20 ms), ` +
-      `${parseConfig({}).decider.partitions} partitions, default decider config (nodeTimeout ${parseConfig({}).decider.nodeTimeout / 1000} s); scenario ${opts.scenario}, rollback ${base.id} at deployment + ${s1(base.decidedAt - base.deployedAt)} s (plain replay); ` +
+      `${dc.partitions} partitions, default decider config (nodeTimeout ${dc.nodeTimeout / 1000} s, leaveGrace ${grace / 1000} s); scenario ${opts.scenario}, rollback ${base.id} at deployment + ${s1(base.decidedAt - base.deployedAt)} s (plain replay); ` +
       (opts.noRestart
-        ? `SIGKILL of a sidecar not running the new version's pods at ${opts.killAt}% of that, ${opts.lead} s into live telemetry, never restarted (its pods' telemetry gone)`
-        : `SIGKILL of the sidecar running the new version's pods at ${opts.killAt}% of that, ${opts.lead} s into live telemetry, restarted at once under the same instance id (its requests queued meanwhile, as an exporter retrying)`),
+        ? `a sidecar not running the new version's pods stopped (${kinds.map((k) => (k === 'kill' ? 'SIGKILL' : 'SIGTERM')).join(', then ')}) at ${opts.killAt}% of that, ${opts.lead} s into live telemetry, never restarted (its pods' telemetry gone)`
+        : `the sidecar running the new version's pods stopped (${kinds.map((k) => (k === 'kill' ? 'SIGKILL' : 'SIGTERM')).join(', then ')}) at ${opts.killAt}% of that, ${opts.lead} s into live telemetry, restarted ${opts.restartDelay > 0 ? `${opts.restartDelay} s after it exited` : 'once it exited'} under the same instance id (its requests queued meanwhile, as an exporter retrying)`),
   )
-  console.log('| run | load | kill -> restarted sidecar listening s | kill -> its first partials s | kill -> next status s | listening -> next status s | status gap around the kill s | decidedAt - replay s | rollback wall lag s | rollback ids (records) | ok |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+  console.log('| stop | run | load | signal -> node let go s | signal -> restarted sidecar listening s | signal -> its first partials s | signal -> next status s | listening -> next status s | status gap around the signal s | late partials after the signal | node standings (x partitions) | decidedAt - replay s | rollback wall lag s | rollback ids (records) | ok |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
     const ids = r.rollbackIds.map((id) => (id === base.id ? `replay's` : id)).join(', ') || 'none'
     console.log(
-      `| ${r.run} | ${r.loadBefore.toFixed(2)} | ${s1(r.killToReady)} | ${s1(r.killToPartials)} | ${s1(r.killToStatus)} | ${s1(r.readyToStatus)} | ${s1(r.statusGap)} | ${s1(r.decidedDelta)} | ${s1(r.wallLag)} | ${ids} (${r.rollbackRecords}) | ${r.ok ? 'yes' : `NO ${r.note}`} |`,
+      `| ${r.stop === 'kill' ? 'SIGKILL' : 'SIGTERM'} | ${r.run} | ${r.loadBefore.toFixed(2)} | ${s1(r.killToLetGo)} | ${s1(r.killToReady)} | ${s1(r.killToPartials)} | ${s1(r.killToStatus)} | ${s1(r.readyToStatus)} | ${s1(r.statusGap)} | ${r.lateAfterKill ?? 'n/a'} | ${r.standings || 'n/a'} | ${s1(r.decidedDelta)} | ${s1(r.wallLag)} | ${ids} (${r.rollbackRecords}) | ${r.ok ? 'yes' : `NO ${r.note}`} |`,
     )
   }
-  console.log(`\nmin / median / max over ${results.length} runs (s):`)
-  console.log(`  kill -> restarted sidecar listening:       ${mmm(results.map((r) => r.killToReady))}`)
-  console.log(`  kill -> next verdict (status):             ${mmm(results.map((r) => r.killToStatus))}`)
-  console.log(`  restarted sidecar listening -> next status: ${mmm(results.map((r) => r.readyToStatus))}`)
-  console.log(`  rollback decidedAt - plain replay's:        ${mmm(results.map((r) => r.decidedDelta))}`)
-  console.log(`  rollback wall lag behind live telemetry:    ${mmm(results.map((r) => r.wallLag))}`)
-  console.log(`machine load average (1 min) before each run: ${results.map((r) => r.loadBefore.toFixed(2)).join(', ')}`)
   const resume = (r: SidecarResult) => (opts.noRestart ? r.killToStatus : r.readyToStatus) ?? Infinity
-  const worst = Math.max(...results.map(resume))
-  const pass = results.every((r) => r.ok) && worst <= windowMs
-  console.log(
-    `${pass ? 'PASS' : 'FAIL'}: verdicts resume within one window (${windowMs / 1000} s) after ${opts.noRestart ? 'the kill' : 'the restarted sidecar listens'} in ${results.filter((r) => r.ok && resume(r) <= windowMs).length} / ${results.length} runs (worst ${s1(worst)} s), ` +
-      `exactly one rollback id (replay's) in ${results.filter((r) => r.ok).length} / ${results.length}`,
-  )
+  let pass = true
+  for (const stop of kinds) {
+    const rs = results.filter((r) => r.stop === stop)
+    const name = stop === 'kill' ? 'SIGKILL (crash: decider.nodeTimeout)' : 'SIGTERM (graceful: decider.leaveGrace)'
+    console.log(`\n${name}: min / median / max over ${rs.length} runs (s):`)
+    console.log(`  signal -> the decider lets the node go:      ${mmm(rs.map((r) => r.killToLetGo))}`)
+    console.log(`  signal -> next verdict (status):             ${mmm(rs.map((r) => r.killToStatus))}`)
+    console.log(`  status gap around the signal (the stall):    ${mmm(rs.map((r) => r.statusGap))}`)
+    if (!opts.noRestart) {
+      console.log(`  signal -> restarted sidecar listening:       ${mmm(rs.map((r) => r.killToReady))}`)
+      console.log(`  restarted sidecar listening -> next status:  ${mmm(rs.map((r) => r.readyToStatus))}`)
+    }
+    console.log(`  late partials after the signal (runs):       ${rs.map((r) => r.lateAfterKill ?? 'n/a').join(', ')}`)
+    console.log(`  rollback decidedAt - plain replay's:         ${mmm(rs.map((r) => r.decidedDelta))}`)
+    console.log(`  rollback wall lag behind live telemetry:     ${mmm(rs.map((r) => r.wallLag))}`)
+    const worst = Math.max(...rs.map(resume))
+    const ok = rs.every((r) => r.ok) && worst <= windowMs
+    pass &&= ok
+    console.log(
+      `  ${ok ? 'PASS' : 'FAIL'}: verdicts resume within one window (${windowMs / 1000} s) after ${opts.noRestart ? 'the signal' : 'the restarted sidecar listens'} in ${rs.filter((r) => r.ok && resume(r) <= windowMs).length} / ${rs.length} runs (worst ${s1(worst)} s), ` +
+        `exactly one rollback id (replay's) in ${rs.filter((r) => r.ok).length} / ${rs.length}`,
+    )
+  }
+  console.log(`machine load average (1 min) before each run: ${results.map((r) => r.loadBefore.toFixed(2)).join(', ')}`)
   return pass ? 0 : 1
 }
 

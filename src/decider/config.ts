@@ -23,18 +23,36 @@ export const deciderSchema = z
      * retention/3, so records older than about 4/3 x retention are gone.
      */
     retention: duration().default(900_000),
-    /** an ingest node not heard from this long (telemetry clock) no longer holds a partition's watermark back */
+    /**
+     * an ingest node not heard from this long (the partition's data clock: the newest clock the nodes
+     * announced on it) no longer holds a partition's watermark back: a node that crashed or was cut off
+     */
     nodeTimeout: duration().default(30_000),
+    /**
+     * a node that announced it is leaving (graceful shutdown) holds the watermark back this long after
+     * its announcement (same clock), then no longer: a restart within it (rolling update of the
+     * DaemonSet) loses nothing. Unset: signals.bucket + engine.lateness (10s by default), at most
+     * nodeTimeout: a permanent leave then delays verdicts once by about one normal decision delay.
+     * 0: stop waiting at once (a restarted node's telemetry older than engine.lateness is then late).
+     */
+    leaveGrace: duration().optional(),
     /** compacted topic of the deciders' engine state; unset: `<kafka.groupPrefix>.decider.state` */
     stateTopic: z.string().min(1).optional(),
     /** partials records waiting to be sent by an ingest node; past it a batch is dropped whole (counted) */
     maxQueue: z.number().int().min(1).default(100_000),
+  })
+  .refine((d) => d.leaveGrace === undefined || d.leaveGrace <= d.nodeTimeout, {
+    path: ['leaveGrace'],
+    message: 'must not be longer than decider.nodeTimeout (a node that left is waited for at most as long as one that crashed)',
   })
   .prefault({})
 
 export type DeciderConfig = z.output<typeof deciderSchema>
 
 export const deciderStateTopic = (cfg: DeciderConfig, groupPrefix: string): string => cfg.stateTopic ?? `${groupPrefix}.decider.state`
+/** decider.leaveGrace, or its default: one bucket + lateness, at most nodeTimeout (see the schema) */
+export const deciderLeaveGrace = (cfg: DeciderConfig, bucketMs: number, latenessMs: number): number =>
+  cfg.leaveGrace ?? Math.min(cfg.nodeTimeout, bucketMs + latenessMs)
 export const deciderGroup = (groupPrefix: string): string => `${groupPrefix}.decider`
 /** the StateStore scope every decider writes and reads: any decider may restore any partition's watches */
 export const DECIDER_STATE_SCOPE = 'decider'

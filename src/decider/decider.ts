@@ -4,7 +4,7 @@
  *
  * Watermark, per partition (README "Broker path"): a partition's watermark is the minimum over the
  * live ingest nodes of the watermarks they announced ON that partition (a node is live while it was
- * heard from on it within `nodeTimeoutMs` of the decider's clock; a silent node is ignored, so one
+ * heard from on it within `nodeTimeoutMs` of the partition's clock; a silent node is ignored, so one
  * dead sidecar cannot stall every decision); the decider's watermark is the minimum over its
  * partitions (`assign`; unassigned: every partition heard from). Kafka keeps order per partition
  * only, so a node's announcement read on one partition says nothing about its data on another.
@@ -22,8 +22,26 @@
  * still recorded (the store keeps it, later windows see it) but counted in `latePartials`: the
  * windows already judged are not judged again.
  *
- * Bounds: at most `maxNodes` tracked nodes; a batch from one more node is recorded but its
- * watermark is not tracked (`nodesRefused`). Synchronous: receive/finish from one event loop turn at
+ * Nodes leaving (README "Nodes leaving"): per (partition, node) a standing, `live`, `leaving` or
+ * `gone`. A batch with `leaving` (the node's graceful shutdown) makes it `leaving`: its watermark
+ * still holds the partition back, for `leaveGraceMs` of the partition's clock after the
+ * announcement, then it is `gone` (`leavesExpired`). A live node silent for longer than
+ * `nodeTimeoutMs` (crashed, cut off) is `gone` too (`timeouts`); a final node never goes. Any
+ * later batch of a node makes it live again: within the grace (`returns`, a restart) its held
+ * watermark kept the gap's buckets unjudged, so nothing it sends for them is late; after it
+ * (`rejoins`) it restarts from the watermark already judged: buckets judged stay judged (its late
+ * data counted in `latePartials`) and nothing is re-judged, since the engine ticks only when the
+ * watermark enters a bucket beyond the last judged one.
+ * Both bounds count on the partition's clock (the newest clock the nodes announced on it), not on
+ * the decider's wall clock: a decider reading a backlog (a refill at assignment, a consumer lag)
+ * then sees a node silent only if it is silent in the log next to the others, and replay on
+ * telemetry time behaves as live. The cost: when every node of a partition stops, its clock stops
+ * and nothing goes (there is nothing to judge either); a node whose clock runs ahead shortens the
+ * others' bounds by its skew.
+ *
+ * Bounds: at most `maxNodes` tracked nodes per partition; at the limit a `gone` node is forgotten
+ * to make room (`nodesEvicted`), else a batch from one more node is recorded but its watermark is
+ * not tracked (`nodesRefused`). Synchronous: receive/finish from one event loop turn at
  * a time; `consume` drives it from an async iterable.
  */
 import type { Pipeline, TickResult } from '../runtime/pipeline.js'
@@ -34,8 +52,10 @@ import { classify, errorMessage } from '../common/errors.js'
 
 export interface DeciderOptions {
   pipeline: Pipeline
-  /** a node not heard from for this long (decider clock) no longer holds the watermark back; default 30 s */
+  /** a node not heard from for this long (the partition's clock) no longer holds the watermark back; default 30 s */
   nodeTimeoutMs?: number
+  /** a node that announced it is leaving holds the watermark back this long after (same clock); default 10 s */
+  leaveGraceMs?: number
   /** default 10,000 */
   maxNodes?: number
   /** every tick's result with its clock and watermark (verdicts are acted on here) */
@@ -53,6 +73,18 @@ export interface DeciderStats {
   /** (partition, node) pairs tracked */
   nodes: number
   nodesRefused: number
+  /** gone (partition, node) pairs forgotten at `maxNodes` to track a new one */
+  nodesEvicted: number
+  /** (partition, node) pairs that announced leaving */
+  leaves: number
+  /** ... whose leave grace passed: they no longer hold the watermark back */
+  leavesExpired: number
+  /** live (partition, node) pairs silent for longer than the node timeout (no leave announced: crashed or cut off) */
+  timeouts: number
+  /** leaving pairs heard from again within the grace (a restart: nothing of the gap was judged) */
+  returns: number
+  /** gone pairs heard from again (a restart after the grace or timeout: its gap's telemetry may be late) */
+  rejoins: number
   /** batches that could not be decoded (consume only) */
   undecodable: number
   ticks: number
@@ -62,10 +94,14 @@ export interface DeciderStats {
   finished: boolean
 }
 
+/** a node's standing on one partition (file comment, "Nodes leaving") */
+type Standing = 'live' | 'leaving' | 'gone'
+
 interface NodeState {
   watermarkMs: number
   heardAtMs: number
   final: boolean
+  standing: Standing
 }
 
 export type ConsumeOutcome = { kind: 'ended'; batches: number } | { kind: 'failed'; batches: number; error: string }
@@ -73,6 +109,7 @@ export type ConsumeOutcome = { kind: 'ended'; batches: number } | { kind: 'faile
 export class Decider {
   readonly pipeline: Pipeline
   private readonly timeoutMs: number
+  private readonly leaveGraceMs: number
   private readonly maxNodes: number
   private readonly onTick: DeciderOptions['onTick']
   /** partition -> node -> its announcements on that partition */
@@ -91,6 +128,12 @@ export class Decider {
     latePartials: 0,
     nodes: 0,
     nodesRefused: 0,
+    nodesEvicted: 0,
+    leaves: 0,
+    leavesExpired: 0,
+    timeouts: 0,
+    returns: 0,
+    rejoins: 0,
     undecodable: 0,
     ticks: 0,
     judgedWatermarkMs: -Infinity,
@@ -100,6 +143,7 @@ export class Decider {
   constructor(opts: DeciderOptions) {
     this.pipeline = opts.pipeline
     this.timeoutMs = opts.nodeTimeoutMs ?? 30_000
+    this.leaveGraceMs = opts.leaveGraceMs ?? 10_000
     this.maxNodes = opts.maxNodes ?? 10_000
     this.onTick = opts.onTick
     this.finishWhenAllFinal = opts.finishWhenAllFinal === true
@@ -140,13 +184,66 @@ export class Decider {
   private partitionWatermark(partition: number): number {
     const nodes = this.partitions.get(partition)
     if (nodes === undefined) return -Infinity
-    const clock = this.clocks.get(partition) ?? -Infinity
     let w = Infinity
     for (const n of nodes.values()) {
-      if (n.heardAtMs < clock - this.timeoutMs && !n.final) continue
+      // standings follow the partition's clock in receiveAll (sweep), the only place it moves
+      if (n.standing === 'gone') continue
       if (n.watermarkMs < w) w = n.watermarkMs
     }
     return w === Infinity ? -Infinity : w
+  }
+
+  /**
+   * Marks gone the nodes of one partition whose leave grace or silence passed at `clock`, each
+   * counted once. O(nodes), as the watermark is; run after every receiveAll of the partition.
+   */
+  private sweep(nodes: Map<string, NodeState>, clock: number): void {
+    if (clock === -Infinity) return
+    for (const n of nodes.values()) {
+      if (n.final || n.standing === 'gone') continue
+      // heard before the partition had a clock (hellos at a cold start): its silence counts from the first clock
+      if (n.heardAtMs === -Infinity) n.heardAtMs = clock
+      if (n.standing === 'leaving') {
+        // <=: a grace of 0 lets go at the announcement itself
+        if (n.heardAtMs <= clock - this.leaveGraceMs) {
+          n.standing = 'gone'
+          this.st.leavesExpired += 1
+        }
+      } else if (n.heardAtMs < clock - this.timeoutMs) {
+        n.standing = 'gone'
+        this.st.timeouts += 1
+      }
+    }
+  }
+
+  /** Room for one more node at `maxNodes`: forgets one gone node (counted); false when every node is live or leaving. */
+  private evictGone(nodes: Map<string, NodeState>): boolean {
+    for (const [name, n] of nodes) {
+      if (n.standing !== 'gone') continue
+      nodes.delete(name)
+      this.st.nodesEvicted += 1
+      return true
+    }
+    return false
+  }
+
+  /** A batch of `node` heard on a partition: its standing and watermark (a node's watermark never goes back). */
+  private heard(n: NodeState, batch: PartialBatch, clock: number): void {
+    const leaving = batch.leaving === true && !batch.final
+    if (n.standing === 'gone' && !leaving) {
+      this.st.rejoins += 1
+      // what was judged while it was gone stays judged: its stale watermark would only pull the
+      // partition's watermark under the judged one until its first announcement
+      if (this.st.judgedWatermarkMs > n.watermarkMs) n.watermarkMs = this.st.judgedWatermarkMs
+    } else if (n.standing === 'leaving' && !leaving) this.st.returns += 1
+    if (leaving && n.standing !== 'leaving') {
+      // a leave heard after the node was already gone (its leave outlived nodeTimeout in a backlog) is counted, and lets go at once
+      this.st.leaves += 1
+    }
+    if (batch.watermarkMs > n.watermarkMs) n.watermarkMs = batch.watermarkMs
+    n.heardAtMs = clock
+    n.final = batch.final
+    n.standing = leaving ? (n.standing === 'gone' ? 'gone' : 'leaving') : 'live'
   }
 
   /** Every node heard on every (assigned) partition ended its stream. */
@@ -198,20 +295,19 @@ export class Decider {
     for (const batch of batches) {
       let n = nodes.get(batch.node)
       if (n === undefined) {
-        if (nodes.size >= this.maxNodes) {
+        if (nodes.size >= this.maxNodes && !this.evictGone(nodes)) {
           this.st.nodesRefused += 1
           continue
         }
-        n = { watermarkMs: -Infinity, heardAtMs: clock, final: false }
+        n = { watermarkMs: -Infinity, heardAtMs: clock, final: false, standing: 'live' }
         nodes.set(batch.node, n)
       }
       // a node's watermark never goes back (a reordered batch cannot un-promise)
-      if (batch.watermarkMs > n.watermarkMs) n.watermarkMs = batch.watermarkMs
-      n.heardAtMs = clock
-      n.final = batch.final
+      this.heard(n, batch, clock)
       // a node's end of stream ticks nothing by itself: finish() does, once every node ended
       if (!batch.final) announced = true
     }
+    this.sweep(nodes, clock)
     if (!judge) return
     if (this.finishWhenAllFinal && !this.finished && this.allFinal()) {
       this.finish()

@@ -40,7 +40,7 @@ import { Pipeline, type TickResult } from '../runtime/pipeline.js'
 import { StateStore } from '../state/store.js'
 import { Decider, type DeciderStats } from './decider.js'
 import { PartitionAligner } from './align.js'
-import { DECIDER_STATE_SCOPE, deciderGroup, deciderStateTopic } from './config.js'
+import { DECIDER_STATE_SCOPE, deciderGroup, deciderLeaveGrace, deciderStateTopic } from './config.js'
 
 export interface DeciderServiceOptions {
   config: PullbackConfig
@@ -236,6 +236,7 @@ export class DeciderService implements Component {
     const decider = new Decider({
       pipeline,
       nodeTimeoutMs: cfg.decider.nodeTimeout,
+      leaveGraceMs: deciderLeaveGrace(cfg.decider, cfg.signals.bucket, cfg.engine.lateness),
       finishWhenAllFinal: this.o.finishWhenAllFinal === true,
       onTick: (res, now, watermark) => this.o.onTick(res, now, watermark, pipeline),
     })

@@ -6,6 +6,14 @@
  *
  * `decodeBatch` throws a PermanentError (code `partials.decode`) on a foreign magic, another
  * version or a truncated/corrupt buffer: retrying the same bytes cannot succeed.
+ *
+ * Version rules: the version byte changes only for a change a decoder of the previous version would
+ * misread (and then refuse, counted as undecodable); an addition that older decoders read safely
+ * keeps the version, so ingest nodes and deciders can be upgraded in any order. Such additions so
+ * far: the batch's `end` field (was `final`: 0 live, 1 final) gained 2 = leaving. A decoder that
+ * predates it reads 2 as "not final", i.e. a plain heartbeat: the node is then timed out after
+ * `decider.nodeTimeout`, as before leaving existed. Values above 2 are read as live by this decoder,
+ * so any future end value must be safe to read as a plain heartbeat.
  */
 import { PermanentError } from '../common/errors.js'
 import type { ResourceKind } from '../normalize/observations.js'
@@ -126,6 +134,11 @@ function corrupt(why: string): PermanentError {
   return new PermanentError('partials.decode', `partial batch: ${why}`)
 }
 
+/** the batch's `end` field (see the version rules above) */
+const END_LIVE = 0
+const END_FINAL = 1
+const END_LEAVING = 2
+
 const P_REQUESTS = 1
 const P_INTERVALS = 2
 const P_RESOURCES = 4
@@ -219,7 +232,7 @@ export function encodeBatch(b: PartialBatch): Buffer {
   w.str(b.node)
   w.num(b.nowMs)
   w.num(b.watermarkMs)
-  w.uint(b.final ? 1 : 0)
+  w.uint(b.final ? END_FINAL : b.leaving === true ? END_LEAVING : END_LIVE)
   w.uint(b.partials.length)
   for (const p of b.partials) encodePartialInto(w, p)
   return w.out()
@@ -284,12 +297,14 @@ export function decodeBatch(buf: Uint8Array): PartialBatch {
   const node = r.str()
   const nowMs = r.num()
   const watermarkMs = r.num()
-  const final = r.uint() === 1
+  const end = r.uint()
   const n = r.count()
   const partials: SeriesPartial[] = []
   for (let i = 0; i < n; i++) partials.push(decodePartial(r))
   if (!r.done()) throw corrupt('trailing bytes')
-  return { node, nowMs, watermarkMs, final, partials }
+  // `leaving` only when set: a batch without it decodes exactly as before the field existed
+  if (end === END_LEAVING) return { node, nowMs, watermarkMs, final: false, leaving: true, partials }
+  return { node, nowMs, watermarkMs, final: end === END_FINAL, partials }
 }
 
 function decodePartial(r: Reader): SeriesPartial {

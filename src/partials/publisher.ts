@@ -18,6 +18,10 @@
  * `droppedPartials`): a node cut off from the broker loses data, never memory; its later heartbeats
  * still move the deciders' watermark once the broker is back, and the decider counts nothing late
  * for what was never sent.
+ *
+ * Leaving (`leave`, the sidecar's graceful shutdown): the node's last partials, then a LEAVING
+ * heartbeat on every partition; deciders stop waiting for the node `decider.leaveGrace` after it
+ * instead of `decider.nodeTimeout` (src/decider/README.md "Nodes leaving").
  */
 import { classify, errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
@@ -53,7 +57,7 @@ export function batchRecords(batch: PartialBatch, partitions: number): ProducerR
       partition: partitionFor(Buffer.from(sid), partitions),
     })
   }
-  const hb = encodeBatch({ node: batch.node, nowMs: batch.nowMs, watermarkMs: batch.watermarkMs, final: batch.final, partials: [] })
+  const hb = encodeBatch({ node: batch.node, nowMs: batch.nowMs, watermarkMs: batch.watermarkMs, final: batch.final, leaving: batch.leaving === true, partials: [] })
   for (let p = 0; p < partitions; p++) out.push({ key: HEARTBEAT_KEY, value: hb, partition: p })
   return out
 }
@@ -84,6 +88,8 @@ export interface PartialsPublisherStats {
   sendFailures: number
   /** records dropped after a permanent produce failure */
   rejected: number
+  /** leave announcements queued (0 or 1 per process) */
+  leaves: number
 }
 
 export type PartialsFlushOutcome = { kind: 'flushed' } | { kind: 'timeout'; pending: number }
@@ -110,7 +116,10 @@ export class PartialsPublisher implements Component {
     droppedPartials: 0,
     sendFailures: 0,
     rejected: 0,
+    leaves: 0,
   }
+  /** the newest watermark a live (not final, not leaving) batch announced: what a leave repeats */
+  private liveWatermark = -Infinity
 
   constructor(private readonly o: PartialsPublisherOptions) {
     this.maxQueue = o.maxQueue ?? 100_000
@@ -143,8 +152,24 @@ export class PartialsPublisher implements Component {
     }
     this.st.batches += 1
     this.st.partials += batch.partials.length
+    if (!batch.final && batch.leaving !== true && batch.watermarkMs > this.liveWatermark) this.liveWatermark = batch.watermarkMs
     for (const r of batchRecords(batch, this.o.partitions)) this.queue.push(r)
     this.kick()
+  }
+
+  /**
+   * The node is stopping and may come back under the same name (SIGTERM): queues `last`'s partials
+   * (the aggregator's flush of its open buckets) and a LEAVING heartbeat on every partition, after
+   * everything queued before. The heartbeat repeats the newest live watermark announced, never
+   * `last`'s (a flush announces its clock): the pods' exporters retry into the restarted node with
+   * telemetry up to `engine.lateness` old, which only the live promise leaves room for. Call it
+   * before `shutdown()`, which then sends it within its flush timeout; a leave that does not fit
+   * the queue is refused like any batch (the deciders then fall back to `decider.nodeTimeout`).
+   */
+  leave(last: PartialBatch): void {
+    const before = this.st.droppedBatches
+    this.publish({ node: last.node, nowMs: last.nowMs, watermarkMs: this.liveWatermark, final: false, leaving: true, partials: last.partials })
+    if (this.st.droppedBatches === before) this.st.leaves += 1
   }
 
   /** Resolves once everything queued so far is acknowledged, or after `timeoutMs`. Never rejects. */

@@ -78,6 +78,13 @@ export interface PartialBatch {
   nowMs: number
   watermarkMs: number
   final: boolean
+  /**
+   * the live node is stopping (SIGTERM: a drain, a scale-down, a rolling update of the DaemonSet)
+   * and may come back under the same name: deciders stop waiting for it after `decider.leaveGrace`
+   * instead of `decider.nodeTimeout` (src/decider/README.md "Nodes leaving"). Never with `final`
+   * (final wins when both are set). Absent: false.
+   */
+  leaving?: boolean
   partials: SeriesPartial[]
 }
 

@@ -59,5 +59,12 @@ export function deciderEvents(s: DeciderServiceStats): ComponentEvents {
     align_overflow: s.alignOverflow,
     late_partials: d?.latePartials ?? 0,
     nodes_refused: d?.nodesRefused ?? 0,
+    // per (partition, node), since the last assignment (src/decider/decider.ts "Nodes leaving")
+    node_leaves: d?.leaves ?? 0,
+    node_leaves_expired: d?.leavesExpired ?? 0,
+    node_timeouts: d?.timeouts ?? 0,
+    node_returns: d?.returns ?? 0,
+    node_rejoins: d?.rejoins ?? 0,
+    nodes_evicted: d?.nodesEvicted ?? 0,
   }
 }

@@ -116,7 +116,8 @@ export class Sidecar implements Component {
         logger: o.logger.child({ component: 'partials' }),
       })
       this.partials = partials
-      this.ingest = new IngestNode({ node: instance, normalize: cfg.normalize, bucketMs: this.pipeline.store.bucketMs, lateness: cfg.engine.lateness, emit: (b) => partials.publish(b) })
+      // a live node's stream ends only at shutdown (final-tick flushes it): a leave, not replay's end of stream
+      this.ingest = new IngestNode({ node: instance, normalize: cfg.normalize, bucketMs: this.pipeline.store.bucketMs, lateness: cfg.engine.lateness, emit: (b) => (b.final ? partials.leave(b) : partials.publish(b)) })
       consumer = this.ingest
       if (cfg.decider.enabled) {
         this.decider = new DeciderService({
@@ -322,7 +323,9 @@ export class Sidecar implements Component {
         // an open pass is finished and delivered before the last tick
         await this.evaluation?.shutdown()
         this.tick()
-        // what this node announced so far reaches the topic; the deciders time the node out (decider.nodeTimeout)
+        // the open buckets' partials, then "leaving" on every partition: the deciders stop waiting for
+        // this node after decider.leaveGrace (a restart within it loses nothing), not decider.nodeTimeout
+        this.ingest?.flush()
         await this.partials?.shutdown()
         // the decider writes its state and leaves the group (a clean revoke) before the publisher drains
         await this.decider?.shutdown()

@@ -77,4 +77,36 @@ describe('sidecar, decider.distributed', () => {
       await a.drain()
     }
   }, 60_000)
+
+  it('a draining node sends its open buckets and leaves: the decider counts the leave on every partition, and the restarted node returns', async () => {
+    const bus = new MemoryBus({ defaultPartitions: 3 })
+    const signer = signerFromKey(generateKeyPairSync('ed25519').privateKey)
+    const a = new Sidecar({ config: config('node-a', true), transport: bus, logger: silentLogger, signer })
+    const b = new Sidecar({ config: config('node-b', false), transport: bus, logger: silentLogger, signer })
+    let b2: Sidecar | undefined
+    await a.start()
+    await b.start()
+    const key = { namespace: 'shop', service: 'web', version: '1.0.0' }
+    const requests = () => a.decider?.pipeline()?.store.window(key, 0, Date.now() + 60_000).requests ?? 0
+    try {
+      expect(await send(`http://127.0.0.1:${a.receivers.http?.port}/v1/traces`, spans(30, 'web-1'))).toBe(0)
+      expect(await send(`http://127.0.0.1:${b.receivers.http?.port}/v1/traces`, spans(20, 'web-2'))).toBe(0)
+      // b drains right after answering: what its open bucket holds goes out with the leave
+      const drained = await b.drain()
+      expect(drained.result).toBe('clean')
+      expect(b.partials?.stats()).toMatchObject({ leaves: 1, droppedBatches: 0 })
+      await waitFor(() => (a.decider?.stats().decider?.leaves ?? 0) === 3, 'the leave on the 3 partitions')
+      await waitFor(() => requests() === 50, 'every request of both nodes in the decider')
+      expect(a.decider!.stats().decider).toMatchObject({ leaves: 3, returns: 0, timeouts: 0 })
+      // the DaemonSet's new pod under the same node name, within the grace
+      b2 = new Sidecar({ config: config('node-b', false), transport: bus, logger: silentLogger, signer })
+      await b2.start()
+      await waitFor(() => (a.decider?.stats().decider?.returns ?? 0) === 3, 'node-b back on the 3 partitions')
+      expect(a.decider!.stats().decider).toMatchObject({ leaves: 3, returns: 3, leavesExpired: 0, rejoins: 0, nodes: 2 * 3 })
+    } finally {
+      await b2?.drain()
+      await b.drain()
+      await a.drain()
+    }
+  }, 60_000)
 })
