@@ -13,7 +13,8 @@
  * the window after a 2 s warm-up:
  *   - spans/s acknowledged (OK responses x 512),
  *   - the target's CPU seconds per million spans (utime+stime of /proc/<pid>/stat, all threads),
- *   - the target's peak resident memory (VmHWM of /proc/<pid>/status, whole process life).
+ *   - the target's peak resident memory (VmHWM of /proc/<pid>/status, whole process life), and the
+ *     anonymous / file-backed split (RssAnon / RssFile) at the largest of the window's 250 ms samples.
  * Targets alternate (collector, pullback, collector, ...) so that noise from other load spreads evenly.
  * The clients share the 2 cores with the target: spans/s is the pair's throughput on this machine,
  * CPU per span is the target's own cost and the fairer number for the comparison.
@@ -33,6 +34,10 @@
  * go.opentelemetry.io/collector/exporter/nopexporter v0.165.0 (and debugexporter v0.165.0), and the
  * confmap providers fileprovider and envprovider v1.71.0; the builder compiled it with Go 1.26.
  * Without OTELCOL_BIN only pullback is measured.
+ *
+ * Profiling pullback's side: PULLBACK_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (node flags for
+ * the pullback child only; --cpu-prof is refused in NODE_OPTIONS), PEER_KEEP_LOGS=1 keeps each target's
+ * directory (config and stdout/stderr, e.g. with --trace-gc).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
@@ -160,7 +165,10 @@ runtime:
     enabled: false
 `,
     )
-    child = spawn(process.execPath, [SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
+    // PULLBACK_NODE_FLAGS (space-separated, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): node flags for the
+    // pullback child only, for profiling its side (--cpu-prof is not allowed in NODE_OPTIONS)
+    const nodeFlags = (process.env.PULLBACK_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+    child = spawn(process.execPath, [...nodeFlags, SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
   }
   closeSync(log)
   const target: Target = { name, child, port, dir }
@@ -192,7 +200,9 @@ async function stopTarget(t: Target): Promise<void> {
     await exited
     clearTimeout(hard)
   }
-  rmSync(t.dir, { recursive: true, force: true })
+  // PEER_KEEP_LOGS=1 keeps each target's directory (config, target.log) for inspection
+  if (process.env.PEER_KEEP_LOGS === '1') console.error(`${t.name}: kept ${t.dir}`)
+  else rmSync(t.dir, { recursive: true, force: true })
 }
 
 interface RunResult {
@@ -204,9 +214,29 @@ interface RunResult {
   clientCores: number
   peakRssMiB: number
   endRssMiB: number
+  /** anonymous / file-backed resident KiB->MiB at the window's largest RSS sample */
+  sampledAnonMiB: number
+  sampledFileMiB: number
   okRequests: number
   failed: Map<number, number>
   partial: number
+}
+
+interface RssSplit {
+  rss: number
+  anon: number
+  file: number
+}
+
+/** VmRSS and its anonymous (heaps, buffers) and file-backed (executable, libraries) parts, KiB. */
+function rssSplit(pid: number): RssSplit {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN)
+    return { rss: kib('VmRSS'), anon: kib('RssAnon'), file: kib('RssFile') }
+  } catch {
+    return { rss: 0, anon: NaN, file: NaN }
+  }
 }
 
 async function measure(t: Target, run: number, bodies: Buffer[], opts: Options): Promise<RunResult> {
@@ -237,7 +267,14 @@ async function measure(t: Target, run: number, bodies: Buffer[], opts: Options):
   const cpu0 = cpuSeconds(pid)
   const self0 = process.cpuUsage()
   const t0 = performance.now()
+  // the split of the resident set at its largest sample in the window (every 250 ms)
+  let split: RssSplit = { rss: 0, anon: NaN, file: NaN }
+  const sampler = setInterval(() => {
+    const s = rssSplit(pid)
+    if (s.rss > split.rss) split = s
+  }, 250)
   await new Promise((r) => setTimeout(r, opts.seconds * 1000))
+  clearInterval(sampler)
   const ok1 = ok
   const cpu1 = cpuSeconds(pid)
   const self1 = process.cpuUsage(self0)
@@ -257,6 +294,8 @@ async function measure(t: Target, run: number, bodies: Buffer[], opts: Options):
     clientCores: (self1.user + self1.system) / 1e6 / secs,
     peakRssMiB: peak / 1024,
     endRssMiB: rss / 1024,
+    sampledAnonMiB: split.anon / 1024,
+    sampledFileMiB: split.file / 1024,
     okRequests: ok,
     failed,
     partial,
@@ -299,12 +338,12 @@ async function main(): Promise<void> {
       `${opts.conns} connections x ${opts.inflight} calls in flight, ${SERVICES.length * VERSIONS.length} distinct requests of ` +
       `${SPANS_PER_REQUEST} spans (${sample?.length ?? 0} B each)`,
   )
-  console.log('| target | run | spans/s | target CPU-s / M spans | target cores busy | client cores busy | peak RSS MiB | RSS at end MiB | failed calls | calls with rejected spans |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  console.log('| target | run | spans/s | target CPU-s / M spans | target cores busy | client cores busy | peak RSS MiB | RSS at end MiB | anon / file MiB at largest sample | failed calls | calls with rejected spans |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
     const fails = [...r.failed].map(([code, n]) => `${grpc.status[code] ?? code}=${n}`).join(' ') || '0'
     console.log(
-      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.targetCores, 2)} | ${fmt(r.clientCores, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.endRssMiB)} | ${fails} | ${r.partial} |`,
+      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.targetCores, 2)} | ${fmt(r.clientCores, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.endRssMiB)} | ${fmt(r.sampledAnonMiB)} / ${fmt(r.sampledFileMiB)} | ${fails} | ${r.partial} |`,
     )
   }
   const of = (name: string) => results.filter((r) => r.target === name)

@@ -53,6 +53,34 @@ describe('lazy protobuf decoder vs protobufjs (proto/ schema)', () => {
     expect(oracleTraces(req).resourceSpans[0]!.spans[0]!.httpStatus).toBe(503)
   })
 
+  // the decoder has a fast path for "key, then value, one-byte lengths, nothing else"; every other
+  // layout of a KeyValue must read the same status
+  it('finds the status attribute in KeyValues off the fast path (extra fields, multi-byte lengths, empty value)', () => {
+    const varint = (n: number) => (n < 0x80 ? Buffer.from([n]) : Buffer.from([(n & 0x7f) | 0x80, n >> 7]))
+    const field = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag]), varint(body.length), body])
+    const key = (k: string) => field(0x0a, Buffer.from(k))
+    const int503 = field(0x12, Buffer.from([0x18, 0xf7, 0x03]))
+    const decodeStatus = (kv: Buffer) => {
+      const span = Buffer.concat([Buffer.from([0x30, 0x02]), field(0x4a, kv)])
+      const req = field(0x0a, field(0x12, field(0x12, span)))
+      return [decodeTracesProto(req).resourceSpans[0]!.spans[0]!.httpStatus, oracleTraces(req).resourceSpans[0]!.spans[0]!.httpStatus]
+    }
+    // the fast path itself, both keys
+    expect(decodeStatus(Buffer.concat([key('http.response.status_code'), int503]))).toEqual([503, 503])
+    expect(decodeStatus(Buffer.concat([key('http.status_code'), int503]))).toEqual([503, 503])
+    // unknown fields after the value (the KeyValue does not end with the value); the second one is
+    // KeyValue field 3 as a varint, whose bytes would read as AnyValue.int_value = 500 if taken for the value
+    expect(decodeStatus(Buffer.concat([key('http.response.status_code'), int503, field(0x1a, Buffer.alloc(200, 7))]))).toEqual([503, 503])
+    expect(decodeStatus(Buffer.concat([key('http.response.status_code'), int503, Buffer.from([0x18, 0xf4, 0x03])]))).toEqual([503, 503])
+    // a value whose length takes two bytes (a 150-byte string is not a status: 0)
+    expect(decodeStatus(Buffer.concat([key('http.response.status_code'), field(0x12, field(0x0a, Buffer.alloc(150, 0x31)))]))).toEqual([0, 0])
+    // an empty AnyValue, and a key alone
+    expect(decodeStatus(Buffer.concat([key('http.response.status_code'), field(0x12, Buffer.alloc(0))]))).toEqual([0, 0])
+    expect(decodeStatus(key('http.response.status_code'))).toEqual([0, 0])
+    // another key with a status-like value is ignored
+    expect(decodeStatus(Buffer.concat([key('http.response.status_cod'), int503]))).toEqual([0, 0])
+  })
+
   it('computes span durations from the exact nanosecond difference', () => {
     const start = 1_764_000_000_123_456_789n
     const bytes = encodeTraces({

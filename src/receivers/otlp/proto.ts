@@ -289,6 +289,29 @@ let newStatus = 0
 let oldStatus = 0
 
 function spanAttribute(limit: number): void {
+  // Fast path for the encoding SDKs write: key (field 1) then value (field 2), each with a one-byte
+  // length, and nothing else. The key is compared in place and the value read only for a wanted key.
+  // Anything else (longer lengths, other order, extra fields, malformed) takes the general loop below.
+  const b = buf
+  const p = pos
+  if (p + 2 <= limit && b[p] === 0x0a) {
+    const klen = b[p + 1] as number
+    const ke = p + 2 + klen
+    if (klen < 0x80 && ke + 2 <= limit && b[ke] === 0x12) {
+      const vlen = b[ke + 1] as number
+      if (vlen < 0x80 && ke + 2 + vlen === limit) {
+        const w = keyIs(p + 2, klen, KEY_HTTP_RESPONSE_STATUS) ? 1 : keyIs(p + 2, klen, KEY_HTTP_STATUS) ? 2 : 0
+        if (w !== 0) {
+          pos = ke + 2
+          const code = statusFromAny(limit)
+          if (w === 1) newStatus = code
+          else oldStatus = code
+        }
+        pos = limit
+        return
+      }
+    }
+  }
   let which = 0
   let valueStart = -1
   let valueEnd = -1
