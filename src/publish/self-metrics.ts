@@ -22,7 +22,6 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { Attributes, BatchObservableResult, Histogram, Meter, Observable } from '@opentelemetry/api'
 import { Metadata } from '@grpc/grpc-js'
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc'
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources'
 import {
   MeterProvider,
@@ -363,6 +362,10 @@ export class SelfMetrics implements SelfMetricsRegistry, Component {
         this.opts.log?.info({ reason: t.reason }, 'self-metrics export disabled')
         return
       }
+      // loaded only when exporting: the OTLP exporter's module graph (transformer, protobufjs) is
+      // memory that a sidecar with self-telemetry off should not carry
+      const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc')
+      if (this.shutdownPromise !== undefined) return
       const metadata = new Metadata()
       for (const [k, v] of Object.entries(t.headers)) metadata.set(k, v)
       const otlp = new OTLPMetricExporter({ url: t.endpoint, metadata, timeoutMillis: t.timeoutMs })
