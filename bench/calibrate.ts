@@ -20,10 +20,15 @@
  *
  * `--prometheus [--services 8] [--days 30] [--workers 2] [--runs 1] [--full-latency]`: the whole path
  * from a REAL Prometheus (backfilled by promtool; see promBench below).
+ * `--synthetic-prometheus [--services 1000] [--days 30] [--workers 2]`: the same path end to end from
+ * a synthetic Prometheus-compatible server (bench/promsim.ts, its own process), for fleets that do
+ * not fit a backfill (see synthBench below).
  * `--held-out [--days 21] [--cal-days 14] [--held-deploys 100] [--noisy-hours 0.04]`: issue 14's
  * held-out target on the scenario library's traffic models, PASS/FAIL (see heldOutBench below).
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { benchService } from './promsim.js'
 import { fileURLToPath } from 'node:url'
 import { history, type SynthService } from '../test/calibrate/synthetic.js'
 import { calibrateService, DEFAULT_CALIBRATE } from '../src/calibrate/search.js'
@@ -62,24 +67,6 @@ interface ChildResult {
   falseRollbacksBefore: number
   falseRollbacksAfter: number
   deploys: number
-}
-
-function benchService(k: number): SynthService {
-  return {
-    namespace: 'bench',
-    name: `svc-${k}`,
-    rps: 1 + ((k * 7) % 40),
-    errorRatio: 0.002 + (k % 5) * 0.002,
-    medianS: 0.02 + (k % 7) * 0.02,
-    sigma: 0.5,
-    noisyHours: k % 3 === 0 ? 0.5 : 0.05,
-    noisyMinutes: 20,
-    noisyErrors: 6,
-    noisyLatency: 1.8,
-    pods: 3,
-    memoryBytes: 200e6,
-    memoryRequestBytes: 256e6,
-  }
 }
 
 function historyBench(): void {
@@ -428,7 +415,52 @@ async function promBench(): Promise<void> {
   }
 }
 
+/**
+ * `--synthetic-prometheus [--services 1000] [--days 30] [--workers 2]`: the whole CLI path over a
+ * fleet too big to backfill here: bench/promsim.ts (its own process) answers the query templates
+ * with the bench's service mix generated on the fly, and one child process calibrates all N services
+ * from it end to end (calibrateFleet: reads, `--workers` backtest threads). Prints the measured wall
+ * time, the CPU seconds of the calibrating process (main thread and workers) and of the synthetic
+ * server apart, per service and in all, and the peak RSS of the calibrating process (its worker
+ * threads included: they share the process).
+ */
+async function synthBench(): Promise<void> {
+  const n = arg('services', 1000)
+  const days = arg('days', 30)
+  const workers = process.argv.includes('--workers') ? Number(process.argv[process.argv.indexOf('--workers') + 1]) : 2
+  const end = Math.floor((Date.now() - 30 * 60_000) / 3_600_000) * 3_600_000
+  const script = fileURLToPath(new URL('./promsim.js', import.meta.url))
+  const server = spawn(process.execPath, [script, '--serve', '--services', String(n), '--days', String(days), '--end', String(end)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const rl = createInterface({ input: server.stdout as NonNullable<typeof server.stdout> })
+      rl.once('line', (l) => resolve((JSON.parse(l) as { url: string }).url))
+      server.once('exit', (c) => reject(new Error(`synthetic server exited ${c}`)))
+    })
+    const s0 = procCpuS(server.pid)
+    const t0 = performance.now()
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--prom-child', url, '--services', String(n), '--days', String(days), '--end', String(end), '--workers', String(workers)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * 1024 * 1024 })
+    const wallS = (performance.now() - t0) / 1000
+    if (child.status !== 0) throw new Error(`calibration failed (${child.status})`)
+    const serverCpuS = procCpuS(server.pid) - s0
+    const res = JSON.parse(child.stdout.trim().split('\n').pop() as string) as PromRunResult & { mainCpuS?: number }
+    const ld = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+    process.stdout.write(`calibration end to end from a synthetic Prometheus-compatible server (bench/promsim.ts): ${res.services} services x ${days} days at 60 s, ${res.workers} backtest workers, latency read around the pseudo-deploys; load average at the end ${ld}\n`)
+    process.stdout.write(`  calibrated                                   ${res.calibrated} / ${res.services}\n`)
+    process.stdout.write(`  wall, whole fleet                            ${(res.elapsedMs / 1000).toFixed(0)} s (${(res.elapsedMs / 60_000).toFixed(1)} min; child process incl. start ${wallS.toFixed(0)} s)${res.services >= 1000 ? `  target (1,000 services) < 10 min: ${res.elapsedMs < 600_000 ? 'met' : 'NOT met'} (at this load)` : ''}\n`)
+    process.stdout.write(`  wall per service                             ${(res.elapsedMs / 1000 / res.services).toFixed(3)} s\n`)
+    process.stdout.write(`  CPU, calibrate process (main + workers)      ${res.nodeCpuS.toFixed(0)} s = ${(res.nodeCpuS / res.services).toFixed(3)} s per service\n`)
+    process.stdout.write(`  CPU, synthetic server (apart, not pullback)  ${serverCpuS.toFixed(0)} s = ${(serverCpuS / res.services).toFixed(3)} s per service\n`)
+    process.stdout.write(`  backtests (summed over services, in workers) ${(res.backtestMs / 1000).toFixed(0)} s; read wait (summed) ${(res.readMs / 1000).toFixed(0)} s\n`)
+    process.stdout.write(`  peak RSS of the calibrate process (incl. its ${res.workers} worker threads)  ${res.peakRssMiB.toFixed(0)} MiB\n`)
+    process.stdout.write(`  calibrate CPU alone on 2 idle cores: ${(res.nodeCpuS / 2 / 60).toFixed(1)} min for the fleet\n`)
+  } finally {
+    server.kill('SIGTERM')
+  }
+}
+
 if (process.argv.includes('--history')) historyBench()
+else if (process.argv.includes('--synthetic-prometheus')) await synthBench()
 else if (process.argv.includes('--prom-child')) await promChild()
 else if (process.argv.includes('--prometheus')) await promBench()
 else if (process.argv.includes('--held-out')) await heldOutBench()

@@ -14,7 +14,12 @@
  * last step's tick: nothing is watched yet), and twice at the end.
  */
 import { Pipeline } from '../runtime/pipeline.js'
+import { SignalStore } from '../signals/store.js'
+import { evaluate, initialState, type EngineInput, type EngineState } from '../engine/evaluate.js'
+import type { DeploymentEvent } from '../engine/events.js'
+import type { SeriesKey } from '../normalize/observations.js'
 import type { EngineConfig } from '../engine/config.js'
+import type { Verdict } from '../engine/verdict.js'
 import type { SignalsConfig } from '../signals/config.js'
 import type { SignalName } from '../engine/verdict.js'
 import type { ServiceHistory } from './history.js'
@@ -52,13 +57,96 @@ export function tailMs(cfg: BacktestConfig, service: string, stepMs: number): nu
 }
 
 export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestConfig, inject: Injection = {}): PseudoOutcome {
+  return pseudoDeployMany(h, deployMs, [cfg], inject)[0] as PseudoOutcome
+}
+
+/** engine configurations already checked by a Pipeline (its constructor's alignment checks) */
+const checked = new WeakSet<EngineConfig>()
+
+function check(cfg: BacktestConfig): void {
+  if (checked.has(cfg.engine)) return
+  // the Pipeline constructor throws what the live sidecar would refuse (windows the store cannot answer)
+  new Pipeline({ engine: cfg.engine, signals: cfg.signals, evaluation: 'incremental' }).shutdown()
+  checked.add(cfg.engine)
+}
+
+/** One engine replayed on the shared store: its own state and pins, as a Pipeline of its own would hold them. */
+interface Lane {
+  cfg: EngineConfig
+  state: EngineState
+  pins: Map<string, number>
+  judgedTicks: number
+  outcome: PseudoOutcome | undefined
+}
+
+/**
+ * The same pseudo-deployment judged under several engine configurations at once: the history is fed
+ * ONCE into one signal store, and every configuration's engine (its own state, the pins it holds)
+ * is ticked on it, as `Pipeline.tick` does (`evaluate` over the store, the store's new versions and
+ * the pending deployment events handed to each). The store does not depend on the engine
+ * configuration (pins only keep series from expiring, and a lane's pins are released when it
+ * decides), so each outcome is the one a Pipeline of its own would reach (test/calibrate:
+ * pseudoDeployMany equals pseudoDeploy per configuration). The configurations must share `signals`
+ * and their watch (tailMs); a group that does not is replayed apart.
+ */
+export function pseudoDeployMany(h: ServiceHistory, deployMs: number, cfgs: readonly BacktestConfig[], inject: Injection = {}): PseudoOutcome[] {
+  if (cfgs.length === 0) return []
   const r = h.requests
   const ns = h.service.namespace
   const name = h.service.name
   const svcKey = ns === '' ? name : `${ns}/${name}`
-  const from = deployMs - leadMs(cfg)
-  const to = deployMs + tailMs(cfg, svcKey, r.stepMs)
-  const p = new Pipeline({ engine: cfg.engine, signals: cfg.signals, evaluation: 'incremental' })
+  const c0 = cfgs[0] as BacktestConfig
+  const tail = tailMs(c0, svcKey, r.stepMs)
+  const lateness = c0.engine.lateness
+  if (cfgs.some((c) => c.signals !== c0.signals || tailMs(c, svcKey, r.stepMs) !== tail || c.engine.lateness !== lateness)) {
+    return cfgs.map((c) => pseudoDeployMany(h, deployMs, [c], inject)[0] as PseudoOutcome)
+  }
+  for (const c of cfgs) check(c)
+  const from = deployMs - leadMs(c0)
+  const to = deployMs + tail
+  const store = new SignalStore(c0.signals)
+  const lanes: Lane[] = cfgs.map((c) => ({ cfg: c.engine, state: initialState(), pins: new Map(), judgedTicks: 0, outcome: undefined }))
+  // pins of all lanes, counted: the store holds a series pinned while any lane pins it
+  const pinned = new Map<string, number>()
+  const pinOf = (lane: Lane, key: SeriesKey, d: 1 | -1) => {
+    const id = `${key.namespace}\u0000${key.service}\u0000${key.version}`
+    const mine = lane.pins.get(id) ?? 0
+    if (d < 0 && mine === 0) return
+    lane.pins.set(id, mine + d)
+    const all = (pinned.get(id) ?? 0) + d
+    pinned.set(id, all)
+    if (d > 0 && all === 1) store.pin(key)
+    else if (d < 0 && all === 0) store.unpin(key)
+  }
+  const release = (lane: Lane) => {
+    for (const [id, n] of lane.pins) {
+      if (n <= 0) continue
+      const [kns, ksvc, kver] = id.split('\u0000') as [string, string, string]
+      for (let k = 0; k < n; k++) pinOf(lane, { namespace: kns, service: ksvc, version: kver }, -1)
+    }
+  }
+  let open = lanes.length
+  let events: DeploymentEvent[] = []
+  // one tick of every undecided lane, as Pipeline.tick: the store's new versions and the pending events go to each
+  const tick = (now: number, watermark: number, countJudged: boolean) => {
+    const input: EngineInput = { now, watermark, view: store, newVersions: store.drainNewVersions(), deployments: events, probes: [], evaluation: 'incremental' }
+    events = []
+    for (const lane of lanes) {
+      if (lane.outcome !== undefined) continue
+      const out = evaluate(lane.cfg, lane.state, input)
+      lane.state = out.state
+      for (const k of out.pin) pinOf(lane, k, 1)
+      for (const k of out.unpin) pinOf(lane, k, -1)
+      const o = outcomeOf(out, deployMs)
+      if (o !== undefined) {
+        lane.outcome = o
+        open -= 1
+        release(lane)
+        continue
+      }
+      if (countJudged) for (const s of out.statuses) if (s.version === VERSION_B && s.status !== 'insufficient') lane.judgedTicks += 1
+    }
+  }
   try {
     const width = r.boundsS.length + 1
     const reps = new Array<number>(width)
@@ -73,12 +161,10 @@ export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestC
     const iTo = Math.min(r.counts.length - 1, Math.floor((to - r.startMs) / r.stepMs))
     let announced = false
     let errCarry = 0
-    let judgedTicks = 0
-    const lateness = cfg.engine.lateness
-    for (let i = iFrom; i <= iTo; i++) {
+    for (let i = iFrom; i <= iTo && open > 0; i++) {
       const T = r.startMs + i * r.stepMs
       if (!announced && T > deployMs) {
-        p.deployment({ namespace: ns, service: name, version: VERSION_B, time: deployMs, kind: 'deploy', previousVersion: VERSION_A, source: 'pullback-calibrate' })
+        events.push({ namespace: ns, service: name, version: VERSION_B, time: deployMs, kind: 'deploy', previousVersion: VERSION_A, source: 'pullback-calibrate' })
         announced = true
       }
       const after = T > deployMs
@@ -90,7 +176,7 @@ export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestC
         while (c < s.timesMs.length && (s.timesMs[c] as number) <= T) {
           const tm = s.timesMs[c] as number
           const v = tm > deployMs ? VERSION_B : VERSION_A
-          p.recordObservation({
+          store.record({
             kind: 'resource',
             key: { namespace: ns, service: name, version: v },
             pod: v === VERSION_B ? `${s.pod}-b` : s.pod,
@@ -126,23 +212,17 @@ export function pseudoDeploy(h: ServiceHistory, deployMs: number, cfg: BacktestC
             ns_.push(n)
           }
         }
-        p.recordObservation({ kind: 'request', key, timeMs: T, startMs: T - r.stepMs, count, errors, latenciesUs: lats, latencyCounts: lats.length > 0 ? ns_ : undefined })
+        store.record({ kind: 'request', key, timeMs: T, startMs: T - r.stepMs, count, errors, latenciesUs: lats, latencyCounts: lats.length > 0 ? ns_ : undefined })
       }
       // before the deploy nothing is watched: one tick at the last step before it registers version A (as replay's ticks would have)
       if (T + r.stepMs <= deployMs) continue
-      const res = p.tick(T, T - lateness)
-      const o = outcomeOf(res, deployMs)
-      if (o !== undefined) return o
-      for (const s of res.statuses) if (s.version === VERSION_B && s.status !== 'insufficient') judgedTicks += 1
+      tick(T, T - lateness, true)
     }
     const end = r.startMs + iTo * r.stepMs
-    for (let k = 0; k < 2; k++) {
-      const o = outcomeOf(p.tick(end, end), deployMs)
-      if (o !== undefined) return o
-    }
-    return { kind: 'none', judgedTicks }
+    for (let k = 0; k < 2 && open > 0; k++) tick(end, end, false)
+    return lanes.map((l) => l.outcome ?? { kind: 'none', judgedTicks: l.judgedTicks })
   } finally {
-    p.shutdown()
+    store.shutdown()
   }
 }
 
@@ -158,7 +238,7 @@ export function firstAfter(times: Float64Array, t: number): number {
   return lo
 }
 
-function outcomeOf(res: ReturnType<Pipeline['tick']>, deployMs: number): PseudoOutcome | undefined {
+function outcomeOf(res: { verdicts: readonly Verdict[] }, deployMs: number): PseudoOutcome | undefined {
   for (const v of res.verdicts) {
     if (v.version !== VERSION_B) continue
     if (v.kind === 'rollback') {

@@ -12,7 +12,7 @@
  * multiplier/minIncreaseMs from the grid.
  */
 import { mergeContract, validateContract, type Contract, type ContractOverride, type EngineConfig } from '../engine/config.js'
-import { deployTimes, pseudoDeploy, type BacktestConfig, type Injection, type PseudoOutcome } from './backtest.js'
+import { deployTimes, pseudoDeploy, pseudoDeployMany, type BacktestConfig, type Injection, type PseudoOutcome } from './backtest.js'
 import { serviceKey, type ServiceHistory } from './history.js'
 import { QuantileSketch } from './quantile.js'
 
@@ -169,6 +169,36 @@ function tally(h: ServiceHistory, cfg: BacktestConfig, times: readonly number[],
   return t
 }
 
+/**
+ * tally() of several configurations over the same times, each pseudo-deploy replayed once for all
+ * of them (pseudoDeployMany); configuration k stops once it has more than `allowed[k]` false
+ * rollbacks, exactly where tally() alone would, so each Tally equals tally()'s.
+ */
+function tallyMany(h: ServiceHistory, cfgs: readonly BacktestConfig[], times: readonly number[], allowed: readonly number[], from?: readonly Tally[], onFalse?: (at: number) => void): Tally[] {
+  const out: Tally[] = cfgs.map((_, k) => ({ ...(from?.[k] ?? { deploys: 0, falseRollbacks: 0, incidents: 0, unjudged: 0 }) }))
+  const live = cfgs.map((_, k) => k).filter((k) => (out[k] as Tally).falseRollbacks <= (allowed[k] as number))
+  for (const at of times) {
+    if (live.length === 0) break
+    const os = pseudoDeployMany(h, at, live.map((k) => cfgs[k] as BacktestConfig))
+    for (let x = live.length - 1; x >= 0; x--) {
+      const k = live[x] as number
+      const t = out[k] as Tally
+      const o = os[x] as PseudoOutcome
+      t.deploys += 1
+      if (o.kind === 'rollback') {
+        t.falseRollbacks += 1
+        onFalse?.(at)
+      } else if (o.kind === 'incident') t.incidents += 1
+      else if (o.judgedTicks === 0) t.unjudged += 1
+      if (t.falseRollbacks > (allowed[k] as number)) live.splice(x, 1)
+    }
+  }
+  return out
+}
+
+/** candidates replayed together at most (the batches double from 1: a calm service's first candidate usually holds) */
+const MAX_BATCH = 16
+
 function caught(o: PseudoOutcome): boolean {
   return o.kind === 'rollback'
 }
@@ -238,8 +268,6 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
   const base = cfg.engine.services[key] ?? cfg.engine.defaults
 
   const traffic = trafficOf(h)
-  const current = tally(h, cfg, calTimes)
-  say(`history ${historyDays.toFixed(1)} days, p10 ${fmt(traffic.p10Rps)} req/s; current contract: ${pct(current)}`)
 
   // the traffic-sized window and floor are one candidate; the contract's own are the other (a larger floor is not always steadier: the span it needs reaches further back)
   const sized = sizing(base, cfg, traffic.p10Rps)
@@ -263,21 +291,75 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
     } as ContractOverride
   }
 
-  let pick: { i: number; j: number; k: number; tally: Tally } | undefined
-  let last: { i: number; j: number; k: number; tally: Tally } | undefined
+  // the valid candidates in order; one equal to the current contract is the current contract's tally
   const baseJson = JSON.stringify(base)
+  const valid: { i: number; j: number; k: number; contract: Contract; same: boolean }[] = []
   for (const c of candidates) {
     const contract = mergeContract(base, overrideOf(c.i, c.j, c.k))
     if (validateContract(contract).length > 0) continue
-    // a candidate equal to the current contract was measured already
-    const t = JSON.stringify(contract) === baseJson ? current : tally(h, withService(cfg, key, contract), calTimes, allowed)
-    last = { ...c, tally: t }
-    say(`candidate errorRate ${ERROR_GRID[c.i]?.join('/')} latency ${LATENCY_GRID[c.j]?.join('/')} minSamples ${contract.minSamples}: ${t.falseRollbacks > allowed ? `> ${allowed}` : t.falseRollbacks} false rollbacks in ${t.deploys} deploys`)
-    if (t.falseRollbacks <= allowed) {
-      pick = { ...c, tally: t }
-      break
-    }
+    valid.push({ ...c, contract, same: JSON.stringify(contract) === baseJson })
   }
+
+  // Candidates are judged in batches replayed together with one feed per pseudo-deploy (tallyMany),
+  // the first batch with the current contract; they are read in order, so the first to hold the
+  // target is the same pick. A batch's candidates after the pick are wasted work: batches start at
+  // one and double. Deploys that falsely rolled a candidate back ("killers") are tried first on the
+  // next batches: a less sensitive candidate mostly fails on the same ones, after a deploy or two
+  // instead of after every deploy before it. A candidate that holds the target ran every deploy,
+  // so its tally is the one in time order; a failing one's tally counts the deploys it took to
+  // fail this way (the detail line says so) and the last candidate, whose tally is reported when
+  // none holds, is measured again in time order.
+  let current: Tally | undefined = undefined as Tally | undefined
+  let pick: { i: number; j: number; k: number; tally: Tally } | undefined
+  let last: { i: number; j: number; k: number; tally: Tally; cfg: BacktestConfig; ordered: boolean } | undefined
+  const killers: number[] = []
+  const known = new Set<number>()
+  const onFalse = (at: number) => {
+    if (known.has(at)) return
+    known.add(at)
+    killers.push(at)
+  }
+  let next = 0
+  let batch = 1
+  for (;;) {
+    const group: typeof valid = []
+    while (next < valid.length && group.length < batch) {
+      const c = valid[next++] as (typeof valid)[number]
+      group.push(c)
+    }
+    const runs = group.filter((c) => !c.same)
+    const cfgs = runs.map((c) => withService(cfg, key, c.contract))
+    const allow = runs.map(() => allowed)
+    if (current === undefined) {
+      cfgs.unshift(cfg)
+      allow.unshift(Infinity)
+    }
+    const first = killers.filter((t) => calTimes.includes(t))
+    const ordered = first.length === 0
+    const rest = ordered ? calTimes : calTimes.filter((t) => !first.includes(t))
+    const ts = tallyMany(h, cfgs, rest, allow, ordered ? undefined : tallyMany(h, cfgs, first, allow, undefined, onFalse), onFalse)
+    if (current === undefined) {
+      current = ts.shift() as Tally
+      say(`history ${historyDays.toFixed(1)} days, p10 ${fmt(traffic.p10Rps)} req/s; current contract: ${pct(current)}`)
+    }
+    let x = 0
+    for (const c of group) {
+      const t = c.same ? current : (ts[x++] as Tally)
+      last = { i: c.i, j: c.j, k: c.k, tally: t, cfg: withService(cfg, key, c.contract), ordered: ordered || c.same }
+      const failed = t.falseRollbacks > allowed
+      say(`candidate errorRate ${ERROR_GRID[c.i]?.join('/')} latency ${LATENCY_GRID[c.j]?.join('/')} minSamples ${c.contract.minSamples}: ${failed ? `> ${allowed}` : t.falseRollbacks} false rollbacks in ${t.deploys} deploys${failed && !last.ordered ? ' (those that failed earlier candidates first)' : ''}`)
+      if (!failed) {
+        pick = { i: c.i, j: c.j, k: c.k, tally: t }
+        break
+      }
+    }
+    batch = Math.min(MAX_BATCH, batch * 2)
+    if (pick !== undefined || next >= valid.length) break
+  }
+  // no candidate held: the loosest one's tally is reported, measured in time order as tally() does
+  if (pick === undefined && last !== undefined && !last.ordered) last.tally = tally(h, last.cfg, calTimes, allowed)
+  // (the first batch always measured it; this keeps the type honest)
+  current ??= tally(h, cfg, calTimes)
   const chosenAt = pick ?? last ?? { i: ERROR_GRID.length - 1, j: LATENCY_GRID.length - 1, k: 0, tally: current }
   const override = overrideOf(chosenAt.i, chosenAt.j, chosenAt.k)
   const size = sizes[chosenAt.k] ?? sized
