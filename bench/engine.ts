@@ -12,8 +12,10 @@
  *     (default 60: 5 min) ticks in all.
  *     Each tick is what the sidecar runs: a Pipeline pass as bounded event-loop turns through the
  *     EvaluationScheduler (runtime.evaluation defaults; `--max-watches-per-turn N`, `--turn-budget
- *     MS`), while the next 5 s of telemetry arrive in chunks of 500 services between its turns (as
- *     OTLP requests would; `--feed-before`: before the pass, outside the figures). `--single`: the
+ *     MS`), while the next 5 s of telemetry arrive in chunks of 500 services (5,000 spans and 2,000
+ *     metric readings, about one Collector batch) between its turns, offered at `--feed-rate`
+ *     spans/s (default 300,000, the target's rate; 0: one chunk per turn, as fast as the loop
+ *     goes; `--feed-before`: before the pass, outside the figures). `--single`: the
  *     old way, each tick one engine call (Pipeline.tick()). Figures: the longest event-loop turn
  *     spent evaluating (every turn of every tick, detection included; wall, and process CPU, which
  *     shows the work bound apart from the machine's load), the pass duration (first turn to last),
@@ -28,20 +30,27 @@
  * (b) Replay of a generated one-hour, 100 requests/s OTLP/JSON file (Collector file-exporter
  *     format, written to /tmp) through `pullback replay`'s command. Target: < 20 s.
  *
+ * `--trace`: a 1 ms timer during the detection phase; each firing >= 20 ms late is attributed to what
+ * ran meanwhile (engine calls, feed chunks, GC pauses from perf_hooks, the rest), with the process
+ * CPU of the interval (wall far above CPU: the machine's other load). Run the child under
+ * `--trace-gc` to see scavenges and incremental marking steps, which perf_hooks does not report.
+ *
  * Options: --services N, --ticks N, --runs N, --evaluation MODE, --single, --max-watches-per-turn N,
- * --turn-budget MS, --feed-before, --cold, --skip-replay, --skip-tick, --engine-only, --file PATH
+ * --turn-budget MS, --feed-rate N, --no-state, --feed-before, --trace, --cold, --skip-replay, --skip-tick, --engine-only, --file PATH
  * (reuse a generated file). Exit code 1 when a target is missed.
  */
 import { existsSync, statSync, writeFileSync, appendFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
-import { setImmediate as turn } from 'node:timers/promises'
+import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises'
 import type { SignalView, VersionInfo, WindowStats } from '../src/signals/view.js'
 import { evaluate, initialState } from '../src/engine/evaluate.js'
 import { Pipeline, type PassRunner, type TickResult } from '../src/runtime/pipeline.js'
 import { EvaluationScheduler, evaluationTurnsSchema, type EvaluationTurnsConfig, type PassReport } from '../src/runtime/evaluation-scheduler.js'
 import { defaultEngineConfig } from '../src/engine/config.js'
+import { stateSchema } from '../src/state/config.js'
+import type { StateChanges } from '../src/engine/persist.js'
 import { command as replay } from '../src/cli/commands/replay.js'
 import { generate } from '../test/support/otlp-fixtures.js'
 
@@ -63,6 +72,70 @@ const TURNS: EvaluationTurnsConfig = evaluationTurnsSchema.parse({
   ...(arg('--turn-budget') !== undefined ? { turnBudget: Number(arg('--turn-budget')) } : {}),
 })
 const CONCURRENT = !process.argv.includes('--feed-before')
+/**
+ * spans/s offered while a tick's telemetry arrives (--feed-rate N, default the target's 300,000):
+ * chunks are spaced in wall time at this rate, each in its own timer callback (as an OTLP request is
+ * its own I/O callback in the sidecar); a chunk that is due already waits for one event-loop turn
+ * at least. 0: as fast as the loop goes, one chunk per turn (the bench before --feed-rate).
+ */
+const FEED_RATE = Number(arg('--feed-rate') ?? 300_000)
+/** the engine state exported after each pass, as runtime.state (enabled by default) does; --no-state: not */
+const STATE = !process.argv.includes('--no-state')
+/** --trace: during the detection phase, attribute every late timer (>= EL_TARGET_MS) to what ran meanwhile */
+const TRACE = process.argv.includes('--trace')
+
+/** What ran on the loop, as [start, end) intervals of performance.now() (--trace). */
+class ActivityLog {
+  static readonly KINDS = ['engine', 'beginPass', 'feed', 'onPass', 'gc'] as const
+  readonly starts: number[] = []
+  readonly ends: number[] = []
+  readonly kinds: number[] = []
+  /** late probe fires: when, and how late */
+  readonly lateAt: number[] = []
+  readonly lateBy: number[] = []
+  /** process CPU ms between the late fire and the one before it (the loop's own work and GC threads; preemption by other processes is not in it) */
+  readonly lateCpu: number[] = []
+  /** per kind: the most process CPU one interval took, ms */
+  readonly maxCpu: Record<string, number> = {}
+  cpu(kind: string, ms: number): void {
+    if (ms > (this.maxCpu[kind] ?? 0)) this.maxCpu[kind] = ms
+  }
+  samples = 0
+  add(kind: (typeof ActivityLog.KINDS)[number], start: number, end: number): void {
+    this.starts.push(start)
+    this.ends.push(end)
+    this.kinds.push(ActivityLog.KINDS.indexOf(kind))
+  }
+  /** per late fire: ms of each kind within the blocked interval [at - by - 1, at) */
+  summary(min: number): { samples: number; late: number; byKind: Record<string, number>; unaccounted: number; worst: string[]; maxCpu: Record<string, number>; lateCpu: number[] } {
+    const byKind: Record<string, number> = {}
+    let unaccounted = 0
+    const worst: { by: number; text: string }[] = []
+    for (let i = 0; i < this.lateAt.length; i++) {
+      const by = this.lateBy[i] as number
+      if (by < min) continue
+      const hi = this.lateAt[i] as number
+      const lo = hi - by - 1
+      const parts: Record<string, number> = {}
+      let covered = 0
+      for (let j = 0; j < this.starts.length; j++) {
+        const a = Math.max(lo, this.starts[j] as number)
+        const b = Math.min(hi, this.ends[j] as number)
+        if (b <= a) continue
+        const k = ActivityLog.KINDS[this.kinds[j] as number] as string
+        parts[k] = (parts[k] ?? 0) + (b - a)
+        if (k !== 'gc') covered += b - a
+      }
+      for (const [k, v] of Object.entries(parts)) byKind[k] = (byKind[k] ?? 0) + v
+      const rest = Math.max(0, by - covered)
+      unaccounted += rest
+      worst.push({ by, text: `${by.toFixed(1)} ms late (${(this.lateCpu[i] as number).toFixed(1)} ms CPU): ${Object.entries(parts).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}, other ${rest.toFixed(1)}` })
+    }
+    worst.sort((p, q) => q.by - p.by)
+    const lateCpu = this.lateCpu.filter((_, i) => (this.lateBy[i] as number) >= min).sort((p, q) => q - p)
+    return { samples: this.samples, late: worst.length, byKind, unaccounted, worst: worst.slice(0, 12).map((w) => w.text), maxCpu: this.maxCpu, lateCpu }
+  }
+}
 
 /** What one child run reports (one JSON line on stdout, prefixed RESULT). */
 interface TickRun {
@@ -95,6 +168,8 @@ interface TickRun {
   statuses: number[]
   last: Record<string, number>
   counters: Record<string, number>
+  /** --trace: what the late timers of the detection phase waited for */
+  trace?: ReturnType<ActivityLog['summary']>
 }
 
 interface TickOptions {
@@ -106,7 +181,14 @@ interface TickOptions {
 
 async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremental', o: TickOptions): Promise<TickRun> {
   const cfg = defaultEngineConfig()
-  const pipeline = new Pipeline({ engine: cfg, signals: { maxSeries: 2 * n + 10 }, evaluation })
+  // runtime.state as the sidecar runs it by default (enabled): each pass's changed watches are
+  // encoded for the state topic at the pass's end (Pipeline.passDone, inside its last engine call);
+  // the sink accepts everything (the Kafka producer is not part of this bench). --no-state: none.
+  const st = stateSchema.parse({})
+  const state = STATE
+    ? { sink: { write: (c: StateChanges) => ({ accepted: c.upserts.length + c.deletes.length, refused: [] }) }, minWriteIntervalMs: st.minWriteInterval, versions: { maxServices: st.versions.maxServices, maxPerService: st.versions.maxPerService, refreshMs: st.versions.refresh } }
+    : undefined
+  const pipeline = new Pipeline({ engine: cfg, signals: { maxSeries: 2 * n + 10 }, evaluation, ...(state !== undefined ? { state } : {}) })
   const store = pipeline.store
   const t0 = performance.now()
   let x = 12345
@@ -145,9 +227,21 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   /** the same, in chunks of FEED_CHUNK services with an event-loop turn between them (as OTLP requests would arrive) */
   const feedInTurns = async (fromS: number, secs: number) => {
     const f0 = performance.now()
-    for (let from = 0; from < n; from += FEED_CHUNK) {
+    const spansPerChunk = FEED_CHUNK * secs * 2
+    for (let from = 0, k = 0; from < n; from += FEED_CHUNK, k++) {
+      if (FEED_RATE > 0 && from > 0) {
+        const wait = f0 + (k * spansPerChunk * 1000) / FEED_RATE - performance.now()
+        await (wait >= 1 ? sleep(wait) : turn())
+      }
+      const c0 = trace !== undefined ? performance.now() : 0
+      const u0 = trace !== undefined ? process.cpuUsage() : undefined
       feed(fromS, secs, from, Math.min(n, from + FEED_CHUNK))
-      await turn()
+      if (trace !== undefined) {
+        trace.add('feed', c0, performance.now())
+        const u = process.cpuUsage(u0)
+        trace.cpu('feed', (u.user + u.system) / 1000)
+      }
+      if (FEED_RATE <= 0) await turn()
     }
     run.feedWall.push(performance.now() - f0)
   }
@@ -155,6 +249,9 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   const mem = process.memoryUsage()
   const heapPerSeries = (mem.heapUsed + mem.arrayBuffers) / (2 * n)
   const el = monitorEventLoopDelay({ resolution: 1 })
+  const trace = TRACE && n > FEED_CHUNK ? new ActivityLog() : undefined
+  let probe: NodeJS.Timeout | undefined
+  let probeLast = 0
   const run: TickRun = { evaluation, scheduling: o.scheduling, services: n, fillS: fill / 1000, heapPerSeries, maxTurn: [], passWall: [], busy: [], turns: [], maxTurnCpu: [], maxCallCpu: [], feedWall: [], gcMax: 0, elP99: 0, elMax: 0, statuses: [], last: {}, counters: {} }
   let wm = -Infinity
   let passed: ((r: { res: TickResult; report: PassReport }) => void) | undefined
@@ -170,7 +267,14 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
     get passOpen() {
       return pipeline.passOpen
     },
-    beginPass: (now, w) => pipeline.beginPass(now, w),
+    beginPass: (now, w) => {
+      const b0 = performance.now()
+      try {
+        return pipeline.beginPass(now, w)
+      } finally {
+        trace?.add('beginPass', b0, performance.now())
+      }
+    },
     stepPass: (max) => {
       if (!inTurn) {
         inTurn = true
@@ -178,11 +282,14 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
         setImmediate(() => (inTurn = false))
       }
       const c0 = process.cpuUsage()
+      const w0 = trace !== undefined ? performance.now() : 0
       try {
         return pipeline.stepPass(max)
       } finally {
+        trace?.add('engine', w0, performance.now())
         const c = process.cpuUsage(c0)
         const ms = (c.user + c.system) / 1000
+        trace?.cpu('engine', ms)
         turnCpu += ms
         if (turnCpu > passMaxCpu) passMaxCpu = turnCpu
         if (ms > passMaxCall) passMaxCall = ms
@@ -195,7 +302,11 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
     intervalMs: 3_600_000,
     watermark: () => wm,
     turns: o.turns,
-    onPass: (res, _now, report) => passed?.({ res, report }),
+    onPass: (res, _now, report) => {
+      const p0 = performance.now()
+      passed?.({ res, report })
+      trace?.add('onPass', p0, performance.now())
+    },
     onFailure: (err) => {
       failure = err
       passed?.({ res: { verdicts: [], statuses: [] }, report: { wallMs: 0, busyMs: 0, turns: 0, maxTurnMs: 0, calls: 0 } })
@@ -204,13 +315,36 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   feed(0, 5)
   // GC pauses land inside whatever turn runs: they explain a turn longer than its engine work
   const gc = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if (e.duration > run.gcMax) run.gcMax = e.duration
+    for (const e of list.getEntries()) {
+      if (e.duration > run.gcMax) run.gcMax = e.duration
+      trace?.add('gc', e.startTime, e.startTime + e.duration)
+    }
   })
   gc.observe({ entryTypes: ['gc'] })
   for (let i = 0; i < nTicks; i++) {
     const newest = D + (i + 1) * 5000
     wm = newest - cfg.lateness
     if (i < DETECTION_PHASE) el.enable()
+    if (i === 0 && trace !== undefined) {
+      // lines for matching --trace-gc output (ms since the process began) to the ticks
+      console.error(`trace: ticks begin at ${performance.now().toFixed(0)} ms`)
+      probeLast = performance.now()
+      let cpuLast = process.cpuUsage()
+      probe = setInterval(() => {
+        const t = performance.now()
+        const late = t - probeLast - 1
+        probeLast = t
+        const c = process.cpuUsage()
+        const cpu = (c.user - cpuLast.user + c.system - cpuLast.system) / 1000
+        cpuLast = c
+        trace.samples += 1
+        if (late >= EL_TARGET_MS) {
+          trace.lateAt.push(t)
+          trace.lateBy.push(late)
+          trace.lateCpu.push(cpu)
+        }
+      }, 1)
+    }
     // the loop turns before each tick, as the sidecar's would between its timer and the next request
     await turn()
     let res: TickResult
@@ -252,8 +386,14 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
       el.disable()
       run.elP99 = el.percentile(99) / 1e6
       run.elMax = el.max / 1e6
+      if (probe !== undefined) clearInterval(probe)
+      if (trace !== undefined) {
+        run.trace = trace.summary(EL_TARGET_MS)
+        console.error(`trace: detection phase ends at ${performance.now().toFixed(0)} ms`)
+      }
     }
   }
+  if (probe !== undefined) clearInterval(probe)
   await sched.shutdown()
   gc.disconnect()
   run.counters = { ...pipeline.stats().engine }
@@ -279,7 +419,8 @@ function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('fu
   console.log(
     `engine tick: ${n} watched deployments, ${nTicks} ticks of 5 s each (tick 0 = detection), ${runs} runs per mode, ` +
       (scheduling === 'turns' ? `each tick a pass of bounded event-loop turns (${TURNS.maxWatchesPerTurn} evaluations / ${TURNS.turnBudget} ms per turn)` : 'each tick one engine call (Pipeline.tick)') +
-      `${CONCURRENT ? ', the next 5 s of telemetry fed between the turns' : ''}; figures min / median / max over the runs`,
+      `${STATE ? ', the state export of runtime.state (default) after each pass' : ', no state export (--no-state)'}` +
+      `${CONCURRENT ? `, the next 5 s of telemetry fed between the turns (${FEED_RATE > 0 ? `offered at ${FEED_RATE / 1000} k spans/s` : 'one chunk per turn, as fast as the loop goes'})` : ''}; figures min / median / max over the runs`,
   )
   for (const mode of modes) {
     const rs: TickRun[] = []
@@ -327,6 +468,13 @@ function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('fu
     console.log(`    per-tick turns of run 1:       ${r0.turns.join(' ')}`)
     console.log(`    statuses per tick of run 1:    ${r0.statuses.join(' ')}; at the last tick ${JSON.stringify(r0.last)}`)
     console.log(`    engine counters of run 1:      ${JSON.stringify(r0.counters)}`)
+    for (const [k, r] of rs.entries()) {
+      if (r.trace === undefined) continue
+      const t = r.trace
+      console.log(`    trace run ${k + 1}: ${t.late} of ${t.samples} 1-ms probe fires >= ${EL_TARGET_MS} ms late in ticks 0-${DETECTION_PHASE - 1}; their blocked ms by activity: ${Object.entries(t.byKind).map(([a, v]) => `${a} ${v.toFixed(0)}`).join(', ')}, other ${t.unaccounted.toFixed(0)}`)
+      console.log(`      most process CPU of one interval: ${Object.entries(t.maxCpu).map(([a, v]) => `${a} ${v.toFixed(1)}`).join(', ')} ms; CPU of the late fires' intervals (largest first): ${t.lateCpu.slice(0, 20).map((v) => v.toFixed(0)).join(' ')}`)
+      for (const w of t.worst) console.log(`      ${w}`)
+    }
     console.log(`    heap per service-version after the fill: ${fmt(rs.map((r) => r.heapPerSeries / 1024))} KiB (target <= 64 KiB)`)
     summary[mode] = {
       maxTurnMs: mmm(maxTurn),

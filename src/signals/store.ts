@@ -155,11 +155,22 @@ interface PodSeries {
   requests: (number | undefined)[]
 }
 
-interface ProbeReading {
-  timeMs: number
-  id: string
-  ready: boolean
+/**
+ * A series' probe readings, sorted by time, as parallel arrays rather than one object per reading:
+ * 20,000 series hold up to `probeSamples` readings each, and every object (plus its boxed time) is
+ * one more for each full garbage collection to mark (the 10,000-service bench's mark-compacts, which
+ * stall the event loop, scale with the store's object count). Reading i is (t[i], id[i], ready[i]).
+ */
+interface ProbeLog {
+  /** reading times (unix ms), ascending: a double array, unboxed */
+  t: number[]
+  /** "pod/container"; equal ids share one string (see recordProbe) */
+  id: string[]
+  ready: boolean[]
 }
+
+/** How far back recordProbe looks for an equal id to share its string (a series' containers are usually few). */
+const PROBE_ID_SHARE_SCAN = 64
 
 /** State shared by all series of a store. */
 class Ctx {
@@ -350,7 +361,7 @@ class Series implements RequestRecorder {
   /** the store's reference time when the series was created (a handle may precede any data) */
   createdMs: number
   pods: Map<string, PodSeries> | undefined
-  probes: ProbeReading[] | undefined
+  probes: ProbeLog | undefined
   /** summaries of the coarse buckets that left the ring (allocated at the first one) */
   history: LongHistory | undefined
   /**
@@ -1201,20 +1212,42 @@ export class SignalStore implements ObservationSink, SignalView {
   private recordProbe(s: Series, id: string, t: number, ready: boolean): void {
     if (t > s.lastSeenMs) s.lastSeenMs = t
     if (t < s.firstSeenMs) s.first(t)
-    const list = s.probes ?? (s.probes = [])
-    let i = list.length
-    while (i > 0 && (list[i - 1] as ProbeReading).timeMs > t) i--
+    const log = s.probes ?? (s.probes = { t: [], id: [], ready: [] })
+    const times = log.t
+    const ids = log.id
+    let i = times.length
+    while (i > 0 && (times[i - 1] as number) > t) i--
     // the same container at the same time is one reading (duplicates are not double-counted)
-    for (let j = i - 1; j >= 0 && (list[j] as ProbeReading).timeMs === t; j--) {
-      const r = list[j] as ProbeReading
-      if (r.id === id) {
-        r.ready = ready
+    for (let j = i - 1; j >= 0 && times[j] === t; j--) {
+      if (ids[j] === id) {
+        log.ready[j] = ready
         return
       }
     }
-    list.splice(i, 0, { timeMs: t, id, ready })
+    // the id string of an earlier reading of the same container is kept instead of this one's copy
+    // (a string per reading would be one more heap object each; the value is the same)
+    let shared = id
+    for (let j = ids.length - 1, stop = Math.max(0, ids.length - PROBE_ID_SHARE_SCAN); j >= stop; j--) {
+      if (ids[j] === id) {
+        shared = ids[j] as string
+        break
+      }
+    }
+    if (i === times.length) {
+      times.push(t)
+      ids.push(shared)
+      log.ready.push(ready)
+    } else {
+      times.splice(i, 0, t)
+      ids.splice(i, 0, shared)
+      log.ready.splice(i, 0, ready)
+    }
     const cut = Math.max(this.ctx.lateBefore, s.lastSeenMs - this.config.retention)
-    while (list.length > this.config.probeSamples || (list.length > 0 && (list[0] as ProbeReading).timeMs < cut)) list.shift()
+    while (times.length > this.config.probeSamples || (times.length > 0 && (times[0] as number) < cut)) {
+      times.shift()
+      ids.shift()
+      log.ready.shift()
+    }
   }
 
   // ---- read side (SignalView) ----------------------------------------------------------------
@@ -1325,30 +1358,24 @@ export class SignalStore implements ObservationSink, SignalView {
 
   /** Probe readings of [from, to) (SeriesWindow.probes). */
   probeStats(s: Series, from: number, to: number): ProbeStats {
-    const list = s.probes
-    if (list === undefined) return { ...NO_PROBES, failing: [] }
+    const log = s.probes
+    if (log === undefined) return { ...NO_PROBES, failing: [] }
+    const times = log.t
     let readings = 0
     let failures = 0
     let first: number | undefined
     let last: number | undefined
     let failing: Set<string> | undefined
     // readings are kept sorted by time: the range is one run of them
-    let lo = 0
-    let hi = list.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if ((list[mid] as ProbeReading).timeMs < from) lo = mid + 1
-      else hi = mid
-    }
-    for (let i = lo; i < list.length; i++) {
-      const r = list[i] as ProbeReading
-      if (r.timeMs >= to) break
+    for (let i = firstAtOrAfter(times, from); i < times.length; i++) {
+      const t = times[i] as number
+      if (t >= to) break
       readings++
-      if (r.ready) continue
+      if (log.ready[i] === true) continue
       failures++
-      if (first === undefined) first = r.timeMs
-      last = r.timeMs
-      ;(failing ??= new Set<string>()).add(r.id)
+      if (first === undefined) first = t
+      last = t
+      ;(failing ??= new Set<string>()).add(log.id[i] as string)
     }
     return { readings, failures, firstFailureMs: first, lastFailureMs: last, failing: failing === undefined ? [] : [...failing].sort() }
   }
