@@ -805,12 +805,19 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
       numbers = { ...requestNumbers(c, lw), resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources } }
     }
   }
-  // the sequential tests consume the newly complete data once, against this evaluation's levels
-  advance(w.evidence, view, key, earliest, end, levelsOf(c, numbers), win)
+  // the sequential tests consume the newly complete data once, against this evaluation's levels.
+  // A new release's evidence starts at its first request, not at its first whole bucket: the series
+  // is the version's own (a watch detected from telemetry has no data before `deployedAt`; one from
+  // an event may hold a few of the same version's requests stamped just before it), and more of the
+  // version's data only makes the anytime-valid test sooner, never less valid. The span (the
+  // "sustained" question) still starts at the first whole bucket. A restored version (recovery) served
+  // before its rollback, so its partial bucket is another period's data: excluded.
+  const evidenceFrom = w.kind === 'deploy' ? alignDown(w.deployedAt, g) : earliest
+  advance(w.evidence, view, key, evidenceFrom, end, levelsOf(c, numbers), win)
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
   const h = w.health
   const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'
-  if (againstHistory) advance(w.refEvidence, view, key, earliest, end, levelsOf(c, h.reference), win)
+  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, end, levelsOf(c, h.reference), win)
   let resource: RuleResult | undefined
   if (quietOk && w.probeFailure === undefined) {
     const bound = 1 / c.alpha
