@@ -242,6 +242,35 @@ interface WatchMark {
 
 const digest = (s: string) => createHash('sha256').update(s).digest('base64')
 
+/** One step of a bounded export (EngineChangelog.exportStep): its changes, and whether the export is complete. */
+export interface ExportStep {
+  changes: StateChanges
+  done: boolean
+}
+
+/**
+ * Work of an export step in the units of the engine's pass bound (PASS_WORK in evaluate.ts: an
+ * evaluation is 8): a watch encoded (codec, JSON and SHA-256 of about 2.5 KB: 50-80 us on the
+ * 2-core bench machine, where an evaluation is 10-60 us) counts 4 evaluations, a service's versions
+ * (refreshed or encoded, a few hundred bytes) 1, a watch passed over (not due) 1/8 as a watch with
+ * nothing new does in the engine.
+ */
+const EXPORT_WORK = { evaluation: 8, encode: 32, versions: 8, visit: 1 } as const
+
+interface ExportScan {
+  state: EngineState
+  watches: EngineState['watches']
+  pending: Iterator<[string, Pending]>
+  /** the services whose versions were to export when the export began, and the next one's index */
+  versions: string[]
+  v: number
+  it: Iterator<[string, Watch]>
+  now: number
+  force: boolean
+  /** the watches' byVersion keys, built at the first watch encoded */
+  index: Map<string, string[]> | undefined
+}
+
 /** Pending recoveries restored at most (the engine keeps as many). */
 const MAX_PENDING_RESTORED = 10_000
 
@@ -261,6 +290,10 @@ export class EngineChangelog {
   private lastRefresh = -Infinity
   /** the top-level fields of a Watch made by this code ('' = unknown: not checked) */
   private shape: string | undefined
+  /** the export exportStep left open (its watches not all visited yet) */
+  private scan: ExportScan | undefined
+  /** the refresh of the versions left open by a bounded refreshVersions */
+  private refresh: { it: Iterator<[string, ServiceVersions]>; cutoff: number } | undefined
   private readonly st: Omit<ChangelogStats, 'trackedServices'> = {
     upserts: 0,
     deletes: 0,
@@ -280,72 +313,121 @@ export class EngineChangelog {
   }
 
   /**
-   * What changed since the last call. A watch is re-encoded when it is new, when its status, its
-   * decision or its frozen baseline changed (at once), or else at most every `minWriteIntervalMs`
-   * (`force` ignores the interval: the last export before shutdown); it is handed out only if its
-   * encoding differs from the last one. Ended watches and consumed pending recoveries are deletions.
+   * What changed since the last call, in one call. A watch is re-encoded when it is new, when its
+   * status, its decision or its frozen baseline changed (at once), or else at most every
+   * `minWriteIntervalMs` (`force` ignores the interval: the last export before shutdown); it is
+   * handed out only if its encoding differs from the last one. Ended watches and consumed pending
+   * recoveries are deletions. An export left open by exportStep is abandoned (see there).
    */
   exportChanges(state: EngineState, now: number, force = false): StateChanges {
+    this.scan = undefined
+    return this.exportStep(state, now, { force, maxEvaluations: Infinity }).changes
+  }
+
+  /**
+   * The same export as exportChanges, in bounded steps (a Pipeline pass spreads it over event-loop
+   * turns): each call does about `maxEvaluations` evaluations' worth of work (EXPORT_WORK; at least
+   * one record) and says whether the export is `done`. The first step of an export hands out every
+   * deletion, then the steps the pending recoveries, the services' versions and the watches, from
+   * cursors kept here; the steps' changes, handed over in order, are the one-call export's
+   * (deletions come first, as within one StateChanges). The state must not
+   * change between the steps of one export (in a Pipeline pass the engine's calls are over). A step
+   * with another `state`, watches map, `now` or `force` than the open export's begins a new export;
+   * so does one after exportChanges. Neither duplicates records: what an abandoned export handed out
+   * is marked.
+   */
+  exportStep(state: EngineState, now: number, opts: { force?: boolean; maxEvaluations: number }): ExportStep {
+    const force = opts.force === true
     const out: StateChanges = { upserts: [], deletes: [] }
-    let index: Map<string, string[]> | undefined
-    for (const [id, w] of state.watches) {
-      const m = this.marks.get(id)
-      const frozen = w.baseline !== undefined
-      const urgent = m === undefined || m.status !== w.status || m.decided !== w.decided || m.frozen !== frozen
-      if (!urgent && !force && now - m.at < this.o.minWriteIntervalMs) continue
-      index ??= reverseIndex(state)
-      const service = serviceId(w.namespace, w.service)
-      let value: string
-      try {
-        value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service, index: index.get(id) ?? [] }, encodeValue(w))
-      } catch {
-        this.st.unserializable += 1
-        this.marks.set(id, { digest: '', at: now, status: w.status, decided: w.decided, frozen, service })
-        continue
-      }
-      const d = digest(value)
-      this.marks.set(id, { digest: d, at: now, status: w.status, decided: w.decided, frozen, service })
-      if (m !== undefined && m.digest === d) {
-        this.st.unchanged += 1
-        continue
-      }
-      out.upserts.push({ key: id, service, value })
+    let s = this.scan
+    if (s === undefined || s.state !== state || s.watches !== state.watches || s.now !== now || s.force !== force) {
+      this.exportDeletes(state, out)
+      s = this.scan = { state, watches: state.watches, pending: state.pendingRecovery.entries(), versions: [...this.ledgerDirty], v: 0, it: state.watches.entries(), now, force, index: undefined }
     }
+    const limit = Number.isFinite(opts.maxEvaluations) ? Math.max(1, opts.maxEvaluations * EXPORT_WORK.evaluation) : Infinity
+    let work = 0
+    // pending recoveries, then the services' versions, then the watches
+    while (work < limit) {
+      const n = s.pending.next()
+      if (n.done === true) break
+      work += this.exportPending(n.value[0], n.value[1], out) ? EXPORT_WORK.encode : EXPORT_WORK.visit
+    }
+    while (work < limit && s.v < s.versions.length) {
+      const sid = s.versions[s.v++] as string
+      // still dirty: not exported since the export began (by an export that abandoned this one)
+      if (!this.ledgerDirty.delete(sid)) continue
+      const e = this.ledger.get(sid)
+      if (e !== undefined) this.exportVersions(sid, e, out)
+      work += EXPORT_WORK.versions
+    }
+    while (work < limit) {
+      const n = s.it.next()
+      if (n.done === true) {
+        this.scan = undefined
+        break
+      }
+      work += this.exportWatch(s, n.value[0], n.value[1], out) ? EXPORT_WORK.encode : EXPORT_WORK.visit
+    }
+    this.st.upserts += out.upserts.length
+    this.st.deletes += out.deletes.length
+    return { changes: out, done: this.scan === undefined }
+  }
+
+  /** One watch of an export: true when it was encoded. */
+  private exportWatch(s: ExportScan, id: string, w: Watch, out: StateChanges): boolean {
+    const m = this.marks.get(id)
+    const frozen = w.baseline !== undefined
+    const urgent = m === undefined || m.status !== w.status || m.decided !== w.decided || m.frozen !== frozen
+    if (!urgent && !s.force && s.now - m.at < this.o.minWriteIntervalMs) return false
+    s.index ??= reverseIndex(s.state)
+    const service = serviceId(w.namespace, w.service)
+    let value: string
+    try {
+      value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service, index: s.index.get(id) ?? [] }, encodeValue(w))
+    } catch {
+      this.st.unserializable += 1
+      this.marks.set(id, { digest: '', at: s.now, status: w.status, decided: w.decided, frozen, service })
+      return true
+    }
+    const d = digest(value)
+    this.marks.set(id, { digest: d, at: s.now, status: w.status, decided: w.decided, frozen, service })
+    if (m !== undefined && m.digest === d) this.st.unchanged += 1
+    else out.upserts.push({ key: id, service, value })
+    return true
+  }
+
+  /** One pending recovery of an export: true when it was encoded. */
+  private exportPending(sid: string, p: Pending, out: StateChanges): boolean {
+    const m = this.pendingMarks.get(sid)
+    if (m !== undefined && m.ref === p) return false
+    try {
+      const value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'pending', service: sid }, encodeValue(p))
+      const d = digest(value)
+      this.pendingMarks.set(sid, { ref: p, digest: d })
+      if (m === undefined || m.digest !== d) out.upserts.push({ key: PENDING + sid, service: sid, value })
+    } catch {
+      this.st.unserializable += 1
+      this.pendingMarks.set(sid, { ref: p, digest: '' })
+    }
+    return true
+  }
+
+  /** The first step of an export: every deletion (ended watches, consumed pending recoveries, forgotten services, retries). */
+  private exportDeletes(state: EngineState, out: StateChanges): void {
     for (const [id, m] of this.marks) {
       if (state.watches.has(id)) continue
       this.marks.delete(id)
       if (m.digest !== '') out.deletes.push({ key: id, service: m.service })
-    }
-    for (const [sid, p] of state.pendingRecovery) {
-      const m = this.pendingMarks.get(sid)
-      if (m !== undefined && m.ref === p) continue
-      try {
-        const value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'pending', service: sid }, encodeValue(p))
-        const d = digest(value)
-        this.pendingMarks.set(sid, { ref: p, digest: d })
-        if (m === undefined || m.digest !== d) out.upserts.push({ key: PENDING + sid, service: sid, value })
-      } catch {
-        this.st.unserializable += 1
-        this.pendingMarks.set(sid, { ref: p, digest: '' })
-      }
     }
     for (const [sid, m] of this.pendingMarks) {
       if (state.pendingRecovery.has(sid)) continue
       this.pendingMarks.delete(sid)
       if (m.digest !== '') out.deletes.push({ key: PENDING + sid, service: sid })
     }
-    for (const sid of this.ledgerDirty) {
-      const e = this.ledger.get(sid)
-      if (e !== undefined) this.exportVersions(sid, e, out)
-    }
-    this.ledgerDirty.clear()
     for (const [key, service] of this.ledgerDeletes) out.deletes.push({ key, service })
     this.ledgerDeletes.clear()
     for (const [key, service] of this.retryDeletes) out.deletes.push({ key, service })
     this.retryDeletes.clear()
-    this.st.upserts += out.upserts.length
-    this.st.deletes += out.deletes.length
-    return out
   }
 
   /** Records the store could not take (its queue was full): they are exported again next time. */
@@ -428,14 +510,28 @@ export class EngineChangelog {
   /**
    * Refreshes last-seen times from the store and forgets versions idle past `ttlMs`, at most once
    * per `refreshMs` of telemetry time. A service record is re-exported when its coarse content changed.
+   * In bounded steps with `maxEvaluations` (about that many evaluations' worth of services per call,
+   * as exportStep): true once the refresh is complete (or none was due); a refresh left open goes on
+   * at the next call, whatever its `newestMs`. Nothing else changes the ledger between the steps
+   * (versions are noted when a pass begins, and a Pipeline pass refreshes before it exports).
    */
-  refreshVersions(view: SignalView, newestMs: number): void {
-    if (!(newestMs - this.lastRefresh >= this.o.versions.refreshMs)) return
-    this.lastRefresh = newestMs
-    const cutoff = newestMs - this.o.versions.ttlMs
-    for (const [sid, e] of this.ledger) {
+  refreshVersions(view: SignalView, newestMs: number, maxEvaluations = Infinity): boolean {
+    let r = this.refresh
+    if (r === undefined) {
+      if (!(newestMs - this.lastRefresh >= this.o.versions.refreshMs)) return true
+      this.lastRefresh = newestMs
+      r = this.refresh = { it: this.ledger.entries(), cutoff: newestMs - this.o.versions.ttlMs }
+    }
+    const limit = Number.isFinite(maxEvaluations) ? Math.max(1, maxEvaluations * EXPORT_WORK.evaluation) : Infinity
+    for (let work = 0; work < limit; work += EXPORT_WORK.versions) {
+      const n = r.it.next()
+      if (n.done === true) {
+        this.refresh = undefined
+        return true
+      }
+      const [sid, e] = n.value
       for (const info of view.versions(e.namespace, e.service)) this.merge(e, info.version, info.firstSeenMs, info.lastSeenMs)
-      for (const [ver, kv] of e.versions) if (kv.lastSeenMs < cutoff) e.versions.delete(ver)
+      for (const [ver, kv] of e.versions) if (kv.lastSeenMs < r.cutoff) e.versions.delete(ver)
       this.trim(e)
       if (e.versions.size === 0) {
         this.ledger.delete(sid)
@@ -445,6 +541,7 @@ export class EngineChangelog {
       }
       if (e.exported !== this.versionsValue(sid, e)) this.ledgerDirty.add(sid)
     }
+    return false
   }
 
   /**

@@ -8,6 +8,8 @@
  * evaluations, a new watch as three) and ends once `maxWatchesPerTurn` evaluations' worth were done
  * or `turnBudgetMs` of wall time went by, measured here with the monotonic clock between engine
  * calls (the engine itself never reads a clock). A pass keeps the `now` and watermark it began with.
+ * With runtime.state, the pass's state export follows its last engine call as further steps of the
+ * same bound (Pipeline.stepPass); the pass, and `onPass` with its verdicts, ends after the export.
  *
  * Never two passes at once: a timer firing while a pass runs makes the next pass begin right after
  * it (counted `late`; one owed pass at most, further fires counted `skipped`). Nothing throws out of

@@ -13,7 +13,11 @@
  * readings keep arriving between the calls and wait for the next pass. The pass's `now`, watermark,
  * events, new versions and probes are taken when it begins; its verdicts and statuses are handed
  * over once, when it is done, identical to `tick()`'s on the same data. Pins and timelines follow
- * each call; the state changes go to the state sink when the pass is done.
+ * each call. With `state`, the pass's state export (EngineChangelog.exportStep) follows its last
+ * engine call as further bounded steps (each about as much work as an engine call of the same
+ * bound; at 10,000 watches one export is up to ~1 s of CPU), each step's changes handed to the
+ * state sink at once; the pass is done, and its verdicts handed over, after the export's last step.
+ * `tick()`, `finishOpenPass()` and `persistNow()` export in one call.
  *
  * Bounds: deployment events and probe readings waiting for the next tick are capped
  * (MAX_PENDING_EVENTS, MAX_PENDING_PROBES; overflow counted in `stats()`); timelines (only when
@@ -37,7 +41,7 @@ import type { DeploymentEvent } from '../engine/events.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { DeploymentTimeline, ReportInput } from '../report/model.js'
 import { ConfigError } from '../config/load.js'
-import { EngineChangelog, type ChangelogStats, type RestoreReport, type StateChanges, type StoredRecord, type VersionLedgerOptions } from '../engine/persist.js'
+import { EngineChangelog, type ChangelogStats, type ExportStep, type RestoreReport, type StateChanges, type StoredRecord, type VersionLedgerOptions } from '../engine/persist.js'
 import type { SignalView } from '../signals/view.js'
 import type { StateSink } from '../state/store.js'
 
@@ -90,6 +94,10 @@ interface OpenPass {
   verdicts: Verdict[]
   statuses: WatchStatus[]
   calls: number
+  /** the engine's calls are over: the steps export the state */
+  exporting: boolean
+  /** the versions' refresh that precedes the export is complete */
+  refreshed: boolean
 }
 
 export interface PipelineStats {
@@ -225,13 +233,14 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
 
   beginPass(now: number, watermark: number): 'started' | 'busy' {
     if (this.pass !== undefined) return 'busy'
-    this.pass = { input: this.takeInput(now, watermark), cursor: undefined, verdicts: [], statuses: [], calls: 0 }
+    this.pass = { input: this.takeInput(now, watermark), cursor: undefined, verdicts: [], statuses: [], calls: 0, exporting: false, refreshed: false }
     return 'started'
   }
 
   stepPass(maxEvaluations: number): PassStep {
     const p = this.pass
     if (p === undefined) throw new Error('stepPass: no pass is open (beginPass first)')
+    if (p.exporting) return this.exportStep(p, maxEvaluations)
     let out: EngineOutput
     try {
       // Infinity (finishOpenPass): the rest of the pass in this call
@@ -250,8 +259,35 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
       p.cursor = out.next
       return { kind: 'more' }
     }
+    if (this.changelog === undefined) return this.closePass(p)
+    p.exporting = true
+    // this call's bound went to the engine: the export begins with the next step (at once when unbounded)
+    if (Number.isFinite(maxEvaluations)) return { kind: 'more' }
+    return this.exportStep(p, maxEvaluations)
+  }
+
+  /** One step of the pass's state export, after the versions' refresh (bounded as well). Throws what the sink threw and closes the pass. */
+  private exportStep(p: OpenPass, maxEvaluations: number): PassStep {
+    const log = this.changelog as EngineChangelog
+    let step: ExportStep
+    try {
+      if (!p.refreshed) {
+        p.refreshed = log.refreshVersions(this.store, this.store.stats().newestMs, maxEvaluations)
+        // this call's bound went to the refresh: the export begins with the next step (at once when unbounded)
+        if (!p.refreshed || Number.isFinite(maxEvaluations)) return { kind: 'more' }
+      }
+      step = log.exportStep(this.state, p.input.now, { maxEvaluations })
+      this.handOver(step.changes)
+    } catch (err) {
+      this.pass = undefined
+      throw err
+    }
+    if (!step.done) return { kind: 'more' }
+    return this.closePass(p)
+  }
+
+  private closePass(p: OpenPass): PassStep {
     this.pass = undefined
-    this.passDone(p.input.now)
     return { kind: 'done', result: { verdicts: p.verdicts, statuses: p.statuses }, now: p.input.now, watermark: p.input.watermark, calls: p.calls }
   }
 
