@@ -29,6 +29,11 @@ export interface FleetOptions {
   workers: number
   /** histories read before a worker is free for them (default 1) */
   readAhead?: number
+  /**
+   * reads in flight at once (default 2): one read is a chain of request -> answer -> parse, so with
+   * one lane the source and this thread take turns idling; two lanes overlap them
+   */
+  readers?: number
   signal?: AbortSignal
   /** per-service detail lines (the search's candidates), prefixed by the caller */
   onDetail?: (index: number, line: string) => void
@@ -110,19 +115,19 @@ export async function calibrateFleet(opts: FleetOptions): Promise<FleetStats> {
     progress(false)
   }
 
-  // reads run one at a time (the source is the shared resource), at most `slots` histories held
+  // `readers` reads in flight (lanes taking the next service in order), at most `slots` histories held
   const readAhead = Math.max(0, opts.readAhead ?? 1)
+  const lanes = Math.max(1, Math.floor(opts.readers ?? 2))
   const script = opts.workers > 0 ? workerScript() : undefined
   const nWorkers = script !== undefined ? Math.max(1, Math.floor(opts.workers)) : 0
   stats.workers = nWorkers
-  const slots = Math.max(1, nWorkers) + readAhead
+  const slots = Math.max(1, nWorkers) + Math.max(readAhead, lanes - 1)
   let held = 0
-  let freed: (() => void) | undefined
+  /** lanes waiting for a free slot, first come first served */
+  const slotWaiters: (() => void)[] = []
   const release = () => {
     held -= 1
-    const f = freed
-    freed = undefined
-    f?.()
+    slotWaiters.shift()?.()
   }
   const ready: Job[] = []
   let wake: (() => void) | undefined
@@ -134,10 +139,15 @@ export async function calibrateFleet(opts: FleetOptions): Promise<FleetStats> {
     w?.()
   }
 
-  const reader = (async () => {
-    for (let i = 0; i < total; i++) {
+  let nextRead = 0
+  // a slot is taken before the read starts, so lanes in flight never hold more than `slots` histories
+  const lane = async () => {
+    for (;;) {
       if (opts.signal?.aborted === true) break
-      while (held >= slots) await new Promise<void>((r) => (freed = r))
+      while (held >= slots) await new Promise<void>((r) => slotWaiters.push(r))
+      if (nextRead >= total) break
+      const i = nextRead++
+      held += 1
       const svc = opts.services[i] as ServiceRef
       const t0 = performance.now()
       let h: HistoryOutcome
@@ -150,14 +160,19 @@ export async function calibrateFleet(opts: FleetOptions): Promise<FleetStats> {
       const readMs = performance.now() - t0
       stats.readMs += readMs
       if (h.kind !== 'ok') {
+        release()
         finish({ index: i, service: svc, kind: 'unread', outcome: h, readMs }, 0)
         continue
       }
-      held += 1
       rss()
       push({ index: i, service: svc, history: h.history, readMs })
     }
+  }
+  const reader = (async () => {
+    await Promise.all(Array.from({ length: lanes }, lane))
     readerDone = true
+    // lanes that stopped (abort) leave no waiter behind
+    for (const w of slotWaiters.splice(0)) w()
     const w = wake
     wake = undefined
     w?.()
