@@ -122,21 +122,7 @@ function child(): void {
   const end = Date.UTC(2026, 10, 1)
   const res: ChildResult = { services: n, generateMs: 0, calibrateMs: 0, perServiceMs: [], peakRssMiB: 0, peakHeapMiB: 0, falseRollbacksBefore: 0, falseRollbacksAfter: 0, deploys: 0 }
   for (let k = 0; k < n; k++) {
-    const s: SynthService = {
-      namespace: 'bench',
-      name: `svc-${k}`,
-      rps: 1 + ((k * 7) % 40),
-      errorRatio: 0.002 + (k % 5) * 0.002,
-      medianS: 0.02 + (k % 7) * 0.02,
-      sigma: 0.5,
-      noisyHours: k % 3 === 0 ? 0.5 : 0.05,
-      noisyMinutes: 20,
-      noisyErrors: 6,
-      noisyLatency: 1.8,
-      pods: 3,
-      memoryBytes: 200e6,
-      memoryRequestBytes: 256e6,
-    }
+    const s: SynthService = benchService(k)
     let t0 = performance.now()
     const h = history(s, end - days * 86_400_000, end, 60_000, k + 1)
     res.generateMs += performance.now() - t0
