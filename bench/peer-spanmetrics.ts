@@ -4,10 +4,11 @@
  *
  *   npm run build && OTELCOL_BIN=/path/to/otelcol node dist/bench/peer-spanmetrics.js \
  *     [--seconds 10] [--runs 2] [--conns 4] [--inflight 4] [--only collector|pullback]
+ *     [--grpc-server grpc-js|http2|both] [--client grpc-js|raw]
  *
  * Both targets run as child processes listening on 127.0.0.1 only, and are fed identical pre-encoded
  * ExportTraceServiceRequests (otlp_proto, 512 SERVER spans x 10 attributes each, 8 services x 2
- * versions) by grpc-js clients in this process, which call
+ * versions) by clients in this process (grpc-js by default, see --client), which call
  * /opentelemetry.proto.collector.trace.v1.TraceService/Export with raw bytes, keeping
  * conns x inflight calls outstanding for the whole run (as fast as the target accepts). Measured over
  * the window after a 2 s warm-up:
@@ -16,6 +17,11 @@
  *   - the target's peak resident memory (VmHWM of /proc/<pid>/status, whole process life), and the
  *     anonymous / file-backed split (RssAnon / RssFile) at the largest of the window's 250 ms samples.
  * Targets alternate (collector, pullback, collector, ...) so that noise from other load spreads evenly.
+ * `--grpc-server` picks pullback's gRPC transport (`receivers.otlp.grpc.server`, default grpc-js);
+ * `both` measures pullback once with each per run (collector, pullback[grpc-js], pullback[http2], ...).
+ * `--client raw` loads the targets with bench/grpc-raw.ts (node:http2, no grpc-js client) instead of
+ * grpc-js clients: less of the shared cores goes to the load generator; partial successes are then
+ * not read (the column shows n/a).
  * The clients share the 2 cores with the target: spans/s is the pair's throughput on this machine,
  * CPU per span is the target's own cost and the fairer number for the comparison.
  *
@@ -44,8 +50,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync }
 import os from 'node:os'
 import path from 'node:path'
 import * as grpc from '@grpc/grpc-js'
-import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
-import { SERVICES, SIDECAR_MAIN, SPANS_PER_REQUEST, VERSIONS, cpuSeconds, fmt, freePort, median, payloads, statusKiB } from './peer-common.js'
+import { TRACE_EXPORT_PATH, traceServiceDefinition, type GrpcServerKind } from '../src/receivers/otlp-grpc/receiver.js'
+import { RawGrpcClient } from './grpc-raw.js'
+import { SERVICES, SIDECAR_MAIN, SPANS_PER_REQUEST, VERSIONS, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
 import { flags } from './args.js'
 
 const WARMUP_MS = 2_000
@@ -56,6 +63,8 @@ interface Options {
   conns: number
   inflight: number
   only: 'collector' | 'pullback' | undefined
+  servers: GrpcServerKind[]
+  client: 'grpc-js' | 'raw'
 }
 
 function parseOptions(argv: string[]): Options {
@@ -63,8 +72,13 @@ function parseOptions(argv: string[]): Options {
   const num = (name: string, def: number, max: number): number => int(name, def, 1, max)
   const only = get('only')
   if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
+  const server = get('grpc-server') ?? 'grpc-js'
+  if (server !== 'grpc-js' && server !== 'http2' && server !== 'both') throw new Error('--grpc-server must be grpc-js, http2 or both')
+  const servers: GrpcServerKind[] = server === 'both' ? ['grpc-js', 'http2'] : [server]
   // bounded: at most 5 minutes per measurement, 10 runs
-  return { seconds: num('seconds', 10, 300), runs: num('runs', 2, 10), conns: num('conns', 4, 32), inflight: num('inflight', 4, 64), only }
+  const client = get('client') ?? 'grpc-js'
+  if (client !== 'grpc-js' && client !== 'raw') throw new Error('--client must be grpc-js or raw')
+  return { seconds: num('seconds', 10, 300), runs: num('runs', 2, 10), conns: num('conns', 4, 32), inflight: num('inflight', 4, 64), only, servers, client }
 }
 
 type ExportClient = grpc.Client & { Export(body: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
@@ -85,6 +99,22 @@ function exportOnce(c: ExportClient, body: Buffer, timeoutMs: number): Promise<{
       (err, res) => resolve(err ? { ok: false, code: err.code } : { ok: true, partial: rejectedSpans(res) > 0 }),
     )
   })
+}
+
+/** One connection of the load generator; `partial` is undefined when the client does not read answers. */
+interface LoadClient {
+  call(body: Buffer, timeoutMs: number): Promise<{ ok: true; partial?: boolean } | { ok: false; code: number }>
+  close(): void
+}
+
+function grpcJsClient(port: number): LoadClient {
+  const c = newClient(port)
+  return { call: (body, timeoutMs) => exportOnce(c, body, timeoutMs), close: () => c.close() }
+}
+
+function rawClient(port: number): LoadClient {
+  const c = new RawGrpcClient(`http://127.0.0.1:${port}`, TRACE_EXPORT_PATH)
+  return { call: (body, timeoutMs) => c.call(body, timeoutMs), close: () => c.close() }
 }
 
 /**
@@ -108,12 +138,14 @@ function rejectedSpans(res: Buffer | undefined): number {
 
 interface Target {
   name: 'collector' | 'pullback'
+  /** pullback's gRPC transport */
+  server: GrpcServerKind | undefined
   child: ChildProcess
   port: number
   dir: string
 }
 
-async function startTarget(name: 'collector' | 'pullback', otelcolBin: string | undefined): Promise<Target> {
+async function startTarget(name: 'collector' | 'pullback', otelcolBin: string | undefined, server?: GrpcServerKind): Promise<Target> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `pb-peer-${name}-`))
   const port = await freePort()
   const log = openSync(path.join(dir, 'target.log'), 'w')
@@ -156,6 +188,7 @@ service:
   otlp:
     grpc:
       endpoint: 127.0.0.1:${port}
+      server: ${server ?? 'grpc-js'}
     http:
       enabled: false
 runtime:
@@ -171,7 +204,7 @@ runtime:
     child = spawn(process.execPath, [...nodeFlags, SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log] })
   }
   closeSync(log)
-  const target: Target = { name, child, port, dir }
+  const target: Target = { name, server: name === 'pullback' ? (server ?? 'grpc-js') : undefined, child, port, dir }
   // ready = an empty (valid) ExportTraceServiceRequest is accepted
   const probe = newClient(port)
   const until = Date.now() + 30_000
@@ -206,7 +239,8 @@ async function stopTarget(t: Target): Promise<void> {
 }
 
 interface RunResult {
-  target: 'collector' | 'pullback'
+  /** collector, or pullback[<grpc server>] */
+  target: string
   run: number
   spansPerSec: number
   cpuSecPerMillion: number
@@ -241,19 +275,19 @@ function rssSplit(pid: number): RssSplit {
 
 async function measure(t: Target, run: number, bodies: Buffer[], opts: Options): Promise<RunResult> {
   const pid = t.child.pid as number
-  const clients = Array.from({ length: opts.conns }, () => newClient(t.port))
+  const clients: LoadClient[] = Array.from({ length: opts.conns }, () => (opts.client === 'raw' ? rawClient(t.port) : grpcJsClient(t.port)))
   let ok = 0
   let partial = 0
   const failed = new Map<number, number>()
   let stop = false
   let next = 0
-  const loop = async (c: ExportClient) => {
+  const loop = async (c: LoadClient) => {
     while (!stop) {
       const body = bodies[next++ % bodies.length] as Buffer
-      const r = await exportOnce(c, body, 10_000)
+      const r = await c.call(body, 10_000)
       if (r.ok) {
         ok++
-        if (r.partial) partial++
+        if (r.partial === true) partial++
       } else {
         failed.set(r.code, (failed.get(r.code) ?? 0) + 1)
         // UNAVAILABLE / RESOURCE_EXHAUSTED: back off briefly, as an OTLP exporter would
@@ -286,7 +320,7 @@ async function measure(t: Target, run: number, bodies: Buffer[], opts: Options):
   for (const c of clients) c.close()
   const spans = (ok1 - ok0) * SPANS_PER_REQUEST
   return {
-    target: t.name,
+    target: t.name === 'collector' ? 'collector' : `pullback[${t.server}]`,
     run,
     spansPerSec: spans / secs,
     cpuSecPerMillion: spans > 0 ? ((cpu1 - cpu0) / spans) * 1e6 : NaN,
@@ -305,14 +339,14 @@ async function measure(t: Target, run: number, bodies: Buffer[], opts: Options):
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2))
   const otelcolBin = process.env.OTELCOL_BIN
-  const targets: Array<'collector' | 'pullback'> = []
+  const targets: Array<{ name: 'collector' | 'pullback'; server?: GrpcServerKind }> = []
   if (opts.only !== 'pullback') {
     if (otelcolBin === undefined || otelcolBin === '') {
       if (opts.only === 'collector') throw new Error('OTELCOL_BIN is not set')
       console.log('OTELCOL_BIN not set: measuring pullback only')
-    } else targets.push('collector')
+    } else targets.push({ name: 'collector' })
   }
-  if (opts.only !== 'collector') targets.push('pullback')
+  if (opts.only !== 'collector') for (const server of opts.servers) targets.push({ name: 'pullback', server })
 
   const results: RunResult[] = []
   let sample: Buffer | undefined
@@ -320,8 +354,8 @@ async function main(): Promise<void> {
     // fresh timestamps per run: the signal windows accept spans within their retention only
     const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'peer-spanmetrics-bench/1.0')
     sample = bodies[0]
-    for (const name of targets) {
-      const t = await startTarget(name, otelcolBin)
+    for (const { name, server } of targets) {
+      const t = await startTarget(name, otelcolBin, server)
       try {
         results.push(await measure(t, run, bodies, opts))
       } finally {
@@ -329,13 +363,13 @@ async function main(): Promise<void> {
       }
       const r = results[results.length - 1] as RunResult
       const fails = [...r.failed].map(([code, n]) => `${grpc.status[code] ?? code}=${n}`).join(' ') || '0'
-      console.error(`${name} run ${run}: ${fmt(r.spansPerSec)} spans/s, ${fmt(r.cpuSecPerMillion, 2)} CPU-s/M spans, peak RSS ${fmt(r.peakRssMiB)} MiB, failed ${fails}`)
+      console.error(`${r.target} run ${run}: ${fmt(r.spansPerSec)} spans/s, ${fmt(r.cpuSecPerMillion, 2)} CPU-s/M spans, peak RSS ${fmt(r.peakRssMiB)} MiB, failed ${fails}`)
     }
   }
 
   console.log(
     `node ${process.version}, ${os.cpus().length} cores, ${opts.seconds} s per run after ${WARMUP_MS / 1000} s warm-up, ` +
-      `${opts.conns} connections x ${opts.inflight} calls in flight, ${SERVICES.length * VERSIONS.length} distinct requests of ` +
+      `${opts.conns} ${opts.client} client connections x ${opts.inflight} calls in flight, ${SERVICES.length * VERSIONS.length} distinct requests of ` +
       `${SPANS_PER_REQUEST} spans (${sample?.length ?? 0} B each)`,
   )
   console.log('| target | run | spans/s | target CPU-s / M spans | target cores busy | client cores busy | peak RSS MiB | RSS at end MiB | anon / file MiB at largest sample | failed calls | calls with rejected spans |')
@@ -343,19 +377,26 @@ async function main(): Promise<void> {
   for (const r of results) {
     const fails = [...r.failed].map(([code, n]) => `${grpc.status[code] ?? code}=${n}`).join(' ') || '0'
     console.log(
-      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.targetCores, 2)} | ${fmt(r.clientCores, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.endRssMiB)} | ${fmt(r.sampledAnonMiB)} / ${fmt(r.sampledFileMiB)} | ${fails} | ${r.partial} |`,
+      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.targetCores, 2)} | ${fmt(r.clientCores, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.endRssMiB)} | ${fmt(r.sampledAnonMiB)} / ${fmt(r.sampledFileMiB)} | ${fails} | ${opts.client === 'raw' ? 'n/a' : r.partial} |`,
     )
   }
   const of = (name: string) => results.filter((r) => r.target === name)
   const c = of('collector')
-  const p = of('pullback')
-  if (c.length > 0 && p.length > 0) {
+  for (const server of opts.servers) {
+    const name = `pullback[${server}]`
+    const p = of(name)
+    if (c.length === 0 || p.length === 0) continue
     const ratio = (f: (r: RunResult) => number) => median(p.map(f)) / median(c.map(f))
     console.log(
-      `medians: pullback/collector spans/s = ${fmt(ratio((r) => r.spansPerSec), 2)}x; ` +
+      `medians: ${name}/collector spans/s = ${fmt(ratio((r) => r.spansPerSec), 2)}x; ` +
         `CPU per span = ${fmt(ratio((r) => r.cpuSecPerMillion), 2)}x (collector uses ${fmt(1 / ratio((r) => r.cpuSecPerMillion), 2)}x pullback's CPU per span); ` +
         `peak RSS = ${fmt(ratio((r) => r.peakRssMiB), 2)}x`,
     )
+    // per run (targets alternate within a run, so each run's pair saw similar load)
+    const pairs = p.map((r) => ({ r, col: c.find((x) => x.run === r.run) })).filter((x) => x.col !== undefined)
+    const cpu = pairs.map(({ r, col }) => r.cpuSecPerMillion / (col as RunResult).cpuSecPerMillion)
+    const rss = pairs.map(({ r, col }) => r.peakRssMiB / (col as RunResult).peakRssMiB)
+    console.log(`per-run ratios ${name}/collector (min / median / max): CPU per span ${spread(cpu, 2)}x, peak RSS ${spread(rss, 2)}x`)
   }
 }
 

@@ -78,6 +78,11 @@ export const receiversSchema = z
             maxConcurrentCalls: count(GRPC_DEFAULTS.maxConcurrentCalls),
             /** a connection without calls for this long is closed with GOAWAY */
             idleTimeout: positiveDuration(GRPC_DEFAULTS.idleTimeoutMs),
+            /**
+             * the transport: pullback's own on node:http2 (default; otlp-grpc/h2-server.ts: the same limits
+             * and answers, one pooled buffer per message instead of grpc-js's chunks + joined copy) or grpc-js
+             */
+            server: z.enum(['grpc-js', 'http2']).default(GRPC_DEFAULTS.server),
             /** TLS like the Collector's configtls (mTLS with clientCaFile); unset: plaintext */
             tls: tlsSchema.optional(),
             /** `{ bearerTokenFile }`: every call must carry `authorization: Bearer <token>`; unset: none */

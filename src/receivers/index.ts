@@ -72,6 +72,7 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         maxConnections: g.maxConnections,
         maxConcurrentCalls: g.maxConcurrentCalls,
         idleTimeoutMs: g.idleTimeout,
+        server: g.server,
         ...(g.tls !== undefined ? { tls: g.tls } : {}),
         ...(g.auth !== undefined ? { auth: g.auth } : {}),
         logger: logger.child({ component: 'otlp-grpc' }),

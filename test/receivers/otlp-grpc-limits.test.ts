@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MemoryGuard } from '../../src/receivers/memory.js'
 import { OtlpGrpcReceiver, TRACE_EXPORT_PATH, traceServiceDefinition } from '../../src/receivers/otlp-grpc/receiver.js'
 import { CountingConsumer } from './helpers.js'
+import { GRPC_SERVERS, reservedFor } from './grpc-servers.js'
 import { RetryInfo, RpcStatus, encodeTraces } from './oracle.js'
 
 const LIMIT = 1024 * 1024
@@ -58,7 +59,9 @@ async function exportOnce(port: number): Promise<grpc.ServiceError | null> {
   }
 }
 
-describe('OTLP/gRPC limits', () => {
+for (const server of GRPC_SERVERS)
+describe(`OTLP/gRPC limits (${server})`, () => {
+  const perCall = reservedFor(server, LIMIT - 1)
   const cleanup: Array<() => unknown> = []
   afterEach(async () => {
     for (const f of cleanup.splice(0).reverse()) await f()
@@ -67,7 +70,7 @@ describe('OTLP/gRPC limits', () => {
   it('caps calls in total across connections and connections; the stalled calls time out and give everything back', async () => {
     const consumer = new CountingConsumer()
     const guard = new MemoryGuard({ highWaterBytes: 512 * LIMIT, retryAfterMs: 1000, source: () => ({ heapUsed: 0 }) })
-    const receiver = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', maxRequestBytes: LIMIT, memoryGuard: guard, maxConcurrentCalls: 8, maxConnections: 3, readTimeoutMs: 2000 })
+    const receiver = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0', maxRequestBytes: LIMIT, memoryGuard: guard, maxConcurrentCalls: 8, maxConnections: 3, readTimeoutMs: 2000 })
     await receiver.start()
     cleanup.push(() => receiver.shutdown())
     // 3 connections x 6 streams: under the per-connection stream limit, over the total
@@ -79,8 +82,8 @@ describe('OTLP/gRPC limits', () => {
     await vi.waitFor(() => expect(outcomes.length).toBe(10), { timeout: 1500 })
     expect(outcomes.every((c) => c === UNAVAILABLE)).toBe(true)
     expect(receiver.limits()).toMatchObject({ callsInProgress: 8, callsRefused: 10, connectionsOpen: 3 })
-    // each admitted call reserved what its message announced (2 copies in grpc-js) before the rest was read
-    expect(guard.stats().reservedBytes).toBe(8 * 2 * (LIMIT - 1))
+    // each admitted call reserved what its message will take (grpc-js: 2 copies; http2: one pooled buffer) before the rest was read
+    expect(guard.stats().reservedBytes).toBe(8 * perCall)
 
     // connections over the cap are closed on accept, and counted
     const extra = [net.connect(receiver.port, '127.0.0.1'), net.connect(receiver.port, '127.0.0.1')]
@@ -104,8 +107,9 @@ describe('OTLP/gRPC limits', () => {
 
   it('the memory guard admits only the calls whose announced message fits; the others get UNAVAILABLE + RetryInfo unbuffered', async () => {
     const consumer = new CountingConsumer()
-    const guard = new MemoryGuard({ highWaterBytes: 4.5 * LIMIT, retryAfterMs: 1500, source: () => ({ heapUsed: 0 }) })
-    const receiver = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', maxRequestBytes: LIMIT, memoryGuard: guard, readTimeoutMs: 1000 })
+    // room for two calls' messages with either transport
+    const guard = new MemoryGuard({ highWaterBytes: 2.25 * perCall, retryAfterMs: 1500, source: () => ({ heapUsed: 0 }) })
+    const receiver = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0', maxRequestBytes: LIMIT, memoryGuard: guard, readTimeoutMs: 1000 })
     await receiver.start()
     cleanup.push(() => receiver.shutdown())
     const session = await connect(receiver.port)
@@ -113,9 +117,9 @@ describe('OTLP/gRPC limits', () => {
     const calls = Array.from({ length: 10 }, () => stalledCall(session))
     const refused: Array<{ code: string; details: Buffer | undefined }> = []
     for (const c of calls) void c.status.then((s) => refused.push(s))
-    // 2 x (LIMIT - 1) per call: two fit under 4.5 x LIMIT
+    // two calls' reservations fit under the mark, a third does not
     await vi.waitFor(() => expect(refused.length).toBe(8), { timeout: 900 })
-    expect(guard.stats()).toMatchObject({ reservedBytes: 2 * 2 * (LIMIT - 1), reservations: 2, refused: 8 })
+    expect(guard.stats()).toMatchObject({ reservedBytes: 2 * perCall, reservations: 2, refused: 8 })
     const first = refused[0]!
     expect(first.code).toBe(UNAVAILABLE)
     const status = RpcStatus.toObject(RpcStatus.decode(first.details!), { longs: Number }) as { details: Array<{ typeUrl: string; value: Uint8Array }> }

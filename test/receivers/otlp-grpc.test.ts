@@ -8,6 +8,7 @@ import { MemoryGuard } from '../../src/receivers/memory.js'
 import { OtlpGrpcReceiver, TRACE_EXPORT_PATH, metricsServiceDefinition, traceServiceDefinition } from '../../src/receivers/otlp-grpc/receiver.js'
 import { GrpcCode } from '../../src/receivers/status.js'
 import { CountingConsumer, sendMetrics, sendSpans } from './helpers.js'
+import { GRPC_SERVERS } from './grpc-servers.js'
 import { MetricsResp, RetryInfo, RpcStatus, encodeMetrics, encodeTraces } from './oracle.js'
 
 type Raw = grpc.Client & { Export(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
@@ -31,10 +32,13 @@ const spanReq = (n: number, service = 'raw') =>
     ],
   })
 
-describe('OTLP/gRPC receiver', () => {
+// both transports (receivers.otlp.grpc.server) must pass every test here: the SDK exporters are the compatibility proof
+for (const server of GRPC_SERVERS)
+describe(`OTLP/gRPC receiver (${server})`, () => {
   const consumer = new CountingConsumer()
   let memory = 0
   const receiver = new OtlpGrpcReceiver({
+    server,
     consumer,
     endpoint: '127.0.0.1:0',
     maxRequestBytes: LIMIT,
@@ -209,10 +213,10 @@ describe('OTLP/gRPC receiver', () => {
   })
 
   it('shutdown is idempotent and safe before start', async () => {
-    const r = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0' })
+    const r = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0' })
     await r.shutdown()
     await r.shutdown()
-    const r2 = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0' })
+    const r2 = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0' })
     await r2.start()
     await Promise.all([r2.shutdown(), r2.shutdown()])
   })

@@ -15,6 +15,7 @@ import { createReceivers } from '../../src/receivers/index.js'
 import { GrpcCode } from '../../src/receivers/status.js'
 import { WorkerPool } from '../../src/workers/pool.js'
 import { bundleDecodeWorker, type BundledWorker } from '../workers/bundle-worker.js'
+import { GRPC_SERVERS } from './grpc-servers.js'
 import { MetricsResp, RetryInfo, RpcStatus, TraceResp, encodeMetrics, encodeTraces } from './oracle.js'
 
 type Raw = grpc.Client & { Export(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
@@ -57,11 +58,12 @@ function call(c: Raw, body: Buffer): Promise<{ err: grpc.ServiceError | null; re
 }
 
 describe('OTLP receivers with decode workers', () => {
-  it('gRPC: partial success exact, undecodable INVALID_ARGUMENT, metrics inline, all counted as inline', async () => {
+  for (const server of GRPC_SERVERS)
+  it(`gRPC (${server}): partial success exact, undecodable INVALID_ARGUMENT, metrics inline, all counted as inline`, async () => {
     const workers = new WorkerPool({ threads: 2, retryAfterMs: 1000, script: bundle.file })
     await workers.start()
     const p = pipeline()
-    const r = new OtlpGrpcReceiver({ consumer: p, endpoint: '127.0.0.1:0', workers })
+    const r = new OtlpGrpcReceiver({ server, consumer: p, endpoint: '127.0.0.1:0', workers })
     await r.start()
     const t = new TraceClient(`127.0.0.1:${r.port}`, grpc.credentials.createInsecure()) as unknown as Raw
     const m = new MetricsClient(`127.0.0.1:${r.port}`, grpc.credentials.createInsecure()) as unknown as Raw
@@ -91,14 +93,15 @@ describe('OTLP receivers with decode workers', () => {
     }
   })
 
-  it('gRPC: a full worker queue answers UNAVAILABLE with RetryInfo, counted as overloaded and in the pool', async () => {
+  for (const server of GRPC_SERVERS)
+  it(`gRPC (${server}): a full worker queue answers UNAVAILABLE with RetryInfo, counted as overloaded and in the pool`, async () => {
     const stuck = new URL(
       `data:text/javascript,${encodeURIComponent("import { parentPort } from 'node:worker_threads'\nparentPort.on('message', () => {})\nparentPort.postMessage({ outcome: 'ready' })")}`,
     )
     const workers = new WorkerPool({ threads: 1, maxQueued: 1, retryAfterMs: 2500, drainTimeoutMs: 100, script: stuck })
     await workers.start()
     const p = pipeline()
-    const r = new OtlpGrpcReceiver({ consumer: p, endpoint: '127.0.0.1:0', workers, drainTimeoutMs: 200 })
+    const r = new OtlpGrpcReceiver({ server, consumer: p, endpoint: '127.0.0.1:0', workers, drainTimeoutMs: 200 })
     await r.start()
     const t = new TraceClient(`127.0.0.1:${r.port}`, grpc.credentials.createInsecure()) as unknown as Raw
     try {

@@ -20,6 +20,7 @@ import { authSchema } from '../../src/receivers/auth.js'
 import { CountingConsumer, sendSpans } from './helpers.js'
 import { encodeTraces } from './oracle.js'
 import { makePki, type Pki } from './tls-fixtures.js'
+import { GRPC_SERVERS } from './grpc-servers.js'
 
 type Raw = grpc.Client & { Export(req: Buffer, md: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void }
 const TraceClient = grpc.makeGenericClientConstructor(traceServiceDefinition, 'TraceService')
@@ -67,10 +68,11 @@ afterAll(() => pki?.cleanup())
 
 const tlsCfg = (over: Record<string, unknown> = {}) => tlsSchema.parse({ certFile: pki.path('server.crt'), keyFile: pki.path('server.key'), reloadInterval: '100ms', ...over })
 
-describe('OTLP/gRPC over TLS', () => {
+for (const server of GRPC_SERVERS)
+describe(`OTLP/gRPC over TLS (${server})`, () => {
   it('accepts the SDK exporter over TLS and refuses plaintext clients', async () => {
     const consumer = new CountingConsumer()
-    const r = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', tls: tlsCfg() })
+    const r = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0', tls: tlsCfg() })
     await r.start()
     try {
       await sendSpans(new GrpcTraceExporter({ url: `https://127.0.0.1:${r.port}`, credentials: grpc.credentials.createSsl(pki.pem('ca.crt')) }), 'svc-tls', 300)
@@ -88,7 +90,7 @@ describe('OTLP/gRPC over TLS', () => {
 
   it('mTLS: a client certificate from the client CA is required', async () => {
     const consumer = new CountingConsumer()
-    const r = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', tls: tlsCfg({ clientCaFile: pki.path('ca.crt'), minVersion: '1.3' }) })
+    const r = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0', tls: tlsCfg({ clientCaFile: pki.path('ca.crt'), minVersion: '1.3' }) })
     await r.start()
     try {
       const ca = pki.pem('ca.crt')
@@ -110,7 +112,7 @@ describe('OTLP/gRPC over TLS', () => {
     const tokenFile = pki.path('grpc.token')
     writeFileSync(tokenFile, 's3cret-token\n')
     const consumer = new CountingConsumer()
-    const r = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', tls: tlsCfg(), auth: authSchema.parse({ bearerTokenFile: tokenFile }) })
+    const r = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0', tls: tlsCfg(), auth: authSchema.parse({ bearerTokenFile: tokenFile }) })
     await r.start()
     try {
       const creds = () => grpc.credentials.createSsl(pki.pem('ca.crt'))
@@ -132,7 +134,7 @@ describe('OTLP/gRPC over TLS', () => {
 
   it('picks up a rotated certificate without a restart; a broken rotation keeps the old one', async () => {
     const consumer = new CountingConsumer()
-    const r = new OtlpGrpcReceiver({ consumer, endpoint: '127.0.0.1:0', tls: tlsCfg() })
+    const r = new OtlpGrpcReceiver({ server, consumer, endpoint: '127.0.0.1:0', tls: tlsCfg() })
     await r.start()
     try {
       const ca = pki.pem('ca.crt')
@@ -155,7 +157,7 @@ describe('OTLP/gRPC over TLS', () => {
   it('re-reads the token file: a rotated token replaces the old one without a restart', async () => {
     const tokenFile = pki.path('rotating.token')
     writeFileSync(tokenFile, 'token-one')
-    const r = new OtlpGrpcReceiver({ consumer: new CountingConsumer(), endpoint: '127.0.0.1:0', auth: authSchema.parse({ bearerTokenFile: tokenFile, reloadInterval: '100ms' }) })
+    const r = new OtlpGrpcReceiver({ server, consumer: new CountingConsumer(), endpoint: '127.0.0.1:0', auth: authSchema.parse({ bearerTokenFile: tokenFile, reloadInterval: '100ms' }) })
     await r.start()
     try {
       const creds = grpc.credentials.createInsecure()
@@ -176,7 +178,7 @@ describe('OTLP/gRPC over TLS', () => {
   })
 
   it('refuses to start with unreadable TLS files instead of serving plaintext', async () => {
-    const r = new OtlpGrpcReceiver({ consumer: new CountingConsumer(), endpoint: '127.0.0.1:0', tls: tlsCfg({ keyFile: pki.path('missing.key') }) })
+    const r = new OtlpGrpcReceiver({ server, consumer: new CountingConsumer(), endpoint: '127.0.0.1:0', tls: tlsCfg({ keyFile: pki.path('missing.key') }) })
     await expect(r.start()).rejects.toThrow(/TLS/)
     await r.shutdown()
   })

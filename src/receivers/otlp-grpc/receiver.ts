@@ -1,6 +1,14 @@
 /**
- * OTLP/gRPC receiver: TraceService/Export and MetricsService/Export registered as raw-bytes methods
- * (identity deserializer) so decoding and error codes are ours, not grpc-js's INTERNAL.
+ * OTLP/gRPC receiver: TraceService/Export and MetricsService/Export. Two transports behind one API
+ * (`OtlpGrpcReceiver`, at the end of this file; `receivers.otlp.grpc.server`):
+ * - `grpc-js` (default): the methods registered as raw-bytes methods (identity deserializer) so
+ *   decoding and error codes are ours, not grpc-js's INTERNAL. The mechanisms below are its own.
+ * - `http2`: pullback's own gRPC server on node:http2 (h2-server.ts): every guarantee below holds
+ *   (answers, counters, limits, TLS before HTTP/2, auth before the message, readTimeout, idle
+ *   GOAWAY, maxConcurrentCalls also as SETTINGS_MAX_CONCURRENT_STREAMS), with ONE buffer per
+ *   message sized from its prefix (reserved as 1 x the length, not 2 x) from a bounded pool.
+ *   Tested against the same SDK exporters (test/receivers/otlp-grpc*.test.ts run over both).
+ * Both use pullback's net.Server (maxConnections) and TLS handshake (shared.ts).
  *
  * - grpc-js handles `grpc-encoding: gzip|deflate` and enforces `maxRequestBytes` on the decompressed
  *   message while inflating (decompression bombs stop at the limit) => RESOURCE_EXHAUSTED.
@@ -35,8 +43,7 @@
  * certificate-less client never reaches HTTP/2 (`security().tlsHandshakeFailures`). With `auth`,
  * a call's `authorization` metadata is checked before its message is read: UNAUTHENTICATED.
  */
-import net from 'node:net'
-import tls from 'node:tls'
+import type net from 'node:net'
 import { Duplex } from 'node:stream'
 import * as grpc from '@grpc/grpc-js'
 import type { Component } from '../../common/lifecycle.js'
@@ -50,53 +57,26 @@ import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { OverloadedError } from '../errors.js'
 import { GrpcCode, grpcCodeOf, protocolError, reasonOfGrpcCode } from '../status.js'
 import { GRPC_DEFAULTS } from './defaults.js'
-import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
-import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsConfig, type TlsStats } from '../tls.js'
-import { BearerAuth, type AuthConfig, type AuthStats } from '../auth.js'
+import { resolveOtlpOptions } from '../otlp/options.js'
+import { TlsMaterial, type TlsConfig } from '../tls.js'
+import { BearerAuth, type AuthConfig } from '../auth.js'
+import {
+  DEFAULT_GRPC_ENDPOINT,
+  METRICS_EXPORT_PATH,
+  TRACE_EXPORT_PATH,
+  handshakeServer,
+  listenTcp,
+  type GrpcBufferStats,
+  type GrpcLimitStats,
+  type GrpcServerKind,
+  type GrpcTransport,
+  type OtlpGrpcReceiverOptions,
+  type TransportSecurityStats,
+} from './shared.js'
+import { Http2GrpcServer } from './h2-server.js'
 
-export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export'
-export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'
-
-/** Endpoint default 127.0.0.1:4317 (set 0.0.0.0 explicitly to accept other hosts, as k8s/ does). */
-export const DEFAULT_GRPC_ENDPOINT = '127.0.0.1:4317'
-
-export interface OtlpGrpcReceiverOptions extends OtlpReceiverOptions {
-  /** open TCP connections at most; more are closed on accept and counted. Default 256 */
-  maxConnections?: number
-  /** calls in progress at most, all connections together; more => UNAVAILABLE. Default 64 */
-  maxConcurrentCalls?: number
-  /** a call's request message must arrive within this of the call's start. Default 30 s */
-  readTimeoutMs?: number
-  /** a connection without calls for this long is closed (GOAWAY). Default 5 min */
-  idleTimeoutMs?: number
-  /** TLS (mTLS with clientCaFile); unset: plaintext */
-  tls?: TlsConfig
-  /** bearer-token authentication; unset: none */
-  auth?: AuthConfig
-}
-
-/** What the transport security refused; `tls` / `auth` are absent when not configured. */
-export interface TransportSecurityStats {
-  /** connections whose TLS handshake failed or timed out (plaintext clients, missing or untrusted client certificates) */
-  tlsHandshakeFailures: number
-  tls?: TlsStats
-  auth?: AuthStats
-}
-
-
-/** Counters of the connection and call limits (the per-request outcomes are in stats()). */
-export interface GrpcLimitStats {
-  connectionsOpen: number
-  /** connections closed on accept because maxConnections were open */
-  connectionsRefused: number
-  callsInProgress: number
-  /** calls answered UNAVAILABLE because maxConcurrentCalls were in progress */
-  callsRefused: number
-  /** calls whose message did not arrive within readTimeoutMs */
-  readTimeouts: number
-  /** calls cancelled by the client while a decode worker had their message: not recorded (the client resends) */
-  cancelledWhileDecoding: number
-}
+export { DEFAULT_GRPC_ENDPOINT, METRICS_EXPORT_PATH, TRACE_EXPORT_PATH } from './shared.js'
+export type { GrpcBufferStats, GrpcLimitStats, GrpcServerKind, OtlpGrpcReceiverOptions, TransportSecurityStats } from './shared.js'
 
 const pass = (b: Buffer): Buffer => b
 
@@ -129,7 +109,8 @@ function streamOf(call: unknown): Duplex | undefined {
 /** grpc-js's StreamDecoder keeps the frame chunks of a message and then concatenates them: two copies at the peak */
 const GRPC_BUFFER_COPIES = 2
 
-export class OtlpGrpcReceiver implements Component {
+/** The grpc-js transport (`receivers.otlp.grpc.server: grpc-js`; the default is http2, h2-server.ts). */
+class GrpcJsServer implements GrpcTransport {
   readonly name = 'otlp-grpc'
   private readonly consumer: TelemetryConsumer
   private readonly endpoint: string
@@ -206,6 +187,11 @@ export class OtlpGrpcReceiver implements Component {
     return out
   }
 
+  /** grpc-js allocates its own message buffers */
+  buffers(): GrpcBufferStats | undefined {
+    return undefined
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
     if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
@@ -222,31 +208,28 @@ export class OtlpGrpcReceiver implements Component {
     const handshake =
       this.tls === undefined
         ? undefined
-        : this.tlsServer(this.tls, (secure) => {
-            // a handshake that completes after shutdown began has no server to go to
-            if (this.state === 'running') injector.injectConnection(secure)
-            else secure.destroy()
-          })
-    const listener = net.createServer((socket) => {
-      this.connectionsOpen++
-      socket.once('close', () => this.connectionsOpen--)
-      if (handshake) handshake.emit('connection', socket)
-      else injector.injectConnection(socket)
-    })
-    listener.maxConnections = this.maxConnections
-    listener.on('drop', () => this.connectionsRefused++)
-    const i = this.endpoint.lastIndexOf(':')
-    const host = this.endpoint.slice(0, i).replace(/^\[|\]$/g, '')
-    const port = Number(this.endpoint.slice(i + 1))
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject)
-      listener.listen(port, host, () => {
-        listener.off('error', reject)
-        resolve()
-      })
-    })
-    // later listener errors (EMFILE on accept...) must not reach the process
-    listener.on('error', (err) => this.logger.warn({ err: err.message }, 'otlp-grpc listener error'))
+        : handshakeServer(
+            this.tls,
+            (secure) => {
+              // a handshake that completes after shutdown began has no server to go to
+              if (this.state === 'running') injector.injectConnection(secure)
+              else secure.destroy()
+            },
+            () => this.tlsHandshakeFailures++,
+          )
+    const listener = await listenTcp(
+      this.endpoint,
+      this.maxConnections,
+      (socket) => {
+        this.connectionsOpen++
+        socket.once('close', () => this.connectionsOpen--)
+        if (handshake) handshake.emit('connection', socket)
+        else injector.injectConnection(socket)
+      },
+      () => this.connectionsRefused++,
+      this.logger,
+      this.name,
+    )
     this.boundPort = (listener.address() as net.AddressInfo).port
     this.server = server
     this.listener = listener
@@ -254,32 +237,9 @@ export class OtlpGrpcReceiver implements Component {
     this.tls?.start()
     this.auth?.start()
     this.logger.info(
-      { endpoint: this.endpoint, port: this.boundPort, maxConnections: this.maxConnections, maxConcurrentCalls: this.maxConcurrentCalls, tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls', auth: this.auth === undefined ? 'none' : 'bearer' },
+      { endpoint: this.endpoint, port: this.boundPort, server: 'grpc-js', maxConnections: this.maxConnections, maxConcurrentCalls: this.maxConcurrentCalls, tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls', auth: this.auth === undefined ? 'none' : 'bearer' },
       'otlp-grpc receiver started',
     )
-  }
-
-  /**
-   * A tls.Server that never listens: accepted sockets are emitted into it, and each connection that
-   * completes the handshake (with a trusted client certificate when one is required) is handed to
-   * `secured`. Reloaded certificates apply to new connections.
-   */
-  private tlsServer(material: TlsMaterial, secured: (socket: tls.TLSSocket) => void): tls.Server {
-    const server = tls.createServer({ ...material.serverOptions(), ALPNProtocols: ['h2'], handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, (socket) => {
-      // node destroys unauthorized sockets before this point when rejectUnauthorized; checked again as the contract
-      if (material.requireClientCert && !socket.authorized) {
-        this.tlsHandshakeFailures++
-        socket.destroy()
-        return
-      }
-      secured(socket)
-    })
-    server.on('tlsClientError', (_err, socket) => {
-      this.tlsHandshakeFailures++
-      socket.destroy()
-    })
-    material.onReload((options) => server.setSecureContext(options))
-    return server
   }
 
   /**
@@ -467,5 +427,52 @@ export class OtlpGrpcReceiver implements Component {
       this.logger.info({ port: this.boundPort }, 'otlp-grpc receiver stopped')
     })()
     return this.stopping
+  }
+}
+
+/**
+ * The OTLP/gRPC receiver: one of the two transports (grpc-js, or pullback's own on node:http2:
+ * h2-server.ts), chosen by `server`, behind one API, so the rest of the sidecar does not care.
+ */
+export class OtlpGrpcReceiver implements Component {
+  readonly name = 'otlp-grpc'
+  /** which transport serves the calls */
+  readonly server: GrpcServerKind
+  private readonly impl: GrpcTransport
+
+  constructor(opts: OtlpGrpcReceiverOptions) {
+    this.server = opts.server ?? GRPC_DEFAULTS.server
+    this.impl = this.server === 'http2' ? new Http2GrpcServer(opts) : new GrpcJsServer(opts)
+  }
+
+  /** the bound port (useful with port 0) */
+  get port(): number {
+    return this.impl.port
+  }
+
+  stats(): ReceiverStats {
+    return this.impl.stats()
+  }
+
+  limits(): GrpcLimitStats {
+    return this.impl.limits()
+  }
+
+  security(): TransportSecurityStats {
+    return this.impl.security()
+  }
+
+  /** the http2 transport's reusable message buffers; undefined with grpc-js */
+  buffers(): GrpcBufferStats | undefined {
+    return this.impl.buffers()
+  }
+
+  start(): Promise<void> {
+    return this.impl.start()
+  }
+
+  /** Stops accepting new calls, waits up to drainTimeoutMs for in-flight ones, then closes. Idempotent. */
+  shutdown(): Promise<void> {
+    return this.impl.shutdown()
   }
 }
