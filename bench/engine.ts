@@ -42,7 +42,7 @@
 import { existsSync, statSync, writeFileSync, appendFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises'
 import type { SignalView, VersionInfo, WindowStats } from '../src/signals/view.js'
 import { evaluate, initialState } from '../src/engine/evaluate.js'
@@ -156,12 +156,16 @@ interface TickRun {
   turns: number[]
   /** per tick: the most process CPU time one of the pass's turns took, ms (the work bound, whatever the machine's load) */
   maxTurnCpu: number[]
-  /** per tick: the most process CPU time one engine call (at most 64 evaluations' worth) took, ms */
+  /** per tick: the most process CPU time one engine call (at most SLICE_EVALUATIONS evaluations' worth) took, ms */
   maxCallCpu: number[]
   /** per tick: wall ms from the first to the last chunk of the next tick's telemetry (concurrent feed) */
   feedWall: number[]
   /** the longest garbage-collection pause during the ticks, ms (perf_hooks 'gc' entries) */
   gcMax: number
+  /** GC pauses during the detection phase (ticks 0-8): young-generation (scavenges) and full (mark-compact) counts, and their summed ms */
+  gcMinor: number
+  gcMajor: number
+  gcMs: number
   /** event-loop delay during the detection phase (ticks 0-8), ms */
   elP99: number
   elMax: number
@@ -252,7 +256,7 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   const trace = TRACE && n > FEED_CHUNK ? new ActivityLog() : undefined
   let probe: NodeJS.Timeout | undefined
   let probeLast = 0
-  const run: TickRun = { evaluation, scheduling: o.scheduling, services: n, fillS: fill / 1000, heapPerSeries, maxTurn: [], passWall: [], busy: [], turns: [], maxTurnCpu: [], maxCallCpu: [], feedWall: [], gcMax: 0, elP99: 0, elMax: 0, statuses: [], last: {}, counters: {} }
+  const run: TickRun = { evaluation, scheduling: o.scheduling, services: n, fillS: fill / 1000, heapPerSeries, maxTurn: [], passWall: [], busy: [], turns: [], maxTurnCpu: [], maxCallCpu: [], feedWall: [], gcMax: 0, gcMinor: 0, gcMajor: 0, gcMs: 0, elP99: 0, elMax: 0, statuses: [], last: {}, counters: {} }
   let wm = -Infinity
   let passed: ((r: { res: TickResult; report: PassReport }) => void) | undefined
   let failure: unknown
@@ -314,9 +318,16 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   })
   feed(0, 5)
   // GC pauses land inside whatever turn runs: they explain a turn longer than its engine work
+  let inDetection = true
   const gc = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       if (e.duration > run.gcMax) run.gcMax = e.duration
+      if (inDetection) {
+        const kind = (e as { detail?: { kind?: number } }).detail?.kind
+        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) run.gcMinor += 1
+        else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) run.gcMajor += 1
+        run.gcMs += e.duration
+      }
       trace?.add('gc', e.startTime, e.startTime + e.duration)
     }
   })
@@ -383,6 +394,7 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
     if (i === nTicks - 1) run.last = Object.fromEntries(['healthy', 'insufficient', 'breach'].map((k) => [k, res.statuses.filter((s) => s.status === k).length]))
     await turn()
     if (i === DETECTION_PHASE - 1) {
+      inDetection = false
       el.disable()
       run.elP99 = el.percentile(99) / 1e6
       run.elMax = el.max / 1e6
@@ -461,6 +473,7 @@ function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('fu
       console.log(`    telemetry arriving meanwhile:  ${n * 10} spans per tick in chunks of ${FEED_CHUNK} services, median ${fmt(rate)} k spans/s while fed`)
     }
     console.log(`    longest GC pause during the ticks: ${fmt(rs.map((r) => r.gcMax))} ms`)
+    console.log(`    GC pauses in ticks 0-${DETECTION_PHASE - 1}: ${fmt(rs.map((r) => r.gcMinor))} scavenges, ${fmt(rs.map((r) => r.gcMajor))} mark-compacts, ${fmt(rs.map((r) => r.gcMs))} ms in all`)
     console.log(`    per-tick max turn ms of run 1: ${r0.maxTurn.map((t) => t.toFixed(0)).join(' ')}`)
     console.log(`    per-tick max turn CPU ms of run 1: ${r0.maxTurnCpu.map((t) => t.toFixed(0)).join(' ')}`)
     console.log(`    per-tick max engine-call CPU ms of run 1: ${r0.maxCallCpu.map((t) => t.toFixed(0)).join(' ')}`)
@@ -487,6 +500,9 @@ function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('fu
       eventLoopDelayP99Ms: mmm(rs.map((r) => r.elP99)),
       eventLoopDelayMaxMs: mmm(rs.map((r) => r.elMax)),
       gcMaxMs: mmm(rs.map((r) => r.gcMax)),
+      detectionScavenges: mmm(rs.map((r) => r.gcMinor)),
+      detectionMarkCompacts: mmm(rs.map((r) => r.gcMajor)),
+      detectionGcMs: mmm(rs.map((r) => r.gcMs)),
       pass: pass && elPass,
     }
   }

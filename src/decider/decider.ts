@@ -39,12 +39,20 @@
  * and nothing goes (there is nothing to judge either); a node whose clock runs ahead shortens the
  * others' bounds by its skew.
  *
+ * Bounded passes (`turns`, runtime.evaluation as in the sidecar): a tick is then a pass of bounded
+ * event-loop turns (EvaluationScheduler over the Pipeline's passes), so batches keep being received
+ * between its turns. A pass keeps the clock and watermark it began with; a tick wanted while one
+ * runs is run right after it at the newest watermark then (ticks coalesce: one is owed at most).
+ * `settle()` runs an open pass (and the owed one) to its end at once; `finish()` settles first.
+ * Without `turns` every tick is one engine call within receiveAll (replay).
+ *
  * Bounds: at most `maxNodes` tracked nodes per partition; at the limit a `gone` node is forgotten
  * to make room (`nodesEvicted`), else a batch from one more node is recorded but its watermark is
  * not tracked (`nodesRefused`). Synchronous: receive/finish from one event loop turn at
  * a time; `consume` drives it from an async iterable.
  */
 import type { Pipeline, TickResult } from '../runtime/pipeline.js'
+import { EvaluationScheduler, type EvaluationSchedulerStats, type EvaluationTurnsConfig } from '../runtime/evaluation-scheduler.js'
 import { alignDown } from '../signals/view.js'
 import { decodeBatch } from '../partials/codec.js'
 import { partialObservations, type PartialBatch } from '../partials/types.js'
@@ -62,6 +70,8 @@ export interface DeciderOptions {
   onTick: (res: TickResult, now: number, watermark: number) => void
   /** call `finish()` by itself once every node of every partition announced the end of its stream (replay over a topic) */
   finishWhenAllFinal?: boolean
+  /** each tick a pass of bounded event-loop turns (runtime.evaluation; file comment); absent: one engine call per tick */
+  turns?: EvaluationTurnsConfig
 }
 
 export interface DeciderStats {
@@ -88,6 +98,8 @@ export interface DeciderStats {
   /** batches that could not be decoded (consume only) */
   undecodable: number
   ticks: number
+  /** bounded passes (`turns`) that failed (the engine or onTick threw): counted, the next tick begins a new one */
+  failedPasses: number
   /** the watermark the engine judged last, -Infinity before the first tick */
   judgedWatermarkMs: number
   /** finish() ran (every node's stream ended) */
@@ -121,6 +133,12 @@ export class Decider {
   /** partition -> newest nowMs read on it */
   private readonly clocks = new Map<number, number>()
   private lastTickBucket = -Infinity
+  /** `turns`: runs the ticks as bounded passes */
+  private readonly sched: EvaluationScheduler | undefined
+  /** the tick wanted next (`turns`), taken by the pass that begins next */
+  private want: { now: number; watermark: number } | undefined
+  /** the clock and watermark of the open pass */
+  private open = { now: -Infinity, watermark: -Infinity }
   private readonly st: DeciderStats = {
     batches: 0,
     partials: 0,
@@ -136,6 +154,7 @@ export class Decider {
     rejoins: 0,
     undecodable: 0,
     ticks: 0,
+    failedPasses: 0,
     judgedWatermarkMs: -Infinity,
     finished: false,
   }
@@ -147,6 +166,43 @@ export class Decider {
     this.maxNodes = opts.maxNodes ?? 10_000
     this.onTick = opts.onTick
     this.finishWhenAllFinal = opts.finishWhenAllFinal === true
+    this.sched =
+      opts.turns === undefined
+        ? undefined
+        : new EvaluationScheduler({
+            runner: this.pipeline,
+            // a pass begins: it takes the tick wanted last (the newest watermark), counted here as the synchronous tick counts it
+            clock: { now: () => this.beginPass() },
+            // never started: passes begin from tick() through fire()
+            intervalMs: 3_600_000,
+            watermark: () => this.open.watermark,
+            turns: opts.turns,
+            onPass: (res) => this.onTick(res, this.open.now, this.open.watermark),
+            onFailure: () => {
+              this.st.failedPasses += 1
+            },
+          })
+  }
+
+  /** `turns`: the passes' figures (turns, the longest turn, late / skipped ticks); undefined without. */
+  passStats(): EvaluationSchedulerStats | undefined {
+    return this.sched?.stats()
+  }
+
+  /** A pass is open or owed (`turns`): its verdicts are still to come. */
+  get evaluating(): boolean {
+    return this.sched?.busy ?? false
+  }
+
+  /** `turns`: runs an open pass, and the tick owed after it, to their ends now (their onTick delivered). Otherwise nothing. */
+  settle(): void {
+    this.sched?.settle()
+  }
+
+  /** Idempotent: settles (see there) and stops the passes; later ticks are single engine calls. */
+  shutdown(): void {
+    this.sched?.settle()
+    void this.sched?.shutdown()
   }
 
   stats(): DeciderStats {
@@ -330,10 +386,12 @@ export class Decider {
    */
   finish(): void {
     this.finished = true
+    // the end of every stream: what is open or owed is judged first, then the final ticks at once
+    this.settle()
     const w = this.watermark()
     if (!Number.isFinite(w)) return
-    this.tick(w)
-    this.tick(w)
+    this.tickNow(w)
+    this.tickNow(w)
   }
 
   /**
@@ -363,9 +421,28 @@ export class Decider {
   }
 
   private tick(watermark: number): void {
+    const sched = this.sched
+    if (sched === undefined || !sched.running) return this.tickNow(watermark)
+    this.want = { now: Math.floor(this.now()), watermark }
+    // begins the pass in this turn when none runs, else owes it (coalesced with any other owed)
+    sched.fire()
+  }
+
+  /** One tick as one engine call (a pass still open on the pipeline is run to its end first). */
+  private tickNow(watermark: number): void {
     const now = Math.floor(this.now())
     this.st.ticks += 1
     if (watermark > this.st.judgedWatermarkMs) this.st.judgedWatermarkMs = watermark
     this.onTick(this.pipeline.tick(now, watermark), now, watermark)
+  }
+
+  /** The scheduler begins a pass: it judges the tick wanted last (`now` returned, the watermark in `open`). */
+  private beginPass(): number {
+    const w = this.want ?? { now: Math.floor(this.now()), watermark: this.watermark() }
+    this.want = undefined
+    this.open = w
+    this.st.ticks += 1
+    if (w.watermark > this.st.judgedWatermarkMs) this.st.judgedWatermarkMs = w.watermark
+    return w.now
   }
 }

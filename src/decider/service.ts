@@ -201,6 +201,7 @@ export class DeciderService implements Component {
   async abandon(): Promise<void> {
     const cur = this.current
     this.current = undefined
+    cur?.decider.shutdown()
     cur?.pipeline.shutdown()
     await this.consumer?.stop()
     this.consumer = undefined
@@ -238,6 +239,8 @@ export class DeciderService implements Component {
       nodeTimeoutMs: cfg.decider.nodeTimeout,
       leaveGraceMs: deciderLeaveGrace(cfg.decider, cfg.signals.bucket, cfg.engine.lateness),
       finishWhenAllFinal: this.o.finishWhenAllFinal === true,
+      // ticks as passes of bounded event-loop turns, as in the sidecar: partials keep being received between them
+      turns: cfg.runtime.evaluation,
       onTick: (res, now, watermark) => this.o.onTick(res, now, watermark, pipeline),
     })
     const inc: Incarnation = { partitions: owned, pipeline, decider, refilling: true, assignedAtMs: Date.now(), aligner: undefined as unknown as PartitionAligner }
@@ -258,6 +261,9 @@ export class DeciderService implements Component {
     const cur = this.current
     if (cur === undefined) return
     this.current = undefined
+    // an open pass is run to its end first (its verdicts delivered; ids are deterministic, so a
+    // verdict the next owner repeats is deduplicated), so the state written below is the pass's end
+    cur.decider.shutdown()
     this.st.revokes += 1
     // a lost assignment may already be someone else's: writing now could overwrite the new owner's state
     if (this.state !== undefined && !lost) {

@@ -643,6 +643,7 @@ function baselineNumbers(c: Contract, w: WindowStats): BaselineNumbers {
 }
 
 const NONE: RuleResult[] = []
+const isBreach = (r: RuleResult) => r.state === 'breach'
 /** readings(): nothing can be decided at this evaluation (see there) */
 const QUIET = Symbol('quiet')
 const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN }
@@ -918,15 +919,15 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interv
   const list = r?.list ?? pendingList(c, w, input, end)
   w.suspect = list.some(suspect)
   const source = r?.source ?? 'snapshot'
-  const preFromHistory = r?.preExisting ?? []
-  const breaches = list.filter((x) => x.state === 'breach')
-  if (breaches.length === 0 && preFromHistory.length === 0) {
+  const preFromHistory = r?.preExisting ?? NONE
+  if (preFromHistory.length === 0 && !list.some(isBreach)) {
     // the common case: nothing to decide
     const st = statusOf(list)
     w.status = st
     out.statuses.push(statusRecord(w, end, st, list))
     return
   }
+  const breaches = list.filter(isBreach)
   for (const b of breaches) {
     const pre = w.preExisting[b.signal]
     if (pre !== undefined && source === 'snapshot') b.onsetMs = Math.min(pre, b.onsetMs ?? pre)
@@ -1014,10 +1015,21 @@ function pendingFor(c: Contract, signal: 'error_rate' | 'latency' | 'resource'):
 }
 
 function statusOf(list: readonly RuleResult[]): DeploymentStatus {
-  if (list.some((r) => r.state === 'breach')) return 'breach'
-  const req = list.filter((r) => r.signal === 'error_rate' || r.signal === 'latency')
-  if (req.some((r) => r.state === 'healthy')) return 'healthy'
-  if (req.every((r) => r.state === 'off') && list.some((r) => r.state === 'healthy')) return 'healthy'
+  // loops rather than filter/some with closures: it runs for every watch at every pass
+  let reqHealthy = false
+  let reqAllOff = true
+  let anyHealthy = false
+  for (const r of list) {
+    if (r.state === 'breach') return 'breach'
+    const req = r.signal === 'error_rate' || r.signal === 'latency'
+    if (r.state === 'healthy') {
+      anyHealthy = true
+      if (req) reqHealthy = true
+    }
+    if (req && r.state !== 'off') reqAllOff = false
+  }
+  if (reqHealthy) return 'healthy'
+  if (reqAllOff && anyHealthy) return 'healthy'
   return 'insufficient'
 }
 

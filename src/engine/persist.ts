@@ -20,12 +20,13 @@
  * differ from those of a watch this release makes. Bump ENGINE_STATE_SCHEMA when a field changes
  * meaning, or a nested field (or one of a pending recovery) is added or removed.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { SeriesKey } from '../normalize/observations.js'
 import { serviceId } from '../normalize/observations.js'
 import type { SignalView, VersionInfo } from '../signals/view.js'
 import { contractFor, type EngineConfig } from './config.js'
 import { evaluate, initialState, type EngineState, type VersionSeen } from './evaluate.js'
+import { JsonWriter, UnserializableError } from './json-writer.js'
 
 /** Version of the record layout and of the engine state it carries. */
 export const ENGINE_STATE_SCHEMA = 2
@@ -38,36 +39,59 @@ type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P :
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
-/** A value the codec cannot represent; caught by the exporter and counted, never thrown further. */
-export class UnserializableError extends Error {}
+export { UnserializableError }
 
 const MAX_DEPTH = 64
+
+/** The tags, shared: encoding allocates nothing for them. */
+const TAG_UNDEFINED: Json = Object.freeze({ $u: 1 })
+const TAG_NAN: Json = Object.freeze({ $n: 'NaN' })
+const TAG_INFINITY: Json = Object.freeze({ $n: 'Infinity' })
+const TAG_MINUS_INFINITY: Json = Object.freeze({ $n: '-Infinity' })
+const TAG_MINUS_ZERO: Json = Object.freeze({ $n: '-0' })
+/** '$' */
+const DOLLAR = 36
 
 /**
  * Encodes any plain value as JSON-safe data. Tags are single-key objects whose key starts with one
  * `$` (`$u` undefined, `$n` a non-finite number or -0, `$m` Map entries, `$s` Set values); plain keys
  * starting with `$` get one more `$`, so no plain object is ever read back as a tag.
+ *
+ * A record's text is JSON.stringify(envelope with encodeValue(data)); the export writes that same
+ * text with JsonWriter (json-writer.ts), without building it: copying every object of ~10,000 watch
+ * records every `minWriteInterval` was most of an evaluation pass's garbage. Here too, copy on need:
+ * an array or plain object that needs no tag and no escaped key anywhere inside is returned as it
+ * is (JSON.stringify writes the same text as for a copy), one that does is copied with its clean
+ * parts shared. So the result may share objects with `v`: serialize (or compare) it at once, never
+ * change it, and do not keep it past a change of `v`.
  */
 export function encodeValue(v: unknown, depth = 0): Json {
   if (depth > MAX_DEPTH) throw new UnserializableError(`nested deeper than ${MAX_DEPTH} (a cycle?)`)
   switch (typeof v) {
     case 'undefined':
-      return { $u: 1 }
+      return TAG_UNDEFINED
     case 'boolean':
     case 'string':
       return v
     case 'number':
-      if (Number.isNaN(v)) return { $n: 'NaN' }
-      if (v === Infinity) return { $n: 'Infinity' }
-      if (v === -Infinity) return { $n: '-Infinity' }
-      if (Object.is(v, -0)) return { $n: '-0' }
-      return v
+      if (v - v === 0 && (v !== 0 || 1 / v > 0)) return v // finite, and not -0
+      return Number.isNaN(v) ? TAG_NAN : v === Infinity ? TAG_INFINITY : v === -Infinity ? TAG_MINUS_INFINITY : TAG_MINUS_ZERO
     case 'object': {
       if (v === null) return null
       if (Array.isArray(v)) {
-        const out: Json[] = []
-        for (let i = 0; i < v.length; i++) out.push(encodeValue(v[i], depth + 1))
-        return out
+        const a = v as unknown[]
+        let out: Json[] | undefined
+        for (let i = 0; i < a.length; i++) {
+          // a hole reads as undefined: tagged, so the array is copied (JSON would write null)
+          const x = a[i]
+          const e = encodeValue(x, depth + 1)
+          if (out === undefined) {
+            if (e === x) continue
+            out = a.slice(0, i) as Json[]
+          }
+          out.push(e)
+        }
+        return out ?? (a as Json[])
       }
       if (v instanceof Map) {
         const out: Json[] = []
@@ -83,9 +107,26 @@ export function encodeValue(v: unknown, depth = 0): Json {
       if (proto !== Object.prototype && proto !== null) {
         throw new UnserializableError(`cannot encode an instance of ${(v as { constructor?: { name?: string } }).constructor?.name ?? 'a class'}`)
       }
-      const out: { [k: string]: Json } = {}
-      for (const [k, x] of Object.entries(v)) out[k.startsWith('$') ? `$${k}` : k] = encodeValue(x, depth + 1)
-      return out
+      const o = v as Record<string, unknown>
+      let out: { [k: string]: Json } | undefined
+      // for-in: the own enumerable string keys in Object.keys order (the prototype is Object.prototype
+      // or null, which enumerate nothing), without an array of keys or entries
+      for (const k in o) {
+        const x = o[k]
+        const e = encodeValue(x, depth + 1)
+        const escaped = k.charCodeAt(0) === DOLLAR
+        if (out === undefined) {
+          if (e === x && !escaped) continue
+          // the keys before this one were clean: shared as they are
+          out = {}
+          for (const p in o) {
+            if (p === k) break
+            out[p] = o[p] as Json
+          }
+        }
+        out[escaped ? `$${k}` : k] = e
+      }
+      return out ?? (o as { [k: string]: Json })
     }
     default:
       throw new UnserializableError(`cannot encode a ${typeof v}`)
@@ -240,7 +281,9 @@ interface WatchMark {
   service: string
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest('base64')
+// one-shot `hash` (Node >= 20.12): the same digest as createHash().update().digest(), without a Hash
+// object, its buffers and the string's bytes on the JavaScript heap (ids.ts does the same)
+const digest = (s: string) => hash('sha256', s, 'base64')
 
 /** One step of a bounded export (EngineChangelog.exportStep): its changes, and whether the export is complete. */
 export interface ExportStep {
@@ -264,11 +307,13 @@ interface ExportScan {
   /** the services whose versions were to export when the export began, and the next one's index */
   versions: string[]
   v: number
-  it: Iterator<[string, Watch]>
+  /** the watches of the export (EngineChangelog.order, filled when it began: no iterator result per watch), and the next one's index */
+  n: number
+  w: number
   now: number
   force: boolean
   /** the watches' byVersion keys, built at the first watch encoded */
-  index: Map<string, string[]> | undefined
+  index: Map<string, string | string[]> | undefined
 }
 
 /** Pending recoveries restored at most (the engine keeps as many). */
@@ -280,6 +325,14 @@ const MAX_PENDING_RESTORED = 10_000
  */
 export class EngineChangelog {
   private readonly marks = new Map<string, WatchMark>()
+  /** writes the watch and pending records (the text of envelope(encodeValue(...)), without its garbage) */
+  private readonly writer = new JsonWriter()
+  /**
+   * The ids and watches of the open export, reused from export to export (one array per export and
+   * per pass would be ~80 KB of garbage each at 10,000 watches); cleared when the export is done.
+   */
+  private readonly orderIds: (string | undefined)[] = []
+  private readonly order: (Watch | undefined)[] = []
   private readonly pendingMarks = new Map<string, { ref: Pending | undefined; digest: string }>()
   /** deletions handed back by the store, re-exported next time */
   private readonly retryDeletes = new Map<string, string>()
@@ -342,7 +395,8 @@ export class EngineChangelog {
     let s = this.scan
     if (s === undefined || s.state !== state || s.watches !== state.watches || s.now !== now || s.force !== force) {
       this.exportDeletes(state, out)
-      s = this.scan = { state, watches: state.watches, pending: state.pendingRecovery.entries(), versions: [...this.ledgerDirty], v: 0, it: state.watches.entries(), now, force, index: undefined }
+      const n = this.fillOrder(state.watches)
+      s = this.scan = { state, watches: state.watches, pending: state.pendingRecovery.entries(), versions: [...this.ledgerDirty], v: 0, n, w: 0, now, force, index: undefined }
     }
     const limit = Number.isFinite(opts.maxEvaluations) ? Math.max(1, opts.maxEvaluations * EXPORT_WORK.evaluation) : Infinity
     let work = 0
@@ -361,16 +415,37 @@ export class EngineChangelog {
       work += EXPORT_WORK.versions
     }
     while (work < limit) {
-      const n = s.it.next()
-      if (n.done === true) {
+      if (s.w >= s.n) {
         this.scan = undefined
+        this.clearOrder(0)
         break
       }
-      work += this.exportWatch(s, n.value[0], n.value[1], out) ? EXPORT_WORK.encode : EXPORT_WORK.visit
+      const i = s.w++
+      work += this.exportWatch(s, this.orderIds[i] as string, this.order[i] as Watch, out) ? EXPORT_WORK.encode : EXPORT_WORK.visit
     }
     this.st.upserts += out.upserts.length
     this.st.deletes += out.deletes.length
     return { changes: out, done: this.scan === undefined }
+  }
+
+  /** Puts the watches in `order` (the scan's snapshot of the map, as its iterator would visit them); returns how many. */
+  private fillOrder(watches: EngineState['watches']): number {
+    let n = 0
+    // forEach: no [key, value] pair per entry (a for-of over entries() made one per watch)
+    watches.forEach((w, id) => {
+      this.orderIds[n] = id
+      this.order[n++] = w
+    })
+    this.clearOrder(n)
+    return n
+  }
+
+  /** Drops the references from index `from` on (the arrays keep their length: no reallocation next time). */
+  private clearOrder(from: number): void {
+    for (let i = from; i < this.order.length && this.order[i] !== undefined; i++) {
+      this.order[i] = undefined
+      this.orderIds[i] = undefined
+    }
   }
 
   /** One watch of an export: true when it was encoded. */
@@ -381,19 +456,57 @@ export class EngineChangelog {
     if (!urgent && !s.force && s.now - m.at < this.o.minWriteIntervalMs) return false
     s.index ??= reverseIndex(s.state)
     const service = serviceId(w.namespace, w.service)
-    let value: string
+    // the digest is taken from the written bytes; the string is made only for a record handed out
+    let d = ''
     try {
-      value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service, index: s.index.get(id) ?? [] }, encodeValue(w))
+      d = this.writeRecord('watch', service, s.index.get(id) ?? NO_INDEX, w)
     } catch {
       this.st.unserializable += 1
-      this.marks.set(id, { digest: '', at: s.now, status: w.status, decided: w.decided, frozen, service })
-      return true
     }
-    const d = digest(value)
-    this.marks.set(id, { digest: d, at: s.now, status: w.status, decided: w.decided, frozen, service })
-    if (m !== undefined && m.digest === d) this.st.unchanged += 1
-    else out.upserts.push({ key: id, service, value })
+    const prev = m?.digest
+    // the mark is long-lived (old space): updated in place, not replaced at every encoding
+    if (m === undefined) this.marks.set(id, { digest: d, at: s.now, status: w.status, decided: w.decided, frozen, service })
+    else {
+      m.digest = d
+      m.at = s.now
+      m.status = w.status
+      m.decided = w.decided
+      m.frozen = frozen
+      m.service = service
+    }
+    if (d === '') return true
+    if (prev === d) this.st.unchanged += 1
+    else out.upserts.push({ key: id, service, value: this.writer.text() })
     return true
+  }
+
+  /**
+   * Writes `envelope({ schema, kind, service, index }, encodeValue(data))` into the writer (the
+   * record's contract through its cache) and returns the text's digest; `writer.text()` is the value.
+   */
+  private writeRecord(kind: 'watch' | 'pending', service: string, index: string | readonly string[] | undefined, data: object): string {
+    const wr = this.writer
+    wr.begin()
+    wr.raw('{"schema":')
+    wr.number(ENGINE_STATE_SCHEMA)
+    wr.raw(kind === 'watch' ? ',"kind":"watch","service":' : ',"kind":"pending","service":')
+    wr.string(service)
+    if (typeof index === 'string') {
+      wr.raw(',"index":[')
+      wr.string(index)
+      wr.raw(']')
+    } else if (index !== undefined) {
+      wr.raw(',"index":[')
+      for (let i = 0; i < index.length; i++) {
+        if (i > 0) wr.raw(',')
+        wr.string(index[i] as string)
+      }
+      wr.raw(']')
+    }
+    wr.raw(',"data":')
+    wr.object(data, 0, 'contract')
+    wr.raw('}')
+    return wr.digest()
   }
 
   /** One pending recovery of an export: true when it was encoded. */
@@ -401,10 +514,9 @@ export class EngineChangelog {
     const m = this.pendingMarks.get(sid)
     if (m !== undefined && m.ref === p) return false
     try {
-      const value = envelope({ schema: ENGINE_STATE_SCHEMA, kind: 'pending', service: sid }, encodeValue(p))
-      const d = digest(value)
+      const d = this.writeRecord('pending', sid, undefined, p)
       this.pendingMarks.set(sid, { ref: p, digest: d })
-      if (m === undefined || m.digest !== d) out.upserts.push({ key: PENDING + sid, service: sid, value })
+      if (m === undefined || m.digest !== d) out.upserts.push({ key: PENDING + sid, service: sid, value: this.writer.text() })
     } catch {
       this.st.unserializable += 1
       this.pendingMarks.set(sid, { ref: p, digest: '' })
@@ -414,11 +526,12 @@ export class EngineChangelog {
 
   /** The first step of an export: every deletion (ended watches, consumed pending recoveries, forgotten services, retries). */
   private exportDeletes(state: EngineState, out: StateChanges): void {
-    for (const [id, m] of this.marks) {
-      if (state.watches.has(id)) continue
+    // forEach: no [key, value] pair per mark (this runs over every watch at every export)
+    this.marks.forEach((m, id) => {
+      if (state.watches.has(id)) return
       this.marks.delete(id)
       if (m.digest !== '') out.deletes.push({ key: id, service: m.service })
-    }
+    })
     for (const [sid, m] of this.pendingMarks) {
       if (state.pendingRecovery.has(sid)) continue
       this.pendingMarks.delete(sid)
@@ -739,20 +852,25 @@ function watchShape(cfg: EngineConfig): string {
   }
 }
 
-function reverseIndex(state: EngineState): Map<string, string[]> {
-  const out = new Map<string, string[]>()
-  for (const [k, ids] of state.byVersion) {
-    for (const id of ids) {
-      const list = out.get(id)
-      if (list === undefined) out.set(id, [k])
-      else list.push(k)
-    }
-  }
+/** Watch id -> the byVersion keys that list it: one key as it is (the usual case), several as an array. */
+function reverseIndex(state: EngineState): Map<string, string | string[]> {
+  const out = new Map<string, string | string[]>()
+  state.byVersion.forEach((ids, k) => {
+    ids.forEach((id) => {
+      const had = out.get(id)
+      if (had === undefined) out.set(id, k)
+      else if (typeof had === 'string') out.set(id, [had, k])
+      else had.push(k)
+    })
+  })
   return out
 }
 
+const NO_INDEX: string[] = []
+
 function envelope(e: Omit<Envelope, 'data'>, data: Json): string {
-  return JSON.stringify({ ...e, data })
+  // the same keys in the same order as { ...e, data }, without the spread's copy
+  return JSON.stringify(e.index === undefined ? { schema: e.schema, kind: e.kind, service: e.service, data } : { schema: e.schema, kind: e.kind, service: e.service, index: e.index, data })
 }
 
 function parseEnvelope(value: string): Envelope {

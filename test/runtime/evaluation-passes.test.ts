@@ -20,7 +20,7 @@ import { SCENARIOS, recordToLines } from '../../src/sim/index.js'
 import { defaultEngineConfig } from '../../src/engine/config.js'
 import { decodeOtlpJsonLine } from '../../src/receivers/otlp/json.js'
 import { Pipeline, type PassRunner, type PassStep, type TickResult } from '../../src/runtime/pipeline.js'
-import { EvaluationScheduler, type PassReport } from '../../src/runtime/evaluation-scheduler.js'
+import { EvaluationScheduler, SLICE_EVALUATIONS, type PassReport } from '../../src/runtime/evaluation-scheduler.js'
 import { alignDown } from '../../src/signals/view.js'
 import type { Verdict } from '../../src/engine/verdict.js'
 import type { WatchStatus } from '../../src/engine/evaluate.js'
@@ -287,12 +287,13 @@ describe('EvaluationScheduler', () => {
     await s.shutdown()
   })
 
-  it('a turn with a larger bound makes several engine calls of at most 64 evaluations', async () => {
-    const runner = new FakeRunner(5)
+  it('a turn with a larger bound makes several engine calls of at most SLICE_EVALUATIONS (16) evaluations', async () => {
+    expect(SLICE_EVALUATIONS).toBe(16)
+    const runner = new FakeRunner(14)
     const { s, passes } = scheduler(runner, { maxWatchesPerTurn: 200, turnBudget: 1e9 })
     s.fire()
-    // 200 = 64 + 64 + 64 + 8: four calls in the first turn
-    expect(runner.steps).toEqual([64, 64, 64, 8])
+    // 200 = 12 x 16 + 8: thirteen calls in the first turn
+    expect(runner.steps).toEqual([...Array<number>(12).fill(16), 8])
     await turnOnce()
     expect(passes).toHaveLength(1)
     expect(passes[0]?.turns).toBe(2)

@@ -280,3 +280,25 @@ describe('restore refuses what it cannot trust', () => {
     expect(r.deletes).toEqual([{ key: 'pending/ns/a', service: 'ns/a' }])
   })
 })
+
+describe('record text', () => {
+  it('is JSON.stringify of the envelope with encodeValue(watch), byte for byte, in every state a watch goes through', () => {
+    const view = world()
+    const live: Driver = { state: initialState(), verdicts: [], queued: [] }
+    const log = changelog(0)
+    let compared = 0
+    for (let t = D; t <= D + 300 * S; t += 5 * S) {
+      step(live, view, t)
+      const index = new Map<string, string[]>()
+      for (const [k, ids] of live.state.byVersion) for (const id of ids) index.set(id, [...(index.get(id) ?? []), k])
+      for (const u of log.exportChanges(live.state, t).upserts) {
+        const w = live.state.watches.get(u.key)
+        if (w === undefined) continue
+        const want = JSON.stringify({ schema: ENGINE_STATE_SCHEMA, kind: 'watch', service: `${w.namespace}/${w.service}`, index: index.get(w.id) ?? [], data: encodeValue(w) })
+        expect(u.value).toBe(want)
+        compared += 1
+      }
+    }
+    expect(compared).toBeGreaterThan(50)
+  })
+})
