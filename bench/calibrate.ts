@@ -19,7 +19,11 @@
  * its summaries (decode + historyFromSummaries), min / median / max over --runs.
  *
  * `--prometheus [--services 8] [--days 30] [--workers 2] [--runs 1] [--full-latency]`: the whole path
- * from a REAL Prometheus (backfilled by promtool; see promBench below).
+ * from a REAL Prometheus (backfilled by promtool; see promBench below). `--data-dir DIR`: the
+ * backfill is kept in DIR (test/calibrate/backfill.ts: 54 h blocks, DIR/manifest.json fixing its
+ * services, days, seed and end) and reused by the next run with the same spec; it is written by
+ * bench/tsdb-ingest (Go, Prometheus 2.42's block writer; `--ingest promtool` for promtool on text);
+ * `--backfill-only` stops after it. 1,000 services: see README.md (bench table).
  * `--synthetic-prometheus [--services 1000] [--days 30] [--workers 2]`: the same path end to end from
  * a synthetic Prometheus-compatible server (bench/promsim.ts, its own process), for fleets that do
  * not fit a backfill (see synthBench below).
@@ -37,8 +41,10 @@ import { HistoryAccumulator } from '../src/history/accumulator.js'
 import { decodeSummary, encodeSummary, type HourSummary } from '../src/history/codec.js'
 import { historyFromSummaries } from '../src/calibrate/kafka.js'
 import { feedSynthetic } from '../test/history/feed-synthetic.js'
-import { startPrometheus } from '../test/calibrate/prometheus-fixture.js'
-import { readFileSync } from 'node:fs'
+import { findBinary, servePrometheus, startPrometheus } from '../test/calibrate/prometheus-fixture.js'
+import { BLOCK_54H_MS, duBytes, ensureBackfill, readManifest } from '../test/calibrate/backfill.js'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { PrometheusHistorySource } from '../src/calibrate/prometheus.js'
 import { calibrateFleet } from '../src/calibrate/fleet.js'
 import { deployTimes, deployWindows, pseudoDeploy } from '../src/calibrate/backtest.js'
@@ -303,6 +309,40 @@ function procCpuS(pid: number | undefined): number {
   }
 }
 
+/** the block directories (ULIDs) of a TSDB dir, joined: equal before and after means nothing was compacted */
+function blockDirs(data: string): string {
+  return readdirSync(data)
+    .filter((d) => /^[0-9A-Z]{26}$/.test(d))
+    .sort()
+    .join(',')
+}
+
+/** peak resident set of a process (VmHWM), MiB; NaN when unreadable */
+function procPeakRssMiB(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? Number.NaN : Number(m[1]) / 1024
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** prometheus_tsdb_compactions_total from the server's own /metrics; NaN when unreadable */
+async function promCompactions(url: string): Promise<number> {
+  // twice: a kept-alive connection may have been closed by the server during a long run
+  for (let i = 0; i < 2; i++) {
+    try {
+      const t = await (await fetch(`${url}/metrics`)).text()
+      const m = /^prometheus_tsdb_compactions_total (\S+)$/m.exec(t)
+      return m === null ? Number.NaN : Number(m[1])
+    } catch {
+      // retried once
+    }
+  }
+  return Number.NaN
+}
+
 interface PromRunResult {
   services: number
   elapsedMs: number
@@ -346,6 +386,27 @@ async function promChild(): Promise<void> {
 }
 
 /**
+ * The block writer for `--data-dir` backfills: bench/tsdb-ingest (Go, Prometheus 2.42's tsdb block
+ * writer fed float64s; promtool's text parse costs ~2.8 CPU-us per sample, 76 CPU-min for 1,000
+ * services x 30 days) built with `go build` from the repository (run from its root) into DIR/bin;
+ * `--ingest promtool` (or no Go toolchain) uses promtool on OpenMetrics text instead.
+ */
+function tsdbIngest(dataDir: string): string | undefined {
+  if (process.argv.includes('--ingest') && process.argv[process.argv.indexOf('--ingest') + 1] === 'promtool') return undefined
+  const go = findBinary('go') ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined)
+  const src = join(process.cwd(), 'bench', 'tsdb-ingest')
+  if (go === undefined || !existsSync(join(src, 'main.go'))) {
+    process.stderr.write(`calibrate bench: no Go toolchain or no ${src}: backfilling with promtool (slow: ~2.8 CPU-us per sample)\n`)
+    return undefined
+  }
+  const bin = join(dataDir, 'bin', 'tsdb-ingest')
+  mkdirSync(join(dataDir, 'bin'), { recursive: true })
+  const b = spawnSync(go, ['build', '-o', bin, '.'], { cwd: src, encoding: 'utf8' })
+  if (b.status !== 0) throw new Error(`go build bench/tsdb-ingest failed: ${b.stderr}`)
+  return bin
+}
+
+/**
  * `--prometheus`: N services x D days backfilled into a real Prometheus (test/calibrate/prometheus-fixture.ts,
  * promtool), then calibrated from it `--runs` times (each a child process: calibrateFleet with `--workers`
  * backtest threads reading ahead, as the CLI). Prints the wall time per service, the CPU seconds of
@@ -357,10 +418,34 @@ async function promBench(): Promise<void> {
   const runs = arg('runs', 1)
   const workers = process.argv.includes('--workers') ? Number(process.argv[process.argv.indexOf('--workers') + 1]) : 2
   const DAY = 86_400_000
-  const end = Math.floor((Date.now() - 30 * 60_000) / 3_600_000) * 3_600_000
+  const dataDir = process.argv.includes('--data-dir') ? (process.argv[process.argv.indexOf('--data-dir') + 1] as string) : undefined
+  // a persistent backfill fixes `end` (its manifest); a new one ends a little before now
+  const prior = dataDir !== undefined ? readManifest(dataDir) : undefined
+  const end = process.argv.includes('--end') ? arg('end', 1) : (prior?.endMs ?? Math.floor((Date.now() - 30 * 60_000) / 3_600_000) * 3_600_000)
   const svcs = Array.from({ length: n }, (_, k) => ({ ...benchService(k), fromMs: end - days * DAY }))
-  process.stderr.write(`calibrate bench: backfilling ${n} services x ${days} days into a real Prometheus (promtool)...\n`)
-  const prom = await startPrometheus(svcs, end, 60_000, 1)
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+  let prom: { url: string; pid: number | undefined; backfillMs: number; stop(): Promise<void> }
+  let backfillNote = ''
+  if (dataDir !== undefined) {
+    const promtool = findBinary('promtool')
+    if (promtool === undefined) throw new Error('promtool not found: install the Debian package `prometheus`')
+    const b0 = performance.now()
+    const ingestBin = prior?.complete === true ? undefined : tsdbIngest(dataDir)
+    const bf = await ensureBackfill(dataDir, { generator: 'bench/promsim.ts benchService, test/calibrate/synthetic.ts', services: svcs, days, seed: 1, endMs: end, stepMs: 60_000, blockMs: BLOCK_54H_MS }, promtool, (l) => process.stderr.write(`calibrate bench: ${l}\n`), ingestBin)
+    const tsdb = duBytes(bf.data)
+    const m = bf.manifest
+    backfillNote = `${bf.reused ? 'reused' : 'built'} backfill ${dataDir} (end ${m.end}, ${m.blocks} blocks of ${m.blockHours} h, TSDB ${(tsdb / 2 ** 30).toFixed(2)} GiB; backfill took ${((m.backfillS ?? 0) / 60).toFixed(1)} min${m.ingest === 'tsdb-ingest' ? `, streamed to bench/tsdb-ingest: ${((m.textBytes ?? 0) / 2 ** 30).toFixed(1)} GiB of float64 series through a pipe, no text on disk` : m.peakTextBytes !== undefined ? `, by promtool: peak OpenMetrics text on disk ${(m.peakTextBytes / 2 ** 30).toFixed(1)} GiB of ${((m.textBytes ?? 0) / 2 ** 30).toFixed(0)} GiB written` : ''})`
+    process.stderr.write(`calibrate bench: ${backfillNote}; load ${load()}\n`)
+    if (process.argv.includes('--backfill-only')) {
+      process.stdout.write(`${backfillNote}\n`)
+      return
+    }
+    prom = { ...(await servePrometheus(bf.data)), backfillMs: bf.reused ? 0 : performance.now() - b0 }
+  } else {
+    process.stderr.write(`calibrate bench: backfilling ${n} services x ${days} days into a real Prometheus (promtool)...\n`)
+    prom = await startPrometheus(svcs, end, 60_000, 1)
+    backfillNote = `backfilled in ${(prom.backfillMs / 1000).toFixed(0)} s`
+  }
   try {
     // let the server compact the backfilled blocks before timing reads (as a long-running server has)
     await new Promise((r) => setTimeout(r, arg('settle-s', 20) * 1000))
@@ -368,15 +453,21 @@ async function promBench(): Promise<void> {
     const b0 = procCpuS(prom.pid)
     await new Promise((r) => setTimeout(r, 10_000))
     const idleCpuPerS = (procCpuS(prom.pid) - b0) / 10
-    const out: (PromRunResult & { promCpuS: number })[] = []
+    const out: (PromRunResult & { promCpuS: number; loadStart: string; loadEnd: string })[] = []
+    const c0 = await promCompactions(prom.url)
+    const blocksBefore = dataDir !== undefined ? blockDirs(join(dataDir, 'data')) : ''
     for (let r = 0; r < runs; r++) {
+      const loadStart = load()
       const p0 = procCpuS(prom.pid)
       const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--prom-child', prom.url, '--services', String(n), '--days', String(days), '--end', String(end), '--workers', String(workers), ...(process.argv.includes('--full-latency') ? ['--full-latency'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * 1024 * 1024 })
       if (child.status !== 0) throw new Error(`run ${r} failed (${child.status})`)
       const res = JSON.parse(child.stdout.trim().split('\n').pop() as string) as PromRunResult
-      out.push({ ...res, promCpuS: Math.max(0, procCpuS(prom.pid) - p0 - idleCpuPerS * (res.elapsedMs / 1000)) })
+      out.push({ ...res, promCpuS: Math.max(0, procCpuS(prom.pid) - p0 - idleCpuPerS * (res.elapsedMs / 1000)), loadStart, loadEnd: load() })
       process.stderr.write(`calibrate bench: run ${r + 1}/${runs} done\n`)
     }
+    const c1 = await promCompactions(prom.url)
+    const blocksAfter = dataDir !== undefined ? blockDirs(join(dataDir, 'data')) : ''
+    const promPeakMiB = procPeakRssMiB(prom.pid)
     const ms = (xs: number[], d = 0) => {
       const v = [...xs].sort((a, b) => a - b)
       return `${(v[0] as number).toFixed(d)} / ${(v[Math.floor(v.length / 2)] as number).toFixed(d)} / ${(v[v.length - 1] as number).toFixed(d)}`
@@ -387,13 +478,18 @@ async function promBench(): Promise<void> {
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
     const proj = (med(wallPer) * 1000) / 60
     const cpuProj = (med(cpuPer) * 1000) / 2 / 60
-    process.stdout.write(`calibration from a real Prometheus 2.42: ${n} services x ${days} days at 60 s (backfilled in ${(prom.backfillMs / 1000).toFixed(0)} s), ${workers} backtest workers, latency read ${process.argv.includes('--full-latency') ? 'at every step' : 'around the pseudo-deploys'}, ${runs} runs, min / median / max\n`)
+    process.stdout.write(`calibration from a real Prometheus 2.42: ${n} services x ${days} days at 60 s (${backfillNote}), ${workers} backtest workers, latency read ${process.argv.includes('--full-latency') ? 'at every step' : 'around the pseudo-deploys'}, ${runs} runs, min / median / max\n`)
     process.stdout.write(`  wall per service, s                         ${ms(wallPer, 2)}\n`)
     process.stdout.write(`  read wait per service, s (summed reads)     ${ms(per((x) => x.readMs / 1000), 2)}\n`)
     process.stdout.write(`  backtests per service, s (summed, in workers) ${ms(per((x) => x.backtestMs / 1000), 2)}\n`)
     process.stdout.write(`  CPU per service, s: calibrate process       ${ms(per((x) => x.nodeCpuS), 2)}\n`)
     process.stdout.write(`  CPU per service, s: prometheus              ${ms(per((x) => x.promCpuS), 2)}  (its idle rate before the run, ${idleCpuPerS.toFixed(2)} CPU-s/s of compaction, subtracted)\n`)
-    process.stdout.write(`  peak RSS of the calibrate process, MiB      ${ms(out.map((x) => x.peakRssMiB))}\n`)
+    process.stdout.write(`  peak RSS of the calibrate process, MiB      ${ms(out.map((x) => x.peakRssMiB))}  (worker threads included)\n`)
+    process.stdout.write(`  peak RSS of prometheus, MiB                 ${promPeakMiB.toFixed(0)}  (VmHWM since its start)\n`)
+    process.stdout.write(`  prometheus compactions during the runs      ${Number.isNaN(c0) || Number.isNaN(c1) ? '?' : c1 - c0} (prometheus_tsdb_compactions_total ${c0} -> ${c1})${dataDir !== undefined ? `; the data dir's blocks ${blocksBefore === blocksAfter ? 'unchanged' : 'CHANGED'}` : ''}\n`)
+    for (const [r, x] of out.entries()) {
+      process.stdout.write(`  run ${r + 1}: wall ${(x.elapsedMs / 1000).toFixed(0)} s (${(x.elapsedMs / 60_000).toFixed(1)} min), calibrated ${x.calibrated}/${x.services}, CPU calibrate ${x.nodeCpuS.toFixed(0)} s, prometheus ${x.promCpuS.toFixed(0)} s, load average ${x.loadStart} at the start, ${x.loadEnd} at the end\n`)
+    }
     process.stdout.write(`  1,000 services at the median wall per service: ${proj.toFixed(1)} min (target < 10 min: ${proj < 10 ? 'met' : 'NOT met'}; at this load)\n`)
     process.stdout.write(`  1,000 services CPU-bound on 2 idle cores (calibrate + prometheus CPU / 2): ${cpuProj.toFixed(1)} min (target < 10 min: ${cpuProj < 10 ? 'met' : 'NOT met'})\n`)
   } finally {

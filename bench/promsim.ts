@@ -1,7 +1,7 @@
 /**
  * A synthetic, Prometheus-compatible `query_range` server for the calibration bench
- * (bench/calibrate.ts `--synthetic-prometheus`): 1,000 services x 30 days do not fit a promtool
- * backfill on this machine, so this process answers the default query templates of
+ * (bench/calibrate.ts `--synthetic-prometheus`): a server without a backfill (1,000 services x 30
+ * days from a real Prometheus: `--prometheus --data-dir`, test/calibrate/backfill.ts); it answers the default query templates of
  * src/calibrate/prometheus.ts (DEFAULT_TEMPLATES) for the bench's service mix from the same
  * generator the real-Prometheus bench backfills (test/calibrate/synthetic.ts `steps` and
  * `memoryAt`, seeded as test/calibrate/prometheus-fixture.ts seeds them), generated on the fly,
@@ -92,9 +92,11 @@ type Kind = 'requests' | 'errors' | 'latency' | 'memory' | 'memoryRequest' | 'em
 
 /** which default template a query is, and for which service index; undefined: not one of ours */
 export function classify(query: string): { kind: Kind; k: number } | undefined {
-  const svc = /(?:job="bench\/svc-|container="svc-)(\d+)"/.exec(query)
+  const svc = /(?:job="bench\/svc-|container="svc-|k8s_deployment_name="svc-)(\d+)"/.exec(query)
   if (svc === null) return undefined
   const k = Number(svc[1])
+  // the kubeletstats selector read raw (prometheus.ts RAW_MEMORY): no such series here
+  if (query.startsWith('k8s_pod_memory_working_set_bytes')) return { kind: 'empty', k }
   if (query.includes('container_cpu_usage_seconds_total') || query.includes('resource="cpu"')) return { kind: 'empty', k }
   if (query.includes('kube_pod_container_resource_requests')) return { kind: 'memoryRequest', k }
   if (query.includes('container_memory_working_set_bytes')) return { kind: 'memory', k }

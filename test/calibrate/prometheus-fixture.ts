@@ -1,18 +1,18 @@
 /**
  * A real Prometheus server holding synthetic history (test/calibrate/synthetic.ts): the history is
  * written as OpenMetrics text, backfilled with `promtool tsdb create-blocks-from openmetrics` into a
- * temporary data dir, and served by the `prometheus` binary (Debian package `prometheus`) on a
- * loopback port. Its systemd service is never used.
+ * temporary data dir (backfill.ts: one file per 54 h block), and served by the `prometheus` binary
+ * (Debian package `prometheus`) on a loopback port. Its systemd service is never used.
+ * writeOpenMetrics (one file per 2 h block) is the reference writer backfill.test.ts checks the
+ * streamed one against.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { freePort } from '../support/ports.js'
+import { BLOCK_54H_MS, promtoolIngest, streamBlocks } from './backfill.js'
 import { BOUNDS_S, memoryAt, rng, steps, type SynthService } from './synthetic.js'
-
-const run = promisify(execFile)
 
 export function findBinary(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/bin', '/usr/local/bin'])) {
@@ -140,26 +140,46 @@ export interface RunningPrometheus {
   stop(): Promise<void>
 }
 
+/**
+ * Backfills `services` into a temporary data dir (streamBlocks: one file per 54 h block, as a
+ * Prometheus with >= 30 days' retention holds them after compaction, so the server has nothing to
+ * compact) and serves it; `stop()` removes the dir.
+ */
 export async function startPrometheus(services: readonly (SynthService & { fromMs: number })[], endMs: number, stepMs: number, seed: number): Promise<RunningPrometheus> {
-  const prometheus = findBinary('prometheus')
   const promtool = findBinary('promtool')
-  if (prometheus === undefined || promtool === undefined) throw new Error('prometheus/promtool not found: install the Debian package `prometheus`')
+  if (findBinary('prometheus') === undefined || promtool === undefined) throw new Error('prometheus/promtool not found: install the Debian package `prometheus`')
   const dir = mkdtempSync(join(tmpdir(), 'pullback-prom-'))
   const data = join(dir, 'data')
-  const om = join(dir, 'om')
-  mkdirSync(om)
   const t0 = performance.now()
-  for (const f of writeOpenMetrics(om, services, endMs, stepMs, seed)) {
-    await run(promtool, ['tsdb', 'create-blocks-from', 'openmetrics', '--quiet', f, data], { maxBuffer: 16 * 1024 * 1024 })
-    rmSync(f)
+  try {
+    await streamBlocks({ services, endMs, stepMs, seed, blockMs: BLOCK_54H_MS }, { kind: 'text', om: join(dir, 'om'), ingest: (f) => promtoolIngest(promtool, f, data, BLOCK_54H_MS) })
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true })
+    throw e
   }
-  rmSync(om, { recursive: true, force: true })
+  rmSync(join(dir, 'om'), { recursive: true, force: true })
   const backfillMs = performance.now() - t0
-  writeFileSync(join(dir, 'prometheus.yml'), 'global:\n  scrape_interval: 1h\n')
+  const p = await servePrometheus(data, { configDir: dir, removeOnStop: dir })
+  return { ...p, backfillMs }
+}
+
+/**
+ * Serves an existing TSDB dir (`data`) on a loopback port: retention 60 d (Prometheus' time retention
+ * counts from its newest block, not from now, so a backfill ending days ago stays whole), no scrape
+ * targets (the head stays empty), compaction ranges up to 54 h (`max-block-duration` 6 d, the
+ * default for 60 d): blocks of 54 h, one per range, are never compacted again. `removeOnStop`: a
+ * directory removed by `stop()` (a temporary backfill; a persistent one is kept).
+ */
+export async function servePrometheus(data: string, opts: { configDir?: string; removeOnStop?: string } = {}): Promise<Omit<RunningPrometheus, 'backfillMs'>> {
+  const prometheus = findBinary('prometheus')
+  if (prometheus === undefined) throw new Error('prometheus not found: install the Debian package `prometheus`')
+  const confDir = opts.configDir ?? mkdtempSync(join(tmpdir(), 'pullback-promconf-'))
+  const removeConf = opts.configDir === undefined ? confDir : undefined
+  writeFileSync(join(confDir, 'prometheus.yml'), 'global:\n  scrape_interval: 1h\n')
   const port = await freePort()
   const child: ChildProcess = spawn(
     prometheus,
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=60d', '--log.level=warn'],
+    [`--config.file=${join(confDir, 'prometheus.yml')}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=60d', '--log.level=warn'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   )
   let stderr = ''
@@ -172,9 +192,10 @@ export async function startPrometheus(services: readonly (SynthService & { fromM
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))])
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    if (opts.removeOnStop !== undefined) rmSync(opts.removeOnStop, { recursive: true, force: true })
+    if (removeConf !== undefined) rmSync(removeConf, { recursive: true, force: true })
   }
-  const deadline = Date.now() + 30_000
+  const deadline = Date.now() + 120_000
   for (;;) {
     if (child.exitCode !== null) {
       await stop()
@@ -188,9 +209,9 @@ export async function startPrometheus(services: readonly (SynthService & { fromM
     }
     if (Date.now() > deadline) {
       await stop()
-      throw new Error(`prometheus not ready in 30 s: ${stderr.slice(-2000)}`)
+      throw new Error(`prometheus not ready in 120 s: ${stderr.slice(-2000)}`)
     }
     await new Promise((r) => setTimeout(r, 200))
   }
-  return { url, dir, backfillMs, pid: child.pid, stop }
+  return { url, dir: data, pid: child.pid, stop }
 }

@@ -41,6 +41,12 @@ export function rng(seed: number): () => number {
   }
 }
 
+/** the generator rng(seed) after `skip` draws (its state advances by a constant per draw), for writers that start mid-series */
+export function rngAt(seed: number, skip: number): () => number {
+  // mod 2^32, as the generator's own state (skip beyond 2^32 wraps, as the state does)
+  return rng(((seed >>> 0) + Math.imul(skip >>> 0, 0x6d2b79f5)) >>> 0)
+}
+
 export function normal(r: () => number): number {
   return Math.sqrt(-2 * Math.log(Math.max(1e-12, r()))) * Math.cos(2 * Math.PI * r())
 }
