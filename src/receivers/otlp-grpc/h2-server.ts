@@ -43,31 +43,19 @@
 import http2 from 'node:http2'
 import type net from 'node:net'
 import zlib from 'node:zlib'
-import type { Logger } from '../../common/logger.js'
-import type { TelemetryConsumer } from '../consumer.js'
-import type { MemoryGuard, Reservation } from '../memory.js'
+import type { Reservation } from '../memory.js'
 import { consumeDecoded, ingest, type IngestOutcome, type Signal } from '../otlp/ingest.js'
-import type { WorkerPool } from '../../workers/pool.js'
 import { encodeExportResponse, encodeRpcStatus } from '../otlp/responses.js'
-import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { DecodeError, OverloadedError, TooLargeError, UnsupportedMediaTypeError } from '../errors.js'
 import { GrpcCode, grpcCodeOf, httpStatusOf, protocolError, reasonOfGrpcCode } from '../status.js'
 import { GRPC_DEFAULTS } from './defaults.js'
-import { resolveOtlpOptions } from '../otlp/options.js'
-import { TlsMaterial, type TlsConfig } from '../tls.js'
-import { BearerAuth, type AuthConfig } from '../auth.js'
 import { MessageBufferPool } from './buffer-pool.js'
 import {
-  DEFAULT_GRPC_ENDPOINT,
+  GrpcServerBase,
   METRICS_EXPORT_PATH,
   TRACE_EXPORT_PATH,
-  handshakeServer,
-  listenTcp,
   type GrpcBufferStats,
-  type GrpcLimitStats,
-  type GrpcTransport,
   type OtlpGrpcReceiverOptions,
-  type TransportSecurityStats,
 } from './shared.js'
 
 const { NGHTTP2_NO_ERROR } = http2.constants
@@ -120,85 +108,15 @@ function peerOf(socket: net.Socket | undefined): string {
   return addr.includes(':') ? `[${addr}]:${socket?.remotePort ?? 0}` : `${addr}:${socket?.remotePort ?? 0}`
 }
 
-export class Http2GrpcServer implements GrpcTransport {
-  readonly name = 'otlp-grpc'
-  private readonly consumer: TelemetryConsumer
-  private readonly endpoint: string
-  private readonly maxRequestBytes: number
-  private readonly guard: MemoryGuard
-  private readonly maxAttributes: number
-  private readonly drainTimeoutMs: number
-  private readonly maxConnections: number
-  private readonly maxConcurrentCalls: number
-  private readonly readTimeoutMs: number
-  private readonly idleTimeoutMs: number
-  private readonly logger: Logger
-  private readonly counters: ReceiverStats = newReceiverStats()
-  private readonly tlsConfig: TlsConfig | undefined
-  private readonly authConfig: AuthConfig | undefined
-  private readonly workers: WorkerPool | undefined
+export class Http2GrpcServer extends GrpcServerBase {
   private readonly pool: MessageBufferPool
-  private tls: TlsMaterial | undefined
-  private auth: BearerAuth | undefined
-  private tlsHandshakeFailures = 0
   private h2: http2.Http2Server | undefined
-  private listener: net.Server | undefined
-  private readonly sockets = new Set<net.Socket>()
   private readonly sessions = new Set<http2.ServerHttp2Session>()
   private readonly peers = new WeakMap<http2.Http2Session, string>()
-  private calls = 0
-  private connectionsOpen = 0
-  private connectionsRefused = 0
-  private callsRefused = 0
-  private readTimeouts = 0
-  private cancelledWhileDecoding = 0
-  private boundPort = 0
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
-  private stopping: Promise<void> | undefined
 
   constructor(opts: OtlpGrpcReceiverOptions) {
-    const o = resolveOtlpOptions(opts, DEFAULT_GRPC_ENDPOINT)
-    this.consumer = o.consumer
-    this.endpoint = o.endpoint
-    this.maxRequestBytes = o.maxRequestBytes
-    this.guard = o.memoryGuard
-    this.maxAttributes = o.maxAttributes
-    this.drainTimeoutMs = o.drainTimeoutMs
-    this.logger = o.logger
-    this.maxConnections = opts.maxConnections ?? GRPC_DEFAULTS.maxConnections
-    this.maxConcurrentCalls = opts.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls
-    this.readTimeoutMs = opts.readTimeoutMs ?? GRPC_DEFAULTS.readTimeoutMs
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
-    this.tlsConfig = opts.tls
-    this.authConfig = opts.auth
-    this.workers = opts.workers
+    super(opts)
     this.pool = new MessageBufferPool({ maxIdleBytes: opts.bufferPoolBytes ?? GRPC_DEFAULTS.bufferPoolBytes })
-  }
-
-  get port(): number {
-    return this.boundPort
-  }
-
-  stats(): ReceiverStats {
-    return copyStats(this.counters)
-  }
-
-  limits(): GrpcLimitStats {
-    return {
-      connectionsOpen: this.connectionsOpen,
-      connectionsRefused: this.connectionsRefused,
-      callsInProgress: this.calls,
-      callsRefused: this.callsRefused,
-      readTimeouts: this.readTimeouts,
-      cancelledWhileDecoding: this.cancelledWhileDecoding,
-    }
-  }
-
-  security(): TransportSecurityStats {
-    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
-    if (this.tls) out.tls = this.tls.stats()
-    if (this.auth) out.auth = this.auth.stats()
-    return out
   }
 
   buffers(): GrpcBufferStats {
@@ -206,62 +124,15 @@ export class Http2GrpcServer implements GrpcTransport {
   }
 
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
-    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
-    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
+    await this.loadSecurity()
     // never listens: pullback's own net.Server (and TLS handshake) hands it the connections
     const h2 = http2.createServer({ settings: { maxConcurrentStreams: this.maxConcurrentCalls } })
     h2.on('session', (session) => this.onSession(session))
     h2.on('stream', (stream, headers) => this.onStream(stream, headers))
     // a broken connection is the client's problem; it must not reach the process
     h2.on('sessionError', noop)
-    const handshake =
-      this.tls === undefined
-        ? undefined
-        : handshakeServer(
-            this.tls,
-            (secure) => {
-              // a handshake that completes after shutdown began has no server to go to
-              if (this.state === 'running') h2.emit('connection', secure)
-              else secure.destroy()
-            },
-            () => this.tlsHandshakeFailures++,
-          )
-    const listener = await listenTcp(
-      this.endpoint,
-      this.maxConnections,
-      (socket) => {
-        this.connectionsOpen++
-        this.sockets.add(socket)
-        socket.once('close', () => {
-          this.connectionsOpen--
-          this.sockets.delete(socket)
-        })
-        if (handshake) handshake.emit('connection', socket)
-        else h2.emit('connection', socket)
-      },
-      () => this.connectionsRefused++,
-      this.logger,
-      this.name,
-    )
-    this.boundPort = (listener.address() as net.AddressInfo).port
     this.h2 = h2
-    this.listener = listener
-    this.state = 'running'
-    this.tls?.start()
-    this.auth?.start()
-    this.logger.info(
-      {
-        endpoint: this.endpoint,
-        port: this.boundPort,
-        server: 'http2',
-        maxConnections: this.maxConnections,
-        maxConcurrentCalls: this.maxConcurrentCalls,
-        tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls',
-        auth: this.auth === undefined ? 'none' : 'bearer',
-      },
-      'otlp-grpc receiver started',
-    )
+    await this.listen('http2', (socket) => h2.emit('connection', socket))
   }
 
   /** Idle connections (no call for idleTimeoutMs) are closed with GOAWAY. */
@@ -624,10 +495,7 @@ export class Http2GrpcServer implements GrpcTransport {
       for (const s of this.sessions) s.destroy()
       for (const s of this.sockets) s.destroy()
       this.pool.clear()
-      this.state = 'stopped'
-      this.tls?.stop()
-      this.auth?.stop()
-      this.logger.info({ port: this.boundPort }, 'otlp-grpc receiver stopped')
+      this.stopped()
     })()
     return this.stopping
   }

@@ -43,29 +43,21 @@
  * certificate-less client never reaches HTTP/2 (`security().tlsHandshakeFailures`). With `auth`,
  * a call's `authorization` metadata is checked before its message is read: UNAUTHENTICATED.
  */
-import type net from 'node:net'
 import { Duplex } from 'node:stream'
 import * as grpc from '@grpc/grpc-js'
 import type { Component } from '../../common/lifecycle.js'
-import type { Logger } from '../../common/logger.js'
-import type { TelemetryConsumer } from '../consumer.js'
-import type { MemoryGuard, Reservation } from '../memory.js'
+import type { Reservation } from '../memory.js'
 import { consumeDecoded, ingest, type Signal } from '../otlp/ingest.js'
 import type { WorkerPool } from '../../workers/pool.js'
 import { encodeExportResponse, encodeRpcStatus } from '../otlp/responses.js'
-import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
+import type { ReceiverStats } from '../stats.js'
 import { OverloadedError } from '../errors.js'
 import { GrpcCode, grpcCodeOf, protocolError, reasonOfGrpcCode } from '../status.js'
 import { GRPC_DEFAULTS } from './defaults.js'
-import { resolveOtlpOptions } from '../otlp/options.js'
-import { TlsMaterial, type TlsConfig } from '../tls.js'
-import { BearerAuth, type AuthConfig } from '../auth.js'
 import {
-  DEFAULT_GRPC_ENDPOINT,
+  GrpcServerBase,
   METRICS_EXPORT_PATH,
   TRACE_EXPORT_PATH,
-  handshakeServer,
-  listenTcp,
   type GrpcBufferStats,
   type GrpcLimitStats,
   type GrpcServerKind,
@@ -110,82 +102,8 @@ function streamOf(call: unknown): Duplex | undefined {
 const GRPC_BUFFER_COPIES = 2
 
 /** The grpc-js transport (`receivers.otlp.grpc.server: grpc-js`; the default is http2, h2-server.ts). */
-class GrpcJsServer implements GrpcTransport {
-  readonly name = 'otlp-grpc'
-  private readonly consumer: TelemetryConsumer
-  private readonly endpoint: string
-  private readonly maxRequestBytes: number
-  private readonly guard: MemoryGuard
-  private readonly maxAttributes: number
-  private readonly drainTimeoutMs: number
-  private readonly maxConnections: number
-  private readonly maxConcurrentCalls: number
-  private readonly readTimeoutMs: number
-  private readonly idleTimeoutMs: number
-  private readonly logger: Logger
-  private readonly counters: ReceiverStats = newReceiverStats()
-  private readonly tlsConfig: TlsConfig | undefined
-  private readonly authConfig: AuthConfig | undefined
-  private tls: TlsMaterial | undefined
-  private auth: BearerAuth | undefined
-  private tlsHandshakeFailures = 0
+class GrpcJsServer extends GrpcServerBase {
   private server: grpc.Server | undefined
-  private listener: net.Server | undefined
-  private calls = 0
-  private connectionsOpen = 0
-  private connectionsRefused = 0
-  private callsRefused = 0
-  private readTimeouts = 0
-  private cancelledWhileDecoding = 0
-  private readonly workers: WorkerPool | undefined
-  private boundPort = 0
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
-  private stopping: Promise<void> | undefined
-
-  constructor(opts: OtlpGrpcReceiverOptions) {
-    const o = resolveOtlpOptions(opts, DEFAULT_GRPC_ENDPOINT)
-    this.consumer = o.consumer
-    this.endpoint = o.endpoint
-    this.maxRequestBytes = o.maxRequestBytes
-    this.guard = o.memoryGuard
-    this.maxAttributes = o.maxAttributes
-    this.drainTimeoutMs = o.drainTimeoutMs
-    this.logger = o.logger
-    this.maxConnections = opts.maxConnections ?? GRPC_DEFAULTS.maxConnections
-    this.maxConcurrentCalls = opts.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls
-    this.readTimeoutMs = opts.readTimeoutMs ?? GRPC_DEFAULTS.readTimeoutMs
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
-    this.tlsConfig = opts.tls
-    this.authConfig = opts.auth
-    this.workers = opts.workers
-  }
-
-  /** the bound port (useful with port 0) */
-  get port(): number {
-    return this.boundPort
-  }
-
-  stats(): ReceiverStats {
-    return copyStats(this.counters)
-  }
-
-  limits(): GrpcLimitStats {
-    return {
-      connectionsOpen: this.connectionsOpen,
-      connectionsRefused: this.connectionsRefused,
-      callsInProgress: this.calls,
-      callsRefused: this.callsRefused,
-      readTimeouts: this.readTimeouts,
-      cancelledWhileDecoding: this.cancelledWhileDecoding,
-    }
-  }
-
-  security(): TransportSecurityStats {
-    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
-    if (this.tls) out.tls = this.tls.stats()
-    if (this.auth) out.auth = this.auth.stats()
-    return out
-  }
 
   /** grpc-js allocates its own message buffers */
   buffers(): GrpcBufferStats | undefined {
@@ -193,9 +111,7 @@ class GrpcJsServer implements GrpcTransport {
   }
 
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
-    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
-    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
+    await this.loadSecurity()
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.maxRequestBytes,
       'grpc.max_concurrent_streams': this.maxConcurrentCalls,
@@ -205,41 +121,8 @@ class GrpcJsServer implements GrpcTransport {
     server.addService(traceServiceDefinition, { Export: this.handler('traces') })
     server.addService(metricsServiceDefinition, { Export: this.handler('metrics') })
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure())
-    const handshake =
-      this.tls === undefined
-        ? undefined
-        : handshakeServer(
-            this.tls,
-            (secure) => {
-              // a handshake that completes after shutdown began has no server to go to
-              if (this.state === 'running') injector.injectConnection(secure)
-              else secure.destroy()
-            },
-            () => this.tlsHandshakeFailures++,
-          )
-    const listener = await listenTcp(
-      this.endpoint,
-      this.maxConnections,
-      (socket) => {
-        this.connectionsOpen++
-        socket.once('close', () => this.connectionsOpen--)
-        if (handshake) handshake.emit('connection', socket)
-        else injector.injectConnection(socket)
-      },
-      () => this.connectionsRefused++,
-      this.logger,
-      this.name,
-    )
-    this.boundPort = (listener.address() as net.AddressInfo).port
+    await this.listen('grpc-js', (socket) => injector.injectConnection(socket))
     this.server = server
-    this.listener = listener
-    this.state = 'running'
-    this.tls?.start()
-    this.auth?.start()
-    this.logger.info(
-      { endpoint: this.endpoint, port: this.boundPort, server: 'grpc-js', maxConnections: this.maxConnections, maxConcurrentCalls: this.maxConcurrentCalls, tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls', auth: this.auth === undefined ? 'none' : 'bearer' },
-      'otlp-grpc receiver started',
-    )
   }
 
   /**
@@ -421,10 +304,7 @@ class GrpcJsServer implements GrpcTransport {
           resolve()
         })
       })
-      this.state = 'stopped'
-      this.tls?.stop()
-      this.auth?.stop()
-      this.logger.info({ port: this.boundPort }, 'otlp-grpc receiver stopped')
+      this.stopped()
     })()
     return this.stopping
   }

@@ -1,16 +1,21 @@
 /**
  * What both OTLP/gRPC transports (receiver.ts: grpc-js; h2-server.ts: node:http2) share: the method
- * paths, the options and stats shapes, the TCP listener that bounds connections, and the TLS
- * handshake done before HTTP/2. Loaded by both without loading either server.
+ * paths, the options and stats shapes, the TCP listener that bounds connections, the TLS
+ * handshake done before HTTP/2, and GrpcServerBase (options, counters, listening, the stop
+ * bookkeeping). Loaded by both without loading either server.
  */
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from '../../common/logger.js'
-import type { OtlpReceiverOptions } from '../otlp/options.js'
-import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsConfig, type TlsMaterial, type TlsStats } from '../tls.js'
-import type { AuthConfig, AuthStats } from '../auth.js'
+import type { TelemetryConsumer } from '../consumer.js'
+import type { MemoryGuard } from '../memory.js'
+import type { WorkerPool } from '../../workers/pool.js'
+import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsConfig, type TlsStats } from '../tls.js'
+import { BearerAuth, type AuthConfig, type AuthStats } from '../auth.js'
 import type { BufferPoolStats } from './buffer-pool.js'
-import type { ReceiverStats } from '../stats.js'
+import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
+import { GRPC_DEFAULTS } from './defaults.js'
 
 export const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export'
 export const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export'
@@ -128,4 +133,156 @@ export async function listenTcp(
   })
   listener.on('error', (err) => logger.warn({ err: err.message }, `${name} listener error`))
   return listener
+}
+
+/**
+ * The part of a gRPC transport that does not depend on the server library: resolved options, the
+ * per-request and limit counters, TLS / auth material, the connection-capped listener and the
+ * lifecycle state. A subclass builds its server in start() between loadSecurity() and listen(),
+ * and ends its shutdown() with stopped().
+ */
+export abstract class GrpcServerBase implements GrpcTransport {
+  readonly name = 'otlp-grpc'
+  protected readonly consumer: TelemetryConsumer
+  protected readonly endpoint: string
+  protected readonly maxRequestBytes: number
+  protected readonly guard: MemoryGuard
+  protected readonly maxAttributes: number
+  protected readonly drainTimeoutMs: number
+  protected readonly maxConnections: number
+  protected readonly maxConcurrentCalls: number
+  protected readonly readTimeoutMs: number
+  protected readonly idleTimeoutMs: number
+  protected readonly logger: Logger
+  protected readonly workers: WorkerPool | undefined
+  protected readonly counters: ReceiverStats = newReceiverStats()
+  private readonly tlsConfig: TlsConfig | undefined
+  private readonly authConfig: AuthConfig | undefined
+  protected tls: TlsMaterial | undefined
+  protected auth: BearerAuth | undefined
+  private tlsHandshakeFailures = 0
+  protected listener: net.Server | undefined
+  /** accepted sockets still open (at most maxConnections) */
+  protected readonly sockets = new Set<net.Socket>()
+  protected calls = 0
+  protected callsRefused = 0
+  protected readTimeouts = 0
+  protected cancelledWhileDecoding = 0
+  private connectionsRefused = 0
+  protected boundPort = 0
+  protected state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
+  protected stopping: Promise<void> | undefined
+
+  constructor(opts: OtlpGrpcReceiverOptions) {
+    const o = resolveOtlpOptions(opts, DEFAULT_GRPC_ENDPOINT)
+    this.consumer = o.consumer
+    this.endpoint = o.endpoint
+    this.maxRequestBytes = o.maxRequestBytes
+    this.guard = o.memoryGuard
+    this.maxAttributes = o.maxAttributes
+    this.drainTimeoutMs = o.drainTimeoutMs
+    this.logger = o.logger
+    this.maxConnections = opts.maxConnections ?? GRPC_DEFAULTS.maxConnections
+    this.maxConcurrentCalls = opts.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls
+    this.readTimeoutMs = opts.readTimeoutMs ?? GRPC_DEFAULTS.readTimeoutMs
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
+    this.tlsConfig = opts.tls
+    this.authConfig = opts.auth
+    this.workers = opts.workers
+  }
+
+  /** the bound port (useful with port 0) */
+  get port(): number {
+    return this.boundPort
+  }
+
+  stats(): ReceiverStats {
+    return copyStats(this.counters)
+  }
+
+  limits(): GrpcLimitStats {
+    return {
+      connectionsOpen: this.sockets.size,
+      connectionsRefused: this.connectionsRefused,
+      callsInProgress: this.calls,
+      callsRefused: this.callsRefused,
+      readTimeouts: this.readTimeouts,
+      cancelledWhileDecoding: this.cancelledWhileDecoding,
+    }
+  }
+
+  security(): TransportSecurityStats {
+    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
+    if (this.tls) out.tls = this.tls.stats()
+    if (this.auth) out.auth = this.auth.stats()
+    return out
+  }
+
+  abstract buffers(): GrpcBufferStats | undefined
+  abstract start(): Promise<void>
+  abstract shutdown(): Promise<void>
+
+  /** The first step of start(): refuses a second start, loads the TLS and token material (their errors fail the start). */
+  protected async loadSecurity(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
+    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
+    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
+  }
+
+  /**
+   * The last step of start(): listens with at most maxConnections sockets; each accepted socket goes
+   * to `connect`, after the TLS handshake when TLS is on (a handshake that completes once shutdown
+   * began has no server to go to: destroyed). Then running; the material's reloads start.
+   */
+  protected async listen(server: GrpcServerKind, connect: (socket: net.Socket) => void): Promise<void> {
+    const handshake =
+      this.tls === undefined
+        ? undefined
+        : handshakeServer(
+            this.tls,
+            (secure) => {
+              if (this.state === 'running') connect(secure)
+              else secure.destroy()
+            },
+            () => this.tlsHandshakeFailures++,
+          )
+    const listener = await listenTcp(
+      this.endpoint,
+      this.maxConnections,
+      (socket) => {
+        this.sockets.add(socket)
+        socket.once('close', () => this.sockets.delete(socket))
+        if (handshake) handshake.emit('connection', socket)
+        else connect(socket)
+      },
+      () => this.connectionsRefused++,
+      this.logger,
+      this.name,
+    )
+    this.boundPort = (listener.address() as net.AddressInfo).port
+    this.listener = listener
+    this.state = 'running'
+    this.tls?.start()
+    this.auth?.start()
+    this.logger.info(
+      {
+        endpoint: this.endpoint,
+        port: this.boundPort,
+        server,
+        maxConnections: this.maxConnections,
+        maxConcurrentCalls: this.maxConcurrentCalls,
+        tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls',
+        auth: this.auth === undefined ? 'none' : 'bearer',
+      },
+      'otlp-grpc receiver started',
+    )
+  }
+
+  /** The last step of shutdown(), once the server is closed. */
+  protected stopped(): void {
+    this.state = 'stopped'
+    this.tls?.stop()
+    this.auth?.stop()
+    this.logger.info({ port: this.boundPort }, 'otlp-grpc receiver stopped')
+  }
 }
