@@ -41,10 +41,16 @@
  *
  * Bounded passes (`turns`, runtime.evaluation as in the sidecar): a tick is then a pass of bounded
  * event-loop turns (EvaluationScheduler over the Pipeline's passes), so batches keep being received
- * between its turns. A pass keeps the clock and watermark it began with; a tick wanted while one
- * runs is run right after it at the newest watermark then (ticks coalesce: one is owed at most).
- * `settle()` runs an open pass (and the owed one) to its end at once; `finish()` settles first.
- * Without `turns` every tick is one engine call within receiveAll (replay).
+ * between its turns. A pass keeps the clock and watermark it began with. Batches received while a
+ * pass runs are held, in order, and recorded after it ends (`held`): recorded at once they would move
+ * the store's newest time past the pass, and a burst (a poll of minutes of partials, a lagging
+ * consumer) would then be judged in one jump, its older minutes already folded into the store's
+ * coarse buckets, where replay's tick per bucket judged each on fine ones (test/decider/burst.test.ts).
+ * Held: at most MAX_HELD_BATCHES; beyond, a batch is recorded at once (`heldOverflow`), and ticks
+ * wanted meanwhile coalesce (one is owed at most). `waitHeld()` lets the consumer stop polling
+ * while the held batches are worked off. `settle()` runs an open pass, the owed one and every held
+ * batch to their ends at once; `finish()` settles first. Without `turns` every tick is one engine
+ * call within receiveAll (replay).
  *
  * Bounds: at most `maxNodes` tracked nodes per partition; at the limit a `gone` node is forgotten
  * to make room (`nodesEvicted`), else a batch from one more node is recorded but its watermark is
@@ -100,6 +106,10 @@ export interface DeciderStats {
   ticks: number
   /** bounded passes (`turns`) that failed (the engine or onTick threw): counted, the next tick begins a new one */
   failedPasses: number
+  /** batches held while a pass runs, to be recorded after it (file comment) */
+  held: number
+  /** batches recorded at once, not held, because MAX_HELD_BATCHES were held already */
+  heldOverflow: number
   /** the watermark the engine judged last, -Infinity before the first tick */
   judgedWatermarkMs: number
   /** finish() ran (every node's stream ended) */
@@ -115,6 +125,15 @@ interface NodeState {
   final: boolean
   standing: Standing
 }
+
+/**
+ * Batches held while a pass runs (file comment). A batch is one node's publication of one bucket or
+ * a heartbeat: 2,000 are minutes of a few hundred nodes, a few MB.
+ */
+export const MAX_HELD_BATCHES = 2_000
+
+/** The consumer's wait for held batches at most (waitHeld). */
+const HELD_WAIT_MS = 30_000
 
 export type ConsumeOutcome = { kind: 'ended'; batches: number } | { kind: 'failed'; batches: number; error: string }
 
@@ -139,6 +158,10 @@ export class Decider {
   private want: { now: number; watermark: number } | undefined
   /** the clock and watermark of the open pass */
   private open = { now: -Infinity, watermark: -Infinity }
+  /** `turns`: what was received while a pass ran, in order (file comment) */
+  private readonly heldRuns: { batches: readonly PartialBatch[]; partition: number; judge: boolean }[] = []
+  private releaseQueued = false
+  private heldWaiters: (() => void)[] = []
   private readonly st: DeciderStats = {
     batches: 0,
     partials: 0,
@@ -155,6 +178,8 @@ export class Decider {
     undecodable: 0,
     ticks: 0,
     failedPasses: 0,
+    held: 0,
+    heldOverflow: 0,
     judgedWatermarkMs: -Infinity,
     finished: false,
   }
@@ -177,9 +202,13 @@ export class Decider {
             intervalMs: 3_600_000,
             watermark: () => this.open.watermark,
             turns: opts.turns,
-            onPass: (res) => this.onTick(res, this.open.now, this.open.watermark),
+            onPass: (res) => {
+              this.queueRelease()
+              this.onTick(res, this.open.now, this.open.watermark)
+            },
             onFailure: () => {
               this.st.failedPasses += 1
+              this.queueRelease()
             },
           })
   }
@@ -189,19 +218,48 @@ export class Decider {
     return this.sched?.stats()
   }
 
-  /** A pass is open or owed (`turns`): its verdicts are still to come. */
+  /** A pass is open or owed, or batches are held for after it (`turns`): verdicts may still come. */
   get evaluating(): boolean {
-    return this.sched?.busy ?? false
+    return (this.sched?.busy ?? false) || this.heldRuns.length > 0
   }
 
-  /** `turns`: runs an open pass, and the tick owed after it, to their ends now (their onTick delivered). Otherwise nothing. */
+  /**
+   * `turns`: runs an open pass, the tick owed after it and every held batch (with the passes they
+   * cause) to their ends now, their onTick delivered. Otherwise nothing.
+   */
   settle(): void {
-    this.sched?.settle()
+    const sched = this.sched
+    if (sched === undefined) return
+    for (;;) {
+      sched.settle()
+      const r = this.heldRuns.shift()
+      if (r === undefined) break
+      this.st.held -= r.batches.length
+      this.apply(r.batches, r.partition, r.judge)
+    }
+    this.wakeHeldWaiters()
+  }
+
+  /**
+   * Resolves once at most half of MAX_HELD_BATCHES are held (at once when so), or after
+   * HELD_WAIT_MS: the consumer's back-pressure, bounded well inside the consumer's poll interval
+   * (librdkafka's max.poll.interval.ms, 300 s by default), so a slow backlog never costs the group membership.
+   */
+  waitHeld(): Promise<void> {
+    if (this.st.held <= MAX_HELD_BATCHES / 2) return Promise.resolve()
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, HELD_WAIT_MS)
+      t.unref()
+      this.heldWaiters.push(() => {
+        clearTimeout(t)
+        resolve()
+      })
+    })
   }
 
   /** Idempotent: settles (see there) and stops the passes; later ticks are single engine calls. */
   shutdown(): void {
-    this.sched?.settle()
+    this.settle()
     void this.sched?.shutdown()
   }
 
@@ -327,6 +385,19 @@ export class Decider {
    * at the same time are never judged silent against each other, and the engine ticks at most once.
    */
   receiveAll(batches: readonly PartialBatch[], partition = 0, judge = true): void {
+    const sched = this.sched
+    if (sched !== undefined && sched.running && (sched.busy || this.heldRuns.length > 0)) {
+      if (this.st.held + batches.length <= MAX_HELD_BATCHES) {
+        this.heldRuns.push({ batches, partition, judge })
+        this.st.held += batches.length
+        return
+      }
+      this.st.heldOverflow += batches.length
+    }
+    this.apply(batches, partition, judge)
+  }
+
+  private apply(batches: readonly PartialBatch[], partition: number, judge: boolean): void {
     const W = this.pipeline.store.bucketMs
     const judged = this.st.judgedWatermarkMs
     let announced = false
@@ -434,6 +505,34 @@ export class Decider {
     this.st.ticks += 1
     if (watermark > this.st.judgedWatermarkMs) this.st.judgedWatermarkMs = watermark
     this.onTick(this.pipeline.tick(now, watermark), now, watermark)
+  }
+
+  /** After a pass: the held batches are recorded in a later turn (not within the pass's onTick). */
+  private queueRelease(): void {
+    if (this.releaseQueued || this.heldRuns.length === 0) return
+    this.releaseQueued = true
+    setImmediate(() => {
+      this.releaseQueued = false
+      this.release()
+    })
+  }
+
+  /** Records held batches in order until one begins a pass (the rest wait for its end). */
+  private release(): void {
+    const sched = this.sched
+    while (this.heldRuns.length > 0 && !(sched !== undefined && sched.running && sched.busy)) {
+      const r = this.heldRuns.shift()!
+      this.st.held -= r.batches.length
+      this.apply(r.batches, r.partition, r.judge)
+    }
+    this.wakeHeldWaiters()
+  }
+
+  private wakeHeldWaiters(): void {
+    if (this.heldWaiters.length === 0 || this.st.held > MAX_HELD_BATCHES / 2) return
+    const w = this.heldWaiters
+    this.heldWaiters = []
+    for (const f of w) f()
   }
 
   /** The scheduler begins a pass: it judges the tick wanted last (`now` returned, the watermark in `open`). */

@@ -312,7 +312,8 @@ export class DeciderService implements Component {
       if (pb.partials.length === 0) push()
     }
     if (run.length > 0) push()
-    return Promise.resolve()
+    // back-pressure: the decider holds what arrives while a pass runs; the next poll waits for it
+    return cur.decider.waitHeld()
   }
 }
 

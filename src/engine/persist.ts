@@ -643,7 +643,13 @@ export class EngineChangelog {
         return true
       }
       const [sid, e] = n.value
-      for (const info of view.versions(e.namespace, e.service)) this.merge(e, info.version, info.firstSeenMs, info.lastSeenMs)
+      // known versions only: one the store holds but no pass has handed to the engine yet is noted
+      // by seenVersions when one does. Noted here, a pass that comes late (a burst of partials on
+      // the decider) would take the new version for an old one re-seen and never watch it.
+      for (const info of view.versions(e.namespace, e.service)) {
+        const kv = e.versions.get(info.version)
+        if (kv !== undefined && info.lastSeenMs > kv.lastSeenMs) kv.lastSeenMs = info.lastSeenMs
+      }
       for (const [ver, kv] of e.versions) if (kv.lastSeenMs < r.cutoff) e.versions.delete(ver)
       this.trim(e)
       if (e.versions.size === 0) {

@@ -58,6 +58,8 @@ export function deciderEvents(s: DeciderServiceStats): ComponentEvents {
     not_owned: s.notOwned,
     align_overflow: s.alignOverflow,
     late_partials: d?.latePartials ?? 0,
+    // recorded at once, not held for after the running pass (src/decider/decider.ts MAX_HELD_BATCHES)
+    held_overflow: d?.heldOverflow ?? 0,
     nodes_refused: d?.nodesRefused ?? 0,
     // per (partition, node), since the last assignment (src/decider/decider.ts "Nodes leaving")
     node_leaves: d?.leaves ?? 0,

@@ -228,6 +228,20 @@ describe('versions known per service', () => {
     expect(log.seenVersions([{ ...A1, firstSeenMs: later }], later, later)).toEqual([{ ...A1, firstSeenMs: later }])
   })
 
+  it('a new version the store holds but no pass handed on yet is not taken for an old one when a late pass does', () => {
+    const log = changelog()
+    log.seenVersions([{ ...A1, firstSeenMs: D - 3_600_000 }], D - 60 * S, D - 60 * S)
+    // the store already holds v2 (from D, still serving); the refresh runs before any pass drained it
+    const view = new FakeView()
+    view.traffic(A1, D - 360 * S, D, { rps: 20 })
+    view.traffic(A2, D, D + 700 * S, { rps: 20 })
+    log.refreshVersions(view, D + 700 * S)
+    // the pass that drains it comes late (a burst of partials): v2's 10 min watch would already be over
+    const late = D + 700 * S
+    expect(log.seenVersions([{ ...A2, firstSeenMs: D }], late, late)).toEqual([{ ...A2, firstSeenMs: D }])
+    expect(log.stats()).toMatchObject({ versionsContinued: 0, versionsSettled: 0 })
+  })
+
   it('the overlay view answers with the first-seen times and live versions an earlier incarnation knew', () => {
     const log = changelog()
     log.seenVersions([{ ...A1, firstSeenMs: D - 100 * S }, { ...A2, firstSeenMs: D }], D, D)

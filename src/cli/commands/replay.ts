@@ -82,6 +82,12 @@ export interface ReplayOptions {
   elapsedMs?: () => number
   /** the engine's evaluation mode (PipelineOptions.evaluation; replayLines only) */
   evaluation?: 'full' | 'incremental'
+  /**
+   * judges only every `tickStride`th bucket the watermark enters (default 1: every one), as a
+   * loaded event loop or a burst of partials on the decider does; the verdicts must not change
+   * (replayLines only; test/engine/tick-cadence.test.ts)
+   */
+  tickStride?: number
 }
 
 /** Lines in a row that must agree before the replay clock jumps more than the store's future skew. */
@@ -252,6 +258,7 @@ export async function replayLines(
   const lateness = cfg.engine.lateness
   const bucketMs = pipeline.store.bucketMs
   const actuator = opts.actuator !== false
+  const stride = Math.max(1, Math.floor(opts.tickStride ?? 1))
   const verdicts: Verdict[] = []
   let now = -Infinity
   let lastTickBucket = -Infinity
@@ -280,7 +287,7 @@ export async function replayLines(
         if (clock.see(maxMs) === 'back') lastTickBucket = -Infinity
         now = clock.now
         const wb = alignDown(now - lateness, bucketMs)
-        if (wb > lastTickBucket) {
+        if (wb >= lastTickBucket + stride * bucketMs || (wb > lastTickBucket && !Number.isFinite(lastTickBucket))) {
           lastTickBucket = wb
           runTick(now - lateness)
         }
