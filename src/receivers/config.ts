@@ -83,6 +83,11 @@ export const receiversSchema = z
              * and answers, one pooled buffer per message instead of grpc-js's chunks + joined copy) or grpc-js
              */
             server: z.enum(['grpc-js', 'http2']).default(GRPC_DEFAULTS.server),
+            /**
+             * http2 server: idle message buffers kept for reuse at most (otlp-grpc/buffer-pool.ts); 0
+             * disables the reuse. Buffers in use are bounded by the memory guard, not by this
+             */
+            bufferPool: byteSize().default(GRPC_DEFAULTS.bufferPoolBytes),
             /** TLS like the Collector's configtls (mTLS with clientCaFile); unset: plaintext */
             tls: tlsSchema.optional(),
             /** `{ bearerTokenFile }`: every call must carry `authorization: Bearer <token>`; unset: none */

@@ -73,6 +73,7 @@ export function createReceivers(deps: ReceiversDeps): Receivers {
         maxConcurrentCalls: g.maxConcurrentCalls,
         idleTimeoutMs: g.idleTimeout,
         server: g.server,
+        bufferPoolBytes: g.bufferPool,
         ...(g.tls !== undefined ? { tls: g.tls } : {}),
         ...(g.auth !== undefined ? { auth: g.auth } : {}),
         logger: logger.child({ component: 'otlp-grpc' }),

@@ -282,6 +282,15 @@ export class Sidecar implements Component {
       for (const r of [this.receivers.grpc, this.receivers.http]) {
         if (r) this.metrics.registerEvents(r.name, () => securityEvents(r.security()))
       }
+      // the http2 gRPC transport's message buffers: reused (hits), allocated (misses), larger than the
+      // largest class (unpooled), not kept because bufferPool bytes were idle (dropped)
+      const grpc = this.receivers.grpc
+      if (grpc?.buffers() !== undefined) {
+        this.metrics.registerEvents(`${grpc.name}.buffers`, () => {
+          const b = grpc.buffers()
+          return { hits: b?.hits ?? 0, misses: b?.misses ?? 0, unpooled: b?.unpooled ?? 0, dropped: b?.dropped ?? 0 }
+        })
+      }
       // decode workers (receivers.workers > 0): jobs answered, refused at the queue limit, worker crashes
       const workers = this.receivers.workers
       if (workers !== undefined) {

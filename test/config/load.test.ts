@@ -61,6 +61,13 @@ describe('config hardening (issue 11 item 9)', () => {
     expect(parseConfig({ receivers: { maxRequestBytes: '200MiB', memoryHighWater: '1GiB' } }).receivers.maxRequestBytes).toBe(200 * 1024 * 1024)
   })
 
+  it('receivers.otlp.grpc.bufferPool: bytes with a unit, 0 allowed (no reuse), a bad value names its path', () => {
+    expect(parseConfig({}).receivers.otlp.grpc.bufferPool).toBe(8 * 1024 * 1024)
+    expect(parseConfig({ receivers: { otlp: { grpc: { bufferPool: '2MiB' } } } }).receivers.otlp.grpc.bufferPool).toBe(2 * 1024 * 1024)
+    expect(parseConfig({ receivers: { otlp: { grpc: { bufferPool: 0 } } } }).receivers.otlp.grpc.bufferPool).toBe(0)
+    expect(() => parseConfig({ receivers: { otlp: { grpc: { bufferPool: 'lots' } } } })).toThrow(/receivers\.otlp\.grpc\.bufferPool: invalid byte size/)
+  })
+
   it('refuses engine.services keys that can never match a service', () => {
     for (const key of ['shop/cart/v2', 'shop/', '/cart', 'my cart', ' cart', 'a//b']) {
       expect(() => parseConfig({ engine: { services: { [key]: { window: '1m' } } } }), key).toThrow(/must be "namespace\/name" or "name"/)

@@ -1,9 +1,9 @@
 /**
  * OTLP/gRPC receiver: TraceService/Export and MetricsService/Export. Two transports behind one API
  * (`OtlpGrpcReceiver`, at the end of this file; `receivers.otlp.grpc.server`):
- * - `grpc-js` (default): the methods registered as raw-bytes methods (identity deserializer) so
+ * - `grpc-js` (the fallback): the methods registered as raw-bytes methods (identity deserializer) so
  *   decoding and error codes are ours, not grpc-js's INTERNAL. The mechanisms below are its own.
- * - `http2`: pullback's own gRPC server on node:http2 (h2-server.ts): every guarantee below holds
+ * - `http2` (the default): pullback's own gRPC server on node:http2 (h2-server.ts): every guarantee below holds
  *   (answers, counters, limits, TLS before HTTP/2, auth before the message, readTimeout, idle
  *   GOAWAY, maxConcurrentCalls also as SETTINGS_MAX_CONCURRENT_STREAMS), with ONE buffer per
  *   message sized from its prefix (reserved as 1 x the length, not 2 x) from a bounded pool.

@@ -27,7 +27,7 @@ export const DEFAULT_GRPC_ENDPOINT = '127.0.0.1:4317'
 export type GrpcServerKind = 'grpc-js' | 'http2'
 
 export interface OtlpGrpcReceiverOptions extends OtlpReceiverOptions {
-  /** the transport: grpc-js (default) or pullback's own over node:http2 (h2-server.ts) */
+  /** the transport: pullback's own over node:http2 (h2-server.ts; the default) or grpc-js */
   server?: GrpcServerKind
   /** open TCP connections at most; more are closed on accept and counted. Default 256 */
   maxConnections?: number
