@@ -14,29 +14,18 @@ import { Decider, MAX_HELD_BATCHES } from '../../src/decider/decider.js'
 import type { Verdict } from '../../src/engine/verdict.js'
 import { IngestNode } from '../../src/partials/ingest.js'
 import type { PartialBatch } from '../../src/partials/types.js'
-import { decodeOtlpJsonLine } from '../../src/receivers/otlp/json.js'
 import { Pipeline } from '../../src/runtime/pipeline.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
+import { feedNode } from '../support/node-feed.js'
 
 const quiet = { out: () => undefined, err: () => undefined }
 
-async function nodeBatches(lines: string[], lateness: number): Promise<PartialBatch[]> {
+function nodeBatches(lines: string[], lateness: number): PartialBatch[] {
   const out: PartialBatch[] = []
   const node = new IngestNode({ node: 'n0', bucketMs: 5000, lateness, emit: (b) => out.push(b) })
-  let now = -Infinity
-  for (const line of lines) {
-    const d = decodeOtlpJsonLine(line)
-    if (d.type === 'traces') {
-      node.consumeTraces(d.request)
-      for (const rs of d.request.resourceSpans) for (const s of rs.spans) now = Math.max(now, s.endTimeMs)
-    } else if (d.type === 'metrics') {
-      node.consumeMetrics(d.request)
-      for (const rm of d.request.resourceMetrics) for (const m of rm.metrics) for (const p of m.points) now = Math.max(now, p.timeMs)
-    }
-    if (Number.isFinite(now)) node.advance(now)
-  }
+  feedNode(node, lines)
   node.flush()
-  return Promise.resolve(out)
+  return out
 }
 
 const settled = async (d: Decider) => {
@@ -48,7 +37,7 @@ describe('a burst of partials is judged bucket by bucket', () => {
     const lines = await recordToLines(findScenario(name)!)
     const cfg = parseConfig({})
     const base = await replayLines(lines, cfg, quiet, { actuator: false })
-    const batches = await nodeBatches(lines, cfg.engine.lateness)
+    const batches = nodeBatches(lines, cfg.engine.lateness)
     const verdicts: Verdict[] = []
     // every pass takes at least two event-loop turns, as on a loaded loop: its first step does no
     // work and, with no time budget, ends the turn

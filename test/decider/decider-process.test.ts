@@ -12,11 +12,11 @@ import { main } from '../../src/cli/main.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
 import type { ConsumedMessage } from '../../src/kafka/types.js'
 import { signerFromKey } from '../../src/publish/signing.js'
-import { decodeOtlpJsonLine } from '../../src/receivers/otlp/json.js'
 import { IngestNode } from '../../src/partials/ingest.js'
 import { PartialsPublisher } from '../../src/partials/publisher.js'
 import { DeciderProcess } from '../../src/runtime/decider-process.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
+import { feedNode } from '../support/node-feed.js'
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const t0 = Date.now()
@@ -44,18 +44,7 @@ describe('pullback decider', () => {
     await reader.start(async (b) => void decisions.push(...b.messages))
     try {
       await waitFor(() => proc.service.stats().partitions.length === 3, 'the assignment')
-      let now = -Infinity
-      for (const line of lines) {
-        const d = decodeOtlpJsonLine(line)
-        if (d.type === 'traces') {
-          node.consumeTraces(d.request)
-          for (const rs of d.request.resourceSpans) for (const s of rs.spans) now = Math.max(now, s.endTimeMs)
-        } else if (d.type === 'metrics') {
-          node.consumeMetrics(d.request)
-          for (const rm of d.request.resourceMetrics) for (const m of rm.metrics) for (const p of m.points) now = Math.max(now, p.timeMs)
-        }
-        if (Number.isFinite(now)) node.advance(now)
-      }
+      feedNode(node, lines)
       node.flush()
       await pub.flush(10_000)
       await waitFor(() => decisions.some((m) => (JSON.parse(m.value!.toString()) as { kind: string }).kind === 'rollback'), 'the rollback on the decisions topic')
