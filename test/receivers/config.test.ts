@@ -9,7 +9,7 @@ describe('receivers config', () => {
   it('has documented defaults', () => {
     expect(receiversSchema.parse(undefined)).toEqual({
       otlp: {
-        grpc: { enabled: true, endpoint: '127.0.0.1:4317', maxConnections: 256, maxConcurrentCalls: 64, idleTimeout: 300_000, server: 'http2' },
+        grpc: { enabled: true, endpoint: '127.0.0.1:4317', maxConnections: 256, maxConcurrentCalls: 64, idleTimeout: 300_000, server: 'http2', bufferPool: 8 * 1024 * 1024 },
         http: { enabled: true, endpoint: '127.0.0.1:4318', maxConnections: 1024, maxInFlight: 64, headersTimeout: 10_000, idleTimeout: 30_000, minBodyRate: 1024 },
       },
       maxRequestBytes: 8 * 1024 * 1024,
