@@ -8,7 +8,8 @@
  * (suffixes, units, dots to underscores): every metric its queries read is exposed (except those that
  * need a decision: NEED_A_DECISION), and every label a query selects or groups by (its variables
  * included) is on the series it reads. This runs in seconds; dashboard-prometheus.test.ts evaluates
- * the queries themselves in a real Prometheus.
+ * the queries themselves in a real Prometheus. Also: the gRPC receiver's message-buffer counters
+ * (`pullback.component.events{pullback.component="otlp-grpc.buffers"}`) count telemetrygen's calls.
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -146,5 +147,24 @@ describePeers('interop: pullback self-metrics -> Collector otlp receiver -> prom
       return q.labels.filter((l) => !present.some((m) => series.get(m)?.has(l))).map((l) => `${l} in ${q.expr}`)
     })
     expect(wrongLabels).toEqual([])
+
+    // the http2 transport's message buffers: telemetrygen's calls took buffers from the pool (a
+    // miss allocates one, a hit reuses one), exported under the receiver's name + ".buffers"
+    const bufferCalls = (text: string) => {
+      let n = 0
+      for (const m of text.matchAll(/^pullback_component_events(?:_total)?\{([^}]*)\} (\S+)$/gm)) {
+        const labels = m[1] as string
+        if (labels.includes('pullback_component="otlp-grpc.buffers"') && /pullback_event="(hits|misses)"/.test(labels)) n += Number(m[2])
+      }
+      return n
+    }
+    let text = ''
+    const bufUntil = Date.now() + 10_000
+    while (Date.now() < bufUntil) {
+      text = await fetch(`http://127.0.0.1:${promPort}/metrics`).then((r) => r.text())
+      if (bufferCalls(text) > 0) break
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    expect(bufferCalls(text), text.split('\n').filter((l) => l.includes('otlp-grpc')).join('\n')).toBeGreaterThan(0)
   })
 })

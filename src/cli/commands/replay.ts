@@ -287,7 +287,7 @@ export async function replayLines(
         if (clock.see(maxMs) === 'back') lastTickBucket = -Infinity
         now = clock.now
         const wb = alignDown(now - lateness, bucketMs)
-        if (wb >= lastTickBucket + stride * bucketMs || (wb > lastTickBucket && !Number.isFinite(lastTickBucket))) {
+        if (wb >= lastTickBucket + stride * bucketMs) {
           lastTickBucket = wb
           runTick(now - lateness)
         }
