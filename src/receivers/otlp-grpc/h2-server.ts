@@ -180,7 +180,7 @@ export class Http2GrpcServer extends GrpcServerBase {
       this.respondOnly(stream, httpStatusOf(pe.reason), { 'content-type': 'text/plain' })
       return
     }
-    const auth = this.auth
+    const auth = this.sec.auth
     if (auth !== undefined) {
       const value = headers.authorization
       const checked = auth.check(typeof value === 'string' ? value : undefined)

@@ -182,7 +182,7 @@ class GrpcJsServer extends GrpcServerBase {
         call.sendStatus(this.statusOf(new OverloadedError(`request message not received within ${this.readTimeoutMs} ms`, this.guard.retryAfterMs)))
       }, this.readTimeoutMs)
     }
-    const auth = this.auth
+    const auth = this.sec.auth
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({

@@ -11,8 +11,9 @@ import type { TelemetryConsumer } from '../consumer.js'
 import type { MemoryGuard } from '../memory.js'
 import type { WorkerPool } from '../../workers/pool.js'
 import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
-import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsConfig, type TlsStats } from '../tls.js'
-import { BearerAuth, type AuthConfig, type AuthStats } from '../auth.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsConfig, type TlsMaterial } from '../tls.js'
+import type { AuthConfig } from '../auth.js'
+import { TransportSecurity, type TransportSecurityStats } from '../security.js'
 import type { BufferPoolStats } from './buffer-pool.js'
 import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { GRPC_DEFAULTS } from './defaults.js'
@@ -45,13 +46,7 @@ export interface OtlpGrpcReceiverOptions extends OtlpReceiverOptions {
   bufferPoolBytes?: number
 }
 
-/** What the transport security refused; `tls` / `auth` are absent when not configured. */
-export interface TransportSecurityStats {
-  /** connections whose TLS handshake failed or timed out (plaintext clients, missing or untrusted client certificates) */
-  tlsHandshakeFailures: number
-  tls?: TlsStats
-  auth?: AuthStats
-}
+export type { TransportSecurityStats } from '../security.js'
 
 /** Counters of the connection and call limits (the per-request outcomes are in stats()). */
 export interface GrpcLimitStats {
@@ -156,11 +151,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
   protected readonly logger: Logger
   protected readonly workers: WorkerPool | undefined
   protected readonly counters: ReceiverStats = newReceiverStats()
-  private readonly tlsConfig: TlsConfig | undefined
-  private readonly authConfig: AuthConfig | undefined
-  protected tls: TlsMaterial | undefined
-  protected auth: BearerAuth | undefined
-  private tlsHandshakeFailures = 0
+  protected readonly sec: TransportSecurity
   protected listener: net.Server | undefined
   /** accepted sockets still open (at most maxConnections) */
   protected readonly sockets = new Set<net.Socket>()
@@ -186,8 +177,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
     this.maxConcurrentCalls = opts.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls
     this.readTimeoutMs = opts.readTimeoutMs ?? GRPC_DEFAULTS.readTimeoutMs
     this.idleTimeoutMs = opts.idleTimeoutMs ?? GRPC_DEFAULTS.idleTimeoutMs
-    this.tlsConfig = opts.tls
-    this.authConfig = opts.auth
+    this.sec = new TransportSecurity({ name: this.name, logger: this.logger, tls: opts.tls, auth: opts.auth })
     this.workers = opts.workers
   }
 
@@ -212,10 +202,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
   }
 
   security(): TransportSecurityStats {
-    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
-    if (this.tls) out.tls = this.tls.stats()
-    if (this.auth) out.auth = this.auth.stats()
-    return out
+    return this.sec.stats()
   }
 
   abstract buffers(): GrpcBufferStats | undefined
@@ -225,8 +212,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
   /** The first step of start(): refuses a second start, loads the TLS and token material (their errors fail the start). */
   protected async loadSecurity(): Promise<void> {
     if (this.state !== 'new') throw new Error(`${this.name}: start() called twice`)
-    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
-    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
+    await this.sec.load()
   }
 
   /**
@@ -236,15 +222,15 @@ export abstract class GrpcServerBase implements GrpcTransport {
    */
   protected async listen(server: GrpcServerKind, connect: (socket: net.Socket) => void): Promise<void> {
     const handshake =
-      this.tls === undefined
+      this.sec.tls === undefined
         ? undefined
         : handshakeServer(
-            this.tls,
+            this.sec.tls,
             (secure) => {
               if (this.state === 'running') connect(secure)
               else secure.destroy()
             },
-            () => this.tlsHandshakeFailures++,
+            () => this.sec.handshakeFailures++,
           )
     const listener = await listenTcp(
       this.endpoint,
@@ -262,8 +248,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
     this.boundPort = (listener.address() as net.AddressInfo).port
     this.listener = listener
     this.state = 'running'
-    this.tls?.start()
-    this.auth?.start()
+    this.sec.start()
     this.logger.info(
       {
         endpoint: this.endpoint,
@@ -271,8 +256,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
         server,
         maxConnections: this.maxConnections,
         maxConcurrentCalls: this.maxConcurrentCalls,
-        tls: this.tls === undefined ? 'off' : this.tls.requireClientCert ? 'mtls' : 'tls',
-        auth: this.auth === undefined ? 'none' : 'bearer',
+        ...this.sec.describe(),
       },
       'otlp-grpc receiver started',
     )
@@ -281,8 +265,7 @@ export abstract class GrpcServerBase implements GrpcTransport {
   /** The last step of shutdown(), once the server is closed. */
   protected stopped(): void {
     this.state = 'stopped'
-    this.tls?.stop()
-    this.auth?.stop()
+    this.sec.stop()
     this.logger.info({ port: this.boundPort }, 'otlp-grpc receiver stopped')
   }
 }

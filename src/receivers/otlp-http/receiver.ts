@@ -40,9 +40,9 @@ import { copyStats, newReceiverStats, type ReceiverStats } from '../stats.js'
 import { grpcCodeOf, httpStatusOf, protocolError } from '../status.js'
 import { HTTP_DEFAULTS } from './defaults.js'
 import { resolveOtlpOptions, type OtlpReceiverOptions } from '../otlp/options.js'
-import { TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsConfig } from '../tls.js'
-import { BearerAuth, type AuthConfig } from '../auth.js'
-import type { TransportSecurityStats } from '../otlp-grpc/receiver.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsConfig } from '../tls.js'
+import type { AuthConfig } from '../auth.js'
+import { TransportSecurity, type TransportSecurityStats } from '../security.js'
 
 /** Endpoint default 127.0.0.1:4318 (set 0.0.0.0 explicitly to accept other hosts, as k8s/ does). */
 export const DEFAULT_HTTP_ENDPOINT = '127.0.0.1:4318'
@@ -127,11 +127,7 @@ export class OtlpHttpReceiver implements Component {
   private readonly workers: WorkerPool | undefined
   private readonly logger: Logger
   private readonly counters: ReceiverStats = newReceiverStats()
-  private readonly tlsConfig: TlsConfig | undefined
-  private readonly authConfig: AuthConfig | undefined
-  private tls: TlsMaterial | undefined
-  private auth: BearerAuth | undefined
-  private tlsHandshakeFailures = 0
+  private readonly sec: TransportSecurity
   private server: http.Server | undefined
   private boundPort = 0
   private closing = false
@@ -152,16 +148,12 @@ export class OtlpHttpReceiver implements Component {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? HTTP_DEFAULTS.idleTimeoutMs
     this.minBodyRate = opts.minBodyRate ?? HTTP_DEFAULTS.minBodyRate
     this.logger = o.logger
-    this.tlsConfig = opts.tls
-    this.authConfig = opts.auth
+    this.sec = new TransportSecurity({ name: this.name, logger: this.logger, tls: opts.tls, auth: opts.auth })
     this.workers = opts.workers
   }
 
   security(): TransportSecurityStats {
-    const out: TransportSecurityStats = { tlsHandshakeFailures: this.tlsHandshakeFailures }
-    if (this.tls) out.tls = this.tls.stats()
-    if (this.auth) out.auth = this.auth.stats()
-    return out
+    return this.sec.stats()
   }
 
   get port(): number {
@@ -188,8 +180,7 @@ export class OtlpHttpReceiver implements Component {
     const i = this.endpoint.lastIndexOf(':')
     const host = this.endpoint.slice(0, i).replace(/^\[|\]$/g, '')
     const port = Number(this.endpoint.slice(i + 1))
-    if (this.tlsConfig) this.tls = await TlsMaterial.load(this.tlsConfig, { name: this.name, logger: this.logger })
-    if (this.authConfig) this.auth = await BearerAuth.load(this.authConfig, { name: this.name, logger: this.logger })
+    await this.sec.load()
     const options: http.ServerOptions = {
       headersTimeout: this.headersTimeoutMs,
       // node's own whole-request limit is a backstop behind the per-body deadline below
@@ -199,13 +190,13 @@ export class OtlpHttpReceiver implements Component {
       connectionsCheckingInterval: Math.min(1_000, this.headersTimeoutMs),
     }
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res)
-    const material = this.tls
+    const material = this.sec.tls
     let server: http.Server
     if (material === undefined) server = http.createServer(options, handler)
     else {
       const secure = https.createServer({ ...options, ...material.serverOptions(), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler)
       secure.on('tlsClientError', (_err, socket) => {
-        this.tlsHandshakeFailures++
+        this.sec.handshakeFailures++
         socket.destroy()
       })
       material.onReload((o) => secure.setSecureContext(o))
@@ -229,9 +220,8 @@ export class OtlpHttpReceiver implements Component {
       })
     })
     this.boundPort = (server.address() as AddressInfo).port
-    this.tls?.start()
-    this.auth?.start()
-    this.logger.info({ endpoint: this.endpoint, port: this.boundPort, tls: material === undefined ? 'off' : material.requireClientCert ? 'mtls' : 'tls', auth: this.auth === undefined ? 'none' : 'bearer' }, 'otlp-http receiver started')
+    this.sec.start()
+    this.logger.info({ endpoint: this.endpoint, port: this.boundPort, ...this.sec.describe() }, 'otlp-http receiver started')
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -245,8 +235,9 @@ export class OtlpHttpReceiver implements Component {
     this.counters.requests++
     const format = formatOf(req.headers['content-type'])
     try {
-      if (this.auth !== undefined) {
-        const checked = this.auth.check(req.headers.authorization)
+      const auth = this.sec.auth
+      if (auth !== undefined) {
+        const checked = auth.check(req.headers.authorization)
         if (checked.outcome === 'refused') throw checked.error
       }
       if (format === undefined) throw new UnsupportedMediaTypeError(req.headers['content-type'] ?? '')
@@ -373,8 +364,7 @@ export class OtlpHttpReceiver implements Component {
         })
         server.closeIdleConnections()
       })
-      this.tls?.stop()
-      this.auth?.stop()
+      this.sec.stop()
       this.logger.info({ port: this.boundPort }, 'otlp-http receiver stopped')
     })()
     return this.stopping
