@@ -35,6 +35,11 @@ const latencySchema = z.strictObject({
   minIncreaseMs: z.number().min(0).default(20),
   /** a confirmed breach at or above critical x baseline, held for two confirmation spans, suffices alone */
   critical: z.number().gt(1).default(3),
+  /**
+   * further baseline quantiles whose shift the latency evidence also tests (rules.ts shiftLevels):
+   * a slower bulk is evidence long before a tail of 1 % has enough samples. [] tests the tail only.
+   */
+  shiftQuantiles: z.array(z.number().gt(0).lt(1)).max(4).default([0.5, 0.9]),
 })
 
 const resourceSchema = z.strictObject({

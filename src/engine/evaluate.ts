@@ -24,12 +24,12 @@ import { deploymentId, verdictId } from './ids.js'
 import {
   errorRateRule,
   latencyRule,
-  latencyThresholdMs,
   medianSlope,
   offReading,
   probeRule,
   resourceRule,
   sliceErrorBeyond,
+  sliceLatencyBeyond,
   heldAlone,
   type BaselineNumbers,
   type ContainerTrack,
@@ -40,7 +40,8 @@ import { alignUp } from './stats.js'
 import { confirmationSpan, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, type BaselineHealth } from './gate.js'
 import { advance, errorEvidence, latencyEvidence, newWatchEvidence, type Levels, type WatchEvidence } from './sequential.js'
-import { errorLevel, latencyLevels } from './rules.js'
+import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
+import { liveWorseThanSnapshot } from './baseline-source.js'
 import type { BaselineHealthState, DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
 
 /** A new version seen in telemetry (SignalStore.drainNewVersions()). */
@@ -498,8 +499,8 @@ function newWatch(cfg: EngineConfig, f: {
     failingNow: new Set(),
     probeFailure: undefined,
     probeReadings: 0,
-    evidence: newWatchEvidence(),
-    refEvidence: newWatchEvidence(),
+    evidence: newWatchEvidence(contract.signals.latency.shiftQuantiles.length),
+    refEvidence: newWatchEvidence(contract.signals.latency.shiftQuantiles.length),
     health: undefined,
     resourceLast: undefined,
     resourceAt: -Infinity,
@@ -646,7 +647,7 @@ const NONE: RuleResult[] = []
 const isBreach = (r: RuleResult) => r.state === 'breach'
 /** readings(): nothing can be decided at this evaluation (see there) */
 const QUIET = Symbol('quiet')
-const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN }
+const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN, shift: [] }
 /**
  * Levels per baseline numbers object: a frozen snapshot is judged against the same levels every
  * tick (their upper bounds cost a bisection each); a live baseline is a new object per tick.
@@ -667,6 +668,7 @@ function computeLevels(c: Contract, n: BaselineNumbers): Levels {
     errorLevel: n.requests >= c.minSamples ? errorLevel(c, n) : NaN,
     latencyCutUs: lat?.cutUs ?? NaN,
     latencyLevel: lat?.level ?? NaN,
+    shift: lat !== undefined ? shiftLevels(c, n) : [],
   }
 }
 
@@ -687,8 +689,6 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
   w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
   w.health = judgeBaseline(c, view, key, bw, bucketMs)
   if (numbers.requests >= c.minSamples) {
-    const latMs = numbers.latencyUs / 1000
-    const latT = latencyThresholdMs(c, latMs)
     // scan back window by window while the old version was beyond; the earliest such window start is the onset
     let errOnset: number | undefined
     let latOnset: number | undefined
@@ -698,7 +698,7 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
       const pw = view.window(key, end - c.window, end)
       if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = end - c.window
       else errOn = false
-      if (latOn && pw.latency.count >= c.minSamples && pw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 >= latT) latOnset = end - c.window
+      if (latOn && sliceLatencyBeyond(c, pw, numbers)) latOnset = end - c.window
       else latOn = false
     }
     if (errOnset !== undefined) w.preExisting.error_rate = errOnset
@@ -803,7 +803,14 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
       // requests for a tight upper bound, and the evidence it is compared with covers that time too
       const lf = Math.max(earliest, end - c.baselineWindow)
       const lw = lf < from ? view.window(oldKey, lf, end) : ow
-      numbers = { ...requestNumbers(c, lw), resourceSlope: { ...(base?.numbers.resourceSlope ?? {}), ...liveResources } }
+      const resourceSlope = { ...(base?.numbers.resourceSlope ?? {}), ...liveResources }
+      const live: BaselineNumbers = { ...requestNumbers(c, lw), resourceSlope }
+      // the request signals keep the (tighter) snapshot unless the old version is now worse than it
+      if (base === undefined || liveWorseThanSnapshot(c, live, base.numbers)) numbers = live
+      else {
+        source = 'snapshot'
+        numbers = { ...base.numbers, resourceSlope }
+      }
     }
   }
   // the sequential tests consume the newly complete data once, against this evaluation's levels.

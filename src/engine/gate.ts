@@ -18,7 +18,7 @@ import type { SeriesKey } from '../normalize/observations.js'
 import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
-import { BASELINE_DELTA, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, type BaselineNumbers } from './rules.js'
+import { BASELINE_DELTA, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, shiftNumbers, type BaselineNumbers } from './rules.js'
 import { alignUp, binomialUpperTail } from './stats.js'
 import type { BaselineHealthState } from './verdict.js'
 
@@ -43,6 +43,7 @@ export function requestNumbers(c: Contract, w: WindowStats): Omit<BaselineNumber
     latencyUs,
     latencyCount: w.latency.count,
     latencyAbove: Number.isFinite(cutUs) ? w.latency.countAbove(cutUs) : 0,
+    shift: shiftNumbers(c, w.latency.count, (q) => w.latency.valueAtQuantile(q), (us) => w.latency.countAbove(us)),
   }
 }
 
@@ -120,6 +121,7 @@ function historyNumbers(c: Contract, h: HistorySummary): BaselineNumbers {
     latencyUs,
     latencyCount: h.latencyCount,
     latencyAbove: Number.isFinite(cutUs) ? h.countAbove(cutUs) : 0,
+    shift: shiftNumbers(c, h.latencyCount, (q) => h.valueAtQuantile(q), (us) => h.countAbove(us)),
     resourceSlope: {},
   }
 }

@@ -31,8 +31,28 @@ export interface BaselineNumbers {
   latencyCount: number
   /** latency samples above the latency cut (latencyThresholdMs of this baseline), counted in histogram buckets */
   latencyAbove: number
+  /** the same at each of the contract's `shiftQuantiles`, in its order (empty without latency samples) */
+  shift: readonly ShiftNumbers[]
   /** median slope across the old version's pods per resource kind (fraction of request per minute); absent when unknown */
   resourceSlope: Partial<Record<ResourceKind, number>>
+}
+
+/** The baseline at one shift quantile: its value and its samples above that value's cut (latencyCutUs). */
+export interface ShiftNumbers {
+  us: number
+  above: number
+}
+
+/**
+ * Shift numbers of a latency distribution given by its quantile and count-above functions (a window,
+ * or a stretch of the long history). Empty without samples.
+ */
+export function shiftNumbers(c: Contract, count: number, at: (q: number) => number, above: (us: number) => number): ShiftNumbers[] {
+  if (!(count > 0)) return []
+  return c.signals.latency.shiftQuantiles.map((q) => {
+    const us = at(q)
+    return { us, above: Number.isFinite(us) ? above(latencyCutUs(c, us)) : 0 }
+  })
 }
 
 export interface RuleResult extends SignalReading {
@@ -184,6 +204,23 @@ export function latencyLevels(c: Contract, base: BaselineNumbers): { cutUs: numb
   const cutUs = latencyCutUs(c, base.latencyUs)
   const level = Math.max(1 - l.quantile, rateUpperBound(base.latencyAbove, base.latencyCount, BASELINE_DELTA))
   return { cutUs, level }
+}
+
+/**
+ * Cuts and levels of the shift tests, in `shiftQuantiles` order: at quantile q of the baseline (value
+ * b), a request is "slow" above latencyCutUs(b) (half way to the threshold the contract would put on
+ * b), and the share allowed above it is max(1 - q, the baseline's own share's upper bound). A version
+ * that is at most that much slower than its baseline at every tested quantile (a scaled copy of it,
+ * say) is within every null; a 2x slower version is far beyond the median's long before its 1 %
+ * tail holds enough samples. An entry with a NaN level is not tested (no value at that quantile).
+ */
+export function shiftLevels(c: Contract, base: BaselineNumbers): { cutUs: number; level: number }[] {
+  const qs = c.signals.latency.shiftQuantiles
+  return qs.map((q, i) => {
+    const s = base.shift[i]
+    if (s === undefined || !Number.isFinite(s.us) || !(base.latencyCount >= c.minSamples)) return { cutUs: NaN, level: NaN }
+    return { cutUs: latencyCutUs(c, s.us), level: Math.max(1 - q, rateUpperBound(s.above, base.latencyCount, BASELINE_DELTA)) }
+  })
 }
 
 function baselineSufficient(c: Contract, base: BaselineNumbers | undefined): base is BaselineNumbers {
@@ -451,4 +488,22 @@ export function sliceErrorBeyond(c: Contract, w: WindowStats, base: BaselineNumb
   if (restReq < c.minSamples || restErr < 0) return false
   const n = sliceCounts(w, c.slices)
   return errorBeyond(c, w.errors, w.requests, restErr, restReq) && allSlicesAtLeast(n, errorThreshold(c, restErr / restReq))
+}
+
+/**
+ * The same question for latency: the window's quantile beyond the threshold AND more of its
+ * requests above the baseline's latency cut than the rest of the baseline has, at alpha (the same
+ * conditional two-sample test as errors). A bare quantile of one window is not enough: a 15 s window
+ * of 50-100 requests reads its p99 from its one or two slowest, and on explicit metric buckets one
+ * request in the next bucket moves it a whole bucket up.
+ */
+export function sliceLatencyBeyond(c: Contract, w: WindowStats, base: BaselineNumbers): boolean {
+  const n = w.latency.count
+  if (n < c.minSamples || !Number.isFinite(base.latencyUs)) return false
+  if (w.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 < latencyThresholdMs(c, base.latencyUs / 1000)) return false
+  const restN = base.latencyCount - n
+  const slow = w.latency.countAbove(latencyCutUs(c, base.latencyUs))
+  const restSlow = base.latencyAbove - slow
+  if (restN < c.minSamples || restSlow < 0) return false
+  return binomialUpperTail(slow, slow + restSlow, n / (n + restN)) <= c.alpha
 }

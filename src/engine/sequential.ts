@@ -11,21 +11,40 @@
  */
 import type { SeriesKey } from '../normalize/observations.js'
 import type { SignalView, WindowStats } from '../signals/view.js'
-import { eValue, feed, newEvidence, type BernoulliEvidence } from './evidence.js'
+import { eValue, feed, MAX_EVIDENCE, newEvidence, type BernoulliEvidence } from './evidence.js'
 
 export interface SignalEvidence {
   ev: BernoulliEvidence
 }
 
+/**
+ * Latency: the tail test at the contract's quantile (`ev`) and one shift test per `shiftQuantiles`
+ * entry (`shift`, same order). Its e-value is the mixture TAIL_WEIGHT x tail + the rest shared by
+ * the shift tests; each is a test supermartingale under "the version is not slower than its
+ * baseline by half the contract's effect at that quantile", so the mixture is one under all of
+ * them at once (a version no slower anywhere), and alpha holds for it as for each.
+ */
+export interface LatencyEvidence extends SignalEvidence {
+  shift: BernoulliEvidence[]
+}
+
 export interface WatchEvidence {
   error: SignalEvidence
-  latency: SignalEvidence
+  latency: LatencyEvidence
   /** end (exclusive, unix ms) of the data consumed so far; -Infinity before the first batch */
   doneUntil: number
 }
 
-export function newWatchEvidence(): WatchEvidence {
-  return { error: { ev: newEvidence() }, latency: { ev: newEvidence() }, doneUntil: -Infinity }
+/** Share of the latency mixture on the tail test when there are shift tests: a tail-only regression costs ln 2 of evidence. */
+const TAIL_WEIGHT = 0.5
+
+/** `shifts`: the contract's number of shift quantiles (fixed for the watch, so the mixture's weights are too). */
+export function newWatchEvidence(shifts: number): WatchEvidence {
+  return {
+    error: { ev: newEvidence() },
+    latency: { ev: newEvidence(), shift: Array.from({ length: shifts }, newEvidence) },
+    doneUntil: -Infinity,
+  }
 }
 
 /** What a batch is judged against. A level outside (0, 1) skips that signal for the batch (no baseline yet). */
@@ -36,7 +55,12 @@ export interface Levels {
   latencyCutUs: number
   /** share of slow requests allowed: 1 - quantile, or the baseline's own share above the cut when larger */
   latencyLevel: number
+  /** the shift tests' cuts and levels (rules.ts shiftLevels), in the watch evidence's `shift` order; a NaN level skips one */
+  shift: readonly { cutUs: number; level: number }[]
 }
+
+/** per-batch slow counts of the shift tests (the engine is synchronous: one buffer serves every call) */
+const shiftSlow = new Float64Array(8)
 
 /** Consumes [doneUntil, end) (one window for both signals), then fixes the next stakes from `span`. */
 export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earliest: number, end: number, lv: Levels, span: WindowStats): void {
@@ -46,6 +70,8 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
   const errOk = lv.errorLevel > 0 && lv.errorLevel < 1
   const latOk = lv.latencyLevel > 0 && lv.latencyLevel < 1 && Number.isFinite(lv.latencyCutUs)
   if (!errOk && !latOk) return
+  const shifts = latOk ? Math.min(lv.shift.length, e.latency.shift.length, shiftSlow.length) : 0
+  shiftSlow.fill(0, 0, shifts)
   let n = 0
   let bad = 0
   let lat = 0
@@ -59,6 +85,7 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
       if (latOk && b.latencyCount > 0) {
         lat += b.latencyCount
         slow += b.latencyCountAbove(lv.latencyCutUs)
+        for (let k = 0; k < shifts; k++) if (testable(lv.shift[k])) shiftSlow[k] = (shiftSlow[k] as number) + b.latencyCountAbove((lv.shift[k] as ShiftLevel).cutUs)
       }
     }
   } else {
@@ -67,9 +94,21 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
     bad = b.errors
     lat = b.latency.count
     slow = latOk ? b.latency.countAbove(lv.latencyCutUs) : 0
+    for (let k = 0; k < shifts; k++) if (testable(lv.shift[k])) shiftSlow[k] = b.latency.countAbove((lv.shift[k] as ShiftLevel).cutUs)
   }
   if (errOk) feed(e.error.ev, n, bad, lv.errorLevel, span.requests, span.errors)
-  if (latOk) feed(e.latency.ev, lat, slow, lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
+  if (!latOk) return
+  feed(e.latency.ev, lat, slow, lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
+  for (let k = 0; k < shifts; k++) {
+    const s = lv.shift[k] as ShiftLevel
+    if (testable(s)) feed(e.latency.shift[k] as BernoulliEvidence, lat, shiftSlow[k] as number, s.level, span.latency.count, span.latency.countAbove(s.cutUs))
+  }
+}
+
+type ShiftLevel = Levels['shift'][number]
+
+function testable(s: ShiftLevel | undefined): boolean {
+  return s !== undefined && s.level > 0 && s.level < 1 && Number.isFinite(s.cutUs)
 }
 
 export function errorEvidence(e: WatchEvidence): number {
@@ -77,5 +116,9 @@ export function errorEvidence(e: WatchEvidence): number {
 }
 
 export function latencyEvidence(e: WatchEvidence): number {
-  return eValue(e.latency.ev)
+  const shift = e.latency.shift
+  if (shift.length === 0) return eValue(e.latency.ev)
+  let sum = 0
+  for (const s of shift) sum += eValue(s)
+  return Math.min(MAX_EVIDENCE, TAIL_WEIGHT * eValue(e.latency.ev) + ((1 - TAIL_WEIGHT) / shift.length) * sum)
 }

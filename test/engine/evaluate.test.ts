@@ -171,6 +171,28 @@ describe('compound rule, critical, modes', () => {
   })
 })
 
+describe('baseline while the old version serves beside the new one (baseline-source.ts)', () => {
+  /** v1 keeps serving beside v2 after D (a canary, a rollout in progress); both behave as `both` from D on */
+  const beside = (both: { errorRate: number; latencyMs: number }, v2 = both): FakeView => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    v.traffic(V1, D, D + 600 * S, { rps: 20, ...both })
+    v.traffic(V2, D, D + 600 * S, { rps: 20, ...v2 })
+    return v
+  }
+
+  it('a shared degradation (both versions 10 % errors and 2x slower since the deployment) is judged against the live old version: no rollback', () => {
+    const r = drive(cfgOf(), beside({ errorRate: 0.1, latencyMs: 200 }))
+    expect(kinds(r)).toEqual([])
+  })
+
+  it('the new version alone degrading is judged against the tighter snapshot and rolled back, saying so', () => {
+    const r = drive(cfgOf(), beside({ errorRate: 0.005, latencyMs: 100 }, { errorRate: 0.1, latencyMs: 200 }))
+    expect(kinds(r)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.baselineSource).toBe('snapshot')
+  })
+})
+
 describe('validation gate', () => {
   it('old version already breaching before the deployment: incident with onset before deployedAt', () => {
     const v = new FakeView()

@@ -87,15 +87,16 @@ export class FakeView implements SignalView {
     }
   }
 
-  /** Requests in [from, to): per bucket `rps x bucket seconds`, errors by ratio, every latency = latencyMs. */
-  traffic(k: SeriesKey, from: number, to: number, o: { rps: number; errorRate?: number; latencyMs?: number }): this {
+  /** Requests in [from, to): per bucket `rps x bucket seconds`, errors by ratio, every latency = latencyMs (or drawn from `sample`, ms). */
+  traffic(k: SeriesKey, from: number, to: number, o: { rps: number; errorRate?: number; latencyMs?: number; sample?: () => number }): this {
     const id = kid(k)
     let m = this.buckets.get(id)
     if (m === undefined) this.buckets.set(id, (m = new Map()))
     for (let b = from; b < to; b += this.bucketMs) {
       const n = Math.round((o.rps * this.bucketMs) / 1000)
       const e = Math.round(n * (o.errorRate ?? 0))
-      m.set(b, { requests: n, errors: e, lats: new Array<number>(n).fill((o.latencyMs ?? 50) * 1000) })
+      const lats = o.sample !== undefined ? Array.from({ length: n }, () => (o.sample as () => number)() * 1000) : new Array<number>(n).fill((o.latencyMs ?? 50) * 1000)
+      m.set(b, { requests: n, errors: e, lats })
       if (n > 0) this.touch(k, b)
     }
     return this

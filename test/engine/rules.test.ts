@@ -1,7 +1,7 @@
 /** The signal rules one by one, table-driven, against the fake view. */
 import { describe, expect, it } from 'vitest'
 import { defaultEngineConfig, mergeContract, type Contract, type ContractOverride } from '../../src/engine/config.js'
-import { errorLevel, errorRateRule, latencyRule, resourceRule, type BaselineNumbers } from '../../src/engine/rules.js'
+import { errorLevel, errorRateRule, latencyRule, resourceRule, sliceLatencyBeyond, type BaselineNumbers } from '../../src/engine/rules.js'
 import { eValue, feed, newEvidence } from '../../src/engine/evidence.js'
 import type { WindowStats } from '../../src/signals/view.js'
 import { binomialUpperTail, logGamma } from '../../src/engine/stats.js'
@@ -9,7 +9,7 @@ import { FakeView } from './fake-view.js'
 
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
 const T = 1_000_000_000_000 // window end, bucket aligned
-const base = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 3000, errors: 15, latencyUs: 100_000, latencyCount: 3000, latencyAbove: 0, resourceSlope: {}, ...o })
+const base = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 3000, errors: 15, latencyUs: 100_000, latencyCount: 3000, latencyAbove: 0, shift: [], resourceSlope: {}, ...o })
 // these cases are written for a 30 s span in three 10 s slices (the rules take the span they are given)
 const contract = (o: ContractOverride = {}): Contract => mergeContract({ ...defaultEngineConfig().defaults, window: 30_000, slices: 3 }, o)
 
@@ -144,5 +144,35 @@ describe('resource rule', () => {
     const r = resourceRule(contract(), v, K, T, evalFrom ?? from, baseSlope === undefined ? {} : { memory: baseSlope })
     expect(r.state).toBe(state)
     if (critical !== undefined) expect(r.critical).toBe(critical)
+  })
+})
+
+describe('pre-deploy latency window beyond the rest of the baseline (sliceLatencyBeyond)', () => {
+  const c = contract({ window: 15_000 })
+  const BW = 300_000
+  /** 5 min of the old version at 100 ms with 1 % at 150 ms; its last 15 s as given */
+  const view = (last: () => number) => {
+    let i = 0
+    const v = new FakeView()
+    v.traffic(K, T - BW, T - 15_000, { rps: 5, sample: () => (++i % 100 === 0 ? 150 : 100) })
+    v.traffic(K, T - 15_000, T, { rps: 5, sample: last })
+    return v
+  }
+  const judge = (v: FakeView) => {
+    const bw = v.window(K, T - BW, T)
+    const p99 = bw.latency.valueAtQuantile(0.99)
+    const cut = ((p99 / 1000 + Math.max(1.5 * (p99 / 1000), p99 / 1000 + 20)) / 2) * 1000
+    const numbers = base({ requests: bw.requests, errors: 0, latencyUs: p99, latencyCount: bw.latency.count, latencyAbove: bw.latency.countAbove(cut) })
+    return sliceLatencyBeyond(c, v.window(K, T - 15_000, T), numbers)
+  }
+  it('one slow request in a window of 75 moves its p99 beyond the threshold, but is not a breach', () => {
+    let i = 0
+    const v = view(() => (++i === 40 ? 600 : 100))
+    expect(v.window(K, T - 15_000, T).latency.valueAtQuantile(0.99) / 1000).toBe(600)
+    expect(judge(v)).toBe(false)
+  })
+  it('a window with one request in ten that slow is', () => {
+    let i = 0
+    expect(judge(view(() => (++i % 10 === 0 ? 600 : 100)))).toBe(true)
   })
 })
