@@ -21,6 +21,7 @@ import type { Observation, ObservationSink, ResourceKind, SeriesKey } from './ob
 import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
 import { normalizeSchema } from './config.js'
 import { REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
+import { ExportGroups } from './export-groups.js'
 
 /** Optional fast path a sink may offer (the signal store does): one lookup per resource, not per span. */
 export interface FastRequestSink {
@@ -58,6 +59,13 @@ export interface NormalizerStats {
   streamOverflow: number
   /** cumulative streams forgotten after `idleTtl` */
   streamsExpired: number
+  /**
+   * first points of cumulative streams counted whole because their siblings (same resource, metric
+   * and start time) were exported before without them: their count accrued since (export-groups.ts)
+   */
+  newSinceSiblings: number
+  /** sibling groups forgotten because `maxStreams` groups were tracked (their next new stream falls back to `freshStart`) */
+  exportGroupsEvicted: number
   /** pods forgotten from the request map because `maxPods` was reached */
   podsEvicted: number
 }
@@ -193,6 +201,7 @@ export class Normalizer {
   readonly config: NormalizeConfig
   private readonly fast: FastRequestSink | undefined
   private readonly streams = new Map<string, CumState>()
+  private readonly groups: ExportGroups
   private readonly podRequests = new Map<string, Map<string, Requests>>()
   /** service-version -> newest SERVER span end time; in update order (delete + set), bounded */
   private readonly spanSeen = new Map<string, number>()
@@ -215,6 +224,8 @@ export class Normalizer {
     spanSourcesEvicted: 0,
     streamOverflow: 0,
     streamsExpired: 0,
+    newSinceSiblings: 0,
+    exportGroupsEvicted: 0,
     podsEvicted: 0,
   }
 
@@ -223,6 +234,7 @@ export class Normalizer {
     private readonly sink: ObservationSink,
   ) {
     this.config = normalizeSchema.parse(config)
+    this.groups = new ExportGroups(this.config.cumulative.maxStreams, this.config.cumulative.idleTtl)
     const maybe = sink as Partial<FastRequestSink>
     this.fast = typeof maybe.series === 'function' ? (sink as unknown as FastRequestSink) : undefined
   }
@@ -377,6 +389,11 @@ export class Normalizer {
     return ctx.anonymous ? `${id}\u0001${p.startTimeMs}` : id
   }
 
+  /** The point's sibling group (export-groups.ts): one process's streams of one metric. */
+  private groupId(ctx: ResourceCtx, name: string, p: { startTimeMs: number }): string {
+    return `${ctx.resKey}\u0001${name}\u0001${p.startTimeMs}`
+  }
+
   private durationMetric(ctx: ResourceCtx, m: DecodedMetric, spec: RequestMetricSpec, r: Result): void {
     if (m.type !== 'histogram' && m.type !== 'exponential_histogram') {
       this.st.ignored += m.points.length
@@ -403,7 +420,7 @@ export class Normalizer {
           continue
         }
         const d: Delta<number[]> = cumulative
-          ? this.explicitDelta(this.streamId(ctx, m.name, p), p, r)
+          ? this.explicitDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, r)
           : { kind: 'emit', count: p.count, buckets: p.bucketCounts, startMs: deltaStart(p), streamStart: false }
         if (d.kind === 'skip') continue
         r.accepted++
@@ -421,7 +438,7 @@ export class Normalizer {
         }
         const e = expCountsOf(p)
         const d: Delta<ExpCounts> = cumulative
-          ? this.expDelta(this.streamId(ctx, m.name, p), p, e, r)
+          ? this.expDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, e, r)
           : { kind: 'emit', count: p.count, buckets: e, startMs: deltaStart(p), streamStart: false }
         if (d.kind === 'skip') continue
         r.accepted++
@@ -535,12 +552,18 @@ export class Normalizer {
 
   /**
    * A point with no usable previous state (a stream's first point, or the point after a reset): its
-   * whole count is recent only when the process started at most `freshStart` before it (a new pod
-   * of the new version, whose first export would otherwise be lost). Otherwise it may hold days of
-   * history: it only primes the state. Accepted either way.
+   * whole count is recent when the process exported the same metric before without this stream
+   * (`siblingsAt`, export-groups.ts: it accrued since), or when the process started at most
+   * `freshStart` before it (a new pod of the new version, whose first export would otherwise be
+   * lost). Otherwise it may hold days of history: it only primes the state. Accepted either way.
    */
-  private fromZero<B>(p: { startTimeMs: number; timeMs: number; count: number }, buckets: B, r: Result): Delta<B> {
+  private fromZero<B>(p: { startTimeMs: number; timeMs: number; count: number }, buckets: B, r: Result, siblingsAt: number | undefined): Delta<B> {
     const s = p.startTimeMs
+    if (siblingsAt !== undefined && s > 0 && siblingsAt >= s && siblingsAt < p.timeMs) {
+      // the process exported this metric at siblingsAt without this stream: all of it is newer
+      this.st.newSinceSiblings++
+      return { kind: 'emit', count: p.count, buckets, startMs: siblingsAt, streamStart: false }
+    }
     if (s > 0 && p.timeMs >= s && p.timeMs - s <= this.config.cumulative.freshStart) return { kind: 'emit', count: p.count, buckets, startMs: s, streamStart: true }
     this.st.primed++
     r.accepted++
@@ -554,12 +577,14 @@ export class Normalizer {
    * `outOfOrder`, accepted: whatever its start time, so nothing is ever counted twice), or it is
    * the stream's first point (see `fromZero`).
    */
-  private advance<B>(id: string, p: { startTimeMs: number; timeMs: number; count: number }, next: CumState, buckets: B, r: Result): CumState | Delta<B> {
+  private advance<B>(id: string, group: string, p: { startTimeMs: number; timeMs: number; count: number }, next: CumState, buckets: B, r: Result): CumState | Delta<B> {
+    const siblingsAt = this.groups.seen(group, p.timeMs)
+    this.st.exportGroupsEvicted = this.groups.evicted
     const prev = this.stream(id, p.timeMs, r)
     if (prev === 'full') return SKIP
     if (prev === 'new') {
       this.save(id, next)
-      return this.fromZero(p, buckets, r)
+      return this.fromZero(p, buckets, r, siblingsAt)
     }
     if (p.timeMs <= prev.timeMs) {
       this.st.outOfOrder++
@@ -570,9 +595,9 @@ export class Normalizer {
     return prev
   }
 
-  private explicitDelta(id: string, p: HistogramPoint, r: Result): Delta<number[]> {
+  private explicitDelta(id: string, group: string, p: HistogramPoint, r: Result): Delta<number[]> {
     const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }
-    const prev = this.advance(id, p, next, p.bucketCounts, r)
+    const prev = this.advance(id, group, p, next, p.bucketCounts, r)
     if (!isState(prev)) return prev
     const sameShape = prev.bounds !== undefined && prev.counts !== undefined && sameNumbers(prev.bounds, p.bounds)
     let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || !sameShape
@@ -590,14 +615,14 @@ export class Normalizer {
     }
     if (reset) {
       this.st.resets++
-      return this.fromZero(p, p.bucketCounts, r)
+      return this.fromZero(p, p.bucketCounts, r, undefined)
     }
     return { kind: 'emit', count: p.count - prev.count, buckets: counts, startMs: prev.timeMs, streamStart: false }
   }
 
-  private expDelta(id: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): Delta<ExpCounts> {
+  private expDelta(id: string, group: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): Delta<ExpCounts> {
     const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: undefined, counts: undefined, exp: e }
-    const prev = this.advance(id, p, next, e, r)
+    const prev = this.advance(id, group, p, next, e, r)
     if (!isState(prev)) return prev
     const pe = prev.exp
     let reset = p.startTimeMs !== prev.startMs || p.count < prev.count || pe === undefined || pe.scale < e.scale
@@ -624,7 +649,7 @@ export class Normalizer {
     }
     if (reset || out === undefined) {
       this.st.resets++
-      return this.fromZero(p, e, r)
+      return this.fromZero(p, e, r, undefined)
     }
     return { kind: 'emit', count: p.count - prev.count, buckets: out, startMs: prev.timeMs, streamStart: false }
   }

@@ -148,6 +148,40 @@ describe('http.server.request.duration histograms', () => {
     expect(sink.requests[0]).toMatchObject({ count: 4 })
   })
 
+  it('cumulative: a stream that first appears after its process exported the metric without it is counted whole since that export', () => {
+    // the OTel SDK exports every attribute set it has seen at every collection: a 503 stream absent at
+    // T and present at T + 60 s holds only requests of (T, T + 60 s], however long the process has run
+    const { sink, n } = setup()
+    const start = T - 3_600_000
+    const pt = (t: number, count: number, code: number) => hp({ startTimeMs: start, timeMs: t, count, bounds: [0.1], bucketCounts: [count, 0], attributes: { 'http.response.status_code': code } })
+    n.metrics(metrics(RES, hist(2, [pt(T, 1000, 200)])))
+    expect(sink.requests).toHaveLength(0) // first export seen: everything primes
+    n.metrics(metrics(RES, hist(2, [pt(T + 60_000, 1090, 200), pt(T + 60_000, 2, 503)])))
+    expect(sink.requests.map((o) => [o.count, o.errors, o.startMs])).toEqual([
+      [90, 0, T],
+      [2, 2, T],
+    ])
+    // the next point of that stream is an ordinary delta
+    n.metrics(metrics(RES, hist(2, [pt(T + 120_000, 1180, 200), pt(T + 120_000, 3, 503)])))
+    expect(sink.requests.slice(2).map((o) => [o.count, o.errors])).toEqual([
+      [90, 0],
+      [1, 1],
+    ])
+    expect(n.stats()).toMatchObject({ primed: 1, newSinceSiblings: 1 })
+  })
+
+  it('cumulative: siblings are the same process (start time) and metric: a stream of another process or metric still primes', () => {
+    const { sink, n } = setup()
+    const pt = (start: number, t: number, count: number, route: string) => hp({ startTimeMs: start, timeMs: t, count, bounds: [0.1], bucketCounts: [count, 0], attributes: { 'http.route': route } })
+    n.metrics(metrics(RES, hist(2, [pt(T - 3_600_000, T, 1000, '/a')])))
+    // same resource, another start time (a restarted process 30 min ago): nothing known of its exports
+    n.metrics(metrics(RES, hist(2, [pt(T - 1_800_000, T + 60_000, 500, '/b')])))
+    // same process, another metric (the legacy name): its own group, first seen now
+    n.metrics(metrics(RES, { ...hist(2, [pt(T - 3_600_000, T + 60_000, 700, '/c')]), name: 'http.server.duration' }))
+    expect(sink.requests).toHaveLength(0)
+    expect(n.stats()).toMatchObject({ primed: 3, newSinceSiblings: 0 })
+  })
+
   it('cumulative stream map is bounded: overflow rejected and counted, idle streams expire', () => {
     const { n } = setup({ cumulative: { maxStreams: 2, idleTtl: '5m' } })
     const p = (route: string, t: number) => hp({ startTimeMs: 1, timeMs: t, count: 1, bounds: [1], bucketCounts: [1, 0], attributes: { 'http.route': route } })
