@@ -19,15 +19,20 @@
  * estimate, which the threshold's full effect and the second witness absorb).
  */
 import type { Contract } from './config.js'
-import { errorLevel, latencyCutUs, type BaselineNumbers } from './rules.js'
+import type { BaselineNumbers } from './rules.js'
+import type { Levels } from './sequential.js'
 
-/** True when the old version's live numbers show it worse than its frozen snapshot (see above). */
-export function liveWorseThanSnapshot(c: Contract, live: BaselineNumbers, snapshot: BaselineNumbers): boolean {
+/**
+ * True when the old version's live numbers show it worse than its frozen snapshot (see above).
+ * `levels` are the snapshot's (the engine caches them per snapshot: their upper bounds cost a
+ * bisection each, and this runs for every watch beside a serving old version at every tick).
+ */
+export function liveWorseThanSnapshot(c: Contract, live: Pick<BaselineNumbers, 'requests' | 'errors' | 'latencyUs' | 'latencyCount'>, snapshot: BaselineNumbers, levels: Levels): boolean {
   if (snapshot.requests < c.minSamples) return true
-  if (live.requests >= c.minSamples && live.errors / live.requests > errorLevel(c, snapshot)) return true
+  if (live.requests >= c.minSamples && live.errors / live.requests > levels.errorLevel) return true
   if (live.latencyCount >= c.minSamples && Number.isFinite(live.latencyUs)) {
-    if (!(snapshot.latencyCount >= c.minSamples && Number.isFinite(snapshot.latencyUs))) return true
-    if (live.latencyUs > latencyCutUs(c, snapshot.latencyUs)) return true
+    if (!Number.isFinite(levels.latencyCutUs)) return true
+    if (live.latencyUs > levels.latencyCutUs) return true
   }
   return false
 }

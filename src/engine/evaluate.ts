@@ -779,6 +779,9 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
   const win = span.win
   const from = span.fromMs
   let numbers = base?.numbers
+  // the numbers the sequential tests' levels come from: the snapshot object itself (its levels are
+  // cached per object) unless the live numbers replace it
+  let levelsFrom = base?.numbers
   let source: 'snapshot' | 'live' = 'snapshot'
   if (allowLive && w.baselineVersion !== '') {
     // canary: the old version serving beside the new one in the same span is the fairer baseline
@@ -804,12 +807,14 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
       const lf = Math.max(earliest, end - c.baselineWindow)
       const lw = lf < from ? view.window(oldKey, lf, end) : ow
       const resourceSlope = { ...(base?.numbers.resourceSlope ?? {}), ...liveResources }
-      const live: BaselineNumbers = { ...requestNumbers(c, lw), resourceSlope }
+      const live = requestNumbers(c, lw, false)
       // the request signals keep the (tighter) snapshot unless the old version is now worse than it
-      if (base === undefined || liveWorseThanSnapshot(c, live, base.numbers)) numbers = live
-      else {
+      if (base === undefined || liveWorseThanSnapshot(c, live, base.numbers, levelsOf(c, base.numbers))) {
+        numbers = { ...live, shift: requestNumbers(c, lw).shift, resourceSlope }
+        levelsFrom = numbers
+      } else {
         source = 'snapshot'
-        numbers = { ...base.numbers, resourceSlope }
+        numbers = Object.keys(liveResources).length === 0 ? base.numbers : { ...base.numbers, resourceSlope }
       }
     }
   }
@@ -821,7 +826,7 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
   // "sustained" question) still starts at the first whole bucket. A restored version (recovery) served
   // before its rollback, so its partial bucket is another period's data: excluded.
   const evidenceFrom = w.kind === 'deploy' ? alignDown(w.deployedAt, g) : earliest
-  advance(w.evidence, view, key, evidenceFrom, end, levelsOf(c, numbers), win)
+  advance(w.evidence, view, key, evidenceFrom, end, levelsOf(c, levelsFrom), win)
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
   const h = w.health
   const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'

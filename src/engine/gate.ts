@@ -33,8 +33,12 @@ export interface BaselineHealth {
   note: string
 }
 
-/** The numbers of a window: request counts, the latency quantile and the samples above its own cut. */
-export function requestNumbers(c: Contract, w: WindowStats): Omit<BaselineNumbers, 'resourceSlope'> {
+/**
+ * The numbers of a window: request counts, the latency quantile and the samples above its own cut,
+ * and (unless `shift` is false: a live baseline that may not be used, whose shift quantiles would
+ * cost two more reads of minutes of histograms per tick) the shift quantiles'.
+ */
+export function requestNumbers(c: Contract, w: WindowStats, shift = true): Omit<BaselineNumbers, 'resourceSlope'> {
   const latencyUs = w.latency.count > 0 ? w.latency.valueAtQuantile(c.signals.latency.quantile) : NaN
   const cutUs = Number.isFinite(latencyUs) ? latencyCutUs(c, latencyUs) : Infinity
   return {
@@ -43,7 +47,7 @@ export function requestNumbers(c: Contract, w: WindowStats): Omit<BaselineNumber
     latencyUs,
     latencyCount: w.latency.count,
     latencyAbove: Number.isFinite(cutUs) ? w.latency.countAbove(cutUs) : 0,
-    shift: shiftNumbers(c, w.latency.count, (q) => w.latency.valueAtQuantile(q), (us) => w.latency.countAbove(us)),
+    shift: shift ? shiftNumbers(c, w.latency.count, (q) => w.latency.valueAtQuantile(q), (us) => w.latency.countAbove(us)) : [],
   }
 }
 

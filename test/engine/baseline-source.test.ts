@@ -1,12 +1,18 @@
 /** Snapshot or live baseline while the old version serves beside the new one (baseline-source.ts). */
 import { describe, expect, it } from 'vitest'
-import { liveWorseThanSnapshot } from '../../src/engine/baseline-source.js'
+import { liveWorseThanSnapshot as worse } from '../../src/engine/baseline-source.js'
 import { defaultEngineConfig } from '../../src/engine/config.js'
 import { errorLevel, latencyCutUs, type BaselineNumbers } from '../../src/engine/rules.js'
 
 const c = defaultEngineConfig().defaults
 const nums = (o: Partial<BaselineNumbers> = {}): BaselineNumbers => ({ requests: 6000, errors: 18, latencyUs: 150_000, latencyCount: 6000, latencyAbove: 0, shift: [], resourceSlope: {}, ...o })
 const snapshot = nums()
+
+/** the snapshot's levels as the engine computes (and caches) them */
+const liveWorseThanSnapshot = (cc: typeof c, live: BaselineNumbers, snap: BaselineNumbers): boolean => {
+  const latOk = snap.latencyCount >= cc.minSamples && Number.isFinite(snap.latencyUs)
+  return worse(cc, live, snap, { errorLevel: snap.requests >= cc.minSamples ? errorLevel(cc, snap) : NaN, latencyCutUs: latOk ? latencyCutUs(cc, snap.latencyUs) : NaN, latencyLevel: NaN, shift: [] })
+}
 
 describe('live or snapshot baseline', () => {
   it('keeps the snapshot while the old version serves as it did before the deployment', () => {
