@@ -826,11 +826,11 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
   // "sustained" question) still starts at the first whole bucket. A restored version (recovery) served
   // before its rollback, so its partial bucket is another period's data: excluded.
   const evidenceFrom = w.kind === 'deploy' ? alignDown(w.deployedAt, g) : earliest
-  advance(w.evidence, view, key, evidenceFrom, end, levelsOf(c, levelsFrom), win)
+  advance(w.evidence, view, key, evidenceFrom, end, levelsOf(c, levelsFrom), win, interval)
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
   const h = w.health
   const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'
-  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, end, levelsOf(c, h.reference), win)
+  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, end, levelsOf(c, h.reference), win, interval)
   let resource: RuleResult | undefined
   if (quietOk && w.probeFailure === undefined) {
     const bound = 1 / c.alpha

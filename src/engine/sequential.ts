@@ -33,7 +33,20 @@ export interface WatchEvidence {
   latency: LatencyEvidence
   /** end (exclusive, unix ms) of the data consumed so far; -Infinity before the first batch */
   doneUntil: number
+  /** adaptive stakes fixed at the end of each batch, oldest first, waiting until no report they saw reaches a later batch (see advance) */
+  stakes: Stakes[]
 }
+
+/** The adaptive bettors' stakes fixed at `at` (the end of a batch), from the data before it. */
+interface Stakes {
+  at: number
+  error: number
+  latency: number
+  shift: number[]
+}
+
+/** Pending stakes kept per watch; beyond it the oldest go (the bettor then waits: a stake of 0, never an invalid one). */
+const MAX_STAKES = 64
 
 /** Share of the latency mixture on the tail test when there are shift tests: a tail-only regression costs ln 2 of evidence. */
 const TAIL_WEIGHT = 0.5
@@ -44,6 +57,7 @@ export function newWatchEvidence(shifts: number): WatchEvidence {
     error: { ev: newEvidence() },
     latency: { ev: newEvidence(), shift: Array.from({ length: shifts }, newEvidence) },
     doneUntil: -Infinity,
+    stakes: [],
   }
 }
 
@@ -62,11 +76,22 @@ export interface Levels {
 /** per-batch slow counts of the shift tests (the engine is synchronous: one buffer serves every call) */
 const shiftSlow = new Float64Array(8)
 
-/** Consumes [doneUntil, end) (one window for both signals), then fixes the next stakes from `span`. */
-export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earliest: number, end: number, lv: Levels, span: WindowStats): void {
+/**
+ * Consumes [doneUntil, end) (one window for both signals), then fixes the next stakes from `span`.
+ *
+ * `lagMs` is the series' report interval. A metric report covers (its previous report, its time]
+ * and its counts are spread over the buckets of that interval, so one report may feed two batches.
+ * A stake fixed from the first part would bet on the second knowing it (the same report's counts,
+ * split): under H0 that inflates the wealth. So the adaptive stakes a batch starting at `from` uses
+ * are those fixed at `from - lagMs` or earlier, from data no report reaching `from` contributed to.
+ * Fixed stakes need no such care: their log wealth is linear in the counts, however they are split.
+ * Spans land at their own times; their interval (the batch cadence, ~5 s) costs one bucket.
+ */
+export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earliest: number, end: number, lv: Levels, span: WindowStats, lagMs = 0): void {
   const from = Math.max(e.doneUntil, earliest)
   if (!(end > from)) return
   e.doneUntil = end
+  useStakes(e, from - lagMs)
   const errOk = lv.errorLevel > 0 && lv.errorLevel < 1
   const latOk = lv.latencyLevel > 0 && lv.latencyLevel < 1 && Number.isFinite(lv.latencyCutUs)
   if (!errOk && !latOk) return
@@ -97,12 +122,27 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
     for (let k = 0; k < shifts; k++) if (testable(lv.shift[k])) shiftSlow[k] = b.latency.countAbove((lv.shift[k] as ShiftLevel).cutUs)
   }
   if (errOk) feed(e.error.ev, n, bad, lv.errorLevel, span.requests, span.errors)
-  if (!latOk) return
-  feed(e.latency.ev, lat, slow, lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
-  for (let k = 0; k < shifts; k++) {
-    const s = lv.shift[k] as ShiftLevel
-    if (testable(s)) feed(e.latency.shift[k] as BernoulliEvidence, lat, shiftSlow[k] as number, s.level, span.latency.count, span.latency.countAbove(s.cutUs))
+  if (latOk) {
+    feed(e.latency.ev, lat, slow, lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
+    for (let k = 0; k < shifts; k++) {
+      const s = lv.shift[k] as ShiftLevel
+      if (testable(s)) feed(e.latency.shift[k] as BernoulliEvidence, lat, shiftSlow[k] as number, s.level, span.latency.count, span.latency.countAbove(s.cutUs))
+    }
   }
+  // feed() fixed each bettor's next stake from the span: queue them until a later batch may use them
+  e.stakes.push({ at: end, error: e.error.ev.nextLambda, latency: e.latency.ev.nextLambda, shift: e.latency.shift.map((x) => x.nextLambda) })
+  if (e.stakes.length > MAX_STAKES) e.stakes.shift()
+}
+
+/** Sets each adaptive bettor's stake to the newest queued one fixed at or before `until` (0 when none); drops the older ones. */
+function useStakes(e: WatchEvidence, until: number): void {
+  let pick = -1
+  for (let i = 0; i < e.stakes.length && (e.stakes[i] as Stakes).at <= until; i++) pick = i
+  const st = pick >= 0 ? (e.stakes[pick] as Stakes) : undefined
+  if (pick > 0) e.stakes.splice(0, pick)
+  e.error.ev.nextLambda = st?.error ?? 0
+  e.latency.ev.nextLambda = st?.latency ?? 0
+  for (let k = 0; k < e.latency.shift.length; k++) (e.latency.shift[k] as BernoulliEvidence).nextLambda = st?.shift[k] ?? 0
 }
 
 type ShiftLevel = Levels['shift'][number]
