@@ -38,7 +38,7 @@ import {
 } from './rules.js'
 import { alignUp } from './stats.js'
 import { confirmationSpan, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
-import { judgeBaseline, requestNumbers, type BaselineHealth } from './gate.js'
+import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { advance, errorEvidence, latencyEvidence, newWatchEvidence, type Levels, type WatchEvidence } from './sequential.js'
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
 import { liveWorseThanSnapshot } from './baseline-source.js'
@@ -810,7 +810,7 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
       const live = requestNumbers(c, lw, false)
       // the request signals keep the (tighter) snapshot unless the old version is now worse than it
       if (base === undefined || liveWorseThanSnapshot(c, live, base.numbers, levelsOf(c, base.numbers))) {
-        numbers = { ...live, shift: requestNumbers(c, lw).shift, resourceSlope }
+        numbers = { ...live, shift: windowShift(c, lw), resourceSlope }
         levelsFrom = numbers
       } else {
         source = 'snapshot'

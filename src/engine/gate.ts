@@ -47,8 +47,13 @@ export function requestNumbers(c: Contract, w: WindowStats, shift = true): Omit<
     latencyUs,
     latencyCount: w.latency.count,
     latencyAbove: Number.isFinite(cutUs) ? w.latency.countAbove(cutUs) : 0,
-    shift: shift ? shiftNumbers(c, w.latency.count, (q) => w.latency.valueAtQuantile(q), (us) => w.latency.countAbove(us)) : [],
+    shift: shift ? windowShift(c, w) : [],
   }
+}
+
+/** The shift quantiles' numbers of a window (rules.ts shiftNumbers). */
+export function windowShift(c: Contract, w: WindowStats): BaselineNumbers['shift'] {
+  return shiftNumbers(c, w.latency.count, (q) => w.latency.valueAtQuantile(q), (us) => w.latency.countAbove(us))
 }
 
 function errorsBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumbers): boolean {
