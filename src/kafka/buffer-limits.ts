@@ -14,9 +14,13 @@
  * - the JavaScript side: the KafkaJS layer's message cache takes what the queue holds when it asks
  *   (librdkafka consumeNum returns once the queue is empty for 1 ms), so it holds at most about as
  *   much as queue + fetch again: B/2. The batch a handler works on is part of that cache.
- * Total: about B of record bytes. `fetch.queue.backoff.ms` drops from 1 s to 50 ms, as librdkafka's
- * documentation asks when the queue thresholds are set low: a full queue otherwise stalls its
- * partitions for a second after the handler caught up.
+ * Total: about B of record bytes. `fetch.queue.backoff.ms` drops from 1 s to 5 ms, as librdkafka's
+ * documentation asks when the queue thresholds are set low: the fetcher waits that long whenever it
+ * finds the queue full, and a small queue is found full most of the time, so the backoff, not the
+ * CPU, sets the rate. At the default 4 MiB budget (a 1 MiB queue, about five 512-span records) 50 ms
+ * capped the sustained rate at 112-137 k spans/s with the process 0.3 cores busy; 5 ms held 240 k
+ * (`node dist/bench/peer-kafka.js --only pullback --rates 120000,160000,200000,240000`). A full
+ * queue costs one timer wake-up per partition per 5 ms, nothing else.
  */
 
 /** librdkafka's consumer default for `message.max.bytes`; `fetch.max.bytes` may not be set below it */
@@ -42,6 +46,6 @@ export function bufferLimitProperties(bytes: number): BufferLimitProperties {
     'queued.max.messages.kbytes': Math.max(1, Math.floor(quarter / 1024)),
     'fetch.max.bytes': fetchMax,
     'max.partition.fetch.bytes': Math.min(MAX_PARTITION_FETCH, fetchMax),
-    'fetch.queue.backoff.ms': 50,
+    'fetch.queue.backoff.ms': 5,
   }
 }

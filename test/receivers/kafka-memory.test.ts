@@ -195,7 +195,7 @@ describe('librdkafka buffer limits', () => {
       'queued.max.messages.kbytes': 4096,
       'fetch.max.bytes': 4 * MiB,
       'max.partition.fetch.bytes': 4 * MiB,
-      'fetch.queue.backoff.ms': 50,
+      'fetch.queue.backoff.ms': 5,
     })
     const min = bufferLimitProperties(1)
     expect(min['fetch.max.bytes']).toBe(1_000_000)
