@@ -31,8 +31,15 @@ export const evaluationTurnsSchema = z
      * baseline freeze counts 10, a newly detected deployment 3, a watch with nothing new 1/8)
      */
     maxWatchesPerTurn: z.number().int().min(1).default(2_000),
-    /** wall time after which a turn yields to the event loop (checked between engine calls of at most SLICE_EVALUATIONS evaluations) */
-    turnBudget: duration().default(8),
+    /**
+     * wall time after which a turn yields to the event loop (checked between engine calls of at most
+     * SLICE_EVALUATIONS evaluations). 4 ms, not 8: a timer's delay is the turn plus the OTLP work
+     * queued behind it plus any GC, and at 8 ms the 10,000-watch bench's event-loop delay p99 during
+     * detection was 18.8-21 ms (6 idle runs); at 4 ms 12.6-18.3 ms (6 runs), a pass's evaluating time
+     * unchanged within the noise (`node dist/bench/engine.js --runs 3 --evaluation full --skip-replay
+     * --turn-budget N`)
+     */
+    turnBudget: duration().default(4),
   })
   .prefault({})
 
