@@ -254,6 +254,34 @@ export function resourceFindings(h: ServiceHistory): ResourceFinding[] {
   return out
 }
 
+/**
+ * The single-signal (critical) levels of grid step (i, j): the contract's own, scaled by how far the
+ * step's threshold is from the grid's most sensitive one (minDelta for criticalDelta and the absolute
+ * critical, relativeFactor for criticalFactor, the multiplier for the latency level), never lowered.
+ * A noisy service is calibrated by loosening its thresholds; a critical level left where it was
+ * would keep rolling it back on one signal, and no grid step could then hold the target. Only the
+ * values that differ from the contract's are returned (the override names what calibration changed).
+ */
+export function criticalLevels(base: Contract, i: number, j: number): { errorRate: Partial<Contract['signals']['errorRate']>; latency: Partial<Contract['signals']['latency']> } {
+  const [d0, f0] = ERROR_GRID[0] as readonly [number, number]
+  const [d, f] = ERROR_GRID[i] as readonly [number, number]
+  const m0 = (LATENCY_GRID[0] as readonly [number, number])[0]
+  const m = (LATENCY_GRID[j] as readonly [number, number])[0]
+  const e = base.signals.errorRate
+  const round = (x: number) => Math.round(x * 1000) / 1000
+  const errorRate: Partial<Contract['signals']['errorRate']> = {}
+  const criticalFactor = round(e.criticalFactor * Math.max(1, f / f0))
+  const criticalDelta = round(Math.min(1, e.criticalDelta * Math.max(1, d / d0)))
+  const critical = round(Math.min(1, e.critical * Math.max(1, d / d0)))
+  if (criticalFactor > e.criticalFactor) errorRate.criticalFactor = criticalFactor
+  if (criticalDelta > e.criticalDelta) errorRate.criticalDelta = criticalDelta
+  if (critical > e.critical) errorRate.critical = critical
+  const latency: Partial<Contract['signals']['latency']> = {}
+  const lc = round(Math.max(m, base.signals.latency.critical * Math.max(1, m / m0)))
+  if (lc > base.signals.latency.critical) latency.critical = lc
+  return { errorRate, latency }
+}
+
 export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: CalibrateOptions): CalibrationResult {
   const began = performance.now()
   const key = serviceKey(h.service)
@@ -281,12 +309,13 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
     const [minDelta, relativeFactor] = ERROR_GRID[i] as readonly [number, number]
     const [multiplier, minIncreaseMs] = LATENCY_GRID[j] as readonly [number, number]
     const size = sizes[k] ?? sized
+    const critical = criticalLevels(base, i, j)
     return {
       window: size.window,
       minSamples: size.minSamples,
       signals: {
-        errorRate: { minDelta, relativeFactor },
-        latency: { multiplier, minIncreaseMs, ...(base.signals.latency.critical < multiplier ? { critical: multiplier } : {}) },
+        errorRate: { minDelta, relativeFactor, ...critical.errorRate },
+        latency: { multiplier, minIncreaseMs, ...critical.latency },
       },
     } as ContractOverride
   }
@@ -385,7 +414,9 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
     'signals.latency.multiplier': `${powerText}: ${latencyFactor !== undefined ? `${latencyFactor}x latency` : `none of ${LATENCY_FACTORS.join('/')}x`}`,
     'signals.latency.minIncreaseMs': `paired with the multiplier (grid step ${chosenAt.j + 1} of ${LATENCY_GRID.length})`,
   }
-  if (override.signals?.latency?.critical !== undefined) evidence['signals.latency.critical'] = 'raised to the multiplier (the contract requires critical >= multiplier)'
+  const scaled = `raised with the grid step (error ${chosenAt.i + 1}, latency ${chosenAt.j + 1}): a service noisy enough to need looser thresholds needs a proportionally higher level to roll back on one signal`
+  for (const f of ['criticalFactor', 'criticalDelta', 'critical'] as const) if (override.signals?.errorRate?.[f] !== undefined) evidence[`signals.errorRate.${f}`] = scaled
+  if (override.signals?.latency?.critical !== undefined) evidence['signals.latency.critical'] = `${scaled} (and never below the multiplier)`
   const ovr = override as ContractOverride & { signals: NonNullable<ContractOverride['signals']> }
   if (enforce.kind === 'observe') {
     ovr.signals.errorRate = { ...ovr.signals.errorRate, mode: 'observe' }

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { history, type SynthService } from './synthetic.js'
 import { deployTimes, pseudoDeploy } from '../../src/calibrate/backtest.js'
-import { calibrateService, DEFAULT_CALIBRATE, type CalibrationResult } from '../../src/calibrate/search.js'
+import { calibrateService, criticalLevels, DEFAULT_CALIBRATE, type CalibrationResult } from '../../src/calibrate/search.js'
 import { contractsYaml } from '../../src/calibrate/contracts.js'
 import { PrometheusClient, PrometheusHistorySource, templatesFrom, MAX_POINTS_PER_QUERY } from '../../src/calibrate/prometheus.js'
 import { workloadOf } from '../../src/calibrate/audit.js'
@@ -75,6 +75,34 @@ describe('calibrateService', () => {
     expect(lines.some((x) => x.includes('current contract'))).toBe(true)
   })
 
+  it('raises the single-signal critical levels with the thresholds: error-only bursts far above the loosest threshold are calibrated away', () => {
+    // bursts of 40x the errors (20 %), latency unchanged: beyond every error threshold of the grid,
+    // so only a critical level that rises with the step stops the error signal rolling back alone
+    const bursty: SynthService = { ...flappy, name: 'payments', rps: 20, noisyHours: 0.5, noisyErrors: 40, noisyLatency: 1 }
+    const h = history(bursty, START, START + 2 * DAY, 60_000, 5)
+    const r = calibrated(calibrateService(h, bc, { ...DEFAULT_CALIBRATE, days: 2, deploys: 30 }))
+    expect(r.current.falseRollbacks / r.current.deploys).toBeGreaterThan(0.01)
+    expect(r.kind).toBe('calibrated')
+    expect(r.chosen.falseRollbacks / r.chosen.deploys).toBeLessThanOrEqual(0.01)
+    const e = r.contract.signals.errorRate
+    const d = cfg.engine.defaults.signals.errorRate
+    expect(e.criticalDelta > d.criticalDelta || e.criticalFactor > d.criticalFactor).toBe(true)
+    expect(r.evidence['signals.errorRate.criticalDelta'] ?? r.evidence['signals.errorRate.criticalFactor']).toMatch(/grid step/)
+  })
+
+  it('critical levels: the contract own levels at the most sensitive step, scaled with the step after it', () => {
+    const base = cfg.engine.defaults
+    expect(criticalLevels(base, 0, 0)).toEqual({ errorRate: {}, latency: {} })
+    const loose = criticalLevels(base, 4, 4)
+    expect(loose.errorRate.criticalFactor).toBeGreaterThan(base.signals.errorRate.criticalFactor)
+    expect(loose.errorRate.criticalDelta).toBeGreaterThan(base.signals.errorRate.criticalDelta)
+    expect(loose.errorRate.critical).toBeLessThanOrEqual(1)
+    expect(loose.latency.critical).toBeGreaterThan(base.signals.latency.critical)
+    const high = { ...base, signals: { ...base.signals, latency: { ...base.signals.latency, critical: 50 } } }
+    expect(criticalLevels(high, 0, 0).latency).toEqual({})
+    expect(criticalLevels(high, 4, 4).latency.critical).toBe(100)
+  })
+
   it('keeps a calm service at the most sensitive candidate and enforces it', () => {
     const h = history(calm, START, START + 2 * DAY, 60_000, 1)
     const r = calibrated(calibrateService(h, bc, { ...DEFAULT_CALIBRATE, days: 2, deploys: 24 }))
@@ -121,7 +149,7 @@ describe('contracts file', () => {
       expect(search?.signals.errorRate.minDelta).toBe(r0.contract.signals.errorRate.minDelta)
       expect(search?.minSamples).toBe(r0.contract.minSamples)
       for (const line of text.split('\n')) {
-        if (/^\s+(window|minSamples|minDelta|relativeFactor|multiplier|minIncreaseMs|mode):/.test(line)) expect(line).toMatch(/ # \S/)
+        if (/^\s+(window|minSamples|minDelta|relativeFactor|multiplier|minIncreaseMs|mode|critical\w*):/.test(line)) expect(line).toMatch(/ # \S/)
       }
       expect(text).toMatch(/# shop\/cart: not calibrated: /)
     } finally {
