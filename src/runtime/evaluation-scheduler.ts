@@ -35,8 +35,9 @@ export const evaluationTurnsSchema = z
      * wall time after which a turn yields to the event loop (checked between engine calls of at most
      * SLICE_EVALUATIONS evaluations). 4 ms, not 8: a timer's delay is the turn plus the OTLP work
      * queued behind it plus any GC, and at 8 ms the 10,000-watch bench's event-loop delay p99 during
-     * detection was 18.8-21 ms (6 idle runs); at 4 ms 12.6-18.3 ms (6 runs), a pass's evaluating time
-     * unchanged within the noise (`node dist/bench/engine.js --runs 3 --evaluation full --skip-replay
+     * detection was 18.8-20.9 ms (6 idle runs, 4 under 20); at 4 ms 12.6-19.1 ms in 10 of 12 (the
+     * other two 21.6 and 27.1, in a set with a 216 ms GC pause), a pass's evaluating time unchanged
+     * within the noise (`node dist/bench/engine.js --runs 3 --evaluation full --skip-replay
      * --turn-budget N`)
      */
     turnBudget: duration().default(4),
