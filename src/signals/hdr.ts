@@ -123,8 +123,16 @@ export class CountsHistogram {
   lo: number
   hi = -1
 
-  constructor(readonly layout: HdrLayout) {
-    this.counts = new Uint32Array(layout.length)
+  /**
+   * `counts`, when given, is this histogram's own zeroed storage of exactly `layout.length` counts
+   * (a view into a shared slab: src/signals/histograms.ts says why); otherwise one is allocated.
+   */
+  constructor(
+    readonly layout: HdrLayout,
+    counts?: Uint32Array,
+  ) {
+    if (counts !== undefined && counts.length !== layout.length) throw new RangeError(`counts holds ${counts.length} values, the layout ${layout.length}`)
+    this.counts = counts ?? new Uint32Array(layout.length)
     this.lo = layout.length
   }
 
