@@ -1,15 +1,17 @@
 /**
- * Runs the benches in sequence, each in its own child process (`node dist/bench/NAME.js`), with a
- * progress line before and after each, then a summary: exit code and wall time per bench.
+ * Runs the benches in sequence, each in its own child process (`node dist/bench/FILE.js ARGS`), with a
+ * progress line before and after each, then a summary: exit code and wall time per bench. The
+ * arguments are those of the README's "Figures" commands, so one run regenerates the table's rows.
  *
  *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions] [-- --out results.json]
  *
- * Writes one JSON file (default bench-results.json): per bench its exit code, wall time, printed
- * output and the JSON lines it printed, with the machine's CPU count and load average at start and end.
+ * Writes one JSON file (default bench-results.json): per bench its arguments, exit code, wall time,
+ * printed output and the JSON lines it printed, with the machine's CPU count and load average at
+ * start and end.
  *
- * A bench that needs something absent is skipped with its reason: `decisions` needs KAFKA_BROKERS,
- * `peer-spanmetrics` needs OTELCOL_BIN. Each bench prints its own figures and targets; exit code 1
- * when any bench run failed (a bench exits 1 when it misses its own target).
+ * A bench that needs something absent is skipped with its reason: the broker benches need
+ * KAFKA_BROKERS, the peer benches OTELCOL_BIN. Each bench prints its own figures and targets; exit
+ * code 1 when any bench run failed (a bench exits 1 when it misses its own target).
  */
 import { spawn } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
@@ -18,28 +20,47 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 interface Bench {
-  name: string
+  /** the bench's file, dist/bench/FILE.js */
+  file: string
+  /** its name in the summary and the JSON; defaults to `file` (one file can run with two argument sets) */
+  name?: string
+  /** the arguments of the README row(s) it regenerates, so `npm run bench` reproduces them */
   args: string[]
+  /** environment added for this bench only (the container image's allocator settings for peer benches) */
+  env?: Record<string, string>
   /** why the bench cannot run here, when it cannot */
   missing?: () => string | undefined
 }
 
+const needsKafka = (): string | undefined => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined)
+const needsCollector = (): string | undefined => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined)
+/** the image's allocator and heap settings (Dockerfile), as the README's peer rows ran */
+const IMAGE_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', NODE_OPTIONS: '--max-semi-space-size=2' }
+
+// Arguments are the README's "Figures" commands: a row is reproduced by the entry that names its command.
 const BENCHES: Bench[] = [
-  { name: 'quality', args: [] },
-  { name: 'false-rollbacks', args: [] },
-  { name: 'engine', args: [] },
-  { name: 'signals', args: [] },
-  { name: 'ingest', args: [] },
-  { name: 'workers', args: [] },
-  { name: 'identity', args: [] },
-  { name: 'cardinality', args: [] },
-  { name: 'partials', args: [] },
-  { name: 'decisions', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
-  { name: 'replay-kafka', args: ['--nodes', '3'], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
-  { name: 'scaleout', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
-  { name: 'failover', args: [], missing: () => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
-  { name: 'peer-spanmetrics', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined) },
-  { name: 'peer-kafka', args: [], missing: () => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined) },
+  { file: 'quality', args: ['--seeds', '5'] },
+  { file: 'false-rollbacks', args: ['--runs', '1000', '--workers', '2'] },
+  { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
+  { file: 'engine', args: ['--runs', '3', '--evaluation', 'full'] },
+  { file: 'signals', args: [] },
+  { file: 'ingest', args: ['--seconds', '3'] },
+  { file: 'workers', args: ['--seconds', '20', '--runs', '3'] },
+  { file: 'identity', args: [] },
+  { file: 'cardinality', args: [] },
+  { file: 'partials', args: [] },
+  { file: 'decisions', args: ['--n', '300'], missing: needsKafka },
+  { file: 'replay-kafka', args: ['--nodes', '3'], missing: needsKafka },
+  { file: 'scaleout', args: ['--runs', '3', '--rate', '340000'], missing: needsKafka },
+  { file: 'failover', args: ['--runs', '3'], missing: needsKafka },
+  { file: 'peer-spanmetrics', args: ['--seconds', '10', '--runs', '3', '--grpc-server', 'both'], env: IMAGE_ENV, missing: needsCollector },
+  { file: 'peer-kafka', name: 'peer-kafka-backlog', args: ['--runs', '3', '--no-sustained'], missing: () => needsCollector() ?? needsKafka() },
+  {
+    file: 'peer-kafka',
+    name: 'peer-kafka-sustained',
+    args: ['--runs', '3', '--spans', '256000', '--rates', '80000,160000,240000,320000,400000', '--sustain-seconds', '20'],
+    missing: () => needsCollector() ?? needsKafka(),
+  },
 ]
 
 type Outcome = { kind: 'ran'; code: number; seconds: number; stdout: string; truncated: boolean; json: unknown[] } | { kind: 'skipped'; reason: string }
@@ -48,9 +69,9 @@ type Outcome = { kind: 'ran'; code: number; seconds: number; stdout: string; tru
 const MAX_CAPTURE = 256 * 1024
 
 /** Runs one bench; its stdout goes to ours and is kept (bounded) for the JSON file, stderr passes through. */
-function runChild(file: string, args: string[]): Promise<{ code: number; stdout: string; truncated: boolean }> {
+function runChild(file: string, args: string[], env: Record<string, string> | undefined): Promise<{ code: number; stdout: string; truncated: boolean }> {
   return new Promise((resolve) => {
-    const cp = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const cp = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } })
     let stdout = ''
     let truncated = false
     cp.stdout.on('data', (chunk: Buffer) => {
@@ -83,25 +104,26 @@ async function main(): Promise<number> {
   const outFile = values.out ?? 'bench-results.json'
   const only = values.only?.split(',')
   const skip = values.skip?.split(',') ?? []
-  const picked = BENCHES.filter((b) => (only === undefined || only.includes(b.name)) && !skip.includes(b.name))
+  const named = BENCHES.map((b) => ({ ...b, name: b.name ?? b.file }))
+  const picked = named.filter((b) => (only === undefined || only.includes(b.name) || only.includes(b.file)) && !skip.includes(b.name) && !skip.includes(b.file))
   const here = fileURLToPath(new URL('.', import.meta.url))
-  const results: { name: string; outcome: Outcome }[] = []
+  const results: { name: string; args?: string[]; outcome: Outcome }[] = []
   const started = Date.now()
   const loadStart = loadavg()
   for (const [i, b] of picked.entries()) {
-    const file = `${here}${b.name}.js`
+    const file = `${here}${b.file}.js`
     const reason = !existsSync(file) ? `${file} not built` : b.missing?.()
     if (reason !== undefined) {
       process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: skipped (${reason})\n`)
       results.push({ name: b.name, outcome: { kind: 'skipped', reason } })
       continue
     }
-    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: running\n`)
+    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: running node ${b.file}.js ${b.args.join(' ')}\n`)
     const t = performance.now()
-    const { code, stdout, truncated } = await runChild(file, b.args)
+    const { code, stdout, truncated } = await runChild(file, b.args, b.env)
     const seconds = (performance.now() - t) / 1000
     process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: exit ${code} after ${seconds.toFixed(0)} s\n`)
-    results.push({ name: b.name, outcome: { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout) } })
+    results.push({ name: b.name, args: b.args, outcome: { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout) } })
   }
   const width = Math.max(...results.map((r) => r.name.length))
   const lines = results.map((r) =>
@@ -115,7 +137,7 @@ async function main(): Promise<number> {
     node: process.version,
     cpus: cpus().length,
     loadavg: { start: loadStart, end: loadavg() },
-    benches: results.map((r) => ({ name: r.name, ...r.outcome })),
+    benches: results.map((r) => ({ name: r.name, args: r.args, ...r.outcome })),
   }
   writeFileSync(outFile, `${JSON.stringify(doc, null, 2)}\n`)
   process.stderr.write(`bench: every bench's output and figures in ${outFile}\n`)

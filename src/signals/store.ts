@@ -1196,6 +1196,11 @@ export class SignalStore implements ObservationSink, SignalView {
     if (i > 0 && ps.times[i - 1] === t) {
       ps.values[i - 1] = value
       ps.requests[i - 1] = request
+    } else if (i === ps.times.length) {
+      // in order, the usual case: push, since every splice allocates the array of what it removed
+      ps.times.push(t)
+      ps.values.push(value)
+      ps.requests.push(request)
     } else {
       ps.times.splice(i, 0, t)
       ps.values.splice(i, 0, value)
