@@ -6,15 +6,16 @@
  *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions] [-- --out results.json]
  *
  * Writes one JSON file (default bench-results.json): per bench its arguments, exit code, wall time,
- * printed output and the JSON lines it printed, with the machine's CPU count and load average at
- * start and end.
+ * the machine's CPU busy and steal shares while it ran (/proc/stat: on a VM, time stolen by the
+ * hypervisor slows every wall-time figure), printed output and the JSON lines it printed, with the
+ * machine's CPU count and load average at start and end.
  *
  * A bench that needs something absent is skipped with its reason: the broker benches need
  * KAFKA_BROKERS, the peer benches OTELCOL_BIN. Each bench prints its own figures and targets; exit
  * code 1 when any bench run failed (a bench exits 1 when it misses its own target).
  */
 import { spawn } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -63,7 +64,34 @@ const BENCHES: Bench[] = [
   },
 ]
 
-type Outcome = { kind: 'ran'; code: number; seconds: number; stdout: string; truncated: boolean; json: unknown[] } | { kind: 'skipped'; reason: string }
+type Outcome =
+  | { kind: 'ran'; code: number; seconds: number; stdout: string; truncated: boolean; json: unknown[]; machine: MachineShare | undefined }
+  | { kind: 'skipped'; reason: string }
+
+/** The machine's CPU time split while a bench ran, from /proc/stat (Linux only). */
+interface MachineShare {
+  /** share of all CPUs' time that was busy (user, system, irq: ours and anything else's) */
+  busy: number
+  /** share taken by the hypervisor for other guests ("steal"): a wall-time figure taken then is slower than the code */
+  steal: number
+}
+
+/** /proc/stat's aggregate line: [busy, steal, total] jiffies, or undefined off Linux */
+function cpuJiffies(): [number, number, number] | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? []
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f
+    return [user + nice + system + irq + softirq, steal, user + nice + system + idle + iowait + irq + softirq + steal]
+  } catch {
+    return undefined
+  }
+}
+
+function share(a: [number, number, number] | undefined, b: [number, number, number] | undefined): MachineShare | undefined {
+  if (a === undefined || b === undefined || b[2] <= a[2]) return undefined
+  const total = b[2] - a[2]
+  return { busy: (b[0] - a[0]) / total, steal: (b[1] - a[1]) / total }
+}
 
 /** Output kept per bench in the JSON file: its printed figures are small, a runaway one is cut. */
 const MAX_CAPTURE = 256 * 1024
@@ -99,6 +127,8 @@ function jsonLines(stdout: string): unknown[] {
   return out
 }
 
+const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
+
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' } } })
   const outFile = values.out ?? 'bench-results.json'
@@ -120,16 +150,18 @@ async function main(): Promise<number> {
     }
     process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: running node ${b.file}.js ${b.args.join(' ')}\n`)
     const t = performance.now()
+    const j0 = cpuJiffies()
     const { code, stdout, truncated } = await runChild(file, b.args, b.env)
+    const machine = share(j0, cpuJiffies())
     const seconds = (performance.now() - t) / 1000
-    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: exit ${code} after ${seconds.toFixed(0)} s\n`)
-    results.push({ name: b.name, args: b.args, outcome: { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout) } })
+    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: exit ${code} after ${seconds.toFixed(0)} s${machine !== undefined ? ` (CPUs ${pct(machine.busy)} busy, ${pct(machine.steal)} stolen by the hypervisor)` : ''}\n`)
+    results.push({ name: b.name, args: b.args, outcome: { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout), machine } })
   }
   const width = Math.max(...results.map((r) => r.name.length))
   const lines = results.map((r) =>
     r.outcome.kind === 'skipped'
       ? `${r.name.padEnd(width)}  skipped: ${r.outcome.reason}`
-      : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${r.outcome.seconds.toFixed(0)} s`,
+      : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${`${r.outcome.seconds.toFixed(0)} s`.padStart(6)}${r.outcome.machine !== undefined ? `  busy ${pct(r.outcome.machine.busy)}, steal ${pct(r.outcome.machine.steal)}` : ''}`,
   )
   process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
   const doc = {

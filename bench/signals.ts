@@ -3,14 +3,17 @@
  * Prints: (a) request observations recorded per second on one core (fast path and record(obs)),
  * (b) bytes per service-version with a full retention of data (default config) over 10,000 series,
  * (c) time of window() + p99 over 10,000 series. Each measurement runs in its own child process so
- * that memory figures are not polluted by the others. Targets: (a) >= 5 M/s, (b) <= 64 KiB, (c) report.
+ * that memory figures are not polluted by the others; the set runs `--runs` times (default 3) and
+ * every figure is min / median / max over the runs (a run's rate is the median of its 4 rounds).
+ * Targets, met by the median: (a) >= 5 M/s, (b) <= 64 KiB, (c) report.
  *
- * Options: --digits N (HDR significant digits for (b) and (c)), --series N (default 10000).
+ * Options: --digits N (HDR significant digits for (b) and (c)), --series N (default 10000), --runs N.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { SignalStore } from '../src/signals/store.js'
 import type { RequestObservation, SeriesKey } from '../src/normalize/observations.js'
+import { spread } from './stats.js'
 
 const T0 = 1_700_000_040_000
 
@@ -34,16 +37,16 @@ function key(i: number): SeriesKey {
   return { namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v1' }
 }
 
-/** best rate of `rounds` runs of `fn(n, round)` (a shared 2-core machine is noisy; the best run is the machine's capacity) */
-function bestRate(n: number, rounds: number, fn: (n: number, round: number) => void): number {
-  let best = 0
+/** median rate of `rounds` rounds of `fn(n, round)`: the first round includes the JIT's warm-up, the median does not hinge on it */
+function medianRate(n: number, rounds: number, fn: (n: number, round: number) => void): number {
+  const rates: number[] = []
   for (let r = 0; r < rounds; r++) {
     const t0 = process.hrtime.bigint()
     fn(n, r)
     const s = Number(process.hrtime.bigint() - t0) / 1e9
-    best = Math.max(best, n / s)
+    rates.push(n / s)
   }
-  return best
+  return spread(rates).median
 }
 
 function throughput(): void {
@@ -54,7 +57,7 @@ function throughput(): void {
   {
     const store = new SignalStore({})
     const h = store.series(key(0))
-    const rate = bestRate(N, ROUNDS, (n, r) => {
+    const rate = medianRate(N, ROUNDS, (n, r) => {
       const base = T0 + r * (n / 10)
       for (let i = 0; i < n; i++) h.recordRequest(base + i / 10, lat[i & 0xffff] as number, (i & 63) === 0)
     })
@@ -66,7 +69,7 @@ function throughput(): void {
   // fast path over 1,000 series in batches of 100 requests (a ResourceSpans batch resolves its handle once)
   {
     const store = new SignalStore({})
-    const rate = bestRate(N, ROUNDS, (n, r) => {
+    const rate = medianRate(N, ROUNDS, (n, r) => {
       const base = T0 + r * (n / 10)
       for (let i = 0; i < n; i += 100) {
         const h = store.series(key((i / 100) % 1000))
@@ -80,7 +83,7 @@ function throughput(): void {
   {
     const store = new SignalStore({})
     const hs = Array.from({ length: 1000 }, (_, i) => store.series(key(i)))
-    const rate = bestRate(N, ROUNDS, (n, r) => {
+    const rate = medianRate(N, ROUNDS, (n, r) => {
       const base = T0 + r * (n / 10)
       for (let i = 0; i < n; i++) (hs[i % 1000] as (typeof hs)[0]).recordRequest(base + i / 10, lat[i & 0xffff] as number, (i & 63) === 0)
     })
@@ -100,7 +103,7 @@ function throughput(): void {
       latenciesUs: [lat[i] as number],
       latencyCounts: undefined,
     }))
-    const rate = bestRate(N / 4, ROUNDS, (n, r) => {
+    const rate = medianRate(N / 4, ROUNDS, (n, r) => {
       const base = T0 + r * (n / 10)
       for (let i = 0; i < n; i++) {
         const o = obs[i & 0xffff] as RequestObservation
@@ -132,7 +135,7 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   print({ metric: `bytes per service-version (rss), ${digits} digit(s)`, value: perSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `heap part ${Math.round(perSeriesHeap)} B; ${st.histograms} histograms for ${st.series} series` })
   // (c) window() + p99 of the last 30 s for every series: cold, the same range again, and after one bucket slide
   const now = T0 + span
-  for (const [label, shift] of [['cold', 0], ['same range again', 0], ['same range again', 0], ['slid by one bucket', 5000]] as const) {
+  for (const [label, shift] of [['cold', 0], ['same range, 2nd', 0], ['same range, 3rd', 0], ['slid by one bucket', 5000]] as const) {
     const t0 = process.hrtime.bigint()
     let sink = 0
     for (let i = 0; i < nSeries; i++) {
@@ -140,17 +143,17 @@ function memoryAndWindows(digits: number, nSeries: number): void {
       sink += w.latency.valueAtQuantile(0.99) + w.requests
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6
-    print({ metric: `window(30s)+p99 x ${nSeries} series, ${label}`, value: ms, unit: 'ms', target: undefined, higherIsBetter: false, note: sink > 0 ? '' : 'no data?' })
+    print({ metric: `window(30s)+p99 x ${nSeries} series, ${label}, ${digits} digit(s)`, value: ms, unit: 'ms', target: undefined, higherIsBetter: false, note: sink > 0 ? '' : 'no data?' })
   }
   {
     const m = process.memoryUsage()
-    print({ metric: `  same, after the window queries`, value: (m.rss - base.rss) / nSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `${store.stats().histograms} histograms` })
+    print({ metric: `bytes per service-version (rss) after the window queries, ${digits} digit(s)`, value: (m.rss - base.rss) / nSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `${store.stats().histograms} histograms` })
   }
   {
     const t0 = process.hrtime.bigint()
     for (let i = 0; i < nSeries; i++) store.window(key(i), now - 6 * 60_000, now - 60_000).latency.valueAtQuantile(0.99)
     const ms = Number(process.hrtime.bigint() - t0) / 1e6
-    print({ metric: `window(5m baseline)+p99 x ${nSeries} series`, value: ms, unit: 'ms', target: undefined, higherIsBetter: false, note: 'coarse + fine buckets' })
+    print({ metric: `window(5m baseline)+p99 x ${nSeries} series, ${digits} digit(s)`, value: ms, unit: 'ms', target: undefined, higherIsBetter: false, note: 'coarse + fine buckets' })
   }
   store.shutdown()
 }
@@ -179,21 +182,40 @@ function main(): void {
   if (mode === '--child-throughput') return throughput()
   if (mode === '--child-memory') return memoryAndWindows(arg('--digits', 1), arg('--series', 10_000))
   const self = fileURLToPath(import.meta.url)
-  const rows: Row[] = []
   const nSeries = arg('--series', 10_000)
-  const runs: string[][] = [['--child-throughput'], ['--child-memory', '--digits', String(arg('--digits', 1)), '--series', String(nSeries)]]
-  if (!process.argv.includes('--digits')) runs.push(['--child-memory', '--digits', '2', '--series', String(nSeries)])
-  for (const a of runs) {
-    const r = spawnSync(process.execPath, [self, ...a], { encoding: 'utf8', maxBuffer: 1 << 24 })
-    if (r.status !== 0) process.stderr.write(`bench child ${a.join(' ')} failed: ${r.stderr}\n`)
-    for (const line of r.stdout.split('\n')) if (line.startsWith('ROW ')) rows.push(JSON.parse(line.slice(4)) as Row)
+  const nRuns = arg('--runs', 3)
+  if (!Number.isInteger(nRuns) || nRuns < 1) throw new Error('--runs must be an integer >= 1')
+  const children: string[][] = [['--child-throughput'], ['--child-memory', '--digits', String(arg('--digits', 1)), '--series', String(nSeries)]]
+  if (!process.argv.includes('--digits')) children.push(['--child-memory', '--digits', '2', '--series', String(nSeries)])
+  // rows in first-seen order, each with its value from every run
+  const rows = new Map<string, { row: Row; values: number[] }>()
+  for (let run = 1; run <= nRuns; run++) {
+    for (const a of children) {
+      process.stderr.write(`signals: run ${run}/${nRuns} ${a.join(' ')}\n`)
+      const r = spawnSync(process.execPath, [self, ...a], { encoding: 'utf8', maxBuffer: 1 << 24 })
+      if (r.status !== 0) {
+        process.stderr.write(`bench child ${a.join(' ')} failed: ${r.stderr}\n`)
+        process.exitCode = 1
+      }
+      for (const line of r.stdout.split('\n')) {
+        if (!line.startsWith('ROW ')) continue
+        const row = JSON.parse(line.slice(4)) as Row
+        const at = rows.get(row.metric)
+        if (at === undefined) rows.set(row.metric, { row, values: [row.value] })
+        else at.values.push(row.value)
+      }
+    }
   }
-  const w = Math.max(...rows.map((r) => r.metric.length))
-  process.stdout.write(`${'measurement'.padEnd(w)}  ${'value'.padStart(12)}  ${'target'.padStart(12)}  verdict  note\n`)
-  for (const r of rows) {
-    const verdict = r.target === undefined ? '-' : (r.higherIsBetter ? r.value >= r.target : r.value <= r.target) ? 'MET' : 'MISSED'
+  const all = [...rows.values()]
+  const w = Math.max(...all.map((r) => r.row.metric.length))
+  process.stdout.write(`${nRuns} run(s); figures min / median / max over the runs, the target judged on the median\n`)
+  process.stdout.write(`${'measurement'.padEnd(w)}  ${'min / median / max'.padStart(32)}  ${'target'.padStart(12)}  verdict  note\n`)
+  for (const { row: r, values } of all) {
+    const s = spread(values)
+    const verdict = r.target === undefined ? '-' : (r.higherIsBetter ? s.median >= r.target : s.median <= r.target) ? 'MET' : 'MISSED'
     const target = r.target === undefined ? '' : `${r.higherIsBetter ? '>=' : '<='} ${fmt(r.target, r.unit)}`
-    process.stdout.write(`${r.metric.padEnd(w)}  ${fmt(r.value, r.unit).padStart(12)}  ${target.padStart(12)}  ${verdict.padEnd(7)}  ${r.note}\n`)
+    const value = `${fmt(s.min, r.unit)} / ${fmt(s.median, r.unit)} / ${fmt(s.max, r.unit)}`
+    process.stdout.write(`${r.metric.padEnd(w)}  ${value.padStart(32)}  ${target.padStart(12)}  ${verdict.padEnd(7)}  ${r.note}\n`)
   }
   process.stdout.write('(2-digit rows are informational: the default is 1 significant digit; see src/signals/config.ts)\n')
 }
