@@ -50,7 +50,7 @@
  * stopped (SIGTERM, SIGKILL after 30 s) before the next starts; the process exits when done.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { kafkaClient } from '../src/kafka/client.js'
@@ -270,7 +270,10 @@ service:
         runtime: { admin: { enabled: false }, telemetry: { enabled: false } },
       }),
     )
-    child = spawn(process.execPath, [SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log], env: { ...process.env, ...CONTAINER_ENV, NODE_OPTIONS: opts.nodeOptions } })
+    // PULLBACK_NODE_FLAGS (space-separated, e.g. "--trace-gc"): node flags for the pullback child only,
+    // for flags NODE_OPTIONS does not allow; PULLBACK_KEEP_LOGS=1 keeps its log (path on stderr)
+    const nodeFlags = (process.env.PULLBACK_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+    child = spawn(process.execPath, [...nodeFlags, SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log], env: { ...process.env, ...CONTAINER_ENV, NODE_OPTIONS: opts.nodeOptions } })
     consumed = async () => {
       try {
         return (await bus.committed(`${group}.spans`, topic)) * SPANS_PER_REQUEST
@@ -304,6 +307,11 @@ async function stopTarget(t: Target, bus: Bus): Promise<void> {
     const hard = setTimeout(() => t.child.kill('SIGKILL'), 30_000)
     await exited
     clearTimeout(hard)
+  }
+  if (process.env.PULLBACK_KEEP_LOGS === '1') {
+    const kept = path.join(os.tmpdir(), `peer-kafka-${path.basename(t.dir)}.log`)
+    copyFileSync(path.join(t.dir, 'target.log'), kept)
+    process.stderr.write(`peer-kafka: log kept in ${kept}\n`)
   }
   rmSync(t.dir, { recursive: true, force: true })
   await bus.deleteTopics(t.ownTopics)
