@@ -4,7 +4,8 @@
  * (b) bytes per service-version with a full retention of data (default config) over 10,000 series,
  * (c) time of window() + p99 over 10,000 series. Each measurement runs in its own child process so
  * that memory figures are not polluted by the others; the set runs `--runs` times (default 3) and
- * every figure is min / median / max over the runs (a run's rate is the median of its 4 rounds).
+ * every figure is min / median / max over the runs (a run's rate is the median of its 4 rounds,
+ * the rounds of the four paths interleaved).
  * Targets, met by the median: (a) >= 5 M/s, (b) <= 64 KiB, (c) report.
  *
  * Options: --digits N (HDR significant digits for (b) and (c)), --series N (default 10000), --runs N.
@@ -37,62 +38,86 @@ function key(i: number): SeriesKey {
   return { namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v1' }
 }
 
-/** median rate of `rounds` rounds of `fn(n, round)`: the first round includes the JIT's warm-up, the median does not hinge on it */
-function medianRate(n: number, rounds: number, fn: (n: number, round: number) => void): number {
-  const rates: number[] = []
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint()
-    fn(n, r)
-    const s = Number(process.hrtime.bigint() - t0) / 1e9
-    rates.push(n / s)
-  }
-  return spread(rates).median
+interface Measurement {
+  metric: string
+  /** requests per round */
+  n: number
+  /** records `n` requests; round r uses telemetry time after round r-1's */
+  fn: (n: number, round: number) => void
+  target: number | undefined
+  note: () => string
+  rates: number[]
 }
 
+/**
+ * The four paths, their rounds interleaved (A B C D, A B C D, ...) so that a drift in the machine's
+ * speed moves them alike; a path's rate is the median of its rounds (the first includes the JIT's
+ * warm-up, the median does not hinge on it).
+ */
 function throughput(): void {
   const lat = lognormal(1 << 16)
   const N = 10_000_000
   const ROUNDS = 4
+  const stores: SignalStore[] = []
+  const ms: Measurement[] = []
   // fast path: one handle, 10 requests per ms of telemetry time (buckets rotate every 50k requests)
   {
     const store = new SignalStore({})
+    stores.push(store)
     const h = store.series(key(0))
-    const rate = medianRate(N, ROUNDS, (n, r) => {
-      const base = T0 + r * (n / 10)
-      for (let i = 0; i < n; i++) h.recordRequest(base + i / 10, lat[i & 0xffff] as number, (i & 63) === 0)
-    })
     const end = T0 + ROUNDS * (N / 10)
-    const w = store.window(key(0), end - 30_000, end)
-    print({ metric: 'fast path recordRequest, 1 series', value: rate, unit: 'obs/s', target: 5e6, higherIsBetter: true, note: `p99 ${w.latency.valueAtQuantile(0.99)} us` })
-    store.shutdown()
+    ms.push({
+      metric: 'fast path recordRequest, 1 series',
+      n: N,
+      fn: (n, r) => {
+        const base = T0 + r * (n / 10)
+        for (let i = 0; i < n; i++) h.recordRequest(base + i / 10, lat[i & 0xffff] as number, (i & 63) === 0)
+      },
+      target: 5e6,
+      note: () => `p99 ${store.window(key(0), end - 30_000, end).latency.valueAtQuantile(0.99)} us`,
+      rates: [],
+    })
   }
   // fast path over 1,000 series in batches of 100 requests (a ResourceSpans batch resolves its handle once)
   {
     const store = new SignalStore({})
-    const rate = medianRate(N, ROUNDS, (n, r) => {
-      const base = T0 + r * (n / 10)
-      for (let i = 0; i < n; i += 100) {
-        const h = store.series(key((i / 100) % 1000))
-        for (let k = i; k < i + 100; k++) h.recordRequest(base + k / 10, lat[k & 0xffff] as number, (k & 63) === 0)
-      }
+    stores.push(store)
+    ms.push({
+      metric: 'fast path, 1,000 series, batches of 100',
+      n: N,
+      fn: (n, r) => {
+        const base = T0 + r * (n / 10)
+        for (let i = 0; i < n; i += 100) {
+          const h = store.series(key((i / 100) % 1000))
+          for (let k = i; k < i + 100; k++) h.recordRequest(base + k / 10, lat[k & 0xffff] as number, (k & 63) === 0)
+        }
+      },
+      target: 5e6,
+      note: () => 'handle resolved per batch',
+      rates: [],
     })
-    print({ metric: 'fast path, 1,000 series, batches of 100', value: rate, unit: 'obs/s', target: 5e6, higherIsBetter: true, note: 'handle resolved per batch' })
-    store.shutdown()
   }
   // fast path over 1,000 handles round-robin (every request another series: cache misses)
   {
     const store = new SignalStore({})
+    stores.push(store)
     const hs = Array.from({ length: 1000 }, (_, i) => store.series(key(i)))
-    const rate = medianRate(N, ROUNDS, (n, r) => {
-      const base = T0 + r * (n / 10)
-      for (let i = 0; i < n; i++) (hs[i % 1000] as (typeof hs)[0]).recordRequest(base + i / 10, lat[i & 0xffff] as number, (i & 63) === 0)
+    ms.push({
+      metric: 'fast path, 1,000 series round-robin',
+      n: N,
+      fn: (n, r) => {
+        const base = T0 + r * (n / 10)
+        for (let i = 0; i < n; i++) (hs[i % 1000] as (typeof hs)[0]).recordRequest(base + i / 10, lat[i & 0xffff] as number, (i & 63) === 0)
+      },
+      target: undefined,
+      note: () => 'worst case: every request another series',
+      rates: [],
     })
-    print({ metric: 'fast path, 1,000 series round-robin', value: rate, unit: 'obs/s', target: undefined, higherIsBetter: true, note: 'worst case: every request another series' })
-    store.shutdown()
   }
   // general path: record(obs) with prebuilt observation objects
   {
     const store = new SignalStore({})
+    stores.push(store)
     const keys = Array.from({ length: 1000 }, (_, i) => key(i))
     const obs: RequestObservation[] = Array.from({ length: 1 << 16 }, (_, i) => ({
       kind: 'request',
@@ -103,17 +128,31 @@ function throughput(): void {
       latenciesUs: [lat[i] as number],
       latencyCounts: undefined,
     }))
-    const rate = medianRate(N / 4, ROUNDS, (n, r) => {
-      const base = T0 + r * (n / 10)
-      for (let i = 0; i < n; i++) {
-        const o = obs[i & 0xffff] as RequestObservation
-        o.timeMs = base + i / 10
-        store.record(o)
-      }
+    ms.push({
+      metric: 'record(obs), 1,000 series',
+      n: N / 4,
+      fn: (n, r) => {
+        const base = T0 + r * (n / 10)
+        for (let i = 0; i < n; i++) {
+          const o = obs[i & 0xffff] as RequestObservation
+          o.timeMs = base + i / 10
+          store.record(o)
+        }
+      },
+      target: undefined,
+      note: () => 'string key + map lookup per obs',
+      rates: [],
     })
-    print({ metric: 'record(obs), 1,000 series', value: rate, unit: 'obs/s', target: undefined, higherIsBetter: true, note: 'string key + map lookup per obs' })
-    store.shutdown()
   }
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const m of ms) {
+      const t0 = process.hrtime.bigint()
+      m.fn(m.n, r)
+      m.rates.push(m.n / (Number(process.hrtime.bigint() - t0) / 1e9))
+    }
+  }
+  for (const m of ms) print({ metric: m.metric, value: spread(m.rates).median, unit: 'obs/s', target: m.target, higherIsBetter: true, note: m.note() })
+  for (const s of stores) s.shutdown()
 }
 
 function memoryAndWindows(digits: number, nSeries: number): void {
