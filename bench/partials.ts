@@ -25,6 +25,7 @@ import { encodeBatch } from '../src/partials/codec.js'
 import type { PartialBatch } from '../src/partials/types.js'
 import type { Observation, SeriesKey } from '../src/normalize/observations.js'
 import { Rng } from '../src/sim/random.js'
+import { fmtSpread, spread } from './stats.js'
 
 const BUCKET_MS = 5_000
 const LATENESS_MS = 10_000
@@ -133,9 +134,7 @@ function simulate(p: Profile, minutes: number, seed: number): { bytes: number; r
 }
 
 function mmm(xs: number[]): string {
-  const s = [...xs].sort((a, b) => a - b)
-  const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
-  return `${f(s[0]!)} / ${f(s[Math.floor(s.length / 2)]!)} / ${f(s[s.length - 1]!)}`
+  return fmtSpread(spread(xs), (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1)))
 }
 
 function human(bytesPerS: number): string {

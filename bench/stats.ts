@@ -13,7 +13,6 @@ export function spread(xs: readonly number[]): Spread {
 }
 
 /** "min / median / max" with each value formatted by `f`. */
-export function fmtSpread(xs: readonly number[], f: (x: number) => string): string {
-  const s = spread(xs)
+export function fmtSpread(s: Spread, f: (x: number) => string): string {
   return `${f(s.min)} / ${f(s.median)} / ${f(s.max)}`
 }
