@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -16,6 +16,12 @@
  * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
  * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
  * Target (issue 10, printed, not asserted): false rollbacks <= 0.5 %.
+ *
+ * `--slower F` (e.g. 2): the new version's every request takes F times as long and nothing else
+ * changes: a one-signal regression below latency.critical (3x). A rollback then needs the error rate
+ * as its second witness, and the error rate is noise: the count is how often a one-signal
+ * regression is rolled back on a noise witness (the corroborating witness of src/engine/rules.ts,
+ * at most sqrt(alpha) by its evidence alone). No target; the count is printed.
  */
 import { fork } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -49,6 +55,8 @@ export interface Params {
   errorRate: number
   amplitude: number
   stepS: number
+  /** the new version's latency factor (1: benign; see --slower) */
+  slower?: number
 }
 
 export function paramsOf(seed: number, run: number): Params {
@@ -163,6 +171,7 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
         const u = r.next()
         const status = u < p.errorRate ? 500 : u < p.errorRate + 0.01 ? 404 : 200
         if (status === 500) lat *= 0.5
+        if (pod.version === 'v2') lat *= p.slower ?? 1
         const startMs = t(s + r.next())
         const endMs = startMs + Math.max(0.2, lat)
         if (p.telemetry === 'spans') {
@@ -248,6 +257,10 @@ interface RunResult {
   intervalS: number
   telemetry: Telemetry
   rollbacks: number
+  /** rollbacks with the error rate among the witnesses (noise here: errors never change) */
+  errorWitness: number
+  /** rollbacks with a corroborating witness (evidence short of 1/alpha, src/engine/rules.ts corroborationBound) */
+  corroborated: number
   incidents: number
   ms: number
   lines: number
@@ -257,8 +270,8 @@ interface RunResult {
   judged: boolean
 }
 
-async function runOne(seed: number, run: number, cfg: PullbackConfig): Promise<RunResult> {
-  const p = paramsOf(seed, run)
+async function runOne(seed: number, run: number, cfg: PullbackConfig, slower: number): Promise<RunResult> {
+  const p = { ...paramsOf(seed, run), slower }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
@@ -272,6 +285,8 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig): Promise<R
     intervalS: p.intervalS,
     telemetry: p.telemetry,
     rollbacks: live.filter((v) => v.kind === 'rollback').length,
+    errorWitness: live.filter((v) => v.kind === 'rollback' && v.signals.some((x) => x.signal === 'error_rate' && x.state === 'breach')).length,
+    corroborated: live.filter((v) => v.kind === 'rollback' && v.signals.some((x) => x.state === 'breach' && x.evidenceBound !== undefined && x.evidenceBound < 1 / cfg.engine.defaults.alpha)).length,
     incidents: live.filter((v) => v.kind === 'incident').length,
     ms: performance.now() - began,
     lines: res.lines,
@@ -291,10 +306,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
 }
 
-async function child(seed: number, runs: number[], configPath: string | undefined): Promise<void> {
+async function child(seed: number, runs: number[], configPath: string | undefined, slower: number): Promise<void> {
   const cfg = loadConfig(configPath)
   for (const run of runs) {
-    const r = await runOne(seed, run, cfg)
+    const r = await runOne(seed, run, cfg, slower)
     process.stdout.write(`${JSON.stringify(r)}\n`)
   }
 }
@@ -307,12 +322,15 @@ async function main(): Promise<number> {
       workers: { type: 'string' },
       config: { type: 'string' },
       json: { type: 'boolean' },
+      slower: { type: 'string' },
       child: { type: 'string' },
     },
   })
   const seed = Number(values.seed ?? 1)
+  const slower = Number(values.slower ?? 1)
+  if (!(slower >= 1) || !Number.isFinite(slower)) throw new Error(`--slower expects a factor >= 1, got ${values.slower}`)
   if (values.child !== undefined) {
-    await child(seed, values.child.split(',').map(Number), values.config)
+    await child(seed, values.child.split(',').map(Number), values.config, slower)
     return 0
   }
   const runs = Number(values.runs ?? 1000)
@@ -325,7 +343,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -334,7 +352,7 @@ async function main(): Promise<number> {
         if (r.rollbacks > 0) process.stderr.write(`false-rollbacks: run #${r.run} rolled back (${r.telemetry}, ${r.intervalS} s, ${r.rps.toFixed(1)} req/s)\n`)
         if (results.length % progressEvery === 0 || results.length === runs) {
           const fr = results.filter((x) => x.rollbacks > 0).length
-          process.stderr.write(`false-rollbacks: ${results.length}/${runs} runs, ${fr} false rollbacks, ${((performance.now() - began) / 1000).toFixed(0)} s\n`)
+          process.stderr.write(`false-rollbacks: ${results.length}/${runs} runs, ${fr} ${slower === 1 ? 'false ' : ''}rollbacks, ${((performance.now() - began) / 1000).toFixed(0)} s\n`)
         }
       }
       const code = await exited
@@ -363,11 +381,21 @@ async function main(): Promise<number> {
     process.stdout.write(`${JSON.stringify({ seed, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
   } else {
     const out = [
-      `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
+      slower === 1
+        ? `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
+        : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone beyond its critical level, or beside the error rate, here noise, as a witness (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
       '',
       table([
         ['', 'value', 'target'],
-        ['false rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, `<= ${(100 * TARGET_RATE).toFixed(1)} %: ${rate <= TARGET_RATE ? 'met' : 'NOT met'}`],
+        slower === 1
+          ? ['false rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, `<= ${(100 * TARGET_RATE).toFixed(1)} %: ${rate <= TARGET_RATE ? 'met' : 'NOT met'}`]
+          : ['rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, 'a worse version: a rollback is not wrong, only its witnesses can be'],
+        ...(slower === 1
+          ? []
+          : [
+              ['... with the error rate (noise) as a witness', `${results.filter((r) => r.errorWitness > 0).length}`, 'at most alpha as a leader, sqrt(alpha) as a corroborating witness'],
+              ['... with a corroborating witness', `${results.filter((r) => r.corroborated > 0).length}`, ''],
+            ]),
         ['incidents (also wrong here)', `${incidents.length} (${((100 * incidents.length) / results.length).toFixed(2)} %)`, ''],
         ['deployments watched / judged', `${results.filter((r) => r.watched).length} / ${results.filter((r) => r.judged).length} of ${results.length}`, 'judged: a request signal healthy or breaching at least once'],
         ['run time min / median / max', `${(Math.min(...ms) / 1000).toFixed(2)} / ${(median(ms) / 1000).toFixed(2)} / ${(Math.max(...ms) / 1000).toFixed(2)} s`, ''],
@@ -380,7 +408,7 @@ async function main(): Promise<number> {
     }
     process.stdout.write(`${out.join('\n')}\n`)
   }
-  return rate <= TARGET_RATE ? 0 : 1
+  return slower !== 1 || rate <= TARGET_RATE ? 0 : 1
 }
 
 // a module too (generator and parameters for tests and profiling): run only when invoked

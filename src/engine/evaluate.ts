@@ -22,6 +22,7 @@ import { contractFor, type Contract, type EngineConfig } from './config.js'
 import type { DeploymentEvent } from './events.js'
 import { deploymentId, verdictId } from './ids.js'
 import {
+  corroborationBound,
   errorRateRule,
   latencyRule,
   medianSlope,
@@ -853,6 +854,11 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
     resource ?? resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
+  // a request signal beyond its threshold beside one that reached 1/alpha is a witness at the
+  // corroboration bound (rules.ts corroborationBound); never critical, never a leader
+  const [er, lat] = list as [RuleResult, RuleResult]
+  if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(w.evidence), corroborationBound(c)))
+  else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(w.evidence), corroborationBound(c)))
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report (an error ratio at the absolute `critical` at once): a single-cause fault is
@@ -864,9 +870,9 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
       w.onsets[r.signal] = r.onsetMs
       if (r.signal === 'error_rate' || r.signal === 'latency') {
         // one witness: critical only when held (rules.ts heldAlone); an error ratio at the absolute
-        // `critical` level suffices at once
+        // `critical` level suffices at once. A corroborating witness is never critical.
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
-        r.critical = absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, end, earliest, span.minLengthMs + Math.max(interval, g)))
+        r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, end, earliest, span.minLengthMs + Math.max(interval, g))))
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }
@@ -884,6 +890,21 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
     }
   }
   return { list, source, preExisting }
+}
+
+/** A reading that may become a corroborating witness: beyond its threshold, evidence short of 1/alpha but at the corroboration bound. */
+function corroborates(c: Contract, r: RuleResult): boolean {
+  return r.state === 'insufficient' && r.threshold > 0 && r.value >= r.threshold && r.evidence !== undefined && r.evidence >= corroborationBound(c) && r.evidence < 1 / c.alpha
+}
+
+function corroborating(r: RuleResult): RuleResult {
+  if (r.state === 'breach') r.note = `corroborating: evidence ${(r.evidence ?? 0).toPrecision(3)} >= ${(r.evidenceBound ?? 0).toPrecision(3)}`
+  return r
+}
+
+/** A request-signal breach judged at the full bound (1/alpha), not a corroborating one. */
+function leads(c: Contract, r: RuleResult): boolean {
+  return r.evidenceBound === undefined || r.evidenceBound >= 1 / c.alpha
 }
 
 /** Does this set of confirmed breaches suffice for a decision? A probe or critical breach alone; else minSignals of them. */

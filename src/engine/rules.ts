@@ -9,7 +9,8 @@
  *   2. its aggregate is beyond the threshold (the practical effect the contract names);
  *   3. the anytime-valid evidence (sequential.ts, evidence.ts) that the version is beyond the
  *      threshold has reached 1/alpha, so the false-alarm probability per deployment is at most
- *      alpha however often the engine looks;
+ *      alpha however often the engine looks (the `bound` argument; a corroborating witness beside
+ *      a breach that reached 1/alpha is judged at corroborationBound, see there);
  *   4. "held for the whole span, not one spike": each of the `slices` equal sub-spans that holds
  *      its share of the sample floor is beyond the threshold too, and no sub-span is empty (a
  *      telemetry gap makes the reading `insufficient`, never a breach).
@@ -223,11 +224,25 @@ export function shiftLevels(c: Contract, base: BaselineNumbers): { cutUs: number
   })
 }
 
+/**
+ * The evidence a SECOND request signal needs to count as a witness beside one whose evidence reached
+ * 1/alpha: 1/sqrt(alpha) (about 32 at the default 0.001). A two-witness decision is a false alarm
+ * only if its leading witness is one, so its false-alarm probability stays at most alpha per signal
+ * (Ville's inequality on the leader: P(A and B) <= P(A)); the second witness still has to be beyond
+ * its full threshold in every slice of the span, and its own evidence far from chance. Without it a
+ * mild second symptom (5 % errors at 20 req/s beside a 2x slower p99) waited for 1/alpha on its own,
+ * 10-20 s longer than the fault needed. A leader is never a corroborating witness: one signal alone
+ * still needs 1/alpha and its critical level, held.
+ */
+export function corroborationBound(c: Contract): number {
+  return 1 / Math.sqrt(c.alpha)
+}
+
 function baselineSufficient(c: Contract, base: BaselineNumbers | undefined): base is BaselineNumbers {
   return base !== undefined && base.requests >= c.minSamples
 }
 
-export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers | undefined, evidence: number): RuleResult {
+export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers | undefined, evidence: number, bound = 1 / c.alpha): RuleResult {
   const e = c.signals.errorRate
   const samples = w.requests
   const value = samples > 0 ? w.errors / samples : 0
@@ -237,7 +252,6 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
   const p0 = base.errors / base.requests
   const threshold = errorThreshold(c, p0)
   const mode = e.mode
-  const bound = 1 / c.alpha
   if (samples < c.minSamples) return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `${samples} requests < floor ${c.minSamples}`, evidence, bound)
   // a slice without any request is a gap (the version stopped serving, or its telemetry did): neither healthy nor a breach
   const n = sliceCounts(w, c.slices)
@@ -336,7 +350,7 @@ export function latencyThresholdMs(c: Contract, baseMs: number): number {
   return Math.max(baseMs * l.multiplier, baseMs + l.minIncreaseMs)
 }
 
-export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: WindowStats, base: BaselineNumbers | undefined, evidence: number): RuleResult {
+export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: WindowStats, base: BaselineNumbers | undefined, evidence: number, bound = 1 / c.alpha): RuleResult {
   const l = c.signals.latency
   if (l.mode === 'off') return offReading('latency')
   const samples = w.latency.count
@@ -347,7 +361,6 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   const baseMs = base.latencyUs / 1000
   const threshold = latencyThresholdMs(c, baseMs)
   const mode = l.mode
-  const bound = 1 / c.alpha
   if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`, evidence, bound)
   if (anyEmpty(sLat, sliceCounts(w, c.slices))) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
   if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '', evidence, bound)
