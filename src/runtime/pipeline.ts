@@ -11,8 +11,9 @@
  * is the same tick as several bounded engine calls (EngineInput.pass), which a scheduler spreads over
  * event-loop turns (src/runtime/evaluation-scheduler.ts); telemetry, deployment events and probe
  * readings keep arriving between the calls and wait for the next pass. The pass's `now`, watermark,
- * events, new versions and probes are taken when it begins; its verdicts and statuses are handed
- * over once, when it is done, identical to `tick()`'s on the same data. Pins and timelines follow
+ * events, new versions and probes are taken when it begins (with `state`, the new versions are
+ * recorded in its version ledger in the pass's first bounded steps, before any engine call); its
+ * verdicts and statuses are handed over once, when it is done, identical to `tick()`'s on the same data. Pins and timelines follow
  * each call. With `state`, the pass's state export (EngineChangelog.exportStep) follows its last
  * engine call as further bounded steps (each about as much work as an engine call of the same
  * bound; at 10,000 watches one export is up to ~1 s of CPU), each step's changes handed to the
@@ -36,7 +37,7 @@ import type { NormalizeConfig } from '../normalize/config.js'
 import { SignalStore, type SignalStoreOptions } from '../signals/store.js'
 import type { SignalsConfig } from '../signals/config.js'
 import type { EngineConfig } from '../engine/config.js'
-import { evaluate, initialState, type EngineCounters, type EngineInput, type EngineOutput, type EngineState, type PassCursor, type WatchStatus } from '../engine/evaluate.js'
+import { evaluate, initialState, type EngineCounters, type EngineInput, type EngineOutput, type EngineState, type PassCursor, type VersionSeen, type WatchStatus } from '../engine/evaluate.js'
 import type { DeploymentEvent } from '../engine/events.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { DeploymentTimeline, ReportInput } from '../report/model.js'
@@ -90,6 +91,9 @@ export interface PassRunner {
 
 interface OpenPass {
   input: EngineInput
+  /** versions the state's ledger records in the pass's first steps, before the engine's calls (EngineChangelog.noteVersions) */
+  noting: readonly VersionSeen[]
+  noted: number
   cursor: PassCursor | undefined
   verdicts: Verdict[]
   statuses: WatchStatus[]
@@ -233,7 +237,8 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
 
   beginPass(now: number, watermark: number): 'started' | 'busy' {
     if (this.pass !== undefined) return 'busy'
-    this.pass = { input: this.takeInput(now, watermark), cursor: undefined, verdicts: [], statuses: [], calls: 0, exporting: false, refreshed: false }
+    const noting: VersionSeen[] = []
+    this.pass = { input: this.takeInput(now, watermark, noting), noting, noted: 0, cursor: undefined, verdicts: [], statuses: [], calls: 0, exporting: false, refreshed: false }
     return 'started'
   }
 
@@ -241,6 +246,11 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
     const p = this.pass
     if (p === undefined) throw new Error('stepPass: no pass is open (beginPass first)')
     if (p.exporting) return this.exportStep(p, maxEvaluations)
+    if (p.noted < p.noting.length) {
+      p.noted = (this.changelog as EngineChangelog).noteVersions(p.noting, p.noted, maxEvaluations)
+      // this call's bound went to the ledger: the engine begins with the next step (at once when unbounded)
+      if (p.noted < p.noting.length || Number.isFinite(maxEvaluations)) return { kind: 'more' }
+    }
     let out: EngineOutput
     try {
       // Infinity (finishOpenPass): the rest of the pass in this call
@@ -299,13 +309,24 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
   }
 
   /** The next pass's input: takes the pending events, probe readings and new versions. */
-  private takeInput(now: number, watermark: number): EngineInput {
+  /** The engine's input; with `noting`, the versions the ledger has yet to record are pushed there instead of recorded now (beginPass). */
+  private takeInput(now: number, watermark: number, noting?: VersionSeen[]): EngineInput {
     const seen = this.store.drainNewVersions()
+    let newVersions: VersionSeen[] = seen
+    if (this.changelog !== undefined) {
+      const newestMs = this.store.stats().newestMs
+      if (noting === undefined) newVersions = this.changelog.seenVersions(seen, watermark, newestMs)
+      else {
+        const r = this.changelog.classifyVersions(seen, watermark, newestMs)
+        for (const v of r.toNote) noting.push(v)
+        newVersions = r.seen
+      }
+    }
     const input: EngineInput = {
       now,
       watermark,
       view: this.view,
-      newVersions: this.changelog !== undefined ? this.changelog.seenVersions(seen, watermark, this.store.stats().newestMs) : seen,
+      newVersions,
       deployments: this.events,
       probes: this.probes,
       evaluation: this.evaluation,
