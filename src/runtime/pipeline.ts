@@ -13,11 +13,12 @@
  * readings keep arriving between the calls and wait for the next pass. The pass's `now`, watermark,
  * events, new versions and probes are taken when it begins (with `state`, the new versions are
  * recorded in its version ledger in the pass's first bounded steps, before any engine call); its
- * verdicts and statuses are handed over once, when it is done, identical to `tick()`'s on the same data. Pins and timelines follow
- * each call. With `state`, the pass's state export (EngineChangelog.exportStep) follows its last
- * engine call as further bounded steps (each about as much work as an engine call of the same
- * bound; at 10,000 watches one export is up to ~1 s of CPU), each step's changes handed to the
- * state sink at once; the pass is done, and its verdicts handed over, after the export's last step.
+ * verdicts and statuses are handed over once, when it is done, identical to `tick()`'s on the same
+ * data. Pins and timelines follow each call. With `state`, the pass's state export
+ * (EngineChangelog.exportStep) follows its last engine call as further bounded steps (each about as
+ * much work as an engine call of the same bound; at 10,000 watches one export is up to ~1 s of
+ * CPU), each step's changes handed to the state sink at once; the pass is done, and its verdicts
+ * handed over, after the export's last step.
  * `tick()`, `finishOpenPass()` and `persistNow()` export in one call.
  *
  * Bounds: deployment events and probe readings waiting for the next tick are capped
@@ -308,8 +309,11 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
     return step.kind === 'done' ? step.result : undefined
   }
 
-  /** The next pass's input: takes the pending events, probe readings and new versions. */
-  /** The engine's input; with `noting`, the versions the ledger has yet to record are pushed there instead of recorded now (beginPass). */
+  /**
+   * The next pass's input: takes the pending events, probe readings and new versions. With
+   * `noting` (beginPass), the versions the state's ledger has yet to record are pushed there for the
+   * pass's first steps instead of recorded now.
+   */
   private takeInput(now: number, watermark: number, noting?: VersionSeen[]): EngineInput {
     const seen = this.store.drainNewVersions()
     let newVersions: VersionSeen[] = seen
