@@ -225,7 +225,7 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
    */
   tick(now: number, watermark: number): TickResult {
     const prior = this.pass !== undefined ? this.finishOpenPass() : undefined
-    const out = evaluate(this.engineCfg, this.state, this.takeInput(now, watermark))
+    const out = evaluate(this.engineCfg, this.state, this.takeInput(now, watermark).input)
     this.applyCall(out)
     this.passDone(now)
     if (prior === undefined) return { verdicts: out.verdicts, statuses: out.statuses }
@@ -238,8 +238,8 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
 
   beginPass(now: number, watermark: number): 'started' | 'busy' {
     if (this.pass !== undefined) return 'busy'
-    const noting: VersionSeen[] = []
-    this.pass = { input: this.takeInput(now, watermark, noting), noting, noted: 0, cursor: undefined, verdicts: [], statuses: [], calls: 0, exporting: false, refreshed: false }
+    const { input, noting } = this.takeInput(now, watermark, true)
+    this.pass = { input, noting, noted: 0, cursor: undefined, verdicts: [], statuses: [], calls: 0, exporting: false, refreshed: false }
     return 'started'
   }
 
@@ -311,20 +311,17 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
 
   /**
    * The next pass's input: takes the pending events, probe readings and new versions. With
-   * `noting` (beginPass), the versions the state's ledger has yet to record are pushed there for the
-   * pass's first steps instead of recorded now.
+   * `deferNotes` (beginPass), the versions the state's ledger has yet to record are returned in
+   * `noting` for the pass's first steps instead of recorded now.
    */
-  private takeInput(now: number, watermark: number, noting?: VersionSeen[]): EngineInput {
+  private takeInput(now: number, watermark: number, deferNotes = false): { input: EngineInput; noting: readonly VersionSeen[] } {
     const seen = this.store.drainNewVersions()
     let newVersions: VersionSeen[] = seen
+    let noting: readonly VersionSeen[] = []
     if (this.changelog !== undefined) {
       const newestMs = this.store.stats().newestMs
-      if (noting === undefined) newVersions = this.changelog.seenVersions(seen, watermark, newestMs)
-      else {
-        const r = this.changelog.classifyVersions(seen, watermark, newestMs)
-        for (const v of r.toNote) noting.push(v)
-        newVersions = r.seen
-      }
+      if (!deferNotes) newVersions = this.changelog.seenVersions(seen, watermark, newestMs)
+      else ({ seen: newVersions, toNote: noting } = this.changelog.classifyVersions(seen, watermark, newestMs))
     }
     const input: EngineInput = {
       now,
@@ -337,7 +334,7 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
     }
     this.events = []
     this.probes = []
-    return input
+    return { input, noting }
   }
 
   /** What follows every engine call: the state, pins, the timelines. */

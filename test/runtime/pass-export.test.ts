@@ -7,27 +7,16 @@
  * persistNow() in the middle of an export hand over the rest in one call, with no record twice.
  */
 import { describe, expect, it } from 'vitest'
-import { defaultEngineConfig } from '../../src/engine/config.js'
 import type { DeploymentEvent } from '../../src/engine/events.js'
 import type { StateChanges } from '../../src/engine/persist.js'
-import { Pipeline, type PassStep } from '../../src/runtime/pipeline.js'
+import type { Pipeline, PassStep } from '../../src/runtime/pipeline.js'
+import { statePipeline } from './state-pipeline.js'
 
 const D = 1_767_225_600_000
 const S = 1000
 const WATCHES = 200
 
-function pipeline(): { p: Pipeline; writes: StateChanges[] } {
-  const writes: StateChanges[] = []
-  const p = new Pipeline({
-    engine: defaultEngineConfig(),
-    state: {
-      sink: { write: (c) => (writes.push(c), { accepted: c.upserts.length + c.deletes.length, refused: [] }) },
-      minWriteIntervalMs: 10_000,
-      versions: { maxServices: 10_000, maxPerService: 8, refreshMs: 60_000 },
-    },
-  })
-  return { p, writes }
-}
+const pipeline = statePipeline
 
 function announce(p: Pipeline, from: number, n: number, t: number): void {
   for (let i = from; i < from + n; i++) {

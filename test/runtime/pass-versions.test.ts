@@ -6,24 +6,15 @@
  * verdicts and statuses, the same records handed over, the same ledger.
  */
 import { describe, expect, it } from 'vitest'
-import { defaultEngineConfig } from '../../src/engine/config.js'
 import type { StateChanges } from '../../src/engine/persist.js'
-import { Pipeline } from '../../src/runtime/pipeline.js'
+import { statePipeline } from './state-pipeline.js'
 
 const D = 1_767_225_600_000
 const S = 1000
 const SERVICES = 200
 
-function pipeline(): { p: Pipeline; writes: StateChanges[] } {
-  const writes: StateChanges[] = []
-  const p = new Pipeline({
-    engine: defaultEngineConfig(),
-    state: {
-      sink: { write: (c) => (writes.push(c), { accepted: c.upserts.length + c.deletes.length, refused: [] }) },
-      minWriteIntervalMs: 10_000,
-      versions: { maxServices: 10_000, maxPerService: 8, refreshMs: 60_000 },
-    },
-  })
+function pipeline(): ReturnType<typeof statePipeline> {
+  const { p, writes } = statePipeline()
   // every service's v1 for 6 min, seen by one tick (first versions: not deployments), then v2's first requests
   for (let i = 0; i < SERVICES; i++) {
     const r = p.store.series({ namespace: 'ns', service: `svc-${i}`, version: 'v1' })
