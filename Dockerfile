@@ -29,7 +29,8 @@ FROM node:22-bookworm-slim AS runtime
 # --max-semi-space-size=2: V8's young generation at 2 x 2 MiB instead of up to 2 x 16 MiB: ~20 MiB
 # less resident at idle, and released Kafka record bytes are freed at a scavenge that comes sooner
 # (peak RSS draining a 3 M-span backlog ~114 vs ~151 MiB at the same rate and CPU per span,
-# bench/peer-kafka.ts, which starts pullback with these same variables: keep them in sync)
+# bench/peer-kafka.ts, which starts pullback with these same variables: keep them in sync, and in
+# the NODE_OPTIONS of k8s/, which replaces this one; test/k8s/manifests.test.ts checks)
 ENV NODE_ENV=production \
     HOME=/tmp \
     TMPDIR=/tmp \

@@ -2,7 +2,7 @@
  * Where the garbage of an evaluation pass comes from: the bytes each function allocates per watch
  * and pass, from V8's sampling heap profiler with collected objects included (so short-lived
  * garbage counts, not only what survives). Build, then `node dist/bench/engine-alloc.js
- * [--services N (2,000)] [--ticks N (24)] [--no-state] [--top N (30)]`.
+ * [--services N (2,000)] [--ticks N (24)] [--no-state] [--top N (30)] [--survivors]`.
  *
  * The world is bench/engine.ts's (a baseline version for 6 min, a new version at 2 req/s with two
  * pods' memory and readiness readings every 10 s, detected at tick 0), smaller. Each tick is one
@@ -35,6 +35,20 @@ const N = Number(arg('--services') ?? 2_000)
 const TICKS = Number(arg('--ticks') ?? 24)
 const TOP = Number(arg('--top') ?? 30)
 const STATE = !process.argv.includes('--no-state')
+/**
+ * --survivors: only what a pass allocated that outlives the young generation (alive after two
+ * scavenges that follow the pass, so promoted: what each scavenge copies and what the next full
+ * collection marks), not short-lived garbage
+ */
+const SURVIVORS = process.argv.includes('--survivors')
+/**
+ * Short-lived allocation for at least two scavenges (the young generation is at most 2 x 16 MiB):
+ * the objects escape into a small ring, so the compiler cannot elide them, and die when overwritten.
+ */
+const ring: object[] = new Array<object>(1024)
+const youngGarbage = () => {
+  for (let k = 0; k < 4_000_000; k++) ring[k & 1023] = { k }
+}
 
 const cfg = defaultEngineConfig()
 const st = stateSchema.parse({})
@@ -88,6 +102,8 @@ let total = 0
 let profiled = 0
 const walk = (n: ProfileNode, caller: string) => {
   const cf = n.callFrame
+  // the scavenges' fuel is not the pass's
+  if (cf.functionName === youngGarbage.name) return
   const own = `${cf.functionName === '' ? '(anonymous)' : cf.functionName} ${cf.url.replace(/^.*\/(src|bench)\//, '$1/')}:${cf.lineNumber + 1}`
   const builtin = cf.url === ''
   const name = builtin ? `${own} <- ${caller}` : own
@@ -99,10 +115,11 @@ const walk = (n: ProfileNode, caller: string) => {
 }
 for (let i = 0; i < TICKS; i++) {
   const wm = D + (i + 1) * 5000 - cfg.lateness
-  if (i > 0) await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+  if (i > 0) await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !SURVIVORS })
   pipeline.beginPass(wm, wm)
   while (pipeline.stepPass(SLICE_EVALUATIONS).kind !== 'done');
   if (i > 0) {
+    if (SURVIVORS) youngGarbage()
     const { profile } = await post<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling')
     walk(profile.head, '(root)')
     profiled += 1
@@ -112,5 +129,5 @@ for (let i = 0; i < TICKS; i++) {
 session.disconnect()
 pipeline.shutdown()
 const per = (b: number) => b / profiled / N
-console.log(`allocations of ${profiled} passes over ${N} watches (${STATE ? 'with' : 'without'} the state export): ${per(total).toFixed(0)} bytes per watch per pass, sampled`)
+console.log(`${SURVIVORS ? 'survivors (alive after two scavenges) of' : 'allocations of'} ${profiled} passes over ${N} watches (${STATE ? 'with' : 'without'} the state export): ${per(total).toFixed(0)} bytes per watch per pass, sampled`)
 for (const [name, b] of [...bytes].sort((p, q) => q[1] - p[1]).slice(0, TOP)) console.log(`${per(b).toFixed(0).padStart(7)} B  ${((100 * b) / total).toFixed(1).padStart(5)} %  ${name}`)

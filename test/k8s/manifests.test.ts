@@ -207,6 +207,22 @@ describe('k8s/pullback.yaml against the schema and the manifests', () => {
     }
     expect(actuator.spec.replicas).toBe(1)
   })
+
+  it("keeps the image's environment where a workload sets its own: an env var replaces the image's, it never adds to it", () => {
+    // Dockerfile ENV lines: NAME=value (one per line, `\` continued)
+    const dockerfile = readFileSync(join(K8S, '..', 'Dockerfile'), 'utf8')
+    const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '))
+    const imageEnv = new Map([...runtimeStage.matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [m[1]!, m[2]!]))
+    expect(imageEnv.get('NODE_OPTIONS'), 'the image sets NODE_OPTIONS').toBeDefined()
+    for (const w of workloads) {
+      for (const e of (container(w).env ?? []) as Obj[]) {
+        const image = imageEnv.get(e.name as string)
+        if (image === undefined || typeof e.value !== 'string') continue
+        // every flag or value the image sets is still there (the workload may add its own)
+        for (const part of image.split(/\s+/)) expect(e.value.split(/\s+/), `${w.metadata.name} env ${e.name as string}`).toContain(part)
+      }
+    }
+  })
 })
 
 describe('k8s/ identities and RBAC', () => {
