@@ -37,7 +37,9 @@
  *
  * Options: --services N, --ticks N, --runs N, --evaluation MODE, --single, --max-watches-per-turn N,
  * --turn-budget MS, --feed-rate N, --no-state, --feed-before, --trace, --cold, --skip-replay, --skip-tick, --engine-only, --file PATH
- * (reuse a generated file). Exit code 1 when a target is missed.
+ * (reuse a generated file). Exit code 1 when a target is missed. The children inherit node's flags
+ * and NODE_OPTIONS (printed): `node --max-semi-space-size=2 dist/bench/engine.js` measures under the
+ * container image's heap setting (smaller, more frequent scavenges; more GC time in all).
  */
 import { existsSync, statSync, writeFileSync, appendFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
@@ -421,12 +423,14 @@ const mmm = spread
 /** Runs `runs` children per mode and prints min / median / max over the runs. Returns whether the target held in every run. */
 function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('full' | 'incremental')[], scheduling: 'turns' | 'single'): boolean {
   let ok = true
-  const summary: Record<string, unknown> = { bench: 'engine-tick', services: n, ticks: nTicks, runs, scheduling }
+  // the children inherit both: V8's heap flags move the GC figures (the image runs --max-semi-space-size=2)
+  const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ').trim()
+  const summary: Record<string, unknown> = { bench: 'engine-tick', services: n, ticks: nTicks, runs, scheduling, nodeFlags }
   console.log(
     `engine tick: ${n} watched deployments, ${nTicks} ticks of 5 s each (tick 0 = detection), ${runs} runs per mode, ` +
       (scheduling === 'turns' ? `each tick a pass of bounded event-loop turns (${TURNS.maxWatchesPerTurn} evaluations / ${TURNS.turnBudget} ms per turn)` : 'each tick one engine call (Pipeline.tick)') +
       `${STATE ? ', the state export of runtime.state (default) after each pass' : ', no state export (--no-state)'}` +
-      `${CONCURRENT ? `, the next 5 s of telemetry fed between the turns (${FEED_RATE > 0 ? `offered at ${FEED_RATE / 1000} k spans/s` : 'one chunk per turn, as fast as the loop goes'})` : ''}; figures min / median / max over the runs`,
+      `${CONCURRENT ? `, the next 5 s of telemetry fed between the turns (${FEED_RATE > 0 ? `offered at ${FEED_RATE / 1000} k spans/s` : 'one chunk per turn, as fast as the loop goes'})` : ''}; node flags: ${nodeFlags === '' ? "node's defaults" : nodeFlags}; figures min / median / max over the runs`,
   )
   for (const mode of modes) {
     const rs: TickRun[] = []
