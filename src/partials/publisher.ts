@@ -90,6 +90,8 @@ export interface PartialsPublisherStats {
   rejected: number
   /** leave announcements queued (0 or 1 per process) */
   leaves: number
+  /** the newest watermark a live batch announced (queued, not necessarily sent), unix ms; -Infinity before the first */
+  watermarkMs: number
 }
 
 export type PartialsFlushOutcome = { kind: 'flushed' } | { kind: 'timeout'; pending: number }
@@ -117,6 +119,7 @@ export class PartialsPublisher implements Component {
     sendFailures: 0,
     rejected: 0,
     leaves: 0,
+    watermarkMs: -Infinity,
   }
   /** the newest watermark a live (not final, not leaving) batch announced: what a leave repeats */
   private liveWatermark = -Infinity
@@ -131,7 +134,7 @@ export class PartialsPublisher implements Component {
   }
 
   stats(): PartialsPublisherStats {
-    return { ...this.st, queued: this.queue.length - this.head }
+    return { ...this.st, queued: this.queue.length - this.head, watermarkMs: this.liveWatermark }
   }
 
   /**

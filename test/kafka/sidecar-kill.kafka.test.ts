@@ -73,6 +73,8 @@ interface Child {
   out: string[]
   port: () => number
   partials: () => number
+  /** the newest watermark the node announced with its publisher's queue empty; -Infinity before */
+  announced: () => number
 }
 
 describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)', () => {
@@ -113,6 +115,7 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
       receivers: { deployments: { enabled: false } },
       runtime: { admin: { enabled: false }, state: { minWriteInterval: '1s' } },
     })
+    const lateness = cfg.engine.lateness
     const decider = new DeciderProcess({ config: cfg, transport, logger: silentLogger, headless: true, clock: null, signer: signerFromKey(generateKeyPairSync('ed25519').privateKey) })
     await decider.start()
 
@@ -130,7 +133,7 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
       const out: string[] = []
       proc.stdout!.on('data', (c: Buffer) => out.push(...c.toString().split('\n').filter(Boolean)))
       const last = (p: string) => [...out].reverse().find((l) => l.startsWith(p))
-      const child = { proc, out, port: () => Number(last('port ')?.slice(5) ?? 0), partials: () => Number(last('partials ')?.slice(9) ?? 0) }
+      const child = { proc, out, port: () => Number(last('port ')?.slice(5) ?? 0), partials: () => Number(last('partials ')?.slice(9) ?? 0), announced: () => Number(last('announced ')?.slice(10) ?? -Infinity) }
       children.push(child)
       return child
     }
@@ -171,8 +174,12 @@ describeKafka('ingest sidecar kill -9 mid-stream (real broker, child processes)'
         const b = Math.floor(now / BUCKET_MS)
         if (b > sentBucket) {
           sentBucket = b
-          // a tick of every node per bucket (tickInterval 20 ms): each bucket is announced on its own, as live
-          await new Promise((r) => setTimeout(r, 40))
+          // each bucket announced on its own by every node before the test's clock moves on, as live,
+          // where a node's clock is the wall clock. Not a fixed pause: on 2 loaded cores a node (the
+          // restarted one most) can fall buckets behind a clock the test drives 125x faster than
+          // time, and decisions are stamped with that clock (once 40 s late in CI with a 40 ms pause)
+          const wb = Math.floor((now - lateness) / BUCKET_MS)
+          await waitFor(() => nodes.every((c) => Math.floor(c.announced() / BUCKET_MS) >= wb), `every node to announce bucket ${wb}`)
         }
         if (!killed && now >= killAt) {
           killed = true

@@ -7,7 +7,8 @@
  * on stdin after each request it sent was answered, and the sidecar's ticker announces that time
  * (the node's clock is only ever given to IngestNode.advance). PULLBACK_CLOCK is the clock at start
  * (a restarted node resumes where the test's time is). Prints "port <n>" once started, then
- * "partials <n>" whenever the count of partials it published changes.
+ * "partials <n>" whenever the count of partials it published changes, and "announced <ms>" whenever
+ * the newest watermark it announced changes with nothing left in its publisher's queue.
  */
 import { silentLogger } from '../../src/common/logger.js'
 import { parseConfig } from '../../src/config/load.js'
@@ -30,10 +31,18 @@ const sidecar = new Sidecar({ config: cfg, transport, logger: silentLogger, head
 await sidecar.start()
 process.stdout.write(`port ${sidecar.receivers.http?.port ?? 0}\n`)
 let partials = -1
+let announced = ''
 setInterval(() => {
-  const n = sidecar.partials?.stats().partials ?? 0
+  const st = sidecar.partials?.stats()
+  const n = st?.partials ?? 0
   if (n !== partials) {
     partials = n
     process.stdout.write(`partials ${n}\n`)
   }
-}, 50)
+  // the newest watermark announced once every record before it left the queue (what the parent paces on)
+  const a = st !== undefined && st.queued === 0 ? String(st.watermarkMs) : announced
+  if (a !== announced) {
+    announced = a
+    process.stdout.write(`announced ${a}\n`)
+  }
+}, 10)
