@@ -90,7 +90,7 @@ export interface PartialsPublisherStats {
   rejected: number
   /** leave announcements queued (0 or 1 per process) */
   leaves: number
-  /** the newest watermark a live batch announced (queued, not necessarily sent), unix ms; -Infinity before the first */
+  /** the newest watermark a live (not final, not leaving) batch announced, queued, not necessarily sent (what a leave repeats), unix ms; -Infinity before the first */
   watermarkMs: number
 }
 
@@ -121,8 +121,6 @@ export class PartialsPublisher implements Component {
     leaves: 0,
     watermarkMs: -Infinity,
   }
-  /** the newest watermark a live (not final, not leaving) batch announced: what a leave repeats */
-  private liveWatermark = -Infinity
 
   constructor(private readonly o: PartialsPublisherOptions) {
     this.maxQueue = o.maxQueue ?? 100_000
@@ -134,7 +132,7 @@ export class PartialsPublisher implements Component {
   }
 
   stats(): PartialsPublisherStats {
-    return { ...this.st, queued: this.queue.length - this.head, watermarkMs: this.liveWatermark }
+    return { ...this.st, queued: this.queue.length - this.head }
   }
 
   /**
@@ -155,7 +153,7 @@ export class PartialsPublisher implements Component {
     }
     this.st.batches += 1
     this.st.partials += batch.partials.length
-    if (!batch.final && batch.leaving !== true && batch.watermarkMs > this.liveWatermark) this.liveWatermark = batch.watermarkMs
+    if (!batch.final && batch.leaving !== true && batch.watermarkMs > this.st.watermarkMs) this.st.watermarkMs = batch.watermarkMs
     for (const r of batchRecords(batch, this.o.partitions)) this.queue.push(r)
     this.kick()
   }
@@ -171,7 +169,7 @@ export class PartialsPublisher implements Component {
    */
   leave(last: PartialBatch): void {
     const before = this.st.droppedBatches
-    this.publish({ node: last.node, nowMs: last.nowMs, watermarkMs: this.liveWatermark, final: false, leaving: true, partials: last.partials })
+    this.publish({ node: last.node, nowMs: last.nowMs, watermarkMs: this.st.watermarkMs, final: false, leaving: true, partials: last.partials })
     if (this.st.droppedBatches === before) this.st.leaves += 1
   }
 
