@@ -749,7 +749,8 @@ class Series implements RequestRecorder {
  * cached view outlives the young generation and is promoted. At 10,000 watches the cached views were
  * about 40 % of what each scavenge promoted (739-852 KB vs 423-467 KB per scavenge without them;
  * mean scavenge pause 6.1-7.5 vs 3.6-3.8 ms, 10-41 vs 0 scavenges over 10 ms in two runs each of
- * `node --trace-gc-nvp dist/bench/engine.js --child-tick --mode full --skip-replay`). Short-lived
+ * `node --trace-gc-nvp dist/bench/engine.js --child-tick --mode full --skip-replay`, summarised by
+ * bench/gc-trace.ts). Short-lived
  * views cost allocation only (~1.4 KB more per watch and pass, collected young).
  */
 class BucketView implements BucketStats {
