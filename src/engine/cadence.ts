@@ -52,6 +52,23 @@ export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number
   return alignDown(t, g)
 }
 
+/**
+ * Early firing: the end a span series may be judged up to before the watermark passes it, `dataEnd`
+ * (evaluationEnd) otherwise. Spans come in batches (the SDKs' batch span processors export every
+ * ~5 s), so the watermark trails the newest telemetry by `engine.lateness` for the batches of other
+ * pods still in flight. A batch whose newest span ends at or after a bucket's end has brought its
+ * pod's spans of that bucket, so the bucket can be judged on what is there: a slice short of its
+ * share waits (rules.ts), and the evidence commits only what the watermark passed (sequential.ts
+ * peek). Never for metric series (their data is complete one report interval after it, see
+ * `completeUntilMs`) nor for coarse buckets. Bounded by `now`: a skewed clock's future spans do not
+ * move it.
+ */
+export function earlyEnd(cov: SeriesCoverage | undefined, now: number, dataEnd: number, g: number, bucketMs: number): number {
+  if (cov === undefined || reportInterval(cov) !== 0 || g !== bucketMs) return dataEnd
+  const t = Math.min(now, cov.newestMs)
+  return Number.isFinite(t) ? Math.max(dataEnd, alignDown(t, g)) : dataEnd
+}
+
 /** Shortest confirmation span for a series, a multiple of `g`: the contract window, and two report intervals. */
 export function minSpan(c: Contract, interval: number, g: number): number {
   return alignUp(Math.max(c.window, 2 * interval), g)

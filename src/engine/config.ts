@@ -157,6 +157,12 @@ export const engineSchema = z
     services: z.record(SERVICE_KEY, z.unknown()).default({}),
     /** disorder tolerated in telemetry time: the watermark trails the newest telemetry by this much */
     lateness: duration().prefault('5s'),
+    /**
+     * Early firing (Apache Beam's term for a pane before the watermark): a span series is judged up
+     * to its own newest data, not only up to the watermark; the sequential tests still consume only
+     * data the watermark has passed, plus an uncommitted look at the newer data (cadence.ts earlyEnd)
+     */
+    earlyFiring: z.boolean().default(true),
     /** watched deployments (incl. recovery verifications) at most; more are dropped and counted */
     maxWatched: z.number().int().min(1).default(20_000),
   })
@@ -177,7 +183,7 @@ export const engineSchema = z
     for (const [where, c] of [[['defaults'], cfg.defaults] as const, ...Object.entries(services).map(([n, c]) => [['services', n], c] as const)]) {
       for (const issue of validateContract(c)) ctx.addIssue({ code: 'custom', path: [...where, ...issue.path], message: issue.message })
     }
-    return { defaults: cfg.defaults, services, lateness: cfg.lateness, maxWatched: cfg.maxWatched }
+    return { defaults: cfg.defaults, services, lateness: cfg.lateness, earlyFiring: cfg.earlyFiring, maxWatched: cfg.maxWatched }
   })
 
 export type EngineConfig = z.output<typeof engineSchema>

@@ -38,9 +38,9 @@ import {
   type RuleResult,
 } from './rules.js'
 import { alignUp } from './stats.js'
-import { confirmationSpan, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
-import { advance, errorEvidence, latencyEvidence, newWatchEvidence, type Levels, type WatchEvidence } from './sequential.js'
+import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type Levels, type WatchEvidence } from './sequential.js'
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
 import { liveWorseThanSnapshot } from './baseline-source.js'
 import type { BaselineHealthState, DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
@@ -382,12 +382,15 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     const interval = reportInterval(cov)
     const g = granularity(w.contract, input.view, cov)
     const dataEnd = evaluationEnd(cov, input.watermark, g)
+    // a deployment's span series may be judged before the watermark (cadence.ts earlyEnd); a recovery
+    // verification is not time-critical and keeps to complete data
+    const headEnd = cfg.earlyFiring && w.kind === 'deploy' ? earlyEnd(cov, input.now, dataEnd, g, bucketMs) : dataEnd
     if (awaitsFreeze(w, input)) {
       // A freeze reads minutes of the old version (the baseline, its history, its pods' slopes). A
       // mass rollout detected in one tick would freeze thousands at once and stall the tick, so a
       // call freezes at most `budget`; the rest wait for a later call, never beyond the point where
       // the watch needs its baseline (see freezeDue). Its data (before the watermark) is complete either way.
-      if (freezeDue(w, dataEnd, g, interval) <= 0 || cur.freezes < budget) {
+      if (freezeDue(w, headEnd, g, interval) <= 0 || cur.freezes < budget) {
         freeze(w, input.view, bucketMs)
         cur.freezes += 1
         work += PASS_WORK.freeze
@@ -396,7 +399,7 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     let over: boolean
     let end: number
     if (w.kind === 'deploy') {
-      end = Math.min(dataEnd, alignDown(w.endsAt, g))
+      end = Math.min(headEnd, alignDown(w.endsAt, g))
       over = input.watermark >= w.endsAt
     } else {
       // a verification needs one full confirmation span of the restored version: with 60 s metrics
@@ -416,7 +419,7 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
       const quietOk = input.evaluation === 'incremental' && Math.floor((end + ph) / STATUS_EVERY_MS) === Math.floor((w.lastEvalEnd + ph) / STATUS_EVERY_MS)
       w.lastEvalEnd = end
       work += PASS_WORK.evaluation
-      if (w.kind === 'deploy') evalDeploy(w, input, end, g, interval, out, state, quietOk)
+      if (w.kind === 'deploy') evalDeploy(w, input, end, Math.min(end, dataEnd), g, interval, out, state, quietOk)
       else evalRecovery(w, input, end, g, interval, out, over)
     }
     if (over && w.kind === 'deploy' && w.decided !== 'final' && w.suspect) {
@@ -770,7 +773,7 @@ function resourcePhase(id: string, g: number): number {
  * evidence at the bound (rules.ts), so such an evaluation cannot decide anything: the error, latency
  * and probe readings are not computed. Every state change a full evaluation makes is made.
  */
-function readings(w: Watch, input: EngineInput, end: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean, quietOk = false): Readings | typeof QUIET | undefined {
+function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean, quietOk = false): Readings | typeof QUIET | undefined {
   const c = w.contract
   const view = input.view
   const key = w.key
@@ -827,16 +830,25 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
   // "sustained" question) still starts at the first whole bucket. A restored version (recovery) served
   // before its rollback, so its partial bucket is another period's data: excluded.
   const evidenceFrom = w.kind === 'deploy' ? alignDown(w.deployedAt, g) : earliest
-  advance(w.evidence, view, key, evidenceFrom, end, levelsOf(c, levelsFrom), win, interval)
+  // Early firing (end past the watermark's commitEnd): the tests commit the data up to commitEnd
+  // (their next stakes, fixed from the span up to `end`, queued at `end`) and look at the rest
+  // without consuming it (sequential.ts peek) when their levels are the frozen snapshot's, the same
+  // at the look as at the later commit; a live baseline's levels move, so its tests wait for the
+  // watermark. In steady state the look at a bucket and its later commit bet the same stake.
+  const early = commitEnd < end
+  const lv = levelsOf(c, levelsFrom)
+  advance(w.evidence, view, key, evidenceFrom, commitEnd, lv, win, interval, end)
+  const ev = early && source === 'snapshot' ? peek(w.evidence, view, key, evidenceFrom, end, lv, win, interval) : w.evidence
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
   const h = w.health
   const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'
-  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, end, levelsOf(c, h.reference), win, interval)
+  // the history's tests (a pre-existing breach, not time-critical) commit only, no early look
+  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, commitEnd, levelsOf(c, h.reference), win, interval, end)
   let resource: RuleResult | undefined
   if (quietOk && w.probeFailure === undefined) {
     const bound = 1 / c.alpha
     const below = (e: WatchEvidence) => errorEvidence(e) < bound && latencyEvidence(e) < bound
-    if (below(w.evidence) && (!againstHistory || below(w.refEvidence))) {
+    if (below(ev) && (!againstHistory || below(w.refEvidence))) {
       resource = resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source)
       if (resource.state !== 'breach') {
         // what the loop below does for readings that are not breaches
@@ -849,16 +861,16 @@ function readings(w: Watch, input: EngineInput, end: number, g: number, interval
     }
   }
   const list = [
-    errorRateRule(c, win, numbers, errorEvidence(w.evidence)),
-    latencyRule(c, view, key, win, numbers, latencyEvidence(w.evidence)),
+    errorRateRule(c, win, numbers, errorEvidence(ev)),
+    latencyRule(c, view, key, win, numbers, latencyEvidence(ev)),
     resource ?? resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
   // a request signal beyond its threshold beside one that reached 1/alpha is a witness at the
   // corroboration bound (rules.ts corroborationBound); never critical, never a leader
   const [er, lat] = list as [RuleResult, RuleResult]
-  if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(w.evidence), corroborationBound(c)))
-  else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(w.evidence), corroborationBound(c)))
+  if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(ev), corroborationBound(c)))
+  else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report (an error ratio at the absolute `critical` at once): a single-cause fault is
@@ -939,11 +951,11 @@ function suspect(x: RuleResult): boolean {
   )
 }
 
-function evalDeploy(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, state: EngineState, quietOk: boolean): void {
+function evalDeploy(w: Watch, input: EngineInput, end: number, commitEnd: number, g: number, interval: number, out: EngineOutput, state: EngineState, quietOk: boolean): void {
   const c = w.contract
   state.counters.evaluations += 1
   // only spans that lie wholly after the deployment are judged: data before it belongs to another release
-  const r = readings(w, input, end, g, interval, w.baseline, true, quietOk)
+  const r = readings(w, input, end, commitEnd, g, interval, w.baseline, true, quietOk)
   // before the first span only a probe failure can decide (pendingList)
   if (r === QUIET || (r === undefined && quietOk && w.probeFailure === undefined)) {
     state.counters.quietEvaluations += 1
@@ -1093,7 +1105,7 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
 function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, final: boolean): void {
   const c = w.contract
   const parent = w.parent as RecoveryParent
-  const r = readings(w, input, end, g, interval, w.baseline, false)
+  const r = readings(w, input, end, end, g, interval, w.baseline, false)
   const list = (r !== QUIET ? r?.list : undefined) ?? pendingList(c, w, input, end)
   const breaches = list.filter((r) => r.state === 'breach' && r.mode === 'enforce')
   let kind: 'recovered' | 'not-recovered' | undefined

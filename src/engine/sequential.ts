@@ -4,7 +4,9 @@
  *
  * Contract: `advance` consumes [doneUntil, end) of the series (bucket aligned), judged against the
  * levels of this evaluation (from the frozen or live baseline), then fixes the next adaptive stake
- * from the confirmation span that ends at `end` (already seen data, so the stake is predictable).
+ * from the confirmation span that ends at `end`, or at `stakeAt` past it under early firing (already
+ * seen data, so the stake is predictable). `peek` is the same consumption on a copy: a look at data
+ * the watermark has not passed yet, nothing committed.
  * Data that arrives later for an already consumed range is not fed again: the store's completeness
  * horizon (cadence.ts) makes that rare, and dropping it only weakens the evidence, never the
  * false-alarm guarantee.
@@ -86,8 +88,13 @@ const shiftSlow = new Float64Array(8)
  * are those fixed at `from - lagMs` or earlier, from data no report reaching `from` contributed to.
  * Fixed stakes need no such care: their log wealth is linear in the counts, however they are split.
  * Spans land at their own times; their interval (the batch cadence, ~5 s) costs one bucket.
+ *
+ * `stakeAt` (>= end): the time up to which `span` reached, when it reaches past the batch (early
+ * firing: the batch is what the watermark passed, the span ends at the series' newest data). The
+ * next stakes were fixed from data before `stakeAt`, so they are queued at `stakeAt`: only a batch
+ * starting at or after it may use them.
  */
-export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earliest: number, end: number, lv: Levels, span: WindowStats, lagMs = 0): void {
+export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earliest: number, end: number, lv: Levels, span: WindowStats, lagMs = 0, stakeAt = end): void {
   const from = Math.max(e.doneUntil, earliest)
   if (!(end > from)) return
   e.doneUntil = end
@@ -101,10 +108,11 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
   let bad = 0
   let lat = 0
   let slow = 0
-  if (from >= span.fromMs && end === span.toMs) {
-    // the batch is the tail of the span (the usual case, one tick after the last): read its buckets, no extra query
+  if (from >= span.fromMs && end <= span.toMs) {
+    // the batch lies in the span (the usual case: its tail, one tick after the last; or the part
+    // the watermark passed, see stakeAt): read its buckets, no extra query
     for (const b of span.buckets) {
-      if (b.startMs < from) continue
+      if (b.startMs < from || b.startMs >= end) continue
       n += b.requests
       bad += b.errors
       if (latOk && b.latencyCount > 0) {
@@ -130,8 +138,42 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
     }
   }
   // feed() fixed each bettor's next stake from the span: queue them until a later batch may use them
-  e.stakes.push({ at: end, error: e.error.ev.nextLambda, latency: e.latency.ev.nextLambda, shift: e.latency.shift.map((x) => x.nextLambda) })
+  e.stakes.push({ at: stakeAt, error: e.error.ev.nextLambda, latency: e.latency.ev.nextLambda, shift: e.latency.shift.map((x) => x.nextLambda) })
   if (e.stakes.length > MAX_STAKES) e.stakes.shift()
+}
+
+/** One scratch per shift count: peek's result, valid until the next peek (the engine is synchronous). */
+const scratch = new Map<number, WatchEvidence>()
+
+/**
+ * The evidence `e` would hold after also consuming [e.doneUntil, end), `e` unchanged: the early look
+ * at data the watermark has not passed (cadence.ts earlyEnd). The result is a scratch object, valid
+ * until the next call. Why the look keeps the guarantee: within a batch every request multiplies
+ * the wealth by a factor fixed before the batch (the queued stake, or a fixed one), so the wealth
+ * after a part of the batch is the same test martingale stopped earlier; a later commit of the
+ * whole batch feeds a superset of it at the same stakes. Only when the levels are the same at the
+ * commit as at the look (a frozen baseline's: the caller's duty) is that one martingale.
+ */
+export function peek(e: WatchEvidence, view: SignalView, key: SeriesKey, earliest: number, end: number, lv: Levels, span: WindowStats, lagMs = 0): WatchEvidence {
+  const shifts = e.latency.shift.length
+  let s = scratch.get(shifts)
+  if (s === undefined) scratch.set(shifts, (s = newWatchEvidence(shifts)))
+  copyInto(s.error.ev, e.error.ev)
+  copyInto(s.latency.ev, e.latency.ev)
+  for (let k = 0; k < shifts; k++) copyInto(s.latency.shift[k] as BernoulliEvidence, e.latency.shift[k] as BernoulliEvidence)
+  s.doneUntil = e.doneUntil
+  s.stakes.length = 0
+  for (const st of e.stakes) s.stakes.push(st)
+  advance(s, view, key, earliest, end, lv, span, lagMs)
+  return s
+}
+
+function copyInto(dst: BernoulliEvidence, src: BernoulliEvidence): void {
+  dst.adaptive = src.adaptive
+  dst.nextLambda = src.nextLambda
+  for (let i = 0; i < src.fixed.length; i++) dst.fixed[i] = src.fixed[i] as number
+  dst.n = src.n
+  dst.bad = src.bad
 }
 
 /** Sets each adaptive bettor's stake to the newest queued one fixed at or before `until` (0 when none); drops the older ones. */

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { engineSchema } from '../../src/engine/config.js'
+import { earlyEnd } from '../../src/engine/cadence.js'
 import { evaluate, initialState, type EngineOutput } from '../../src/engine/evaluate.js'
 import type { Verdict } from '../../src/engine/verdict.js'
 import type { SeriesKey } from '../../src/normalize/observations.js'
@@ -152,5 +153,22 @@ describe('pre-existing breaches of any shape', () => {
     const r = drive(preWorld(0, { errorRate: 0.005, latencyMs: 100 }, { errorRate: 0.1, latencyMs: 300 }))
     expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
     expect(r.verdicts[0]?.baselineHealth).toBe('healthy')
+  })
+})
+
+describe('early firing: the end a series may be judged up to before the watermark (earlyEnd)', () => {
+  const spans = (newestMs: number): SeriesCoverage => ({ newestMs, reportIntervalMs: 0, completeUntilMs: newestMs })
+  it('a span series: its newest data, aligned down, never past now and never before the watermark end', () => {
+    expect(earlyEnd(spans(D + 14_999), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 10 * S)
+    expect(earlyEnd(spans(D + 15 * S), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 15 * S)
+    // a skewed clock's future spans: bounded by now
+    expect(earlyEnd(spans(D + 3_600 * S), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 20 * S)
+    // older than the watermark (the version went quiet): the watermark's end
+    expect(earlyEnd(spans(D), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 5 * S)
+  })
+  it('metric series, coarse buckets and unknown series keep the watermark end', () => {
+    expect(earlyEnd({ newestMs: D + 20 * S, reportIntervalMs: 15 * S, completeUntilMs: D + 5 * S }, D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 5 * S)
+    expect(earlyEnd(spans(D + 120 * S), D + 120 * S, D, 60 * S, 5 * S)).toBe(D)
+    expect(earlyEnd(undefined, D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 5 * S)
   })
 })

@@ -113,8 +113,29 @@ describe('compound rule, critical, modes', () => {
     const v = r.verdicts[0] as Verdict
     expect(v.signals.map((s) => s.signal)).toEqual(['error_rate', 'latency', 'resource', 'probe'])
     expect(v.id).toBe(verdictId(v.deploymentId, 'rollback'))
-    // the first window wholly after the deployment is [D, D+10s): judged when the watermark reaches D+10s
-    expect(v.decidedAt).toBe(D + 15 * S)
+    // the first window wholly after the deployment is [D, D+10s): judged once the series' own data
+    // reaches D+10s (early firing, now = D+10s), not when the watermark does (now = D+15s)
+    expect(v.decidedAt).toBe(D + 10 * S)
+    const late = drive(cfgOf({ earlyFiring: false }), world({ errorRate: 0.1, latencyMs: 200 }))
+    expect(late.verdicts.map((x) => [x.kind, x.decidedAt])).toEqual([['rollback', D + 15 * S]])
+  })
+
+  it('early firing judges span series only: a metric series waits for its complete data as before', () => {
+    const spans = world({ errorRate: 0.1, latencyMs: 200 })
+    const metrics = world({ errorRate: 0.1, latencyMs: 200 })
+    metrics.reportEvery(V2, 5 * S)
+    const t = (v: FakeView) => drive(cfgOf(), v).verdicts.map((x) => x.decidedAt - D)
+    const tLate = (v: FakeView) => drive(cfgOf({ earlyFiring: false }), v).verdicts.map((x) => x.decidedAt - D)
+    expect(t(spans)).toEqual([10 * S])
+    expect(t(metrics)).toEqual(tLate(metrics))
+  })
+
+  it('the early look commits no evidence: the tests consume only what the watermark passed', () => {
+    const r = drive(cfgOf(), world({ errorRate: 0.01 }), { until: D + 60 * S })
+    const w = [...r.state.watches.values()][0] as unknown as { evidence: { doneUntil: number }; lastEvalEnd: number }
+    // the last tick: watermark D+60s, the series' data (and now) D+65s
+    expect(w.lastEvalEnd).toBe(D + 65 * S)
+    expect(w.evidence.doneUntil).toBe(D + 60 * S)
   })
 
   it('a critical error rate suffices alone', () => {
@@ -128,8 +149,9 @@ describe('compound rule, critical, modes', () => {
     expect(v.signals.find((x) => x.signal === 'error_rate')).toMatchObject({ state: 'breach', critical: true })
     expect(v.signals.find((x) => x.signal === 'latency')?.state).toBe('healthy')
     // the first span [D, D+10s) confirms the breach; it suffices alone once every report of
-    // [D, D+15s) is beyond (the span and one more 5 s report), judged when the watermark reaches D+15s
-    expect(v.decidedAt - D).toBe(20 * S)
+    // [D, D+15s) is beyond (the span and one more 5 s report), judged once the data reaches D+15s
+    // (early firing: the watermark reaches it 5 s later)
+    expect(v.decidedAt - D).toBe(15 * S)
   })
 
   it('a flapping single signal (20 % errors for 10 s of every 30 s) does not roll back alone', () => {
