@@ -1,0 +1,47 @@
+/** bench/compare.ts: two `npm run bench` result files, figure by figure (min / median / max spreads). */
+import { describe, expect, it } from 'vitest'
+import { compare, InputError, parseDoc, render, spreads } from '../../bench/compare.js'
+
+const s = (min: number, median: number, max: number) => ({ min, median, max })
+
+function doc(benches: unknown[]): string {
+  return JSON.stringify({ startedAt: '2026-12-03T00:00:00Z', node: 'v20', cpus: 2, benches })
+}
+
+describe('bench compare', () => {
+  it('finds every min / median / max spread in the JSON lines, named by its path', () => {
+    const m = spreads([{ bench: 'engine-tick', full: { maxTurnMs: s(1, 2, 3), counters: { n: 5 } } }, { rate: s(10, 20, 30) }])
+    expect([...m.keys()]).toEqual(['0.full.maxTurnMs', '1.rate'])
+  })
+
+  it('judges each figure by its medians: within, outside, not comparable; ranges overlap or not', () => {
+    const a = parseDoc(doc([{ name: 'engine', kind: 'ran', code: 0, json: [{ p99: s(10, 12, 14), rate: s(100, 110, 120), zero: s(0, 0, 0) }], machine: { busy: 0.5, steal: 0 } }]), 'a')
+    const b = parseDoc(doc([{ name: 'engine', kind: 'ran', code: 0, json: [{ p99: s(11, 13, 15), rate: s(40, 50, 60), zero: s(0, 1, 2) }], machine: { busy: 0.9, steal: 0.1 } }]), 'b')
+    const c = compare(a, b, 0.2)
+    const by = Object.fromEntries(c.rows.map((r) => [r.path, r]))
+    expect(by['0.p99']).toMatchObject({ verdict: 'within', overlap: true })
+    expect(by['0.rate']).toMatchObject({ verdict: 'outside', overlap: false })
+    expect(by['0.rate']?.ratio).toBeCloseTo(50 / 110)
+    expect(by['0.zero']?.verdict).toBe('not comparable')
+    const text = render(c, 0.2)
+    expect(text).toContain('1 of 2 comparable figures within 20 % (1 not comparable)')
+    expect(text).toContain('engine: busy 50 % / 90 %, steal 0 % / 10 %')
+  })
+
+  it('lists benches that did not run in both files instead of comparing them', () => {
+    const a = parseDoc(doc([{ name: 'quality', kind: 'ran', json: [] }, { name: 'decisions', kind: 'skipped', reason: 'KAFKA_BROKERS is not set' }]), 'a')
+    const b = parseDoc(doc([{ name: 'decisions', kind: 'ran', json: [] }, { name: 'signals', kind: 'ran', json: [] }]), 'b')
+    expect(compare(a, b, 0.2).unmatched).toEqual([
+      { bench: 'quality', why: 'only in the reference file' },
+      { bench: 'decisions', why: 'skipped in the reference file' },
+      { bench: 'signals', why: 'only in the new file' },
+    ])
+  })
+
+  it('bad input fails with the file named and what is wrong', () => {
+    expect(() => parseDoc('{', 'r.json')).toThrow(InputError)
+    expect(() => parseDoc('{', 'r.json')).toThrow(/^r\.json: not JSON/)
+    expect(() => parseDoc('{"x": 1}', 'r.json')).toThrow('r.json: no "benches" array')
+    expect(() => parseDoc('{"benches": [{"name": 3}]}', 'r.json')).toThrow('r.json: benches[0]: needs a string "name"')
+  })
+})
