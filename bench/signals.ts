@@ -257,6 +257,10 @@ function main(): void {
     process.stdout.write(`${r.metric.padEnd(w)}  ${value.padStart(32)}  ${target.padStart(12)}  ${verdict.padEnd(7)}  ${r.note}\n`)
   }
   process.stdout.write('(2-digit rows are informational: the default is 1 significant digit; see src/signals/config.ts)\n')
+  // the same figures as one JSON line, for bench-results.json and bench/compare.ts
+  const figures: Record<string, ReturnType<typeof spread> & { unit: string }> = {}
+  for (const { row: r, values } of all) figures[r.metric] = { ...spread(values), unit: r.unit }
+  process.stdout.write(`${JSON.stringify({ bench: 'signals', runs: nRuns, figures })}\n`)
 }
 
 main()
