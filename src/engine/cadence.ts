@@ -57,9 +57,10 @@ export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number
  * (evaluationEnd) otherwise. Spans come in batches (the SDKs' batch span processors export every
  * ~5 s), so the watermark trails the newest telemetry by `engine.lateness` for the batches of other
  * pods still in flight. A batch whose newest span ends at or after a bucket's end has brought its
- * pod's spans of that bucket, so the bucket can be judged on what is there: a slice short of its
- * share waits (rules.ts), and the evidence commits only what the watermark passed (sequential.ts
- * peek). Never for metric series (their data is complete one report interval after it, see
+ * pod's spans of that bucket, so the bucket can be judged on what is there: the slice rules apply
+ * as to complete data (rules.ts: a slice holding its share of the sample floor must be beyond the
+ * threshold, an empty one is a gap), and the evidence commits only what the watermark passed
+ * (sequential.ts peek). Never for metric series (their data is complete one report interval after it, see
  * `completeUntilMs`) nor for coarse buckets. Bounded by `now`: a skewed clock's future spans do not
  * move it.
  */
