@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { advance, errorEvidence, newWatchEvidence, peek, type Levels } from '../../src/engine/sequential.js'
 import { prng } from '../support/otlp-fixtures.js'
 import { FakeView } from './fake-view.js'
+import { alarmRate, binomial } from '../support/h0.js'
 
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
 const T0 = 1_000_000_000_000
@@ -20,12 +21,6 @@ const LEVEL = 0.03
 const LV: Levels = { errorLevel: LEVEL, latencyCutUs: NaN, latencyLevel: NaN, shift: [] }
 /** requests per half bucket (10 req/s) */
 const HALF = 50
-
-function binomial(n: number, p: number, r: () => number): number {
-  let k = 0
-  for (let i = 0; i < n; i++) if (r() < p) k++
-  return k
-}
 
 /** `buckets` ticks of early firing under H0; true when any look or commit reached `bound`. */
 function watch(seed: number, buckets: number, spanBuckets: number, leak: boolean, bound: number): boolean {
@@ -56,11 +51,7 @@ function watch(seed: number, buckets: number, spanBuckets: number, leak: boolean
 describe('early look at the newest bucket (sequential evidence under H0)', () => {
   // alpha = 0.05 (bound 20) so that 300 runs can show the rate; 10 min of 5 s buckets each
   const runs = 300
-  const rate = (spanBuckets: number, leak: boolean) => {
-    let alarms = 0
-    for (let seed = 1; seed <= runs; seed++) if (watch(seed, 120, spanBuckets, leak, 20)) alarms++
-    return alarms / runs
-  }
+  const rate = (spanBuckets: number, leak: boolean) => alarmRate(runs, (seed) => watch(seed, 120, spanBuckets, leak, 20))
 
   it('stakes queued at the end of the span they saw: below alpha, over the default span and over one bucket', () => {
     // measured: 1.7 % and 3.0 %

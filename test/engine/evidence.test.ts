@@ -2,12 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { eValue, feed, kellyStake, newEvidence, rateUpperBound } from '../../src/engine/evidence.js'
 import { prng as rng } from '../support/otlp-fixtures.js'
-
-function binomial(n: number, p: number, r: () => number): number {
-  let k = 0
-  for (let i = 0; i < n; i++) if (r() < p) k++
-  return k
-}
+import { binomial } from '../support/h0.js'
 
 /**
  * Runs one watch: `batches` batches of `size` requests with bad-probability p, judged against

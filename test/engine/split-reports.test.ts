@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { advance, errorEvidence, newWatchEvidence, type Levels } from '../../src/engine/sequential.js'
 import { prng } from '../support/otlp-fixtures.js'
 import { FakeView } from './fake-view.js'
+import { alarmRate, binomial } from '../support/h0.js'
 
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
 const T0 = 1_000_000_000_000
@@ -16,12 +17,6 @@ const BUCKET = 5000
 const REPORT = 60_000
 const LEVEL = 0.03
 const LV: Levels = { errorLevel: LEVEL, latencyCutUs: NaN, latencyLevel: NaN, shift: [] }
-
-function binomial(n: number, p: number, r: () => number): number {
-  let k = 0
-  for (let i = 0; i < n; i++) if (r() < p) k++
-  return k
-}
 
 /** `reports` 60 s reports of 20 req/s at exactly LEVEL errors, each spread evenly over its 12 buckets; evidence fed bucket by bucket. */
 function watch(seed: number, reports: number, lagMs: number, spanMs: number, bound: number): boolean {
@@ -47,11 +42,7 @@ function watch(seed: number, reports: number, lagMs: number, spanMs: number, bou
 describe('sequential evidence on metric reports split over batches', () => {
   // alpha = 0.05 (bound 20) so that 300 runs can show the rate; 20 min of 60 s reports each
   const runs = 300
-  const rate = (lagMs: number, spanMs: number) => {
-    let alarms = 0
-    for (let seed = 1; seed <= runs; seed++) if (watch(seed, 20, lagMs, spanMs, 20)) alarms++
-    return alarms / runs
-  }
+  const rate = (lagMs: number, spanMs: number) => alarmRate(runs, (seed) => watch(seed, 20, lagMs, spanMs, 20))
 
   it('stakes fixed one report interval before the batch, over a span of two reports (the shortest for metrics): below alpha', () => {
     // measured: 1.3 %; 4.7 % without the lag
