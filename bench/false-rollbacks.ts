@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -12,6 +12,11 @@
  * export schedule), with k8s memory/CPU/readiness gauges every 10, 15 or 60 s. The OTLP/JSON is
  * written directly (not through the SDK, for speed) in the shape the SDK and the Collector's file
  * exporter write: the same resource attributes, SERVER spans, int64 as strings.
+ *
+ * `--span-export per-pod`: each pod exports its spans every 5 s on its own millisecond phase (as
+ * BatchSpanProcessors do), one resource per line, so most buckets arrive split over several lines
+ * and early firing (engine.earlyFiring) judges buckets before all pods' batches are in; `aligned`
+ * (the default, the figure of record before this flag) exports every pod's spans at each 5 s edge.
  *
  * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
  * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
@@ -58,6 +63,8 @@ export interface Params {
   stepS: number
   /** the new version's latency factor (1: benign; see --slower) */
   slower?: number
+  /** span export schedule (see --span-export; default aligned) */
+  spanExport?: 'aligned' | 'per-pod'
 }
 
 export function paramsOf(seed: number, run: number): Params {
@@ -92,6 +99,8 @@ interface SimPod {
   startS: number
   stopS: number
   phase: number
+  /** per-pod span exports: ms of scenario time of the pod's first batch timer */
+  spanPhaseMs: number
   memBase: number
   /** per attribute set "method route status" -> cumulative [count, sum, buckets...] */
   hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; min: number; max: number; buckets: number[] }>
@@ -133,6 +142,7 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
     startS,
     stopS: Number.POSITIVE_INFINITY,
     phase: startS < 0 ? r.int(p.intervalS) : startS % p.intervalS,
+    spanPhaseMs: 0,
     memBase: 200 + 100 * r.next(),
     hist: new Map(),
     lastRequests: 0,
@@ -144,6 +154,12 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
     pods.push(mkPod('v2', at))
     pods[i]!.stopS = at + 5
   }
+  // a hash, not the traffic's generator: the aligned recordings keep their bytes
+  for (const pod of pods) {
+    const jitter = hash32(`span-phase:${pod.name}`) % (SPAN_BATCH_S * 1000)
+    pod.spanPhaseMs = pod.startS < 0 ? jitter : pod.startS * 1000 + (jitter % 1000)
+  }
+  const perPod = p.telemetry === 'spans' && p.spanExport === 'per-pod'
   let totalWeight = 0
   for (const rt of p.routes) totalWeight += rt.weight
   const pending: { pod: SimPod; end: number; json: string }[] = []
@@ -200,7 +216,33 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
       }
     }
     const now = s + 1
-    if (p.telemetry === 'spans' && (now % SPAN_BATCH_S === 0 || now === durationS)) {
+    if (perPod) {
+      // each pod's batch timer: due in (s, now], or each second once it stopped (its shutdown drains
+      // the in-flight requests), or at the end of the recording
+      const due: { at: number; pod: SimPod }[] = []
+      for (const pod of pods) {
+        if (pod.startS > s) continue
+        if (pod.stopS <= now || now === durationS) {
+          due.push({ at: now * 1000, pod })
+          continue
+        }
+        const every = SPAN_BATCH_S * 1000
+        const at = pod.spanPhaseMs + (Math.floor((s * 1000 - pod.spanPhaseMs) / every) + 1) * every
+        if (at <= now * 1000) due.push({ at, pod })
+      }
+      due.sort((a, b) => a.at - b.at)
+      for (const d of due) {
+        const cutoff = START_MS + d.at
+        const spans: string[] = []
+        let w = 0
+        for (const x of pending) {
+          if (x.pod === d.pod && x.end <= cutoff) spans.push(x.json)
+          else pending[w++] = x
+        }
+        pending.length = w
+        if (spans.length > 0) yield `{"resourceSpans":[{"resource":${resource(svc, d.pod)},"scopeSpans":[{"scope":{"name":"bench-sdk","version":"1.0.0"},"spans":[${spans.join(',')}]}]}]}`
+      }
+    } else if (p.telemetry === 'spans' && (now % SPAN_BATCH_S === 0 || now === durationS)) {
       const cutoff = t(now)
       const by = new Map<SimPod, string[]>()
       const keep: typeof pending = []
@@ -271,8 +313,8 @@ interface RunResult {
   judged: boolean
 }
 
-async function runOne(seed: number, run: number, cfg: PullbackConfig, slower: number): Promise<RunResult> {
-  const p = { ...paramsOf(seed, run), slower }
+async function runOne(seed: number, run: number, cfg: PullbackConfig, slower: number, spanExport: 'aligned' | 'per-pod'): Promise<RunResult> {
+  const p = { ...paramsOf(seed, run), slower, spanExport }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
@@ -307,10 +349,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
 }
 
-async function child(seed: number, runs: number[], configPath: string | undefined, slower: number): Promise<void> {
+async function child(seed: number, runs: number[], configPath: string | undefined, slower: number, spanExport: 'aligned' | 'per-pod'): Promise<void> {
   const cfg = loadConfig(configPath)
   for (const run of runs) {
-    const r = await runOne(seed, run, cfg, slower)
+    const r = await runOne(seed, run, cfg, slower, spanExport)
     process.stdout.write(`${JSON.stringify(r)}\n`)
   }
 }
@@ -324,14 +366,17 @@ async function main(): Promise<number> {
       config: { type: 'string' },
       json: { type: 'boolean' },
       slower: { type: 'string' },
+      'span-export': { type: 'string' },
       child: { type: 'string' },
     },
   })
   const seed = Number(values.seed ?? 1)
   const slower = Number(values.slower ?? 1)
   if (!(slower >= 1) || !Number.isFinite(slower)) throw new Error(`--slower expects a factor >= 1, got ${values.slower}`)
+  const spanExport = values['span-export'] ?? 'aligned'
+  if (spanExport !== 'aligned' && spanExport !== 'per-pod') throw new Error(`--span-export expects aligned or per-pod, got ${spanExport}`)
   if (values.child !== undefined) {
-    await child(seed, values.child.split(',').map(Number), values.config, slower)
+    await child(seed, values.child.split(',').map(Number), values.config, slower, spanExport)
     return 0
   }
   const runs = Number(values.runs ?? 1000)
@@ -344,7 +389,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -379,11 +424,11 @@ async function main(): Promise<number> {
     strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length)])
   }
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ seed, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, spanExport, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
   } else {
     const out = [
       slower === 1
-        ? `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
+        ? `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, span exports ${spanExport}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
         : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone beyond its critical level, or beside the error rate, here noise, as a witness (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
       '',
       table([

@@ -4,13 +4,18 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--span-export aligned|per-pod] [--json]
  *
  * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
  * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
  * (a batch exported at 265 s ends at 264.99 s). `export` ticks the same pipeline every second of
  * scenario time and hands each line over at the second it was exported, as the sidecar (1 s
  * `runtime.tickInterval`, wall clock) would see it with no network delay: what a user would see.
+ *
+ * Span exports: `aligned` (the default, the figure of record) is the library's own phase: one line
+ * per 5 s for the whole fleet, each holding the spans ended by a bucket edge, so a bucket is judged
+ * with the batch after the one that completed it. `per-pod` exports each pod's spans on its own
+ * seeded millisecond phase, as BatchSpanProcessors do in a real fleet (FleetSpec.spanSchedule).
  *
  * Decision delay is printed three ways where they apply: from the fault start (the scenario's
  * label), from the new version's first faulty request (simulated), and from the new version's
@@ -204,7 +209,7 @@ function replayAtExportTimes(lines: readonly string[], atS: readonly number[], c
   return verdicts
 }
 
-async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock: 'telemetry' | 'export' = 'telemetry'): Promise<Row> {
+async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock: 'telemetry' | 'export' = 'telemetry', spanSchedule: 'aligned' | 'per-pod' = 'aligned'): Promise<Row> {
   const lines: string[] = []
   const exportS: number[] = []
   const { newVersion, own } = faultOfNewVersion(s, seed)
@@ -214,6 +219,7 @@ async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock
   const onsetS = s.faultOnsetS ?? Number.POSITIVE_INFINITY
   await recordScenario(s, {
     seed,
+    spanSchedule,
     onLine: (l) => lines.push(l),
     onRequest: (r) => {
       if (own && r.startS >= onsetS && r.startS < firstFaultyS && r.pod.service.name === s.service && r.pod.version === newVersion) firstFaultyS = r.startS
@@ -335,8 +341,11 @@ async function main(): Promise<number> {
       tuned: { type: 'boolean' },
       untuned: { type: 'boolean' },
       clock: { type: 'string' },
+      'span-export': { type: 'string' },
     },
   })
+  const spanSchedule = values['span-export'] ?? 'aligned'
+  if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new Error('--span-export expects aligned or per-pod')
   const clock = values.clock ?? 'telemetry'
   if (clock !== 'telemetry' && clock !== 'export') throw new Error('--clock expects telemetry or export')
   // --seeds N runs seeds 1..N and prints per-scenario hit counts; --seed N runs one seed with the full table
@@ -355,7 +364,7 @@ async function main(): Promise<number> {
   for (const seed of seeds) {
     for (const s of scenarios) {
       const t = performance.now()
-      const row = await runScenario(s, cfg, seed, clock)
+      const row = await runScenario(s, cfg, seed, clock, spanSchedule)
       rows.push(row)
       process.stderr.write(`quality: [${rows.length}/${total}] ${s.name} seed ${seed}: ${row.actual} in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
     }
@@ -446,10 +455,10 @@ async function main(): Promise<number> {
       baseline: r.baseline,
       baselineDetectS: r.baselineDetectS,
     }))
-    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
+    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, spanExport: spanSchedule, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
   } else {
     const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
-    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? 'clock: export times (as the sidecar), ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? 'clock: export times (as the sidecar), ' : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
     process.stdout.write(`${table(out)}\n\n${summaries.join('\n\n')}\n`)
   }
   const allOk = rows.every((r) => r.ok) && targetsMet

@@ -883,8 +883,13 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
       if (r.signal === 'error_rate' || r.signal === 'latency') {
         // one witness: critical only when held (rules.ts heldAlone); an error ratio at the absolute
         // `critical` level suffices at once. A corroborating witness is never critical.
+        // The hold is judged on committed data only: an early look reads the newest bucket before
+        // every pod's batch is in, and a pod whose batch has not come has sent only the bucket's
+        // first part, so a burst that ended inside that bucket would look up to one bucket longer
+        // than it was; how long it held is a single signal's only guard against a burst (two
+        // signals each carry their own evidence and may decide on the look).
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
-        r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, end, earliest, span.minLengthMs + Math.max(interval, g))))
+        r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, span.minLengthMs + Math.max(interval, g))))
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }

@@ -127,6 +127,14 @@ export interface FleetSpec {
    */
   metricSchedule?: 'aligned' | 'per-pod'
   /**
+   * when span exports happen (default 'aligned'):
+   * - 'aligned': every pod's spans ended by each multiple of `spanExportS`, one export line for the
+   *   fleet (a bucket edge never splits a batch: the library's own phase);
+   * - 'per-pod': as BatchSpanProcessors do it, each pod every `spanExportS` on its own seeded
+   *   millisecond phase, one line per pod, plus its shutdown export when it stops.
+   */
+  spanSchedule?: 'aligned' | 'per-pod'
+  /**
    * resource attributes that tell replicas apart (default true). false: no `k8s.pod.name`, no
    * `service.instance.id`, so every pod of a service-version exports under identical resource
    * attributes (an SDK without the k8s resource detector, metrics with cumulative temporality).

@@ -8,7 +8,7 @@ import { hash32 } from './random.js'
 import { Simulation } from './telemetry.js'
 import type { SimRequest } from './world.js'
 
-/** One export line as written: its kind, scenario second and the `service/version` keys it carries. */
+/** One export line as written: its kind, scenario second (fractional for per-pod span exports) and the `service/version` keys it carries. */
 export interface ExportInfo {
   kind: 'spans' | 'metrics'
   atS: number
@@ -26,6 +26,8 @@ export interface RecordOptions {
   onRequest?: (r: SimRequest) => void
   /** every line written, described (first export of a version, for the quality bench) */
   onExport?: (e: ExportInfo) => void
+  /** overrides the scenario's span export schedule (FleetSpec.spanSchedule) */
+  spanSchedule?: 'aligned' | 'per-pod'
 }
 
 export interface RecordSummary {
@@ -40,7 +42,9 @@ export const DEFAULT_SEED = 1
 
 export async function recordScenario(scenario: Scenario, opts: RecordOptions): Promise<RecordSummary> {
   const seed = opts.seed ?? DEFAULT_SEED
-  const spec = scenario.build(seed)
+  const built = scenario.build(seed)
+  const spec = opts.spanSchedule === undefined ? built : { ...built, spanSchedule: opts.spanSchedule }
+  const perPod = (spec.spanSchedule ?? 'aligned') === 'per-pod'
   const startMs = opts.startMs ?? DEFAULT_START_MS
   const sim = new Simulation(spec, { seed: hash32(`${scenario.name}:${seed}`), startMs, speed: 1 })
   const summary: RecordSummary = { lines: 0, spans: 0, metricBatches: 0, startMs, endMs: startMs + spec.durationS * 1000 }
@@ -58,23 +62,26 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
     summary.lines++
     summary.metricBatches++
   }
+  const emitSpans = (spans: ReturnType<Simulation['takeSpans']>, atS: number) => {
+    if (spans.length === 0) return
+    if (opts.onExport !== undefined) {
+      const keys = new Set<string>()
+      for (const sp of spans) keys.add(`${String(sp.resource.attributes['service.name'])}/${String(sp.resource.attributes['service.version'])}`)
+      opts.onExport({ kind: 'spans', atS, serviceVersions: keys })
+    }
+    opts.onLine(traceLine(spans))
+    summary.lines++
+    summary.spans += spans.length
+  }
   try {
     await emitMetrics(0)
     for (let s = 0; s < spec.durationS; s++) {
       sim.step(s, opts.onRequest)
       const now = s + 1
-      if (now % spec.spanExportS === 0 || now === spec.durationS) {
-        const spans = sim.takeSpans(now)
-        if (spans.length > 0) {
-          if (opts.onExport !== undefined) {
-            const keys = new Set<string>()
-            for (const sp of spans) keys.add(`${String(sp.resource.attributes['service.name'])}/${String(sp.resource.attributes['service.version'])}`)
-            opts.onExport({ kind: 'spans', atS: now, serviceVersions: keys })
-          }
-          opts.onLine(traceLine(spans))
-          summary.lines++
-          summary.spans += spans.length
-        }
+      if (perPod) {
+        for (const e of sim.takePodSpans(s, now === spec.durationS)) emitSpans(e.spans, e.atS)
+      } else if (now % spec.spanExportS === 0 || now === spec.durationS) {
+        emitSpans(sim.takeSpans(now), now)
       }
       await emitMetrics(now)
       if (opts.onProgress !== undefined && now % 60 === 0) opts.onProgress(now / spec.durationS)

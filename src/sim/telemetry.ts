@@ -15,6 +15,9 @@ import { World, type Pod, type PodReading, type SimRequest } from './world.js'
 export const SIM_SCOPE = 'pullback-sim'
 export const SIM_SCOPE_VERSION = '0.1.0'
 
+/** seconds after its stop a pod's in-flight requests may still end (and its shutdown export them) */
+const STRAGGLER_S = 60
+
 /** ms since the epoch to OTel HrTime, exact to the microsecond */
 export function msToHr(ms: number): HrTime {
   const sec = Math.floor(ms / 1000)
@@ -36,12 +39,42 @@ class SeededIds implements IdGenerator {
   }
 }
 
-/** Holds ended spans until their export time (a BatchSpanProcessor on a virtual clock). */
-class PendingSpans implements SpanProcessor {
+/**
+ * Ended spans of every pod until their export time (the BatchSpanProcessors on a virtual clock),
+ * in the order they ended, each with the pod that ended it.
+ */
+class PendingSpans {
   spans: ReadableSpan[] = []
+  pods: Pod[] = []
+  /** moves out the spans that `take` accepts, in their order; the rest stay */
+  drain(take: (span: ReadableSpan, pod: Pod) => boolean): ReadableSpan[] {
+    const ready: ReadableSpan[] = []
+    let w = 0
+    for (let i = 0; i < this.spans.length; i++) {
+      const span = this.spans[i] as ReadableSpan
+      const pod = this.pods[i] as Pod
+      if (take(span, pod)) ready.push(span)
+      else {
+        this.spans[w] = span
+        this.pods[w++] = pod
+      }
+    }
+    this.spans.length = w
+    this.pods.length = w
+    return ready
+  }
+}
+
+/** One pod's span processor: hands its ended spans to the shared queue, tagged with the pod. */
+class PodSpanProcessor implements SpanProcessor {
+  constructor(
+    private readonly pending: PendingSpans,
+    private readonly pod: Pod,
+  ) {}
   onStart(): void {}
   onEnd(span: ReadableSpan): void {
-    this.spans.push(span)
+    this.pending.spans.push(span)
+    this.pending.pods.push(this.pod)
   }
   forceFlush(): Promise<void> {
     return Promise.resolve()
@@ -114,7 +147,7 @@ export class Simulation {
       'container.image.name': `registry.example.com/${svc.namespace}/${svc.name}`,
       'container.image.tag': pod.version,
     })
-    const tracerProvider = new BasicTracerProvider({ resource, idGenerator: this.ids, spanProcessors: [this.pending] })
+    const tracerProvider = new BasicTracerProvider({ resource, idGenerator: this.ids, spanProcessors: [new PodSpanProcessor(this.pending, pod)] })
     const reader = new ManualReader()
     const meterProvider = new MeterProvider({ resource, readers: [reader] })
     const created: PodSdk = {
@@ -189,16 +222,45 @@ export class Simulation {
    */
   takeSpans(s: number): ReadableSpan[] {
     const cutoff = this.timeMs(s)
-    const ready: ReadableSpan[] = []
-    const keep: ReadableSpan[] = []
-    for (const span of this.pending.spans) {
-      if (hrToMs(span.endTime) <= cutoff) {
-        if (!this.inOutage(String(span.resource.attributes['service.name']), s)) ready.push(span)
-      } else keep.push(span)
-    }
-    this.pending.spans = keep
+    const ready = this.pending.drain((span) => hrToMs(span.endTime) <= cutoff).filter((span) => !this.inOutage(String(span.resource.attributes['service.name']), s))
     ready.sort((a, b) => hrToMs(a.endTime) - hrToMs(b.endTime))
     return ready
+  }
+
+  /**
+   * 'per-pod' span exports (FleetSpec.spanSchedule) due in scenario time (s, s+1]: each pod's
+   * BatchSpanProcessor exports every `spanExportS` on its own phase (the SDK's timer starts with
+   * the pod, at millisecond resolution); a stopping pod exports at its stop and then, each second,
+   * what its in-flight requests still end (its shutdown drains them). One export per pod, in time
+   * order, `atS` fractional, each holding the pod's spans ended by then; a pod in a telemetry outage
+   * loses the export. Call after `step(s)`: every span ending by s+1 has ended by then. `last`: the
+   * recording ends at s+1 and every pod exports what it holds then (its SDK's shutdown).
+   */
+  takePodSpans(s: number, last = false): { atS: number; pod: Pod; spans: ReadableSpan[] }[] {
+    const every = this.spec.spanExportS * 1000
+    const due: { atMs: number; pod: Pod }[] = []
+    for (const pod of this.world.pods) {
+      if (pod.startS > s || pod.stopS + STRAGGLER_S <= s) continue
+      if (pod.stopS <= s + 1 || last) {
+        due.push({ atMs: (s + 1) * 1000, pod })
+        continue
+      }
+      const jitter = hash32(`span-phase:${pod.name}`) % every
+      const phase = pod.startS < 0 ? jitter : pod.startS * 1000 + (jitter % 1000)
+      // the first time after s on the pod's schedule, phase + k * every
+      const at = phase + (Math.floor((s * 1000 - phase) / every) + 1) * every
+      if (at <= (s + 1) * 1000) due.push({ atMs: at, pod })
+    }
+    due.sort((a, b) => a.atMs - b.atMs)
+    const out: { atS: number; pod: Pod; spans: ReadableSpan[] }[] = []
+    for (const d of due) {
+      const cutoff = this.timeMs(d.atMs / 1000)
+      const spans = this.pending.drain((span, pod) => pod === d.pod && hrToMs(span.endTime) <= cutoff)
+      if (spans.length === 0 || this.inOutage(d.pod.service.name, s)) continue
+      spans.sort((a, b) => hrToMs(a.endTime) - hrToMs(b.endTime))
+      out.push({ atS: d.atMs / 1000, pod: d.pod, spans })
+    }
+    return out
   }
 
   /**

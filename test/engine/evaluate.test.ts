@@ -34,13 +34,22 @@ interface Run {
 function drive(
   cfg: EngineConfig,
   view: FakeView,
-  o: { until?: number; events?: Record<number, DeploymentEvent[]>; probes?: ProbeObservation[]; telemetry?: boolean; onVerdict?: (v: Verdict, at: number) => DeploymentEvent[] } = {},
+  o: {
+    until?: number
+    events?: Record<number, DeploymentEvent[]>
+    probes?: ProbeObservation[]
+    telemetry?: boolean
+    onVerdict?: (v: Verdict, at: number) => DeploymentEvent[]
+    /** before the tick whose watermark is t (data arriving between ticks) */
+    beforeTick?: (t: number) => void
+  } = {},
 ): Run {
   let state = initialState()
   const verdicts: Verdict[] = []
   const outs: EngineOutput[] = []
   let queued: DeploymentEvent[] = []
   for (let t = D; t <= (o.until ?? D + 600 * S); t += 5 * S) {
+    o.beforeTick?.(t)
     const input: EngineInput = {
       now: t + 5 * S,
       watermark: t,
@@ -149,9 +158,30 @@ describe('compound rule, critical, modes', () => {
     expect(v.signals.find((x) => x.signal === 'error_rate')).toMatchObject({ state: 'breach', critical: true })
     expect(v.signals.find((x) => x.signal === 'latency')?.state).toBe('healthy')
     // the first span [D, D+10s) confirms the breach; it suffices alone once every report of
-    // [D, D+15s) is beyond (the span and one more 5 s report), judged once the data reaches D+15s
-    // (early firing: the watermark reaches it 5 s later)
-    expect(v.decidedAt - D).toBe(15 * S)
+    // [D, D+15s) is beyond (the span and one more 5 s report), judged once the watermark reaches
+    // D+15s (the hold is judged on committed data, not on an early look, see the next test)
+    expect(v.decidedAt - D).toBe(20 * S)
+  })
+
+  it('an early look does not stretch a single signal\'s hold: a burst that ended inside the newest bucket is judged on the complete bucket', () => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    // 20 % errors over [D, D+10s) and the first half second of [D+10s, D+15s), clean after
+    v.traffic(V2, D, D + 10 * S, { rps: 20, errorRate: 0.2, latencyMs: 100 })
+    v.traffic(V2, D + 15 * S, D + 600 * S, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    const r = drive(cfgOf(), v, {
+      beforeTick: (t) => {
+        // the look at [D+10s, D+15s) (watermark D+10s) has only the batches of the pods that
+        // exported early in it: the burst's tail, a third of the bucket's requests; the rest
+        // arrives before the watermark passes it
+        if (t === D + 10 * S) v.traffic(V2, D + 10 * S, D + 15 * S, { rps: 6, errorRate: 0.2, latencyMs: 100 })
+        if (t === D + 15 * S) v.traffic(V2, D + 10 * S, D + 15 * S, { rps: 20, errorRate: 0.02, latencyMs: 100 })
+      },
+    })
+    // the look saw [D, D+15s) beyond in every report (what the hold asks) and the error rate a breach
+    const look = r.outs[2]?.statuses[0]?.signals.find((x) => x.signal === 'error_rate')
+    expect(look).toMatchObject({ state: 'breach' })
+    expect(kinds(r)).toEqual([])
   })
 
   it('a flapping single signal (20 % errors for 10 s of every 30 s) does not roll back alone', () => {

@@ -32,6 +32,7 @@ describe('pullback sim', () => {
     await expect(command.run(['record'], capture(), signal)).rejects.toThrow(/missing SCENARIO/)
     await expect(command.run(['record', 'error-spike', '--seed', 'x'], capture(), signal)).rejects.toThrow(/--seed/)
     await expect(command.run(['frobnicate'], capture(), signal)).rejects.toThrow(UsageError)
+    await expect(command.run(['record', 'error-spike', '--span-export', 'random'], capture(), signal)).rejects.toThrow(/--span-export expects aligned or per-pod/)
   })
 
   it('records to --out and to stdout identically, with a summary on stderr', async () => {
@@ -44,6 +45,16 @@ describe('pullback sim', () => {
     expect(await command.run(['record', 'telemetry-outage', '--seed', '7'], b, signal)).toBe(0)
     expect(readFileSync(file, 'utf8')).toBe(b.stdout)
     expect(b.stdout.split('\n').filter((l) => l !== '').length).toBeGreaterThan(150)
+  })
+
+  it('--span-export per-pod writes one span line per pod export, more lines than the fleet-wide batches', async () => {
+    const aligned = capture()
+    const perPod = capture()
+    expect(await command.run(['record', 'telemetry-outage'], aligned, signal)).toBe(0)
+    expect(await command.run(['record', 'telemetry-outage', '--span-export', 'per-pod'], perPod, signal)).toBe(0)
+    const spanLines = (out: string) => out.split('\n').filter((l) => l.startsWith('{"resourceSpans"'))
+    for (const line of spanLines(perPod.stdout)) expect((JSON.parse(line) as { resourceSpans: unknown[] }).resourceSpans).toHaveLength(1)
+    expect(spanLines(perPod.stdout).length).toBeGreaterThan(3 * spanLines(aligned.stdout).length)
   })
 
   it('fails with exit 1 when --out cannot be written', async () => {

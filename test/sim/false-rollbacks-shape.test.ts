@@ -55,4 +55,17 @@ describe('false-rollback bench telemetry', () => {
     expect(res.spans).toBe(spans)
     expect(spans).toBeGreaterThan(3000)
   })
+
+  it('per-pod span exports: the same spans, one pod per line, in time order, off the bucket edges', () => {
+    const spanIds = (ls: string[]) => ls.flatMap((l) => [...l.matchAll(/"spanId":"([0-9a-f]{16})"/g)].map((m) => m[1]!))
+    const aligned = [...benignDeployment(params('spans'), 1)].filter((l) => l.startsWith('{"resourceSpans"'))
+    const perPod = [...benignDeployment({ ...params('spans'), spanExport: 'per-pod' }, 1)].filter((l) => l.startsWith('{"resourceSpans"'))
+    expect([...spanIds(perPod)].sort()).toEqual([...spanIds(aligned)].sort())
+    for (const l of perPod) expect((JSON.parse(l) as { resourceSpans: unknown[] }).resourceSpans).toHaveLength(1)
+    expect(perPod.length).toBeGreaterThan(2 * aligned.length)
+    // lines in time order of their newest span end, and the phases are not bucket edges
+    const newest = perPod.map((l) => Math.max(...[...l.matchAll(/"endTimeUnixNano":"(\d+)"/g)].map((m) => Number(BigInt(m[1]!) / 1_000_000n))))
+    expect(newest.filter((x, i) => i > 0 && x < newest[i - 1]! - 5000)).toEqual([])
+    expect(newest.some((x) => x % 5000 < 4000)).toBe(true)
+  })
 })

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { DEFAULT_START_MS, findScenario, recordToLines, SCENARIOS, type Scenario } from '../../src/sim/index.js'
+import { DEFAULT_START_MS, findScenario, recordScenario, recordToLines, SCENARIOS, type Scenario } from '../../src/sim/index.js'
 
 const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url))
 
@@ -375,5 +375,41 @@ describe('scenario library: real-telemetry variants (issue 10)', () => {
     const spansBefore = spans.filter((x) => sec(x) < Math.min(...[...last.values()].map((v) => v.atS))).length
     expect(counted).toBeGreaterThan(spansBefore)
     expect(counted).toBeLessThanOrEqual(spans.length + 10)
+  })
+
+  it('per-pod span exports: one line per pod on its own millisecond phase, every span exactly once', async () => {
+    const sc = short('error-spike', 200)
+    const atS: number[] = []
+    const lines: string[] = []
+    await recordScenario(sc, { spanSchedule: 'per-pod', onLine: (l) => lines.push(l), onExport: (e) => (e.kind === 'spans' ? atS.push(e.atS) : undefined) })
+    const spanLines = lines.filter((l) => l.startsWith('{"resourceSpans"'))
+    expect(spanLines.length).toBe(atS.length)
+    // the same requests as the aligned recording, none lost, none twice
+    const aligned = spansOf(await recordToLines(sc)).map((x) => x.spanId)
+    const perPod = spansOf(spanLines).map((x) => x.spanId)
+    expect(new Set(perPod).size).toBe(perPod.length)
+    expect([...perPod].sort()).toEqual([...aligned].sort())
+    const byPod = new Map<string, number[]>()
+    spanLines.forEach((line, i) => {
+      const spans = spansOf([line])
+      const pods = new Set(spans.map((x) => x.pod))
+      expect(pods.size).toBe(1)
+      // a line holds only spans ended by its export time
+      const at = BigInt(DEFAULT_START_MS) * 1_000_000n + BigInt(Math.round(atS[i]! * 1000)) * 1_000_000n
+      for (const x of spans) expect(x.endNs <= at).toBe(true)
+      const pod = [...pods][0]!
+      byPod.set(pod, [...(byPod.get(pod) ?? []), atS[i]!])
+    })
+    // a pod serving throughout exports every 5 s on its phase; phases differ and are not whole seconds
+    const steady = [...byPod.entries()].filter(([, times]) => times[0]! <= 5 && times.at(-1)! >= 195)
+    expect(steady.length).toBeGreaterThan(3)
+    for (const [, times] of steady) {
+      const gaps = times.slice(1).map((t, i) => +(t - times[i]!).toFixed(3))
+      expect(gaps.filter((g) => g === 5).length).toBeGreaterThanOrEqual(gaps.length - 1)
+    }
+    const phases = new Set(steady.map(([, times]) => Math.round((times[0]! % 5) * 1000)))
+    expect(phases.size).toBeGreaterThan(steady.length / 2)
+    expect([...phases].some((p) => p % 1000 !== 0)).toBe(true)
+    expect(atS).toEqual([...atS].sort((a, b) => a - b))
   })
 })

@@ -4,7 +4,7 @@ import { DEFAULT_SEED, findScenario, recordScenario, runLive, SCENARIOS } from '
 import { errorMessage } from '../../common/errors.js'
 
 const USAGE = `usage: pullback sim list
-       pullback sim record SCENARIO [--seed N] [--out FILE]
+       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod]
        pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N] [--from S] [--until S]
 
 list     the scenario library: name, expected verdict, fault class and onset, description
@@ -17,6 +17,8 @@ live     play SCENARIO in real time to an OTLP endpoint with the SDK's exporters
 flags:
   --seed N        PRNG seed (default ${DEFAULT_SEED})
   --out FILE      write to FILE instead of stdout (record)
+  --span-export S aligned: one span line per 5 s for the fleet, on bucket edges (default);
+                  per-pod: each pod's batches on its own millisecond phase, as real SDKs export (record)
   --endpoint URL  OTLP endpoint (live; default http://127.0.0.1:4317 for grpc, :4318 for http)
   --protocol P    grpc | http (live; default grpc)
   --speed X       scenario seconds per wall second (live; default 1)
@@ -67,6 +69,7 @@ export const command: Command = {
         speed: { type: 'string' },
         from: { type: 'string' },
         until: { type: 'string' },
+        'span-export': { type: 'string' },
       },
       true,
     )
@@ -79,6 +82,8 @@ export const command: Command = {
     if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed expects a non-negative integer, got ${values.seed}`)
     if (sub === 'record') {
       const scenario = scenarioArg(positionals)
+      const spanSchedule = values['span-export'] ?? 'aligned'
+      if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new UsageError(`--span-export expects aligned or per-pod, got ${spanSchedule}`)
       let fd: number | undefined
       if (values.out !== undefined) {
         try {
@@ -94,6 +99,7 @@ export const command: Command = {
       try {
         const sum = await recordScenario(scenario, {
           seed,
+          spanSchedule,
           onLine: write,
           onProgress: (f) => {
             if (Date.now() - lastNote < 1000) return
