@@ -871,6 +871,20 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   const [er, lat] = list as [RuleResult, RuleResult]
   if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(ev), corroborationBound(c)))
   else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
+  // an early look whose newest slice is short of its share (a partial bucket) is not a breach, but
+  // the committed data may already hold one: a single signal decides on committed data (its hold,
+  // see below), so it is read there too, and never decides later than at the watermark alone. Only
+  // for a reading beyond its threshold: a healthy series costs nothing more.
+  if (early && numbers !== undefined) {
+    for (const i of [0, 1] as const) {
+      const r = list[i] as RuleResult
+      if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
+      const cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval)
+      if (cs === undefined) continue
+      const rc = i === 0 ? errorRateRule(c, cs.win, numbers, errorEvidence(w.evidence)) : latencyRule(c, view, key, cs.win, numbers, latencyEvidence(w.evidence))
+      if (rc.state === 'breach' && leads(c, rc) && heldAlone(c, view, key, rc, numbers, commitEnd, earliest, cs.minLengthMs + Math.max(interval, g))) list[i] = rc
+    }
+  }
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report (an error ratio at the absolute `critical` at once): a single-cause fault is

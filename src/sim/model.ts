@@ -132,6 +132,7 @@ export interface FleetSpec {
    *   fleet (a bucket edge never splits a batch: the library's own phase);
    * - 'per-pod': as BatchSpanProcessors do it, each pod every `spanExportS` on its own seeded
    *   millisecond phase, one line per pod, plus its shutdown export when it stops.
+   * Recordings only (`sim record`, the benches); `sim live` sends the aligned batches.
    */
   spanSchedule?: 'aligned' | 'per-pod'
   /**

@@ -184,6 +184,21 @@ describe('compound rule, critical, modes', () => {
     expect(kinds(r)).toEqual([])
   })
 
+  it('a look that cannot judge its newest bucket still lets a single signal held in the committed data decide, as at the watermark alone', () => {
+    const v = world({ errorRate: 0.2 })
+    const r = drive(cfgOf(), v, {
+      beforeTick: (t) => {
+        // at every look the newest bucket has no request yet (a gap in the look's span: insufficient);
+        // it is complete by the next tick
+        if (t > D) v.traffic(V2, t - 5 * S, t, { rps: 20, errorRate: 0.2, latencyMs: 100 })
+        v.traffic(V2, t, t + 5 * S, { rps: 0 })
+      },
+    })
+    expect(kinds(r)).toEqual(['rollback'])
+    expect((r.verdicts[0] as Verdict).decidedAt - D).toBe(20 * S)
+    expect(kinds(drive(cfgOf({ earlyFiring: false }), world({ errorRate: 0.2 })))).toEqual(['rollback'])
+  })
+
   it('a flapping single signal (20 % errors for 10 s of every 30 s) does not roll back alone', () => {
     const v = new FakeView()
     v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
