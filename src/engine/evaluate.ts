@@ -133,6 +133,8 @@ interface Watch {
   /** signals whose breach the old version already showed before the deployment, with the onset */
   preExisting: Partial<Record<SignalName, number>>
   lastEvalEnd: number
+  /** the end up to which the last evaluation committed (below lastEvalEnd after an early look) */
+  lastCommitEnd: number
   status: DeploymentStatus
   decided: 'none' | 'dry' | 'final'
   onsets: Partial<Record<SignalName, number>>
@@ -411,15 +413,19 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
       end = waitedOut ? alignDown(effEnd, g) : Math.min(dataEnd, alignDown(effEnd, g))
       over = end >= alignDown(effEnd, g) || waitedOut
     }
-    // a recovery verification is always judged once more at its end, even without a new bucket
-    if (w.decided !== 'final' && (end > w.lastEvalEnd || (over && w.kind === 'rollback'))) {
+    // a recovery verification is always judged once more at its end, even without a new bucket;
+    // after an early look a deployment is judged again when the watermark commits more, even if
+    // its newest data has not moved (what the look could not confirm, the commit may)
+    const commitEnd = w.kind === 'deploy' ? Math.min(end, dataEnd) : end
+    if (w.decided !== 'final' && (end > w.lastEvalEnd || commitEnd > w.lastCommitEnd || (over && w.kind === 'rollback'))) {
       // incremental: an evaluation that cannot decide reports no status, except when it crosses
       // the watch's status grid (a status at least every STATUS_EVERY_MS of telemetry time)
       const ph = input.evaluation === 'incremental' ? idPhase(w.id, 8, STATUS_EVERY_MS) : 0
       const quietOk = input.evaluation === 'incremental' && Math.floor((end + ph) / STATUS_EVERY_MS) === Math.floor((w.lastEvalEnd + ph) / STATUS_EVERY_MS)
       w.lastEvalEnd = end
+      w.lastCommitEnd = commitEnd
       work += PASS_WORK.evaluation
-      if (w.kind === 'deploy') evalDeploy(w, input, end, Math.min(end, dataEnd), g, interval, out, state, quietOk)
+      if (w.kind === 'deploy') evalDeploy(w, input, end, commitEnd, g, interval, out, state, quietOk)
       else evalRecovery(w, input, end, g, interval, out, over)
     }
     if (over && w.kind === 'deploy' && w.decided !== 'final' && w.suspect) {
@@ -496,6 +502,7 @@ function newWatch(cfg: EngineConfig, f: {
     baseline: undefined,
     preExisting: {},
     lastEvalEnd: -Infinity,
+    lastCommitEnd: -Infinity,
     status: 'insufficient',
     decided: 'none',
     onsets: { error_rate: undefined, latency: undefined, resource: undefined, probe: undefined },
@@ -866,25 +873,27 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
     resource ?? resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
-  // a request signal beyond its threshold beside one that reached 1/alpha is a witness at the
-  // corroboration bound (rules.ts corroborationBound); never critical, never a leader
-  const [er, lat] = list as [RuleResult, RuleResult]
-  if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(ev), corroborationBound(c)))
-  else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
-  // an early look whose newest slice is short of its share (a partial bucket) is not a breach, but
-  // the committed data may already hold one: a single signal decides on committed data (its hold,
-  // see below), so it is read there too, and never decides later than at the watermark alone. Only
-  // for a reading beyond its threshold: a healthy series costs nothing more.
+  // An early look may not confirm what the committed data already does: its newest bucket is
+  // partial, so the span can hold fewer than `minSamples` or a slice less than its share. A reading
+  // beyond its threshold but not a breach is then also taken on the committed data (up to the
+  // watermark, the committed evidence) and a breach there stands in for it: no decision comes later
+  // than with `earlyFiring: false`. Only for a reading beyond its threshold: a healthy series costs
+  // nothing more.
   if (early && numbers !== undefined) {
     for (const i of [0, 1] as const) {
       const r = list[i] as RuleResult
       if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
       const cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval)
-      if (cs === undefined) continue
+      if (cs === undefined) break
       const rc = i === 0 ? errorRateRule(c, cs.win, numbers, errorEvidence(w.evidence)) : latencyRule(c, view, key, cs.win, numbers, latencyEvidence(w.evidence))
-      if (rc.state === 'breach' && leads(c, rc) && heldAlone(c, view, key, rc, numbers, commitEnd, earliest, cs.minLengthMs + Math.max(interval, g))) list[i] = rc
+      if (rc.state === 'breach') list[i] = rc
     }
   }
+  // a request signal beyond its threshold beside one that reached 1/alpha is a witness at the
+  // corroboration bound (rules.ts corroborationBound); never critical, never a leader
+  const [er, lat] = list as [RuleResult, RuleResult]
+  if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(ev), corroborationBound(c)))
+  else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report (an error ratio at the absolute `critical` at once): a single-cause fault is

@@ -139,6 +139,30 @@ describe('compound rule, critical, modes', () => {
     expect(t(metrics)).toEqual(tLate(metrics))
   })
 
+  it('after an early look that could not decide, the commit of the same bucket is judged even if no newer data came', () => {
+    const run = (earlyFiring: boolean) => {
+      const v = world({ errorRate: 0.1, latencyMs: 200 })
+      return drive(cfgOf({ earlyFiring }), v, {
+        beforeTick: (t) => {
+          // the look at [D, D+10s) (watermark D+5s) finds its newest bucket still empty (a gap:
+          // insufficient); that bucket arrives before the watermark passes it, and then the series
+          // sends nothing newer for a while
+          if (t === D + 5 * S) {
+            v.visibleUntil = D + 10 * S
+            v.traffic(V2, D + 5 * S, D + 10 * S, { rps: 0 })
+          }
+          if (t === D + 10 * S) v.traffic(V2, D + 5 * S, D + 10 * S, { rps: 20, errorRate: 0.1, latencyMs: 200 })
+          if (t === D + 60 * S) v.visibleUntil = Infinity
+        },
+      })
+    }
+    const r = run(true)
+    expect(r.outs[1]?.statuses[0]?.signals.find((x) => x.signal === 'error_rate')?.state).toBe('insufficient')
+    // judged when the watermark passes D+10s (now D+15s), as with earlyFiring: false, not once newer data comes
+    expect(r.verdicts.map((x) => [x.kind, x.decidedAt - D])).toEqual([['rollback', 15 * S]])
+    expect(run(false).verdicts.map((x) => [x.kind, x.decidedAt - D])).toEqual([['rollback', 15 * S]])
+  })
+
   it('the early look commits no evidence: the tests consume only what the watermark passed', () => {
     const r = drive(cfgOf(), world({ errorRate: 0.01 }), { until: D + 60 * S })
     const w = [...r.state.watches.values()][0] as unknown as { evidence: { doneUntil: number }; lastEvalEnd: number }
