@@ -38,6 +38,7 @@ import { loadConfig } from '../src/config/load.js'
 import type { PullbackConfig } from '../src/config/schema.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import { hash32, Rng } from '../src/sim/random.js'
+import { nextSpanExportMs } from '../src/sim/telemetry.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 const START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)
@@ -99,8 +100,6 @@ interface SimPod {
   startS: number
   stopS: number
   phase: number
-  /** per-pod span exports: ms of scenario time of the pod's first batch timer */
-  spanPhaseMs: number
   memBase: number
   /** per attribute set "method route status" -> cumulative [count, sum, buckets...] */
   hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; min: number; max: number; buckets: number[] }>
@@ -142,7 +141,6 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
     startS,
     stopS: Number.POSITIVE_INFINITY,
     phase: startS < 0 ? r.int(p.intervalS) : startS % p.intervalS,
-    spanPhaseMs: 0,
     memBase: 200 + 100 * r.next(),
     hist: new Map(),
     lastRequests: 0,
@@ -153,11 +151,6 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
     const at = PRE_S + i * p.stepS
     pods.push(mkPod('v2', at))
     pods[i]!.stopS = at + 5
-  }
-  // a hash, not the traffic's generator: the aligned recordings keep their bytes
-  for (const pod of pods) {
-    const jitter = hash32(`span-phase:${pod.name}`) % (SPAN_BATCH_S * 1000)
-    pod.spanPhaseMs = pod.startS < 0 ? jitter : pod.startS * 1000 + (jitter % 1000)
   }
   const perPod = p.telemetry === 'spans' && p.spanExport === 'per-pod'
   let totalWeight = 0
@@ -226,8 +219,8 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
           due.push({ at: now * 1000, pod })
           continue
         }
-        const every = SPAN_BATCH_S * 1000
-        const at = pod.spanPhaseMs + (Math.floor((s * 1000 - pod.spanPhaseMs) / every) + 1) * every
+        // seeded by the pod's name, not drawn from the traffic's generator: the aligned recordings keep their bytes
+        const at = nextSpanExportMs(pod.name, pod.startS, SPAN_BATCH_S * 1000, s)
         if (at <= now * 1000) due.push({ at, pod })
       }
       due.sort((a, b) => a.at - b.at)

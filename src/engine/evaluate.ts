@@ -880,10 +880,12 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   // than with `earlyFiring: false`. Only for a reading beyond its threshold: a healthy series costs
   // nothing more.
   if (early && numbers !== undefined) {
+    // the committed span is read once, for whichever of the two readings needs it
+    let cs: ReturnType<typeof confirmationSpan> | null = null
     for (const i of [0, 1] as const) {
       const r = list[i] as RuleResult
       if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
-      const cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval)
+      if (cs === null) cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval)
       if (cs === undefined) break
       const rc = i === 0 ? errorRateRule(c, cs.win, numbers, errorEvidence(w.evidence)) : latencyRule(c, view, key, cs.win, numbers, latencyEvidence(w.evidence))
       if (rc.state === 'breach') list[i] = rc

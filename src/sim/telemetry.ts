@@ -18,6 +18,17 @@ export const SIM_SCOPE_VERSION = '0.1.0'
 /** seconds after its stop a pod's in-flight requests may still end (and its shutdown export them) */
 const STRAGGLER_S = 60
 
+/**
+ * A pod's BatchSpanProcessor timer on scenario time: the first export time (ms) after second `s`
+ * on the schedule phase + k * everyMs. The phase is seeded by the pod's name at millisecond
+ * resolution (the SDK's timer starts with the pod); pods running at scenario start get any phase.
+ */
+export function nextSpanExportMs(podName: string, startS: number, everyMs: number, s: number): number {
+  const jitter = hash32(`span-phase:${podName}`) % everyMs
+  const phase = startS < 0 ? jitter : startS * 1000 + (jitter % 1000)
+  return phase + (Math.floor((s * 1000 - phase) / everyMs) + 1) * everyMs
+}
+
 /** ms since the epoch to OTel HrTime, exact to the microsecond */
 export function msToHr(ms: number): HrTime {
   const sec = Math.floor(ms / 1000)
@@ -245,10 +256,7 @@ export class Simulation {
         due.push({ atMs: (s + 1) * 1000, pod })
         continue
       }
-      const jitter = hash32(`span-phase:${pod.name}`) % every
-      const phase = pod.startS < 0 ? jitter : pod.startS * 1000 + (jitter % 1000)
-      // the first time after s on the pod's schedule, phase + k * every
-      const at = phase + (Math.floor((s * 1000 - phase) / every) + 1) * every
+      const at = nextSpanExportMs(pod.name, pod.startS, every, s)
       if (at <= (s + 1) * 1000) due.push({ atMs: at, pod })
     }
     due.sort((a, b) => a.atMs - b.atMs)
