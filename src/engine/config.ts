@@ -91,6 +91,12 @@ const contractShape = {
   alpha: z.number().gt(0).max(0.5).default(0.001),
   /** confirmed enforce breaches needed in the same window for a rollback (probe and critical breaches suffice alone) */
   minSignals: z.number().int().min(1).max(4).default(2),
+  /**
+   * one request signal suffices alone, at any size beyond its threshold, once it has been a
+   * confirmed breach at every evaluation for this long, every report in that time beyond the
+   * threshold (Flagger's default analysis fails a canary after 5 failed 1-minute checks); 0 turns it off
+   */
+  singleSignalHold: duration().prefault('5m'),
   /** pre-deploy span of the old version frozen as the baseline */
   baselineWindow: duration().prefault('5m'),
   /** how long after a deployment it is evaluated */
@@ -116,6 +122,7 @@ const overrideSchema = z.strictObject({
   minSamples: z.number().int().min(1).optional(),
   alpha: z.number().gt(0).max(0.5).optional(),
   minSignals: z.number().int().min(1).max(4).optional(),
+  singleSignalHold: duration().optional(),
   baselineWindow: duration().optional(),
   watch: duration().optional(),
   maxWatch: duration().optional(),
@@ -214,6 +221,9 @@ export function validateContract(c: Contract): { path: string[]; message: string
   if (c.window <= 0) out.push({ path: ['window'], message: 'must be > 0' })
   if (c.window % c.slices !== 0) out.push({ path: ['slices'], message: `window ${c.window} ms is not divisible into ${c.slices} equal slices` })
   if (c.watch < c.window) out.push({ path: ['watch'], message: `must be at least the window (${c.window} ms), or nothing is ever evaluated` })
+  if (c.singleSignalHold > 0 && c.singleSignalHold < 2 * c.window) {
+    out.push({ path: ['singleSignalHold'], message: `must be 0 (off) or at least two windows (${2 * c.window} ms): shorter is the critical level's hold` })
+  }
   if (c.maxWatch < c.watch) out.push({ path: ['maxWatch'], message: `must be at least watch (${c.watch} ms)` })
   if (c.baselineWindow < c.window) out.push({ path: ['baselineWindow'], message: `must be at least the window (${c.window} ms)` })
   if (c.verificationWindow < c.window) {

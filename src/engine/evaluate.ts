@@ -32,6 +32,7 @@ import {
   sliceErrorBeyond,
   sliceLatencyBeyond,
   heldAlone,
+  heldLong,
   type BaselineNumbers,
   type ContainerTrack,
   type ProbeFailure,
@@ -913,8 +914,14 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         // first part, so a burst that ended inside that bucket would look up to one bucket longer
         // than it was; how long it held is a single signal's only guard against a burst (two
         // signals each carry their own evidence and may decide on the look).
+        // A breach below its critical level suffices alone too once held for `singleSignalHold`
+        // (rules.ts heldLong), on committed data for the same reason.
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
         r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, span.minLengthMs + Math.max(interval, g))))
+        if (!r.critical && leads(c, r) && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest)) {
+          r.critical = true
+          r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
+        }
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }
@@ -1152,8 +1159,13 @@ function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, inte
       reason = `all signals within the original baseline for the ${c.verificationWindow / 1000}s verification window`
     } else {
       kind = 'not-recovered'
-      const er = list.find((r) => r.signal === 'error_rate')
-      reason = `insufficient data: the restored version had ${er?.samples ?? 0} requests in the last ${c.window / 1000}s window of the ${c.verificationWindow / 1000}s verification window (floor ${c.minSamples}); recovery cannot be confirmed`
+      // each request signal's own reason (too few requests, a gap in the span, evidence short of
+      // its bound while beyond the threshold): the request count alone can be above the floor
+      const why = list
+        .filter((r) => (r.signal === 'error_rate' || r.signal === 'latency') && r.state !== 'off')
+        .map((r) => `${r.signal}: ${r.state}, ${r.samples} requests${r.note !== '' ? `, ${r.note}` : ''}`)
+        .join('; ')
+      reason = `insufficient data: neither error rate nor latency of the restored version could be judged healthy in the last ${c.window / 1000}s window of the ${c.verificationWindow / 1000}s verification window (${why}; floor ${c.minSamples} requests); recovery cannot be confirmed`
     }
   }
   const status: DeploymentStatus = statusOf(list)

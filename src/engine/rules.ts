@@ -288,12 +288,41 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
   const from = end - holdMs
   if (from < earliest) return false
   const w = view.window(key, from, end)
-  const need = Math.ceil(c.minSamples / c.slices)
   if (r.signal === 'error_rate') {
     if (!(base.requests > 0) || !(w.requests > 0)) return false
     const p0 = base.errors / base.requests
-    const threshold = errorThreshold(c, p0)
-    if (w.errors / w.requests < errorCriticalLevel(c, p0, threshold)) return false
+    if (w.errors / w.requests < errorCriticalLevel(c, p0, errorThreshold(c, p0))) return false
+  } else {
+    if (!Number.isFinite(base.latencyUs) || w.latency.count === 0) return false
+    if (w.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 < (base.latencyUs / 1000) * c.signals.latency.critical) return false
+  }
+  return everyReportBeyond(c, view, key, r.signal, base, w)
+}
+
+/**
+ * The other way one request signal decides alone, at any size beyond its threshold: a breach
+ * confirmed (evidence at its full bound: the caller's `leads`) at every evaluation since its onset
+ * (`r.onsetMs`, which the engine resets whenever an evaluation reads anything else) for at least
+ * `singleSignalHold`, and every report of the series in the last `singleSignalHold` beyond the
+ * threshold (as heldAlone). A version whose p99 stays twice its baseline for five minutes is a
+ * regression whatever the other signals say; a flapping signal resets its onset at every healthy
+ * report. The counterpart of Flagger's default (5 failed 1-minute checks roll a canary back). Pure.
+ */
+export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number): boolean {
+  const hold = c.singleSignalHold
+  if (!(hold > 0) || r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
+  if (r.onsetMs === undefined || r.onsetMs > end - hold) return false
+  const from = end - hold
+  if (from < earliest) return false
+  return everyReportBeyond(c, view, key, r.signal, base, view.window(key, from, end))
+}
+
+/** Every report in `w` beyond the signal's threshold (eachReport's runs); false without a baseline. */
+function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal: 'error_rate' | 'latency', base: BaselineNumbers, w: WindowStats): boolean {
+  const need = Math.ceil(c.minSamples / c.slices)
+  if (signal === 'error_rate') {
+    if (!(base.requests > 0)) return false
+    const threshold = errorThreshold(c, base.errors / base.requests)
     return eachReport(w, need, (b) => b.requests, (a, z, n) => {
       let e = 0
       for (let i = a; i < z; i++) e += (w.buckets[i] as BucketStats).errors
@@ -301,10 +330,8 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
     })
   }
   const l = c.signals.latency
-  if (!Number.isFinite(base.latencyUs) || w.latency.count === 0) return false
-  const baseMs = base.latencyUs / 1000
-  if (w.latency.valueAtQuantile(l.quantile) / 1000 < baseMs * l.critical) return false
-  const threshold = latencyThresholdMs(c, baseMs)
+  if (!Number.isFinite(base.latencyUs)) return false
+  const threshold = latencyThresholdMs(c, base.latencyUs / 1000)
   return eachReport(w, need, (b) => b.latencyCount, (a, z) => {
     const s = view.window(key, (w.buckets[a] as BucketStats).startMs, (w.buckets[z - 1] as BucketStats).endMs)
     return s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold

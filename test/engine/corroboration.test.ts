@@ -65,7 +65,8 @@ describe('corroborating witness', () => {
   })
 
   it('the same error rate alone never decides, though its evidence passes the corroboration bound', () => {
-    const r = drive(cfg, world({ errorRate: 0.04 }))
+    // (with singleSignalHold off: held for 5 min, a breach decides alone, evaluate.test.ts)
+    const r = drive(engineSchema.parse({ defaults: { singleSignalHold: 0 } }), world({ errorRate: 0.04 }))
     expect(r.verdicts).toEqual([])
     const evidences = r.statuses.map((s) => s.signals.find((x) => x.signal === 'error_rate')?.evidence ?? 0)
     expect(Math.max(...evidences)).toBeGreaterThan(corr)

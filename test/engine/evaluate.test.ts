@@ -110,10 +110,37 @@ describe('deployment detection', () => {
 })
 
 describe('compound rule, critical, modes', () => {
-  it('one non-critical breach alone: status breach, no verdict', () => {
-    const r = drive(cfgOf(), world({ errorRate: 0.04 }))
+  it('one non-critical breach alone: status breach, no verdict (singleSignalHold off)', () => {
+    const r = drive(cfgOf({ defaults: { singleSignalHold: 0 } }), world({ errorRate: 0.04 }))
     expect(kinds(r)).toEqual([])
     expect(r.outs.some((o) => o.statuses[0]?.status === 'breach')).toBe(true)
+  })
+
+  it('one non-critical breach held for singleSignalHold (5 min) suffices alone, saying so', () => {
+    const r = drive(cfgOf(), world({ errorRate: 0.04 }))
+    expect(kinds(r)).toEqual(['rollback'])
+    const v = r.verdicts[0] as Verdict
+    const er = v.signals.find((x) => x.signal === 'error_rate')
+    expect(er).toMatchObject({ state: 'breach', critical: true })
+    expect(v.signals.find((x) => x.signal === 'latency')?.state).toBe('healthy')
+    expect(v.reason).toContain('held 300s beyond the threshold')
+    // 4 % against a threshold of about 2.5 %: the evidence reaches 1/alpha with the span
+    // [D+90s, D+100s), the breach's onset; held from it for 5 min, judged on committed data (the
+    // watermark at onset + 300 s, now 5 s later)
+    expect(er?.onsetMs).toBe(D + 90 * S)
+    expect(v.decidedAt - D).toBe(395 * S)
+    // a shorter hold decides sooner; shorter than two windows is refused (the critical level's hold)
+    expect(drive(cfgOf({ defaults: { singleSignalHold: '2m' } }), world({ errorRate: 0.04 })).verdicts.map((x) => x.decidedAt - D)).toEqual([215 * S])
+    expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)
+  })
+
+  it('a breach that lapses for one report restarts the single signal\'s hold (4 % errors for 4 of every 5 minutes)', () => {
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    for (let t = D; t < D + 600 * S; t += 60 * S) v.traffic(V2, t, t + 60 * S, { rps: 20, errorRate: (t - D) % (300 * S) === 240 * S ? 0.005 : 0.04, latencyMs: 100 })
+    const r = drive(cfgOf(), v)
+    expect(r.outs.some((o) => o.statuses[0]?.signals.find((x) => x.signal === 'error_rate')?.state === 'breach')).toBe(true)
+    expect(kinds(r)).toEqual([])
   })
 
   it('two confirmed breaches in the same window: rollback', () => {
@@ -243,13 +270,15 @@ describe('compound rule, critical, modes', () => {
   it('minSignals 1 per service: one breach suffices', () => {
     const cfg = cfgOf({ services: { 'ns/svc': { minSignals: 1 } } })
     expect(kinds(drive(cfg, world({ errorRate: 0.04 })))).toEqual(['rollback'])
-    expect(kinds(drive(cfgOf({ services: { 'other/svc': { minSignals: 1 } } }), world({ errorRate: 0.04 })))).toEqual([])
+    expect(kinds(drive(cfgOf({ defaults: { singleSignalHold: 0 }, services: { 'other/svc': { minSignals: 1 } } }), world({ errorRate: 0.04 })))).toEqual([])
   })
 
   it('a decision that needs an observe-mode signal is a dry run; the enforce-only decision comes later if it arrives', () => {
     const cfg = cfgOf({ defaults: { signals: { latency: { mode: 'observe' } } } })
     const r = drive(cfg, world({ errorRate: 0.04, latencyMs: 200 }))
-    expect(kinds(r)).toEqual(['rollback/dry'])
+    // the error rate alone, an enforce signal, decides once held for singleSignalHold
+    expect(kinds(r)).toEqual(['rollback/dry', 'rollback'])
+    expect((r.verdicts[1] as Verdict).reason).toContain('held 300s')
     expect(r.verdicts[0]?.id).toBe(verdictId(r.verdicts[0]?.deploymentId as string, 'rollback/dry-run'))
     expect(r.verdicts[0]?.signals.find((s) => s.signal === 'latency')).toMatchObject({ mode: 'observe', state: 'breach' })
   })
@@ -400,6 +429,16 @@ describe('recovery verification', () => {
     const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
     expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
     expect(r.verdicts[1]?.reason).toMatch(/insufficient data/)
+    expect(r.verdicts[1]?.reason).toMatch(/error_rate: insufficient, 0 requests, 0 requests < floor 50/)
+  })
+
+  it('a restored version with requests above the floor that still cannot be judged says why, not only its count', () => {
+    // the restored v1 serves 20 req/s but only every other 5 s report arrives: a gap in every span
+    const v = world({ errorRate: 0.5, latencyMs: 300 }, D + 40 * S)
+    for (let t = D + 40 * S; t < D + 400 * S; t += 10 * S) v.traffic(V1, t, t + 5 * S, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
+    expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
+    expect(r.verdicts[1]?.reason).toMatch(/error_rate: insufficient, \d+ requests, telemetry gap in the span/)
   })
 
   it('a rollback event nobody decided is counted and ignored', () => {
