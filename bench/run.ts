@@ -44,7 +44,7 @@ const BENCHES: Bench[] = [
   { file: 'false-rollbacks', args: ['--runs', '1000', '--workers', '2'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
-  { file: 'engine', args: ['--runs', '3', '--evaluation', 'full'] },
+  { file: 'engine', args: ['--runs', '7', '--evaluation', 'full'] },
   { file: 'signals', args: [] },
   { file: 'ingest', args: ['--seconds', '3'] },
   { file: 'workers', args: ['--seconds', '20', '--runs', '3'] },
