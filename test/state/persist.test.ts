@@ -135,6 +135,30 @@ describe('engine state round trip', () => {
     expect(twin.verdicts[1]).toMatchObject({ deploymentId: rb.deploymentId, id: verdictId(rb.deploymentId, 'recovered') })
   })
 
+  it('a single signal\'s hold (singleSignalHold) survives a restart half way through it: the same decision at the same time', () => {
+    // a: v2 with 4 % errors and nothing else, a breach below the critical level: only its 5 min hold decides
+    const view = new FakeView()
+    view.traffic(A1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    view.traffic(A2, D, D + 900 * S, { rps: 20, errorRate: 0.04, latencyMs: 100 })
+    const live: Driver = { state: initialState(), verdicts: [], queued: [] }
+    let t = D
+    for (; t <= D + 250 * S; t += 5 * S) step(live, view, t)
+    expect(live.verdicts).toEqual([])
+    const w = live.state.watches.get(deploymentId('ns', 'a', 'v2', D))
+    expect(w?.onsets.error_rate).toBeLessThan(D + 250 * S - 120 * S)
+    const restored = initialState()
+    changelog().restore(restored, asStored(changelog().exportChanges(live.state, t)))
+    const twin: Driver = { state: restored, verdicts: [], queued: [] }
+    for (; t <= D + 600 * S; t += 5 * S) {
+      step(live, view, t)
+      step(twin, view, t)
+    }
+    // (the restored v1 serves nothing in this world: its verification ends not-recovered, in both)
+    expect(live.verdicts.map((v) => v.kind)).toEqual(['rollback', 'not-recovered'])
+    expect(twin.verdicts.map((v) => [v.kind, v.decidedAt, v.id])).toEqual(live.verdicts.map((v) => [v.kind, v.decidedAt, v.id]))
+    expect(twin.verdicts[0]?.reason).toContain('held 300s beyond the threshold')
+  })
+
   it('carries a pending recovery (decided, rollback not yet announced)', () => {
     const view = world()
     const live: Driver = { state: initialState(), verdicts: [], queued: [] }
