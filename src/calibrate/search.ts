@@ -313,6 +313,11 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
     return {
       window: size.window,
       minSamples: size.minSamples,
+      // a service noisy enough to need looser thresholds has held single-signal episodes in its
+      // own history (an error burst of half an hour is held far longer than any hold): past the
+      // grid's first step it keeps the strict compound condition, and its critical levels (scaled
+      // above) are then the only way one signal decides alone
+      ...(i + j > 0 && base.singleSignalHold > 0 ? { singleSignalHold: 0 } : {}),
       signals: {
         errorRate: { minDelta, relativeFactor, ...critical.errorRate },
         latency: { multiplier, minIncreaseMs, ...critical.latency },
@@ -417,6 +422,7 @@ export function calibrateService(h: ServiceHistory, cfg: BacktestConfig, opts: C
   const scaled = `raised with the grid step (error ${chosenAt.i + 1}, latency ${chosenAt.j + 1}): a service noisy enough to need looser thresholds needs a proportionally higher level to roll back on one signal`
   for (const f of ['criticalFactor', 'criticalDelta', 'critical'] as const) if (override.signals?.errorRate?.[f] !== undefined) evidence[`signals.errorRate.${f}`] = scaled
   if (override.signals?.latency?.critical !== undefined) evidence['signals.latency.critical'] = `${scaled} (and never below the multiplier)`
+  if (override.singleSignalHold !== undefined) evidence.singleSignalHold = `off past the grid's first step (error ${chosenAt.i + 1}, latency ${chosenAt.j + 1}): this service's history holds one-signal episodes longer than the hold; one signal decides alone only past its critical level`
   const ovr = override as ContractOverride & { signals: NonNullable<ContractOverride['signals']> }
   if (enforce.kind === 'observe') {
     ovr.signals.errorRate = { ...ovr.signals.errorRate, mode: 'observe' }

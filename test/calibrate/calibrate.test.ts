@@ -88,6 +88,9 @@ describe('calibrateService', () => {
     const d = cfg.engine.defaults.signals.errorRate
     expect(e.criticalDelta > d.criticalDelta || e.criticalFactor > d.criticalFactor).toBe(true)
     expect(r.evidence['signals.errorRate.criticalDelta'] ?? r.evidence['signals.errorRate.criticalFactor']).toMatch(/grid step/)
+    // its half-hour bursts are held far longer than singleSignalHold: off past the grid's first step
+    expect(r.contract.singleSignalHold).toBe(0)
+    expect(r.evidence.singleSignalHold).toMatch(/strict compound|critical level/)
   })
 
   it('critical levels: the contract own levels at the most sensitive step, scaled with the step after it', () => {
