@@ -304,7 +304,7 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
  * confirmed (evidence at its full bound: the caller's `leads`) at every evaluation since its onset
  * (`r.onsetMs`, which the engine resets whenever an evaluation reads anything else) for at least
  * `singleSignalHold`, and every report of the series in the last `singleSignalHold` beyond the
- * threshold (as heldAlone). A version whose p99 stays twice its baseline for five minutes is a
+ * threshold (as heldAlone). A version whose span p99 stays twice its baseline for five minutes is a
  * regression whatever the other signals say; a flapping signal resets its onset at every healthy
  * report. The counterpart of Flagger's default (5 failed 1-minute checks roll a canary back). Pure.
  */

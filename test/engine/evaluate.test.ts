@@ -134,6 +134,18 @@ describe('compound rule, critical, modes', () => {
     expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)
   })
 
+  it('a p99 held beyond its threshold decides alone from spans, not from a metric\'s histogram buckets (read at their midpoints)', () => {
+    // 2x slower (beyond 1.5x + 20 ms, short of the 3x critical level), nothing else
+    const spans = drive(cfgOf(), world({ latencyMs: 200 }))
+    expect(kinds(spans)).toEqual(['rollback'])
+    expect((spans.verdicts[0] as Verdict).reason).toContain('held 300s beyond the threshold')
+    const metrics = world({ latencyMs: 200 })
+    metrics.reportEvery(V2, 10 * S)
+    const r = drive(cfgOf(), metrics)
+    expect(r.outs.some((o) => o.statuses[0]?.signals.find((x) => x.signal === 'latency')?.state === 'breach')).toBe(true)
+    expect(kinds(r)).toEqual([])
+  })
+
   it('a breach that lapses for one report restarts the single signal\'s hold (4 % errors for 4 of every 5 minutes)', () => {
     const v = new FakeView()
     v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })

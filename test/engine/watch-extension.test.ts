@@ -19,13 +19,12 @@ const WATCH_MS = 600_000
 describe('watch extension for a suspect deployment (contract.maxWatch)', () => {
   it('a low-traffic bad deploy whose evidence needs more than `watch` is rolled back after it; not without the extension', async () => {
     const lines = await recordToLines(findScenario('low-traffic-60s-bad-deploy')!, { seed: 10 })
-    // singleSignalHold off: its latency alone, held for 5 min, would decide within `watch`
-    const extended = await replayLines(lines, parseConfig({ engine: { defaults: { singleSignalHold: 0 } } }), quiet, { actuator: false })
+    const extended = await replayLines(lines, parseConfig({}), quiet, { actuator: false })
     const rb = extended.verdicts.filter((v) => v.kind === 'rollback' && !v.dryRun)
     expect(rb).toHaveLength(1)
     expect(rb[0]!.decidedAt - rb[0]!.deployedAt).toBeGreaterThan(WATCH_MS)
 
-    const plain = await replayLines(lines, parseConfig({ engine: { defaults: { maxWatch: '10m', singleSignalHold: 0 } } }), quiet, { actuator: false })
+    const plain = await replayLines(lines, parseConfig({ engine: { defaults: { maxWatch: '10m' } } }), quiet, { actuator: false })
     expect(plain.verdicts).toEqual([])
   }, 120_000)
 
