@@ -306,7 +306,8 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
  * `singleSignalHold`, and every report of the series in the last `singleSignalHold` beyond the
  * threshold (as heldAlone). A version whose span p99 stays twice its baseline for five minutes is a
  * regression whatever the other signals say; a flapping signal resets its onset at every healthy
- * report. The counterpart of Flagger's default (5 failed 1-minute checks roll a canary back). Pure.
+ * report. The counterpart of Flagger's default (5 failed 1-minute checks roll a canary back). Latency
+ * read from a metric's histogram buckets is not passed here (the caller's rule, evaluate.ts). Pure.
  */
 export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number): boolean {
   const hold = c.singleSignalHold
