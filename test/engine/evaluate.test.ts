@@ -24,6 +24,14 @@ function world(v2: { rps?: number; errorRate?: number; latencyMs?: number } = {}
   return v
 }
 
+/** v1 healthy for 6 minutes before D; v2 from D on in steps of `stepS`, each with the error rate `errorRate(seconds since D)`. */
+function bursty(stepS: number, errorRate: (sinceS: number) => number): FakeView {
+  const v = new FakeView()
+  v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+  for (let t = D; t < D + 600 * S; t += stepS * S) v.traffic(V2, t, t + stepS * S, { rps: 20, errorRate: errorRate((t - D) / S), latencyMs: 100 })
+  return v
+}
+
 interface Run {
   state: EngineState
   verdicts: Verdict[]
@@ -71,6 +79,8 @@ function drive(
 }
 
 const kinds = (r: Run) => r.verdicts.map((v) => `${v.kind}${v.dryRun ? '/dry' : ''}`)
+/** did any evaluation read `signal` as a breach */
+const everBreached = (r: Run, signal: string) => r.outs.some((o) => o.statuses[0]?.signals.find((x) => x.signal === signal)?.state === 'breach')
 
 describe('deployment detection', () => {
   it('a new version of a known service starts a watch with the previous version as baseline', () => {
@@ -142,16 +152,13 @@ describe('compound rule, critical, modes', () => {
     const metrics = world({ latencyMs: 200 })
     metrics.reportEvery(V2, 10 * S)
     const r = drive(cfgOf(), metrics)
-    expect(r.outs.some((o) => o.statuses[0]?.signals.find((x) => x.signal === 'latency')?.state === 'breach')).toBe(true)
+    expect(everBreached(r, 'latency')).toBe(true)
     expect(kinds(r)).toEqual([])
   })
 
   it('a breach that lapses for one report restarts the single signal\'s hold (4 % errors for 4 of every 5 minutes)', () => {
-    const v = new FakeView()
-    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
-    for (let t = D; t < D + 600 * S; t += 60 * S) v.traffic(V2, t, t + 60 * S, { rps: 20, errorRate: (t - D) % (300 * S) === 240 * S ? 0.005 : 0.04, latencyMs: 100 })
-    const r = drive(cfgOf(), v)
-    expect(r.outs.some((o) => o.statuses[0]?.signals.find((x) => x.signal === 'error_rate')?.state === 'breach')).toBe(true)
+    const r = drive(cfgOf(), bursty(60, (s) => (s % 300 === 240 ? 0.005 : 0.04)))
+    expect(everBreached(r, 'error_rate')).toBe(true)
     expect(kinds(r)).toEqual([])
   })
 
@@ -263,20 +270,14 @@ describe('compound rule, critical, modes', () => {
   })
 
   it('a flapping single signal (20 % errors for 10 s of every 30 s) does not roll back alone', () => {
-    const v = new FakeView()
-    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
-    for (let t = D; t < D + 600 * S; t += 10 * S) v.traffic(V2, t, t + 10 * S, { rps: 20, errorRate: (t - D) % (30 * S) === 0 ? 0.2 : 0.005, latencyMs: 100 })
-    const r = drive(cfgOf(), v)
+    const r = drive(cfgOf(), bursty(10, (s) => (s % 30 === 0 ? 0.2 : 0.005)))
     // each burst fills a whole span (a confirmed breach), never the three reports a single signal needs
-    expect(r.outs.some((o) => o.statuses[0]?.signals.find((x) => x.signal === 'error_rate')?.state === 'breach')).toBe(true)
+    expect(everBreached(r, 'error_rate')).toBe(true)
     expect(kinds(r)).toEqual([])
   })
 
   it('the same 20 % errors held for 30 s of every minute are sustained: one signal rolls back alone', () => {
-    const v = new FakeView()
-    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
-    for (let t = D; t < D + 600 * S; t += 30 * S) v.traffic(V2, t, t + 30 * S, { rps: 20, errorRate: (t - D) % (60 * S) === 0 ? 0.2 : 0.005, latencyMs: 100 })
-    expect(kinds(drive(cfgOf(), v))).toEqual(['rollback'])
+    expect(kinds(drive(cfgOf(), bursty(30, (s) => (s % 60 === 0 ? 0.2 : 0.005))))).toEqual(['rollback'])
   })
 
   it('minSignals 1 per service: one breach suffices', () => {
