@@ -915,15 +915,14 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         // than it was; how long it held is a single signal's only guard against a burst (two
         // signals each carry their own evidence and may decide on the look).
         // A breach below its critical level suffices alone too once held for `singleSignalHold`
-        // (rules.ts heldLong), on committed data for the same reason. Not a latency read from a
-        // metric's histogram buckets: its p99 is a bucket's midpoint (SDK default bounds 100, 250,
-        // 500 ms), so a 1.3x shift across a bound reads as 2x, beyond the threshold in every report
-        // (measured: 77 of 1,000 1.3x-slower deployments rolled back, 75 of them on metrics, with it;
-        // `node dist/bench/false-rollbacks.js --runs 1000 --slower 1.3`). Its critical level (3x)
-        // is a bucket or more away and still decides alone.
+        // (rules.ts heldLong), on committed data for the same reason. Both holds read a metric's
+        // latency at its bucket's lower bound (normalize/buckets.ts): its p99 is a bucket's midpoint
+        // (SDK default bounds 100, 250, 500 ms), so a 1.3x shift across a bound reads 2x, beyond the
+        // threshold in every report; read at the midpoint the hold rolled back 77 of 1,000 1.3x-slower
+        // deployments, 75 of them on metrics (`node dist/bench/false-rollbacks.js --runs 1000 --slower 1.3`).
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
         r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, span.minLengthMs + Math.max(interval, g))))
-        if (!r.critical && leads(c, r) && numbers !== undefined && (r.signal !== 'latency' || interval === 0) && heldLong(c, view, key, r, numbers, commitEnd, earliest)) {
+        if (!r.critical && leads(c, r) && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest)) {
           r.critical = true
           r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
         }

@@ -17,7 +17,8 @@
  * A value beyond the threshold whose evidence is not yet there is `insufficient`, not `healthy`.
  */
 import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
-import type { BucketStats, SignalView, WindowStats } from '../signals/view.js'
+import type { BucketStats, SeriesCoverage, SignalView, WindowStats } from '../signals/view.js'
+import { latencyFloorUs } from '../normalize/buckets.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
 import { binomialUpperTail, median } from './stats.js'
@@ -273,7 +274,8 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
  * no second witness when it is HELD over [end - holdMs, end), never before `earliest` (the caller
  * passes the series' shortest span plus one report: 15 s for spans, 180 s for 60 s metrics),
  *   - the aggregate is at or beyond the signal's critical level (error rate: errorCriticalLevel,
- *     relative to the baseline; latency: critical x the baseline quantile), and
+ *     relative to the baseline; latency: critical x the baseline quantile, a metric's read at its
+ *     bucket's lower bound, src/normalize/buckets.ts), and
  *   - every report of the series in it is beyond the threshold: each bucket (a span's report is
  *     the store's bucket, a metric's report its interval, which the span's buckets follow), or, at
  *     low traffic, each run of consecutive buckets that together hold their share of the sample
@@ -294,7 +296,8 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
     if (w.errors / w.requests < errorCriticalLevel(c, p0, errorThreshold(c, p0))) return false
   } else {
     if (!Number.isFinite(base.latencyUs) || w.latency.count === 0) return false
-    if (w.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 < (base.latencyUs / 1000) * c.signals.latency.critical) return false
+    const floor = latencyFloorUs(view.coverage(key)?.latencyBuckets, w.latency.valueAtQuantile(c.signals.latency.quantile))
+    if (floor / 1000 < (base.latencyUs / 1000) * c.signals.latency.critical) return false
   }
   return everyReportBeyond(c, view, key, r.signal, base, w)
 }
@@ -307,18 +310,24 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
  * threshold (as heldAlone). A version whose span p99 stays twice its baseline for five minutes is a
  * regression whatever the other signals say; a flapping signal resets its onset at every healthy
  * report. The counterpart of Flagger's default (5 failed 1-minute checks roll a canary back). Latency
- * read from a metric's histogram buckets is not passed here (the caller's rule, evaluate.ts). Pure.
+ * only when its readings say how slow requests certainly are (`boundedLatency`), and a metric's at
+ * its bucket's lower bound (everyReportBeyond). Pure.
  */
 export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number): boolean {
   const hold = c.singleSignalHold
   if (!(hold > 0) || r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
+  if (r.signal === 'latency' && !boundedLatency(view.coverage(key))) return false
   if (r.onsetMs === undefined || r.onsetMs > end - hold) return false
   const from = end - hold
   if (from < earliest) return false
   return everyReportBeyond(c, view, key, r.signal, base, view.window(key, from, end))
 }
 
-/** Every report in `w` beyond the signal's threshold (eachReport's runs); false without a baseline. */
+/**
+ * Every report in `w` beyond the signal's threshold (eachReport's runs); false without a baseline.
+ * A metric's latency at its bucket's lower bound: a 1.3x slower p99 that crosses a bound reads at
+ * the next bucket's midpoint, often 2x, but is certainly above only the bound it crossed.
+ */
 function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal: 'error_rate' | 'latency', base: BaselineNumbers, w: WindowStats): boolean {
   const need = Math.ceil(c.minSamples / c.slices)
   if (signal === 'error_rate') {
@@ -332,11 +341,21 @@ function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal
   }
   const l = c.signals.latency
   if (!Number.isFinite(base.latencyUs)) return false
+  const layout = view.coverage(key)?.latencyBuckets
   const threshold = latencyThresholdMs(c, base.latencyUs / 1000)
   return eachReport(w, need, (b) => b.latencyCount, (a, z) => {
     const s = view.window(key, (w.buckets[a] as BucketStats).startMs, (w.buckets[z - 1] as BucketStats).endMs)
-    return s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold
+    return latencyFloorUs(layout, s.latency.valueAtQuantile(l.quantile)) / 1000 >= threshold
   })
+}
+
+/**
+ * Whether a latency reading of the series says how slow its requests certainly are: exact span
+ * durations (no report interval), or a metric's buckets whose bounds are known. A metric point
+ * without bounds (its mean only) does not, nor a series whose layout is not known yet.
+ */
+function boundedLatency(cov: SeriesCoverage | undefined): boolean {
+  return cov !== undefined && (cov.reportIntervalMs === 0 || cov.latencyBuckets !== undefined)
 }
 
 /**

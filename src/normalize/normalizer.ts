@@ -17,7 +17,7 @@ import type {
   TracesRequest,
 } from '../receivers/otlp/model.js'
 import { SpanKind, StatusCode, Temporality } from '../receivers/otlp/model.js'
-import type { Observation, ObservationSink, ResourceKind, SeriesKey } from './observations.js'
+import type { LatencyBuckets, Observation, ObservationSink, RequestObservation, ResourceKind, SeriesKey } from './observations.js'
 import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
 import { normalizeSchema } from './config.js'
 import { REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
@@ -201,6 +201,7 @@ export class Normalizer {
   readonly config: NormalizeConfig
   private readonly fast: FastRequestSink | undefined
   private readonly streams = new Map<string, CumState>()
+  private layoutMemo: { source: number[]; factor: number; layout: LatencyBuckets } | undefined
   private readonly groups: ExportGroups
   private readonly podRequests = new Map<string, Map<string, Requests>>()
   /** service-version -> newest SERVER span end time; in update order (delete + set), bounded */
@@ -466,17 +467,35 @@ export class Normalizer {
     return true
   }
 
-  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, streamStart: boolean, lats: number[], ns: number[], spec: RequestMetricSpec): Observation {
+  private request(key: SeriesKey, p: { timeMs: number; attributes: Attributes }, count: number, startMs: number | undefined, streamStart: boolean, lats: number[], ns: number[], spec: RequestMetricSpec, buckets: LatencyBuckets | undefined): Observation {
     const errors = spec.isError(p.attributes) ? count : 0
-    if (startMs === undefined) return { kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns }
-    if (streamStart) return { kind: 'request', key, timeMs: p.timeMs, startMs, streamStart: true, count, errors, latenciesUs: lats, latencyCounts: ns }
-    return { kind: 'request', key, timeMs: p.timeMs, startMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+    const o: RequestObservation =
+      startMs === undefined
+        ? { kind: 'request', key, timeMs: p.timeMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+        : streamStart
+          ? { kind: 'request', key, timeMs: p.timeMs, startMs, streamStart: true, count, errors, latenciesUs: lats, latencyCounts: ns }
+          : { kind: 'request', key, timeMs: p.timeMs, startMs, count, errors, latenciesUs: lats, latencyCounts: ns }
+    if (buckets !== undefined) o.latencyBuckets = buckets
+    return o
+  }
+
+  /**
+   * The explicit layout in microseconds; the previous one again when bounds and unit are unchanged
+   * (an SDK exports one layout per instrument: one array, not one per point). A one-entry memo.
+   */
+  private explicitLayout(bounds: readonly number[], factor: number): LatencyBuckets {
+    const m = this.layoutMemo
+    if (m !== undefined && m.factor === factor && m.source.length === bounds.length && m.source.every((x, i) => x === bounds[i])) return m.layout
+    const layout: LatencyBuckets = { kind: 'explicit', boundsUs: bounds.map((x) => x * factor) }
+    this.layoutMemo = { source: [...bounds], factor, layout }
+    return layout
   }
 
   private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, streamStart: boolean, factor: number, spec: RequestMetricSpec): void {
     const lats: number[] = []
     const ns: number[] = []
     const b = p.bounds
+    const layout = b.length === 0 ? undefined : this.explicitLayout(b, factor)
     if (b.length === 0) {
       // a single bucket: the mean is the only representative there is
       if (p.sum !== undefined && Number.isFinite(p.sum) && p.sum >= 0 && p.count > 0) {
@@ -495,7 +514,7 @@ export class Normalizer {
         ns.push(n)
       }
     }
-    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec))
+    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec, layout))
   }
 
   private emitExp(key: SeriesKey, p: ExpHistogramPoint, count: number, e: ExpCounts, startMs: number | undefined, streamStart: boolean, factor: number, spec: RequestMetricSpec): void {
@@ -513,7 +532,7 @@ export class Normalizer {
       lats.push(Math.pow(2, ((e.idx[i] as number) + 0.5) * step) * factor)
       ns.push(n)
     }
-    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec))
+    this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec, { kind: 'exponential', scale: e.scale, factor }))
   }
 
   // ---- cumulative -> delta ---------------------------------------------------------------------

@@ -46,7 +46,20 @@ export interface RequestObservation {
   errors: number
   latenciesUs: number[]
   latencyCounts: number[] | undefined
+  /**
+   * The histogram buckets the latencies were read from, when they are bucket representatives:
+   * each latency stands for every request of its bucket, anywhere between the bucket's bounds.
+   * Absent for spans (exact durations) and for a point without bounds (its mean).
+   */
+  latencyBuckets?: LatencyBuckets
 }
+
+/**
+ * The bucket layout of a metric's latencies (microseconds), so that a reading can be traced back to
+ * the bucket it stands for (src/normalize/buckets.ts latencyFloorUs): explicit bounds, or an
+ * exponential histogram's scale and the unit factor its bucket bounds are multiplied by.
+ */
+export type LatencyBuckets = { kind: 'explicit'; boundsUs: readonly number[] } | { kind: 'exponential'; scale: number; factor: number }
 
 export type ResourceKind = 'memory' | 'cpu'
 

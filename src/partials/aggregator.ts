@@ -150,6 +150,8 @@ export class PartialAggregator implements ObservationSink, FastRequestSink {
               errors: obs.errors,
               latenciesUs: obs.latenciesUs.slice(),
               latencyCounts: obs.latencyCounts?.slice(),
+              // shared, never mutated: one layout per instrument
+              latencyBuckets: obs.latencyBuckets,
             })
         } else this.point(e, obs)
         return

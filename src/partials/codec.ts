@@ -17,7 +17,8 @@
  */
 import { PermanentError } from '../common/errors.js'
 import type { ResourceKind } from '../normalize/observations.js'
-import { PARTIAL_VERSION, type SeriesPartial, type PartialBatch } from './types.js'
+import { PARTIAL_VERSION, PARTIAL_VERSIONS_READ, type SeriesPartial, type PartialBatch } from './types.js'
+import type { LatencyBuckets } from '../normalize/observations.js'
 
 const MAGIC0 = 0x50 // 'P'
 const MAGIC1 = 0x42 // 'B'
@@ -143,6 +144,23 @@ const P_REQUESTS = 1
 const P_INTERVALS = 2
 const P_RESOURCES = 4
 const P_PROBES = 8
+/** an interval's flags (version 1 wrote only 0 or 1: its streamStart) */
+const I_STREAM_START = 1
+const I_EXPLICIT = 2
+const I_EXPONENTIAL = 4
+/** the layout of the batch's previous interval that had one (an instrument exports one layout: written once per batch) */
+const I_SAME = 8
+
+interface LayoutMemo {
+  last: LatencyBuckets | undefined
+}
+
+function sameLayout(a: LatencyBuckets, b: LatencyBuckets): boolean {
+  if (a === b) return true
+  if (a.kind === 'exponential') return b.kind === 'exponential' && a.scale === b.scale && a.factor === b.factor
+  if (b.kind !== 'explicit') return false
+  return a.boundsUs.length === b.boundsUs.length && a.boundsUs.every((x, i) => x === b.boundsUs[i])
+}
 
 function writeValues(w: Writer, values: readonly number[], counts: readonly number[] | undefined): void {
   w.uint(values.length)
@@ -234,11 +252,12 @@ export function encodeBatch(b: PartialBatch): Buffer {
   w.num(b.watermarkMs)
   w.uint(b.final ? END_FINAL : b.leaving === true ? END_LEAVING : END_LIVE)
   w.uint(b.partials.length)
-  for (const p of b.partials) encodePartialInto(w, p)
+  const layouts: LayoutMemo = { last: undefined }
+  for (const p of b.partials) encodePartialInto(w, p, layouts)
   return w.out()
 }
 
-function encodePartialInto(w: Writer, p: SeriesPartial): void {
+function encodePartialInto(w: Writer, p: SeriesPartial, layouts: LayoutMemo): void {
   w.str(p.key.namespace)
   w.str(p.key.service)
   w.str(p.key.version)
@@ -264,10 +283,22 @@ function encodePartialInto(w: Writer, p: SeriesPartial): void {
     for (const i of p.intervals) {
       writeTime(w, i.timeMs, base)
       writeTime(w, i.startMs, base)
-      w.uint(i.streamStart ? 1 : 0)
+      const b = i.latencyBuckets
+      const same = b !== undefined && layouts.last !== undefined && sameLayout(b, layouts.last)
+      if (b !== undefined) layouts.last = b
+      w.uint((i.streamStart ? I_STREAM_START : 0) | (same ? I_SAME : b?.kind === 'explicit' ? I_EXPLICIT : b?.kind === 'exponential' ? I_EXPONENTIAL : 0))
       w.num(i.count)
       w.num(i.errors)
       writeLat(w, i.latenciesUs, i.latencyCounts)
+      if (same) {
+        // the layout of the previous interval with one in this batch
+      } else if (b?.kind === 'explicit') {
+        w.uint(b.boundsUs.length)
+        for (const x of b.boundsUs) w.num(x)
+      } else if (b?.kind === 'exponential') {
+        w.num(b.scale)
+        w.num(b.factor)
+      }
     }
   }
   if (p.resources.length > 0) {
@@ -293,21 +324,22 @@ export function decodeBatch(buf: Uint8Array): PartialBatch {
   const r = new Reader(buf)
   if (r.byte() !== MAGIC0 || r.byte() !== MAGIC1) throw corrupt('not a partial batch')
   const v = r.byte()
-  if (v !== PARTIAL_VERSION) throw corrupt(`unsupported version ${v}`)
+  if (!PARTIAL_VERSIONS_READ.includes(v)) throw corrupt(`unsupported version ${v}`)
   const node = r.str()
   const nowMs = r.num()
   const watermarkMs = r.num()
   const end = r.uint()
   const n = r.count()
   const partials: SeriesPartial[] = []
-  for (let i = 0; i < n; i++) partials.push(decodePartial(r))
+  const layouts: LayoutMemo = { last: undefined }
+  for (let i = 0; i < n; i++) partials.push(decodePartial(r, layouts))
   if (!r.done()) throw corrupt('trailing bytes')
   // `leaving` only when set: a batch without it decodes exactly as before the field existed
   if (end === END_LEAVING) return { node, nowMs, watermarkMs, final: false, leaving: true, partials }
   return { node, nowMs, watermarkMs, final: end === END_FINAL, partials }
 }
 
-function decodePartial(r: Reader): SeriesPartial {
+function decodePartial(r: Reader, layouts: LayoutMemo): SeriesPartial {
   const namespace = r.str()
   const service = r.str()
   const version = r.str()
@@ -328,11 +360,26 @@ function decodePartial(r: Reader): SeriesPartial {
     for (let i = 0; i < n; i++) {
       const timeMs = readTime(r, base)
       const startMs = readTime(r, base)
-      const streamStart = r.uint() === 1
+      const f = r.uint()
+      const kinds = (f & I_EXPLICIT ? 1 : 0) + (f & I_EXPONENTIAL ? 1 : 0) + (f & I_SAME ? 1 : 0)
+      if ((f & ~(I_STREAM_START | I_EXPLICIT | I_EXPONENTIAL | I_SAME)) !== 0 || kinds > 1) throw corrupt(`interval flags ${f}`)
+      if ((f & I_SAME) !== 0 && layouts.last === undefined) throw corrupt('an interval refers to a layout before any')
       const count = r.num()
       const errors = r.num()
       const l = readLat(r)
-      p.intervals.push({ timeMs, startMs, streamStart, count, errors, latenciesUs: l.values, latencyCounts: l.counts })
+      let latencyBuckets: LatencyBuckets | undefined
+      if ((f & I_SAME) !== 0) latencyBuckets = layouts.last
+      else if ((f & I_EXPLICIT) !== 0) {
+        const n = r.count()
+        const boundsUs: number[] = new Array<number>(n)
+        for (let k = 0; k < n; k++) boundsUs[k] = r.num()
+        latencyBuckets = { kind: 'explicit', boundsUs }
+      } else if ((f & I_EXPONENTIAL) !== 0) {
+        const scale = r.num()
+        latencyBuckets = { kind: 'exponential', scale, factor: r.num() }
+      }
+      if (latencyBuckets !== undefined) layouts.last = latencyBuckets
+      p.intervals.push({ timeMs, startMs, streamStart: (f & I_STREAM_START) !== 0, count, errors, latenciesUs: l.values, latencyCounts: l.counts, latencyBuckets })
     }
   }
   if ((flags & P_RESOURCES) !== 0) {

@@ -6,10 +6,12 @@
  * partial as observations (`partialObservations`) into its own signal store, which then holds what a
  * single process fed all the telemetry would hold (README "Equivalence").
  */
-import type { Observation, ResourceKind, SeriesKey } from '../normalize/observations.js'
+import type { LatencyBuckets, Observation, ResourceKind, SeriesKey } from '../normalize/observations.js'
 
 /** Version of the wire encoding (codec.ts) and of these shapes; a decoder refuses other versions. */
-export const PARTIAL_VERSION = 1
+export const PARTIAL_VERSION = 2
+/** Versions a decoder reads: version 1 is version 2 without interval layouts (`latencyBuckets`). */
+export const PARTIAL_VERSIONS_READ: readonly number[] = [1, 2]
 
 /**
  * Requests that ended at a point in time (SERVER spans; metric deltas without an interval), merged
@@ -36,6 +38,8 @@ export interface IntervalRequests {
   latenciesUs: number[]
   /** undefined: one request per value */
   latencyCounts: number[] | undefined
+  /** the metric's bucket layout the latencies stand for (src/normalize/observations.ts); undefined: none */
+  latencyBuckets: LatencyBuckets | undefined
 }
 
 export interface ResourceReading {
@@ -113,6 +117,7 @@ export function partialObservations(p: SeriesPartial): Observation[] {
       errors: i.errors,
       latenciesUs: i.latenciesUs,
       latencyCounts: i.latencyCounts,
+      ...(i.latencyBuckets !== undefined ? { latencyBuckets: i.latencyBuckets } : {}),
     })
   }
   for (const x of p.resources) out.push({ kind: 'resource', key, pod: p.pod, resource: x.resource, timeMs: x.timeMs, value: x.value, request: x.request })

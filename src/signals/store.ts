@@ -32,7 +32,7 @@
  * Views returned by `window()` are live: their functions read the store when called. Read the
  * numbers you need before recording more data (the engine does: it freezes numbers, not views).
  */
-import type { Observation, ObservationSink, ResourceKind, SeriesKey } from '../normalize/observations.js'
+import type { LatencyBuckets, Observation, ObservationSink, ResourceKind, SeriesKey } from '../normalize/observations.js'
 import { serviceId } from '../normalize/observations.js'
 import type {
   BucketStats,
@@ -346,6 +346,12 @@ class Series implements RequestRecorder {
   intervalAtMs = -Infinity
   /** intervalMs comes only from streams' first points (their age): the first real report replaces it */
   intervalProvisional = false
+  /**
+   * the bucket layout of the newest metric latencies recorded (SeriesCoverage.latencyBuckets): one
+   * shared object per instrument layout, replaced when a point brings another
+   */
+  latencyBuckets: LatencyBuckets | undefined = undefined
+  latencyBucketsAtMs = -Infinity
   /** the store's reference time when the series was created (a handle may precede any data) */
   createdMs: number
   pods: Map<string, PodSeries> | undefined
@@ -599,6 +605,8 @@ class Series implements RequestRecorder {
     this.intervalMs = 0
     this.intervalProvisional = false
     this.intervalAtMs = -Infinity
+    this.latencyBuckets = undefined
+    this.latencyBucketsAtMs = -Infinity
     this.pods = undefined
     this.probes = undefined
     this.history?.clear()
@@ -926,6 +934,12 @@ export class SignalStore implements ObservationSink, SignalView {
           else if (s.intervalMs === 0 || s.intervalProvisional) s.noteProvisionalInterval(obs.timeMs, cover)
           s.addSpread(obs.timeMs, start, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
         } else s.add(obs.timeMs, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
+        // the layout of the newest point by telemetry time, whatever order points arrive in (a
+        // decider re-records partials bucket by bucket)
+        if (obs.latencyBuckets !== undefined && obs.latenciesUs.length > 0 && t >= s.latencyBucketsAtMs) {
+          s.latencyBuckets = obs.latencyBuckets
+          s.latencyBucketsAtMs = t
+        }
         return
       }
       case 'resource':
@@ -1285,7 +1299,9 @@ export class SignalStore implements ObservationSink, SignalView {
     const s = this.lookup(key)
     if (s === undefined || !hasData(s)) return undefined
     const newestMs = s.lastSeenMs
-    return { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: newestMs - s.intervalMs }
+    const cov: SeriesCoverage = { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: newestMs - s.intervalMs }
+    if (s.latencyBuckets !== undefined) cov.latencyBuckets = s.latencyBuckets
+    return cov
   }
 
   history(key: SeriesKey): SeriesHistory | undefined {

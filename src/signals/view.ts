@@ -8,7 +8,7 @@
  * aligned; callers align with `alignDown`). Ranges older than the fine ring are answered from the
  * coarse ring when the store keeps one (then `buckets` holds the coarse buckets).
  */
-import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
+import type { LatencyBuckets, ResourceKind, SeriesKey } from '../normalize/observations.js'
 
 export interface VersionInfo {
   namespace: string
@@ -44,6 +44,12 @@ export interface SeriesCoverage {
   reportIntervalMs: number
   /** time up to which the series' data is believed complete: newestMs - reportIntervalMs */
   completeUntilMs: number
+  /**
+   * when the series' latencies are a metric's bucket representatives: the bucket layout of the
+   * newest ones, so that a reading can be traced back to its bucket's lower bound
+   * (src/normalize/buckets.ts latencyFloorUs). Absent for spans and for points without bounds.
+   */
+  latencyBuckets?: LatencyBuckets
 }
 
 export interface BucketStats {

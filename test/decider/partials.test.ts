@@ -12,7 +12,7 @@ import { Pipeline } from '../../src/runtime/pipeline.js'
 import { SignalStore } from '../../src/signals/store.js'
 import { parseConfig } from '../../src/config/load.js'
 import { PermanentError } from '../../src/common/errors.js'
-import type { Observation, SeriesKey } from '../../src/normalize/observations.js'
+import type { LatencyBuckets, Observation, SeriesKey } from '../../src/normalize/observations.js'
 import { fnv1a32, nodeOf } from '../../src/decider/daemonset.js'
 
 const K: SeriesKey = { namespace: 'shop', service: 'checkout', version: 'v2' }
@@ -32,8 +32,9 @@ function collect(opts: Partial<ConstructorParameters<typeof PartialAggregator>[0
 function stream(): Observation[] {
   const out: Observation[] = []
   for (let i = 0; i < 400; i++) out.push(span(T + i * 100 + 0.37, 40_000 + (i % 7) * 1000.4, i % 50 === 0))
-  out.push({ kind: 'request', key: K, timeMs: T + 30_000, startMs: T + 15_000, count: 90, errors: 3, latenciesUs: [25_000, 75_000], latencyCounts: [60, 30] })
-  out.push({ kind: 'request', key: K, timeMs: T + 12_000, startMs: T - 50_000, streamStart: true, count: 10, errors: 0, latenciesUs: [5000], latencyCounts: [10] })
+  out.push({ kind: 'request', key: K, timeMs: T + 30_000, startMs: T + 15_000, count: 90, errors: 3, latenciesUs: [25_000, 75_000], latencyCounts: [60, 30], latencyBuckets: { kind: 'explicit', boundsUs: [0, 50_000, 100_000] } })
+  out.push({ kind: 'request', key: K, timeMs: T + 12_000, startMs: T - 50_000, streamStart: true, count: 10, errors: 0, latenciesUs: [5000], latencyCounts: [10], latencyBuckets: { kind: 'exponential', scale: 3, factor: 1000 } })
+  out.push({ kind: 'request', key: K, timeMs: T + 20_000, startMs: T + 10_000, count: 2, errors: 0, latenciesUs: [1500.5], latencyCounts: [2] })
   for (let s = 0; s < 40; s += 10) {
     out.push({ kind: 'resource', key: K, pod: 'checkout-v2-a', resource: 'memory', timeMs: T + s * 1000, value: 200e6 + s * 1e6, request: 512e6 })
     out.push({ kind: 'resource', key: K, pod: 'checkout-v2-a', resource: 'cpu', timeMs: T + s * 1000 + 0.5, value: 0.25, request: undefined })
@@ -76,8 +77,9 @@ describe('partials: aggregator', () => {
     const ps = batches.flatMap((b) => b.partials)
     const iv = ps.flatMap((p) => p.intervals)
     expect(iv).toEqual([
-      { timeMs: T + 12_000, startMs: T - 50_000, streamStart: true, count: 10, errors: 0, latenciesUs: [5000], latencyCounts: [10] },
-      { timeMs: T + 30_000, startMs: T + 15_000, streamStart: false, count: 90, errors: 3, latenciesUs: [25_000, 75_000], latencyCounts: [60, 30] },
+      { timeMs: T + 12_000, startMs: T - 50_000, streamStart: true, count: 10, errors: 0, latenciesUs: [5000], latencyCounts: [10], latencyBuckets: { kind: 'exponential', scale: 3, factor: 1000 } },
+      { timeMs: T + 20_000, startMs: T + 10_000, streamStart: false, count: 2, errors: 0, latenciesUs: [1500.5], latencyCounts: [2], latencyBuckets: undefined },
+      { timeMs: T + 30_000, startMs: T + 15_000, streamStart: false, count: 90, errors: 3, latenciesUs: [25_000, 75_000], latencyCounts: [60, 30], latencyBuckets: { kind: 'explicit', boundsUs: [0, 50_000, 100_000] } },
     ])
     expect(ps.filter((p) => p.resources.length > 0).every((p) => p.pod === 'checkout-v2-a')).toBe(true)
     expect(ps.flatMap((p) => p.probes).map((x) => x.ready)).toEqual([true, true, false, true])
@@ -114,11 +116,60 @@ describe('partials: codec', () => {
     for (const o of stream()) agg.record(o)
     agg.flush()
     const buf = encodeBatch(batches.at(-1) as PartialBatch)
-    const v2 = Buffer.from(buf)
-    v2[2] = 2
-    expect(() => decodeBatch(v2)).toThrow(/unsupported version 2/)
+    const v3 = Buffer.from(buf)
+    v3[2] = 3
+    expect(() => decodeBatch(v3)).toThrow(/unsupported version 3/)
+    // an interval's flags byte: where the encodings of streamStart false and true differ
+    const one = (streamStart: boolean) =>
+      encodeBatch({ node: 'n', nowMs: T, watermarkMs: T, final: false, partials: [{ key: K, pod: '', bucketStartMs: T, requests: undefined, intervals: [{ timeMs: T + 1, startMs: T, streamStart, count: 1, errors: 0, latenciesUs: [1], latencyCounts: undefined, latencyBuckets: undefined }], resources: [], probes: [] }] })
+    const plain = one(false)
+    const flagAt = plain.findIndex((x, i) => x !== one(true)[i])
+    expect(plain[flagAt]).toBe(0)
+    const mangled = Buffer.from(plain)
+    mangled[flagAt] = 6 // explicit and exponential at once
+    expect(() => decodeBatch(mangled)).toThrow(PermanentError)
     expect(() => decodeBatch(Buffer.from('{"json":1}'))).toThrow(PermanentError)
     expect(() => decodeBatch(buf.subarray(0, buf.length - 3))).toThrow(PermanentError)
+  })
+})
+
+describe('partials: version 1', () => {
+  it('a version-1 batch (intervals without layouts) decodes as before: what a node of the previous release sends', () => {
+    const { agg, batches } = collect()
+    for (const o of stream()) if (o.kind !== 'request' || o.latencyBuckets === undefined) agg.record(o)
+    agg.flush()
+    for (const b of batches) {
+      const v1 = Buffer.from(encodeBatch(b))
+      v1[2] = 1
+      expect(decodeBatch(v1)).toEqual(b)
+    }
+  })
+
+  it('a layout repeated in a batch is written once and decodes to equal layouts', () => {
+    const iv = (latencyBuckets: LatencyBuckets | undefined) => ({ timeMs: T + 1, startMs: T, streamStart: false, count: 1, errors: 0, latenciesUs: [1], latencyCounts: undefined, latencyBuckets })
+    const sdk = (): LatencyBuckets => ({ kind: 'explicit', boundsUs: [5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10_000].map((x) => x * 1000) })
+    const batch = (a: LatencyBuckets, b: LatencyBuckets): PartialBatch => ({
+      node: 'n', nowMs: T, watermarkMs: T, final: false,
+      partials: [
+        { key: K, pod: '', bucketStartMs: T, requests: undefined, intervals: [iv(a), iv(undefined)], resources: [], probes: [] },
+        { key: { ...K, version: 'v3' }, pod: '', bucketStartMs: T, requests: undefined, intervals: [iv(b)], resources: [], probes: [] },
+      ],
+    })
+    const same = batch(sdk(), sdk())
+    const other = batch(sdk(), { kind: 'explicit', boundsUs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map((x) => x * 1e6) })
+    expect(decodeBatch(encodeBatch(same))).toEqual(same)
+    expect(decodeBatch(encodeBatch(other))).toEqual(other)
+    expect(encodeBatch(same).length).toBeLessThan(encodeBatch(other).length - 30)
+  })
+
+  it('an interval carries its latency layout to the decider observation', () => {
+    const { agg, batches } = collect()
+    for (const o of stream()) agg.record(o)
+    agg.flush()
+    const obs = batches.flatMap((b) => decodeBatch(encodeBatch(b)).partials).flatMap(partialObservations)
+    const layouts = obs.filter((o) => o.kind === 'request' && o.latencyBuckets !== undefined).map((o) => (o.kind === 'request' ? o.latencyBuckets : undefined))
+    expect(layouts).toEqual(expect.arrayContaining([{ kind: 'explicit', boundsUs: [0, 50_000, 100_000] }, { kind: 'exponential', scale: 3, factor: 1000 }]))
+    expect(layouts).toHaveLength(2)
   })
 })
 

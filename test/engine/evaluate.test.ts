@@ -5,7 +5,7 @@ import { evaluate, initialState, type EngineInput, type EngineOutput, type Engin
 import type { DeploymentEvent } from '../../src/engine/events.js'
 import { deploymentId, verdictId } from '../../src/engine/ids.js'
 import type { Verdict } from '../../src/engine/verdict.js'
-import type { ProbeObservation } from '../../src/normalize/observations.js'
+import type { LatencyBuckets, ProbeObservation } from '../../src/normalize/observations.js'
 import { FakeView } from './fake-view.js'
 
 const V1 = { namespace: 'ns', service: 'svc', version: 'v1' }
@@ -144,16 +144,30 @@ describe('compound rule, critical, modes', () => {
     expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)
   })
 
-  it('a p99 held beyond its threshold decides alone from spans, not from a metric\'s histogram buckets (read at their midpoints)', () => {
+  it('a p99 held beyond its threshold decides alone from spans, and from a metric only when its bucket\'s lower bound is beyond', () => {
     // 2x slower (beyond 1.5x + 20 ms, short of the 3x critical level), nothing else
     const spans = drive(cfgOf(), world({ latencyMs: 200 }))
     expect(kinds(spans)).toEqual(['rollback'])
     expect((spans.verdicts[0] as Verdict).reason).toContain('held 300s beyond the threshold')
-    const metrics = world({ latencyMs: 200 })
-    metrics.reportEvery(V2, 10 * S)
-    const r = drive(cfgOf(), metrics)
-    expect(everBreached(r, 'latency')).toBe(true)
-    expect(kinds(r)).toEqual([])
+    // metrics with the SDK's default bounds (ms): latencies are bucket representatives (midpoints)
+    const sdk: LatencyBuckets = { kind: 'explicit', boundsUs: [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10_000].map((x) => x * 1000) }
+    const metrics = (v1Ms: number, v2Ms: number, layout: LatencyBuckets | undefined) => {
+      const v = new FakeView()
+      v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: v1Ms })
+      v.traffic(V2, D, D + 600 * S, { rps: 20, errorRate: 0.005, latencyMs: v2Ms })
+      return drive(cfgOf(), v.reportEvery(V1, 10 * S, layout).reportEvery(V2, 10 * S, layout))
+    }
+    // (50, 75] -> (100, 250]: certainly above 100 ms, beyond 1.5 x 62.5 ms
+    const certain = metrics(62.5, 175, sdk)
+    expect(kinds(certain)).toEqual(['rollback'])
+    expect((certain.verdicts[0] as Verdict).reason).toContain('held 300s beyond the threshold')
+    // (100, 250] -> (250, 500]: reads 2.1x, but a 1.3x slower version crossing 250 ms reads the
+    // same; certainly above only 250 ms, short of 1.5 x 175 ms
+    const crossing = metrics(175, 375, sdk)
+    expect(everBreached(crossing, 'latency')).toBe(true)
+    expect(kinds(crossing)).toEqual([])
+    // without a known layout (a point with its mean only) a metric's latency is not held alone
+    expect(kinds(metrics(62.5, 175, undefined))).toEqual([])
   })
 
   it('a breach that lapses for one report restarts the single signal\'s hold (4 % errors for 4 of every 5 minutes)', () => {

@@ -2,7 +2,7 @@
  * A plain in-memory SignalView for the engine's unit tests: no histograms, no rings, exact answers.
  * Latency per bucket is a list of values; quantiles are nearest-rank.
  */
-import type { ResourceKind, SeriesKey } from '../../src/normalize/observations.js'
+import type { LatencyBuckets, ResourceKind, SeriesKey } from '../../src/normalize/observations.js'
 import type { BucketStats, PodSlope, SeriesCoverage, SignalView, VersionInfo, WindowStats } from '../../src/signals/view.js'
 
 interface Bucket {
@@ -61,9 +61,16 @@ export class FakeView implements SignalView {
     this.coarseBucketMs = bucketMs
   }
 
-  /** Declares that `k` arrives as metric points covering `ms` each (coverage lags by one interval). */
-  reportEvery(k: SeriesKey, ms: number): this {
+  /** per series: the metric bucket layout `coverage()` answers (default none) */
+  private readonly layouts = new Map<string, LatencyBuckets>()
+
+  /**
+   * Declares that `k` arrives as metric points covering `ms` each (coverage lags by one interval),
+   * and, when given, that its latencies are the representatives of `layout`'s buckets.
+   */
+  reportEvery(k: SeriesKey, ms: number, layout?: LatencyBuckets): this {
     this.intervals.set(kid(k), ms)
+    if (layout !== undefined) this.layouts.set(kid(k), layout)
     return this
   }
 
@@ -74,7 +81,8 @@ export class FakeView implements SignalView {
     let newest = Math.min(i.lastSeenMs, this.visibleUntil)
     if (m !== undefined) for (const b of m.keys()) if (b < this.visibleUntil) newest = Math.max(newest, b + this.bucketMs)
     const interval = this.intervals.get(kid(key)) ?? 0
-    return { newestMs: newest, reportIntervalMs: interval, completeUntilMs: newest - interval }
+    const layout = this.layouts.get(kid(key))
+    return { newestMs: newest, reportIntervalMs: interval, completeUntilMs: newest - interval, ...(layout !== undefined ? { latencyBuckets: layout } : {}) }
   }
 
   private touch(k: SeriesKey, t: number): void {

@@ -108,6 +108,9 @@ describe('http.server.request.duration histograms', () => {
     expect(a!.latencyCounts).toEqual([1, 2, 1, 2])
     expect(b!.errors).toBe(3)
     expect(b!.latenciesUs.map(Math.round)).toEqual([17_500])
+    // the layout the representatives came from, in microseconds, one shared object for one layout
+    expect(a!.latencyBuckets).toEqual({ kind: 'explicit', boundsUs: [5000, 10_000, 25_000, 50_000, 100_000] })
+    expect(b!.latencyBuckets).toBe(a!.latencyBuckets)
   })
 
   it('accepts ms, rejects unknown units and unspecified temporality', () => {
@@ -205,6 +208,7 @@ describe('http.server.request.duration histograms', () => {
     expect(a.latenciesUs[1]).toBeCloseTo(Math.pow(2, 3.5) * 1000, 6)
     expect(a.latenciesUs[2]).toBeCloseTo(Math.pow(2, 4.5) * 1000, 6)
     expect(a.latencyCounts).toEqual([1, 2, 1])
+    expect(a.latencyBuckets).toEqual({ kind: 'exponential', scale: 0, factor: 1000 })
     // cumulative at scale 1, then the SDK lowers the scale to 0
     n.metrics(metrics(RES, m(2, ep({ scale: 1, count: 3, positive: { offset: 6, bucketCounts: [1, 1, 1] } })))) // idx 6,7,8 at scale 1
     expect(sink.requests).toHaveLength(1)
