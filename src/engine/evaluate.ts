@@ -43,6 +43,7 @@ import { confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, report
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type Levels, type WatchEvidence } from './sequential.js'
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
+import { latencyFloorUs } from '../normalize/buckets.js'
 import { liveWorseThanSnapshot } from './baseline-source.js'
 import type { BaselineHealthState, DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
 
@@ -925,6 +926,12 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         if (!r.critical && leads(c, r) && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest)) {
           r.critical = true
           r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
+        }
+        // a metric's p99 decided alone at its bucket's lower bound: the verdict says what was compared
+        const layout = r.critical && r.signal === 'latency' ? view.coverage(key)?.latencyBuckets : undefined
+        if (layout !== undefined) {
+          const floor = `p99 in a bucket above ${Number((latencyFloorUs(layout, r.value * 1000) / 1000).toFixed(3))}ms`
+          r.note = r.note === '' ? floor : `${r.note}; ${floor}`
         }
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
