@@ -9,6 +9,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources'
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { latencyFloorUs } from '../../src/normalize/buckets.js'
 import { Normalizer } from '../../src/normalize/normalizer.js'
 import { SignalStore } from '../../src/signals/store.js'
 import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
@@ -140,5 +141,15 @@ describe('spans and http.server.request.duration from the same OTel SDK', () => 
     // the traced app's metric points were accepted but not counted
     expect(n.stats().deduplicatedPoints).toBeGreaterThan(0)
     expect(n.stats().rejected).toBe(0)
+    // the series read from the SDK's histogram knows its bucket layout (in microseconds): a p99 read
+    // back from the store maps to its bucket's lower bound; the span series has none
+    const searchKey = { namespace: '', service: 'search', version: '1.0.0' }
+    const layout = store.coverage(searchKey)?.latencyBuckets
+    expect(layout).toEqual({ kind: 'explicit', boundsUs: [5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10_000].map((x) => x * 1000) })
+    expect(store.coverage({ namespace: '', service: 'checkout', version: '2.0.0' })?.latencyBuckets).toBeUndefined()
+    // latencies 5-44 ms: the p99 is in (25, 50] ms, read near its midpoint 37.5 ms
+    const p99 = search.latency.valueAtQuantile(0.99)
+    expect(p99).toBeGreaterThan(37_500 * 0.99)
+    expect(latencyFloorUs(layout, p99)).toBe(25_000)
   })
 })
