@@ -242,11 +242,16 @@ function readTime(r: Reader, base: number): number {
   return base + (zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2)
 }
 
+/**
+ * A batch is written in the oldest version that carries it: version 1 (byte for byte as before)
+ * unless an interval has a latency layout, so a decider of the previous release keeps reading
+ * every span-only node during an upgrade.
+ */
 export function encodeBatch(b: PartialBatch): Buffer {
   const w = new Writer()
   w.byte(MAGIC0)
   w.byte(MAGIC1)
-  w.byte(PARTIAL_VERSION)
+  w.byte(b.partials.some((p) => p.intervals.some((i) => i.latencyBuckets !== undefined)) ? PARTIAL_VERSION : 1)
   w.str(b.node)
   w.num(b.nowMs)
   w.num(b.watermarkMs)

@@ -134,15 +134,20 @@ describe('partials: codec', () => {
 })
 
 describe('partials: version 1', () => {
-  it('a version-1 batch (intervals without layouts) decodes as before: what a node of the previous release sends', () => {
+  it('a batch without layouts is written as version 1, what a decider of the previous release reads; one with a layout as version 2', () => {
     const { agg, batches } = collect()
     for (const o of stream()) if (o.kind !== 'request' || o.latencyBuckets === undefined) agg.record(o)
     agg.flush()
+    expect(batches.some((b) => b.partials.some((p) => p.intervals.length > 0))).toBe(true)
     for (const b of batches) {
-      const v1 = Buffer.from(encodeBatch(b))
-      v1[2] = 1
-      expect(decodeBatch(v1)).toEqual(b)
+      const buf = encodeBatch(b)
+      expect(buf[2]).toBe(1)
+      expect(decodeBatch(buf)).toEqual(b)
     }
+    const withLayouts = collect()
+    for (const o of stream()) withLayouts.agg.record(o)
+    withLayouts.agg.flush()
+    expect(withLayouts.batches.map((b) => encodeBatch(b)[2])).toContain(2)
   })
 
   it('a layout repeated in a batch is written once and decodes to equal layouts', () => {
