@@ -24,8 +24,9 @@
  *
  * `--slower F` (e.g. 2): the new version's every request takes F times as long and nothing else
  * changes: a one-signal regression below latency.critical (3x). A rollback then needs the latency
- * beyond its critical level over a span (held), or the error rate, which is noise here, as a
- * witness: the bench counts the rollbacks and, apart, those with an error-rate witness (leading, at
+ * beyond its critical level over a span (held), or beyond its threshold in every report for
+ * `singleSignalHold` (a metric's p99 at its bucket's lower bound in both), or the error rate, which
+ * is noise here, as a witness: the bench counts the rollbacks and, apart, those with an error-rate witness (leading, at
  * most alpha, or corroborating, src/engine/rules.ts corroborationBound, at most sqrt(alpha) by its
  * evidence alone). The version is worse, so a rollback is not wrong; no target, the counts are printed.
  */
@@ -422,7 +423,7 @@ async function main(): Promise<number> {
     const out = [
       slower === 1
         ? `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, span exports ${spanExport}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
-        : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone beyond its critical level, or beside the error rate, here noise, as a witness (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
+        : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone at its critical level or held for singleSignalHold, or beside the error rate, here noise, as a witness (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
       '',
       table([
         ['', 'value', 'target'],
