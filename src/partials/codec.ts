@@ -1,5 +1,5 @@
 /**
- * The wire encoding of a PartialBatch, version 1: a small hand-written binary format (README
+ * The wire encoding of a PartialBatch, versions 1 and 2: a small hand-written binary format (README
  * "Encoding"). Times are written relative to the partial's bucket start; integers as varints
  * (zigzag for signed), anything that is not a safe integer as a tagged float64, so decoding gives
  * back exactly the numbers encoded.
@@ -14,11 +14,13 @@
  * predates it reads 2 as "not final", i.e. a plain heartbeat: the node is then timed out after
  * `decider.nodeTimeout`, as before leaving existed. Values above 2 are read as live by this decoder,
  * so any future end value must be safe to read as a plain heartbeat.
+ * Version 2: an interval's latency layout, which a version-1 decoder would misread (its flags byte
+ * was a plain 0/1 streamStart). Only batches that carry a layout are written as version 2
+ * (`encodeBatch`), so span-only nodes stay readable by a previous-release decider.
  */
 import { PermanentError } from '../common/errors.js'
-import type { ResourceKind } from '../normalize/observations.js'
+import type { LatencyBuckets, ResourceKind } from '../normalize/observations.js'
 import { PARTIAL_VERSION, PARTIAL_VERSIONS_READ, type SeriesPartial, type PartialBatch } from './types.js'
-import type { LatencyBuckets } from '../normalize/observations.js'
 
 const MAGIC0 = 0x50 // 'P'
 const MAGIC1 = 0x42 // 'B'
