@@ -46,3 +46,11 @@ function rep(bounds: readonly number[], i: number): number {
   if (i === n) return bounds[n - 1] as number
   return ((bounds[i - 1] as number) + (bounds[i] as number)) / 2
 }
+
+/** Whether two layouts describe the same buckets (the same object, or equal bounds / scale and unit). */
+export function sameLayout(a: LatencyBuckets, b: LatencyBuckets): boolean {
+  if (a === b) return true
+  if (a.kind === 'exponential') return b.kind === 'exponential' && a.scale === b.scale && a.factor === b.factor
+  if (b.kind !== 'explicit') return false
+  return a.boundsUs.length === b.boundsUs.length && a.boundsUs.every((x, i) => x === b.boundsUs[i])
+}

@@ -20,6 +20,7 @@
  */
 import { PermanentError } from '../common/errors.js'
 import type { LatencyBuckets, ResourceKind } from '../normalize/observations.js'
+import { sameLayout } from '../normalize/buckets.js'
 import { PARTIAL_VERSION, PARTIAL_VERSIONS_READ, type SeriesPartial, type PartialBatch } from './types.js'
 
 const MAGIC0 = 0x50 // 'P'
@@ -157,11 +158,39 @@ interface LayoutMemo {
   last: LatencyBuckets | undefined
 }
 
-function sameLayout(a: LatencyBuckets, b: LatencyBuckets): boolean {
-  if (a === b) return true
-  if (a.kind === 'exponential') return b.kind === 'exponential' && a.scale === b.scale && a.factor === b.factor
-  if (b.kind !== 'explicit') return false
-  return a.boundsUs.length === b.boundsUs.length && a.boundsUs.every((x, i) => x === b.boundsUs[i])
+/** An interval's layout flag and, unless it repeats the batch's previous layout, the layout itself. */
+function layoutFlag(b: LatencyBuckets | undefined, layouts: LayoutMemo): number {
+  if (b === undefined) return 0
+  const same = layouts.last !== undefined && sameLayout(b, layouts.last)
+  layouts.last = b
+  return same ? I_SAME : b.kind === 'explicit' ? I_EXPLICIT : I_EXPONENTIAL
+}
+
+function writeLayout(w: Writer, b: LatencyBuckets | undefined, flag: number): void {
+  if (b === undefined || flag === I_SAME) return
+  if (b.kind === 'explicit') {
+    w.uint(b.boundsUs.length)
+    for (const x of b.boundsUs) w.num(x)
+  } else {
+    w.num(b.scale)
+    w.num(b.factor)
+  }
+}
+
+function readLayout(r: Reader, f: number, layouts: LayoutMemo): LatencyBuckets | undefined {
+  let b: LatencyBuckets | undefined
+  if ((f & I_SAME) !== 0) b = layouts.last
+  else if ((f & I_EXPLICIT) !== 0) {
+    const n = r.count()
+    const boundsUs: number[] = new Array<number>(n)
+    for (let k = 0; k < n; k++) boundsUs[k] = r.num()
+    b = { kind: 'explicit', boundsUs }
+  } else if ((f & I_EXPONENTIAL) !== 0) {
+    const scale = r.num()
+    b = { kind: 'exponential', scale, factor: r.num() }
+  }
+  if (b !== undefined) layouts.last = b
+  return b
 }
 
 function writeValues(w: Writer, values: readonly number[], counts: readonly number[] | undefined): void {
@@ -290,22 +319,12 @@ function encodePartialInto(w: Writer, p: SeriesPartial, layouts: LayoutMemo): vo
     for (const i of p.intervals) {
       writeTime(w, i.timeMs, base)
       writeTime(w, i.startMs, base)
-      const b = i.latencyBuckets
-      const same = b !== undefined && layouts.last !== undefined && sameLayout(b, layouts.last)
-      if (b !== undefined) layouts.last = b
-      w.uint((i.streamStart ? I_STREAM_START : 0) | (same ? I_SAME : b?.kind === 'explicit' ? I_EXPLICIT : b?.kind === 'exponential' ? I_EXPONENTIAL : 0))
+      const lf = layoutFlag(i.latencyBuckets, layouts)
+      w.uint((i.streamStart ? I_STREAM_START : 0) | lf)
       w.num(i.count)
       w.num(i.errors)
       writeLat(w, i.latenciesUs, i.latencyCounts)
-      if (same) {
-        // the layout of the previous interval with one in this batch
-      } else if (b?.kind === 'explicit') {
-        w.uint(b.boundsUs.length)
-        for (const x of b.boundsUs) w.num(x)
-      } else if (b?.kind === 'exponential') {
-        w.num(b.scale)
-        w.num(b.factor)
-      }
+      writeLayout(w, i.latencyBuckets, lf)
     }
   }
   if (p.resources.length > 0) {
@@ -374,18 +393,7 @@ function decodePartial(r: Reader, layouts: LayoutMemo): SeriesPartial {
       const count = r.num()
       const errors = r.num()
       const l = readLat(r)
-      let latencyBuckets: LatencyBuckets | undefined
-      if ((f & I_SAME) !== 0) latencyBuckets = layouts.last
-      else if ((f & I_EXPLICIT) !== 0) {
-        const n = r.count()
-        const boundsUs: number[] = new Array<number>(n)
-        for (let k = 0; k < n; k++) boundsUs[k] = r.num()
-        latencyBuckets = { kind: 'explicit', boundsUs }
-      } else if ((f & I_EXPONENTIAL) !== 0) {
-        const scale = r.num()
-        latencyBuckets = { kind: 'exponential', scale, factor: r.num() }
-      }
-      if (latencyBuckets !== undefined) layouts.last = latencyBuckets
+      const latencyBuckets = readLayout(r, f, layouts)
       p.intervals.push({ timeMs, startMs, streamStart: (f & I_STREAM_START) !== 0, count, errors, latenciesUs: l.values, latencyCounts: l.counts, latencyBuckets })
     }
   }
