@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -21,6 +21,11 @@
  * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
  * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
  * Target (issue 10, printed, not asserted): false rollbacks <= 0.5 %.
+ *
+ * `--rps LO-HI`: the traffic range drawn from, log-uniform (default 1-500; the same draws as before
+ * the flag). `--rps 0.1-1` asks the question for quiet services: those under `minSamples` per
+ * `baselineWindow` (0.17 req/s) reach back for their baseline (src/engine/cadence.ts baselineSpan),
+ * as far as the 6 min of history; the judged count says how many got a verdict-worthy reading.
  *
  * `--slower F` (e.g. 2): the new version's every request takes F times as long and nothing else
  * changes: a one-signal regression below latency.critical (3x). A rollback then needs the latency
@@ -69,7 +74,7 @@ export interface Params {
   spanExport?: 'aligned' | 'per-pod'
 }
 
-export function paramsOf(seed: number, run: number): Params {
+export function paramsOf(seed: number, run: number, rps: readonly [number, number] = [1, 500]): Params {
   const r = new Rng(hash32(`false-rollbacks:${seed}:${run}`))
   const nRoutes = 1 + r.int(4)
   const methods = ['GET', 'GET', 'POST', 'PUT']
@@ -81,7 +86,7 @@ export function paramsOf(seed: number, run: number): Params {
   }))
   return {
     run,
-    rps: Math.exp(r.next() * Math.log(500)),
+    rps: Math.exp(Math.log(rps[0]) + r.next() * (Math.log(rps[1]) - Math.log(rps[0]))),
     intervalS: ([10, 15, 60] as const)[r.int(3)]!,
     telemetry: r.next() < 0.5 ? 'spans' : 'metrics',
     pods: 2 + r.int(5),
@@ -307,8 +312,14 @@ interface RunResult {
   judged: boolean
 }
 
-async function runOne(seed: number, run: number, cfg: PullbackConfig, slower: number, spanExport: 'aligned' | 'per-pod'): Promise<RunResult> {
-  const p = { ...paramsOf(seed, run), slower, spanExport }
+interface RunOptions {
+  slower: number
+  spanExport: 'aligned' | 'per-pod'
+  rps: readonly [number, number]
+}
+
+async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
+  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
@@ -332,6 +343,10 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig, slower: nu
   }
 }
 
+function fmtRps(x: number): string {
+  return x < 1 ? x.toFixed(2) : x.toFixed(1)
+}
+
 function median(xs: number[]): number {
   const a = [...xs].sort((x, y) => x - y)
   const m = Math.floor(a.length / 2)
@@ -343,10 +358,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
 }
 
-async function child(seed: number, runs: number[], configPath: string | undefined, slower: number, spanExport: 'aligned' | 'per-pod'): Promise<void> {
+async function child(seed: number, runs: number[], configPath: string | undefined, o: RunOptions): Promise<void> {
   const cfg = loadConfig(configPath)
   for (const run of runs) {
-    const r = await runOne(seed, run, cfg, slower, spanExport)
+    const r = await runOne(seed, run, cfg, o)
     process.stdout.write(`${JSON.stringify(r)}\n`)
   }
 }
@@ -361,6 +376,7 @@ async function main(): Promise<number> {
       json: { type: 'boolean' },
       slower: { type: 'string' },
       'span-export': { type: 'string' },
+      rps: { type: 'string' },
       child: { type: 'string' },
     },
   })
@@ -369,8 +385,12 @@ async function main(): Promise<number> {
   if (!(slower >= 1) || !Number.isFinite(slower)) throw new Error(`--slower expects a factor >= 1, got ${values.slower}`)
   const spanExport = values['span-export'] ?? 'aligned'
   if (spanExport !== 'aligned' && spanExport !== 'per-pod') throw new Error(`--span-export expects aligned or per-pod, got ${spanExport}`)
+  const rpsArg = values.rps ?? '1-500'
+  const rps = rpsArg.split('-').map(Number)
+  if (rps.length !== 2 || !(rps[0]! > 0) || !(rps[1]! >= rps[0]!) || !Number.isFinite(rps[1])) throw new Error(`--rps expects LO-HI req/s with 0 < LO <= HI, got ${rpsArg}`)
+  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!] }
   if (values.child !== undefined) {
-    await child(seed, values.child.split(',').map(Number), values.config, slower, spanExport)
+    await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
   }
   const runs = Number(values.runs ?? 1000)
@@ -383,13 +403,13 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
         const r = JSON.parse(line) as RunResult
         results.push(r)
-        if (r.rollbacks > 0) process.stderr.write(`false-rollbacks: run #${r.run} rolled back (${r.telemetry}, ${r.intervalS} s, ${r.rps.toFixed(1)} req/s)\n`)
+        if (r.rollbacks > 0) process.stderr.write(`false-rollbacks: run #${r.run} rolled back (${r.telemetry}, ${r.intervalS} s, ${fmtRps(r.rps)} req/s)\n`)
         if (results.length % progressEvery === 0 || results.length === runs) {
           const fr = results.filter((x) => x.rollbacks > 0).length
           process.stderr.write(`false-rollbacks: ${results.length}/${runs} runs, ${fr} ${slower === 1 ? 'false ' : ''}rollbacks, ${((performance.now() - began) / 1000).toFixed(0)} s\n`)
@@ -404,8 +424,8 @@ async function main(): Promise<number> {
   const incidents = results.filter((r) => r.incidents > 0)
   const rate = rolledBack.length / results.length
   const ms = results.map((r) => r.ms)
-  const strata: string[][] = [['stratum', 'runs', 'false rollbacks', 'incidents']]
-  const rpsBand = (x: number) => (x < 5 ? '1-5 req/s' : x < 50 ? '5-50 req/s' : '50-500 req/s')
+  const strata: string[][] = [['stratum', 'runs', slower === 1 ? 'false rollbacks' : 'rollbacks', 'incidents', 'judged']]
+  const rpsBand = (x: number) => (x < 1 ? 'under 1 req/s' : x < 5 ? '1-5 req/s' : x < 50 ? '5-50 req/s' : '50-500 req/s')
   const groups = new Map<string, RunResult[]>()
   for (const r of results) {
     for (const k of [`${r.telemetry}, ${r.intervalS} s`, rpsBand(r.rps)]) {
@@ -415,14 +435,14 @@ async function main(): Promise<number> {
     }
   }
   for (const [k, g] of [...groups].sort((a, b) => a[0].localeCompare(b[0]))) {
-    strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length)])
+    strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length), String(g.filter((r) => r.judged).length)])
   }
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ seed, spanExport, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, spanExport, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
   } else {
     const out = [
       slower === 1
-        ? `false rollbacks over ${results.length} simulated benign deployments (seed ${seed}, span exports ${spanExport}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
+        ? `false rollbacks over ${results.length} simulated benign deployments (${rpsArg} req/s, seed ${seed}, span exports ${spanExport}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
         : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone at its critical level or held for singleSignalHold, or beside the error rate, here noise, as a witness (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
       '',
       table([
@@ -444,7 +464,7 @@ async function main(): Promise<number> {
       table(strata),
     ]
     if (rolledBack.length > 0) {
-      out.push('', `rolled back: ${rolledBack.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${r.rps.toFixed(1)} req/s)`).join(', ')}${rolledBack.length > 30 ? ', ...' : ''}`)
+      out.push('', `rolled back: ${rolledBack.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${fmtRps(r.rps)} req/s)`).join(', ')}${rolledBack.length > 30 ? ', ...' : ''}`)
     }
     process.stdout.write(`${out.join('\n')}\n`)
   }

@@ -42,6 +42,8 @@ const IMAGE_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', NOD
 const BENCHES: Bench[] = [
   { file: 'quality', args: ['--seeds', '5'] },
   { file: 'false-rollbacks', args: ['--runs', '1000', '--workers', '2'] },
+  { file: 'false-rollbacks', name: 'false-rollbacks-quiet', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1'] },
+  { file: 'false-rollbacks', name: 'false-rollbacks-quiet-slower', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1', '--slower', '4'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
   { file: 'engine', args: ['--runs', '7', '--evaluation', 'full'] },

@@ -20,9 +20,9 @@ import type { Contract } from './config.js'
 import { alignUp } from './stats.js'
 
 /**
- * A span reaches back in search of `minSamples` at most this many times its shortest length, or the
- * contract's `baselineWindow` when that is longer (a quiet service is judged over at most as long a
- * span as its baseline was taken over).
+ * A span reaches back in search of `minSamples` at most this many times its shortest length, or as
+ * far as its baseline was taken over when that is longer (`baselineWindow`, or longer for a quiet
+ * service, see baselineSpan): a quiet service is judged over at most as long a span as its baseline.
  */
 const MAX_SPAN_GROWTH = 8
 
@@ -87,7 +87,7 @@ export interface Span {
  * The confirmation span ending at `end`, or undefined while the first full shortest span after
  * `earliest` (the first bucket after the deployment) is not complete yet.
  */
-export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number, interval: number): Span | undefined {
+export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number, interval: number, baselineMs = c.baselineWindow): Span | undefined {
   const min = minSpan(c, interval, g)
   if (end - min < earliest) return undefined
   const from = end - min
@@ -96,18 +96,44 @@ export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, 
   // too few requests: the span reaches back, report by report (bucket by bucket), to the shortest
   // one that holds `minSamples` (or as far as it may, see MAX_SPAN_GROWTH, never before the
   // deployment); read in one query over the longest span, then once more for the span
-  const lo = Math.max(alignUp(earliest, g), end - alignUp(Math.max(min * MAX_SPAN_GROWTH, c.baselineWindow), g))
+  const lo = Math.max(alignUp(earliest, g), end - alignUp(Math.max(min * MAX_SPAN_GROWTH, baselineMs), g))
   const all = view.window(key, lo, end)
-  let n = 0
+  const start = Math.max(lo, alignDown(reachBack(all, from, win.requests, c.minSamples, lo), g))
+  if (start >= from) return { fromMs: from, toMs: end, minLengthMs: min, win }
+  return { fromMs: start, toMs: end, minLengthMs: min, win: start === lo ? all : view.window(key, start, end) }
+}
+
+/**
+ * The old version's pre-deploy span frozen as the baseline: `baselineWindow` before `to`, or, for a
+ * quiet service whose `baselineWindow` holds fewer than `minSamples` requests, reaching back bucket
+ * by bucket until it holds them, as far as the store retains (`floor`, signals.retention): the rule
+ * the confirmation span follows. Without it a service under `minSamples` per `baselineWindow` (under
+ * 0.17 req/s by default) never has a baseline and is never judged.
+ */
+export function baselineSpan(c: Contract, view: SignalView, key: SeriesKey, to: number, floor: number): { fromMs: number; win: WindowStats } {
+  const from = Math.max(to - c.baselineWindow, floor)
+  const win = view.window(key, from, to)
+  // an unknown series (no retention, floor -Infinity) has nothing further back to read
+  if (win.requests >= c.minSamples || !(Number.isFinite(floor) && floor < from)) return { fromMs: from, win }
+  const all = view.window(key, floor, to)
+  const start = reachBack(all, from, win.requests, c.minSamples, floor)
+  return start < from ? { fromMs: start, win: start === floor ? all : view.window(key, start, to) } : { fromMs: from, win }
+}
+
+/**
+ * The latest bucket start before `from` (in `all`, a window reaching back to `lo`) at which the
+ * buckets from there to `from` bring `have` up to `need` requests; the earliest bucket's start (or
+ * `lo`) when they never do.
+ */
+function reachBack(all: WindowStats, from: number, have: number, need: number, lo: number): number {
+  let n = have
   let at = lo
   for (let i = all.buckets.length - 1; i >= 0; i--) {
     const b = all.buckets[i] as BucketStats
     if (b.startMs >= from) continue
     at = b.startMs
     n += b.requests
-    if (n + win.requests >= c.minSamples) break
+    if (n >= need) break
   }
-  const start = Math.max(lo, alignDown(at, g))
-  if (start >= from) return { fromMs: from, toMs: end, minLengthMs: min, win }
-  return { fromMs: start, toMs: end, minLengthMs: min, win: start === lo ? all : view.window(key, start, end) }
+  return at
 }

@@ -39,7 +39,7 @@ import {
   type RuleResult,
 } from './rules.js'
 import { alignUp } from './stats.js'
-import { confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { baselineSpan, confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type Levels, type WatchEvidence } from './sequential.js'
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
@@ -696,8 +696,7 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
   const key = { namespace: w.namespace, service: w.service, version: w.baselineVersion }
   const to = alignDown(w.deployedAt, bucketMs)
   const retained = view.retainedFromMs(key)
-  const from = Math.max(to - c.baselineWindow, retained === undefined ? -Infinity : alignUp(retained, bucketMs))
-  const bw = view.window(key, from, to)
+  const { fromMs: from, win: bw } = baselineSpan(c, view, key, to, retained === undefined ? -Infinity : alignUp(retained, bucketMs))
   const numbers = baselineNumbers(c, bw)
   w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
   w.health = judgeBaseline(c, view, key, bw, bucketMs)
@@ -787,7 +786,8 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   const view = input.view
   const key = w.key
   const earliest = alignUp(w.deployedAt, g)
-  const span = confirmationSpan(c, view, key, end, earliest, g, interval)
+  const baselineMs = base !== undefined ? Math.max(c.baselineWindow, base.toMs - base.fromMs) : c.baselineWindow
+  const span = confirmationSpan(c, view, key, end, earliest, g, interval, baselineMs)
   if (span === undefined) return undefined
   const win = span.win
   const from = span.fromMs
@@ -887,7 +887,7 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
     for (const i of [0, 1] as const) {
       const r = list[i] as RuleResult
       if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
-      if (cs === null) cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval)
+      if (cs === null) cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval, baselineMs)
       if (cs === undefined) break
       const rc = i === 0 ? errorRateRule(c, cs.win, numbers, errorEvidence(w.evidence)) : latencyRule(c, view, key, cs.win, numbers, latencyEvidence(w.evidence))
       if (rc.state === 'breach') list[i] = rc
@@ -900,8 +900,9 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
-  // more report (an error ratio at the absolute `critical` at once): a single-cause fault is
-  // sustained; a spike of one report (a cold start of a few seconds) never fills three reports
+  // more report, or over the confirmation span as it grew when that is longer (an error ratio at the
+  // absolute `critical` at once): a single-cause fault is sustained; a spike of one report (a cold
+  // start of a few seconds) never fills three reports
   for (const r of list) {
     if (r.state === 'breach') {
       const prev = w.onsets[r.signal]
@@ -921,9 +922,16 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         // (SDK default bounds 100, 250, 500 ms), so a 1.3x shift across a bound reads 2x, beyond the
         // threshold in every report; read at the midpoint the hold rolled back 77 of 1,000 1.3x-slower
         // deployments, 75 of them on metrics (`node dist/bench/false-rollbacks.js --runs 1000 --slower 1.3`).
+        // A quiet service's confirmation span grows until it holds minSamples, so the hold covers
+        // the span as it grew (over the shortest one it would hold too few requests to judge), and a
+        // gap is empty time as long as one slice of that span or one report, whichever is longer:
+        // the span's own rule (a slice without any request is a gap); a 0.1 req/s service leaves
+        // most 5 s buckets empty without having stopped (test/engine/cadence.test.ts).
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
-        r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, span.minLengthMs + Math.max(interval, g))))
-        if (!r.critical && leads(c, r) && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest)) {
+        const spanMs = span.toMs - span.fromMs
+        const gapMs = Math.max(interval, g, spanMs / c.slices)
+        r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, Math.max(span.minLengthMs + Math.max(interval, g), spanMs), gapMs)))
+        if (!r.critical && leads(c, r) && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest, gapMs)) {
           r.critical = true
           r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
         }

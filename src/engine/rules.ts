@@ -272,20 +272,21 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
 /**
  * Single-signal confirmation: a confirmed breach of one request signal (`r`, state breach) needs
  * no second witness when it is HELD over [end - holdMs, end), never before `earliest` (the caller
- * passes the series' shortest span plus one report: 15 s for spans, 180 s for 60 s metrics),
+ * passes the series' shortest span plus one report: 15 s for spans, 180 s for 60 s metrics; or the
+ * confirmation span as it grew at low traffic, when that is longer),
  *   - the aggregate is at or beyond the signal's critical level (error rate: errorCriticalLevel,
  *     relative to the baseline; latency: critical x the baseline quantile, a metric's read at its
  *     bucket's lower bound, src/normalize/buckets.ts), and
  *   - every report of the series in it is beyond the threshold: each bucket (a span's report is
  *     the store's bucket, a metric's report its interval, which the span's buckets follow), or, at
  *     low traffic, each run of consecutive buckets that together hold their share of the sample
- *     floor (ceil(minSamples / slices)); an empty bucket is a gap and the breach is not held.
+ *     floor (ceil(minSamples / slices)); empty time of `gapMs` is a gap and the breach is not held.
  * One witness, so it must be sustained in every data point, and for one report beyond the span
  * that confirmed it: a spike no longer than one report interval (a cold start of a few seconds per
  * pod, a GC pause, one burst) straddles at most two reports, so it never fills the three a
  * decision needs, and never decides alone. Pure; reads the view.
  */
-export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, holdMs: number): boolean {
+export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, holdMs: number, gapMs: number): boolean {
   if (r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
   const from = end - holdMs
   if (from < earliest) return false
@@ -299,7 +300,7 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
     const floor = latencyFloorUs(view.coverage(key)?.latencyBuckets, w.latency.valueAtQuantile(c.signals.latency.quantile))
     if (floor / 1000 < (base.latencyUs / 1000) * c.signals.latency.critical) return false
   }
-  return everyReportBeyond(c, view, key, r.signal, base, w)
+  return everyReportBeyond(c, view, key, r.signal, base, w, gapMs)
 }
 
 /**
@@ -313,14 +314,14 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
  * only when its readings say how slow requests certainly are (`boundedLatency`), and a metric's at
  * its bucket's lower bound (everyReportBeyond). Pure.
  */
-export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number): boolean {
+export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, gapMs: number): boolean {
   const hold = c.singleSignalHold
   if (!(hold > 0) || r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
   if (r.signal === 'latency' && !boundedLatency(view.coverage(key))) return false
   if (r.onsetMs === undefined || r.onsetMs > end - hold) return false
   const from = end - hold
   if (from < earliest) return false
-  return everyReportBeyond(c, view, key, r.signal, base, view.window(key, from, end))
+  return everyReportBeyond(c, view, key, r.signal, base, view.window(key, from, end), gapMs)
 }
 
 /**
@@ -328,12 +329,12 @@ export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleR
  * A metric's latency at its bucket's lower bound: a 1.3x slower p99 that crosses a bound reads at
  * the next bucket's midpoint, often 2x, but is certainly above only the bound it crossed.
  */
-function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal: 'error_rate' | 'latency', base: BaselineNumbers, w: WindowStats): boolean {
+function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal: 'error_rate' | 'latency', base: BaselineNumbers, w: WindowStats, gapMs: number): boolean {
   const need = Math.ceil(c.minSamples / c.slices)
   if (signal === 'error_rate') {
     if (!(base.requests > 0)) return false
     const threshold = errorThreshold(c, base.errors / base.requests)
-    return eachReport(w, need, (b) => b.requests, (a, z, n) => {
+    return eachReport(w, need, gapMs, (b) => b.requests, (a, z, n) => {
       let e = 0
       for (let i = a; i < z; i++) e += (w.buckets[i] as BucketStats).errors
       return e / n >= threshold
@@ -343,7 +344,7 @@ function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal
   if (!Number.isFinite(base.latencyUs)) return false
   const layout = view.coverage(key)?.latencyBuckets
   const threshold = latencyThresholdMs(c, base.latencyUs / 1000)
-  return eachReport(w, need, (b) => b.latencyCount, (a, z) => {
+  return eachReport(w, need, gapMs, (b) => b.latencyCount, (a, z) => {
     const s = view.window(key, (w.buckets[a] as BucketStats).startMs, (w.buckets[z - 1] as BucketStats).endMs)
     return latencyFloorUs(layout, s.latency.valueAtQuantile(l.quantile)) / 1000 >= threshold
   })
@@ -361,18 +362,28 @@ function boundedLatency(cov: SeriesCoverage | undefined): boolean {
 /**
  * Groups the window's buckets into runs of consecutive buckets holding at least `need` samples
  * each (a bucket that does is a run of its own; a short tail joins the last run) and asks `beyond`
- * of each run [a, z) with its sample count. False on an empty bucket (a gap) or when no run holds
- * `need` samples.
+ * of each run [a, z) with its sample count. False on a gap or when no run holds `need` samples.
+ * A gap is empty time of at least `gapMs` (the caller's: a report of the series, or a slice of its
+ * confirmation span, whichever is longer; one bucket at least): a 60 s point's few requests, spread
+ * over its interval's 5 s buckets in whole numbers, leave some of them empty, and so do a quiet
+ * service's spans, without the series having stopped.
  */
-function eachReport(w: WindowStats, need: number, count: (b: BucketStats) => number, beyond: (a: number, z: number, n: number) => boolean): boolean {
+function eachReport(w: WindowStats, need: number, gapMs: number, count: (b: BucketStats) => number, beyond: (a: number, z: number, n: number) => boolean): boolean {
   const nb = w.buckets.length
   let a = 0
   let n = 0
   let lastA = -1
   let lastN = 0
+  let emptyFrom = -1
   for (let j = 0; j < nb; j++) {
-    const k = count(w.buckets[j] as BucketStats)
-    if (k === 0) return false
+    const b = w.buckets[j] as BucketStats
+    const k = count(b)
+    if (k === 0) {
+      if (emptyFrom < 0) emptyFrom = b.startMs
+      if (b.endMs - emptyFrom >= gapMs) return false
+      continue
+    }
+    emptyFrom = -1
     n += k
     if (n >= need) {
       if (lastA >= 0 && !beyond(lastA, a, lastN)) return false

@@ -114,6 +114,53 @@ describe('metrics at the SDK default 60 s and at 15 s', () => {
   })
 })
 
+describe('a quiet service (fewer than minSamples requests in baselineWindow)', () => {
+  /**
+   * 0.1 req/s (30 requests per 5 min, under the floor of 50) for 10 min before the deployment, in
+   * 60 s metric points: one request in every other 5 s bucket, as the store spreads a point's few
+   * requests over its interval in whole numbers.
+   */
+  function quietWorld(v2LatencyMs: number): Reporting {
+    const v = new FakeView()
+    for (let t = D - 600 * S; t < D; t += 10 * S) v.traffic(V1, t, t + 5 * S, { rps: 0.2, latencyMs: 100 })
+    for (let t = D; t < D + 900 * S; t += 10 * S) v.traffic(V2, t, t + 5 * S, { rps: 0.2, latencyMs: v2LatencyMs })
+    v.reportEvery(V1, 60 * S).reportEvery(V2, 60 * S)
+    return new Reporting(v, 60 * S)
+  }
+
+  it('its baseline reaches back past baselineWindow until it holds minSamples, and a 4x slower version is rolled back on latency alone (the few requests of a 60 s point leave 5 s buckets empty: not a gap)', () => {
+    const r = drive(quietWorld(400), D + 1200 * S)
+    expect(r.verdicts.map((v) => v.kind)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.signals.find((s) => s.signal === 'latency')?.state).toBe('breach')
+  })
+
+  it('spans at 0.1 req/s: the confirmation span reaches back as far as the baseline did, so half the requests failing and 3x slower is rolled back', () => {
+    const v = new FakeView()
+    for (let t = D - 600 * S; t < D; t += 10 * S) v.traffic(V1, t, t + 5 * S, { rps: 0.2, latencyMs: 100 })
+    for (let t = D, i = 0; t < D + 900 * S; t += 10 * S, i++) v.traffic(V2, t, t + 5 * S, { rps: 0.2, latencyMs: 300, errorRate: i % 2 })
+    const r = drive(new Reporting(v, 5 * S), D + 1200 * S)
+    expect(r.verdicts.map((x) => x.kind)).toEqual(['rollback'])
+    // 50 requests need 500 s at this rate: beyond baselineWindow (300 s), within the baseline's reach
+    expect((r.verdicts[0]?.decidedAt as number) - D).toBeGreaterThanOrEqual(500 * S)
+  })
+
+  it('spans at 0.1 req/s, 4x slower and no errors: a single signal held over the whole grown span (empty 5 s buckets are not gaps) rolls back alone', () => {
+    const v = new FakeView()
+    for (let t = D - 600 * S; t < D; t += 10 * S) v.traffic(V1, t, t + 5 * S, { rps: 0.2, latencyMs: 100 })
+    for (let t = D; t < D + 900 * S; t += 10 * S) v.traffic(V2, t, t + 5 * S, { rps: 0.2, latencyMs: 400 })
+    const r = drive(new Reporting(v, 5 * S), D + 1200 * S)
+    expect(r.verdicts.map((x) => x.kind)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.signals.find((s) => s.signal === 'latency')).toMatchObject({ state: 'breach', critical: true })
+    expect(r.verdicts[0]?.signals.find((s) => s.signal === 'error_rate')?.state).toBe('healthy')
+  })
+
+  it('the same version unchanged: judged healthy, not stuck without a baseline', () => {
+    const r = drive(quietWorld(100), D + 1200 * S)
+    expect(r.verdicts).toEqual([])
+    expect(r.outs.flatMap((o) => o.statuses).at(-1)?.status).toBe('healthy')
+  })
+})
+
 describe('single-cause faults', () => {
   it('60 s metrics, 20 % fast 5xx (no latency change): rolled back on the error rate alone', () => {
     const r = drive(metricsWorld(60 * S, { errorRate: 0.2 }))

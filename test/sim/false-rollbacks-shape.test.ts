@@ -47,6 +47,16 @@ describe('false-rollback bench telemetry', () => {
     expect(first(spans, '{"resourceSpans"')).toMatch(/"startTimeUnixNano":"\d{19}"/)
   })
 
+  it('--rps draws traffic log-uniformly from its range; the default range keeps the draws the figures of record used', () => {
+    const quiet = Array.from({ length: 200 }, (_, i) => paramsOf(1, i, [0.1, 1]).rps)
+    expect(Math.min(...quiet)).toBeGreaterThanOrEqual(0.1)
+    expect(Math.max(...quiet)).toBeLessThanOrEqual(1)
+    expect(quiet.filter((x) => x < Math.sqrt(0.1)).length).toBeGreaterThan(70)
+    expect(paramsOf(1, 7, [1, 500])).toEqual(paramsOf(1, 7))
+    // run 0 of seed 1 and the quiet range draw from the same uniform
+    expect(Math.log(paramsOf(1, 0, [0.1, 1]).rps / 0.1) / Math.log(10)).toBeCloseTo(Math.log(paramsOf(1, 0).rps) / Math.log(500), 9)
+  })
+
   it('replays without a malformed line, every span counted', async () => {
     const lines = [...benignDeployment({ ...params('spans'), rps: 5 }, 1)]
     const spans = lines.filter((l) => l.startsWith('{"resourceSpans"')).reduce((a, l) => a + (l.match(/"kind":2/g)?.length ?? 0), 0)
