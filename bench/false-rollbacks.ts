@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -17,6 +17,12 @@
  * BatchSpanProcessors do), one resource per line, so most buckets arrive split over several lines
  * and early firing (engine.earlyFiring) judges buckets before all pods' batches are in; `aligned`
  * (the default, the figure of record before this flag) exports every pod's spans at each 5 s edge.
+ *
+ * `--clock export [--skew-ms=N]`: each line handed over at the instant it was exported, a tick every
+ * second of the sidecar's clock (bench/export-clock.ts), that clock N ms ahead of the applications'
+ * (negative: behind); the default `telemetry` replays as `pullback replay` does (now = the newest
+ * telemetry read). The sidecar's clock is where early firing looks at buckets whose batches are
+ * still in flight (src/engine/cadence.ts earlyEnd), and a skewed one moves when it looks.
  *
  * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
  * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
@@ -43,8 +49,11 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/config/load.js'
 import type { PullbackConfig } from '../src/config/schema.js'
 import { replayLines } from '../src/cli/commands/replay.js'
+import type { Verdict } from '../src/engine/verdict.js'
+import type { DeploymentTimeline } from '../src/report/model.js'
 import { hash32, Rng } from '../src/sim/random.js'
 import { nextSpanExportMs } from '../src/sim/telemetry.js'
+import { replayAtExportTimes } from './export-clock.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 const START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)
@@ -136,7 +145,8 @@ function resource(svc: string, p: SimPod): string {
 }
 
 /** The recording of one benign deployment, line by line, in telemetry-time order. */
-export function* benignDeployment(p: Params, seed: number): Generator<string> {
+/** `onExport(atMs)`: called before each line is yielded with the epoch ms it was exported at (the applications' clock). */
+export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: number) => void): Generator<string> {
   const r = new Rng(hash32(`false-rollbacks:traffic:${seed}:${p.run}`))
   const svc = `svc-${p.run}`
   const durationS = PRE_S + WATCH_S
@@ -239,6 +249,7 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
           else pending[w++] = x
         }
         pending.length = w
+        if (spans.length > 0) onExport?.(cutoff)
         if (spans.length > 0) yield `{"resourceSpans":[{"resource":${resource(svc, d.pod)},"scopeSpans":[{"scope":{"name":"bench-sdk","version":"1.0.0"},"spans":[${spans.join(',')}]}]}]}`
       }
     } else if (p.telemetry === 'spans' && (now % SPAN_BATCH_S === 0 || now === durationS)) {
@@ -257,6 +268,7 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
       pending.push(...keep)
       if (by.size > 0) {
         const rs = [...by].map(([pod, spans]) => `{"resource":${resource(svc, pod)},"scopeSpans":[{"scope":{"name":"bench-sdk","version":"1.0.0"},"spans":[${spans.join(',')}]}]}`)
+        onExport?.(cutoff)
         yield `{"resourceSpans":[${rs.join(',')}]}`
       }
     }
@@ -288,6 +300,7 @@ export function* benignDeployment(p: Params, seed: number): Generator<string> {
         }
         return `{"resource":${resource(svc, pod)},"scopeMetrics":[${scopes.join(',')}]}`
       })
+      onExport?.(t(now))
       yield `{"resourceMetrics":[${rms.join(',')}]}`
     }
   }
@@ -316,16 +329,29 @@ interface RunOptions {
   slower: number
   spanExport: 'aligned' | 'per-pod'
   rps: readonly [number, number]
+  /** replay on the telemetry's clock (`pullback replay`) or the sidecar's (bench/export-clock.ts) */
+  clock: 'telemetry' | 'export'
+  /** with the export clock: the sidecar's clock minus the applications' */
+  skewMs: number
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
   const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
-  const res = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
+  let res: { verdicts: Verdict[]; timelines: DeploymentTimeline[]; lines: number }
+  if (o.clock === 'export') {
+    const lines: string[] = []
+    const atMs: number[] = []
+    for (const l of benignDeployment(p, seed, (at) => atMs.push(at))) lines.push(l)
+    res = { ...replayAtExportTimes(lines, atMs, cfg, { skewMs: o.skewMs, recordTimeline: true }), lines: lines.length }
+  } else {
+    const r = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
+    res = { verdicts: r.verdicts, timelines: r.report?.timelines ?? [], lines: r.lines }
+  }
   const live = res.verdicts.filter((v) => !v.dryRun)
   // a benign deployment that was never judged is no evidence of restraint: count both
-  const deploys = (res.report?.timelines ?? []).filter((t) => t.kind === 'deploy')
+  const deploys = res.timelines.filter((t) => t.kind === 'deploy')
   const judged = deploys.some((t) => t.ticks.some((k) => k.signals.some((r) => (r.signal === 'error_rate' || r.signal === 'latency') && (r.state === 'healthy' || r.state === 'breach'))))
   return {
     run,
@@ -345,6 +371,10 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOpti
 
 function fmtRps(x: number): string {
   return x < 1 ? x.toFixed(2) : x.toFixed(1)
+}
+
+function clockOf(o: RunOptions): string {
+  return o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
 }
 
 function median(xs: number[]): number {
@@ -377,6 +407,8 @@ async function main(): Promise<number> {
       slower: { type: 'string' },
       'span-export': { type: 'string' },
       rps: { type: 'string' },
+      clock: { type: 'string' },
+      'skew-ms': { type: 'string' },
       child: { type: 'string' },
     },
   })
@@ -388,7 +420,12 @@ async function main(): Promise<number> {
   const rpsArg = values.rps ?? '1-500'
   const rps = rpsArg.split('-').map(Number)
   if (rps.length !== 2 || !(rps[0]! > 0) || !(rps[1]! >= rps[0]!) || !Number.isFinite(rps[1])) throw new Error(`--rps expects LO-HI req/s with 0 < LO <= HI, got ${rpsArg}`)
-  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!] }
+  const clock = values.clock ?? 'telemetry'
+  if (clock !== 'telemetry' && clock !== 'export') throw new Error(`--clock expects telemetry or export, got ${clock}`)
+  const skewMs = Number(values['skew-ms'] ?? 0)
+  if (!Number.isFinite(skewMs)) throw new Error(`--skew-ms expects milliseconds, got ${values['skew-ms']}`)
+  if (skewMs !== 0 && clock !== 'export') throw new Error('--skew-ms needs --clock export (the telemetry clock has no sidecar clock to skew)')
+  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs }
   if (values.child !== undefined) {
     await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
@@ -403,7 +440,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -438,12 +475,12 @@ async function main(): Promise<number> {
     strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length), String(g.filter((r) => r.judged).length)])
   }
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ seed, spanExport, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, spanExport, clock, skewMs, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
   } else {
     const out = [
       slower === 1
-        ? `false rollbacks over ${results.length} simulated benign deployments (${rpsArg} req/s, seed ${seed}, span exports ${spanExport}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
-        : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone at its critical level or held for singleSignalHold, or beside the error rate, here noise, as a witness (seed ${seed}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
+        ? `false rollbacks over ${results.length} simulated benign deployments (${rpsArg} req/s, seed ${seed}, span exports ${spanExport}, ${clockOf(opts)}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
+        : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone at its critical level or held for singleSignalHold, or beside the error rate, here noise, as a witness (seed ${seed}, ${clockOf(opts)}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
       '',
       table([
         ['', 'value', 'target'],

@@ -4,13 +4,15 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--span-export aligned|per-pod] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--json]
  *
  * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
  * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
  * (a batch exported at 265 s ends at 264.99 s). `export` ticks the same pipeline every second of
  * scenario time and hands each line over at the second it was exported, as the sidecar (1 s
  * `runtime.tickInterval`, wall clock) would see it with no network delay: what a user would see.
+ * `--skew-ms=N` puts that clock N ms ahead of the applications' (negative: behind); delays are then
+ * still measured on the applications' clock (bench/export-clock.ts).
  *
  * Span exports: `aligned` (the default, the figure of record) is the library's own phase: one line
  * per 5 s for the whole fleet, each holding the spans ended by a bucket edge, so a bucket is judged
@@ -34,8 +36,7 @@ import type { PullbackConfig } from '../src/config/schema.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import type { Verdict } from '../src/engine/verdict.js'
 import type { DeploymentEvent } from '../src/engine/events.js'
-import { decodeOtlpJsonLine } from '../src/receivers/otlp/json.js'
-import { Pipeline } from '../src/runtime/pipeline.js'
+import { replayAtExportTimes } from './export-clock.js'
 import { DEFAULT_START_MS, recordScenario, SCENARIOS, type Scenario } from '../src/sim/index.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -179,37 +180,7 @@ function restoredEvent(v: Verdict): DeploymentEvent | undefined {
   return { namespace: v.namespace, service: v.service, version: v.baselineVersion, time: v.decidedAt, kind: 'rollback', previousVersion: v.version, source: 'pullback-replay', decisionId: v.id }
 }
 
-/**
- * `--clock export`: the recording fed to the real pipeline at the scenario second each line was
- * exported (`atS`), with a tick every second of scenario time (now = that second, watermark = now -
- * lateness), as the sidecar on its wall clock; then two ticks at the end (watermark = now), as replay does.
- */
-function replayAtExportTimes(lines: readonly string[], atS: readonly number[], cfg: PullbackConfig, actuator: boolean): Verdict[] {
-  const pipeline = new Pipeline({ engine: cfg.engine, signals: cfg.signals, normalize: (cfg as { normalize?: object }).normalize ?? {} })
-  const verdicts: Verdict[] = []
-  const tick = (now: number, watermark = now - cfg.engine.lateness) => {
-    for (const v of pipeline.tick(now, watermark).verdicts) {
-      verdicts.push(v)
-      const ev = actuator ? restoredEvent(v) : undefined
-      if (ev !== undefined) pipeline.deployment(ev)
-    }
-  }
-  let second = -1
-  for (let i = 0; i < lines.length; i++) {
-    const at = atS[i] ?? second
-    for (; second < at; second++) if (second >= 0) tick(DEFAULT_START_MS + second * 1000)
-    const d = decodeOtlpJsonLine(lines[i] as string)
-    if (d.type === 'traces') pipeline.consumeTraces(d.request)
-    else if (d.type === 'metrics') pipeline.consumeMetrics(d.request)
-  }
-  // the end of the recording: everything has arrived (replay's last two ticks, watermark = now)
-  const end = DEFAULT_START_MS + second * 1000
-  tick(end, end)
-  tick(end, end)
-  return verdicts
-}
-
-async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock: 'telemetry' | 'export' = 'telemetry', spanSchedule: 'aligned' | 'per-pod' = 'aligned'): Promise<Row> {
+async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock: 'telemetry' | 'export' = 'telemetry', spanSchedule: 'aligned' | 'per-pod' = 'aligned', skewMs = 0): Promise<Row> {
   const lines: string[] = []
   const exportS: number[] = []
   const { newVersion, own } = faultOfNewVersion(s, seed)
@@ -232,7 +203,15 @@ async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock
   // a recording has no feedback loop: the actuator stand-in only makes sense where the scenario plays the rollback itself
   const withRecovery = s.expected.includes('+')
   const sink = { out: () => undefined, err: () => undefined }
-  const verdicts = clock === 'export' ? replayAtExportTimes(lines, exportS, cfg, withRecovery) : (await replayLines(lines, cfg, sink, { actuator: withRecovery }, s.name)).verdicts
+  const verdicts =
+    clock === 'export'
+      ? replayAtExportTimes(
+          lines,
+          exportS.map((x) => DEFAULT_START_MS + x * 1000),
+          cfg,
+          { skewMs, ...(withRecovery ? { onVerdict: restoredEvent } : {}) },
+        ).verdicts.map((v) => (skewMs === 0 ? v : { ...v, decidedAt: v.decidedAt - skewMs }))
+      : (await replayLines(lines, cfg, sink, { actuator: withRecovery }, s.name)).verdicts
   const { actual, decidedAt } = actualOf(verdicts, s)
   const onsetMs = s.faultOnsetS === undefined ? undefined : DEFAULT_START_MS + s.faultOnsetS * 1000
   const detectS = decidedAt !== undefined && onsetMs !== undefined ? (decidedAt - onsetMs) / 1000 : undefined
@@ -342,12 +321,15 @@ async function main(): Promise<number> {
       untuned: { type: 'boolean' },
       clock: { type: 'string' },
       'span-export': { type: 'string' },
+      'skew-ms': { type: 'string' },
     },
   })
   const spanSchedule = values['span-export'] ?? 'aligned'
   if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new Error('--span-export expects aligned or per-pod')
   const clock = values.clock ?? 'telemetry'
   if (clock !== 'telemetry' && clock !== 'export') throw new Error('--clock expects telemetry or export')
+  const skewMs = Number(values['skew-ms'] ?? 0)
+  if (!Number.isFinite(skewMs) || (skewMs !== 0 && clock !== 'export')) throw new Error('--skew-ms expects milliseconds, with --clock export')
   // --seeds N runs seeds 1..N and prints per-scenario hit counts; --seed N runs one seed with the full table
   const seeds = values.seeds !== undefined ? Array.from({ length: Number(values.seeds) }, (_, i) => i + 1) : [values.seed === undefined ? 1 : Number(values.seed)]
   if (seeds.length === 0 || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error('--seed/--seeds expect non-negative integers')
@@ -364,7 +346,7 @@ async function main(): Promise<number> {
   for (const seed of seeds) {
     for (const s of scenarios) {
       const t = performance.now()
-      const row = await runScenario(s, cfg, seed, clock, spanSchedule)
+      const row = await runScenario(s, cfg, seed, clock, spanSchedule, skewMs)
       rows.push(row)
       process.stderr.write(`quality: [${rows.length}/${total}] ${s.name} seed ${seed}: ${row.actual} in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
     }
@@ -455,10 +437,10 @@ async function main(): Promise<number> {
       baseline: r.baseline,
       baselineDetectS: r.baselineDetectS,
     }))
-    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, spanExport: spanSchedule, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
+    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, skewMs, spanExport: spanSchedule, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
   } else {
     const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
-    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? 'clock: export times (as the sidecar), ' : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
     process.stdout.write(`${table(out)}\n\n${summaries.join('\n\n')}\n`)
   }
   const allOk = rows.every((r) => r.ok) && targetsMet

@@ -42,6 +42,7 @@ const IMAGE_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', NOD
 const BENCHES: Bench[] = [
   { file: 'quality', args: ['--seeds', '5'] },
   { file: 'false-rollbacks', args: ['--runs', '1000', '--workers', '2'] },
+  { file: 'false-rollbacks', name: 'false-rollbacks-sidecar-clock', args: ['--runs', '1000', '--workers', '2', '--span-export', 'per-pod', '--clock', 'export'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet-slower', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1', '--slower', '4'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },

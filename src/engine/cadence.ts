@@ -57,7 +57,9 @@ export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number
  * (evaluationEnd) otherwise. Spans come in batches (the SDKs' batch span processors export every
  * ~5 s), so the watermark trails the newest telemetry by `engine.lateness` for the batches of other
  * pods still in flight. A batch whose newest span ends at or after a bucket's end has brought its
- * pod's spans of that bucket, so the bucket can be judged on what is there: the slice rules apply
+ * pod's spans of that bucket; and once the clock has passed the end of the bucket holding the
+ * newest span, the rest of that bucket is in flight too (a batch leaving 1 ms before an edge would
+ * otherwise hold its bucket back a whole batch). Such a bucket is judged on what is there: the slice rules apply
  * as to complete data (rules.ts: a slice holding its share of the sample floor must be beyond the
  * threshold, an empty one is a gap), and the evidence commits only what the watermark passed
  * (sequential.ts peek). Never for metric series (their data is complete one report interval after it, see
@@ -67,7 +69,9 @@ export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number
 export function earlyEnd(cov: SeriesCoverage | undefined, now: number, dataEnd: number, g: number, bucketMs: number): number {
   if (cov === undefined || reportInterval(cov) !== 0 || g !== bucketMs) return dataEnd
   const t = Math.min(now, cov.newestMs)
-  return Number.isFinite(t) ? Math.max(dataEnd, alignDown(t, g)) : dataEnd
+  if (!Number.isFinite(t)) return dataEnd
+  const head = alignDown(t, g)
+  return Math.max(dataEnd, now >= head + g ? head + g : head)
 }
 
 /** Shortest confirmation span for a series, a multiple of `g`: the contract window, and two report intervals. */

@@ -166,7 +166,8 @@ export const engineSchema = z
     lateness: duration().prefault('5s'),
     /**
      * Early firing (Apache Beam's term for a pane before the watermark): a span series is judged up
-     * to its own newest data, not only up to the watermark; the sequential tests still consume only
+     * to its own newest data (and its newest bucket once the clock has passed its end), not only up
+     * to the watermark; the sequential tests still consume only
      * data the watermark has passed, plus an uncommitted look at the newer data (cadence.ts earlyEnd)
      */
     earlyFiring: z.boolean().default(true),

@@ -206,8 +206,12 @@ describe('pre-existing breaches of any shape', () => {
 describe('early firing: the end a series may be judged up to before the watermark (earlyEnd)', () => {
   const spans = (newestMs: number): SeriesCoverage => ({ newestMs, reportIntervalMs: 0, completeUntilMs: newestMs })
   it('a span series: its newest data, aligned down, never past now and never before the watermark end', () => {
-    expect(earlyEnd(spans(D + 14_999), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 10 * S)
-    expect(earlyEnd(spans(D + 15 * S), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 15 * S)
+    expect(earlyEnd(spans(D + 14_999), D + 14_999, D + 5 * S, 5 * S, 5 * S)).toBe(D + 10 * S)
+    expect(earlyEnd(spans(D + 15 * S), D + 19_999, D + 5 * S, 5 * S, 5 * S)).toBe(D + 15 * S)
+    // the bucket holding the newest span, once the clock has passed its end: its rest is in flight
+    expect(earlyEnd(spans(D + 14_999), D + 15 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 15 * S)
+    expect(earlyEnd(spans(D + 14_999), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 15 * S)
+    expect(earlyEnd(spans(D + 15 * S), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 20 * S)
     // a skewed clock's future spans: bounded by now
     expect(earlyEnd(spans(D + 3_600 * S), D + 20 * S, D + 5 * S, 5 * S, 5 * S)).toBe(D + 20 * S)
     // older than the watermark (the version went quiet): the watermark's end

@@ -199,6 +199,24 @@ describe('compound rule, critical, modes', () => {
     expect(t(metrics)).toEqual(tLate(metrics))
   })
 
+  it('a batch whose newest span ends just before a bucket edge: that bucket is judged once the clock passes the edge', () => {
+    // batch span processors export at any phase; one leaving 1 ms before an edge holds its pod's
+    // spans of that bucket but the last millisecond, and proving the bucket over would wait a whole
+    // batch for the next one
+    class JustBeforeEdge extends FakeView {
+      override coverage(k: Parameters<FakeView['coverage']>[0]): ReturnType<FakeView['coverage']> {
+        const c = super.coverage(k)
+        return c === undefined ? c : { ...c, newestMs: c.newestMs - 1, completeUntilMs: c.completeUntilMs - 1 }
+      }
+    }
+    const v = new JustBeforeEdge()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+    v.traffic(V2, D, D + 600 * S, { rps: 20, errorRate: 0.1, latencyMs: 200 })
+    // at the tick whose clock is t + 5s, the batches sent up to then: data up to t + 5s - 1ms
+    const r = drive(cfgOf(), v, { beforeTick: (t) => (v.visibleUntil = t + 5 * S) })
+    expect(r.verdicts.map((x) => [x.kind, x.decidedAt - D])).toEqual([['rollback', 10 * S]])
+  })
+
   it('after an early look that could not decide, the commit of the same bucket is judged even if no newer data came', () => {
     const run = (earlyFiring: boolean) => {
       const v = world({ errorRate: 0.1, latencyMs: 200 })

@@ -78,4 +78,17 @@ describe('false-rollback bench telemetry', () => {
     expect(newest.filter((x, i) => i > 0 && x < newest[i - 1]! - 5000)).toEqual([])
     expect(newest.some((x) => x % 5000 < 4000)).toBe(true)
   })
+
+  it('export times: one per line, in order, never before the newest span or point the line holds', () => {
+    for (const spanExport of ['aligned', 'per-pod'] as const) {
+      for (const telemetry of ['spans', 'metrics'] as const) {
+        const at: number[] = []
+        const lines = [...benignDeployment({ ...params(telemetry), spanExport }, 1, (ms) => at.push(ms))]
+        expect(at).toHaveLength(lines.length)
+        expect(at.filter((x, i) => i > 0 && x < at[i - 1]!)).toEqual([])
+        const newest = lines.map((l) => Math.max(...[...l.matchAll(/"(?:endTimeUnixNano|timeUnixNano)":"(\d+)"/g)].map((m) => Number(BigInt(m[1]!) / 1_000_000n))))
+        expect(newest.filter((x, i) => x > at[i]!)).toEqual([])
+      }
+    }
+  })
 })
