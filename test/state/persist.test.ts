@@ -159,6 +159,32 @@ describe('engine state round trip', () => {
     expect(twin.verdicts[0]?.reason).toContain('held 300s beyond the threshold')
   })
 
+  it('a quiet service survives a restart mid-watch: its reached-back baseline and grown span give the same decision at the same time', () => {
+    // 0.1 req/s (one request every 10 s): fewer than minSamples in baselineWindow, so the baseline
+    // reaches back (cadence.ts baselineSpan); v2 4x slower and nothing else, decided on latency alone
+    const view = new FakeView()
+    for (let x = D - 600 * S; x < D; x += 10 * S) view.traffic(A1, x, x + 5 * S, { rps: 0.2, latencyMs: 100 })
+    for (let x = D; x < D + 900 * S; x += 10 * S) view.traffic(A2, x, x + 5 * S, { rps: 0.2, latencyMs: 400 })
+    const live: Driver = { state: initialState(), verdicts: [], queued: [] }
+    let t = D
+    for (; t <= D + 200 * S; t += 5 * S) step(live, view, t)
+    expect(live.verdicts).toEqual([])
+    const w = live.state.watches.get(deploymentId('ns', 'a', 'v2', D))
+    expect(w?.baseline?.numbers.requests).toBeGreaterThanOrEqual(cfg.defaults.minSamples)
+    expect(w?.baseline?.fromMs).toBeLessThan(D - cfg.defaults.baselineWindow)
+    const restored = initialState()
+    changelog().restore(restored, asStored(changelog().exportChanges(live.state, t)))
+    expect(restored.watches.get(deploymentId('ns', 'a', 'v2', D))?.baseline).toStrictEqual(w?.baseline)
+    const twin: Driver = { state: restored, verdicts: [], queued: [] }
+    for (; t <= D + 900 * S; t += 5 * S) {
+      step(live, view, t)
+      step(twin, view, t)
+    }
+    expect(live.verdicts[0]?.kind).toBe('rollback')
+    expect(live.verdicts[0]?.signals.find((x) => x.signal === 'latency')?.state).toBe('breach')
+    expect(twin.verdicts.map((v) => [v.kind, v.decidedAt, v.id])).toEqual(live.verdicts.map((v) => [v.kind, v.decidedAt, v.id]))
+  })
+
   it('carries a pending recovery (decided, rollback not yet announced)', () => {
     const view = world()
     const live: Driver = { state: initialState(), verdicts: [], queued: [] }
