@@ -144,8 +144,10 @@ function resource(svc: string, p: SimPod): string {
   ].join(',')}]}`
 }
 
-/** The recording of one benign deployment, line by line, in telemetry-time order. */
-/** `onExport(atMs)`: called before each line is yielded with the epoch ms it was exported at (the applications' clock). */
+/**
+ * The recording of one benign deployment, line by line, in telemetry-time order. `onExport(atMs)`
+ * is called before each line is yielded with the epoch ms it was exported at (the applications' clock).
+ */
 export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: number) => void): Generator<string> {
   const r = new Rng(hash32(`false-rollbacks:traffic:${seed}:${p.run}`))
   const svc = `svc-${p.run}`
@@ -249,8 +251,10 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           else pending[w++] = x
         }
         pending.length = w
-        if (spans.length > 0) onExport?.(cutoff)
-        if (spans.length > 0) yield `{"resourceSpans":[{"resource":${resource(svc, d.pod)},"scopeSpans":[{"scope":{"name":"bench-sdk","version":"1.0.0"},"spans":[${spans.join(',')}]}]}]}`
+        if (spans.length > 0) {
+          onExport?.(cutoff)
+          yield `{"resourceSpans":[{"resource":${resource(svc, d.pod)},"scopeSpans":[{"scope":{"name":"bench-sdk","version":"1.0.0"},"spans":[${spans.join(',')}]}]}]}`
+        }
       }
     } else if (p.telemetry === 'spans' && (now % SPAN_BATCH_S === 0 || now === durationS)) {
       const cutoff = t(now)
