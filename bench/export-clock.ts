@@ -42,7 +42,7 @@ export function replayAtExportTimes(lines: readonly string[], atMs: readonly num
   const pipeline = new Pipeline({
     engine: cfg.engine,
     signals: cfg.signals,
-    normalize: (cfg as { normalize?: object }).normalize ?? {},
+    normalize: cfg.normalize,
     recordTimeline: o.recordTimeline === true,
   })
   try {

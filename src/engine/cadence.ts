@@ -59,11 +59,11 @@ export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number
  * pods still in flight. A batch whose newest span ends at or after a bucket's end has brought its
  * pod's spans of that bucket; and once the clock has passed the end of the bucket holding the
  * newest span, the rest of that bucket is in flight too (a batch leaving 1 ms before an edge would
- * otherwise hold its bucket back a whole batch). Such a bucket is judged on what is there: the slice rules apply
- * as to complete data (rules.ts: a slice holding its share of the sample floor must be beyond the
- * threshold, an empty one is a gap), and the evidence commits only what the watermark passed
- * (sequential.ts peek). Never for metric series (their data is complete one report interval after it, see
- * `completeUntilMs`) nor for coarse buckets. Bounded by `now`: a skewed clock's future spans do not
+ * otherwise hold its bucket back a whole batch). Such a bucket is judged on what is there: the
+ * slice rules apply as to complete data (rules.ts: a slice holding its share of the sample floor
+ * must be beyond the threshold, an empty one is a gap), and the evidence commits only what the
+ * watermark passed (sequential.ts peek). Never for metric series (their data is complete one
+ * report interval after it, see `completeUntilMs`) nor for coarse buckets. Bounded by `now`: a skewed clock's future spans do not
  * move it.
  */
 export function earlyEnd(cov: SeriesCoverage | undefined, now: number, dataEnd: number, g: number, bucketMs: number): number {
