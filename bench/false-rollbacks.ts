@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -27,6 +27,9 @@
  * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
  * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
  * Target (issue 10, printed, not asserted): false rollbacks <= 0.5 %.
+ *
+ * `--histograms exponential`: the metrics-only services export base-2 exponential duration
+ * histograms (scale 3) instead of the SDK's default explicit bounds (EXP_SCALE below).
  *
  * `--rps LO-HI`: the traffic range drawn from, log-uniform (default 1-500; the same draws as before
  * the flag). `--rps 0.1-1` asks the question for quiet services: those under `minSamples` per
@@ -56,6 +59,19 @@ import { nextSpanExportMs } from '../src/sim/telemetry.js'
 import { replayAtExportTimes } from './export-clock.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+/**
+ * `--histograms exponential`: the base-2 exponential histogram an SDK set to
+ * base2_exponential_bucket_histogram exports, at the scale its 160 buckets settle on for this
+ * range (0.2 ms .. ~40 s: scale 3, buckets 2^(1/8) = 9 % wide), one fixed offset for every point.
+ */
+const EXP_SCALE = 3
+const EXP_OFFSET = Math.ceil(Math.log2(0.0002) * 2 ** EXP_SCALE) - 1
+const EXP_BUCKETS = 160
+/** the bucket index (OTLP: (base^index, base^(index+1)]) of `sec`, relative to EXP_OFFSET, clamped */
+function expBucket(sec: number): number {
+  const i = Math.ceil(Math.log2(sec) * 2 ** EXP_SCALE) - 1 - EXP_OFFSET
+  return Math.min(EXP_BUCKETS - 1, Math.max(0, i))
+}
 const START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)
 const PRE_S = 360
 const WATCH_S = 660
@@ -81,6 +97,8 @@ export interface Params {
   slower?: number
   /** span export schedule (see --span-export; default aligned) */
   spanExport?: 'aligned' | 'per-pod'
+  /** aggregation of the duration histograms (see --histograms; default explicit) */
+  histograms?: 'explicit' | 'exponential'
 }
 
 export function paramsOf(seed: number, run: number, rps: readonly [number, number] = [1, 500]): Params {
@@ -152,6 +170,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   const r = new Rng(hash32(`false-rollbacks:traffic:${seed}:${p.run}`))
   const svc = `svc-${p.run}`
   const durationS = PRE_S + WATCH_S
+  const exponential = p.histograms === 'exponential'
   const pods: SimPod[] = []
   const mkPod = (version: string, startS: number): SimPod => ({
     name: `${svc}-${hash32(`${svc}:${version}`).toString(36).slice(0, 8)}-${r.podSuffix()}`,
@@ -212,7 +231,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           const key = `${rt.method} ${rt.route} ${status}`
           let h = pod.hist.get(key)
           if (h === undefined) {
-            h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(BOUNDS.length + 1).fill(0) }
+            h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(exponential ? EXP_BUCKETS : BOUNDS.length + 1).fill(0) }
             pod.hist.set(key, h)
           }
           const sec = Math.max(0.2, lat) / 1000
@@ -220,9 +239,12 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           h.sum += sec
           if (sec < h.min) h.min = sec
           if (sec > h.max) h.max = sec
-          let b = 0
-          while (b < BOUNDS.length && sec > BOUNDS[b]!) b++
-          h.buckets[b]!++
+          if (exponential) h.buckets[expBucket(sec)]!++
+          else {
+            let b = 0
+            while (b < BOUNDS.length && sec > BOUNDS[b]!) b++
+            h.buckets[b]!++
+          }
         }
       }
     }
@@ -298,9 +320,13 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           const dps = [...pod.hist.values()].map(
             (h) =>
               `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
-              `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${BOUNDS.join(',')}],"count":"${h.count}","sum":${h.sum},"min":${h.min},"max":${h.max},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
+              (exponential
+                ? `"positive":{"offset":${EXP_OFFSET},"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}]},"negative":{"offset":0,"bucketCounts":[]},"scale":${EXP_SCALE},"zeroCount":"0",`
+                : `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${BOUNDS.join(',')}],`) +
+              `"count":"${h.count}","sum":${h.sum},"min":${h.min},"max":${h.max},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
           )
-          scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"http.server.request.duration","unit":"s","histogram":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
+          const kind = exponential ? 'exponentialHistogram' : 'histogram'
+          scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"http.server.request.duration","unit":"s","${kind}":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
         }
         return `{"resource":${resource(svc, pod)},"scopeMetrics":[${scopes.join(',')}]}`
       })
@@ -337,10 +363,11 @@ interface RunOptions {
   clock: 'telemetry' | 'export'
   /** with the export clock: the sidecar's clock minus the applications' */
   skewMs: number
+  histograms: 'explicit' | 'exponential'
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
-  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport }
+  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport, histograms: o.histograms }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   let res: { verdicts: Verdict[]; timelines: DeploymentTimeline[]; lines: number }
@@ -377,8 +404,10 @@ function fmtRps(x: number): string {
   return x < 1 ? x.toFixed(2) : x.toFixed(1)
 }
 
+/** the run's clock, and its histograms when not the default */
 function clockOf(o: RunOptions): string {
-  return o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
+  const clock = o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
+  return o.histograms === 'exponential' ? `${clock}, exponential duration histograms` : clock
 }
 
 function median(xs: number[]): number {
@@ -413,6 +442,7 @@ async function main(): Promise<number> {
       rps: { type: 'string' },
       clock: { type: 'string' },
       'skew-ms': { type: 'string' },
+      histograms: { type: 'string' },
       child: { type: 'string' },
     },
   })
@@ -429,7 +459,9 @@ async function main(): Promise<number> {
   const skewMs = Number(values['skew-ms'] ?? 0)
   if (!Number.isFinite(skewMs)) throw new Error(`--skew-ms expects milliseconds, got ${values['skew-ms']}`)
   if (skewMs !== 0 && clock !== 'export') throw new Error('--skew-ms needs --clock export (the telemetry clock has no sidecar clock to skew)')
-  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs }
+  const histograms = values.histograms ?? 'explicit'
+  if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error(`--histograms expects explicit or exponential, got ${histograms}`)
+  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms }
   if (values.child !== undefined) {
     await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
@@ -444,7 +476,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -479,7 +511,7 @@ async function main(): Promise<number> {
     strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length), String(g.filter((r) => r.judged).length)])
   }
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ seed, spanExport, clock, skewMs, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, spanExport, clock, skewMs, histograms, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
   } else {
     const out = [
       slower === 1

@@ -4,7 +4,7 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential] [--json]
  *
  * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
  * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
@@ -18,6 +18,10 @@
  * per 5 s for the whole fleet, each holding the spans ended by a bucket edge, so a bucket is judged
  * with the batch after the one that completed it. `per-pod` exports each pod's spans on its own
  * seeded millisecond phase, as BatchSpanProcessors do in a real fleet (FleetSpec.spanSchedule).
+ *
+ * Duration histograms (the scenarios that export metrics): `explicit` (the default) with the SDK's
+ * default bounds; `exponential` as an SDK set to base2_exponential_bucket_histogram exports them
+ * (FleetSpec.histogramAggregation), buckets about 4 % wide instead of 1.3-2.5x.
  *
  * Decision delay is printed three ways where they apply: from the fault start (the scenario's
  * label), from the new version's first faulty request (simulated), and from the new version's
@@ -180,7 +184,16 @@ function restoredEvent(v: Verdict): DeploymentEvent | undefined {
   return { namespace: v.namespace, service: v.service, version: v.baselineVersion, time: v.decidedAt, kind: 'rollback', previousVersion: v.version, source: 'pullback-replay', decisionId: v.id }
 }
 
-async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock: 'telemetry' | 'export' = 'telemetry', spanSchedule: 'aligned' | 'per-pod' = 'aligned', skewMs = 0): Promise<Row> {
+/** How a run is recorded and replayed (the command line's --clock, --skew-ms, --span-export, --histograms). */
+interface RunOptions {
+  clock: 'telemetry' | 'export'
+  skewMs: number
+  spanSchedule: 'aligned' | 'per-pod'
+  histograms: 'explicit' | 'exponential'
+}
+
+async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, o: RunOptions): Promise<Row> {
+  const { clock, skewMs } = o
   const lines: string[] = []
   const exportS: number[] = []
   const { newVersion, own } = faultOfNewVersion(s, seed)
@@ -190,7 +203,8 @@ async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, clock
   const onsetS = s.faultOnsetS ?? Number.POSITIVE_INFINITY
   await recordScenario(s, {
     seed,
-    spanSchedule,
+    spanSchedule: o.spanSchedule,
+    histogramAggregation: o.histograms,
     onLine: (l) => lines.push(l),
     onRequest: (r) => {
       if (own && r.startS >= onsetS && r.startS < firstFaultyS && r.pod.service.name === s.service && r.pod.version === newVersion) firstFaultyS = r.startS
@@ -322,12 +336,15 @@ async function main(): Promise<number> {
       clock: { type: 'string' },
       'span-export': { type: 'string' },
       'skew-ms': { type: 'string' },
+      histograms: { type: 'string' },
     },
   })
   const spanSchedule = values['span-export'] ?? 'aligned'
   if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new Error('--span-export expects aligned or per-pod')
   const clock = values.clock ?? 'telemetry'
   if (clock !== 'telemetry' && clock !== 'export') throw new Error('--clock expects telemetry or export')
+  const histograms = values.histograms ?? 'explicit'
+  if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error('--histograms expects explicit or exponential')
   const skewMs = Number(values['skew-ms'] ?? 0)
   if (!Number.isFinite(skewMs) || (skewMs !== 0 && clock !== 'export')) throw new Error('--skew-ms expects milliseconds, with --clock export')
   // --seeds N runs seeds 1..N and prints per-scenario hit counts; --seed N runs one seed with the full table
@@ -346,7 +363,7 @@ async function main(): Promise<number> {
   for (const seed of seeds) {
     for (const s of scenarios) {
       const t = performance.now()
-      const row = await runScenario(s, cfg, seed, clock, spanSchedule, skewMs)
+      const row = await runScenario(s, cfg, seed, { clock, skewMs, spanSchedule, histograms })
       rows.push(row)
       process.stderr.write(`quality: [${rows.length}/${total}] ${s.name} seed ${seed}: ${row.actual} in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
     }
@@ -437,10 +454,10 @@ async function main(): Promise<number> {
       baseline: r.baseline,
       baselineDetectS: r.baselineDetectS,
     }))
-    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, skewMs, spanExport: spanSchedule, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
+    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, skewMs, spanExport: spanSchedule, histograms, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
   } else {
     const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
-    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${histograms === 'exponential' ? 'exponential duration histograms, ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
     process.stdout.write(`${table(out)}\n\n${summaries.join('\n\n')}\n`)
   }
   const allOk = rows.every((r) => r.ok) && targetsMet

@@ -117,6 +117,13 @@ export interface FleetSpec {
   podStartS: number
   /** also emit http.server.request.duration histograms (off by default: spans carry the same requests) */
   histograms: boolean
+  /**
+   * the aggregation of http.server.request.duration (default 'explicit': the SDK's default bounds,
+   * 5 ms .. 10 s); 'exponential' is what an SDK with
+   * OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=base2_exponential_bucket_histogram
+   * exports (160 buckets, the scale the SDK picks for the recorded range)
+   */
+  histogramAggregation?: 'explicit' | 'exponential'
   /** emit SERVER spans (default true); false with `histograms` true is a metrics-only app */
   spans?: boolean
   /**

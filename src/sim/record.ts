@@ -28,6 +28,8 @@ export interface RecordOptions {
   onExport?: (e: ExportInfo) => void
   /** overrides the scenario's span export schedule (FleetSpec.spanSchedule) */
   spanSchedule?: 'aligned' | 'per-pod'
+  /** overrides the aggregation of the request duration histograms (FleetSpec.histogramAggregation) */
+  histogramAggregation?: 'explicit' | 'exponential'
 }
 
 export interface RecordSummary {
@@ -43,7 +45,11 @@ export const DEFAULT_SEED = 1
 export async function recordScenario(scenario: Scenario, opts: RecordOptions): Promise<RecordSummary> {
   const seed = opts.seed ?? DEFAULT_SEED
   const built = scenario.build(seed)
-  const spec = opts.spanSchedule === undefined ? built : { ...built, spanSchedule: opts.spanSchedule }
+  const spec = {
+    ...built,
+    ...(opts.spanSchedule !== undefined ? { spanSchedule: opts.spanSchedule } : {}),
+    ...(opts.histogramAggregation !== undefined ? { histogramAggregation: opts.histogramAggregation } : {}),
+  }
   const perPod = (spec.spanSchedule ?? 'aligned') === 'per-pod'
   const startMs = opts.startMs ?? DEFAULT_START_MS
   const sim = new Simulation(spec, { seed: hash32(`${scenario.name}:${seed}`), startMs, speed: 1 })

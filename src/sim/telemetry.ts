@@ -6,7 +6,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, ValueType, type Attributes, type Histogram, type HrTime, type Tracer } from '@opentelemetry/api'
 import { resourceFromAttributes } from '@opentelemetry/resources'
-import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
+import { AggregationType, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, type IdGenerator, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { FleetSpec } from './model.js'
 import { hash32, Rng } from './random.js'
@@ -160,7 +160,9 @@ export class Simulation {
     })
     const tracerProvider = new BasicTracerProvider({ resource, idGenerator: this.ids, spanProcessors: [new PodSpanProcessor(this.pending, pod)] })
     const reader = new ManualReader()
-    const meterProvider = new MeterProvider({ resource, readers: [reader] })
+    const exponential = this.spec.histogramAggregation === 'exponential'
+    const views = exponential ? [{ instrumentName: 'http.server.request.duration', aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } as const }] : []
+    const meterProvider = new MeterProvider({ resource, readers: [reader], views })
     const created: PodSdk = {
       pod,
       tracer: tracerProvider.getTracer(SIM_SCOPE, SIM_SCOPE_VERSION),

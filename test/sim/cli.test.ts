@@ -33,6 +33,7 @@ describe('pullback sim', () => {
     await expect(command.run(['record', 'error-spike', '--seed', 'x'], capture(), signal)).rejects.toThrow(/--seed/)
     await expect(command.run(['frobnicate'], capture(), signal)).rejects.toThrow(UsageError)
     await expect(command.run(['record', 'error-spike', '--span-export', 'random'], capture(), signal)).rejects.toThrow(/--span-export expects aligned or per-pod/)
+    await expect(command.run(['record', 'error-spike', '--histograms', 'native'], capture(), signal)).rejects.toThrow(/--histograms expects explicit or exponential/)
   })
 
   it('records to --out and to stdout identically, with a summary on stderr', async () => {
@@ -55,6 +56,13 @@ describe('pullback sim', () => {
     const spanLines = (out: string) => out.split('\n').filter((l) => l.startsWith('{"resourceSpans"'))
     for (const line of spanLines(perPod.stdout)) expect((JSON.parse(line) as { resourceSpans: unknown[] }).resourceSpans).toHaveLength(1)
     expect(spanLines(perPod.stdout).length).toBeGreaterThan(3 * spanLines(aligned.stdout).length)
+  })
+
+  it('--histograms exponential writes base-2 exponential duration histograms and no explicit ones', async () => {
+    const io = capture()
+    expect(await command.run(['record', 'metrics-60s-benign-deploy', '--histograms', 'exponential'], io, signal)).toBe(0)
+    expect(io.stdout).toMatch(/"exponentialHistogram":\{"aggregationTemporality":2/)
+    expect(io.stdout).not.toMatch(/"explicitBounds"/)
   })
 
   it('fails with exit 1 when --out cannot be written', async () => {

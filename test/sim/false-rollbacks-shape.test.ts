@@ -47,6 +47,26 @@ describe('false-rollback bench telemetry', () => {
     expect(first(spans, '{"resourceSpans"')).toMatch(/"startTimeUnixNano":"\d{19}"/)
   })
 
+  it('--histograms exponential: the SDK\'s base-2 exponential points, the same requests counted as with explicit bounds', async () => {
+    const sdk = findScenario('spans-and-metrics-benign-deploy')!
+    const ref = await recordToLines(
+      { ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10, histogramAggregation: 'exponential' }) },
+    )
+    const exp = [...benignDeployment({ ...params('metrics'), histograms: 'exponential' }, 1)]
+    const withHist = (ls: string[]) => ls.find((l) => l.includes('"exponentialHistogram"'))!
+    expect(withHist(ref)).toBeDefined()
+    expect([...shape(JSON.parse(withHist(exp)))].sort()).toEqual([...shape(JSON.parse(withHist(ref)))].sort())
+    const explicit = [...benignDeployment(params('metrics'), 1)]
+    const quiet = { out: () => undefined, err: () => undefined }
+    const a = await replayLines(explicit, parseConfig({}), quiet, { actuator: false, recordTimeline: true })
+    const b = await replayLines(exp, parseConfig({}), quiet, { actuator: false, recordTimeline: true })
+    expect(b.malformed).toBe(0)
+    // the same requests reach the engine whichever the aggregation: the last tick's request count
+    const samples = (r: typeof a) => r.report!.timelines.flatMap((t) => t.ticks.at(-1)!.signals.filter((x) => x.signal === 'error_rate').map((x) => x.samples))
+    expect(samples(b)).toEqual(samples(a))
+    expect(samples(a)[0]).toBeGreaterThan(100)
+  })
+
   it('--rps draws traffic log-uniformly from its range; the default range keeps the draws the figures of record used', () => {
     const quiet = Array.from({ length: 200 }, (_, i) => paramsOf(1, i, [0.1, 1]).rps)
     expect(Math.min(...quiet)).toBeGreaterThanOrEqual(0.1)

@@ -4,7 +4,7 @@ import { DEFAULT_SEED, findScenario, recordScenario, runLive, SCENARIOS } from '
 import { errorMessage } from '../../common/errors.js'
 
 const USAGE = `usage: pullback sim list
-       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod]
+       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential]
        pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N] [--from S] [--until S]
 
 list     the scenario library: name, expected verdict, fault class and onset, description
@@ -19,6 +19,9 @@ flags:
   --out FILE      write to FILE instead of stdout (record)
   --span-export S aligned: one span line per 5 s for the fleet, on bucket edges (default);
                   per-pod: each pod's batches on its own millisecond phase, as real SDKs export (record)
+  --histograms A  explicit: duration histograms with the SDK's default bounds (default);
+                  exponential: base-2 exponential, as OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=
+                  base2_exponential_bucket_histogram makes the SDK export them (record; scenarios with metrics)
   --endpoint URL  OTLP endpoint (live; default http://127.0.0.1:4317 for grpc, :4318 for http)
   --protocol P    grpc | http (live; default grpc)
   --speed X       scenario seconds per wall second (live; default 1)
@@ -70,6 +73,7 @@ export const command: Command = {
         from: { type: 'string' },
         until: { type: 'string' },
         'span-export': { type: 'string' },
+        histograms: { type: 'string' },
       },
       true,
     )
@@ -84,6 +88,8 @@ export const command: Command = {
       const scenario = scenarioArg(positionals)
       const spanSchedule = values['span-export'] ?? 'aligned'
       if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new UsageError(`--span-export expects aligned or per-pod, got ${spanSchedule}`)
+      const histogramAggregation = values.histograms ?? 'explicit'
+      if (histogramAggregation !== 'explicit' && histogramAggregation !== 'exponential') throw new UsageError(`--histograms expects explicit or exponential, got ${histogramAggregation}`)
       let fd: number | undefined
       if (values.out !== undefined) {
         try {
@@ -100,6 +106,7 @@ export const command: Command = {
         const sum = await recordScenario(scenario, {
           seed,
           spanSchedule,
+          histogramAggregation,
           onLine: write,
           onProgress: (f) => {
             if (Date.now() - lastNote < 1000) return
