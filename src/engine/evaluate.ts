@@ -820,10 +820,9 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
       const lf = Math.max(earliest, end - c.baselineWindow)
       const lw = lf < from ? view.window(oldKey, lf, end) : ow
       const resourceSlope = { ...(base?.numbers.resourceSlope ?? {}), ...liveResources }
-      const live = requestNumbers(c, lw, false)
       // the request signals keep the (tighter) snapshot unless the old version is now worse than it
-      if (base === undefined || liveWorseThanSnapshot(c, live, base.numbers, levelsOf(c, base.numbers))) {
-        numbers = { ...live, shift: windowShift(c, lw), resourceSlope }
+      if (base === undefined || liveWorseThanSnapshot(c, lw, base.numbers, levelsOf(c, base.numbers))) {
+        numbers = { ...requestNumbers(c, lw, false), shift: windowShift(c, lw), resourceSlope }
         levelsFrom = numbers
       } else {
         source = 'snapshot'

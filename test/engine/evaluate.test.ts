@@ -351,6 +351,24 @@ describe('baseline while the old version serves beside the new one (baseline-sou
     expect(kinds(r)).toEqual([])
   })
 
+  it('an old version whose live p99 reads beyond the cut by its long tail keeps the snapshot: a 2x slower new version is rolled back against it', () => {
+    // every `of` requests, `tail` of them at `tailMs`, the rest at `ms`: a long tail at the p99's onset
+    const cycle = (ms: number, tailMs: number, tail: number, of: number) => {
+      let i = 0
+      return () => (i++ % of < tail ? tailMs : ms)
+    }
+    const v = new FakeView()
+    v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, sample: cycle(100, 600, 1, 125) })
+    // since the deployment 1.5 % of the old version's requests are in the tail: its p99 over the
+    // few hundred requests it serves reads 600 ms, 6x the snapshot's, yet 9 of 600 at a 1 % level is
+    // nothing to switch baselines for (P ~ 0.2)
+    v.traffic(V1, D, D + 600 * S, { rps: 20, errorRate: 0.005, sample: cycle(100, 600, 3, 200) })
+    v.traffic(V2, D, D + 600 * S, { rps: 20, errorRate: 0.04, sample: cycle(200, 1200, 3, 200) })
+    const r = drive(cfgOf(), v, { until: D + 120 * S })
+    expect(kinds(r)).toEqual(['rollback'])
+    expect(r.verdicts[0]?.baselineSource).toBe('snapshot')
+  })
+
   it('the new version alone degrading is judged against the tighter snapshot and rolled back, saying so', () => {
     const r = drive(cfgOf(), beside({ errorRate: 0.005, latencyMs: 100 }, { errorRate: 0.1, latencyMs: 200 }))
     expect(kinds(r)).toEqual(['rollback'])
