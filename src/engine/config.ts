@@ -40,6 +40,11 @@ const latencySchema = z.strictObject({
    * a slower bulk is evidence long before a tail of 1 % has enough samples. [] tests the tail only.
    */
   shiftQuantiles: z.array(z.number().gt(0).lt(1)).max(4).default([0.5, 0.9]),
+  /**
+   * latency alone (critical or held) decides only while the version serves at most this many times
+   * its snapshot's request rate: a surge slows every version (load.ts). Two witnesses are not held back.
+   */
+  loadFactor: z.number().gt(1).default(2),
 })
 
 const resourceSchema = z.strictObject({

@@ -45,6 +45,7 @@ import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type L
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
 import { liveWorseThanSnapshot } from './baseline-source.js'
+import { loadConfounds, loadRatio } from './load.js'
 import type { BaselineHealthState, DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
 
 /** A new version seen in telemetry (SignalStore.drainNewVersions()). */
@@ -926,13 +927,25 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         // gap is empty time as long as one slice of that span or one report, whichever is longer:
         // the span's own rule (a slice without any request is a gap); a 0.1 req/s service leaves
         // most 5 s buckets empty without having stopped (test/engine/cadence.test.ts).
+        // Latency alone against the snapshot waits while the version serves a surge (load.ts): load
+        // slows every version, and nothing serves beside it to tell the two apart.
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
         const spanMs = span.toMs - span.fromMs
         const gapMs = Math.max(interval, g, spanMs / c.slices)
-        r.critical = leads(c, r) && (absolute || (numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, Math.max(span.minLengthMs + Math.max(interval, g), spanMs), gapMs)))
-        if (!r.critical && leads(c, r) && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest, gapMs)) {
-          r.critical = true
-          r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
+        const aloneMs = Math.max(span.minLengthMs + Math.max(interval, g), spanMs)
+        const underLoad = (holdMs: number): boolean =>
+          r.signal === 'latency' && source === 'snapshot' && base !== undefined && loadConfounds(c, loadRatio(view, key, { requests: base.numbers.requests, fromMs: base.fromMs, toMs: base.toMs }, commitEnd - holdMs, commitEnd))
+        const lead = leads(c, r)
+        const heldCritical = lead && numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, aloneMs, gapMs)
+        r.critical = lead && (absolute || (heldCritical && !underLoad(aloneMs)))
+        if (!r.critical && lead && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest, gapMs)) {
+          if (underLoad(c.singleSignalHold)) r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold, under load: traffic beyond ${c.signals.latency.loadFactor}x the baseline's, latency alone does not decide`
+          else {
+            r.critical = true
+            r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
+          }
+        } else if (heldCritical && !r.critical) {
+          r.note = `at its critical level, under load: traffic beyond ${c.signals.latency.loadFactor}x the baseline's, latency alone does not decide`
         }
         // a metric's p99 decided alone at its bucket's lower bound: the verdict says what was compared
         const layout = r.critical && r.signal === 'latency' ? view.coverage(key)?.latencyBuckets : undefined

@@ -144,6 +144,26 @@ describe('compound rule, critical, modes', () => {
     expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)
   })
 
+  it('latency alone does not decide while the version serves a surge beyond loadFactor x its snapshot\'s traffic (load.ts)', () => {
+    // a clean version; from D+60s traffic quadruples and load slows every request 1.6x, for 8 minutes
+    const surge = (rps: number) => {
+      const v = new FakeView()
+      v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+      v.traffic(V2, D, D + 60 * S, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+      v.traffic(V2, D + 60 * S, D + 600 * S, { rps, errorRate: 0.005, latencyMs: 160 })
+      return v
+    }
+    const r = drive(cfgOf(), surge(80))
+    expect(kinds(r)).toEqual([])
+    const held = r.outs.flatMap((o) => o.statuses.flatMap((st) => st.signals.filter((x) => x.signal === 'latency' && x.state === 'breach')))
+    expect(held.some((x) => /under load: traffic beyond 2x the baseline's/.test((x as { note?: string }).note ?? ''))).toBe(true)
+    // the same slowdown at the snapshot's traffic is the version's: held for 5 min, rolled back
+    expect(kinds(drive(cfgOf(), surge(20)))).toEqual(['rollback'])
+    // a surge within the factor does not hold it back, and the factor is the contract's
+    expect(kinds(drive(cfgOf(), surge(36)))).toEqual(['rollback'])
+    expect(kinds(drive(cfgOf({ defaults: { signals: { latency: { loadFactor: 5 } } } }), surge(80)))).toEqual(['rollback'])
+  })
+
   it('a p99 held beyond its threshold decides alone from spans, and from a metric only when its bucket\'s lower bound is beyond', () => {
     // 2x slower (beyond 1.5x + 20 ms, short of the 3x critical level), nothing else
     const spans = drive(cfgOf(), world({ latencyMs: 200 }))
