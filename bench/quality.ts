@@ -21,7 +21,8 @@
  *
  * Duration histograms (the scenarios that export metrics): `explicit` (the default) with the SDK's
  * default bounds; `exponential` as an SDK set to base2_exponential_bucket_histogram exports them
- * (FleetSpec.histogramAggregation), buckets about 4 % wide instead of 1.3-2.5x.
+ * (FleetSpec.histogramAggregation): the SDK picks each stream's scale from its range, 4-7 in the
+ * library's recordings, so buckets 0.5-4.4 % wide instead of 1.3-2.5x.
  *
  * Decision delay is printed three ways where they apply: from the fault start (the scenario's
  * label), from the new version's first faulty request (simulated), and from the new version's
