@@ -45,7 +45,7 @@ import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type L
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
 import { liveWorseThanSnapshot } from './baseline-source.js'
-import { loadConfounds, loadRatio } from './load.js'
+import { loadConfounds, loadRatio, underLoadNote } from './load.js'
 import type { BaselineHealthState, DeploymentStatus, SignalName, SignalReading, Verdict } from './verdict.js'
 
 /** A new version seen in telemetry (SignalStore.drainNewVersions()). */
@@ -939,14 +939,9 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         const heldCritical = lead && numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, aloneMs, gapMs)
         r.critical = lead && (absolute || (heldCritical && !underLoad(aloneMs)))
         if (!r.critical && lead && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest, gapMs)) {
-          if (underLoad(c.singleSignalHold)) r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold, under load: traffic beyond ${c.signals.latency.loadFactor}x the baseline's, latency alone does not decide`
-          else {
-            r.critical = true
-            r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold`
-          }
-        } else if (heldCritical && !r.critical) {
-          r.note = `at its critical level, under load: traffic beyond ${c.signals.latency.loadFactor}x the baseline's, latency alone does not decide`
-        }
+          r.critical = !underLoad(c.singleSignalHold)
+          r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold${r.critical ? '' : `, ${underLoadNote(c)}`}`
+        } else if (heldCritical && !r.critical) r.note = `at its critical level, ${underLoadNote(c)}`
         // a metric's p99 decided alone at its bucket's lower bound: the verdict says what was compared
         const layout = r.critical && r.signal === 'latency' ? view.coverage(key)?.latencyBuckets : undefined
         if (layout !== undefined) {

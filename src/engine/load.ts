@@ -39,6 +39,11 @@ export function loadRatio(view: SignalView, key: SeriesKey, snapshot: SnapshotTr
   return w.requests / (end - from) / (snapshot.requests / spanMs)
 }
 
+/** What a latency reading held back by load says (appended to its note). */
+export function underLoadNote(c: Contract): string {
+  return `under load: traffic beyond ${c.signals.latency.loadFactor}x the baseline's, latency alone does not decide`
+}
+
 /** True when the rate ratio is beyond the contract's load factor: latency alone must not decide. */
 export function loadConfounds(c: Contract, ratio: number): boolean {
   return ratio > c.signals.latency.loadFactor
