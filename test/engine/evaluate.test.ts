@@ -164,6 +164,23 @@ describe('compound rule, critical, modes', () => {
     expect(kinds(drive(cfgOf({ defaults: { signals: { latency: { loadFactor: 5 } } } }), surge(80)))).toEqual(['rollback'])
   })
 
+  it('latency at its critical level, held, waits under a surge too, and decides at the snapshot\'s traffic', () => {
+    const surge = (rps: number) => {
+      const v = new FakeView()
+      v.traffic(V1, D - 360 * S, D, { rps: 20, errorRate: 0.005, latencyMs: 100 })
+      v.traffic(V2, D, D + 600 * S, { rps, errorRate: 0.005, latencyMs: 350 })
+      return v
+    }
+    const calm = drive(cfgOf(), surge(20))
+    expect(kinds(calm)).toEqual(['rollback'])
+    // the critical level's hold (span + one report), not the 5 min one
+    expect((calm.verdicts[0] as Verdict).decidedAt - D).toBeLessThan(60 * S)
+    const loaded = drive(cfgOf(), surge(80))
+    expect(kinds(loaded)).toEqual([])
+    const notes = loaded.outs.flatMap((o) => o.statuses.flatMap((st) => st.signals.map((x) => (x as { note?: string }).note ?? '')))
+    expect(notes.some((n) => n.startsWith('at its critical level, under load'))).toBe(true)
+  })
+
   it('a p99 held beyond its threshold decides alone from spans, and from a metric only when its bucket\'s lower bound is beyond', () => {
     // 2x slower (beyond 1.5x + 20 ms, short of the 3x critical level), nothing else
     const spans = drive(cfgOf(), world({ latencyMs: 200 }))
