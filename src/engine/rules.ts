@@ -12,8 +12,9 @@
  *      alpha however often the engine looks (the `bound` argument; a corroborating witness beside
  *      a breach that reached 1/alpha is judged at corroborationBound, see there);
  *   4. "held for the whole span, not one spike": each of the `slices` equal sub-spans that holds
- *      its share of the sample floor is beyond the threshold too, and no sub-span is empty (a
- *      telemetry gap makes the reading `insufficient`, never a breach).
+ *      its share of the sample floor is beyond the threshold too, or holds its share of the span's
+ *      errors or slow requests (sliceShort: a slice of 50 requests cannot show a p99 on its own),
+ *      and no sub-span is empty (a telemetry gap makes the reading `insufficient`, never a breach).
  * A value beyond the threshold whose evidence is not yet there is `insufficient`, not `healthy`.
  */
 import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
@@ -21,7 +22,7 @@ import type { BucketStats, SeriesCoverage, SignalView, WindowStats } from '../si
 import { latencyFloorUs } from '../normalize/buckets.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
-import { binomialUpperTail, median } from './stats.js'
+import { binomialLowerTail, binomialUpperTail, median } from './stats.js'
 import type { SignalMode, SignalName, SignalReading, SignalState } from './verdict.js'
 
 /** The baseline numbers a reading is judged against; frozen once per deployment (or read live from a canary's old version). */
@@ -156,6 +157,31 @@ function allSlicesAtLeast(n: number, t: number): boolean {
 }
 
 /**
+ * The significance at which a slice under the threshold shows that a breach of its span is not
+ * sustained (sliceShort). Per slice: a breach held over the whole span reads "not sustained" at a
+ * given look with probability at most `slices` x this.
+ */
+export const SLICE_SIGNIFICANCE = 0.01
+
+/**
+ * Whether a slice whose own point estimate is under the threshold holds clearly fewer of its span's
+ * events (errors, or requests slower than the threshold) than its share of the span's samples:
+ * conditional on the span's `total` events, a slice of `n` of its `samples` holds Binomial(total,
+ * n / samples) of them when the breach is spread over the span, and `k` or fewer is improbable
+ * (<= SLICE_SIGNIFICANCE) when it is not. A slice's p99 over its ~50 requests is their maximum,
+ * and its error ratio over them a handful of errors: under a breach held throughout, one of three
+ * such slices read under the threshold at every other look, and the breach waited for the span's
+ * three slices to agree. A spike in one slice leaves the others short by far (a burst of 12 slow
+ * requests in one of three slices: (2/3)^12 < 0.01). Without events to count (a metric's
+ * explicit buckets with none wholly above the threshold) the slice's point estimate decides, as
+ * before. Both sample sizes count, as in errorBeyond.
+ */
+function sliceShort(k: number, n: number, total: number, samples: number): boolean {
+  if (!(total > 0) || !(samples > 0)) return true
+  return binomialLowerTail(k, total, Math.min(1, n / samples)) <= SLICE_SIGNIFICANCE
+}
+
+/**
  * Fixed-sample version of the error question, for single looks (the validation gate's scan of
  * pre-deploy windows): is the ratio at or above the threshold, and would that many errors be
  * improbable (p <= alpha) if the window shared the other sample's rate? Conditional on the total
@@ -264,7 +290,9 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
   const need = Math.ceil(c.minSamples / c.slices)
   for (let i = 0; i < n; i++) {
     const r = sReq[i] as number
-    if (r >= need && (sErr[i] as number) / r < threshold) return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, 'not sustained over the span', evidence, bound)
+    if (r >= need && (sErr[i] as number) / r < threshold && sliceShort(sErr[i] as number, r, w.errors, samples)) {
+      return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, 'not sustained over the span', evidence, bound)
+    }
   }
   return make('error_rate', mode, 'breach', value, p0, threshold, samples, value >= errorCriticalLevel(c, p0, threshold), w.fromMs, '', evidence, bound)
 }
@@ -428,11 +456,14 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   // only on a confirmed aggregate: ask the view for each slice's own quantile (merged histograms, exact)
   const n = Math.max(1, Math.min(c.slices, w.buckets.length))
   const need = Math.ceil(c.minSamples / c.slices)
+  let slow = -1
   for (let i = 0; i < n; i++) {
     const [a, b] = sliceRange(w, i, n)
     const s = view.window(key, a, b)
     if (s.latency.count === 0) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
-    if (s.latency.count >= need && s.latency.valueAtQuantile(l.quantile) / 1000 < threshold) {
+    if (s.latency.count < need || s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold) continue
+    if (slow < 0) slow = w.latency.countAbove(threshold * 1000)
+    if (sliceShort(s.latency.countAbove(threshold * 1000), s.latency.count, slow, samples)) {
       return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, 'not sustained over the span', evidence, bound)
     }
   }

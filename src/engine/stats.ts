@@ -38,6 +38,16 @@ export function binomialUpperTail(k: number, n: number, p: number): number {
   return Math.min(1, sum)
 }
 
+/**
+ * One-sided binomial test, the other tail: P(X <= k) for X ~ Binomial(n, p) (the upper tail of the
+ * n - k failures). 1 when k is not below the mean (only a shortfall is ever asked about).
+ */
+export function binomialLowerTail(k: number, n: number, p: number): number {
+  if (k >= n) return 1
+  if (k < 0) return 0
+  return binomialUpperTail(n - k, n, 1 - p)
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)

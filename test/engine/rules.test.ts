@@ -4,7 +4,7 @@ import { defaultEngineConfig, mergeContract, type Contract, type ContractOverrid
 import { errorLevel, errorRateRule, latencyRule, resourceRule, sliceLatencyBeyond, type BaselineNumbers } from '../../src/engine/rules.js'
 import { eValue, feed, newEvidence } from '../../src/engine/evidence.js'
 import type { WindowStats } from '../../src/signals/view.js'
-import { binomialUpperTail, logGamma } from '../../src/engine/stats.js'
+import { binomialLowerTail, binomialUpperTail, logGamma } from '../../src/engine/stats.js'
 import { FakeView } from './fake-view.js'
 
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
@@ -28,6 +28,14 @@ describe('binomial upper tail', () => {
     expect(binomialUpperTail(k, n, p)).toBeCloseTo(brute(k, n, p), 10)
   })
   it('is 1 when k is not above the mean', () => expect(binomialUpperTail(5, 100, 0.1)).toBe(1))
+  it.each([
+    [0, 12, 1 / 3],
+    [1, 20, 0.3],
+    [2, 124, 1 / 3],
+  ])('P(X <= %i | n=%i, p=%f) matches brute force', (k, n, p) => {
+    expect(binomialLowerTail(k, n, p)).toBeCloseTo(1 - (k + 1 <= n ? brute(k + 1, n, p) : 0), 10)
+  })
+  it('lower tail is 1 when k is not below the mean', () => expect(binomialLowerTail(10, 100, 0.1)).toBe(1))
 })
 
 /** The e-value one look at the window gives (one batch through the real sequential test). */
@@ -65,6 +73,19 @@ describe('error rate rule', () => {
       state: 'healthy',
     },
     {
+      // 4 errors in each of the first two slices of 50, none in the third: the third's 0 of 50 is
+      // what 8 errors spread over the span give one slice in three with probability (2/3)^8 = 4 %
+      name: '8 % held, one slice of 50 without an error: sustained (its share of 8 errors is not improbably low)',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 5, errorRate: 0.08 }).traffic(K, T - 10_000, T, { rps: 5, errorRate: 0 }),
+      state: 'breach',
+    },
+    {
+      // 6 + 6 + 0: (2/3)^12 < 1 %
+      name: '12 % in two slices, none in the third: not sustained',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 5, errorRate: 0.12 }).traffic(K, T - 10_000, T, { rps: 5, errorRate: 0 }),
+      state: 'healthy',
+    },
+    {
       name: 'a telemetry gap (a slice without requests) is insufficient, never a breach',
       fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 20, errorRate: 0.5 }),
       state: 'insufficient',
@@ -88,6 +109,12 @@ describe('error rate rule', () => {
   })
 })
 
+/** A latency sampler: one value of `slow` ms in every `n`, `fast` otherwise. */
+function every(n: number, slow: number, fast: number): () => number {
+  let i = 0
+  return () => (i++ % n === 0 ? slow : fast)
+}
+
 describe('latency rule', () => {
   const cases: { name: string; fill: (v: FakeView) => void; b?: Partial<BaselineNumbers>; state: string; critical?: boolean; threshold?: number }[] = [
     { name: '160 ms vs 100 ms: beyond 1.5x', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 10, latencyMs: 160 }), state: 'breach', critical: false, threshold: 150 },
@@ -98,6 +125,14 @@ describe('latency rule', () => {
       name: 'slow only in the last slice: not sustained',
       fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 10, latencyMs: 100 }).traffic(K, T - 10_000, T, { rps: 10, latencyMs: 900 }),
       state: 'healthy',
+    },
+    {
+      // slices of 50: two slow requests in each of the first two, none in the third, whose p99 (its
+      // maximum) reads 100 ms; 0 of the span's 4 slow requests falls in a third of it with
+      // probability (2/3)^4 = 20 %
+      name: 'a p99 held, one slice of 50 whose maximum is under the threshold: sustained',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 5, sample: every(25, 900, 100) }).traffic(K, T - 10_000, T, { rps: 5, latencyMs: 100 }),
+      state: 'breach',
     },
     { name: 'gap: insufficient', fill: (v) => v.traffic(K, T - 20_000, T, { rps: 10, latencyMs: 900 }), state: 'insufficient' },
     { name: 'too few samples', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 1, latencyMs: 900 }), state: 'insufficient' },
