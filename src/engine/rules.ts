@@ -161,7 +161,7 @@ function allSlicesAtLeast(n: number, t: number): boolean {
  * sustained (sliceShort). Per slice: a breach held over the whole span reads "not sustained" at a
  * given look with probability at most `slices` x this.
  */
-export const SLICE_SIGNIFICANCE = 0.01
+const SLICE_SIGNIFICANCE = 0.01
 
 /**
  * Whether a slice whose own point estimate is under the threshold holds clearly fewer of its span's
@@ -171,10 +171,10 @@ export const SLICE_SIGNIFICANCE = 0.01
  * (<= SLICE_SIGNIFICANCE) when it is not. A slice's p99 over its ~50 requests is their maximum,
  * and its error ratio over them a handful of errors: under a breach held throughout, one of three
  * such slices often read under the threshold, and the breach waited for a look at which all three
- * agreed (34 of 640 library runs decided sooner without that wait, README). A spike in one slice leaves the others short by far (a burst of 12 slow
- * requests in one of three slices: (2/3)^12 < 0.01). Without events to count (a metric's
- * explicit buckets with none wholly above the threshold) the slice's point estimate decides, as
- * before. Both sample sizes count, as in errorBeyond.
+ * agreed (34 of 640 library runs decided sooner without that wait, README). A spike in one slice
+ * leaves the others short by far (12 slow requests in one of three slices: (2/3)^12 < 0.01).
+ * Without events to count (a metric's explicit buckets with none wholly above the threshold) the
+ * slice's point estimate decides, as before. Both sample sizes count, as in errorBeyond.
  */
 function sliceShort(k: number, n: number, total: number, samples: number): boolean {
   if (!(total > 0) || !(samples > 0)) return true
