@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { UsageError, stdio, type Io } from './args.js'
 import { COMMANDS } from './commands/index.js'
 import { errorMessage, PermanentError } from '../common/errors.js'
+import { applyRuntimeV8Flags } from './v8-flags.js'
 
 /** config/load.ts ConfigError's code (not imported: --help and --version must not load every schema) */
 const CONFIG_INVALID = 'CONFIG_INVALID'
@@ -83,6 +84,7 @@ export async function main(argv: string[], io: Io = stdio, signal?: AbortSignal)
 // Run when executed directly (not when imported by tests).
 const invokedAs = process.argv[1] ?? ''
 if (/(?:^|[/\\])(?:main\.[jt]s|pullback)$/.test(invokedAs)) {
+  applyRuntimeV8Flags()
   const ac = new AbortController()
   let signals = 0
   const onSignal = (sig: NodeJS.Signals) => {

@@ -11,10 +11,11 @@
  *   (at least 1,000,000, librdkafka's `message.max.bytes`, below which it refuses the setting), and
  *   `max.partition.fetch.bytes` = at most that. A record larger than either is still fetched (the
  *   broker returns the first record batch whatever its size), so a budget never blocks progress.
- * - the JavaScript side: the KafkaJS layer's message cache takes what the queue holds when it asks
- *   (librdkafka consumeNum returns once the queue is empty for 1 ms), so it holds at most about as
- *   much as queue + fetch again: B/2. The batch a handler works on is part of that cache.
- * Total: about B of record bytes. `fetch.queue.backoff.ms` drops from 1 s to 5 ms, as librdkafka's
+ * - the JavaScript side (src/kafka/confluent-budget.ts, the consumer a budget selects): each
+ *   consume asks for as many records as fit B/4 (at most 1 MiB) at the sizes seen so far; the batch
+ *   a handler works on is that. (The KafkaJS-compatible API's own message cache counts records,
+ *   not bytes: 500 records of 197 KB were 97 MB there; the consumers without a budget use it.)
+ * Total: at most about 3B/4 of record bytes, more only while records grow faster than the estimate. `fetch.queue.backoff.ms` drops from 1 s to 5 ms, as librdkafka's
  * documentation asks when the queue thresholds are set low: the fetcher waits that long whenever it
  * finds the queue full, and a small queue is found full most of the time, so the backoff, not the
  * CPU, sets the rate. At the default 4 MiB budget (a 1 MiB queue, about five 512-span records) 50 ms

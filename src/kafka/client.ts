@@ -51,7 +51,41 @@ export interface LibKafka {
   consumer(config: Record<string, unknown>): LibConsumer
   admin(): LibAdmin
 }
+/** one record as the lower-level consumer API returns it (confluent-budget.ts) */
+export interface LibRawMessage {
+  value: Buffer | null
+  size: number
+  topic: string
+  partition: number
+  offset: number
+  key?: Buffer | string | null
+  timestamp?: number
+  headers?: Record<string, Buffer | string>[]
+}
+export interface LibTopicPartitionOffset {
+  topic: string
+  partition: number
+  offset: number
+}
+/** the library's lower-level (node-rdkafka style) consumer, for what the KafkaJS layer cannot size in bytes */
+export interface LibRawConsumer {
+  connect(metadataOptions: { timeout?: number } | undefined, cb: (err: unknown) => void): unknown
+  subscribe(topics: string[]): unknown
+  setDefaultConsumeTimeout(ms: number): void
+  /** in the library (lib/kafka-consumer.js), not in its type declarations */
+  setDefaultIsTimeoutOnlyForFirstMessage?(only: boolean): void
+  consume(count: number, cb: (err: unknown, messages: LibRawMessage[]) => void): unknown
+  commit(offsets: LibTopicPartitionOffset[]): unknown
+  commitSync(offsets: LibTopicPartitionOffset[]): unknown
+  seek(toppar: LibTopicPartitionOffset, timeoutMs: number, cb: (err: unknown) => void): unknown
+  getWatermarkOffsets(topic: string, partition: number): { highOffset: number; lowOffset: number }
+  disconnect(cb: (err: unknown) => void): unknown
+  on(event: 'event.log', listener: (log: { severity: number; fac: string; message: string }) => void): unknown
+  on(event: 'event.stats', listener: (stats: { message?: unknown }) => void): unknown
+  on(event: 'event.error', listener: (err: unknown) => void): unknown
+}
 export interface KafkaClientModule {
+  KafkaConsumer: new (conf: Record<string, unknown>, topicConf: Record<string, unknown>) => LibRawConsumer
   KafkaJS: {
     Kafka: new (config: Record<string, unknown>) => LibKafka
     logLevel: { WARN: number }
@@ -94,8 +128,8 @@ export function loadKafkaClient(resolve: ClientResolver): KafkaClientModule {
     throw new PermanentError('KAFKA_CLIENT_BROKEN', `the Kafka client ${KAFKA_CLIENT_PACKAGE} is installed but does not load (${errorMessage(err)}): ${KAFKA_CLIENT_FIX}`, { cause: err })
   }
   const kafkaJS = (mod as Partial<KafkaClientModule> | undefined)?.KafkaJS
-  if (typeof kafkaJS?.Kafka !== 'function') {
-    throw new PermanentError('KAFKA_CLIENT_BROKEN', `the Kafka client ${KAFKA_CLIENT_PACKAGE} loaded without its KafkaJS API (an incompatible version?): ${KAFKA_CLIENT_FIX}`)
+  if (typeof kafkaJS?.Kafka !== 'function' || typeof (mod as Partial<KafkaClientModule>).KafkaConsumer !== 'function') {
+    throw new PermanentError('KAFKA_CLIENT_BROKEN', `the Kafka client ${KAFKA_CLIENT_PACKAGE} loaded without its KafkaJS API or its KafkaConsumer (an incompatible version?): ${KAFKA_CLIENT_FIX}`)
   }
   return mod as KafkaClientModule
 }

@@ -1,7 +1,8 @@
 /**
  * pullback's own Kafka interface. Everything above src/kafka depends on this, never on a client
  * library, so the transport can be the real broker (confluent.ts, librdkafka through its
- * KafkaJS-compatible API) or the in-process embedded bus (memory.ts) with identical semantics:
+ * KafkaJS-compatible API, and confluent-budget.ts, its lower-level consumer, for consumers with a
+ * byte budget) or the in-process embedded bus (memory.ts) with identical semantics:
  *
  * - Producers are idempotent with acks=all. `send` resolves only when the broker acknowledged every
  *   record; it rejects with a RetryableError (broker unreachable, timeout) or a PermanentError
@@ -81,7 +82,10 @@ export interface ConsumerOptions {
    * upper bound on the bytes of fetched records the client holds for this consumer: pre-fetched,
    * in flight and in the batch being handled (src/kafka/buffer-limits.ts says how it is shared);
    * one record larger than the bound is still delivered, alone. Unset: the client's defaults
-   * (librdkafka: up to 64 MiB queued plus 50 MiB per fetch).
+   * (librdkafka: up to 64 MiB queued plus 50 MiB per fetch). With a budget and no `onAssignment`,
+   * the real-broker transport reads through a consumer that sizes each fetch in bytes
+   * (src/kafka/confluent-budget.ts); its commits are coalesced (at most 100 ms late while records
+   * keep coming, synchronous at stop), so a crash may redeliver up to 100 ms more.
    */
   maxBufferedBytes?: number
   /** called for errors the consumer loop cannot hand to the handler (never throws out of the loop) */

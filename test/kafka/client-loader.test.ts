@@ -63,9 +63,10 @@ describe('loadKafkaClient', () => {
     expect(dlopen.message).toContain('apt-get install libzstd-dev liblz4-dev libsasl2-dev')
   })
 
-  it('a module without the KafkaJS API is refused; the real one loads', () => {
+  it('a module without the KafkaJS API or the lower-level KafkaConsumer is refused; the real one loads', () => {
     expect(thrown(() => loadKafkaClient(() => ({}))).code).toBe('KAFKA_CLIENT_BROKEN')
-    const ok = { KafkaJS: { Kafka: class {} } }
+    expect(thrown(() => loadKafkaClient(() => ({ KafkaJS: { Kafka: class {} } }))).code).toBe('KAFKA_CLIENT_BROKEN')
+    const ok = { KafkaJS: { Kafka: class {} }, KafkaConsumer: class {} }
     expect(loadKafkaClient(() => ok)).toBe(ok)
   })
 })

@@ -22,7 +22,9 @@ function parse(m: ConsumedMessage): { key: string; seq: number } {
   return { key: key as string, seq: Number(seq) }
 }
 
-describeKafka('kafka adapter (real broker)', () => {
+// both consumers the transport makes: the KafkaJS-API one, and the byte-budgeted one (confluent-budget.ts) a maxBufferedBytes selects
+for (const [label, budget] of [['KafkaJS API', undefined], ['byte budget', { maxBufferedBytes: 4 * 1024 * 1024 }]] as const) {
+describeKafka(`kafka adapter (real broker, ${label})`, () => {
   let transport: ConfluentTransport
   const topic = uniqueName('it-adapter')
   const group = uniqueName('it-group')
@@ -57,7 +59,7 @@ describeKafka('kafka adapter (real broker)', () => {
   }
 
   function consumer(): Consumer {
-    const c = transport.consumer({ groupId: group, topics: [topic], fromBeginning: true, onError: () => undefined })
+    const c = transport.consumer({ groupId: group, topics: [topic], fromBeginning: true, onError: () => undefined, ...budget })
     consumers.push(c)
     return c
   }
@@ -126,7 +128,7 @@ describeKafka('kafka adapter (real broker)', () => {
     await admin.disconnect()
     let release: () => void = () => undefined
     const blocked = new Promise<void>((r) => (release = r))
-    const c = transport.consumer({ groupId: uniqueName('it-idle-group'), topics: [idleTopic], onError: () => undefined })
+    const c = transport.consumer({ groupId: uniqueName('it-idle-group'), topics: [idleTopic], onError: () => undefined, ...budget })
     consumers.push(c)
     await c.start(async () => {
       await blocked // the handler never finishes: the consumer makes no progress
@@ -145,6 +147,7 @@ describeKafka('kafka adapter (real broker)', () => {
     release()
   }, 60_000)
 })
+}
 
 describe('consumer progress from librdkafka statistics (no broker request)', () => {
   // shaped like librdkafka's STATISTICS.md: partition -1 is the internal UA partition, `desired` marks the assignment

@@ -87,7 +87,7 @@ describe.skipIf(tools.length > 0)('Kafka over SASL_SSL (mTLS)', () => {
   })
 
   /** one record produced and consumed back through a transport built from `kafka` */
-  async function roundTrip(kafka: KafkaConfig): Promise<ConsumedMessage[]> {
+  async function roundTrip(kafka: KafkaConfig, budget: { maxBufferedBytes?: number } = {}): Promise<ConsumedMessage[]> {
     const transport = await createTransport(kafka)
     const topic = uniqueName('sasl')
     const admin = transport.admin()
@@ -98,7 +98,7 @@ describe.skipIf(tools.length > 0)('Kafka over SASL_SSL (mTLS)', () => {
     await producer.send(topic, [{ key: 'k', value: `hello over ${kafka.auth?.sasl?.mechanism}` }])
     await producer.disconnect()
     const got: ConsumedMessage[] = []
-    const consumer = transport.consumer({ groupId: uniqueName('sasl-g'), topics: [topic], fromBeginning: true })
+    const consumer = transport.consumer({ groupId: uniqueName('sasl-g'), topics: [topic], fromBeginning: true, ...budget })
     await consumer.start(async (b) => void got.push(...b.messages))
     try {
       await until(() => got.length > 0, 20_000, 'the record back')
@@ -108,9 +108,11 @@ describe.skipIf(tools.length > 0)('Kafka over SASL_SSL (mTLS)', () => {
     return got
   }
 
-  it('PLAIN over TLS: produce and consume', async () => {
+  it('PLAIN over TLS: produce and consume, with both consumers (KafkaJS API; byte budget, the span receiver\'s)', async () => {
     const got = await roundTrip(secure(kafkaConfig(brokers), { mechanism: 'PLAIN' }))
     expect(got.map((m) => m.value?.toString())).toEqual(['hello over PLAIN'])
+    const budgeted = await roundTrip(secure(kafkaConfig(brokers), { mechanism: 'PLAIN' }), { maxBufferedBytes: 4 * 1024 * 1024 })
+    expect(budgeted.map((m) => m.value?.toString())).toEqual(['hello over PLAIN'])
   })
 
   it('SCRAM-SHA-512 over TLS: produce and consume; SCRAM-SHA-256 connects', async () => {
@@ -144,6 +146,8 @@ describe.skipIf(tools.length > 0)('Kafka over SASL_SSL (mTLS)', () => {
     expect(p.message).not.toContain('not-the-password')
     const c = await refusal(() => t.consumer({ groupId: uniqueName('g'), topics: ['x'] }).start(async () => undefined), 15_000)
     expect(c.code).toBe('KAFKA_AUTH')
+    const b = await refusal(() => t.consumer({ groupId: uniqueName('g'), topics: ['x'], maxBufferedBytes: 4 * 1024 * 1024 }).start(async () => undefined), 15_000)
+    expect(b.code).toBe('KAFKA_AUTH')
     // the library's admin connect sends nothing: its first request is refused the same way
     const a = await refusal(() => t.admin().ensureTopics([{ topic: uniqueName('never') }]), 15_000)
     expect(a.code).toBe('KAFKA_AUTH')
