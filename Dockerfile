@@ -31,6 +31,8 @@ FROM node:22-bookworm-slim AS runtime
 # (peak RSS draining a 3 M-span backlog ~114 vs ~151 MiB at the same rate and CPU per span,
 # bench/peer-kafka.ts, which starts pullback with these same variables: keep them in sync, and in
 # the NODE_OPTIONS of k8s/, which replaces this one; test/k8s/manifests.test.ts checks)
+# V8's allocation-site pretenuring is turned off by the process itself (src/cli/v8-flags.ts):
+# NODE_OPTIONS cannot carry that flag
 ENV NODE_ENV=production \
     HOME=/tmp \
     TMPDIR=/tmp \
