@@ -86,6 +86,8 @@ export class BudgetedConsumer implements Consumer {
   /** handled, not yet committed: "topic/partition" -> offset to commit */
   private readonly pending = new Map<string, LibTopicPartitionOffset>()
   private lastCommitMs = 0
+  /** partitions whose seek back after a rejected batch failed: their records are not handled until a seek succeeds */
+  private readonly reseek = new Map<string, LibTopicPartitionOffset>()
   /** aborted by stop(): a backoff ends early then */
   private readonly stopping = new AbortController()
 
@@ -201,6 +203,12 @@ export class BudgetedConsumer implements Consumer {
     }
     for (const [key, group] of groups) {
       if (this.stopped) return
+      const back = this.reseek.get(key)
+      if (back !== undefined) {
+        // these records follow the rejected batch: handling (and committing) them would skip it
+        if (await this.seekBack(back)) this.reseek.delete(key)
+        continue
+      }
       await this.handleOne(key, group, handler)
     }
   }
@@ -226,7 +234,8 @@ export class BudgetedConsumer implements Consumer {
       this.s.handlerFailures += 1
       this.failureStreak += 1
       this.report(err)
-      await this.seekBack({ topic: first.topic, partition: first.partition, offset: first.offset })
+      const back = { topic: first.topic, partition: first.partition, offset: first.offset }
+      if (!(await this.seekBack(back))) this.reseek.set(key, back)
       await this.pause(Math.min(10_000, 200 * 2 ** Math.min(this.failureStreak, 6)))
       return
     }
@@ -255,18 +264,17 @@ export class BudgetedConsumer implements Consumer {
     }
   }
 
-  private seekBack(to: LibTopicPartitionOffset): Promise<void> {
+  /** whether the partition's fetch position is now `to` (a failed seek leaves it after the rejected batch; the caller retries) */
+  private seekBack(to: LibTopicPartitionOffset): Promise<boolean> {
     return new Promise((resolve) => {
       try {
         this.c.seek(to, 5_000, (err) => {
-          // a failed seek leaves the fetch position after the batch: the batch would be skipped
-          // until the next restart or rebalance resumes from the committed offset
           if (err) this.report(classifyKafkaError(err, `seek ${to.topic}/${to.partition} back to ${to.offset}`))
-          resolve()
+          resolve(!err)
         })
       } catch (err) {
-        this.report(classifyKafkaError(err, `seek ${to.topic}/${to.partition}`))
-        resolve()
+        this.report(classifyKafkaError(err, `seek ${to.topic}/${to.partition} back to ${to.offset}`))
+        resolve(false)
       }
     })
   }

@@ -19,6 +19,10 @@ class ScriptedConsumer {
   readonly syncCommits: LibTopicPartitionOffset[][] = []
   readonly seeks: LibTopicPartitionOffset[] = []
   conf: Record<string, unknown> = {}
+  /** seeks that fail before one succeeds */
+  failSeeks = 0
+  /** when set, a successful seek refills the queue from this log (the partition's records from the offset on) */
+  log: LibRawMessage[] | undefined
   constructor(private readonly queue: LibRawMessage[]) {}
   connect(_o: unknown, cb: (err: unknown) => void) {
     setImmediate(() => cb(null))
@@ -39,6 +43,14 @@ class ScriptedConsumer {
   }
   seek(to: LibTopicPartitionOffset, _t: number, cb: (err: unknown) => void) {
     this.seeks.push(to)
+    if (this.failSeeks > 0) {
+      this.failSeeks -= 1
+      cb(Object.assign(new Error('Local: Erroneous state'), { code: -172 }))
+      return
+    }
+    if (this.log !== undefined) {
+      this.queue.splice(0, this.queue.length, ...this.log.filter((m) => m.partition !== to.partition || m.offset >= to.offset))
+    }
     cb(null)
   }
   getWatermarkOffsets() {
@@ -148,6 +160,32 @@ describe('BudgetedConsumer (scripted library consumer)', () => {
     expect(raw.commits.flat()).toEqual([{ topic: 't', partition: 1, offset: 9 }])
     expect(c.stats().handlerFailures).toBe(raw.seeks.length)
     expect(errors).toHaveLength(raw.seeks.length)
+  })
+
+  it('a failed seek back: the partition\'s later records are neither handled nor committed until a seek succeeds', async () => {
+    const log = records(0, 5, 4, 100)
+    const { raw, c } = make([...log])
+    raw.log = log
+    raw.failSeeks = 1
+    const batches: string[][] = []
+    let failed = false
+    await c.start(async (b) => {
+      batches.push(b.messages.map((m) => m.offset))
+      if (!failed) {
+        failed = true
+        throw new Error('handler failed')
+      }
+    })
+    await until(() => raw.commits.length >= 1)
+    await c.stop()
+    // read 1 (one record: nothing seen yet) is rejected and its seek fails; read 2 (6-8) is skipped
+    // while the seek is retried and succeeds; read 3 replays from 5
+    expect(batches).toEqual([['5'], ['5', '6', '7', '8']])
+    expect(raw.seeks).toEqual([
+      { topic: 't', partition: 0, offset: 5 },
+      { topic: 't', partition: 0, offset: 5 },
+    ])
+    expect(raw.commits.flat()).toEqual([{ topic: 't', partition: 0, offset: 9 }])
   })
 
   it('stop commits what was handled since the last commit, synchronously; stop is idempotent', async () => {
