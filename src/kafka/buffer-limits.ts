@@ -15,8 +15,9 @@
  *   consume asks for as many records as fit B/4 (at most 1 MiB) at the sizes seen so far; the batch
  *   a handler works on is that. (The KafkaJS-compatible API's own message cache counts records,
  *   not bytes: 500 records of 197 KB were 97 MB there; the consumers without a budget use it.)
- * Total: at most about 3B/4 of record bytes, more only while records grow faster than the estimate. `fetch.queue.backoff.ms` drops from 1 s to 5 ms, as librdkafka's
- * documentation asks when the queue thresholds are set low: the fetcher waits that long whenever it
+ * Total: at most about 3B/4 of record bytes, more only while records grow faster than the estimate.
+ * `fetch.queue.backoff.ms` drops from 1 s to 5 ms, as librdkafka's documentation asks when the
+ * queue thresholds are set low: the fetcher waits that long whenever it
  * finds the queue full, and a small queue is found full most of the time, so the backoff, not the
  * CPU, sets the rate. At the default 4 MiB budget (a 1 MiB queue, about five 512-span records) 50 ms
  * capped the sustained rate at 112-137 k spans/s with the process 0.3 cores busy; 5 ms held 240 k

@@ -26,7 +26,7 @@ import type { Logger } from '../common/logger.js'
 import { sleep } from '../common/sleep.js'
 import { bufferLimitProperties, MIN_BUFFERED_BYTES } from './buffer-limits.js'
 import type { LibRawConsumer, LibRawMessage, LibTopicPartitionOffset } from './client.js'
-import { PROBE_INTERVAL_MS, classifyKafkaError, headersOf, lagFromStatistics, type SecurityWatch } from './librdkafka.js'
+import { PROBE_INTERVAL_MS, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError, type SecurityWatch } from './librdkafka.js'
 import type { BatchHandler, ConsumedMessage, Consumer, ConsumerOptions, ConsumerStats } from './types.js'
 
 /** how long one consume waits for a first record: bounds how late `stop` is noticed and how stale `lastPollMs` gets when idle */
@@ -236,7 +236,7 @@ export class BudgetedConsumer implements Consumer {
       this.report(err)
       const back = { topic: first.topic, partition: first.partition, offset: first.offset }
       if (!(await this.seekBack(back))) this.reseek.set(key, back)
-      await this.pause(Math.min(10_000, 200 * 2 ** Math.min(this.failureStreak, 6)))
+      await this.pause(redeliveryBackoffMs(this.failureStreak))
       return
     }
     this.failureStreak = 0
@@ -314,12 +314,7 @@ export class BudgetedConsumer implements Consumer {
   }
 
   private report(err: unknown): void {
-    try {
-      if (this.opts.onError) this.opts.onError(err)
-      else this.deps.log.warn({ err: errorMessage(err), group: this.opts.groupId }, 'consumer batch failed; will redeliver')
-    } catch {
-      // an error reporter must never break the consumer loop
-    }
+    reportConsumerError(this.opts, this.deps.log, err)
   }
 
   private disconnect(): Promise<void> {

@@ -15,7 +15,7 @@ import { bufferLimitProperties } from './buffer-limits.js'
 import { BudgetedConsumer, type BudgetedConsumerDeps } from './confluent-budget.js'
 import { kafkaClient, type LibAdmin, type LibConsumer, type LibKafka, type LibLogger, type LibProducer } from './client.js'
 import { PLAINTEXT_SECURITY, type LibrdkafkaSecurity } from './config.js'
-import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics } from './librdkafka.js'
+import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError } from './librdkafka.js'
 import type {
   Admin,
   BatchHandler,
@@ -59,9 +59,6 @@ function libraryLogger(log: Logger, watch: SecurityWatch): LibLogger {
 function toBuffer(v: string | Buffer): Buffer {
   return typeof v === 'string' ? Buffer.from(v) : v
 }
-
-
-
 
 class ConfluentProducer implements Producer {
   private readonly p: LibProducer
@@ -199,7 +196,7 @@ class ConfluentConsumer implements Consumer {
           this.s.handlerFailures += 1
           this.failureStreak += 1
           this.report(err)
-          await sleep(Math.min(10_000, 200 * 2 ** Math.min(this.failureStreak, 6)))
+          await sleep(redeliveryBackoffMs(this.failureStreak))
           throw err
         }
         this.failureStreak = 0
@@ -266,12 +263,7 @@ class ConfluentConsumer implements Consumer {
   }
 
   private report(err: unknown): void {
-    try {
-      if (this.opts.onError) this.opts.onError(err)
-      else this.log.warn({ err: errorMessage(err), group: this.opts.groupId }, 'consumer batch failed; will redeliver')
-    } catch {
-      // an error reporter must never break the consumer loop
-    }
+    reportConsumerError(this.opts, this.log, err)
   }
 
   async stop(): Promise<void> {
@@ -349,8 +341,6 @@ class ConfluentAdmin implements Admin {
     await this.a.disconnect().catch(() => undefined)
   }
 }
-
-
 
 export { lagFromStatistics, securityFailureOf, type LagProbe, type SecurityFailure } from './librdkafka.js'
 

@@ -5,8 +5,24 @@
  * from librdkafka's statistics. No client import: loaded with the module that needs it.
  */
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
+import type { Logger } from '../common/logger.js'
 import type { KafkaSecuritySummary } from './config.js'
-import type { Headers } from './types.js'
+import type { ConsumerOptions, Headers } from './types.js'
+
+/** how long a consumer waits before a rejected batch is delivered again, after `streak` rejections in a row: 400 ms doubling to 10 s */
+export function redeliveryBackoffMs(streak: number): number {
+  return Math.min(10_000, 200 * 2 ** Math.min(streak, 6))
+}
+
+/** A consumer's error to its `onError`, else a warning; never throws (it runs inside the consumer loop). */
+export function reportConsumerError(opts: Pick<ConsumerOptions, 'onError' | 'groupId'>, log: Logger, err: unknown): void {
+  try {
+    if (opts.onError) opts.onError(err)
+    else log.warn({ err: errorMessage(err), group: opts.groupId }, 'consumer batch failed; will redeliver')
+  } catch {
+    // an error reporter must never break the consumer loop
+  }
+}
 
 export function headersOf(raw: unknown): Headers {
   const out: Headers = {}
