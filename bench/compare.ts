@@ -19,6 +19,9 @@ import type { Spread } from './stats.js'
 
 /** The parts of run.ts's document this tool reads. */
 interface BenchDoc {
+  startedAt?: string
+  /** run.ts writes the checked-out commit (older files have none) */
+  commit?: string
   benches: { name: string; kind: 'ran' | 'skipped'; code?: number; json?: unknown[]; machine?: { busy: number; steal: number } }[]
 }
 
@@ -157,7 +160,10 @@ function main(argv: readonly string[]): number {
     }
     return parseDoc(text, f)
   }
-  const c = compare(read(files[0] as string), read(files[1] as string), tolerance, only)
+  const [a, b] = [read(files[0] as string), read(files[1] as string)]
+  const which = (d: BenchDoc) => `started ${d.startedAt ?? '?'}, commit ${d.commit ?? 'not recorded'}`
+  process.stdout.write(`reference: ${files[0]} (${which(a)})\nnew: ${files[1]} (${which(b)})\n\n`)
+  const c = compare(a, b, tolerance, only)
   process.stdout.write(render(c, tolerance))
   return c.rows.some((r) => r.verdict === 'outside') ? 1 : 0
 }

@@ -38,7 +38,7 @@
  * Options: --services N, --ticks N, --runs N, --evaluation MODE, --single, --max-watches-per-turn N,
  * --turn-budget MS, --feed-rate N, --no-state, --feed-before, --trace, --cold, --skip-replay, --skip-tick, --engine-only, --file PATH
  * (reuse a generated file). Exit code 1 when a target is missed. The children inherit node's flags
- * and NODE_OPTIONS (printed): `node --max-semi-space-size=2 dist/bench/engine.js` measures under the
+ * and NODE_OPTIONS and set the pullback process's runtime V8 flags (src/cli/v8-flags.ts; printed): `node --max-semi-space-size=2 dist/bench/engine.js` measures under the
  * container image's heap setting (smaller, more frequent scavenges; more GC time in all).
  */
 import { existsSync, statSync, writeFileSync, appendFileSync } from 'node:fs'
@@ -54,6 +54,7 @@ import { defaultEngineConfig } from '../src/engine/config.js'
 import { stateSchema } from '../src/state/config.js'
 import type { StateChanges } from '../src/engine/persist.js'
 import { command as replay } from '../src/cli/commands/replay.js'
+import { applyRuntimeV8Flags, runtimeV8Flags } from '../src/cli/v8-flags.js'
 import { generate } from '../test/support/otlp-fixtures.js'
 import { fmtSpread, spread } from './stats.js'
 
@@ -423,8 +424,9 @@ const mmm = spread
 /** Runs `runs` children per mode and prints min / median / max over the runs. Returns whether the target held in every run. */
 function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('full' | 'incremental')[], scheduling: 'turns' | 'single'): boolean {
   let ok = true
-  // the children inherit both: V8's heap flags move the GC figures (the image runs --max-semi-space-size=2)
-  const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ').trim()
+  // the children inherit both: V8's heap flags move the GC figures (the image runs --max-semi-space-size=2);
+  // each child then sets the pullback process's own runtime flags (src/cli/v8-flags.ts)
+  const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? '', ...runtimeV8Flags(process.execArgv)].join(' ').trim()
   const summary: Record<string, unknown> = { bench: 'engine-tick', services: n, ticks: nTicks, runs, scheduling, nodeFlags }
   console.log(
     `engine tick: ${n} watched deployments, ${nTicks} ticks of 5 s each (tick 0 = detection), ${runs} runs per mode, ` +
@@ -615,6 +617,8 @@ function inChild(part: string): void {
 async function main(): Promise<void> {
   const services = Number(arg('--services') ?? 10_000)
   const ticks = Number(arg('--ticks') ?? 60)
+  // a child measures what the pullback process runs: the same V8 settings it applies to itself
+  if (process.argv.includes('--child-engine-only') || process.argv.includes('--child-tick')) applyRuntimeV8Flags()
   if (process.argv.includes('--child-engine-only')) return engineOnlyBench(services)
   if (process.argv.includes('--child-tick')) {
     const mode = arg('--mode') === 'incremental' ? 'incremental' : 'full'

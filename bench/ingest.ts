@@ -235,6 +235,8 @@ async function main(): Promise<void> {
   const kIdx = process.argv.indexOf('--kafka')
   if (kIdx > 0) rows.push(await kafkaEndToEnd(process.argv[kIdx + 1] as string, spans))
 
+  // the figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
+  console.log(JSON.stringify({ bench: 'ingest', runs, seconds, figures: { decodeSpansPerSec: d, protobufjsSpansPerSec: p, recordSpansPerSec: r, grpcMetricPointsPerSec: m } }))
   const cols: Array<keyof Row> = ['bench', 'rate', 'detail', 'target', 'met']
   console.log(`node ${process.version}, ${runs} runs of ${seconds} s per measurement; rates min / median / max over the runs`)
   console.log(`| ${cols.join(' | ')} |`)

@@ -45,8 +45,8 @@ function protoDir(): string {
   throw new Error('proto/ not found (run from the repository root)')
 }
 
-/** One ExportTraceServiceRequest per (service, version): 16 distinct payloads, each 512 SERVER spans x 10 attributes. */
-export function payloads(nowNs: bigint, agent: string): Buffer[] {
+/** One ExportTraceServiceRequest per (service, version): 16 distinct payloads, each `spansPerRequest` (512) SERVER spans x 10 attributes. */
+export function payloads(nowNs: bigint, agent: string, spansPerRequest = SPANS_PER_REQUEST): Buffer[] {
   const root = new protobuf.Root()
   const dir = protoDir()
   root.resolvePath = (_origin, target) => path.join(dir, target)
@@ -59,7 +59,7 @@ export function payloads(nowNs: bigint, agent: string): Buffer[] {
   SERVICES.forEach((service, si) =>
     VERSIONS.forEach((version, vi) => {
       const spans = []
-      for (let i = 0; i < SPANS_PER_REQUEST; i++) {
+      for (let i = 0; i < spansPerRequest; i++) {
         const route = routes[i % routes.length] as string
         const failed = (i + si * 3 + vi) % 40 === 0
         // durations spread over 0.3 ms .. ~80 ms, skewed low, different per service

@@ -7,9 +7,12 @@
  *     [--sustain-seconds 30] [--after-seconds 30] [--only collector|pullback] [--no-sustained]
  *     [--backlog-topic NAME: reuse a topic an earlier run filled; it is kept] [--pullback-buffer 16MiB]
  *     [--workers N: receivers.workers for pullback, default 0] [--node-options '...': pullback's NODE_OPTIONS]
+ *     [--spans-per-record 512]
  *
  * Records: otlp_proto ExportTraceServiceRequests of 512 SERVER spans x 10 attributes (16 distinct
  * ones, bench/peer-common.ts), one per record, as the Collector's kafka exporter writes a batch.
+ * `--spans-per-record 32`: records of 32 spans (~12 KB), as a Collector whose kafka exporter
+ * partitions by trace id (`partition_traces_by_id`) writes them; the same span shapes.
  *
  * 1. Backlog drain: each run fills a fresh topic with `--spans` spans (3 M: 5,860 records, fresh
  *    timestamps) before either target starts, then starts each target on it (alternating first,
@@ -21,10 +24,10 @@
  *      too, which also covers the start), and RSS `--after-seconds` after the drain ended (memory
  *      given back, or not).
  *    Progress: pullback commits offset last+1 after each handled batch, so its group's committed
- *    offsets x 512 are its consumed spans (exact); the Collector commits on a timer, so its own
+ *    offsets x spans per record are its consumed spans (exact); the Collector commits on a timer, so its own
  *    `otelcol_receiver_accepted_spans` (Prometheus, pull) is read instead.
  * 2. Sustained rate: each target consumes a new, empty topic while this process produces a steady
- *    offered load (records at `rate / 512` per second, paced every 20 ms) for `--sustain-seconds`,
+ *    offered load (records at `rate / spans per record` per second, paced every 20 ms) for `--sustain-seconds`,
  *    stepping up the `--rates` ladder; a step holds when the lag (produced minus consumed) at its
  *    end is not more than one second of offered load above the lag 2 s into it, and consumed >= 97 %
  *    of produced. The sustained rate is the highest step that held (the ladder stops at the first
@@ -56,6 +59,7 @@ import path from 'node:path'
 import { kafkaClient } from '../src/kafka/client.js'
 import { generateKeyPairFiles } from '../src/publish/signing.js'
 import { CONTAINER_ENV, SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
+import { spread as figure } from './stats.js'
 import { flags } from './args.js'
 
 type TargetName = 'collector' | 'pullback'
@@ -80,16 +84,20 @@ interface Options {
   workers: number
   /** NODE_OPTIONS of the pullback child */
   nodeOptions: string
+  /** spans per record (one ExportTraceServiceRequest each): 512 as a Collector batch, 32 as a Collector with partition_traces_by_id writes */
+  spansPerRecord: number
 }
 
 function parseOptions(argv: string[]): Options {
   const { get, int: num } = flags(argv)
   const only = get('only')
   if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
+  const spansPerRecord = num('spans-per-record', SPANS_PER_REQUEST, 1, 8192)
   const rates = (get('rates') ?? '150000,300000,450000,600000').split(',').map(Number)
-  if (rates.some((r) => !Number.isInteger(r) || r < SPANS_PER_REQUEST || r > 5_000_000)) throw new Error(`--rates: spans/s, each ${SPANS_PER_REQUEST}..5000000`)
+  if (rates.some((r) => !Number.isInteger(r) || r < spansPerRecord || r > 5_000_000)) throw new Error(`--rates: spans/s, each ${spansPerRecord}..5000000`)
   return {
-    spans: num('spans', 3_000_000, SPANS_PER_REQUEST, 50_000_000),
+    spansPerRecord,
+    spans: num('spans', 3_000_000, spansPerRecord, 50_000_000),
     runs: num('runs', 3, 1, 10),
     partitions: num('partitions', 3, 1, 64),
     rates: rates.sort((a, b) => a - b),
@@ -276,7 +284,7 @@ service:
     child = spawn(process.execPath, [...nodeFlags, SIDECAR_MAIN, 'sidecar', '--config', cfg], { stdio: ['ignore', log, log], env: { ...process.env, ...CONTAINER_ENV, NODE_OPTIONS: opts.nodeOptions } })
     consumed = async () => {
       try {
-        return (await bus.committed(`${group}.spans`, topic)) * SPANS_PER_REQUEST
+        return (await bus.committed(`${group}.spans`, topic)) * opts.spansPerRecord
       } catch {
         return 0
       }
@@ -420,13 +428,13 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
     await bus.produce(topic, bodies, 1)
     produced = 1
     const joinBy = Date.now() + 60_000
-    while ((await t.consumed()) < SPANS_PER_REQUEST) {
+    while ((await t.consumed()) < opts.spansPerRecord) {
       if (!alive(t)) throw new Error(`${name} exited: ${logTail(t)}`)
       if (Date.now() > joinBy) throw new Error(`${name} did not consume from ${topic} within 60 s`)
       await sleep(100)
     }
     for (const rate of opts.rates) {
-      const perTick = rate / SPANS_PER_REQUEST / 50 // records per 20 ms
+      const perTick = rate / opts.spansPerRecord / 50 // records per 20 ms
       let owed = 0
       const t0 = performance.now()
       const end = t0 + opts.sustainSeconds * 1000
@@ -446,7 +454,7 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
         }
         if (sends.length > 16) await sends.shift()
         if (lagStart === undefined && tick - t0 >= 2_000) {
-          consumedStart = (await t.consumed()) / SPANS_PER_REQUEST
+          consumedStart = (await t.consumed()) / opts.spansPerRecord
           producedStart = produced
           lagStart = produced - consumedStart
           cpuStart = cpuSeconds(pid)
@@ -455,19 +463,19 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
         if (wait > 0) await sleep(wait)
       }
       await Promise.all(sends)
-      const consumedEnd = (await t.consumed()) / SPANS_PER_REQUEST
+      const consumedEnd = (await t.consumed()) / opts.spansPerRecord
       const secs = (performance.now() - t0 - 2_000) / 1000
       const lagEnd = produced - consumedEnd
       const ls = lagStart ?? 0
       const p = produced - producedStart
       const c = consumedEnd - consumedStart
-      const held = lagEnd - ls <= rate / SPANS_PER_REQUEST && c >= 0.97 * p
-      steps.push({ rate, held, produced: p * SPANS_PER_REQUEST, consumed: c * SPANS_PER_REQUEST, lagStart: ls * SPANS_PER_REQUEST, lagEnd: lagEnd * SPANS_PER_REQUEST, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 })
-      console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * SPANS_PER_REQUEST) / secs)}): consumed ${fmt((c * SPANS_PER_REQUEST) / secs)} spans/s, lag ${fmt(ls * SPANS_PER_REQUEST)} -> ${fmt(lagEnd * SPANS_PER_REQUEST)} spans: ${held ? 'held' : 'NOT held'}`)
+      const held = lagEnd - ls <= rate / opts.spansPerRecord && c >= 0.97 * p
+      steps.push({ rate, held, produced: p * opts.spansPerRecord, consumed: c * opts.spansPerRecord, lagStart: ls * opts.spansPerRecord, lagEnd: lagEnd * opts.spansPerRecord, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 })
+      console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * opts.spansPerRecord) / secs)}): consumed ${fmt((c * opts.spansPerRecord) / secs)} spans/s, lag ${fmt(ls * opts.spansPerRecord)} -> ${fmt(lagEnd * opts.spansPerRecord)} spans: ${held ? 'held' : 'NOT held'}`)
       if (!held) break
       // the next step starts from an empty lag
       const settle = Date.now() + 30_000
-      while ((await t.consumed()) / SPANS_PER_REQUEST < produced && Date.now() < settle) await sleep(200)
+      while ((await t.consumed()) / opts.spansPerRecord < produced && Date.now() < settle) await sleep(200)
     }
   } finally {
     await stopTarget(t, bus)
@@ -494,10 +502,10 @@ async function main(): Promise<void> {
   const sustains: SustainResult[] = []
   let recordBytes = 0
   try {
-    const records = Math.ceil(opts.spans / SPANS_PER_REQUEST)
+    const records = Math.ceil(opts.spans / opts.spansPerRecord)
     for (let run = 1; run <= opts.runs; run++) {
       // fresh span timestamps per run: pullback's windows drop spans older than their retention (10 min) as late, cheaply
-      const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'peer-kafka-bench/1.0')
+      const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'peer-kafka-bench/1.0', opts.spansPerRecord)
       recordBytes = Math.round(bodies.reduce((a, b) => a + b.length, 0) / bodies.length)
       const backlog = opts.backlogTopic ?? `pb-peer-kafka-backlog-${run}-${Date.now()}`
       // --backlog-topic: kept for the next invocation and reused when it holds the backlog (development only: its timestamps age)
@@ -509,7 +517,7 @@ async function main(): Promise<void> {
         await bus.produce(backlog, bodies, records - held)
         console.error(`run ${run}: filled ${backlog}: ${records - held} records (${fmt(((records - held) * recordBytes) / 1048576)} MiB) in ${fmt((performance.now() - f0) / 1000, 1)} s`)
       } else console.error(`run ${run}: reusing ${backlog}: ${fmt(held)} records (their span timestamps are from when it was filled)`)
-      const total = Math.max(held, records) * SPANS_PER_REQUEST
+      const total = Math.max(held, records) * opts.spansPerRecord
       const order = run % 2 === 1 ? targets : [...targets].reverse()
       for (const name of order) {
         const r = await drain(name, run, backlog, total, opts, bus)
@@ -531,7 +539,7 @@ async function main(): Promise<void> {
 
   console.log(
     `node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at the end; ` +
-      `${fmt(opts.spans)} spans backlog in records of ${SPANS_PER_REQUEST} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs; ` +
+      `${fmt(opts.spans)} spans backlog in records of ${opts.spansPerRecord} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs; ` +
       `pullback: receivers.workers ${opts.workers}, NODE_OPTIONS '${opts.nodeOptions}'`,
   )
   console.log('| target | run | drain spans/s | drain s | CPU-s / M spans | peak RSS MiB (sampled) | VmHWM MiB | RSS MiB 30 s after | sustained spans/s | cores busy at it | RSS MiB at it | load at start |')
@@ -553,6 +561,20 @@ async function main(): Promise<void> {
       `| ${name} | ${spread(d.map((r) => r.spansPerSec))} | ${spread(d.map((r) => r.cpuSecPerMillion), 2)} | ${spread(d.map((r) => r.mainCpuSecPerMillion), 2)} | ${spread(d.map((r) => r.peakRssMiB))} | ${spread(d.map((r) => r.afterRssMiB))} | ${s.length > 0 ? spread(s.map((r) => r.sustained)) : '-'} |`,
     )
   }
+  // the same figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
+  const perTarget: Record<string, unknown> = {}
+  for (const name of targets) {
+    const d = drains.filter((r) => r.target === name)
+    const s = sustains.filter((r) => r.target === name)
+    perTarget[name] = {
+      drainSpansPerSec: figure(d.map((r) => r.spansPerSec)),
+      cpuSecPerMillion: figure(d.map((r) => r.cpuSecPerMillion)),
+      peakRssMiB: figure(d.map((r) => r.peakRssMiB)),
+      afterRssMiB: figure(d.map((r) => r.afterRssMiB)),
+      ...(s.length > 0 ? { sustainedSpansPerSec: figure(s.map((r) => r.sustained)) } : {}),
+    }
+  }
+  console.log(JSON.stringify({ bench: 'peer-kafka', spansPerRecord: opts.spansPerRecord, spans: opts.spans, runs: opts.runs, targets: perTarget }))
   const of = (name: TargetName) => drains.filter((r) => r.target === name)
   if (of('collector').length > 0 && of('pullback').length > 0) {
     const ratio = (f: (r: DrainResult) => number) => median(of('pullback').map(f)) / median(of('collector').map(f))

@@ -53,6 +53,7 @@ import * as grpc from '@grpc/grpc-js'
 import { TRACE_EXPORT_PATH, traceServiceDefinition, type GrpcServerKind } from '../src/receivers/otlp-grpc/receiver.js'
 import { RawGrpcClient } from './grpc-raw.js'
 import { SERVICES, SIDECAR_MAIN, SPANS_PER_REQUEST, VERSIONS, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
+import { spread as figure } from './stats.js'
 import { flags } from './args.js'
 
 const WARMUP_MS = 2_000
@@ -382,6 +383,21 @@ async function main(): Promise<void> {
   }
   const of = (name: string) => results.filter((r) => r.target === name)
   const c = of('collector')
+  // the figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
+  const json: Record<string, unknown> = {}
+  for (const name of [...new Set(results.map((r) => r.target))]) {
+    const rs = of(name)
+    const pairs = rs.map((r) => ({ r, col: c.find((x) => x.run === r.run) })).filter((x): x is { r: RunResult; col: RunResult } => x.col !== undefined)
+    json[name] = {
+      spansPerSec: figure(rs.map((r) => r.spansPerSec)),
+      cpuSecPerMillion: figure(rs.map((r) => r.cpuSecPerMillion)),
+      peakRssMiB: figure(rs.map((r) => r.peakRssMiB)),
+      ...(name !== 'collector' && pairs.length > 0
+        ? { cpuPerSpanVsCollector: figure(pairs.map(({ r, col }) => r.cpuSecPerMillion / col.cpuSecPerMillion)), peakRssVsCollector: figure(pairs.map(({ r, col }) => r.peakRssMiB / col.peakRssMiB)) }
+        : {}),
+    }
+  }
+  console.log(JSON.stringify({ bench: 'peer-spanmetrics', runs: opts.runs, seconds: opts.seconds, targets: json }))
   for (const server of opts.servers) {
     const name = `pullback[${server}]`
     const p = of(name)

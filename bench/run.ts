@@ -14,7 +14,7 @@
  * KAFKA_BROKERS, the peer benches OTELCOL_BIN. Each bench prints its own figures and targets; exit
  * code 1 when any bench run failed (a bench exits 1 when it misses its own target).
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -35,7 +35,11 @@ interface Bench {
 
 const needsKafka = (): string | undefined => (process.env.KAFKA_BROKERS === undefined ? 'KAFKA_BROKERS is not set' : undefined)
 const needsCollector = (): string | undefined => (process.env.OTELCOL_BIN === undefined ? 'OTELCOL_BIN is not set' : undefined)
-/** the image's allocator and heap settings (Dockerfile), as the README's peer rows ran */
+/**
+ * the image's allocator and heap settings (Dockerfile), as the README's peer rows ran; the engine
+ * bench too since session 24 (its children also set the process's runtime V8 flags, src/cli/v8-flags.ts),
+ * so that its GC figures are the image's
+ */
 const IMAGE_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', NODE_OPTIONS: '--max-semi-space-size=2' }
 
 // Arguments are the README's "Figures" commands: a row is reproduced by the entry that names its command.
@@ -47,7 +51,7 @@ const BENCHES: Bench[] = [
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet-slower', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1', '--slower', '4'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
-  { file: 'engine', args: ['--runs', '7', '--evaluation', 'full'] },
+  { file: 'engine', args: ['--runs', '7', '--evaluation', 'full'], env: IMAGE_ENV },
   { file: 'signals', args: [] },
   { file: 'ingest', args: ['--seconds', '3'] },
   { file: 'workers', args: ['--seconds', '20', '--runs', '3'] },
@@ -116,6 +120,17 @@ function runChild(file: string, args: string[], env: Record<string, string> | un
   })
 }
 
+/** The checked-out commit (with `+dirty` when the tree has changes), so that two results files name the code they measured; undefined outside a git checkout. */
+function gitCommit(): string | undefined {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    return dirty ? `${head}+dirty` : head
+  } catch {
+    return undefined
+  }
+}
+
 /** The JSON lines a bench printed (benches print their figures as a table, some also as one JSON line). */
 function jsonLines(stdout: string): unknown[] {
   const out: unknown[] = []
@@ -170,6 +185,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
   const doc = {
     startedAt: new Date(started).toISOString(),
+    commit: gitCommit(),
     node: process.version,
     cpus: cpus().length,
     loadavg: { start: loadStart, end: loadavg() },

@@ -63,6 +63,7 @@ import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { httpServerAttributes, strAttr } from './http-span.js'
 import { flags } from './args.js'
 import { DEADLINE_EXCEEDED, RawGrpcClient, type CallResult } from './grpc-raw.js'
+import { spread as figure } from './stats.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 /** the sidecar's entry point in the same build as this bench (dist/bench/x.js -> dist/src/cli/main.js, or any --outDir) */
@@ -679,6 +680,12 @@ async function perNode(opts: Options, brokers: string, tpls: Template[]): Promis
     console.log(`| ${label} | ${mmm(of.map((r) => r.spansPerSec))} | ${mmm(of.map((r) => r.cpuPerM), 2)} | ${mmm(of.map((r) => r.cores), 2)} | ${mmm(of.map((r) => r.clientPerM), 2)} | ${mmm(of.map((r) => r.peakMiB))} |`)
   }
   console.log(`machine load average (1 min) before each run: ${results.map((r) => fmt(r.loadBefore, 2)).join(', ')}`)
+  const json: Record<string, unknown> = {}
+  for (const role of ['ingest', 'single'] as const) {
+    const of = results.filter((r) => r.role === role)
+    json[role] = { spansPerSec: figure(of.map((r) => r.spansPerSec)), cpuSecPerMillion: figure(of.map((r) => r.cpuPerM)), peakRssMiB: figure(of.map((r) => r.peakMiB)) }
+  }
+  console.log(JSON.stringify({ bench: 'scaleout-per-node', runs: opts.runs, figures: json }))
   return 0
 }
 
@@ -740,6 +747,15 @@ async function main(): Promise<number> {
   const medE2e = sorted[sorted.length >> 1] as number
   const medP99 = [...p99].sort((a, b) => a - b)[p99.length >> 1] as number
   console.log(`\nend to end spans/s (min / median / max): ${mmm(e2e)}; decider added delay p99 ms: ${mmm(p99)}`)
+  // the figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
+  console.log(
+    JSON.stringify({
+      bench: 'scaleout',
+      runs: opts.runs,
+      offered: opts.rate,
+      figures: { endToEndSpansPerSec: figure(e2e), delayP99Ms: figure(p99), completeness: figure(results.map((r) => r.completeness)), cpuSecPerMillionOurs: figure(ours) },
+    }),
+  )
   console.log(
     `target 300,000 spans/s end to end: ${medE2e >= 300_000 ? 'met' : 'NOT met'} (median ${fmt(medE2e)}); ` +
       `target p99 delay <= one bucket + 1 s (${BUCKET_MS + 1000} ms): ${medP99 <= BUCKET_MS + 1000 ? 'met' : 'NOT met'} (median p99 ${fmt(medP99)} ms, lateness ${LATENESS_MS} ms not included)`,

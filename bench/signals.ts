@@ -7,7 +7,8 @@
  * (default 3), the throughput process three times as often (its rates vary more between processes),
  * and every figure is min / median / max over its processes (a process's rate is the median of its
  * 4 rounds, the rounds of the four paths interleaved; a window query's time the median of 7 passes).
- * Targets, met by the median: (a) >= 5 M/s, (b) <= 64 KiB, (c) report.
+ * Targets, met by the median: (a) >= 5 M/s, (b) <= 64 KiB, (c) report. Each child sets the pullback
+ * process's runtime V8 flags (src/cli/v8-flags.ts) first.
  *
  * Options: --digits N (HDR significant digits for (b) and (c)), --series N (default 10000), --runs N
  * (memory and window processes, default 3), --throughput-runs N (throughput processes, default 3 x --runs).
@@ -17,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { SignalStore } from '../src/signals/store.js'
 import type { RequestObservation, SeriesKey } from '../src/normalize/observations.js'
 import { spread } from './stats.js'
+import { applyRuntimeV8Flags } from '../src/cli/v8-flags.js'
 
 const T0 = 1_700_000_040_000
 
@@ -226,6 +228,8 @@ function fmt(v: number, unit: string): string {
 
 function main(): void {
   const mode = process.argv[2]
+  // a child measures what the pullback process runs: the same V8 settings it applies to itself
+  if (mode === '--child-throughput' || mode === '--child-memory') applyRuntimeV8Flags()
   if (mode === '--child-throughput') return throughput()
   if (mode === '--child-memory') return memoryAndWindows(arg('--digits', 1), arg('--series', 10_000))
   const self = fileURLToPath(import.meta.url)

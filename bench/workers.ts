@@ -33,6 +33,7 @@ import { createReceivers } from '../src/receivers/index.js'
 import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { Pipeline } from '../src/runtime/pipeline.js'
 import { SPANS_PER_REQUEST, fmt, payloads, spread } from './peer-common.js'
+import { spread as figure } from './stats.js'
 import { flags } from './args.js'
 
 const WARMUP_MS = 2_000
@@ -259,6 +260,19 @@ async function main(): Promise<void> {
       `| ${r.workers} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.cpuPerMillion, 2)} | ${fmt(r.mainCpuPerMillion, 2)} | ${fmt(r.targetCores, 2)} | ${fmt(r.clientCores, 2)} | ${fmt(r.loopP99Ms, 1)} / ${fmt(r.loopMaxMs, 1)} | ${r.window.ticks} | ${fmt(r.peakRssMiB)} | ${fails} |`,
     )
   }
+  // the figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
+  const json = o.workers.map((w) => {
+    const rs = results.filter((r) => r.workers === w)
+    return {
+      workers: w,
+      spansPerSec: figure(rs.map((r) => r.spansPerSec)),
+      cpuSecPerMillion: figure(rs.map((r) => r.cpuPerMillion)),
+      mainCpuSecPerMillion: figure(rs.map((r) => r.mainCpuPerMillion)),
+      loopDelayP99Ms: figure(rs.map((r) => r.loopP99Ms)),
+      peakRssMiB: figure(rs.map((r) => r.peakRssMiB)),
+    }
+  })
+  console.log(JSON.stringify({ bench: 'workers', runs: o.runs, figures: json }))
   console.log('\nmin / median / max over runs')
   console.log('| workers | spans/s | target CPU-s / M spans | main thread CPU-s / M spans | loop delay p99 ms | peak RSS MiB |')
   console.log('|---|---|---|---|---|---|')
