@@ -22,6 +22,8 @@ interface BenchDoc {
   startedAt?: string
   /** run.ts writes the checked-out commit (older files have none) */
   commit?: string
+  /** bench/machine-speed.ts before and after the suite (older files have none) */
+  machineSpeed?: { start?: Spread; end?: Spread }
   benches: { name: string; kind: 'ran' | 'skipped'; code?: number; json?: unknown[]; machine?: { busy: number; steal: number } }[]
 }
 
@@ -61,6 +63,16 @@ export function parseDoc(text: string, name: string): BenchDoc {
     if (typeof o?.name !== 'string' || (o.kind !== 'ran' && o.kind !== 'skipped')) throw new InputError(`${name}: benches[${i}]: needs a string "name" and "kind" ran | skipped`)
   })
   return doc as BenchDoc
+}
+
+/** The probe's medians before and after the suite, and their mean; undefined when the file has none. */
+export function machineSpeed(d: BenchDoc): { start: number; end: number; mean: number } | undefined {
+  const s = d.machineSpeed?.start?.median
+  const e = d.machineSpeed?.end?.median
+  if (s === undefined && e === undefined) return undefined
+  const start = s ?? (e as number)
+  const end = e ?? start
+  return { start, end, mean: (start + end) / 2 }
 }
 
 function isSpread(v: unknown): v is Spread {
@@ -162,7 +174,14 @@ function main(argv: readonly string[]): number {
   }
   const [a, b] = [read(files[0] as string), read(files[1] as string)]
   const which = (d: BenchDoc) => `started ${d.startedAt ?? '?'}, commit ${d.commit ?? 'not recorded'}`
-  process.stdout.write(`reference: ${files[0]} (${which(a)})\nnew: ${files[1]} (${which(b)})\n\n`)
+  process.stdout.write(`reference: ${files[0]} (${which(a)})\nnew: ${files[1]} (${which(b)})\n`)
+  const sa = machineSpeed(a)
+  const sb = machineSpeed(b)
+  process.stdout.write(
+    sa !== undefined && sb !== undefined
+      ? `machine speed (bench/machine-speed.ts, rounds/s, before / after each suite): reference ${num(sa.start)} / ${num(sa.end)}, new ${num(sb.start)} / ${num(sb.end)}: the new machine ${((sb.mean / sa.mean - 1) * 100).toFixed(0)} % faster (a rate moves with it, a time against it)\n\n`
+      : 'machine speed: not recorded in both files (results files before session 24 have none)\n\n',
+  )
   const c = compare(a, b, tolerance, only)
   process.stdout.write(render(c, tolerance))
   return c.rows.some((r) => r.verdict === 'outside') ? 1 : 0

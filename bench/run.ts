@@ -8,7 +8,9 @@
  * Writes one JSON file (default bench-results.json): per bench its arguments, exit code, wall time,
  * the machine's CPU busy and steal shares while it ran (/proc/stat: on a VM, time stolen by the
  * hypervisor slows every wall-time figure), printed output and the JSON lines it printed, with the
- * machine's CPU count and load average at start and end.
+ * machine's CPU count and load average at start and end, the checked-out commit, and the machine's
+ * JavaScript speed before and after the suite (bench/machine-speed.ts: steal does not show a host
+ * that is slower today).
  *
  * A bench that needs something absent is skipped with its reason: the broker benches need
  * KAFKA_BROKERS, the peer benches OTELCOL_BIN. Each bench prints its own figures and targets; exit
@@ -19,6 +21,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { probe } from './machine-speed.js'
 
 interface Bench {
   /** the bench's file, dist/bench/FILE.js */
@@ -159,6 +162,8 @@ async function main(): Promise<number> {
   const results: { name: string; args?: string[]; outcome: Outcome }[] = []
   const started = Date.now()
   const loadStart = loadavg()
+  // the machine's own speed before and after (bench/machine-speed.ts): a shared VM's moves by more than the tolerance from day to day
+  const speedStart = probe()
   for (const [i, b] of picked.entries()) {
     const file = `${here}${b.file}.js`
     const reason = !existsSync(file) ? `${file} not built` : b.missing?.()
@@ -182,6 +187,9 @@ async function main(): Promise<number> {
       ? `${r.name.padEnd(width)}  skipped: ${r.outcome.reason}`
       : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${`${r.outcome.seconds.toFixed(0)} s`.padStart(6)}${r.outcome.machine !== undefined ? `  busy ${pct(r.outcome.machine.busy)}, steal ${pct(r.outcome.machine.steal)}` : ''}`,
   )
+  const speedEnd = probe()
+  const speed = (s: typeof speedStart) => (s === undefined ? 'n/a' : `${s.median.toFixed(0)} rounds/s`)
+  lines.push(`machine speed (bench/machine-speed.ts, median of 7 rounds): ${speed(speedStart)} before, ${speed(speedEnd)} after`)
   process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
   const doc = {
     startedAt: new Date(started).toISOString(),
@@ -189,6 +197,7 @@ async function main(): Promise<number> {
     node: process.version,
     cpus: cpus().length,
     loadavg: { start: loadStart, end: loadavg() },
+    machineSpeed: { unit: 'rounds/s', start: speedStart, end: speedEnd },
     benches: results.map((r) => ({ name: r.name, args: r.args, ...r.outcome })),
   }
   writeFileSync(outFile, `${JSON.stringify(doc, null, 2)}\n`)

@@ -1,6 +1,6 @@
 /** bench/compare.ts: two `npm run bench` result files, figure by figure (min / median / max spreads). */
 import { describe, expect, it } from 'vitest'
-import { compare, InputError, parseDoc, render, spreads } from '../../bench/compare.js'
+import { compare, InputError, machineSpeed, parseDoc, render, spreads } from '../../bench/compare.js'
 
 const s = (min: number, median: number, max: number) => ({ min, median, max })
 
@@ -26,6 +26,14 @@ describe('bench compare', () => {
     const text = render(c, 0.2)
     expect(text).toContain('1 of 2 comparable figures within 20 % (1 not comparable)')
     expect(text).toContain('engine: busy 50 % / 90 %, steal 0 % / 10 %')
+  })
+
+  it("reads the machine's speed before and after the suite, and a file without it as unknown", () => {
+    const withSpeed = parseDoc(JSON.stringify({ machineSpeed: { start: s(90, 100, 110), end: s(110, 120, 130) }, benches: [] }), 'a')
+    expect(machineSpeed(withSpeed)).toEqual({ start: 100, end: 120, mean: 110 })
+    const onlyEnd = parseDoc(JSON.stringify({ machineSpeed: { end: s(1, 2, 3) }, benches: [] }), 'b')
+    expect(machineSpeed(onlyEnd)).toEqual({ start: 2, end: 2, mean: 2 })
+    expect(machineSpeed(parseDoc(doc([]), 'c'))).toBeUndefined()
   })
 
   it('lists benches that did not run in both files instead of comparing them', () => {
