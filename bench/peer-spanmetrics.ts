@@ -383,18 +383,22 @@ async function main(): Promise<void> {
   }
   const of = (name: string) => results.filter((r) => r.target === name)
   const c = of('collector')
+  // per run (targets alternate within a run, so each run's pair saw similar load): a target's figure / the Collector's
+  const perRun = (name: string, f: (r: RunResult) => number) =>
+    of(name).flatMap((r) => {
+      const col = c.find((x) => x.run === r.run)
+      return col === undefined ? [] : [f(r) / f(col)]
+    })
   // the figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
   const json: Record<string, unknown> = {}
   for (const name of [...new Set(results.map((r) => r.target))]) {
     const rs = of(name)
-    const pairs = rs.map((r) => ({ r, col: c.find((x) => x.run === r.run) })).filter((x): x is { r: RunResult; col: RunResult } => x.col !== undefined)
+    const cpu = perRun(name, (r) => r.cpuSecPerMillion)
     json[name] = {
       spansPerSec: figure(rs.map((r) => r.spansPerSec)),
       cpuSecPerMillion: figure(rs.map((r) => r.cpuSecPerMillion)),
       peakRssMiB: figure(rs.map((r) => r.peakRssMiB)),
-      ...(name !== 'collector' && pairs.length > 0
-        ? { cpuPerSpanVsCollector: figure(pairs.map(({ r, col }) => r.cpuSecPerMillion / col.cpuSecPerMillion)), peakRssVsCollector: figure(pairs.map(({ r, col }) => r.peakRssMiB / col.peakRssMiB)) }
-        : {}),
+      ...(name !== 'collector' && cpu.length > 0 ? { cpuPerSpanVsCollector: figure(cpu), peakRssVsCollector: figure(perRun(name, (r) => r.peakRssMiB)) } : {}),
     }
   }
   console.log(JSON.stringify({ bench: 'peer-spanmetrics', runs: opts.runs, seconds: opts.seconds, targets: json }))
@@ -408,10 +412,8 @@ async function main(): Promise<void> {
         `CPU per span = ${fmt(ratio((r) => r.cpuSecPerMillion), 2)}x (collector uses ${fmt(1 / ratio((r) => r.cpuSecPerMillion), 2)}x pullback's CPU per span); ` +
         `peak RSS = ${fmt(ratio((r) => r.peakRssMiB), 2)}x`,
     )
-    // per run (targets alternate within a run, so each run's pair saw similar load)
-    const pairs = p.map((r) => ({ r, col: c.find((x) => x.run === r.run) })).filter((x) => x.col !== undefined)
-    const cpu = pairs.map(({ r, col }) => r.cpuSecPerMillion / (col as RunResult).cpuSecPerMillion)
-    const rss = pairs.map(({ r, col }) => r.peakRssMiB / (col as RunResult).peakRssMiB)
+    const cpu = perRun(name, (r) => r.cpuSecPerMillion)
+    const rss = perRun(name, (r) => r.peakRssMiB)
     console.log(`per-run ratios ${name}/collector (min / median / max): CPU per span ${spread(cpu, 2)}x, peak RSS ${spread(rss, 2)}x`)
   }
 }
