@@ -10,8 +10,17 @@
  * explain much of what moves on a shared VM. Benches that did not run in both files are listed, not
  * compared; figures whose reference median is 0 or not finite are listed as not comparable.
  *
- * Exit: 0 when every comparable figure is within the tolerance, 1 when one is not, 2 on bad input
- * (a file that cannot be read or is not a bench-results document, a bad flag).
+ * At equal machine speed: when both files carry the machine-speed probe (bench/machine-speed.ts,
+ * run.ts writes it; `--speed-a N` / `--speed-b N` give it for a file that lacks it, e.g. a probe run
+ * by hand beside an older file), each rate is also divided by the speed ratio and each time or CPU
+ * cost multiplied by it, and judged again (`figureKind` says which is which, from the benches'
+ * naming). Memory, counts and ratios between two processes of one run are left as they are. The
+ * probe is single-threaded JavaScript: figures bound by the broker, the network or a peer written in
+ * Go follow it only roughly, so this is a second opinion printed beside the first, not a correction.
+ *
+ * Exit: 0 when every comparable figure is within the tolerance, 1 when one is not (at equal speed
+ * with `--at-equal-speed`), 2 on bad input (a file that cannot be read or is not a bench-results
+ * document, a bad flag).
  */
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
@@ -35,9 +44,42 @@ export interface FigureRow {
   b: Spread
   /** b.median / a.median; NaN when not comparable */
   ratio: number
-  verdict: 'within' | 'outside' | 'not comparable'
+  verdict: Verdict
   overlap: boolean
+  kind: FigureKind
+  /** the ratio at equal machine speed (see the file comment); undefined without both speeds */
+  atEqualSpeed?: { ratio: number; verdict: Verdict }
 }
+
+type Verdict = 'within' | 'outside' | 'not comparable'
+
+/**
+ * What a figure measures, from the benches' naming: a rate (`...PerSec`, a unit per second) moves
+ * with the machine's speed, a time or CPU cost (`...Ms`, `...CpuSecPerMillion...`, unit ms) against
+ * it; the rest (memory, counts, completeness, one process's figure over another's) not at all.
+ * Exception: a rate held at the load the bench offers is not a capacity.
+ */
+export type FigureKind = 'rate' | 'time' | 'other'
+
+/** Rates that equal the bench's offered load while the target is met (scaleout offers a fixed rate). */
+const OFFERED_RATES = new Set(['scaleout:endToEndSpansPerSec'])
+
+export function figureKind(bench: string, path: string, unit?: string): FigureKind {
+  const leaf = path.slice(path.lastIndexOf('.') + 1)
+  if (OFFERED_RATES.has(`${bench}:${leaf}`)) return 'other'
+  if (/Vs[A-Z]/.test(leaf)) return 'other'
+  if (unit !== undefined) return /\/s$/.test(unit) ? 'rate' : unit === 'ms' ? 'time' : 'other'
+  if (/PerSec$/.test(leaf)) return 'rate'
+  if (/Ms$/.test(leaf) || /CpuSecPerMillion/i.test(leaf)) return 'time'
+  return 'other'
+}
+
+/** `ratio` at equal machine speed, `speed` = new / reference probe (see FigureKind). */
+export function atEqualSpeed(ratio: number, kind: FigureKind, speed: number): number {
+  return kind === 'rate' ? ratio / speed : kind === 'time' ? ratio * speed : ratio
+}
+
+const judge = (ratio: number, tolerance: number): Verdict => (Number.isNaN(ratio) ? 'not comparable' : Math.abs(ratio - 1) <= tolerance ? 'within' : 'outside')
 
 export interface Comparison {
   rows: FigureRow[]
@@ -75,6 +117,12 @@ export function machineSpeed(d: BenchDoc): { start: number; end: number; mean: n
   return { start, end, mean: (start + end) / 2 }
 }
 
+/** A file's probe, or the one given on the command line for it (which wins: the file may have none). */
+function speedOf(recorded: ReturnType<typeof machineSpeed>, given: number | undefined): { start: number; end: number; mean: number; given: boolean } | undefined {
+  if (given !== undefined) return { start: given, end: given, mean: given, given: true }
+  return recorded === undefined ? undefined : { ...recorded, given: false }
+}
+
 function isSpread(v: unknown): v is Spread {
   const o = v as Record<string, unknown> | null
   return o !== null && typeof o === 'object' && typeof o.min === 'number' && typeof o.median === 'number' && typeof o.max === 'number'
@@ -91,7 +139,8 @@ export function spreads(v: unknown, path = '', out = new Map<string, Spread>()):
   return out
 }
 
-export function compare(a: BenchDoc, b: BenchDoc, tolerance: number, only?: readonly string[]): Comparison {
+/** `speed`: the new file's machine speed over the reference's (machine-speed.ts), when both are known. */
+export function compare(a: BenchDoc, b: BenchDoc, tolerance: number, only?: readonly string[], speed?: number): Comparison {
   const rows: FigureRow[] = []
   const unmatched: Comparison['unmatched'] = []
   const machine: Comparison['machine'] = []
@@ -117,8 +166,13 @@ export function compare(a: BenchDoc, b: BenchDoc, tolerance: number, only?: read
       const fb = sb.get(path)
       if (fb === undefined) continue
       const ratio = fa.median !== 0 && Number.isFinite(fa.median) && Number.isFinite(fb.median) ? fb.median / fa.median : NaN
-      const verdict = Number.isNaN(ratio) ? 'not comparable' : Math.abs(ratio - 1) <= tolerance ? 'within' : 'outside'
-      rows.push({ bench: name, path, a: fa, b: fb, ratio, verdict, overlap: fb.min <= fa.max && fa.min <= fb.max })
+      const kind = figureKind(name, path, (fa as Spread & { unit?: string }).unit)
+      const row: FigureRow = { bench: name, path, a: fa, b: fb, ratio, verdict: judge(ratio, tolerance), overlap: fb.min <= fa.max && fa.min <= fb.max, kind }
+      if (speed !== undefined && speed > 0) {
+        const r = atEqualSpeed(ratio, kind, speed)
+        row.atEqualSpeed = { ratio: r, verdict: judge(r, tolerance) }
+      }
+      rows.push(row)
     }
   }
   return { rows, unmatched, machine }
@@ -127,23 +181,32 @@ export function compare(a: BenchDoc, b: BenchDoc, tolerance: number, only?: read
 const num = (x: number): string => (!Number.isFinite(x) ? String(x) : Math.abs(x) >= 1000 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toPrecision(3))
 const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(x * 100).toFixed(0)} %`)
 
+const yesNo = (v: Verdict): string => (v === 'within' ? 'yes' : v === 'outside' ? 'NO' : 'n/a')
+
 export function render(c: Comparison, tolerance: number): string {
-  const head = ['bench', 'figure', 'reference min / median / max', 'new min / median / max', 'ratio', `within ${(tolerance * 100).toFixed(0)} %`, 'ranges overlap']
+  const tol = `${(tolerance * 100).toFixed(0)} %`
+  const speed = c.rows.some((r) => r.atEqualSpeed !== undefined)
+  const head = ['bench', 'figure', 'reference min / median / max', 'new min / median / max', 'ratio', `within ${tol}`, 'ranges overlap', ...(speed ? ['kind', 'at equal speed', `within ${tol}`] : [])]
   const body = c.rows.map((r) => [
     r.bench,
     r.path,
     `${num(r.a.min)} / ${num(r.a.median)} / ${num(r.a.max)}`,
     `${num(r.b.min)} / ${num(r.b.median)} / ${num(r.b.max)}`,
     Number.isNaN(r.ratio) ? '-' : `${r.ratio.toFixed(2)}x`,
-    r.verdict === 'within' ? 'yes' : r.verdict === 'outside' ? 'NO' : 'n/a',
+    yesNo(r.verdict),
     r.overlap ? 'yes' : 'no',
+    ...(speed ? [r.kind, r.atEqualSpeed === undefined || Number.isNaN(r.atEqualSpeed.ratio) ? '-' : `${r.atEqualSpeed.ratio.toFixed(2)}x`, r.atEqualSpeed === undefined ? 'n/a' : yesNo(r.atEqualSpeed.verdict)] : []),
   ])
   const table = [head, ...body]
   const widths = head.map((_, i) => Math.max(...table.map((row) => (row[i] as string).length)))
   const lines = table.map((row) => row.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ').trimEnd())
   const comparable = c.rows.filter((r) => r.verdict !== 'not comparable')
   const within = comparable.filter((r) => r.verdict === 'within').length
-  const out = [...lines, '', `${within} of ${comparable.length} comparable figures within ${(tolerance * 100).toFixed(0)} % (${c.rows.length - comparable.length} not comparable)`]
+  const out = [...lines, '', `${within} of ${comparable.length} comparable figures within ${tol} (${c.rows.length - comparable.length} not comparable)`]
+  if (speed) {
+    const eq = comparable.filter((r) => r.atEqualSpeed?.verdict === 'within').length
+    out.push(`${eq} of ${comparable.length} within ${tol} at equal machine speed (rates divided by the speed ratio, times and CPU costs multiplied by it)`)
+  }
   if (c.machine.length > 0) out.push('', 'machine while each bench ran (reference / new): CPUs busy, stolen by the hypervisor', ...c.machine.map((m) => `  ${m.bench}: busy ${pct(m.a?.busy)} / ${pct(m.b?.busy)}, steal ${pct(m.a?.steal)} / ${pct(m.b?.steal)}`))
   if (c.unmatched.length > 0) out.push('', 'not compared:', ...c.unmatched.map((u) => `  ${u.bench}: ${u.why}`))
   return `${out.join('\n')}\n`
@@ -153,16 +216,26 @@ function main(argv: readonly string[]): number {
   const files: string[] = []
   let tolerance = 0.2
   let only: string[] | undefined
+  let equalSpeed = false
+  const given: { a?: number; b?: number } = {}
+  const speedFlag = (v: string | undefined, flag: string): number => {
+    const n = Number(v)
+    if (!(n > 0 && Number.isFinite(n))) throw new InputError(`${flag} must be a positive number of rounds/s (bench/machine-speed.ts), got ${v ?? 'nothing'}`)
+    return n
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
-    if (arg === '--tolerance') {
+    if (arg === '--at-equal-speed') equalSpeed = true
+    else if (arg === '--speed-a') given.a = speedFlag(argv[++i], arg)
+    else if (arg === '--speed-b') given.b = speedFlag(argv[++i], arg)
+    else if (arg === '--tolerance') {
       tolerance = Number(argv[++i])
       if (!(tolerance > 0 && tolerance < 10)) throw new InputError('--tolerance must be a number in (0, 10), e.g. 0.2 for 20 %')
     } else if (arg === '--only') only = (argv[++i] ?? '').split(',').filter((s) => s !== '')
     else if (arg.startsWith('--')) throw new InputError(`unknown flag ${arg}`)
     else files.push(arg)
   }
-  if (files.length !== 2) throw new InputError('usage: node dist/bench/compare.js REFERENCE.json NEW.json [--tolerance 0.2] [--only NAME,NAME]')
+  if (files.length !== 2) throw new InputError('usage: node dist/bench/compare.js REFERENCE.json NEW.json [--tolerance 0.2] [--only NAME,NAME] [--speed-a N] [--speed-b N] [--at-equal-speed]')
   const read = (f: string): BenchDoc => {
     let text: string
     try {
@@ -175,16 +248,18 @@ function main(argv: readonly string[]): number {
   const [a, b] = [read(files[0] as string), read(files[1] as string)]
   const which = (d: BenchDoc) => `started ${d.startedAt ?? '?'}, commit ${d.commit ?? 'not recorded'}`
   process.stdout.write(`reference: ${files[0]} (${which(a)})\nnew: ${files[1]} (${which(b)})\n`)
-  const sa = machineSpeed(a)
-  const sb = machineSpeed(b)
+  const sa = speedOf(machineSpeed(a), given.a)
+  const sb = speedOf(machineSpeed(b), given.b)
+  const show = (x: { start: number; end: number; given: boolean }) => (x.given ? `${num(x.start)} (given on the command line)` : `${num(x.start)} / ${num(x.end)}`)
   process.stdout.write(
     sa !== undefined && sb !== undefined
-      ? `machine speed (bench/machine-speed.ts, rounds/s, before / after each suite): reference ${num(sa.start)} / ${num(sa.end)}, new ${num(sb.start)} / ${num(sb.end)}: the new machine ${((sb.mean / sa.mean - 1) * 100).toFixed(0)} % faster (a rate moves with it, a time against it)\n\n`
-      : 'machine speed: not recorded in both files (results files before session 24 have none)\n\n',
+      ? `machine speed (bench/machine-speed.ts, rounds/s, before / after each suite): reference ${show(sa)}, new ${show(sb)}: the new machine ${((sb.mean / sa.mean - 1) * 100).toFixed(0)} % faster (a rate moves with it, a time against it)\n\n`
+      : 'machine speed: not recorded in both files (results files before session 24 have none; --speed-a / --speed-b give it)\n\n',
   )
-  const c = compare(a, b, tolerance, only)
+  if (equalSpeed && (sa === undefined || sb === undefined)) throw new InputError('--at-equal-speed needs both machine speeds (recorded in the files, or --speed-a / --speed-b)')
+  const c = compare(a, b, tolerance, only, sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined)
   process.stdout.write(render(c, tolerance))
-  return c.rows.some((r) => r.verdict === 'outside') ? 1 : 0
+  return c.rows.some((r) => (equalSpeed ? r.atEqualSpeed?.verdict : r.verdict) === 'outside') ? 1 : 0
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -81,6 +81,9 @@ export const runtimeSchema = z
     /**
      * How often the live sidecar evaluates. Windows close on bucket boundaries (signals.bucket), so a
      * tick more often than that only shortens the wait between a bucket closing and its verdict.
+     * Ticks fall on the clock's multiples of it (every whole second at 1 s), so the nodes of a
+     * DaemonSet announce a bucket together and the deciders do not wait up to one interval for the
+     * node that started last (src/common/ticker.ts).
      */
     tickInterval: duration().default(1_000),
     /** one evaluation tick as bounded event-loop turns (src/runtime/evaluation-scheduler.ts) */

@@ -1,7 +1,9 @@
 /**
  * Evaluation that cannot stall the event loop: every `intervalMs` one pass (one logical tick, the
  * engine over every watch) runs as several event-loop turns separated by setImmediate, so OTLP
- * requests, Kafka batches and admin probes are answered between them.
+ * requests, Kafka batches and admin probes are answered between them. Passes begin on the clock's
+ * multiples of `intervalMs` (common/ticker.ts), so a bucket is judged as soon as the watermark
+ * passes its end, not up to one interval later.
  *
  * A turn calls the pass runner (the Pipeline) in engine calls of at most SLICE_EVALUATIONS
  * evaluations' worth of work (EngineInput.pass; the engine counts a baseline freeze as ten
@@ -20,6 +22,7 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
 import type { Clock } from '../common/clock.js'
+import { AlignedTicker } from '../common/ticker.js'
 import type { Component } from '../common/lifecycle.js'
 import type { PassRunner, TickResult } from './pipeline.js'
 
@@ -98,7 +101,7 @@ export interface EvaluationSchedulerStats {
 
 export class EvaluationScheduler implements Component {
   readonly name = 'evaluation-scheduler'
-  private timer: NodeJS.Timeout | undefined
+  private timer: AlignedTicker | undefined
   private immediate: NodeJS.Immediate | undefined
   private owed = false
   private stopped = false
@@ -111,8 +114,12 @@ export class EvaluationScheduler implements Component {
     this.mono = o.monotonic ?? (() => performance.now())
   }
 
+  /** Passes begin on the clock's `intervalMs` edges (common/ticker.ts): a bucket is judged as soon as the watermark passes its end. */
   start(): Promise<void> {
-    if (this.timer === undefined && !this.stopped) this.timer = setInterval(() => this.fire(), this.o.intervalMs)
+    if (this.timer === undefined && !this.stopped) {
+      this.timer = new AlignedTicker(() => this.fire(), this.o.intervalMs, this.o.clock)
+      this.timer.start()
+    }
     return Promise.resolve()
   }
 
@@ -162,7 +169,7 @@ export class EvaluationScheduler implements Component {
   shutdown(): Promise<void> {
     if (this.stopped) return Promise.resolve()
     this.stopped = true
-    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer?.stop()
     if (this.immediate !== undefined) clearImmediate(this.immediate)
     this.timer = undefined
     this.immediate = undefined

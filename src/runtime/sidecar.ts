@@ -39,6 +39,7 @@ import type { TelemetryConsumer } from '../receivers/consumer.js'
 import { HistoryStage } from '../history/stage.js'
 import { configuredServices, ladder } from '../calibrate/ladder.js'
 import { IdentityStage } from '../identity/index.js'
+import { AlignedTicker } from '../common/ticker.js'
 
 export interface SidecarOptions {
   config: PullbackConfig
@@ -82,7 +83,8 @@ export class Sidecar implements Component {
   private readonly metrics: SelfMetrics | undefined
   private readonly clock: Clock
   private readonly shutdownCtl: ShutdownController
-  private ticker: NodeJS.Timeout | undefined
+  /** the ingest node's announcements, on the clock's tickInterval edges (common/ticker.ts) */
+  private ticker: AlignedTicker | undefined
   /** the pipeline's ticks as bounded event-loop turns (runtime.evaluation); undefined on an ingest-only node */
   private evaluation: EvaluationScheduler | undefined
   private tickFailures = 0
@@ -187,7 +189,10 @@ export class Sidecar implements Component {
         logger.info({ records: loaded.records.length, watches: r?.watches, pending: r?.pending, services: r?.services, skipped: r?.skipped, ms: loaded.ms }, 'engine state restored')
       }
     }
-    if (this.ingest !== undefined) this.ticker = setInterval(() => this.tick(), cfg.runtime.tickInterval)
+    if (this.ingest !== undefined) {
+      this.ticker = new AlignedTicker(() => this.tick(), cfg.runtime.tickInterval, this.clock)
+      this.ticker.start()
+    }
     else {
       // each tick as bounded turns: the OTLP receivers answer between them (evaluation-scheduler.ts)
       this.evaluation = new EvaluationScheduler({
@@ -327,7 +332,7 @@ export class Sidecar implements Component {
         await this.identity.shutdown()
       })
       .add('final-tick', async () => {
-        if (this.ticker) clearInterval(this.ticker)
+        this.ticker?.stop()
         this.ticker = undefined
         // an open pass is finished and delivered before the last tick
         await this.evaluation?.shutdown()

@@ -1,6 +1,6 @@
 /** bench/compare.ts: two `npm run bench` result files, figure by figure (min / median / max spreads). */
 import { describe, expect, it } from 'vitest'
-import { compare, InputError, machineSpeed, parseDoc, render, spreads } from '../../bench/compare.js'
+import { atEqualSpeed, compare, figureKind, InputError, machineSpeed, parseDoc, render, spreads } from '../../bench/compare.js'
 
 const s = (min: number, median: number, max: number) => ({ min, median, max })
 
@@ -34,6 +34,41 @@ describe('bench compare', () => {
     const onlyEnd = parseDoc(JSON.stringify({ machineSpeed: { end: s(1, 2, 3) }, benches: [] }), 'b')
     expect(machineSpeed(onlyEnd)).toEqual({ start: 2, end: 2, mean: 2 })
     expect(machineSpeed(parseDoc(doc([]), 'c'))).toBeUndefined()
+  })
+
+  it('tells rates from times from the rest by the benches\' naming', () => {
+    expect(figureKind('ingest', '0.figures.decodeSpansPerSec')).toBe('rate')
+    expect(figureKind('signals', '0.figures.fast path, 1 series', 'obs/s')).toBe('rate')
+    expect(figureKind('signals', '0.figures.window(30s)+p99', 'ms')).toBe('time')
+    expect(figureKind('signals', '0.figures.bytes per service-version', 'B')).toBe('other')
+    expect(figureKind('engine', '0.full.maxTurnMs')).toBe('time')
+    expect(figureKind('workers', '0.figures.0.cpuSecPerMillion')).toBe('time')
+    expect(figureKind('scaleout', '0.figures.cpuSecPerMillionOurs')).toBe('time')
+    expect(figureKind('peer-kafka-backlog', '0.targets.pullback.peakRssMiB')).toBe('other')
+    expect(figureKind('peer-spanmetrics', '0.targets.pullback[http2].cpuPerSpanVsCollector')).toBe('other')
+    expect(figureKind('engine', '0.full.detectionScavenges')).toBe('other')
+    // held at the offered load: not a capacity
+    expect(figureKind('scaleout', '0.figures.endToEndSpansPerSec')).toBe('other')
+  })
+
+  it('judges each figure again at equal machine speed: a rate divided by the speed ratio, a time multiplied', () => {
+    expect(atEqualSpeed(0.85, 'rate', 0.85)).toBeCloseTo(1)
+    expect(atEqualSpeed(1.2, 'time', 1 / 1.2)).toBeCloseTo(1)
+    expect(atEqualSpeed(0.7, 'other', 0.5)).toBe(0.7)
+    const a = parseDoc(doc([{ name: 'ingest', kind: 'ran', json: [{ decodeSpansPerSec: s(90, 100, 110), cpuSecPerMillion: s(1, 1, 1), peakRssMiB: s(90, 90, 90) }] }]), 'a')
+    // the new machine 30 % slower: the rate fell and the CPU cost rose with it, memory did not move
+    const b = parseDoc(doc([{ name: 'ingest', kind: 'ran', json: [{ decodeSpansPerSec: s(65, 70, 75), cpuSecPerMillion: s(1.4, 1.43, 1.5), peakRssMiB: s(90, 91, 92) }] }]), 'b')
+    const c = compare(a, b, 0.2, undefined, 0.7)
+    const by = Object.fromEntries(c.rows.map((r) => [r.path, r]))
+    expect(by['0.decodeSpansPerSec']).toMatchObject({ verdict: 'outside', kind: 'rate', atEqualSpeed: { verdict: 'within' } })
+    expect(by['0.cpuSecPerMillion']).toMatchObject({ verdict: 'outside', kind: 'time', atEqualSpeed: { verdict: 'within' } })
+    expect(by['0.peakRssMiB']).toMatchObject({ verdict: 'within', kind: 'other', atEqualSpeed: { verdict: 'within' } })
+    const text = render(c, 0.2)
+    expect(text).toContain('1 of 3 comparable figures within 20 %')
+    expect(text).toContain('3 of 3 within 20 % at equal machine speed')
+    // without both speeds: no second opinion
+    expect(compare(a, b, 0.2).rows.every((r) => r.atEqualSpeed === undefined)).toBe(true)
+    expect(render(compare(a, b, 0.2), 0.2)).not.toContain('at equal machine speed')
   })
 
   it('lists benches that did not run in both files instead of comparing them', () => {
