@@ -61,12 +61,15 @@ type Verdict = 'within' | 'outside' | 'not comparable'
  */
 export type FigureKind = 'rate' | 'time' | 'other'
 
-/** Rates that equal the bench's offered load while the target is met (scaleout offers a fixed rate). */
-const OFFERED_RATES = new Set(['scaleout:endToEndSpansPerSec'])
+/**
+ * Rates set by the load the bench offers, not capacities: scaleout's end-to-end rate (a fixed offered
+ * rate), and peer-kafka's sustained rate (the highest step of a fixed ladder that was held).
+ */
+const OFFERED_RATES = new Set(['scaleout:endToEndSpansPerSec', '*:sustainedSpansPerSec'])
 
 export function figureKind(bench: string, path: string, unit?: string): FigureKind {
   const leaf = path.slice(path.lastIndexOf('.') + 1)
-  if (OFFERED_RATES.has(`${bench}:${leaf}`)) return 'other'
+  if (OFFERED_RATES.has(`${bench}:${leaf}`) || OFFERED_RATES.has(`*:${leaf}`)) return 'other'
   if (/Vs[A-Z]/.test(leaf)) return 'other'
   if (unit !== undefined) return /\/s$/.test(unit) ? 'rate' : unit === 'ms' ? 'time' : 'other'
   if (/PerSec$/.test(leaf)) return 'rate'

@@ -49,6 +49,8 @@ describe('bench compare', () => {
     expect(figureKind('engine', '0.full.detectionScavenges')).toBe('other')
     // held at the offered load: not a capacity
     expect(figureKind('scaleout', '0.figures.endToEndSpansPerSec')).toBe('other')
+    expect(figureKind('peer-kafka-sustained', '0.targets.pullback.sustainedSpansPerSec')).toBe('other')
+    expect(figureKind('peer-kafka-sustained', '0.targets.pullback.drainSpansPerSec')).toBe('rate')
   })
 
   it('judges each figure again at equal machine speed: a rate divided by the speed ratio, a time multiplied', () => {
