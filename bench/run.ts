@@ -54,6 +54,7 @@ const BENCHES: Bench[] = [
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet-slower', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1', '--slower', '4'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
+  { file: 'error-evidence', args: ['--json'] },
   { file: 'engine', args: ['--runs', '7', '--evaluation', 'full'], env: IMAGE_ENV },
   { file: 'signals', args: [] },
   { file: 'ingest', args: ['--seconds', '3'] },
