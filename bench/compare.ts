@@ -62,15 +62,14 @@ type Verdict = 'within' | 'outside' | 'not comparable'
 export type FigureKind = 'rate' | 'time' | 'other'
 
 /**
- * Rates set by the load the bench offers, not capacities: scaleout's end-to-end rate (a fixed offered
- * rate), and peer-kafka's sustained rate (the highest step of a fixed ladder that was held).
+ * Figure names of rates set by the load the bench offers, not capacities: scaleout's end-to-end rate
+ * (a fixed offered rate) and peer-kafka's sustained rate (the highest step of a fixed ladder held).
  */
-const OFFERED_RATES = new Set(['scaleout:endToEndSpansPerSec', '*:sustainedSpansPerSec'])
+const OFFERED_RATES = new Set(['endToEndSpansPerSec', 'sustainedSpansPerSec'])
 
-export function figureKind(bench: string, path: string, unit?: string): FigureKind {
+export function figureKind(path: string, unit?: string): FigureKind {
   const leaf = path.slice(path.lastIndexOf('.') + 1)
-  if (OFFERED_RATES.has(`${bench}:${leaf}`) || OFFERED_RATES.has(`*:${leaf}`)) return 'other'
-  if (/Vs[A-Z]/.test(leaf)) return 'other'
+  if (OFFERED_RATES.has(leaf) || /Vs[A-Z]/.test(leaf)) return 'other'
   if (unit !== undefined) return /\/s$/.test(unit) ? 'rate' : unit === 'ms' ? 'time' : 'other'
   if (/PerSec$/.test(leaf)) return 'rate'
   if (/Ms$/.test(leaf) || /CpuSecPerMillion/i.test(leaf)) return 'time'
@@ -169,7 +168,7 @@ export function compare(a: BenchDoc, b: BenchDoc, tolerance: number, only?: read
       const fb = sb.get(path)
       if (fb === undefined) continue
       const ratio = fa.median !== 0 && Number.isFinite(fa.median) && Number.isFinite(fb.median) ? fb.median / fa.median : NaN
-      const kind = figureKind(name, path, (fa as Spread & { unit?: string }).unit)
+      const kind = figureKind(path, (fa as Spread & { unit?: string }).unit)
       const row: FigureRow = { bench: name, path, a: fa, b: fb, ratio, verdict: judge(ratio, tolerance), overlap: fb.min <= fa.max && fa.min <= fb.max, kind }
       if (speed !== undefined && speed > 0) {
         const r = atEqualSpeed(ratio, kind, speed)

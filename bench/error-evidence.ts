@@ -122,8 +122,13 @@ function main(): void {
     baseRate: one('base-rate', values['base-rate'], 1),
     rate: one('rate', values.rate, 1),
     baselineS: one('baseline-s', values['baseline-s']),
-    maxReports: Math.floor(one('max-reports', values['max-reports'])),
+    maxReports: reports(values['max-reports']),
     ...(values['base-errors'] !== undefined ? { baseErrors: baseErrors(values['base-errors']) } : {}),
+  }
+  function reports(v: string): number {
+    const x = Number(v)
+    if (!Number.isInteger(x) || x < 1 || x > 10_000) throw new Error(`--max-reports must be an integer in 1..10000, got ${v}`)
+    return x
   }
   function baseErrors(v: string): number {
     const x = Number(v)

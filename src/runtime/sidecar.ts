@@ -192,8 +192,7 @@ export class Sidecar implements Component {
     if (this.ingest !== undefined) {
       this.ticker = new AlignedTicker(() => this.tick(), cfg.runtime.tickInterval, this.clock)
       this.ticker.start()
-    }
-    else {
+    } else {
       // each tick as bounded turns: the OTLP receivers answer between them (evaluation-scheduler.ts)
       this.evaluation = new EvaluationScheduler({
         runner: this.pipeline,
