@@ -13,9 +13,11 @@
  * baseline plus half the contract's effect, no upper bound for the baseline's sample size): the
  * part of the wait that the size of a quiet service's baseline costs. The new version serves all
  * traffic from its first report on (a rolling update takes longer). Error evidence only: latency
- * (the usual leader) and the slices' "sustained" rule are not modelled.
+ * (the usual leader) and the slices' "sustained" rule are not modelled. And the same test once the
+ * old version's earlier history (`--history-s`, at the base rate) is pooled with the window, as the
+ * engine does when the window agrees with it (src/engine/history-pool.ts, `baselineHistory`).
  *
- *   node dist/bench/error-evidence.js [--rps 0.5,1.5,5,20,100] [--interval 15,60] [--base-rate 0.005] [--rate 0.05] [--baseline-s 300] [--base-errors N] [--max-reports 60] [--json]
+ *   node dist/bench/error-evidence.js [--rps 0.5,1.5,5,20,100] [--interval 15,60] [--base-rate 0.005] [--rate 0.05] [--baseline-s 300] [--history-s 3600] [--base-errors N] [--max-reports 60] [--json]
  *
  * `--base-errors N`: the baseline holds N errors instead of its expected count (the base rate's
  * share of its requests): a quiet baseline's few errors are a matter of luck, and its upper bound,
@@ -40,9 +42,12 @@ export interface Row {
   level: number
   /** the same with the baseline's rate known */
   knownLevel: number
+  /** the same with `historyS` of earlier history pooled with the window (rules.ts errorLevel) */
+  pooledLevel: number
   /** reports until the evidence reaches 1/sqrt(alpha) and 1/alpha; undefined: not within maxReports */
   estimated: { witness?: number; leader?: number }
   known: { witness?: number; leader?: number }
+  pooled: { witness?: number; leader?: number }
 }
 
 /**
@@ -71,12 +76,14 @@ export function reportsToBounds(c: Contract, level: number, perReport: number, r
   return out
 }
 
-export function rows(c: Contract, opts: { rps: number[]; intervals: number[]; baseRate: number; rate: number; baselineS: number; maxReports: number; baseErrors?: number }): Row[] {
+export function rows(c: Contract, opts: { rps: number[]; intervals: number[]; baseRate: number; rate: number; baselineS: number; historyS: number; maxReports: number; baseErrors?: number }): Row[] {
   const out: Row[] = []
   for (const rps of opts.rps) {
     const requests = rps * opts.baselineS
     const base: BaselineNumbers = { requests, errors: opts.baseErrors ?? requests * opts.baseRate, latencyUs: NaN, latencyCount: 0, latencyAbove: 0, shift: [], resourceSlope: {} }
     const level = errorLevel(c, base)
+    const older = rps * opts.historyS
+    const pooledLevel = older > 0 ? errorLevel(c, { ...base, pooled: { fromMs: 0, errors: { events: base.errors + older * opts.baseRate, samples: requests + older }, latency: undefined, shift: [] } }) : level
     const knownLevel = opts.baseRate + (errorThreshold(c, opts.baseRate) - opts.baseRate) / 2
     for (const intervalS of opts.intervals) {
       const perReport = rps * intervalS
@@ -85,8 +92,10 @@ export function rows(c: Contract, opts: { rps: number[]; intervals: number[]; ba
         intervalS,
         level,
         knownLevel,
+        pooledLevel,
         estimated: reportsToBounds(c, level, perReport, opts.rate, opts.maxReports),
         known: reportsToBounds(c, knownLevel, perReport, opts.rate, opts.maxReports),
+        pooled: reportsToBounds(c, pooledLevel, perReport, opts.rate, opts.maxReports),
       })
     }
   }
@@ -101,6 +110,7 @@ function main(): void {
       'base-rate': { type: 'string', default: '0.005' },
       rate: { type: 'string', default: '0.05' },
       'baseline-s': { type: 'string', default: '300' },
+      'history-s': { type: 'string', default: '3600' },
       'max-reports': { type: 'string', default: '60' },
       'base-errors': { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -122,12 +132,18 @@ function main(): void {
     baseRate: one('base-rate', values['base-rate'], 1),
     rate: one('rate', values.rate, 1),
     baselineS: one('baseline-s', values['baseline-s']),
+    historyS: historyS(values['history-s']),
     maxReports: reports(values['max-reports']),
     ...(values['base-errors'] !== undefined ? { baseErrors: baseErrors(values['base-errors']) } : {}),
   }
   function reports(v: string): number {
     const x = Number(v)
     if (!Number.isInteger(x) || x < 1 || x > 10_000) throw new Error(`--max-reports must be an integer in 1..10000, got ${v}`)
+    return x
+  }
+  function historyS(v: string): number {
+    const x = Number(v)
+    if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--history-s must be a number of seconds >= 0, got ${v}`)
     return x
   }
   function baseErrors(v: string): number {
@@ -141,10 +157,20 @@ function main(): void {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`
   console.log(
     `error evidence of a ${pct(opts.rate)} error ratio against a ${pct(opts.baseRate)} baseline of ${opts.baselineS} s (expected counts; default contract: alpha ${c.alpha}, ` +
-      `second witness at ${corroborationBound(c).toFixed(0)}, leader at ${1 / c.alpha}); reports until each bound (seconds after the first export)`,
+      `second witness at ${corroborationBound(c).toFixed(0)}, leader at ${1 / c.alpha}); with history: ${opts.historyS} s before the window pooled with it; reports until each bound (seconds after the first export)`,
   )
-  const head = ['req/s', 'interval', 'level (baseline estimated / known)', 'witness, estimated', 'leader, estimated', 'witness, known', 'leader, known']
-  const body = rs.map((r) => [String(r.rps), `${r.intervalS} s`, `${pct(r.level)} / ${pct(r.knownLevel)}`, at(r.estimated.witness, r.intervalS), at(r.estimated.leader, r.intervalS), at(r.known.witness, r.intervalS), at(r.known.leader, r.intervalS)])
+  const head = ['req/s', 'interval', 'level (window / with history / known)', 'witness, window', 'leader, window', 'witness, with history', 'leader, with history', 'witness, known', 'leader, known']
+  const body = rs.map((r) => [
+    String(r.rps),
+    `${r.intervalS} s`,
+    `${pct(r.level)} / ${pct(r.pooledLevel)} / ${pct(r.knownLevel)}`,
+    at(r.estimated.witness, r.intervalS),
+    at(r.estimated.leader, r.intervalS),
+    at(r.pooled.witness, r.intervalS),
+    at(r.pooled.leader, r.intervalS),
+    at(r.known.witness, r.intervalS),
+    at(r.known.leader, r.intervalS),
+  ])
   const table = [head, ...body]
   const w = head.map((_, i) => Math.max(...table.map((row) => (row[i] as string).length)))
   for (const row of table) console.log(row.map((cell, i) => cell.padEnd(w[i] as number)).join('  ').trimEnd())

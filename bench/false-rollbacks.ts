@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--history-s 360] [--drift F] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -27,6 +27,13 @@
  * Prints the count and rate of false rollbacks (and of incidents, also wrong here), the breakdown
  * by interval, telemetry and traffic, min/median/max run time, and a progress line on stderr.
  * Target (issue 10, printed, not asserted): false rollbacks <= 0.5 %.
+ *
+ * `--history-s N` (default 360): seconds of the old version's history before the deployment; an
+ * hour or more (3900) fills the store's retention and its long history, which the engine pools
+ * with the baseline window to bound a quiet service's baseline (src/engine/history-pool.ts).
+ * `--drift F`: over that history the old version's 5xx ratio and slow-tail share rise linearly
+ * from 1/F of their value to it, and stay there through the watch: the pooled hour is better than
+ * the service is now, the case in which pooling could cost a false rollback.
  *
  * `--histograms exponential`: the metrics-only services export base-2 exponential duration
  * histograms (scale 3) instead of the SDK's default explicit bounds (EXP_SCALE below).
@@ -101,6 +108,10 @@ export interface Params {
   spanExport?: 'aligned' | 'per-pod'
   /** aggregation of the duration histograms (see --histograms; default explicit) */
   histograms?: 'explicit' | 'exponential'
+  /** seconds of the old version's history before the deployment (see --history-s; default PRE_S) */
+  historyS?: number
+  /** the old version's error ratio and slow-tail share rise F-fold over its history (see --drift; default 1) */
+  drift?: number
 }
 
 export function paramsOf(seed: number, run: number, rps: readonly [number, number] = [1, 500]): Params {
@@ -171,7 +182,11 @@ function resource(svc: string, p: SimPod): string {
 export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: number) => void): Generator<string> {
   const r = new Rng(hash32(`false-rollbacks:traffic:${seed}:${p.run}`))
   const svc = `svc-${p.run}`
-  const durationS = PRE_S + WATCH_S
+  const preS = p.historyS ?? PRE_S
+  const durationS = preS + WATCH_S
+  const drift = p.drift ?? 1
+  // --drift: the share at second s of the history, relative to the one at the deployment and after
+  const rise = (s: number) => (s >= preS ? 1 : 1 / drift + (1 - 1 / drift) * (s / preS))
   const exponential = p.histograms === 'exponential'
   const pods: SimPod[] = []
   const mkPod = (version: string, startS: number): SimPod => ({
@@ -185,9 +200,9 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
     lastRequests: 0,
   })
   for (let i = 0; i < p.pods; i++) pods.push(mkPod('v1', -3600))
-  // rolling, maxSurge 1: new pod i starts at PRE_S + i*step, old pod i stops once it is ready (5 s)
+  // rolling, maxSurge 1: new pod i starts at preS + i*step, old pod i stops once it is ready (5 s)
   for (let i = 0; i < p.pods; i++) {
-    const at = PRE_S + i * p.stepS
+    const at = preS + i * p.stepS
     pods.push(mkPod('v2', at))
     pods[i]!.stopS = at + 5
   }
@@ -216,9 +231,10 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           }
         }
         let lat = r.logNormal(rt.medianMs, p.sigma)
-        if (r.next() < p.tailP) lat *= 1.5 + 10 * r.next() ** 3
+        const f = drift === 1 ? 1 : rise(s)
+        if (r.next() < p.tailP * f) lat *= 1.5 + 10 * r.next() ** 3
         const u = r.next()
-        const status = u < p.errorRate ? 500 : u < p.errorRate + 0.01 ? 404 : 200
+        const status = u < p.errorRate * f ? 500 : u < p.errorRate * f + 0.01 ? 404 : 200
         if (status === 500) lat *= 0.5
         if (pod.version === 'v2') lat *= p.slower ?? 1
         const startMs = t(s + r.next())
@@ -366,10 +382,12 @@ interface RunOptions {
   /** with the export clock: the sidecar's clock minus the applications' */
   skewMs: number
   histograms: 'explicit' | 'exponential'
+  historyS: number
+  drift: number
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
-  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport, histograms: o.histograms }
+  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport, histograms: o.histograms, historyS: o.historyS, drift: o.drift }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   let res: { verdicts: Verdict[]; timelines: DeploymentTimeline[]; lines: number }
@@ -409,7 +427,8 @@ function fmtRps(x: number): string {
 /** the run's clock, and its histograms when not the default */
 function clockOf(o: RunOptions): string {
   const clock = o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
-  return o.histograms === 'exponential' ? `${clock}, exponential duration histograms` : clock
+  const history = o.historyS !== PRE_S || o.drift !== 1 ? `, ${o.historyS} s of history${o.drift !== 1 ? ` over which errors and slow tail rise ${o.drift}x` : ''}` : ''
+  return (o.histograms === 'exponential' ? `${clock}, exponential duration histograms` : clock) + history
 }
 
 function median(xs: number[]): number {
@@ -445,6 +464,8 @@ async function main(): Promise<number> {
       clock: { type: 'string' },
       'skew-ms': { type: 'string' },
       histograms: { type: 'string' },
+      'history-s': { type: 'string' },
+      drift: { type: 'string' },
       child: { type: 'string' },
     },
   })
@@ -463,7 +484,12 @@ async function main(): Promise<number> {
   if (skewMs !== 0 && clock !== 'export') throw new Error('--skew-ms needs --clock export (the telemetry clock has no sidecar clock to skew)')
   const histograms = values.histograms ?? 'explicit'
   if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error(`--histograms expects explicit or exponential, got ${histograms}`)
-  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms }
+  const historyS = Number(values['history-s'] ?? PRE_S)
+  // bounded: a run simulates every second of it
+  if (!Number.isInteger(historyS) || historyS < 60 || historyS > 7200) throw new Error(`--history-s expects whole seconds from 60 to 7200, got ${values['history-s']}`)
+  const drift = Number(values.drift ?? 1)
+  if (!(drift >= 1) || !Number.isFinite(drift)) throw new Error(`--drift expects a factor >= 1, got ${values.drift}`)
+  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, historyS, drift }
   if (values.child !== undefined) {
     await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
@@ -478,7 +504,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--history-s', String(historyS), '--drift', String(drift), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {

@@ -104,6 +104,13 @@ const contractShape = {
   singleSignalHold: duration().prefault('5m'),
   /** pre-deploy span of the old version frozen as the baseline */
   baselineWindow: duration().prefault('5m'),
+  /**
+   * pool the old version's longer pre-deploy history (the store's retention and its long history,
+   * up to ~70 min) with the baseline window when the validation gate finds the window healthy: it
+   * only ever narrows the upper bounds the sequential tests judge against
+   * (src/engine/history-pool.ts), so a quiet service's few errors decide sooner. false: the window alone
+   */
+  baselineHistory: z.boolean().default(true),
   /** how long after a deployment it is evaluated */
   watch: duration().prefault('10m'),
   /**

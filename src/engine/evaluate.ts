@@ -41,6 +41,7 @@ import {
 import { alignUp } from './stats.js'
 import { baselineSpan, confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
+import { pooledHistory } from './history-pool.js'
 import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type Levels, type WatchEvidence } from './sequential.js'
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
@@ -654,7 +655,7 @@ function baselineNumbers(c: Contract, w: WindowStats): BaselineNumbers {
     const m = medianSlope(w, kind, c.signals.resource.minPoints)
     if (m.pods > 0) resourceSlope[kind] = m.slope
   }
-  return { ...requestNumbers(c, w), resourceSlope }
+  return { ...requestNumbers(c, w), resourceSlope, pooled: undefined }
 }
 
 const NONE: RuleResult[] = []
@@ -699,8 +700,9 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
   const retained = view.retainedFromMs(key)
   const { fromMs: from, win: bw } = baselineSpan(c, view, key, to, retained === undefined ? -Infinity : alignUp(retained, bucketMs))
   const numbers = baselineNumbers(c, bw)
-  w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
   w.health = judgeBaseline(c, view, key, bw, bucketMs)
+  numbers.pooled = c.baselineHistory ? pooledHistory(c, view, key, bw, numbers, w.health) : undefined
+  w.baseline = { version: w.baselineVersion, fromMs: from, toMs: to, numbers }
   if (numbers.requests >= c.minSamples) {
     // scan back window by window while the old version was beyond; the earliest such window start is the onset
     let errOnset: number | undefined

@@ -38,6 +38,46 @@ export interface BaselineNumbers {
   shift: readonly ShiftNumbers[]
   /** median slope across the old version's pods per resource kind (fraction of request per minute); absent when unknown */
   resourceSlope: Partial<Record<ResourceKind, number>>
+  /**
+   * The old version's counts over its longer pre-deploy history, baseline window included, when
+   * the validation gate found the window healthy against that history
+   * (src/engine/history-pool.ts); they only ever narrow the levels of the sequential tests
+   * (errorLevel, latencyLevels, shiftLevels: narrowed). Absent for live baselines and references.
+   */
+  pooled?: PooledCounts
+}
+
+/** Events out of samples (errors of requests, or latency samples above a cut of all samples). */
+export interface Share {
+  events: number
+  samples: number
+}
+
+/**
+ * Counts of the old version from `fromMs` to the end of the baseline window, per quantity the
+ * sequential tests bound; a quantity is undefined when the history holds no samples of it.
+ */
+export interface PooledCounts {
+  fromMs: number
+  errors: Share | undefined
+  /** latency samples above the window's latency cut (latencyCutUs of `latencyUs`) */
+  latency: Share | undefined
+  /** the same at each shift quantile's cut, in `shiftQuantiles` order */
+  shift: (Share | undefined)[]
+}
+
+/**
+ * A level narrowed by the pooled history: `lift` turns a baseline share into the level the test
+ * judges against (errors: half way to the threshold; latency: at least 1 - q). A quiet service's
+ * 5-minute window holds a handful of errors or slow requests, and its upper bound (2.3 % for 2 in
+ * 450) is most of the level; the hour before it, consistent with it, bounds the same share far
+ * tighter (0.9 % for 27 in 5,400). Never under the window's own point estimate lifted (a share that
+ * crept up within the hour is judged from where it is now) and never above the window's own level.
+ */
+function narrowed(own: Share, pooled: Share | undefined, lift: (share: number) => number): number {
+  const level = lift(rateUpperBound(own.events, own.samples, BASELINE_DELTA))
+  if (pooled === undefined || !(pooled.samples > own.samples) || !(own.samples > 0)) return level
+  return Math.min(level, Math.max(lift(rateUpperBound(pooled.events, pooled.samples, BASELINE_DELTA)), lift(own.events / own.samples)))
 }
 
 /** The baseline at one shift quantile: its value and its samples above that value's cut (latencyCutUs). */
@@ -205,14 +245,14 @@ export const BASELINE_DELTA = 0.01
 
 /**
  * The level the sequential error test must show the version to be above: the baseline rate's upper
- * confidence bound at alpha (so a small baseline is not taken at its word) plus half the effect the
- * contract names (threshold - baseline). Evidence that the version is worse than its baseline by
+ * confidence bound at BASELINE_DELTA (so a small baseline is not taken at its word; narrowed by the
+ * old version's longer history when it agrees) plus half the effect the contract names
+ * (threshold - baseline). Evidence that the version is worse than its baseline by
  * half the contract's effect, together with a point estimate beyond the full threshold, confirms a
  * breach; a version only marginally worse than its baseline never accumulates evidence.
  */
 export function errorLevel(c: Contract, base: BaselineNumbers): number {
-  const up = rateUpperBound(base.errors, base.requests, BASELINE_DELTA)
-  return Math.min(0.99, up + (errorThreshold(c, up) - up) / 2)
+  return narrowed({ events: base.errors, samples: base.requests }, base.pooled?.errors, (up) => Math.min(0.99, up + (errorThreshold(c, up) - up) / 2))
 }
 
 /** The ratio at which a confirmed error breach suffices alone (held for two spans): relative to the baseline, capped by `critical`. */
@@ -230,7 +270,7 @@ export function errorCriticalLevel(c: Contract, p0: number, level: number): numb
 export function latencyLevels(c: Contract, base: BaselineNumbers): { cutUs: number; level: number } {
   const l = c.signals.latency
   const cutUs = latencyCutUs(c, base.latencyUs)
-  const level = Math.max(1 - l.quantile, rateUpperBound(base.latencyAbove, base.latencyCount, BASELINE_DELTA))
+  const level = narrowed({ events: base.latencyAbove, samples: base.latencyCount }, base.pooled?.latency, (x) => Math.max(1 - l.quantile, x))
   return { cutUs, level }
 }
 
@@ -247,7 +287,7 @@ export function shiftLevels(c: Contract, base: BaselineNumbers): { cutUs: number
   return qs.map((q, i) => {
     const s = base.shift[i]
     if (s === undefined || !Number.isFinite(s.us) || !(base.latencyCount >= c.minSamples)) return { cutUs: NaN, level: NaN }
-    return { cutUs: latencyCutUs(c, s.us), level: Math.max(1 - q, rateUpperBound(s.above, base.latencyCount, BASELINE_DELTA)) }
+    return { cutUs: latencyCutUs(c, s.us), level: narrowed({ events: s.above, samples: base.latencyCount }, base.pooled?.shift[i], (x) => Math.max(1 - q, x)) }
   })
 }
 

@@ -352,6 +352,11 @@ const DEFS: Def[] = [
 
 /** deploy second of the coarse-metric variants: six 60 s exports of history before it */
 const LATE_DEPLOY = 360
+/**
+ * deploy second of the variants whose old version has run for an hour first (a service is rarely
+ * six minutes old when it is deployed): the store's retention and its long history hold all of it
+ */
+const HOUR_DEPLOY = 3_660
 
 const metricsOnly = (metricExportS: number): Exporting => ({ spans: false, histograms: true, metricExportS, metricSchedule: 'per-pod' })
 
@@ -401,6 +406,12 @@ const VARIANTS: Def[] = [
     DEPLOY_AT,
   ),
   ...pair('low-traffic-60s', 'checkout at 1.5 req/s on two pods, metrics only every 60 s', { checkout: LOW_TRAFFIC, exporting: metricsOnly(60) }, LATE_DEPLOY),
+  ...pair(
+    'low-traffic-60s-hour',
+    'checkout at 1.5 req/s on two pods, metrics only every 60 s, deployed after an hour of the old version',
+    { checkout: LOW_TRAFFIC, exporting: metricsOnly(60) },
+    HOUR_DEPLOY,
+  ),
   ...pair(
     'replicas-no-identity',
     'two pods export cumulative metrics every 10 s under identical resource attributes (no pod name, no instance id), no spans',

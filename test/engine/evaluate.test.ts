@@ -135,12 +135,13 @@ describe('compound rule, critical, modes', () => {
     expect(v.signals.find((x) => x.signal === 'latency')?.state).toBe('healthy')
     expect(v.reason).toContain('held 300s beyond the threshold')
     // 4 % against a threshold of about 2.5 %: the evidence reaches 1/alpha with the span
-    // [D+90s, D+100s), the breach's onset; held from it for 5 min, judged on committed data (the
-    // watermark at onset + 300 s, now 5 s later)
-    expect(er?.onsetMs).toBe(D + 90 * S)
-    expect(v.decidedAt - D).toBe(395 * S)
+    // [D+85s, D+100s), the breach's onset (D+90s with the baseline window alone: the minute of v1
+    // before it, pooled, narrows the error level, history-pool.ts); held from it for 5 min, judged
+    // on committed data (the watermark at onset + 300 s, now 5 s later)
+    expect(er?.onsetMs).toBe(D + 85 * S)
+    expect(v.decidedAt - D).toBe(390 * S)
     // a shorter hold decides sooner; shorter than two windows is refused (the critical level's hold)
-    expect(drive(cfgOf({ defaults: { singleSignalHold: '2m' } }), world({ errorRate: 0.04 })).verdicts.map((x) => x.decidedAt - D)).toEqual([215 * S])
+    expect(drive(cfgOf({ defaults: { singleSignalHold: '2m' } }), world({ errorRate: 0.04 })).verdicts.map((x) => x.decidedAt - D)).toEqual([210 * S])
     expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)
   })
 
