@@ -133,6 +133,7 @@ interface Watch {
   artifact: string | undefined
   contract: Contract
   endsAt: number
+  /** set at freeze; replaced, never changed in place (the state export caches its bytes: persist.ts FIXED_FIELDS) */
   baseline: FrozenBaseline | undefined
   /** signals whose breach the old version already showed before the deployment, with the onset */
   preExisting: Partial<Record<SignalName, number>>
@@ -150,7 +151,7 @@ interface Watch {
   evidence: WatchEvidence
   /** the same against the history before an unhealthy baseline (gate.ts), for the incident path */
   refEvidence: WatchEvidence
-  /** was the frozen baseline itself healthy? set at freeze */
+  /** was the frozen baseline itself healthy? set at freeze; never changed in place (as `baseline`) */
   health: BaselineHealth | undefined
   /** the resource rule's last reading and the evaluation end it was computed at (see RESOURCE_EVERY_MS) */
   resourceLast: RuleResult | undefined

@@ -8,8 +8,9 @@
  * bytes, and the string is made only when the record is handed out (not for an unchanged one).
  *
  * Objects passed to `fixed` (a watch's contract: config, never changed in place, shared by the
- * watches of its services, ~560 of ~2,700 characters of a record) are written once and their
- * bytes copied afterwards. Pure computation: no I/O, no clock. Not reentrant: one record at a time.
+ * watches of its services, ~560 of ~2,700 characters of a record; its frozen baseline and the
+ * gate's judgement of it, set once at freeze and replaced, never changed in place) are written
+ * once and their bytes copied afterwards. Pure computation: no I/O, no clock. Not reentrant: one record at a time.
  */
 import { hash } from 'node:crypto'
 
@@ -197,10 +198,10 @@ export class JsonWriter {
   }
 
   /**
-   * A plain object as `value` writes it, the property named `fixedKey` (if any) through `fixed`:
-   * a watch record with its contract.
+   * A plain object as `value` writes it, the properties named in `fixedKeys` (if any) through
+   * `fixed`: a watch record with its contract and its frozen baseline.
    */
-  object(v: object, depth: number, fixedKey: string | undefined): void {
+  object(v: object, depth: number, fixedKeys: ReadonlySet<string> | undefined): void {
     const proto = Object.getPrototypeOf(v) as unknown
     if (proto !== Object.prototype && proto !== null) {
       throw new UnserializableError(`cannot encode an instance of ${(v as { constructor?: { name?: string } }).constructor?.name ?? 'a class'}`)
@@ -216,7 +217,7 @@ export class JsonWriter {
       this.string(k.charCodeAt(0) === DOLLAR ? `$${k}` : k)
       this.raw(':')
       const x = o[k]
-      if (k === fixedKey && typeof x === 'object' && x !== null) this.fixed(x, depth + 1)
+      if (fixedKeys !== undefined && typeof x === 'object' && x !== null && fixedKeys.has(k)) this.fixed(x, depth + 1)
       else this.value(x, depth + 1)
     }
     this.raw('}')

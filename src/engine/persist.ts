@@ -32,6 +32,16 @@ import { JsonWriter, UnserializableError } from './json-writer.js'
 export const ENGINE_STATE_SCHEMA = 4
 
 type Watch = EngineState['watches'] extends Map<string, infer W> ? W : never
+
+/**
+ * Fields of a watch (and of a pending recovery) whose value objects are never changed in place
+ * once set, only replaced: the contract (config), the frozen baseline and the gate's judgement of
+ * it (both set at freeze). The writer encodes each such object once and copies its bytes after
+ * (json-writer.ts `fixed`): the baseline with its pooled history (history-pool.ts) made every
+ * re-encoded watch ~300 bytes longer, and encoding it at every export cost 15 % of a 10,000-watch
+ * pass (bench/engine.ts). Mutating one of them in place would export stale bytes.
+ */
+const FIXED_FIELDS: ReadonlySet<string> = new Set(['contract', 'baseline', 'health'])
 type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P : never
 
 // ---------------------------------------------------------------------------------------------
@@ -504,7 +514,7 @@ export class EngineChangelog {
       wr.raw(']')
     }
     wr.raw(',"data":')
-    wr.object(data, 0, 'contract')
+    wr.object(data, 0, FIXED_FIELDS)
     wr.raw('}')
     return wr.digest()
   }

@@ -70,9 +70,11 @@ export interface PooledCounts {
  * A level narrowed by the pooled history: `lift` turns a baseline share into the level the test
  * judges against (errors: half way to the threshold; latency: at least 1 - q). A quiet service's
  * 5-minute window holds a handful of errors or slow requests, and its upper bound (2.3 % for 2 in
- * 450) is most of the level; the hour before it, consistent with it, bounds the same share far
- * tighter (0.9 % for 27 in 5,400). Never under the window's own point estimate lifted (a share that
- * crept up within the hour is judged from where it is now) and never above the window's own level.
+ * 450) is most of the level; the hour before it bounds the same share far tighter (0.9 % for 27
+ * in 5,400). Never under the window's own point estimate lifted (a share that crept up within the
+ * hour is judged from where it is now) and never above the window's own level. For latency the
+ * lift adds no margin: the cuts already lie above the window's own quantiles, half way to the
+ * threshold, and the level never goes under 1 - q.
  */
 function narrowed(own: Share, pooled: Share | undefined, lift: (share: number) => number): number {
   const level = lift(rateUpperBound(own.events, own.samples, BASELINE_DELTA))
@@ -246,7 +248,7 @@ export const BASELINE_DELTA = 0.01
 /**
  * The level the sequential error test must show the version to be above: the baseline rate's upper
  * confidence bound at BASELINE_DELTA (so a small baseline is not taken at its word; narrowed by the
- * old version's longer history when it agrees) plus half the effect the contract names
+ * old version's longer history, `baselineHistory`) plus half the effect the contract names
  * (threshold - baseline). Evidence that the version is worse than its baseline by
  * half the contract's effect, together with a point estimate beyond the full threshold, confirms a
  * breach; a version only marginally worse than its baseline never accumulates evidence.

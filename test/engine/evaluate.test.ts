@@ -140,6 +140,8 @@ describe('compound rule, critical, modes', () => {
     // on committed data (the watermark at onset + 300 s, now 5 s later)
     expect(er?.onsetMs).toBe(D + 85 * S)
     expect(v.decidedAt - D).toBe(390 * S)
+    const alone = drive(cfgOf({ defaults: { baselineHistory: false } }), world({ errorRate: 0.04 })).verdicts
+    expect(alone.map((x) => [x.signals.find((y) => y.signal === 'error_rate')?.onsetMs, x.decidedAt - D])).toEqual([[D + 90 * S, 395 * S]])
     // a shorter hold decides sooner; shorter than two windows is refused (the critical level's hold)
     expect(drive(cfgOf({ defaults: { singleSignalHold: '2m' } }), world({ errorRate: 0.04 })).verdicts.map((x) => x.decidedAt - D)).toEqual([210 * S])
     expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)

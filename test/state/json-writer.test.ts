@@ -104,7 +104,7 @@ describe('JsonWriter', () => {
     const texts: string[] = []
     for (const c of [contract, contract, structuredClone(contract), contract]) {
       w.begin()
-      w.object(record(c), 0, 'contract')
+      w.object(record(c), 0, new Set(['contract']))
       texts.push(w.text())
       expect(w.text()).toBe(JSON.stringify(encodeValue(record(c))))
     }
@@ -113,7 +113,7 @@ describe('JsonWriter', () => {
     const uc = { name: '日本' }
     for (let i = 0; i < 2; i++) {
       w.begin()
-      w.object({ contract: uc }, 0, 'contract')
+      w.object({ contract: uc }, 0, new Set(['contract']))
       expect(w.text()).toBe('{"contract":{"name":"日本"}}')
     }
   })
