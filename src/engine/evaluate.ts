@@ -994,6 +994,13 @@ function strip(list: readonly RuleResult[]): SignalReading[] {
   return list.map(({ note: _note, ...r }) => r)
 }
 
+/** Says so in a verdict when the snapshot's levels were narrowed by the old version's longer history (history-pool.ts). */
+function pooledNote(b: FrozenBaseline | undefined, source: 'snapshot' | 'live'): string {
+  const p = b?.numbers.pooled
+  if (source !== 'snapshot' || b === undefined || p === undefined || (p.errors === undefined && p.latency === undefined)) return ''
+  return ` (baseline bounded over the ${Math.round((b.toMs - p.fromMs) / 60_000)} min before the deployment)`
+}
+
 function describe(r: RuleResult): string {
   const fmt = (v: number) =>
     r.signal === 'error_rate' ? `${(v * 100).toFixed(2)}%` : r.signal === 'latency' ? `${v.toFixed(1)}ms` : r.signal === 'resource' ? `${(v * 100).toFixed(2)}%/min` : String(v)
@@ -1065,7 +1072,8 @@ function evalDeploy(w: Watch, input: EngineInput, end: number, commitEnd: number
         decision.kind === 'incident'
           ? 'breach began before the deployment (pre-existing condition, validation gate)'
           : `${decision.set.length} confirmed breach${decision.set.length > 1 ? 'es' : ''} after the deployment` +
-            (health === 'unhealthy' ? ` (the baseline itself was unhealthy: ${w.health?.note ?? ''})` : '')
+            (health === 'unhealthy' ? ` (the baseline itself was unhealthy: ${w.health?.note ?? ''})` : '') +
+            pooledNote(w.baseline, source)
       const v: Verdict = {
         kind: decision.kind,
         dryRun: decision.dryRun,

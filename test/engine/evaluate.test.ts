@@ -134,6 +134,7 @@ describe('compound rule, critical, modes', () => {
     expect(er).toMatchObject({ state: 'breach', critical: true })
     expect(v.signals.find((x) => x.signal === 'latency')?.state).toBe('healthy')
     expect(v.reason).toContain('held 300s beyond the threshold')
+    expect(v.reason).toContain('(baseline bounded over the 6 min before the deployment)')
     // 4 % against a threshold of about 2.5 %: the evidence reaches 1/alpha with the span
     // [D+85s, D+100s), the breach's onset (D+90s with the baseline window alone: the minute of v1
     // before it, pooled, narrows the error level, history-pool.ts); held from it for 5 min, judged
@@ -142,6 +143,7 @@ describe('compound rule, critical, modes', () => {
     expect(v.decidedAt - D).toBe(390 * S)
     const alone = drive(cfgOf({ defaults: { baselineHistory: false } }), world({ errorRate: 0.04 })).verdicts
     expect(alone.map((x) => [x.signals.find((y) => y.signal === 'error_rate')?.onsetMs, x.decidedAt - D])).toEqual([[D + 90 * S, 395 * S]])
+    expect(alone[0]!.reason).not.toContain('baseline bounded')
     // a shorter hold decides sooner; shorter than two windows is refused (the critical level's hold)
     expect(drive(cfgOf({ defaults: { singleSignalHold: '2m' } }), world({ errorRate: 0.04 })).verdicts.map((x) => x.decidedAt - D)).toEqual([210 * S])
     expect(() => cfgOf({ defaults: { singleSignalHold: '15s' } })).toThrow(/singleSignalHold/)

@@ -307,6 +307,8 @@ describe('replay scenarios: real-telemetry variants (issue 10)', () => {
     // (src/engine/history-pool.ts); with the window alone this seed decided 260 s after the first export
     const fromExportS = (v!.decidedAt - DEFAULT_START_MS) / 1000 - firstExportS
     expect(fromExportS).toBeLessThanOrEqual(3 * 60 + cfg.engine.lateness / 1000)
+    // and the verdict says what its baseline stood on: the whole hour the old version served
+    expect(v!.reason).toContain('(baseline bounded over the 61 min before the deployment)')
   })
 
   it('1.5 req/s, metrics every 60 s, after an hour of the old version, benign deploy: no verdict', async () => {
