@@ -15,7 +15,8 @@
  * traffic from its first report on (a rolling update takes longer). Error evidence only: latency
  * (the usual leader) and the slices' "sustained" rule are not modelled. And the same test once the
  * old version's earlier history (`--history-s`, at the base rate) is pooled with the window, as the
- * engine does when the window agrees with it (src/engine/history-pool.ts, `baselineHistory`).
+ * engine does when the validation gate finds the window healthy (src/engine/history-pool.ts,
+ * `baselineHistory`).
  *
  *   node dist/bench/error-evidence.js [--rps 0.5,1.5,5,20,100] [--interval 15,60] [--base-rate 0.005] [--rate 0.05] [--baseline-s 300] [--history-s 3600] [--base-errors N] [--max-reports 60] [--json]
  *
