@@ -217,6 +217,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   for (let s = 0; s < durationS; s++) {
     const ready = pods.filter((x) => x.startS + 5 <= s && s < x.stopS)
     const rate = p.rps * (1 + p.amplitude * Math.sin((2 * Math.PI * s) / (2 * durationS)))
+    const f = drift === 1 ? 1 : rise(s)
     for (const pod of ready) {
       const n = r.poisson(rate / ready.length)
       pod.lastRequests = n
@@ -231,7 +232,6 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           }
         }
         let lat = r.logNormal(rt.medianMs, p.sigma)
-        const f = drift === 1 ? 1 : rise(s)
         if (r.next() < p.tailP * f) lat *= 1.5 + 10 * r.next() ** 3
         const u = r.next()
         const status = u < p.errorRate * f ? 500 : u < p.errorRate * f + 0.01 ? 404 : 200

@@ -22,18 +22,15 @@
  *
  * What: the retained reference before the window (the gate's reference stretch, re-read at the
  * window's cuts) and every minute of the series' long history before that (src/signals/history.ts,
- * 60 min by default), plus the window. The long history's latency buckets are 2^(1/3) wide and
- * count only buckets wholly above a cut, so its counts are read at cut / 2^(1/3): the bucket holding
- * the cut counts as above (more slow samples, a higher level: the safe side).
+ * 60 min by default), plus the window. The long history's latency buckets are 2^(1/3) wide, so its
+ * slow samples are counted with the bucket holding the cut (`countReaching`: more slow samples, a
+ * higher level, the safe side).
  */
 import type { SeriesKey } from '../normalize/observations.js'
 import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import type { BaselineHealth } from './gate.js'
 import { latencyCutUs, type BaselineNumbers, type PooledCounts, type Share } from './rules.js'
-
-/** One bucket of the long history's latency histograms (src/signals/history.ts). */
-const HISTORY_STEP = Math.cbrt(2)
 
 /**
  * The counts to pool with the baseline window `bw` (whose numbers are `n`), or undefined when the
@@ -50,10 +47,7 @@ export function pooledHistory(c: Contract, view: SignalView, key: SeriesKey, bw:
   // history counts before the window, per quantity
   const errors: Share = { events: rw.errors + (long?.errors ?? 0), samples: rw.requests + (long?.requests ?? 0) }
   const latencySamples = rw.latency.count + (long?.latencyCount ?? 0)
-  const above = (cutUs: number): Share => ({
-    events: (Number.isFinite(cutUs) ? rw.latency.countAbove(cutUs) : 0) + (long !== undefined && Number.isFinite(cutUs) ? long.countAbove(cutUs / HISTORY_STEP) : 0),
-    samples: latencySamples,
-  })
+  const above = (cutUs: number): Share => ({ events: rw.latency.countAbove(cutUs) + (long?.countReaching(cutUs) ?? 0), samples: latencySamples })
   const hasLatency = Number.isFinite(n.latencyUs) && n.latencyCount > 0
   return {
     fromMs,

@@ -76,10 +76,10 @@ export interface PooledCounts {
  * lift adds no margin: the cuts already lie above the window's own quantiles, half way to the
  * threshold, and the level never goes under 1 - q.
  */
-function narrowed(own: Share, pooled: Share | undefined, lift: (share: number) => number): number {
-  const level = lift(rateUpperBound(own.events, own.samples, BASELINE_DELTA))
-  if (pooled === undefined || !(pooled.samples > own.samples) || !(own.samples > 0)) return level
-  return Math.min(level, Math.max(lift(rateUpperBound(pooled.events, pooled.samples, BASELINE_DELTA)), lift(own.events / own.samples)))
+function narrowed(events: number, samples: number, pooled: Share | undefined, lift: (share: number) => number): number {
+  const level = lift(rateUpperBound(events, samples, BASELINE_DELTA))
+  if (pooled === undefined || !(pooled.samples > samples) || !(samples > 0)) return level
+  return Math.min(level, Math.max(lift(rateUpperBound(pooled.events, pooled.samples, BASELINE_DELTA)), lift(events / samples)))
 }
 
 /** The baseline at one shift quantile: its value and its samples above that value's cut (latencyCutUs). */
@@ -254,7 +254,7 @@ export const BASELINE_DELTA = 0.01
  * breach; a version only marginally worse than its baseline never accumulates evidence.
  */
 export function errorLevel(c: Contract, base: BaselineNumbers): number {
-  return narrowed({ events: base.errors, samples: base.requests }, base.pooled?.errors, (up) => Math.min(0.99, up + (errorThreshold(c, up) - up) / 2))
+  return narrowed(base.errors, base.requests, base.pooled?.errors, (up) => Math.min(0.99, up + (errorThreshold(c, up) - up) / 2))
 }
 
 /** The ratio at which a confirmed error breach suffices alone (held for two spans): relative to the baseline, capped by `critical`. */
@@ -272,7 +272,7 @@ export function errorCriticalLevel(c: Contract, p0: number, level: number): numb
 export function latencyLevels(c: Contract, base: BaselineNumbers): { cutUs: number; level: number } {
   const l = c.signals.latency
   const cutUs = latencyCutUs(c, base.latencyUs)
-  const level = narrowed({ events: base.latencyAbove, samples: base.latencyCount }, base.pooled?.latency, (x) => Math.max(1 - l.quantile, x))
+  const level = narrowed(base.latencyAbove, base.latencyCount, base.pooled?.latency, (x) => Math.max(1 - l.quantile, x))
   return { cutUs, level }
 }
 
@@ -289,7 +289,7 @@ export function shiftLevels(c: Contract, base: BaselineNumbers): { cutUs: number
   return qs.map((q, i) => {
     const s = base.shift[i]
     if (s === undefined || !Number.isFinite(s.us) || !(base.latencyCount >= c.minSamples)) return { cutUs: NaN, level: NaN }
-    return { cutUs: latencyCutUs(c, s.us), level: narrowed({ events: s.above, samples: base.latencyCount }, base.pooled?.shift[i], (x) => Math.max(1 - q, x)) }
+    return { cutUs: latencyCutUs(c, s.us), level: narrowed(s.above, base.latencyCount, base.pooled?.shift[i], (x) => Math.max(1 - q, x)) }
   })
 }
 

@@ -10,7 +10,8 @@
  *   - a slot holds requests, errors and a compact latency histogram: LAT_BUCKETS log buckets of
  *     ratio 2^(1/3) from 1 ms (bucket 0 holds everything below 1 ms, the last one everything above
  *     ~65 s). Quantiles are read at the geometric middle of their bucket (+-12 %); `countAbove`
- *     counts only buckets wholly above the cut (like the HDR windows). Latency counts are 16-bit
+ *     counts only buckets wholly above the cut (like the HDR windows), `countReaching` also the
+ *     one holding it (an upper bound on the samples above the cut). Latency counts are 16-bit
  *     with a per-slot scale: when a count would pass 65,535 the slot's counts are halved and its
  *     scale doubles (proportions kept, counts exact below 65,536 samples per bucket and minute);
  *   - fixed size, allocated at the first fold: LAT_BUCKETS x 2 + 13 bytes per slot (6.5 KiB for
@@ -166,6 +167,12 @@ export class LongHistory {
       countAbove(us: number): number {
         let n = 0
         for (let k = LAT_BUCKETS - 1; k > 0 && latLow(k) > us; k--) n += counts[k] as number
+        return n
+      },
+      countReaching(us: number): number {
+        // bucket k reaches above `us` when its upper edge (the next one's lower edge) does; the last has none
+        let n = counts[LAT_BUCKETS - 1] as number
+        for (let k = LAT_BUCKETS - 2; k >= 0 && latLow(k + 1) > us; k--) n += counts[k] as number
         return n
       },
     }

@@ -114,6 +114,8 @@ export interface HistorySummary {
   valueAtQuantile(q: number): number
   /** samples in latency buckets wholly above `us` */
   countAbove(us: number): number
+  /** samples in latency buckets that reach above `us` (the one holding it included): at least those above it */
+  countReaching(us: number): number
 }
 
 /**

@@ -78,7 +78,8 @@ function viewOf(reference: { requests: number; errors: number; count: number; ab
             errors: long.errors,
             latencyCount: long.requests,
             valueAtQuantile: () => 180_000,
-            countAbove: () => long.above,
+            countAbove: () => 0,
+            countReaching: () => long.above,
           }),
         }
   return { window: () => w(reference), history: () => history } as unknown as SignalView

@@ -70,6 +70,22 @@ describe('LongHistory', () => {
     expect(Math.abs(s.latencyCount - 200_000) / 200_000).toBeLessThan(0.01)
     expect(Math.abs(s.countAbove(50_000) - 2_000) / 2_000).toBeLessThan(0.01)
   })
+
+  it('countReaching also counts the bucket holding the cut: an upper bound on the samples above it', () => {
+    const h = new LongHistory(1, M)
+    h.fold(0, 30, 0, (visit) => {
+      visit(10_000, 10) // 10 ms: in [7.9, 10.1) ms, below the cut
+      visit(11_000, 10) // 11 ms: in [10.1, 12.7) ms, the bucket holding the cut
+      visit(100_000, 10)
+    })
+    const s = h.summary(0, M)
+    // a cut at 10.5 ms: 10 samples certainly above it, 20 possibly
+    expect(s.countAbove(10_500)).toBe(10)
+    expect(s.countReaching(10_500)).toBe(20)
+    // nothing reaches above the last bucket's lower edge but that bucket
+    expect(s.countReaching(1e12)).toBe(0)
+    expect(s.countReaching(0)).toBe(30)
+  })
 })
 
 describe('SignalStore long history', () => {
