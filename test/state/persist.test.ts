@@ -148,6 +148,9 @@ describe('engine state round trip', () => {
     expect(w?.onsets.error_rate).toBeLessThan(D + 250 * S - 120 * S)
     const restored = initialState()
     changelog().restore(restored, asStored(changelog().exportChanges(live.state, t)))
+    // the baseline's pooled history (the minute of v1 before its window, history-pool.ts) comes back with it
+    expect(w?.baseline?.numbers.pooled?.errors).toBeDefined()
+    expect(restored.watches.get(deploymentId('ns', 'a', 'v2', D))?.baseline).toStrictEqual(w?.baseline)
     const twin: Driver = { state: restored, verdicts: [], queued: [] }
     for (; t <= D + 600 * S; t += 5 * S) {
       step(live, view, t)
