@@ -22,12 +22,13 @@
  * with `--at-equal-speed`), 2 on bad input (a file that cannot be read or is not a bench-results
  * document, a bad flag).
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Spread } from './stats.js'
 
 /** The parts of run.ts's document this tool reads. */
-interface BenchDoc {
+export interface BenchDoc {
   startedAt?: string
   /** run.ts writes the checked-out commit (older files have none) */
   commit?: string
@@ -120,6 +121,30 @@ export function machineSpeed(d: BenchDoc): { start: number; end: number; mean: n
 }
 
 /** A file's probe, or the one given on the command line for it (which wins: the file may have none). */
+/**
+ * The results file a new run is judged against: `flag` when given ('none': no comparison), else the
+ * newest (by name: records are named by date) `.json` in `recordsDir`, when there is one. A file that
+ * cannot be read or parsed throws InputError at once (run.ts reads it before the suite, so that a bad
+ * path fails in a second, not after 50 minutes).
+ */
+export function readReference(flag: string | undefined, recordsDir: string): { file: string; doc: BenchDoc } | undefined {
+  if (flag === 'none') return undefined
+  let file = flag
+  if (file === undefined) {
+    const names = existsSync(recordsDir) ? readdirSync(recordsDir).filter((n) => n.endsWith('.json')).sort() : []
+    const newest = names[names.length - 1]
+    if (newest === undefined) return undefined
+    file = join(recordsDir, newest)
+  }
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new InputError(`${file}: cannot be read (${e instanceof Error ? e.message : String(e)})`)
+  }
+  return { file, doc: parseDoc(text, file) }
+}
+
 function speedOf(recorded: ReturnType<typeof machineSpeed>, given: number | undefined): { start: number; end: number; mean: number; given: boolean } | undefined {
   if (given !== undefined) return { start: given, end: given, mean: given, given: true }
   return recorded === undefined ? undefined : { ...recorded, given: false }

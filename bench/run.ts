@@ -4,6 +4,7 @@
  * arguments are those of the README's "Figures" commands, so one run regenerates the table's rows.
  *
  *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions] [-- --out results.json]
+ *                 [-- --compare bench/records/FILE.json | none]
  *
  * Writes one JSON file (default bench-results.json): per bench its arguments, exit code, wall time,
  * the machine's CPU busy and steal shares while it ran (/proc/stat: on a VM, time stolen by the
@@ -11,6 +12,11 @@
  * machine's CPU count and load average at start and end, the checked-out commit, and the machine's
  * JavaScript speed before and after the suite (bench/machine-speed.ts: steal does not show a host
  * that is slower today).
+ *
+ * Then every figure is judged against the figures of record (bench/records/, the newest file there
+ * unless `--compare` names another or `none`): bench/compare.ts's table, each median within 20 % of
+ * the record's, as measured and at equal machine speed. The comparison is printed, never the exit
+ * code: a slower VM is not a failed bench. It is how the README's figures are reproduced.
  *
  * A bench that needs something absent is skipped with its reason: the broker benches need
  * KAFKA_BROKERS, the peer benches OTELCOL_BIN. Each bench prints its own figures and targets; exit
@@ -22,6 +28,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { probe } from './machine-speed.js'
+import { compare, InputError, machineSpeed, parseDoc, readReference, render } from './compare.js'
 
 interface Bench {
   /** the bench's file, dist/bench/FILE.js */
@@ -153,9 +160,18 @@ function jsonLines(stdout: string): unknown[] {
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`
 
+/** How far a median may move from the record's and still count as reproduced (issue 16: 20 %). */
+const TOLERANCE = 0.2
+
+/** The committed figures of record: bench/records/ beside this file's source (dist/bench/ -> bench/records/). */
+const RECORDS = fileURLToPath(new URL('../../bench/records/', import.meta.url))
+
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' } } })
+  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, compare: { type: 'string' } } })
   const outFile = values.out ?? 'bench-results.json'
+  // read before the suite, so that a bad path fails in a second, not after 50 minutes
+  const reference = readReference(values.compare, RECORDS)
   const only = values.only?.split(',')
   const skip = values.skip?.split(',') ?? []
   const named = BENCHES.map((b) => ({ ...b, name: b.name ?? b.file }))
@@ -204,6 +220,14 @@ async function main(): Promise<number> {
   }
   writeFileSync(outFile, `${JSON.stringify(doc, null, 2)}\n`)
   process.stderr.write(`bench: every bench's output and figures in ${outFile}\n`)
+  if (reference !== undefined) {
+    const b = parseDoc(JSON.stringify(doc), outFile)
+    const sa = machineSpeed(reference.doc)
+    const sb = machineSpeed(b)
+    const c = compare(reference.doc, b, TOLERANCE, picked.map((x) => x.name), sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined)
+    process.stdout.write(`\nagainst the figures of record ${reference.file} (commit ${reference.doc.commit ?? '?'}, ${reference.doc.startedAt ?? '?'}); machine speed ${sa?.mean.toFixed(0) ?? '?'} then, ${sb?.mean.toFixed(0) ?? '?'} now (rounds/s)\n`)
+    process.stdout.write(render(c, TOLERANCE))
+  }
   return results.some((r) => r.outcome.kind === 'ran' && r.outcome.code !== 0) ? 1 : 0
 }
 
@@ -212,7 +236,9 @@ main().then(
     process.exitCode = code
   },
   (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    process.exitCode = 1
+    // a bad --compare file is the user's input: its message, exit 2; anything else is a bug: its stack
+    const input = err instanceof InputError
+    process.stderr.write(`bench: ${err instanceof Error ? (input ? err.message : (err.stack ?? err.message)) : String(err)}\n`)
+    process.exitCode = input ? 2 : 1
   },
 )

@@ -1,6 +1,9 @@
 /** bench/compare.ts: two `npm run bench` result files, figure by figure (min / median / max spreads). */
 import { describe, expect, it } from 'vitest'
-import { atEqualSpeed, compare, figureKind, InputError, machineSpeed, parseDoc, render, spreads } from '../../bench/compare.js'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { atEqualSpeed, compare, figureKind, InputError, machineSpeed, parseDoc, readReference, render, spreads } from '../../bench/compare.js'
 
 const s = (min: number, median: number, max: number) => ({ min, median, max })
 
@@ -88,5 +91,19 @@ describe('bench compare', () => {
     expect(() => parseDoc('{', 'r.json')).toThrow(/^r\.json: not JSON/)
     expect(() => parseDoc('{"x": 1}', 'r.json')).toThrow('r.json: no "benches" array')
     expect(() => parseDoc('{"benches": [{"name": 3}]}', 'r.json')).toThrow('r.json: benches[0]: needs a string "name"')
+  })
+  it('judges a run against the newest record by name, a named file, or none; a bad file fails at once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pullback-records-'))
+    expect(readReference(undefined, dir)).toBeUndefined()
+    expect(readReference(undefined, join(dir, 'absent'))).toBeUndefined()
+    writeFileSync(join(dir, '2026-12-04.json'), doc([]))
+    writeFileSync(join(dir, '2026-12-05.json'), JSON.stringify({ startedAt: 'newest', benches: [] }))
+    writeFileSync(join(dir, 'notes.txt'), 'not a record')
+    expect(readReference(undefined, dir)).toMatchObject({ file: join(dir, '2026-12-05.json'), doc: { startedAt: 'newest' } })
+    expect(readReference(join(dir, '2026-12-04.json'), dir)?.doc.startedAt).toBe('2026-12-03T00:00:00Z')
+    expect(readReference('none', dir)).toBeUndefined()
+    expect(() => readReference(join(dir, 'missing.json'), dir)).toThrow(InputError)
+    writeFileSync(join(dir, 'bad.json'), '{"benches": 3}')
+    expect(() => readReference(join(dir, 'bad.json'), dir)).toThrow(InputError)
   })
 })
