@@ -71,7 +71,7 @@ const OFFERED_RATES = new Set(['endToEndSpansPerSec', 'sustainedSpansPerSec'])
 export function figureKind(path: string, unit?: string): FigureKind {
   const leaf = path.slice(path.lastIndexOf('.') + 1)
   if (OFFERED_RATES.has(leaf) || /Vs[A-Z]/.test(leaf)) return 'other'
-  if (unit !== undefined) return /\/s$/.test(unit) ? 'rate' : unit === 'ms' ? 'time' : 'other'
+  if (unit !== undefined) return /\/s$/.test(unit) ? 'rate' : unit === 'ms' || unit === 'us' ? 'time' : 'other'
   if (/PerSec$/.test(leaf)) return 'rate'
   if (/Ms$/.test(leaf) || /CpuSecPerMillion/i.test(leaf)) return 'time'
   return 'other'

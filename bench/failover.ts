@@ -86,6 +86,7 @@ import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { Sidecar } from '../src/runtime/sidecar.js'
 import { findScenario, recordToLines } from '../src/sim/index.js'
 import { flags } from './args.js'
+import { spread, type Spread } from './stats.js'
 
 const DECIDERS = 3
 const BUCKET_MS = 5000
@@ -933,6 +934,25 @@ async function main(): Promise<number> {
   console.log(`      rollback wall lag behind live telemetry:                  ${mmm(killed.map((r) => r.wallLag))}${ctl !== undefined ? ` (control run without a kill: ${s1(ctl.wallLag)})` : ''}`)
   console.log(`  (d) runs with exactly one rollback id, plain replay's:        ${killed.filter((r) => r.rollbackIds.length === 1 && r.rollbackIds[0] === base.id).length} / ${killed.length}`)
   console.log(`machine load average (1 min) before each run: ${results.map((r) => r.loadBefore.toFixed(2)).join(', ')}`)
+  // the same spreads as one JSON line (ms), for npm run bench's results file and bench/compare.ts
+  const ms = (pick: (r: RunResult) => number | undefined): Spread | undefined => {
+    const xs = killed.map(pick).filter((x): x is number => x !== undefined && Number.isFinite(x))
+    return xs.length > 0 ? spread(xs) : undefined
+  }
+  console.log(
+    JSON.stringify({
+      bench: 'failover',
+      runs: killed.length,
+      figures: {
+        killToAssignedMs: ms((r) => r.killToAssigned),
+        assignedToRestoredMs: ms((r) => r.assignedToRestored),
+        assignedToJudgingMs: ms((r) => r.assignedToJudging),
+        assignedToStatusMs: ms((r) => r.assignedToStatus),
+        assignedToIssuedMs: ms((r) => r.assignedToIssued),
+        wallLagMs: ms((r) => r.wallLag),
+      },
+    }),
+  )
   const worst = Math.max(...killed.map((r) => r.assignedToStatus ?? Infinity))
   const pass = killed.length > 0 && killed.every((r) => r.ok) && worst <= windowMs
   console.log(

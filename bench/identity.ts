@@ -14,6 +14,7 @@ import { IdentityCheck, identityConsumer, type PodLookup } from '../src/identity
 import type { PodInfo } from '../src/identity/pods.js'
 import type { ConsumeResult, TelemetryConsumer } from '../src/receivers/consumer.js'
 import type { Attributes, TracesRequest } from '../src/receivers/otlp/model.js'
+import { spread, type Spread } from './stats.js'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } })
 const ROUNDS = Number(values.rounds)
@@ -56,7 +57,11 @@ function measure(label: string, pods: number, req: TracesRequest, peer: string):
   const med = perResource[Math.floor(perResource.length / 2)]!
   console.log(`${label.padEnd(58)} us/resource min ${perResource[0]!.toFixed(3)} median ${med.toFixed(3)} max ${perResource[perResource.length - 1]!.toFixed(3)} (${ROUNDS} rounds) ${med <= TARGET_US ? 'OK' : `MISSED (target ${TARGET_US})`}`)
   if (med > TARGET_US) process.exitCode = 1
+  figures[label] = { ...spread(perResource), unit: 'us' }
 }
+
+/** every measurement's rounds as min / median / max (microseconds per resource), printed as one JSON line at the end */
+const figures: Record<string, Spread & { unit: string }> = {}
 
 const peer = '10.0.0.7:40000' // pod svc-7-7 in ns-7
 // an SDK-shaped resource with nothing to fill but the pod attributes
@@ -66,3 +71,4 @@ measure('110 pods, 50 resources, complete (accepted as is)', 110, request(50, ()
 // the attack: every resource rejected
 measure('110 pods, 50 resources, rejected (namespace)', 110, request(50, () => ({ 'service.name': 'svc-7', 'service.namespace': 'shop' })), peer)
 measure('10,000 pods, 50 resources, filled', 10_000, request(50, () => ({ 'service.name': 'svc-7', 'service.version': '1.0.0' })), peer)
+console.log(JSON.stringify({ bench: 'identity', rounds: ROUNDS, figures }))

@@ -43,6 +43,7 @@ describe('bench compare', () => {
     expect(figureKind('0.figures.decodeSpansPerSec')).toBe('rate')
     expect(figureKind('0.figures.fast path, 1 series', 'obs/s')).toBe('rate')
     expect(figureKind('0.figures.window(30s)+p99', 'ms')).toBe('time')
+    expect(figureKind('0.figures.110 pods, filled', 'us')).toBe('time')
     expect(figureKind('0.figures.bytes per service-version', 'B')).toBe('other')
     expect(figureKind('0.full.maxTurnMs')).toBe('time')
     expect(figureKind('0.figures.0.cpuSecPerMillion')).toBe('time')
