@@ -120,7 +120,6 @@ export function machineSpeed(d: BenchDoc): { start: number; end: number; mean: n
   return { start, end, mean: (start + end) / 2 }
 }
 
-/** A file's probe, or the one given on the command line for it (which wins: the file may have none). */
 /**
  * The results file a new run is judged against: `flag` when given ('none': no comparison), else the
  * newest (by name: records are named by date) `.json` in `recordsDir`, when there is one. A file that
@@ -145,6 +144,7 @@ export function readReference(flag: string | undefined, recordsDir: string): { f
   return { file, doc: parseDoc(text, file) }
 }
 
+/** A file's probe, or the one given on the command line for it (which wins: the file may have none). */
 function speedOf(recorded: ReturnType<typeof machineSpeed>, given: number | undefined): { start: number; end: number; mean: number; given: boolean } | undefined {
   if (given !== undefined) return { start: given, end: given, mean: given, given: true }
   return recorded === undefined ? undefined : { ...recorded, given: false }

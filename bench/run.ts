@@ -166,7 +166,6 @@ const TOLERANCE = 0.2
 /** The committed figures of record: bench/records/ beside this file's source (dist/bench/ -> bench/records/). */
 const RECORDS = fileURLToPath(new URL('../../bench/records/', import.meta.url))
 
-
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, compare: { type: 'string' } } })
   const outFile = values.out ?? 'bench-results.json'

@@ -164,8 +164,8 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   const base = process.memoryUsage()
   const store = new SignalStore({ histogram: { significantDigits: digits } })
   // the engine asks with each watch's own key object (the store caches its series per key object);
-  // a fresh key per query measured string building and WeakMap inserts instead, and with them a
-  // per-process mode (21-25 ms or ~12 ms a pass, sessions 24-25) that stable keys do not show
+  // a fresh key per query measured string building and WeakMap inserts instead, and with them a 2x
+  // per-process spread (~12 or 21-25 ms a pass, sessions 24-25; stable keys: 7-11 ms, session 27)
   const keys = Array.from({ length: nSeries }, (_, i) => key(i))
   const hs = keys.map((k) => store.series(k))
   // a full retention (10 min) plus the 1-minute long history (60 min) and 2 min of slack: 2 requests
