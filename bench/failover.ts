@@ -860,8 +860,9 @@ async function sidecarRun(run: number, opts: Options, stop: 'kill' | 'term', bro
 // report
 
 const s1 = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? 'n/a' : (ms / 1000).toFixed(1))
+const finite = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined && Number.isFinite(x))
 const mmm = (xs: (number | undefined)[]) => {
-  const s = xs.filter((x): x is number => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b)
+  const s = finite(xs).sort((a, b) => a - b)
   if (s.length === 0) return 'n/a'
   const mid = s.length >> 1
   const med = s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2
@@ -936,7 +937,7 @@ async function main(): Promise<number> {
   console.log(`machine load average (1 min) before each run: ${results.map((r) => r.loadBefore.toFixed(2)).join(', ')}`)
   // the same spreads as one JSON line (ms), for npm run bench's results file and bench/compare.ts
   const ms = (pick: (r: RunResult) => number | undefined): Spread | undefined => {
-    const xs = killed.map(pick).filter((x): x is number => x !== undefined && Number.isFinite(x))
+    const xs = finite(killed.map(pick))
     return xs.length > 0 ? spread(xs) : undefined
   }
   console.log(

@@ -41,6 +41,9 @@ function request(resources: number, attrs: (i: number) => Attributes): TracesReq
   return { resourceSpans: Array.from({ length: resources }, (_, i) => ({ resource: attrs(i), spans: [{ kind: 2, endTimeMs: 1, durationUs: 1, statusCode: 0, httpStatus: 200 }] })) }
 }
 
+/** every measurement's rounds as min / median / max (microseconds per resource), printed as one JSON line at the end */
+const figures: Record<string, Spread & { unit: string }> = {}
+
 function measure(label: string, pods: number, req: TracesRequest, peer: string): void {
   const consumer = identityConsumer(new IdentityCheck({ mode: 'enforce', pods: index(pods), serviceLabels: ['app.kubernetes.io/name'], versionLabels: ['app.kubernetes.io/version'], forwarders: [] }), sink)
   const origin = { transport: 'otlp' as const, peer }
@@ -59,9 +62,6 @@ function measure(label: string, pods: number, req: TracesRequest, peer: string):
   if (med > TARGET_US) process.exitCode = 1
   figures[label] = { ...spread(perResource), unit: 'us' }
 }
-
-/** every measurement's rounds as min / median / max (microseconds per resource), printed as one JSON line at the end */
-const figures: Record<string, Spread & { unit: string }> = {}
 
 const peer = '10.0.0.7:40000' // pod svc-7-7 in ns-7
 // an SDK-shaped resource with nothing to fill but the pod attributes

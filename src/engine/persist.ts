@@ -32,6 +32,7 @@ import { JsonWriter, UnserializableError } from './json-writer.js'
 export const ENGINE_STATE_SCHEMA = 4
 
 type Watch = EngineState['watches'] extends Map<string, infer W> ? W : never
+type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P : never
 
 /**
  * Fields of a watch (and of a pending recovery) whose value objects are never changed in place
@@ -42,7 +43,6 @@ type Watch = EngineState['watches'] extends Map<string, infer W> ? W : never
  * pass (bench/engine.ts). Mutating one of them in place would export stale bytes.
  */
 const FIXED_FIELDS: ReadonlySet<string> = new Set(['contract', 'baseline', 'health'])
-type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P : never
 
 // ---------------------------------------------------------------------------------------------
 // codec
