@@ -25,13 +25,16 @@
  * hence the wait, moves a lot with them (Poisson: at 2.25 expected, 0 or 1 errors one time in three).
  * Prints one row per traffic and interval: the level, the reports (and seconds after the new
  * version's first export: a metric series is judged once the next report completes it) until each
- * bound, with the baseline estimated and known. `--json` adds one JSON line.
+ * bound, with the baseline estimated and known, and until the test against the baseline's counts
+ * (src/engine/composite.ts, what a corroborating error witness may count) reaches the second-witness
+ * bound. `--json` adds one JSON line.
  */
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../src/config/load.js'
 import { contractFor } from '../src/engine/config.js'
 import type { Contract } from '../src/engine/config.js'
+import { compositeEvidence, errorGrid, feedGrid, newGridEvidence } from '../src/engine/composite.js'
 import { eValue, feed, newEvidence, rateUpperBound } from '../src/engine/evidence.js'
 import { BASELINE_DELTA, corroborationBound, errorLevel, errorThreshold } from '../src/engine/rules.js'
 import type { BaselineNumbers } from '../src/engine/rules.js'
@@ -49,6 +52,12 @@ export interface Row {
   estimated: { witness?: number; leader?: number }
   known: { witness?: number; leader?: number }
   pooled: { witness?: number; leader?: number }
+  /**
+   * reports until the test against the baseline's counts (composite.ts: a corroborating witness
+   * only) reaches 1/sqrt(alpha), window and with history; null where the engine builds no such test
+   * (the plug-in bound is tight there), undefined: not within maxReports
+   */
+  counts: { window?: number | null; pooled?: number | null }
 }
 
 /**
@@ -77,6 +86,26 @@ export function reportsToBounds(c: Contract, level: number, perReport: number, r
   return out
 }
 
+/**
+ * Reports until the test against the baseline's counts (src/engine/composite.ts) reaches the
+ * corroboration bound, with the same stake schedule as reportsToBounds (span counts fixed at the
+ * end of report i, used from report i + 2 on).
+ */
+export function reportsToCountsWitness(c: Contract, base: BaselineNumbers, perReport: number, rate: number, maxReports: number): number | null | undefined {
+  const grid = errorGrid(c, base)
+  if (grid === undefined) return null
+  const g = newGridEvidence()
+  const spanReports = Math.max(2, Math.ceil(c.minSamples / perReport))
+  for (let i = 1; i <= maxReports; i++) {
+    const stakeSpan = i >= 3 ? Math.min(i - 2, spanReports) * perReport : 0
+    g.stakeN = stakeSpan
+    g.stakeBad = stakeSpan * rate
+    feedGrid(g, grid, perReport, perReport * rate)
+    if (compositeEvidence(g, grid) >= corroborationBound(c)) return i
+  }
+  return undefined
+}
+
 export function rows(c: Contract, opts: { rps: number[]; intervals: number[]; baseRate: number; rate: number; baselineS: number; historyS: number; maxReports: number; baseErrors?: number }): Row[] {
   const out: Row[] = []
   for (const rps of opts.rps) {
@@ -84,7 +113,8 @@ export function rows(c: Contract, opts: { rps: number[]; intervals: number[]; ba
     const base: BaselineNumbers = { requests, errors: opts.baseErrors ?? requests * opts.baseRate, latencyUs: NaN, latencyCount: 0, latencyAbove: 0, shift: [], resourceSlope: {} }
     const level = errorLevel(c, base)
     const older = rps * opts.historyS
-    const pooledLevel = older > 0 ? errorLevel(c, { ...base, pooled: { fromMs: 0, errors: { events: base.errors + older * opts.baseRate, samples: requests + older }, latency: undefined, shift: [] } }) : level
+    const withHistory: BaselineNumbers = older > 0 ? { ...base, pooled: { fromMs: 0, errors: { events: base.errors + older * opts.baseRate, samples: requests + older }, latency: undefined, shift: [] } } : base
+    const pooledLevel = errorLevel(c, withHistory)
     const knownLevel = opts.baseRate + (errorThreshold(c, opts.baseRate) - opts.baseRate) / 2
     for (const intervalS of opts.intervals) {
       const perReport = rps * intervalS
@@ -97,6 +127,7 @@ export function rows(c: Contract, opts: { rps: number[]; intervals: number[]; ba
         estimated: reportsToBounds(c, level, perReport, opts.rate, opts.maxReports),
         known: reportsToBounds(c, knownLevel, perReport, opts.rate, opts.maxReports),
         pooled: reportsToBounds(c, pooledLevel, perReport, opts.rate, opts.maxReports),
+        counts: { window: reportsToCountsWitness(c, base, perReport, opts.rate, opts.maxReports), pooled: reportsToCountsWitness(c, withHistory, perReport, opts.rate, opts.maxReports) },
       })
     }
   }
@@ -154,13 +185,13 @@ function main(): void {
   }
   const c = contractFor(loadConfig(undefined).engine, 'bench/error-evidence')
   const rs = rows(c, opts)
-  const at = (n: number | undefined, intervalS: number) => (n === undefined ? `> ${opts.maxReports}` : `${n} (${n * intervalS} s)`)
+  const at = (n: number | null | undefined, intervalS: number) => (n === null ? '- (not built)' : n === undefined ? `> ${opts.maxReports}` : `${n} (${n * intervalS} s)`)
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`
   console.log(
     `error evidence of a ${pct(opts.rate)} error ratio against a ${pct(opts.baseRate)} baseline of ${opts.baselineS} s (expected counts; default contract: alpha ${c.alpha}, ` +
       `second witness at ${corroborationBound(c).toFixed(0)}, leader at ${1 / c.alpha}); with history: ${opts.historyS} s before the window pooled with it; reports until each bound (seconds after the first export)`,
   )
-  const head = ['req/s', 'interval', 'level (window / with history / known)', 'witness, window', 'leader, window', 'witness, with history', 'leader, with history', 'witness, known', 'leader, known']
+  const head = ['req/s', 'interval', 'level (window / with history / known)', 'witness, window', 'leader, window', 'witness, with history', 'leader, with history', 'witness, known', 'leader, known', 'witness on counts, window', 'witness on counts, with history']
   const body = rs.map((r) => [
     String(r.rps),
     `${r.intervalS} s`,
@@ -171,6 +202,8 @@ function main(): void {
     at(r.pooled.leader, r.intervalS),
     at(r.known.witness, r.intervalS),
     at(r.known.leader, r.intervalS),
+    at(r.counts.window, r.intervalS),
+    at(r.counts.pooled, r.intervalS),
   ])
   const table = [head, ...body]
   const w = head.map((_, i) => Math.max(...table.map((row) => (row[i] as string).length)))

@@ -42,7 +42,8 @@ import { alignUp } from './stats.js'
 import { baselineSpan, confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { pooledHistory } from './history-pool.js'
-import { advance, errorEvidence, latencyEvidence, newWatchEvidence, peek, type Levels, type WatchEvidence } from './sequential.js'
+import { errorGrid } from './composite.js'
+import { advance, errorCountsEvidence, errorEvidence, latencyEvidence, newWatchEvidence, peek, type Levels, type WatchEvidence } from './sequential.js'
 import { errorLevel, latencyLevels, shiftLevels } from './rules.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
 import { liveWorseThanSnapshot } from './baseline-source.js'
@@ -663,28 +664,33 @@ const NONE: RuleResult[] = []
 const isBreach = (r: RuleResult) => r.state === 'breach'
 /** readings(): nothing can be decided at this evaluation (see there) */
 const QUIET = Symbol('quiet')
-const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN, shift: [] }
+const NO_LEVELS: Levels = { errorLevel: NaN, latencyCutUs: NaN, latencyLevel: NaN, shift: [], errorGrid: undefined }
 /**
  * Levels per baseline numbers object: a frozen snapshot is judged against the same levels every
  * tick (their upper bounds cost a bisection each); a live baseline is a new object per tick.
  */
 const levelCache = new WeakMap<BaselineNumbers, Levels>()
 
-/** The levels the sequential tests judge a batch against, from (frozen or live) baseline numbers. */
-function levelsOf(c: Contract, n: BaselineNumbers | undefined): Levels {
+/**
+ * The levels the sequential tests judge a batch against, from (frozen or live) baseline numbers.
+ * `frozen`: the numbers are a watch's snapshot, the same object for the whole watch, which alone
+ * carries an error grid (composite.ts: its bettors need levels that never move).
+ */
+function levelsOf(c: Contract, n: BaselineNumbers | undefined, frozen: boolean): Levels {
   if (n === undefined) return NO_LEVELS
   let lv = levelCache.get(n)
-  if (lv === undefined) levelCache.set(n, (lv = computeLevels(c, n)))
+  if (lv === undefined) levelCache.set(n, (lv = computeLevels(c, n, frozen)))
   return lv
 }
 
-function computeLevels(c: Contract, n: BaselineNumbers): Levels {
+function computeLevels(c: Contract, n: BaselineNumbers, frozen: boolean): Levels {
   const lat = n.latencyCount >= c.minSamples && Number.isFinite(n.latencyUs) ? latencyLevels(c, n) : undefined
   return {
     errorLevel: n.requests >= c.minSamples ? errorLevel(c, n) : NaN,
     latencyCutUs: lat?.cutUs ?? NaN,
     latencyLevel: lat?.level ?? NaN,
     shift: lat !== undefined ? shiftLevels(c, n) : [],
+    errorGrid: frozen && n.requests >= c.minSamples ? errorGrid(c, n) : undefined,
   }
 }
 
@@ -825,7 +831,7 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
       const lw = lf < from ? view.window(oldKey, lf, end) : ow
       const resourceSlope = { ...(base?.numbers.resourceSlope ?? {}), ...liveResources }
       // the request signals keep the (tighter) snapshot unless the old version is now worse than it
-      if (base === undefined || liveWorseThanSnapshot(c, lw, base.numbers, levelsOf(c, base.numbers))) {
+      if (base === undefined || liveWorseThanSnapshot(c, lw, base.numbers, levelsOf(c, base.numbers, true))) {
         numbers = { ...requestNumbers(c, lw, false), shift: windowShift(c, lw), resourceSlope }
         levelsFrom = numbers
       } else {
@@ -848,14 +854,14 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   // at the look as at the later commit; a live baseline's levels move, so its tests wait for the
   // watermark. In steady state the look at a bucket and its later commit bet the same stake.
   const early = commitEnd < end
-  const lv = levelsOf(c, levelsFrom)
+  const lv = levelsOf(c, levelsFrom, source === 'snapshot')
   advance(w.evidence, view, key, evidenceFrom, commitEnd, lv, win, interval, end)
   const ev = early && source === 'snapshot' ? peek(w.evidence, view, key, evidenceFrom, end, lv, win, interval) : w.evidence
   const evalFrom = w.kind === 'deploy' ? w.deployedAt + c.signals.resource.warmup : w.deployedAt
   const h = w.health
   const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'
   // the history's tests (a pre-existing breach, not time-critical) commit only, no early look
-  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, commitEnd, levelsOf(c, h.reference), win, interval, end)
+  if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, commitEnd, levelsOf(c, h.reference, false), win, interval, end)
   let resource: RuleResult | undefined
   if (quietOk && w.probeFailure === undefined) {
     const bound = 1 / c.alpha
@@ -897,10 +903,15 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
     }
   }
   // a request signal beyond its threshold beside one that reached 1/alpha is a witness at the
-  // corroboration bound (rules.ts corroborationBound); never critical, never a leader
+  // corroboration bound (rules.ts corroborationBound); never critical, never a leader. The error
+  // witness may also count its evidence against the baseline's counts (composite.ts)
   const [er, lat] = list as [RuleResult, RuleResult]
-  if (lat.state === 'breach' && corroborates(c, er)) list[0] = corroborating(errorRateRule(c, win, numbers, errorEvidence(ev), corroborationBound(c)))
-  else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
+  if (lat.state === 'breach' && er.state === 'insufficient' && er.threshold > 0 && er.value >= er.threshold) {
+    const plugIn = errorEvidence(ev)
+    const counts = errorCountsEvidence(ev, lv)
+    const witness = errorRateRule(c, win, numbers, Math.max(plugIn, counts), corroborationBound(c))
+    if (witness.state === 'breach') list[0] = corroborating(witness, counts > plugIn ? " against the baseline's counts" : '')
+  } else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report, or over the confirmation span as it grew when that is longer (an error ratio at the
@@ -975,8 +986,8 @@ function corroborates(c: Contract, r: RuleResult): boolean {
   return r.state === 'insufficient' && r.threshold > 0 && r.value >= r.threshold && r.evidence !== undefined && r.evidence >= corroborationBound(c) && r.evidence < 1 / c.alpha
 }
 
-function corroborating(r: RuleResult): RuleResult {
-  if (r.state === 'breach') r.note = `corroborating: evidence ${(r.evidence ?? 0).toPrecision(3)} >= ${(r.evidenceBound ?? 0).toPrecision(3)}`
+function corroborating(r: RuleResult, how = ''): RuleResult {
+  if (r.state === 'breach') r.note = `corroborating: evidence${how} ${(r.evidence ?? 0).toPrecision(3)} >= ${(r.evidenceBound ?? 0).toPrecision(3)}`
   return r
 }
 

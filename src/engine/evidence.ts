@@ -30,13 +30,13 @@
  */
 
 /** Fixed stakes, as the fraction of wealth risked per good request (lambda x T). */
-const FIXED_STAKES = [0.01, 0.04, 0.15, 0.4] as const
+export const FIXED_STAKES = [0.01, 0.04, 0.15, 0.4] as const
 /** Mixture weight of the adaptive bettor; the rest is shared by the fixed ones. */
-const ADAPTIVE_WEIGHT = 0.5
+export const ADAPTIVE_WEIGHT = 0.5
 /** The adaptive stake never risks more than this fraction of wealth on one good request. */
 const MAX_STAKE = 0.5
 /** log-wealth is floored here: a bettor this far down contributes nothing and must not underflow to -Infinity. */
-const LOG_FLOOR = -700
+export const LOG_FLOOR = -700
 
 export interface BernoulliEvidence {
   /** log wealth of the adaptive bettor */
@@ -54,7 +54,8 @@ export function newEvidence(): BernoulliEvidence {
   return { adaptive: 0, nextLambda: 0, fixed: FIXED_STAKES.map(() => 0), n: 0, bad: 0 }
 }
 
-function logFactor(lambda: number, level: number, bad: number, good: number): number {
+/** log of the factor a batch of `bad` bad and `good` good requests multiplies a bettor's wealth by, at stake `lambda` against `level`. */
+export function logFactor(lambda: number, level: number, bad: number, good: number): number {
   if (lambda <= 0) return 0
   const up = Math.log1p(lambda * (1 - level))
   const down = Math.log1p(-Math.min(lambda * level, 1 - 1e-12))

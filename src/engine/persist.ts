@@ -29,7 +29,7 @@ import { evaluate, initialState, type EngineState, type VersionSeen } from './ev
 import { JsonWriter, UnserializableError } from './json-writer.js'
 
 /** Version of the record layout and of the engine state it carries. */
-export const ENGINE_STATE_SCHEMA = 4
+export const ENGINE_STATE_SCHEMA = 5
 
 type Watch = EngineState['watches'] extends Map<string, infer W> ? W : never
 type Pending = EngineState['pendingRecovery'] extends Map<string, infer P> ? P : never

@@ -254,7 +254,12 @@ export const BASELINE_DELTA = 0.01
  * breach; a version only marginally worse than its baseline never accumulates evidence.
  */
 export function errorLevel(c: Contract, base: BaselineNumbers): number {
-  return narrowed(base.errors, base.requests, base.pooled?.errors, (up) => Math.min(0.99, up + (errorThreshold(c, up) - up) / 2))
+  return narrowed(base.errors, base.requests, base.pooled?.errors, (up) => errorLift(c, up))
+}
+
+/** The level errorLevel judges against for a baseline rate `p`: half way from `p` to its threshold (at most 0.99). Increasing in `p`. */
+export function errorLift(c: Contract, p: number): number {
+  return Math.min(0.99, p + (errorThreshold(c, p) - p) / 2)
 }
 
 /** The ratio at which a confirmed error breach suffices alone (held for two spans): relative to the baseline, capped by `critical`. */

@@ -13,6 +13,7 @@
  */
 import type { SeriesKey } from '../normalize/observations.js'
 import type { SignalView, WindowStats } from '../signals/view.js'
+import { compositeEvidence, copyGrid, feedGrid, newGridEvidence, type ErrorGrid, type GridEvidence } from './composite.js'
 import { eValue, feed, MAX_EVIDENCE, newEvidence, type BernoulliEvidence } from './evidence.js'
 
 export interface SignalEvidence {
@@ -32,6 +33,8 @@ export interface LatencyEvidence extends SignalEvidence {
 
 export interface WatchEvidence {
   error: SignalEvidence
+  /** the error test against the frozen baseline's counts (composite.ts), fed when the levels carry a grid */
+  errorGrid: GridEvidence
   latency: LatencyEvidence
   /** end (exclusive, unix ms) of the data consumed so far; -Infinity before the first batch */
   doneUntil: number
@@ -43,6 +46,9 @@ export interface WatchEvidence {
 interface Stakes {
   at: number
   error: number
+  /** the span's requests and errors the stakes came from: the error grid's stakes per level follow from them */
+  errN: number
+  errBad: number
   latency: number
   shift: number[]
 }
@@ -57,6 +63,7 @@ const TAIL_WEIGHT = 0.5
 export function newWatchEvidence(shifts: number): WatchEvidence {
   return {
     error: { ev: newEvidence() },
+    errorGrid: newGridEvidence(),
     latency: { ev: newEvidence(), shift: Array.from({ length: shifts }, newEvidence) },
     doneUntil: -Infinity,
     stakes: [],
@@ -73,6 +80,8 @@ export interface Levels {
   latencyLevel: number
   /** the shift tests' cuts and levels (rules.ts shiftLevels), in the watch evidence's `shift` order; a NaN level skips one */
   shift: readonly { cutUs: number; level: number }[]
+  /** the error grid of a frozen baseline (composite.ts); undefined for a live one, whose levels move */
+  errorGrid: ErrorGrid | undefined
 }
 
 /** per-batch slow counts of the shift tests (the engine is synchronous: one buffer serves every call) */
@@ -129,7 +138,10 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
     slow = latOk ? b.latency.countAbove(lv.latencyCutUs) : 0
     for (let k = 0; k < shifts; k++) if (testable(lv.shift[k])) shiftSlow[k] = b.latency.countAbove((lv.shift[k] as ShiftLevel).cutUs)
   }
-  if (errOk) feed(e.error.ev, n, bad, lv.errorLevel, span.requests, span.errors)
+  if (errOk) {
+    feed(e.error.ev, n, bad, lv.errorLevel, span.requests, span.errors)
+    if (lv.errorGrid !== undefined) feedGrid(e.errorGrid, lv.errorGrid, n, bad)
+  }
   if (latOk) {
     feed(e.latency.ev, lat, slow, lv.latencyLevel, span.latency.count, span.latency.countAbove(lv.latencyCutUs))
     for (let k = 0; k < shifts; k++) {
@@ -138,7 +150,7 @@ export function advance(e: WatchEvidence, view: SignalView, key: SeriesKey, earl
     }
   }
   // feed() fixed each bettor's next stake from the span: queue them until a later batch may use them
-  e.stakes.push({ at: stakeAt, error: e.error.ev.nextLambda, latency: e.latency.ev.nextLambda, shift: e.latency.shift.map((x) => x.nextLambda) })
+  e.stakes.push({ at: stakeAt, error: e.error.ev.nextLambda, errN: span.requests, errBad: span.errors, latency: e.latency.ev.nextLambda, shift: e.latency.shift.map((x) => x.nextLambda) })
   if (e.stakes.length > MAX_STAKES) e.stakes.shift()
 }
 
@@ -159,6 +171,7 @@ export function peek(e: WatchEvidence, view: SignalView, key: SeriesKey, earlies
   let s = scratch.get(shifts)
   if (s === undefined) scratch.set(shifts, (s = newWatchEvidence(shifts)))
   copyInto(s.error.ev, e.error.ev)
+  copyGrid(s.errorGrid, e.errorGrid)
   copyInto(s.latency.ev, e.latency.ev)
   for (let k = 0; k < shifts; k++) copyInto(s.latency.shift[k] as BernoulliEvidence, e.latency.shift[k] as BernoulliEvidence)
   s.doneUntil = e.doneUntil
@@ -183,6 +196,8 @@ function useStakes(e: WatchEvidence, until: number): void {
   const st = pick >= 0 ? (e.stakes[pick] as Stakes) : undefined
   if (pick > 0) e.stakes.splice(0, pick)
   e.error.ev.nextLambda = st?.error ?? 0
+  e.errorGrid.stakeN = st?.errN ?? 0
+  e.errorGrid.stakeBad = st?.errBad ?? 0
   e.latency.ev.nextLambda = st?.latency ?? 0
   for (let k = 0; k < e.latency.shift.length; k++) (e.latency.shift[k] as BernoulliEvidence).nextLambda = st?.shift[k] ?? 0
 }
@@ -195,6 +210,15 @@ function testable(s: ShiftLevel | undefined): boolean {
 
 export function errorEvidence(e: WatchEvidence): number {
   return eValue(e.error.ev)
+}
+
+/**
+ * The error test against the frozen baseline's counts (composite.ts); 0 without a grid (a live
+ * baseline). Only a corroborating witness may count it: the false-alarm bound of a two-witness
+ * decision rests on its leader alone (rules.ts corroborationBound).
+ */
+export function errorCountsEvidence(e: WatchEvidence, lv: Levels): number {
+  return lv.errorGrid === undefined ? 0 : compositeEvidence(e.errorGrid, lv.errorGrid)
 }
 
 export function latencyEvidence(e: WatchEvidence): number {

@@ -13,7 +13,7 @@ const snapshot = nums()
 const levelsOf = (cc: typeof c, snap: BaselineNumbers) => {
   const latOk = snap.latencyCount >= cc.minSamples && Number.isFinite(snap.latencyUs)
   const lat = latOk ? latencyLevels(cc, snap) : undefined
-  return { errorLevel: snap.requests >= cc.minSamples ? errorLevel(cc, snap) : NaN, latencyCutUs: lat?.cutUs ?? NaN, latencyLevel: lat?.level ?? NaN, shift: [] }
+  return { errorLevel: snap.requests >= cc.minSamples ? errorLevel(cc, snap) : NaN, latencyCutUs: lat?.cutUs ?? NaN, latencyLevel: lat?.level ?? NaN, shift: [], errorGrid: undefined }
 }
 
 /** an old version's live window: `slow` of its `latency` samples lie above any cut asked about */

@@ -18,7 +18,7 @@ const K = { namespace: 'ns', service: 'svc', version: 'v2' }
 const T0 = 1_000_000_000_000
 const BUCKET = 5000
 const LEVEL = 0.03
-const LV: Levels = { errorLevel: LEVEL, latencyCutUs: NaN, latencyLevel: NaN, shift: [] }
+const LV: Levels = { errorLevel: LEVEL, latencyCutUs: NaN, latencyLevel: NaN, shift: [], errorGrid: undefined }
 /** requests per half bucket (10 req/s) */
 const HALF = 50
 

@@ -30,7 +30,7 @@ function lognormal(r: () => number, medianMs: number): () => number {
 
 function levels(c: Contract, base: BaselineNumbers): Levels {
   const l = latencyLevels(c, base)
-  return { errorLevel: NaN, latencyCutUs: l.cutUs, latencyLevel: l.level, shift: shiftLevels(c, base) }
+  return { errorLevel: NaN, latencyCutUs: l.cutUs, latencyLevel: l.level, shift: shiftLevels(c, base), errorGrid: undefined }
 }
 
 /**

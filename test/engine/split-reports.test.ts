@@ -16,7 +16,7 @@ const T0 = 1_000_000_000_000
 const BUCKET = 5000
 const REPORT = 60_000
 const LEVEL = 0.03
-const LV: Levels = { errorLevel: LEVEL, latencyCutUs: NaN, latencyLevel: NaN, shift: [] }
+const LV: Levels = { errorLevel: LEVEL, latencyCutUs: NaN, latencyLevel: NaN, shift: [], errorGrid: undefined }
 
 /** `reports` 60 s reports of 20 req/s at exactly LEVEL errors, each spread evenly over its 12 buckets; evidence fed bucket by bucket. */
 function watch(seed: number, reports: number, lagMs: number, spanMs: number, bound: number): boolean {
