@@ -27,11 +27,10 @@
  * below it, so that interval contributes (min of Eb on it) x En(L_j). Above p_(K-1), where Eb
  * exceeds TOP, the test is Eb alone (En = 1, a test that never bets), at least TOP. The grid's
  * rates come from the baseline's counts: conditional on the baseline they are fixed, and the
- * argument above is conditional on it. Per
- * level a watch keeps one adaptive bettor's log wealth (stakes from the same recent counts as the
- * plug-in test's, queued the same way: sequential.ts); the fixed-stake bettors' wealth follows from
- * the totals, as the levels are fixed for the watch (the grid is built once, from the frozen
- * baseline; a live baseline has none).
+ * argument above is conditional on it. Per level a watch keeps one adaptive bettor's log wealth
+ * (stakes from the same recent counts as the plug-in test's, queued the same way: sequential.ts);
+ * the fixed-stake bettors' wealth follows from the totals, as the levels are fixed for the watch
+ * (the grid is built once, from the frozen baseline; a live baseline has none).
  *
  * With a pooled history (history-pool.ts) the counts are the history's and the infimum starts at
  * the window's own rate, as errorLevel narrows its level: judged from where the rate is now.
@@ -87,7 +86,7 @@ export function copyGrid(dst: GridEvidence, src: GridEvidence): void {
   dst.stakeBad = src.stakeBad
 }
 
-/** The grid for a frozen baseline's error counts; undefined without requests. */
+/** The grid for a frozen baseline's error counts; undefined without requests, or where the plug-in bound is already tight (WORTH). */
 export function errorGrid(c: Contract, base: BaselineNumbers): ErrorGrid | undefined {
   let k = base.errors
   let n = base.requests
