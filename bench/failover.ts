@@ -86,7 +86,7 @@ import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { Sidecar } from '../src/runtime/sidecar.js'
 import { findScenario, recordToLines } from '../src/sim/index.js'
 import { flags } from './args.js'
-import { spread, type Spread } from './stats.js'
+import { fmtSpread, spread, type Spread } from './stats.js'
 
 const DECIDERS = 3
 const BUCKET_MS = 5000
@@ -861,12 +861,10 @@ async function sidecarRun(run: number, opts: Options, stop: 'kill' | 'term', bro
 
 const s1 = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? 'n/a' : (ms / 1000).toFixed(1))
 const finite = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined && Number.isFinite(x))
+/** the printed spread: the same min / median / max (stats.ts spread) as the JSON line's */
 const mmm = (xs: (number | undefined)[]) => {
-  const s = finite(xs).sort((a, b) => a - b)
-  if (s.length === 0) return 'n/a'
-  const mid = s.length >> 1
-  const med = s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-  return `${s1(s[0])} / ${s1(med)} / ${s1(s[s.length - 1])}`
+  const s = finite(xs)
+  return s.length === 0 ? 'n/a' : fmtSpread(spread(s), s1)
 }
 
 async function main(): Promise<number> {
