@@ -188,6 +188,32 @@ describe('engine state round trip', () => {
     expect(twin.verdicts.map((v) => [v.kind, v.decidedAt, v.id])).toEqual(live.verdicts.map((v) => [v.kind, v.decidedAt, v.id]))
   })
 
+  it('the error witness against the baseline counts (composite.ts) survives a restart mid-watch: the same decision at the same time', () => {
+    // 1.2 req/s with 2 errors in the old version's 6 minutes; v2 at 5.6 % errors and 2.5x slower,
+    // decided with the error rate corroborating on its evidence against the baseline's counts
+    const view = new FakeView()
+    view.traffic(A1, D - 360 * S, D, { rps: 1.2, latencyMs: 100 })
+    for (const at of [300, 100]) view.traffic(A1, D - at * S, D - (at - 5) * S, { rps: 1.2, errorRate: 0.2, latencyMs: 100 })
+    for (let b = 0; b < 180; b++) view.traffic(A2, D + b * 5 * S, D + (b + 1) * 5 * S, { rps: 1.2, errorRate: b % 3 === 0 ? 0.2 : 0, latencyMs: 250 })
+    const live: Driver = { state: initialState(), verdicts: [], queued: [] }
+    let t = D
+    for (; t <= D + 150 * S; t += 5 * S) step(live, view, t)
+    expect(live.verdicts).toEqual([])
+    const w = live.state.watches.get(deploymentId('ns', 'a', 'v2', D))
+    expect(w?.evidence.errorGrid.n).toBeGreaterThan(0)
+    const restored = initialState()
+    changelog().restore(restored, asStored(changelog().exportChanges(live.state, t)))
+    expect(restored.watches.get(deploymentId('ns', 'a', 'v2', D))?.evidence.errorGrid).toStrictEqual(w?.evidence.errorGrid)
+    const twin: Driver = { state: restored, verdicts: [], queued: [] }
+    for (; t <= D + 600 * S && live.verdicts.length === 0; t += 5 * S) {
+      step(live, view, t)
+      step(twin, view, t)
+    }
+    expect(live.verdicts[0]?.kind).toBe('rollback')
+    expect(live.verdicts[0]?.reason).toContain("corroborating: evidence against the baseline's counts")
+    expect(twin.verdicts.map((v) => [v.kind, v.decidedAt, v.id, v.reason])).toEqual(live.verdicts.map((v) => [v.kind, v.decidedAt, v.id, v.reason]))
+  })
+
   it('carries a pending recovery (decided, rollback not yet announced)', () => {
     const view = world()
     const live: Driver = { state: initialState(), verdicts: [], queued: [] }
