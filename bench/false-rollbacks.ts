@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--history-s 360] [--drift F] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--history-s 360] [--drift F] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -50,6 +50,15 @@
  * is noise here, as a witness: the bench counts the rollbacks and, apart, those with an error-rate witness (leading, at
  * most alpha, or corroborating, src/engine/rules.ts corroborationBound, at most sqrt(alpha) by its
  * evidence alone). The version is worse, so a rollback is not wrong; no target, the counts are printed.
+ *
+ * `--errors F` (e.g. 0.05): the new version also fails a share F of its requests (fast 5xx, beside
+ * its old ratio); with `--slower 2` each run is the scenario library's plain bad deploy (5 % errors,
+ * 2x latency) in a service drawn as above: the detection counterpart of the benign runs, on traffic
+ * and cadences the library does not make. A worse version (`--slower` > 1 or `--errors` > 0) also
+ * prints, per stratum, the decision time from the new version's first export (spans: its first
+ * faulty request; metrics: the first new pod's first report, one interval after it started) as
+ * median / 90th percentile / worst over the runs rolled back, and the issue-10 targets for 60 s
+ * and 15 s metrics (3 intervals + lateness; 90 s) over them. Printed, not asserted.
  */
 import { fork } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -104,6 +113,8 @@ export interface Params {
   stepS: number
   /** the new version's latency factor (1: benign; see --slower) */
   slower?: number
+  /** the new version's extra 5xx ratio (0: benign; see --errors) */
+  errors?: number
   /** span export schedule (see --span-export; default aligned) */
   spanExport?: 'aligned' | 'per-pod'
   /** aggregation of the duration histograms (see --histograms; default explicit) */
@@ -234,7 +245,9 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
         let lat = r.logNormal(rt.medianMs, p.sigma)
         if (r.next() < p.tailP * f) lat *= 1.5 + 10 * r.next() ** 3
         const u = r.next()
-        const status = u < p.errorRate * f ? 500 : u < p.errorRate * f + 0.01 ? 404 : 200
+        let status = u < p.errorRate * f ? 500 : u < p.errorRate * f + 0.01 ? 404 : 200
+        // drawn only for a faulty version: the benign recordings keep their bytes
+        if (pod.version === 'v2' && (p.errors ?? 0) > 0 && status !== 500 && r.next() < (p.errors as number)) status = 500
         if (status === 500) lat *= 0.5
         if (pod.version === 'v2') lat *= p.slower ?? 1
         const startMs = t(s + r.next())
@@ -367,6 +380,8 @@ interface RunResult {
   incidents: number
   ms: number
   lines: number
+  /** seconds from the new version's first export (see --errors) to its first rollback; absent without one */
+  decideS?: number
   /** the new version was watched (a deploy timeline exists) */
   watched: boolean
   /** ... and judged at least once on enough data (a request signal healthy or breaching), not insufficient throughout */
@@ -375,6 +390,7 @@ interface RunResult {
 
 interface RunOptions {
   slower: number
+  errors: number
   spanExport: 'aligned' | 'per-pod'
   rps: readonly [number, number]
   /** replay on the telemetry's clock (`pullback replay`) or the sidecar's (bench/export-clock.ts) */
@@ -387,7 +403,7 @@ interface RunOptions {
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
-  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, spanExport: o.spanExport, histograms: o.histograms, historyS: o.historyS, drift: o.drift }
+  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, errors: o.errors, spanExport: o.spanExport, histograms: o.histograms, historyS: o.historyS, drift: o.drift }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   let res: { verdicts: Verdict[]; timelines: DeploymentTimeline[]; lines: number }
@@ -403,6 +419,7 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOpti
   const live = res.verdicts.filter((v) => !v.dryRun)
   // a benign deployment that was never judged is no evidence of restraint: count both
   const deploys = res.timelines.filter((t) => t.kind === 'deploy')
+  const firstRollback = Math.min(...live.filter((v) => v.kind === 'rollback').map((v) => v.decidedAt))
   const judged = deploys.some((t) => t.ticks.some((k) => k.signals.some((r) => (r.signal === 'error_rate' || r.signal === 'latency') && (r.state === 'healthy' || r.state === 'breach'))))
   return {
     run,
@@ -413,11 +430,30 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOpti
     errorWitness: live.filter((v) => v.kind === 'rollback' && v.signals.some((x) => x.signal === 'error_rate' && x.state === 'breach')).length,
     corroborated: live.filter((v) => v.kind === 'rollback' && v.signals.some((x) => x.state === 'breach' && x.evidenceBound !== undefined && x.evidenceBound < 1 / cfg.engine.defaults.alpha)).length,
     incidents: live.filter((v) => v.kind === 'incident').length,
+    ...(Number.isFinite(firstRollback) ? { decideS: (firstRollback - START_MS) / 1000 - firstExportS(p) } : {}),
     ms: performance.now() - began,
     lines: res.lines,
     watched: deploys.length > 0,
     judged,
   }
+}
+
+/**
+ * Second of the recording at which the new version's first export can hold a faulty request: spans,
+ * when its first pod starts serving (5 s after it starts); metrics, that pod's first report, one
+ * interval after it started (its schedule's phase is its start).
+ */
+function firstExportS(p: Params): number {
+  const at = p.historyS ?? PRE_S
+  return p.telemetry === 'spans' ? at + 5 : at + p.intervalS
+}
+
+/** median / 90th percentile / worst of `xs` in seconds, '-' when empty */
+function timeSpread(xs: number[]): string {
+  if (xs.length === 0) return '-'
+  const a = [...xs].sort((x, y) => x - y)
+  const p90 = a[Math.min(a.length - 1, Math.ceil(0.9 * a.length) - 1)]!
+  return `${median(a).toFixed(0)} / ${p90.toFixed(0)} / ${a[a.length - 1]!.toFixed(0)} s`
 }
 
 function fmtRps(x: number): string {
@@ -459,6 +495,7 @@ async function main(): Promise<number> {
       config: { type: 'string' },
       json: { type: 'boolean' },
       slower: { type: 'string' },
+      errors: { type: 'string' },
       'span-export': { type: 'string' },
       rps: { type: 'string' },
       clock: { type: 'string' },
@@ -472,6 +509,9 @@ async function main(): Promise<number> {
   const seed = Number(values.seed ?? 1)
   const slower = Number(values.slower ?? 1)
   if (!(slower >= 1) || !Number.isFinite(slower)) throw new Error(`--slower expects a factor >= 1, got ${values.slower}`)
+  const errors = Number(values.errors ?? 0)
+  if (!(errors >= 0 && errors < 1)) throw new Error(`--errors expects a 5xx share from 0 to under 1, got ${values.errors}`)
+  const worse = slower !== 1 || errors > 0
   const spanExport = values['span-export'] ?? 'aligned'
   if (spanExport !== 'aligned' && spanExport !== 'per-pod') throw new Error(`--span-export expects aligned or per-pod, got ${spanExport}`)
   const rpsArg = values.rps ?? '1-500'
@@ -489,7 +529,7 @@ async function main(): Promise<number> {
   if (!Number.isInteger(historyS) || historyS < 60 || historyS > 7200) throw new Error(`--history-s expects whole seconds from 60 to 7200, got ${values['history-s']}`)
   const drift = Number(values.drift ?? 1)
   if (!(drift >= 1) || !Number.isFinite(drift)) throw new Error(`--drift expects a factor >= 1, got ${values.drift}`)
-  const opts: RunOptions = { slower, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, historyS, drift }
+  const opts: RunOptions = { slower, errors, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, historyS, drift }
   if (values.child !== undefined) {
     await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
@@ -504,7 +544,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--history-s', String(historyS), '--drift', String(drift), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--errors', String(errors), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--history-s', String(historyS), '--drift', String(drift), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -513,7 +553,7 @@ async function main(): Promise<number> {
         if (r.rollbacks > 0) process.stderr.write(`false-rollbacks: run #${r.run} rolled back (${r.telemetry}, ${r.intervalS} s, ${fmtRps(r.rps)} req/s)\n`)
         if (results.length % progressEvery === 0 || results.length === runs) {
           const fr = results.filter((x) => x.rollbacks > 0).length
-          process.stderr.write(`false-rollbacks: ${results.length}/${runs} runs, ${fr} ${slower === 1 ? 'false ' : ''}rollbacks, ${((performance.now() - began) / 1000).toFixed(0)} s\n`)
+          process.stderr.write(`false-rollbacks: ${results.length}/${runs} runs, ${fr} ${worse ? '' : 'false '}rollbacks, ${((performance.now() - began) / 1000).toFixed(0)} s\n`)
         }
       }
       const code = await exited
@@ -525,7 +565,7 @@ async function main(): Promise<number> {
   const incidents = results.filter((r) => r.incidents > 0)
   const rate = rolledBack.length / results.length
   const ms = results.map((r) => r.ms)
-  const strata: string[][] = [['stratum', 'runs', slower === 1 ? 'false rollbacks' : 'rollbacks', 'incidents', 'judged']]
+  const strata: string[][] = [['stratum', 'runs', worse ? 'rollbacks' : 'false rollbacks', 'incidents', 'judged', ...(worse ? ['from 1st export: median / p90 / worst'] : [])]]
   const rpsBand = (x: number) => (x < 1 ? 'under 1 req/s' : x < 5 ? '1-5 req/s' : x < 50 ? '5-50 req/s' : '50-500 req/s')
   const groups = new Map<string, RunResult[]>()
   for (const r of results) {
@@ -536,22 +576,42 @@ async function main(): Promise<number> {
     }
   }
   for (const [k, g] of [...groups].sort((a, b) => a[0].localeCompare(b[0]))) {
-    strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length), String(g.filter((r) => r.judged).length)])
+    const times = g.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
+    strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length), String(g.filter((r) => r.judged).length), ...(worse ? [timeSpread(times)] : [])])
+  }
+  // issue 10's cadence targets over the metrics-only runs, when the version is worse
+  const cadence: string[][] = []
+  if (worse) {
+    const latenessS = loadConfig(values.config).engine.lateness / 1000
+    for (const [interval, limit] of [
+      [60, 3 * 60 + latenessS],
+      [15, 90],
+    ] as const) {
+      const g = results.filter((r) => r.telemetry === 'metrics' && r.intervalS === interval)
+      if (g.length === 0) continue
+      const got = g.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
+      const within = got.filter((x) => x <= limit).length
+      cadence.push([`${interval} s metrics: rolled back within ${limit} s of the first export`, `${within} of ${g.length} (${got.length} rolled back at all)`])
+    }
   }
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ seed, spanExport, clock, skewMs, histograms, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run) })}\n`)
   } else {
     const out = [
-      slower === 1
+      !worse
         ? `false rollbacks over ${results.length} simulated benign deployments (${rpsArg} req/s, seed ${seed}, span exports ${spanExport}, ${clockOf(opts)}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
-        : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone at its critical level or held for singleSignalHold, or beside the error rate, here noise, as a witness (seed ${seed}, ${clockOf(opts)}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
+        : errors > 0
+          ? `rollbacks over ${results.length} simulated deployments whose new version fails ${(100 * errors).toFixed(1)} % more of its requests${slower !== 1 ? ` and is ${slower}x slower` : ''} (${rpsArg} req/s, seed ${seed}, span exports ${spanExport}, ${clockOf(opts)}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`
+          : `rollbacks over ${results.length} simulated deployments whose new version is ${slower}x slower and otherwise unchanged: latency alone at its critical level or held for singleSignalHold, or beside the error rate, here noise, as a witness (seed ${seed}, ${clockOf(opts)}, ${workers} workers, ${((performance.now() - began) / 1000).toFixed(1)} s)`,
       '',
       table([
         ['', 'value', 'target'],
-        slower === 1
+        !worse
           ? ['false rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, `<= ${(100 * TARGET_RATE).toFixed(1)} %: ${rate <= TARGET_RATE ? 'met' : 'NOT met'}`]
-          : ['rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, 'a worse version: a rollback is not wrong, only its witnesses can be'],
-        ...(slower === 1
+          : errors > 0
+            ? ['rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, 'every run is a bad deploy: each one not rolled back is a miss']
+            : ['rollbacks', `${rolledBack.length} (${(100 * rate).toFixed(2)} %)`, 'a worse version: a rollback is not wrong, only its witnesses can be'],
+        ...(!worse || errors > 0
           ? []
           : [
               ['... with the error rate (noise) as a witness', `${results.filter((r) => r.errorWitness > 0).length}`, 'at most alpha as a leader, sqrt(alpha) as a corroborating witness'],
@@ -563,13 +623,14 @@ async function main(): Promise<number> {
       ]),
       '',
       table(strata),
+      ...(cadence.length > 0 ? ['', table([['target (issue 10), metrics-only runs', 'value'], ...cadence])] : []),
     ]
     if (rolledBack.length > 0) {
       out.push('', `rolled back: ${rolledBack.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${fmtRps(r.rps)} req/s)`).join(', ')}${rolledBack.length > 30 ? ', ...' : ''}`)
     }
     process.stdout.write(`${out.join('\n')}\n`)
   }
-  return slower !== 1 || rate <= TARGET_RATE ? 0 : 1
+  return worse || rate <= TARGET_RATE ? 0 : 1
 }
 
 // a module too (generator and parameters for tests and profiling): run only when invoked
