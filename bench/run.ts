@@ -60,6 +60,8 @@ const BENCHES: Bench[] = [
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet-slower', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1', '--slower', '4'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-hour-drift', args: ['--runs', '1000', '--workers', '2', '--rps', '1-50', '--history-s', '3900', '--drift', '10'] },
+  { file: 'false-rollbacks', name: 'detection-drawn', args: ['--runs', '1000', '--workers', '2', '--errors', '0.05', '--slower', '2'] },
+  { file: 'false-rollbacks', name: 'detection-drawn-fast-failures', args: ['--runs', '1000', '--workers', '2', '--errors', '0.2'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
   { file: 'error-evidence', args: ['--json'] },

@@ -1299,7 +1299,10 @@ export class SignalStore implements ObservationSink, SignalView {
     const s = this.lookup(key)
     if (s === undefined || !hasData(s)) return undefined
     const newestMs = s.lastSeenMs
-    const cov: SeriesCoverage = { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: newestMs - s.intervalMs }
+    // rounded to the millisecond: times decoded from nanoseconds carry float noise (a 60 s
+    // exporter's interval reads 60000.0002 ms), and a horizon a hair under a coarse bucket's edge
+    // held a 60 s series back by a whole bucket, until its next report
+    const cov: SeriesCoverage = { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: Math.round(newestMs - s.intervalMs) }
     if (s.latencyBuckets !== undefined) cov.latencyBuckets = s.latencyBuckets
     return cov
   }

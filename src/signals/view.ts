@@ -42,7 +42,7 @@ export interface SeriesCoverage {
    * (time - start of their delta), for spans 0. A recent maximum, so the slowest exporter counts.
    */
   reportIntervalMs: number
-  /** time up to which the series' data is believed complete: newestMs - reportIntervalMs */
+  /** time up to which the series' data is believed complete: newestMs - reportIntervalMs, rounded to the millisecond (nanosecond float noise) */
   completeUntilMs: number
   /**
    * when the series' latencies are a metric's bucket representatives: the bucket layout of the

@@ -136,6 +136,18 @@ describe('coverage()', () => {
     expect(s.coverage(K)).toEqual({ newestMs: T0 + 500_000, reportIntervalMs: 10_000, completeUntilMs: T0 + 490_000 })
   })
 
+  it('complete up to the millisecond: nanosecond float noise in the times never holds a series back by a bucket', () => {
+    const s = mk()
+    // times decoded from nanoseconds: 1768468140000.0002 ms and the like, an interval of 60000.0002 ms
+    const ns = (ms: number) => Number(BigInt(ms) * 1_000_000n + 244n) / 1e6
+    const T = 1_768_467_960_000
+    for (let t = T + 60_000; t <= T + 240_000; t += 60_000) s.record(point(t, ns(t - 60_000) - 0.0005, 10, 0, [], []))
+    const cov = s.coverage(K)!
+    expect(cov.reportIntervalMs).toBeGreaterThan(60_000)
+    // without the rounding the horizon reads 1768468139999.9995: a 60 s coarse bucket's edge missed
+    expect(cov.completeUntilMs).toBe(T + 180_000)
+  })
+
   it('an interval is bounded by maxSpread (a fresh stream since hours)', () => {
     const s = mk({ maxSpread: '5m' })
     s.record(point(T0 + 3_600_000, T0, 10, 0, [], []))

@@ -77,6 +77,35 @@ describe('false-rollback bench telemetry', () => {
     expect(Math.log(paramsOf(1, 0, [0.1, 1]).rps / 0.1) / Math.log(10)).toBeCloseTo(Math.log(paramsOf(1, 0).rps) / Math.log(500), 9)
   })
 
+  it('--errors F: the new version alone fails a share F more of its requests; without it the bytes are those of the benign run', async () => {
+    const p = { ...params('spans'), rps: 40, errorRate: 0.005 }
+    expect([...benignDeployment({ ...p, errors: 0 }, 1)]).toEqual([...benignDeployment(p, 1)])
+    const lines = [...benignDeployment({ ...p, errors: 0.2 }, 1)]
+    const tally = new Map<string, { n: number; bad: number }>()
+    for (const l of lines) {
+      if (!l.startsWith('{"resourceSpans"')) continue
+      const d = JSON.parse(l) as { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { status: { code?: number } }[] }[] }[] }
+      for (const rs of d.resourceSpans) {
+        const version = rs.resource.attributes.find((a) => a.key === 'service.version')!.value.stringValue!
+        const t = tally.get(version) ?? { n: 0, bad: 0 }
+        for (const ss of rs.scopeSpans) {
+          for (const sp of ss.spans) {
+            t.n++
+            if (sp.status.code === 2) t.bad++
+          }
+        }
+        tally.set(version, t)
+      }
+    }
+    const ratio = (v: string) => tally.get(v)!.bad / tally.get(v)!.n
+    expect(ratio('v1')).toBeLessThan(0.02)
+    expect(ratio('v2')).toBeGreaterThan(0.17)
+    expect(ratio('v2')).toBeLessThan(0.24)
+    // the detection counterpart decides: 20 % fast 5xx against 0.5 % rolls back on its own
+    const res = await replayLines(lines, parseConfig({}), { out: () => undefined, err: () => undefined }, { actuator: false })
+    expect(res.verdicts.filter((v) => v.kind === 'rollback')).toHaveLength(1)
+  })
+
   it('replays without a malformed line, every span counted', async () => {
     const lines = [...benignDeployment({ ...params('spans'), rps: 5 }, 1)]
     const spans = lines.filter((l) => l.startsWith('{"resourceSpans"')).reduce((a, l) => a + (l.match(/"kind":2/g)?.length ?? 0), 0)
