@@ -73,6 +73,8 @@ import type { DeploymentTimeline } from '../src/report/model.js'
 import { hash32, Rng } from '../src/sim/random.js'
 import { nextSpanExportMs } from '../src/sim/telemetry.js'
 import { replayAtExportTimes } from './export-clock.js'
+import { quantile } from './stats.js'
+import { cadenceLimits } from './targets.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 /**
@@ -448,12 +450,6 @@ function firstExportS(p: Params): number {
   return p.telemetry === 'spans' ? at + 5 : at + p.intervalS
 }
 
-/** the nearest-rank quantile q of `xs` (non-empty) */
-function quantile(xs: number[], q: number): number {
-  const a = [...xs].sort((x, y) => x - y)
-  return a[Math.min(a.length - 1, Math.max(0, Math.ceil(q * a.length) - 1))]!
-}
-
 /** median / 90th percentile / worst of `xs` in seconds, '-' when empty */
 function timeSpread(xs: number[]): string {
   if (xs.length === 0) return '-'
@@ -588,10 +584,7 @@ async function main(): Promise<number> {
   const cadence: string[][] = []
   if (errors > 0) {
     const latenessS = loadConfig(values.config).engine.lateness / 1000
-    for (const [interval, limit] of [
-      [60, 3 * 60 + latenessS],
-      [15, 90],
-    ] as const) {
+    for (const { intervalS: interval, limitS: limit } of cadenceLimits(latenessS)) {
       const g = results.filter((r) => r.telemetry === 'metrics' && r.intervalS === interval)
       if (g.length === 0) continue
       const got = g.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))

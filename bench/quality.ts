@@ -42,6 +42,7 @@ import { replayLines } from '../src/cli/commands/replay.js'
 import type { Verdict } from '../src/engine/verdict.js'
 import type { DeploymentEvent } from '../src/engine/events.js'
 import { replayAtExportTimes } from './export-clock.js'
+import { cadenceLimits } from './targets.js'
 import { DEFAULT_START_MS, recordScenario, SCENARIOS, type Scenario } from '../src/sim/index.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -306,10 +307,7 @@ function cadenceTargets(rows: Row[], latenessS: number): TargetLine[] {
     out.push({ label: `spans, from first faulty request: median <= 20 s (${spans.length} runs)`, value: fmtS(med), met: med <= 20 && missed === 0 })
     out.push({ label: `spans, from first faulty request: worst <= 35 s`, value: missed > 0 ? `never (${missed} missed)` : fmtS(worstS), met: worstS <= 35 })
   }
-  for (const [interval, limit] of [
-    [60, 3 * 60 + latenessS],
-    [15, 90],
-  ] as const) {
+  for (const { intervalS: interval, limitS: limit } of cadenceLimits(latenessS)) {
     const m = step.filter((r) => !r.scenario.telemetry.spans && r.scenario.telemetry.metrics && r.scenario.telemetry.metricExportS === interval)
     if (m.length === 0) continue
     const got = m.map((r) => r.fromExportS).filter((x): x is number => x !== undefined)

@@ -16,3 +16,10 @@ export function spread(xs: readonly number[]): Spread {
 export function fmtSpread(s: Spread, f: (x: number) => string): string {
   return `${f(s.min)} / ${f(s.median)} / ${f(s.max)}`
 }
+
+/** The nearest-rank quantile q (0, 1] of `xs`; NaN for none. */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number
+}
