@@ -926,7 +926,7 @@ async function main(): Promise<number> {
   console.log(`\nmin / median / max over ${killed.length} killed runs (s):`)
   console.log(`  (a) kill -> rebalance complete (heir assigned the partition): ${mmm(killed.map((r) => r.killToAssigned))}`)
   console.log(`      assigned -> state restored:                               ${mmm(killed.map((r) => r.assignedToRestored))}`)
-  console.log(`      assigned -> first judged run (restore, refill, next bucket): ${mmm(killed.map((r) => r.assignedToJudging))}`)
+  console.log(`      assigned -> first judged run (restore, refill to the end):     ${mmm(killed.map((r) => r.assignedToJudging))}`)
   console.log(`  (b) assigned -> next verdict for the service (status):        ${mmm(killed.map((r) => r.assignedToStatus))}`)
   console.log(`      assigned -> rollback issued:                              ${mmm(killed.map((r) => r.assignedToIssued))}`)
   console.log(`  (c) rollback decidedAt - plain replay's (telemetry):          ${mmm(killed.map((r) => r.decidedDelta))}`)

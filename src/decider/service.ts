@@ -11,9 +11,11 @@
  *   2. re-reads the partitions from the start of retention: runs (records up to a heartbeat) produced
  *      before the assignment (broker timestamp) are recorded without judging, so the windows hold
  *      what the previous owner's held,
- *   3. the first run produced after the assignment judges once at the watermark reached, then the
- *      engine ticks as usual. (Producer and decider clocks are compared: a skew of s seconds judges
- *      or skips s seconds of history.)
+ *   3. the refill ends, and the engine judges once at the watermark reached, at whichever comes
+ *      first: a batch that reaches the partition's end (lag 0: the high watermark when it was
+ *      fetched) or a run produced after the assignment. From then on the engine ticks as usual.
+ *      (Producer and decider clocks are compared for the second: a skew of s seconds judges or
+ *      skips s seconds of history.) A partition with no records holds nothing to refill.
  * On revoke it writes its state (persistNow + flush) before the library hands the partitions on
  * (the client awaits the listener), so the next owner restores what it decided. Killed without a
  * revoke, the next owner restores the state of at most `runtime.state.minWriteInterval` earlier, and
@@ -39,7 +41,7 @@ import { servicePartition } from '../partials/publisher.js'
 import { Pipeline, type TickResult } from '../runtime/pipeline.js'
 import { StateStore } from '../state/store.js'
 import { Decider, type DeciderStats } from './decider.js'
-import { PartitionAligner } from './align.js'
+import { PartitionAligner, type Run } from './align.js'
 import { DECIDER_STATE_SCOPE, deciderGroup, deciderLeaveGrace, deciderStateTopic } from './config.js'
 
 export interface DeciderServiceOptions {
@@ -90,9 +92,11 @@ interface Incarnation {
   partitions: Set<number>
   pipeline: Pipeline
   decider: Decider
-  /** no run produced after the assignment was judged yet */
+  /** no run was judged yet */
   refilling: boolean
   assignedAtMs: number
+  /** partitions read to their end since the assignment: every later run of theirs is judged */
+  caughtUp: Set<number>
   aligner: PartitionAligner
 }
 
@@ -243,7 +247,7 @@ export class DeciderService implements Component {
       turns: cfg.runtime.evaluation,
       onTick: (res, now, watermark) => this.o.onTick(res, now, watermark, pipeline),
     })
-    const inc: Incarnation = { partitions: owned, pipeline, decider, refilling: true, assignedAtMs: Date.now(), aligner: undefined as unknown as PartitionAligner }
+    const inc: Incarnation = { partitions: owned, pipeline, decider, refilling: true, assignedAtMs: Date.now(), caughtUp: new Set(), aligner: undefined as unknown as PartitionAligner }
     inc.aligner = new PartitionAligner(owned, (r) => {
       if (!r.history && inc.refilling) {
         inc.refilling = false
@@ -284,13 +288,13 @@ export class DeciderService implements Component {
     // runs of records up to a heartbeat: a poll may span many buckets, and the engine must be
     // ticked at each bucket the watermark enters, as it is in replay; the aligner merges the
     // partitions on the nodes' clocks
+    const runs: Run[] = []
     let run: PartialBatch[] = []
     let runNow = -Infinity
     let newest = -Infinity
+    const caughtUp = cur.caughtUp.has(b.partition)
     const push = () => {
-      const history = newest < cur.assignedAtMs
-      if (history) this.st.refilledRuns += 1
-      cur.aligner.push({ partition: b.partition, batches: run, nowMs: runNow, history })
+      runs.push({ partition: b.partition, batches: run, nowMs: runNow, history: !caughtUp && newest < cur.assignedAtMs })
       run = []
       runNow = -Infinity
       newest = -Infinity
@@ -312,6 +316,18 @@ export class DeciderService implements Component {
       if (pb.partials.length === 0) push()
     }
     if (run.length > 0) push()
+    // the batch reached the partition's end (its high watermark when fetched): what the previous
+    // owner left is all read, so the last run judges once at the watermark reached, without
+    // waiting for a record produced after the assignment (up to a bucket plus the lateness later)
+    if (b.lag === 0) {
+      cur.caughtUp.add(b.partition)
+      const last = runs[runs.length - 1]
+      if (last !== undefined) last.history = false
+    }
+    for (const r of runs) {
+      if (r.history) this.st.refilledRuns += 1
+      cur.aligner.push(r)
+    }
     // back-pressure: the decider holds what arrives while a pass runs; the next poll waits for it
     return cur.decider.waitHeld()
   }

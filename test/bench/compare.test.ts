@@ -55,6 +55,12 @@ describe('bench compare', () => {
     expect(figureKind('0.figures.endToEndSpansPerSec')).toBe('other')
     expect(figureKind('0.targets.pullback.sustainedSpansPerSec')).toBe('other')
     expect(figureKind('0.targets.pullback.drainSpansPerSec')).toBe('rate')
+    // waits on timers and protocol rounds: left as measured at equal speed
+    expect(figureKind('0.figures.killToAssignedMs', undefined, 'failover')).toBe('wait')
+    expect(figureKind('0.figures.delayP99Ms', undefined, 'scaleout')).toBe('wait')
+    expect(figureKind('0.figures.cpuSecPerMillionOurs', undefined, 'scaleout')).toBe('time')
+    expect(figureKind('0.full.maxTurnMs', undefined, 'engine')).toBe('time')
+    expect(atEqualSpeed(1.1, 'wait', 1.25)).toBe(1.1)
   })
 
   it('judges each figure again at equal machine speed: a rate divided by the speed ratio, a time multiplied', () => {
