@@ -17,14 +17,7 @@ import { PartialsPublisher } from '../../src/partials/publisher.js'
 import { DeciderProcess } from '../../src/runtime/decider-process.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { feedNode } from '../support/node-feed.js'
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { waitFor } from '../support/wait.js'
 
 describe('pullback decider', () => {
   it('decides from the partials topic and publishes the signed rollback', async () => {

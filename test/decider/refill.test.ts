@@ -15,14 +15,7 @@ import { IngestNode } from '../../src/partials/ingest.js'
 import { PartialsPublisher } from '../../src/partials/publisher.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { feedNode } from '../support/node-feed.js'
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { waitFor } from '../support/wait.js'
 
 describe('decider refill', () => {
   it('judges once the assigned partitions are read to their end, before any new record', async () => {

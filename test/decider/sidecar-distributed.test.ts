@@ -16,6 +16,7 @@ import { silentLogger } from '../../src/common/logger.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
 import { signerFromKey } from '../../src/publish/signing.js'
 import { Sidecar } from '../../src/runtime/sidecar.js'
+import { waitFor } from '../support/wait.js'
 
 function config(instanceId: string, enabled: boolean) {
   return parseConfig({
@@ -40,14 +41,6 @@ function spans(n: number, pod: string): ReadableSpan[] {
 function send(url: string, batch: ReadableSpan[]): Promise<number> {
   const exp: SpanExporter = new OTLPTraceExporter({ url, timeoutMillis: 3000 })
   return new Promise((resolve) => exp.export(batch, (r) => resolve(r.code)))
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 describe('sidecar, decider.distributed', () => {

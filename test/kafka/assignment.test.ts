@@ -7,14 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryBus } from '../../src/kafka/memory.js'
 import type { AssignmentEvent, Consumer } from '../../src/kafka/types.js'
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
+import { waitFor } from '../support/wait.js'
 
 describe('embedded bus: assignment listener and commit: false', () => {
   it('announces assignments, revokes before another member reads, and re-reads from the beginning without commits', async () => {

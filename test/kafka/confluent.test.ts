@@ -6,16 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfluentTransport, lagFromStatistics } from '../../src/kafka/confluent.js'
 import type { Batch, ConsumedMessage, Consumer } from '../../src/kafka/types.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
+import { waitFor } from '../support/wait.js'
 
 const KEYS = 100
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 function parse(m: ConsumedMessage): { key: string; seq: number } {
   const [key, seq] = (m.value as Buffer).toString().split(':')

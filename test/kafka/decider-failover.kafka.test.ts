@@ -20,16 +20,9 @@ import type { DeciderService } from '../../src/decider/service.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import type { Verdict } from '../../src/engine/verdict.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
+import { waitFor } from '../support/wait.js'
 
 const quiet = { out: () => undefined, err: () => undefined }
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 describeKafka('decider failover (real broker)', () => {
   let transport: ConfluentTransport

@@ -19,15 +19,8 @@ import { splitMetrics, splitTraces } from '../../src/decider/daemonset.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { bundleChild, type BundledChild } from '../support/bundle-child.js'
+import { waitFor } from '../support/wait.js'
 
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 interface Child {
   proc: ChildProcess

@@ -22,16 +22,9 @@ import { DeciderProcess } from '../../src/runtime/decider-process.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { bundleChild, type BundledChild } from '../support/bundle-child.js'
+import { waitFor } from '../support/wait.js'
 
 const BUCKET_MS = 5000
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 interface JsonAttr {
   key: string

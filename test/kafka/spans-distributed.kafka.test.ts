@@ -27,18 +27,11 @@ import { Sidecar } from '../../src/runtime/sidecar.js'
 import { encodeTraces } from '../receivers/oracle.js'
 import { DEFAULT_START, generate } from '../support/otlp-fixtures.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
+import { waitFor } from '../support/wait.js'
 
 const BUCKET_MS = 5000
 const SPAN_PARTITIONS = 3
 const DEPLOY_S = 90
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 interface JsonSpan {
   traceId: string
