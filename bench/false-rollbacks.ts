@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--history-s 360] [--drift F] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -38,6 +38,10 @@
  * `--histograms exponential`: the metrics-only services export base-2 exponential duration
  * histograms (scale 3) instead of the SDK's default explicit bounds (EXP_SCALE below).
  *
+ * `--temporality cumulativetodelta`: the metrics reach pullback through a Collector's
+ * cumulativetodelta processor (src/sim/cumulative-to-delta.ts): delta points, a stream's first
+ * one whole from its start when it started after the processor, else dropped.
+ *
  * `--rps LO-HI`: the traffic range drawn from, log-uniform (default 1-500; the same draws as before
  * the flag). `--rps 0.1-1` asks the question for quiet services: those under `minSamples` per
  * `baselineWindow` (0.17 req/s) reach back for their baseline (src/engine/cadence.ts baselineSpan),
@@ -70,6 +74,7 @@ import type { PullbackConfig } from '../src/config/schema.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import type { Verdict } from '../src/engine/verdict.js'
 import type { DeploymentTimeline } from '../src/report/model.js'
+import { CumulativeToDelta } from '../src/sim/cumulative-to-delta.js'
 import { hash32, Rng } from '../src/sim/random.js'
 import { nextSpanExportMs } from '../src/sim/telemetry.js'
 import { replayAtExportTimes } from './export-clock.js'
@@ -400,8 +405,17 @@ interface RunOptions {
   /** with the export clock: the sidecar's clock minus the applications' */
   skewMs: number
   histograms: 'explicit' | 'exponential'
+  /** cumulativetodelta: the metrics pass a Collector's cumulativetodelta processor (src/sim/cumulative-to-delta.ts) */
+  temporality: 'cumulative' | 'cumulativetodelta'
   historyS: number
   drift: number
+}
+
+/** the recording as pullback receives it: through a Collector's cumulativetodelta, or as the SDK wrote it */
+function* received(lines: Iterable<string>, o: RunOptions): Generator<string> {
+  if (o.temporality === 'cumulative') return yield* lines
+  const c = new CumulativeToDelta()
+  for (const l of lines) yield c.line(l)
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
@@ -412,10 +426,10 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOpti
   if (o.clock === 'export') {
     const lines: string[] = []
     const atMs: number[] = []
-    for (const l of benignDeployment(p, seed, (at) => atMs.push(at))) lines.push(l)
+    for (const l of received(benignDeployment(p, seed, (at) => atMs.push(at)), o)) lines.push(l)
     res = { ...replayAtExportTimes(lines, atMs, cfg, { skewMs: o.skewMs, recordTimeline: true }), lines: lines.length }
   } else {
-    const r = await replayLines(benignDeployment(p, seed), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
+    const r = await replayLines(received(benignDeployment(p, seed), o), cfg, sink, { actuator: false, recordTimeline: true }, `benign-${run}`)
     res = { verdicts: r.verdicts, timelines: r.report?.timelines ?? [], lines: r.lines }
   }
   const live = res.verdicts.filter((v) => !v.dryRun)
@@ -464,7 +478,8 @@ function fmtRps(x: number): string {
 function clockOf(o: RunOptions): string {
   const clock = o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
   const history = o.historyS !== PRE_S || o.drift !== 1 ? `, ${o.historyS} s of history${o.drift !== 1 ? ` over which errors and slow tail rise ${o.drift}x` : ''}` : ''
-  return (o.histograms === 'exponential' ? `${clock}, exponential duration histograms` : clock) + history
+  const delta = o.temporality === 'cumulativetodelta' ? ", metrics through a Collector's cumulativetodelta" : ''
+  return (o.histograms === 'exponential' ? `${clock}, exponential duration histograms` : clock) + delta + history
 }
 
 function median(xs: number[]): number {
@@ -501,6 +516,7 @@ async function main(): Promise<number> {
       clock: { type: 'string' },
       'skew-ms': { type: 'string' },
       histograms: { type: 'string' },
+      temporality: { type: 'string' },
       'history-s': { type: 'string' },
       drift: { type: 'string' },
       child: { type: 'string' },
@@ -524,12 +540,14 @@ async function main(): Promise<number> {
   if (skewMs !== 0 && clock !== 'export') throw new Error('--skew-ms needs --clock export (the telemetry clock has no sidecar clock to skew)')
   const histograms = values.histograms ?? 'explicit'
   if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error(`--histograms expects explicit or exponential, got ${histograms}`)
+  const temporality = values.temporality ?? 'cumulative'
+  if (temporality !== 'cumulative' && temporality !== 'cumulativetodelta') throw new Error(`--temporality expects cumulative or cumulativetodelta, got ${temporality}`)
   const historyS = Number(values['history-s'] ?? PRE_S)
   // bounded: a run simulates every second of it
   if (!Number.isInteger(historyS) || historyS < 60 || historyS > 7200) throw new Error(`--history-s expects whole seconds from 60 to 7200, got ${values['history-s']}`)
   const drift = Number(values.drift ?? 1)
   if (!(drift >= 1) || !Number.isFinite(drift)) throw new Error(`--drift expects a factor >= 1, got ${values.drift}`)
-  const opts: RunOptions = { slower, errors, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, historyS, drift }
+  const opts: RunOptions = { slower, errors, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, temporality, historyS, drift }
   if (values.child !== undefined) {
     await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
@@ -544,7 +562,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--errors', String(errors), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--history-s', String(historyS), '--drift', String(drift), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--errors', String(errors), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--temporality', temporality, '--history-s', String(historyS), '--drift', String(drift), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -595,7 +613,7 @@ async function main(): Promise<number> {
   if (values.json === true) {
     const times = results.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
     const decide = worse && times.length > 0 ? { decideS: { median: median(times), p90: quantile(times, 0.9), max: Math.max(...times) }, cadence } : {}
-    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), ...decide })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), ...decide })}\n`)
   } else {
     const out = [
       !worse

@@ -4,7 +4,7 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential] [--temporality cumulative|delta|cumulativetodelta] [--json]
  *
  * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
  * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
@@ -22,7 +22,11 @@
  * Duration histograms (the scenarios that export metrics): `explicit` (the default) with the SDK's
  * default bounds; `exponential` as an SDK set to base2_exponential_bucket_histogram exports them
  * (FleetSpec.histogramAggregation): the SDK picks each stream's scale from its range, 4-7 in the
- * library's recordings, so buckets 0.5-4.4 % wide instead of 1.3-2.5x.
+ * library's recordings, so buckets 0.5-4.4 % wide instead of 1.3-2.5x. `--temporality` (FleetSpec.
+ * metricTemporality): `cumulative` (the SDK's default), `delta` (the SDK's delta preference) or
+ * `cumulativetodelta` (cumulative converted on the way by a Collector's cumulativetodelta processor:
+ * a stream's first point whole from the stream's start, or dropped when it started before the
+ * processor).
  *
  * Decision delay is printed three ways where they apply: from the fault start (the scenario's
  * label), from the new version's first faulty request (simulated), and from the new version's
@@ -186,12 +190,13 @@ function restoredEvent(v: Verdict): DeploymentEvent | undefined {
   return { namespace: v.namespace, service: v.service, version: v.baselineVersion, time: v.decidedAt, kind: 'rollback', previousVersion: v.version, source: 'pullback-replay', decisionId: v.id }
 }
 
-/** How a run is recorded and replayed (the command line's --clock, --skew-ms, --span-export, --histograms). */
+/** How a run is recorded and replayed (the command line's --clock, --skew-ms, --span-export, --histograms, --temporality). */
 interface RunOptions {
   clock: 'telemetry' | 'export'
   skewMs: number
   spanSchedule: 'aligned' | 'per-pod'
   histograms: 'explicit' | 'exponential'
+  temporality: 'cumulative' | 'delta' | 'cumulativetodelta'
 }
 
 async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, o: RunOptions): Promise<Row> {
@@ -207,6 +212,7 @@ async function runScenario(s: Scenario, cfg: PullbackConfig, seed: number, o: Ru
     seed,
     spanSchedule: o.spanSchedule,
     histogramAggregation: o.histograms,
+    metricTemporality: o.temporality,
     onLine: (l) => lines.push(l),
     onRequest: (r) => {
       if (own && r.startS >= onsetS && r.startS < firstFaultyS && r.pod.service.name === s.service && r.pod.version === newVersion) firstFaultyS = r.startS
@@ -336,6 +342,7 @@ async function main(): Promise<number> {
       'span-export': { type: 'string' },
       'skew-ms': { type: 'string' },
       histograms: { type: 'string' },
+      temporality: { type: 'string' },
     },
   })
   const spanSchedule = values['span-export'] ?? 'aligned'
@@ -344,6 +351,8 @@ async function main(): Promise<number> {
   if (clock !== 'telemetry' && clock !== 'export') throw new Error('--clock expects telemetry or export')
   const histograms = values.histograms ?? 'explicit'
   if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error('--histograms expects explicit or exponential')
+  const temporality = values.temporality ?? 'cumulative'
+  if (temporality !== 'cumulative' && temporality !== 'delta' && temporality !== 'cumulativetodelta') throw new Error('--temporality expects cumulative, delta or cumulativetodelta')
   const skewMs = Number(values['skew-ms'] ?? 0)
   if (!Number.isFinite(skewMs) || (skewMs !== 0 && clock !== 'export')) throw new Error('--skew-ms expects milliseconds, with --clock export')
   // --seeds N runs seeds 1..N and prints per-scenario hit counts; --seed N runs one seed with the full table
@@ -362,7 +371,7 @@ async function main(): Promise<number> {
   for (const seed of seeds) {
     for (const s of scenarios) {
       const t = performance.now()
-      const row = await runScenario(s, cfg, seed, { clock, skewMs, spanSchedule, histograms })
+      const row = await runScenario(s, cfg, seed, { clock, skewMs, spanSchedule, histograms, temporality })
       rows.push(row)
       process.stderr.write(`quality: [${rows.length}/${total}] ${s.name} seed ${seed}: ${row.actual} in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
     }
@@ -453,10 +462,10 @@ async function main(): Promise<number> {
       baseline: r.baseline,
       baselineDetectS: r.baselineDetectS,
     }))
-    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, skewMs, spanExport: spanSchedule, histograms, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
+    process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, skewMs, spanExport: spanSchedule, histograms, temporality, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
   } else {
     const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
-    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${histograms === 'exponential' ? 'exponential duration histograms, ' : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${histograms === 'exponential' ? 'exponential duration histograms, ' : ''}${temporality !== 'cumulative' ? `${temporality === 'delta' ? 'delta temporality (the SDK\'s)' : 'delta temporality (a Collector\'s cumulativetodelta)'}, ` : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
     process.stdout.write(`${table(out)}\n\n${summaries.join('\n\n')}\n`)
   }
   const allOk = rows.every((r) => r.ok) && targetsMet

@@ -62,6 +62,10 @@ const BENCHES: Bench[] = [
   { file: 'false-rollbacks', name: 'false-rollbacks-hour-drift', args: ['--runs', '1000', '--workers', '2', '--rps', '1-50', '--history-s', '3900', '--drift', '10'] },
   { file: 'false-rollbacks', name: 'detection-drawn', args: ['--runs', '1000', '--workers', '2', '--errors', '0.05', '--slower', '2'] },
   { file: 'false-rollbacks', name: 'detection-drawn-fast-failures', args: ['--runs', '1000', '--workers', '2', '--errors', '0.2'] },
+  // metrics through a Collector's cumulativetodelta (src/sim/cumulative-to-delta.ts): the library, the drawn benign and bad deploys
+  { file: 'quality', name: 'quality-cumulativetodelta', args: ['--seeds', '5', '--temporality', 'cumulativetodelta'] },
+  { file: 'false-rollbacks', name: 'false-rollbacks-cumulativetodelta', args: ['--runs', '1000', '--workers', '2', '--temporality', 'cumulativetodelta'] },
+  { file: 'false-rollbacks', name: 'detection-drawn-cumulativetodelta', args: ['--runs', '1000', '--workers', '2', '--temporality', 'cumulativetodelta', '--errors', '0.05', '--slower', '2'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
   { file: 'error-evidence', args: ['--json'] },

@@ -422,7 +422,7 @@ export class Normalizer {
         }
         const d: Delta<number[]> = cumulative
           ? this.explicitDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, r)
-          : { kind: 'emit', count: p.count, buckets: p.bucketCounts, startMs: deltaStart(p), streamStart: false }
+          : this.deltaPoint(ctx, m.name, p, p.bucketCounts)
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
@@ -440,7 +440,7 @@ export class Normalizer {
         const e = expCountsOf(p)
         const d: Delta<ExpCounts> = cumulative
           ? this.expDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, e, r)
-          : { kind: 'emit', count: p.count, buckets: e, startMs: deltaStart(p), streamStart: false }
+          : this.deltaPoint(ctx, m.name, p, e)
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
@@ -533,6 +533,53 @@ export class Normalizer {
       ns.push(n)
     }
     this.emit(this.request(key, p, count, startMs, streamStart, lats, ns, spec, { kind: 'exponential', scale: e.scale, factor }))
+  }
+
+  // ---- delta points ----------------------------------------------------------------------------
+
+  /**
+   * The interval a DELTA point covers. An SDK with delta temporality starts each point at its
+   * previous collection, but a Collector's `cumulativetodelta` processor (its default
+   * `initial_value: auto`) emits a stream's first point whole, from the stream's own start time: a
+   * 5xx stream that first appears minutes after its process started would cover all those minutes,
+   * and read as a report interval it held the series' completeness horizon back for as long (a
+   * 15 s metrics-only bad deploy converted so was never decided). So, per delta stream (resource,
+   * metric, attributes; without a start time even for a resource without identity, since a delta's
+   * start moves every point):
+   * - a known stream's point covers its own (start, time]; when that start is before the stream's
+ *   previous point (replicas without pod identity share a stream here, each process's points
+ *   starting at its own previous one; or a value passed whole from its stream's start) it is a
+ *   provisional interval (`streamStart`), not a report interval;
+   * - a stream's first point whose start is before the previous export of its resource's metric
+   *   (export-groups.ts, keyed without start times) accrued after that export, as a cumulative
+   *   sibling does (`newSinceSiblings`);
+   * - the first export of a resource's metric covers its own (start, time] as a provisional interval
+   *   (`streamStart`), like a fresh cumulative stream: it may be a process's age.
+   * Delta streams share the cumulative streams' map, bound and expiry; at the bound a delta point is
+   * counted as it is (nothing to diff, so nothing is refused), only not remembered.
+   */
+  private deltaPoint<B>(ctx: ResourceCtx, name: string, p: { startTimeMs: number; timeMs: number; count: number; attributes: Attributes }, buckets: B): Delta<B> {
+    const start = deltaStart(p)
+    const exportedAt = this.groups.seen(`${ctx.resKey}\u0001${name}\u0002delta`, p.timeMs)
+    this.st.exportGroupsEvicted = this.groups.evicted
+    const id = `${ctx.resKey}\u0001${name}\u0001${attrKey(p.attributes)}\u0002delta`
+    if (p.timeMs > this.newestMs) this.newestMs = p.timeMs
+    const known = this.streams.get(id)
+    const state: CumState = { startMs: p.startTimeMs, timeMs: Math.max(p.timeMs, known?.timeMs ?? -Infinity), count: 0, bounds: undefined, counts: undefined, exp: undefined }
+    if (known !== undefined) {
+      this.save(id, state)
+      // a start before the stream's previous point: two processes under one identity (replicas
+      // without pod identity), or a value from its stream's start: provisional, never an interval
+      return { kind: 'emit', count: p.count, buckets, startMs: start, streamStart: start !== undefined && start < known.timeMs }
+    }
+    this.expireStreams()
+    if (this.streams.size < this.config.cumulative.maxStreams) this.save(id, state)
+    if (start === undefined) return { kind: 'emit', count: p.count, buckets, startMs: undefined, streamStart: false }
+    if (exportedAt !== undefined && start < exportedAt && exportedAt < p.timeMs) {
+      this.st.newSinceSiblings++
+      return { kind: 'emit', count: p.count, buckets, startMs: exportedAt, streamStart: false }
+    }
+    return { kind: 'emit', count: p.count, buckets, startMs: start, streamStart: exportedAt === undefined }
   }
 
   // ---- cumulative -> delta ---------------------------------------------------------------------

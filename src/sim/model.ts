@@ -124,6 +124,17 @@ export interface FleetSpec {
    * exports (160 buckets, the scale the SDK picks for the recorded range)
    */
   histogramAggregation?: 'explicit' | 'exponential'
+  /**
+   * the temporality of http.server.request.duration as pullback receives it (default 'cumulative',
+   * the SDK's default):
+   * - 'delta': the SDK's own (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta): each point
+   *   from the pod's previous collection, the first from the pod's start;
+   * - 'cumulativetodelta': cumulative from the SDK, converted on the way by a Collector's
+   *   `cumulativetodelta` processor (src/sim/cumulative-to-delta.ts): a stream's first point whole
+   *   from the stream's start when it started after the processor, else dropped.
+   * Recordings only (`sim record`, the benches).
+   */
+  metricTemporality?: 'cumulative' | 'delta' | 'cumulativetodelta'
   /** emit SERVER spans (default true); false with `histograms` true is a metrics-only app */
   spans?: boolean
   /**

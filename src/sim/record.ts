@@ -3,6 +3,7 @@
  * (one export request per line, in telemetry-time order), the format `pullback replay` reads.
  */
 import { DEFAULT_START_MS, type Scenario } from './model.js'
+import { CumulativeToDelta } from './cumulative-to-delta.js'
 import { metricsLine, traceLine } from './otlp-json.js'
 import { hash32 } from './random.js'
 import { Simulation } from './telemetry.js'
@@ -30,6 +31,8 @@ export interface RecordOptions {
   spanSchedule?: 'aligned' | 'per-pod'
   /** overrides the aggregation of the request duration histograms (FleetSpec.histogramAggregation) */
   histogramAggregation?: 'explicit' | 'exponential'
+  /** overrides the temporality pullback receives them in (FleetSpec.metricTemporality) */
+  metricTemporality?: 'cumulative' | 'delta' | 'cumulativetodelta'
 }
 
 export interface RecordSummary {
@@ -49,7 +52,9 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
     ...built,
     ...(opts.spanSchedule !== undefined ? { spanSchedule: opts.spanSchedule } : {}),
     ...(opts.histogramAggregation !== undefined ? { histogramAggregation: opts.histogramAggregation } : {}),
+    ...(opts.metricTemporality !== undefined ? { metricTemporality: opts.metricTemporality } : {}),
   }
+  const toDelta = spec.metricTemporality === 'cumulativetodelta' ? new CumulativeToDelta() : undefined
   const perPod = (spec.spanSchedule ?? 'aligned') === 'per-pod'
   const startMs = opts.startMs ?? DEFAULT_START_MS
   const sim = new Simulation(spec, { seed: hash32(`${scenario.name}:${seed}`), startMs, speed: 1 })
@@ -64,7 +69,7 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
       for (const rm of batch) keys.add(`${String(rm.resource.attributes['service.name'])}/${String(rm.resource.attributes['service.version'])}`)
       opts.onExport({ kind: 'metrics', atS: s, serviceVersions: keys })
     }
-    opts.onLine(metricsLine(batch))
+    opts.onLine(toDelta === undefined ? metricsLine(batch) : toDelta.line(metricsLine(batch)))
     summary.lines++
     summary.metricBatches++
   }

@@ -6,7 +6,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, ValueType, type Attributes, type Histogram, type HrTime, type Tracer } from '@opentelemetry/api'
 import { resourceFromAttributes } from '@opentelemetry/resources'
-import { AggregationType, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
+import { AggregationTemporality, AggregationType, InstrumentType, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, type IdGenerator, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { FleetSpec } from './model.js'
 import { hash32, Rng } from './random.js'
@@ -113,6 +113,8 @@ interface PodSdk {
   reader: ManualReader
   duration: Histogram | undefined
   current: PodReading | undefined
+  /** the pod's previous collection: where its delta points start */
+  collectedAt: HrTime | undefined
 }
 
 export interface SimulationOptions {
@@ -159,7 +161,10 @@ export class Simulation {
       'container.image.tag': pod.version,
     })
     const tracerProvider = new BasicTracerProvider({ resource, idGenerator: this.ids, spanProcessors: [new PodSpanProcessor(this.pending, pod)] })
-    const reader = new ManualReader()
+    // the SDK's delta preference applies to histograms here: the request durations are what pullback reads
+    const reader = new ManualReader(
+      this.spec.metricTemporality === 'delta' ? { aggregationTemporalitySelector: (t) => (t === InstrumentType.HISTOGRAM ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE) } : undefined,
+    )
     const exponential = this.spec.histogramAggregation === 'exponential'
     const views = exponential ? [{ instrumentName: 'http.server.request.duration', aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } as const }] : []
     const meterProvider = new MeterProvider({ resource, readers: [reader], views })
@@ -171,6 +176,7 @@ export class Simulation {
       reader,
       duration: undefined,
       current: undefined,
+      collectedAt: undefined,
     }
     const meter = meterProvider.getMeter(`${SIM_SCOPE}/k8s`, SIM_SCOPE_VERSION)
     const gauge = (name: string, unit: string, valueType: ValueType, read: (r: PodReading) => number) => {
@@ -308,14 +314,17 @@ export class Simulation {
       sdk.current = this.world.reading(pod, s)
       const { resourceMetrics } = await sdk.reader.collect()
       const podStart = msToHr(this.timeMs(Math.max(pod.startS, 0)))
+      const deltaStart = sdk.collectedAt ?? podStart
       for (const sm of resourceMetrics.scopeMetrics) {
         for (const m of sm.metrics) {
+          const start = m.aggregationTemporality === AggregationTemporality.DELTA ? deltaStart : podStart
           for (const dp of m.dataPoints) {
-            ;(dp as { startTime: HrTime }).startTime = podStart
+            ;(dp as { startTime: HrTime }).startTime = start
             ;(dp as { endTime: HrTime }).endTime = now
           }
         }
       }
+      sdk.collectedAt = now
       out.push(resourceMetrics)
     }
     return out

@@ -301,6 +301,34 @@ describe('the interval a metric point covers (startMs)', () => {
     expect('startMs' in sink.requests.at(-1)!).toBe(false)
   })
 
+  it("DELTA from a Collector's cumulativetodelta: a stream's first point starting at the stream's start covers only the time since the previous export", () => {
+    const { sink, n } = setup()
+    const P0 = T - 600_000 // the process started 10 min ago
+    const d = (start: number, t: number, code: number, c: number) => hp({ startTimeMs: start, timeMs: t, count: c, bounds: [1], bucketCounts: [c, 0], attributes: { 'http.response.status_code': code } })
+    // the first export of the process: its own interval, provisional (it may be the process's age)
+    n.metrics(metrics(RES, hist(1, [d(P0, T - 15_000, 200, 5)])))
+    expect(sink.requests[0]).toMatchObject({ startMs: P0, timeMs: T - 15_000, streamStart: true })
+    // a known stream: (previous point, this point]
+    n.metrics(metrics(RES, hist(1, [d(T - 15_000, T, 200, 5)])))
+    expect(sink.requests[1]).toMatchObject({ startMs: T - 15_000, timeMs: T })
+    expect(sink.requests[1]!.streamStart).toBeUndefined()
+    // a 5xx stream appears: emitted whole from the process start, it accrued since the last export
+    n.metrics(metrics(RES, hist(1, [d(T, T + 15_000, 200, 5), d(P0, T + 15_000, 503, 2)])))
+    expect(sink.requests.slice(2).map((o) => [o.startMs, o.errors, o.streamStart])).toEqual([
+      [T, 0, undefined],
+      [T, 2, undefined],
+    ])
+    expect(n.stats().newSinceSiblings).toBe(1)
+    // then it is known: its own start again
+    n.metrics(metrics(RES, hist(1, [d(T + 15_000, T + 30_000, 503, 1)])))
+    expect(sink.requests.at(-1)).toMatchObject({ startMs: T + 15_000, errors: 1 })
+    expect(sink.requests.at(-1)!.streamStart).toBeUndefined()
+    // a start before the stream's previous point (a second process under the same identity, or a
+    // value from its stream's start): counted over its own interval, as a provisional one
+    n.metrics(metrics(RES, hist(1, [d(T + 5_000, T + 35_000, 503, 3)])))
+    expect(sink.requests.at(-1)).toMatchObject({ startMs: T + 5_000, timeMs: T + 35_000, errors: 3, streamStart: true })
+  })
+
   it('exponential cumulative deltas carry the previous point time too', () => {
     const { sink, n } = setup()
     const ep = (t: number, c: number): ExpHistogramPoint => ({ startTimeMs: LONG, timeMs: t, count: c, sum: undefined, scale: 0, zeroCount: 0, positive: { offset: 3, bucketCounts: [c] }, negative: { offset: 0, bucketCounts: [] }, attributes: {} })

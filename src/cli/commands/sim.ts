@@ -4,7 +4,7 @@ import { DEFAULT_SEED, findScenario, recordScenario, runLive, SCENARIOS } from '
 import { errorMessage } from '../../common/errors.js'
 
 const USAGE = `usage: pullback sim list
-       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential]
+       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential] [--temporality cumulative|delta|cumulativetodelta]
        pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N] [--from S] [--until S]
 
 list     the scenario library: name, expected verdict, fault class and onset, description
@@ -22,6 +22,9 @@ flags:
   --histograms A  explicit: duration histograms with the SDK's default bounds (default);
                   exponential: base-2 exponential, as OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=
                   base2_exponential_bucket_histogram makes the SDK export them (record; scenarios with metrics)
+  --temporality T cumulative: the SDK's default (default); delta: the SDK's delta preference
+                  (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta); cumulativetodelta: cumulative,
+                  converted on the way by a Collector's cumulativetodelta processor (record; scenarios with metrics)
   --endpoint URL  OTLP endpoint (live; default http://127.0.0.1:4317 for grpc, :4318 for http)
   --protocol P    grpc | http (live; default grpc)
   --speed X       scenario seconds per wall second (live; default 1)
@@ -74,6 +77,7 @@ export const command: Command = {
         until: { type: 'string' },
         'span-export': { type: 'string' },
         histograms: { type: 'string' },
+        temporality: { type: 'string' },
       },
       true,
     )
@@ -90,6 +94,8 @@ export const command: Command = {
       if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new UsageError(`--span-export expects aligned or per-pod, got ${spanSchedule}`)
       const histogramAggregation = values.histograms ?? 'explicit'
       if (histogramAggregation !== 'explicit' && histogramAggregation !== 'exponential') throw new UsageError(`--histograms expects explicit or exponential, got ${histogramAggregation}`)
+      const metricTemporality = values.temporality ?? 'cumulative'
+      if (metricTemporality !== 'cumulative' && metricTemporality !== 'delta' && metricTemporality !== 'cumulativetodelta') throw new UsageError(`--temporality expects cumulative, delta or cumulativetodelta, got ${metricTemporality}`)
       let fd: number | undefined
       if (values.out !== undefined) {
         try {
@@ -107,6 +113,7 @@ export const command: Command = {
           seed,
           spanSchedule,
           histogramAggregation,
+          metricTemporality,
           onLine: write,
           onProgress: (f) => {
             if (Date.now() - lastNote < 1000) return
