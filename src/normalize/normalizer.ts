@@ -547,9 +547,9 @@ export class Normalizer {
    * metric, attributes; without a start time even for a resource without identity, since a delta's
    * start moves every point):
    * - a known stream's point covers its own (start, time]; when that start is before the stream's
- *   previous point (replicas without pod identity share a stream here, each process's points
- *   starting at its own previous one; or a value passed whole from its stream's start) it is a
- *   provisional interval (`streamStart`), not a report interval;
+   *   previous point (replicas without pod identity share a stream here, each process's points
+   *   starting at its own previous one; or a value passed whole from its stream's start) it is a
+   *   provisional interval (`streamStart`), not a report interval;
    * - a stream's first point whose start is before the previous export of its resource's metric
    *   (export-groups.ts, keyed without start times) accrued after that export, as a cumulative
    *   sibling does (`newSinceSiblings`);
