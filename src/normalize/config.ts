@@ -35,6 +35,27 @@ export const normalizeSchema = z
         spanRecency: duration().default(300_000),
         /** service-versions whose last SERVER span time is remembered; least recently updated are forgotten first */
         maxServiceVersions: z.number().int().min(1).default(50_000),
+        /**
+         * Are a service's spans all its requests? Each metric export interval of a process that sends
+         * both is compared with the SERVER spans that ended in it (src/normalize/span-coverage.ts).
+         * A service whose spans hold fewer than `sampledBelow` of its metric requests (head or tail
+         * sampling, tracing on some routes only) is `sampled`: its request metrics count instead of
+         * its spans, for all its versions, until the spans hold `completeAbove` again.
+         */
+        coverage: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            /** metric requests compared (over at least two intervals) before a service is judged */
+            minRequests: z.number().int().min(1).default(200),
+            sampledBelow: z.number().gt(0).lt(1).default(0.75),
+            completeAbove: z.number().gt(0).max(1).default(0.9),
+            /** how far past an interval's end the process's spans must reach before it is compared (span batching, Kafka lag) */
+            settle: duration().default(15_000),
+            /** processes (and services) remembered; least recently updated are forgotten first */
+            maxResources: z.number().int().min(1).default(10_000),
+          })
+          .refine((c) => c.completeAbove > c.sampledBelow, { message: 'completeAbove must be above sampledBelow', path: ['completeAbove'] })
+          .prefault({}),
       })
       .prefault({}),
     /** pods whose container resource requests are remembered; least recently updated are forgotten first */

@@ -22,6 +22,7 @@ import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
 import { normalizeSchema } from './config.js'
 import { REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
 import { ExportGroups } from './export-groups.js'
+import { SpanCoverage, type CoverageShare, type SpanCoverageChange } from './span-coverage.js'
 
 /** Optional fast path a sink may offer (the signal store does): one lookup per resource, not per span. */
 export interface FastRequestSink {
@@ -68,6 +69,40 @@ export interface NormalizerStats {
   exportGroupsEvicted: number
   /** pods forgotten from the request map because `maxPods` was reached */
   podsEvicted: number
+  /**
+   * SERVER spans not counted because their service's spans are judged sampled (span-coverage.ts):
+   * accepted, the service's request metrics count these requests
+   */
+  sampledSpans: number
+  /** metric export intervals compared with the SERVER spans of the same interval and process */
+  spanCoverageCompared: number
+  /** metric export intervals that could not be compared (no spans tallied yet, too old, the pending limit) */
+  spanCoverageUnmatched: number
+  /** processes or services forgotten by the span-coverage check at its bound */
+  spanCoverageEvicted: number
+  /** services whose SERVER spans are now judged sampled (a gauge, not a counter) */
+  sampledServices: number
+}
+
+/**
+ * The counters as self-metric events (snake_case names); `sampledServices`, a gauge, is left out.
+ * `accepted` and `rejected` are left out too: the receivers' ingest metrics count them.
+ */
+export function normalizerEvents(s: NormalizerStats): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'sampledServices' || k === 'accepted' || k === 'rejected') continue
+    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v
+  }
+  return out
+}
+
+/** What the runtime lends the normalizer: lifecycle events (logged, never per item) and the fleet's shared judgements. */
+export interface NormalizerHooks {
+  /** a service's SERVER spans were judged sampled (its metrics count now) or complete again */
+  spanCoverage?: (change: SpanCoverageChange) => void
+  /** span-coverage judgements shared with the fleet's other normalizers (span-coverage.ts) */
+  coverageShare?: CoverageShare
 }
 
 /** the stable HTTP request-duration metric; every request metric pullback reads is in request-metrics.ts */
@@ -123,6 +158,11 @@ function versionId(k: SeriesKey): string {
   return `${k.namespace}\u0000${k.service}\u0000${k.version}`
 }
 
+/** A service, as logs and the span-coverage check name it: `namespace/name`, or `name` without a namespace. */
+function serviceName(k: SeriesKey): string {
+  return k.namespace === '' ? k.service : `${k.namespace}/${k.service}`
+}
+
 function attrKey(a: Attributes): string {
   const keys = Object.keys(a).sort()
   let s = ''
@@ -175,6 +215,12 @@ interface ResourceCtx {
   lastSpanMs: number
   /** newest time of a stable HTTP request-metric point of the service-version, -Infinity when none is remembered */
   lastStableHttpMs: number
+  /** `namespace/name` */
+  service: string
+  /** the service's spans are judged sampled: its metrics count, not its spans */
+  spansSampled: boolean
+  /** the span-coverage check compares this resource's metric intervals with its spans */
+  coverage: boolean
 }
 
 /** A request delta ready to emit: its count and the interval it covers (start undefined: at `timeMs`). */
@@ -228,20 +274,31 @@ export class Normalizer {
     newSinceSiblings: 0,
     exportGroupsEvicted: 0,
     podsEvicted: 0,
+    sampledSpans: 0,
+    spanCoverageCompared: 0,
+    spanCoverageUnmatched: 0,
+    spanCoverageEvicted: 0,
+    sampledServices: 0,
   }
+  private readonly coverage: SpanCoverage
+  /** reused buffer of one resource's SERVER span end times for the span-coverage check */
+  private readonly ends: number[] = []
 
   constructor(
     config: NormalizeConfigInput,
     private readonly sink: ObservationSink,
+    hooks: NormalizerHooks = {},
   ) {
     this.config = normalizeSchema.parse(config)
+    this.coverage = new SpanCoverage(this.config.sourcePreference.coverage, hooks.spanCoverage, hooks.coverageShare)
     this.groups = new ExportGroups(this.config.cumulative.maxStreams, this.config.cumulative.idleTtl)
     const maybe = sink as Partial<FastRequestSink>
     this.fast = typeof maybe.series === 'function' ? (sink as unknown as FastRequestSink) : undefined
   }
 
   stats(): NormalizerStats {
-    return { ...this.st }
+    const c = this.coverage.stats()
+    return { ...this.st, spanCoverageCompared: c.compared, spanCoverageUnmatched: c.unmatched, spanCoverageEvicted: c.evicted, sampledServices: c.sampledServices }
   }
 
   private emit(obs: Observation): void {
@@ -257,7 +314,12 @@ export class Normalizer {
         r.reject(rs.spans.length, 'resource without service.name')
         continue
       }
-      const rec = this.fast?.series(key)
+      // sampled spans of a service whose metrics count instead: tallied for the coverage check only
+      const sampled = this.coverage.anySampled() && this.coverage.sampled(serviceName(key))
+      const tally = this.coverage.tracksAny() && this.coverage.tracks(versionId(key))
+      const rec = sampled ? undefined : this.fast?.series(key)
+      const ends = this.ends
+      ends.length = 0
       let newestServer = -Infinity
       for (const span of rs.spans) {
         if (span.kind !== SpanKind.SERVER) {
@@ -272,12 +334,18 @@ export class Normalizer {
           r.reject(1, 'span with invalid end time or duration')
           continue
         }
+        if (tally) ends.push(t)
+        r.accepted++
+        if (t > newestServer) newestServer = t
+        if (sampled) {
+          this.st.sampledSpans++
+          continue
+        }
         const error = span.httpStatus >= 500 || span.statusCode === StatusCode.ERROR
         if (rec !== undefined) rec.recordRequest(t, d, error)
         else this.emit({ kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [d], latencyCounts: undefined })
-        if (t > newestServer) newestServer = t
-        r.accepted++
       }
+      if (tally) this.coverage.spans(attrKey(rs.resource), serviceName(key), ends)
       if (newestServer !== -Infinity) this.sawSpans(key, newestServer)
     }
     this.st.accepted += r.accepted
@@ -357,12 +425,22 @@ export class Normalizer {
       for (const p of m.points) if (p.timeMs > newest && Number.isFinite(p.timeMs)) newest = p.timeMs
       if (newest !== -Infinity) this.remember(this.stableHttpSeen, id, newest)
     }
+    const lastSpanMs = this.spanSeen.get(id) ?? -Infinity
+    const anonymous = !hasIdentity(resource)
+    // a version that sends both spans and request metrics: its processes' intervals are compared
+    // (not without identity: one resource would then be every replica's spans against one's metrics)
+    const coverage = this.coverage.enabled && lastSpanMs !== -Infinity && !anonymous
+    if (coverage) this.coverage.trackVersion(id)
+    const service = serviceName(key)
     return {
       key,
       resKey: attrKey(resource),
-      anonymous: !hasIdentity(resource),
-      lastSpanMs: this.spanSeen.get(id) ?? -Infinity,
+      anonymous,
+      lastSpanMs,
       lastStableHttpMs: this.stableHttpSeen.get(id) ?? -Infinity,
+      service,
+      spansSampled: this.coverage.sampled(service),
+      coverage,
     }
   }
 
@@ -376,7 +454,12 @@ export class Normalizer {
    * `timeMs`: the spans already count these requests, the metric point must not count them again.
    */
   private spansCover(ctx: ResourceCtx, timeMs: number): boolean {
-    return timeMs <= ctx.lastSpanMs + this.config.sourcePreference.spanRecency
+    return !ctx.spansSampled && timeMs <= ctx.lastSpanMs + this.config.sourcePreference.spanRecency
+  }
+
+  /** One counted (not legacy-duplicate) metric delta of a process, for the span-coverage check. */
+  private coverageInterval(ctx: ResourceCtx, p: { timeMs: number }, d: { count: number; startMs: number | undefined; streamStart: boolean }): void {
+    if (ctx.coverage && d.startMs !== undefined && !d.streamStart) this.coverage.metricInterval(ctx.resKey, ctx.service, d.startMs, p.timeMs, d.count)
   }
 
   // ---- requests (histograms) -------------------------------------------------------------------
@@ -426,8 +509,12 @@ export class Normalizer {
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
+        if (this.legacyCovered(ctx, spec, p.timeMs)) {
+          this.st.legacyDuplicates++
+          continue
+        }
+        this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else if (this.legacyCovered(ctx, spec, p.timeMs)) this.st.legacyDuplicates++
         else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
       }
     } else {
@@ -444,8 +531,12 @@ export class Normalizer {
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
+        if (this.legacyCovered(ctx, spec, p.timeMs)) {
+          this.st.legacyDuplicates++
+          continue
+        }
+        this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else if (this.legacyCovered(ctx, spec, p.timeMs)) this.st.legacyDuplicates++
         else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
       }
     }

@@ -3,7 +3,7 @@
  * own Normalizer feeding a PartialAggregator instead of a signal store. The normalizer's state
  * (cumulative streams, span-source preference, pod requests) is per node, as it is per sidecar.
  */
-import { Normalizer, type NormalizerStats } from '../normalize/normalizer.js'
+import { Normalizer, type NormalizerHooks, type NormalizerStats } from '../normalize/normalizer.js'
 import type { NormalizeConfigInput } from '../normalize/config.js'
 import type { ConsumeResult } from '../receivers/consumer.js'
 import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
@@ -12,6 +12,8 @@ import { PartialAggregator, type AggregatorOptions, type AggregatorStats } from 
 
 export interface IngestNodeOptions extends AggregatorOptions {
   normalize?: NormalizeConfigInput
+  /** the normalizer's lifecycle events (the sidecar logs them) */
+  normalizeHooks?: NormalizerHooks
   /** also hands every observation here (replay --nodes: the simulated cluster's clock) */
   tap?: ObservationSink
 }
@@ -26,7 +28,7 @@ export class IngestNode {
     this.agg = new PartialAggregator(opts)
     const agg = this.agg
     const tap = opts.tap
-    this.normalizer = new Normalizer(opts.normalize ?? {}, tap === undefined ? agg : { record: (o) => (agg.record(o), tap.record(o)) })
+    this.normalizer = new Normalizer(opts.normalize ?? {}, tap === undefined ? agg : { record: (o) => (agg.record(o), tap.record(o)) }, opts.normalizeHooks)
   }
 
   consumeTraces(req: TracesRequest): ConsumeResult {

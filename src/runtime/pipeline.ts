@@ -33,7 +33,7 @@
 import type { ConsumeResult, TelemetryConsumer } from '../receivers/consumer.js'
 import type { MetricsRequest, TracesRequest } from '../receivers/otlp/model.js'
 import type { Observation, ObservationSink, ProbeObservation, SeriesKey } from '../normalize/observations.js'
-import { Normalizer } from '../normalize/normalizer.js'
+import { Normalizer, type NormalizerHooks } from '../normalize/normalizer.js'
 import type { NormalizeConfig } from '../normalize/config.js'
 import { SignalStore, type SignalStoreOptions } from '../signals/store.js'
 import type { SignalsConfig } from '../signals/config.js'
@@ -51,6 +51,8 @@ export interface PipelineOptions {
   engine: EngineConfig
   signals?: Partial<SignalsConfig> | SignalsConfig
   normalize?: Partial<NormalizeConfig> | NormalizeConfig
+  /** the normalizer's lifecycle events (the sidecar logs them) */
+  normalizeHooks?: NormalizerHooks
   /** keep per-deployment tick records for a report (replay --report) */
   recordTimeline?: boolean
   /** persist the engine's state through this sink (the sidecar's StateStore) */
@@ -158,7 +160,7 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
       series: (key) => store.series(key),
     }
     this.tee = tee
-    this.normalizer = new Normalizer(opts.normalize ?? {}, tee)
+    this.normalizer = new Normalizer(opts.normalize ?? {}, tee, opts.normalizeHooks)
     this.timelines = opts.recordTimeline === true ? new Map() : undefined
     if (opts.state !== undefined) {
       const ttlMs = opts.state.versions.ttlMs ?? this.store.config.idleTtl

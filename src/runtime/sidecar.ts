@@ -13,6 +13,8 @@ import { systemClock, type Clock } from '../common/clock.js'
 import { errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
+import { normalizerEvents, type NormalizerHooks } from '../normalize/normalizer.js'
+import { SpanCoverageTopic } from '../state/span-coverage-topic.js'
 import type { PullbackConfig } from '../config/schema.js'
 import type { Verdict } from '../engine/verdict.js'
 import { resolveInstanceId } from '../kafka/config.js'
@@ -89,6 +91,7 @@ export class Sidecar implements Component {
   private evaluation: EvaluationScheduler | undefined
   private tickFailures = 0
   private started = false
+  private readonly coverageShare: SpanCoverageTopic | undefined
 
   constructor(private readonly o: SidecarOptions) {
     const cfg = o.config
@@ -99,11 +102,34 @@ export class Sidecar implements Component {
       const { topic, scope } = resolveState(st, cfg.kafka.groupPrefix)
       this.state = new StateStore({ transport: o.transport, config: st, topic, scope, groupPrefix: cfg.kafka.groupPrefix, logger: o.logger.child({ component: 'state' }), clock: this.clock })
     }
+    // span-coverage judgements shared with the other sidecars and kept across restarts (src/state/span-coverage-topic.ts)
+    if (st.spanCoverage.enabled && cfg.normalize.sourcePreference.coverage.enabled) {
+      this.coverageShare = new SpanCoverageTopic({
+        transport: o.transport,
+        topic: st.spanCoverage.topic ?? `${cfg.kafka.groupPrefix}.span-coverage`,
+        groupPrefix: cfg.kafka.groupPrefix,
+        logger: o.logger.child({ component: 'span-coverage' }),
+        maxServices: cfg.normalize.sourcePreference.coverage.maxResources,
+      })
+    }
+    const normLog = o.logger.child({ component: 'normalize' })
+    // a service's span source changing is a lifecycle event: one line per change, never per span
+    const normalizeHooks: NormalizerHooks = {
+      ...(this.coverageShare !== undefined ? { coverageShare: this.coverageShare } : {}),
+      spanCoverage: (c) =>
+        normLog.warn(
+          { service: c.service, spans: c.spans, requests: c.requests, intervals: c.intervals },
+          c.state === 'sampled'
+            ? 'SERVER spans hold fewer requests than the request metrics (sampled): the metrics count for this service'
+            : 'SERVER spans hold the request metrics\' requests again: the spans count for this service',
+        ),
+    }
     this.pipeline = new Pipeline({
       engine: cfg.engine,
       clock: this.clock,
       signals: cfg.signals,
       normalize: cfg.normalize,
+      normalizeHooks,
       ...(this.state !== undefined ? { state: { sink: this.state, minWriteIntervalMs: st.minWriteInterval, versions: { maxServices: st.versions.maxServices, maxPerService: st.versions.maxPerService, refreshMs: st.versions.refresh } } } : {}),
     })
     this.publisher = cfg.decider.distributed && !cfg.decider.enabled ? undefined : createPublisher(cfg, o.transport, o.logger.child({ component: 'publisher' }), o.signer)
@@ -119,7 +145,7 @@ export class Sidecar implements Component {
       })
       this.partials = partials
       // a live node's stream ends only at shutdown (final-tick flushes it): a leave, not replay's end of stream
-      this.ingest = new IngestNode({ node: instance, normalize: cfg.normalize, bucketMs: this.pipeline.store.bucketMs, lateness: cfg.engine.lateness, emit: (b) => (b.final ? partials.leave(b) : partials.publish(b)) })
+      this.ingest = new IngestNode({ node: instance, normalize: cfg.normalize, normalizeHooks, bucketMs: this.pipeline.store.bucketMs, lateness: cfg.engine.lateness, emit: (b) => (b.final ? partials.leave(b) : partials.publish(b)) })
       consumer = this.ingest
       if (cfg.decider.enabled) {
         this.decider = new DeciderService({
@@ -174,6 +200,8 @@ export class Sidecar implements Component {
       ...(cfg.decider.distributed ? [partialsTopicSpec(cfg)] : []),
     ])
     await this.publisher?.start()
+    // in the background: until the topic is read, each normalizer judges alone
+    await this.coverageShare?.start()
     if (this.partials !== undefined && this.ingest !== undefined) {
       await this.partials.start()
       this.partials.hello(this.ingest.name)
@@ -315,6 +343,17 @@ export class Sidecar implements Component {
       }
       const { partials, ingest } = this
       if (partials !== undefined && ingest !== undefined) this.metrics.registerEvents('partials', () => partialsEvents(partials.stats(), ingest.stats().partials))
+      // the normalizer's counters (src/normalize/README.md): points primed, reset, deduplicated, spans left out as sampled, ...
+      const ingestNode = this.ingest
+      const pipeline = this.pipeline
+      this.metrics.registerEvents('normalize', () => normalizerEvents(ingestNode !== undefined ? ingestNode.stats().normalizer : pipeline.normalizer.stats()))
+      const share = this.coverageShare
+      if (share !== undefined) {
+        this.metrics.registerEvents(share.name, () => {
+          const s = share.stats()
+          return { received: s.received, published: s.published, send_failures: s.sendFailures, refused: s.refused, malformed: s.malformed, evicted: s.evicted }
+        })
+      }
       const decider = this.decider
       if (decider !== undefined) this.metrics.registerEvents('decider', () => deciderEvents(decider.stats()))
       // identity.rejected.<reason>, identity.flagged.<reason>, pod index resyncs/overflow (src/identity/README.md)
@@ -358,6 +397,7 @@ export class Sidecar implements Component {
           this.pipeline.persistNow(this.clock.now())
           await this.state.shutdown()
         }
+        await this.coverageShare?.shutdown()
         await admin.disconnect()
         await this.metrics?.shutdown()
         await this.admin?.shutdown()

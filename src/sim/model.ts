@@ -138,6 +138,14 @@ export interface FleetSpec {
   /** emit SERVER spans (default true); false with `histograms` true is a metrics-only app */
   spans?: boolean
   /**
+   * the SERVER spans a sampler leaves (default: every span); the request metrics are never sampled:
+   * - 'head': a trace kept with probability `ratio` by its trace id (a `traceidratio` sampler: the
+   *   rates stay unbiased, the samples are `ratio` of the requests);
+   * - 'tail-errors': every failed request's span kept, and `ratio` of the others by trace id (a
+   *   Collector's tail_sampling with a status_code policy and a probabilistic one: error rates biased up).
+   */
+  spanSampling?: { mode: 'head' | 'tail-errors'; ratio: number }
+  /**
    * when metric collections happen (default 'aligned'):
    * - 'aligned': every pod at each multiple of `metricExportS` (one export line per collection);
    * - 'per-pod': as a PeriodicExportingMetricReader does it, each pod on its own schedule from its
@@ -168,6 +176,8 @@ export interface TelemetryShape {
   metrics: boolean
   metricExportS: number
   podIdentity: boolean
+  /** the spans are sampled (FleetSpec.spanSampling): the request metrics, not the spans, are the source that counts */
+  sampledSpans: boolean
 }
 
 export type ExpectedVerdict = 'rollback' | 'none' | 'incident' | 'rollback+not-recovered' | 'rollback+recovered'

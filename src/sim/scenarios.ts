@@ -80,6 +80,7 @@ interface Exporting {
   metricExportS?: number
   metricSchedule?: 'aligned' | 'per-pod'
   podIdentity?: boolean
+  spanSampling?: FleetSpec['spanSampling']
 }
 
 interface Shape {
@@ -119,11 +120,12 @@ function fleet(shape: Shape): FleetSpec {
     spans: shape.exporting?.spans ?? true,
     metricSchedule: shape.exporting?.metricSchedule ?? 'aligned',
     podIdentity: shape.exporting?.podIdentity ?? true,
+    ...(shape.exporting?.spanSampling !== undefined ? { spanSampling: shape.exporting.spanSampling } : {}),
   }
 }
 
 function telemetryOf(spec: FleetSpec): TelemetryShape {
-  return { spans: spec.spans ?? true, metrics: spec.histograms, metricExportS: spec.metricExportS, podIdentity: spec.podIdentity ?? true }
+  return { spans: spec.spans ?? true, metrics: spec.histograms, metricExportS: spec.metricExportS, podIdentity: spec.podIdentity ?? true, sampledSpans: spec.spanSampling !== undefined }
 }
 
 interface Def {
@@ -403,6 +405,18 @@ const VARIANTS: Def[] = [
     'spans-and-metrics',
     'SERVER spans (5 s batches) and http.server.request.duration (60 s) from the same SDK, for the same requests',
     { exporting: { spans: true, histograms: true, metricExportS: 60, metricSchedule: 'per-pod' } },
+    DEPLOY_AT,
+  ),
+  ...pair(
+    'spans-and-metrics-head-sampled',
+    'as spans-and-metrics, the spans from a 1 % traceidratio sampler (the metrics unsampled)',
+    { exporting: { spans: true, histograms: true, metricExportS: 60, metricSchedule: 'per-pod', spanSampling: { mode: 'head', ratio: 0.01 } } },
+    DEPLOY_AT,
+  ),
+  ...pair(
+    'spans-and-metrics-tail-sampled',
+    'as spans-and-metrics, the spans tail-sampled upstream (every failed request and 10 % of the rest; the metrics unsampled)',
+    { exporting: { spans: true, histograms: true, metricExportS: 60, metricSchedule: 'per-pod', spanSampling: { mode: 'tail-errors', ratio: 0.1 } } },
     DEPLOY_AT,
   ),
   ...pair('low-traffic-60s', 'checkout at 1.5 req/s on two pods, metrics only every 60 s', { checkout: LOW_TRAFFIC, exporting: metricsOnly(60) }, LATE_DEPLOY),

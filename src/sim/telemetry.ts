@@ -231,6 +231,14 @@ export class Simulation {
     return n
   }
 
+  /** FleetSpec.spanSampling: does the sampler keep this span? Deterministic by trace id. */
+  private sampled(span: ReadableSpan): boolean {
+    const sampling = this.spec.spanSampling
+    if (sampling === undefined) return true
+    if (sampling.mode === 'tail-errors' && span.status.code === SpanStatusCode.ERROR) return true
+    return hash32(`sample:${span.spanContext().traceId}`) / 0x1_0000_0000 < sampling.ratio
+  }
+
   private inOutage(service: string, s: number): boolean {
     return this.spec.outages.some((o) => s >= o.fromS && s < o.untilS && (o.services === undefined || o.services.includes(service)))
   }
@@ -241,7 +249,7 @@ export class Simulation {
    */
   takeSpans(s: number): ReadableSpan[] {
     const cutoff = this.timeMs(s)
-    const ready = this.pending.drain((span) => hrToMs(span.endTime) <= cutoff).filter((span) => !this.inOutage(String(span.resource.attributes['service.name']), s))
+    const ready = this.pending.drain((span) => hrToMs(span.endTime) <= cutoff).filter((span) => !this.inOutage(String(span.resource.attributes['service.name']), s) && this.sampled(span))
     ready.sort((a, b) => hrToMs(a.endTime) - hrToMs(b.endTime))
     return ready
   }
@@ -271,7 +279,7 @@ export class Simulation {
     const out: { atS: number; pod: Pod; spans: ReadableSpan[] }[] = []
     for (const d of due) {
       const cutoff = this.timeMs(d.atMs / 1000)
-      const spans = this.pending.drain((span, pod) => pod === d.pod && hrToMs(span.endTime) <= cutoff)
+      const spans = this.pending.drain((span, pod) => pod === d.pod && hrToMs(span.endTime) <= cutoff).filter((span) => this.sampled(span))
       if (spans.length === 0 || this.inOutage(d.pod.service.name, s)) continue
       spans.sort((a, b) => hrToMs(a.endTime) - hrToMs(b.endTime))
       out.push({ atS: d.atMs / 1000, pod: d.pod, spans })

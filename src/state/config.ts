@@ -34,6 +34,18 @@ export const stateSchema = z
     restoreTimeout: duration().default(120_000),
     /** records of this scope held while reading at start; past it further keys are ignored (counted) */
     maxRecords: z.number().int().min(1).default(200_000),
+    /**
+     * span-coverage judgements (a service's SERVER spans found sampled: its request metrics count,
+     * src/normalize/span-coverage.ts) shared by the fleet's sidecars on a compacted topic, and
+     * kept across restarts (src/state/span-coverage-topic.ts)
+     */
+    spanCoverage: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** compacted topic, one partition; unset: `<kafka.groupPrefix>.span-coverage` */
+        topic: z.string().min(1).optional(),
+      })
+      .prefault({}),
     versions: z
       .strictObject({
         /** services whose known versions are tracked */

@@ -7,10 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
-import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { AlwaysOnSampler, BasicTracerProvider, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { latencyFloorUs } from '../../src/normalize/buckets.js'
 import { Normalizer } from '../../src/normalize/normalizer.js'
+import type { RequestObservation } from '../../src/normalize/observations.js'
 import { SignalStore } from '../../src/signals/store.js'
 import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
 
@@ -54,10 +55,11 @@ class App {
     service: string,
     readonly version: string,
     private readonly tracing: boolean,
+    opts: { sampler?: Sampler; pod?: string } = {},
   ) {
-    // no pod identity on purpose: the span/metric choice must not depend on it
-    const resource = resourceFromAttributes({ 'service.name': service, 'service.version': version })
-    this.tp = new BasicTracerProvider({ resource, spanProcessors: [this.spans] })
+    // no pod identity by default on purpose: the span/metric choice must not depend on it
+    const resource = resourceFromAttributes({ 'service.name': service, 'service.version': version, ...(opts.pod !== undefined ? { 'k8s.pod.name': opts.pod } : {}) })
+    this.tp = new BasicTracerProvider({ resource, spanProcessors: [this.spans], sampler: opts.sampler ?? new AlwaysOnSampler() })
     this.mp = new MeterProvider({ resource, readers: [this.reader] })
     this.tracer = this.tp.getTracer('@opentelemetry/instrumentation-http')
     this.duration = this.mp.getMeter('@opentelemetry/instrumentation-http').createHistogram('http.server.request.duration', {
@@ -151,5 +153,64 @@ describe('spans and http.server.request.duration from the same OTel SDK', () => 
     const p99 = search.latency.valueAtQuantile(0.99)
     expect(p99).toBeGreaterThan(37_500 * 0.99)
     expect(latencyFloorUs(layout, p99)).toBe(25_000)
+  })
+})
+
+/** The SDK stamps metric points with its own clock: pinned here to the test's clock (the points' streams, buckets and attributes are the SDK's). */
+function pinTimes(req: ReturnType<typeof decodeMetricsProto>, startMs: number, timeMs: number): ReturnType<typeof decodeMetricsProto> {
+  for (const rm of req.resourceMetrics) for (const m of rm.metrics) for (const p of m.points) Object.assign(p, { startTimeMs: startMs, timeMs })
+  return req
+}
+
+describe('sampled spans and unsampled http.server.request.duration from the same OTel SDK', () => {
+  it('a traceidratio sampler at 10 %: once the spans are found to hold a tenth of the requests, the metrics count every request', async () => {
+    const seen: RequestObservation[] = []
+    const changes: unknown[] = []
+    const n = new Normalizer({}, { record: (o) => (o.kind === 'request' ? seen.push(o) : undefined) }, { spanCoverage: (c) => changes.push(c) })
+    const sampled = new App('checkout', '2.0.0', true, { sampler: new TraceIdRatioBasedSampler(0.1), pod: 'checkout-7d9f-a' })
+    const complete = new App('search', '1.0.0', true, { pod: 'search-5c8b-a' })
+    apps.push(sampled, complete)
+
+    const t0 = Date.UTC(2026, 11, 5, 12)
+    const PER_BATCH = 33
+    const ends: number[] = []
+    for (let k = 0; k < 8; k++) {
+      const from = t0 + k * 60_000
+      // 396 requests over the minute, spans exported in 5 s batches, then the minute's metric collection
+      for (let b = 0; b < 12; b++) {
+        for (let i = 0; i < PER_BATCH; i++) {
+          const end = from + b * 5_000 + 1 + i * (5_000 / PER_BATCH)
+          for (const app of [sampled, complete]) app.serve(end, 5 + (i % 40), i % 10 === 0 ? 503 : 200)
+        }
+        for (const app of [sampled, complete]) {
+          const spans = app.exportSpans()
+          if (spans !== undefined) expect(n.traces(decodeTracesProto(spans)).rejected).toBe(0)
+        }
+      }
+      ends.push(from + 60_000)
+      for (const app of [sampled, complete]) expect(n.metrics(pinTimes(decodeMetricsProto(await app.exportMetrics()), t0 - 1_000, from + 60_000)).rejected).toBe(0)
+    }
+    const perRound = 12 * PER_BATCH
+    const isSpan = (o: RequestObservation) => o.latencyCounts === undefined
+    const of = (service: string) => seen.filter((o) => o.key.service === service)
+    const sum = (os: RequestObservation[], f: (o: RequestObservation) => number) => os.reduce((a, o) => a + f(o), 0)
+    expect(n.stats().sampledServices).toBe(1)
+    expect(changes).toEqual([expect.objectContaining({ service: 'checkout', state: 'sampled' })])
+    // judged during the sixth minute: from then on its spans are left out and its metrics count every request
+    const switchedAt = Math.max(...of('checkout').filter(isSpan).map((o) => o.timeMs))
+    expect(switchedAt).toBeGreaterThan(ends[3]!)
+    expect(switchedAt).toBeLessThan(ends[5]!)
+    expect(n.stats().sampledSpans).toBeGreaterThan(0)
+    const metricRounds = of('checkout').filter((o) => !isSpan(o) && o.timeMs > ends[5]!)
+    expect(new Set(metricRounds.map((o) => o.timeMs))).toEqual(new Set([ends[6], ends[7]]))
+    expect(sum(metricRounds, (o) => o.count)).toBe(2 * perRound)
+    expect(sum(metricRounds, (o) => o.errors)).toBe(2 * 12 * 4) // i = 0, 10, 20, 30 of each batch fail
+    // before the judgement: the sampled spans, about a tenth of the requests
+    const spanCount = sum(of('checkout').filter((o) => isSpan(o) && o.timeMs <= ends[3]!), (o) => o.count)
+    expect(spanCount).toBeGreaterThan(0.05 * 4 * perRound)
+    expect(spanCount).toBeLessThan(0.2 * 4 * perRound)
+    // the fully traced service: its spans stay the source, every request once, no metric counted
+    expect(of('search').every(isSpan)).toBe(true)
+    expect(sum(of('search'), (o) => o.count)).toBe(8 * perRound)
   })
 })

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_START_MS, findScenario, recordScenario, recordToLines, SCENARIOS, type Scenario } from '../../src/sim/index.js'
+import type { FleetSpec } from '../../src/sim/index.js'
 
 const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url))
 
@@ -299,7 +300,7 @@ describe('scenario library: real-telemetry variants (issue 10)', () => {
   it('keeps the 18 tuned scenarios and their verdicts, and labels every variant', () => {
     const tuned = SCENARIOS.filter((s) => s.tuned)
     expect(Object.fromEntries(tuned.map((s) => [s.name, s.expected]))).toEqual(ORIGINAL)
-    for (const s of tuned) expect(s.telemetry).toEqual({ spans: true, metrics: false, metricExportS: 10, podIdentity: true })
+    for (const s of tuned) expect(s.telemetry).toEqual({ spans: true, metrics: false, metricExportS: 10, podIdentity: true, sampledSpans: false })
     const variants = SCENARIOS.filter((s) => !s.tuned)
     expect(variants.map((s) => s.name).sort()).toEqual(
       [
@@ -309,6 +310,10 @@ describe('scenario library: real-telemetry variants (issue 10)', () => {
         'metrics-15s-benign-deploy',
         'spans-and-metrics-bad-deploy',
         'spans-and-metrics-benign-deploy',
+        'spans-and-metrics-head-sampled-bad-deploy',
+        'spans-and-metrics-head-sampled-benign-deploy',
+        'spans-and-metrics-tail-sampled-bad-deploy',
+        'spans-and-metrics-tail-sampled-benign-deploy',
         'low-traffic-60s-bad-deploy',
         'low-traffic-60s-benign-deploy',
         'low-traffic-60s-hour-bad-deploy',
@@ -330,6 +335,33 @@ describe('scenario library: real-telemetry variants (issue 10)', () => {
     expect(long.deployAtS - long.faultOnsetS!).toBeGreaterThan(600)
     const mild = scenario('mild-pre-existing-breach')
     expect(mild.deployAtS - mild.faultOnsetS!).toBe(300)
+  })
+
+  it('sampled spans: a head sampler keeps whole traces at its ratio; tail sampling keeps every failed request', async () => {
+    const base = short('spans-and-metrics-benign-deploy', 300)
+    const as = (spanSampling: FleetSpec['spanSampling']): Scenario => ({ ...base, build: (seed) => ({ ...base.build(seed), spanSampling }) })
+    const spans = (lines: string[]) => {
+      const out: { trace: string; error: boolean }[] = []
+      for (const l of lines) {
+        if (!l.startsWith('{"resourceSpans"')) continue
+        const req = JSON.parse(l) as { resourceSpans: { scopeSpans: { spans: { traceId: string; status?: { code?: number } }[] }[] }[] }
+        for (const rs of req.resourceSpans) for (const ss of rs.scopeSpans) for (const sp of ss.spans) out.push({ trace: sp.traceId, error: sp.status?.code === 2 })
+      }
+      return out
+    }
+    // the same seed and scenario name: the same requests, so the sampled recordings are subsets of the full one
+    const all = spans(await recordToLines(base))
+    const head = spans(await recordToLines(as({ mode: 'head', ratio: 0.1 })))
+    const tail = spans(await recordToLines(as({ mode: 'tail-errors', ratio: 0.1 })))
+    const traces = new Set(all.map((s) => s.trace))
+    expect(head.every((s) => traces.has(s.trace))).toBe(true)
+    expect(head.length / all.length).toBeGreaterThan(0.08)
+    expect(head.length / all.length).toBeLessThan(0.12)
+    const errors = all.filter((s) => s.error).length
+    expect(errors).toBeGreaterThan(10)
+    expect(tail.filter((s) => s.error).length).toBe(errors)
+    expect((tail.length - errors) / (all.length - errors)).toBeGreaterThan(0.08)
+    expect((tail.length - errors) / (all.length - errors)).toBeLessThan(0.12)
   })
 
   it('metrics only every 60 s: no spans; each pod exports on its own schedule, one interval apart', async () => {

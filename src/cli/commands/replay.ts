@@ -21,6 +21,7 @@
  * Exit: 0 when the file was read (malformed lines are reported on stderr and skipped), 2 on usage
  * errors (incl. an invalid --config), 1 when the file cannot be read.
  */
+import { LocalCoverageShare } from '../../normalize/span-coverage.js'
 import { createReadStream } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
@@ -393,12 +394,15 @@ export async function replayLinesOnNodes(
   }
   // the simulated cluster's wall clock is plain replay's clock (ReplayClock)
   const clock = new ReplayClock(pipeline.store.config.maxFutureSkew)
+  // the sidecars' span-coverage topic, in process: one node's judgement is every node's
+  const coverageShare = new LocalCoverageShare()
   const nodes = Array.from(
     { length: opts.nodes },
     (_, i) =>
       new IngestNode({
         node: `node-${i}`,
         normalize,
+        normalizeHooks: { coverageShare },
         bucketMs: pipeline.store.bucketMs,
         lateness: cfg.engine.lateness,
         flushOpen: opts.flushOpen !== false,
@@ -542,11 +546,13 @@ export async function replayLinesOnTopic(
     { length: opts.nodes },
     () => new PartialsPublisher({ producer: opts.transport.producer(), topic: cfg.kafka.topics.partials, partitions, logger, maxQueue: 10_000_000 }),
   )
+  const coverageShare = new LocalCoverageShare()
   const nodes = publishers.map(
     (pub, i) =>
       new IngestNode({
         node: `node-${i}`,
         normalize: (cfg as { normalize?: object }).normalize ?? {},
+        normalizeHooks: { coverageShare },
         bucketMs,
         lateness: cfg.engine.lateness,
         emit: (b) => pub.publish(b),
