@@ -253,15 +253,15 @@ export class SpanCoverageTopic implements Component, CoverageShare {
     this.consumer = undefined
     this.st.reading = false
     if (consumer !== undefined) await consumer.stop().catch(() => undefined)
+    // one bound for everything left: the queue's flush, a connect or a produce call still in flight
+    // (an unreachable broker must not hold the drain)
+    const timer = new AbortController()
+    const deadline = sleep(this.o.flushTimeoutMs ?? 1_000, timer.signal)
     const flush = this.sending ?? (this.producerReady && this.queue.size > 0 ? this.drain() : undefined)
-    if (flush !== undefined) {
-      const timer = new AbortController()
-      await Promise.race([flush, sleep(this.o.flushTimeoutMs ?? 1_000, timer.signal)])
-      timer.abort()
-    }
+    if (flush !== undefined) await Promise.race([flush, deadline])
     this.abort.abort()
-    await this.connecting
-    await this.sending
+    await Promise.race([Promise.all([this.connecting, this.sending]), deadline])
+    timer.abort()
     this.st.abandonedAtShutdown += this.queue.size
     this.queue.clear()
     await this.producer.disconnect().catch(() => undefined)

@@ -110,6 +110,25 @@ describe('span-coverage topic (embedded bus)', () => {
     await waitFor(() => reader.get('shop/checkout') === 'sampled', 'reader.get(shop/checkout) === sampled')
   })
 
+  it('an unreachable broker never holds the drain: shutdown returns within its flush bound, the queue counted', async () => {
+    const bus = new MemoryBus()
+    const hang = () => new Promise<void>(() => undefined)
+    const transport: KafkaTransport = {
+      kind: 'embedded',
+      admin: () => ({ ...bus.admin(), connect: hang }),
+      consumer: (o) => bus.consumer(o),
+      producer: () => bus.producer(),
+    }
+    const s = share(transport, { flushTimeoutMs: 200 })
+    await s.start()
+    s.put(change('shop/checkout', 'sampled'))
+    expect(s.get('shop/checkout')).toBe('sampled')
+    const t0 = Date.now()
+    await s.shutdown()
+    expect(Date.now() - t0).toBeLessThan(5_000)
+    expect(s.stats()).toMatchObject({ published: 0, abandonedAtShutdown: 1, reading: false })
+  })
+
   it('bounded: past maxServices the least recently written judgement is forgotten and counted', async () => {
     const bus = new MemoryBus()
     const s = share(bus, { maxServices: 3 })
