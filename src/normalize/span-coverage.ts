@@ -180,8 +180,17 @@ export class SpanCoverage {
     return this.services.get(service)?.state ?? 'unknown'
   }
 
+  /**
+   * Called at every request-metric export of a version that also sends spans: least recently
+   * exported versions are forgotten first, so an active version keeps its spans tallied (a version
+   * forgotten while its intervals are pending would compare them with spans it stopped tallying).
+   */
   trackVersion(version: string): void {
-    if (!this.config.enabled || this.versions.has(version)) return
+    if (!this.config.enabled) return
+    if (this.versions.delete(version)) {
+      this.versions.set(version, true)
+      return
+    }
     if (this.versions.size >= this.config.maxResources) {
       const oldest = this.versions.keys().next().value
       if (oldest !== undefined) this.versions.delete(oldest)

@@ -98,6 +98,17 @@ describe('span coverage: are the SERVER spans all the requests?', () => {
     expect(cov.stats().evicted).toBe(6)
   })
 
+  it('tracked versions are forgotten least recently exported first: an active version keeps its spans tallied', () => {
+    const cov = new SpanCoverage({ ...CFG, maxResources: 2 })
+    cov.trackVersion('v1')
+    cov.trackVersion('v2')
+    cov.trackVersion('v1') // v1 exports again
+    cov.trackVersion('v3')
+    expect(cov.tracks('v1')).toBe(true)
+    expect(cov.tracks('v2')).toBe(false)
+    expect(cov.tracks('v3')).toBe(true)
+  })
+
   it('off: nothing is tracked', () => {
     const cov = new SpanCoverage({ ...CFG, enabled: false })
     cov.trackVersion('v')
