@@ -84,19 +84,6 @@ export interface NormalizerStats {
   sampledServices: number
 }
 
-/**
- * The counters as self-metric events (snake_case names); `sampledServices`, a gauge, is left out.
- * `accepted` and `rejected` are left out too: the receivers' ingest metrics count them.
- */
-export function normalizerEvents(s: NormalizerStats): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const [k, v] of Object.entries(s)) {
-    if (k === 'sampledServices' || k === 'accepted' || k === 'rejected') continue
-    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v
-  }
-  return out
-}
-
 /** What the runtime lends the normalizer: lifecycle events (logged, never per item) and the fleet's shared judgements. */
 export interface NormalizerHooks {
   /** a service's SERVER spans were judged sampled (its metrics count now) or complete again */
@@ -315,8 +302,10 @@ export class Normalizer {
         continue
       }
       // sampled spans of a service whose metrics count instead: tallied for the coverage check only
-      const sampled = this.coverage.anySampled() && this.coverage.sampled(serviceName(key))
+      const anySampled = this.coverage.anySampled()
       const tally = this.coverage.tracksAny() && this.coverage.tracks(versionId(key))
+      const service = anySampled || tally ? serviceName(key) : ''
+      const sampled = anySampled && this.coverage.sampled(service)
       const rec = sampled ? undefined : this.fast?.series(key)
       const ends = this.ends
       ends.length = 0
@@ -345,7 +334,7 @@ export class Normalizer {
         if (rec !== undefined) rec.recordRequest(t, d, error)
         else this.emit({ kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [d], latencyCounts: undefined })
       }
-      if (tally) this.coverage.spans(attrKey(rs.resource), serviceName(key), ends)
+      if (tally) this.coverage.spans(attrKey(rs.resource), service, ends)
       if (newestServer !== -Infinity) this.sawSpans(key, newestServer)
     }
     this.st.accepted += r.accepted

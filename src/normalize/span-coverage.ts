@@ -65,27 +65,39 @@ export interface CoverageShare {
   anySampled(): boolean
 }
 
-/** The share of in-process nodes (replay --nodes, tests): a bounded map, least recently written forgotten first. */
+/**
+ * The share of in-process nodes (replay --nodes, tests), and the judgements a transport holds
+ * (span-coverage-topic.ts): a bounded map, least recently written forgotten first (`evicted`).
+ */
 export class LocalCoverageShare implements CoverageShare {
   private readonly map = new Map<string, 'sampled' | 'complete'>()
   private sampledCount = 0
+  evicted = 0
   constructor(private readonly max = 10_000) {}
   get(service: string): 'sampled' | 'complete' | undefined {
     return this.map.get(service)
   }
   put(change: SpanCoverageChange): void {
-    const prev = this.map.get(change.service)
-    if (prev === 'sampled') this.sampledCount--
-    this.map.delete(change.service)
-    if (this.map.size >= this.max) {
+    this.set(change.service, change.state)
+  }
+  set(service: string, state: 'sampled' | 'complete'): void {
+    if (!this.delete(service) && this.map.size >= this.max) {
       const oldest = this.map.keys().next().value
       if (oldest !== undefined) {
-        if (this.map.get(oldest) === 'sampled') this.sampledCount--
-        this.map.delete(oldest)
+        this.delete(oldest)
+        this.evicted++
       }
     }
-    this.map.set(change.service, change.state)
-    if (change.state === 'sampled') this.sampledCount++
+    this.map.set(service, state)
+    if (state === 'sampled') this.sampledCount++
+  }
+  /** true when the service was held */
+  delete(service: string): boolean {
+    const prev = this.map.get(service)
+    if (prev === undefined) return false
+    if (prev === 'sampled') this.sampledCount--
+    this.map.delete(service)
+    return true
   }
   anySampled(): boolean {
     return this.sampledCount > 0

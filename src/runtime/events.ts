@@ -10,6 +10,26 @@ import type { PartialsPublisherStats } from '../partials/publisher.js'
 import type { AggregatorStats } from '../partials/aggregator.js'
 import type { DeciderServiceStats } from '../decider/service.js'
 import type { AdminSecurityStats } from './admin.js'
+import type { NormalizerStats } from '../normalize/normalizer.js'
+import type { SpanCoverageTopicStats } from '../state/span-coverage-topic.js'
+
+/**
+ * The normalizer's counters (src/normalize/README.md), snake_case; every field but the gauge
+ * `sampledServices` and `accepted` / `rejected` (the receivers' ingest metrics count those).
+ */
+export function normalizerEvents(s: NormalizerStats): ComponentEvents {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'sampledServices' || k === 'accepted' || k === 'rejected') continue
+    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v
+  }
+  return out
+}
+
+/** the span-coverage topic's judgements read, written and lost (src/state/span-coverage-topic.ts) */
+export function spanCoverageEvents(s: SpanCoverageTopicStats): ComponentEvents {
+  return { received: s.received, published: s.published, send_failures: s.sendFailures, refused: s.refused, malformed: s.malformed, evicted: s.evicted }
+}
 
 /** TLS handshake failures and reloads, refused authentications by reason (only what is configured) */
 export function securityEvents(s: TransportSecurityStats): ComponentEvents {

@@ -13,7 +13,7 @@ import { systemClock, type Clock } from '../common/clock.js'
 import { errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
-import { normalizerEvents, type NormalizerHooks } from '../normalize/normalizer.js'
+import type { NormalizerHooks } from '../normalize/normalizer.js'
 import { SpanCoverageTopic } from '../state/span-coverage-topic.js'
 import type { PullbackConfig } from '../config/schema.js'
 import type { Verdict } from '../engine/verdict.js'
@@ -34,7 +34,7 @@ import { EvaluationScheduler } from './evaluation-scheduler.js'
 import { resolveState } from '../state/config.js'
 import { StateStore } from '../state/store.js'
 import { IngestNode } from '../partials/ingest.js'
-import { adminEvents, deciderEvents, partialsEvents, securityEvents } from './events.js'
+import { adminEvents, deciderEvents, normalizerEvents, partialsEvents, securityEvents, spanCoverageEvents } from './events.js'
 import { PartialsPublisher } from '../partials/publisher.js'
 import { DeciderService, partialsTopicSpec } from '../decider/service.js'
 import type { TelemetryConsumer } from '../receivers/consumer.js'
@@ -348,12 +348,7 @@ export class Sidecar implements Component {
       const pipeline = this.pipeline
       this.metrics.registerEvents('normalize', () => normalizerEvents(ingestNode !== undefined ? ingestNode.stats().normalizer : pipeline.normalizer.stats()))
       const share = this.coverageShare
-      if (share !== undefined) {
-        this.metrics.registerEvents(share.name, () => {
-          const s = share.stats()
-          return { received: s.received, published: s.published, send_failures: s.sendFailures, refused: s.refused, malformed: s.malformed, evicted: s.evicted }
-        })
-      }
+      if (share !== undefined) this.metrics.registerEvents(share.name, () => spanCoverageEvents(share.stats()))
       const decider = this.decider
       if (decider !== undefined) this.metrics.registerEvents('decider', () => deciderEvents(decider.stats()))
       // identity.rejected.<reason>, identity.flagged.<reason>, pod index resyncs/overflow (src/identity/README.md)

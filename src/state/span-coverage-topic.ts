@@ -32,7 +32,7 @@ import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
 import { sleep } from '../common/sleep.js'
 import type { Batch, Consumer, KafkaTransport, Producer, ProducerRecord } from '../kafka/types.js'
-import type { CoverageShare, SpanCoverageChange } from '../normalize/span-coverage.js'
+import { LocalCoverageShare, type CoverageShare, type SpanCoverageChange } from '../normalize/span-coverage.js'
 
 export const SPAN_COVERAGE_SCHEMA = 1
 
@@ -66,8 +66,7 @@ type Judgement = 'sampled' | 'complete'
 
 export class SpanCoverageTopic implements Component, CoverageShare {
   readonly name = 'span-coverage'
-  private readonly map = new Map<string, Judgement>()
-  private sampledCount = 0
+  private readonly held: LocalCoverageShare
   private readonly queue = new Map<string, string>()
   private readonly producer: Producer
   private consumer: Consumer | undefined
@@ -78,11 +77,12 @@ export class SpanCoverageTopic implements Component, CoverageShare {
   private closed = false
   private shutdownP: Promise<void> | undefined
   private readonly max: number
-  private readonly st: SpanCoverageTopicStats = { received: 0, published: 0, sendFailures: 0, refused: 0, malformed: 0, evicted: 0, abandonedAtShutdown: 0, reading: false }
+  private readonly st: Omit<SpanCoverageTopicStats, 'evicted'> = { received: 0, published: 0, sendFailures: 0, refused: 0, malformed: 0, abandonedAtShutdown: 0, reading: false }
 
   constructor(private readonly o: SpanCoverageTopicOptions) {
     this.producer = o.transport.producer()
     this.max = o.maxServices ?? 10_000
+    this.held = new LocalCoverageShare(this.max)
   }
 
   start(): Promise<void> {
@@ -91,20 +91,20 @@ export class SpanCoverageTopic implements Component, CoverageShare {
   }
 
   stats(): SpanCoverageTopicStats {
-    return { ...this.st }
+    return { ...this.st, evicted: this.held.evicted }
   }
 
   get(service: string): Judgement | undefined {
-    return this.map.get(service)
+    return this.held.get(service)
   }
 
   anySampled(): boolean {
-    return this.sampledCount > 0
+    return this.held.anySampled()
   }
 
   put(change: SpanCoverageChange): void {
     if (this.closed) return
-    this.hold(change.service, change.state)
+    this.held.set(change.service, change.state)
     if (!this.queue.has(change.service) && this.queue.size >= this.max) {
       this.st.refused++
       return
@@ -123,27 +123,6 @@ export class SpanCoverageTopic implements Component, CoverageShare {
     return this.shutdownP
   }
 
-  private hold(service: string, state: Judgement): void {
-    const prev = this.map.get(service)
-    if (prev === 'sampled') this.sampledCount--
-    if (prev !== undefined) this.map.delete(service)
-    else if (this.map.size >= this.max) {
-      const oldest = this.map.keys().next().value
-      if (oldest !== undefined) {
-        if (this.map.get(oldest) === 'sampled') this.sampledCount--
-        this.map.delete(oldest)
-        this.st.evicted++
-      }
-    }
-    this.map.set(service, state)
-    if (state === 'sampled') this.sampledCount++
-  }
-
-  private forget(service: string): void {
-    if (this.map.get(service) === 'sampled') this.sampledCount--
-    this.map.delete(service)
-  }
-
   private handle = (batch: Batch): Promise<void> => {
     for (const m of batch.messages) {
       const service = m.key?.toString() ?? ''
@@ -152,7 +131,7 @@ export class SpanCoverageTopic implements Component, CoverageShare {
         continue
       }
       if (m.value === null) {
-        this.forget(service)
+        this.held.delete(service)
         continue
       }
       const state = judgementOf(m.value.toString())
@@ -162,7 +141,7 @@ export class SpanCoverageTopic implements Component, CoverageShare {
       }
       this.st.received++
       // a newer local judgement not yet written wins over an older one read back
-      if (!this.queue.has(service)) this.hold(service, state)
+      if (!this.queue.has(service)) this.held.set(service, state)
     }
     return Promise.resolve()
   }
