@@ -12,10 +12,12 @@
  *      before the assignment (broker timestamp) are recorded without judging, so the windows hold
  *      what the previous owner's held,
  *   3. the refill ends, and the engine judges once at the watermark reached, at whichever comes
- *      first: a batch that reaches the partition's end (lag 0: the high watermark when it was
- *      fetched) or a run produced after the assignment. From then on the engine ticks as usual.
- *      (Producer and decider clocks are compared for the second: a skew of s seconds judges or
- *      skips s seconds of history.) A partition with no records holds nothing to refill.
+ *      first: a batch that reaches the partition's end as the broker reported it at the assignment
+ *      (its high watermark, queried once; records produced while the refill runs do not move it),
+ *      a batch fetched with lag 0 (the end when it was fetched: the fallback when the query failed
+ *      or timed out), or a run produced after the assignment. From then on the engine ticks as
+ *      usual. (Producer and decider clocks are compared for the last: a skew of s seconds judges
+ *      or skips s seconds of history.) A partition with no records holds nothing to refill.
  * On revoke it writes its state (persistNow + flush) before the library hands the partitions on
  * (the client awaits the listener), so the next owner restores what it decided. Killed without a
  * revoke, the next owner restores the state of at most `runtime.state.minWriteInterval` earlier, and
@@ -77,6 +79,8 @@ export interface DeciderServiceStats {
   records: number
   /** runs (records up to a heartbeat) produced before their partition was assigned: recorded, not judged */
   refilledRuns: number
+  /** assignments whose partition ends the broker did not give within ENDS_TIMEOUT_MS (refill ended by lag 0 instead) */
+  endsUnknown: number
   undecodable: number
   /** records delivered for a partition this member no longer owns (between revoke and assign) */
   notOwned: number
@@ -97,8 +101,17 @@ interface Incarnation {
   assignedAtMs: number
   /** partitions read to their end since the assignment: every later run of theirs is judged */
   caughtUp: Set<number>
+  /** the owned partitions' ends at the assignment (undefined: not known, see ENDS_TIMEOUT_MS) */
+  ends: Map<number, number> | undefined
   aligner: PartitionAligner
 }
+
+/**
+ * How long an assignment waits for the broker's partition ends before refilling without them (the
+ * consumer fetches nothing meanwhile: the listener is awaited). Without them the refill still ends,
+ * at a batch fetched with lag 0 or at the first run produced after the assignment: later, never wrong.
+ */
+export const ENDS_TIMEOUT_MS = 5_000
 
 export class DeciderService implements Component {
   readonly name = 'decider'
@@ -114,6 +127,7 @@ export class DeciderService implements Component {
     foreignRecords: 0,
     records: 0,
     refilledRuns: 0,
+    endsUnknown: 0,
     undecodable: 0,
     notOwned: 0,
     eventsNotOwned: 0,
@@ -247,7 +261,9 @@ export class DeciderService implements Component {
       turns: cfg.runtime.evaluation,
       onTick: (res, now, watermark) => this.o.onTick(res, now, watermark, pipeline),
     })
-    const inc: Incarnation = { partitions: owned, pipeline, decider, refilling: true, assignedAtMs: Date.now(), caughtUp: new Set(), aligner: undefined as unknown as PartitionAligner }
+    const assignedAtMs = Date.now()
+    const ends = await this.partitionEnds(owned)
+    const inc: Incarnation = { partitions: owned, pipeline, decider, refilling: true, assignedAtMs, caughtUp: new Set(), ends, aligner: undefined as unknown as PartitionAligner }
     inc.aligner = new PartitionAligner(owned, (r) => {
       if (!r.history && inc.refilling) {
         inc.refilling = false
@@ -259,6 +275,32 @@ export class DeciderService implements Component {
     decider.assign(owned)
     this.current = inc
     this.o.logger.info({ partitions: [...owned], restored: this.st.restoredRecords }, 'decider partitions assigned; refilling windows')
+  }
+
+  /**
+   * The owned partitions' ends as the broker reports them now, asked once per assignment: records
+   * below them were produced before the assignment (history), and a refill that reads up to them
+   * has read what the previous owner left, however many records arrive meanwhile (a batch's lag
+   * counts those too and may never reach 0 while ingest nodes publish). Undefined (counted in
+   * `endsUnknown`, one warn line) when the broker does not answer within ENDS_TIMEOUT_MS.
+   */
+  private async partitionEnds(owned: Set<number>): Promise<Map<number, number> | undefined> {
+    const admin = this.o.transport.admin()
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ENDS_TIMEOUT_MS} ms`)), ENDS_TIMEOUT_MS)
+      })
+      const all = await Promise.race([admin.connect().then(() => admin.partitionEnds(this.o.config.kafka.topics.partials)), timeout])
+      return new Map([...owned].map((p) => [p, all.get(p) ?? 0]))
+    } catch (err) {
+      this.st.endsUnknown += 1
+      this.o.logger.warn({ partitions: [...owned], err: errorMessage(err) }, 'decider could not read the partition ends; the refill ends at lag 0 or the first new record')
+      return undefined
+    } finally {
+      clearTimeout(timer)
+      void admin.disconnect().catch(() => undefined)
+    }
   }
 
   private async revoke(lost: boolean): Promise<void> {
@@ -316,10 +358,13 @@ export class DeciderService implements Component {
       if (pb.partials.length === 0) push()
     }
     if (run.length > 0) push()
-    // the batch reached the partition's end (its high watermark when fetched): what the previous
-    // owner left is all read, so the last run judges once at the watermark reached, without
-    // waiting for a record produced after the assignment (up to a bucket plus the lateness later)
-    if (b.lag === 0) {
+    // the batch reached the partition's end (as it was at the assignment, or its high watermark
+    // when fetched): what the previous owner left is all read, so the last run judges once at the
+    // watermark reached, without waiting for a record produced after the assignment (up to a
+    // bucket plus the lateness later)
+    const end = cur.ends?.get(b.partition)
+    const lastMessage = b.messages[b.messages.length - 1]
+    if (b.lag === 0 || (end !== undefined && lastMessage !== undefined && Number(lastMessage.offset) + 1 >= end)) {
       cur.caughtUp.add(b.partition)
       const last = runs[runs.length - 1]
       if (last !== undefined) last.history = false

@@ -331,6 +331,15 @@ class ConfluentAdmin implements Admin {
     await this.connect()
     return this.op('admin list topics', this.a.listTopics())
   }
+  async partitionEnds(topic: string): Promise<Map<number, number>> {
+    await this.connect()
+    try {
+      const offsets = await this.op('admin fetch topic offsets', this.a.fetchTopicOffsets(topic))
+      return new Map(offsets.map((o) => [o.partition, Number(o.high)]))
+    } catch (err) {
+      throw err instanceof PermanentError ? err : classifyKafkaError(err, 'fetch topic offsets')
+    }
+  }
   async deleteTopics(topics: string[]): Promise<void> {
     await this.connect()
     await this.op('admin delete topics', this.a.deleteTopics({ topics }))

@@ -180,6 +180,7 @@ export class MemoryBus implements KafkaTransport {
         return Promise.resolve()
       },
       listTopics: () => Promise.resolve([...this.topics.keys()]),
+      partitionEnds: (topic: string) => Promise.resolve(new Map((this.topics.get(topic)?.partitions ?? []).map((p, i) => [i, p.end]))),
       deleteTopics: (names: string[]) => {
         for (const n of names) this.topics.delete(n)
         return Promise.resolve()

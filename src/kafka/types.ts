@@ -133,6 +133,12 @@ export interface Admin {
   /** creates the topics that do not exist yet; existing ones are left alone */
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
+  /**
+   * The end of each partition of `topic` as the broker answers now (its high watermark: the offset
+   * the next record will get); a partition that never held a record ends at 0. Rejects with a
+   * RetryableError or PermanentError, as the other operations.
+   */
+  partitionEnds(topic: string): Promise<Map<number, number>>
   deleteTopics(topics: string[]): Promise<void>
   disconnect(): Promise<void>
 }

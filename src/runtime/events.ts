@@ -74,6 +74,7 @@ export function deciderEvents(s: DeciderServiceStats): ComponentEvents {
     revokes: s.revokes,
     records: s.records,
     refilled_runs: s.refilledRuns,
+    ends_unknown: s.endsUnknown,
     undecodable: s.undecodable,
     not_owned: s.notOwned,
     align_overflow: s.alignOverflow,

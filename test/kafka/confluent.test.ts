@@ -62,8 +62,10 @@ describeKafka(`kafka adapter (real broker, ${label})`, () => {
 
     // Phase 1: consume everything; per key, sequence numbers arrive strictly in order, none missing.
     const got = new Map<string, number[]>()
+    const delivered = new Map<number, number>()
     const c1 = consumer()
     await c1.start(async (b: Batch) => {
+      delivered.set(b.partition, (delivered.get(b.partition) ?? 0) + b.messages.length)
       for (const m of b.messages) {
         const { key, seq } = parse(m)
         const list = got.get(key) ?? []
@@ -79,6 +81,14 @@ describeKafka(`kafka adapter (real broker, ${label})`, () => {
       expect(list, key).toEqual(Array.from({ length: 10_000 / KEYS }, (_, i) => i + 1))
     }
     expect(c1.stats().messages).toBe(10_000)
+    // the partition ends the broker reports (what a new decider owner refills up to): 10,000 records
+    // over the 3 partitions, each end the count its partition delivered
+    const admin = transport.admin()
+    const ends = await admin.partitionEnds(topic)
+    await admin.disconnect()
+    expect([...ends.keys()].sort()).toEqual([0, 1, 2])
+    for (const [p, n] of delivered) expect(ends.get(p), `partition ${p}`).toBe(n)
+    expect([...ends.values()].reduce((a, n) => a + n, 0)).toBe(10_000)
 
     // Phase 2: 900 more; the handler fails every batch of partition 0, so those are never committed.
     await produce(900)
