@@ -183,6 +183,14 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   // (c) window() + p99 of the last 30 s for every series. One pass over 10,000 series takes ~30 ms,
   // so a single pass is at the mercy of one GC or one descheduling: every figure but the cold one
   // is the median of REPEATS passes (the cold pass can only happen once per process).
+  // What moves these figures between records is the process, not the pass (session 32, this
+  // machine): 30 passes of the same range averaged 5.1-6.2 ms in some processes and 8.6-10.4 ms in
+  // others of the same build, steady within a process for minutes (a process can switch once), with
+  // no GC but scavenges and no deoptimisation between its blocks; the same with V8's random and hash
+  // seeds fixed, address randomisation off (`setarch -R`), `--predictable`, `--single-threaded-gc` or
+  // transparent huge pages on. A 64 MiB pointer chase in the same processes stayed at 158-168 ns,
+  // so neither is it DRAM latency. A pass reads ~10,000 x 6 bucket histograms, far beyond the 4 MiB
+  // L2: where the process's pages land in the shared cache is the likeliest cause; not proven.
   const REPEATS = 7
   const now = T0 + span
   const pass = (from: number, to: number): number => {
