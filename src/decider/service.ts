@@ -29,6 +29,7 @@
  * counted and skipped.
  */
 import { classify, errorMessage } from '../common/errors.js'
+import { sleep } from '../common/sleep.js'
 import type { Clock } from '../common/clock.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
@@ -101,7 +102,7 @@ interface Incarnation {
   assignedAtMs: number
   /** partitions read to their end since the assignment: every later run of theirs is judged */
   caughtUp: Set<number>
-  /** the owned partitions' ends at the assignment (undefined: not known, see ENDS_TIMEOUT_MS) */
+  /** the partials partitions' ends at the assignment, by partition (undefined: not known, see ENDS_TIMEOUT_MS) */
   ends: Map<number, number> | undefined
   aligner: PartitionAligner
 }
@@ -278,7 +279,7 @@ export class DeciderService implements Component {
   }
 
   /**
-   * The owned partitions' ends as the broker reports them now, asked once per assignment: records
+   * The partials partitions' ends as the broker reports them now, asked once per assignment: records
    * below them were produced before the assignment (history), and a refill that reads up to them
    * has read what the previous owner left, however many records arrive meanwhile (a batch's lag
    * counts those too and may never reach 0 while ingest nodes publish). Undefined (counted in
@@ -286,19 +287,18 @@ export class DeciderService implements Component {
    */
   private async partitionEnds(owned: Set<number>): Promise<Map<number, number> | undefined> {
     const admin = this.o.transport.admin()
-    let timer: NodeJS.Timeout | undefined
+    const waited = new AbortController()
     try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ENDS_TIMEOUT_MS} ms`)), ENDS_TIMEOUT_MS)
-      })
-      const all = await Promise.race([admin.connect().then(() => admin.partitionEnds(this.o.config.kafka.topics.partials)), timeout])
-      return new Map([...owned].map((p) => [p, all.get(p) ?? 0]))
+      // a partition the broker leaves out has no end here: its refill ends by lag 0
+      const ends = await Promise.race([admin.connect().then(() => admin.partitionEnds(this.o.config.kafka.topics.partials)), sleep(ENDS_TIMEOUT_MS, waited.signal).then(() => undefined)])
+      if (ends === undefined) throw new Error(`no answer within ${ENDS_TIMEOUT_MS} ms`)
+      return ends
     } catch (err) {
       this.st.endsUnknown += 1
       this.o.logger.warn({ partitions: [...owned], err: errorMessage(err) }, 'decider could not read the partition ends; the refill ends at lag 0 or the first new record')
       return undefined
     } finally {
-      clearTimeout(timer)
+      waited.abort()
       void admin.disconnect().catch(() => undefined)
     }
   }
