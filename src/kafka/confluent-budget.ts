@@ -111,6 +111,7 @@ export class BudgetedConsumer implements Consumer {
         'allow.auto.create.topics': true,
         'session.timeout.ms': 10_000,
         'heartbeat.interval.ms': 1_000,
+        ...(opts.maxWaitMs !== undefined ? { 'fetch.wait.max.ms': opts.maxWaitMs } : {}),
         log_level: 4,
         'statistics.interval.ms': PROBE_INTERVAL_MS,
         ...limits,

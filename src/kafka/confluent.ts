@@ -148,6 +148,7 @@ class ConfluentConsumer implements Consumer {
       // a byte budget (issue 16 item 2) replaces the fetch size and caps librdkafka's pre-fetch queue
       ...(opts.maxBufferedBytes !== undefined ? bufferLimitProperties(opts.maxBufferedBytes) : {}),
       'heartbeat.interval.ms': 1_000,
+      ...(opts.maxWaitMs !== undefined ? { 'fetch.wait.max.ms': opts.maxWaitMs } : {}),
       ...(opts.onAssignment !== undefined ? { rebalance_cb: (err: { code?: unknown }, assignment: { topic: string; partition: number }[], fns: { assignmentLost(): boolean }) => this.onRebalance(err, assignment, fns) } : {}),
       'statistics.interval.ms': PROBE_INTERVAL_MS,
       stats_cb: (ev: { message?: unknown }) => {

@@ -88,6 +88,15 @@ export interface ConsumerOptions {
    * keep coming, synchronous at stop), so a crash may redeliver up to 100 ms more.
    */
   maxBufferedBytes?: number
+  /**
+   * how long the broker may hold a fetch while no record arrives (librdkafka's `fetch.wait.max.ms`,
+   * default 500). A broker answers one connection's requests in order, so the consumer's other
+   * requests to that broker wait behind a held fetch: the offset lookups of newly assigned
+   * partitions with no committed offset wait up to one hold, and their first fetch up to another
+   * (the decider's refill measured 1.0 s late this way, DeciderService). Lower: those waits
+   * shorter, an idle consumer's fetches more frequent. The embedded bus ignores it.
+   */
+  maxWaitMs?: number
   /** called for errors the consumer loop cannot hand to the handler (never throws out of the loop) */
   onError?: (err: unknown) => void
   /** partition assignment changes of this member, awaited before fetching resumes */

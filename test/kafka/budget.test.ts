@@ -8,7 +8,7 @@ import { silentLogger } from '../../src/common/logger.js'
 import { BudgetedConsumer, recordsWithin } from '../../src/kafka/confluent-budget.js'
 import type { LibRawConsumer, LibRawMessage, LibTopicPartitionOffset } from '../../src/kafka/client.js'
 import { SecurityWatch } from '../../src/kafka/librdkafka.js'
-import type { Batch } from '../../src/kafka/types.js'
+import type { Batch, ConsumerOptions } from '../../src/kafka/types.js'
 
 const MiB = 1024 * 1024
 
@@ -66,11 +66,11 @@ function records(partition: number, from: number, count: number, bytes: number):
   return Array.from({ length: count }, (_, i) => ({ topic: 't', partition, offset: from + i, size: bytes, value: Buffer.alloc(8), key: null, timestamp: 1 }))
 }
 
-function make(script: LibRawMessage[], budget = 4 * MiB, maxBatchSize = 500) {
+function make(script: LibRawMessage[], budget = 4 * MiB, maxBatchSize = 500, extra: Partial<ConsumerOptions> = {}) {
   const raw = new ScriptedConsumer(script)
   const errors: unknown[] = []
   const c = new BudgetedConsumer(
-    { groupId: 'g', topics: ['t'], maxBufferedBytes: budget, maxBatchSize, onError: (e) => errors.push(e) },
+    { groupId: 'g', topics: ['t'], maxBufferedBytes: budget, maxBatchSize, onError: (e) => errors.push(e), ...extra },
     {
       create: (conf) => {
         raw.conf = conf
@@ -120,6 +120,9 @@ describe('BudgetedConsumer (scripted library consumer)', () => {
     for (const n of seen) expect(n * big).toBeLessThanOrEqual(MiB)
     expect(raw.conf['fetch.max.bytes']).toBe(MiB)
     expect(raw.conf['enable.auto.commit']).toBe(false)
+    // the broker's fetch hold is librdkafka's default unless the consumer asks (types.ts maxWaitMs)
+    expect(raw.conf['fetch.wait.max.ms']).toBeUndefined()
+    expect(make([], 4 * MiB, 500, { maxWaitMs: 100 }).raw.conf['fetch.wait.max.ms']).toBe(100)
   })
 
   it('splits one consume by partition, keeps offset order, and commits last+1 per partition once handled', async () => {
