@@ -90,7 +90,7 @@ export interface KafkaClientModule {
   KafkaConsumer: new (conf: Record<string, unknown>, topicConf: Record<string, unknown>) => LibRawConsumer
   KafkaJS: {
     Kafka: new (config: Record<string, unknown>) => LibKafka
-    logLevel: { WARN: number }
+    logLevel: { WARN: number; DEBUG: number }
   }
 }
 

@@ -58,6 +58,9 @@ export const kafkaSaslSchema = z.strictObject({
 
 export const kafkaAuthSchema = z.strictObject({ sasl: kafkaSaslSchema.optional() })
 
+/** librdkafka's debug contexts (CONFIGURATION.md, `debug`), for `kafka.debug` */
+export const LIBRDKAFKA_DEBUG_CONTEXTS = ['all', 'generic', 'broker', 'topic', 'metadata', 'feature', 'queue', 'msg', 'protocol', 'cgrp', 'security', 'fetch', 'interceptor', 'plugin', 'consumer', 'admin', 'eos', 'mock', 'assignor', 'conf', 'telemetry'] as const
+
 export const kafkaSchema = z
   .strictObject({
     /** bootstrap servers, "host:port"; empty means the embedded in-process bus */
@@ -77,6 +80,18 @@ export const kafkaSchema = z
     tls: kafkaTlsSchema.optional(),
     /** `{ sasl: { mechanism, username, passwordFile } }` for every client; unset: no authentication */
     auth: kafkaAuthSchema.optional(),
+    /**
+     * librdkafka's debug contexts for every client (its `debug` property, comma-separated, e.g.
+     * "consumer,cgrp,fetch"): its debug lines go to pullback's log at level debug (component
+     * librdkafka; PULLBACK_LOG_LEVEL=debug to see them). Many lines per second: for diagnosis
+     * only. Unset: none.
+     */
+    debug: z
+      .string()
+      .refine((v) => v.split(',').every((c) => (LIBRDKAFKA_DEBUG_CONTEXTS as readonly string[]).includes(c)), {
+        message: `comma-separated librdkafka debug contexts, each one of ${LIBRDKAFKA_DEBUG_CONTEXTS.join(', ')}`,
+      })
+      .optional(),
   })
   .prefault({})
 

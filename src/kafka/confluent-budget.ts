@@ -46,6 +46,8 @@ export interface BudgetedConsumerDeps {
   base: Record<string, unknown>
   log: Logger
   watch: SecurityWatch
+  /** `kafka.debug` is set (its contexts are in `base`): librdkafka's debug lines are logged at debug */
+  debug?: boolean
 }
 
 /**
@@ -112,7 +114,8 @@ export class BudgetedConsumer implements Consumer {
         'session.timeout.ms': 10_000,
         'heartbeat.interval.ms': 1_000,
         ...(opts.maxWaitMs !== undefined ? { 'fetch.wait.max.ms': opts.maxWaitMs } : {}),
-        log_level: 4,
+        // warnings and worse only, unless kafka.debug asks for librdkafka's debug lines (level 7)
+        log_level: deps.debug === true ? 7 : 4,
         'statistics.interval.ms': PROBE_INTERVAL_MS,
         ...limits,
         offset_commit_cb: (err: unknown) => this.onCommitted(err),
@@ -120,7 +123,10 @@ export class BudgetedConsumer implements Consumer {
       { 'auto.offset.reset': opts.fromBeginning ?? true ? 'earliest' : 'latest' },
     )
     this.c.on('event.log', (l) => {
-      if (l.severity > 4) return
+      if (l.severity > 4) {
+        if (deps.debug === true) deps.log.debug({ component: 'librdkafka', fac: l.fac, group: opts.groupId }, l.message)
+        return
+      }
       deps.watch.observe(l.message)
       deps.log.warn({ component: 'librdkafka', fac: l.fac, group: opts.groupId }, l.message)
     })

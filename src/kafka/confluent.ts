@@ -35,10 +35,12 @@ export interface ConfluentOptions {
   logger?: Logger
   /** kafka.tls / kafka.auth mapped by config.ts's librdkafkaSecurity; unset: PLAINTEXT */
   security?: LibrdkafkaSecurity
+  /** `kafka.debug`: librdkafka's debug contexts; their lines are logged at debug */
+  debug?: string
 }
 
 /** Routes the library's log lines into pino; its "error" lines for handler failures are ours to report, so they are debug. */
-function libraryLogger(log: Logger, watch: SecurityWatch): LibLogger {
+function libraryLogger(log: Logger, watch: SecurityWatch, debug: boolean): LibLogger {
   const make = (l: Logger): LibLogger => ({
     info: (message: string, extra?: object) => l.debug(extra ?? {}, message),
     error: (message: string, extra?: object) => {
@@ -49,7 +51,7 @@ function libraryLogger(log: Logger, watch: SecurityWatch): LibLogger {
       watch.observe(message)
       l.warn(extra ?? {}, message)
     },
-    debug: () => undefined,
+    debug: debug ? (message: string, extra?: object) => l.debug(extra ?? {}, message) : () => undefined,
     namespace: (namespace: string) => make(l.child({ ns: namespace })),
     setLogLevel: () => undefined,
   })
@@ -370,15 +372,18 @@ export class ConfluentTransport implements KafkaTransport {
     const security = opts.security ?? PLAINTEXT_SECURITY
     this.watch = new SecurityWatch(security.summary)
     const { KafkaJS, KafkaConsumer } = kafkaClient()
+    const debug = opts.debug !== undefined ? { debug: opts.debug } : {}
     this.budgeted = {
       create: (conf, topicConf) => new KafkaConsumer(conf, topicConf),
-      base: { ...security.properties(), 'bootstrap.servers': opts.brokers.join(','), 'client.id': opts.clientId },
+      base: { ...security.properties(), ...debug, 'bootstrap.servers': opts.brokers.join(','), 'client.id': opts.clientId },
       log: this.log,
       watch: this.watch,
+      debug: opts.debug !== undefined,
     }
     this.kafka = new KafkaJS.Kafka({
       ...security.properties(),
-      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log, this.watch), logLevel: KafkaJS.logLevel.WARN },
+      ...debug,
+      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log, this.watch, opts.debug !== undefined), logLevel: opts.debug !== undefined ? KafkaJS.logLevel.DEBUG : KafkaJS.logLevel.WARN },
     })
   }
   producer(): Producer {

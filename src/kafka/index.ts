@@ -17,7 +17,7 @@ export async function createTransport(cfg: KafkaConfig, logger?: Logger): Promis
     for (const w of security.warnings) logger?.warn({ security: security.summary }, w)
     logger?.info({ brokers: cfg.brokers, security: security.summary }, 'kafka transport')
     const { ConfluentTransport } = await import('./confluent.js')
-    return new ConfluentTransport({ brokers: cfg.brokers, clientId: cfg.clientId, logger, security })
+    return new ConfluentTransport({ brokers: cfg.brokers, clientId: cfg.clientId, logger, security, ...(cfg.debug !== undefined ? { debug: cfg.debug } : {}) })
   }
   const { embeddedBus } = await import('./memory.js')
   return embeddedBus()

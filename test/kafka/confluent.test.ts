@@ -2,6 +2,7 @@
  * The Kafka adapter against the real broker: keyed order, commit-after-success, redelivery of what
  * was not committed, and no redelivery of what was.
  */
+import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfluentTransport, lagFromStatistics } from '../../src/kafka/confluent.js'
 import type { Batch, ConsumedMessage, Consumer } from '../../src/kafka/types.js'
@@ -148,6 +149,31 @@ describeKafka(`kafka adapter (real broker, ${label})`, () => {
     expect(c.stats().lastPollMs).toBe(frozenAt)
     expect(c.stats().lag).toBeGreaterThan(0)
     release()
+  }, 60_000)
+
+  it('kafka.debug: librdkafka debug lines of the chosen contexts reach the log at level debug', async () => {
+    // librdkafka's cgrp context tells the group's join states; nothing else logs that line
+    const joinStates = (lines: string[]) =>
+      lines.map((l) => JSON.parse(l) as { level: number; component?: string; msg?: string }).filter((l) => l.component === 'librdkafka' && l.level === 20 && /changed join state/.test(l.msg ?? ''))
+    const debugTopic = uniqueName('it-debug')
+    const run = async (debug: string | undefined, until: (lines: string[]) => boolean) => {
+      const lines: string[] = []
+      const t = new ConfluentTransport({ brokers: kafkaBrokers().split(','), clientId: 'pullback-test', logger: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }), ...(debug !== undefined ? { debug } : {}) })
+      const admin = t.admin()
+      await admin.ensureTopics([{ topic: debugTopic, numPartitions: 1, replicationFactor: 1 }])
+      await admin.disconnect()
+      const c = t.consumer({ groupId: uniqueName('it-debug-group'), topics: [debugTopic], onError: () => undefined, ...budget })
+      consumers.push(c)
+      await c.start(() => Promise.resolve())
+      await waitFor(() => until(lines), 'the consumer joined its group', 30_000)
+      await c.stop()
+      return lines
+    }
+    expect(joinStates(await run('consumer,cgrp', (l) => joinStates(l).length > 0)).length).toBeGreaterThan(0)
+    // without kafka.debug none, over a consumer's whole join (its probe has reported progress)
+    const t0 = Date.now()
+    const quiet = await run(undefined, (l) => l.length > 0 && Date.now() - t0 > 3000)
+    expect(joinStates(quiet)).toEqual([])
   }, 60_000)
 })
 }

@@ -30,6 +30,9 @@ describe('schema', () => {
     expect(issues({ auth: { sasl: { mechanism: 'GSSAPI', username: 'u', passwordFile: '/p' } } }).join('\n')).toMatch(/^kafka\.auth\.sasl\.mechanism: /m)
     expect(issues({ auth: { sasl: { mechanism: 'PLAIN', username: 'u', password: 'inline' } } }).join('\n')).toMatch(/^kafka\.auth\.sasl(\.passwordFile)?: /m)
     expect(issues({ tls: { caFile: '/ca', serverName: 'x' } }).join('\n')).toMatch(/^kafka\.tls: .*serverName/m)
+    expect(issues({ debug: 'consumer,fetches' }).join('\n')).toMatch(/^kafka\.debug: comma-separated librdkafka debug contexts/m)
+    expect(issues({ debug: '' }).join('\n')).toMatch(/^kafka\.debug: /m)
+    expect(kafka({ debug: 'consumer,cgrp,fetch' }).debug).toBe('consumer,cgrp,fetch')
   })
   it('nothing set: no security keys, PLAINTEXT', () => {
     const s = librdkafkaSecurity(kafka({}), files({}))
