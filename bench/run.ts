@@ -184,6 +184,8 @@ async function main(): Promise<number> {
   const here = fileURLToPath(new URL('.', import.meta.url))
   const results: { name: string; args?: string[]; outcome: Outcome }[] = []
   const started = Date.now()
+  // read now: the children load dist/ as it is at the start, and the checkout may move on while they run
+  const commit = gitCommit()
   const loadStart = loadavg()
   // the machine's own speed before and after (bench/machine-speed.ts): a shared VM's moves by more than the tolerance from day to day
   const speedStart = probe()
@@ -216,7 +218,9 @@ async function main(): Promise<number> {
   process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
   const doc = {
     startedAt: new Date(started).toISOString(),
-    commit: gitCommit(),
+    commit,
+    // the checkout moved during the run (the figures are the start's: `commit`)
+    ...(gitCommit() !== commit ? { commitAtEnd: gitCommit() } : {}),
     node: process.version,
     cpus: cpus().length,
     loadavg: { start: loadStart, end: loadavg() },
