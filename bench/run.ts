@@ -216,11 +216,12 @@ async function main(): Promise<number> {
   const speed = (s: typeof speedStart) => (s === undefined ? 'n/a' : `${s.median.toFixed(0)} rounds/s`)
   lines.push(`machine speed (bench/machine-speed.ts, median of 7 rounds): ${speed(speedStart)} before, ${speed(speedEnd)} after`)
   process.stdout.write(`\nbench summary\n${lines.join('\n')}\n`)
+  const commitAtEnd = gitCommit()
   const doc = {
     startedAt: new Date(started).toISOString(),
     commit,
     // the checkout moved during the run (the figures are the start's: `commit`)
-    ...(gitCommit() !== commit ? { commitAtEnd: gitCommit() } : {}),
+    ...(commitAtEnd !== commit ? { commitAtEnd } : {}),
     node: process.version,
     cpus: cpus().length,
     loadavg: { start: loadStart, end: loadavg() },

@@ -372,18 +372,19 @@ export class ConfluentTransport implements KafkaTransport {
     const security = opts.security ?? PLAINTEXT_SECURITY
     this.watch = new SecurityWatch(security.summary)
     const { KafkaJS, KafkaConsumer } = kafkaClient()
-    const debug = opts.debug !== undefined ? { debug: opts.debug } : {}
+    const debugging = opts.debug !== undefined
+    const debug = debugging ? { debug: opts.debug } : {}
     this.budgeted = {
       create: (conf, topicConf) => new KafkaConsumer(conf, topicConf),
       base: { ...security.properties(), ...debug, 'bootstrap.servers': opts.brokers.join(','), 'client.id': opts.clientId },
       log: this.log,
       watch: this.watch,
-      debug: opts.debug !== undefined,
+      debug: debugging,
     }
     this.kafka = new KafkaJS.Kafka({
       ...security.properties(),
       ...debug,
-      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log, this.watch, opts.debug !== undefined), logLevel: opts.debug !== undefined ? KafkaJS.logLevel.DEBUG : KafkaJS.logLevel.WARN },
+      kafkaJS: { brokers: opts.brokers, clientId: opts.clientId, logger: libraryLogger(this.log, this.watch, debugging), logLevel: debugging ? KafkaJS.logLevel.DEBUG : KafkaJS.logLevel.WARN },
     })
   }
   producer(): Producer {
