@@ -1,6 +1,6 @@
 /**
  * Reading a topic "to its end" through the KafkaTransport interface, which has no high-watermark
- * query: a reader consumes from the beginning in a group of its own and, to know it has caught up,
+ * query: a reader (no consumer group: src/kafka/types.ts ReaderOptions) reads from the beginning and, to know it has caught up,
  * appends a marker record (header `pullback-marker: <nonce>`, empty JSON value) with a chosen key and
  * waits until it reads that nonce back. Everything written before the marker to the marker key's
  * partition has then been read. Hence: tables read this way (the actuator state topic, artifacts)
@@ -66,10 +66,9 @@ export class TopicTail implements Component {
       }
     }
     if (this.ownProducer) await this.producer.connect()
-    this.consumer = this.o.transport.consumer({
-      groupId: `${this.o.groupPrefix}.tail.${this.o.topic}.${randomUUID().slice(0, 8)}`,
-      topics: [this.o.topic],
-      fromBeginning: true,
+    this.consumer = this.o.transport.reader({
+      name: `${this.o.groupPrefix}.tail.${this.o.topic}`,
+      topic: this.o.topic,
       onError: (err) => this.o.logger.warn({ err: errorMessage(err), topic: this.o.topic }, 'tail consumer error'),
     })
     await this.consumer.start((batch) => {

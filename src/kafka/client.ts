@@ -69,10 +69,17 @@ export interface LibTopicPartitionOffset {
   partition: number
   offset: number
 }
+/** the broker metadata the lower-level client answers (only what a reader uses) */
+export interface LibMetadata {
+  topics: { name: string; partitions: { id: number }[] }[]
+}
 /** the library's lower-level (node-rdkafka style) consumer, for what the KafkaJS layer cannot size in bytes */
 export interface LibRawConsumer {
   connect(metadataOptions: { timeout?: number } | undefined, cb: (err: unknown) => void): unknown
   subscribe(topics: string[]): unknown
+  /** partitions taken without a group (a reader); offset -2: from the beginning */
+  assign(assignments: LibTopicPartitionOffset[]): unknown
+  getMetadata(options: { topic?: string; timeout?: number }, cb: (err: unknown, metadata: LibMetadata) => void): unknown
   setDefaultConsumeTimeout(ms: number): void
   /** in the library (lib/kafka-consumer.js), not in its type declarations */
   setDefaultIsTimeoutOnlyForFirstMessage?(only: boolean): void

@@ -20,23 +20,43 @@
  *   batches are delivered again (at-least-once, as before).
  * - no rebalance listener: librdkafka assigns partitions itself (`onAssignment` is refused).
  * Never throws out of its loop; errors go to `onError`.
+ *
+ * The same class is the transport's group-less reader (types.ts ReaderOptions; `reader` given): no
+ * subscribe, no commit (its `group.id` only satisfies the library: no group is formed). The loop
+ * asks the broker's metadata for the topic (every READER_METADATA_MS until it lists partitions; a
+ * reader never creates a topic) and assigns all of them from their beginning itself.
  */
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import { sleep } from '../common/sleep.js'
 import { bufferLimitProperties, MIN_BUFFERED_BYTES } from './buffer-limits.js'
-import type { LibRawConsumer, LibRawMessage, LibTopicPartitionOffset } from './client.js'
+import type { LibMetadata, LibRawConsumer, LibRawMessage, LibTopicPartitionOffset } from './client.js'
 import { PROBE_INTERVAL_MS, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError, type SecurityWatch } from './librdkafka.js'
 import type { BatchHandler, ConsumedMessage, Consumer, ConsumerOptions, ConsumerStats } from './types.js'
 
 /** how long one consume waits for a first record: bounds how late `stop` is noticed and how stale `lastPollMs` gets when idle */
 const POLL_MS = 250
+/**
+ * a reader's: its stop is on the path of whoever read a topic to its end (a decider's restore waits
+ * for it; at 250 ms it was most of the restore), and an idle reader's extra wake-ups are cheap
+ */
+export const READER_POLL_MS = 50
+/**
+ * a reader's `fetch.wait.max.ms` unless its options say otherwise: partitions whose start offset
+ * is looked up after the first fetch went out join only the next one (ConsumerOptions.maxWaitMs),
+ * and a read to the end waits for its last partitions
+ */
+export const READER_FETCH_WAIT_MS = 100
 /** the longest a handled batch waits for its commit while records keep coming */
 const COMMIT_INTERVAL_MS = 100
 /** librdkafka ERR__NO_OFFSET: a commit with nothing to commit, not an error */
 const NO_OFFSET = -168
 /** weight of the newest consume's mean record size in the running estimate */
 const SIZE_WEIGHT = 0.3
+/** a reader's wait between metadata requests while its topic is not listed yet; also each request's timeout */
+export const READER_METADATA_MS = 500
+/** librdkafka RD_KAFKA_OFFSET_BEGINNING: a partition's first retained record */
+const OFFSET_BEGINNING = -2
 
 export type RawConsumerFactory = (conf: Record<string, unknown>, topicConf: Record<string, unknown>) => LibRawConsumer
 
@@ -70,6 +90,12 @@ export function recordsWithin(budgetBytes: number, recordBytes: number, maxBatch
   return Math.max(1, Math.min(maxBatchSize, n))
 }
 
+/** what makes a BudgetedConsumer a group-less reader (ConfluentTransport.reader) */
+export interface ReaderMode {
+  name: string
+  topic: string
+}
+
 export class BudgetedConsumer implements Consumer {
   private readonly c: LibRawConsumer
   private readonly s: ConsumerStats = { lastPollMs: 0, lastBatchMs: 0, batches: 0, messages: 0, handlerFailures: 0, lag: undefined, connected: false }
@@ -92,27 +118,43 @@ export class BudgetedConsumer implements Consumer {
   private readonly reseek = new Map<string, LibTopicPartitionOffset>()
   /** aborted by stop(): a backoff ends early then */
   private readonly stopping = new AbortController()
+  /** a reader: whether its topic's partitions are assigned yet */
+  private assigned = false
+  /** who this is in log lines */
+  private readonly who: Record<string, string>
 
   constructor(
     private readonly opts: ConsumerOptions & { maxBufferedBytes: number },
     private readonly deps: BudgetedConsumerDeps,
+    private readonly reader?: ReaderMode,
   ) {
     if (opts.onAssignment !== undefined) throw new PermanentError('KAFKA_STATE', 'a byte-budgeted consumer takes no assignment listener')
     this.budget = Math.max(MIN_BUFFERED_BYTES, opts.maxBufferedBytes)
     this.maxBatch = Math.max(1, opts.maxBatchSize ?? 500)
+    this.who = reader !== undefined ? { reader: reader.name } : { group: opts.groupId }
     const limits = bufferLimitProperties(this.budget)
     this.recordBytes = limits['fetch.max.bytes']
+    const membership =
+      reader !== undefined
+        ? // the library refuses a consumer without a group id; one that only assigns, with offsets
+          // given and nothing committed, never joins nor writes that group (no group is formed)
+          { 'group.id': opts.groupId }
+        : {
+            'group.id': opts.groupId,
+            // what the KafkaJS layer sets, so members of one group made by either API agree
+            'partition.assignment.strategy': 'roundrobin',
+            'session.timeout.ms': 10_000,
+            'heartbeat.interval.ms': 1_000,
+          }
     this.c = deps.create(
       {
         ...deps.base,
-        'group.id': opts.groupId,
+        ...membership,
         'enable.auto.commit': false,
         'enable.auto.offset.store': false,
-        // what the KafkaJS layer sets, so members of one group made by either API agree
-        'partition.assignment.strategy': 'roundrobin',
-        'allow.auto.create.topics': true,
-        'session.timeout.ms': 10_000,
-        'heartbeat.interval.ms': 1_000,
+        // a group member's subscription may create its topic (a broker with auto.create.topics.enable),
+        // as the KafkaJS layer's does; a reader waits for its topic and never creates one
+        'allow.auto.create.topics': reader === undefined,
         ...(opts.maxWaitMs !== undefined ? { 'fetch.wait.max.ms': opts.maxWaitMs } : {}),
         // warnings and worse only, unless kafka.debug asks for librdkafka's debug lines (level 7)
         log_level: deps.debug === true ? 7 : 4,
@@ -124,14 +166,14 @@ export class BudgetedConsumer implements Consumer {
     )
     this.c.on('event.log', (l) => {
       if (l.severity > 4) {
-        if (deps.debug === true) deps.log.debug({ component: 'librdkafka', fac: l.fac, group: opts.groupId }, l.message)
+        if (deps.debug === true) deps.log.debug({ component: 'librdkafka', fac: l.fac, ...this.who }, l.message)
         return
       }
       deps.watch.observe(l.message)
-      deps.log.warn({ component: 'librdkafka', fac: l.fac, group: opts.groupId }, l.message)
+      deps.log.warn({ component: 'librdkafka', fac: l.fac, ...this.who }, l.message)
     })
     // connection-level errors (broker down, all brokers down) are retried by librdkafka itself
-    this.c.on('event.error', (err) => this.deps.log.debug({ err: errorMessage(err), group: opts.groupId }, 'kafka consumer event'))
+    this.c.on('event.error', (err) => this.deps.log.debug({ err: errorMessage(err), ...this.who }, 'kafka consumer event'))
     this.c.on('event.stats', (ev) => {
       if (typeof ev?.message === 'string') this.onStatistics(ev.message)
     })
@@ -140,14 +182,14 @@ export class BudgetedConsumer implements Consumer {
   async start(handler: BatchHandler): Promise<void> {
     if (this.started) throw new PermanentError('KAFKA_STATE', 'consumer already started')
     this.started = true
-    const what = `consumer ${this.opts.groupId} start`
+    const what = this.reader !== undefined ? `reader ${this.reader.name} start` : `consumer ${this.opts.groupId} start`
     try {
       const connected = new Promise<void>((resolve, reject) => {
         this.c.connect({ timeout: 30_000 }, (err) => (err ? reject(err instanceof Error ? err : new Error(errorMessage(err))) : resolve()))
       })
       await this.deps.watch.guard(what, connected, () => this.disconnect())
-      this.c.subscribe(this.opts.topics)
-      this.c.setDefaultConsumeTimeout(POLL_MS)
+      if (this.reader === undefined) this.c.subscribe(this.opts.topics)
+      this.c.setDefaultConsumeTimeout(this.reader !== undefined ? READER_POLL_MS : POLL_MS)
       // after the first record, take what is queued without waiting for more
       this.c.setDefaultIsTimeoutOnlyForFirstMessage?.(true)
     } catch (err) {
@@ -170,6 +212,10 @@ export class BudgetedConsumer implements Consumer {
 
   private async run(handler: BatchHandler): Promise<void> {
     while (!this.stopped) {
+      if (this.reader !== undefined && !this.assigned) {
+        await this.assignReader(this.reader.topic)
+        continue
+      }
       const n = recordsWithin(this.budget, this.recordBytes, this.maxBatch)
       let records: LibRawMessage[]
       try {
@@ -187,6 +233,33 @@ export class BudgetedConsumer implements Consumer {
       }
       if (records.length < n || Date.now() - this.lastCommitMs >= COMMIT_INTERVAL_MS) this.commitPending()
     }
+  }
+
+  /**
+   * A reader's one assignment: every partition the broker's metadata lists for `topic`, from the
+   * beginning. Not listed yet (the topic does not exist, or its creation has not reached this
+   * broker): asks again after READER_METADATA_MS; a failed request is reported and retried alike.
+   */
+  private async assignReader(topic: string): Promise<void> {
+    let partitions: number[] = []
+    try {
+      const md = await new Promise<LibMetadata>((resolve, reject) => {
+        this.c.getMetadata({ topic, timeout: READER_METADATA_MS }, (err, m) => (err ? reject(err instanceof Error ? err : new Error(errorMessage(err))) : resolve(m)))
+      })
+      partitions = (md.topics.find((t) => t.name === topic)?.partitions ?? []).map((p) => p.id)
+      this.s.lastPollMs = Date.now()
+    } catch (err) {
+      if (this.stopped) return
+      this.report(classifyKafkaError(err, `metadata of ${topic}`))
+    }
+    if (this.stopped) return
+    if (partitions.length === 0) {
+      await this.pause(READER_METADATA_MS)
+      return
+    }
+    partitions.sort((a, b) => a - b)
+    this.c.assign(partitions.map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })))
+    this.assigned = true
   }
 
   private learnSize(records: LibRawMessage[]): void {
@@ -334,7 +407,7 @@ export class BudgetedConsumer implements Consumer {
     })
   }
 
-  /** Finishes the batch in hand, commits what was handled (synchronously), leaves the group. Idempotent. */
+  /** Finishes the batch in hand, commits what was handled (synchronously), leaves the group (a reader: disconnects). Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true

@@ -12,7 +12,7 @@ import { PermanentError, RetryableError, errorMessage } from '../common/errors.j
 import { silentLogger, type Logger } from '../common/logger.js'
 import { sleep } from '../common/sleep.js'
 import { bufferLimitProperties } from './buffer-limits.js'
-import { BudgetedConsumer, type BudgetedConsumerDeps } from './confluent-budget.js'
+import { BudgetedConsumer, READER_FETCH_WAIT_MS, type BudgetedConsumerDeps } from './confluent-budget.js'
 import { kafkaClient, type LibAdmin, type LibConsumer, type LibKafka, type LibLogger, type LibProducer } from './client.js'
 import { PLAINTEXT_SECURITY, type LibrdkafkaSecurity } from './config.js'
 import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError } from './librdkafka.js'
@@ -26,8 +26,10 @@ import type {
   KafkaTransport,
   Producer,
   ProducerRecord,
+  ReaderOptions,
   TopicSpec,
 } from './types.js'
+import { READER_BUFFERED_BYTES } from './types.js'
 
 export interface ConfluentOptions {
   brokers: string[]
@@ -395,6 +397,21 @@ export class ConfluentTransport implements KafkaTransport {
     const { maxBufferedBytes } = opts
     if (maxBufferedBytes !== undefined && opts.onAssignment === undefined) return new BudgetedConsumer({ ...opts, maxBufferedBytes }, this.budgeted)
     return new ConfluentConsumer(this.kafka, opts, this.log, this.watch)
+  }
+  /** the lower-level consumer without a group (confluent-budget.ts, ReaderMode) */
+  reader(opts: ReaderOptions): Consumer {
+    const consumerOpts: ConsumerOptions & { maxBufferedBytes: number } = {
+      // never joined (ReaderMode): names the reader in the library's and pullback's log lines
+      groupId: `reader.${opts.name}`,
+      topics: [opts.topic],
+      fromBeginning: true,
+      commit: false,
+      maxBufferedBytes: opts.maxBufferedBytes ?? READER_BUFFERED_BYTES,
+      ...(opts.maxBatchSize !== undefined ? { maxBatchSize: opts.maxBatchSize } : {}),
+      maxWaitMs: opts.maxWaitMs ?? READER_FETCH_WAIT_MS,
+      ...(opts.onError !== undefined ? { onError: opts.onError } : {}),
+    }
+    return new BudgetedConsumer(consumerOpts, this.budgeted, { name: opts.name, topic: opts.topic })
   }
   admin(): Admin {
     return new ConfluentAdmin(this.kafka, this.watch)

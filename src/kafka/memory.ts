@@ -7,7 +7,8 @@
  *   an unkeyed record goes round-robin. Producing to (or subscribing to) an unknown topic creates it
  *   with `defaultPartitions`, like a broker with auto.create.topics.enable.
  * - consumer groups own committed offsets; the partitions of a topic are spread over the group's
- *   members (round-robin by member id) and re-spread on every join/leave (a rebalance).
+ *   members (round-robin by member id) and re-spread on every join/leave (a rebalance). A reader
+ *   is the one member of a group the bus does not keep (nothing committed, nothing left behind).
  * - a handler gets one partition's batch in offset order; offsets are committed only after its
  *   promise resolves, and only if the member still owns the partition (as a commit after a
  *   rebalance fails in Kafka). A rejected batch is not committed and is delivered again from the
@@ -32,6 +33,7 @@ import type {
   KafkaTransport,
   Producer,
   ProducerRecord,
+  ReaderOptions,
   TopicPartition,
   TopicSpec,
 } from './types.js'
@@ -169,6 +171,23 @@ export class MemoryBus implements KafkaTransport {
 
   consumer(opts: ConsumerOptions): Consumer {
     return new MemoryConsumer(this, opts)
+  }
+
+  /** a member of a group of its own that the bus does not keep: nothing committed, nothing left behind */
+  reader(opts: ReaderOptions): Consumer {
+    const own: GroupState = { id: `reader.${opts.name}`, committed: new Map(), members: [], generation: 0, revoking: new Set() }
+    return new MemoryConsumer(
+      this,
+      {
+        groupId: own.id,
+        topics: [opts.topic],
+        fromBeginning: true,
+        commit: false,
+        ...(opts.maxBatchSize !== undefined ? { maxBatchSize: opts.maxBatchSize } : {}),
+        ...(opts.onError !== undefined ? { onError: opts.onError } : {}),
+      },
+      own,
+    )
   }
 
   admin(): Admin {
@@ -329,9 +348,11 @@ class MemoryConsumer implements Consumer {
   constructor(
     private readonly bus: MemoryBus,
     private readonly opts: ConsumerOptions,
+    /** a reader's own group (MemoryBus.reader); else the bus's group of `opts.groupId` */
+    group?: GroupState,
   ) {
     this.topics = [...opts.topics]
-    this.group = bus.group(opts.groupId)
+    this.group = group ?? bus.group(opts.groupId)
     this.maxBatch = Math.max(1, opts.maxBatchSize ?? 500)
   }
 

@@ -108,6 +108,35 @@ export interface ConsumerOptions {
   commit?: boolean
 }
 
+/**
+ * A reader: every partition of one topic from its beginning, without a consumer group (the client
+ * assigns the partitions itself; librdkafka `assign`, never `subscribe`). For reading a topic to its
+ * end and tailing it (the engine state changelog, the actuator's compacted tables, the audit log),
+ * where a group of its own per read cost twice on a user's cluster: a group formed anew waits the
+ * broker's `group.initial.rebalance.delay.ms` (3 s by default) for its first assignment, and a
+ * throwaway group stays listed (in `kafka-consumer-groups --list`, in every lag exporter) until
+ * `offsets.retention.minutes` (7 days by default) after its last commit. A reader forms no group,
+ * commits nothing and is never rebalanced. It waits for the topic to exist (a reader started before
+ * the topic's first record sees it once the broker's metadata lists it) and reads the partitions
+ * the topic has then; partitions added later are not read. Delivery is that of a consumer: one
+ * partition's messages in offset order per handler call, a rejected batch delivered again.
+ */
+export interface ReaderOptions {
+  /** names the reader in logs and errors (no group of this name is formed) */
+  name: string
+  topic: string
+  /** upper bound on messages per handler call; default 500 */
+  maxBatchSize?: number
+  /** as `ConsumerOptions.maxBufferedBytes`; default READER_BUFFERED_BYTES (a reader is never unbounded) */
+  maxBufferedBytes?: number
+  /** as `ConsumerOptions.maxWaitMs`; a real-broker reader defaults to 100 ms (confluent-budget.ts READER_FETCH_WAIT_MS) */
+  maxWaitMs?: number
+  onError?: (err: unknown) => void
+}
+
+/** a reader's byte budget when its options set none: what it fetches and holds at once */
+export const READER_BUFFERED_BYTES = 8 * 1024 * 1024
+
 export interface ConsumerStats {
   /** unix ms of the last successful poll (with or without messages); a stalled consumer stops moving it */
   lastPollMs: number
@@ -122,9 +151,9 @@ export interface ConsumerStats {
 }
 
 export interface Consumer {
-  /** joins the group and starts delivering to `handler`; resolves once subscribed */
+  /** joins the group (a reader: connects) and starts delivering to `handler`; resolves once subscribed */
   start(handler: BatchHandler): Promise<void>
-  /** commits what was handled, leaves the group; idempotent */
+  /** commits what was handled, leaves the group (a reader: disconnects); idempotent */
   stop(): Promise<void>
   stats(): ConsumerStats
 }
@@ -157,5 +186,7 @@ export interface KafkaTransport {
   readonly kind: 'kafka' | 'embedded'
   producer(): Producer
   consumer(opts: ConsumerOptions): Consumer
+  /** a group-less reader of one topic from its beginning (ReaderOptions) */
+  reader(opts: ReaderOptions): Consumer
   admin(): Admin
 }

@@ -15,8 +15,8 @@
  *   retried with backoff (250 ms .. 10 s), one warn line when failing starts, one info line when it
  *   works. Until the topic is read, `get` answers from what was read so far (nothing at first): the
  *   normalizer then relies on its own judgement, as without the share.
- * - The reader is a consumer in a group of its own that never commits: every start reads the topic
- *   from the beginning, then follows it. At most `maxServices` judgements are held (least recently
+ * - The reader belongs to no consumer group (src/kafka/types.ts ReaderOptions): every start reads
+ *   the topic from the beginning, then follows it. At most `maxServices` judgements are held (least recently
  *   written forgotten first, counted in `evicted`); a record that is not a judgement is skipped and
  *   counted (`malformed`).
  * - `put` is synchronous: the judgement is held locally at once and queued for the producer (one
@@ -26,7 +26,6 @@
  *   What is still queued is counted (`abandonedAtShutdown`): another node, or this one after its
  *   restart, judges again.
  */
-import { randomUUID } from 'node:crypto'
 import { errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
@@ -162,11 +161,9 @@ export class SpanCoverageTopic implements Component, CoverageShare {
         }
         await this.producer.connect()
         this.producerReady = true
-        const consumer = this.o.transport.consumer({
-          groupId: `${this.o.groupPrefix}.span-coverage.${randomUUID().slice(0, 8)}`,
-          topics: [this.o.topic],
-          fromBeginning: true,
-          commit: false,
+        const consumer = this.o.transport.reader({
+          name: `${this.o.groupPrefix}.span-coverage`,
+          topic: this.o.topic,
           onError: (err) => log.debug({ err: errorMessage(err), topic: this.o.topic }, 'span-coverage reader error'),
         })
         try {

@@ -6,10 +6,10 @@
  * when the record was deleted. A record goes to partition hash(service id) mod `partitions`, so all
  * records of a service share a partition (what a decider owning a service's partition restores).
  *
- * Reading to the end (`load()`): a consumer in a group of its own reads from the beginning; a marker
+ * Reading to the end (`load()`): a reader (no consumer group: src/kafka/types.ts ReaderOptions) reads every partition from the beginning; a marker
  * record (header `pullback-state-marker: <nonce>`) is appended to every partition, and the read is
  * complete once every nonce has been read back. A read that stops making progress is retried from
- * the beginning with a new consumer and new markers, a failed consumer or topic creation with
+ * the beginning with a new reader and new markers, a failed reader or topic creation with
  * backoff; each attempt is logged. Nothing here
  * exits the process: after `restoreTimeout` the outcome is `abandoned` and the caller starts without
  * restored state.
@@ -183,10 +183,9 @@ export class StateStore implements Component, StateSink {
           await this.ensureReady()
           if (consumer === undefined) {
             table.clear()
-            consumer = this.o.transport.consumer({
-              groupId: `${this.o.groupPrefix}.state.${this.o.scope}.${randomUUID().slice(0, 8)}`,
-              topics: [this.o.topic],
-              fromBeginning: true,
+            consumer = this.o.transport.reader({
+              name: `${this.o.groupPrefix}.state.${this.o.scope}`,
+              topic: this.o.topic,
               onError: (err) => log.debug({ err: errorMessage(err), topic: this.o.topic }, 'state reader error'),
             })
             try {
@@ -204,7 +203,7 @@ export class StateStore implements Component, StateSink {
             return { kind: 'loaded', records: [...table].map(([key, value]) => ({ key, value })), read: this.st.read, attempts, ms }
           }
           if (end === 'deadline') break
-          // a consumer that never saw the (fresh) topic's partitions stays blind: start over with a new one
+          // a reader that makes no progress (a partition's leader lost, markers never coming back): start over with a new one
           await consumer.stop().catch(() => undefined)
           consumer = undefined
           throw new RetryableError('STATE_READ_STALLED', `no progress reading ${this.o.topic} for ${this.stallMs()} ms`)

@@ -33,6 +33,7 @@ function transportOf(bus: MemoryBus, variant: Variant): KafkaTransport {
       if (variant !== 'no-lag') return c
       return { start: (h) => c.start(({ lag: _lag, ...b }) => h(b)), stop: () => c.stop(), stats: () => c.stats() }
     },
+    reader: (o) => bus.reader(o),
     admin: () => {
       const a = bus.admin()
       return variant === 'no-ends' ? { ...a, partitionEnds: () => Promise.reject(new Error('not answering')) } : a

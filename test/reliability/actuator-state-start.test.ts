@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { silentLogger } from '../../src/common/logger.js'
 import { ActuatorState } from '../../src/actuator/state.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
-import type { Consumer, ConsumerOptions, KafkaTransport } from '../../src/kafka/types.js'
+import type { Consumer, ConsumerOptions, KafkaTransport, ReaderOptions } from '../../src/kafka/types.js'
 
 /** the embedded bus, except that the first `deaf` consumers join but never receive anything (a consumer stuck on a topic it cannot see yet) */
 function flakyTransport(deaf: number): { transport: KafkaTransport; consumers: () => number } {
@@ -17,9 +17,10 @@ function flakyTransport(deaf: number): { transport: KafkaTransport; consumers: (
     kind: 'embedded',
     producer: () => bus.producer(),
     admin: () => bus.admin(),
-    consumer: (opts: ConsumerOptions): Consumer => {
+    consumer: (opts: ConsumerOptions): Consumer => bus.consumer(opts),
+    reader: (opts: ReaderOptions): Consumer => {
       n++
-      if (n > deaf) return bus.consumer(opts)
+      if (n > deaf) return bus.reader(opts)
       return {
         start: () => Promise.resolve(),
         stop: () => Promise.resolve(),

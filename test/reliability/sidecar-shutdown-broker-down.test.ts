@@ -28,7 +28,7 @@ describe('sidecar SIGTERM with the broker down', () => {
       send: () => new Promise<void>(() => undefined),
       disconnect: () => new Promise<void>(() => undefined),
     }
-    const transport: KafkaTransport = { kind: 'kafka', producer: () => unreachable, consumer: (o) => bus.consumer(o), admin: () => bus.admin() }
+    const transport: KafkaTransport = { kind: 'kafka', producer: () => unreachable, consumer: (o) => bus.consumer(o), reader: (o) => bus.reader(o), admin: () => bus.admin() }
     const walFile = join(dir, 'decisions.wal')
     const sidecar = new Sidecar({
       config: parseConfig({

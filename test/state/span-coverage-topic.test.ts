@@ -92,6 +92,7 @@ describe('span-coverage topic (embedded bus)', () => {
       kind: 'embedded',
       admin: () => bus.admin(),
       consumer: (o) => bus.consumer(o),
+      reader: (o) => bus.reader(o),
       producer: (): Producer => {
         const real = bus.producer()
         return { connect: () => real.connect(), disconnect: () => real.disconnect(), send: (t, r) => (failing ? Promise.reject(new Error('broker down')) : real.send(t, r)) }
@@ -117,6 +118,7 @@ describe('span-coverage topic (embedded bus)', () => {
       kind: 'embedded',
       admin: () => ({ ...bus.admin(), connect: hang }),
       consumer: (o) => bus.consumer(o),
+      reader: (o) => bus.reader(o),
       producer: () => bus.producer(),
     }
     const s = share(transport, { flushTimeoutMs: 200 })

@@ -11,7 +11,9 @@
 #   tools/kafka/broker.sh status   exit 0 if it is running and answering
 #
 # Environment: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_DIR (state, logs, pid;
-# default ${TMPDIR:-/tmp}/pullback-kafka-$KAFKA_PORT). A test that stops its broker runs its own:
+# default ${TMPDIR:-/tmp}/pullback-kafka-$KAFKA_PORT), KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS (0, so
+# tests do not wait; the broker's own default is 3000, what a consumer group formed anew waits for
+# its first assignment on a user's cluster). A test that stops its broker runs its own:
 # other ports and its own KAFKA_DIR, never the shared one. On success `start`, `resume` and
 # `restart` print the bootstrap address.
 #
@@ -81,7 +83,7 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
+group.initial.rebalance.delay.ms=${KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS:-0}
 PROPS
   if [ "$security" = sasl_ssl ]; then
     sasl_ssl_props >> "$dir/server.properties"
