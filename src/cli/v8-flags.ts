@@ -1,6 +1,6 @@
 /**
  * V8 settings the pullback process applies to itself when run as a command (cli/main.ts), so that
- * the container image, `npm start`, the benches' child processes and a user's own `node
+ * the container image, the `pullback` bin, the benches' child processes and a user's own `node
  * dist/src/cli/main.js` behave alike. NODE_OPTIONS cannot carry these (node allows only a short list
  * of V8 flags there), hence `v8.setFlagsFromString` at start, before the pipeline allocates.
  *

@@ -1,8 +1,11 @@
 /**
  * Errors are classified once, by behaviour: a PermanentError will fail again if retried (bad input,
  * bad config, forged signature); a RetryableError may succeed later (broker down, overload).
- * Unmarked errors count as retryable, except programmer errors (TypeError, RangeError...), which are
- * never retried. Protocol mapping lives in one place per protocol (see receivers/status.ts).
+ * Unmarked errors count as retryable, except programmer errors (TypeError, RangeError...): a bug,
+ * which a retry will not fix. Where the work can be refused (a request, a record) it is, as for a
+ * permanent error; the decision and partials publishers retry it with their backoff instead (their
+ * records are decisions and a node's share of a judgement: dropped, they are lost), logging the
+ * class. Protocol mapping lives in one place per protocol (see receivers/status.ts).
  */
 export class PullbackError extends Error {
   readonly code: string

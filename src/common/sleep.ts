@@ -14,3 +14,24 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true })
   })
 }
+
+/**
+ * Waits for `p` at most `ms`: 'settled' when it resolved or rejected in time (its rejection is
+ * swallowed: callers that care await it themselves), else 'timeout'; the timer is cleared either
+ * way. For a close on a shutdown path that an unreachable broker could hold forever.
+ */
+export async function within(p: Promise<unknown>, ms: number): Promise<'settled' | 'timeout'> {
+  const timer = new AbortController()
+  const settled = p.then(
+    () => 'settled' as const,
+    () => 'settled' as const,
+  )
+  try {
+    return await Promise.race([settled, sleep(ms, timer.signal).then(() => 'timeout' as const)])
+  } finally {
+    timer.abort()
+  }
+}
+
+/** how long a component's producer close may take at shutdown after its own flush gave up or finished */
+export const PRODUCER_CLOSE_MS = 1000

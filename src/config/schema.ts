@@ -11,10 +11,12 @@ import { deciderSchema } from '../decider/config.js'
 import { identitySchema } from '../identity/config.js'
 import { historySchema } from '../history/config.js'
 import { calibrationSchema } from '../calibrate/config.js'
+import { windowIssues } from './cross-checks.js'
 
 /**
  * The one configuration file of pullback. Each stage owns its section's schema (Collector style:
- * a typed config per component); this file only composes them. Unknown keys anywhere are errors.
+ * a typed config per component); this file only composes them, and adds the rules across sections
+ * (cross-checks.ts). Unknown keys anywhere are errors.
  */
 export const configSchema = z
   .strictObject({
@@ -30,6 +32,9 @@ export const configSchema = z
     decider: deciderSchema,
     history: historySchema,
     calibration: calibrationSchema,
+  })
+  .superRefine((c, ctx) => {
+    for (const i of windowIssues(c.engine, c.signals)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message })
   })
   .prefault({})
 

@@ -26,7 +26,7 @@
 import { classify, errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
-import { sleep } from '../common/sleep.js'
+import { PRODUCER_CLOSE_MS, sleep, within } from '../common/sleep.js'
 import { serviceId } from '../normalize/observations.js'
 import { partitionFor } from '../kafka/memory.js'
 import type { Producer, ProducerRecord } from '../kafka/types.js'
@@ -193,7 +193,7 @@ export class PartialsPublisher implements Component {
     this.closed = true
     this.abort.abort()
     await this.draining
-    await this.o.producer.disconnect().catch(() => undefined)
+    await within(this.o.producer.disconnect(), PRODUCER_CLOSE_MS)
   }
 
   private kick(): void {

@@ -4,9 +4,13 @@
  * receiver (its own group per instance: every decider sees every event and keeps its services'),
  * the signed DecisionPublisher, and the admin server (/livez, /readyz, /status) unless headless.
  *
- * Start: topics -> publisher -> decider (joins the group) -> deployments -> admin.
- * Shutdown: not-ready -> deployments -> decider (writes its state, leaves the group: a clean
- * revoke) -> publisher drain -> admin.
+ * Start: topics -> publisher -> decider (joins the group) -> deployments -> history -> admin ->
+ * self-metrics.
+ * Shutdown (SIGTERM), through ShutdownController within `runtime.shutdownTimeout`, as the sidecar's:
+ * not-ready -> deployments -> decider (writes its state, leaves the group: a clean revoke) ->
+ * publisher drain (unacknowledged decisions fail the step) -> close (history, self-metrics,
+ * admin). A step that fails or overruns is reported and the next runs; the report is `degraded`
+ * then and `pullback decider` exits 1.
  */
 import { generateKeyPairSync } from 'node:crypto'
 import type { Component } from '../common/lifecycle.js'
@@ -26,7 +30,7 @@ import { EngineTracker } from '../publish/self-metrics/engine-tracker.js'
 import { AdminServer } from './admin.js'
 import { resolveTelemetry } from './config.js'
 import { adminEvents, deciderEvents } from './events.js'
-import { consumerCheck, failing, ok } from './health.js'
+import { consumerCheck, failing, ok, ShutdownController, type ShutdownReport } from './health.js'
 import { HistoryStage } from '../history/stage.js'
 import { configuredServices, ladder } from '../calibrate/ladder.js'
 
@@ -58,6 +62,7 @@ export class DeciderProcess implements Component {
   private readonly admin: AdminServer | undefined
   private readonly metrics: SelfMetrics | undefined
   private started = false
+  private readonly shutdownCtl: ShutdownController
 
   constructor(private readonly o: DeciderProcessOptions) {
     const cfg = o.config
@@ -92,6 +97,22 @@ export class DeciderProcess implements Component {
     this.admin = o.headless !== true && cfg.runtime.admin.enabled ? new AdminServer({ config: cfg.runtime.admin, log: o.logger.child({ component: 'admin' }) }) : undefined
     // the deciders are where decisions happen in the distributed layout: the dashboard's signals and decisions come from here
     this.metrics = o.headless !== true ? new SelfMetrics({ telemetry: resolveTelemetry(cfg.runtime.telemetry), log: o.logger.child({ component: 'self-metrics' }) }) : undefined
+    this.shutdownCtl = new ShutdownController({ timeoutMs: cfg.runtime.shutdownTimeout, log: o.logger.child({ component: 'shutdown' }) })
+      .add('not-ready', async () => this.admin?.markDraining())
+      .add('deployments', async () => this.deployments?.shutdown())
+      .add('decider', async () => this.service.shutdown())
+      .add('publisher', async () => {
+        const d = await this.publisher.drain()
+        if (d.kind === 'unacknowledged') {
+          throw new Error(d.lost === 0 ? `${d.count} decisions unacknowledged; kept in ${d.walFile} for the next start` : `${d.count} decisions unacknowledged, ${d.lost} of them lost (not in a write-ahead log)`)
+        }
+      })
+      .add('close', async () => {
+        // after the decisions: the open hours are written (bounded)
+        await this.history?.shutdown()
+        await this.metrics?.shutdown()
+        await this.admin?.shutdown()
+      })
   }
 
   async start(): Promise<void> {
@@ -119,7 +140,7 @@ export class DeciderProcess implements Component {
       })
       this.admin.setStatusProvider(() => ({ ...this.tracker.status(), decider: this.service.stats() }))
       const cfg = this.o.config
-      this.admin.addStatusSection('readiness', () => ladder(cfg, Date.now(), [...configuredServices(cfg), '*']))
+      this.admin.addStatusSection('readiness', () => ladder(cfg, (this.o.clock ?? systemClock).now(), [...configuredServices(cfg), '*']))
       const history = this.history
       if (history !== undefined) this.admin.addStatusSection('history', () => history.stats())
       await this.admin.start()
@@ -137,18 +158,15 @@ export class DeciderProcess implements Component {
     this.o.logger.info({ transport: this.o.transport.kind, admin: this.admin?.address() }, 'decider process started')
   }
 
+  /** Idempotent. */
   async shutdown(): Promise<void> {
-    if (!this.started) return
-    this.started = false
-    this.admin?.markDraining()
-    await this.deployments?.shutdown()
-    await this.service.shutdown()
-    const d = await this.publisher.drain()
-    if (d.kind === 'unacknowledged') this.o.logger.warn({ count: d.count, lost: d.lost }, 'decisions unacknowledged at shutdown')
-    // after the decisions: the open hours are written (bounded)
-    await this.history?.shutdown()
-    await this.metrics?.shutdown()
-    await this.admin?.shutdown()
+    await this.drain()
+  }
+
+  /** The ordered drain (file comment); idempotent, never rejects; resolves with its report. */
+  drain(): Promise<ShutdownReport> {
+    if (!this.started) return Promise.resolve({ result: 'clean', ms: 0, steps: [] })
+    return this.shutdownCtl.run()
   }
 
   private decide(v: Verdict): void {

@@ -23,7 +23,8 @@
  *
  * Bounds: deployment events and probe readings waiting for the next tick are capped
  * (MAX_PENDING_EVENTS, MAX_PENDING_PROBES; overflow counted in `stats()`); timelines (only when
- * `recordTimeline`) keep at most MAX_TIMELINES deployments and MAX_TICKS ticks each.
+ * `recordTimeline`) keep at most MAX_TIMELINES deployments and MAX_TICKS ticks each; the statuses
+ * they leave out are counted (`timelinesDropped`, `timelineTicksDropped`) and named in the report.
  *
  * State (only with `state`): `restore()` before the first tick puts back what an earlier
  * incarnation persisted (src/engine/persist.ts); after each tick the changed records go to the
@@ -42,7 +43,8 @@ import { evaluate, initialState, type EngineCounters, type EngineInput, type Eng
 import type { DeploymentEvent } from '../engine/events.js'
 import type { Verdict } from '../engine/verdict.js'
 import type { DeploymentTimeline, ReportInput } from '../report/model.js'
-import { ConfigError } from '../config/load.js'
+import { ConfigError, formatPath } from '../config/load.js'
+import { windowIssues } from '../config/cross-checks.js'
 import { EngineChangelog, type ChangelogStats, type ExportStep, type RestoreReport, type StateChanges, type StoredRecord, type VersionLedgerOptions } from '../engine/persist.js'
 import type { SignalView } from '../signals/view.js'
 import type { StateSink } from '../state/store.js'
@@ -112,7 +114,10 @@ export interface PipelineStats {
   watched: number
   pendingEventsDropped: number
   pendingProbesDropped: number
+  /** engine statuses not recorded because MAX_TIMELINES deployments already had a timeline (recordTimeline) */
   timelinesDropped: number
+  /** engine statuses not recorded because their deployment's timeline held MAX_TICKS already (recordTimeline) */
+  timelineTicksDropped: number
   /** present when the state is persisted */
   state?: ChangelogStats & { refused: number }
 }
@@ -132,7 +137,7 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
   /** the store's pins are not counted, two watches may share a series: count here */
   private readonly pinCount = new Map<string, { key: SeriesKey; n: number }>()
   private readonly timelines: Map<string, DeploymentTimeline> | undefined
-  private readonly dropped = { events: 0, probes: 0, timelines: 0 }
+  private readonly dropped = { events: 0, probes: 0, timelines: 0, ticks: 0 }
   private readonly changelog: EngineChangelog | undefined
   private readonly stateSink: StateSink | undefined
   private readonly view: SignalView
@@ -146,7 +151,7 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
     this.engineCfg = opts.engine
     this.evaluation = opts.recordTimeline === true ? 'full' : (opts.evaluation ?? 'full')
     this.store = new SignalStore(opts.signals ?? {}, { clock: opts.clock })
-    checkAlignment(this.engineCfg, this.store.bucketMs, this.store.config)
+    checkAlignment(this.engineCfg, this.store.config)
     const store = this.store
     // probe readings are tapped on their way to the store: the engine's per-container startup grace needs each reading
     const tee: ObservationSink & { series: SignalStore['series'] } = {
@@ -362,13 +367,18 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
       pendingEventsDropped: this.dropped.events,
       pendingProbesDropped: this.dropped.probes,
       timelinesDropped: this.dropped.timelines,
+      timelineTicksDropped: this.dropped.ticks,
       ...(this.changelog !== undefined ? { state: { ...this.changelog.stats(), refused: this.stateRefused } } : {}),
     }
   }
 
-  /** The recorded timelines as a report input (empty unless `recordTimeline`). */
+  /** The recorded timelines as a report input (empty unless `recordTimeline`); what the bounds dropped is among its counts, when any. */
   report(meta: { title: string; source: string; generatedAt: number; input: Record<string, number> }): ReportInput {
-    return { ...meta, timelines: [...(this.timelines?.values() ?? [])] }
+    const dropped = {
+      ...(this.dropped.timelines > 0 ? { 'statuses without a timeline (over 10,000 deployments)': this.dropped.timelines } : {}),
+      ...(this.dropped.ticks > 0 ? { 'statuses past a timeline\'s 20,000 ticks': this.dropped.ticks } : {}),
+    }
+    return { ...meta, input: { ...meta.input, ...dropped }, timelines: [...(this.timelines?.values() ?? [])] }
   }
 
   shutdown(): void {
@@ -429,6 +439,7 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
         tl.set(s.deploymentId, t)
       }
       if (t.ticks.length < MAX_TICKS) t.ticks.push({ t: s.t, status: s.status, signals: s.signals })
+      else this.dropped.ticks += 1
     }
     for (const v of verdicts) {
       // recovery verdicts carry the original deployment's id; file them under the recovery timeline when there is one
@@ -441,22 +452,12 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
   }
 }
 
-/** The engine's windows must be answerable by the store's buckets (and still be in its fine ring when judged). */
-function checkAlignment(cfg: EngineConfig, bucketMs: number, sc: SignalsConfig): void {
-  const contracts = [['defaults', cfg.defaults] as const, ...Object.entries(cfg.services).map(([k, c]) => [`services[${JSON.stringify(k)}]`, c] as const)]
-  for (const [where, c] of contracts) {
-    const slice = c.window / c.slices
-    if (slice % bucketMs !== 0) {
-      throw new ConfigError(`engine.${where}.window: ${c.window} ms in ${c.slices} slices is not a multiple of signals.bucket (${bucketMs} ms)`)
-    }
-    if (c.window + cfg.lateness > sc.fineRetention) {
-      throw new ConfigError(`engine.${where}.window: window + engine.lateness (${c.window + cfg.lateness} ms) exceed signals.fineRetention (${sc.fineRetention} ms)`)
-    }
-    if (c.baselineWindow + c.window > sc.retention) {
-      throw new ConfigError(`engine.${where}.baselineWindow: baselineWindow + window (${c.baselineWindow + c.window} ms) exceed signals.retention (${sc.retention} ms)`)
-    }
-    if (c.signals.resource.window % (2 * bucketMs) !== 0) {
-      throw new ConfigError(`engine.${where}.signals.resource.window: must be a multiple of 2 x signals.bucket (${2 * bucketMs} ms)`)
-    }
-  }
+/**
+ * The engine's windows must be answerable by the store's buckets (and still be in its fine ring when
+ * judged): the file's validation checks it (src/config/cross-checks.ts); again here, for configs
+ * made in code (replay's overrides, calibrate's candidates, tests).
+ */
+function checkAlignment(cfg: EngineConfig, sc: SignalsConfig): void {
+  const issues = windowIssues(cfg, sc)
+  if (issues.length > 0) throw new ConfigError(issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('\n'))
 }

@@ -22,14 +22,15 @@
  * - `put` is synchronous: the judgement is held locally at once and queued for the producer (one
  *   value per service, the newest; at most `maxServices` queued, more refused and counted). One
  *   produce call in flight; a failure puts the batch back (unless a newer value came) and backs off.
- * - `shutdown()` is idempotent: stops the reader, gives the queue `flushTimeoutMs` (1 s), disconnects.
+ * - `shutdown()` is idempotent: stops the reader, gives the queue `flushTimeoutMs` (1 s), disconnects
+ *   (given up after PRODUCER_CLOSE_MS: an unreachable broker must not hold the drain).
  *   What is still queued is counted (`abandonedAtShutdown`): another node, or this one after its
  *   restart, judges again.
  */
 import { errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
-import { sleep } from '../common/sleep.js'
+import { PRODUCER_CLOSE_MS, sleep, within } from '../common/sleep.js'
 import type { Batch, Consumer, KafkaTransport, Producer, ProducerRecord } from '../kafka/types.js'
 import { LocalCoverageShare, type CoverageShare, type SpanCoverageChange } from '../normalize/span-coverage.js'
 
@@ -240,7 +241,7 @@ export class SpanCoverageTopic implements Component, CoverageShare {
     timer.abort()
     this.st.abandonedAtShutdown += this.queue.size
     this.queue.clear()
-    await this.producer.disconnect().catch(() => undefined)
+    await within(this.producer.disconnect(), PRODUCER_CLOSE_MS)
   }
 }
 

@@ -27,7 +27,7 @@ import { systemClock } from '../common/clock.js'
 import { classify, errorMessage, RetryableError } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
-import { sleep } from '../common/sleep.js'
+import { PRODUCER_CLOSE_MS, sleep, within } from '../common/sleep.js'
 import type { StateChanges, StateDelete, StoredRecord } from '../engine/persist.js'
 import { partitionFor } from '../kafka/memory.js'
 import type { Batch, Consumer, KafkaTransport, Producer, ProducerRecord, TopicSpec } from '../kafka/types.js'
@@ -279,7 +279,7 @@ export class StateStore implements Component, StateSink {
     this.closed = true
     this.abort.abort()
     await this.draining
-    await this.producer.disconnect().catch(() => undefined)
+    await within(this.producer.disconnect(), PRODUCER_CLOSE_MS)
   }
 
   private async ensureReady(): Promise<void> {

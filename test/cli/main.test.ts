@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { main } from '../../src/cli/main.js'
 import type { Io } from '../../src/cli/args.js'
+import { COMMANDS } from '../../src/cli/commands/index.js'
 
 function capture(): Io & { stdout: () => string; stderr: () => string } {
   let o = ''
@@ -39,5 +40,26 @@ describe('pullback CLI', () => {
     const io = capture()
     expect(await main([], io)).toBe(2)
     expect(io.stdout()).toContain('usage: pullback <command>')
+  })
+
+  it('an unknown PULLBACK_LOG_LEVEL exits 2 with one line naming it, not a stack trace', async () => {
+    const before = process.env.PULLBACK_LOG_LEVEL
+    process.env.PULLBACK_LOG_LEVEL = 'loud'
+    try {
+      const io = capture()
+      expect(await main(['decider'], io)).toBe(2)
+      expect(io.stderr().trimEnd().split('\n')).toEqual(['pullback decider: PULLBACK_LOG_LEVEL: unknown level "loud" (one of fatal, error, warn, info, debug, trace, silent)'])
+    } finally {
+      if (before === undefined) delete process.env.PULLBACK_LOG_LEVEL
+      else process.env.PULLBACK_LOG_LEVEL = before
+    }
+  })
+
+  it("the help's summary of each command is the command's own", async () => {
+    for (const e of COMMANDS) {
+      const cmd = await e.load()
+      expect(cmd.summary, e.name).toBe(e.summary)
+      expect(cmd.name).toBe(e.name)
+    }
   })
 })

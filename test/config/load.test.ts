@@ -19,8 +19,8 @@ describe('config', () => {
     expect(Object.isFrozen(cfg.kafka)).toBe(true)
   })
 
-  it('the shipped config/pullback.yaml is valid', () => {
-    expect(() => loadConfig(new URL('../../config/pullback.yaml', import.meta.url).pathname)).not.toThrow()
+  it('the shipped config/pullback.yaml is valid and every value in it is the default (its header says so)', () => {
+    expect(loadConfig(new URL('../../config/pullback.yaml', import.meta.url).pathname)).toEqual(parseConfig({}))
   })
 
   it('an unknown key fails and names its path', () => {
@@ -72,7 +72,7 @@ describe('config hardening (issue 11 item 9)', () => {
     for (const key of ['shop/cart/v2', 'shop/', '/cart', 'my cart', ' cart', 'a//b']) {
       expect(() => parseConfig({ engine: { services: { [key]: { window: '1m' } } } }), key).toThrow(/must be "namespace\/name" or "name"/)
     }
-    const cfg = parseConfig({ engine: { services: { 'shop/cart': { window: '1m' }, checkout: { window: '45s' } } } })
+    const cfg = parseConfig({ engine: { services: { 'shop/cart': { window: '30s' }, checkout: { window: '45s' } } } })
     expect(Object.keys(cfg.engine.services).sort()).toEqual(['checkout', 'shop/cart'])
   })
 
@@ -108,6 +108,9 @@ describe('pullback config (CLI) on a bad file', () => {
     const cases: Array<[string, RegExp]> = [
       ['receivers:\n  otlp:\n    grpc:\n      endpoint: 0.0.0.0:99999\n', /is invalid: receivers\.otlp\.grpc\.endpoint: port must be 0\.\.65535$/],
       ['engine:\n  services:\n    "a/b/c": { window: 1m }\n', /is invalid: engine\.services\["a\/b\/c"\]: invalid key: a service key must be/],
+      // rules across sections (src/config/cross-checks.ts): the file's validation, not only a pipeline's construction
+      ['engine:\n  lateness: 30m\n', /is invalid: engine\.defaults\.window: window \+ engine\.lateness \(\d+ ms\) exceed signals\.fineRetention/],
+      ['engine:\n  services:\n    "shop/checkout": { window: 18s }\n', /is invalid: engine\.services\["shop\/checkout"\]\.window: 18000 ms in \d+ slices is not a multiple of signals\.bucket/],
       ['a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n', /is not usable YAML: .*alias/],
     ]
     for (const [text, expected] of cases) {

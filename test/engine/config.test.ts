@@ -24,6 +24,8 @@ describe('engine config', () => {
         defaults: { minSamples: 80, signals: { latency: { quantile: 0.95 } } },
         services: { 'shop/cart': { window: '1m', signals: { latency: { multiplier: 2 }, probe: { mode: 'observe' } } } },
       },
+      // a 1 min window (+ lateness) needs the store's fine buckets to reach that far (src/config/cross-checks.ts)
+      signals: { fineRetention: '90s' },
     }).engine
     const c = contractFor(cfg, 'shop/cart')
     expect(c.window).toBe(60_000)

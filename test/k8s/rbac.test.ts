@@ -117,7 +117,7 @@ describe('pullback k8s rbac: the plan from the config', () => {
 
   it('refuses to grant without namespaces, naming actuator.namespaces (and the contracts’ namespaces as a hint)', () => {
     for (const type of ['kubernetes', 'argo-rollouts', 'flux']) {
-      const p = rbacPlan(cfgOf({ driver: { type } }, { services: { 'shop/checkout': { window: '60s' } } }))
+      const p = rbacPlan(cfgOf({ driver: { type } }, { services: { 'shop/checkout': { window: '45s' } } }))
       expect(p).toMatchObject({ kind: 'invalid', path: 'actuator.namespaces', message: expect.stringMatching(/actuator\.namespaces is empty.*contracts in: shop/) })
     }
     expect(rbacPlan(cfgOf({}))).toMatchObject({ kind: 'invalid', path: 'actuator.driver' })

@@ -18,7 +18,8 @@ windows from the partials still on the topic before it judges. Also consumes dep
 (its own group per instance) and serves /livez, /readyz, /status on runtime.admin.
 
 With Kafka, publish.signingKey is required. SIGTERM/SIGINT: writes the engine state, leaves the
-group, drains the publisher; a second signal exits at once.`,
+group, drains the publisher, in order within runtime.shutdownTimeout; exit 1 when a step did not
+complete (decisions unacknowledged, a step over the budget); a second signal exits at once.`,
   async run(argv, _io, signal) {
     const { values, positionals } = parseFlags(argv, { config: { type: 'string', short: 'c' } }, true)
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
@@ -29,8 +30,8 @@ group, drains the publisher; a second signal exits at once.`,
     await proc.start()
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })))
     logger.info({ signal: String(signal.reason) }, 'shutting down')
-    await proc.shutdown()
-    logger.info(proc.service.stats(), 'decider stopped')
-    return 0
+    const report = await proc.drain()
+    logger.info({ ...report, decider: proc.service.stats() }, 'decider stopped')
+    return report.result === 'clean' ? 0 : 1
   },
 }
