@@ -47,6 +47,12 @@ export type DrainOutcome =
   /** `kept`: still in the write-ahead log, re-published at the next start; `lost`: no log held them */
   | { kind: 'unacknowledged'; count: number; kept: number; lost: number; walFile: string | undefined }
 
+/** A shutdown step's failure for a drain that left decisions unacknowledged (sidecar and decider process alike). */
+export function drainFailure(d: DrainOutcome): Error | undefined {
+  if (d.kind !== 'unacknowledged') return undefined
+  return new Error(d.lost === 0 ? `${d.count} decisions unacknowledged; kept in ${d.walFile} for the next start` : `${d.count} decisions unacknowledged, ${d.lost} of them lost (not in a write-ahead log)`)
+}
+
 export interface PublisherCounters {
   published: number
   sendFailures: number

@@ -21,7 +21,7 @@ import type { Verdict } from '../engine/verdict.js'
 import { resolveInstanceId } from '../kafka/config.js'
 import type { KafkaTransport } from '../kafka/types.js'
 import { createPublisher } from '../publish/index.js'
-import type { DecisionPublisher } from '../publish/publisher.js'
+import { drainFailure, type DecisionPublisher } from '../publish/publisher.js'
 import { signerFromKey, type Signer } from '../publish/signing.js'
 import { DeploymentsReceiver } from '../receivers/deployments/receiver.js'
 import { DeciderService } from '../decider/service.js'
@@ -102,10 +102,8 @@ export class DeciderProcess implements Component {
       .add('deployments', async () => this.deployments?.shutdown())
       .add('decider', async () => this.service.shutdown())
       .add('publisher', async () => {
-        const d = await this.publisher.drain()
-        if (d.kind === 'unacknowledged') {
-          throw new Error(d.lost === 0 ? `${d.count} decisions unacknowledged; kept in ${d.walFile} for the next start` : `${d.count} decisions unacknowledged, ${d.lost} of them lost (not in a write-ahead log)`)
-        }
+        const failure = drainFailure(await this.publisher.drain())
+        if (failure !== undefined) throw failure
       })
       .add('close', async () => {
         // after the decisions: the open hours are written (bounded)

@@ -20,7 +20,7 @@ import type { Verdict } from '../engine/verdict.js'
 import { resolveInstanceId } from '../kafka/config.js'
 import type { KafkaTransport } from '../kafka/types.js'
 import { createPublisher } from '../publish/index.js'
-import type { DecisionPublisher } from '../publish/publisher.js'
+import { drainFailure, type DecisionPublisher } from '../publish/publisher.js'
 import { SelfMetrics } from '../publish/self-metrics.js'
 import { EngineTracker } from '../publish/self-metrics/engine-tracker.js'
 import type { Signer } from '../publish/signing.js'
@@ -379,10 +379,8 @@ export class Sidecar implements Component {
       })
       .add('publisher', async () => {
         // unacknowledged decisions make the drain not clean, even when the write-ahead log keeps them
-        const d = await this.publisher?.drain()
-        if (d?.kind === 'unacknowledged') {
-          throw new Error(d.lost === 0 ? `${d.count} decisions unacknowledged; kept in ${d.walFile} for the next start` : `${d.count} decisions unacknowledged, ${d.lost} of them lost (not in a write-ahead log)`)
-        }
+        const failure = this.publisher === undefined ? undefined : drainFailure(await this.publisher.drain())
+        if (failure !== undefined) throw failure
       })
       .add('close', async () => {
         // after the decisions drained, before the store closes: the open hours are written (bounded, 2 s)
