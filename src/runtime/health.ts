@@ -122,13 +122,12 @@ export type DrainStep = (signal: AbortSignal) => Promise<void>
 
 /**
  * Runs the registered drain steps in registration order, one after the other, within one overall
- * budget (runtime.shutdownTimeout). The intended order for the sidecar is:
- *
- *   stop receivers (refuse new, finish in-flight) -> flush windows / engine -> flush publisher
- *   -> commit offsets -> close (consumers, producer, admin server, self-metrics)
+ * budget (runtime.shutdownTimeout). The sidecar's and the decider process's steps are listed in
+ * their files (src/runtime/README.md): receivers (and their consumers' commits) first, the
+ * publisher's drain before the close of everything else.
  *
  * A step that fails or overruns the remaining budget is recorded and the next step runs: a broken
- * producer must not stop offsets from being committed. Once the budget is spent, the remaining steps
+ * producer must not stop the state from being written. Once the budget is spent, the remaining steps
  * are recorded as skipped and `run()` resolves, so the process can exit before Kubernetes kills it.
  * `run()` is idempotent: later calls return the first run's promise. It never rejects.
  */

@@ -3,11 +3,15 @@
  * the admin server and self-metrics. This file only assembles components; each stage's behaviour
  * lives in its own folder.
  *
- * Start order (publishers before receivers): topics -> publisher -> pipeline ticker -> receivers
- * -> admin -> self-metrics. Shutdown (SIGTERM) runs the reverse through ShutdownController within
- * runtime.shutdownTimeout: admin turns not-ready, receivers stop accepting and drain in-flight
- * requests, a last evaluation tick runs, the publisher drains pending decisions, Kafka consumers
- * commit and leave, the producer and self-metrics close.
+ * Start order (publishers before receivers): topics -> publisher -> span-coverage share ->
+ * partials publisher -> decider member -> history -> state (restored before the first evaluation)
+ * -> evaluation scheduler or announcement ticker -> identity's pod index -> receivers -> admin ->
+ * self-metrics (src/runtime/README.md "The sidecar"). Shutdown (SIGTERM) runs the steps below
+ * through ShutdownController within runtime.shutdownTimeout: `not-ready` (admin answers draining),
+ * `receivers` (OTLP stops accepting and drains in-flight requests; the Kafka consumers commit and
+ * leave), `final-tick` (the open pass, a last tick, partials flushed with a leave, the decider
+ * member writes its state and leaves), `publisher` (pending decisions drained), `close` (history,
+ * state, span coverage, admin client, self-metrics, admin server, signal store).
  */
 import { systemClock, type Clock } from '../common/clock.js'
 import { errorMessage } from '../common/errors.js'
