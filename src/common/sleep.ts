@@ -32,6 +32,3 @@ export async function within(p: Promise<unknown>, ms: number): Promise<'settled'
     timer.abort()
   }
 }
-
-/** how long a component's producer close may take at shutdown after its own flush gave up or finished */
-export const PRODUCER_CLOSE_MS = 1000

@@ -15,6 +15,7 @@
 import type { Clock } from '../common/clock.js'
 import type { Component } from '../common/lifecycle.js'
 import { errorMessage } from '../common/errors.js'
+import { within } from '../common/sleep.js'
 import type { Logger } from '../common/logger.js'
 import type { KafkaTransport, Producer, TopicSpec } from '../kafka/types.js'
 import { serviceId } from '../normalize/observations.js'
@@ -170,13 +171,9 @@ export class HistoryWriter implements Component {
     // bounded as a whole: with the broker down neither the send nor the producer's close may hold the
     // process's shutdown (history is worth less than the decisions drained after or beside it)
     const deadline = Date.now() + (this.o.shutdownTimeoutMs ?? 2000)
-    const until = (p: Promise<unknown>, ms: number) => {
-      let t: NodeJS.Timeout | undefined
-      return Promise.race([p.then(() => true), new Promise<boolean>((r) => (t = setTimeout(() => r(false), Math.max(0, ms))))]).finally(() => clearTimeout(t))
-    }
-    await until(this.flushAll(), deadline - Date.now())
+    await within(this.flushAll(), deadline - Date.now())
     if (this.queue.length > 0) this.o.logger.warn({ pending: this.queue.length }, 'history summaries not written at shutdown')
-    const closed = this.producer === undefined ? true : await until(this.producer.disconnect().catch(() => undefined), Math.max(250, deadline - Date.now()))
+    const closed = this.producer === undefined ? true : (await within(this.producer.disconnect(), Math.max(250, deadline - Date.now()))) === 'settled'
     this.o.logger.info({ written: this.st.written, bytes: this.st.bytes, producerClosed: closed }, 'history writer stopped')
   }
 }

@@ -134,21 +134,14 @@ export class BudgetedConsumer implements Consumer {
     this.who = reader !== undefined ? { reader: reader.name } : { group: opts.groupId }
     const limits = bufferLimitProperties(this.budget)
     this.recordBytes = limits['fetch.max.bytes']
-    const membership =
-      reader !== undefined
-        ? // the library refuses a consumer without a group id; one that only assigns, with offsets
-          // given and nothing committed, never joins nor writes that group (no group is formed)
-          { 'group.id': opts.groupId }
-        : {
-            'group.id': opts.groupId,
-            // what the KafkaJS layer sets, so members of one group made by either API agree
-            'partition.assignment.strategy': 'roundrobin',
-            'session.timeout.ms': 10_000,
-            'heartbeat.interval.ms': 1_000,
-          }
+    // what the KafkaJS layer sets, so members of one group made by either API agree; a reader joins
+    // no group (the library refuses a consumer without a group id; one that only assigns, with
+    // offsets given and nothing committed, never joins nor writes that group)
+    const membership = reader !== undefined ? {} : { 'partition.assignment.strategy': 'roundrobin', 'session.timeout.ms': 10_000, 'heartbeat.interval.ms': 1_000 }
     this.c = deps.create(
       {
         ...deps.base,
+        'group.id': opts.groupId,
         ...membership,
         'enable.auto.commit': false,
         'enable.auto.offset.store': false,

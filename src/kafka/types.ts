@@ -67,9 +67,12 @@ export type BatchHandler = (batch: Batch) => Promise<void>
 export interface Producer {
   connect(): Promise<void>
   send(topic: string, records: ProducerRecord[]): Promise<void>
-  /** idempotent */
+  /** idempotent; may not settle while the broker is unreachable: a shutdown path bounds it (PRODUCER_CLOSE_MS) */
   disconnect(): Promise<void>
 }
+
+/** how long a component's producer close may take at shutdown after its own flush gave up or finished */
+export const PRODUCER_CLOSE_MS = 1000
 
 export interface ConsumerOptions {
   groupId: string

@@ -26,10 +26,11 @@
 import { classify, errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
-import { PRODUCER_CLOSE_MS, sleep, within } from '../common/sleep.js'
+import { sleep, within } from '../common/sleep.js'
 import { serviceId } from '../normalize/observations.js'
 import { partitionFor } from '../kafka/memory.js'
 import type { Producer, ProducerRecord } from '../kafka/types.js'
+import { PRODUCER_CLOSE_MS } from '../kafka/types.js'
 import { encodeBatch } from './codec.js'
 import type { PartialBatch, SeriesPartial } from './types.js'
 

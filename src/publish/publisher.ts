@@ -20,7 +20,7 @@
  *   the decisions still unacknowledged (counter `abandonedAtShutdown`) and whether the write-ahead
  *   log keeps them for the next start. Without a log, process exit drops them.
  */
-import { sleep } from '../common/sleep.js'
+import { sleep, within } from '../common/sleep.js'
 import type { Logger } from '../common/logger.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Clock } from '../common/clock.js'
@@ -245,7 +245,7 @@ export class DecisionPublisher implements Component {
     this.state = 'stopped'
     this.wake?.()
     // a send in flight against an unreachable broker can take message.timeout.ms: not waited past the deadline
-    await Promise.race([this.loop, sleep(deadline - Date.now())])
+    if (this.loop !== undefined) await within(this.loop, deadline - Date.now())
     let outcome: DrainOutcome = { kind: 'drained' }
     if (this.queue.length > 0) {
       const left = this.queue.splice(0)
@@ -260,8 +260,7 @@ export class DecisionPublisher implements Component {
       )
       for (const p of left) p.resolve({ kind: 'abandoned' })
     }
-    const disconnect = this.o.producer.disconnect().catch(() => undefined)
-    await Promise.race([disconnect, sleep(Math.max(DISCONNECT_FLOOR_MS, deadline - Date.now()))])
+    await within(this.o.producer.disconnect(), Math.max(DISCONNECT_FLOOR_MS, deadline - Date.now()))
     // after the last send settled (or was given up on): nothing acked later can race the close
     this.o.wal?.close()
     this.o.logger.info(this.stats(), 'decision publisher stopped')

@@ -375,8 +375,8 @@ export class Pipeline implements TelemetryConsumer, PassRunner {
   /** The recorded timelines as a report input (empty unless `recordTimeline`); what the bounds dropped is among its counts, when any. */
   report(meta: { title: string; source: string; generatedAt: number; input: Record<string, number> }): ReportInput {
     const dropped = {
-      ...(this.dropped.timelines > 0 ? { 'statuses without a timeline (over 10,000 deployments)': this.dropped.timelines } : {}),
-      ...(this.dropped.ticks > 0 ? { 'statuses past a timeline\'s 20,000 ticks': this.dropped.ticks } : {}),
+      ...(this.dropped.timelines > 0 ? { [`statuses without a timeline (over ${MAX_TIMELINES} deployments)`]: this.dropped.timelines } : {}),
+      ...(this.dropped.ticks > 0 ? { [`statuses past a timeline's ${MAX_TICKS} ticks`]: this.dropped.ticks } : {}),
     }
     return { ...meta, input: { ...meta.input, ...dropped }, timelines: [...(this.timelines?.values() ?? [])] }
   }

@@ -30,8 +30,9 @@
 import { errorMessage } from '../common/errors.js'
 import type { Component } from '../common/lifecycle.js'
 import type { Logger } from '../common/logger.js'
-import { PRODUCER_CLOSE_MS, sleep, within } from '../common/sleep.js'
+import { sleep, within } from '../common/sleep.js'
 import type { Batch, Consumer, KafkaTransport, Producer, ProducerRecord } from '../kafka/types.js'
+import { PRODUCER_CLOSE_MS } from '../kafka/types.js'
 import { LocalCoverageShare, type CoverageShare, type SpanCoverageChange } from '../normalize/span-coverage.js'
 
 export const SPAN_COVERAGE_SCHEMA = 1

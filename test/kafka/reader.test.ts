@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { kafkaClient } from '../../src/kafka/client.js'
 import { ConfluentTransport } from '../../src/kafka/confluent.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
-import type { Batch, Consumer, KafkaTransport } from '../../src/kafka/types.js'
+import type { Batch, Consumer, KafkaTransport, Producer } from '../../src/kafka/types.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { waitFor } from '../support/wait.js'
 
@@ -26,6 +26,17 @@ async function readAll(t: KafkaTransport, topic: string, n: number, readers: Con
   })
   await waitFor(() => got >= n, `${n} records read`, 30_000)
   return { batches, reader }
+}
+
+/** a new topic of `partitions` partitions and a connected producer for it */
+async function newTopic(t: KafkaTransport, prefix: string, partitions: number): Promise<{ topic: string; p: Producer }> {
+  const topic = uniqueName(prefix)
+  const admin = t.admin()
+  await admin.ensureTopics([{ topic, numPartitions: partitions, replicationFactor: 1 }])
+  await admin.disconnect()
+  const p = t.producer()
+  await p.connect()
+  return { topic, p }
 }
 
 function checkOrder(batches: Batch[]): Map<number, number[]> {
@@ -52,12 +63,7 @@ function suite(label: string, make: () => KafkaTransport): void {
 
     it('reads every partition from its beginning, then what arrives, in offset order per partition', async () => {
       t = make()
-      const topic = uniqueName('it-reader')
-      const admin = t.admin()
-      await admin.ensureTopics([{ topic, numPartitions: 3, replicationFactor: 1 }])
-      await admin.disconnect()
-      const p = t.producer()
-      await p.connect()
+      const { topic, p } = await newTopic(t, 'it-reader', 3)
       await p.send(topic, Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, value: `before-${i}` })))
       const { batches, reader } = await readAll(t, topic, 300, readers)
       await p.send(topic, Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `after-${i}` })))
@@ -73,12 +79,7 @@ function suite(label: string, make: () => KafkaTransport): void {
     })
 
     it('delivers a rejected batch again, from its first record', async () => {
-      const topic = uniqueName('it-reader-retry')
-      const admin = t.admin()
-      await admin.ensureTopics([{ topic, numPartitions: 1, replicationFactor: 1 }])
-      await admin.disconnect()
-      const p = t.producer()
-      await p.connect()
+      const { topic, p } = await newTopic(t, 'it-reader-retry', 1)
       await p.send(topic, Array.from({ length: 20 }, (_, i) => ({ key: 'k', value: `v${i}` })))
       await p.disconnect()
       let failed = false
@@ -109,11 +110,7 @@ describeKafka('reader on the real broker', () => {
 
   it('forms no consumer group: the broker lists none after a read', async () => {
     const t = make()
-    const topic = uniqueName('it-reader-nogroup')
-    const admin = t.admin()
-    await admin.ensureTopics([{ topic, numPartitions: 2, replicationFactor: 1 }])
-    await admin.disconnect()
-    const p = t.producer()
+    const { topic, p } = await newTopic(t, 'it-reader-nogroup', 2)
     await p.send(topic, [{ key: 'a', value: '1' }, { key: 'b', value: '2' }])
     await p.disconnect()
     const name = uniqueName('it-reader-named')
