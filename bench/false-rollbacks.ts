@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential|micrometer] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -37,6 +37,9 @@
  *
  * `--histograms exponential`: the metrics-only services export base-2 exponential duration
  * histograms (scale 3) instead of the SDK's default explicit bounds (EXP_SCALE below).
+ * `--histograms micrometer`: they export Micrometer's server timer as its OTLP registry does for a
+ * Spring Boot application without a configured histogram: `http.server.requests` in milliseconds,
+ * one bucket (count and sum: each interval's mean is its only latency), Spring's tags.
  *
  * `--temporality cumulativetodelta`: the metrics reach pullback through a Collector's
  * cumulativetodelta processor (src/sim/cumulative-to-delta.ts): delta points, a stream's first
@@ -74,6 +77,7 @@ import type { PullbackConfig } from '../src/config/schema.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import type { Verdict } from '../src/engine/verdict.js'
 import type { DeploymentTimeline } from '../src/report/model.js'
+import { HISTOGRAM_AGGREGATIONS, isHistogramAggregation, type HistogramAggregation } from '../src/sim/model.js'
 import { CumulativeToDelta } from '../src/sim/cumulative-to-delta.js'
 import { hash32, Rng } from '../src/sim/random.js'
 import { nextSpanExportMs } from '../src/sim/telemetry.js'
@@ -125,7 +129,7 @@ export interface Params {
   /** span export schedule (see --span-export; default aligned) */
   spanExport?: 'aligned' | 'per-pod'
   /** aggregation of the duration histograms (see --histograms; default explicit) */
-  histograms?: 'explicit' | 'exponential'
+  histograms?: HistogramAggregation
   /** seconds of the old version's history before the deployment (see --history-s; default PRE_S) */
   historyS?: number
   /** the old version's error ratio and slow-tail share rise F-fold over its history (see --drift; default 1) */
@@ -206,6 +210,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   // --drift: the share at second s of the history, relative to the one at the deployment and after
   const rise = (s: number) => (s >= preS ? 1 : 1 / drift + (1 - 1 / drift) * (s / preS))
   const exponential = p.histograms === 'exponential'
+  const micrometer = p.histograms === 'micrometer'
   const pods: SimPod[] = []
   const mkPod = (version: string, startS: number): SimPod => ({
     name: `${svc}-${hash32(`${svc}:${version}`).toString(36).slice(0, 8)}-${r.podSuffix()}`,
@@ -269,7 +274,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           const key = `${rt.method} ${rt.route} ${status}`
           let h = pod.hist.get(key)
           if (h === undefined) {
-            h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(exponential ? EXP_BUCKETS : BOUNDS.length + 1).fill(0) }
+            h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(exponential ? EXP_BUCKETS : micrometer ? 1 : BOUNDS.length + 1).fill(0) }
             pod.hist.set(key, h)
           }
           const sec = Math.max(0.2, lat) / 1000
@@ -278,6 +283,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
           if (sec < h.min) h.min = sec
           if (sec > h.max) h.max = sec
           if (exponential) h.buckets[expBucket(sec)]!++
+          else if (micrometer) h.buckets[0]!++
           else {
             let b = 0
             while (b < BOUNDS.length && sec > BOUNDS[b]!) b++
@@ -355,16 +361,21 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
         ]
         const scopes = [`{"scope":{"name":"bench-k8s","version":"1.0.0"},"metrics":[${metrics.join(',')}]}`]
         if (pod.hist.size > 0) {
-          const dps = [...pod.hist.values()].map(
-            (h) =>
-              `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
+          // Micrometer's OTLP registry (`--histograms micrometer`): Spring's tags, milliseconds, one bucket, no min/max
+          const outcome = (status: number) => (status >= 500 ? 'SERVER_ERROR' : status >= 400 ? 'CLIENT_ERROR' : 'SUCCESS')
+          const dps = [...pod.hist.values()].map((h) =>
+            micrometer
+              ? `{"attributes":[${kv('method', h.method)},${kv('uri', h.route)},${kv('status', String(h.status))},${kv('outcome', outcome(h.status))},${kv('exception', 'none')}],` +
+                `"bucketCounts":["${h.count}"],"explicitBounds":[],"count":"${h.count}","sum":${h.sum * 1000},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`
+              : `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
               (exponential
                 ? `"positive":{"offset":${EXP_OFFSET},"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}]},"negative":{"offset":0,"bucketCounts":[]},"scale":${EXP_SCALE},"zeroCount":"0",`
                 : `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${BOUNDS.join(',')}],`) +
               `"count":"${h.count}","sum":${h.sum},"min":${h.min},"max":${h.max},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
           )
           const kind = exponential ? 'exponentialHistogram' : 'histogram'
-          scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"http.server.request.duration","unit":"s","${kind}":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
+          const [name, unit] = micrometer ? ['http.server.requests', 'milliseconds'] : ['http.server.request.duration', 's']
+          scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"${name}","unit":"${unit}","${kind}":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
         }
         return `{"resource":${resource(svc, pod)},"scopeMetrics":[${scopes.join(',')}]}`
       })
@@ -404,7 +415,7 @@ interface RunOptions {
   clock: 'telemetry' | 'export'
   /** with the export clock: the sidecar's clock minus the applications' */
   skewMs: number
-  histograms: 'explicit' | 'exponential'
+  histograms: HistogramAggregation
   /** cumulativetodelta: the metrics pass a Collector's cumulativetodelta processor (src/sim/cumulative-to-delta.ts) */
   temporality: 'cumulative' | 'cumulativetodelta'
   historyS: number
@@ -479,7 +490,7 @@ function clockOf(o: RunOptions): string {
   const clock = o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
   const history = o.historyS !== PRE_S || o.drift !== 1 ? `, ${o.historyS} s of history${o.drift !== 1 ? ` over which errors and slow tail rise ${o.drift}x` : ''}` : ''
   const delta = o.temporality === 'cumulativetodelta' ? ", metrics through a Collector's cumulativetodelta" : ''
-  return (o.histograms === 'exponential' ? `${clock}, exponential duration histograms` : clock) + delta + history
+  return (o.histograms !== 'explicit' ? `${clock}, ${o.histograms} duration histograms` : clock) + delta + history
 }
 
 function median(xs: number[]): number {
@@ -539,7 +550,7 @@ async function main(): Promise<number> {
   if (!Number.isFinite(skewMs)) throw new Error(`--skew-ms expects milliseconds, got ${values['skew-ms']}`)
   if (skewMs !== 0 && clock !== 'export') throw new Error('--skew-ms needs --clock export (the telemetry clock has no sidecar clock to skew)')
   const histograms = values.histograms ?? 'explicit'
-  if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error(`--histograms expects explicit or exponential, got ${histograms}`)
+  if (!isHistogramAggregation(histograms)) throw new Error(`--histograms expects ${HISTOGRAM_AGGREGATIONS.join(', ')}, got ${histograms}`)
   const temporality = values.temporality ?? 'cumulative'
   if (temporality !== 'cumulative' && temporality !== 'cumulativetodelta') throw new Error(`--temporality expects cumulative or cumulativetodelta, got ${temporality}`)
   const historyS = Number(values['history-s'] ?? PRE_S)
@@ -613,7 +624,7 @@ async function main(): Promise<number> {
   if (values.json === true) {
     const times = results.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
     const decide = worse && times.length > 0 ? { decideS: { median: median(times), p90: quantile(times, 0.9), max: Math.max(...times) }, cadence } : {}
-    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), ...decide })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), incidentRuns: incidents.map((r) => r.run), ...decide })}\n`)
   } else {
     const out = [
       !worse
@@ -645,6 +656,9 @@ async function main(): Promise<number> {
     ]
     if (rolledBack.length > 0) {
       out.push('', `rolled back: ${rolledBack.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${fmtRps(r.rps)} req/s)`).join(', ')}${rolledBack.length > 30 ? ', ...' : ''}`)
+    }
+    if (incidents.length > 0) {
+      out.push('', `incidents: ${incidents.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${fmtRps(r.rps)} req/s)`).join(', ')}${incidents.length > 30 ? ', ...' : ''}`)
     }
     process.stdout.write(`${out.join('\n')}\n`)
   }

@@ -4,7 +4,7 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential] [--temporality cumulative|delta|cumulativetodelta] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential|micrometer] [--temporality cumulative|delta|cumulativetodelta] [--json]
  *
  * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
  * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
@@ -22,7 +22,10 @@
  * Duration histograms (the scenarios that export metrics): `explicit` (the default) with the SDK's
  * default bounds; `exponential` as an SDK set to base2_exponential_bucket_histogram exports them
  * (FleetSpec.histogramAggregation): the SDK picks each stream's scale from its range, 4-7 in the
- * library's recordings, so buckets 0.5-4.4 % wide instead of 1.3-2.5x. `--temporality` (FleetSpec.
+ * library's recordings, so buckets 0.5-4.4 % wide instead of 1.3-2.5x; `micrometer` as Micrometer's
+ * OTLP registry exports a Spring Boot server timer without a configured histogram
+ * (`http.server.requests` in milliseconds, count and sum only: each interval's mean is its only
+ * latency). `--temporality` (FleetSpec.
  * metricTemporality): `cumulative` (the SDK's default), `delta` (the SDK's delta preference) or
  * `cumulativetodelta` (cumulative converted on the way by a Collector's cumulativetodelta processor:
  * a stream's first point whole from the stream's start, or dropped when it started before the
@@ -47,7 +50,7 @@ import type { Verdict } from '../src/engine/verdict.js'
 import type { DeploymentEvent } from '../src/engine/events.js'
 import { replayAtExportTimes } from './export-clock.js'
 import { cadenceLimits } from './targets.js'
-import { DEFAULT_START_MS, recordScenario, SCENARIOS, type Scenario } from '../src/sim/index.js'
+import { DEFAULT_START_MS, HISTOGRAM_AGGREGATIONS, isHistogramAggregation, recordScenario, SCENARIOS, type HistogramAggregation, type Scenario } from '../src/sim/index.js'
 
 // ---------------------------------------------------------------------------------------------
 // The baseline policy: a single error-rate threshold (5 %) on the new version, checked every 60 s
@@ -195,7 +198,7 @@ interface RunOptions {
   clock: 'telemetry' | 'export'
   skewMs: number
   spanSchedule: 'aligned' | 'per-pod'
-  histograms: 'explicit' | 'exponential'
+  histograms: HistogramAggregation
   temporality: 'cumulative' | 'delta' | 'cumulativetodelta'
 }
 
@@ -353,7 +356,7 @@ async function main(): Promise<number> {
   const clock = values.clock ?? 'telemetry'
   if (clock !== 'telemetry' && clock !== 'export') throw new Error('--clock expects telemetry or export')
   const histograms = values.histograms ?? 'explicit'
-  if (histograms !== 'explicit' && histograms !== 'exponential') throw new Error('--histograms expects explicit or exponential')
+  if (!isHistogramAggregation(histograms)) throw new Error(`--histograms expects ${HISTOGRAM_AGGREGATIONS.join(', ')}`)
   const temporality = values.temporality ?? 'cumulative'
   if (temporality !== 'cumulative' && temporality !== 'delta' && temporality !== 'cumulativetodelta') throw new Error('--temporality expects cumulative, delta or cumulativetodelta')
   const skewMs = Number(values['skew-ms'] ?? 0)
@@ -468,7 +471,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${JSON.stringify({ seeds, windowS, clock, skewMs, spanExport: spanSchedule, histograms, temporality, rows: json, pullback: totals(rows, pickP), baseline: totals(rows, pickB), targets: cadence })}\n`)
   } else {
     const what = seeds.length === 1 ? `seed ${seeds[0]}` : `seeds ${seeds[0]}..${seeds[seeds.length - 1]}`
-    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${histograms === 'exponential' ? 'exponential duration histograms, ' : ''}${temporality !== 'cumulative' ? `${temporality === 'delta' ? 'delta temporality (the SDK\'s)' : 'delta temporality (a Collector\'s cumulativetodelta)'}, ` : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
+    process.stdout.write(`detection quality, ${what}, window ${windowS} s, ${clock === 'export' ? `clock: export times (as the sidecar${skewMs !== 0 ? `, ${skewMs > 0 ? '+' : ''}${skewMs} ms from the applications'` : ''}), ` : ''}${spanSchedule === 'per-pod' ? 'span exports per pod, ' : ''}${histograms !== 'explicit' ? `${histograms} duration histograms, ` : ''}${temporality !== 'cumulative' ? `${temporality === 'delta' ? 'delta temporality (the SDK\'s)' : 'delta temporality (a Collector\'s cumulativetodelta)'}, ` : ''}${rows.length} runs in ${((performance.now() - began) / 1000).toFixed(1)} s (* = variant the engine was not tuned on)\n\n`)
     process.stdout.write(`${table(out)}\n\n${summaries.join('\n\n')}\n`)
   }
   const allOk = rows.every((r) => r.ok) && targetsMet

@@ -66,6 +66,10 @@ const BENCHES: Bench[] = [
   { file: 'quality', name: 'quality-cumulativetodelta', args: ['--seeds', '5', '--temporality', 'cumulativetodelta'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-cumulativetodelta', args: ['--runs', '1000', '--workers', '2', '--temporality', 'cumulativetodelta'] },
   { file: 'false-rollbacks', name: 'detection-drawn-cumulativetodelta', args: ['--runs', '1000', '--workers', '2', '--temporality', 'cumulativetodelta', '--errors', '0.05', '--slower', '2'] },
+  // Micrometer's server timer (count and sum only, Spring's tags): the library, the drawn benign and bad deploys
+  { file: 'quality', name: 'quality-micrometer', args: ['--seeds', '5', '--histograms', 'micrometer'] },
+  { file: 'false-rollbacks', name: 'false-rollbacks-micrometer', args: ['--runs', '1000', '--workers', '2', '--histograms', 'micrometer'] },
+  { file: 'false-rollbacks', name: 'detection-drawn-micrometer', args: ['--runs', '1000', '--workers', '2', '--histograms', 'micrometer', '--errors', '0.05', '--slower', '2'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
   { file: 'error-evidence', args: ['--json'] },

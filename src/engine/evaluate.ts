@@ -31,6 +31,7 @@ import {
   resourceRule,
   sliceErrorBeyond,
   sliceLatencyBeyond,
+  boundedLatency,
   heldAlone,
   heldLong,
   type BaselineNumbers,
@@ -715,7 +716,8 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
     let errOnset: number | undefined
     let latOnset: number | undefined
     let errOn = true
-    let latOn = numbers.latencyCount >= c.minSamples
+    // an unbounded latency (metric means) is no count test's evidence (rules.ts boundedLatency)
+    let latOn = numbers.latencyCount >= c.minSamples && boundedLatency(view.coverage(key))
     for (let end = to; end - c.window >= from && (errOn || latOn); end -= c.window) {
       const pw = view.window(key, end - c.window, end)
       if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = end - c.window

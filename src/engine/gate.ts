@@ -18,7 +18,7 @@ import type { SeriesKey } from '../normalize/observations.js'
 import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
-import { BASELINE_DELTA, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, shiftNumbers, type BaselineNumbers } from './rules.js'
+import { BASELINE_DELTA, boundedLatency, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, shiftNumbers, type BaselineNumbers } from './rules.js'
 import { alignUp, binomialUpperTail } from './stats.js'
 import type { BaselineHealthState } from './verdict.js'
 
@@ -95,11 +95,12 @@ export function judgeBaseline(c: Contract, view: SignalView, key: SeriesKey, bw:
   const reference: BaselineNumbers = { ...requestNumbers(c, rw), resourceSlope: {} }
   const onsets: BaselineHealth['onsets'] = {}
   const notes: string[] = []
+  const bounded = boundedLatency(view.coverage(key))
   if (errorsBeyondReference(c, bw, reference)) {
     onsets.error_rate = onsetOf(c, view, key, from, to, (w) => errorsBeyondReference(c, w, reference))
     notes.push(`error rate ${((bw.errors / bw.requests) * 100).toFixed(2)}% vs ${((reference.errors / reference.requests) * 100).toFixed(2)}% before`)
   }
-  if (latencyBeyondReference(c, bw, reference)) {
+  if (bounded && latencyBeyondReference(c, bw, reference)) {
     onsets.latency = onsetOf(c, view, key, from, to, (w) => latencyBeyondReference(c, w, reference))
     const q = bw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000
     notes.push(`latency ${q.toFixed(1)}ms vs ${(reference.latencyUs / 1000).toFixed(1)}ms before`)
@@ -157,7 +158,8 @@ function fromLongHistory(c: Contract, view: SignalView, key: SeriesKey, bw: Wind
   const cc: Contract = { ...c, alpha: c.alpha / starts.length }
   const minute = (t: number) => historyNumbers(cc, hist.summary(t, t + hist.widthMs))
   const errBeyond = (ref: BaselineNumbers) => ref.requests >= cc.minSamples && errorsBeyondReference(cc, bw, ref)
-  const latBeyond = (ref: BaselineNumbers) => ref.latencyCount >= cc.minSamples && latencyBeyondReference(cc, bw, ref)
+  const bounded = boundedLatency(view.coverage(key))
+  const latBeyond = (ref: BaselineNumbers) => bounded && ref.latencyCount >= cc.minSamples && latencyBeyondReference(cc, bw, ref)
   for (let i = 0; i < starts.length; i++) {
     const first = minute(starts[i] as number)
     const test = errBeyond(first) ? errBeyond : latBeyond(first) ? latBeyond : undefined

@@ -428,9 +428,12 @@ function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal
 /**
  * Whether a latency reading of the series says how slow its requests certainly are: exact span
  * durations (no report interval), or a metric's buckets whose bounds are known. A metric point
- * without bounds (its mean only) does not, nor a series whose layout is not known yet.
+ * without bounds (its mean only) does not, nor a series whose layout is not known yet. Nor are an
+ * unbounded series' requests above a latency cut independent trials (one interval's mean puts all
+ * of them above it or all below): the count tests of one window against a reference (the
+ * validation gate's, evaluate.ts freeze's pre-existing scan) leave its latency alone.
  */
-function boundedLatency(cov: SeriesCoverage | undefined): boolean {
+export function boundedLatency(cov: SeriesCoverage | undefined): boolean {
   return cov !== undefined && (cov.reportIntervalMs === 0 || cov.latencyBuckets !== undefined)
 }
 

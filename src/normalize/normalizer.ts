@@ -184,6 +184,8 @@ interface CumState {
   bounds: number[] | undefined
   counts: number[] | undefined
   exp: ExpCounts | undefined
+  /** explicit: the point's sum of values, for a single-bucket histogram's mean over an interval */
+  sum?: number | undefined
 }
 
 interface Requests {
@@ -212,8 +214,11 @@ interface ResourceCtx {
 
 /** A request delta ready to emit: its count and the interval it covers (start undefined: at `timeMs`). */
 /** `streamStart`: startMs is the stream's own start (a first point emitted whole), not the previous report */
-type Delta<B> = { kind: 'emit'; count: number; buckets: B; startMs: number | undefined; streamStart: boolean } | { kind: 'skip' }
+/** `sum`: the interval's sum of values when the point was diffed against its stream; absent: the point's own sum is the interval's */
+type Delta<B> = { kind: 'emit'; count: number; buckets: B; startMs: number | undefined; streamStart: boolean; sum?: number | undefined } | { kind: 'skip' }
+type Emit<B> = Extract<Delta<B>, { kind: 'emit' }>
 const SKIP: { kind: 'skip' } = { kind: 'skip' }
+const NO_BOUNDS: number[] = []
 
 class Result {
   accepted = 0
@@ -467,7 +472,15 @@ export class Normalizer {
     return `${ctx.resKey}\u0001${name}\u0001${p.startTimeMs}`
   }
 
-  private durationMetric(ctx: ResourceCtx, m: DecodedMetric, spec: RequestMetricSpec, r: Result): void {
+  private durationMetric(ctx: ResourceCtx, m: DecodedMetric, spec: RequestMetricSpec, r: Result, contiguous = false): void {
+    if (m.type === 'summary') {
+      // OTLP defines a summary's count and sum as cumulative: read as a one-bucket cumulative
+      // histogram (its mean per interval). Micrometer's delta registry sends each step's own, its
+      // start at the previous point: such a point is counted whole (`contiguous`, explicitDelta).
+      const points = m.points.map((p): HistogramPoint => ({ startTimeMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, sum: p.sum, bounds: NO_BOUNDS, bucketCounts: [p.count], attributes: p.attributes }))
+      this.durationMetric(ctx, { name: m.name, unit: m.unit, type: 'histogram', temporality: Temporality.CUMULATIVE, points }, spec, r, true)
+      return
+    }
     if (m.type !== 'histogram' && m.type !== 'exponential_histogram') {
       this.st.ignored += m.points.length
       r.accepted += m.points.length
@@ -493,7 +506,7 @@ export class Normalizer {
           continue
         }
         const d: Delta<number[]> = cumulative
-          ? this.explicitDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, r)
+          ? this.explicitDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, r, contiguous)
           : this.deltaPoint(ctx, m.name, p, p.bucketCounts)
         if (d.kind === 'skip') continue
         r.accepted++
@@ -504,7 +517,7 @@ export class Normalizer {
         }
         this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExplicit(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
+        else this.emitExplicit(ctx.key, p, d, factor, spec)
       }
     } else {
       for (const p of m.points) {
@@ -571,15 +584,21 @@ export class Normalizer {
     return layout
   }
 
-  private emitExplicit(key: SeriesKey, p: HistogramPoint, count: number, counts: number[], startMs: number | undefined, streamStart: boolean, factor: number, spec: RequestMetricSpec): void {
+  private emitExplicit(key: SeriesKey, p: HistogramPoint, d: Emit<number[]>, factor: number, spec: RequestMetricSpec): void {
+    const { count, buckets: counts, startMs, streamStart } = d
     const lats: number[] = []
     const ns: number[] = []
     const b = p.bounds
     const layout = b.length === 0 ? undefined : this.explicitLayout(b, factor)
     if (b.length === 0) {
-      // a single bucket: the mean is the only representative there is
-      if (p.sum !== undefined && Number.isFinite(p.sum) && p.sum >= 0 && p.count > 0) {
-        lats.push((p.sum / p.count) * factor)
+      // a single bucket (Micrometer's timers unless a histogram is configured): the interval's mean
+      // is the only representative there is, never the stream's lifetime mean. It stands for all
+      // `count` requests (the quantiles weigh it so), but they are not `count` independent readings:
+      // the series' latency is then unbounded (no latencyBuckets), and the engine neither lets it
+      // decide alone nor counts its requests above a cut as trials (rules.ts boundedLatency).
+      const sum = 'sum' in d ? d.sum : p.sum
+      if (sum !== undefined && Number.isFinite(sum) && sum >= 0 && count > 0) {
+        lats.push((sum / count) * factor)
         ns.push(count)
       }
     } else {
@@ -741,8 +760,13 @@ export class Normalizer {
     return prev
   }
 
-  private explicitDelta(id: string, group: string, p: HistogramPoint, r: Result): Delta<number[]> {
-    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined }
+  /**
+   * `contiguous` (summaries, which carry no temporality): a point that starts at or after the
+   * stream's previous point holds only requests after it, so it is counted whole over (start, time]
+   * instead of as a reset (what Micrometer's delta registry sends).
+   */
+  private explicitDelta(id: string, group: string, p: HistogramPoint, r: Result, contiguous = false): Delta<number[]> {
+    const next: CumState = { startMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, bounds: p.bounds, counts: p.bucketCounts, exp: undefined, sum: p.sum }
     const prev = this.advance(id, group, p, next, p.bucketCounts, r)
     if (!isState(prev)) return prev
     const sameShape = prev.bounds !== undefined && prev.counts !== undefined && sameNumbers(prev.bounds, p.bounds)
@@ -760,10 +784,13 @@ export class Normalizer {
       }
     }
     if (reset) {
+      if (contiguous && p.startTimeMs >= prev.timeMs && p.startTimeMs < p.timeMs) return { kind: 'emit', count: p.count, buckets: p.bucketCounts, startMs: p.startTimeMs, streamStart: false, sum: p.sum }
       this.st.resets++
       return this.fromZero(p, p.bucketCounts, r, undefined)
     }
-    return { kind: 'emit', count: p.count - prev.count, buckets: counts, startMs: prev.timeMs, streamStart: false }
+    // the sum of an interval is known only when both points carry one and it did not decrease
+    const sum = p.sum !== undefined && prev.sum !== undefined && p.sum >= prev.sum ? p.sum - prev.sum : undefined
+    return { kind: 'emit', count: p.count - prev.count, buckets: counts, startMs: prev.timeMs, streamStart: false, sum }
   }
 
   private expDelta(id: string, group: string, p: ExpHistogramPoint, e: ExpCounts, r: Result): Delta<ExpCounts> {

@@ -7,10 +7,13 @@
  * | `http.server.request.duration` | HTTP, stable (semconv 1.23+) | s | status >= 500, or `error.type` without a status |
  * | `http.server.duration` | HTTP, before 1.23 (the default of many JS, Python and Go instrumentations until they opt in) | ms | same |
  * | `rpc.server.duration` | RPC (gRPC, Connect) | ms | a server-side status: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS (numeric or by name), or `error.type` without a status |
+ * | `http.server.requests` | Micrometer's server timer (Spring Boot, Quarkus, Micronaut, Jersey), through Micrometer's OTLP registry or the OpenTelemetry Java agent's Micrometer bridge | ms (the OTLP registry's default base time unit; it always sets one) | tag `status` >= 500; without a numeric status, `outcome` SERVER_ERROR or an `exception` other than `none` |
  *
  * With `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` an HTTP instrumentation exports both HTTP names for
  * every request: the legacy one is then a duplicate (`legacy: true`) and is not counted for a
- * service-version that exports the stable one (src/normalize/README.md "One source").
+ * service-version that exports the stable one (src/normalize/README.md "One source"). A Spring Boot
+ * application run with the OpenTelemetry Java agent exports the agent's stable metric and, through
+ * its Micrometer bridge, Micrometer's timer for the same requests: the timer is a duplicate then too.
  */
 import type { Attributes } from '../receivers/otlp/model.js'
 
@@ -53,27 +56,49 @@ const rpcError = (a: Attributes): boolean => {
   return typeof v === 'string' && GRPC_SERVER_ERROR_NAMES.has(v.toLowerCase())
 }
 
+/**
+ * Micrometer's `http.server.requests` tags (Spring's `status`, `outcome`, `exception`): the status is
+ * a string (`"503"`, or `"UNKNOWN"` when the response never got one); the OpenTelemetry attribute
+ * names are read too, for a bridge that renames them.
+ */
+const micrometerError = (a: Attributes): boolean => {
+  const s = num(a['status']) ?? httpStatusOf(a)
+  if (s > 0) return s >= 500
+  if (a['outcome'] === 'SERVER_ERROR') return true
+  const ex = a['exception'] ?? a['error']
+  return (typeof ex === 'string' && ex !== '' && ex.toLowerCase() !== 'none') || errorTypeOnly(a)
+}
+
 export const STABLE_HTTP_METRIC = 'http.server.request.duration'
 
 export const REQUEST_METRICS: ReadonlyMap<string, RequestMetricSpec> = new Map([
   [STABLE_HTTP_METRIC, { defaultUnitUs: 1e6, isError: httpError, legacy: false }],
   ['http.server.duration', { defaultUnitUs: 1e3, isError: httpError, legacy: true }],
   ['rpc.server.duration', { defaultUnitUs: 1e3, isError: rpcError, legacy: false }],
+  ['http.server.requests', { defaultUnitUs: 1e3, isError: micrometerError, legacy: true }],
 ])
 
-/** Microseconds per unit of a duration metric; undefined when the unit is not a time unit pullback knows. */
+/**
+ * Microseconds per unit of a duration metric; undefined when the unit is not a time unit pullback
+ * knows. UCUM symbols (OpenTelemetry) and the lower-case `TimeUnit` names Micrometer writes as a
+ * timer's base unit (`milliseconds`, `seconds`).
+ */
 export function unitToUs(unit: string, spec: RequestMetricSpec): number | undefined {
   switch (unit) {
     case '':
       return spec.defaultUnitUs
     case 's':
+    case 'seconds':
       return 1e6
     case 'ms':
+    case 'milliseconds':
       return 1e3
     case 'us':
     case 'µs':
+    case 'microseconds':
       return 1
     case 'ns':
+    case 'nanoseconds':
       return 1e-3
     default:
       return undefined

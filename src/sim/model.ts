@@ -95,6 +95,11 @@ export interface OutageSpec {
   services?: string[]
 }
 
+/** How the fleet's request durations are aggregated and named (FleetSpec.histogramAggregation). */
+export type HistogramAggregation = 'explicit' | 'exponential' | 'micrometer'
+export const HISTOGRAM_AGGREGATIONS: readonly HistogramAggregation[] = ['explicit', 'exponential', 'micrometer']
+export const isHistogramAggregation = (v: string): v is HistogramAggregation => (HISTOGRAM_AGGREGATIONS as readonly string[]).includes(v)
+
 export interface FleetSpec {
   durationS: number
   services: ServiceSpec[]
@@ -121,9 +126,12 @@ export interface FleetSpec {
    * the aggregation of http.server.request.duration (default 'explicit': the SDK's default bounds,
    * 5 ms .. 10 s); 'exponential' is what an SDK with
    * OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=base2_exponential_bucket_histogram
-   * exports (160 buckets, the scale the SDK picks for the recorded range)
+   * exports (160 buckets, the scale the SDK picks for the recorded range); 'micrometer' is the
+   * shape of Micrometer's server timer through its OTLP registry (Spring Boot, Quarkus, Micronaut
+   * without a configured histogram): `http.server.requests` in milliseconds, one bucket (count and
+   * sum only), Spring's tags (`status` as a string, `outcome`, `uri`, `method`, `exception`)
    */
-  histogramAggregation?: 'explicit' | 'exponential'
+  histogramAggregation?: HistogramAggregation
   /**
    * the temporality of http.server.request.duration as pullback receives it (default 'cumulative',
    * the SDK's default):

@@ -2,7 +2,7 @@
  * `record`: plays a scenario on virtual time as fast as the CPU allows and writes OTLP/JSON lines
  * (one export request per line, in telemetry-time order), the format `pullback replay` reads.
  */
-import { DEFAULT_START_MS, type Scenario } from './model.js'
+import { DEFAULT_START_MS, type HistogramAggregation, type Scenario } from './model.js'
 import { CumulativeToDelta } from './cumulative-to-delta.js'
 import { metricsLine, traceLine } from './otlp-json.js'
 import { hash32 } from './random.js'
@@ -30,7 +30,7 @@ export interface RecordOptions {
   /** overrides the scenario's span export schedule (FleetSpec.spanSchedule) */
   spanSchedule?: 'aligned' | 'per-pod'
   /** overrides the aggregation of the request duration histograms (FleetSpec.histogramAggregation) */
-  histogramAggregation?: 'explicit' | 'exponential'
+  histogramAggregation?: HistogramAggregation
   /** overrides the temporality pullback receives them in (FleetSpec.metricTemporality) */
   metricTemporality?: 'cumulative' | 'delta' | 'cumulativetodelta'
 }

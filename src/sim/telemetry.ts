@@ -6,11 +6,15 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, ValueType, type Attributes, type Histogram, type HrTime, type Tracer } from '@opentelemetry/api'
 import { resourceFromAttributes } from '@opentelemetry/resources'
-import { AggregationTemporality, AggregationType, InstrumentType, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
+import { AggregationTemporality, AggregationType, InstrumentType, MeterProvider, MetricReader, type ResourceMetrics, type ViewOptions } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, type IdGenerator, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { FleetSpec } from './model.js'
 import { hash32, Rng } from './random.js'
 import { World, type Pod, type PodReading, type SimRequest } from './world.js'
+
+const DURATION = 'http.server.request.duration'
+/** Micrometer's server timer (Spring Boot, Quarkus, Micronaut), in its OTLP registry's default unit */
+const MICROMETER_DURATION = 'http.server.requests'
 
 export const SIM_SCOPE = 'pullback-sim'
 export const SIM_SCOPE_VERSION = '0.1.0'
@@ -165,8 +169,14 @@ export class Simulation {
     const reader = new ManualReader(
       this.spec.metricTemporality === 'delta' ? { aggregationTemporalitySelector: (t) => (t === InstrumentType.HISTOGRAM ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE) } : undefined,
     )
-    const exponential = this.spec.histogramAggregation === 'exponential'
-    const views = exponential ? [{ instrumentName: 'http.server.request.duration', aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } as const }] : []
+    const aggregation = this.spec.histogramAggregation ?? 'explicit'
+    const views: ViewOptions[] =
+      aggregation === 'exponential'
+        ? [{ instrumentName: DURATION, aggregation: { type: AggregationType.EXPONENTIAL_HISTOGRAM } as const }]
+        : aggregation === 'micrometer'
+          ? // Micrometer's timer without a configured histogram: one bucket, its count and sum
+            [{ instrumentName: MICROMETER_DURATION, aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [], recordMinMax: false } } }]
+          : []
     const meterProvider = new MeterProvider({ resource, readers: [reader], views })
     const created: PodSdk = {
       pod,
@@ -190,10 +200,11 @@ export class Simulation {
     gauge('k8s.container.cpu_request', '{cpu}', ValueType.DOUBLE, (r) => r.cpuRequestCores)
     gauge('k8s.container.ready', '1', ValueType.INT, (r) => (r.ready ? 1 : 0))
     if (this.spec.histograms) {
-      created.duration = meterProvider.getMeter(SIM_SCOPE, SIM_SCOPE_VERSION).createHistogram('http.server.request.duration', {
-        unit: 's',
-        advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] },
-      })
+      const m = meterProvider.getMeter(SIM_SCOPE, SIM_SCOPE_VERSION)
+      created.duration =
+        aggregation === 'micrometer'
+          ? m.createHistogram(MICROMETER_DURATION, { unit: 'milliseconds' })
+          : m.createHistogram(DURATION, { unit: 's', advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] } })
     }
     sdk = created
     this.sdks.set(pod, sdk)
@@ -213,7 +224,7 @@ export class Simulation {
       onRequest?.(r)
       const sdk = this.sdk(r.pod)
       if (!spans) {
-        sdk.duration?.record(r.latencyMs / 1000, { 'http.request.method': r.method, 'http.route': r.route, 'http.response.status_code': r.status })
+        this.recordDuration(sdk, r)
         return
       }
       const startMs = this.timeMs(r.startS)
@@ -226,9 +237,19 @@ export class Simulation {
       const span = sdk.tracer.startSpan(`${r.method} ${r.route}`, { kind: SpanKind.SERVER, startTime: msToHr(startMs), attributes }, ROOT_CONTEXT)
       if (r.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
       span.end(msToHr(startMs + r.latencyMs))
-      sdk.duration?.record(r.latencyMs / 1000, { 'http.request.method': r.method, 'http.route': r.route, 'http.response.status_code': r.status })
+      this.recordDuration(sdk, r)
     })
     return n
+  }
+
+  /** One request in the pod's duration histogram, named and tagged as its FleetSpec.histogramAggregation's exporter does. */
+  private recordDuration(sdk: PodSdk, r: SimRequest): void {
+    if (sdk.duration === undefined) return
+    if (this.spec.histogramAggregation === 'micrometer') {
+      // Spring's server observation tags: the status as a string, its class as the outcome
+      const outcome = r.status >= 500 ? 'SERVER_ERROR' : r.status >= 400 ? 'CLIENT_ERROR' : 'SUCCESS'
+      sdk.duration.record(r.latencyMs, { method: r.method, uri: r.route, status: String(r.status), outcome, exception: 'none' })
+    } else sdk.duration.record(r.latencyMs / 1000, { 'http.request.method': r.method, 'http.route': r.route, 'http.response.status_code': r.status })
   }
 
   /** FleetSpec.spanSampling: does the sampler keep this span? Deterministic by trace id. */

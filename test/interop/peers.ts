@@ -2,7 +2,7 @@
  * Real OpenTelemetry peers for the interop suite: where their binaries are, how to run them, and a
  * byte-counting TCP relay that shows what a peer really put on the wire.
  *
- * Binaries are found through TELEMETRYGEN_BIN / OTELCOL_BIN, else through the env file that
+ * Binaries are found through TELEMETRYGEN_BIN / OTELCOL_BIN / MICROMETER_PEER, else through the env file that
  * tools/peers/build.sh writes (${PULLBACK_PEERS_DIR:-~/.cache/pullback-peers}/peers.env). Under CI
  * (CI=true) a missing peer fails the suite; elsewhere the suite is skipped with a note naming the
  * build script.
@@ -14,11 +14,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { describeWhenAvailable, freePort } from '../support/external.js'
 
-export type Peer = 'TELEMETRYGEN_BIN' | 'OTELCOL_BIN'
+export type Peer = 'TELEMETRYGEN_BIN' | 'OTELCOL_BIN' | 'MICROMETER_PEER'
 
 export type PeerLookup = { found: true; path: string } | { found: false; reason: string }
 
-const BUILD_HINT = 'build the peers with `bash tools/peers/build.sh` (Go 1.26 and the Go module proxy) or set TELEMETRYGEN_BIN/OTELCOL_BIN'
+const BUILD_HINT = 'build the peers with `bash tools/peers/build.sh` (Go 1.26 and the Go module proxy; Maven and a JDK 17+ for the Micrometer peer) or set TELEMETRYGEN_BIN/OTELCOL_BIN/MICROMETER_PEER'
 
 function envFile(): Record<string, string> {
   const root = process.env.PULLBACK_PEERS_DIR ?? path.join(os.homedir(), '.cache', 'pullback-peers')

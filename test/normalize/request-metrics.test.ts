@@ -98,4 +98,97 @@ describe('request metrics of every semantic-conventions generation', () => {
     expect(r.rejected).toBe(1)
     expect(r.rejectReason).toContain('"By"')
   })
+
+  describe("Micrometer's http.server.requests (Spring Boot, Quarkus, Micronaut)", () => {
+    const CUMULATIVE = 2
+    // the shape Micrometer's OTLP registry writes for a Timer without a configured histogram: one
+    // bucket, its count and sum, a cumulative stream from the process's start, unit `milliseconds`
+    const timer = (tags: Attributes, count: number, sumMs: number, t: number, start = T - 30_000): HistogramPoint => ({ startTimeMs: start, timeMs: t, count, sum: sumMs, bounds: [], bucketCounts: [count], attributes: tags })
+    const micrometer = (unit: string, points: HistogramPoint[]): DecodedMetric => ({ name: 'http.server.requests', unit, type: 'histogram', temporality: CUMULATIVE, points })
+    const ok = { method: 'GET', uri: '/cart', status: '200', outcome: 'SUCCESS', exception: 'none' }
+    const failed = { method: 'GET', uri: '/cart', status: '500', outcome: 'SERVER_ERROR', exception: 'IllegalStateException' }
+
+    it('counts the interval of each cumulative point, its errors by the status tag, its latency as the interval mean (not the lifetime mean)', () => {
+      const { n, requests } = setup()
+      // first points: a process 30 s old (within freshStart), emitted whole
+      let r = n.metrics(req(micrometer('milliseconds', [timer(ok, 100, 2_000, T), timer(failed, 4, 40, T)])))
+      expect(r).toEqual({ accepted: 2, rejected: 0 })
+      // next export: 50 more requests that took 300 ms each, 6 more failures of 5 ms
+      r = n.metrics(req(micrometer('milliseconds', [timer(ok, 150, 17_000, T + 60_000), timer(failed, 10, 70, T + 60_000)])))
+      expect(r).toEqual({ accepted: 2, rejected: 0 })
+      expect(requests().map((o) => [o.count, o.errors, o.latenciesUs])).toEqual([
+        [100, 0, [20_000]],
+        [4, 4, [10_000]],
+        [50, 0, [300_000]],
+        [6, 6, [5_000]],
+      ])
+      expect(requests()[2]!.startMs).toBe(T)
+      // a mean stands for every request it averages, with no bucket layout (its latency is unbounded)
+      expect(requests().map((o) => [o.latencyCounts, o.latencyBuckets])).toEqual([
+        [[100], undefined],
+        [[4], undefined],
+        [[50], undefined],
+        [[6], undefined],
+      ])
+    })
+
+    it('reads the errors Spring and others tag without a numeric status: outcome SERVER_ERROR, an exception', () => {
+      const { n, requests } = setup()
+      n.metrics(
+        req(
+          micrometer('seconds', [
+            timer({ status: 'UNKNOWN', outcome: 'SERVER_ERROR', exception: 'none' }, 3, 0.3, T),
+            timer({ status: 'UNKNOWN', outcome: 'UNKNOWN', exception: 'TimeoutException' }, 2, 0.2, T),
+            timer({ status: '404', outcome: 'CLIENT_ERROR', exception: 'none' }, 5, 0.5, T),
+            timer({ status: '503', outcome: 'SERVER_ERROR', exception: 'none' }, 1, 0.1, T),
+          ]),
+        ),
+      )
+      expect(requests().map((o) => [o.count, o.errors, o.latenciesUs.map(Math.round)])).toEqual([
+        [3, 3, [100_000]],
+        [2, 2, [100_000]],
+        [5, 0, [100_000]],
+        [1, 1, [100_000]],
+      ])
+    })
+
+    it("reads Micrometer's base-unit words, and is a duplicate where the OpenTelemetry Java agent's stable metric counts the same requests", () => {
+      for (const [unit, us] of [['milliseconds', 10_000], ['seconds', 10_000_000], ['nanoseconds', 0.01], ['microseconds', 10], ['', 10_000]] as const) {
+        const { n, requests } = setup()
+        expect(n.metrics(req(micrometer(unit, [timer(ok, 1, 10, T)])))).toEqual({ accepted: 1, rejected: 0 })
+        expect(requests()[0]!.latenciesUs[0]).toBeCloseTo(us, 9)
+      }
+      const { n, requests } = setup()
+      const stable = metric('http.server.request.duration', 's', [point({ 'http.response.status_code': 200 }, [0.01], [6, 4])])
+      n.metrics(req(micrometer('s', [timer(ok, 10, 100, T)]), stable))
+      expect(requests().map((o) => o.count)).toEqual([10])
+      expect(n.stats().legacyDuplicates).toBe(1)
+    })
+
+    it('reads an OTLP Summary (client-side percentiles) by its count and sum, cumulative or as Micrometer\'s delta registry sends it', () => {
+      const summary = (points: HistogramPoint[]): DecodedMetric => ({
+        name: 'http.server.requests',
+        unit: 'milliseconds',
+        type: 'summary',
+        points: points.map((p) => ({ startTimeMs: p.startTimeMs, timeMs: p.timeMs, count: p.count, sum: p.sum, attributes: p.attributes })),
+      })
+      const cumulative = setup()
+      cumulative.n.metrics(req(summary([timer(ok, 100, 2_000, T)])))
+      cumulative.n.metrics(req(summary([timer(ok, 150, 17_000, T + 60_000)])))
+      expect(cumulative.requests().map((o) => [o.count, o.latenciesUs])).toEqual([
+        [100, [20_000]],
+        [50, [300_000]],
+      ])
+      // delta steps of 3 minutes, each starting at the previous point: longer than freshStart, so
+      // read as resets they would only prime the stream; each is counted whole over its own step
+      const STEP = 180_000
+      const delta = setup()
+      for (let i = 1; i <= 3; i++) delta.n.metrics(req(summary([timer(failed, 10 * i, 50 * i, T + i * STEP, T + (i - 1) * STEP)])))
+      expect(delta.requests().map((o) => [o.count, o.errors, o.startMs, o.latenciesUs])).toEqual([
+        [20, 20, T + STEP, [5_000]],
+        [30, 30, T + 2 * STEP, [5_000]],
+      ])
+      expect(delta.n.stats().resets).toBe(0)
+    })
+  })
 })

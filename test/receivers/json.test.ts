@@ -112,7 +112,7 @@ describe('decodeMetricsJson', () => {
                   histogram: { aggregationTemporality: 1, dataPoints: [{ timeUnixNano: '1000000', count: '7', sum: 1.5, bucketCounts: ['1', '2', '4'], explicitBounds: [0.1, 0.5], attributes: [{ key: 'http.response.status_code', value: { intValue: 500 } }] }] },
                 },
                 { name: 'e', exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: '1000000', count: '3', scale: -2, zeroCount: '1', positive: { offset: -3, bucketCounts: ['2'] } }] } },
-                { name: 's', summary: { dataPoints: [{ count: '1' }] } },
+                { name: 's', summary: { dataPoints: [{ timeUnixNano: '3000000', count: '4', sum: 0.8, quantileValues: [{ quantile: 0.99, value: 0.5 }], attributes: [{ key: 'status', value: { stringValue: '200' } }] }] } },
               ],
             },
           ],
@@ -120,11 +120,13 @@ describe('decodeMetricsJson', () => {
       ],
     })
     const ms = decodeMetricsJson(line).resourceMetrics[0]!.metrics
-    expect(ms.map((m) => m.type)).toEqual(['gauge', 'sum', 'histogram', 'exponential_histogram'])
+    expect(ms.map((m) => m.type)).toEqual(['gauge', 'sum', 'histogram', 'exponential_histogram', 'summary'])
     expect(ms[0]).toEqual({ name: 'k8s.pod.memory.working_set', unit: 'By', type: 'gauge', points: [{ startTimeMs: 0, timeMs: 1767225600000, value: 209715200, attributes: {} }] })
     expect(ms[1]).toMatchObject({ type: 'sum', temporality: 2, monotonic: true, points: [{ value: NaN, startTimeMs: 0.000001, timeMs: 2 }] })
     expect(ms[2]).toMatchObject({ type: 'histogram', temporality: 1, points: [{ count: 7, sum: 1.5, bounds: [0.1, 0.5], bucketCounts: [1, 2, 4], attributes: { 'http.response.status_code': 500 } }] })
     expect(ms[3]).toMatchObject({ points: [{ count: 3, scale: -2, zeroCount: 1, positive: { offset: -3, bucketCounts: [2] }, negative: { offset: 0, bucketCounts: [] }, sum: undefined }] })
+    // a summary's count and sum; its quantiles are not carried (they cannot be combined)
+    expect(ms[4]).toEqual({ name: 's', unit: '', type: 'summary', points: [{ startTimeMs: 0, timeMs: 3, count: 4, sum: 0.8, attributes: { status: '200' } }] })
   })
 
   it('tells traces from metrics in a recorded line', () => {

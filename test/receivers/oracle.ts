@@ -218,6 +218,21 @@ export function oracleMetrics(bytes: Uint8Array): MetricsRequest {
                   })),
                 },
               ]
+            case 'summary':
+              return [
+                {
+                  name,
+                  unit,
+                  type: 'summary',
+                  points: (m.summary.dataPoints ?? []).map((p: any) => ({
+                    startTimeMs: nsToMs(p.startTimeUnixNano),
+                    timeMs: nsToMs(p.timeUnixNano),
+                    count: Number(big(p.count)),
+                    sum: p.sum ?? undefined,
+                    attributes: attrs(p.attributes),
+                  })),
+                },
+              ]
             default:
               return []
           }

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/config/load.js'
 import { replayLines } from '../../src/cli/commands/replay.js'
 import { findScenario, recordToLines } from '../../src/sim/index.js'
+import { benignDeployment, paramsOf } from '../../bench/false-rollbacks.js'
 
 async function replay(name: string, seed: number) {
   const sc = findScenario(name)
@@ -54,4 +55,17 @@ describe('engine regressions', () => {
   it('a rollback that really restores the old version is recovered', async () => {
     expect((await replay('error-spike-rolled-back', 1)).map((v) => v.kind)).toEqual(['rollback', 'recovered'])
   })
+
+  // Micrometer's timer without a histogram (count and sum): each interval's mean stands for all its
+  // requests. Drawn bad deploy #326 (89 req/s, 6 pods, 10 s metrics): one old-version mean above the
+  // latency cut in the last window before the deployment counted as 40-odd slow requests, the
+  // pre-deploy scan called the latency breach pre-existing, and the bad deploy was an incident (4 of
+  // 1,000 drawn bad deploys). An unbounded latency stays out of the count tests.
+  it('a metric without bounds (Micrometer means) is no pre-existing latency breach: drawn bad deploy #326 is rolled back, not an incident', async () => {
+    const p = { ...paramsOf(1, 326), slower: 2, errors: 0.05, histograms: 'micrometer' as const }
+    expect([p.telemetry, p.intervalS]).toEqual(['metrics', 10])
+    const s = await replayLines(benignDeployment(p, 1), parseConfig({}), { out: () => undefined, err: () => undefined }, { actuator: false })
+    expect(s.verdicts.filter((v) => !v.dryRun).map((v) => v.kind)).toEqual(['rollback'])
+  })
 })
+

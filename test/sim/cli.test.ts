@@ -33,7 +33,7 @@ describe('pullback sim', () => {
     await expect(command.run(['record', 'error-spike', '--seed', 'x'], capture(), signal)).rejects.toThrow(/--seed/)
     await expect(command.run(['frobnicate'], capture(), signal)).rejects.toThrow(UsageError)
     await expect(command.run(['record', 'error-spike', '--span-export', 'random'], capture(), signal)).rejects.toThrow(/--span-export expects aligned or per-pod/)
-    await expect(command.run(['record', 'error-spike', '--histograms', 'native'], capture(), signal)).rejects.toThrow(/--histograms expects explicit or exponential/)
+    await expect(command.run(['record', 'error-spike', '--histograms', 'native'], capture(), signal)).rejects.toThrow(/--histograms expects explicit, exponential, micrometer/)
   })
 
   it('records to --out and to stdout identically, with a summary on stderr', async () => {
@@ -63,6 +63,15 @@ describe('pullback sim', () => {
     expect(await command.run(['record', 'metrics-60s-benign-deploy', '--histograms', 'exponential'], io, signal)).toBe(0)
     expect(io.stdout).toMatch(/"exponentialHistogram":\{"aggregationTemporality":2/)
     expect(io.stdout).not.toMatch(/"explicitBounds"/)
+  })
+
+  it("--histograms micrometer writes Micrometer's server timer: http.server.requests in milliseconds, one bucket, Spring's tags", async () => {
+    const io = capture()
+    expect(await command.run(['record', 'metrics-60s-benign-deploy', '--histograms', 'micrometer'], io, signal)).toBe(0)
+    expect(io.stdout).toMatch(/"name":"http.server.requests","unit":"milliseconds"/)
+    expect(io.stdout).toMatch(/"key":"outcome","value":\{"stringValue":"SUCCESS"\}/)
+    expect(io.stdout).not.toMatch(/"http.server.request.duration"/)
+    expect(io.stdout).not.toMatch(/"explicitBounds":\[[0-9]/)
   })
 
   it('fails with exit 1 when --out cannot be written', async () => {

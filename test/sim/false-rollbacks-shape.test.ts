@@ -67,6 +67,26 @@ describe('false-rollback bench telemetry', () => {
     expect(samples(a)[0]).toBeGreaterThan(100)
   })
 
+  it("--histograms micrometer: the shape of the scenario library's Micrometer-style timers, the same requests and errors counted", async () => {
+    const sdk = findScenario('spans-and-metrics-benign-deploy')!
+    const ref = await recordToLines(
+      { ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10, histogramAggregation: 'micrometer' }) },
+    )
+    const mm = [...benignDeployment({ ...params('metrics'), histograms: 'micrometer' }, 1)]
+    const withTimer = (ls: string[]) => ls.find((l) => l.includes('"http.server.requests"'))!
+    expect(withTimer(ref)).toBeDefined()
+    expect([...shape(JSON.parse(withTimer(mm)))].sort()).toEqual([...shape(JSON.parse(withTimer(ref)))].sort())
+    expect(withTimer(mm)).toContain('"unit":"milliseconds"')
+    expect(withTimer(mm)).toContain('"explicitBounds":[]')
+    const quiet = { out: () => undefined, err: () => undefined }
+    const a = await replayLines([...benignDeployment(params('metrics'), 1)], parseConfig({}), quiet, { actuator: false, recordTimeline: true })
+    const b = await replayLines(mm, parseConfig({}), quiet, { actuator: false, recordTimeline: true })
+    expect(b.malformed).toBe(0)
+    const last = (r: typeof a, signal: string) => r.report!.timelines.flatMap((t) => t.ticks.at(-1)!.signals.filter((x) => x.signal === signal).map((x) => [x.samples, x.value]))
+    expect(last(b, 'error_rate')).toEqual(last(a, 'error_rate'))
+    expect(last(a, 'error_rate')[0]![0]).toBeGreaterThan(100)
+  })
+
   it('--rps draws traffic log-uniformly from its range; the default range keeps the draws the figures of record used', () => {
     const quiet = Array.from({ length: 200 }, (_, i) => paramsOf(1, i, [0.1, 1]).rps)
     expect(Math.min(...quiet)).toBeGreaterThanOrEqual(0.1)

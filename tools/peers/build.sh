@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the real OpenTelemetry peers that test/interop runs against, from the Go module proxy:
+# Builds the real peers that test/interop runs against, from the Go module proxy and Maven Central:
 #   - telemetrygen (OTLP load generator, opentelemetry-collector-contrib/cmd/telemetrygen)
 #   - a custom OpenTelemetry Collector from tools/peers/otelcol-builder.yaml (otlp receiver, kafka
-#     receiver and exporter, span_metrics connector, prometheus/debug/nop exporters).
+#     receiver and exporter, span_metrics connector, prometheus/debug/nop exporters)
+#   - Micrometer's OTLP registry (micrometer-registry-otlp, tools/peers/micrometer/pom.xml) driven by
+#     tools/peers/micrometer/MicrometerPeer.java: the metrics a Spring Boot service exports over OTLP.
 #
 # usage: bash tools/peers/build.sh
 #
@@ -10,10 +12,11 @@
 # names the versions and a hash of the manifest; a binary already there is reused and not rebuilt.
 # Nothing is written inside the repository.
 #
-# Output contract: progress and timings go to stderr; stdout carries exactly two lines,
+# Output contract: progress and timings go to stderr; stdout carries exactly three lines,
 #   TELEMETRYGEN_BIN=<absolute path>
 #   OTELCOL_BIN=<absolute path>
-# and the same two lines are written to <cache root>/peers.env, which test/interop reads when the
+#   MICROMETER_PEER=<absolute path of a launcher script; it needs `java` on PATH>
+# and the same lines are written to <cache root>/peers.env, which test/interop reads when the
 # variables are not set. Exits non-zero (with the failing step named) when a peer cannot be built.
 #
 # Why the Collector is not built by the builder itself: the builder's `go mod tidy` also resolves the
@@ -98,15 +101,43 @@ build_otelcol() {
   log "collector built in $(( $(date +%s) - s ))s"
 }
 
+# The Micrometer peer: its classpath resolved by Maven, its one source compiled by javac, a launcher
+# script beside them. Keyed by a hash of the pom and the source; built in a scratch dir, then renamed.
+MICROMETER_SRC="$HERE/micrometer"
+# bad arguments exit 2 once the JVM loaded the class: the launcher and its classpath (in ~/.m2) work
+micrometer_runs() { local rc=0; "$1" --check >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 2 ]; }
+build_micrometer() {
+  local key; key=$(cat "$MICROMETER_SRC/pom.xml" "$MICROMETER_SRC/MicrometerPeer.java" | sha256sum | cut -c1-12)
+  MICROMETER_DIR="$ROOT/micrometer-$key"
+  if [ -x "$MICROMETER_DIR/micrometer-peer" ] && micrometer_runs "$MICROMETER_DIR/micrometer-peer"; then log "micrometer peer: cached"; return; fi
+  command -v mvn >/dev/null || { log "FAILED: no 'mvn' on PATH (Maven and a JDK 17+ build the Micrometer peer)"; exit 1; }
+  command -v javac >/dev/null || { log "FAILED: no 'javac' on PATH (a JDK 17+ builds the Micrometer peer)"; exit 1; }
+  local s; s=$(date +%s)
+  local tmp; tmp=$(mktemp -d "$ROOT/mm.XXXXXX")
+  log "micrometer peer: resolving micrometer-registry-otlp from Maven Central ..."
+  mvn -B -q -f "$MICROMETER_SRC/pom.xml" dependency:build-classpath -Dmdep.outputFile="$tmp/classpath" -Dmdep.includeScope=runtime >&2 \
+    || { rm -rf "$tmp"; log "FAILED: mvn could not resolve tools/peers/micrometer/pom.xml"; exit 1; }
+  javac -d "$tmp/classes" -cp "$(cat "$tmp/classpath")" "$MICROMETER_SRC/MicrometerPeer.java" >&2 \
+    || { rm -rf "$tmp"; log "FAILED: javac tools/peers/micrometer/MicrometerPeer.java"; exit 1; }
+  rm -rf "$MICROMETER_DIR"; mv "$tmp" "$MICROMETER_DIR"
+  printf '#!/bin/sh\nexec java -cp "%s:%s" MicrometerPeer "$@"\n' "$MICROMETER_DIR/classes" "$(cat "$MICROMETER_DIR/classpath")" > "$MICROMETER_DIR/micrometer-peer.tmp"
+  chmod +x "$MICROMETER_DIR/micrometer-peer.tmp"; mv "$MICROMETER_DIR/micrometer-peer.tmp" "$MICROMETER_DIR/micrometer-peer"
+  log "micrometer peer built in $(( $(date +%s) - s ))s"
+}
+
+# the Micrometer peer first: it takes seconds, so under .ci/run its Maven resolution is over long
+# before tools/kafka/broker.sh resolves the broker into the same ~/.m2 (Maven does not lock it)
+build_micrometer
 build_telemetrygen
 build_otelcol
 
 # a smoke check that both binaries start on this machine (a broken cache entry fails here, not in a test)
 "$BIN/telemetrygen" --help >/dev/null 2>&1 || { log "FAILED: $BIN/telemetrygen does not run"; exit 1; }
 "$BIN/otelcol-pullback-peer" components >/dev/null 2>&1 || { log "FAILED: $BIN/otelcol-pullback-peer does not run"; exit 1; }
+micrometer_runs "$MICROMETER_DIR/micrometer-peer" || { log "FAILED: $MICROMETER_DIR/micrometer-peer does not run"; exit 1; }
 log "done"
 
 envfile="$ROOT/peers.env"
-printf 'TELEMETRYGEN_BIN=%s\nOTELCOL_BIN=%s\n' "$BIN/telemetrygen" "$BIN/otelcol-pullback-peer" > "$envfile.tmp"
+printf 'TELEMETRYGEN_BIN=%s\nOTELCOL_BIN=%s\nMICROMETER_PEER=%s\n' "$BIN/telemetrygen" "$BIN/otelcol-pullback-peer" "$MICROMETER_DIR/micrometer-peer" > "$envfile.tmp"
 mv "$envfile.tmp" "$envfile"
 cat "$envfile"

@@ -1,10 +1,10 @@
 import { closeSync, openSync, writeSync } from 'node:fs'
 import { numberFlag, parseFlags, UsageError, type Command, type Io } from '../args.js'
-import { DEFAULT_SEED, findScenario, recordScenario, runLive, SCENARIOS } from '../../sim/index.js'
+import { DEFAULT_SEED, findScenario, HISTOGRAM_AGGREGATIONS, isHistogramAggregation, recordScenario, runLive, SCENARIOS } from '../../sim/index.js'
 import { errorMessage } from '../../common/errors.js'
 
 const USAGE = `usage: pullback sim list
-       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential] [--temporality cumulative|delta|cumulativetodelta]
+       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential|micrometer] [--temporality cumulative|delta|cumulativetodelta]
        pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N] [--from S] [--until S]
 
 list     the scenario library: name, expected verdict, fault class and onset, description
@@ -21,7 +21,9 @@ flags:
                   per-pod: each pod's batches on its own millisecond phase, as real SDKs export (record)
   --histograms A  explicit: duration histograms with the SDK's default bounds (default);
                   exponential: base-2 exponential, as OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=
-                  base2_exponential_bucket_histogram makes the SDK export them (record; scenarios with metrics)
+                  base2_exponential_bucket_histogram makes the SDK export them; micrometer: Micrometer's
+                  server timer (Spring Boot): http.server.requests in milliseconds, count and sum only
+                  (record; scenarios with metrics)
   --temporality T cumulative: the SDK's default (default); delta: the SDK's delta preference
                   (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta); cumulativetodelta: cumulative,
                   converted on the way by a Collector's cumulativetodelta processor (record; scenarios with metrics)
@@ -93,7 +95,7 @@ export const command: Command = {
       const spanSchedule = values['span-export'] ?? 'aligned'
       if (spanSchedule !== 'aligned' && spanSchedule !== 'per-pod') throw new UsageError(`--span-export expects aligned or per-pod, got ${spanSchedule}`)
       const histogramAggregation = values.histograms ?? 'explicit'
-      if (histogramAggregation !== 'explicit' && histogramAggregation !== 'exponential') throw new UsageError(`--histograms expects explicit or exponential, got ${histogramAggregation}`)
+      if (!isHistogramAggregation(histogramAggregation)) throw new UsageError(`--histograms expects ${HISTOGRAM_AGGREGATIONS.join(', ')}, got ${histogramAggregation}`)
       const metricTemporality = values.temporality ?? 'cumulative'
       if (metricTemporality !== 'cumulative' && metricTemporality !== 'delta' && metricTemporality !== 'cumulativetodelta') throw new UsageError(`--temporality expects cumulative, delta or cumulativetodelta, got ${metricTemporality}`)
       let fd: number | undefined

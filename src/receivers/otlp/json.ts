@@ -27,6 +27,7 @@ import type {
   NumberPoint,
   ResourceMetricsLite,
   ResourceSpansLite,
+  SummaryPoint,
   TracesRequest,
 } from './model.js'
 
@@ -277,10 +278,7 @@ function histogramPoint(v: unknown, path: string): HistogramPoint {
   const bucketCounts = arr(field(d, 'bucketCounts', 'bucket_counts'), `${path}.bucketCounts`).map((b, i) => int(b, `${path}.bucketCounts[${i}]`))
   // a bucketCounts/explicitBounds length mismatch is decoded as is (like the protobuf decoder); normalize rejects the point
   return {
-    startTimeMs: nsToMs(field(d, 'startTimeUnixNano', 'start_time_unix_nano'), `${path}.startTimeUnixNano`),
-    timeMs: nsToMs(field(d, 'timeUnixNano', 'time_unix_nano'), `${path}.timeUnixNano`),
-    count: int(d.count, `${path}.count`),
-    sum: optionalDouble(d.sum, `${path}.sum`),
+    ...counted(d, path),
     bounds,
     bucketCounts,
     attributes: attributes(d.attributes, `${path}.attributes`, 'data point'),
@@ -298,14 +296,29 @@ function expBuckets(v: unknown, path: string): ExpBuckets {
 function expHistogramPoint(v: unknown, path: string): ExpHistogramPoint {
   const d = obj(v, path) ?? {}
   return {
-    startTimeMs: nsToMs(field(d, 'startTimeUnixNano', 'start_time_unix_nano'), `${path}.startTimeUnixNano`),
-    timeMs: nsToMs(field(d, 'timeUnixNano', 'time_unix_nano'), `${path}.timeUnixNano`),
-    count: int(d.count, `${path}.count`),
-    sum: optionalDouble(d.sum, `${path}.sum`),
+    ...counted(d, path),
     scale: int(d.scale, `${path}.scale`),
     zeroCount: int(field(d, 'zeroCount', 'zero_count'), `${path}.zeroCount`),
     positive: expBuckets(d.positive, `${path}.positive`),
     negative: expBuckets(d.negative, `${path}.negative`),
+    attributes: attributes(d.attributes, `${path}.attributes`, 'data point'),
+  }
+}
+
+/** The fields every histogram-like point shares: its times, count and sum. */
+function counted(d: Obj, path: string): Pick<SummaryPoint, 'startTimeMs' | 'timeMs' | 'count' | 'sum'> {
+  return {
+    startTimeMs: nsToMs(field(d, 'startTimeUnixNano', 'start_time_unix_nano'), `${path}.startTimeUnixNano`),
+    timeMs: nsToMs(field(d, 'timeUnixNano', 'time_unix_nano'), `${path}.timeUnixNano`),
+    count: int(d.count, `${path}.count`),
+    sum: optionalDouble(d.sum, `${path}.sum`),
+  }
+}
+
+function summaryPoint(v: unknown, path: string): SummaryPoint {
+  const d = obj(v, path) ?? {}
+  return {
+    ...counted(d, path),
     attributes: attributes(d.attributes, `${path}.attributes`, 'data point'),
   }
 }
@@ -315,7 +328,7 @@ function dataPoints<T>(body: Obj, path: string, fn: (v: unknown, p: string) => T
   return list.map((v, i) => fn(v, `${path}.dataPoints[${i}]`))
 }
 
-/** One Metric message; metrics of a data type this model does not carry (summary) are dropped (undefined). */
+/** One Metric message; one without a data type this model carries is dropped (undefined). */
 function decodeMetric(v: unknown, path: string): DecodedMetric | undefined {
   const m = obj(v, path)
   if (m === undefined) return undefined
@@ -342,6 +355,9 @@ function decodeMetric(v: unknown, path: string): DecodedMetric | undefined {
       temporality: temporality(b, `${path}.exponentialHistogram`),
       points: dataPoints(b, `${path}.exponentialHistogram`, expHistogramPoint),
     }
+  }
+  if ((b = obj(m.summary, `${path}.summary`)) !== undefined) {
+    return { name, unit, type: 'summary', points: dataPoints(b, `${path}.summary`, summaryPoint) }
   }
   return undefined
 }

@@ -76,11 +76,25 @@ export interface ExpHistogramPoint {
   attributes: Attributes
 }
 
+/**
+ * A Summary point (OTLP: count and sum are cumulative; Micrometer's delta registry sends each step's
+ * own, with a start time that moves). Its quantiles are not decoded: quantiles of different
+ * processes or intervals cannot be combined, so pullback reads a summary's count and mean only.
+ */
+export interface SummaryPoint {
+  startTimeMs: number
+  timeMs: number
+  count: number
+  sum: number | undefined
+  attributes: Attributes
+}
+
 export type DecodedMetric =
   | { name: string; unit: string; type: 'gauge'; points: NumberPoint[] }
   | { name: string; unit: string; type: 'sum'; temporality: number; monotonic: boolean; points: NumberPoint[] }
   | { name: string; unit: string; type: 'histogram'; temporality: number; points: HistogramPoint[] }
   | { name: string; unit: string; type: 'exponential_histogram'; temporality: number; points: ExpHistogramPoint[] }
+  | { name: string; unit: string; type: 'summary'; points: SummaryPoint[] }
 
 export interface ResourceMetricsLite {
   resource: Attributes

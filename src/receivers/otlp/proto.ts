@@ -25,6 +25,7 @@ import type {
   NumberPoint,
   ResourceMetricsLite,
   ResourceSpansLite,
+  SummaryPoint,
   TracesRequest,
 } from './model.js'
 
@@ -659,15 +660,48 @@ function expHistogramPoint(limit: number): ExpHistogramPoint {
   return p
 }
 
+/** SummaryDataPoint: attributes 7, start 2, time 3, count 4, sum 5; quantile_values (6) skipped. */
+function summaryPoint(limit: number): SummaryPoint {
+  const p: SummaryPoint = { startTimeMs: 0, timeMs: 0, count: 0, sum: undefined, attributes: {} }
+  let n = 0
+  while (pos < limit) {
+    const t = tag(limit)
+    switch (t) {
+      case (7 << 3) | 2:
+        n = pointAttribute(limit, p.attributes, n)
+        break
+      case (2 << 3) | 1:
+        fixed64(limit)
+        p.startTimeMs = nsToMs()
+        break
+      case (3 << 3) | 1:
+        fixed64(limit)
+        p.timeMs = nsToMs()
+        break
+      case (4 << 3) | 1:
+        fixed64(limit)
+        p.count = u64()
+        break
+      case (5 << 3) | 1:
+        p.sum = double(limit)
+        break
+      default:
+        skip(t & 7, limit)
+    }
+  }
+  return p
+}
+
 const enum Kind {
   None = 0,
   Gauge = 1,
   Sum = 2,
   Histogram = 3,
   Exp = 4,
+  Summary = 5,
 }
 
-/** Gauge / Sum / Histogram / ExponentialHistogram body: points (field 1), temporality (2), monotonic (3). */
+/** Gauge / Sum / Histogram / ExponentialHistogram / Summary body: points (field 1), temporality (2), monotonic (3); a Summary has points only. */
 function metricData(kind: Kind, limit: number, points: unknown[]): { temporality: number; monotonic: boolean } {
   let temporality = 0
   let monotonic = false
@@ -675,9 +709,9 @@ function metricData(kind: Kind, limit: number, points: unknown[]): { temporality
     const t = tag(limit)
     if (t === ((1 << 3) | 2)) {
       const e = delimited(limit)
-      points.push(kind === Kind.Histogram ? histogramPoint(e) : kind === Kind.Exp ? expHistogramPoint(e) : numberPoint(e))
+      points.push(kind === Kind.Histogram ? histogramPoint(e) : kind === Kind.Exp ? expHistogramPoint(e) : kind === Kind.Summary ? summaryPoint(e) : numberPoint(e))
       pos = e
-    } else if (t === ((2 << 3) | 0) && kind !== Kind.Gauge) {
+    } else if (t === ((2 << 3) | 0) && kind !== Kind.Gauge && kind !== Kind.Summary) {
       varint64(limit)
       temporality = vlo | 0
     } else if (t === ((3 << 3) | 0) && kind === Kind.Sum) {
@@ -690,7 +724,7 @@ function metricData(kind: Kind, limit: number, points: unknown[]): { temporality
   return { temporality, monotonic }
 }
 
-/** A Metric; undefined for summaries and metrics without data (normalize has no use for them). */
+/** A Metric; undefined for a metric without data (normalize has no use for it). */
 function metric(limit: number): DecodedMetric | undefined {
   let name = ''
   let unit = ''
@@ -706,13 +740,11 @@ function metric(limit: number): DecodedMetric | undefined {
     else if ((f === 5 || f === 7 || f === 9 || f === 10 || f === 11) && (t & 7) === 2) {
       const e = delimited(limit)
       // oneof: the last member on the wire wins
-      kind = f === 5 ? Kind.Gauge : f === 7 ? Kind.Sum : f === 9 ? Kind.Histogram : f === 10 ? Kind.Exp : Kind.None
+      kind = f === 5 ? Kind.Gauge : f === 7 ? Kind.Sum : f === 9 ? Kind.Histogram : f === 10 ? Kind.Exp : Kind.Summary
       points = []
-      if (kind !== Kind.None) {
-        const d = metricData(kind, e, points)
-        temporality = d.temporality
-        monotonic = d.monotonic
-      }
+      const d = metricData(kind, e, points)
+      temporality = d.temporality
+      monotonic = d.monotonic
       pos = e
     } else skip(t & 7, limit)
   }
@@ -725,6 +757,8 @@ function metric(limit: number): DecodedMetric | undefined {
       return { name, unit, type: 'histogram', temporality, points: points as HistogramPoint[] }
     case Kind.Exp:
       return { name, unit, type: 'exponential_histogram', temporality, points: points as ExpHistogramPoint[] }
+    case Kind.Summary:
+      return { name, unit, type: 'summary', points: points as SummaryPoint[] }
     default:
       return undefined
   }
