@@ -211,12 +211,13 @@ function evidenceChart(rows: { t: number; r: SignalReading | undefined }[], s: S
   const top = 8
   const ih = EH - top - 14
   const y = (l: number) => top + ih - ((Math.min(Math.max(l, lmin), lmax) - lmin) / (lmax - lmin)) * ih
-  let d = ''
-  let pen = false
-  for (const x of pts) {
-    d += `${pen ? 'L' : 'M'}${s.x(x.t).toFixed(1)} ${y(Math.log10(x.r!.evidence as number)).toFixed(1)}`
-    pen = true
-  }
+  // a reading without evidence (insufficient data, a gap in the series) breaks the curve, as pathOf
+  // breaks the value's: the evidence is not drawn as if it had moved smoothly across the gap
+  const logs = rows.map((x): [number, number] => {
+    const e = x.r?.evidence
+    return [x.t, e !== undefined && Number.isFinite(e) && e > 0 ? Math.log10(e) : NaN]
+  })
+  const d = pathOf(logs, { ...s, y })
   const yb = y(lb).toFixed(1)
   return `<svg class="evidence" data-signal="${name}" viewBox="0 0 ${W} ${EH}" width="${W}" height="${EH}" role="img" aria-label="${esc(`sequential evidence of ${TITLES[name]} of ${tl.service} ${tl.version}`)}">
 <rect class="plot" x="${PAD.left}" y="${top}" width="${W - PAD.left - PAD.right}" height="${ih}"/>

@@ -197,6 +197,26 @@ describe('renderReport of a real replay', () => {
   })
 })
 
+describe('the evidence curve', () => {
+  it('breaks where a reading has no evidence (a gap), as the value curve does, instead of joining across it', () => {
+    const input = syntheticReport()
+    const tl = input.timelines[0]!
+    // evidence on the error rate from +10 s, none from +40 s to +55 s (insufficient data), then again
+    tl.ticks = tl.ticks.map((k) => {
+      const sec = (k.t - tl.deployedAt) / 1000
+      const gap = sec >= 40 && sec <= 55
+      return { ...k, signals: k.signals.map((r) => (r.signal === 'error_rate' && sec >= 10 && !gap ? { ...r, evidence: 2 ** (sec / 10), evidenceBound: 1000 } : r)) }
+    })
+    tl.verdicts = []
+    const html = renderReport({ ...input, timelines: [tl] })
+    const ev = /<svg class="evidence" data-signal="error_rate"[\s\S]*?<\/svg>/.exec(html)![0]
+    const d = /<path class="evidence-series" d="([^"]*)"/.exec(ev)![1]!
+    // two runs: +10..+35 s (6 readings) and +60..+100 s (9)
+    expect(d.match(/M/g)).toHaveLength(2)
+    expect(pathPoints(ev, 'evidence-series')).toBe(15)
+  })
+})
+
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p))
 const underCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
 if (CHROMIUM === undefined && !underCi) {
