@@ -171,8 +171,12 @@ export class Sidecar implements Component {
     })
     consumer = this.history?.tap(consumer) ?? consumer
     this.identity = new IdentityStage({ config: cfg.identity, logger: o.logger.child({ component: 'identity' }), retryAfterMs: cfg.receivers.retryAfter })
+    // an ingest-only node has no engine to tell of a deployment (the deciders read the events): its
+    // receiver would join a consumer group, fetch every event and drop it
+    const ingestOnly = distributed && !cfg.decider.enabled
+    if (ingestOnly && cfg.receivers.deployments.enabled) o.logger.info({ component: 'receivers' }, 'ingest-only node (decider.distributed without decider.enabled): the deployments receiver is not started; the deciders consume the deployment events')
     this.receivers = createReceivers({
-      config: cfg.receivers,
+      config: ingestOnly ? { ...cfg.receivers, deployments: { ...cfg.receivers.deployments, enabled: false } } : cfg.receivers,
       kafka: cfg.kafka,
       // the identity check sits where the Collector's k8sattributes processor would: receivers -> identity -> pipeline
       consumer: this.identity.wrap(consumer),

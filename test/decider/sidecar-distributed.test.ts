@@ -54,6 +54,9 @@ describe('sidecar, decider.distributed', () => {
     try {
       expect(a.decider).toBeDefined()
       expect(b.decider).toBeUndefined()
+      // only the node that decides consumes deployment events; an ingest-only node would drop them
+      expect(a.receivers.deployments).toBeDefined()
+      expect(b.receivers.deployments).toBeUndefined()
       expect(await send(`http://127.0.0.1:${a.receivers.http?.port}/v1/traces`, spans(30, 'web-1'))).toBe(0)
       expect(await send(`http://127.0.0.1:${b.receivers.http?.port}/v1/traces`, spans(20, 'web-2'))).toBe(0)
       // the nodes' own pipelines hold nothing: their telemetry became partials
