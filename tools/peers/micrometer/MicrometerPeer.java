@@ -15,11 +15,14 @@ import java.util.concurrent.TimeUnit;
  *
  * usage: MicrometerPeer --url URL --resource k=v,k=v [--step 1s] [--temporality cumulative|delta]
  *        [--base-time-unit milliseconds|seconds] --requests COUNT:STATUS:LATENCY_MS[,...]
- *        [--batches N] [--pause-ms MS] [--percentiles 0.5,0.99]
+ *        [--batches N] [--pause-ms MS] [--percentiles 0.5,0.99] [--histogram none|explicit|exponential]
  *
  * --percentiles: client-side percentiles (Spring Boot's
  * `management.metrics.distribution.percentiles`), which make Micrometer export the timer as an OTLP
- * Summary instead of a Histogram.
+ * Summary instead of a Histogram. --histogram: `publishPercentileHistogram` (Spring Boot's
+ * `management.metrics.distribution.percentiles-histogram`), as Micrometer's explicit buckets or, with
+ * the registry's `histogramFlavor` set, as a base-2 exponential histogram; none (the default): count
+ * and sum only.
  * Each batch records every COUNT:STATUS:LATENCY_MS group once, then waits --pause-ms (a batch per
  * export step when it equals the step). `close()` publishes once more, so every recorded request is
  * exported before the process exits. Exit status 2 on bad arguments.
@@ -41,7 +44,10 @@ public final class MicrometerPeer {
             ? java.util.Arrays.stream(a.get("percentiles").split(",")).mapToDouble(Double::parseDouble).toArray()
             : new double[0];
 
+        String histogram = a.getOrDefault("histogram", "none");
+        if (!histogram.equals("none") && !histogram.equals("explicit") && !histogram.equals("exponential")) usage("--histogram expects none, explicit or exponential, got " + histogram);
         Map<String, String> config = new HashMap<>();
+        if (histogram.equals("exponential")) config.put("otlp.histogramFlavor", "base2_exponential_bucket_histogram");
         config.put("otlp.url", url);
         config.put("otlp.resourceAttributes", resource);
         config.put("otlp.step", a.getOrDefault("step", "1s"));
@@ -62,6 +68,7 @@ public final class MicrometerPeer {
                 Timer timer = Timer.builder("http.server.requests")
                     .tags("method", "GET", "uri", "/cart", "status", Integer.toString(status), "outcome", outcome, "exception", "none")
                     .publishPercentiles(percentiles)
+                    .publishPercentileHistogram(!histogram.equals("none"))
                     .register(registry);
                 for (int i = 0; i < count; i++) timer.record(latencyMs, TimeUnit.MILLISECONDS);
             }
