@@ -1,6 +1,9 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
 
+/** the names request-metrics.ts reads without configuration (kept here: the schema must not import the normalizer) */
+export const BUILT_IN_REQUEST_METRICS: readonly string[] = ['http.server.request.duration', 'http.server.duration', 'rpc.server.duration', 'http.server.requests']
+
 /**
  * Configuration of the normalize stage. Owned by src/normalize; meant to be composed into the
  * top-level schema as `normalize:` (src/config/schema.ts, owned by the lead).
@@ -60,6 +63,34 @@ export const normalizeSchema = z
       .prefault({}),
     /** pods whose container resource requests are remembered; least recently updated are forgotten first */
     maxPods: z.number().int().min(1).default(50_000),
+    /**
+     * Request-duration histograms under names the conventions do not give (request-metrics.ts
+     * reads `http.server.request.duration`, `http.server.duration`, `rpc.server.duration` and
+     * Micrometer's `http.server.requests` without being told): a team's own instrument, or a
+     * server histogram renamed on its way. Each is read exactly as the built-in names are.
+     */
+    requestMetrics: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1),
+          /** the unit when the metric's own is unset ("") */
+          unit: z.enum(['s', 'ms', 'us', 'ns']).default('s'),
+          /** whose rules say a point's requests failed: HTTP status >= 500, gRPC server codes, or Micrometer's tags */
+          errors: z.enum(['http', 'rpc', 'micrometer']).default('http'),
+          /** the attribute holding the status, when it is not the conventions' own (e.g. `status`, `code`) */
+          statusAttribute: z.string().min(1).optional(),
+        }),
+      )
+      .max(32)
+      .default([])
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>()
+        list.forEach((m, i) => {
+          if (BUILT_IN_REQUEST_METRICS.includes(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${m.name} is read already (a built-in request metric)` })
+          else if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${m.name} is listed twice` })
+          seen.add(m.name)
+        })
+      }),
   })
   .prefault({})
 

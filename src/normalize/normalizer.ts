@@ -20,7 +20,7 @@ import { SpanKind, StatusCode, Temporality } from '../receivers/otlp/model.js'
 import type { LatencyBuckets, Observation, ObservationSink, RequestObservation, ResourceKind, SeriesKey } from './observations.js'
 import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
 import { normalizeSchema } from './config.js'
-import { REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
+import { customRequestMetric, REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
 import { ExportGroups } from './export-groups.js'
 import { SpanCoverage, type CoverageShare, type SpanCoverageChange } from './span-coverage.js'
 
@@ -219,6 +219,15 @@ type Delta<B> = { kind: 'emit'; count: number; buckets: B; startMs: number | und
 type Emit<B> = Extract<Delta<B>, { kind: 'emit' }>
 const SKIP: { kind: 'skip' } = { kind: 'skip' }
 const NO_BOUNDS: number[] = []
+/** histogram-like metric names remembered as not read (Normalizer.unreadHistograms) */
+const UNREAD_NAMES = 32
+
+export interface UnreadHistogram {
+  name: string
+  type: 'histogram' | 'exponential_histogram' | 'summary'
+  unit: string
+  points: number
+}
 
 class Result {
   accepted = 0
@@ -275,6 +284,15 @@ export class Normalizer {
   private readonly coverage: SpanCoverage
   /** reused buffer of one resource's SERVER span end times for the span-coverage check */
   private readonly ends: number[] = []
+  /** the request-duration metrics read: the conventions' (request-metrics.ts) and `normalize.requestMetrics` */
+  private readonly requestMetrics: ReadonlyMap<string, RequestMetricSpec>
+  /**
+   * Histogram-like metrics not read (by name), so that a user whose request histogram has a name
+   * pullback does not know can be told (`pullback replay`): at most UNREAD_NAMES, later names only
+   * counted (`unreadNamesDropped`).
+   */
+  private readonly unread = new Map<string, UnreadHistogram>()
+  private unreadNamesDropped = 0
 
   constructor(
     config: NormalizeConfigInput,
@@ -284,8 +302,21 @@ export class Normalizer {
     this.config = normalizeSchema.parse(config)
     this.coverage = new SpanCoverage(this.config.sourcePreference.coverage, hooks.spanCoverage, hooks.coverageShare)
     this.groups = new ExportGroups(this.config.cumulative.maxStreams, this.config.cumulative.idleTtl)
+    this.requestMetrics = new Map([...REQUEST_METRICS, ...this.config.requestMetrics.map((m): [string, RequestMetricSpec] => [m.name, customRequestMetric(m)])])
     const maybe = sink as Partial<FastRequestSink>
     this.fast = typeof maybe.series === 'function' ? (sink as unknown as FastRequestSink) : undefined
+  }
+
+  /** Histogram-like metrics seen and not read as request durations, most points first (see `unread`). */
+  unreadHistograms(): { names: UnreadHistogram[]; dropped: number } {
+    return { names: [...this.unread.values()].sort((a, b) => b.points - a.points), dropped: this.unreadNamesDropped }
+  }
+
+  private noteUnread(name: string, type: UnreadHistogram['type'], unit: string, points: number): void {
+    const u = this.unread.get(name)
+    if (u !== undefined) u.points += points
+    else if (this.unread.size < UNREAD_NAMES) this.unread.set(name, { name, type, unit, points })
+    else this.unreadNamesDropped++
   }
 
   stats(): NormalizerStats {
@@ -358,13 +389,14 @@ export class Normalizer {
       let ctx: ResourceCtx | undefined
       for (const m of rm.metrics) {
         if (m.name === MEM_REQUEST || m.name === CPU_REQUEST) continue
-        const spec = REQUEST_METRICS.get(m.name)
+        const spec = this.requestMetrics.get(m.name)
         const relevant =
           spec !== undefined || MEMORY_METRICS.has(m.name) || CPU_METRICS.has(m.name) || m.name === CPU_UTILIZATION || m.name === READY_METRIC || m.name === PROBE_METRIC
         const n = m.points.length
         if (!relevant) {
           this.st.ignored += n
           r.accepted += n
+          if (m.type === 'histogram' || m.type === 'exponential_histogram' || m.type === 'summary') this.noteUnread(m.name, m.type, m.unit, n)
           continue
         }
         if (key === null) key = seriesKeyOf(rm.resource)

@@ -39,17 +39,15 @@ export function httpStatusOf(a: Attributes): number {
   return num(a['http.response.status_code'] ?? a['http.status_code']) ?? 0
 }
 
-const httpError = (a: Attributes): boolean => {
-  const s = httpStatusOf(a)
-  return s >= 500 || (s === 0 && errorTypeOnly(a))
-}
+const httpError = (a: Attributes): boolean => httpErrorOf(httpStatusOf(a), a)
+const httpErrorOf = (s: number, a: Attributes): boolean => s >= 500 || (s === 0 && errorTypeOnly(a))
 
 /** gRPC codes a server reports as its own failure (OTel semconv for gRPC server spans) */
 const GRPC_SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15])
 const GRPC_SERVER_ERROR_NAMES = new Set(['unknown', 'deadline_exceeded', 'unimplemented', 'internal', 'unavailable', 'data_loss'])
 
-const rpcError = (a: Attributes): boolean => {
-  const v = a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code']
+const rpcError = (a: Attributes): boolean => rpcErrorOf(a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code'], a)
+const rpcErrorOf = (v: unknown, a: Attributes): boolean => {
   if (v === undefined) return errorTypeOnly(a)
   const n = num(v)
   if (n !== undefined) return GRPC_SERVER_ERROR_CODES.has(n)
@@ -61,8 +59,9 @@ const rpcError = (a: Attributes): boolean => {
  * a string (`"503"`, or `"UNKNOWN"` when the response never got one); the OpenTelemetry attribute
  * names are read too, for a bridge that renames them.
  */
-const micrometerError = (a: Attributes): boolean => {
-  const s = num(a['status']) ?? httpStatusOf(a)
+const micrometerError = (a: Attributes): boolean => micrometerErrorOf(a['status'], a)
+const micrometerErrorOf = (status: unknown, a: Attributes): boolean => {
+  const s = num(status) ?? httpStatusOf(a)
   if (s > 0) return s >= 500
   if (a['outcome'] === 'SERVER_ERROR') return true
   const ex = a['exception'] ?? a['error']
@@ -77,6 +76,29 @@ export const REQUEST_METRICS: ReadonlyMap<string, RequestMetricSpec> = new Map([
   ['rpc.server.duration', { defaultUnitUs: 1e3, isError: rpcError, legacy: false }],
   ['http.server.requests', { defaultUnitUs: 1e3, isError: micrometerError, legacy: true }],
 ])
+
+const UNIT_US = { s: 1e6, ms: 1e3, us: 1, ns: 1e-3 } as const
+
+/**
+ * The spec of a configured request metric (`normalize.requestMetrics`): its conventions' error rules,
+ * the status read from `statusAttribute` when one is named. Never a legacy duplicate.
+ */
+export function customRequestMetric(m: { unit: keyof typeof UNIT_US; errors: 'http' | 'rpc' | 'micrometer'; statusAttribute?: string | undefined }): RequestMetricSpec {
+  const at = m.statusAttribute
+  const isError =
+    m.errors === 'rpc'
+      ? at === undefined
+        ? rpcError
+        : (a: Attributes) => rpcErrorOf(a[at], a)
+      : m.errors === 'micrometer'
+        ? at === undefined
+          ? micrometerError
+          : (a: Attributes) => micrometerErrorOf(a[at], a)
+        : at === undefined
+          ? httpError
+          : (a: Attributes) => httpErrorOf(num(a[at]) ?? httpStatusOf(a), a)
+  return { defaultUnitUs: UNIT_US[m.unit], isError, legacy: false }
+}
 
 /**
  * Microseconds per unit of a duration metric; undefined when the unit is not a time unit pullback

@@ -191,4 +191,57 @@ describe('request metrics of every semantic-conventions generation', () => {
       expect(delta.n.stats().resets).toBe(0)
     })
   })
+
+  describe('normalize.requestMetrics: request histograms under names the conventions do not give', () => {
+    const custom = (requestMetrics: unknown[]) => {
+      const obs: Observation[] = []
+      const n = new Normalizer({ requestMetrics } as never, { record: (o) => obs.push(o) })
+      return { n, requests: () => obs.filter((o): o is RequestObservation => o.kind === 'request') }
+    }
+
+    it('reads a configured name with its unit and its status attribute; unlisted names stay ignored', () => {
+      const { n, requests } = custom([{ name: 'shop.checkout.latency', unit: 'ms', statusAttribute: 'code' }])
+      const r = n.metrics(
+        req(
+          metric('shop.checkout.latency', '', [point({ code: '503' }, [10], [1, 2]), point({ code: 200 }, [10], [4, 0])]),
+          metric('shop.checkout.other', 'ms', [point({ code: '503' }, [10], [1, 2])]),
+        ),
+      )
+      expect(r).toEqual({ accepted: 3, rejected: 0 })
+      // 10 ms bound in ms (the configured unit: the metric's own is unset): first bucket at 5 ms
+      expect(requests().map((o) => [o.count, o.errors, o.latenciesUs[0]])).toEqual([
+        [3, 3, 5_000],
+        [4, 0, 5_000],
+      ])
+      expect(n.stats().ignored).toBe(1)
+    })
+
+    it('reads errors by the rules named: gRPC codes from a renamed attribute, Micrometer tags', () => {
+      const { n, requests } = custom([
+        { name: 'grpc.server.latency', errors: 'rpc', statusAttribute: 'grpc_code' },
+        { name: 'http_server_requests_seconds', errors: 'micrometer' },
+      ])
+      n.metrics(
+        req(
+          metric('grpc.server.latency', 's', [point({ grpc_code: 'UNAVAILABLE' }, [0.1], [1, 0]), point({ grpc_code: 'NOT_FOUND' }, [0.1], [1, 0])]),
+          metric('http_server_requests_seconds', 's', [point({ status: '500', outcome: 'SERVER_ERROR' }, [0.1], [1, 0]), point({ status: '200', outcome: 'SUCCESS' }, [0.1], [1, 0])]),
+        ),
+      )
+      expect(requests().map((o) => o.errors)).toEqual([1, 0, 1, 0])
+    })
+
+    it('refuses a built-in name or a duplicate, naming the path', async () => {
+      const { parseConfig } = await import('../../src/config/load.js')
+      expect(() => parseConfig({ normalize: { requestMetrics: [{ name: 'http.server.duration' }] } })).toThrow(/normalize\.requestMetrics\[0\]\.name.*read already/s)
+      expect(() => parseConfig({ normalize: { requestMetrics: [{ name: 'a' }, { name: 'a' }] } })).toThrow(/normalize\.requestMetrics\[1\]\.name.*twice/s)
+      expect(() => parseConfig({ normalize: { requestMetrics: [{ name: 'a', unit: 'minutes' }] } })).toThrow(/normalize\.requestMetrics\[0\]\.unit/)
+    })
+
+    it('the config knows the built-in names request-metrics.ts reads', async () => {
+      const { BUILT_IN_REQUEST_METRICS } = await import('../../src/normalize/config.js')
+      const { REQUEST_METRICS } = await import('../../src/normalize/request-metrics.js')
+      expect([...BUILT_IN_REQUEST_METRICS].sort()).toEqual([...REQUEST_METRICS.keys()].sort())
+    })
+  })
 })
+

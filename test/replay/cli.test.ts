@@ -88,3 +88,43 @@ describe('pipeline config cross-checks', () => {
     expect(err).toMatch(/engine\.defaults\.window: .*signals\.fineRetention/)
   })
 })
+
+describe('pullback replay: histograms it does not read', () => {
+  // a Spring Boot service scraped from its Prometheus endpoint and forwarded as OTLP: a server
+  // histogram under a name pullback does not know, beside a JVM one that is no request metric
+  const T = Date.UTC(2026, 0, 15, 9, 0, 0)
+  const ns = (ms: number) => `${BigInt(ms) * 1_000_000n}`
+  const line = (i: number) =>
+    JSON.stringify({
+      resourceMetrics: [
+        {
+          resource: { attributes: [{ key: 'service.name', value: { stringValue: 'cart' } }, { key: 'service.version', value: { stringValue: 'v1' } }, { key: 'k8s.pod.name', value: { stringValue: 'cart-1' } }] },
+          scopeMetrics: [
+            {
+              metrics: [
+                { name: 'http_server_requests_seconds', unit: 's', histogram: { aggregationTemporality: 2, dataPoints: [{ startTimeUnixNano: ns(T), timeUnixNano: ns(T + i * 15_000), count: String(10 * i), sum: i, bucketCounts: [String(10 * i), '0'], explicitBounds: [0.25], attributes: [{ key: 'status', value: { stringValue: '200' } }] }] } },
+                { name: 'jvm.gc.duration', unit: 's', histogram: { aggregationTemporality: 2, dataPoints: [{ startTimeUnixNano: ns(T), timeUnixNano: ns(T + i * 15_000), count: '1', sum: 0.01, bucketCounts: ['1'], explicitBounds: [] }] } },
+              ],
+            },
+          ],
+        },
+      ],
+    })
+  const file = path.join(dir, 'prometheus-names.jsonl')
+  writeFileSync(file, [1, 2, 3, 4].map(line).join('\n') + '\n')
+
+  it('names them on stderr, most points first, and points at normalize.requestMetrics', async () => {
+    const r = await cli([file])
+    expect(r.code).toBe(0)
+    expect(r.err).toMatch(/histograms not read as request durations .*normalize\.requestMetrics.*: http_server_requests_seconds \(histogram, s, 4 points\), jvm\.gc\.duration \(histogram, s, 4 points\)/)
+  })
+
+  it('a name listed in normalize.requestMetrics is read, and no longer named', async () => {
+    const cfg = path.join(dir, 'request-metrics.yaml')
+    writeFileSync(cfg, 'normalize:\n  requestMetrics:\n    - { name: http_server_requests_seconds, errors: micrometer }\n')
+    const r = await cli([file, '--config', cfg])
+    expect(r.code).toBe(0)
+    expect(r.err).toMatch(/histograms not read as request durations .*: jvm\.gc\.duration \(histogram, s, 4 points\)\n/)
+    expect(r.err).not.toMatch(/http_server_requests_seconds/)
+  })
+})

@@ -305,6 +305,12 @@ export async function replayLines(
       : undefined
     const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
     io.err(`replay: lines=${c.n} spans=${c.spans} points=${c.points} malformed=${c.malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms\n`)
+    const unread = pipeline.normalizer.unreadHistograms()
+    if (unread.names.length > 0) {
+      const list = unread.names.slice(0, 8).map((u) => `${u.name} (${u.type}${u.unit !== '' ? `, ${u.unit}` : ''}, ${u.points} points)`)
+      const more = unread.names.length - list.length + unread.dropped
+      io.err(`replay: histograms not read as request durations (a server one under another name goes in normalize.requestMetrics): ${list.join(', ')}${more > 0 ? ` and ${more} more` : ''}\n`)
+    }
     return { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts, elapsedMs, report }
   } finally {
     pipeline.shutdown()
