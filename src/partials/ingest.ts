@@ -35,6 +35,11 @@ export class IngestNode {
     return this.normalizer.traces(req)
   }
 
+  /** the histograms its normalizer did not read as request durations (Normalizer.unreadHistograms) */
+  unreadHistograms(): ReturnType<Normalizer['unreadHistograms']> {
+    return this.normalizer.unreadHistograms()
+  }
+
   consumeMetrics(req: MetricsRequest): ConsumeResult {
     return this.normalizer.metrics(req)
   }

@@ -291,6 +291,9 @@ export class Sidecar implements Component {
       const history = this.history
       this.admin.addStatusSection('readiness', () => ladder(cfg, this.clock.now(), [...new Set([...configuredServices(cfg), ...(history?.seenServices() ?? [])])].sort().concat('*')))
       if (history !== undefined) this.admin.addStatusSection('history', () => history.stats())
+      // a service that never gets a request signal: the histograms it sends that were not read (normalize.requestMetrics)
+      const ingest = this.ingest
+      this.admin.addStatusSection('unreadHistograms', () => (ingest !== undefined ? ingest.unreadHistograms() : this.pipeline.normalizer.unreadHistograms()))
       await this.admin.start()
     }
     if (this.metrics) {

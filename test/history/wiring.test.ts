@@ -57,9 +57,13 @@ describe('single-process sidecar', () => {
       const res = await fetch(`http://127.0.0.1:${sidecar.receivers.http?.port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: otlpTraces(40, now) })
       expect(res.status).toBe(200)
       const admin = (sidecar as unknown as { admin: { address(): { port: number } } }).admin
-      const doc = (await (await fetch(`http://127.0.0.1:${admin.address().port}/status`)).json()) as { readiness: { service: string; rung: number }[]; history: { written: number } }
+      // a histogram under a name pullback does not read: /status names it
+      const unknown = { resourceMetrics: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'web' } }, { key: 'service.namespace', value: { stringValue: 'shop' } }] }, scopeMetrics: [{ metrics: [{ name: 'http_server_requests_seconds', unit: 's', histogram: { aggregationTemporality: 2, dataPoints: [{ timeUnixNano: String(now * 1e6), count: '1', bucketCounts: ['1'] }] } }] }] }] }
+      expect((await fetch(`http://127.0.0.1:${sidecar.receivers.http?.port}/v1/metrics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(unknown) })).status).toBe(200)
+      const doc = (await (await fetch(`http://127.0.0.1:${admin.address().port}/status`)).json()) as { readiness: { service: string; rung: number }[]; history: { written: number }; unreadHistograms: { names: { name: string; points: number }[] } }
       expect(doc.readiness.map((e) => e.service)).toEqual(['shop/web', '*'])
       expect(doc.history.written).toBe(0)
+      expect(doc.unreadHistograms.names).toEqual([{ name: 'http_server_requests_seconds', type: 'histogram', unit: 's', points: 1 }])
     } finally {
       await sidecar.shutdown()
     }
