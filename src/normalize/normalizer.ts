@@ -222,6 +222,9 @@ const NO_BOUNDS: number[] = []
 /** histogram-like metric names remembered as not read (Normalizer.unreadHistograms) */
 const UNREAD_NAMES = 32
 
+/** a metric name that may well be a server's request durations under a name pullback does not read */
+const serverLike = (name: string): boolean => /server|request|http|rpc|grpc/i.test(name) && !/client/i.test(name)
+
 export interface UnreadHistogram {
   name: string
   type: 'histogram' | 'exponential_histogram' | 'summary'
@@ -307,16 +310,33 @@ export class Normalizer {
     this.fast = typeof maybe.series === 'function' ? (sink as unknown as FastRequestSink) : undefined
   }
 
-  /** Histogram-like metrics seen and not read as request durations, most points first (see `unread`). */
+  /**
+   * Histogram-like metrics seen and not read as request durations (see `unread`): those whose name
+   * looks like a server's requests first (`serverLike`), then most points first.
+   */
   unreadHistograms(): { names: UnreadHistogram[]; dropped: number } {
-    return { names: [...this.unread.values()].sort((a, b) => b.points - a.points), dropped: this.unreadNamesDropped }
+    const rank = (u: UnreadHistogram) => (serverLike(u.name) ? 0 : 1)
+    return { names: [...this.unread.values()].sort((a, b) => rank(a) - rank(b) || b.points - a.points), dropped: this.unreadNamesDropped }
   }
 
+  /**
+   * At the limit, a server-like name takes the place of the other name with the fewest points (a
+   * JVM exports dozens of histograms, and the one a user needs to hear of may come last).
+   */
   private noteUnread(name: string, type: UnreadHistogram['type'], unit: string, points: number): void {
     const u = this.unread.get(name)
-    if (u !== undefined) u.points += points
-    else if (this.unread.size < UNREAD_NAMES) this.unread.set(name, { name, type, unit, points })
-    else this.unreadNamesDropped++
+    if (u !== undefined) {
+      u.points += points
+      return
+    }
+    if (this.unread.size >= UNREAD_NAMES) {
+      let victim: UnreadHistogram | undefined
+      if (serverLike(name)) for (const x of this.unread.values()) if (!serverLike(x.name) && (victim === undefined || x.points < victim.points)) victim = x
+      this.unreadNamesDropped++
+      if (victim === undefined) return
+      this.unread.delete(victim.name)
+    }
+    this.unread.set(name, { name, type, unit, points })
   }
 
   stats(): NormalizerStats {

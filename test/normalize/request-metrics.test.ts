@@ -243,5 +243,19 @@ describe('request metrics of every semantic-conventions generation', () => {
       expect([...BUILT_IN_REQUEST_METRICS].sort()).toEqual([...REQUEST_METRICS.keys()].sort())
     })
   })
+
+  it('names the histograms it does not read, at most 32, a server-like name before the rest even when it comes last', () => {
+    const { n } = setup()
+    for (let i = 0; i < 40; i++) n.metrics(req(metric(`jvm.pool${i}.duration`, 's', [point({}, [1], [1, 0])])))
+    n.metrics(req(metric('http_server_requests_seconds', 's', [point({ status: '200' }, [1], [1, 0])])))
+    const u = n.unreadHistograms()
+    expect(u.names).toHaveLength(32)
+    expect(u.names[0]).toEqual({ name: 'http_server_requests_seconds', type: 'histogram', unit: 's', points: 1 })
+    // 8 names past the limit, and the one the server-like name replaced
+    expect(u.dropped).toBe(9)
+    // a client's durations are not server-like: counted, not put first
+    n.metrics(req(metric('http.client.request.duration', 's', [point({}, [1], [1, 0])])))
+    expect(n.unreadHistograms().names.map((x) => x.name)).not.toContain('http.client.request.duration')
+  })
 })
 
