@@ -46,7 +46,8 @@ const httpErrorOf = (s: number, a: Attributes): boolean => s >= 500 || (s === 0 
 const GRPC_SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15])
 const GRPC_SERVER_ERROR_NAMES = new Set(['unknown', 'deadline_exceeded', 'unimplemented', 'internal', 'unavailable', 'data_loss'])
 
-const rpcError = (a: Attributes): boolean => rpcErrorOf(a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code'], a)
+const rpcStatusOf = (a: Attributes): unknown => a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code']
+const rpcError = (a: Attributes): boolean => rpcErrorOf(rpcStatusOf(a), a)
 const rpcErrorOf = (v: unknown, a: Attributes): boolean => {
   if (v === undefined) return errorTypeOnly(a)
   const n = num(v)
@@ -81,7 +82,8 @@ const UNIT_US = { s: 1e6, ms: 1e3, us: 1, ns: 1e-3 } as const
 
 /**
  * The spec of a configured request metric (`normalize.requestMetrics`): its conventions' error rules,
- * the status read from `statusAttribute` when one is named. Never a legacy duplicate.
+ * the status read from `statusAttribute` when one is named (else, or where a point lacks it, from
+ * the conventions' own attributes). Never a legacy duplicate.
  */
 export function customRequestMetric(m: { unit: keyof typeof UNIT_US; errors: 'http' | 'rpc' | 'micrometer'; statusAttribute?: string | undefined }): RequestMetricSpec {
   const at = m.statusAttribute
@@ -89,7 +91,7 @@ export function customRequestMetric(m: { unit: keyof typeof UNIT_US; errors: 'ht
     m.errors === 'rpc'
       ? at === undefined
         ? rpcError
-        : (a: Attributes) => rpcErrorOf(a[at], a)
+        : (a: Attributes) => rpcErrorOf(a[at] ?? rpcStatusOf(a), a)
       : m.errors === 'micrometer'
         ? at === undefined
           ? micrometerError
