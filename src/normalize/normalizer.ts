@@ -323,7 +323,9 @@ export class Normalizer {
    * At the limit, a server-like name takes the place of the other name with the fewest points (a
    * JVM exports dozens of histograms, and the one a user needs to hear of may come last).
    */
-  private noteUnread(name: string, type: UnreadHistogram['type'], unit: string, points: number): void {
+  private noteUnread(fullName: string, type: UnreadHistogram['type'], unit: string, points: number): void {
+    // names come from the senders: kept to a readable length (the map holds at most UNREAD_NAMES)
+    const name = fullName.length > 200 ? `${fullName.slice(0, 200)}...` : fullName
     const u = this.unread.get(name)
     if (u !== undefined) {
       u.points += points
@@ -336,7 +338,7 @@ export class Normalizer {
       if (victim === undefined) return
       this.unread.delete(victim.name)
     }
-    this.unread.set(name, { name, type, unit, points })
+    this.unread.set(name, { name, type, unit: unit.slice(0, 32), points })
   }
 
   stats(): NormalizerStats {
