@@ -1,8 +1,6 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
-
-/** the names request-metrics.ts reads without configuration (kept here: the schema must not import the normalizer) */
-export const BUILT_IN_REQUEST_METRICS: readonly string[] = ['http.server.request.duration', 'http.server.duration', 'rpc.server.duration', 'http.server.requests']
+import { REQUEST_METRICS } from './request-metrics.js'
 
 /**
  * Configuration of the normalize stage. Owned by src/normalize; meant to be composed into the
@@ -86,7 +84,7 @@ export const normalizeSchema = z
       .superRefine((list, ctx) => {
         const seen = new Set<string>()
         list.forEach((m, i) => {
-          if (BUILT_IN_REQUEST_METRICS.includes(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${m.name} is read already (a built-in request metric)` })
+          if (REQUEST_METRICS.has(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${m.name} is read already (a built-in request metric)` })
           else if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${m.name} is listed twice` })
           seen.add(m.name)
         })

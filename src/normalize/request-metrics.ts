@@ -39,43 +39,64 @@ export function httpStatusOf(a: Attributes): number {
   return num(a['http.response.status_code'] ?? a['http.status_code']) ?? 0
 }
 
-const httpError = (a: Attributes): boolean => httpErrorOf(httpStatusOf(a), a)
-const httpErrorOf = (s: number, a: Attributes): boolean => s >= 500 || (s === 0 && errorTypeOnly(a))
-
 /** gRPC codes a server reports as its own failure (OTel semconv for gRPC server spans) */
 const GRPC_SERVER_ERROR_CODES = new Set([2, 4, 12, 13, 14, 15])
 const GRPC_SERVER_ERROR_NAMES = new Set(['unknown', 'deadline_exceeded', 'unimplemented', 'internal', 'unavailable', 'data_loss'])
 
-const rpcStatusOf = (a: Attributes): unknown => a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code']
-const rpcError = (a: Attributes): boolean => rpcErrorOf(rpcStatusOf(a), a)
-const rpcErrorOf = (v: unknown, a: Attributes): boolean => {
-  if (v === undefined) return errorTypeOnly(a)
-  const n = num(v)
-  if (n !== undefined) return GRPC_SERVER_ERROR_CODES.has(n)
-  return typeof v === 'string' && GRPC_SERVER_ERROR_NAMES.has(v.toLowerCase())
+/**
+ * The error rules of one family of conventions: where a point's status is, and whether that status
+ * (with the rest of the attributes) says the server failed. A configured `statusAttribute` replaces
+ * `statusOf` where a point has it.
+ */
+interface ErrorRule {
+  statusOf(a: Attributes): unknown
+  failed(status: unknown, a: Attributes): boolean
 }
 
-/**
- * Micrometer's `http.server.requests` tags (Spring's `status`, `outcome`, `exception`): the status is
- * a string (`"503"`, or `"UNKNOWN"` when the response never got one); the OpenTelemetry attribute
- * names are read too, for a bridge that renames them.
- */
-const micrometerError = (a: Attributes): boolean => micrometerErrorOf(a['status'], a)
-const micrometerErrorOf = (status: unknown, a: Attributes): boolean => {
-  const s = num(status) ?? httpStatusOf(a)
-  if (s > 0) return s >= 500
-  if (a['outcome'] === 'SERVER_ERROR') return true
-  const ex = a['exception'] ?? a['error']
-  return (typeof ex === 'string' && ex !== '' && ex.toLowerCase() !== 'none') || errorTypeOnly(a)
+const ERROR_RULES: Readonly<Record<'http' | 'rpc' | 'micrometer', ErrorRule>> = {
+  http: {
+    statusOf: httpStatusOf,
+    failed: (v, a) => {
+      const s = num(v) ?? httpStatusOf(a)
+      return s >= 500 || (s === 0 && errorTypeOnly(a))
+    },
+  },
+  rpc: {
+    statusOf: (a) => a['rpc.grpc.status_code'] ?? a['rpc.response.status_code'] ?? a['rpc.connect_rpc.error_code'],
+    failed: (v, a) => {
+      if (v === undefined) return errorTypeOnly(a)
+      const n = num(v)
+      if (n !== undefined) return GRPC_SERVER_ERROR_CODES.has(n)
+      return typeof v === 'string' && GRPC_SERVER_ERROR_NAMES.has(v.toLowerCase())
+    },
+  },
+  /**
+   * Micrometer's `http.server.requests` tags (Spring's `status`, `outcome`, `exception`): the status
+   * is a string (`"503"`, or `"UNKNOWN"` when the response never got one); the OpenTelemetry
+   * attribute names are read too, for a bridge that renames them.
+   */
+  micrometer: {
+    statusOf: (a) => a['status'],
+    failed: (v, a) => {
+      const s = num(v) ?? httpStatusOf(a)
+      if (s > 0) return s >= 500
+      if (a['outcome'] === 'SERVER_ERROR') return true
+      const ex = a['exception'] ?? a['error']
+      return (typeof ex === 'string' && ex !== '' && ex.toLowerCase() !== 'none') || errorTypeOnly(a)
+    },
+  },
 }
+
+const isErrorBy = (rule: ErrorRule, statusAttribute?: string): RequestMetricSpec['isError'] =>
+  statusAttribute === undefined ? (a) => rule.failed(rule.statusOf(a), a) : (a) => rule.failed(a[statusAttribute] ?? rule.statusOf(a), a)
 
 export const STABLE_HTTP_METRIC = 'http.server.request.duration'
 
 export const REQUEST_METRICS: ReadonlyMap<string, RequestMetricSpec> = new Map([
-  [STABLE_HTTP_METRIC, { defaultUnitUs: 1e6, isError: httpError, legacy: false }],
-  ['http.server.duration', { defaultUnitUs: 1e3, isError: httpError, legacy: true }],
-  ['rpc.server.duration', { defaultUnitUs: 1e3, isError: rpcError, legacy: false }],
-  ['http.server.requests', { defaultUnitUs: 1e3, isError: micrometerError, legacy: true }],
+  [STABLE_HTTP_METRIC, { defaultUnitUs: 1e6, isError: isErrorBy(ERROR_RULES.http), legacy: false }],
+  ['http.server.duration', { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.http), legacy: true }],
+  ['rpc.server.duration', { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.rpc), legacy: false }],
+  ['http.server.requests', { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.micrometer), legacy: true }],
 ])
 
 const UNIT_US = { s: 1e6, ms: 1e3, us: 1, ns: 1e-3 } as const
@@ -85,21 +106,8 @@ const UNIT_US = { s: 1e6, ms: 1e3, us: 1, ns: 1e-3 } as const
  * the status read from `statusAttribute` when one is named (else, or where a point lacks it, from
  * the conventions' own attributes). Never a legacy duplicate.
  */
-export function customRequestMetric(m: { unit: keyof typeof UNIT_US; errors: 'http' | 'rpc' | 'micrometer'; statusAttribute?: string | undefined }): RequestMetricSpec {
-  const at = m.statusAttribute
-  const isError =
-    m.errors === 'rpc'
-      ? at === undefined
-        ? rpcError
-        : (a: Attributes) => rpcErrorOf(a[at] ?? rpcStatusOf(a), a)
-      : m.errors === 'micrometer'
-        ? at === undefined
-          ? micrometerError
-          : (a: Attributes) => micrometerErrorOf(a[at], a)
-        : at === undefined
-          ? httpError
-          : (a: Attributes) => httpErrorOf(num(a[at]) ?? httpStatusOf(a), a)
-  return { defaultUnitUs: UNIT_US[m.unit], isError, legacy: false }
+export function customRequestMetric(m: { unit: keyof typeof UNIT_US; errors: keyof typeof ERROR_RULES; statusAttribute?: string | undefined }): RequestMetricSpec {
+  return { defaultUnitUs: UNIT_US[m.unit], isError: isErrorBy(ERROR_RULES[m.errors], m.statusAttribute), legacy: false }
 }
 
 /**
