@@ -291,11 +291,12 @@ export class Normalizer {
   private readonly requestMetrics: ReadonlyMap<string, RequestMetricSpec>
   /**
    * Histogram-like metrics not read (by name), so that a user whose request histogram has a name
-   * pullback does not know can be told (`pullback replay`): at most UNREAD_NAMES, later names only
-   * counted (`unreadNamesDropped`).
+   * pullback does not know can be told (`pullback replay`): at most UNREAD_NAMES; the points of
+   * names not kept (or no longer kept) are only counted (`unreadDroppedPoints`). Names not kept are
+   * not remembered, so they cannot be counted as names: every export would count them again.
    */
   private readonly unread = new Map<string, UnreadHistogram>()
-  private unreadNamesDropped = 0
+  private unreadDroppedPoints = 0
 
   constructor(
     config: NormalizeConfigInput,
@@ -314,9 +315,9 @@ export class Normalizer {
    * Histogram-like metrics seen and not read as request durations (see `unread`): those whose name
    * looks like a server's requests first (`serverLike`), then most points first.
    */
-  unreadHistograms(): { names: UnreadHistogram[]; dropped: number } {
+  unreadHistograms(): { names: UnreadHistogram[]; droppedPoints: number } {
     const rank = (u: UnreadHistogram) => (serverLike(u.name) ? 0 : 1)
-    return { names: [...this.unread.values()].sort((a, b) => rank(a) - rank(b) || b.points - a.points), dropped: this.unreadNamesDropped }
+    return { names: [...this.unread.values()].sort((a, b) => rank(a) - rank(b) || b.points - a.points), droppedPoints: this.unreadDroppedPoints }
   }
 
   /**
@@ -334,8 +335,11 @@ export class Normalizer {
     if (this.unread.size >= UNREAD_NAMES) {
       let victim: UnreadHistogram | undefined
       if (serverLike(name)) for (const x of this.unread.values()) if (!serverLike(x.name) && (victim === undefined || x.points < victim.points)) victim = x
-      this.unreadNamesDropped++
-      if (victim === undefined) return
+      if (victim === undefined) {
+        this.unreadDroppedPoints += points
+        return
+      }
+      this.unreadDroppedPoints += victim.points
       this.unread.delete(victim.name)
     }
     this.unread.set(name, { name, type, unit: unit.slice(0, 32), points })

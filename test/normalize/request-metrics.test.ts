@@ -245,8 +245,8 @@ describe('request metrics of every semantic-conventions generation', () => {
     const u = n.unreadHistograms()
     expect(u.names).toHaveLength(32)
     expect(u.names[0]).toEqual({ name: 'http_server_requests_seconds', type: 'histogram', unit: 's', points: 1 })
-    // 8 names past the limit, and the one the server-like name replaced
-    expect(u.dropped).toBe(9)
+    // the points of 8 names past the limit, and of the one the server-like name replaced
+    expect(u.droppedPoints).toBe(9)
     // a client's durations are not server-like: counted, not put first
     n.metrics(req(metric('http.client.request.duration', 's', [point({}, [1], [1, 0])])))
     expect(n.unreadHistograms().names.map((x) => x.name)).not.toContain('http.client.request.duration')

@@ -308,8 +308,9 @@ export async function replayLines(
     const unread = pipeline.normalizer.unreadHistograms()
     if (unread.names.length > 0) {
       const list = unread.names.slice(0, 8).map((u) => `${u.name} (${u.type}${u.unit !== '' ? `, ${u.unit}` : ''}, ${u.points} points)`)
-      const more = unread.names.length - list.length + unread.dropped
-      io.err(`replay: histograms not read as request durations (a server one under another name goes in normalize.requestMetrics): ${list.join(', ')}${more > 0 ? ` and ${more} more` : ''}\n`)
+      const more = unread.names.length - list.length
+      const dropped = unread.droppedPoints > 0 ? `; ${unread.droppedPoints} more points under names not kept` : ''
+      io.err(`replay: histograms not read as request durations (a server one under another name goes in normalize.requestMetrics): ${list.join(', ')}${more > 0 ? ` and ${more} more` : ''}${dropped}\n`)
     }
     return { lines: c.n, spans: c.spans, points: c.points, malformed: c.malformed, verdicts, elapsedMs, report }
   } finally {
