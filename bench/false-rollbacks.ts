@@ -80,7 +80,7 @@ import type { DeploymentTimeline } from '../src/report/model.js'
 import { HISTOGRAM_AGGREGATIONS, isHistogramAggregation, type HistogramAggregation } from '../src/sim/model.js'
 import { CumulativeToDelta } from '../src/sim/cumulative-to-delta.js'
 import { hash32, Rng } from '../src/sim/random.js'
-import { nextSpanExportMs } from '../src/sim/telemetry.js'
+import { nextSpanExportMs, springOutcome } from '../src/sim/telemetry.js'
 import { replayAtExportTimes } from './export-clock.js'
 import { quantile } from './stats.js'
 import { cadenceLimits } from './targets.js'
@@ -362,10 +362,9 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
         const scopes = [`{"scope":{"name":"bench-k8s","version":"1.0.0"},"metrics":[${metrics.join(',')}]}`]
         if (pod.hist.size > 0) {
           // Micrometer's OTLP registry (`--histograms micrometer`): Spring's tags, milliseconds, one bucket, no min/max
-          const outcome = (status: number) => (status >= 500 ? 'SERVER_ERROR' : status >= 400 ? 'CLIENT_ERROR' : 'SUCCESS')
           const dps = [...pod.hist.values()].map((h) =>
             micrometer
-              ? `{"attributes":[${kv('method', h.method)},${kv('uri', h.route)},${kv('status', String(h.status))},${kv('outcome', outcome(h.status))},${kv('exception', 'none')}],` +
+              ? `{"attributes":[${kv('method', h.method)},${kv('uri', h.route)},${kv('status', String(h.status))},${kv('outcome', springOutcome(h.status))},${kv('exception', 'none')}],` +
                 `"bucketCounts":["${h.count}"],"explicitBounds":[],"count":"${h.count}","sum":${h.sum * 1000},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`
               : `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
               (exponential

@@ -12,6 +12,9 @@ import type { FleetSpec } from './model.js'
 import { hash32, Rng } from './random.js'
 import { World, type Pod, type PodReading, type SimRequest } from './world.js'
 
+/** Spring's `outcome` tag of a response status (Micrometer's `http.server.requests`) */
+export const springOutcome = (status: number): string => (status >= 500 ? 'SERVER_ERROR' : status >= 400 ? 'CLIENT_ERROR' : 'SUCCESS')
+
 const DURATION = 'http.server.request.duration'
 /** Micrometer's server timer (Spring Boot, Quarkus, Micronaut), in its OTLP registry's default unit */
 const MICROMETER_DURATION = 'http.server.requests'
@@ -247,8 +250,7 @@ export class Simulation {
     if (sdk.duration === undefined) return
     if (this.spec.histogramAggregation === 'micrometer') {
       // Spring's server observation tags: the status as a string, its class as the outcome
-      const outcome = r.status >= 500 ? 'SERVER_ERROR' : r.status >= 400 ? 'CLIENT_ERROR' : 'SUCCESS'
-      sdk.duration.record(r.latencyMs, { method: r.method, uri: r.route, status: String(r.status), outcome, exception: 'none' })
+      sdk.duration.record(r.latencyMs, { method: r.method, uri: r.route, status: String(r.status), outcome: springOutcome(r.status), exception: 'none' })
     } else sdk.duration.record(r.latencyMs / 1000, { 'http.request.method': r.method, 'http.route': r.route, 'http.response.status_code': r.status })
   }
 

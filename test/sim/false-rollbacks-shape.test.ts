@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { benignDeployment, paramsOf, type Params } from '../../bench/false-rollbacks.js'
 import { parseConfig } from '../../src/config/load.js'
 import { replayLines } from '../../src/cli/commands/replay.js'
-import { findScenario, recordToLines } from '../../src/sim/index.js'
+import { findScenario, recordToLines, type HistogramAggregation } from '../../src/sim/index.js'
 
 type Json = Record<string, unknown>
 
@@ -26,13 +26,22 @@ function shape(v: unknown, path = '', out = new Set<string>()): Set<string> {
 
 const first = (lines: string[], prefix: string) => lines.find((l) => l.startsWith(prefix))!
 
+/** the scenario library's reference: 70 s of the SDK's spans and 10 s metrics, aggregated as given */
+function reference(histogramAggregation?: HistogramAggregation): Promise<string[]> {
+  const sdk = findScenario('spans-and-metrics-benign-deploy')!
+  const agg = histogramAggregation === undefined ? {} : { histogramAggregation }
+  return recordToLines({ ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10, ...agg }) })
+}
+
+const QUIET = { out: () => undefined, err: () => undefined }
+const replayed = (lines: Iterable<string>) => replayLines(lines, parseConfig({}), QUIET, { actuator: false, recordTimeline: true })
+
 describe('false-rollback bench telemetry', () => {
   const base = paramsOf(1, 0)
   const params = (telemetry: Params['telemetry']): Params => ({ ...base, telemetry, rps: 20, intervalS: 10 })
 
   it('has the shape of the SDK recordings: spans, cumulative histograms with the default bounds, gauges', async () => {
-    const sdk = findScenario('spans-and-metrics-benign-deploy')!
-    const ref = await recordToLines({ ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10 }) })
+    const ref = await reference()
     const spans = [...benignDeployment(params('spans'), 1)].slice(0, 40)
     const metrics = [...benignDeployment(params('metrics'), 1)].slice(0, 40)
     // status.code is there only when a span in the line failed: a value, not the shape
@@ -48,18 +57,14 @@ describe('false-rollback bench telemetry', () => {
   })
 
   it('--histograms exponential: the SDK\'s base-2 exponential points, the same requests counted as with explicit bounds', async () => {
-    const sdk = findScenario('spans-and-metrics-benign-deploy')!
-    const ref = await recordToLines(
-      { ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10, histogramAggregation: 'exponential' }) },
-    )
+    const ref = await reference('exponential')
     const exp = [...benignDeployment({ ...params('metrics'), histograms: 'exponential' }, 1)]
     const withHist = (ls: string[]) => ls.find((l) => l.includes('"exponentialHistogram"'))!
     expect(withHist(ref)).toBeDefined()
     expect([...shape(JSON.parse(withHist(exp)))].sort()).toEqual([...shape(JSON.parse(withHist(ref)))].sort())
     const explicit = [...benignDeployment(params('metrics'), 1)]
-    const quiet = { out: () => undefined, err: () => undefined }
-    const a = await replayLines(explicit, parseConfig({}), quiet, { actuator: false, recordTimeline: true })
-    const b = await replayLines(exp, parseConfig({}), quiet, { actuator: false, recordTimeline: true })
+    const a = await replayed(explicit)
+    const b = await replayed(exp)
     expect(b.malformed).toBe(0)
     // the same requests reach the engine whichever the aggregation: the last tick's request count
     const samples = (r: typeof a) => r.report!.timelines.flatMap((t) => t.ticks.at(-1)!.signals.filter((x) => x.signal === 'error_rate').map((x) => x.samples))
@@ -68,19 +73,15 @@ describe('false-rollback bench telemetry', () => {
   })
 
   it("--histograms micrometer: the shape of the scenario library's Micrometer-style timers, the same requests and errors counted", async () => {
-    const sdk = findScenario('spans-and-metrics-benign-deploy')!
-    const ref = await recordToLines(
-      { ...sdk, durationS: 70, build: (seed) => ({ ...sdk.build(seed), durationS: 70, metricSchedule: 'aligned', metricExportS: 10, histogramAggregation: 'micrometer' }) },
-    )
+    const ref = await reference('micrometer')
     const mm = [...benignDeployment({ ...params('metrics'), histograms: 'micrometer' }, 1)]
     const withTimer = (ls: string[]) => ls.find((l) => l.includes('"http.server.requests"'))!
     expect(withTimer(ref)).toBeDefined()
     expect([...shape(JSON.parse(withTimer(mm)))].sort()).toEqual([...shape(JSON.parse(withTimer(ref)))].sort())
     expect(withTimer(mm)).toContain('"unit":"milliseconds"')
     expect(withTimer(mm)).toContain('"explicitBounds":[]')
-    const quiet = { out: () => undefined, err: () => undefined }
-    const a = await replayLines([...benignDeployment(params('metrics'), 1)], parseConfig({}), quiet, { actuator: false, recordTimeline: true })
-    const b = await replayLines(mm, parseConfig({}), quiet, { actuator: false, recordTimeline: true })
+    const a = await replayed(benignDeployment(params('metrics'), 1))
+    const b = await replayed(mm)
     expect(b.malformed).toBe(0)
     const last = (r: typeof a, signal: string) => r.report!.timelines.flatMap((t) => t.ticks.at(-1)!.signals.filter((x) => x.signal === signal).map((x) => [x.samples, x.value]))
     expect(last(b, 'error_rate')).toEqual(last(a, 'error_rate'))
