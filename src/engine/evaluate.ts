@@ -718,11 +718,12 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
     let errOn = true
     // an unbounded latency (metric means) is no count test's evidence (rules.ts boundedLatency)
     let latOn = numbers.latencyCount >= c.minSamples && boundedLatency(view.coverage(key))
+    const layout = view.coverage(key)?.latencyBuckets
     for (let end = to; end - c.window >= from && (errOn || latOn); end -= c.window) {
       const pw = view.window(key, end - c.window, end)
       if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = end - c.window
       else errOn = false
-      if (latOn && sliceLatencyBeyond(c, pw, numbers)) latOnset = end - c.window
+      if (latOn && sliceLatencyBeyond(c, pw, numbers, layout)) latOnset = end - c.window
       else latOn = false
     }
     if (errOnset !== undefined) w.preExisting.error_rate = errOnset

@@ -14,7 +14,8 @@
  * shorter than one window or the sample floor) the baseline's health is `unknown`, and the verdicts
  * say so.
  */
-import type { SeriesKey } from '../normalize/observations.js'
+import type { LatencyBuckets, SeriesKey } from '../normalize/observations.js'
+import { latencyFloorUs } from '../normalize/buckets.js'
 import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
@@ -62,9 +63,17 @@ function errorsBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumbers
   return w.errors / w.requests >= errorThreshold(c, p0) && binomialUpperTail(w.errors, w.requests, errorLevel(c, ref)) <= c.alpha
 }
 
-function latencyBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumbers): boolean {
+/**
+ * `layout`: the series' metric buckets, if any. The window's quantile must be CERTAINLY beyond the
+ * reference's threshold, its bucket's lower bound (src/normalize/buckets.ts latencyFloorUs), as a
+ * metric's latency deciding alone is (rules.ts heldAlone): an unhealthy baseline makes an incident
+ * on one signal. Read inside its bucket, a metric's p99 moves with the minute-to-minute shape of a
+ * wide bucket's tail (SDK bounds 1 s, 2.5 s): a quiet service of the Nezha data whose six minutes
+ * before a deployment read 2.5 s against 1.0 s before them, both in (1, 2.5] s, was an incident.
+ */
+function latencyBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumbers, layout: LatencyBuckets | undefined): boolean {
   if (w.latency.count < c.minSamples || !Number.isFinite(ref.latencyUs)) return false
-  if (w.latency.valueAtQuantile(c.signals.latency.quantile) < latencyThresholdMs(c, ref.latencyUs / 1000) * 1000) return false
+  if (latencyFloorUs(layout, w.latency.valueAtQuantile(c.signals.latency.quantile)) < latencyThresholdMs(c, ref.latencyUs / 1000) * 1000) return false
   const cutUs = latencyCutUs(c, ref.latencyUs)
   const level = Math.max(1 - c.signals.latency.quantile, rateUpperBound(ref.latencyAbove, ref.latencyCount, BASELINE_DELTA))
   return binomialUpperTail(w.latency.countAbove(cutUs), w.latency.count, level) <= c.alpha
@@ -100,8 +109,9 @@ export function judgeBaseline(c: Contract, view: SignalView, key: SeriesKey, bw:
     onsets.error_rate = onsetOf(c, view, key, from, to, (w) => errorsBeyondReference(c, w, reference))
     notes.push(`error rate ${((bw.errors / bw.requests) * 100).toFixed(2)}% vs ${((reference.errors / reference.requests) * 100).toFixed(2)}% before`)
   }
-  if (bounded && latencyBeyondReference(c, bw, reference)) {
-    onsets.latency = onsetOf(c, view, key, from, to, (w) => latencyBeyondReference(c, w, reference))
+  const layout = view.coverage(key)?.latencyBuckets
+  if (bounded && latencyBeyondReference(c, bw, reference, layout)) {
+    onsets.latency = onsetOf(c, view, key, from, to, (w) => latencyBeyondReference(c, w, reference, layout))
     const q = bw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000
     notes.push(`latency ${q.toFixed(1)}ms vs ${(reference.latencyUs / 1000).toFixed(1)}ms before`)
   }
@@ -159,7 +169,8 @@ function fromLongHistory(c: Contract, view: SignalView, key: SeriesKey, bw: Wind
   const minute = (t: number) => historyNumbers(cc, hist.summary(t, t + hist.widthMs))
   const errBeyond = (ref: BaselineNumbers) => ref.requests >= cc.minSamples && errorsBeyondReference(cc, bw, ref)
   const bounded = boundedLatency(view.coverage(key))
-  const latBeyond = (ref: BaselineNumbers) => bounded && ref.latencyCount >= cc.minSamples && latencyBeyondReference(cc, bw, ref)
+  const layout = view.coverage(key)?.latencyBuckets
+  const latBeyond = (ref: BaselineNumbers) => bounded && ref.latencyCount >= cc.minSamples && latencyBeyondReference(cc, bw, ref, layout)
   for (let i = 0; i < starts.length; i++) {
     const first = minute(starts[i] as number)
     const test = errBeyond(first) ? errBeyond : latBeyond(first) ? latBeyond : undefined

@@ -17,7 +17,7 @@
  *      and no sub-span is empty (a telemetry gap makes the reading `insufficient`, never a breach).
  * A value beyond the threshold whose evidence is not yet there is `insufficient`, not `healthy`.
  */
-import type { ResourceKind, SeriesKey } from '../normalize/observations.js'
+import type { LatencyBuckets, ResourceKind, SeriesKey } from '../normalize/observations.js'
 import type { BucketStats, SeriesCoverage, SignalView, WindowStats } from '../signals/view.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
 import type { Contract } from './config.js'
@@ -647,12 +647,13 @@ export function sliceErrorBeyond(c: Contract, w: WindowStats, base: BaselineNumb
  * requests above the baseline's latency cut than the rest of the baseline has, at alpha (the same
  * conditional two-sample test as errors). A bare quantile of one window is not enough: a 15 s window
  * of 50-100 requests reads its p99 from its one or two slowest, and on explicit metric buckets one
- * request in the next bucket moves it a whole bucket up.
+ * request in the next bucket moves it a whole bucket up. `layout`: the series' metric buckets, if any.
  */
-export function sliceLatencyBeyond(c: Contract, w: WindowStats, base: BaselineNumbers): boolean {
+export function sliceLatencyBeyond(c: Contract, w: WindowStats, base: BaselineNumbers, layout?: LatencyBuckets): boolean {
   const n = w.latency.count
   if (n < c.minSamples || !Number.isFinite(base.latencyUs)) return false
-  if (w.latency.valueAtQuantile(c.signals.latency.quantile) / 1000 < latencyThresholdMs(c, base.latencyUs / 1000)) return false
+  // a metric's quantile certainly beyond: its bucket's lower bound (gate.ts latencyBeyondReference)
+  if (latencyFloorUs(layout, w.latency.valueAtQuantile(c.signals.latency.quantile)) / 1000 < latencyThresholdMs(c, base.latencyUs / 1000)) return false
   const restN = base.latencyCount - n
   const slow = w.latency.countAbove(latencyCutUs(c, base.latencyUs))
   const restSlow = base.latencyAbove - slow

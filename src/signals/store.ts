@@ -34,6 +34,7 @@
  */
 import type { LatencyBuckets, Observation, ObservationSink, ResourceKind, SeriesKey } from '../normalize/observations.js'
 import { serviceId } from '../normalize/observations.js'
+import { interpolatedQuantileUs } from '../normalize/buckets.js'
 import type {
   BucketStats,
   LatencyView,
@@ -822,10 +823,18 @@ class WindowLatency implements LatencyView {
     private newest: number,
   ) {}
 
+  /** A metric's quantile is interpolated inside its bucket (src/normalize/buckets.ts interpolatedQuantileUs); a span series' read as recorded. */
   valueAtQuantile(q: number): number {
     if (this.count === 0 || !this.s.alive) return NaN
     const n = this.collect()
-    return n === 0 ? 0 : valueAtPercentile(this.ctx.scratch, n, clampQ(q) * 100)
+    if (n === 0) return 0
+    const hs = this.ctx.scratch
+    const v = valueAtPercentile(hs, n, clampQ(q) * 100)
+    const layout = this.s.latencyBuckets
+    if (layout === undefined) return v
+    let total = 0
+    for (let i = 0; i < n; i++) total += (hs[i] as CountsHistogram).total
+    return interpolatedQuantileUs(layout, clampQ(q), total, v, (us) => countAbove(hs, n, us))
   }
 
   countAbove(us: number): number {

@@ -59,7 +59,10 @@ export interface BucketStats {
   errors: number
   /** latency samples in this bucket */
   latencyCount: number
-  /** microseconds; NaN when the bucket has no latency samples */
+  /**
+   * microseconds, the histogram's own reading (a metric's bucket representative, not placed inside
+   * its bucket: a window's LatencyView is); NaN when the bucket has no latency samples
+   */
   latencyAtQuantile(q: number): number
   /** latency samples of this bucket in histogram buckets wholly above `us` (see LatencyView.countAbove) */
   latencyCountAbove(us: number): number

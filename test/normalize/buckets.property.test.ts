@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { latencyFloorUs } from '../../src/normalize/buckets.js'
+import { interpolatedQuantileUs, latencyFloorUs } from '../../src/normalize/buckets.js'
 import { Normalizer } from '../../src/normalize/normalizer.js'
 import type { Observation, RequestObservation } from '../../src/normalize/observations.js'
 import type { DecodedMetric, HistogramPoint } from '../../src/receivers/otlp/model.js'
@@ -26,7 +26,96 @@ const boundsArb = fc
   .map((xs) => [...xs].sort((a, b) => a - b))
   .filter((xs) => xs.every((x, i) => i === 0 || x / (xs[i - 1] as number) > 1.0001))
 
-describe('latencyFloorUs: from a representative back to its bucket', () => {
+/**
+ * Prometheus' classic `histogram_quantile` over one histogram (bounds ascending, counts per bucket,
+ * the last one above the last bound), as its documentation states it: the rank q x count, the first
+ * bucket whose cumulative count reaches it, linear interpolation from the bucket's lower bound (0 for
+ * the first bucket) to its upper; a rank in the +Inf bucket answers the last finite bound.
+ */
+function histogramQuantile(q: number, bounds: number[], counts: number[]): number {
+  return histogramQuantileAt(q, bounds, counts).value
+}
+
+/** histogramQuantile and the index of the bucket holding the rank (bounds.length: the +Inf bucket) */
+function histogramQuantileAt(q: number, bounds: number[], counts: number[]): { value: number; bucket: number } {
+  const total = counts.reduce((a, b) => a + b, 0)
+  const rank = q * total
+  let cum = 0
+  for (let i = 0; i < counts.length; i++) {
+    const below = cum
+    cum += counts[i] as number
+    if (cum >= rank && (counts[i] as number) > 0) {
+      if (i === bounds.length) return { value: bounds[bounds.length - 1] as number, bucket: i }
+      const lo = i === 0 ? 0 : (bounds[i - 1] as number)
+      return { value: lo + ((bounds[i] as number) - lo) * ((rank - below) / (counts[i] as number)), bucket: i }
+    }
+  }
+  return { value: Number.NaN, bucket: -1 }
+}
+
+/** The store's reading at q of one delta histogram point, in the point's unit (seconds). */
+function storeQuantile(bounds: number[], counts: number[], q: number): number {
+  const o = normalized(bounds, counts)
+  const store = new SignalStore({})
+  store.record(o)
+  return store.window(o.key, T - 120_000, T + 10_000).latency.valueAtQuantile(q) / 1e6
+}
+
+// bounds at least 1.3x apart (interpolated buckets: buckets.ts MIN_INTERPOLATED_RATIO), 2-12 of them,
+// all under 30 s (the store's histograms track up to 60 s)
+const wideBoundsArb = fc
+  .array(fc.double({ min: 1.3, max: 4, noNaN: true }), { minLength: 1, maxLength: 11 })
+  .chain((ratios) => fc.double({ min: 1e-3, max: 1, noNaN: true }).map((b0) => ratios.reduce<number[]>((xs, r) => [...xs, (xs[xs.length - 1] as number) * r], [b0])))
+  .filter((xs) => (xs[xs.length - 1] as number) <= 30)
+
+describe('a metric quantile is interpolated inside its bucket, as histogram_quantile does', () => {
+  it('equals Prometheus\' classic histogram_quantile over the same buckets (the last two within the store\'s precision)', () => {
+    fc.assert(
+      fc.property(wideBoundsArb, fc.array(fc.nat(40), { minLength: 13, maxLength: 13 }), fc.constantFrom(0.5, 0.9, 0.99), (bounds, raw, q) => {
+        const counts = raw.slice(0, bounds.length + 1)
+        fc.pre(counts.some((c) => c > 0))
+        const { value: want, bucket } = histogramQuantileAt(q, bounds, counts)
+        const got = storeQuantile(bounds, counts, q)
+        if (bucket < bounds.length - 1) {
+          expect(Math.abs(got - want) / want).toBeLessThanOrEqual(1e-6)
+        } else {
+          // the overflow bucket reads its representative (the last bound), and the last finite one may
+          // too (its representative less than 1.2x from the overflow's): in the bucket, read +-6.25 %
+          const lo = bucket === bounds.length ? (bounds[bounds.length - 1] as number) : bucket === 0 ? 0 : (bounds[bucket - 1] as number)
+          const hi = bounds[Math.min(bucket, bounds.length - 1)] as number
+          expect(got).toBeGreaterThanOrEqual(lo * 0.93)
+          expect(got).toBeLessThanOrEqual(hi * 1.07)
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('the SDK\'s default bounds: a slower p99 inside (100, 250] ms moves with it (read at the midpoint, both were 175 ms)', () => {
+    // 1,000 requests: the baseline with 30 in (100, 250] ms, the version with 80 there and 5 above
+    const base = [0, 0, 100, 300, 300, 270, 30, 0, 0, 0, 0, 0, 0, 0, 0]
+    const slow = [0, 0, 20, 100, 300, 495, 80, 5, 0, 0, 0, 0, 0, 0, 0]
+    const b = storeQuantile(SDK_BOUNDS_S, base, 0.99) * 1000
+    const v = storeQuantile(SDK_BOUNDS_S, slow, 0.99) * 1000
+    expect(b).toBeCloseTo(histogramQuantile(0.99, SDK_BOUNDS_S, base) * 1000, 6)
+    expect(b).toBeCloseTo(100 + 150 * ((990 - 970) / 30), 6)
+    expect(v).toBeCloseTo(100 + 150 * ((990 - 915) / 80), 6)
+    expect(latencyFloorUs({ kind: 'explicit', boundsUs: SDK_BOUNDS_S.map((x) => x * 1e6) }, v * 1000)).toBe(100_000)
+  })
+
+  it('exponential buckets wide enough (scale <= 1) are interpolated geometrically; finer ones keep the representative', () => {
+    // scale 0: buckets (2^i, 2^(i+1)] ms; 100 samples, 50 at the representative of (4, 8] ms, 50 at that of (8, 16]
+    const reps = [Math.SQRT2 * 4000, Math.SQRT2 * 8000]
+    const above = (us: number) => reps.filter((r) => r > us).length * 50
+    const layout = { kind: 'exponential' as const, scale: 0, factor: 1000 }
+    expect(interpolatedQuantileUs(layout, 0.9, 100, reps[1] as number, above)).toBeCloseTo(8000 * Math.pow(2, 0.8), 6)
+    expect(interpolatedQuantileUs(layout, 0.25, 100, reps[0] as number, above)).toBeCloseTo(4000 * Math.pow(2, 0.5), 6)
+    const fine = { kind: 'exponential' as const, scale: 3, factor: 1000 }
+    expect(interpolatedQuantileUs(fine, 0.9, 100, 12_345, above)).toBe(12_345)
+  })
+})
+
+describe('latencyFloorUs: from a reading back to its bucket', () => {
   it('every representative the normalizer emits maps to its own bucket\'s lower bound (first bucket: 0)', () => {
     fc.assert(
       fc.property(boundsArb, (bounds) => {
@@ -55,6 +144,15 @@ describe('latencyFloorUs: from a representative back to its bucket', () => {
       expect(store.coverage(o.key)?.latencyBuckets).toBe(o.latencyBuckets)
       expect(latencyFloorUs(o.latencyBuckets, p99)).toBe(i === 0 ? 0 : (SDK_BOUNDS_S[i - 1] as number) * 1e6)
     }
+  })
+
+  it('an interpolated reading anywhere in (lower, upper] maps to the lower bound', () => {
+    const layout = { kind: 'explicit' as const, boundsUs: SDK_BOUNDS_S.map((x) => x * 1e6) }
+    expect(latencyFloorUs(layout, 100_001)).toBe(100_000)
+    expect(latencyFloorUs(layout, 249_999)).toBe(100_000)
+    expect(latencyFloorUs(layout, 250_000)).toBe(100_000)
+    expect(latencyFloorUs(layout, 4_900)).toBe(0)
+    expect(latencyFloorUs(layout, 10_000_000)).toBe(10_000_000) // the overflow bucket's representative
   })
 
   it('exponential buckets: the geometric midpoint of (base^i, base^(i+1)] maps to base^i', () => {

@@ -1,0 +1,155 @@
+/**
+ * A metric's p99, as pullback reads it, is the p99 a real Prometheus reads from the same buckets: the
+ * quantiles of request-duration histograms go through the real normalizer and signal store, and the
+ * same cumulative bucket counts through Prometheus' own `histogram_quantile` (promtool, Debian's
+ * `prometheus` package, or PROMETHEUS_BIN's directory). An SRE comparing a verdict's "p99 247 ms vs
+ * baseline 154 ms" with the Grafana panel over the same histogram sees the same numbers.
+ *
+ * promtool's rule tests evaluate PromQL over given series; an expectation left empty fails and prints
+ * what the expression returned, which is read back here.
+ *
+ * Exact (1e-9) wherever the store interpolates; in the last finite bucket and the overflow bucket
+ * the store reads a representative through its histograms (src/normalize/buckets.ts
+ * interpolatedQuantileUs: the overflow's is the last bound, as Prometheus answers; the last finite
+ * bucket's when the overflow's representative is closer than 1.2x), so there: within that bucket.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, expect, it } from 'vitest'
+import { Normalizer } from '../../src/normalize/normalizer.js'
+import type { Observation, RequestObservation } from '../../src/normalize/observations.js'
+import type { DecodedMetric, HistogramPoint } from '../../src/receivers/otlp/model.js'
+import { SignalStore } from '../../src/signals/store.js'
+import { prng } from '../support/otlp-fixtures.js'
+import { describePeers } from './peers.js'
+
+const T = 1_700_000_000_000
+/** the OpenTelemetry SDKs' default bounds for http.server.request.duration, seconds */
+const SDK_BOUNDS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+const QUANTILES = [0.5, 0.9, 0.99]
+
+interface Case {
+  bounds: number[]
+  counts: number[]
+}
+
+function promtoolBin(): string | undefined {
+  if (process.env.PROMETHEUS_BIN) return path.join(path.dirname(process.env.PROMETHEUS_BIN), 'promtool')
+  const r = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' })
+  return r.status === 0 ? r.stdout.trim() : undefined
+}
+
+/** `n` requests of a log-normal latency (median `medianS`, log sigma `sigma`) counted into `bounds` */
+function lognormalCounts(r: () => number, bounds: number[], n: number, medianS: number, sigma: number): number[] {
+  const counts = new Array<number>(bounds.length + 1).fill(0)
+  for (let i = 0; i < n; i++) {
+    const z = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())
+    const x = medianS * Math.exp(sigma * z)
+    let k = bounds.findIndex((b) => x <= b)
+    if (k < 0) k = bounds.length
+    counts[k]!++
+  }
+  return counts
+}
+
+function cases(): Case[] {
+  // seeded, so that every run checks the same histograms
+  const r = prng(36)
+  const out: Case[] = []
+  // the SDK's default bounds, services from 5 ms to 400 ms median, each also 2x slower
+  for (const medianS of [0.005, 0.02, 0.06, 0.15, 0.4]) {
+    for (const factor of [1, 2]) out.push({ bounds: SDK_BOUNDS_S, counts: lognormalCounts(r, SDK_BOUNDS_S, 2_000, medianS * factor, 0.6) })
+  }
+  // other layouts: 4-12 bounds at least 1.3x apart, under 30 s, uniform counts
+  for (let k = 0; k < 20; k++) {
+    const bounds = [0.001 + r() * 0.05]
+    const nb = 4 + Math.floor(r() * 9)
+    while (bounds.length < nb && (bounds.at(-1) as number) < 8) bounds.push((bounds.at(-1) as number) * (1.3 + r() * 2))
+    const counts = Array.from({ length: bounds.length + 1 }, () => Math.floor(r() * 40))
+    if (!counts.some((c) => c > 0)) counts[0] = 1
+    out.push({ bounds, counts })
+  }
+  return out
+}
+
+/** pullback's reading at q, seconds: one delta point through the normalizer into the store */
+function pullbackQuantile(c: Case, q: number): number {
+  const out: Observation[] = []
+  const n = new Normalizer({}, { record: (o: Observation) => out.push(o) })
+  const p: HistogramPoint = { startTimeMs: T - 60_000, timeMs: T, count: c.counts.reduce((a, b) => a + b, 0), sum: undefined, bounds: c.bounds, bucketCounts: c.counts, attributes: {} }
+  const m: DecodedMetric = { name: 'http.server.request.duration', unit: 's', type: 'histogram', temporality: 1, points: [p] }
+  n.metrics({ resourceMetrics: [{ resource: { 'service.name': 'cart', 'service.version': 'v1', 'k8s.pod.name': 'cart-a' }, metrics: [m] }] })
+  const o = out[0] as RequestObservation
+  const store = new SignalStore({})
+  store.record(o)
+  return store.window(o.key, T - 120_000, T + 10_000).latency.valueAtQuantile(q) / 1e6
+}
+
+/** Prometheus' histogram_quantile of every case at each q: promtool's answer, by case index */
+function prometheusQuantiles(promtool: string, dir: string, all: Case[]): Map<number, Map<number, number>> {
+  const series: string[] = []
+  all.forEach((c, i) => {
+    let cum = 0
+    c.bounds.forEach((b, k) => {
+      cum += c.counts[k] as number
+      series.push(`      - series: 'h_bucket{case="${i}",le="${b}"}'`, `        values: '${cum}'`)
+    })
+    cum += c.counts[c.bounds.length] as number
+    series.push(`      - series: 'h_bucket{case="${i}",le="+Inf"}'`, `        values: '${cum}'`)
+  })
+  const exprs = QUANTILES.flatMap((q) => [`      - expr: histogram_quantile(${q}, h_bucket)`, '        eval_time: 0m', '        exp_samples: []'])
+  const file = path.join(dir, 'quantiles.yml')
+  writeFileSync(file, ['rule_files: []', 'evaluation_interval: 1m', 'tests:', '  - interval: 1m', '    input_series:', ...series, '    promql_expr_test:', ...exprs, ''].join('\n'))
+  const r = spawnSync(promtool, ['test', 'rules', file], { encoding: 'utf8', timeout: 60_000 })
+  const text = `${r.stdout}\n${r.stderr}`
+  const got = new Map<number, Map<number, number>>()
+  // each expectation fails: `expr: "histogram_quantile(Q, h_bucket)", ...` then `got: {case="i"} V, {case="j"} W`
+  for (const m of text.matchAll(/expr: "histogram_quantile\(([0-9.]+), h_bucket\)"[\s\S]*?got: ([^\n]*)/g)) {
+    const byCase = new Map<number, number>()
+    for (const s of (m[2] as string).matchAll(/\{case="(\d+)"\} ([^,\s]+)/g)) byCase.set(Number(s[1]), Number(s[2]))
+    got.set(Number(m[1]), byCase)
+  }
+  if (got.size !== QUANTILES.length) throw new Error(`promtool did not answer every quantile (exit ${String(r.status)}):\n${text.slice(0, 4000)}`)
+  return got
+}
+
+const promtool = promtoolBin()
+
+describePeers(
+  "interop: a metric's quantiles read as a real Prometheus' histogram_quantile reads them",
+  [],
+  () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pullback-quantile-'))
+    afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+    it('SDK default bounds and 20 other layouts, p50 / p90 / p99', () => {
+      const all = cases()
+      const prom = prometheusQuantiles(promtool as string, dir, all)
+      let exact = 0
+      for (const q of QUANTILES) {
+        all.forEach((c, i) => {
+          const want = prom.get(q)?.get(i)
+          expect(want, `case ${i} q ${q}: no answer from promtool`).toBeTypeOf('number')
+          const got = pullbackQuantile(c, q)
+          const total = c.counts.reduce((a, b) => a + b, 0)
+          let cum = 0
+          const bucket = c.counts.findIndex((x) => (cum += x) >= q * total && x > 0)
+          if (bucket < c.bounds.length - 1) {
+            expect(Math.abs(got - (want as number)) / (want as number), `case ${i} q ${q}: pullback ${got}, Prometheus ${String(want)}`).toBeLessThan(1e-9)
+            exact++
+          } else {
+            const lo = bucket === 0 ? 0 : (c.bounds[Math.min(bucket, c.bounds.length) - 1] as number)
+            const hi = c.bounds[Math.min(bucket, c.bounds.length - 1)] as number
+            expect(got).toBeGreaterThanOrEqual(lo * 0.93)
+            expect(got).toBeLessThanOrEqual(hi * 1.07)
+          }
+        })
+      }
+      // most readings are compared exactly, not only within a bucket
+      expect(exact).toBeGreaterThan(QUANTILES.length * all.length * 0.5)
+    })
+  },
+  promtool === undefined ? ["no promtool: set PROMETHEUS_BIN or install Debian's `prometheus` package"] : [],
+)
