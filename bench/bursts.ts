@@ -14,7 +14,9 @@
 import { loadConfig, parseConfig } from '../src/config/load.js'
 import { replayLines } from '../src/cli/commands/replay.js'
 import { DEFAULT_START_MS, findScenario, recordToLines, type Scenario } from '../src/sim/index.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 async function main(): Promise<number> {
   const f = flags(process.argv.slice(2))

@@ -54,6 +54,9 @@ import { DEFAULT_SEED, DEFAULT_START_MS as DEFAULT_START, recordScenario, SCENAR
 import type { PullbackConfig } from '../src/config/schema.js'
 import type { FleetSpec, ServiceSpec } from '../src/sim/model.js'
 import { DEFAULT_SIM_NOISE, simHistory, sliceHistory } from '../test/calibrate/sim-history.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`)

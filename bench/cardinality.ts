@@ -24,6 +24,9 @@ import { defaultEngineConfig } from '../src/engine/config.js'
 import type { DecodedSpan, ResourceSpansLite, TracesRequest } from '../src/receivers/otlp/model.js'
 import type { SeriesKey } from '../src/normalize/observations.js'
 import type { WatchStatus } from '../src/engine/evaluate.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const T0 = 1_767_225_600_000 // the deployment of v2 (minute aligned)
 const S = 1000

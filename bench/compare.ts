@@ -27,6 +27,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Spread } from './stats.js'
+import { exitOnHelp } from './args.js'
 
 /** The parts of run.ts's document this tool reads. */
 export interface BenchDoc {
@@ -301,6 +302,7 @@ function main(argv: readonly string[]): number {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  exitOnHelp(import.meta.url)
   try {
     process.exitCode = main(process.argv.slice(2))
   } catch (e) {

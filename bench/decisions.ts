@@ -24,6 +24,9 @@ import { createPublisher } from '../src/publish/index.js'
 import { sealDecision } from '../src/publish/envelope.js'
 import { generateKeyPairFiles, loadSigner } from '../src/publish/signing.js'
 import { FakeK8s } from '../test/support/fake-k8s.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name)

@@ -18,6 +18,9 @@ import { SLICE_EVALUATIONS } from '../src/runtime/evaluation-scheduler.js'
 import { defaultEngineConfig } from '../src/engine/config.js'
 import { stateSchema } from '../src/state/config.js'
 import type { StateChanges } from '../src/engine/persist.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name)

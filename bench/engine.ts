@@ -57,6 +57,9 @@ import { command as replay } from '../src/cli/commands/replay.js'
 import { applyRuntimeV8Flags, runtimeV8Flags } from '../src/cli/v8-flags.js'
 import { generate } from '../test/support/otlp-fixtures.js'
 import { fmtSpread, spread } from './stats.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name)

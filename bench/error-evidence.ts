@@ -38,6 +38,7 @@ import { compositeEvidence, errorGrid, feedGrid, newGridEvidence } from '../src/
 import { eValue, feed, newEvidence, rateUpperBound } from '../src/engine/evidence.js'
 import { BASELINE_DELTA, corroborationBound, errorLevel, errorThreshold } from '../src/engine/rules.js'
 import type { BaselineNumbers } from '../src/engine/rules.js'
+import { exitOnHelp } from './args.js'
 
 export interface Row {
   rps: number
@@ -217,6 +218,7 @@ function main(): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  exitOnHelp(import.meta.url)
   try {
     main()
   } catch (e) {

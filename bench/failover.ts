@@ -85,8 +85,10 @@ import { decodeOtlpJsonLine } from '../src/receivers/otlp/json.js'
 import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { Sidecar } from '../src/runtime/sidecar.js'
 import { findScenario, recordToLines } from '../src/sim/index.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
 import { fmtSpread, spread, type Spread } from './stats.js'
+
+exitOnHelp(import.meta.url)
 
 const DECIDERS = 3
 const BUCKET_MS = 5000

@@ -84,6 +84,7 @@ import { nextSpanExportMs, springOutcome } from '../src/sim/telemetry.js'
 import { replayAtExportTimes } from './export-clock.js'
 import { quantile } from './stats.js'
 import { cadenceLimits } from './targets.js'
+import { exitOnHelp } from './args.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 /**
@@ -666,6 +667,7 @@ async function main(): Promise<number> {
 
 // a module too (generator and parameters for tests and profiling): run only when invoked
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  exitOnHelp(import.meta.url)
   main().then(
     (code) => {
       process.exitCode = code

@@ -10,6 +10,9 @@
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'after-ms': { type: 'string', default: '12000' } } })
 const file = positionals[0]

@@ -15,6 +15,9 @@ import type { PodInfo } from '../src/identity/pods.js'
 import type { ConsumeResult, TelemetryConsumer } from '../src/receivers/consumer.js'
 import type { Attributes, TracesRequest } from '../src/receivers/otlp/model.js'
 import { spread, type Spread } from './stats.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } })
 const ROUNDS = Number(values.rounds)

@@ -29,6 +29,9 @@ import { OtlpGrpcReceiver, metricsServiceDefinition } from '../src/receivers/otl
 import { Normalizer } from '../src/normalize/normalizer.js'
 import { SignalStore } from '../src/signals/store.js'
 import { fmtSpread, spread } from './stats.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 // dist/bench/ingest.js -> <repo>/proto

@@ -14,6 +14,7 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { spread, type Spread } from './stats.js'
+import { exitOnHelp } from './args.js'
 
 /** One round of the workload; returns a checksum so that nothing is optimised away. */
 function round(): number {
@@ -64,6 +65,7 @@ export function probe(rounds = 7): Spread | undefined {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  exitOnHelp(import.meta.url)
   const i = process.argv.indexOf('--rounds')
   const rounds = i >= 0 ? Number(process.argv[i + 1]) : 7
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) {

@@ -26,6 +26,9 @@ import type { PartialBatch } from '../src/partials/types.js'
 import type { Observation, SeriesKey } from '../src/normalize/observations.js'
 import { Rng } from '../src/sim/random.js'
 import { fmtSpread, spread } from './stats.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const BUCKET_MS = 5_000
 const LATENESS_MS = 10_000

@@ -60,7 +60,9 @@ import { kafkaClient } from '../src/kafka/client.js'
 import { generateKeyPairFiles } from '../src/publish/signing.js'
 import { CONTAINER_ENV, SIDECAR_MAIN, SPANS_PER_REQUEST, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
 import { spread as figure } from './stats.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 type TargetName = 'collector' | 'pullback'
 

@@ -54,7 +54,9 @@ import { TRACE_EXPORT_PATH, traceServiceDefinition, type GrpcServerKind } from '
 import { RawGrpcClient } from './grpc-raw.js'
 import { SERVICES, SIDECAR_MAIN, SPANS_PER_REQUEST, VERSIONS, cpuSeconds, fmt, freePort, median, payloads, spread, statusKiB } from './peer-common.js'
 import { spread as figure } from './stats.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const WARMUP_MS = 2_000
 

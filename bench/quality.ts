@@ -51,6 +51,9 @@ import type { DeploymentEvent } from '../src/engine/events.js'
 import { replayAtExportTimes } from './export-clock.js'
 import { cadenceLimits } from './targets.js'
 import { DEFAULT_START_MS, HISTOGRAM_AGGREGATIONS, isHistogramAggregation, recordScenario, SCENARIOS, type HistogramAggregation, type Scenario } from '../src/sim/index.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 // ---------------------------------------------------------------------------------------------
 // The baseline policy: a single error-rate threshold (5 %) on the new version, checked every 60 s

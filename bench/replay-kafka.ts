@@ -16,7 +16,9 @@ import { replayLines, replayLinesOnTopic } from '../src/cli/commands/replay.js'
 import type { Verdict } from '../src/engine/verdict.js'
 import { ConfluentTransport } from '../src/kafka/confluent.js'
 import { SCENARIOS, findScenario, recordToLines } from '../src/sim/index.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const quiet = { out: (): void => undefined, err: (): void => undefined }
 const BUCKET_MS = 5000

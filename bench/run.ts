@@ -29,6 +29,9 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { probe } from './machine-speed.js'
 import { compare, InputError, machineSpeed, parseDoc, readReference, render } from './compare.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 interface Bench {
   /** the bench's file, dist/bench/FILE.js */

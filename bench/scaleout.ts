@@ -64,9 +64,11 @@ import { signerFromKey } from '../src/publish/signing.js'
 import { TRACE_EXPORT_PATH } from '../src/receivers/otlp-grpc/receiver.js'
 import { DeciderProcess } from '../src/runtime/decider-process.js'
 import { httpServerAttributes, strAttr } from './http-span.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
 import { DEADLINE_EXCEEDED, RawGrpcClient, type CallResult } from './grpc-raw.js'
 import { spread as figure } from './stats.js'
+
+exitOnHelp(import.meta.url)
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 /** the sidecar's entry point in the same build as this bench (dist/bench/x.js -> dist/src/cli/main.js, or any --outDir) */

@@ -19,6 +19,9 @@ import { SignalStore } from '../src/signals/store.js'
 import type { RequestObservation, SeriesKey } from '../src/normalize/observations.js'
 import { spread } from './stats.js'
 import { applyRuntimeV8Flags } from '../src/cli/v8-flags.js'
+import { exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const T0 = 1_700_000_040_000
 

@@ -34,7 +34,9 @@ import { traceServiceDefinition } from '../src/receivers/otlp-grpc/receiver.js'
 import { Pipeline } from '../src/runtime/pipeline.js'
 import { SPANS_PER_REQUEST, fmt, payloads, spread } from './peer-common.js'
 import { spread as figure } from './stats.js'
-import { flags } from './args.js'
+import { flags, exitOnHelp } from './args.js'
+
+exitOnHelp(import.meta.url)
 
 const WARMUP_MS = 2_000
 
