@@ -717,8 +717,9 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
     let latOnset: number | undefined
     let errOn = true
     // an unbounded latency (metric means) is no count test's evidence (rules.ts boundedLatency)
-    let latOn = numbers.latencyCount >= c.minSamples && boundedLatency(view.coverage(key))
-    const layout = view.coverage(key)?.latencyBuckets
+    const cov = view.coverage(key)
+    let latOn = numbers.latencyCount >= c.minSamples && boundedLatency(cov)
+    const layout = cov?.latencyBuckets
     for (let end = to; end - c.window >= from && (errOn || latOn); end -= c.window) {
       const pw = view.window(key, end - c.window, end)
       if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = end - c.window

@@ -104,12 +104,13 @@ export function judgeBaseline(c: Contract, view: SignalView, key: SeriesKey, bw:
   const reference: BaselineNumbers = { ...requestNumbers(c, rw), resourceSlope: {} }
   const onsets: BaselineHealth['onsets'] = {}
   const notes: string[] = []
-  const bounded = boundedLatency(view.coverage(key))
+  const cov = view.coverage(key)
+  const bounded = boundedLatency(cov)
   if (errorsBeyondReference(c, bw, reference)) {
     onsets.error_rate = onsetOf(c, view, key, from, to, (w) => errorsBeyondReference(c, w, reference))
     notes.push(`error rate ${((bw.errors / bw.requests) * 100).toFixed(2)}% vs ${((reference.errors / reference.requests) * 100).toFixed(2)}% before`)
   }
-  const layout = view.coverage(key)?.latencyBuckets
+  const layout = cov?.latencyBuckets
   if (bounded && latencyBeyondReference(c, bw, reference, layout)) {
     onsets.latency = onsetOf(c, view, key, from, to, (w) => latencyBeyondReference(c, w, reference, layout))
     const q = bw.latency.valueAtQuantile(c.signals.latency.quantile) / 1000
@@ -168,8 +169,9 @@ function fromLongHistory(c: Contract, view: SignalView, key: SeriesKey, bw: Wind
   const cc: Contract = { ...c, alpha: c.alpha / starts.length }
   const minute = (t: number) => historyNumbers(cc, hist.summary(t, t + hist.widthMs))
   const errBeyond = (ref: BaselineNumbers) => ref.requests >= cc.minSamples && errorsBeyondReference(cc, bw, ref)
-  const bounded = boundedLatency(view.coverage(key))
-  const layout = view.coverage(key)?.latencyBuckets
+  const cov = view.coverage(key)
+  const bounded = boundedLatency(cov)
+  const layout = cov?.latencyBuckets
   const latBeyond = (ref: BaselineNumbers) => bounded && ref.latencyCount >= cc.minSamples && latencyBeyondReference(cc, bw, ref, layout)
   for (let i = 0; i < starts.length; i++) {
     const first = minute(starts[i] as number)

@@ -18,14 +18,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, expect, it } from 'vitest'
-import { Normalizer } from '../../src/normalize/normalizer.js'
-import type { Observation, RequestObservation } from '../../src/normalize/observations.js'
-import type { DecodedMetric, HistogramPoint } from '../../src/receivers/otlp/model.js'
-import { SignalStore } from '../../src/signals/store.js'
+import { expectPrometheusReading, histogramQuantileAt, storeQuantile } from '../support/histogram-quantile.js'
 import { prng } from '../support/otlp-fixtures.js'
 import { describePeers } from './peers.js'
 
-const T = 1_700_000_000_000
 /** the OpenTelemetry SDKs' default bounds for http.server.request.duration, seconds */
 const SDK_BOUNDS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 const QUANTILES = [0.5, 0.9, 0.99]
@@ -74,19 +70,6 @@ function cases(): Case[] {
   return out
 }
 
-/** pullback's reading at q, seconds: one delta point through the normalizer into the store */
-function pullbackQuantile(c: Case, q: number): number {
-  const out: Observation[] = []
-  const n = new Normalizer({}, { record: (o: Observation) => out.push(o) })
-  const p: HistogramPoint = { startTimeMs: T - 60_000, timeMs: T, count: c.counts.reduce((a, b) => a + b, 0), sum: undefined, bounds: c.bounds, bucketCounts: c.counts, attributes: {} }
-  const m: DecodedMetric = { name: 'http.server.request.duration', unit: 's', type: 'histogram', temporality: 1, points: [p] }
-  n.metrics({ resourceMetrics: [{ resource: { 'service.name': 'cart', 'service.version': 'v1', 'k8s.pod.name': 'cart-a' }, metrics: [m] }] })
-  const o = out[0] as RequestObservation
-  const store = new SignalStore({})
-  store.record(o)
-  return store.window(o.key, T - 120_000, T + 10_000).latency.valueAtQuantile(q) / 1e6
-}
-
 /** Prometheus' histogram_quantile of every case at each q: promtool's answer, by case index */
 function prometheusQuantiles(promtool: string, dir: string, all: Case[]): Map<number, Map<number, number>> {
   const series: string[] = []
@@ -132,19 +115,8 @@ describePeers(
         all.forEach((c, i) => {
           const want = prom.get(q)?.get(i)
           expect(want, `case ${i} q ${q}: no answer from promtool`).toBeTypeOf('number')
-          const got = pullbackQuantile(c, q)
-          const total = c.counts.reduce((a, b) => a + b, 0)
-          let cum = 0
-          const bucket = c.counts.findIndex((x) => (cum += x) >= q * total && x > 0)
-          if (bucket < c.bounds.length - 1) {
-            expect(Math.abs(got - (want as number)) / (want as number), `case ${i} q ${q}: pullback ${got}, Prometheus ${String(want)}`).toBeLessThan(1e-9)
-            exact++
-          } else {
-            const lo = bucket === 0 ? 0 : (c.bounds[Math.min(bucket, c.bounds.length) - 1] as number)
-            const hi = c.bounds[Math.min(bucket, c.bounds.length - 1)] as number
-            expect(got).toBeGreaterThanOrEqual(lo * 0.93)
-            expect(got).toBeLessThanOrEqual(hi * 1.07)
-          }
+          const { bucket } = histogramQuantileAt(q, c.bounds, c.counts)
+          if (expectPrometheusReading(storeQuantile(c.bounds, c.counts, q), want as number, bucket, c.bounds, `case ${i} q ${q}:`)) exact++
         })
       }
       // most readings are compared exactly, not only within a bucket
