@@ -56,7 +56,8 @@ export interface Row {
   /**
    * reports until the test against the baseline's counts (composite.ts: a corroborating witness
    * only) reaches 1/sqrt(alpha), window and with history; null where the engine builds no such test
-   * (the plug-in bound is tight there), undefined: not within maxReports
+   * (a baseline without requests; until session 37 also where the plug-in bound was tight),
+   * undefined: not within maxReports
    */
   counts: { window?: number | null; pooled?: number | null }
 }
@@ -93,7 +94,7 @@ export function reportsToBounds(c: Contract, level: number, perReport: number, r
  * end of report i, used from report i + 2 on).
  */
 export function reportsToCountsWitness(c: Contract, base: BaselineNumbers, perReport: number, rate: number, maxReports: number): number | null | undefined {
-  const grid = errorGrid(c, base)
+  const grid = errorGrid(base)
   if (grid === undefined) return null
   const g = newGridEvidence()
   const spanReports = Math.max(2, Math.ceil(c.minSamples / perReport))

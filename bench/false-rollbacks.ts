@@ -611,6 +611,8 @@ async function main(): Promise<number> {
   // issue 10's cadence targets over the metrics-only runs, when the version is a step regression
   // with errors (a slower version alone may be within the contract: --slower 1.3)
   const cadence: string[][] = []
+  // the runs that missed a cadence target (not rolled back, or later than its limit): where to look next
+  const late: { intervalS: number; limitS: number; runs: RunResult[] }[] = []
   if (errors > 0) {
     const latenessS = loadConfig(values.config).engine.lateness / 1000
     for (const { intervalS: interval, limitS: limit } of cadenceLimits(latenessS)) {
@@ -619,12 +621,13 @@ async function main(): Promise<number> {
       const got = g.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
       const within = got.filter((x) => x <= limit).length
       cadence.push([`${interval} s metrics: rolled back within ${limit} s of the first export`, `${within} of ${g.length} (${got.length} rolled back at all)`])
+      late.push({ intervalS: interval, limitS: limit, runs: g.filter((r) => r.decideS === undefined || r.decideS > limit) })
     }
   }
   if (values.json === true) {
     const times = results.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
     const decide = worse && times.length > 0 ? { decideS: { median: median(times), p90: quantile(times, 0.9), max: Math.max(...times) }, cadence } : {}
-    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), incidentRuns: incidents.map((r) => r.run), ...decide })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), incidentRuns: incidents.map((r) => r.run), ...decide, ...(late.length > 0 ? { lateRuns: late.map((l) => ({ intervalS: l.intervalS, limitS: l.limitS, runs: l.runs.map((r) => ({ run: r.run, rps: r.rps, decideS: r.decideS ?? null })) })) } : {}) })}\n`)
   } else {
     const out = [
       !worse
@@ -656,6 +659,11 @@ async function main(): Promise<number> {
     ]
     if (rolledBack.length > 0) {
       out.push('', `rolled back: ${rolledBack.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${fmtRps(r.rps)} req/s)`).join(', ')}${rolledBack.length > 30 ? ', ...' : ''}`)
+    }
+    for (const l of late) {
+      if (l.runs.length === 0) continue
+      const shown = l.runs.slice(0, 30).map((r) => `#${r.run} (${fmtRps(r.rps)} req/s, ${r.decideS === undefined ? 'no rollback' : `${r.decideS.toFixed(0)} s`})`)
+      out.push('', `${l.intervalS} s metrics over ${l.limitS} s: ${shown.join(', ')}${l.runs.length > 30 ? ', ...' : ''}`)
     }
     if (incidents.length > 0) {
       out.push('', `incidents: ${incidents.slice(0, 30).map((r) => `#${r.run} (${r.telemetry} ${r.intervalS} s, ${fmtRps(r.rps)} req/s)`).join(', ')}${incidents.length > 30 ? ', ...' : ''}`)

@@ -691,7 +691,7 @@ function computeLevels(c: Contract, n: BaselineNumbers, frozen: boolean): Levels
     latencyCutUs: lat?.cutUs ?? NaN,
     latencyLevel: lat?.level ?? NaN,
     shift: lat !== undefined ? shiftLevels(c, n) : [],
-    errorGrid: frozen && n.requests >= c.minSamples ? errorGrid(c, n) : undefined,
+    errorGrid: frozen && n.requests >= c.minSamples ? errorGrid(n) : undefined,
   }
 }
 

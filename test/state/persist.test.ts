@@ -197,7 +197,7 @@ describe('engine state round trip', () => {
     for (let b = 0; b < 180; b++) view.traffic(A2, D + b * 5 * S, D + (b + 1) * 5 * S, { rps: 1.2, errorRate: b % 3 === 0 ? 0.2 : 0, latencyMs: 250 })
     const live: Driver = { state: initialState(), verdicts: [], queued: [] }
     let t = D
-    for (; t <= D + 150 * S; t += 5 * S) step(live, view, t)
+    for (; t <= D + 90 * S; t += 5 * S) step(live, view, t)
     expect(live.verdicts).toEqual([])
     const w = live.state.watches.get(deploymentId('ns', 'a', 'v2', D))
     expect(w?.evidence.errorGrid.n).toBeGreaterThan(0)
