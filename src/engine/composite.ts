@@ -103,7 +103,7 @@ export function copyGrid(dst: GridEvidence, src: GridEvidence): void {
 
 /**
  * The grid for a frozen baseline's error counts; undefined without requests. Built for every
- * frozen baseline (once per watch, 25-45 us): until session 37 only where the plug-in bound spent a
+ * frozen baseline (once per watch, at its freeze): until session 37 only where the plug-in bound spent a
  * quarter of the contract's effect, as against the same lifted level a large baseline's prior cost
  * more than its bound; against the baseline's own rate this test is the faster one at any traffic
  * (a version deployed after an hour of its predecessor at 1.5 req/s: 600 -> 300 s worst over seeds
