@@ -258,7 +258,7 @@ export function errorLevel(c: Contract, base: BaselineNumbers): number {
 }
 
 /** The level errorLevel judges against for a baseline rate `p`: half way from `p` to its threshold (at most 0.99). Increasing in `p`. */
-export function errorLift(c: Contract, p: number): number {
+function errorLift(c: Contract, p: number): number {
   return Math.min(0.99, p + (errorThreshold(c, p) - p) / 2)
 }
 
