@@ -4,7 +4,8 @@
  *
  *   npm run build && OTELCOL_BIN=/path/to/otelcol KAFKA_BROKERS=127.0.0.1:19092 node dist/bench/peer-kafka.js \
  *     [--spans 3000000] [--runs 3] [--partitions 3] [--rates 150000,300000,450000,600000] \
- *     [--sustain-seconds 30] [--after-seconds 30] [--only collector|pullback] [--no-sustained]
+ *     [--sustain-seconds 30] [--after-seconds 30] [--only collector|pullback] [--no-sustained] [--no-drain]
+ *     [--refine 1]
  *     [--backlog-topic NAME: reuse a topic an earlier run filled; it is kept] [--pullback-buffer 16MiB]
  *     [--workers N: receivers.workers for pullback, default 0] [--node-options '...': pullback's NODE_OPTIONS]
  *     [--spans-per-record 512]
@@ -30,9 +31,15 @@
  *    offered load (records at `rate / spans per record` per second, paced every 20 ms) for `--sustain-seconds`,
  *    stepping up the `--rates` ladder; a step holds when the lag (produced minus consumed) at its
  *    end is not more than one second of offered load above the lag 2 s into it, and consumed >= 97 %
- *    of produced. The sustained rate is the highest step that held (the ladder stops at the first
- *    that did not). The producer shares the 2 cores with the target (as do the broker and the
- *    Collector): it is the same for both targets.
+ *    of produced. The sustained rate is the highest step that held: the ladder stops at the first
+ *    that did not, then `--refine` times (default 1) offers the rate half way between the highest
+ *    held and the lowest not held, so the figure's resolution is a rung / 2^refine (a 80 k ladder
+ *    read 320 k in one record and 400 k in the next for the same Collector: a rung is 25 % there,
+ *    more than the 20 % a reproduced figure may move). A ladder whose top held reports its top: a
+ *    floor, said so in the table (`>=`). The producer shares the 2 cores with the target (as do the
+ *    broker and the Collector): it is the same for both targets. `--no-drain`: the sustained rates
+ *    only (the backlog drain is its own entry in bench/run.ts, on a 3 M-span backlog; the drain of
+ *    the 256 k spans this run would fill lasts under a second, too short to be a figure).
  *
  * The targets:
  *   (a) the Collector: kafka receiver (group per run, initial_offset earliest, otlp_proto,
@@ -88,6 +95,10 @@ interface Options {
   nodeOptions: string
   /** spans per record (one ExportTraceServiceRequest each): 512 as a Collector batch, 32 as a Collector with partition_traces_by_id writes */
   spansPerRecord: number
+  /** measure the backlog drain (false: `--no-drain`, sustained rates only) */
+  drain: boolean
+  /** steps half way between the highest held and the lowest not held rate, after the ladder */
+  refine: number
 }
 
 function parseOptions(argv: string[]): Options {
@@ -95,6 +106,7 @@ function parseOptions(argv: string[]): Options {
   const only = get('only')
   if (only !== undefined && only !== 'collector' && only !== 'pullback') throw new Error('--only must be collector or pullback')
   const spansPerRecord = num('spans-per-record', SPANS_PER_REQUEST, 1, 8192)
+  if (argv.includes('--no-drain') && argv.includes('--no-sustained')) throw new Error('--no-drain with --no-sustained leaves nothing to measure')
   const rates = (get('rates') ?? '150000,300000,450000,600000').split(',').map(Number)
   if (rates.some((r) => !Number.isInteger(r) || r < spansPerRecord || r > 5_000_000)) throw new Error(`--rates: spans/s, each ${spansPerRecord}..5000000`)
   return {
@@ -106,6 +118,8 @@ function parseOptions(argv: string[]): Options {
     sustainSeconds: num('sustain-seconds', 30, 5, 600),
     afterSeconds: num('after-seconds', 30, 0, 600),
     sustained: !argv.includes('--no-sustained'),
+    drain: !argv.includes('--no-drain'),
+    refine: num('refine', 1, 0, 4),
     only,
     brokers: process.env.KAFKA_BROKERS ?? '127.0.0.1:19092',
     backlogTopic: get('backlog-topic'),
@@ -412,11 +426,17 @@ interface StepResult {
 interface SustainResult {
   target: TargetName
   run: number
+  /** the highest rate held (0: none) */
   sustained: number
+  /** every rate of the ladder held: `sustained` is the ladder's top, a floor of the target's rate */
+  atTop: boolean
   steps: StepResult[]
 }
 
-/** Offers each rate of the ladder for `sustainSeconds` on a new empty topic; stops at the first step whose lag grew. */
+/**
+ * Offers each rate of the ladder for `sustainSeconds` on a new empty topic until one does not hold,
+ * then `refine` rates half way between the highest held (0 when none) and the lowest not held.
+ */
 async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Options, bus: Bus, topics: string[]): Promise<SustainResult> {
   const topic = `pb-peer-kafka-live-${name}-${run}-${Date.now()}`
   topics.push(topic)
@@ -425,6 +445,53 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
   const pid = t.child.pid as number
   const steps: StepResult[] = []
   let produced = 0
+  const step = async (rate: number): Promise<StepResult> => {
+    const perTick = rate / opts.spansPerRecord / 50 // records per 20 ms
+    let owed = 0
+    const t0 = performance.now()
+    const end = t0 + opts.sustainSeconds * 1000
+    let lagStart: number | undefined
+    let consumedStart = 0
+    let producedStart = 0
+    let cpuStart = 0
+    const sends: Promise<void>[] = []
+    while (performance.now() < end) {
+      const tick = performance.now()
+      owed += perTick
+      const n = Math.floor(owed)
+      owed -= n
+      if (n > 0) {
+        sends.push(bus.produce(topic, bodies, n, produced, n))
+        produced += n
+      }
+      if (sends.length > 16) await sends.shift()
+      if (lagStart === undefined && tick - t0 >= 2_000) {
+        consumedStart = (await t.consumed()) / opts.spansPerRecord
+        producedStart = produced
+        lagStart = produced - consumedStart
+        cpuStart = cpuSeconds(pid)
+      }
+      const wait = 20 - (performance.now() - tick)
+      if (wait > 0) await sleep(wait)
+    }
+    await Promise.all(sends)
+    const consumedEnd = (await t.consumed()) / opts.spansPerRecord
+    const secs = (performance.now() - t0 - 2_000) / 1000
+    const lagEnd = produced - consumedEnd
+    const ls = lagStart ?? 0
+    const p = produced - producedStart
+    const c = consumedEnd - consumedStart
+    const held = lagEnd - ls <= rate / opts.spansPerRecord && c >= 0.97 * p
+    const r: StepResult = { rate, held, produced: p * opts.spansPerRecord, consumed: c * opts.spansPerRecord, lagStart: ls * opts.spansPerRecord, lagEnd: lagEnd * opts.spansPerRecord, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 }
+    steps.push(r)
+    console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * opts.spansPerRecord) / secs)}): consumed ${fmt((c * opts.spansPerRecord) / secs)} spans/s, lag ${fmt(ls * opts.spansPerRecord)} -> ${fmt(lagEnd * opts.spansPerRecord)} spans: ${held ? 'held' : 'NOT held'}`)
+    // the next step starts from an empty lag (after a step not held, as far as 60 s of draining gets)
+    const settle = Date.now() + (held ? 30_000 : 60_000)
+    while ((await t.consumed()) / opts.spansPerRecord < produced && Date.now() < settle) await sleep(200)
+    return r
+  }
+  let held = 0
+  let failed: number | undefined
   try {
     // joined: one record consumed
     await bus.produce(topic, bodies, 1)
@@ -436,54 +503,22 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
       await sleep(100)
     }
     for (const rate of opts.rates) {
-      const perTick = rate / opts.spansPerRecord / 50 // records per 20 ms
-      let owed = 0
-      const t0 = performance.now()
-      const end = t0 + opts.sustainSeconds * 1000
-      let lagStart: number | undefined
-      let consumedStart = 0
-      let producedStart = 0
-      let cpuStart = 0
-      const sends: Promise<void>[] = []
-      while (performance.now() < end) {
-        const tick = performance.now()
-        owed += perTick
-        const n = Math.floor(owed)
-        owed -= n
-        if (n > 0) {
-          sends.push(bus.produce(topic, bodies, n, produced, n))
-          produced += n
-        }
-        if (sends.length > 16) await sends.shift()
-        if (lagStart === undefined && tick - t0 >= 2_000) {
-          consumedStart = (await t.consumed()) / opts.spansPerRecord
-          producedStart = produced
-          lagStart = produced - consumedStart
-          cpuStart = cpuSeconds(pid)
-        }
-        const wait = 20 - (performance.now() - tick)
-        if (wait > 0) await sleep(wait)
+      if (!(await step(rate)).held) {
+        failed = rate
+        break
       }
-      await Promise.all(sends)
-      const consumedEnd = (await t.consumed()) / opts.spansPerRecord
-      const secs = (performance.now() - t0 - 2_000) / 1000
-      const lagEnd = produced - consumedEnd
-      const ls = lagStart ?? 0
-      const p = produced - producedStart
-      const c = consumedEnd - consumedStart
-      const held = lagEnd - ls <= rate / opts.spansPerRecord && c >= 0.97 * p
-      steps.push({ rate, held, produced: p * opts.spansPerRecord, consumed: c * opts.spansPerRecord, lagStart: ls * opts.spansPerRecord, lagEnd: lagEnd * opts.spansPerRecord, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 })
-      console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * opts.spansPerRecord) / secs)}): consumed ${fmt((c * opts.spansPerRecord) / secs)} spans/s, lag ${fmt(ls * opts.spansPerRecord)} -> ${fmt(lagEnd * opts.spansPerRecord)} spans: ${held ? 'held' : 'NOT held'}`)
-      if (!held) break
-      // the next step starts from an empty lag
-      const settle = Date.now() + 30_000
-      while ((await t.consumed()) / opts.spansPerRecord < produced && Date.now() < settle) await sleep(200)
+      held = rate
+    }
+    for (let i = 0; i < opts.refine && failed !== undefined; i++) {
+      const rate = Math.round((held + failed) / 2)
+      if (rate <= held || rate >= failed) break
+      if ((await step(rate)).held) held = rate
+      else failed = rate
     }
   } finally {
     await stopTarget(t, bus)
   }
-  const heldRates = steps.filter((s) => s.held).map((s) => s.rate)
-  return { target: name, run, sustained: heldRates.length > 0 ? Math.max(...heldRates) : 0, steps }
+  return { target: name, run, sustained: held, atTop: failed === undefined && steps.length > 0, steps }
 }
 
 async function main(): Promise<void> {
@@ -509,6 +544,11 @@ async function main(): Promise<void> {
       // fresh span timestamps per run: pullback's windows drop spans older than their retention (10 min) as late, cheaply
       const bodies = payloads(BigInt(Date.now()) * 1_000_000n, 'peer-kafka-bench/1.0', opts.spansPerRecord)
       recordBytes = Math.round(bodies.reduce((a, b) => a + b.length, 0) / bodies.length)
+      const order = run % 2 === 1 ? targets : [...targets].reverse()
+      if (!opts.drain) {
+        for (const name of order) sustains.push(await sustain(name, run, bodies, opts, bus, topics))
+        continue
+      }
       const backlog = opts.backlogTopic ?? `pb-peer-kafka-backlog-${run}-${Date.now()}`
       // --backlog-topic: kept for the next invocation and reused when it holds the backlog (development only: its timestamps age)
       if (opts.backlogTopic === undefined) topics.push(backlog)
@@ -520,7 +560,6 @@ async function main(): Promise<void> {
         console.error(`run ${run}: filled ${backlog}: ${records - held} records (${fmt(((records - held) * recordBytes) / 1048576)} MiB) in ${fmt((performance.now() - f0) / 1000, 1)} s`)
       } else console.error(`run ${run}: reusing ${backlog}: ${fmt(held)} records (their span timestamps are from when it was filled)`)
       const total = Math.max(held, records) * opts.spansPerRecord
-      const order = run % 2 === 1 ? targets : [...targets].reverse()
       for (const name of order) {
         const r = await drain(name, run, backlog, total, opts, bus)
         drains.push(r)
@@ -544,23 +583,35 @@ async function main(): Promise<void> {
       `${fmt(opts.spans)} spans backlog in records of ${opts.spansPerRecord} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs; ` +
       `pullback: receivers.workers ${opts.workers}, NODE_OPTIONS '${opts.nodeOptions}'`,
   )
-  console.log('| target | run | drain spans/s | drain s | CPU-s / M spans | peak RSS MiB (sampled) | VmHWM MiB | RSS MiB 30 s after | sustained spans/s | cores busy at it | RSS MiB at it | load at start |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
-  for (const r of drains) {
-    const s = sustains.find((x) => x.target === r.target && x.run === r.run)
-    const top = s?.steps.filter((x) => x.held).at(-1)
-    console.log(
-      `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.drainSeconds, 1)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.hwmMiB)} | ${fmt(r.afterRssMiB)} | ${s ? fmt(s.sustained) : '-'} | ${top ? fmt(top.cores, 2) : '-'} | ${top ? fmt(top.rssMiB) : '-'} | ${r.load.toFixed(1)} |`,
-    )
+  const floor = (x: SustainResult) => `${x.atTop ? '>= ' : ''}${fmt(x.sustained)}`
+  if (drains.length > 0) {
+    console.log('| target | run | drain spans/s | drain s | CPU-s / M spans | peak RSS MiB (sampled) | VmHWM MiB | RSS MiB 30 s after | sustained spans/s | cores busy at it | RSS MiB at it | load at start |')
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for (const r of drains) {
+      const s = sustains.find((x) => x.target === r.target && x.run === r.run)
+      const top = s?.steps.filter((x) => x.held && x.rate === s.sustained).at(-1)
+      console.log(
+        `| ${r.target} | ${r.run} | ${fmt(r.spansPerSec)} | ${fmt(r.drainSeconds, 1)} | ${fmt(r.cpuSecPerMillion, 2)} | ${fmt(r.peakRssMiB)} | ${fmt(r.hwmMiB)} | ${fmt(r.afterRssMiB)} | ${s ? floor(s) : '-'} | ${top ? fmt(top.cores, 2) : '-'} | ${top ? fmt(top.rssMiB) : '-'} | ${r.load.toFixed(1)} |`,
+      )
+    }
+  } else {
+    console.log('| target | run | sustained spans/s | steps (offered k spans/s: held or not) | cores busy at it | RSS MiB at it |')
+    console.log('|---|---|---|---|---|---|')
+    for (const s of sustains) {
+      const top = s.steps.filter((x) => x.held && x.rate === s.sustained).at(-1)
+      const steps = s.steps.map((x) => `${fmt(x.rate / 1000)}${x.held ? '' : ' not'}`).join(', ')
+      console.log(`| ${s.target} | ${s.run} | ${floor(s)} | ${steps} | ${top ? fmt(top.cores, 2) : '-'} | ${top ? fmt(top.rssMiB) : '-'} |`)
+    }
   }
-  console.log('\nmin / median / max over runs:')
+  console.log(`\nmin / median / max over runs${sustains.some((x) => x.atTop) ? " (a sustained rate marked >= held the ladder's top: a floor)" : ''}:`)
   console.log('| target | drain spans/s | CPU-s / M spans | main-thread CPU-s / M spans | peak RSS MiB | RSS MiB after | sustained spans/s |')
   console.log('|---|---|---|---|---|---|---|')
   for (const name of targets) {
     const d = drains.filter((r) => r.target === name)
     const s = sustains.filter((r) => r.target === name)
+    const sus = s.length > 0 ? `${s.some((x) => x.atTop) ? '>= ' : ''}${spread(s.map((r) => r.sustained))}` : '-'
     console.log(
-      `| ${name} | ${spread(d.map((r) => r.spansPerSec))} | ${spread(d.map((r) => r.cpuSecPerMillion), 2)} | ${spread(d.map((r) => r.mainCpuSecPerMillion), 2)} | ${spread(d.map((r) => r.peakRssMiB))} | ${spread(d.map((r) => r.afterRssMiB))} | ${s.length > 0 ? spread(s.map((r) => r.sustained)) : '-'} |`,
+      `| ${name} | ${spread(d.map((r) => r.spansPerSec))} | ${spread(d.map((r) => r.cpuSecPerMillion), 2)} | ${spread(d.map((r) => r.mainCpuSecPerMillion), 2)} | ${spread(d.map((r) => r.peakRssMiB))} | ${spread(d.map((r) => r.afterRssMiB))} | ${sus} |`,
     )
   }
   // the same figures as one JSON line (min / median / max objects), for run.ts's results file and compare.js
@@ -569,14 +620,18 @@ async function main(): Promise<void> {
     const d = drains.filter((r) => r.target === name)
     const s = sustains.filter((r) => r.target === name)
     perTarget[name] = {
-      drainSpansPerSec: figure(d.map((r) => r.spansPerSec)),
-      cpuSecPerMillion: figure(d.map((r) => r.cpuSecPerMillion)),
-      peakRssMiB: figure(d.map((r) => r.peakRssMiB)),
-      afterRssMiB: figure(d.map((r) => r.afterRssMiB)),
-      ...(s.length > 0 ? { sustainedSpansPerSec: figure(s.map((r) => r.sustained)) } : {}),
+      ...(d.length > 0
+        ? {
+            drainSpansPerSec: figure(d.map((r) => r.spansPerSec)),
+            cpuSecPerMillion: figure(d.map((r) => r.cpuSecPerMillion)),
+            peakRssMiB: figure(d.map((r) => r.peakRssMiB)),
+            afterRssMiB: figure(d.map((r) => r.afterRssMiB)),
+          }
+        : {}),
+      ...(s.length > 0 ? { sustainedSpansPerSec: figure(s.map((r) => r.sustained)), sustainedAtLadderTop: s.filter((r) => r.atTop).length } : {}),
     }
   }
-  console.log(JSON.stringify({ bench: 'peer-kafka', spansPerRecord: opts.spansPerRecord, spans: opts.spans, runs: opts.runs, targets: perTarget }))
+  console.log(JSON.stringify({ bench: 'peer-kafka', spansPerRecord: opts.spansPerRecord, ...(opts.drain ? { spans: opts.spans } : {}), runs: opts.runs, targets: perTarget }))
   const of = (name: TargetName) => drains.filter((r) => r.target === name)
   if (of('collector').length > 0 && of('pullback').length > 0) {
     const ratio = (f: (r: DrainResult) => number) => median(of('pullback').map(f)) / median(of('collector').map(f))

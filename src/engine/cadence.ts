@@ -4,8 +4,10 @@
  * Spans arrive within seconds; metric points every 10-60 s, each covering the interval since the
  * previous one (the store spreads a point's delta over that interval). Two rules make the engine
  * indifferent to that cadence:
- *   - a series is judged only up to the time its data is complete (`SeriesCoverage.completeUntilMs`,
- *     newest time minus one report interval), so the head of a window is never an artificial gap;
+ *   - a series is judged only up to the time its data is complete (`SeriesCoverage.completeUntilMs`:
+ *     the oldest newest report among its exporters still reporting, never earlier than its newest
+ *     time minus one report interval, src/signals/report-chains.ts), so the head of a window is
+ *     never an artificial gap;
  *   - the confirmation span is at least the contract's `window`, at least two report intervals (a
  *     breach needs two reports of the series), and reaches back in time, never before the
  *     deployment, until it holds `minSamples` requests (a quiet service is judged over a longer span
@@ -62,8 +64,8 @@ export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number
  * otherwise hold its bucket back a whole batch). Such a bucket is judged on what is there: the
  * slice rules apply as to complete data (rules.ts: a slice holding its share of the sample floor
  * must be beyond the threshold, an empty one is a gap), and the evidence commits only what the
- * watermark passed (sequential.ts peek). Never for metric series (their data is complete one
- * report interval after it, see `completeUntilMs`) nor for coarse buckets. Bounded by `now`: a skewed clock's future spans do not
+ * watermark passed (sequential.ts peek). Never for metric series (their data is complete when
+ * every exporter's report covering it is in, see `completeUntilMs`) nor for coarse buckets. Bounded by `now`: a skewed clock's future spans do not
  * move it.
  */
 export function earlyEnd(cov: SeriesCoverage | undefined, now: number, dataEnd: number, g: number, bucketMs: number): number {

@@ -51,6 +51,7 @@ import type { SignalsConfig, SignalsConfigInput } from './config.js'
 import { signalsSchema } from './config.js'
 import { HistogramPool } from './histograms.js'
 import { LongHistory } from './history.js'
+import { ReportChains } from './report-chains.js'
 import type { CountsHistogram } from './hdr.js'
 import { countAbove, valueAtPercentile } from './hdr.js'
 import { theilSenSlope } from './theilsen.js'
@@ -96,6 +97,8 @@ export interface SignalStoreStats {
   clampedValues: number
   /** resource readings refused because a series tracks `maxPodsPerSeries` pod-resources already */
   podOverflow: number
+  /** aggregate points that found their series' report chains full (src/signals/report-chains.ts): its completeness falls back to newest - interval */
+  reportChainsFull: number
   /** new-version events dropped because `maxPendingVersions` were waiting */
   versionsDropped: number
   /** coarse buckets summarised into the series' long history (src/signals/history.ts) as they left the ring */
@@ -234,6 +237,7 @@ class Ctx {
       rejectedValues: 0,
       clampedValues: 0,
       podOverflow: 0,
+      reportChainsFull: 0,
       versionsDropped: 0,
       historyFolds: 0,
       historyBytes: 0,
@@ -347,6 +351,8 @@ class Series implements RequestRecorder {
   intervalAtMs = -Infinity
   /** intervalMs comes only from streams' first points (their age): the first real report replaces it */
   intervalProvisional = false
+  /** how far each exporter has reported (completeUntilMs), allocated at the first aggregate point */
+  chains: ReportChains | undefined = undefined
   /**
    * the bucket layout of the newest metric latencies recorded (SeriesCoverage.latencyBuckets): one
    * shared object per instrument layout, replaced when a point brings another
@@ -606,6 +612,7 @@ class Series implements RequestRecorder {
     this.intervalMs = 0
     this.intervalProvisional = false
     this.intervalAtMs = -Infinity
+    this.chains = undefined
     this.latencyBuckets = undefined
     this.latencyBucketsAtMs = -Infinity
     this.pods = undefined
@@ -941,6 +948,7 @@ export class SignalStore implements ObservationSink, SignalView {
           // stands in only until a series has seen a real report interval
           if (obs.streamStart !== true) s.noteInterval(obs.timeMs, cover)
           else if (s.intervalMs === 0 || s.intervalProvisional) s.noteProvisionalInterval(obs.timeMs, cover)
+          if (!(s.chains ??= new ReportChains()).note(start, obs.timeMs, s.intervalMs)) ctx.st.reportChainsFull++
           s.addSpread(obs.timeMs, start, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
         } else s.add(obs.timeMs, obs.count, obs.errors, obs.latenciesUs, obs.latencyCounts)
         // the layout of the newest point by telemetry time, whatever order points arrive in (a
@@ -1311,7 +1319,8 @@ export class SignalStore implements ObservationSink, SignalView {
     // rounded to the millisecond: times decoded from nanoseconds carry float noise (a 60 s
     // exporter's interval reads 60000.0002 ms), and a horizon a hair under a coarse bucket's edge
     // held a 60 s series back by a whole bucket, until its next report
-    const cov: SeriesCoverage = { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: Math.round(newestMs - s.intervalMs) }
+    const complete = s.chains === undefined ? newestMs - s.intervalMs : s.chains.completeUntil(newestMs, s.intervalMs)
+    const cov: SeriesCoverage = { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: Math.round(complete) }
     if (s.latencyBuckets !== undefined) cov.latencyBuckets = s.latencyBuckets
     return cov
   }

@@ -42,7 +42,11 @@ export interface SeriesCoverage {
    * (time - start of their delta), for spans 0. A recent maximum, so the slowest exporter counts.
    */
   reportIntervalMs: number
-  /** time up to which the series' data is believed complete: newestMs - reportIntervalMs, rounded to the millisecond (nanosecond float noise) */
+  /**
+   * time up to which the series' data is believed complete, rounded to the millisecond (nanosecond
+   * float noise): the oldest head of the report chains still reporting (src/signals/report-chains.ts:
+   * each exporter's newest report), never earlier than newestMs - reportIntervalMs; newestMs for spans
+   */
   completeUntilMs: number
   /**
    * when the series' latencies are a metric's bucket representatives: the bucket layout of the

@@ -126,14 +126,15 @@ describe('coverage()', () => {
   it('metric points every 60 s: interval 60 s; a slower exporter of the same series counts; a shrunk interval is followed after two old intervals', () => {
     const s = mk()
     for (let t = T0 + 60_000; t <= T0 + 300_000; t += 60_000) s.record(point(t, t - 60_000, 10, 0, [], []))
-    expect(s.coverage(K)).toEqual({ newestMs: T0 + 300_000, reportIntervalMs: 60_000, completeUntilMs: T0 + 240_000 })
+    // one exporter (one report chain): complete up to its newest report
+    expect(s.coverage(K)).toEqual({ newestMs: T0 + 300_000, reportIntervalMs: 60_000, completeUntilMs: T0 + 300_000 })
     // a second exporter every 10 s: the 60 s one still reports, so 60 s stays
     for (let t = T0 + 310_000; t <= T0 + 360_000; t += 10_000) s.record(point(t, t - 10_000, 1, 0, [], []))
     s.record(point(T0 + 360_000, T0 + 300_000, 10, 0, [], []))
     expect(s.coverage(K)?.reportIntervalMs).toBe(60_000)
     // the 60 s exporter stops: after two of its intervals the 10 s cadence is reported
     for (let t = T0 + 370_000; t <= T0 + 500_000; t += 10_000) s.record(point(t, t - 10_000, 1, 0, [], []))
-    expect(s.coverage(K)).toEqual({ newestMs: T0 + 500_000, reportIntervalMs: 10_000, completeUntilMs: T0 + 490_000 })
+    expect(s.coverage(K)).toEqual({ newestMs: T0 + 500_000, reportIntervalMs: 10_000, completeUntilMs: T0 + 500_000 })
   })
 
   it('complete up to the millisecond: nanosecond float noise in the times never holds a series back by a bucket', () => {
@@ -141,11 +142,13 @@ describe('coverage()', () => {
     // times decoded from nanoseconds: 1768468140000.0002 ms and the like, an interval of 60000.0002 ms
     const ns = (ms: number) => Number(BigInt(ms) * 1_000_000n + 244n) / 1e6
     const T = 1_768_467_960_000
-    for (let t = T + 60_000; t <= T + 240_000; t += 60_000) s.record(point(t, ns(t - 60_000) - 0.0005, 10, 0, [], []))
-    const cov = s.coverage(K)!
-    expect(cov.reportIntervalMs).toBeGreaterThan(60_000)
-    // without the rounding the horizon reads 1768468139999.9995: a 60 s coarse bucket's edge missed
-    expect(cov.completeUntilMs).toBe(T + 180_000)
+    for (let t = T + 60_000; t <= T + 240_000; t += 60_000) s.record(point(ns(t), ns(t - 60_000) - 0.0005, 10, 0, [], []))
+    expect(s.coverage(K)?.reportIntervalMs).toBeGreaterThan(60_000)
+    // one chain despite the noise (a start within 1 ms of a head extends it); its head, rounded
+    expect(s.coverage(K)?.completeUntilMs).toBe(T + 240_000)
+    // a second exporter on another phase: complete up to its head, rounded
+    for (let t = T + 90_000; t <= T + 210_000; t += 60_000) s.record(point(ns(t), ns(t - 60_000), 10, 0, [], []))
+    expect(s.coverage(K)?.completeUntilMs).toBe(T + 210_000)
   })
 
   it('an interval is bounded by maxSpread (a fresh stream since hours)', () => {
