@@ -132,6 +132,9 @@ function parseOptions(argv: string[]): Options {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
+/** librdkafka's RD_KAFKA_RESP_ERR__QUEUE_FULL ("Local: Queue full") */
+const QUEUE_FULL = -184
+
 /** children still running: killed when this process exits or is interrupted, so that no target outlives the bench */
 const children = new Set<ChildProcess>()
 process.once('exit', () => {
@@ -186,11 +189,27 @@ class Bus {
     const sends: Promise<unknown>[] = []
     for (let i = 0; i < records; i += chunk) {
       const n = Math.min(chunk, records - i)
-      sends.push(this.producer.send({ topic, messages: Array.from({ length: n }, (_, j) => ({ value: bodies[(from + i + j) % bodies.length] as Buffer })) }))
+      sends.push(this.send(topic, Array.from({ length: n }, (_, j) => ({ value: bodies[(from + i + j) % bodies.length] as Buffer }))))
       // a bounded number of sends in flight: the producer's queue is the bound, not this process's heap
       if (sends.length >= 8) await sends.shift()
     }
     await Promise.all(sends)
+  }
+  /**
+   * One send; librdkafka's local queue full (an offered rate beyond what the broker takes on this
+   * machine) waits and retries instead of failing the bench: the producer then falls short of the
+   * offered rate, which the sustained step sees and reports (`producerShort`).
+   */
+  private async send(topic: string, messages: { value: Buffer }[]): Promise<void> {
+    for (;;) {
+      try {
+        await this.producer.send({ topic, messages })
+        return
+      } catch (err) {
+        if ((err as { code?: number }).code !== QUEUE_FULL) throw err
+        await sleep(20)
+      }
+    }
   }
   /** records in `topic` (high minus low watermarks) */
   async records(topic: string): Promise<number> {
@@ -415,6 +434,8 @@ async function drain(name: TargetName, run: number, topic: string, total: number
 interface StepResult {
   rate: number
   held: boolean
+  /** produced under 97 % of the offered rate: the step measures the producer, not the target */
+  producerShort: boolean
   produced: number
   consumed: number
   lagStart: number
@@ -428,7 +449,7 @@ interface SustainResult {
   run: number
   /** the highest rate held (0: none) */
   sustained: number
-  /** every rate of the ladder held: `sustained` is the ladder's top, a floor of the target's rate */
+  /** every rate of the ladder held, or the producer fell short of the next one: `sustained` is a floor of the target's rate */
   atTop: boolean
   steps: StepResult[]
 }
@@ -482,9 +503,10 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
     const p = produced - producedStart
     const c = consumedEnd - consumedStart
     const held = lagEnd - ls <= rate / opts.spansPerRecord && c >= 0.97 * p
-    const r: StepResult = { rate, held, produced: p * opts.spansPerRecord, consumed: c * opts.spansPerRecord, lagStart: ls * opts.spansPerRecord, lagEnd: lagEnd * opts.spansPerRecord, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 }
+    const producerShort = (p * opts.spansPerRecord) / secs < 0.97 * rate
+    const r: StepResult = { rate, held, producerShort, produced: p * opts.spansPerRecord, consumed: c * opts.spansPerRecord, lagStart: ls * opts.spansPerRecord, lagEnd: lagEnd * opts.spansPerRecord, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 }
     steps.push(r)
-    console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * opts.spansPerRecord) / secs)}): consumed ${fmt((c * opts.spansPerRecord) / secs)} spans/s, lag ${fmt(ls * opts.spansPerRecord)} -> ${fmt(lagEnd * opts.spansPerRecord)} spans: ${held ? 'held' : 'NOT held'}`)
+    console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * opts.spansPerRecord) / secs)}): consumed ${fmt((c * opts.spansPerRecord) / secs)} spans/s, lag ${fmt(ls * opts.spansPerRecord)} -> ${fmt(lagEnd * opts.spansPerRecord)} spans: ${producerShort ? 'the producer fell short of the offered rate: the ladder ends here' : held ? 'held' : 'NOT held'}`)
     // the next step starts from an empty lag (after a step not held, as far as 60 s of draining gets)
     const settle = Date.now() + (held ? 30_000 : 60_000)
     while ((await t.consumed()) / opts.spansPerRecord < produced && Date.now() < settle) await sleep(200)
@@ -492,6 +514,8 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
   }
   let held = 0
   let failed: number | undefined
+  // the ladder's top held, or the producer could not offer the next rung: `held` is a floor
+  let capped = false
   try {
     // joined: one record consumed
     await bus.produce(topic, bodies, 1)
@@ -503,7 +527,12 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
       await sleep(100)
     }
     for (const rate of opts.rates) {
-      if (!(await step(rate)).held) {
+      const r = await step(rate)
+      if (r.producerShort) {
+        capped = true
+        break
+      }
+      if (!r.held) {
         failed = rate
         break
       }
@@ -512,13 +541,15 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
     for (let i = 0; i < opts.refine && failed !== undefined; i++) {
       const rate = Math.round((held + failed) / 2)
       if (rate <= held || rate >= failed) break
-      if ((await step(rate)).held) held = rate
+      const r = await step(rate)
+      if (r.producerShort) break
+      if (r.held) held = rate
       else failed = rate
     }
   } finally {
     await stopTarget(t, bus)
   }
-  return { target: name, run, sustained: held, atTop: failed === undefined && steps.length > 0, steps }
+  return { target: name, run, sustained: held, atTop: (capped || failed === undefined) && steps.length > 0, steps }
 }
 
 async function main(): Promise<void> {
@@ -580,7 +611,7 @@ async function main(): Promise<void> {
 
   console.log(
     `node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at the end; ` +
-      `${fmt(opts.spans)} spans backlog in records of ${opts.spansPerRecord} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs; ` +
+      `${opts.drain ? `${fmt(opts.spans)} spans backlog in ` : 'sustained rates only, '}records of ${opts.spansPerRecord} spans (${fmt(recordBytes)} B), ${opts.partitions} partitions, ${opts.runs} runs${opts.sustained ? `, ladder ${opts.rates.map((r) => fmt(r / 1000)).join(' / ')} k spans/s for ${opts.sustainSeconds} s each, refined ${opts.refine} time(s)` : ''}; ` +
       `pullback: receivers.workers ${opts.workers}, NODE_OPTIONS '${opts.nodeOptions}'`,
   )
   const floor = (x: SustainResult) => `${x.atTop ? '>= ' : ''}${fmt(x.sustained)}`
@@ -599,11 +630,11 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|---|')
     for (const s of sustains) {
       const top = s.steps.filter((x) => x.held && x.rate === s.sustained).at(-1)
-      const steps = s.steps.map((x) => `${fmt(x.rate / 1000)}${x.held ? '' : ' not'}`).join(', ')
+      const steps = s.steps.map((x) => `${fmt(x.rate / 1000)}${x.producerShort ? ' (producer short)' : x.held ? '' : ' not'}`).join(', ')
       console.log(`| ${s.target} | ${s.run} | ${floor(s)} | ${steps} | ${top ? fmt(top.cores, 2) : '-'} | ${top ? fmt(top.rssMiB) : '-'} |`)
     }
   }
-  console.log(`\nmin / median / max over runs${sustains.some((x) => x.atTop) ? " (a sustained rate marked >= held the ladder's top: a floor)" : ''}:`)
+  console.log(`\nmin / median / max over runs${sustains.some((x) => x.atTop) ? " (a sustained rate marked >= held the ladder's top, or the producer could not offer the next rung: a floor)" : ''}:`)
   console.log('| target | drain spans/s | CPU-s / M spans | main-thread CPU-s / M spans | peak RSS MiB | RSS MiB after | sustained spans/s |')
   console.log('|---|---|---|---|---|---|---|')
   for (const name of targets) {

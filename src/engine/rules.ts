@@ -21,6 +21,7 @@ import type { LatencyBuckets, ResourceKind, SeriesKey } from '../normalize/obser
 import type { BucketStats, SeriesCoverage, SignalView, WindowStats } from '../signals/view.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
 import type { Contract } from './config.js'
+import { reportInterval } from './cadence.js'
 import { rateUpperBound } from './evidence.js'
 import { binomialLowerTail, binomialUpperTail, median } from './stats.js'
 import type { SignalMode, SignalName, SignalReading, SignalState } from './verdict.js'
@@ -159,19 +160,43 @@ const sErr = new Float64Array(MAX_SLICES)
 const sLat = new Float64Array(MAX_SLICES)
 
 /**
- * Sums the window's buckets into equal groups of consecutive buckets (into sReq/sErr/sLat[0..n)),
- * n = min(slices, buckets): a span answered in two coarse (60 s) buckets has two slices, one per
- * report of a 60 s exporter. Returns n.
+ * How many slices a window is judged in: `slices`, at most one per bucket, and no more than the
+ * window holds of its widest bucket (a slice never ends up without a bucket of its own). A span
+ * answered in two coarse (60 s) buckets has two slices, one per report of a 60 s exporter; so does
+ * one answered in a coarse bucket and the fine buckets of the newest minute (a 60 s series judged
+ * when its report arrives, src/signals/report-chains.ts).
  */
+function sliceCount(w: WindowStats, slices: number): number {
+  const nb = w.buckets.length
+  const span = w.toMs - w.fromMs
+  let widest = 0
+  for (const b of w.buckets) if (b.endMs - b.startMs > widest) widest = b.endMs - b.startMs
+  const byWidth = widest > 0 && span > 0 ? Math.floor(span / widest) : nb
+  return Math.max(1, Math.min(slices, nb, byWidth))
+}
+
+/**
+ * The slice of bucket j: equal parts of the window's TIME, by the bucket's start. Counting buckets
+ * instead made a window of one coarse minute and twelve fine buckets a 90 s slice and two of 15 s,
+ * a quarter of one report each.
+ */
+function sliceOf(w: WindowStats, j: number, n: number): number {
+  const span = w.toMs - w.fromMs
+  if (!(span > 0)) return Math.min(n - 1, Math.floor((j * n) / w.buckets.length))
+  const t = (w.buckets[j] as BucketStats).startMs - w.fromMs
+  return Math.min(n - 1, Math.max(0, Math.floor((t * n) / span)))
+}
+
+/** Sums the window's buckets into its slices (sReq/sErr/sLat[0..n), sliceCount/sliceOf). Returns n. */
 function sliceCounts(w: WindowStats, slices: number): number {
   const nb = w.buckets.length
-  const n = Math.max(1, Math.min(slices, nb))
+  const n = sliceCount(w, slices)
   sReq.fill(0, 0, n)
   sErr.fill(0, 0, n)
   sLat.fill(0, 0, n)
   for (let j = 0; j < nb; j++) {
     const b = w.buckets[j] as BucketStats
-    const i = Math.min(n - 1, Math.floor((j * n) / nb))
+    const i = sliceOf(w, j, n)
     sReq[i] = (sReq[i] as number) + b.requests
     sErr[i] = (sErr[i] as number) + b.errors
     sLat[i] = (sLat[i] as number) + b.latencyCount
@@ -179,12 +204,17 @@ function sliceCounts(w: WindowStats, slices: number): number {
   return n
 }
 
-/** [from, to) of slice i of n over the window's buckets (as sliceCounts groups them). */
-function sliceRange(w: WindowStats, i: number, n: number): [number, number] {
-  const nb = w.buckets.length
-  const first = w.buckets[Math.ceil((i * nb) / n)] as BucketStats
-  const last = w.buckets[Math.ceil(((i + 1) * nb) / n) - 1] as BucketStats
-  return [first.startMs, last.endMs]
+/** [from, to) of slice i of n (as sliceCounts groups the buckets); undefined when no bucket starts in it. */
+function sliceRange(w: WindowStats, i: number, n: number): [number, number] | undefined {
+  let first: BucketStats | undefined
+  let last: BucketStats | undefined
+  for (let j = 0; j < w.buckets.length; j++) {
+    if (sliceOf(w, j, n) !== i) continue
+    const b = w.buckets[j] as BucketStats
+    first ??= b
+    last = b
+  }
+  return first === undefined || last === undefined ? undefined : [first.startMs, last.endMs]
 }
 
 function anyEmpty(a: Float64Array, n: number): boolean {
@@ -406,23 +436,40 @@ export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleR
  */
 function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal: 'error_rate' | 'latency', base: BaselineNumbers, w: WindowStats, gapMs: number): boolean {
   const need = Math.ceil(c.minSamples / c.slices)
+  // a metric report's counts are spread evenly over its interval: a run shorter than one report
+  // reads a part of it, not a report (0 for spans)
+  const reportMs = reportInterval(view.coverage(key))
   if (signal === 'error_rate') {
     if (!(base.requests > 0)) return false
     const threshold = errorThreshold(c, base.errors / base.requests)
-    return eachReport(w, need, gapMs, (b) => b.requests, (a, z, n) => {
-      let e = 0
-      for (let i = a; i < z; i++) e += (w.buckets[i] as BucketStats).errors
-      return e / n >= threshold
-    })
+    return eachReport(
+      w,
+      need,
+      gapMs,
+      (b) => b.requests,
+      (a, z, n) => {
+        let e = 0
+        for (let i = a; i < z; i++) e += (w.buckets[i] as BucketStats).errors
+        return e / n >= threshold
+      },
+      reportMs,
+    )
   }
   const l = c.signals.latency
   if (!Number.isFinite(base.latencyUs)) return false
   const layout = view.coverage(key)?.latencyBuckets
   const threshold = latencyThresholdMs(c, base.latencyUs / 1000)
-  return eachReport(w, need, gapMs, (b) => b.latencyCount, (a, z) => {
-    const s = view.window(key, (w.buckets[a] as BucketStats).startMs, (w.buckets[z - 1] as BucketStats).endMs)
-    return latencyFloorUs(layout, s.latency.valueAtQuantile(l.quantile)) / 1000 >= threshold
-  })
+  return eachReport(
+    w,
+    need,
+    gapMs,
+    (b) => b.latencyCount,
+    (a, z) => {
+      const s = view.window(key, (w.buckets[a] as BucketStats).startMs, (w.buckets[z - 1] as BucketStats).endMs)
+      return latencyFloorUs(layout, s.latency.valueAtQuantile(l.quantile)) / 1000 >= threshold
+    },
+    reportMs,
+  )
 }
 
 /**
@@ -439,14 +486,20 @@ export function boundedLatency(cov: SeriesCoverage | undefined): boolean {
 
 /**
  * Groups the window's buckets into runs of consecutive buckets holding at least `need` samples
- * each (a bucket that does is a run of its own; a short tail joins the last run) and asks `beyond`
+ * and covering at least `minRunMs` each (a bucket that does is a run of its own; a short tail
+ * joins the last run) and asks `beyond`
  * of each run [a, z) with its sample count. False on a gap or when no run holds `need` samples.
  * A gap is empty time of at least `gapMs` (the caller's: a report of the series, or a slice of its
  * confirmation span, whichever is longer; one bucket at least): a 60 s point's few requests, spread
  * over its interval's 5 s buckets in whole numbers, leave some of them empty, and so do a quiet
- * service's spans, without the series having stopped.
+ * service's spans, without the series having stopped. `minRunMs`: the series' report interval (0
+ * for spans). A 60 s series judged when its report arrives (src/signals/report-chains.ts) has the
+ * newest minute of its window in 5 s buckets, which would otherwise be runs of their own: twelve
+ * parts of one report, each as noisy as a report twelve times smaller, and the window's last
+ * seconds of a report that ends after it (a fault held for three whole reports read as not held
+ * because the window's end fell 41 s into the fourth, recovered one).
  */
-function eachReport(w: WindowStats, need: number, gapMs: number, count: (b: BucketStats) => number, beyond: (a: number, z: number, n: number) => boolean): boolean {
+function eachReport(w: WindowStats, need: number, gapMs: number, count: (b: BucketStats) => number, beyond: (a: number, z: number, n: number) => boolean, minRunMs = 0): boolean {
   const nb = w.buckets.length
   let a = 0
   let n = 0
@@ -463,7 +516,7 @@ function eachReport(w: WindowStats, need: number, gapMs: number, count: (b: Buck
     }
     emptyFrom = -1
     n += k
-    if (n >= need) {
+    if (n >= need && b.endMs - (w.buckets[a] as BucketStats).startMs >= minRunMs) {
       if (lastA >= 0 && !beyond(lastA, a, lastN)) return false
       lastA = a
       lastN = n
@@ -471,8 +524,9 @@ function eachReport(w: WindowStats, need: number, gapMs: number, count: (b: Buck
       n = 0
     }
   }
-  if (lastA < 0) return false
-  // the short tail (fewer than `need` samples) is judged together with the last full run
+  // a window shorter than one report: its samples as one run, when they are enough
+  if (lastA < 0) return n >= need && beyond(a, nb, n)
+  // the short tail (fewer than `need` samples, or less than a report) is judged together with the last full run
   return beyond(lastA, nb, lastN + n)
 }
 
@@ -504,12 +558,13 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
     return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
   }
   // only on a confirmed aggregate: ask the view for each slice's own quantile (merged histograms, exact)
-  const n = Math.max(1, Math.min(c.slices, w.buckets.length))
+  const n = sliceCount(w, c.slices)
   const need = Math.ceil(c.minSamples / c.slices)
   let slow = -1
   for (let i = 0; i < n; i++) {
-    const [a, b] = sliceRange(w, i, n)
-    const s = view.window(key, a, b)
+    const range = sliceRange(w, i, n)
+    if (range === undefined) continue
+    const s = view.window(key, range[0], range[1])
     if (s.latency.count === 0) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
     if (s.latency.count < need || s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold) continue
     if (slow < 0) slow = w.latency.countAbove(threshold * 1000)
