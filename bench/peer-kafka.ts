@@ -476,13 +476,20 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
     let producedStart = 0
     let cpuStart = 0
     const sends: Promise<void>[] = []
+    // a send the broker never acknowledged ("Local: Message timed out": the broker itself could not
+    // keep up on these 2 cores): the step measured the broker, not the target, and ends the ladder
+    let sendError: unknown
     while (performance.now() < end) {
       const tick = performance.now()
       owed += perTick
       const n = Math.floor(owed)
       owed -= n
       if (n > 0) {
-        sends.push(bus.produce(topic, bodies, n, produced, n))
+        sends.push(
+          bus.produce(topic, bodies, n, produced, n).catch((err: unknown) => {
+            sendError ??= err
+          }),
+        )
         produced += n
       }
       if (sends.length > 16) await sends.shift()
@@ -503,7 +510,8 @@ async function sustain(name: TargetName, run: number, bodies: Buffer[], opts: Op
     const p = produced - producedStart
     const c = consumedEnd - consumedStart
     const held = lagEnd - ls <= rate / opts.spansPerRecord && c >= 0.97 * p
-    const producerShort = (p * opts.spansPerRecord) / secs < 0.97 * rate
+    const producerShort = sendError !== undefined || (p * opts.spansPerRecord) / secs < 0.97 * rate
+    if (sendError !== undefined) console.error(`  ${name} run ${run}: a send failed at ${fmt(rate)} spans/s offered: ${String(sendError)}`)
     const r: StepResult = { rate, held, producerShort, produced: p * opts.spansPerRecord, consumed: c * opts.spansPerRecord, lagStart: ls * opts.spansPerRecord, lagEnd: lagEnd * opts.spansPerRecord, cores: (cpuSeconds(pid) - cpuStart) / secs, rssMiB: statusKiB(pid, 'VmRSS') / 1024 }
     steps.push(r)
     console.error(`  ${name} run ${run} offered ${fmt(rate)} spans/s (produced ${fmt((p * opts.spansPerRecord) / secs)}): consumed ${fmt((c * opts.spansPerRecord) / secs)} spans/s, lag ${fmt(ls * opts.spansPerRecord)} -> ${fmt(lagEnd * opts.spansPerRecord)} spans: ${producerShort ? 'the producer fell short of the offered rate: the ladder ends here' : held ? 'held' : 'NOT held'}`)

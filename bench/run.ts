@@ -92,7 +92,7 @@ const BENCHES: Bench[] = [
   {
     file: 'peer-kafka',
     name: 'peer-kafka-sustained',
-    args: ['--runs', '3', '--no-drain', '--rates', '160000,320000,400000,480000,560000,640000,720000,800000', '--refine', '1', '--sustain-seconds', '20'],
+    args: ['--runs', '3', '--no-drain', '--rates', '80000,160000,240000,320000,400000', '--refine', '1', '--sustain-seconds', '20'],
     missing: () => needsCollector() ?? needsKafka(),
   },
 ]
