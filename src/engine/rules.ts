@@ -436,9 +436,10 @@ export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleR
  */
 function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal: 'error_rate' | 'latency', base: BaselineNumbers, w: WindowStats, gapMs: number): boolean {
   const need = Math.ceil(c.minSamples / c.slices)
+  const cov = view.coverage(key)
   // a metric report's counts are spread evenly over its interval: a run shorter than one report
   // reads a part of it, not a report (0 for spans)
-  const reportMs = reportInterval(view.coverage(key))
+  const reportMs = reportInterval(cov)
   if (signal === 'error_rate') {
     if (!(base.requests > 0)) return false
     const threshold = errorThreshold(c, base.errors / base.requests)
@@ -457,7 +458,7 @@ function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal
   }
   const l = c.signals.latency
   if (!Number.isFinite(base.latencyUs)) return false
-  const layout = view.coverage(key)?.latencyBuckets
+  const layout = cov?.latencyBuckets
   const threshold = latencyThresholdMs(c, base.latencyUs / 1000)
   return eachReport(
     w,
