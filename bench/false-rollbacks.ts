@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential|micrometer] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential|micrometer] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--cold-start S] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -34,6 +34,12 @@
  * `--drift F`: over that history the old version's 5xx ratio and slow-tail share rise linearly
  * from 1/F of their value to it, and stay there through the watch: the pooled hour is better than
  * the service is now, the case in which pooling could cost a false rollback.
+ *
+ * `--cold-start S`: every pod, old and new, is 6x slower and fails 3 % of its requests over its
+ * first S seconds of serving (a JIT warming, cold caches and pools), then behaves as its version
+ * does: the library's `cold-start-spike` over the varied services and cadences here. A rolling
+ * deployment starts one new pod after another, so the new version shows one such burst per pod.
+ * Default 0 (none; the recordings keep their bytes).
  *
  * `--histograms exponential`: the metrics-only services export base-2 exponential duration
  * histograms (scale 3) instead of the SDK's default explicit bounds (EXP_SCALE below).
@@ -104,6 +110,9 @@ function expBucket(sec: number): number {
 }
 const START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)
 const PRE_S = 360
+/** --cold-start: latency factor and 5xx share of a pod over its first seconds of serving (the library's cold-start-spike) */
+const COLD_SLOWER = 6
+const COLD_ERRORS = 0.03
 const WATCH_S = 660
 const SPAN_BATCH_S = 5
 const MIB = 1024 * 1024
@@ -135,6 +144,8 @@ export interface Params {
   historyS?: number
   /** the old version's error ratio and slow-tail share rise F-fold over its history (see --drift; default 1) */
   drift?: number
+  /** seconds of each pod's serving that are a cold start (see --cold-start; default 0) */
+  coldStartS?: number
 }
 
 export function paramsOf(seed: number, run: number, rps: readonly [number, number] = [1, 500]): Params {
@@ -208,6 +219,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   const preS = p.historyS ?? PRE_S
   const durationS = preS + WATCH_S
   const drift = p.drift ?? 1
+  const coldS = p.coldStartS ?? 0
   // --drift: the share at second s of the history, relative to the one at the deployment and after
   const rise = (s: number) => (s >= preS ? 1 : 1 / drift + (1 - 1 / drift) * (s / preS))
   const exponential = p.histograms === 'exponential'
@@ -263,6 +275,11 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
         if (pod.version === 'v2' && (p.errors ?? 0) > 0 && status !== 500 && r.next() < (p.errors as number)) status = 500
         if (status === 500) lat *= 0.5
         if (pod.version === 'v2') lat *= p.slower ?? 1
+        // drawn only with --cold-start: the other recordings keep their bytes
+        if (coldS > 0 && s < pod.startS + 5 + coldS) {
+          lat *= COLD_SLOWER
+          if (status !== 500 && r.next() < COLD_ERRORS) status = 500
+        }
         const startMs = t(s + r.next())
         const endMs = startMs + Math.max(0.2, lat)
         if (p.telemetry === 'spans') {
@@ -420,6 +437,7 @@ interface RunOptions {
   temporality: 'cumulative' | 'cumulativetodelta'
   historyS: number
   drift: number
+  coldStartS: number
 }
 
 /** the recording as pullback receives it: through a Collector's cumulativetodelta, or as the SDK wrote it */
@@ -430,7 +448,7 @@ function* received(lines: Iterable<string>, o: RunOptions): Generator<string> {
 }
 
 async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOptions): Promise<RunResult> {
-  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, errors: o.errors, spanExport: o.spanExport, histograms: o.histograms, historyS: o.historyS, drift: o.drift }
+  const p = { ...paramsOf(seed, run, o.rps), slower: o.slower, errors: o.errors, spanExport: o.spanExport, histograms: o.histograms, historyS: o.historyS, drift: o.drift, coldStartS: o.coldStartS }
   const began = performance.now()
   const sink = { out: () => undefined, err: () => undefined }
   let res: { verdicts: Verdict[]; timelines: DeploymentTimeline[]; lines: number }
@@ -488,7 +506,9 @@ function fmtRps(x: number): string {
 /** the run's clock, and its histograms when not the default */
 function clockOf(o: RunOptions): string {
   const clock = o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
-  const history = o.historyS !== PRE_S || o.drift !== 1 ? `, ${o.historyS} s of history${o.drift !== 1 ? ` over which errors and slow tail rise ${o.drift}x` : ''}` : ''
+  const history =
+    (o.historyS !== PRE_S || o.drift !== 1 ? `, ${o.historyS} s of history${o.drift !== 1 ? ` over which errors and slow tail rise ${o.drift}x` : ''}` : '') +
+    (o.coldStartS > 0 ? `, each pod ${COLD_SLOWER}x slower with ${100 * COLD_ERRORS} % errors over its first ${o.coldStartS} s` : '')
   const delta = o.temporality === 'cumulativetodelta' ? ", metrics through a Collector's cumulativetodelta" : ''
   return (o.histograms !== 'explicit' ? `${clock}, ${o.histograms} duration histograms` : clock) + delta + history
 }
@@ -530,6 +550,7 @@ async function main(): Promise<number> {
       temporality: { type: 'string' },
       'history-s': { type: 'string' },
       drift: { type: 'string' },
+      'cold-start': { type: 'string' },
       child: { type: 'string' },
     },
   })
@@ -558,7 +579,9 @@ async function main(): Promise<number> {
   if (!Number.isInteger(historyS) || historyS < 60 || historyS > 7200) throw new Error(`--history-s expects whole seconds from 60 to 7200, got ${values['history-s']}`)
   const drift = Number(values.drift ?? 1)
   if (!(drift >= 1) || !Number.isFinite(drift)) throw new Error(`--drift expects a factor >= 1, got ${values.drift}`)
-  const opts: RunOptions = { slower, errors, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, temporality, historyS, drift }
+  const coldStartS = Number(values['cold-start'] ?? 0)
+  if (!(coldStartS >= 0) || !Number.isFinite(coldStartS)) throw new Error(`--cold-start expects seconds >= 0, got ${values['cold-start']}`)
+  const opts: RunOptions = { slower, errors, spanExport, rps: [rps[0]!, rps[1]!], clock, skewMs, histograms, temporality, historyS, drift, coldStartS }
   if (values.child !== undefined) {
     await child(seed, values.child.split(',').map(Number), values.config, opts)
     return 0
@@ -573,7 +596,7 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const mine = Array.from({ length: runs }, (_, i) => i).filter((i) => i % workers === w)
-      const args = ['--seed', String(seed), '--slower', String(slower), '--errors', String(errors), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--temporality', temporality, '--history-s', String(historyS), '--drift', String(drift), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
+      const args = ['--seed', String(seed), '--slower', String(slower), '--errors', String(errors), '--span-export', spanExport, '--rps', rpsArg, '--clock', clock, `--skew-ms=${skewMs}`, '--histograms', histograms, '--temporality', temporality, '--history-s', String(historyS), '--drift', String(drift), '--cold-start', String(coldStartS), '--child', mine.join(','), ...(values.config !== undefined ? ['--config', values.config] : [])]
       const cp = fork(self, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
       const exited = new Promise<number>((resolve) => cp.on('exit', (code) => resolve(code ?? 1)))
       for await (const line of createInterface({ input: cp.stdout! })) {
@@ -627,7 +650,7 @@ async function main(): Promise<number> {
   if (values.json === true) {
     const times = results.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
     const decide = worse && times.length > 0 ? { decideS: { median: median(times), p90: quantile(times, 0.9), max: Math.max(...times) }, cadence } : {}
-    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), incidentRuns: incidents.map((r) => r.run), ...decide, ...(late.length > 0 ? { lateRuns: late.map((l) => ({ intervalS: l.intervalS, limitS: l.limitS, runs: l.runs.map((r) => ({ run: r.run, rps: r.rps, decideS: r.decideS ?? null })) })) } : {}) })}\n`)
+    process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, coldStartS, rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), incidentRuns: incidents.map((r) => r.run), ...decide, ...(late.length > 0 ? { lateRuns: late.map((l) => ({ intervalS: l.intervalS, limitS: l.limitS, runs: l.runs.map((r) => ({ run: r.run, rps: r.rps, decideS: r.decideS ?? null })) })) } : {}) })}\n`)
   } else {
     const out = [
       !worse

@@ -14,6 +14,7 @@
  *   4. "held for the whole span, not one spike": each of the `slices` equal sub-spans that holds
  *      its share of the sample floor is beyond the threshold too, or holds its share of the span's
  *      errors or slow requests (sliceShort: a slice of 50 requests cannot show a p99 on its own),
+ *      the newest slice of an early look, while still arriving, by its own value (newestArriving),
  *      and no sub-span is empty (a telemetry gap makes the reading `insufficient`, never a breach).
  * A value beyond the threshold whose evidence is not yet there is `insufficient`, not `healthy`.
  */
@@ -217,6 +218,23 @@ function sliceRange(w: WindowStats, i: number, n: number): [number, number] | un
   return first === undefined || last === undefined ? undefined : [first.startMs, last.endMs]
 }
 
+/**
+ * Whether the span's newest slice is still arriving: it holds fewer than its share of the sample
+ * floor (`need`) and under half of its share of the span's samples (a quiet slice holds about its
+ * share). The early look (cadence.ts earlyEnd) judges a span whose newest bucket holds only what has
+ * arrived of it, and such a slice was skipped as a quiet one is: a breach was then judged on the two
+ * older slices alone, and a new pod's 5 s cold start across two 5 s buckets held "the whole span"
+ * beside a third with 5 requests (cold-start-spike seeds 2 and 4 of 5 with per-pod span exports on
+ * the sidecar's clock, `quality.js --clock export --span-export per-pod`). Contract: an arriving
+ * slice confirms a breach only by its own value beyond the threshold; otherwise the reading is
+ * `insufficient` until it has arrived (a later look: the next pod's batch, or the watermark).
+ */
+function newestArriving(a: Float64Array, n: number, need: number, samples: number): boolean {
+  if (n < 2) return false
+  const k = a[n - 1] as number
+  return k < need && k < samples / (2 * n)
+}
+
 function anyEmpty(a: Float64Array, n: number): boolean {
   for (let i = 0; i < n; i++) if (a[i] === 0) return true
   return false
@@ -365,8 +383,13 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
     return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
   }
   const need = Math.ceil(c.minSamples / c.slices)
+  const arriving = newestArriving(sReq, n, need, samples)
   for (let i = 0; i < n; i++) {
     const r = sReq[i] as number
+    if (arriving && i === n - 1) {
+      if ((sErr[i] as number) / r >= threshold) continue
+      return make('error_rate', mode, 'insufficient', value, p0, threshold, samples, false, undefined, 'newest slice still arriving', evidence, bound)
+    }
     if (r >= need && (sErr[i] as number) / r < threshold && sliceShort(sErr[i] as number, r, w.errors, samples)) {
       return make('error_rate', mode, 'healthy', value, p0, threshold, samples, false, undefined, 'not sustained over the span', evidence, bound)
     }
@@ -553,7 +576,8 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   const threshold = latencyThresholdMs(c, baseMs)
   const mode = l.mode
   if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`, evidence, bound)
-  if (anyEmpty(sLat, sliceCounts(w, c.slices))) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
+  const nLat = sliceCounts(w, c.slices)
+  if (anyEmpty(sLat, nLat)) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
   if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '', evidence, bound)
   if (evidence < bound) {
     return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
@@ -561,12 +585,17 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   // only on a confirmed aggregate: ask the view for each slice's own quantile (merged histograms, exact)
   const n = sliceCount(w, c.slices)
   const need = Math.ceil(c.minSamples / c.slices)
+  const arriving = newestArriving(sLat, nLat, need, samples)
   let slow = -1
   for (let i = 0; i < n; i++) {
     const range = sliceRange(w, i, n)
     if (range === undefined) continue
     const s = view.window(key, range[0], range[1])
     if (s.latency.count === 0) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
+    if (arriving && i === n - 1) {
+      if (s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold) continue
+      return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'newest slice still arriving', evidence, bound)
+    }
     if (s.latency.count < need || s.latency.valueAtQuantile(l.quantile) / 1000 >= threshold) continue
     if (slow < 0) slow = w.latency.countAbove(threshold * 1000)
     if (sliceShort(s.latency.countAbove(threshold * 1000), s.latency.count, slow, samples)) {

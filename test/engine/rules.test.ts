@@ -86,6 +86,22 @@ describe('error rate rule', () => {
       state: 'healthy',
     },
     {
+      // the early look's newest bucket holds what has arrived of it: 10 requests where 200 will be
+      name: '10 % in two slices of 200, the newest holding 10 requests: still arriving, insufficient (not judged on two slices)',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 20, errorRate: 0.1 }).traffic(K, T - 10_000, T, { rps: 1, errorRate: 0 }),
+      state: 'insufficient',
+    },
+    {
+      name: '10 % in two slices of 200, the newest holding 10 requests of which 2 failed: the arriving slice shows the breach itself',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 20, errorRate: 0.1 }).traffic(K, T - 10_000, T, { rps: 1, errorRate: 0.2 }),
+      state: 'breach',
+    },
+    {
+      name: '10 % in the oldest and newest slices of 200, 10 requests between them: the quiet slice is skipped, breach',
+      fill: (v) => v.traffic(K, T - 30_000, T - 20_000, { rps: 20, errorRate: 0.1 }).traffic(K, T - 20_000, T - 10_000, { rps: 1, errorRate: 0 }).traffic(K, T - 10_000, T, { rps: 20, errorRate: 0.1 }),
+      state: 'breach',
+    },
+    {
       name: 'a telemetry gap (a slice without requests) is insufficient, never a breach',
       fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 20, errorRate: 0.5 }),
       state: 'insufficient',
@@ -135,6 +151,16 @@ describe('latency rule', () => {
       state: 'breach',
     },
     { name: 'gap: insufficient', fill: (v) => v.traffic(K, T - 20_000, T, { rps: 10, latencyMs: 900 }), state: 'insufficient' },
+    {
+      name: 'slow in two slices of 100, the newest holding 5 requests: still arriving, insufficient',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 10, latencyMs: 900 }).traffic(K, T - 10_000, T, { rps: 0.5, latencyMs: 100 }),
+      state: 'insufficient',
+    },
+    {
+      name: 'slow in two slices of 100, the newest holding 5 slow requests: the arriving slice shows the breach itself',
+      fill: (v) => v.traffic(K, T - 30_000, T - 10_000, { rps: 10, latencyMs: 900 }).traffic(K, T - 10_000, T, { rps: 0.5, latencyMs: 900 }),
+      state: 'breach',
+    },
     { name: 'too few samples', fill: (v) => v.traffic(K, T - 30_000, T, { rps: 1, latencyMs: 900 }), state: 'insufficient' },
   ]
   it.each(cases)('$name', ({ fill, b, state, critical, threshold }) => {
