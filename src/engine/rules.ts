@@ -583,9 +583,9 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
     return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
   }
   // only on a confirmed aggregate: ask the view for each slice's own quantile (merged histograms, exact)
-  const n = sliceCount(w, c.slices)
+  const n = nLat
   const need = Math.ceil(c.minSamples / c.slices)
-  const arriving = newestArriving(sLat, nLat, need, samples)
+  const arriving = newestArriving(sLat, n, need, samples)
   let slow = -1
   for (let i = 0; i < n; i++) {
     const range = sliceRange(w, i, n)
