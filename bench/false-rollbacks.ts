@@ -38,7 +38,8 @@
  * `--cold-start S`: every pod, old and new, is 6x slower and fails 3 % of its requests over its
  * first S seconds of serving (a JIT warming, cold caches and pools), then behaves as its version
  * does: the library's `cold-start-spike` over the varied services and cadences here. A rolling
- * deployment starts one new pod after another, so the new version shows one such burst per pod.
+ * deployment starts one new pod after another, so the new version shows one such burst per pod
+(the old pods started an hour before the recording).
  * Default 0 (none; the recordings keep their bytes).
  *
  * `--histograms exponential`: the metrics-only services export base-2 exponential duration
@@ -110,6 +111,8 @@ function expBucket(sec: number): number {
 }
 const START_MS = Date.UTC(2026, 0, 15, 9, 0, 0)
 const PRE_S = 360
+/** seconds from a pod's start to its first request (its readiness) */
+const READY_S = 5
 /** --cold-start: latency factor and 5xx share of a pod over its first seconds of serving (the library's cold-start-spike) */
 const COLD_SLOWER = 6
 const COLD_ERRORS = 0.03
@@ -240,7 +243,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   for (let i = 0; i < p.pods; i++) {
     const at = preS + i * p.stepS
     pods.push(mkPod('v2', at))
-    pods[i]!.stopS = at + 5
+    pods[i]!.stopS = at + READY_S
   }
   const perPod = p.telemetry === 'spans' && p.spanExport === 'per-pod'
   let totalWeight = 0
@@ -251,7 +254,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   let nextId = 0
   const t = (s: number) => START_MS + s * 1000
   for (let s = 0; s < durationS; s++) {
-    const ready = pods.filter((x) => x.startS + 5 <= s && s < x.stopS)
+    const ready = pods.filter((x) => x.startS + READY_S <= s && s < x.stopS)
     const rate = p.rps * (1 + p.amplitude * Math.sin((2 * Math.PI * s) / (2 * durationS)))
     const f = drift === 1 ? 1 : rise(s)
     for (const pod of ready) {
@@ -276,7 +279,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
         if (status === 500) lat *= 0.5
         if (pod.version === 'v2') lat *= p.slower ?? 1
         // drawn only with --cold-start: the other recordings keep their bytes
-        if (coldS > 0 && s < pod.startS + 5 + coldS) {
+        if (coldS > 0 && s < pod.startS + READY_S + coldS) {
           lat *= COLD_SLOWER
           if (status !== 500 && r.next() < COLD_ERRORS) status = 500
         }
@@ -490,7 +493,7 @@ async function runOne(seed: number, run: number, cfg: PullbackConfig, o: RunOpti
  */
 function firstExportS(p: Params): number {
   const at = p.historyS ?? PRE_S
-  return p.telemetry === 'spans' ? at + 5 : at + p.intervalS
+  return p.telemetry === 'spans' ? at + READY_S : at + p.intervalS
 }
 
 /** median / 90th percentile / worst of `xs` in seconds, '-' when empty */
@@ -506,11 +509,11 @@ function fmtRps(x: number): string {
 /** the run's clock, and its histograms when not the default */
 function clockOf(o: RunOptions): string {
   const clock = o.clock === 'telemetry' ? 'telemetry clock' : `sidecar clock${o.skewMs !== 0 ? ` ${o.skewMs > 0 ? '+' : ''}${o.skewMs} ms from the applications'` : ''}`
-  const history =
+  const shape =
     (o.historyS !== PRE_S || o.drift !== 1 ? `, ${o.historyS} s of history${o.drift !== 1 ? ` over which errors and slow tail rise ${o.drift}x` : ''}` : '') +
     (o.coldStartS > 0 ? `, each pod ${COLD_SLOWER}x slower with ${100 * COLD_ERRORS} % errors over its first ${o.coldStartS} s` : '')
   const delta = o.temporality === 'cumulativetodelta' ? ", metrics through a Collector's cumulativetodelta" : ''
-  return (o.histograms !== 'explicit' ? `${clock}, ${o.histograms} duration histograms` : clock) + delta + history
+  return (o.histograms !== 'explicit' ? `${clock}, ${o.histograms} duration histograms` : clock) + delta + shape
 }
 
 function median(xs: number[]): number {

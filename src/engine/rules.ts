@@ -576,14 +576,13 @@ export function latencyRule(c: Contract, view: SignalView, key: SeriesKey, w: Wi
   const threshold = latencyThresholdMs(c, baseMs)
   const mode = l.mode
   if (samples < c.minSamples) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `${samples} samples < floor ${c.minSamples}`, evidence, bound)
-  const nLat = sliceCounts(w, c.slices)
-  if (anyEmpty(sLat, nLat)) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
+  const n = sliceCounts(w, c.slices)
+  if (anyEmpty(sLat, n)) return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, 'telemetry gap in the span', evidence, bound)
   if (value < threshold) return make('latency', mode, 'healthy', value, baseMs, threshold, samples, false, undefined, '', evidence, bound)
   if (evidence < bound) {
     return make('latency', mode, 'insufficient', value, baseMs, threshold, samples, false, undefined, `beyond the threshold, evidence ${fmtE(evidence)} < ${fmtE(bound)}`, evidence, bound)
   }
   // only on a confirmed aggregate: ask the view for each slice's own quantile (merged histograms, exact)
-  const n = nLat
   const need = Math.ceil(c.minSamples / c.slices)
   const arriving = newestArriving(sLat, n, need, samples)
   let slow = -1
