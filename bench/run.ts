@@ -64,6 +64,9 @@ const BENCHES: Bench[] = [
   { file: 'false-rollbacks', name: 'false-rollbacks-quiet-slower', args: ['--runs', '1000', '--workers', '2', '--rps', '0.1-1', '--slower', '4'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-hour-drift', args: ['--runs', '1000', '--workers', '2', '--rps', '1-50', '--history-s', '3900', '--drift', '10'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-cold-start', args: ['--runs', '1000', '--workers', '2', '--cold-start', '5'] },
+  // the same cold starts with a 10 s per-process warm-up (src/warmup), and what that warm-up costs the library's bad deploys
+  { file: 'false-rollbacks', name: 'false-rollbacks-cold-start-warmup', args: ['--runs', '1000', '--workers', '2', '--cold-start', '5', '--config', 'bench/configs/warmup-10s.yaml'] },
+  { file: 'quality', name: 'quality-warmup', args: ['--seeds', '5', '--config', 'bench/configs/warmup-10s.yaml'] },
   { file: 'false-rollbacks', name: 'detection-drawn', args: ['--runs', '1000', '--workers', '2', '--errors', '0.05', '--slower', '2'] },
   { file: 'false-rollbacks', name: 'detection-drawn-fast-failures', args: ['--runs', '1000', '--workers', '2', '--errors', '0.2'] },
   // metrics through a Collector's cumulativetodelta (src/sim/cumulative-to-delta.ts): the library, the drawn benign and bad deploys

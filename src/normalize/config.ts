@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { duration } from '../config/duration.js'
 import { REQUEST_METRICS } from './request-metrics.js'
+import { warmupSchema } from '../warmup/config.js'
 
 /**
  * Configuration of the normalize stage. Owned by src/normalize; meant to be composed into the
@@ -59,6 +60,11 @@ export const normalizeSchema = z
           .prefault({}),
       })
       .prefault({}),
+    /**
+     * Each process's first requests after it starts serving, left out of its version's request
+     * series (a JIT warming, cold caches and pools): src/warmup/README.md. Off by default.
+     */
+    warmup: warmupSchema,
     /** pods whose container resource requests are remembered; least recently updated are forgotten first */
     maxPods: z.number().int().min(1).default(50_000),
     /**

@@ -20,6 +20,7 @@ import { SpanKind, StatusCode, Temporality } from '../receivers/otlp/model.js'
 import type { LatencyBuckets, Observation, ObservationSink, RequestObservation, ResourceKind, SeriesKey } from './observations.js'
 import type { NormalizeConfig, NormalizeConfigInput } from './config.js'
 import { normalizeSchema } from './config.js'
+import { PodWarmup } from '../warmup/pod-warmup.js'
 import { customRequestMetric, REQUEST_METRICS, STABLE_HTTP_METRIC, unitToUs, type RequestMetricSpec } from './request-metrics.js'
 import { ExportGroups } from './export-groups.js'
 import { SpanCoverage, type CoverageShare, type SpanCoverageChange } from './span-coverage.js'
@@ -69,6 +70,10 @@ export interface NormalizerStats {
   exportGroupsEvicted: number
   /** pods forgotten from the request map because `maxPods` was reached */
   podsEvicted: number
+  /** requests left out because their process was in its warm-up (`warmup.duration`, src/warmup) */
+  warmupExcluded: number
+  /** processes forgotten by the warm-up at `warmup.maxPods`: their next requests start a warm-up again */
+  warmupPodsEvicted: number
   /**
    * SERVER spans not counted because their service's spans are judged sampled (span-coverage.ts):
    * accepted, the service's request metrics count these requests
@@ -278,6 +283,8 @@ export class Normalizer {
     newSinceSiblings: 0,
     exportGroupsEvicted: 0,
     podsEvicted: 0,
+    warmupExcluded: 0,
+    warmupPodsEvicted: 0,
     sampledSpans: 0,
     spanCoverageCompared: 0,
     spanCoverageUnmatched: 0,
@@ -285,6 +292,8 @@ export class Normalizer {
     sampledServices: 0,
   }
   private readonly coverage: SpanCoverage
+  /** each process's first requests left out (src/warmup); undefined when `warmup.duration` is 0 */
+  private readonly warmup: PodWarmup | undefined
   /** reused buffer of one resource's SERVER span end times for the span-coverage check */
   private readonly ends: number[] = []
   /** the request-duration metrics read: the conventions' (request-metrics.ts) and `normalize.requestMetrics` */
@@ -306,6 +315,7 @@ export class Normalizer {
     this.config = normalizeSchema.parse(config)
     this.coverage = new SpanCoverage(this.config.sourcePreference.coverage, hooks.spanCoverage, hooks.coverageShare)
     this.groups = new ExportGroups(this.config.cumulative.maxStreams, this.config.cumulative.idleTtl)
+    this.warmup = PodWarmup.of(this.config.warmup)
     this.requestMetrics = new Map([...REQUEST_METRICS, ...this.config.requestMetrics.map((m): [string, RequestMetricSpec] => [m.name, customRequestMetric(m)])])
     const maybe = sink as Partial<FastRequestSink>
     this.fast = typeof maybe.series === 'function' ? (sink as unknown as FastRequestSink) : undefined
@@ -347,7 +357,8 @@ export class Normalizer {
 
   stats(): NormalizerStats {
     const c = this.coverage.stats()
-    return { ...this.st, spanCoverageCompared: c.compared, spanCoverageUnmatched: c.unmatched, spanCoverageEvicted: c.evicted, sampledServices: c.sampledServices }
+    const w = this.warmup?.stats()
+    return { ...this.st, warmupExcluded: w?.warmupExcluded ?? 0, warmupPodsEvicted: w?.warmupPodsEvicted ?? 0, spanCoverageCompared: c.compared, spanCoverageUnmatched: c.unmatched, spanCoverageEvicted: c.evicted, sampledServices: c.sampledServices }
   }
 
   private emit(obs: Observation): void {
@@ -372,6 +383,8 @@ export class Normalizer {
       const ends = this.ends
       ends.length = 0
       let newestServer = -Infinity
+      const warmUntil = sampled ? -Infinity : this.warmUntil(rs)
+      let warming = 0
       for (const span of rs.spans) {
         if (span.kind !== SpanKind.SERVER) {
           this.st.ignored++
@@ -392,10 +405,15 @@ export class Normalizer {
           this.st.sampledSpans++
           continue
         }
+        if (t - d / 1000 < warmUntil) {
+          warming++
+          continue
+        }
         const error = span.httpStatus >= 500 || span.statusCode === StatusCode.ERROR
         if (rec !== undefined) rec.recordRequest(t, d, error)
         else this.emit({ kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [d], latencyCounts: undefined })
       }
+      if (warming > 0) this.warmup?.excluded(warming)
       if (tally) this.coverage.spans(attrKey(rs.resource), service, ends)
       if (newestServer !== -Infinity) this.sawSpans(key, newestServer)
     }
@@ -444,6 +462,27 @@ export class Normalizer {
   }
 
   // ---- requests: source preference -------------------------------------------------------------
+
+  /**
+   * The end of the warm-up of the process that sent these spans (its SERVER spans starting before
+   * it are left out), -Infinity when no warm-up applies: the stage is off, or the resource cannot
+   * tell its replicas apart (no pod, instance, host or container identity).
+   */
+  private warmUntil(rs: TracesRequest['resourceSpans'][number]): number {
+    if (this.warmup === undefined || !hasIdentity(rs.resource)) return -Infinity
+    let earliest = Infinity
+    for (const span of rs.spans) {
+      if (span.kind !== SpanKind.SERVER) continue
+      const start = span.endTimeMs - span.durationUs / 1000
+      if (start < earliest && validValue(start)) earliest = start
+    }
+    return earliest === Infinity ? -Infinity : this.warmup.until(attrKey(rs.resource), earliest)
+  }
+
+  /** A request-metric delta that counts: not from a process in its warm-up (src/warmup). */
+  private warmed(ctx: ResourceCtx, timeMs: number, d: { startMs: number | undefined; streamStart: boolean; count: number }): boolean {
+    return this.warmup === undefined || ctx.anonymous || this.warmup.admitInterval(ctx.resKey, d.startMs, timeMs, d.streamStart, d.count)
+  }
 
   /** Remembers that `key` sent SERVER spans up to `t` (bounded: the least recently updated is forgotten). */
   private sawSpans(key: SeriesKey, t: number): void {
@@ -575,7 +614,7 @@ export class Normalizer {
         }
         this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExplicit(ctx.key, p, d, factor, spec)
+        else if (this.warmed(ctx, p.timeMs, d)) this.emitExplicit(ctx.key, p, d, factor, spec)
       }
     } else {
       for (const p of m.points) {
@@ -597,7 +636,7 @@ export class Normalizer {
         }
         this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
-        else this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
+        else if (this.warmed(ctx, p.timeMs, d)) this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)
       }
     }
   }

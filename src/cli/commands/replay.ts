@@ -305,6 +305,8 @@ export async function replayLines(
       : undefined
     const elapsedMs = (opts.elapsedMs?.() ?? 0) - started
     io.err(`replay: lines=${c.n} spans=${c.spans} points=${c.points} malformed=${c.malformed} verdicts=${verdicts.length} elapsed=${elapsedMs.toFixed(0)}ms\n`)
+    const ns = pipeline.normalizer.stats()
+    if (ns.warmupExcluded > 0) io.err(`replay: ${ns.warmupExcluded} requests left out as their process's warm-up (normalize.warmup.duration)\n`)
     const unread = pipeline.normalizer.unreadHistograms()
     if (unread.names.length > 0) {
       const list = unread.names.slice(0, 8).map((u) => `${u.name} (${u.type}${u.unit !== '' ? `, ${u.unit}` : ''}, ${u.points} points)`)
