@@ -383,7 +383,9 @@ export class Normalizer {
       const ends = this.ends
       ends.length = 0
       let newestServer = -Infinity
-      const warmUntil = sampled ? -Infinity : this.warmUntil(rs)
+      // the resource's canonical key, once: the process the warm-up and the coverage tally know
+      const resKey = tally || (this.warmup !== undefined && !sampled) ? attrKey(rs.resource) : ''
+      const warmUntil = sampled ? -Infinity : this.warmUntil(rs, resKey)
       let warming = 0
       for (const span of rs.spans) {
         if (span.kind !== SpanKind.SERVER) {
@@ -414,7 +416,7 @@ export class Normalizer {
         else this.emit({ kind: 'request', key, timeMs: t, count: 1, errors: error ? 1 : 0, latenciesUs: [d], latencyCounts: undefined })
       }
       if (warming > 0) this.warmup?.excluded(warming)
-      if (tally) this.coverage.spans(attrKey(rs.resource), service, ends)
+      if (tally) this.coverage.spans(resKey, service, ends)
       if (newestServer !== -Infinity) this.sawSpans(key, newestServer)
     }
     this.st.accepted += r.accepted
@@ -468,7 +470,7 @@ export class Normalizer {
    * it are left out), -Infinity when no warm-up applies: the stage is off, or the resource cannot
    * tell its replicas apart (no pod, instance, host or container identity).
    */
-  private warmUntil(rs: TracesRequest['resourceSpans'][number]): number {
+  private warmUntil(rs: TracesRequest['resourceSpans'][number], resKey: string): number {
     if (this.warmup === undefined || !hasIdentity(rs.resource)) return -Infinity
     let earliest = Infinity
     for (const span of rs.spans) {
@@ -476,7 +478,7 @@ export class Normalizer {
       const start = span.endTimeMs - span.durationUs / 1000
       if (start < earliest && validValue(start)) earliest = start
     }
-    return earliest === Infinity ? -Infinity : this.warmup.until(attrKey(rs.resource), earliest)
+    return earliest === Infinity ? -Infinity : this.warmup.until(resKey, earliest)
   }
 
   /** A request-metric delta that counts: not from a process in its warm-up (src/warmup). */
