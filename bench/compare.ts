@@ -2,6 +2,7 @@
  * Two `npm run bench` result files side by side: is every figure reproducible within a tolerance?
  *
  *   node dist/bench/compare.js REFERENCE.json NEW.json [--tolerance 0.2] [--only engine,signals]
+ *   node dist/bench/compare.js FILE.json --baseline   (a run made with `--baseline`: the checkout against the other build)
  *
  * A figure is what the benches print as min / median / max over their runs (bench/stats.ts Spread)
  * in their JSON lines, found wherever it sits in a line (its path names it). Per figure: the two
@@ -37,6 +38,8 @@ export interface BenchDoc {
   /** bench/machine-speed.ts before and after the suite (older files have none) */
   machineSpeed?: { start?: Spread; end?: Spread }
   benches: { name: string; kind: 'ran' | 'skipped'; code?: number; json?: unknown[]; machine?: { busy: number; steal: number } }[]
+  /** `--baseline`: the same benches from another commit's build, run alternately with these (run.ts) */
+  baseline?: { commit?: string; benches: BenchDoc['benches'] }
 }
 
 export interface FigureRow {
@@ -120,6 +123,17 @@ export function parseDoc(text: string, name: string): BenchDoc {
     if (typeof o?.name !== 'string' || (o.kind !== 'ran' && o.kind !== 'skipped')) throw new InputError(`${name}: benches[${i}]: needs a string "name" and "kind" ran | skipped`)
   })
   return doc as BenchDoc
+}
+
+/**
+ * A run's baseline (`npm run bench -- --baseline REF`) as a document of its own: its benches, its
+ * commit, and the run's start and machine speed (both builds ran in the same suite).
+ */
+export function baselineDoc(d: BenchDoc, name: string): BenchDoc {
+  const base = d.baseline
+  if (base === undefined) throw new InputError(`${name}: no "baseline" (the run was not made with --baseline)`)
+  const checked = parseDoc(JSON.stringify({ benches: base.benches }), `${name} (its baseline)`)
+  return { ...(d.startedAt !== undefined ? { startedAt: d.startedAt } : {}), ...(base.commit !== undefined ? { commit: base.commit } : {}), ...(d.machineSpeed !== undefined ? { machineSpeed: d.machineSpeed } : {}), benches: checked.benches }
 }
 
 /** The probe's medians before and after the suite, and their mean; undefined when the file has none. */
@@ -256,6 +270,7 @@ function main(argv: readonly string[]): number {
   let tolerance = 0.2
   let only: string[] | undefined
   let equalSpeed = false
+  let ownBaseline = false
   const given: { a?: number; b?: number } = {}
   const speedFlag = (v: string | undefined, flag: string): number => {
     const n = Number(v)
@@ -265,6 +280,7 @@ function main(argv: readonly string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
     if (arg === '--at-equal-speed') equalSpeed = true
+    else if (arg === '--baseline') ownBaseline = true
     else if (arg === '--speed-a') given.a = speedFlag(argv[++i], arg)
     else if (arg === '--speed-b') given.b = speedFlag(argv[++i], arg)
     else if (arg === '--tolerance') {
@@ -274,7 +290,8 @@ function main(argv: readonly string[]): number {
     else if (arg.startsWith('--')) throw new InputError(`unknown flag ${arg}`)
     else files.push(arg)
   }
-  if (files.length !== 2) throw new InputError('usage: node dist/bench/compare.js REFERENCE.json NEW.json [--tolerance 0.2] [--only NAME,NAME] [--speed-a N] [--speed-b N] [--at-equal-speed]')
+  const usage = 'usage: node dist/bench/compare.js REFERENCE.json NEW.json [--tolerance 0.2] [--only NAME,NAME] [--speed-a N] [--speed-b N] [--at-equal-speed], or FILE.json --baseline [--tolerance 0.2] [--only NAME,NAME]'
+  if (ownBaseline ? files.length !== 1 : files.length !== 2) throw new InputError(usage)
   const read = (f: string): BenchDoc => {
     let text: string
     try {
@@ -283,6 +300,16 @@ function main(argv: readonly string[]): number {
       throw new InputError(`${f}: cannot be read (${e instanceof Error ? e.message : String(e)})`)
     }
     return parseDoc(text, f)
+  }
+  if (ownBaseline) {
+    const f = files[0] as string
+    const b = read(f)
+    const a = baselineDoc(b, f)
+    // both builds ran in the same suite, alternately: no speed correction applies
+    process.stdout.write(`${f}: commit ${b.commit ?? 'not recorded'} against its baseline ${a.commit ?? '?'}, measured in the same run (started ${b.startedAt ?? '?'})\n\n`)
+    const c = compare(a, b, tolerance, only)
+    process.stdout.write(render(c, tolerance))
+    return c.rows.some((r) => r.verdict === 'outside') ? 1 : 0
   }
   const [a, b] = [read(files[0] as string), read(files[1] as string)]
   const which = (d: BenchDoc) => `started ${d.startedAt ?? '?'}, commit ${d.commit ?? 'not recorded'}`

@@ -4,7 +4,7 @@
  * arguments are those of the README's "Figures" commands, so one run regenerates the table's rows.
  *
  *   npm run bench [-- --only quality,false-rollbacks] [-- --skip decisions] [-- --out results.json]
- *                 [-- --compare bench/records/FILE.json | none]
+ *                 [-- --compare bench/records/FILE.json | none] [-- --baseline COMMIT | record]
  *
  * Writes one JSON file (default bench-results.json): per bench its arguments, exit code, wall time,
  * the machine's CPU busy and steal shares while it ran (/proc/stat: on a VM, time stolen by the
@@ -18,6 +18,14 @@
  * the record's, as measured and at equal machine speed. The comparison is printed, never the exit
  * code: a slower VM is not a failed bench. It is how the README's figures are reproduced.
  *
+ * `--baseline COMMIT` (`record`: the commit of the record compared with) also builds that commit
+ * beside this checkout (bench/baseline.ts) and runs every picked bench from both builds, one after
+ * the other, the order alternated from bench to bench, with the same arguments (a bench the
+ * baseline lacks is listed as skipped there). The document gains `baseline: { commit, benches }`,
+ * and two more comparisons are printed: this checkout against the baseline measured in the same
+ * run (did the code move the figure?) and the baseline against the record (did the machine?).
+ * `node dist/bench/compare.js FILE.json --baseline` prints the first again from the file.
+ *
  * A bench that needs something absent is skipped with its reason: the broker benches need
  * KAFKA_BROKERS, the peer benches OTELCOL_BIN. Each bench prints its own figures and targets; exit
  * code 1 when any bench run failed (a bench exits 1 when it misses its own target).
@@ -28,7 +36,8 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { probe } from './machine-speed.js'
-import { compare, InputError, machineSpeed, parseDoc, readReference, render } from './compare.js'
+import { baselineDoc, compare, InputError, machineSpeed, parseDoc, readReference, render, type BenchDoc } from './compare.js'
+import { baselineFirst, BaselineError, buildBaseline, type BaselineBuild } from './baseline.js'
 import { exitOnHelp } from './args.js'
 
 exitOnHelp(import.meta.url)
@@ -134,9 +143,9 @@ function share(a: [number, number, number] | undefined, b: [number, number, numb
 const MAX_CAPTURE = 256 * 1024
 
 /** Runs one bench; its stdout goes to ours and is kept (bounded) for the JSON file, stderr passes through. */
-function runChild(file: string, args: string[], env: Record<string, string> | undefined): Promise<{ code: number; stdout: string; truncated: boolean }> {
+function runChild(file: string, args: string[], env: Record<string, string> | undefined, cwd?: string): Promise<{ code: number; stdout: string; truncated: boolean }> {
   return new Promise((resolve) => {
-    const cp = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } })
+    const cp = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env }, ...(cwd !== undefined ? { cwd } : {}) })
     let stdout = ''
     let truncated = false
     cp.stdout.on('data', (chunk: Buffer) => {
@@ -183,8 +192,26 @@ const TOLERANCE = 0.2
 /** The committed figures of record: bench/records/ beside this file's source (dist/bench/ -> bench/records/). */
 const RECORDS = fileURLToPath(new URL('../../bench/records/', import.meta.url))
 
+/** One bench from one build: its progress lines, then its outcome. `tag` names the build in them ('' for this checkout). */
+async function runBench(b: Bench & { name: string }, dir: string, cwd: string | undefined, tag: string, at: string): Promise<Outcome> {
+  const file = `${dir}${b.file}.js`
+  const reason = !existsSync(file) ? `${file} not built` : b.missing?.()
+  if (reason !== undefined) {
+    process.stderr.write(`bench ${at} ${b.name}${tag}: skipped (${reason})\n`)
+    return { kind: 'skipped', reason }
+  }
+  process.stderr.write(`bench ${at} ${b.name}${tag}: running node ${b.file}.js ${b.args.join(' ')}\n`)
+  const t = performance.now()
+  const j0 = cpuJiffies()
+  const { code, stdout, truncated } = await runChild(file, b.args, b.env, cwd)
+  const machine = share(j0, cpuJiffies())
+  const seconds = (performance.now() - t) / 1000
+  process.stderr.write(`bench ${at} ${b.name}${tag}: exit ${code} after ${seconds.toFixed(0)} s${machine !== undefined ? ` (CPUs ${pct(machine.busy)} busy, ${pct(machine.steal)} stolen by the hypervisor)` : ''}\n`)
+  return { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout), machine }
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, compare: { type: 'string' } } })
+  const { values } = parseArgs({ options: { only: { type: 'string' }, skip: { type: 'string' }, out: { type: 'string' }, compare: { type: 'string' }, baseline: { type: 'string' } } })
   const outFile = values.out ?? 'bench-results.json'
   // read before the suite, so that a bad path fails in a second, not after 50 minutes
   const reference = readReference(values.compare, RECORDS)
@@ -193,29 +220,56 @@ async function main(): Promise<number> {
   const named = BENCHES.map((b) => ({ ...b, name: b.name ?? b.file }))
   const picked = named.filter((b) => (only === undefined || only.includes(b.name) || only.includes(b.file)) && !skip.includes(b.name) && !skip.includes(b.file))
   const here = fileURLToPath(new URL('.', import.meta.url))
+  let baseline: BaselineBuild | undefined
+  if (values.baseline !== undefined) {
+    const ref = values.baseline === 'record' ? reference?.doc.commit : values.baseline
+    if (ref === undefined) throw new InputError(`--baseline record: ${reference === undefined ? 'no record to compare with (--compare none)' : `${reference.file} names no commit`}`)
+    try {
+      // the repository of this checkout: dist/bench/ -> its root
+      baseline = buildBaseline(fileURLToPath(new URL('../../', import.meta.url)), ref, (l) => process.stderr.write(`${l}\n`))
+    } catch (e) {
+      throw e instanceof BaselineError ? new InputError(e.message) : e
+    }
+    const b = baseline
+    const stop = (signal: NodeJS.Signals): void => {
+      b.remove()
+      process.kill(process.pid, signal)
+    }
+    // the worktree goes with the run however it ends; the default action then follows
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  }
+  try {
+    return await suite(picked, here, outFile, reference, baseline)
+  } finally {
+    baseline?.remove()
+  }
+}
+
+async function suite(
+  picked: (Bench & { name: string })[],
+  here: string,
+  outFile: string,
+  reference: { file: string; doc: BenchDoc } | undefined,
+  baseline: BaselineBuild | undefined,
+): Promise<number> {
   const results: { name: string; args?: string[]; outcome: Outcome }[] = []
+  const baseResults: { name: string; args?: string[]; outcome: Outcome }[] = []
   const started = Date.now()
   // read now: the children load dist/ as it is at the start, and the checkout may move on while they run
   const commit = gitCommit()
   const loadStart = loadavg()
   // the machine's own speed before and after (bench/machine-speed.ts): a shared VM's moves by more than the tolerance from day to day
   const speedStart = probe()
+  const baseTag = baseline !== undefined ? ` (baseline ${baseline.commit.slice(0, 12)})` : ''
   for (const [i, b] of picked.entries()) {
-    const file = `${here}${b.file}.js`
-    const reason = !existsSync(file) ? `${file} not built` : b.missing?.()
-    if (reason !== undefined) {
-      process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: skipped (${reason})\n`)
-      results.push({ name: b.name, outcome: { kind: 'skipped', reason } })
-      continue
+    const at = `[${i + 1}/${picked.length}]`
+    const runBase = async (): Promise<void> => {
+      if (baseline !== undefined) baseResults.push({ name: b.name, args: b.args, outcome: await runBench(b, baseline.benchDir, baseline.root, baseTag, at) })
     }
-    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: running node ${b.file}.js ${b.args.join(' ')}\n`)
-    const t = performance.now()
-    const j0 = cpuJiffies()
-    const { code, stdout, truncated } = await runChild(file, b.args, b.env)
-    const machine = share(j0, cpuJiffies())
-    const seconds = (performance.now() - t) / 1000
-    process.stderr.write(`bench [${i + 1}/${picked.length}] ${b.name}: exit ${code} after ${seconds.toFixed(0)} s${machine !== undefined ? ` (CPUs ${pct(machine.busy)} busy, ${pct(machine.steal)} stolen by the hypervisor)` : ''}\n`)
-    results.push({ name: b.name, args: b.args, outcome: { kind: 'ran', code, seconds, stdout, truncated, json: jsonLines(stdout), machine } })
+    if (baseline !== undefined && baselineFirst(i)) await runBase()
+    results.push({ name: b.name, args: b.args, outcome: await runBench(b, here, undefined, '', at) })
+    if (baseline !== undefined && !baselineFirst(i)) await runBase()
   }
   const width = Math.max(...results.map((r) => r.name.length))
   const lines = results.map((r) =>
@@ -238,14 +292,27 @@ async function main(): Promise<number> {
     loadavg: { start: loadStart, end: loadavg() },
     machineSpeed: { unit: 'rounds/s', start: speedStart, end: speedEnd },
     benches: results.map((r) => ({ name: r.name, args: r.args, ...r.outcome })),
+    ...(baseline !== undefined ? { baseline: { commit: baseline.commit, benches: baseResults.map((r) => ({ name: r.name, args: r.args, ...r.outcome })) } } : {}),
   }
   writeFileSync(outFile, `${JSON.stringify(doc, null, 2)}\n`)
   process.stderr.write(`bench: every bench's output and figures in ${outFile}\n`)
+  const b = parseDoc(JSON.stringify(doc), outFile)
+  const names = picked.map((x) => x.name)
+  const sb = machineSpeed(b)
+  if (baseline !== undefined) {
+    // the same hour, the same machine: no speed correction applies
+    const base = baselineDoc(b, outFile)
+    process.stdout.write(`\nthis checkout (${commit ?? '?'}) against the baseline ${baseline.commit} measured in the same run, alternately (did the code move a figure?)\n`)
+    process.stdout.write(render(compare(base, b, TOLERANCE, names), TOLERANCE))
+    if (reference !== undefined) {
+      const sa = machineSpeed(reference.doc)
+      process.stdout.write(`\nthe baseline ${baseline.commit} now against the figures of record ${reference.file} (commit ${reference.doc.commit ?? '?'}; did the machine move a figure? machine speed ${sa?.mean.toFixed(0) ?? '?'} then, ${sb?.mean.toFixed(0) ?? '?'} now, rounds/s)\n`)
+      process.stdout.write(render(compare(reference.doc, base, TOLERANCE, names, sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined), TOLERANCE))
+    }
+  }
   if (reference !== undefined) {
-    const b = parseDoc(JSON.stringify(doc), outFile)
     const sa = machineSpeed(reference.doc)
-    const sb = machineSpeed(b)
-    const c = compare(reference.doc, b, TOLERANCE, picked.map((x) => x.name), sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined)
+    const c = compare(reference.doc, b, TOLERANCE, names, sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined)
     process.stdout.write(`\nagainst the figures of record ${reference.file} (commit ${reference.doc.commit ?? '?'}, ${reference.doc.startedAt ?? '?'}); machine speed ${sa?.mean.toFixed(0) ?? '?'} then, ${sb?.mean.toFixed(0) ?? '?'} now (rounds/s)\n`)
     process.stdout.write(render(c, TOLERANCE))
   }

@@ -1,9 +1,11 @@
 /** bench/compare.ts: two `npm run bench` result files, figure by figure (min / median / max spreads). */
-import { describe, expect, it } from 'vitest'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { atEqualSpeed, compare, figureKind, InputError, machineSpeed, parseDoc, readReference, render, spreads } from '../../bench/compare.js'
+import { fileURLToPath } from 'node:url'
+import { atEqualSpeed, baselineDoc, compare, figureKind, InputError, machineSpeed, parseDoc, readReference, render, spreads } from '../../bench/compare.js'
 
 const s = (min: number, median: number, max: number) => ({ min, median, max })
 
@@ -112,5 +114,39 @@ describe('bench compare', () => {
     expect(() => readReference(join(dir, 'missing.json'), dir)).toThrow(InputError)
     writeFileSync(join(dir, 'bad.json'), '{"benches": 3}')
     expect(() => readReference(join(dir, 'bad.json'), dir)).toThrow(InputError)
+  })
+
+  it("reads a run's baseline (npm run bench -- --baseline) as a document, and compares the run with it", () => {
+    const run = parseDoc(
+      JSON.stringify({
+        startedAt: 'then',
+        commit: 'head',
+        machineSpeed: { start: s(80, 80, 80) },
+        benches: [{ name: 'engine', kind: 'ran', json: [{ p99: s(10, 12, 14) }] }],
+        baseline: { commit: 'base', benches: [{ name: 'engine', kind: 'ran', json: [{ p99: s(9, 10, 11) }] }] },
+      }),
+      'r.json',
+    )
+    const base = baselineDoc(run, 'r.json')
+    expect(base).toMatchObject({ commit: 'base', startedAt: 'then', machineSpeed: { start: { median: 80 } } })
+    expect(compare(base, run, 0.2).rows[0]).toMatchObject({ path: '0.p99', verdict: 'within' })
+    expect(() => baselineDoc(parseDoc(doc([]), 'plain.json'), 'plain.json')).toThrow('plain.json: no "baseline"')
+    expect(() => baselineDoc(parseDoc(JSON.stringify({ benches: [], baseline: { benches: [{ name: 1 }] } }), 'x.json'), 'x.json')).toThrow(/x\.json \(its baseline\): benches\[0\]/)
+
+    // the compiled tool: `compare.js FILE --baseline` (exit 1: a figure outside), and without a baseline exit 2
+    const tool = join(process.env.PULLBACK_DIST ?? fileURLToPath(new URL('../../dist', import.meta.url)), 'bench', 'compare.js')
+    expect(existsSync(tool), `${tool} is missing: run \`npm run build\` first`).toBe(true)
+    const dir = mkdtempSync(join(tmpdir(), 'pullback-compare-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const slower = JSON.stringify({ commit: 'head', benches: [{ name: 'engine', kind: 'ran', json: [{ p99: s(20, 20, 20) }] }], baseline: { commit: 'base', benches: [{ name: 'engine', kind: 'ran', json: [{ p99: s(10, 10, 10) }] }] } })
+    writeFileSync(join(dir, 'slower.json'), slower)
+    const r = spawnSync(process.execPath, [tool, join(dir, 'slower.json'), '--baseline'], { encoding: 'utf8', timeout: 30_000 })
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stdout).toContain('against its baseline base')
+    expect(r.stdout).toContain('0 of 1 comparable figures within 20 %')
+    writeFileSync(join(dir, 'plain.json'), doc([]))
+    const p = spawnSync(process.execPath, [tool, join(dir, 'plain.json'), '--baseline'], { encoding: 'utf8', timeout: 30_000 })
+    expect(p.status).toBe(2)
+    expect(p.stderr).toContain('no "baseline"')
   })
 })
