@@ -272,11 +272,15 @@ async function suite(
     if (baseline !== undefined && !baselineFirst(i)) await runBase()
   }
   const width = Math.max(...results.map((r) => r.name.length))
-  const lines = results.map((r) =>
-    r.outcome.kind === 'skipped'
-      ? `${r.name.padEnd(width)}  skipped: ${r.outcome.reason}`
-      : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${`${r.outcome.seconds.toFixed(0)} s`.padStart(6)}${r.outcome.machine !== undefined ? `  busy ${pct(r.outcome.machine.busy)}, steal ${pct(r.outcome.machine.steal)}` : ''}`,
-  )
+  const summary = (rs: typeof results): string[] =>
+    rs.map((r) =>
+      r.outcome.kind === 'skipped'
+        ? `${r.name.padEnd(width)}  skipped: ${r.outcome.reason}`
+        : `${r.name.padEnd(width)}  ${r.outcome.code === 0 ? 'ok      ' : `exit ${r.outcome.code}  `}${`${r.outcome.seconds.toFixed(0)} s`.padStart(6)}${r.outcome.machine !== undefined ? `  busy ${pct(r.outcome.machine.busy)}, steal ${pct(r.outcome.machine.steal)}` : ''}`,
+    )
+  const lines = summary(results)
+  // the baseline's exit codes are printed, not counted in ours: its benches may predate a target
+  if (baseline !== undefined) lines.push(`baseline ${baseline.commit}:`, ...summary(baseResults))
   const speedEnd = probe()
   const speed = (s: typeof speedStart) => (s === undefined ? 'n/a' : `${s.median.toFixed(0)} rounds/s`)
   lines.push(`machine speed (bench/machine-speed.ts, median of 7 rounds): ${speed(speedStart)} before, ${speed(speedEnd)} after`)
