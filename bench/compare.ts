@@ -116,13 +116,17 @@ export function parseDoc(text: string, name: string): BenchDoc {
   } catch (e) {
     throw new InputError(`${name}: not JSON (${e instanceof Error ? e.message : String(e)})`)
   }
-  const benches = (doc as { benches?: unknown } | null)?.benches
+  checkBenches((doc as { benches?: unknown } | null)?.benches, name)
+  return doc as BenchDoc
+}
+
+/** Throws InputError naming `name` unless `benches` is an array of entries with a name and a kind. */
+function checkBenches(benches: unknown, name: string): asserts benches is BenchDoc['benches'] {
   if (!Array.isArray(benches)) throw new InputError(`${name}: no "benches" array: not a bench-results file of npm run bench`)
   benches.forEach((b: unknown, i) => {
     const o = b as { name?: unknown; kind?: unknown }
     if (typeof o?.name !== 'string' || (o.kind !== 'ran' && o.kind !== 'skipped')) throw new InputError(`${name}: benches[${i}]: needs a string "name" and "kind" ran | skipped`)
   })
-  return doc as BenchDoc
 }
 
 /**
@@ -132,8 +136,8 @@ export function parseDoc(text: string, name: string): BenchDoc {
 export function baselineDoc(d: BenchDoc, name: string): BenchDoc {
   const base = d.baseline
   if (base === undefined) throw new InputError(`${name}: no "baseline" (the run was not made with --baseline)`)
-  const checked = parseDoc(JSON.stringify({ benches: base.benches }), `${name} (its baseline)`)
-  return { ...(d.startedAt !== undefined ? { startedAt: d.startedAt } : {}), ...(base.commit !== undefined ? { commit: base.commit } : {}), ...(d.machineSpeed !== undefined ? { machineSpeed: d.machineSpeed } : {}), benches: checked.benches }
+  checkBenches(base.benches, `${name} (its baseline)`)
+  return { ...(d.startedAt !== undefined ? { startedAt: d.startedAt } : {}), ...(base.commit !== undefined ? { commit: base.commit } : {}), ...(d.machineSpeed !== undefined ? { machineSpeed: d.machineSpeed } : {}), benches: base.benches }
 }
 
 /** The probe's medians before and after the suite, and their mean; undefined when the file has none. */

@@ -302,21 +302,22 @@ async function suite(
   process.stderr.write(`bench: every bench's output and figures in ${outFile}\n`)
   const b = parseDoc(JSON.stringify(doc), outFile)
   const names = picked.map((x) => x.name)
+  const sa = reference !== undefined ? machineSpeed(reference.doc) : undefined
   const sb = machineSpeed(b)
+  // now over then: the record's rates divided by it, its times multiplied (compare.ts)
+  const speedRatio = sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined
   if (baseline !== undefined) {
     // the same hour, the same machine: no speed correction applies
     const base = baselineDoc(b, outFile)
     process.stdout.write(`\nthis checkout (${commit ?? '?'}) against the baseline ${baseline.commit} measured in the same run, alternately (did the code move a figure?)\n`)
     process.stdout.write(render(compare(base, b, TOLERANCE, names), TOLERANCE))
     if (reference !== undefined) {
-      const sa = machineSpeed(reference.doc)
       process.stdout.write(`\nthe baseline ${baseline.commit} now against the figures of record ${reference.file} (commit ${reference.doc.commit ?? '?'}; did the machine move a figure? machine speed ${sa?.mean.toFixed(0) ?? '?'} then, ${sb?.mean.toFixed(0) ?? '?'} now, rounds/s)\n`)
-      process.stdout.write(render(compare(reference.doc, base, TOLERANCE, names, sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined), TOLERANCE))
+      process.stdout.write(render(compare(reference.doc, base, TOLERANCE, names, speedRatio), TOLERANCE))
     }
   }
   if (reference !== undefined) {
-    const sa = machineSpeed(reference.doc)
-    const c = compare(reference.doc, b, TOLERANCE, names, sa !== undefined && sb !== undefined ? sb.mean / sa.mean : undefined)
+    const c = compare(reference.doc, b, TOLERANCE, names, speedRatio)
     process.stdout.write(`\nagainst the figures of record ${reference.file} (commit ${reference.doc.commit ?? '?'}, ${reference.doc.startedAt ?? '?'}); machine speed ${sa?.mean.toFixed(0) ?? '?'} then, ${sb?.mean.toFixed(0) ?? '?'} now (rounds/s)\n`)
     process.stdout.write(render(c, TOLERANCE))
   }
