@@ -8,7 +8,8 @@
  * exactly the partitions it now owns:
  *   1. restores the engine state records of those partitions from the decider state topic (a
  *      StateStore of scope `decider`; a record's partition is its service's partials partition),
- *   2. re-reads the partitions from the start of retention: runs (records up to a heartbeat) produced
+ *   2. re-reads the partitions from the start of retention (their first offsets, given to the
+ *      consumer as the assignment's starts: no offset lookup behind a held fetch): runs (records up to a heartbeat) produced
  *      before the assignment (broker timestamp) are recorded without judging, so the windows hold
  *      what the previous owner's held,
  *   3. the refill ends, and the engine judges once at the watermark reached, at whichever comes
@@ -36,7 +37,7 @@ import type { Logger } from '../common/logger.js'
 import type { PullbackConfig } from '../config/schema.js'
 import type { DeploymentEvent } from '../engine/events.js'
 import type { StoredRecord } from '../engine/persist.js'
-import type { Batch, Consumer, ConsumerStats, KafkaTransport } from '../kafka/types.js'
+import type { AssignmentStart, Batch, Consumer, ConsumerStats, KafkaTransport, PartitionRange } from '../kafka/types.js'
 import { partitionFor } from '../kafka/memory.js'
 import { decodeBatch } from '../partials/codec.js'
 import type { PartialBatch } from '../partials/types.js'
@@ -121,7 +122,9 @@ export const ENDS_TIMEOUT_MS = 5_000
  * the held fetch on the same connection, and their first fetch waits for the next one: with the
  * default, a failover's refill ended 1.0 s late whenever the heir's other partitions were quiet
  * (bench/failover.ts, about 2 runs in 5). 100 ms bounds that at about 0.2 s for 10 fetches a second
- * by an idle decider; records that arrive end a held fetch at once either way.
+ * by an idle decider; records that arrive end a held fetch at once either way. The assignment now
+ * names the partitions' start offsets (assign), so no lookup waits; a first fetch still waits for
+ * the one held.
  */
 export const DECIDER_FETCH_WAIT_MS = 100
 
@@ -180,8 +183,9 @@ export class DeciderService implements Component {
       maxWaitMs: DECIDER_FETCH_WAIT_MS,
       onAssignment: async (ev) => {
         const mine = ev.partitions.filter((p) => p.topic === cfg.kafka.topics.partials).map((p) => p.partition)
-        if (ev.kind === 'revoked') await this.revoke(ev.lost)
-        else await this.assign(mine)
+        if (ev.kind === 'assigned') return this.assign(mine)
+        await this.revoke(ev.lost)
+        return undefined
       },
       onError: (err) => this.o.logger.debug({ err: errorMessage(err) }, 'decider consumer error'),
     })
@@ -238,11 +242,17 @@ export class DeciderService implements Component {
     this.consumer = undefined
   }
 
-  private async assign(partitions: number[]): Promise<void> {
+  /**
+   * Answers where the partitions start: their first retained offsets, as the broker gave them with
+   * the ends (the refill reads from the beginning of retention either way; given, the consumer
+   * skips two offset lookups per partition that each wait behind its held fetch). None when the
+   * broker did not answer: the consumer starts at the beginning by itself.
+   */
+  private async assign(partitions: number[]): Promise<AssignmentStart | undefined> {
     // a second assignment without a revoke (should not happen with the eager protocol): start over
     if (this.current !== undefined) await this.revoke(false)
     this.st.assignments += 1
-    if (partitions.length === 0) return
+    if (partitions.length === 0) return undefined
     const cfg = this.o.config
     const st = cfg.runtime.state
     const pipeline = new Pipeline({
@@ -275,7 +285,8 @@ export class DeciderService implements Component {
       onTick: (res, now, watermark) => this.o.onTick(res, now, watermark, pipeline),
     })
     const assignedAtMs = Date.now()
-    const ends = await this.partitionEnds(owned)
+    const ranges = await this.partitionRanges(owned)
+    const ends = ranges === undefined ? undefined : new Map([...ranges].map(([p, r]) => [p, r.end]))
     const inc: Incarnation = { partitions: owned, pipeline, decider, refilling: true, assignedAtMs, caughtUp: new Set(), ends, aligner: undefined as unknown as PartitionAligner }
     inc.aligner = new PartitionAligner(owned, (r) => {
       if (!r.history && inc.refilling) {
@@ -288,23 +299,27 @@ export class DeciderService implements Component {
     decider.assign(owned)
     this.current = inc
     this.o.logger.info({ partitions: [...owned], restored: this.st.restoredRecords }, 'decider partitions assigned; refilling windows')
+    if (ranges === undefined) return undefined
+    const topic = cfg.kafka.topics.partials
+    return { starts: [...owned].flatMap((partition) => { const r = ranges.get(partition); return r === undefined ? [] : [{ topic, partition, offset: r.start }] }) }
   }
 
   /**
-   * The partials partitions' ends as the broker reports them now, asked once per assignment: records
-   * below them were produced before the assignment (history), and a refill that reads up to them
-   * has read what the previous owner left, however many records arrive meanwhile (a batch's lag
-   * counts those too and may never reach 0 while ingest nodes publish). Undefined (counted in
-   * `endsUnknown`, one warn line) when the broker does not answer within ENDS_TIMEOUT_MS.
+   * The partials partitions' ranges as the broker reports them now, asked once per assignment:
+   * records below their ends were produced before the assignment (history), and a refill that reads
+   * up to them has read what the previous owner left, however many records arrive meanwhile (a
+   * batch's lag counts those too and may never reach 0 while ingest nodes publish); the refill
+   * starts at their starts. Undefined (counted in `endsUnknown`, one warn line) when the broker does
+   * not answer within ENDS_TIMEOUT_MS.
    */
-  private async partitionEnds(owned: Set<number>): Promise<Map<number, number> | undefined> {
+  private async partitionRanges(owned: Set<number>): Promise<Map<number, PartitionRange> | undefined> {
     const admin = this.o.transport.admin()
     const waited = new AbortController()
     try {
       // a partition the broker leaves out has no end here: its refill ends by lag 0
-      const ends = await Promise.race([admin.connect().then(() => admin.partitionEnds(this.o.config.kafka.topics.partials)), sleep(ENDS_TIMEOUT_MS, waited.signal).then(() => undefined)])
-      if (ends === undefined) throw new Error(`no answer within ${ENDS_TIMEOUT_MS} ms`)
-      return ends
+      const ranges = await Promise.race([admin.connect().then(() => admin.partitionRanges(this.o.config.kafka.topics.partials)), sleep(ENDS_TIMEOUT_MS, waited.signal).then(() => undefined)])
+      if (ranges === undefined) throw new Error(`no answer within ${ENDS_TIMEOUT_MS} ms`)
+      return ranges
     } catch (err) {
       this.st.endsUnknown += 1
       this.o.logger.warn({ partitions: [...owned], err: errorMessage(err) }, 'decider could not read the partition ends; the refill ends at lag 0 or the first new record')

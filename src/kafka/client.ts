@@ -44,8 +44,8 @@ export interface LibAdmin {
   listTopics(): Promise<string[]>
   createTopics(options: { topics: { topic: string; numPartitions: number; replicationFactor: number; configEntries: { name: string; value: string }[] }[] }): Promise<boolean>
   deleteTopics(options: { topics: string[] }): Promise<void>
-  /** `high`: the partition's high watermark, a decimal string */
-  fetchTopicOffsets(topic: string): Promise<{ partition: number; high: string }[]>
+  /** `low` / `high`: the partition's first retained offset and its high watermark, decimal strings */
+  fetchTopicOffsets(topic: string): Promise<{ partition: number; low: string; high: string }[]>
   disconnect(): Promise<void>
 }
 export interface LibKafka {

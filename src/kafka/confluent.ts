@@ -15,7 +15,7 @@ import { bufferLimitProperties } from './buffer-limits.js'
 import { BudgetedConsumer, READER_FETCH_WAIT_MS, type BudgetedConsumerDeps } from './confluent-budget.js'
 import { kafkaClient, type LibAdmin, type LibConsumer, type LibKafka, type LibLogger, type LibProducer } from './client.js'
 import { PLAINTEXT_SECURITY, type LibrdkafkaSecurity } from './config.js'
-import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError } from './librdkafka.js'
+import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError, withStarts } from './librdkafka.js'
 import type {
   Admin,
   BatchHandler,
@@ -24,6 +24,7 @@ import type {
   ConsumerOptions,
   ConsumerStats,
   KafkaTransport,
+  PartitionRange,
   Producer,
   ProducerRecord,
   ReaderOptions,
@@ -253,18 +254,21 @@ class ConfluentConsumer implements Consumer {
 
   /**
    * librdkafka's rebalance callback (awaited by the library before it assigns or revokes): tells the
-   * listener, then lets the library apply the change as it would without a callback.
+   * listener, then lets the library apply the change as it would without a callback, or, when the
+   * listener answers an assignment with start offsets, assigns those (the library assigns an
+   * assignment the callback returns as it is, offsets included).
    */
-  private async onRebalance(err: { code?: unknown }, assignment: { topic: string; partition: number }[], fns: { assignmentLost(): boolean }): Promise<void> {
+  private async onRebalance(err: { code?: unknown }, assignment: { topic: string; partition: number }[], fns: { assignmentLost(): boolean }): Promise<{ topic: string; partition: number; offset?: number }[] | undefined> {
     const partitions = assignment.map((a) => ({ topic: a.topic, partition: a.partition }))
     const listener = this.opts.onAssignment
-    if (listener === undefined) return
+    if (listener === undefined) return undefined
     try {
-      if (err.code === ASSIGN_PARTITIONS) await listener({ kind: 'assigned', partitions })
+      if (err.code === ASSIGN_PARTITIONS) return withStarts(partitions, await listener({ kind: 'assigned', partitions }))
       else if (err.code === REVOKE_PARTITIONS) await listener({ kind: 'revoked', partitions, lost: fns.assignmentLost() })
     } catch (e) {
       this.report(e)
     }
+    return undefined
   }
 
   private report(err: unknown): void {
@@ -336,11 +340,11 @@ class ConfluentAdmin implements Admin {
     await this.connect()
     return this.op('admin list topics', this.a.listTopics())
   }
-  async partitionEnds(topic: string): Promise<Map<number, number>> {
+  async partitionRanges(topic: string): Promise<Map<number, PartitionRange>> {
     await this.connect()
     try {
       const offsets = await this.op('admin fetch topic offsets', this.a.fetchTopicOffsets(topic))
-      return new Map(offsets.map((o) => [o.partition, Number(o.high)]))
+      return new Map(offsets.map((o) => [o.partition, { start: Number(o.low), end: Number(o.high) }]))
     } catch (err) {
       throw err instanceof PermanentError ? err : classifyKafkaError(err, 'fetch topic offsets')
     }

@@ -23,6 +23,8 @@
 import { randomUUID } from 'node:crypto'
 import type {
   Admin,
+  AssignmentEvent,
+  AssignmentStart,
   Batch,
   BatchHandler,
   ConsumedMessage,
@@ -199,7 +201,7 @@ export class MemoryBus implements KafkaTransport {
         return Promise.resolve()
       },
       listTopics: () => Promise.resolve([...this.topics.keys()]),
-      partitionEnds: (topic: string) => Promise.resolve(new Map((this.topics.get(topic)?.partitions ?? []).map((p, i) => [i, p.end]))),
+      partitionRanges: (topic: string) => Promise.resolve(new Map((this.topics.get(topic)?.partitions ?? []).map((p, i) => [i, { start: p.base, end: p.end }]))),
       deleteTopics: (names: string[]) => {
         for (const n of names) this.topics.delete(n)
         return Promise.resolve()
@@ -402,16 +404,22 @@ class MemoryConsumer implements Consumer {
       this.listenedGeneration = this.generation
       this.positions.clear()
       this.listenedAssignment = [...this.assignment]
-      await this.announce({ kind: 'assigned', partitions: [...this.assignment] })
+      const answer = await this.announce({ kind: 'assigned', partitions: [...this.assignment] })
+      // the listener's starts, as librdkafka takes them: one outside the retained range is not taken
+      for (const st of answer?.starts ?? []) {
+        const log = this.bus.topic(st.topic).partitions[st.partition]
+        const mine = this.assignment.some((a) => a.topic === st.topic && a.partition === st.partition)
+        if (mine && log !== undefined && Number.isSafeInteger(st.offset) && st.offset >= log.base && st.offset <= log.end) this.positions.set(tp(st.topic, st.partition), st.offset)
+      }
       // another rebalance while the listener ran: announce that one first
       if (this.listenedGeneration !== this.generation || this.revokePending !== undefined) return false
     }
     return true
   }
 
-  private async announce(ev: Parameters<NonNullable<ConsumerOptions['onAssignment']>>[0]): Promise<void> {
+  private async announce(ev: AssignmentEvent): Promise<AssignmentStart | void> {
     try {
-      await this.opts.onAssignment?.(ev)
+      return await this.opts.onAssignment?.(ev)
     } catch (err) {
       try {
         this.opts.onError?.(err)

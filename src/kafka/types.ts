@@ -59,8 +59,21 @@ export type AssignmentEvent =
   | { kind: 'assigned'; partitions: TopicPartition[] }
   | { kind: 'revoked'; partitions: TopicPartition[]; lost: boolean }
 
-/** Must not throw (a throw is reported to `onError` and the rebalance goes on). */
-export type AssignmentListener = (ev: AssignmentEvent) => Promise<void> | void
+/**
+ * Where assigned partitions start, as the listener of an `assigned` event may answer: the offset
+ * each listed partition is read from (a partition not listed starts at its committed offset, else
+ * as `fromBeginning` says). A listener that already knows the starts (a reader of a group that never
+ * commits asks the broker for the partitions' first retained offsets anyway) spares the client two
+ * lookups per partition, the committed-offset fetch and the offset reset, each of which the broker
+ * answers only after the fetch it holds on that connection (`maxWaitMs`). An offset outside the
+ * partition's retained range starts as `fromBeginning` says.
+ */
+export interface AssignmentStart {
+  starts: readonly (TopicPartition & { offset: number })[]
+}
+
+/** Must not throw (a throw is reported to `onError` and the rebalance goes on, every partition at its default start). */
+export type AssignmentListener = (ev: AssignmentEvent) => Promise<AssignmentStart | void> | AssignmentStart | void
 
 export type BatchHandler = (batch: Batch) => Promise<void>
 
@@ -161,6 +174,12 @@ export interface Consumer {
   stats(): ConsumerStats
 }
 
+/** A partition's retained offsets: `start` <= offset < `end`. */
+export interface PartitionRange {
+  start: number
+  end: number
+}
+
 export interface TopicSpec {
   topic: string
   numPartitions?: number
@@ -175,11 +194,12 @@ export interface Admin {
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
   /**
-   * The end of each partition of `topic` as the broker answers now (its high watermark: the offset
-   * the next record will get); a partition that never held a record ends at 0. Rejects with a
-   * RetryableError or PermanentError, as the other operations.
+   * Each partition of `topic` as the broker answers now: `start`, its first retained offset (its low
+   * watermark), and `end`, its high watermark (the offset the next record will get); a partition
+   * that never held a record is 0..0. Rejects with a RetryableError or PermanentError, as the other
+   * operations.
    */
-  partitionEnds(topic: string): Promise<Map<number, number>>
+  partitionRanges(topic: string): Promise<Map<number, PartitionRange>>
   deleteTopics(topics: string[]): Promise<void>
   disconnect(): Promise<void>
 }

@@ -36,7 +36,7 @@ function transportOf(bus: MemoryBus, variant: Variant): KafkaTransport {
     reader: (o) => bus.reader(o),
     admin: () => {
       const a = bus.admin()
-      return variant === 'no-ends' ? { ...a, partitionEnds: () => Promise.reject(new Error('not answering')) } : a
+      return variant === 'no-ends' ? { ...a, partitionRanges: () => Promise.reject(new Error('not answering')) } : a
     },
   }
 }

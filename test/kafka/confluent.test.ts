@@ -82,14 +82,14 @@ describeKafka(`kafka adapter (real broker, ${label})`, () => {
       expect(list, key).toEqual(Array.from({ length: 10_000 / KEYS }, (_, i) => i + 1))
     }
     expect(c1.stats().messages).toBe(10_000)
-    // the partition ends the broker reports (what a new decider owner refills up to): 10,000 records
-    // over the 3 partitions, each end the count its partition delivered
+    // the partition ranges the broker reports (what a new decider owner refills, from the start up
+    // to the end): 10,000 records over the 3 partitions, each from 0 to the count it delivered
     const admin = transport.admin()
-    const ends = await admin.partitionEnds(topic)
+    const ranges = await admin.partitionRanges(topic)
     await admin.disconnect()
-    expect([...ends.keys()].sort()).toEqual([0, 1, 2])
-    for (const [p, n] of delivered) expect(ends.get(p), `partition ${p}`).toBe(n)
-    expect([...ends.values()].reduce((a, n) => a + n, 0)).toBe(10_000)
+    expect([...ranges.keys()].sort()).toEqual([0, 1, 2])
+    for (const [p, n] of delivered) expect(ranges.get(p), `partition ${p}`).toEqual({ start: 0, end: n })
+    expect([...ranges.values()].reduce((a, r) => a + r.end, 0)).toBe(10_000)
 
     // Phase 2: 900 more; the handler fails every batch of partition 0, so those are never committed.
     await produce(900)
