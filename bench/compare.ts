@@ -9,7 +9,8 @@
  * medians, their ratio, whether the ratio is within 1 +- tolerance, and whether the two runs' ranges
  * overlap. Per bench: the machine's busy and hypervisor-steal shares of both runs (run.ts), which
  * explain much of what moves on a shared VM. Benches that did not run in both files are listed, not
- * compared; figures whose reference median is 0 or not finite are listed as not comparable.
+ * compared; figures whose reference median is 0 or not finite are listed as not comparable. A run's
+ * extremes (isExtreme: its longest turn or GC pause) are judged like the rest and counted apart.
  *
  * At equal machine speed: when both files carry the machine-speed probe (bench/machine-speed.ts,
  * run.ts writes it; `--speed-a N` / `--speed-b N` give it for a file that lacks it, e.g. a probe run
@@ -55,6 +56,23 @@ export interface FigureRow {
   kind: FigureKind
   /** the ratio at equal machine speed (see the file comment); undefined without both speeds */
   atEqualSpeed?: { ratio: number; verdict: Verdict }
+  /** a run's extreme (isExtreme): judged like the rest, counted apart in the summary */
+  extreme: boolean
+}
+
+/**
+ * A figure that is each run's largest single event (the longest event-loop turn, pass or GC pause,
+ * the largest loop delay: `max...` or `...Max...` by the benches' naming), not a rate or a quantile
+ * over the run. Its min / median / max are taken over the runs' maxima, so the median of three to
+ * seven of them still moves with the one worst pause of each run far more than a median or a p99
+ * does (session 41: the engine's largest loop delay 27.8 ms against 20.2 from the same code in the
+ * same hour). The summary counts extremes apart, and whether their ranges overlap, so that the
+ * count of medians and quantiles within the tolerance reads on its own; nothing is hidden: each is
+ * in the table and in the exit code as any figure. Peak RSS is not one: memory held, not an event.
+ */
+export function isExtreme(path: string): boolean {
+  const leaf = path.slice(path.lastIndexOf('.') + 1)
+  return /^max[A-Z]/.test(leaf) || /[a-z]Max[A-Z]/.test(leaf)
 }
 
 type Verdict = 'within' | 'outside' | 'not comparable'
@@ -224,7 +242,7 @@ export function compare(a: BenchDoc, b: BenchDoc, tolerance: number, only?: read
       if (fb === undefined) continue
       const ratio = fa.median !== 0 && Number.isFinite(fa.median) && Number.isFinite(fb.median) ? fb.median / fa.median : NaN
       const kind = figureKind(path, (fa as Spread & { unit?: string }).unit, name)
-      const row: FigureRow = { bench: name, path, a: fa, b: fb, ratio, verdict: judge(ratio, tolerance), overlap: fb.min <= fa.max && fa.min <= fb.max, kind }
+      const row: FigureRow = { bench: name, path, a: fa, b: fb, ratio, verdict: judge(ratio, tolerance), overlap: fb.min <= fa.max && fa.min <= fb.max, kind, extreme: isExtreme(path) }
       if (speed !== undefined && speed > 0) {
         const r = atEqualSpeed(ratio, kind, speed)
         row.atEqualSpeed = { ratio: r, verdict: judge(r, tolerance) }
@@ -263,6 +281,14 @@ export function render(c: Comparison, tolerance: number): string {
   if (speed) {
     const eq = comparable.filter((r) => r.atEqualSpeed?.verdict === 'within').length
     out.push(`${eq} of ${comparable.length} within ${tol} at equal machine speed (rates divided by the speed ratio, times and CPU costs multiplied by it)`)
+  }
+  const extremes = comparable.filter((r) => r.extreme)
+  if (extremes.length > 0) {
+    const rest = comparable.filter((r) => !r.extreme)
+    const n = (rows: FigureRow[], v: (r: FigureRow) => Verdict | undefined) => rows.filter((r) => v(r) === 'within').length
+    out.push(
+      `of them ${extremes.length} a run's extreme (its longest turn, pass, loop delay or GC pause: a maximum, which moves most): ${n(extremes, (r) => r.verdict)} within ${tol}, ${extremes.filter((r) => r.overlap).length} with ranges overlapping; the other ${rest.length}: ${n(rest, (r) => r.verdict)} within ${tol}${speed ? `, ${n(rest, (r) => r.atEqualSpeed?.verdict)} at equal machine speed` : ''}`,
+    )
   }
   if (c.machine.length > 0) out.push('', 'machine while each bench ran (reference / new): CPUs busy, stolen by the hypervisor', ...c.machine.map((m) => `  ${m.bench}: busy ${pct(m.a?.busy)} / ${pct(m.b?.busy)}, steal ${pct(m.a?.steal)} / ${pct(m.b?.steal)}`))
   if (c.unmatched.length > 0) out.push('', 'not compared:', ...c.unmatched.map((u) => `  ${u.bench}: ${u.why}`))

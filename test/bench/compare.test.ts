@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { atEqualSpeed, baselineDoc, compare, figureKind, InputError, machineSpeed, parseDoc, readReference, render, spreads } from '../../bench/compare.js'
+import { atEqualSpeed, baselineDoc, compare, figureKind, InputError, isExtreme, machineSpeed, parseDoc, readReference, render, spreads } from '../../bench/compare.js'
 
 const s = (min: number, median: number, max: number) => ({ min, median, max })
 
@@ -31,6 +31,19 @@ describe('bench compare', () => {
     const text = render(c, 0.2)
     expect(text).toContain('1 of 2 comparable figures within 20 % (1 not comparable)')
     expect(text).toContain('engine: busy 50 % / 90 %, steal 0 % / 10 %')
+  })
+
+  it("counts a run's extremes (maxima) apart from the other figures, still judging each", () => {
+    expect(['0.full.maxTurnMs', '0.full.eventLoopDelayMaxMs', '0.full.gcMaxMs', '0.full.detectionMaxTurnMs'].map(isExtreme)).toEqual([true, true, true, true])
+    expect(['0.full.eventLoopDelayP99Ms', '0.targets.pullback.peakRssMiB', '0.figures.maximal', '0.figures.decodeSpansPerSec'].map(isExtreme)).toEqual([false, false, false, false])
+    const a = parseDoc(doc([{ name: 'engine', kind: 'ran', code: 0, json: [{ full: { maxTurnMs: s(10, 13, 16), eventLoopDelayP99Ms: s(9, 10, 11), gcMaxMs: s(8, 9, 10) } }] }]), 'a')
+    const b = parseDoc(doc([{ name: 'engine', kind: 'ran', code: 0, json: [{ full: { maxTurnMs: s(12, 19, 28), eventLoopDelayP99Ms: s(9, 10.5, 12), gcMaxMs: s(20, 21, 22) } }] }]), 'b')
+    const c = compare(a, b, 0.2)
+    expect(c.rows.filter((r) => r.extreme).map((r) => r.path)).toEqual(['0.full.maxTurnMs', '0.full.gcMaxMs'])
+    const text = render(c, 0.2)
+    expect(text).toContain('1 of 3 comparable figures within 20 %')
+    expect(text).toContain("of them 2 a run's extreme")
+    expect(text).toContain('0 within 20 %, 1 with ranges overlapping; the other 1: 1 within 20 %')
   })
 
   it("reads the machine's speed before and after the suite, and a file without it as unknown", () => {
