@@ -15,7 +15,7 @@ import { bufferLimitProperties } from './buffer-limits.js'
 import { BudgetedConsumer, READER_FETCH_WAIT_MS, type BudgetedConsumerDeps } from './confluent-budget.js'
 import { kafkaClient, type LibAdmin, type LibConsumer, type LibKafka, type LibLogger, type LibProducer } from './client.js'
 import { PLAINTEXT_SECURITY, type LibrdkafkaSecurity } from './config.js'
-import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError, withStarts } from './librdkafka.js'
+import { ASSIGN_PARTITIONS, PROBE_INTERVAL_MS, REVOKE_PARTITIONS, SecurityWatch, classifyKafkaError, headersOf, lagFromStatistics, redeliveryBackoffMs, reportConsumerError } from './librdkafka.js'
 import type {
   Admin,
   BatchHandler,
@@ -30,7 +30,7 @@ import type {
   ReaderOptions,
   TopicSpec,
 } from './types.js'
-import { READER_BUFFERED_BYTES } from './types.js'
+import { READER_BUFFERED_BYTES, withStarts } from './types.js'
 
 export interface ConfluentOptions {
   brokers: string[]

@@ -7,7 +7,7 @@
 import { PermanentError, RetryableError, errorMessage } from '../common/errors.js'
 import type { Logger } from '../common/logger.js'
 import type { KafkaSecuritySummary } from './config.js'
-import type { AssignmentStart, ConsumerOptions, Headers, TopicPartition } from './types.js'
+import type { ConsumerOptions, Headers } from './types.js'
 
 /** how long a consumer waits before a rejected batch is delivered again, after `streak` rejections in a row: 400 ms doubling to 10 s */
 export function redeliveryBackoffMs(streak: number): number {
@@ -130,24 +130,6 @@ export const PROBE_INTERVAL_MS = 5_000
 /** librdkafka's rebalance_cb codes (RdKafka::ErrorCode ERR__ASSIGN_PARTITIONS, ERR__REVOKE_PARTITIONS) */
 export const ASSIGN_PARTITIONS = -175
 export const REVOKE_PARTITIONS = -174
-
-/**
- * The assignment a rebalance callback hands back to the library: `partitions` with the listener's
- * start offsets where it gave one (a partition without one: no offset, the library's default start),
- * or undefined when it gave none (the library assigns as it would without a callback). A start for
- * a partition not in the assignment is ignored; a negative or non-integer one too (librdkafka reads
- * negative offsets as its logical ones: beginning, end, stored).
- */
-export function withStarts(partitions: readonly TopicPartition[], answer: AssignmentStart | void): { topic: string; partition: number; offset?: number }[] | undefined {
-  if (answer === undefined || answer.starts.length === 0) return undefined
-  const at = new Map<string, number>()
-  for (const s of answer.starts) if (Number.isSafeInteger(s.offset) && s.offset >= 0) at.set(`${s.topic}/${s.partition}`, s.offset)
-  if (at.size === 0) return undefined
-  return partitions.map((p) => {
-    const offset = at.get(`${p.topic}/${p.partition}`)
-    return offset === undefined ? { topic: p.topic, partition: p.partition } : { topic: p.topic, partition: p.partition, offset }
-  })
-}
 
 export type LagProbe = { kind: 'known'; lag: number; partitions: number } | { kind: 'unknown'; reason: string }
 

@@ -39,6 +39,7 @@ import type {
   TopicPartition,
   TopicSpec,
 } from './types.js'
+import { withStarts } from './types.js'
 import { PermanentError } from '../common/errors.js'
 
 export interface MemoryBusOptions {
@@ -406,10 +407,9 @@ class MemoryConsumer implements Consumer {
       this.listenedAssignment = [...this.assignment]
       const answer = await this.announce({ kind: 'assigned', partitions: [...this.assignment] })
       // the listener's starts, as librdkafka takes them: one outside the retained range is not taken
-      for (const st of answer?.starts ?? []) {
+      for (const st of withStarts(this.assignment, answer) ?? []) {
         const log = this.bus.topic(st.topic).partitions[st.partition]
-        const mine = this.assignment.some((a) => a.topic === st.topic && a.partition === st.partition)
-        if (mine && log !== undefined && Number.isSafeInteger(st.offset) && st.offset >= log.base && st.offset <= log.end) this.positions.set(tp(st.topic, st.partition), st.offset)
+        if (st.offset !== undefined && log !== undefined && st.offset >= log.base && st.offset <= log.end) this.positions.set(tp(st.topic, st.partition), st.offset)
       }
       // another rebalance while the listener ran: announce that one first
       if (this.listenedGeneration !== this.generation || this.revokePending !== undefined) return false

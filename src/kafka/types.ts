@@ -72,6 +72,25 @@ export interface AssignmentStart {
   starts: readonly (TopicPartition & { offset: number })[]
 }
 
+/**
+ * The assignment with the listener's answer applied, as both transports take it (librdkafka's
+ * rebalance callback hands it back to the library; the embedded bus sets its positions from it):
+ * `partitions` with the listener's start offsets where it gave one (a partition without one: no offset, the library's default start),
+ * or undefined when it gave none (the library assigns as it would without a callback). A start for
+ * a partition not in the assignment is ignored; a negative or non-integer one too (librdkafka reads
+ * negative offsets as its logical ones: beginning, end, stored).
+ */
+export function withStarts(partitions: readonly TopicPartition[], answer: AssignmentStart | void): { topic: string; partition: number; offset?: number }[] | undefined {
+  if (answer === undefined || answer.starts.length === 0) return undefined
+  const at = new Map<string, number>()
+  for (const s of answer.starts) if (Number.isSafeInteger(s.offset) && s.offset >= 0) at.set(`${s.topic}/${s.partition}`, s.offset)
+  if (at.size === 0) return undefined
+  return partitions.map((p) => {
+    const offset = at.get(`${p.topic}/${p.partition}`)
+    return offset === undefined ? { topic: p.topic, partition: p.partition } : { topic: p.topic, partition: p.partition, offset }
+  })
+}
+
 /** Must not throw (a throw is reported to `onError` and the rebalance goes on, every partition at its default start). */
 export type AssignmentListener = (ev: AssignmentEvent) => Promise<AssignmentStart | void> | AssignmentStart | void
 

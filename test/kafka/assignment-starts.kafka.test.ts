@@ -7,9 +7,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { ConfluentTransport } from '../../src/kafka/confluent.js'
-import { withStarts } from '../../src/kafka/librdkafka.js'
 import { MemoryBus } from '../../src/kafka/memory.js'
-import type { Consumer, KafkaTransport } from '../../src/kafka/types.js'
+import { withStarts, type Consumer, type KafkaTransport } from '../../src/kafka/types.js'
 import { describeKafka, kafkaBrokers, uniqueName } from '../setup/kafka.js'
 import { waitFor } from '../support/wait.js'
 
