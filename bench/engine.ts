@@ -524,7 +524,7 @@ function engineOnlyBench(n: number): void {
     toMs: to,
     requests,
     errors,
-    latency: { count: requests, valueAtQuantile: () => p99Us, countAbove: () => 0 },
+    latency: { count: requests, valueAtQuantile: () => p99Us, upperAtQuantile: () => p99Us, countAbove: () => 0 },
     buckets: Array.from({ length: (to - from) / 5000 }, (_, i) => ({
       startMs: from + i * 5000,
       endMs: from + (i + 1) * 5000,

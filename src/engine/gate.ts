@@ -19,7 +19,7 @@ import { latencyFloorUs } from '../normalize/buckets.js'
 import type { HistorySummary, SignalView, WindowStats } from '../signals/view.js'
 import type { Contract } from './config.js'
 import { rateUpperBound } from './evidence.js'
-import { BASELINE_DELTA, boundedLatency, errorLevel, errorThreshold, latencyCutUs, latencyThresholdMs, shiftNumbers, type BaselineNumbers } from './rules.js'
+import { BASELINE_DELTA, boundedLatency, errorLevel, errorThreshold, certainThresholdMs, latencyCutUs, shiftNumbers, type BaselineNumbers } from './rules.js'
 import { alignUp, binomialUpperTail } from './stats.js'
 import type { BaselineHealthState } from './verdict.js'
 
@@ -42,10 +42,12 @@ export interface BaselineHealth {
 export function requestNumbers(c: Contract, w: WindowStats, shift = true): Omit<BaselineNumbers, 'resourceSlope'> {
   const latencyUs = w.latency.count > 0 ? w.latency.valueAtQuantile(c.signals.latency.quantile) : NaN
   const cutUs = Number.isFinite(latencyUs) ? latencyCutUs(c, latencyUs) : Infinity
+  const upper = w.latency.count > 0 ? w.latency.upperAtQuantile(c.signals.latency.quantile) : NaN
   return {
     requests: w.requests,
     errors: w.errors,
     latencyUs,
+    ...(upper > latencyUs ? { latencyUpperUs: upper } : {}),
     latencyCount: w.latency.count,
     latencyAbove: Number.isFinite(cutUs) ? w.latency.countAbove(cutUs) : 0,
     shift: shift ? windowShift(c, w) : [],
@@ -73,7 +75,7 @@ function errorsBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumbers
  */
 function latencyBeyondReference(c: Contract, w: WindowStats, ref: BaselineNumbers, layout: LatencyBuckets | undefined): boolean {
   if (w.latency.count < c.minSamples || !Number.isFinite(ref.latencyUs)) return false
-  if (latencyFloorUs(layout, w.latency.valueAtQuantile(c.signals.latency.quantile)) < latencyThresholdMs(c, ref.latencyUs / 1000) * 1000) return false
+  if (latencyFloorUs(layout, w.latency.valueAtQuantile(c.signals.latency.quantile)) < certainThresholdMs(c, ref) * 1000) return false
   const cutUs = latencyCutUs(c, ref.latencyUs)
   const level = Math.max(1 - c.signals.latency.quantile, rateUpperBound(ref.latencyAbove, ref.latencyCount, BASELINE_DELTA))
   return binomialUpperTail(w.latency.countAbove(cutUs), w.latency.count, level) <= c.alpha

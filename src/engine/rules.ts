@@ -33,6 +33,15 @@ export interface BaselineNumbers {
   errors: number
   /** latency at the contract's quantile, microseconds; NaN without samples */
   latencyUs: number
+  /**
+   * The same quantile read no lower than Prometheus' linear `histogram_quantile` reads a metric's
+   * buckets (LatencyView.upperAtQuantile); absent: latencyUs (spans, the long history, watches
+   * persisted before it). The rules by which one signal decides alone, or a baseline is judged
+   * already breaching, compare a reading certainly beyond (its bucket's lower bound) with the
+   * threshold from this: latencyUs is the best estimate inside a wide bucket, not an upper one, and
+   * certainty on one side only let a flapping tail decide alone (certainThresholdMs).
+   */
+  latencyUpperUs?: number
   latencyCount: number
   /** latency samples above the latency cut (latencyThresholdMs of this baseline), counted in histogram buckets */
   latencyAbove: number
@@ -426,7 +435,7 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
   } else {
     if (!Number.isFinite(base.latencyUs) || w.latency.count === 0) return false
     const floor = latencyFloorUs(view.coverage(key)?.latencyBuckets, w.latency.valueAtQuantile(c.signals.latency.quantile))
-    if (floor / 1000 < (base.latencyUs / 1000) * c.signals.latency.critical) return false
+    if (floor / 1000 < (upperLatencyUs(base) / 1000) * c.signals.latency.critical) return false
   }
   return everyReportBeyond(c, view, key, r.signal, base, w, gapMs)
 }
@@ -482,7 +491,7 @@ function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal
   const l = c.signals.latency
   if (!Number.isFinite(base.latencyUs)) return false
   const layout = cov?.latencyBuckets
-  const threshold = latencyThresholdMs(c, base.latencyUs / 1000)
+  const threshold = certainThresholdMs(c, base)
   return eachReport(
     w,
     need,
@@ -557,6 +566,24 @@ function eachReport(w: WindowStats, need: number, gapMs: number, count: (b: Buck
 /** The sequential latency test's cut for a baseline quantile (both microseconds): half way to the threshold. */
 export function latencyCutUs(c: Contract, baseUs: number): number {
   return ((baseUs / 1000 + latencyThresholdMs(c, baseUs / 1000)) / 2) * 1000
+}
+
+/** BaselineNumbers.latencyUpperUs, or latencyUs without it */
+function upperLatencyUs(base: BaselineNumbers): number {
+  const u = base.latencyUpperUs
+  return u !== undefined && u > base.latencyUs ? u : base.latencyUs
+}
+
+/**
+ * The latency threshold a reading must be certainly beyond (its bucket's lower bound) where one
+ * signal decides alone or a baseline is judged already breaching: from the baseline's upper reading
+ * (BaselineNumbers.latencyUpperUs). With the best estimate instead, a Nezha adservice pod whose p99
+ * alternates 60 / 400 ms minute by minute (held-out quiet case 2022-08-22 13:19) put its threshold
+ * at 93 ms, under the SDK's 100 ms bound, and report runs straddling two minutes read "certainly
+ * beyond" at 100 ms: a rollback on a flapping tail. The two-witness breach reads the estimate.
+ */
+export function certainThresholdMs(c: Contract, base: BaselineNumbers): number {
+  return latencyThresholdMs(c, upperLatencyUs(base) / 1000)
 }
 
 export function latencyThresholdMs(c: Contract, baseMs: number): number {
@@ -737,7 +764,7 @@ export function sliceLatencyBeyond(c: Contract, w: WindowStats, base: BaselineNu
   const n = w.latency.count
   if (n < c.minSamples || !Number.isFinite(base.latencyUs)) return false
   // a metric's quantile certainly beyond: its bucket's lower bound (gate.ts latencyBeyondReference)
-  if (latencyFloorUs(layout, w.latency.valueAtQuantile(c.signals.latency.quantile)) / 1000 < latencyThresholdMs(c, base.latencyUs / 1000)) return false
+  if (latencyFloorUs(layout, w.latency.valueAtQuantile(c.signals.latency.quantile)) / 1000 < certainThresholdMs(c, base)) return false
   const restN = base.latencyCount - n
   const slow = w.latency.countAbove(latencyCutUs(c, base.latencyUs))
   const restSlow = base.latencyAbove - slow

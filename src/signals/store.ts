@@ -832,6 +832,14 @@ class WindowLatency implements LatencyView {
 
   /** A metric's quantile is interpolated inside its bucket (src/normalize/buckets.ts interpolatedQuantileUs); a span series' read as recorded. */
   valueAtQuantile(q: number): number {
+    return this.read(q, false)
+  }
+
+  upperAtQuantile(q: number): number {
+    return this.read(q, true)
+  }
+
+  private read(q: number, upper: boolean): number {
     if (this.count === 0 || !this.s.alive) return NaN
     const n = this.collect()
     if (n === 0) return 0
@@ -841,7 +849,9 @@ class WindowLatency implements LatencyView {
     if (layout === undefined) return v
     let total = 0
     for (let i = 0; i < n; i++) total += (hs[i] as CountsHistogram).total
-    return interpolatedQuantileUs(layout, clampQ(q), total, v, (us) => countAbove(hs, n, us))
+    const above = (us: number) => countAbove(hs, n, us)
+    const at = interpolatedQuantileUs(layout, clampQ(q), total, v, above)
+    return upper ? Math.max(at, interpolatedQuantileUs(layout, clampQ(q), total, v, above, 'linear')) : at
   }
 
   countAbove(us: number): number {
@@ -1493,7 +1503,7 @@ function emptyWindow(fromMs: number, toMs: number): WindowStats {
     toMs,
     requests: 0,
     errors: 0,
-    latency: { count: 0, valueAtQuantile: nan, countAbove: zero },
+    latency: { count: 0, valueAtQuantile: nan, upperAtQuantile: nan, countAbove: zero },
     buckets: [],
     resources: [],
     probes: { ...NO_PROBES, failing: [] },

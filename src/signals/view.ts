@@ -26,6 +26,13 @@ export interface LatencyView {
   /** latency at quantile q in (0, 1], microseconds; NaN when count is 0 */
   valueAtQuantile(q: number): number
   /**
+   * The same quantile, read no lower than Prometheus' `histogram_quantile` reads a metric's buckets
+   * (linearly inside the bucket holding it): the higher of that and valueAtQuantile. Where one signal
+   * decides alone, the engine takes its baseline from this (src/engine/rules.ts BaselineNumbers
+   * latencyUpperUs). Spans: valueAtQuantile.
+   */
+  upperAtQuantile(q: number): number
+  /**
    * Samples in histogram buckets that lie wholly above `us` (the bucket's lowest equivalent value >
    * us). Counts, not interpolated values: applied to two windows with the same histogram layout it
    * compares the same set of buckets on both sides (the sequential latency test relies on that).

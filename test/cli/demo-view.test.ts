@@ -35,7 +35,7 @@ function store() {
     toMs: 0,
     requests,
     errors,
-    latency: { count: requests, valueAtQuantile: (q) => (q === 0.99 ? p99us : NaN), countAbove: () => 0 },
+    latency: { count: requests, valueAtQuantile: (q) => (q === 0.99 ? p99us : NaN), upperAtQuantile: (q) => (q === 0.99 ? p99us : NaN), countAbove: () => 0 },
     buckets: [],
     resources: [],
     probes: { readings: 0, failures: 0, firstFailureMs: undefined, lastFailureMs: undefined, failing: [] },
@@ -75,7 +75,7 @@ describe('demo live view', () => {
     const s = store()
     expect(viewReadings(status([judged]), s, { windowMs: 3000, latencyQuantile: 0.99 })).toEqual([{ reading: judged, source: 'engine' }])
     expect(s.asked).toHaveLength(0)
-    const empty = { window: (): WindowStats => ({ ...store().window({ namespace: '', service: '', version: 'x' }, 0, 0), requests: 0, errors: 0, latency: { count: 0, valueAtQuantile: () => NaN, countAbove: () => 0 } }) }
+    const empty = { window: (): WindowStats => ({ ...store().window({ namespace: '', service: '', version: 'x' }, 0, 0), requests: 0, errors: 0, latency: { count: 0, valueAtQuantile: () => NaN, upperAtQuantile: () => NaN, countAbove: () => 0 } }) }
     expect(viewReadings(status([pending('error_rate'), pending('latency')]), empty, { windowMs: 3000, latencyQuantile: 0.99 }).map((r) => r.source)).toEqual(['engine', 'engine'])
   })
 })

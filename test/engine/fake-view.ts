@@ -184,7 +184,7 @@ export class FakeView implements SignalView {
       toMs,
       requests,
       errors,
-      latency: { count: lats.length, valueAtQuantile: (q) => quantile(lats, q), countAbove: (us) => lats.filter((x) => x > us).length },
+      latency: { count: lats.length, valueAtQuantile: (q) => quantile(lats, q), upperAtQuantile: (q) => quantile(lats, q), countAbove: (us) => lats.filter((x) => x > us).length },
       buckets,
       resources,
       probes: {

@@ -1,7 +1,7 @@
 /** The signal rules one by one, table-driven, against the fake view. */
 import { describe, expect, it } from 'vitest'
 import { defaultEngineConfig, mergeContract, type Contract, type ContractOverride } from '../../src/engine/config.js'
-import { errorLevel, errorRateRule, latencyRule, resourceRule, sliceLatencyBeyond, type BaselineNumbers } from '../../src/engine/rules.js'
+import { certainThresholdMs, errorLevel, errorRateRule, latencyRule, resourceRule, sliceLatencyBeyond, type BaselineNumbers } from '../../src/engine/rules.js'
 import { eValue, feed, newEvidence } from '../../src/engine/evidence.js'
 import type { WindowStats } from '../../src/signals/view.js'
 import { binomialLowerTail, binomialUpperTail, logGamma } from '../../src/engine/stats.js'
@@ -235,5 +235,26 @@ describe('pre-deploy latency window beyond the rest of the baseline (sliceLatenc
   it('a window with one request in ten that slow is', () => {
     let i = 0
     expect(judge(view(() => (++i % 10 === 0 ? 600 : 100)))).toBe(true)
+  })
+  it("a metric's p99 is certainly beyond only past the threshold from the baseline's upper reading (histogram_quantile's, when higher)", () => {
+    let i = 0
+    const v = view(() => (++i % 10 === 0 ? 600 : 100))
+    const bw = v.window(K, T - BW, T)
+    const p99 = bw.latency.valueAtQuantile(0.99)
+    const numbers = base({ requests: bw.requests, errors: 0, latencyUs: p99, latencyCount: bw.latency.count, latencyAbove: bw.latency.countAbove(175_000) })
+    const sdk = { kind: 'explicit' as const, boundsUs: [5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000].map((x) => x * 1000) }
+    // the window's p99 (600 ms) is certainly above 500 ms: beyond 1.5 x 150 ms, not beyond 1.5 x 400 ms
+    expect(sliceLatencyBeyond(c, v.window(K, T - 15_000, T), numbers, sdk)).toBe(true)
+    expect(sliceLatencyBeyond(c, v.window(K, T - 15_000, T), { ...numbers, latencyUpperUs: 400_000 }, sdk)).toBe(false)
+  })
+})
+
+describe('certainThresholdMs: the threshold a reading must be certainly beyond', () => {
+  const c = contract()
+  it("is taken from the baseline's upper reading when it is higher, else from its estimate", () => {
+    // the Nezha adservice case: estimate 61.85 ms (threshold 92.8 ms, under the SDK's 100 ms bound), histogram_quantile 67.86 ms
+    expect(certainThresholdMs(c, base({ latencyUs: 61_850 }))).toBeCloseTo(92.775, 6)
+    expect(certainThresholdMs(c, base({ latencyUs: 61_850, latencyUpperUs: 67_860 }))).toBeCloseTo(101.79, 6)
+    expect(certainThresholdMs(c, base({ latencyUs: 61_850, latencyUpperUs: 50_000 }))).toBeCloseTo(92.775, 6)
   })
 })

@@ -22,12 +22,16 @@ export function normalizedPoint(bounds: number[], bucketCounts: number[], unit =
   return out[0] as RequestObservation
 }
 
-/** pullback's reading at q of one delta point through the normalizer and the signal store, in the point's unit (seconds) */
-export function storeQuantile(bounds: number[], counts: number[], q: number): number {
+/**
+ * pullback's reading at q of one delta point through the normalizer and the signal store, in the
+ * point's unit (seconds); 'upper': LatencyView.upperAtQuantile
+ */
+export function storeQuantile(bounds: number[], counts: number[], q: number, reading: 'estimate' | 'upper' = 'estimate'): number {
   const o = normalizedPoint(bounds, counts)
   const store = new SignalStore({})
   store.record(o)
-  return store.window(o.key, T - 120_000, T + 10_000).latency.valueAtQuantile(q) / 1e6
+  const l = store.window(o.key, T - 120_000, T + 10_000).latency
+  return (reading === 'upper' ? l.upperAtQuantile(q) : l.valueAtQuantile(q)) / 1e6
 }
 
 /**
@@ -70,4 +74,20 @@ export function expectPrometheusReading(got: number, want: number, bucket: numbe
   expect(got, label).toBeGreaterThanOrEqual(lo * 0.93)
   expect(got, label).toBeLessThanOrEqual(hi * 1.07)
   return false
+}
+
+/**
+ * pullback's reading `got` of a rank that Prometheus places in `bucket`: inside that bucket (its lower
+ * bound excluded, 0 for the first), or for the last finite and the overflow bucket, read through the
+ * store's histograms as a representative: within +-7 % of the bucket's bounds.
+ */
+export function expectSameBucket(got: number, bucket: number, bounds: number[], label = ''): void {
+  if (bucket >= bounds.length - 1) {
+    expectPrometheusReading(got, Number.NaN, bucket, bounds, label)
+    return
+  }
+  const lo = bucket === 0 ? 0 : (bounds[bucket - 1] as number)
+  const hi = bounds[bucket] as number
+  expect(got, `${label} pullback ${got} outside (${lo}, ${hi}]`).toBeGreaterThan(lo * (1 - 1e-9))
+  expect(got, `${label} pullback ${got} outside (${lo}, ${hi}]`).toBeLessThanOrEqual(hi * (1 + 1e-9))
 }
