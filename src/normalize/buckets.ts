@@ -113,8 +113,9 @@ function logDensitySlope(bounds: readonly number[], lo: number, inside: number, 
   const n = bounds.length
   const i = bounds.indexOf(lo) + 1
   if (i < 1 || i >= n) return undefined
-  // bucket j is (bounds[j-1], bounds[j]]; usable when bounded (1 <= j < n) and its reps are apart from both neighbours'
-  const apart = (j: number) => j >= 1 && j < n && rep(bounds, j) / rep(bounds, j - 1) >= MIN_INTERPOLATED_RATIO && rep(bounds, j + 1) / rep(bounds, j) >= MIN_INTERPOLATED_RATIO
+  // bucket j is (bounds[j-1], bounds[j]]; usable when bounded above 0 (1 <= j < n, bounds[j-1] > 0: a
+  // layout may start at 0, OpenTelemetry Java's older default did) and its reps are apart from both neighbours'
+  const apart = (j: number) => j >= 1 && j < n && (bounds[j - 1] as number) > 0 && rep(bounds, j) / rep(bounds, j - 1) >= MIN_INTERPOLATED_RATIO && rep(bounds, j + 1) / rep(bounds, j) >= MIN_INTERPOLATED_RATIO
   const split = (j: number) => Math.sqrt(rep(bounds, j) * rep(bounds, j + 1)) // between bucket j and j + 1
   const count = (j: number) => (j === i ? inside : countAbove(split(j - 1)) - countAbove(split(j)))
   const logDensity = (j: number) => Math.log((count(j) + PSEUDO_COUNT) / Math.log((bounds[j] as number) / (bounds[j - 1] as number)))
