@@ -80,44 +80,47 @@ const MIN_INTERPOLATED_RATIO = 1.2
  * neighbours'. The overflow bucket (above the last bound) has no upper bound: its reading stays the
  * last bound, as in `histogram_quantile`. `rep` unchanged when a neighbour's representative is too
  * close (MIN_INTERPOLATED_RATIO), for NaN or 0, and when the counts do not place the rank in the
- * bucket. `reading` 'linear': explicit buckets read linearly inside as `histogram_quantile` does,
- * whatever the neighbours (LatencyView.upperAtQuantile).
+ * bucket. `reading` 'upper': the higher of that and the linear reading `histogram_quantile` gives
+ * (LatencyView.upperAtQuantile), from the same counts.
  */
-export function interpolatedQuantileUs(b: LatencyBuckets, q: number, total: number, rep: number, countAbove: (us: number) => number, reading: 'density' | 'linear' = 'density'): number {
+export function interpolatedQuantileUs(b: LatencyBuckets, q: number, total: number, rep: number, countAbove: (us: number) => number, reading: 'density' | 'upper' = 'density'): number {
   if (!(rep > 0) || !(total > 0)) return rep
   const bucket = bucketOf(b, rep)
   if (bucket === undefined) return rep
-  const { lo, hi, splitBelow, splitAbove } = bucket
+  const { index, lo, hi, splitBelow, splitAbove } = bucket
   const aboveLo = splitBelow === undefined ? total : countAbove(splitBelow)
-  const inside = aboveLo - countAbove(splitAbove)
+  const aboveHi = countAbove(splitAbove)
+  const inside = aboveLo - aboveHi
   if (!(inside > 0)) return rep
   const at = (q * total - (total - aboveLo)) / inside
   const f = at < 0 ? 0 : at > 1 ? 1 : at
   if (b.kind === 'exponential') return lo * Math.pow(hi / lo, f)
-  if (lo > 0 && reading === 'density') {
-    const k = logDensitySlope(b.boundsUs, lo, inside, countAbove)
-    if (k !== undefined) return withinBucket(lo, hi, f, k)
-  }
-  return lo + f * (hi - lo)
+  const linear = lo + f * (hi - lo)
+  if (!(lo > 0)) return linear
+  const k = logDensitySlope(b.boundsUs, index, inside, aboveLo, aboveHi, countAbove)
+  if (k === undefined) return linear
+  const density = withinBucket(lo, hi, f, k)
+  return reading === 'upper' ? Math.max(density, linear) : density
 }
 
 /** Pseudo-count added to each bucket before its density is compared with a neighbour's: an empty neighbour is "less than one", not "none". */
 const PSEUDO_COUNT = 0.5
 
 /**
- * The slope of the log of the latency density (per unit of log latency) around the bucket (lo, hi]
- * holding `inside` samples, from its neighbours' counts: central across both when both are bounded
- * and told apart by the store (MIN_INTERPOLATED_RATIO), else one-sided. undefined when neither is.
+ * The slope of the log of the latency density (per unit of log latency) around bucket `i`, (bounds[i-1],
+ * bounds[i]], holding `inside` samples (`aboveLo` above its lower split, `aboveHi` above its upper),
+ * from its neighbours' counts: central across both when both are bounded and told apart by the
+ * store (MIN_INTERPOLATED_RATIO), else one-sided. undefined when neither is.
  */
-function logDensitySlope(bounds: readonly number[], lo: number, inside: number, countAbove: (us: number) => number): number | undefined {
+function logDensitySlope(bounds: readonly number[], i: number, inside: number, aboveLo: number, aboveHi: number, countAbove: (us: number) => number): number | undefined {
   const n = bounds.length
-  const i = bounds.indexOf(lo) + 1
   if (i < 1 || i >= n) return undefined
   // bucket j is (bounds[j-1], bounds[j]]; usable when bounded above 0 (1 <= j < n, bounds[j-1] > 0: a
   // layout may start at 0, OpenTelemetry Java's older default did) and its reps are apart from both neighbours'
   const apart = (j: number) => j >= 1 && j < n && (bounds[j - 1] as number) > 0 && rep(bounds, j) / rep(bounds, j - 1) >= MIN_INTERPOLATED_RATIO && rep(bounds, j + 1) / rep(bounds, j) >= MIN_INTERPOLATED_RATIO
   const split = (j: number) => Math.sqrt(rep(bounds, j) * rep(bounds, j + 1)) // between bucket j and j + 1
-  const count = (j: number) => (j === i ? inside : countAbove(split(j - 1)) - countAbove(split(j)))
+  // the splits around bucket i were counted by the caller: only the outer splits are new
+  const count = (j: number) => (j === i ? inside : j < i ? countAbove(split(j - 1)) - aboveLo : aboveHi - countAbove(split(j)))
   const logDensity = (j: number) => Math.log((count(j) + PSEUDO_COUNT) / Math.log((bounds[j] as number) / (bounds[j - 1] as number)))
   const centre = (j: number) => 0.5 * Math.log((bounds[j] as number) * (bounds[j - 1] as number))
   const a = apart(i - 1) ? i - 1 : i
@@ -141,7 +144,7 @@ function withinBucket(lo: number, hi: number, f: number, k: number): number {
  * can be interpolated: not the overflow bucket, and neither neighbour's representative closer than
  * MIN_INTERPOLATED_RATIO.
  */
-function bucketOf(b: LatencyBuckets, us: number): { lo: number; hi: number; splitBelow: number | undefined; splitAbove: number } | undefined {
+function bucketOf(b: LatencyBuckets, us: number): { index: number; lo: number; hi: number; splitBelow: number | undefined; splitAbove: number } | undefined {
   if (b.kind === 'exponential') {
     const perLog2 = Math.pow(2, b.scale)
     const base = Math.pow(2, 1 / perLog2)
@@ -150,7 +153,7 @@ function bucketOf(b: LatencyBuckets, us: number): { lo: number; hi: number; spli
     const i = Math.round(Math.log2(us / b.factor) * perLog2 - 0.5)
     const lo = Math.pow(2, i / perLog2) * b.factor
     const hi = lo * base
-    return { lo, hi, splitBelow: lo, splitAbove: hi }
+    return { index: i, lo, hi, splitBelow: lo, splitAbove: hi }
   }
   const bounds = b.boundsUs
   const n = bounds.length
@@ -162,10 +165,10 @@ function bucketOf(b: LatencyBuckets, us: number): { lo: number; hi: number; spli
   const r = rep(bounds, i)
   const up = rep(bounds, i + 1)
   if (up / r < MIN_INTERPOLATED_RATIO) return undefined
-  if (i === 0) return { lo: 0, hi, splitBelow: undefined, splitAbove: Math.sqrt(r * up) }
+  if (i === 0) return { index: 0, lo: 0, hi, splitBelow: undefined, splitAbove: Math.sqrt(r * up) }
   const down = rep(bounds, i - 1)
   if (r / down < MIN_INTERPOLATED_RATIO) return undefined
-  return { lo: Math.max(0, bounds[i - 1] as number), hi, splitBelow: Math.sqrt(r * down), splitAbove: Math.sqrt(r * up) }
+  return { index: i, lo: Math.max(0, bounds[i - 1] as number), hi, splitBelow: Math.sqrt(r * down), splitAbove: Math.sqrt(r * up) }
 }
 
 /** Index of the bucket (0 .. n, n the overflow) whose representative is nearest `us` in ratio. */

@@ -832,14 +832,14 @@ class WindowLatency implements LatencyView {
 
   /** A metric's quantile is interpolated inside its bucket (src/normalize/buckets.ts interpolatedQuantileUs); a span series' read as recorded. */
   valueAtQuantile(q: number): number {
-    return this.read(q, false)
+    return this.read(q, 'density')
   }
 
   upperAtQuantile(q: number): number {
-    return this.read(q, true)
+    return this.read(q, 'upper')
   }
 
-  private read(q: number, upper: boolean): number {
+  private read(q: number, reading: 'density' | 'upper'): number {
     if (this.count === 0 || !this.s.alive) return NaN
     const n = this.collect()
     if (n === 0) return 0
@@ -849,9 +849,7 @@ class WindowLatency implements LatencyView {
     if (layout === undefined) return v
     let total = 0
     for (let i = 0; i < n; i++) total += (hs[i] as CountsHistogram).total
-    const above = (us: number) => countAbove(hs, n, us)
-    const at = interpolatedQuantileUs(layout, clampQ(q), total, v, above)
-    return upper ? Math.max(at, interpolatedQuantileUs(layout, clampQ(q), total, v, above, 'linear')) : at
+    return interpolatedQuantileUs(layout, clampQ(q), total, v, (us) => countAbove(hs, n, us), reading)
   }
 
   countAbove(us: number): number {
