@@ -71,7 +71,7 @@ const MIN_INTERPOLATED_RATIO = 1.2
  *     slower version read 1.33x: bench drawn run #2, `node dist/bench/false-rollbacks.js --runs
  *     1000 --errors 0.05 --slower 2`). Log-normal latencies of 5-400 ms median in the SDK's
  *     buckets read their p50 / p90 / p99 at most 1.16x off this way, linearly up to 1.69x, and
- *     nearer the truth in 95 of 105 readings (test/normalize/buckets.property.test.ts).
+ *     nearer the truth in 95 of 105 readings (`node dist/bench/quantile-reading.js`).
  *   - the first explicit bucket (0, b0] and a bucket with no neighbour told apart: linearly, as
  *     Prometheus' classic `histogram_quantile` does;
  *   - exponential buckets: geometrically (their width is a constant ratio, and only those of scale 1

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { interpolatedQuantileUs, latencyFloorUs } from '../../src/normalize/buckets.js'
 import { SignalStore } from '../../src/signals/store.js'
 import { expectPrometheusReading, expectSameBucket, histogramQuantileAt, normalizedPoint, storeQuantile } from '../support/histogram-quantile.js'
+import { lognormalCounts, readingAccuracy, slowerRatio } from '../../bench/quantile-reading.js'
 
 const T = 1_700_000_000_000
 const SDK_BOUNDS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
@@ -13,29 +14,12 @@ const boundsArb = fc
   .map((xs) => [...xs].sort((a, b) => a - b))
   .filter((xs) => xs.every((x, i) => i === 0 || x / (xs[i - 1] as number) > 1.0001))
 
-const histogramQuantile = (q: number, bounds: number[], counts: number[]): number => histogramQuantileAt(q, bounds, counts).value
-
 // bounds at least 1.3x apart (interpolated buckets: buckets.ts MIN_INTERPOLATED_RATIO), 2-12 of them,
 // all under 30 s (the store's histograms track up to 60 s)
 const wideBoundsArb = fc
   .array(fc.double({ min: 1.3, max: 4, noNaN: true }), { minLength: 1, maxLength: 11 })
   .chain((ratios) => fc.double({ min: 1e-3, max: 1, noNaN: true }).map((b0) => ratios.reduce<number[]>((xs, r) => [...xs, (xs[xs.length - 1] as number) * r], [b0])))
   .filter((xs) => (xs[xs.length - 1] as number) <= 30)
-
-/** standard normal CDF (Abramowitz-Stegun 7.1.26 erf, |error| < 1.5e-7) */
-function phi(z: number): number {
-  const x = Math.abs(z) / Math.SQRT2
-  const t = 1 / (1 + 0.3275911 * x)
-  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x)
-  return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf)
-}
-const Z = new Map([[0.5, 0], [0.9, 1.2815516], [0.99, 2.3263479]])
-
-/** the expected counts of `n` log-normal latencies (median `m` s, log sigma `sigma`) in the SDK's default buckets */
-function lognormalCounts(m: number, sigma: number, n: number): number[] {
-  const cdf = (x: number) => phi(Math.log(x / m) / sigma)
-  return [...SDK_BOUNDS_S, Infinity].map((b, i) => Math.round(n * (cdf(b) - (i === 0 ? 0 : cdf(SDK_BOUNDS_S[i - 1] as number)))))
-}
 
 describe('a metric quantile is interpolated inside its bucket, by the density its neighbours show', () => {
   /** each of 300 random histograms (wide bounds, 0-40 per bucket) at p50, p90, p99: pullback's reading, Prometheus' and its bucket */
@@ -77,47 +61,28 @@ describe('a metric quantile is interpolated inside its bucket, by the density it
   })
 
   it('log-normal latencies in the SDK\'s default buckets: p50 / p90 / p99 nearer their true value than histogram_quantile in 95 of 105, 1.16x off at worst (linear: 1.69x)', () => {
-    // services of 5-400 ms median and log sigma 0.3-0.6 (the drawn services of bench/false-rollbacks.ts), 100,000 requests each
-    let nearer = 0
-    let cases = 0
-    let worst = 1
-    let worstLinear = 1
-    for (const m of [0.005, 0.008, 0.012, 0.02, 0.03, 0.045, 0.07, 0.1, 0.15, 0.22, 0.3, 0.4]) {
-      for (const sigma of [0.3, 0.45, 0.6]) {
-        const counts = lognormalCounts(m, sigma, 100_000)
-        for (const [q, z] of Z) {
-          const truth = m * Math.exp(sigma * z)
-          const { value: linear, bucket } = histogramQuantileAt(q, SDK_BOUNDS_S, counts)
-          if (bucket === 0 || bucket >= SDK_BOUNDS_S.length - 1) continue // read as Prometheus does / a representative
-          const got = storeQuantile(SDK_BOUNDS_S, counts, q)
-          const off = (x: number) => Math.exp(Math.abs(Math.log(x / truth)))
-          cases++
-          if (off(got) <= off(linear) + 1e-9) nearer++
-          worst = Math.max(worst, off(got))
-          worstLinear = Math.max(worstLinear, off(linear))
-        }
-      }
-    }
-    expect(cases).toBeGreaterThan(80)
-    expect(nearer / cases).toBeGreaterThan(0.88)
-    expect(worst).toBeLessThan(1.2)
-    expect(worstLinear).toBeGreaterThan(1.65)
+    // `node dist/bench/quantile-reading.js` prints the same figures
+    const a = readingAccuracy()
+    expect(a.readings).toBeGreaterThan(80)
+    expect(a.nearer / a.readings).toBeGreaterThan(0.88)
+    expect(a.worst).toBeLessThan(1.2)
+    expect(a.worstLinear).toBeGreaterThan(1.65)
   })
 
   it('the SDK\'s default bounds: a 2x slower p99 inside (100, 250] ms reads 2.06x (linearly 1.47x), a 1.3x slower one 1.29x; the baseline p99 111 ms reads 110 ms (linearly 168 ms)', () => {
     // bench/false-rollbacks.ts drawn run #2: median 39 ms, log sigma 0.45; both p99s in (100, 250] ms
-    const read = (f: number, reader: (c: number[]) => number) => reader(lognormalCounts(0.039 * f, 0.45, 100_000))
-    const pullback = (c: number[]) => storeQuantile(SDK_BOUNDS_S, c, 0.99)
-    const prometheus = (c: number[]) => histogramQuantile(0.99, SDK_BOUNDS_S, c)
-    const base = read(1, pullback)
+    const base = lognormalCounts(0.039, 0.45, 100_000)
     const truth = 0.039 * Math.exp(0.45 * 2.3263479)
-    expect(Math.abs(base / truth - 1)).toBeLessThan(0.03)
-    expect(read(1, prometheus) / truth).toBeGreaterThan(1.45)
-    expect(latencyFloorUs({ kind: 'explicit', boundsUs: SDK_BOUNDS_S.map((x) => x * 1e6) }, read(2, pullback) * 1e6)).toBe(100_000)
-    expect(read(2, pullback) / base).toBeGreaterThan(1.8)
-    expect(read(2, prometheus) / read(1, prometheus)).toBeLessThan(1.5)
-    expect(read(1.3, pullback) / base).toBeGreaterThan(1.2)
-    expect(read(1.3, pullback) / base).toBeLessThan(1.45)
+    expect(Math.abs(storeQuantile(SDK_BOUNDS_S, base, 0.99) / truth - 1)).toBeLessThan(0.03)
+    expect(histogramQuantileAt(0.99, SDK_BOUNDS_S, base).value / truth).toBeGreaterThan(1.45)
+    const slow = lognormalCounts(0.078, 0.45, 100_000)
+    expect(latencyFloorUs({ kind: 'explicit', boundsUs: SDK_BOUNDS_S.map((x) => x * 1e6) }, storeQuantile(SDK_BOUNDS_S, slow, 0.99) * 1e6)).toBe(100_000)
+    const r2 = slowerRatio(2)
+    expect(r2.pullback).toBeGreaterThan(1.8)
+    expect(r2.prometheus).toBeLessThan(1.5)
+    const r13 = slowerRatio(1.3)
+    expect(r13.pullback).toBeGreaterThan(1.2)
+    expect(r13.pullback).toBeLessThan(1.45)
   })
 
   it('a layout starting at 0 (OpenTelemetry Java\'s older default bounds, milliseconds) reads every quantile inside its bucket; (0, 5] lends no slope', () => {
