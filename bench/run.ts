@@ -78,6 +78,9 @@ const BENCHES: Bench[] = [
   { file: 'quality', name: 'quality-warmup', args: ['--seeds', '5', '--config', 'bench/configs/warmup-10s.yaml'] },
   { file: 'false-rollbacks', name: 'detection-drawn', args: ['--runs', '1000', '--workers', '2', '--errors', '0.05', '--slower', '2'] },
   { file: 'false-rollbacks', name: 'detection-drawn-fast-failures', args: ['--runs', '1000', '--workers', '2', '--errors', '0.2'] },
+  // metrics every 20, 30 or 45 s (the draws' other cadences): benign and bad deploys, cadence targets derived at 30 and 45 s (bench/targets.ts)
+  { file: 'false-rollbacks', name: 'false-rollbacks-intervals', args: ['--runs', '1000', '--workers', '2', '--intervals', '20,30,45'] },
+  { file: 'false-rollbacks', name: 'detection-drawn-intervals', args: ['--runs', '1000', '--workers', '2', '--intervals', '20,30,45', '--errors', '0.05', '--slower', '2'] },
   // metrics through a Collector's cumulativetodelta (src/sim/cumulative-to-delta.ts): the library, the drawn benign and bad deploys
   { file: 'quality', name: 'quality-cumulativetodelta', args: ['--seeds', '5', '--temporality', 'cumulativetodelta'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-cumulativetodelta', args: ['--runs', '1000', '--workers', '2', '--temporality', 'cumulativetodelta'] },

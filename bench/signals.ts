@@ -11,7 +11,9 @@
  * process's runtime V8 flags (src/cli/v8-flags.ts) first.
  *
  * Options: --digits N (HDR significant digits for (b) and (c)), --series N (default 10000), --runs N
- * (memory and window processes, default 3), --throughput-runs N (throughput processes, default 3 x --runs).
+ * (memory and window processes, default 3), --throughput-runs N (throughput processes, default 3 x --runs),
+ * --fine-retention-s N (the memory processes' `signals.fineRetention`, default the config's 60 s: what
+ * a longer fine ring, which judges 20-45 s exporters at 5 s instead of minute by minute, costs).
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -162,10 +164,11 @@ function throughput(): void {
   for (const s of stores) s.shutdown()
 }
 
-function memoryAndWindows(digits: number, nSeries: number): void {
+function memoryAndWindows(digits: number, nSeries: number, fineRetentionS: number | undefined): void {
   const lat = lognormal(1 << 16, 3)
   const base = process.memoryUsage()
-  const store = new SignalStore({ histogram: { significantDigits: digits } })
+  const store = new SignalStore({ histogram: { significantDigits: digits }, ...(fineRetentionS !== undefined ? { fineRetention: fineRetentionS * 1000 } : {}) })
+  const fine = fineRetentionS !== undefined ? `, fineRetention ${fineRetentionS} s` : ''
   // the engine asks with each watch's own key object (the store caches its series per key object);
   // a fresh key per query measured string building and WeakMap inserts instead, and with them a 2x
   // per-process spread (~12 or 21-25 ms a pass, sessions 24-25; stable keys: 7-11 ms, session 27)
@@ -182,7 +185,7 @@ function memoryAndWindows(digits: number, nSeries: number): void {
   const st = store.stats()
   const perSeries = (after.rss - base.rss) / nSeries
   const perSeriesHeap = (after.heapUsed - base.heapUsed) / nSeries
-  print({ metric: `bytes per service-version (rss), ${digits} digit(s)`, value: perSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `heap part ${Math.round(perSeriesHeap)} B; ${st.histograms} histograms for ${st.series} series` })
+  print({ metric: `bytes per service-version (rss), ${digits} digit(s)${fine}`, value: perSeries, unit: 'B', target: 65_536, higherIsBetter: false, note: `heap part ${Math.round(perSeriesHeap)} B; ${st.histograms} histograms for ${st.series} series` })
   // (c) window() + p99 of the last 30 s for every series. One pass over 10,000 series takes ~30 ms,
   // so a single pass is at the mercy of one GC or one descheduling: every figure but the cold one
   // is the median of REPEATS passes (the cold pass can only happen once per process).
@@ -246,7 +249,7 @@ function main(): void {
   // a child measures what the pullback process runs: the same V8 settings it applies to itself
   if (mode === '--child-throughput' || mode === '--child-memory') applyRuntimeV8Flags()
   if (mode === '--child-throughput') return throughput()
-  if (mode === '--child-memory') return memoryAndWindows(arg('--digits', 1), arg('--series', 10_000))
+  if (mode === '--child-memory') return memoryAndWindows(arg('--digits', 1), arg('--series', 10_000), process.argv.includes('--fine-retention-s') ? arg('--fine-retention-s', 60) : undefined)
   const self = fileURLToPath(import.meta.url)
   const nSeries = arg('--series', 10_000)
   const nRuns = arg('--runs', 3)
@@ -257,7 +260,9 @@ function main(): void {
   // ~25 s each: the throughput figures are taken over more processes.
   const nThroughput = arg('--throughput-runs', 3 * nRuns)
   if (!Number.isInteger(nThroughput) || nThroughput < 1) throw new Error('--throughput-runs must be an integer >= 1')
-  const memory: string[][] = [['--child-memory', '--digits', String(arg('--digits', 1)), '--series', String(nSeries)]]
+  const fineArg = process.argv.includes('--fine-retention-s') ? ['--fine-retention-s', String(arg('--fine-retention-s', 60))] : []
+  if (fineArg.length > 0 && !(Number(fineArg[1]) >= 10 && Number(fineArg[1]) % 5 === 0)) throw new Error('--fine-retention-s expects whole seconds, a multiple of the 5 s bucket, at least 10')
+  const memory: string[][] = [['--child-memory', '--digits', String(arg('--digits', 1)), '--series', String(nSeries), ...fineArg]]
   if (!process.argv.includes('--digits')) memory.push(['--child-memory', '--digits', '2', '--series', String(nSeries)])
   // rows in first-seen order, each with its value from every run
   const rows = new Map<string, { row: Row; values: number[] }>()

@@ -48,6 +48,26 @@ export function granularity(c: Contract, view: SignalView, cov: SeriesCoverage |
   return need > view.fineRetentionMs ? coarse : view.bucketMs
 }
 
+/**
+ * The grid a deployment's judgements END on, `g` (granularity) for its window starts. A series
+ * reporting faster than once per coarse bucket whose span still reaches past the fine ring (20-45 s
+ * exporters: a 30 s one needs 30 + 60 + 5 s of fine ring, the default keeps 60 s) is judged when
+ * each report makes its data complete, at the fine grid, and its spans start on the coarse grid
+ * (confirmationSpan, heldAlone, heldLong): every range is still answered whole, a span is up to one
+ * coarse bucket longer than its minimum, and no report waits for the next minute's edge. Before,
+ * such a series was judged minute by minute as a 60 s one is, and a report that completed its data
+ * at :20 waited for :00 (`false-rollbacks.js --intervals 20,30,45 --errors 0.05 --slower 2`: within
+ * 90 s of the first export 119 -> 132 of 152 runs on 20 s metrics, 30 s within 95 s 120 -> 132 of
+ * 154). A longer fine ring would do the same at 81 KiB instead of 51 KiB per fully populated series
+ * (`signals.js --fine-retention-s 150`), over the 64 KiB budget. A 60 s exporter reports once per
+ * coarse bucket: its grid stays the coarse one. The first span still starts at the first minute
+ * edge after the deployment (`earliest` is on the grid of `g`).
+ */
+export function endGranularity(view: SignalView, cov: SeriesCoverage | undefined, g: number): number {
+  const interval = reportInterval(cov)
+  return g > view.bucketMs && interval > 0 && interval < g ? view.bucketMs : g
+}
+
 /** Latest time, aligned to `g`, the series can be judged up to: the watermark, but not past its complete data. */
 export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number, g: number): number {
   const t = cov === undefined || !Number.isFinite(cov.completeUntilMs) ? watermark : Math.min(watermark, cov.completeUntilMs)
@@ -96,7 +116,8 @@ export interface Span {
 export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, end: number, earliest: number, g: number, interval: number, baselineMs = c.baselineWindow): Span | undefined {
   const min = minSpan(c, interval, g)
   if (end - min < earliest) return undefined
-  const from = end - min
+  // on the grid of `g` (a no-op unless the end is on a finer one: endGranularity); `earliest` is on it
+  const from = Math.max(earliest, alignDown(end - min, g))
   const win = view.window(key, from, end)
   if (win.requests >= c.minSamples || from <= earliest) return { fromMs: from, toMs: end, minLengthMs: min, win }
   // too few requests: the span reaches back, report by report (bucket by bucket), to the shortest

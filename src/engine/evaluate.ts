@@ -40,7 +40,7 @@ import {
   type RuleResult,
 } from './rules.js'
 import { alignUp } from './stats.js'
-import { baselineSpan, confirmationSpan, earlyEnd, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { baselineSpan, confirmationSpan, earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { pooledHistory } from './history-pool.js'
 import { errorGrid } from './composite.js'
@@ -390,7 +390,10 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     const cov = input.view.coverage(w.key)
     const interval = reportInterval(cov)
     const g = granularity(w.contract, input.view, cov)
-    const dataEnd = evaluationEnd(cov, input.watermark, g)
+    // a deployment is judged as each report completes its data (cadence.ts endGranularity); a
+    // recovery verification is not time-critical and keeps to the grid of its window starts
+    const ge = w.kind === 'deploy' ? endGranularity(input.view, cov, g) : g
+    const dataEnd = evaluationEnd(cov, input.watermark, ge)
     // a deployment's span series may be judged before the watermark (cadence.ts earlyEnd); a recovery
     // verification is not time-critical and keeps to complete data
     const headEnd = cfg.earlyFiring && w.kind === 'deploy' ? earlyEnd(cov, input.now, dataEnd, g, bucketMs) : dataEnd
@@ -408,7 +411,7 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     let over: boolean
     let end: number
     if (w.kind === 'deploy') {
-      end = Math.min(headEnd, alignDown(w.endsAt, g))
+      end = Math.min(headEnd, alignDown(w.endsAt, ge))
       over = input.watermark >= w.endsAt
     } else {
       // a verification needs one full confirmation span of the restored version: with 60 s metrics
@@ -951,12 +954,13 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         const spanMs = span.toMs - span.fromMs
         const gapMs = Math.max(interval, g, spanMs / c.slices)
         const aloneMs = Math.max(span.minLengthMs + Math.max(interval, g), spanMs)
+        // a hold starts on the grid of the span's starts (cadence.ts endGranularity: a range the store answers whole)
         const underLoad = (holdMs: number): boolean =>
-          r.signal === 'latency' && source === 'snapshot' && base !== undefined && loadConfounds(c, loadRatio(view, key, { requests: base.numbers.requests, fromMs: base.fromMs, toMs: base.toMs }, commitEnd - holdMs, commitEnd))
+          r.signal === 'latency' && source === 'snapshot' && base !== undefined && loadConfounds(c, loadRatio(view, key, { requests: base.numbers.requests, fromMs: base.fromMs, toMs: base.toMs }, alignDown(commitEnd - holdMs, g), commitEnd))
         const lead = leads(c, r)
-        const heldCritical = lead && numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, aloneMs, gapMs)
+        const heldCritical = lead && numbers !== undefined && heldAlone(c, view, key, r, numbers, commitEnd, earliest, aloneMs, gapMs, g)
         r.critical = lead && (absolute || (heldCritical && !underLoad(aloneMs)))
-        if (!r.critical && lead && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest, gapMs)) {
+        if (!r.critical && lead && numbers !== undefined && heldLong(c, view, key, r, numbers, commitEnd, earliest, gapMs, g)) {
           r.critical = !underLoad(c.singleSignalHold)
           r.note = `held ${c.singleSignalHold / 1000}s beyond the threshold${r.critical ? '' : `, ${underLoadNote(c)}`}`
         } else if (heldCritical && !r.critical) r.note = `at its critical level, ${underLoadNote(c)}`

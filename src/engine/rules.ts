@@ -19,7 +19,7 @@
  * A value beyond the threshold whose evidence is not yet there is `insufficient`, not `healthy`.
  */
 import type { LatencyBuckets, ResourceKind, SeriesKey } from '../normalize/observations.js'
-import type { BucketStats, SeriesCoverage, SignalView, WindowStats } from '../signals/view.js'
+import { alignDown, type BucketStats, type SeriesCoverage, type SignalView, type WindowStats } from '../signals/view.js'
 import { latencyFloorUs } from '../normalize/buckets.js'
 import type { Contract } from './config.js'
 import { reportInterval } from './cadence.js'
@@ -408,7 +408,7 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
 
 /**
  * Single-signal confirmation: a confirmed breach of one request signal (`r`, state breach) needs
- * no second witness when it is HELD over [end - holdMs, end), never before `earliest` (the caller
+ * no second witness when it is HELD over [end - holdMs, end) (its start on `grid`: onGrid), never before `earliest` (the caller
  * passes the series' shortest span plus one report: 15 s for spans, 180 s for 60 s metrics; or the
  * confirmation span as it grew at low traffic, when that is longer),
  *   - the aggregate is at or beyond the signal's critical level (error rate: errorCriticalLevel,
@@ -423,9 +423,9 @@ export function errorRateRule(c: Contract, w: WindowStats, base: BaselineNumbers
  * pod, a GC pause, one burst) straddles at most two reports, so it never fills the three a
  * decision needs, and never decides alone. Pure; reads the view.
  */
-export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, holdMs: number, gapMs: number): boolean {
+export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, holdMs: number, gapMs: number, grid = 1): boolean {
   if (r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
-  const from = end - holdMs
+  const from = onGrid(end - holdMs, grid)
   if (from < earliest) return false
   const w = view.window(key, from, end)
   if (r.signal === 'error_rate') {
@@ -441,6 +441,16 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
 }
 
 /**
+ * A hold's start on the grid of the series' window starts (`grid`: cadence.ts granularity; 0 or 1
+ * leaves it): a series judged at the fine grid whose spans start on coarse buckets holds from the
+ * coarse bucket's start, a little longer than asked, never shorter (the store answers a range that
+ * starts inside a folded coarse bucket from that bucket's end).
+ */
+function onGrid(t: number, grid: number): number {
+  return grid > 1 ? alignDown(t, grid) : t
+}
+
+/**
  * The other way one request signal decides alone, at any size beyond its threshold: a breach
  * confirmed (evidence at its full bound: the caller's `leads`) at every evaluation since its onset
  * (`r.onsetMs`, which the engine resets whenever an evaluation reads anything else) for at least
@@ -451,12 +461,12 @@ export function heldAlone(c: Contract, view: SignalView, key: SeriesKey, r: Rule
  * only when its readings say how slow requests certainly are (`boundedLatency`), and a metric's at
  * its bucket's lower bound (everyReportBeyond). Pure.
  */
-export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, gapMs: number): boolean {
+export function heldLong(c: Contract, view: SignalView, key: SeriesKey, r: RuleResult, base: BaselineNumbers, end: number, earliest: number, gapMs: number, grid = 1): boolean {
   const hold = c.singleSignalHold
   if (!(hold > 0) || r.state !== 'breach' || (r.signal !== 'error_rate' && r.signal !== 'latency')) return false
   if (r.signal === 'latency' && !boundedLatency(view.coverage(key))) return false
   if (r.onsetMs === undefined || r.onsetMs > end - hold) return false
-  const from = end - hold
+  const from = onGrid(end - hold, grid)
   if (from < earliest) return false
   return everyReportBeyond(c, view, key, r.signal, base, view.window(key, from, end), gapMs)
 }

@@ -401,6 +401,7 @@ const LOW_TRAFFIC: Partial<ServiceSpec> = { rps: 1.5, pods: 2 }
 const VARIANTS: Def[] = [
   ...pair('metrics-60s', 'metrics only, 60 s export interval (the SDK default)', { exporting: metricsOnly(60) }, LATE_DEPLOY),
   ...pair('metrics-15s', 'metrics only, 15 s export interval (scrape-like)', { exporting: metricsOnly(15) }, LATE_DEPLOY),
+  ...pair('metrics-30s', 'metrics only, 30 s export interval (a common scrape interval; judged on coarse minutes, src/engine/cadence.ts endGranularity)', { exporting: metricsOnly(30) }, LATE_DEPLOY),
   ...pair(
     'spans-and-metrics',
     'SERVER spans (5 s batches) and http.server.request.duration (60 s) from the same SDK, for the same requests',

@@ -308,6 +308,8 @@ describe('scenario library: real-telemetry variants (issue 10)', () => {
         'metrics-60s-benign-deploy',
         'metrics-15s-bad-deploy',
         'metrics-15s-benign-deploy',
+        'metrics-30s-bad-deploy',
+        'metrics-30s-benign-deploy',
         'spans-and-metrics-bad-deploy',
         'spans-and-metrics-benign-deploy',
         'spans-and-metrics-head-sampled-bad-deploy',
