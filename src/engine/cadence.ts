@@ -60,8 +60,9 @@ export function granularity(c: Contract, view: SignalView, cov: SeriesCoverage |
  * 90 s of the first export 119 -> 132 of 152 runs on 20 s metrics, 30 s within 95 s 120 -> 132 of
  * 154). A longer fine ring would do the same at 81 KiB instead of 51 KiB per fully populated series
  * (`signals.js --fine-retention-s 150`), over the 64 KiB budget. A 60 s exporter reports once per
- * coarse bucket: its grid stays the coarse one. The first span still starts at the first minute
- * edge after the deployment (`earliest` is on the grid of `g`).
+ * coarse bucket: its grid stays the coarse one. While the store still holds a deployment's span in
+ * fine buckets, the span itself lies on the fine grid (deploySpan: a 20 s exporter's first spans;
+ * a 30-45 s one's reach past the fine ring and start on minute edges).
  */
 export function endGranularity(view: SignalView, cov: SeriesCoverage | undefined, g: number): number {
   const interval = reportInterval(cov)
@@ -128,6 +129,24 @@ export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, 
   const start = Math.max(lo, alignDown(reachBack(all, from, win.requests, c.minSamples, lo), g))
   if (start >= from) return { fromMs: from, toMs: end, minLengthMs: min, win }
   return { fromMs: start, toMs: end, minLengthMs: min, win: start === lo ? all : view.window(key, start, end) }
+}
+
+/**
+ * The confirmation span of a deployment judged on the fine grid `ge` while its older data lies in
+ * coarse buckets of `g` (endGranularity): the span on the fine grid (its minimum two reports, from
+ * the first fine bucket after the deployment) when every bucket of it is still fine
+ * (`SeriesCoverage.fineFromMs`), else the span on the coarse grid. Early in a watch the first is
+ * what the store still holds finely: a 20 s exporter's first span is 40 s from the deployment's
+ * first 5 s edge, not 60 s from its first minute edge. Never starts before the deployment (an onset
+ * before it would make the breach look pre-existing).
+ */
+export function deploySpan(c: Contract, view: SignalView, key: SeriesKey, cov: SeriesCoverage | undefined, end: number, deployedAt: number, g: number, ge: number, interval: number, baselineMs = c.baselineWindow): Span | undefined {
+  const fineFrom = cov?.fineFromMs
+  if (ge < g && fineFrom !== undefined) {
+    const s = confirmationSpan(c, view, key, end, alignUp(deployedAt, ge), ge, interval, baselineMs)
+    if (s === undefined || s.fromMs >= fineFrom) return s
+  }
+  return confirmationSpan(c, view, key, end, alignUp(deployedAt, g), g, interval, baselineMs)
 }
 
 /**

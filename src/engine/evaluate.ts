@@ -40,7 +40,7 @@ import {
   type RuleResult,
 } from './rules.js'
 import { alignUp } from './stats.js'
-import { baselineSpan, confirmationSpan, earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { baselineSpan, confirmationSpan, deploySpan, earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { pooledHistory } from './history-pool.js'
 import { errorGrid } from './composite.js'
@@ -804,7 +804,11 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   const key = w.key
   const earliest = alignUp(w.deployedAt, g)
   const baselineMs = base !== undefined ? Math.max(c.baselineWindow, base.toMs - base.fromMs) : c.baselineWindow
-  const span = confirmationSpan(c, view, key, end, earliest, g, interval, baselineMs)
+  // a deployment's span may lie on the fine grid while the store still holds it finely (cadence.ts deploySpan)
+  const cov = w.kind === 'deploy' ? view.coverage(key) : undefined
+  const ge = cov !== undefined ? endGranularity(view, cov, g) : g
+  const spanAt = (t: number) => (ge < g ? deploySpan(c, view, key, cov, t, w.deployedAt, g, ge, interval, baselineMs) : confirmationSpan(c, view, key, t, earliest, g, interval, baselineMs))
+  const span = spanAt(end)
   if (span === undefined) return undefined
   const win = span.win
   const from = span.fromMs
@@ -903,7 +907,7 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
     for (const i of [0, 1] as const) {
       const r = list[i] as RuleResult
       if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
-      if (cs === null) cs = confirmationSpan(c, view, key, commitEnd, earliest, g, interval, baselineMs)
+      if (cs === null) cs = spanAt(commitEnd)
       if (cs === undefined) break
       const rc = i === 0 ? errorRateRule(c, cs.win, numbers, errorEvidence(w.evidence)) : latencyRule(c, view, key, cs.win, numbers, latencyEvidence(w.evidence))
       if (rc.state === 'breach') list[i] = rc
@@ -953,7 +957,8 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
         const spanMs = span.toMs - span.fromMs
         const gapMs = Math.max(interval, g, spanMs / c.slices)
-        const aloneMs = Math.max(span.minLengthMs + Math.max(interval, g), spanMs)
+        // the coarse grid's shortest span when the span lies on the fine one (deploySpan): a hold as long as before
+        const aloneMs = Math.max(Math.max(span.minLengthMs, minSpan(c, interval, g)) + Math.max(interval, g), spanMs)
         // a hold starts on the grid of the span's starts (cadence.ts endGranularity: a range the store answers whole)
         const underLoad = (holdMs: number): boolean =>
           r.signal === 'latency' && source === 'snapshot' && base !== undefined && loadConfounds(c, loadRatio(view, key, { requests: base.numbers.requests, fromMs: base.fromMs, toMs: base.toMs }, alignDown(commitEnd - holdMs, g), commitEnd))

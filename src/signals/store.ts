@@ -1329,6 +1329,8 @@ export class SignalStore implements ObservationSink, SignalView {
     // held a 60 s series back by a whole bucket, until its next report
     const complete = s.chains === undefined ? newestMs - s.intervalMs : s.chains.completeUntil(newestMs, s.intervalMs)
     const cov: SeriesCoverage = { newestMs, reportIntervalMs: s.intervalMs, completeUntilMs: Math.round(complete) }
+    // as plan() answers ranges: the fine ring ends at the head bucket
+    if (Number.isFinite(s.head)) cov.fineFromMs = (s.head - this.ctx.fineSlots + 1) * this.ctx.bucketMs
     if (s.latencyBuckets !== undefined) cov.latencyBuckets = s.latencyBuckets
     return cov
   }

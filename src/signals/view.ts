@@ -56,6 +56,12 @@ export interface SeriesCoverage {
    */
   completeUntilMs: number
   /**
+   * where the series' fine buckets begin: a range that starts at or after it (on the bucket grid) is
+   * answered in `bucketMs` buckets, an older one only from a coarse bucket's start. Absent when the
+   * view does not say (every range then starts on the coarse grid where it reaches coarse buckets).
+   */
+  fineFromMs?: number
+  /**
    * when the series' latencies are a metric's bucket representatives: the bucket layout of the
    * newest ones, so that a reading can be traced back to its bucket's lower bound
    * (src/normalize/buckets.ts latencyFloorUs). Absent for spans and for points without bounds.

@@ -23,6 +23,16 @@ function cov(intervalMs: number): SeriesCoverage {
 }
 
 describe('the grid a series is judged on', () => {
+  it('the store says where a series\' fine buckets begin: 60 s before the bucket after its newest', () => {
+    const s = new SignalStore({})
+    const t = T0 + 90 * S + 2_500
+    s.record({ kind: 'request', key: K, timeMs: t, startMs: t - 20 * S, count: 40, errors: 0, latenciesUs: [], latencyCounts: undefined })
+    const c = s.coverage(K)
+    expect(c?.fineFromMs).toBe(T0 + 90 * S - 55 * S)
+    // a range from there is answered in 5 s buckets, one from 5 s before it from the coarse minute's end
+    expect(s.window(K, c!.fineFromMs!, t).buckets[0]?.startMs).toBe(c!.fineFromMs)
+  })
+
   const store = new SignalStore({})
   const c = defaultEngineConfig().defaults
 
@@ -77,6 +87,15 @@ describe('a bad deploy on 20 s and 30 s metrics is judged as its reports arrive'
       expect(deploy?.ticks.some((t) => t.t % (60 * S) !== 0)).toBe(true)
     }, 60_000)
   }
+
+  it('20 s: the first spans lie on the 5 s grid while the store still holds them finely (deploySpan): drawn #20 (57 req/s) within 60 s of the deployment', async () => {
+    // 76 s with every span on minute edges (the first one 60 s from the first minute edge after the deployment)
+    const p = { ...paramsOf(1, 20, [1, 500], [20, 30, 45]), intervalS: 20, slower: 2, errors: 0.05 }
+    const r = await replayLines(benignDeployment(p, 1), parseConfig({}), sink, { actuator: false }, 'x')
+    const rollback = r.verdicts.find((v) => v.kind === 'rollback')
+    expect(rollback).toBeDefined()
+    expect((rollback?.decidedAt ?? Infinity) - (rollback?.deployedAt ?? 0)).toBeLessThanOrEqual(60 * S)
+  }, 60_000)
 
   it('the same deployment unchanged (benign) on 30 s metrics: no verdict', async () => {
     const p = { ...paramsOf(1, 207, [1, 500], [20, 30, 45]), intervalS: 30 }

@@ -120,21 +120,22 @@ describe('coverage()', () => {
     const s = mk()
     expect(s.coverage(K)).toBeUndefined()
     s.series(K).recordRequest(T0 + 1_234, 5, false)
-    expect(s.coverage(K)).toEqual({ newestMs: T0 + 1_234, reportIntervalMs: 0, completeUntilMs: T0 + 1_234 })
+    // fineFromMs: the fine ring's 60 s end at the newest 5 s bucket
+    expect(s.coverage(K)).toEqual({ newestMs: T0 + 1_234, reportIntervalMs: 0, completeUntilMs: T0 + 1_234, fineFromMs: T0 - 55_000 })
   })
 
   it('metric points every 60 s: interval 60 s; a slower exporter of the same series counts; a shrunk interval is followed after two old intervals', () => {
     const s = mk()
     for (let t = T0 + 60_000; t <= T0 + 300_000; t += 60_000) s.record(point(t, t - 60_000, 10, 0, [], []))
     // one exporter (one report chain): complete up to its newest report
-    expect(s.coverage(K)).toEqual({ newestMs: T0 + 300_000, reportIntervalMs: 60_000, completeUntilMs: T0 + 300_000 })
+    expect(s.coverage(K)).toEqual({ newestMs: T0 + 300_000, reportIntervalMs: 60_000, completeUntilMs: T0 + 300_000, fineFromMs: T0 + 240_000 })
     // a second exporter every 10 s: the 60 s one still reports, so 60 s stays
     for (let t = T0 + 310_000; t <= T0 + 360_000; t += 10_000) s.record(point(t, t - 10_000, 1, 0, [], []))
     s.record(point(T0 + 360_000, T0 + 300_000, 10, 0, [], []))
     expect(s.coverage(K)?.reportIntervalMs).toBe(60_000)
     // the 60 s exporter stops: after two of its intervals the 10 s cadence is reported
     for (let t = T0 + 370_000; t <= T0 + 500_000; t += 10_000) s.record(point(t, t - 10_000, 1, 0, [], []))
-    expect(s.coverage(K)).toEqual({ newestMs: T0 + 500_000, reportIntervalMs: 10_000, completeUntilMs: T0 + 500_000 })
+    expect(s.coverage(K)).toEqual({ newestMs: T0 + 500_000, reportIntervalMs: 10_000, completeUntilMs: T0 + 500_000, fineFromMs: T0 + 440_000 })
   })
 
   it('complete up to the millisecond: nanosecond float noise in the times never holds a series back by a bucket', () => {
