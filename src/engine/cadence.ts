@@ -138,7 +138,8 @@ export function confirmationSpan(c: Contract, view: SignalView, key: SeriesKey, 
  * (`SeriesCoverage.fineFromMs`), else the span on the coarse grid. Early in a watch the first is
  * what the store still holds finely: a 20 s exporter's first span is 40 s from the deployment's
  * first 5 s edge, not 60 s from its first minute edge. Never starts before the deployment (an onset
- * before it would make the breach look pre-existing).
+ * before it would make the breach look pre-existing). With `ge` = `g` (every other series, and a
+ * recovery) it is confirmationSpan from the first bucket of `g` after `deployedAt`.
  */
 export function deploySpan(c: Contract, view: SignalView, key: SeriesKey, cov: SeriesCoverage | undefined, end: number, deployedAt: number, g: number, ge: number, interval: number, baselineMs = c.baselineWindow): Span | undefined {
   const fineFrom = cov?.fineFromMs

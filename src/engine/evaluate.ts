@@ -40,7 +40,7 @@ import {
   type RuleResult,
 } from './rules.js'
 import { alignUp } from './stats.js'
-import { baselineSpan, confirmationSpan, deploySpan, earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { baselineSpan, deploySpan, earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { judgeBaseline, requestNumbers, windowShift, type BaselineHealth } from './gate.js'
 import { pooledHistory } from './history-pool.js'
 import { errorGrid } from './composite.js'
@@ -435,7 +435,7 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
       w.lastEvalEnd = end
       w.lastCommitEnd = commitEnd
       work += PASS_WORK.evaluation
-      if (w.kind === 'deploy') evalDeploy(w, input, end, commitEnd, g, interval, out, state, quietOk)
+      if (w.kind === 'deploy') evalDeploy(w, input, end, commitEnd, g, ge, interval, out, state, quietOk)
       else evalRecovery(w, input, end, g, interval, out, over)
     }
     if (over && w.kind === 'deploy' && w.decided !== 'final' && w.suspect) {
@@ -798,16 +798,16 @@ function resourcePhase(id: string, g: number): number {
  * evidence at the bound (rules.ts), so such an evaluation cannot decide anything: the error, latency
  * and probe readings are not computed. Every state change a full evaluation makes is made.
  */
-function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean, quietOk = false): Readings | typeof QUIET | undefined {
+function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, g: number, interval: number, base: FrozenBaseline | undefined, allowLive: boolean, quietOk = false, ge = g): Readings | typeof QUIET | undefined {
   const c = w.contract
   const view = input.view
   const key = w.key
   const earliest = alignUp(w.deployedAt, g)
   const baselineMs = base !== undefined ? Math.max(c.baselineWindow, base.toMs - base.fromMs) : c.baselineWindow
-  // a deployment's span may lie on the fine grid while the store still holds it finely (cadence.ts deploySpan)
-  const cov = w.kind === 'deploy' ? view.coverage(key) : undefined
-  const ge = cov !== undefined ? endGranularity(view, cov, g) : g
-  const spanAt = (t: number) => (ge < g ? deploySpan(c, view, key, cov, t, w.deployedAt, g, ge, interval, baselineMs) : confirmationSpan(c, view, key, t, earliest, g, interval, baselineMs))
+  // `ge`: the grid the judgement ends on (cadence.ts endGranularity; `g` for a recovery); a span may
+  // lie on it while the store still holds it finely (deploySpan), else on `g` from `earliest`
+  const cov = ge < g ? view.coverage(key) : undefined
+  const spanAt = (t: number) => deploySpan(c, view, key, cov, t, w.deployedAt, g, ge, interval, baselineMs)
   const span = spanAt(end)
   if (span === undefined) return undefined
   const win = span.win
@@ -903,7 +903,7 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
   // nothing more.
   if (early && numbers !== undefined) {
     // the committed span is read once, for whichever of the two readings needs it
-    let cs: ReturnType<typeof confirmationSpan> | null = null
+    let cs: ReturnType<typeof deploySpan> | null = null
     for (const i of [0, 1] as const) {
       const r = list[i] as RuleResult
       if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
@@ -957,8 +957,8 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
         const spanMs = span.toMs - span.fromMs
         const gapMs = Math.max(interval, g, spanMs / c.slices)
-        // the coarse grid's shortest span when the span lies on the fine one (deploySpan): a hold as long as before
-        const aloneMs = Math.max(Math.max(span.minLengthMs, minSpan(c, interval, g)) + Math.max(interval, g), spanMs)
+        // the shortest span on `g` (span.minLengthMs but when the span lies on the fine grid, deploySpan): a hold as long as before
+        const aloneMs = Math.max(minSpan(c, interval, g) + Math.max(interval, g), spanMs)
         // a hold starts on the grid of the span's starts (cadence.ts endGranularity: a range the store answers whole)
         const underLoad = (holdMs: number): boolean =>
           r.signal === 'latency' && source === 'snapshot' && base !== undefined && loadConfounds(c, loadRatio(view, key, { requests: base.numbers.requests, fromMs: base.fromMs, toMs: base.toMs }, alignDown(commitEnd - holdMs, g), commitEnd))
@@ -1048,11 +1048,11 @@ function suspect(x: RuleResult): boolean {
   )
 }
 
-function evalDeploy(w: Watch, input: EngineInput, end: number, commitEnd: number, g: number, interval: number, out: EngineOutput, state: EngineState, quietOk: boolean): void {
+function evalDeploy(w: Watch, input: EngineInput, end: number, commitEnd: number, g: number, ge: number, interval: number, out: EngineOutput, state: EngineState, quietOk: boolean): void {
   const c = w.contract
   state.counters.evaluations += 1
   // only spans that lie wholly after the deployment are judged: data before it belongs to another release
-  const r = readings(w, input, end, commitEnd, g, interval, w.baseline, true, quietOk)
+  const r = readings(w, input, end, commitEnd, g, interval, w.baseline, true, quietOk, ge)
   // before the first span only a probe failure can decide (pendingList)
   if (r === QUIET || (r === undefined && quietOk && w.probeFailure === undefined)) {
     state.counters.quietEvaluations += 1
