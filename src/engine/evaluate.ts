@@ -702,6 +702,13 @@ function computeLevels(c: Contract, n: BaselineNumbers, frozen: boolean): Levels
  * Freezes the old version's pre-deploy numbers, and checks the validation gate's question once:
  * was the old version, in the last window(s) before the deployment, already beyond the thresholds
  * this baseline implies? If so that signal's breach is pre-existing (onset before the deployment).
+ * Each window scanned is the old series' shortest confirmation span (cadence.ts minSpan: the
+ * contract's window and two of its reports, on its grid), the duration a breach after the
+ * deployment must hold: a pre-existing breach is sustained by the same standard. Scanned in
+ * `window` steps instead, a 45 s exporter's last 15 s (a third of one report) was one look at a
+ * tail's chance swing (a single look at alpha per signal), and two drawn bad deploys of 1,000
+ * became incidents on it (`false-rollbacks.js --intervals 20,30,45 --histograms exponential
+ * --errors 0.05 --slower 2`: #394 and #776, 45 s metrics).
  */
 function freeze(w: Watch, view: SignalView, bucketMs: number): void {
   if (w.baselineVersion === '') return
@@ -723,11 +730,13 @@ function freeze(w: Watch, view: SignalView, bucketMs: number): void {
     const cov = view.coverage(key)
     let latOn = numbers.latencyCount >= c.minSamples && boundedLatency(cov)
     const layout = cov?.latencyBuckets
-    for (let end = to; end - c.window >= from && (errOn || latOn); end -= c.window) {
-      const pw = view.window(key, end - c.window, end)
-      if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = end - c.window
+    const g = granularity(c, view, cov)
+    const span = minSpan(c, reportInterval(cov), g)
+    for (let end = to, start = alignDown(end - span, g); start >= from && (errOn || latOn); end = start, start = alignDown(end - span, g)) {
+      const pw = view.window(key, start, end)
+      if (errOn && sliceErrorBeyond(c, pw, numbers)) errOnset = start
       else errOn = false
-      if (latOn && sliceLatencyBeyond(c, pw, numbers, layout)) latOnset = end - c.window
+      if (latOn && sliceLatencyBeyond(c, pw, numbers, layout)) latOnset = start
       else latOn = false
     }
     if (errOnset !== undefined) w.preExisting.error_rate = errOnset
