@@ -1205,9 +1205,10 @@ function statusRecord(w: Watch, t: number, status: DeploymentStatus, list: RuleR
 /**
  * Recovery verification of the restored version against the original frozen baseline:
  * - any confirmed enforce breach during the verification window -> not-recovered at once;
- * - at its end: recovered when the last window had no breach and at least one request signal
- *   (error rate or latency) was judged healthy in it; not-recovered when that last window did not
- *   hold enough data to judge ("insufficient data" is not evidence of recovery).
+ * - at its end: recovered when the last confirmation span (the window and two of the series'
+ *   reports, cadence.ts) had no breach and at least one request signal (error rate or latency) was
+ *   judged healthy in it; not-recovered when that span did not hold enough data to judge
+ *   ("insufficient data" is not evidence of recovery).
  */
 function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, interval: number, out: EngineOutput, final: boolean): void {
   const c = w.contract
@@ -1235,7 +1236,7 @@ function evalRecovery(w: Watch, input: EngineInput, end: number, g: number, inte
         .filter((r) => (r.signal === 'error_rate' || r.signal === 'latency') && r.state !== 'off')
         .map((r) => `${r.signal}: ${r.state}, ${r.samples} requests${r.note !== '' ? `, ${r.note}` : ''}`)
         .join('; ')
-      reason = `insufficient data: neither error rate nor latency of the restored version could be judged healthy in the last ${c.window / 1000}s window of the ${c.verificationWindow / 1000}s verification window (${why}; floor ${c.minSamples} requests); recovery cannot be confirmed`
+      reason = `insufficient data: neither error rate nor latency of the restored version could be judged healthy over its last confirmation span (at least ${minSpan(c, interval, g) / 1000}s: the window, or two reports of a metric series when longer) at the end of the ${c.verificationWindow / 1000}s verification window (${why}; floor ${c.minSamples} requests); recovery cannot be confirmed`
     }
   }
   const status: DeploymentStatus = statusOf(list)

@@ -534,6 +534,8 @@ describe('recovery verification', () => {
     const r = drive(cfgOf(), v, { until: D + 300 * S, onVerdict: restoreAfterRollback })
     expect(kinds(r)).toEqual(['rollback', 'not-recovered'])
     expect(r.verdicts[1]?.reason).toMatch(/insufficient data/)
+    // the span the reason names is the one judged: the contract's window (10 s here), no report interval
+    expect(r.verdicts[1]?.reason).toMatch(/last confirmation span \(at least 10s/)
     expect(r.verdicts[1]?.reason).toMatch(/error_rate: insufficient, 0 requests, 0 requests < floor 50/)
   })
 
