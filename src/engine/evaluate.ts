@@ -966,8 +966,12 @@ function readings(w: Watch, input: EngineInput, end: number, commitEnd: number, 
         const absolute = r.critical && r.signal === 'error_rate' && r.value >= c.signals.errorRate.critical
         const spanMs = span.toMs - span.fromMs
         const gapMs = Math.max(interval, g, spanMs / c.slices)
-        // the shortest span on `g` (span.minLengthMs but when the span lies on the fine grid, deploySpan): a hold as long as before
-        const aloneMs = Math.max(minSpan(c, interval, g) + Math.max(interval, g), spanMs)
+        // three reports (the shortest span and one more report) on the grid the judgement ends on, `ge`:
+        // a 20-45 s exporter's hold is 60-135 s from the minute edge before (heldAlone starts it on
+        // `g`), not a 60 s exporter's 180 s; before, 20 % fast 5xx on 20 s metrics waited 116 s
+        // (median from the first export) where 15 s metrics took 30 s (`false-rollbacks.js
+        // --intervals 20,30,45 --errors 0.2`)
+        const aloneMs = Math.max(minSpan(c, interval, ge) + Math.max(interval, ge), spanMs)
         // a hold starts on the grid of the span's starts (cadence.ts endGranularity: a range the store answers whole)
         const underLoad = (holdMs: number): boolean =>
           r.signal === 'latency' && source === 'snapshot' && base !== undefined && loadConfounds(c, loadRatio(view, key, { requests: base.numbers.requests, fromMs: base.fromMs, toMs: base.toMs }, alignDown(commitEnd - holdMs, g), commitEnd))

@@ -103,3 +103,21 @@ describe('a bad deploy on 20 s and 30 s metrics is judged as its reports arrive'
     expect(r.verdicts.filter((v) => v.kind === 'rollback' || v.kind === 'incident')).toEqual([])
   }, 60_000)
 })
+
+describe('one signal alone on 20-45 s metrics is held for three reports, not for a 60 s exporter\'s three minutes', () => {
+  // drawn #207 (26 req/s), its new version failing 20 % more of its requests and no slower: the
+  // error rate decides alone once critical in every report of the shortest span and one more
+  // report. With the hold on the minute grid (two minutes plus one, as a 60 s exporter's) it was
+  // rolled back 130 / 125 / 210 s after the deployment on 20 / 30 / 45 s metrics
+  const sink = { out: () => undefined, err: () => undefined }
+  const within: Record<number, number> = { 20: 100, 30: 110, 45: 180 }
+  for (const intervalS of [20, 30, 45]) {
+    it(`${intervalS} s: 20 % fast 5xx rolled back within ${within[intervalS]} s of the deployment`, async () => {
+      const p = { ...paramsOf(1, 207, [1, 500], [20, 30, 45]), intervalS, errors: 0.2 }
+      const r = await replayLines(benignDeployment(p, 1), parseConfig({}), sink, { actuator: false }, 'x')
+      const rollback = r.verdicts.find((v) => v.kind === 'rollback')
+      expect(rollback).toBeDefined()
+      expect((rollback?.decidedAt ?? Infinity) - (rollback?.deployedAt ?? 0)).toBeLessThanOrEqual((within[intervalS] as number) * S)
+    }, 60_000)
+  }
+})
