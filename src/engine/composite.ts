@@ -46,7 +46,7 @@
  * With a pooled history (history-pool.ts) the counts are the history's and the infimum starts at
  * the window's own rate, as errorLevel narrows its level: judged from where the rate is now.
  *
- * Only a corroborating witness uses it (evaluate.ts; rules.ts corroborationBound): a two-witness
+ * Only a corroborating witness uses it (readings.ts; rules.ts corroborationBound): a two-witness
  * decision is a false alarm only if its leader is one, and the leader stays the plug-in test.
  */
 import { ADAPTIVE_WEIGHT, FIXED_STAKES, kellyStake, LOG_FLOOR, logFactor, MAX_EVIDENCE } from './evidence.js'

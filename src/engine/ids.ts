@@ -21,3 +21,13 @@ export function deploymentId(namespace: string, service: string, version: string
 export function verdictId(deploymentIdValue: string, kind: string): string {
   return h(['verdict', deploymentIdValue, kind])
 }
+
+/**
+ * A watch's phase in [0, mod) from 6 characters of its id (hex digits of a hash) starting at `at`,
+ * so that watches deployed in the same tick run periodic work in different ticks.
+ */
+export function idPhase(id: string, at: number, mod: number): number {
+  let h = 0
+  for (let i = at; i < at + 6 && i < id.length; i++) h = h * 16 + (id.charCodeAt(i) & 15)
+  return h % mod
+}

@@ -521,7 +521,7 @@ function everyReportBeyond(c: Contract, view: SignalView, key: SeriesKey, signal
  * without bounds (its mean only) does not, nor a series whose layout is not known yet. Nor are an
  * unbounded series' requests above a latency cut independent trials (one interval's mean puts all
  * of them above it or all below): the count tests of one window against a reference (the
- * validation gate's, evaluate.ts freeze's pre-existing scan) leave its latency alone.
+ * validation gate's, freeze.ts's pre-existing scan) leave its latency alone.
  */
 export function boundedLatency(cov: SeriesCoverage | undefined): boolean {
   return cov !== undefined && (cov.reportIntervalMs === 0 || cov.latencyBuckets !== undefined)

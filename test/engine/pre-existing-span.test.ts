@@ -1,5 +1,5 @@
 /**
- * The freeze's pre-existing scan (evaluate.ts freeze) looks at the old version's last stretches
+ * The freeze's pre-existing scan (freeze.ts) looks at the old version's last stretches
  * before the deployment; each is the old series' shortest confirmation span (two of its reports, at
  * least the contract's window), the duration a breach after the deployment must hold. Scanned in
  * 15 s windows, a 45 s exporter's last third of a report was one look at a tail's chance swing, and
