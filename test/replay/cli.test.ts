@@ -5,6 +5,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { main } from '../../src/cli/main.js'
 import { generate } from '../support/otlp-fixtures.js'
+import { encodeMetrics, encodeTraces } from '../receivers/oracle.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pullback-replay-'))
 
@@ -54,6 +55,33 @@ describe('pullback replay', () => {
     const html = readFileSync(out, 'utf8')
     expect(html).toMatch(/<html/i)
     expect(html).toContain('checkout')
+  })
+
+  it("the Collector file exporter's format: proto (length-prefixed messages) gives the same verdicts; a truncated last message is reported and skipped", async () => {
+    // the same recording as protobuf, encoded by protobufjs from the proto/ schema; OTLP/JSON's hex ids become bytes
+    const hexIds = (k: string, v: unknown) => (/^(traceId|spanId|parentSpanId)$/.test(k) && typeof v === 'string' ? Buffer.from(v, 'hex') : v)
+    const messages = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        const obj = JSON.parse(l, hexIds) as object
+        return 'resourceSpans' in obj ? encodeTraces(obj) : encodeMetrics(obj)
+      })
+    const framed = Buffer.concat(
+      messages.flatMap((m) => {
+        const len = Buffer.alloc(4)
+        len.writeUInt32BE(m.length)
+        return [len, m]
+      }),
+    )
+    const proto = path.join(dir, 'spike.binpb')
+    writeFileSync(proto, Buffer.concat([framed, framed.subarray(0, 9)]))
+    const json = await cli([file])
+    const r = await cli([proto])
+    expect(r.code).toBe(0)
+    expect(r.out).toBe(json.out)
+    expect(r.err).toMatch(/^record \d+: .*ends inside a message at byte \d+ \(9 bytes of it\): a truncated file$/m)
+    expect(r.err).toMatch(new RegExp(`replay: lines=${messages.length + 1} spans=\\d+ points=\\d+ malformed=1 `))
   })
 
   it('exit 1 when the file cannot be read', async () => {

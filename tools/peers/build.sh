@@ -2,7 +2,7 @@
 # Builds the real peers that test/interop runs against, from the Go module proxy and Maven Central:
 #   - telemetrygen (OTLP load generator, opentelemetry-collector-contrib/cmd/telemetrygen)
 #   - a custom OpenTelemetry Collector from tools/peers/otelcol-builder.yaml (otlp receiver, kafka
-#     receiver and exporter, span_metrics connector, prometheus/debug/nop exporters)
+#     receiver and exporter, span_metrics connector, prometheus/debug/nop/file exporters)
 #   - Micrometer's OTLP registry (micrometer-registry-otlp, tools/peers/micrometer/pom.xml) driven by
 #     tools/peers/micrometer/MicrometerPeer.java: the metrics a Spring Boot service exports over OTLP.
 #

@@ -1,8 +1,9 @@
 /**
  * `pullback replay FILE [--config FILE] [--report FILE.html] [--no-actuator]`
  *
- * Feeds recorded OTLP/JSON lines (the OpenTelemetry Collector file exporter's format: one
- * ExportTraceServiceRequest or ExportMetricsServiceRequest per line) through the real pipeline
+ * Feeds recorded OTLP (the OpenTelemetry Collector file exporter's output: one
+ * ExportTraceServiceRequest or ExportMetricsServiceRequest per JSON line, or its length-prefixed
+ * `format: proto` and zstd-compressed forms, src/receivers/otlp-file) through the real pipeline
  * (normalize -> signals -> engine) on a virtual clock taken from the telemetry, and prints every
  * verdict as one JSON line on stdout.
  *
@@ -22,14 +23,12 @@
  * errors (incl. an invalid --config), 1 when the file cannot be read.
  */
 import { LocalCoverageShare } from '../../normalize/span-coverage.js'
-import { createReadStream } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
-import { createInterface } from 'node:readline'
 import { parseFlags, UsageError, type Command, type Io } from '../args.js'
 import { ConfigError, loadConfig } from '../../config/load.js'
 import type { PullbackConfig } from '../../config/schema.js'
 import { errorMessage } from '../../common/errors.js'
-import { decodeOtlpJsonLine } from '../../receivers/otlp/json.js'
+import { decodeRecorded, readRecording, RecordingReadError, type RecordedItem } from '../../receivers/otlp-file/recording.js'
 import type { MetricsRequest, TracesRequest } from '../../receivers/otlp/model.js'
 import { Pipeline } from '../../runtime/pipeline.js'
 import type { Verdict } from '../../engine/verdict.js'
@@ -53,10 +52,13 @@ import { sleep } from '../../common/sleep.js'
 
 const USAGE = `usage: pullback replay FILE [--config FILE] [--report FILE.html] [--no-actuator] [--nodes N] [--deciders K] [--kafka HOST:PORT]
 
-Runs recorded OTLP/JSON lines (OpenTelemetry Collector file exporter format) through normalize,
-signals and the engine on telemetry time, and prints one JSON line per verdict on stdout.
+Runs recorded OTLP through normalize, signals and the engine on telemetry time, and prints one
+JSON line per verdict on stdout.
 
-  FILE             the recording; "-" reads stdin
+  FILE             the recording; "-" reads stdin. The OpenTelemetry Collector file exporter's
+                   output: OTLP/JSON lines (format: json), length-prefixed messages (format:
+                   proto), either zstd-compressed (compression: zstd; needs Node.js 22.15+, as in
+                   the container image)
   --config FILE    pullback.yaml with the threshold contracts (default: built-in defaults)
   --report FILE    also write an HTML report of every watched deployment
   --no-actuator    do not simulate the actuator's rollback event after a rollback verdict
@@ -70,8 +72,9 @@ signals and the engine on telemetry time, and prints one JSON line per verdict o
   --kafka H:P      run --nodes/--deciders through the real broker (topic and groups named for the
                    run, the topic deleted at the end); --config's kafka.tls and kafka.auth apply
 
-A malformed line is reported on stderr with its line number and skipped. A summary line goes to
-stderr at the end. Exit 0 when the file was read, 2 on usage errors, 1 when it cannot be read.
+A malformed line (or message) is reported on stderr with its number and skipped; so is a truncated
+last message. A summary line goes to stderr at the end. Exit 0 when the file was read, 2 on usage
+errors, 1 when it cannot be read.
 `
 
 export interface ReplayOptions {
@@ -150,13 +153,14 @@ const splitToNodes =
   }
 
 /**
- * Reads a recording for both replay paths: decodes each line, counts it, hands it to `consume`, then
- * calls `after` with the line's newest telemetry time. A line that fails to decode (or that
- * `consume` refuses by throwing) is counted malformed and reported with its number; `after` is not
+ * Reads a recording for both replay paths: decodes each record (a JSON line or a length-prefixed
+ * message, src/receivers/otlp-file), counts it, hands it to `consume`, then calls `after` with its
+ * newest telemetry time. A record that fails to decode (or that `consume` refuses by throwing), and
+ * a defect of the file's framing, is counted malformed and reported with its number; `after` is not
  * called for it.
  */
 async function eachRecordedLine(
-  lines: AsyncIterable<string> | Iterable<string>,
+  lines: AsyncIterable<RecordedItem> | Iterable<RecordedItem>,
   io: Pick<Io, 'err'>,
   c: LineCounts,
   consume: (d: RecordedRequest) => void,
@@ -164,11 +168,11 @@ async function eachRecordedLine(
 ): Promise<void> {
   for await (const raw of lines) {
     c.n += 1
-    const line = raw.trim()
-    if (line === '') continue
+    const item = typeof raw === 'string' ? raw.trim() : raw
+    if (item === '') continue
     let maxMs = -Infinity
     try {
-      const d = decodeOtlpJsonLine(line)
+      const d = decodeRecorded(item)
       if (d.type === 'traces') {
         const t = requestTimes(d.request)
         c.spans += t.spans
@@ -182,7 +186,7 @@ async function eachRecordedLine(
       }
     } catch (err) {
       c.malformed += 1
-      io.err(`line ${c.n}: ${errorMessage(err).slice(0, 500)}\n`)
+      io.err(`${typeof raw === 'string' ? 'line' : 'record'} ${c.n}: ${errorMessage(err).slice(0, 500)}\n`)
       continue
     }
     await after(maxMs)
@@ -242,7 +246,7 @@ function actuatorEvent(v: Verdict): DeploymentEvent | undefined {
  * Verdict lines go to `io.out`; malformed-line reports and the summary to `io.err`.
  */
 export async function replayLines(
-  lines: AsyncIterable<string> | Iterable<string>,
+  lines: AsyncIterable<RecordedItem> | Iterable<RecordedItem>,
   cfg: PullbackConfig,
   io: Io,
   opts: ReplayOptions = {},
@@ -355,7 +359,7 @@ export interface NodesSummary {
  * The nodes' batches of one line reach the decider together (`receiveAll`).
  */
 export async function replayLinesOnNodes(
-  lines: AsyncIterable<string> | Iterable<string>,
+  lines: AsyncIterable<RecordedItem> | Iterable<RecordedItem>,
   cfg: PullbackConfig,
   io: Io,
   opts: NodesReplayOptions,
@@ -513,7 +517,7 @@ export interface TopicSummary {
  * print as they come (from K deciders: in no global order).
  */
 export async function replayLinesOnTopic(
-  lines: AsyncIterable<string> | Iterable<string>,
+  lines: AsyncIterable<RecordedItem> | Iterable<RecordedItem>,
   cfg: PullbackConfig,
   io: Io,
   opts: TopicReplayOptions,
@@ -660,39 +664,11 @@ async function replayOnTopicCommand(file: string, base: PullbackConfig, io: Io, 
       : // through createTransport: the config's kafka.tls / kafka.auth apply to --kafka's brokers too
         await createTransport({ ...cfg.kafka, brokers: kafka.split(','), clientId: 'pullback-replay' })
   try {
-    return await replayLinesOnTopic(fileLines(file), cfg, io, { ...ropts, nodes, deciders, transport })
+    return await replayLinesOnTopic(readRecording(file), cfg, io, { ...ropts, nodes, deciders, transport })
   } finally {
     const admin = transport.admin()
     await admin.deleteTopics([cfg.kafka.topics.partials]).catch(() => undefined)
     await admin.disconnect().catch(() => undefined)
-  }
-}
-
-/** File read failures, told apart from everything else so the command can exit 1. */
-class ReadError extends Error {}
-
-async function* fileLines(file: string): AsyncGenerator<string> {
-  const stream = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' })
-  const rl = createInterface({ input: stream, crlfDelay: Infinity })
-  // surface open/read errors (ENOENT, EISDIR, EACCES) through the iterator
-  const failed = new Promise<never>((_, reject) => stream.once('error', (err: unknown) => reject(new ReadError(errorMessage(err)))))
-  failed.catch(() => undefined)
-  const it = rl[Symbol.asyncIterator]()
-  try {
-    for (;;) {
-      let next: IteratorResult<string>
-      try {
-        next = await Promise.race([it.next(), failed])
-      } catch (err) {
-        // only reading can fail here (the consumer's own errors never enter this generator)
-        throw err instanceof ReadError ? err : new ReadError(errorMessage(err))
-      }
-      if (next.done === true) return
-      yield next.value
-    }
-  } finally {
-    rl.close()
-    if (stream !== process.stdin) (stream as ReturnType<typeof createReadStream>).destroy()
   }
 }
 
@@ -749,9 +725,9 @@ export const command: Command = {
     try {
       const ropts: ReplayOptions = { actuator: values['no-actuator'] !== true, recordTimeline: render !== undefined, elapsedMs: () => performance.now() }
       if (onTopic) summary = await replayOnTopicCommand(file, cfg, io, ropts, nodes ?? 1, deciders ?? 1, values.kafka)
-      else summary = nodes === undefined ? await replayLines(fileLines(file), cfg, io, ropts, file) : await replayLinesOnNodes(fileLines(file), cfg, io, { ...ropts, nodes }, file)
+      else summary = nodes === undefined ? await replayLines(readRecording(file), cfg, io, ropts, file) : await replayLinesOnNodes(readRecording(file), cfg, io, { ...ropts, nodes }, file)
     } catch (err) {
-      if (err instanceof ReadError) {
+      if (err instanceof RecordingReadError) {
         io.err(`pullback replay: cannot read ${file}: ${err.message}\n`)
         return 1
       }

@@ -1,0 +1,248 @@
+/**
+ * Recorded OTLP telemetry as the OpenTelemetry Collector's file exporter writes it, for `pullback
+ * replay`. Three shapes, told apart by the file's first bytes:
+ *
+ * | file exporter settings | bytes | read as |
+ * |---|---|---|
+ * | `format: json` (the default) | one ExportTraceServiceRequest / ExportMetricsServiceRequest JSON object per line | lines |
+ * | `format: proto`, or `json` with `compression: zstd` | each message preceded by its length, a big-endian uint32; with compression each message is a zstd frame | messages |
+ * | any format with the native compression feature gate on | the whole file one zstd stream of one of the two shapes above | decompressed, then as above |
+ *
+ * A proto message is TracesData, MetricsData or LogsData (the same bytes as the export requests);
+ * which one is read from the first item it holds (protoSignal). Logs are not read by pullback.
+ * zstd needs a Node.js whose zlib has it (22.15 or later: the container image's); on an older one a
+ * compressed recording is refused with the command that decompresses it.
+ *
+ * Limits: one message at most MAX_MESSAGE_BYTES; a longer length prefix means the file is not in
+ * this framing (or is corrupt): the read ends there with a defect naming the offset, as it does at
+ * a truncated last message (a file copied while the Collector was still writing it).
+ */
+import { createReadStream } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { Readable } from 'node:stream'
+import zlib from 'node:zlib'
+import { decodeOtlpJsonLine, type OtlpJsonLine } from '../otlp/json.js'
+import { decodeMetricsProto, decodeTracesProto } from '../otlp/proto.js'
+
+/**
+ * One record of a recording: a JSON line (text), one length-prefixed message (bytes), or what was
+ * left of the file where its framing broke (a truncated last message, an impossible length): the
+ * reader hands that on as a defect, so the replay counts it malformed and still judges what came
+ * before it.
+ */
+export type RecordedItem = string | Uint8Array | RecordingDefect
+
+export interface RecordingDefect {
+  defect: string
+}
+
+/** A recording that cannot be read at all (open, read, framing, compression): the command exits 1. */
+export class RecordingReadError extends Error {}
+
+/** The largest message one length prefix may announce (the Collector's default gRPC limit is 4 MiB; its batches stay far below this). */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd] as const
+/** first bytes of a JSON-lines recording: `{`, blanks, a UTF-8 byte order mark's first byte */
+const TEXT_START = new Set([0x7b, 0x20, 0x09, 0x0a, 0x0d, 0xef])
+
+const isZstd = (b: Uint8Array): boolean => b.length >= 4 && ZSTD_MAGIC.every((x, i) => b[i] === x)
+
+type ZstdZlib = { zstdDecompressSync?: (b: Uint8Array) => Buffer; createZstdDecompress?: () => NodeJS.ReadWriteStream }
+const zstd = zlib as unknown as ZstdZlib
+
+function noZstd(what: string): RecordingReadError {
+  return new RecordingReadError(
+    `${what} is zstd-compressed (the Collector file exporter's \`compression: zstd\`) and this Node.js (${process.version}) has no zstd in zlib (22.15 or later has): ` +
+      'run pullback from the container image, or decompress it first; a whole-file stream (native compression) with `zstd -dc FILE | pullback replay -`',
+  )
+}
+
+/**
+ * Decodes one record. A line is OTLP/JSON; a message is JSON (first byte `{`), a zstd frame of
+ * either (legacy per-message compression), or protobuf. Throws on anything else: the caller counts
+ * the record malformed and goes on.
+ */
+export function decodeRecorded(item: RecordedItem): OtlpJsonLine {
+  if (typeof item === 'string') return decodeOtlpJsonLine(item)
+  if (!(item instanceof Uint8Array)) throw new Error(item.defect)
+  let bytes = item
+  if (isZstd(bytes)) {
+    if (zstd.zstdDecompressSync === undefined) throw noZstd('the message')
+    bytes = zstd.zstdDecompressSync(bytes)
+  }
+  if (bytes[0] === 0x7b) return decodeOtlpJsonLine(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  switch (protoSignal(bytes)) {
+    case 'traces':
+      return { type: 'traces', request: decodeTracesProto(bytes) }
+    case 'metrics':
+      return { type: 'metrics', request: decodeMetricsProto(bytes) }
+    default:
+      return { type: 'empty' }
+  }
+}
+
+/**
+ * Which OTLP data a protobuf message holds, from its first telling item: TracesData, MetricsData and
+ * LogsData share their outer shape (field 1: resource entries, whose field 2 holds scope entries,
+ * whose field 2 holds the items), so the items' own fields tell them apart. A span carries its start
+ * and end times as fixed64 fields 7 and 8, a log record its times as fixed64 fields 1 and 11, a
+ * metric none (its data is field 5, 7, 9, 10 or 11, a message). 'empty' when it holds no item.
+ * Throws when the bytes are not a protobuf message, or none of its items tells.
+ */
+export function protoSignal(b: Uint8Array): 'traces' | 'metrics' | 'logs' | 'empty' {
+  let items = 0
+  for (const resource of fieldsOf(b, 1)) {
+    for (const scope of fieldsOf(resource, 2)) {
+      for (const item of fieldsOf(scope, 2)) {
+        let metricData = false
+        let spanIds = 0
+        for (const f of eachField(item)) {
+          if (f.wire === 1 && (f.no === 7 || f.no === 8)) return 'traces'
+          if (f.wire === 1 && (f.no === 1 || f.no === 11)) return 'logs'
+          if (f.wire === 2 && (f.no === 5 || f.no === 7 || f.no === 9 || f.no === 10 || f.no === 11)) metricData = true
+          if (f.wire === 2 && ((f.no === 1 && f.len === 16) || (f.no === 2 && f.len === 8))) spanIds += 1
+        }
+        // a span without times (never sent by an SDK) still has a 16-byte trace id and an 8-byte span id
+        if (spanIds === 2) return 'traces'
+        if (metricData) return 'metrics'
+        // a metric without data (a name only) holds nothing to read: the next item may tell
+        items += 1
+      }
+    }
+  }
+  if (items > 0) throw new Error(`protobuf message: none of its ${items} items is a span, a metric with data or a log record`)
+  return 'empty'
+}
+
+interface Field {
+  no: number
+  wire: number
+  /** length-delimited fields: the payload's offset and length */
+  at: number
+  len: number
+}
+
+/** The payloads of the length-delimited fields numbered `no` in message `b`. */
+function* fieldsOf(b: Uint8Array, no: number): Generator<Uint8Array> {
+  for (const f of eachField(b)) if (f.no === no && f.wire === 2) yield b.subarray(f.at, f.at + f.len)
+}
+
+function* eachField(b: Uint8Array): Generator<Field> {
+  let i = 0
+  const varint = (): number => {
+    let v = 0
+    let mul = 1
+    for (let n = 0; n < 10; n++) {
+      if (i >= b.length) throw new Error('protobuf message: truncated varint')
+      const x = b[i++] as number
+      v += (x & 0x7f) * mul
+      if ((x & 0x80) === 0) return v
+      mul *= 128
+    }
+    throw new Error('protobuf message: varint longer than 10 bytes')
+  }
+  while (i < b.length) {
+    const tag = varint()
+    const no = Math.floor(tag / 8)
+    const wire = tag % 8
+    if (no === 0) throw new Error('protobuf message: field number 0')
+    let at = i
+    let len = 0
+    if (wire === 0) varint()
+    else if (wire === 1) i += 8
+    else if (wire === 5) i += 4
+    else if (wire === 2) {
+      len = varint()
+      at = i
+      i += len
+    } else throw new Error(`protobuf message: wire type ${wire} (groups are not OTLP)`)
+    if (i > b.length) throw new Error('protobuf message: a field runs past its end')
+    yield { no, wire, at, len }
+  }
+}
+
+/**
+ * The records of a recording (a path, or "-" for stdin), in order: lines of a JSON-lines file, or
+ * the messages of a length-prefixed one, after undoing a whole-file zstd stream. Errors opening or
+ * reading the file and a compression this runtime cannot undo are thrown as RecordingReadError; a
+ * broken framing ends the records with a RecordingDefect.
+ */
+export async function* readRecording(file: string): AsyncGenerator<RecordedItem> {
+  const stream: NodeJS.ReadableStream = file === '-' ? process.stdin : createReadStream(file)
+  try {
+    yield* recordsOf(chunksOf(stream), file === '-' ? 'stdin' : file, 0)
+  } finally {
+    if (stream !== process.stdin) (stream as ReturnType<typeof createReadStream>).destroy()
+  }
+}
+
+async function* chunksOf(stream: NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of stream) yield typeof c === 'string' ? Buffer.from(c) : (c as Buffer)
+  } catch (err) {
+    throw err instanceof RecordingReadError ? err : new RecordingReadError(err instanceof Error ? err.message : String(err))
+  }
+}
+
+/** `depth`: 1 inside a decompressed stream (a zstd stream of a zstd stream is not a recording) */
+async function* recordsOf(chunks: AsyncGenerator<Buffer>, name: string, depth: number): AsyncGenerator<RecordedItem> {
+  // sniff on the first non-empty chunk, then read on with it put back in front
+  let first: Buffer | undefined
+  for (;;) {
+    const n = await chunks.next()
+    if (n.done === true) return
+    if (n.value.length > 0) {
+      first = n.value
+      break
+    }
+  }
+  async function* all(): AsyncGenerator<Buffer> {
+    yield first as Buffer
+    yield* chunks
+  }
+  if (isZstd(first)) {
+    if (depth > 0) throw new RecordingReadError(`${name}: a zstd stream inside a zstd stream`)
+    if (zstd.createZstdDecompress === undefined) throw noZstd(name)
+    const inflated = Readable.from(all()).pipe(zstd.createZstdDecompress())
+    yield* recordsOf(chunksOf(inflated), name, depth + 1)
+    return
+  }
+  // OTLP/JSON lines start with `{`, blanks or a byte order mark; anything else is read as the
+  // length-prefixed framing (whose first byte is 0 for any message under 16 MiB), and a file in
+  // neither ends there with a defect naming the length it would have announced
+  if (!TEXT_START.has(first[0] as number)) {
+    yield* framed(all(), name)
+    return
+  }
+  const rl = createInterface({ input: Readable.from(all()), crlfDelay: Infinity })
+  let n = 0
+  try {
+    // a byte order mark (an editor's UTF-8 save) is not part of the first JSON object
+    for await (const line of rl) yield n++ === 0 && line.startsWith('\uFEFF') ? line.slice(1) : line
+  } finally {
+    rl.close()
+  }
+}
+
+/** The messages of the length-prefixed framing (a big-endian uint32 length before each). */
+async function* framed(chunks: AsyncGenerator<Buffer>, name: string): AsyncGenerator<Uint8Array | RecordingDefect> {
+  let buf: Buffer = Buffer.alloc(0)
+  let offset = 0
+  for await (const c of chunks) {
+    buf = buf.length === 0 ? c : Buffer.concat([buf, c])
+    for (;;) {
+      if (buf.length < 4) break
+      const len = buf.readUInt32BE(0)
+      if (len > MAX_MESSAGE_BYTES) {
+        yield { defect: `${name}: at byte ${offset}, a length prefix of ${len} bytes (more than ${MAX_MESSAGE_BYTES}): not the file exporter's length-prefixed framing, or a corrupt file; the rest (${buf.length} bytes read of it so far) is not read` }
+        return
+      }
+      if (buf.length < 4 + len) break
+      yield buf.subarray(4, 4 + len)
+      buf = buf.subarray(4 + len)
+      offset += 4 + len
+    }
+  }
+  if (buf.length > 0) yield { defect: `${name}: ends inside a message at byte ${offset} (${buf.length} bytes of it): a truncated file` }
+}
