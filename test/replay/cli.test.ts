@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { main } from '../../src/cli/main.js'
+import { replayLines } from '../../src/cli/commands/replay.js'
+import { loadConfig } from '../../src/config/load.js'
 import { generate } from '../support/otlp-fixtures.js'
 import { encodeMetrics, encodeTraces } from '../receivers/oracle.js'
 
@@ -82,6 +84,21 @@ describe('pullback replay', () => {
     expect(r.out).toBe(json.out)
     expect(r.err).toMatch(/^record \d+: .*ends inside a message at byte \d+ \(9 bytes of it\): a truncated file$/m)
     expect(r.err).toMatch(new RegExp(`replay: lines=${messages.length + 1} spans=\\d+ points=\\d+ malformed=1 `))
+  })
+
+  it('a long replay reports its progress on stderr by wall time (an injected clock here), and none without one', async () => {
+    const lines = readFileSync(file, 'utf8').split('\n')
+    let t = 0
+    let err = ''
+    // the clock advances 1 s per look: a progress line every 100 looks at most
+    await replayLines(lines, loadConfig(undefined), { out: () => undefined, err: (x) => (err += x) }, { actuator: false, elapsedMs: () => (t += 1000), progressEveryMs: 100_000 })
+    const progress = err.split('\n').filter((l) => l.startsWith('replay: progress: '))
+    expect(progress.length).toBeGreaterThan(1)
+    expect(progress.length).toBeLessThanOrEqual(Math.ceil(lines.length / 100))
+    expect(progress[0]).toMatch(/^replay: progress: \d+ records read \(spans=\d+ points=\d+ malformed=0\), telemetry up to 20\d\d-\d\d-\d\dT/)
+    let quiet = ''
+    await replayLines(lines, loadConfig(undefined), { out: () => undefined, err: (x) => (quiet += x) }, { actuator: false })
+    expect(quiet).not.toMatch(/progress/)
   })
 
   it('exit 1 when the file cannot be read', async () => {

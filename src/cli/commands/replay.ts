@@ -73,7 +73,8 @@ JSON line per verdict on stdout.
                    run, the topic deleted at the end); --config's kafka.tls and kafka.auth apply
 
 A malformed line (or message) is reported on stderr with its number and skipped; so is a truncated
-last message. A summary line goes to stderr at the end. Exit 0 when the file was read, 2 on usage
+last message. A long replay prints a progress line on stderr every 10 s (records read, telemetry
+time reached); a summary line goes to stderr at the end. Exit 0 when the file was read, 2 on usage
 errors, 1 when it cannot be read.
 `
 
@@ -84,6 +85,8 @@ export interface ReplayOptions {
   recordTimeline?: boolean
   /** elapsed-time source for the summary line; injected so tests stay deterministic */
   elapsedMs?: () => number
+  /** with `elapsedMs`: a progress line on stderr at most this often (wall ms); absent or 0: none */
+  progressEveryMs?: number
   /** the engine's evaluation mode (PipelineOptions.evaluation; replayLines only) */
   evaluation?: 'full' | 'incremental'
   /**
@@ -165,8 +168,19 @@ async function eachRecordedLine(
   c: LineCounts,
   consume: (d: RecordedRequest) => void,
   after: (maxMs: number) => void | Promise<void>,
+  opts: Pick<ReplayOptions, 'elapsedMs' | 'progressEveryMs'> = {},
 ): Promise<void> {
+  // a long recording says how far it got on stderr, by wall time (the CLI's clock; tests pass none)
+  const clock = opts.progressEveryMs !== undefined && opts.progressEveryMs > 0 ? opts.elapsedMs : undefined
+  const every = opts.progressEveryMs ?? Infinity
+  let nextReport = clock !== undefined ? clock() + every : Infinity
+  let newest = -Infinity
   for await (const raw of lines) {
+    if (clock !== undefined && clock() >= nextReport) {
+      nextReport = clock() + every
+      const upTo = Number.isFinite(newest) ? `, telemetry up to ${new Date(newest).toISOString()}` : ''
+      io.err(`replay: progress: ${c.n} records read (spans=${c.spans} points=${c.points} malformed=${c.malformed})${upTo}\n`)
+    }
     c.n += 1
     const item = typeof raw === 'string' ? raw.trim() : raw
     if (item === '') continue
@@ -189,6 +203,7 @@ async function eachRecordedLine(
       io.err(`${typeof raw === 'string' ? 'line' : 'record'} ${c.n}: ${errorMessage(err).slice(0, 500)}\n`)
       continue
     }
+    if (maxMs > newest) newest = maxMs
     await after(maxMs)
   }
 }
@@ -297,6 +312,7 @@ export async function replayLines(
           runTick(now - lateness)
         }
       },
+      opts,
     )
     // end of the recording: everything that will ever arrive has arrived
     if (Number.isFinite(now)) {
@@ -436,6 +452,7 @@ export async function replayLinesOnNodes(
         if (Number.isFinite(now)) for (const node of nodes) node.advance(now)
         endRound()
       },
+      opts,
     )
     if (Number.isFinite(now)) {
       for (const node of nodes) node.flush()
@@ -606,6 +623,7 @@ export async function replayLinesOnTopic(
         }
         await opts.afterLine?.(now, deciders)
       },
+      opts,
     )
     if (Number.isFinite(now)) {
       for (const node of nodes) node.flush()
@@ -723,7 +741,7 @@ export const command: Command = {
     }
     let summary: ReplaySummary
     try {
-      const ropts: ReplayOptions = { actuator: values['no-actuator'] !== true, recordTimeline: render !== undefined, elapsedMs: () => performance.now() }
+      const ropts: ReplayOptions = { actuator: values['no-actuator'] !== true, recordTimeline: render !== undefined, elapsedMs: () => performance.now(), progressEveryMs: 10_000 }
       if (onTopic) summary = await replayOnTopicCommand(file, cfg, io, ropts, nodes ?? 1, deciders ?? 1, values.kafka)
       else summary = nodes === undefined ? await replayLines(readRecording(file), cfg, io, ropts, file) : await replayLinesOnNodes(readRecording(file), cfg, io, { ...ropts, nodes }, file)
     } catch (err) {
