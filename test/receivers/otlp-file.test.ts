@@ -126,6 +126,18 @@ describe('readRecording: the file exporter output, as written', () => {
     expect(decodeRecorded(items[0] as string).type).toBe('traces')
   })
 
+  it('a pretty-printed object (jq .) is one record numbered by its last line; one the file ends inside is a defect', async () => {
+    const pretty = JSON.stringify(JSON.parse(JSON_LINE), null, 2)
+    const lines = pretty.split('\n').length
+    const items = await all(file(`${pretty}\n${JSON_LINE}\n${pretty}\n`))
+    expect(items).toHaveLength(2 * lines + 1)
+    const records = items.filter((i) => i !== '')
+    expect(records.map((i) => decodeRecorded(i).type)).toEqual(['traces', 'traces', 'traces'])
+    expect(items.indexOf(records[0] as RecordedItem)).toBe(lines - 1)
+    const cut = await all(file(`${JSON_LINE}\n${pretty.split('\n').slice(0, 5).join('\n')}\n`))
+    expect(cut.at(-1)).toEqual({ defect: expect.stringMatching(/ends inside the pretty-printed JSON object from line 2 .*truncated/) })
+  })
+
   it('format: proto: length-prefixed TracesData and MetricsData, interleaved (one exporter in both pipelines)', async () => {
     const items = await all(file(frame(traces(3), metrics(), traces(1), Buffer.alloc(0))))
     expect(items.map((i) => (i instanceof Uint8Array ? decodeRecorded(i).type : 'defect'))).toEqual(['traces', 'metrics', 'traces', 'empty'])

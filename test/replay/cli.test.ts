@@ -86,6 +86,22 @@ describe('pullback replay', () => {
     expect(r.err).toMatch(new RegExp(`replay: lines=${messages.length + 1} spans=\\d+ points=\\d+ malformed=1 `))
   })
 
+  it('a pretty-printed recording (jq .) gives the same verdicts as its lines', async () => {
+    const pretty = path.join(dir, 'spike.pretty.json')
+    writeFileSync(
+      pretty,
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.stringify(JSON.parse(l), null, 2))
+        .join('\n') + '\n',
+    )
+    const r = await cli([pretty])
+    expect(r.code).toBe(0)
+    expect(r.out).toBe((await cli([file])).out)
+    expect(r.err).toMatch(/ malformed=0 /)
+  })
+
   it('a long replay reports its progress on stderr by wall time (an injected clock here), and none without one', async () => {
     const lines = readFileSync(file, 'utf8').split('\n')
     let t = 0

@@ -56,9 +56,9 @@ Runs recorded OTLP through normalize, signals and the engine on telemetry time, 
 JSON line per verdict on stdout.
 
   FILE             the recording; "-" reads stdin. The OpenTelemetry Collector file exporter's
-                   output: OTLP/JSON lines (format: json), length-prefixed messages (format:
-                   proto), either zstd-compressed (compression: zstd; needs Node.js 22.15+, as in
-                   the container image)
+                   output: OTLP/JSON lines (format: json; pretty-printed objects too),
+                   length-prefixed messages (format: proto), either zstd-compressed
+                   (compression: zstd; needs Node.js 22.15+, as in the container image)
   --config FILE    pullback.yaml with the threshold contracts (default: built-in defaults)
   --report FILE    also write an HTML report of every watched deployment
   --no-actuator    do not simulate the actuator's rollback event after a rollback verdict

@@ -4,7 +4,7 @@
  *
  * | file exporter settings | bytes | read as |
  * |---|---|---|
- * | `format: json` (the default) | one ExportTraceServiceRequest / ExportMetricsServiceRequest JSON object per line | lines |
+ * | `format: json` (the default) | one ExportTraceServiceRequest / ExportMetricsServiceRequest JSON object per line | lines (a pretty-printed object, `jq .`'s, as one) |
  * | `format: proto`, or `json` with `compression: zstd` | each message preceded by its length, a big-endian uint32; with compression each message is a zstd frame | messages |
  * | any format with the native compression feature gate on | the whole file one zstd stream of one of the two shapes above | decompressed, then as above |
  *
@@ -216,13 +216,58 @@ async function* recordsOf(chunks: AsyncGenerator<Buffer>, name: string, depth: n
     return
   }
   const rl = createInterface({ input: Readable.from(all()), crlfDelay: Infinity })
-  let n = 0
   try {
-    // a byte order mark (an editor's UTF-8 save) is not part of the first JSON object
-    for await (const line of rl) yield n++ === 0 && line.startsWith('\uFEFF') ? line.slice(1) : line
+    yield* documents(rl, name)
   } finally {
     rl.close()
   }
+}
+
+/**
+ * The JSON records of a text recording: each line, except that a pretty-printed object (a line `{`
+ * alone, through the next line `}` at column 0: `jq .` and editors write them so) is one record. Its
+ * inner lines are handed on as empty lines, so record numbers stay the file's line numbers (an
+ * object is numbered by its last line). An object longer than MAX_MESSAGE_BYTES, or one the file
+ * ends inside, is a defect.
+ */
+async function* documents(lines: AsyncIterable<string>, name: string): AsyncGenerator<string | RecordingDefect> {
+  let n = 0
+  let doc: string[] | undefined
+  let docFrom = 0
+  let docBytes = 0
+  let skipping = false
+  for await (const raw of lines) {
+    n += 1
+    // a byte order mark (an editor's UTF-8 save) is not part of the first JSON object
+    const line = n === 1 && raw.startsWith('\uFEFF') ? raw.slice(1) : raw
+    if (doc === undefined && !skipping) {
+      if (line.trimEnd() === '{') {
+        doc = [line]
+        docFrom = n
+        docBytes = line.length
+        yield ''
+      } else yield line
+      continue
+    }
+    const closes = line.trimEnd() === '}'
+    if (skipping) {
+      skipping = !closes
+      yield ''
+      continue
+    }
+    const d = doc as string[]
+    d.push(line)
+    docBytes += line.length + 1
+    if (closes) {
+      doc = undefined
+      yield d.join('\n')
+    } else if (docBytes > MAX_MESSAGE_BYTES) {
+      doc = undefined
+      skipping = true
+      yield { defect: `${name}: the pretty-printed JSON object from line ${docFrom} is longer than ${MAX_MESSAGE_BYTES} bytes; skipped to its end` }
+    } else yield ''
+  }
+  if (doc !== undefined) yield { defect: `${name}: ends inside the pretty-printed JSON object from line ${docFrom} (no line \`}\` closes it): a truncated file` }
 }
 
 /** The messages of the length-prefixed framing (a big-endian uint32 length before each). */
