@@ -11,7 +11,7 @@ import zlib from 'node:zlib'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
-import { decodeRecorded, protoSignal, readRecording, RecordingReadError, type RecordedItem } from '../../src/receivers/otlp-file/recording.js'
+import { decodeRecorded, protoSignal, readRecording, recordingOf, RecordingReadError, type RecordedItem } from '../../src/receivers/otlp-file/recording.js'
 import { metricsRequest, tracesRequest } from './arbitraries.js'
 import { encodeMetrics, encodeTraces } from './oracle.js'
 
@@ -31,11 +31,12 @@ const frame = (...msgs: Buffer[]): Buffer =>
       return [len, m]
     }),
   )
-async function all(p: string): Promise<RecordedItem[]> {
+async function collect(records: AsyncIterable<RecordedItem>): Promise<RecordedItem[]> {
   const out: RecordedItem[] = []
-  for await (const r of readRecording(p)) out.push(r)
+  for await (const r of records) out.push(r)
   return out
 }
+const all = (p: string): Promise<RecordedItem[]> => collect(readRecording(p))
 
 const NS = 1_768_467_960_000_000_000n
 const span = (i: number) => ({
@@ -143,6 +144,23 @@ describe('readRecording: the file exporter output, as written', () => {
     expect(items.map((i) => (i instanceof Uint8Array ? decodeRecorded(i).type : 'defect'))).toEqual(['traces', 'metrics', 'traces', 'empty'])
     const t = decodeRecorded(items[0] as Uint8Array)
     expect(t.type === 'traces' && t.request.resourceSpans[0]?.spans.length).toBe(3)
+  })
+
+  it('the same records however the bytes arrive in chunks, a length prefix split included (property)', async () => {
+    const msgs = [traces(3), metrics(), Buffer.from(JSON_LINE), traces(1)]
+    const bytes = frame(...msgs)
+    const lines = Buffer.from(`${JSON_LINE}\n${JSON.stringify(JSON.parse(JSON_LINE), null, 2)}\n`)
+    const expectedLines = await collect(recordingOf([lines], 'x'))
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), async (cuts) => {
+        const at = [...new Set(cuts)].sort((a, b) => a - b)
+        const pieces = [0, ...at].map((a, i) => bytes.subarray(a, at[i] ?? bytes.length))
+        expect((await collect(recordingOf(pieces, 'x'))).map((r) => Buffer.from(r as Uint8Array))).toEqual(msgs)
+        const linePieces = [0, ...at.filter((a) => a < lines.length)].map((a, i, all) => lines.subarray(a, all[i + 1] ?? lines.length))
+        expect(await collect(recordingOf(linePieces, 'x'))).toEqual(expectedLines)
+      }),
+      { numRuns: 200 },
+    )
   })
 
   it('length-prefixed JSON (format: json with legacy compression, once decompressed)', async () => {

@@ -36,7 +36,7 @@ export interface RecordingDefect {
   defect: string
 }
 
-/** A recording that cannot be read at all (open, read, framing, compression): the command exits 1. */
+/** A recording that cannot be read at all (open, read, a compression this runtime cannot undo): the command exits 1. */
 export class RecordingReadError extends Error {}
 
 /** The largest message one length prefix may announce (the Collector's default gRPC limit is 4 MiB; its batches stay far below this). */
@@ -48,7 +48,7 @@ const TEXT_START = new Set([0x7b, 0x20, 0x09, 0x0a, 0x0d, 0xef])
 
 const isZstd = (b: Uint8Array): boolean => b.length >= 4 && ZSTD_MAGIC.every((x, i) => b[i] === x)
 
-type ZstdZlib = { zstdDecompressSync?: (b: Uint8Array) => Buffer; createZstdDecompress?: () => NodeJS.ReadWriteStream }
+type ZstdZlib = { zstdDecompressSync?: (b: Uint8Array, o: { maxOutputLength: number }) => Buffer; createZstdDecompress?: () => NodeJS.ReadWriteStream }
 const zstd = zlib as unknown as ZstdZlib
 
 function noZstd(what: string): RecordingReadError {
@@ -69,7 +69,8 @@ export function decodeRecorded(item: RecordedItem): OtlpJsonLine {
   let bytes = item
   if (isZstd(bytes)) {
     if (zstd.zstdDecompressSync === undefined) throw noZstd('the message')
-    bytes = zstd.zstdDecompressSync(bytes)
+    // a message inflates to at most what one length prefix may announce (a zstd bomb stops there, RangeError)
+    bytes = zstd.zstdDecompressSync(bytes, { maxOutputLength: MAX_MESSAGE_BYTES })
   }
   if (bytes[0] === 0x7b) return decodeOtlpJsonLine(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
   switch (protoSignal(bytes)) {
@@ -171,15 +172,20 @@ function* eachField(b: Uint8Array): Generator<Field> {
 export async function* readRecording(file: string): AsyncGenerator<RecordedItem> {
   const stream: NodeJS.ReadableStream = file === '-' ? process.stdin : createReadStream(file)
   try {
-    yield* recordsOf(chunksOf(stream), file === '-' ? 'stdin' : file, 0)
+    yield* recordingOf(stream, file === '-' ? 'stdin' : file)
   } finally {
     if (stream !== process.stdin) (stream as ReturnType<typeof createReadStream>).destroy()
   }
 }
 
-async function* chunksOf(stream: NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+/** The records of a recording's bytes however they arrive in chunks (readRecording's reader; `name` labels defects and errors). */
+export function recordingOf(bytes: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, name: string): AsyncGenerator<RecordedItem> {
+  return recordsOf(chunksOf(bytes), name, 0)
+}
+
+async function* chunksOf(stream: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): AsyncGenerator<Buffer> {
   try {
-    for await (const c of stream) yield typeof c === 'string' ? Buffer.from(c) : (c as Buffer)
+    for await (const c of stream) yield typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength)
   } catch (err) {
     throw err instanceof RecordingReadError ? err : new RecordingReadError(err instanceof Error ? err.message : String(err))
   }
@@ -270,24 +276,40 @@ async function* documents(lines: AsyncIterable<string>, name: string): AsyncGene
   if (doc !== undefined) yield { defect: `${name}: ends inside the pretty-printed JSON object from line ${docFrom} (no line \`}\` closes it): a truncated file` }
 }
 
-/** The messages of the length-prefixed framing (a big-endian uint32 length before each). */
+/**
+ * The messages of the length-prefixed framing (a big-endian uint32 length before each). Chunks are
+ * joined only once a whole message has arrived (a multi-megabyte batch in 64 KiB reads is copied
+ * once, not once per read).
+ */
 async function* framed(chunks: AsyncGenerator<Buffer>, name: string): AsyncGenerator<Uint8Array | RecordingDefect> {
-  let buf: Buffer = Buffer.alloc(0)
+  const pending: Buffer[] = []
+  let have = 0
   let offset = 0
+  /** the pending chunks as one buffer (joined when there are several) */
+  const joined = (): Buffer => {
+    if (pending.length > 1) pending.splice(0, pending.length, Buffer.concat(pending, have))
+    return pending[0] as Buffer
+  }
   for await (const c of chunks) {
-    buf = buf.length === 0 ? c : Buffer.concat([buf, c])
+    pending.push(c)
+    have += c.length
     for (;;) {
-      if (buf.length < 4) break
-      const len = buf.readUInt32BE(0)
+      if (have < 4) break
+      const head = (pending[0] as Buffer).length >= 4 ? (pending[0] as Buffer) : joined()
+      const len = head.readUInt32BE(0)
       if (len > MAX_MESSAGE_BYTES) {
-        yield { defect: `${name}: at byte ${offset}, a length prefix of ${len} bytes (more than ${MAX_MESSAGE_BYTES}): not the file exporter's length-prefixed framing, or a corrupt file; the rest (${buf.length} bytes read of it so far) is not read` }
+        yield { defect: `${name}: at byte ${offset}, a length prefix of ${len} bytes (more than ${MAX_MESSAGE_BYTES}): not the file exporter's length-prefixed framing, or a corrupt file; the rest (${have} bytes read of it so far) is not read` }
         return
       }
-      if (buf.length < 4 + len) break
+      if (have < 4 + len) break
+      const buf = joined()
       yield buf.subarray(4, 4 + len)
-      buf = buf.subarray(4 + len)
+      const rest = buf.subarray(4 + len)
+      pending.length = 0
+      if (rest.length > 0) pending.push(rest)
+      have = rest.length
       offset += 4 + len
     }
   }
-  if (buf.length > 0) yield { defect: `${name}: ends inside a message at byte ${offset} (${buf.length} bytes of it): a truncated file` }
+  if (have > 0) yield { defect: `${name}: ends inside a message at byte ${offset} (${have} bytes of it): a truncated file` }
 }
