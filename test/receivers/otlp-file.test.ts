@@ -10,8 +10,8 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
-import { decodeRecorded, protoSignal, readRecording, recordingOf, RecordingReadError, type RecordedItem } from '../../src/receivers/otlp-file/recording.js'
+import { decodeMetricsProto, decodeTracesProto, protoDataKind } from '../../src/receivers/otlp/proto.js'
+import { decodeRecorded, readRecording, recordingOf, RecordingReadError, type RecordedItem } from '../../src/receivers/otlp-file/recording.js'
 import { metricsRequest, tracesRequest } from './arbitraries.js'
 import { encodeMetrics, encodeTraces } from './oracle.js'
 
@@ -82,7 +82,7 @@ const JSON_LINE = JSON.stringify({
   ],
 })
 
-describe('protoSignal: which OTLP data a message holds', () => {
+describe('protoDataKind: which OTLP data a message holds', () => {
   it('tells spans from metrics for any request whose items say so (property, protobufjs-encoded)', () => {
     const timed = tracesRequest.map((r) => ({
       resourceSpans: r.resourceSpans.map((rs) => ({
@@ -94,7 +94,7 @@ describe('protoSignal: which OTLP data a message holds', () => {
       fc.property(timed, (obj) => {
         const bytes = encodeTraces(obj)
         const spans = obj.resourceSpans.reduce((a, rs) => a + rs.scopeSpans.reduce((b, ss) => b + ss.spans.length, 0), 0)
-        expect(protoSignal(bytes)).toBe(spans > 0 ? 'traces' : 'empty')
+        expect(protoDataKind(bytes)).toBe(spans > 0 ? 'traces' : 'empty')
         const d = decodeRecorded(bytes)
         if (spans > 0) expect(d).toEqual({ type: 'traces', request: decodeTracesProto(bytes) })
       }),
@@ -104,7 +104,7 @@ describe('protoSignal: which OTLP data a message holds', () => {
     fc.assert(
       fc.property(withData, (obj) => {
         const bytes = encodeMetrics(obj)
-        expect(protoSignal(bytes)).toBe('metrics')
+        expect(protoDataKind(bytes)).toBe('metrics')
         expect(decodeRecorded(bytes)).toEqual({ type: 'metrics', request: decodeMetricsProto(bytes) })
       }),
       { numRuns: 300 },
@@ -112,10 +112,10 @@ describe('protoSignal: which OTLP data a message holds', () => {
   })
 
   it('reads past a metric without data, and refuses bytes that are no OTLP message', () => {
-    expect(protoSignal(metrics())).toBe('metrics')
-    expect(() => protoSignal(encodeMetrics({ resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: 'a' }] }] }] }))).toThrow(/none of its 1 items/)
-    expect(protoSignal(Buffer.alloc(0))).toBe('empty')
-    expect(() => protoSignal(Buffer.from([0x0a, 0x05, 0x01]))).toThrow(/runs past its end/)
+    expect(protoDataKind(metrics())).toBe('metrics')
+    expect(() => protoDataKind(encodeMetrics({ resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: 'a' }] }] }] }))).toThrow(/none of its 1 items/)
+    expect(protoDataKind(Buffer.alloc(0))).toBe('empty')
+    expect(() => protoDataKind(Buffer.from([0x0a, 0x05, 0x01]))).toThrow(/length past end of message/)
     expect(() => decodeRecorded(Buffer.from([0x0b, 0x00]))).toThrow(/wire type 3/)
   })
 })

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { DecodeError } from '../../src/receivers/errors.js'
-import { decodeMetricsProto, decodeTracesProto } from '../../src/receivers/otlp/proto.js'
+import { decodeMetricsProto, decodeTracesProto, protoDataKind } from '../../src/receivers/otlp/proto.js'
 import { metricsRequest, tracesRequest } from './arbitraries.js'
 import { encodeMetrics, encodeTraces, loadRoot, oracleMetrics, oracleTraces } from './oracle.js'
 
@@ -140,6 +140,8 @@ describe('lazy protobuf decoder on malformed input', () => {
           const flipped = Buffer.from(bytes)
           flipped[cut] = byte
           onlyDecodeErrors(() => decode(flipped))
+          onlyDecodeErrors(() => protoDataKind(bytes.subarray(0, cut)))
+          onlyDecodeErrors(() => protoDataKind(flipped))
         }
       }),
       { numRuns: 1500 },

@@ -176,8 +176,9 @@ async function eachRecordedLine(
   let nextReport = clock !== undefined ? clock() + every : Infinity
   let newest = -Infinity
   for await (const raw of lines) {
-    if (clock !== undefined && clock() >= nextReport) {
-      nextReport = clock() + every
+    const wall = clock?.() ?? -Infinity
+    if (wall >= nextReport) {
+      nextReport = wall + every
       const upTo = Number.isFinite(newest) ? `, telemetry up to ${new Date(newest).toISOString()}` : ''
       io.err(`replay: progress: ${c.n} records read (spans=${c.spans} points=${c.points} malformed=${c.malformed})${upTo}\n`)
     }

@@ -9,7 +9,7 @@
  * | any format with the native compression feature gate on | the whole file one zstd stream of one of the two shapes above | decompressed, then as above |
  *
  * A proto message is TracesData, MetricsData or LogsData (the same bytes as the export requests);
- * which one is read from the first item it holds (protoSignal). Logs are not read by pullback.
+ * which one is read from the first item it holds (otlp/proto.ts protoDataKind). Logs are not read.
  * zstd needs a Node.js whose zlib has it (22.15 or later: the container image's); on an older one a
  * compressed recording is refused with the command that decompresses it.
  *
@@ -22,7 +22,7 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import { decodeOtlpJsonLine, type OtlpJsonLine } from '../otlp/json.js'
-import { decodeMetricsProto, decodeTracesProto } from '../otlp/proto.js'
+import { decodeMetricsProto, decodeTracesProto, protoDataKind } from '../otlp/proto.js'
 
 /**
  * One record of a recording: a JSON line (text), one length-prefixed message (bytes), or what was
@@ -73,93 +73,13 @@ export function decodeRecorded(item: RecordedItem): OtlpJsonLine {
     bytes = zstd.zstdDecompressSync(bytes, { maxOutputLength: MAX_MESSAGE_BYTES })
   }
   if (bytes[0] === 0x7b) return decodeOtlpJsonLine(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
-  switch (protoSignal(bytes)) {
+  switch (protoDataKind(bytes)) {
     case 'traces':
       return { type: 'traces', request: decodeTracesProto(bytes) }
     case 'metrics':
       return { type: 'metrics', request: decodeMetricsProto(bytes) }
     default:
       return { type: 'empty' }
-  }
-}
-
-/**
- * Which OTLP data a protobuf message holds, from its first telling item: TracesData, MetricsData and
- * LogsData share their outer shape (field 1: resource entries, whose field 2 holds scope entries,
- * whose field 2 holds the items), so the items' own fields tell them apart. A span carries its start
- * and end times as fixed64 fields 7 and 8, a log record its times as fixed64 fields 1 and 11, a
- * metric none (its data is field 5, 7, 9, 10 or 11, a message). 'empty' when it holds no item.
- * Throws when the bytes are not a protobuf message, or none of its items tells.
- */
-export function protoSignal(b: Uint8Array): 'traces' | 'metrics' | 'logs' | 'empty' {
-  let items = 0
-  for (const resource of fieldsOf(b, 1)) {
-    for (const scope of fieldsOf(resource, 2)) {
-      for (const item of fieldsOf(scope, 2)) {
-        let metricData = false
-        let spanIds = 0
-        for (const f of eachField(item)) {
-          if (f.wire === 1 && (f.no === 7 || f.no === 8)) return 'traces'
-          if (f.wire === 1 && (f.no === 1 || f.no === 11)) return 'logs'
-          if (f.wire === 2 && (f.no === 5 || f.no === 7 || f.no === 9 || f.no === 10 || f.no === 11)) metricData = true
-          if (f.wire === 2 && ((f.no === 1 && f.len === 16) || (f.no === 2 && f.len === 8))) spanIds += 1
-        }
-        // a span without times (never sent by an SDK) still has a 16-byte trace id and an 8-byte span id
-        if (spanIds === 2) return 'traces'
-        if (metricData) return 'metrics'
-        // a metric without data (a name only) holds nothing to read: the next item may tell
-        items += 1
-      }
-    }
-  }
-  if (items > 0) throw new Error(`protobuf message: none of its ${items} items is a span, a metric with data or a log record`)
-  return 'empty'
-}
-
-interface Field {
-  no: number
-  wire: number
-  /** length-delimited fields: the payload's offset and length */
-  at: number
-  len: number
-}
-
-/** The payloads of the length-delimited fields numbered `no` in message `b`. */
-function* fieldsOf(b: Uint8Array, no: number): Generator<Uint8Array> {
-  for (const f of eachField(b)) if (f.no === no && f.wire === 2) yield b.subarray(f.at, f.at + f.len)
-}
-
-function* eachField(b: Uint8Array): Generator<Field> {
-  let i = 0
-  const varint = (): number => {
-    let v = 0
-    let mul = 1
-    for (let n = 0; n < 10; n++) {
-      if (i >= b.length) throw new Error('protobuf message: truncated varint')
-      const x = b[i++] as number
-      v += (x & 0x7f) * mul
-      if ((x & 0x80) === 0) return v
-      mul *= 128
-    }
-    throw new Error('protobuf message: varint longer than 10 bytes')
-  }
-  while (i < b.length) {
-    const tag = varint()
-    const no = Math.floor(tag / 8)
-    const wire = tag % 8
-    if (no === 0) throw new Error('protobuf message: field number 0')
-    let at = i
-    let len = 0
-    if (wire === 0) varint()
-    else if (wire === 1) i += 8
-    else if (wire === 5) i += 4
-    else if (wire === 2) {
-      len = varint()
-      at = i
-      i += len
-    } else throw new Error(`protobuf message: wire type ${wire} (groups are not OTLP)`)
-    if (i > b.length) throw new Error('protobuf message: a field runs past its end')
-    yield { no, wire, at, len }
   }
 }
 

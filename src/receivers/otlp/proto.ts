@@ -471,6 +471,69 @@ export function decodeTracesProto(input: Uint8Array, opts?: DecodeOptions): Trac
   }
 }
 
+/**
+ * Which OTLP data a protobuf message holds when nothing else says (a file of length-prefixed
+ * messages, src/receivers/otlp-file): TracesData, MetricsData and LogsData share their outer shape
+ * (field 1: resource entries, whose field 2 holds scope entries, whose field 2 holds the items), so
+ * the first telling item's own fields decide. A span carries its start and end times as fixed64
+ * fields 7 and 8 (or, without times, a 16-byte trace id and an 8-byte span id), a log record its
+ * times as fixed64 fields 1 and 11, a metric its data as message field 5, 7, 9, 10 or 11; a metric
+ * without data (a name only) tells nothing and the next item is read. 'empty' when the message
+ * holds no item. Throws DecodeError on malformed bytes, or when none of its items tells.
+ */
+export function protoDataKind(input: Uint8Array): 'traces' | 'metrics' | 'logs' | 'empty' {
+  begin(input, undefined)
+  try {
+    const seen = { items: 0 }
+    const kind = kindWithin(buf.length, 0, seen)
+    if (kind !== undefined) return kind
+    if (seen.items > 0) fail(`none of its ${seen.items} items is a span, a metric with data or a log record`)
+    return 'empty'
+  } finally {
+    end()
+  }
+}
+
+/** Depth 0: the message (its resource entries, field 1); 1: a resource entry (scope entries, field 2); 2: a scope entry (items, field 2). */
+function kindWithin(limit: number, depth: number, seen: { items: number }): 'traces' | 'metrics' | 'logs' | undefined {
+  const want = depth === 0 ? (1 << 3) | 2 : (2 << 3) | 2
+  while (pos < limit) {
+    const t = tag(limit)
+    if (t !== want) {
+      skip(t & 7, limit)
+      continue
+    }
+    const e = delimited(limit)
+    const kind = depth === 2 ? itemKind(e) : kindWithin(e, depth + 1, seen)
+    if (kind !== undefined) return kind
+    if (depth === 2) seen.items += 1
+    pos = e
+  }
+  return undefined
+}
+
+function itemKind(limit: number): 'traces' | 'metrics' | 'logs' | undefined {
+  let metricData = false
+  let spanIds = 0
+  while (pos < limit) {
+    const t = tag(limit)
+    const f = t >>> 3
+    const wt = t & 7
+    if (wt === 1 && (f === 7 || f === 8)) return 'traces'
+    if (wt === 1 && (f === 1 || f === 11)) return 'logs'
+    if (wt !== 2) {
+      skip(wt, limit)
+      continue
+    }
+    const e = delimited(limit)
+    if (f === 5 || f === 7 || f === 9 || f === 10 || f === 11) metricData = true
+    if ((f === 1 && e - pos === 16) || (f === 2 && e - pos === 8)) spanIds += 1
+    pos = e
+  }
+  if (spanIds === 2) return 'traces'
+  return metricData ? 'metrics' : undefined
+}
+
 /** Number of spans in a decoded request. */
 export function countSpans(req: TracesRequest): number {
   let n = 0
