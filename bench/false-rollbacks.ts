@@ -78,7 +78,9 @@
  * prints, per stratum, the decision time from the new version's first export (spans: its first
  * faulty request; metrics: the first new pod's first report, one interval after it started) as
  * median / 90th percentile / worst over the runs rolled back, and with `--errors` the issue-10
- * targets for 60 s and 15 s metrics (3 intervals + lateness; 90 s) over them. Printed, not asserted.
+ * targets for 60 s and 15 s metrics (3 intervals + lateness; 90 s) over them, and the same decision
+ * times by telemetry (spans; metrics per export interval) and traffic band, median / worst with the
+ * runs rolled back of the runs in each cell: the README's "what to expect" table. Printed, not asserted.
  */
 import { fork } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -413,7 +415,7 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   }
 }
 
-interface RunResult {
+export interface RunResult {
   run: number
   rps: number
   intervalS: number
@@ -509,6 +511,34 @@ function firstExportS(p: Params): number {
 function timeSpread(xs: number[]): string {
   if (xs.length === 0) return '-'
   return `${median(xs).toFixed(0)} / ${quantile(xs, 0.9).toFixed(0)} / ${Math.max(...xs).toFixed(0)} s`
+}
+
+/**
+ * Rows: spans (whatever the resource metrics' interval), then metrics-only runs per export
+ * interval; columns: traffic bands. A cell is median / worst decision time over the runs rolled
+ * back, and how many of its runs were: the "what to expect" table of the README.
+ */
+export function expectationMatrix(results: RunResult[], band: (rps: number) => string): string[][] {
+  const bands = [...new Set(results.map((r) => band(r.rps)))].sort((a, b) => bandLow(a) - bandLow(b))
+  const rowOf = (r: RunResult) => (r.telemetry === 'spans' ? 'spans' : `metrics every ${r.intervalS} s`)
+  const rows = [...new Set(results.map(rowOf))].sort((a, b) => (a === 'spans' ? -1 : b === 'spans' ? 1 : parseFloat(a.slice(14)) - parseFloat(b.slice(14))))
+  const out: string[][] = [['telemetry', ...bands]]
+  for (const row of rows) {
+    out.push([
+      row,
+      ...bands.map((b) => {
+        const g = results.filter((r) => rowOf(r) === row && band(r.rps) === b)
+        const t = g.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
+        return g.length === 0 ? '-' : `${t.length > 0 ? `${median(t).toFixed(0)} / ${Math.max(...t).toFixed(0)}` : '-'} (${t.length} of ${g.length})`
+      }),
+    ])
+  }
+  return out
+}
+
+/** the lower end of a traffic band's label, for ordering */
+function bandLow(label: string): number {
+  return label.startsWith('under') ? 0 : parseFloat(label)
 }
 
 function fmtRps(x: number): string {
@@ -647,6 +677,8 @@ async function main(): Promise<number> {
     const times = g.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
     strata.push([k, String(g.length), String(g.filter((r) => r.rollbacks > 0).length), String(g.filter((r) => r.incidents > 0).length), String(g.filter((r) => r.judged).length), ...(worse ? [timeSpread(times)] : [])])
   }
+  // what a user should expect: decision time by how the service exports and how busy it is
+  const matrix = worse ? expectationMatrix(results, rpsBand) : []
   // issue 10's cadence targets over the metrics-only runs, when the version is a step regression
   // with errors (a slower version alone may be within the contract: --slower 1.3)
   const cadence: string[][] = []
@@ -665,7 +697,7 @@ async function main(): Promise<number> {
   }
   if (values.json === true) {
     const times = results.flatMap((r) => (r.decideS !== undefined ? [r.decideS] : []))
-    const decide = worse && times.length > 0 ? { decideS: { median: median(times), p90: quantile(times, 0.9), max: Math.max(...times) }, cadence } : {}
+    const decide = worse && times.length > 0 ? { decideS: { median: median(times), p90: quantile(times, 0.9), max: Math.max(...times) }, cadence, byTelemetryAndTraffic: matrix } : {}
     process.stdout.write(`${JSON.stringify({ seed, slower, errors, spanExport, clock, skewMs, histograms, temporality, coldStartS, ...(intervalsArg !== DEFAULT_INTERVALS_S.join(',') ? { intervals } : {}), rps: opts.rps, runs: results.length, falseRollbacks: rolledBack.length, rate, incidents: incidents.length, runMs: { min: Math.min(...ms), median: median(ms), max: Math.max(...ms) }, rolledBack: rolledBack.map((r) => r.run), incidentRuns: incidents.map((r) => r.run), ...decide, ...(late.length > 0 ? { lateRuns: late.map((l) => ({ intervalS: l.intervalS, limitS: l.limitS, runs: l.runs.map((r) => ({ run: r.run, rps: r.rps, decideS: r.decideS ?? null })) })) } : {}) })}\n`)
   } else {
     const out = [
@@ -694,6 +726,7 @@ async function main(): Promise<number> {
       ]),
       '',
       table(strata),
+      ...(matrix.length > 0 ? ['', 'decision time from the first export (spans: the first faulty request) by telemetry and traffic: median / worst s (runs rolled back of runs)', '', table(matrix)] : []),
       ...(cadence.length > 0 ? ['', table([['target (issue 10), metrics-only runs', 'value'], ...cadence])] : []),
     ]
     if (rolledBack.length > 0) {
