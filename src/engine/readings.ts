@@ -16,6 +16,7 @@ import { advance, errorCountsEvidence, errorEvidence, latencyEvidence, peek, typ
 import {
   corroborationBound,
   errorLevel,
+  errorThreshold,
   errorRateRule,
   heldAlone,
   heldLong,
@@ -210,11 +211,14 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   const againstHistory = h !== undefined && h.state === 'unhealthy' && h.reference !== undefined && source === 'snapshot'
   // the history's tests (a pre-existing breach, not time-critical) commit only, no early look
   if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, commitEnd, levelsOf(c, h.reference, false), win, interval, end)
+  const errNow = errorEvidence(ev)
+  const latNow = latencyEvidence(ev)
+  witnessMax(w, c, ev, lv, win, numbers, errNow, latNow)
   let resource: RuleResult | undefined
   if (quietOk && w.probeFailure === undefined) {
     const bound = 1 / c.alpha
     const below = (e: WatchEvidence) => errorEvidence(e) < bound && latencyEvidence(e) < bound
-    if (below(ev) && (!againstHistory || below(w.refEvidence))) {
+    if (errNow < bound && latNow < bound && (!againstHistory || below(w.refEvidence))) {
       resource = resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source)
       if (resource.state !== 'breach') {
         // what the loop below does for readings that are not breaches
@@ -227,8 +231,8 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
     }
   }
   const list = [
-    errorRateRule(c, win, numbers, errorEvidence(ev)),
-    latencyRule(c, view, key, win, numbers, latencyEvidence(ev)),
+    errorRateRule(c, win, numbers, errNow),
+    latencyRule(c, view, key, win, numbers, latNow),
     resource ?? resourceReading(w, view, key, end, g, evalFrom, numbers?.resourceSlope, source),
     probeRule(c, win, w.probeFailure, w.failingNow.size, w.probeReadings),
   ]
@@ -254,12 +258,18 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   // corroboration bound (rules.ts corroborationBound); never critical, never a leader. The error
   // witness may also count its evidence against the baseline's counts (composite.ts)
   const [er, lat] = list as [RuleResult, RuleResult]
+  const seen = w.witnessed
   if (lat.state === 'breach' && er.state === 'insufficient' && er.threshold > 0 && er.value >= er.threshold) {
-    const plugIn = errorEvidence(ev)
+    const plugIn = errNow
     const counts = errorCountsEvidence(ev, lv)
-    const witness = errorRateRule(c, win, numbers, Math.max(plugIn, counts), corroborationBound(c))
-    if (witness.state === 'breach') list[0] = corroborating(witness, counts > plugIn ? " against the baseline's counts" : '')
-  } else if (er.state === 'breach' && corroborates(c, lat)) list[1] = corroborating(latencyRule(c, view, key, win, numbers, latencyEvidence(ev), corroborationBound(c)))
+    const now = Math.max(plugIn, counts)
+    const most = Math.max(now, seen?.error ?? 0)
+    const witness = errorRateRule(c, win, numbers, most, corroborationBound(c))
+    if (witness.state === 'breach') list[0] = corroborating(witness, `${counts > plugIn ? " against the baseline's counts" : ''}${most > now ? ' (its largest in this watch)' : ''}`)
+  } else if (er.state === 'breach' && corroborates(c, lat, seen?.latency ?? 0)) {
+    const most = Math.max(latNow, seen?.latency ?? 0)
+    list[1] = corroborating(latencyRule(c, view, key, win, numbers, most, corroborationBound(c)), most > latNow ? ' (its largest in this watch)' : '')
+  }
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report, or over the confirmation span as it grew when that is longer (an error ratio at the
@@ -292,8 +302,34 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
 }
 
 /** A reading that may become a corroborating witness: beyond its threshold, evidence short of 1/alpha but at the corroboration bound. */
-function corroborates(c: Contract, r: RuleResult): boolean {
-  return r.state === 'insufficient' && r.threshold > 0 && r.value >= r.threshold && r.evidence !== undefined && r.evidence >= corroborationBound(c) && r.evidence < 1 / c.alpha
+/** `most`: the largest evidence the signal's test has shown in this watch (witnessMax). */
+function corroborates(c: Contract, r: RuleResult, most: number): boolean {
+  return r.state === 'insufficient' && r.threshold > 0 && r.value >= r.threshold && r.evidence !== undefined && Math.max(r.evidence, most) >= corroborationBound(c) && r.evidence < 1 / c.alpha
+}
+
+/**
+ * Keeps the largest evidence each request signal's test has shown in this watch (Watch.witnessed),
+ * which a second witness counts (rules.ts corroborationBound). Why the largest and not the current
+ * value: a test's evidence is a test supermartingale, and Ville's inequality bounds the chance that
+ * it EVER reaches 1/sqrt(alpha) by sqrt(alpha), the same bound as for its value at the decision
+ * (a stopping time); a sequential test that crossed its bound has rejected, whatever its wealth
+ * does after. The false-alarm bound of a two-witness decision rests on its leader alone, whose
+ * current evidence must still reach 1/alpha; the witness must still be beyond its threshold over
+ * the span now. Measured: a 1.5 req/s service on 60 s metrics (`low-traffic-60s-bad-deploy` seed 2)
+ * showed its error evidence against the baseline's counts at 58 when its latency was still short of
+ * 1/alpha, and 23 a report later, when latency reached it: one batch of 2 errors in 120 requests
+ * had taken the current value under 32, and the decision waited another report (260 s from the
+ * first export against the 185 s target).
+ * Cost: the error test against the baseline's counts (composite.ts, 24 rates) is read only while
+ * the span's error ratio is beyond its threshold; the plain tests' values are read every evaluation
+ * anyway (the quiet check).
+ */
+function witnessMax(w: Watch, c: Contract, ev: WatchEvidence, lv: Levels, win: WindowStats, numbers: BaselineNumbers | undefined, errNow: number, latNow: number): void {
+  const seen = (w.witnessed ??= { error: 0, latency: 0 })
+  let err = errNow
+  if (numbers !== undefined && numbers.requests > 0 && win.requests > 0 && win.errors / win.requests >= errorThreshold(c, numbers.errors / numbers.requests)) err = Math.max(err, errorCountsEvidence(ev, lv))
+  if (err > seen.error) seen.error = err
+  if (latNow > seen.latency) seen.latency = latNow
 }
 
 function corroborating(r: RuleResult, how = ''): RuleResult {

@@ -107,6 +107,11 @@ export interface Watch extends WatchedVersion {
   evidence: WatchEvidence
   /** the same against the history before an unhealthy baseline (gate.ts), for the incident path */
   refEvidence: WatchEvidence
+  /**
+   * the largest evidence each request signal's test has shown in this watch, as a second witness
+   * may count it (readings.ts witnessMax); absent in a watch persisted before it (read as none)
+   */
+  witnessed?: { error: number; latency: number }
   /** was the frozen baseline itself healthy? set at freeze; never changed in place (as `baseline`) */
   health: BaselineHealth | undefined
   /** the resource rule's last reading and the evaluation end it was computed at (see RESOURCE_EVERY_MS) */

@@ -76,6 +76,7 @@ function newWatch(cfg: EngineConfig, f: WatchedVersion & Pick<Watch, 'source' | 
     probeReadings: 0,
     evidence: newWatchEvidence(contract.signals.latency.shiftQuantiles.length),
     refEvidence: newWatchEvidence(contract.signals.latency.shiftQuantiles.length),
+    witnessed: { error: 0, latency: 0 },
     health: undefined,
     resourceLast: undefined,
     resourceAt: -Infinity,
