@@ -301,8 +301,11 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   return { list, source, preExisting }
 }
 
-/** A reading that may become a corroborating witness: beyond its threshold, evidence short of 1/alpha but at the corroboration bound. */
-/** `most`: the largest evidence the signal's test has shown in this watch (witnessMax). */
+/**
+ * A reading that may become a corroborating witness: beyond its threshold, evidence short of
+ * 1/alpha, and at the corroboration bound now or at `most`, the largest its test has shown in this
+ * watch (witnessMax).
+ */
 function corroborates(c: Contract, r: RuleResult, most: number): boolean {
   return r.state === 'insufficient' && r.threshold > 0 && r.value >= r.threshold && r.evidence !== undefined && Math.max(r.evidence, most) >= corroborationBound(c) && r.evidence < 1 / c.alpha
 }
