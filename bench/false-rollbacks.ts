@@ -519,9 +519,17 @@ function timeSpread(xs: number[]): string {
  * back, and how many of its runs were: the "what to expect" table of the README.
  */
 export function expectationMatrix(results: RunResult[], band: (rps: number) => string): string[][] {
-  const bands = [...new Set(results.map((r) => band(r.rps)))].sort((a, b) => bandLow(a) - bandLow(b))
+  // bands ordered by their slowest run, rows by export interval after spans (-1)
+  const bandOrder = new Map<string, number>()
+  const rowOrder = new Map<string, number>()
   const rowOf = (r: RunResult) => (r.telemetry === 'spans' ? 'spans' : `metrics every ${r.intervalS} s`)
-  const rows = [...new Set(results.map(rowOf))].sort((a, b) => (a === 'spans' ? -1 : b === 'spans' ? 1 : parseFloat(a.slice(14)) - parseFloat(b.slice(14))))
+  for (const r of results) {
+    const b = band(r.rps)
+    bandOrder.set(b, Math.min(bandOrder.get(b) ?? Infinity, r.rps))
+    rowOrder.set(rowOf(r), r.telemetry === 'spans' ? -1 : r.intervalS)
+  }
+  const bands = [...bandOrder.keys()].sort((a, b) => (bandOrder.get(a) as number) - (bandOrder.get(b) as number))
+  const rows = [...rowOrder.keys()].sort((a, b) => (rowOrder.get(a) as number) - (rowOrder.get(b) as number))
   const out: string[][] = [['telemetry', ...bands]]
   for (const row of rows) {
     out.push([
@@ -534,11 +542,6 @@ export function expectationMatrix(results: RunResult[], band: (rps: number) => s
     ])
   }
   return out
-}
-
-/** the lower end of a traffic band's label, for ordering */
-function bandLow(label: string): number {
-  return label.startsWith('under') ? 0 : parseFloat(label)
 }
 
 function fmtRps(x: number): string {

@@ -213,7 +213,7 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   if (againstHistory) advance(w.refEvidence, view, key, evidenceFrom, commitEnd, levelsOf(c, h.reference, false), win, interval, end)
   const errNow = errorEvidence(ev)
   const latNow = latencyEvidence(ev)
-  witnessMax(w, c, ev, lv, win, numbers, errNow, latNow)
+  const seen = witnessMax(w, c, ev, lv, win, numbers, errNow, latNow)
   let resource: RuleResult | undefined
   if (quietOk && w.probeFailure === undefined) {
     const bound = 1 / c.alpha
@@ -258,16 +258,15 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   // corroboration bound (rules.ts corroborationBound); never critical, never a leader. The error
   // witness may also count its evidence against the baseline's counts (composite.ts)
   const [er, lat] = list as [RuleResult, RuleResult]
-  const seen = w.witnessed
   if (lat.state === 'breach' && er.state === 'insufficient' && er.threshold > 0 && er.value >= er.threshold) {
     const plugIn = errNow
     const counts = errorCountsEvidence(ev, lv)
     const now = Math.max(plugIn, counts)
-    const most = Math.max(now, seen?.error ?? 0)
+    const most = Math.max(now, seen.error)
     const witness = errorRateRule(c, win, numbers, most, corroborationBound(c))
     if (witness.state === 'breach') list[0] = corroborating(witness, `${counts > plugIn ? " against the baseline's counts" : ''}${most > now ? ' (its largest in this watch)' : ''}`)
-  } else if (er.state === 'breach' && corroborates(c, lat, seen?.latency ?? 0)) {
-    const most = Math.max(latNow, seen?.latency ?? 0)
+  } else if (er.state === 'breach' && corroborates(c, lat, seen.latency)) {
+    const most = Math.max(latNow, seen.latency)
     list[1] = corroborating(latencyRule(c, view, key, win, numbers, most, corroborationBound(c)), most > latNow ? ' (its largest in this watch)' : '')
   }
   // a breach that continues from the previous tick keeps its first onset. A request signal beyond
@@ -327,12 +326,13 @@ function corroborates(c: Contract, r: RuleResult, most: number): boolean {
  * the span's error ratio is beyond its threshold; the plain tests' values are read every evaluation
  * anyway (the quiet check).
  */
-function witnessMax(w: Watch, c: Contract, ev: WatchEvidence, lv: Levels, win: WindowStats, numbers: BaselineNumbers | undefined, errNow: number, latNow: number): void {
+function witnessMax(w: Watch, c: Contract, ev: WatchEvidence, lv: Levels, win: WindowStats, numbers: BaselineNumbers | undefined, errNow: number, latNow: number): NonNullable<Watch['witnessed']> {
   const seen = (w.witnessed ??= { error: 0, latency: 0 })
   let err = errNow
   if (numbers !== undefined && numbers.requests > 0 && win.requests > 0 && win.errors / win.requests >= errorThreshold(c, numbers.errors / numbers.requests)) err = Math.max(err, errorCountsEvidence(ev, lv))
   if (err > seen.error) seen.error = err
   if (latNow > seen.latency) seen.latency = latNow
+  return seen
 }
 
 function corroborating(r: RuleResult, how = ''): RuleResult {
