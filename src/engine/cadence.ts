@@ -50,29 +50,58 @@ export function granularity(c: Contract, view: SignalView, cov: SeriesCoverage |
 
 /**
  * The grid a deployment's judgements END on, `g` (granularity) for its window starts. A series
- * reporting faster than once per coarse bucket whose span still reaches past the fine ring (20-45 s
+ * reporting at most once per coarse bucket whose span still reaches past the fine ring (20-60 s
  * exporters: a 30 s one needs 30 + 60 + 5 s of fine ring, the default keeps 60 s) is judged when
  * each report makes its data complete, at the fine grid, and its spans start on the coarse grid
  * (confirmationSpan, heldAlone, heldLong): every range is still answered whole, a span is up to one
- * coarse bucket longer than its minimum, and no report waits for the next minute's edge. Before,
- * such a series was judged minute by minute as a 60 s one is, and a report that completed its data
- * at :20 waited for :00 (`false-rollbacks.js --intervals 20,30,45 --errors 0.05 --slower 2`: within
+ * coarse bucket longer than its minimum, and no report waits for the next minute's edge. Before
+ * session 44 such a series was judged minute by minute, and a report that completed its data at
+ * :20 waited for :00 (`false-rollbacks.js --intervals 20,30,45 --errors 0.05 --slower 2`: within
  * 90 s of the first export 119 -> 132 of 152 runs on 20 s metrics, 30 s within 95 s 120 -> 132 of
  * 154). A longer fine ring would do the same at 81 KiB instead of 51 KiB per fully populated series
- * (`signals.js --fine-retention-s 150`), over the 64 KiB budget. A 60 s exporter reports once per
- * coarse bucket: its grid stays the coarse one. While the store still holds a deployment's span in
- * fine buckets, the span itself lies on the fine grid (deploySpan: a 20 s exporter's first spans;
- * a 30-45 s one's reach past the fine ring and start on minute edges).
+ * (`signals.js --fine-retention-s 150`), over the 64 KiB budget. 60 s exporters since session 48:
+ * their pods report on their own phases, so the data is complete at the slowest pod's report,
+ * rarely on a minute edge, and on the minute grid what a report completed waited for the next one
+ * (`low-traffic-60s-bad-deploy` seed 2: 211 -> 180 s from the first export); their end stays within
+ * the 5 s buckets the store still holds (evaluationEnd). Slower than once a minute: the coarse grid.
+ * While the store still holds a deployment's span in fine buckets, the span itself lies on the fine
+ * grid (deploySpan: a 20 s exporter's first spans; a 30-60 s one's reach past the fine ring and
+ * start on minute edges).
  */
 export function endGranularity(view: SignalView, cov: SeriesCoverage | undefined, g: number): number {
   const interval = reportInterval(cov)
-  return g > view.bucketMs && interval > 0 && interval < g ? view.bucketMs : g
+  return g > view.bucketMs && interval > 0 && interval <= g ? view.bucketMs : g
 }
 
-/** Latest time, aligned to `g`, the series can be judged up to: the watermark, but not past its complete data. */
-export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number, g: number): number {
+/**
+ * The grid a deployment's sequential tests COMMIT data on: `ge`, unless a commit on it could be
+ * folded into a coarse bucket before the next one reads on from it. A commit ends where the series'
+ * data is complete, up to one report interval (and one 5 s bucket) behind its newest data; the store
+ * keeps `fineRetentionMs` of 5 s buckets behind the newest, and what lies between a commit's end
+ * and an older fine ring's start is inside a coarse bucket whose first part was already consumed:
+ * it cannot be read apart and would be lost to the evidence. So an exporter slower than the fine
+ * ring less two buckets (55 and 60 s by default) commits on coarse edges and looks at the rest
+ * without committing it (sequential.ts peek, the early look of span series). Measured before this
+ * rule, committing a 60 s exporter at 5 s ends: drawn run #303 (1.9 req/s, four pods) fed its error
+ * test 21 % fewer requests and half its errors, and was no longer rolled back.
+ */
+export function commitGranularity(view: SignalView, cov: SeriesCoverage | undefined, g: number, ge: number): number {
+  return ge < g && reportInterval(cov) + 2 * view.bucketMs > view.fineRetentionMs ? g : ge
+}
+
+/**
+ * Latest time, aligned to `g`, the series can be judged up to: the watermark, but not past its
+ * complete data. With `g` finer than the series' window grid `coarse` (endGranularity), an end
+ * between coarse edges only where the store still holds 5 s buckets (`fineFromMs`): a 60 s
+ * exporter's pod one report behind may leave the complete data before them, and a range ending
+ * there would be answered only to its coarse edge (the minute edge is then the end).
+ */
+export function evaluationEnd(cov: SeriesCoverage | undefined, watermark: number, g: number, coarse = g): number {
   const t = cov === undefined || !Number.isFinite(cov.completeUntilMs) ? watermark : Math.min(watermark, cov.completeUntilMs)
-  return alignDown(t, g)
+  const end = alignDown(t, g)
+  if (!(g < coarse) || end % coarse === 0) return end
+  const fine = cov?.fineFromMs
+  return fine !== undefined && end >= fine ? end : alignDown(t, coarse)
 }
 
 /**

@@ -24,7 +24,7 @@ import type { EngineConfig } from './config.js'
 import type { DeploymentEvent } from './events.js'
 import type { ProbeObservation } from '../normalize/observations.js'
 import { alignUp } from './stats.js'
-import { earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
+import { commitGranularity, earlyEnd, endGranularity, evaluationEnd, granularity, minSpan, reportInterval } from './cadence.js'
 import { idPhase } from './ids.js'
 import { freeze } from './freeze.js'
 import { evalDeploy, evalRecovery } from './decide.js'
@@ -174,7 +174,7 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     // a deployment is judged as each report completes its data (cadence.ts endGranularity); a
     // recovery verification is not time-critical and keeps to the grid of its window starts
     const ge = w.kind === 'deploy' ? endGranularity(input.view, cov, g) : g
-    const dataEnd = evaluationEnd(cov, input.watermark, ge)
+    const dataEnd = evaluationEnd(cov, input.watermark, ge, g)
     // a deployment's span series may be judged before the watermark (cadence.ts earlyEnd); a recovery
     // verification is not time-critical and keeps to complete data
     const headEnd = cfg.earlyFiring && w.kind === 'deploy' ? earlyEnd(cov, input.now, dataEnd, g, bucketMs) : dataEnd
@@ -207,7 +207,8 @@ export function evaluate(cfg: EngineConfig, state: EngineState, input: EngineInp
     // a recovery verification is always judged once more at its end, even without a new bucket;
     // after an early look a deployment is judged again when the watermark commits more, even if
     // its newest data has not moved (what the look could not confirm, the commit may)
-    const commitEnd = w.kind === 'deploy' ? Math.min(end, dataEnd) : end
+    // (and commits only what stays readable, cadence.ts commitGranularity)
+    const commitEnd = w.kind === 'deploy' ? Math.min(end, alignDown(dataEnd, commitGranularity(input.view, cov, g, ge))) : end
     if (w.decided !== 'final' && (end > w.lastEvalEnd || commitEnd > w.lastCommitEnd || (over && w.kind === 'rollback'))) {
       // incremental: an evaluation that cannot decide reports no status, except when it crosses
       // the watch's status grid (a status at least every STATUS_EVERY_MS of telemetry time)

@@ -242,9 +242,9 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   // watermark, the committed evidence) and a breach there stands in for it: no decision comes later
   // than with `earlyFiring: false`. Only for a reading beyond its threshold: a healthy series costs
   // nothing more.
+  // the committed span is read once, for whichever reading below needs it
+  let cs: ReturnType<typeof deploySpan> | null = null
   if (early && numbers !== undefined) {
-    // the committed span is read once, for whichever of the two readings needs it
-    let cs: ReturnType<typeof deploySpan> | null = null
     for (const i of [0, 1] as const) {
       const r = list[i] as RuleResult
       if (r.state === 'breach' || !(r.threshold > 0 && r.value >= r.threshold)) continue
@@ -273,14 +273,24 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   // its critical level suffices alone only when held in every report over the shortest span and one
   // more report, or over the confirmation span as it grew when that is longer (an error ratio at the
   // absolute `critical` at once): a single-cause fault is sustained; a spike of one report (a cold
-  // start of a few seconds) never fills three reports
+  // start of a few seconds) never fills three reports. The hold is judged on committed data; a
+  // series whose tests commit on coarse edges behind complete data (60 s metrics judged between
+  // minute edges, cadence.ts commitGranularity) holds over the span as it grew up to that commit,
+  // not up to the look: the look's span reaches back as far as its growth allows, and measured
+  // from the commit it asked for a hold longer than the data since the deployment (a Nezha
+  // cpu_contention case, 60 s metrics at ~0.4 req/s, decided 120 s later than on the minute grid)
+  let spanMs = span.toMs - span.fromMs
+  if (commitEnd < end && ge < g && list.some((r) => r.state === 'breach' && (r.signal === 'error_rate' || r.signal === 'latency'))) {
+    if (cs === null) cs = spanAt(commitEnd)
+    spanMs = cs === undefined ? Infinity : cs.toMs - cs.fromMs
+  }
   for (const r of list) {
     if (r.state === 'breach') {
       const prev = w.onsets[r.signal]
       if (prev !== undefined && r.signal !== 'probe') r.onsetMs = Math.min(prev, r.onsetMs ?? prev)
       w.onsets[r.signal] = r.onsetMs
       if (r.signal === 'error_rate' || r.signal === 'latency') {
-        judgeAlone(r, { c, view, key, numbers, base, source, commitEnd, earliest, spanMs: span.toMs - span.fromMs, interval, g, ge })
+        judgeAlone(r, { c, view, key, numbers, base, source, commitEnd, earliest, spanMs, interval, g, ge })
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
   }

@@ -1,11 +1,12 @@
 /**
- * Metric series that report every 20-45 s: their span reaches past the store's 60 s fine ring, so
+ * Metric series that report every 20-60 s: their span reaches past the store's 60 s fine ring, so
  * their window starts lie on coarse minutes (cadence.ts granularity), but a deployment is judged as
  * each report completes its data, on the 5 s grid (cadence.ts endGranularity). Before, such a series
- * was judged minute by minute like a 60 s one, and a report that arrived at :20 waited for :00.
+ * was judged minute by minute, and a report that arrived at :20 waited for :00 (60 s exporters:
+ * until session 48).
  */
 import { describe, expect, it } from 'vitest'
-import { confirmationSpan, endGranularity, granularity } from '../../src/engine/cadence.js'
+import { commitGranularity, confirmationSpan, endGranularity, evaluationEnd, granularity } from '../../src/engine/cadence.js'
 import { defaultEngineConfig } from '../../src/engine/config.js'
 import { parseConfig } from '../../src/config/load.js'
 import { replayLines } from '../../src/cli/commands/replay.js'
@@ -13,6 +14,7 @@ import { SignalStore } from '../../src/signals/store.js'
 import type { RequestObservation } from '../../src/normalize/observations.js'
 import type { SeriesCoverage } from '../../src/signals/view.js'
 import { benignDeployment, paramsOf } from '../../bench/false-rollbacks.js'
+import { findScenario, recordScenario } from '../../src/sim/index.js'
 
 const S = 1000
 const K = { namespace: 'ns', service: 'svc', version: 'v2' }
@@ -36,8 +38,8 @@ describe('the grid a series is judged on', () => {
   const store = new SignalStore({})
   const c = defaultEngineConfig().defaults
 
-  it('20, 30 and 45 s exporters: window starts on coarse minutes, ends on 5 s buckets; 10-15 s and spans fine throughout; 60 s minute by minute', () => {
-    for (const i of [20, 30, 45]) {
+  it('20, 30, 45 and 60 s exporters: window starts on coarse minutes, ends on 5 s buckets; 10-15 s and spans fine throughout; slower than a minute minute by minute', () => {
+    for (const i of [20, 30, 45, 60]) {
       const g = granularity(c, store, cov(i * S))
       expect(g).toBe(60 * S)
       expect(endGranularity(store, cov(i * S), g)).toBe(5 * S)
@@ -47,8 +49,34 @@ describe('the grid a series is judged on', () => {
       expect(g).toBe(5 * S)
       expect(endGranularity(store, cov(i * S), g)).toBe(5 * S)
     }
-    const g60 = granularity(c, store, cov(60 * S))
-    expect(endGranularity(store, cov(60 * S), g60)).toBe(60 * S)
+    const g120 = granularity(c, store, cov(120 * S))
+    expect(g120).toBe(60 * S)
+    expect(endGranularity(store, cov(120 * S), g120)).toBe(60 * S)
+  })
+
+  it('an end between minute edges only where the store still holds 5 s buckets; before that, the minute edge', () => {
+    // two pods every 60 s, the one behind complete 12 s past a minute edge: the store's fine buckets
+    // begin 15 s after that edge (the newest report 72 s on), so a range to T0 + 70 s would be
+    // answered only to T0 + 60 s
+    const behind: SeriesCoverage = { newestMs: T0 + 130 * S, reportIntervalMs: 60 * S, completeUntilMs: T0 + 72 * S, fineFromMs: T0 + 75 * S }
+    expect(evaluationEnd(behind, Infinity, 5 * S, 60 * S)).toBe(T0 + 60 * S)
+    const within: SeriesCoverage = { ...behind, completeUntilMs: T0 + 93 * S }
+    expect(evaluationEnd(within, Infinity, 5 * S, 60 * S)).toBe(T0 + 90 * S)
+    // the watermark bounds it either way
+    expect(evaluationEnd(within, T0 + 77 * S, 5 * S, 60 * S)).toBe(T0 + 75 * S)
+  })
+
+  it('the sequential tests commit on the 5 s grid up to 50 s exporters, on minute edges for slower ones (what they commit stays readable)', () => {
+    for (const i of [20, 30, 45, 50]) {
+      const g = granularity(c, store, cov(i * S))
+      expect(commitGranularity(store, cov(i * S), g, endGranularity(store, cov(i * S), g))).toBe(5 * S)
+    }
+    for (const i of [55, 60]) {
+      const g = granularity(c, store, cov(i * S))
+      expect(endGranularity(store, cov(i * S), g)).toBe(5 * S)
+      expect(commitGranularity(store, cov(i * S), g, endGranularity(store, cov(i * S), g))).toBe(60 * S)
+    }
+    expect(commitGranularity(store, cov(10 * S), 5 * S, 5 * S)).toBe(5 * S)
   })
 
   it('a span ending between minute edges starts on a minute edge and is answered whole (its first bucket starts where it does)', () => {
@@ -101,6 +129,51 @@ describe('a bad deploy on 20 s and 30 s metrics is judged as its reports arrive'
     const p = { ...paramsOf(1, 207, [1, 500], [20, 30, 45]), intervalS: 30 }
     const r = await replayLines(benignDeployment(p, 1), parseConfig({}), sink, { actuator: false }, 'x')
     expect(r.verdicts.filter((v) => v.kind === 'rollback' || v.kind === 'incident')).toEqual([])
+  }, 60_000)
+})
+
+describe('a quiet service on 60 s metrics is judged when its slower pod\'s report completes the data', () => {
+  // `low-traffic-60s-bad-deploy` seed 2 (1.5 req/s on two pods, 60 s metrics, SDK default buckets):
+  // the second pod reports 31 s after the first. On the minute grid the data through +240 s waited
+  // for that pod's report at +271 s: 211 s from the version's first export (+60 s), against the
+  // issue's 3 intervals + lateness (185 s); judged through +210 s at the first pod's report, 180 s
+  const sink = { out: () => undefined, err: () => undefined }
+  it('rolled back within 3 export intervals + 5 s of the version\'s first export', async () => {
+    const s = findScenario('low-traffic-60s-bad-deploy')
+    if (s === undefined) throw new Error('no scenario low-traffic-60s-bad-deploy')
+    const lines: string[] = []
+    const exports: { atS: number; serviceVersions: Iterable<string> }[] = []
+    const rec = await recordScenario(s, { seed: 2, onLine: (l) => lines.push(l), onExport: (e) => exports.push(e) })
+    const r = await replayLines(lines, parseConfig({}), sink, { actuator: false }, 'x')
+    const v = r.verdicts.find((x) => x.kind === 'rollback')
+    if (v === undefined) throw new Error('no rollback')
+    const first = exports.find((e) => [...e.serviceVersions].some((k) => k.endsWith(`/${v.version}`)))
+    if (first === undefined) throw new Error('no export of the new version')
+    const firstExportMs = rec.startMs + first.atS * S
+    expect(v.decidedAt - firstExportMs).toBeLessThanOrEqual(185 * S)
+  }, 60_000)
+
+  it('drawn #303 (1.9 req/s, four pods, 60 s metrics, 5 % more 5xx, 2x slower) is rolled back: the tests lose none of its data', async () => {
+    // committing at 5 s ends, the part of each commit the store folded into a coarse minute before
+    // the next one read on was lost: its error test got 21 % fewer requests and half its errors
+    // and the run was not rolled back in the recording's 11 minutes (cadence.ts commitGranularity)
+    const p = { ...paramsOf(1, 303, [1, 500], [10, 15, 60]), slower: 2, errors: 0.05 }
+    expect(p.intervalS).toBe(60)
+    const r = await replayLines(benignDeployment(p, 1), parseConfig({}), sink, { actuator: false }, 'x')
+    expect(r.verdicts.map((x) => x.kind)).toContain('rollback')
+  }, 60_000)
+
+  it('latency alone at its critical level on a quiet 60 s service holds over the span up to the commit, not up to the look', async () => {
+    // drawn #27 of `--rps 0.3-0.8` (0.3 req/s, four pods), 10x slower: its span grows back to the
+    // deployment to hold minSamples, and measured from the commit (the minute edge) the look's
+    // longer span asked for a hold reaching before the deployment: rolled back at +274 s; on the
+    // minute grid at +291 s; holding over the committed span, +240 s
+    const p = { ...paramsOf(1, 27, [0.3, 0.8], [60]), slower: 10, errors: 0 }
+    const r = await replayLines(benignDeployment(p, 1), parseConfig({}), sink, { actuator: false }, 'x')
+    const v = r.verdicts.find((x) => x.kind === 'rollback')
+    if (v === undefined) throw new Error('no rollback')
+    expect(v.signals.filter((x) => x.state === 'breach').map((x) => x.signal)).toEqual(['latency'])
+    expect(v.decidedAt - v.deployedAt).toBeLessThanOrEqual(240 * S)
   }, 60_000)
 })
 
