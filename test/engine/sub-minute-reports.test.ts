@@ -136,7 +136,7 @@ describe('a quiet service on 60 s metrics is judged when its slower pod\'s repor
   // `low-traffic-60s-bad-deploy` seed 2 (1.5 req/s on two pods, 60 s metrics, SDK default buckets):
   // the second pod reports 31 s after the first. On the minute grid the data through +240 s waited
   // for that pod's report at +271 s: 211 s from the version's first export (+60 s), against the
-  // issue's 3 intervals + lateness (185 s); judged through +210 s at the first pod's report, 180 s
+  // issue's 3 intervals + lateness (185 s); judged through +200 s at the first pod's report, 180 s
   const sink = { out: () => undefined, err: () => undefined }
   it('rolled back within 3 export intervals + 5 s of the version\'s first export', async () => {
     const s = findScenario('low-traffic-60s-bad-deploy')
