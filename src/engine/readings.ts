@@ -280,16 +280,18 @@ export function readings(w: Watch, input: EngineInput, end: number, commitEnd: n
   // from the commit it asked for a hold longer than the data since the deployment (a Nezha
   // cpu_contention case, 60 s metrics at ~0.4 req/s, decided 120 s later than on the minute grid)
   let spanMs = span.toMs - span.fromMs
-  if (commitEnd < end && ge < g && list.some((r) => r.state === 'breach' && (r.signal === 'error_rate' || r.signal === 'latency'))) {
-    if (cs === null) cs = spanAt(commitEnd)
-    spanMs = cs === undefined ? Infinity : cs.toMs - cs.fromMs
-  }
+  let holdOnCommit = commitEnd < end && ge < g
   for (const r of list) {
     if (r.state === 'breach') {
       const prev = w.onsets[r.signal]
       if (prev !== undefined && r.signal !== 'probe') r.onsetMs = Math.min(prev, r.onsetMs ?? prev)
       w.onsets[r.signal] = r.onsetMs
       if (r.signal === 'error_rate' || r.signal === 'latency') {
+        if (holdOnCommit) {
+          if (cs === null) cs = spanAt(commitEnd)
+          spanMs = cs === undefined ? Infinity : cs.toMs - cs.fromMs
+          holdOnCommit = false
+        }
         judgeAlone(r, { c, view, key, numbers, base, source, commitEnd, earliest, spanMs, interval, g, ge })
       }
     } else w.onsets[r.signal] = undefined // not `delete`: keeps the object out of V8 dictionary mode
@@ -336,8 +338,8 @@ function corroborates(c: Contract, r: RuleResult, most: number): boolean {
  * the span's error ratio is beyond its threshold; the plain tests' values are read every evaluation
  * anyway (the quiet check).
  */
-function witnessMax(w: Watch, c: Contract, ev: WatchEvidence, lv: Levels, win: WindowStats, numbers: BaselineNumbers | undefined, errNow: number, latNow: number): NonNullable<Watch['witnessed']> {
-  const seen = (w.witnessed ??= { error: 0, latency: 0 })
+function witnessMax(w: Watch, c: Contract, ev: WatchEvidence, lv: Levels, win: WindowStats, numbers: BaselineNumbers | undefined, errNow: number, latNow: number): Watch['witnessed'] {
+  const seen = w.witnessed
   let err = errNow
   if (numbers !== undefined && numbers.requests > 0 && win.requests > 0 && win.errors / win.requests >= errorThreshold(c, numbers.errors / numbers.requests)) err = Math.max(err, errorCountsEvidence(ev, lv))
   if (err > seen.error) seen.error = err

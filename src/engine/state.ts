@@ -109,9 +109,10 @@ export interface Watch extends WatchedVersion {
   refEvidence: WatchEvidence
   /**
    * the largest evidence each request signal's test has shown in this watch, as a second witness
-   * may count it (readings.ts witnessMax); absent in a watch persisted before it (read as none)
+   * may count it (readings.ts witnessMax). A watch persisted by a release without it has other
+   * top-level fields and is not restored (persist.ts: counted as `skipped.shape`)
    */
-  witnessed?: { error: number; latency: number }
+  witnessed: { error: number; latency: number }
   /** was the frozen baseline itself healthy? set at freeze; never changed in place (as `baseline`) */
   health: BaselineHealth | undefined
   /** the resource rule's last reading and the evaluation end it was computed at (see RESOURCE_EVERY_MS) */
