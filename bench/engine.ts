@@ -27,6 +27,13 @@
  *     (target <= 64 KiB). Each child first runs the same ticks over 500 services (its own store) so
  *     that the engine is JIT-compiled, as in a running sidecar; `--cold` skips that. Targets: no
  *     turn >= 50 ms, event-loop delay p99 < 20 ms.
+ *     `--telemetry metrics`: the same deployments sending metrics only, as an SDK without tracing
+ *     does: `--pods N` (default 4) pods per version each exporting a delta histogram every
+ *     `--export-interval S` (default 60) seconds on its own phase, the new version's pods started
+ *     over its first 30 s; each pod's report completes its version's data and is judged as it lands
+ *     (src/engine/cadence.ts), so a version is judged up to once per pod per interval. Its feed
+ *     chunks hold 500 services' reports (at 16 pods, about 670 reports in one callback: the loop's
+ *     largest delays in that mode are the chunks, `--trace` shows them).
  * (b) Replay of a generated one-hour, 100 requests/s OTLP/JSON file (Collector file-exporter
  *     format, written to /tmp) through `pullback replay`'s command. Target: < 20 s.
  *
@@ -35,7 +42,7 @@
  * CPU of the interval (wall far above CPU: the machine's other load). Run the child under
  * `--trace-gc` to see scavenges and incremental marking steps, which perf_hooks does not report.
  *
- * Options: --services N, --ticks N, --runs N, --evaluation MODE, --single, --max-watches-per-turn N,
+ * Options: --services N, --ticks N, --runs N, --evaluation MODE, --telemetry spans|metrics, --pods N, --export-interval S, --single, --max-watches-per-turn N,
  * --turn-budget MS, --feed-rate N, --no-state, --feed-before, --trace, --cold, --skip-replay, --skip-tick, --engine-only, --file PATH
  * (reuse a generated file). Exit code 1 when a target is missed. The children inherit node's flags
  * and NODE_OPTIONS and set the pullback process's runtime V8 flags (src/cli/v8-flags.ts; printed): `node --max-semi-space-size=2 dist/bench/engine.js` measures under the
@@ -47,6 +54,7 @@ import { fileURLToPath } from 'node:url'
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises'
 import type { SignalView, VersionInfo, WindowStats } from '../src/signals/view.js'
+import type { LatencyBuckets } from '../src/normalize/observations.js'
 import { evaluate, initialState } from '../src/engine/evaluate.js'
 import { Pipeline, type PassRunner, type TickResult } from '../src/runtime/pipeline.js'
 import { EvaluationScheduler, evaluationTurnsSchema, type EvaluationTurnsConfig, type PassReport } from '../src/runtime/evaluation-scheduler.js'
@@ -67,8 +75,38 @@ function arg(name: string): string | undefined {
 }
 
 const D = 1_767_225_600_000
-/** ticks 0..DETECTION_PHASE-1 form the detection phase (detection, freezes, first full spans) */
-const DETECTION_PHASE = 9
+/**
+ * What the services send (--telemetry spans|metrics, default spans). 'metrics': each version's
+ * `--pods` pods (default 4) export an `http.server.request.duration` delta histogram (the SDK's
+ * default bucket bounds, one point per status class) every `--export-interval` s (default 60, the
+ * SDK's default) on their own phases; the new version's pods start at random over the deployment's
+ * first ROLL_S seconds (a rolling update) and first report one interval after their start (the
+ * deployments are detected at tick 0 from the pods' resource readings, as in the spans mode), and
+ * each pod's report completes its version's data on its own phase (a 60 s series is judged as each
+ * report lands, src/engine/cadence.ts).
+ */
+const TELEMETRY: 'spans' | 'metrics' = arg('--telemetry') === 'metrics' ? 'metrics' : 'spans'
+const EXPORT_S = Number(arg('--export-interval') ?? 60)
+const PODS = Number(arg('--pods') ?? 4)
+/** a bad flag names itself and exits 2 before anything runs */
+function badFlag(problem: string | undefined): void {
+  if (problem === undefined) return
+  console.error(`engine bench: ${problem} (--help for the flags)`)
+  process.exit(2)
+}
+badFlag(arg('--telemetry') !== undefined && arg('--telemetry') !== 'spans' && arg('--telemetry') !== 'metrics' ? `--telemetry: spans or metrics, not ${arg('--telemetry')}` : undefined)
+badFlag(!(Number.isInteger(EXPORT_S) && EXPORT_S >= 5 && EXPORT_S <= 300) ? `--export-interval: whole seconds in 5..300, not ${arg('--export-interval')}` : undefined)
+badFlag(!(Number.isInteger(PODS) && PODS >= 1 && PODS <= 64) ? `--pods: 1..64, not ${arg('--pods')}` : undefined)
+/** metrics: the new version's pods start over the deployment's first ROLL_S seconds */
+const ROLL_S = 30
+/**
+ * ticks 0..DETECTION_PHASE-1 form the detection phase (detection, freezes, first full spans); with
+ * metrics, the ticks in which the first reports land and the 9 after them
+ */
+const DETECTION_PHASE = TELEMETRY === 'spans' ? 9 : Math.ceil((EXPORT_S + ROLL_S) / 5) + 9
+/** the OTel SDKs' default explicit bounds for http.server.request.duration, in µs */
+const SDK_BOUNDS_US = [5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000].map((ms) => ms * 1000)
+const SDK_LAYOUT: LatencyBuckets = { kind: 'explicit', boundsUs: SDK_BOUNDS_US }
 const TARGET_MS = 50
 const EL_TARGET_MS = 20
 /** services whose next 5 s of telemetry are recorded per event-loop turn while a pass runs */
@@ -204,12 +242,62 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   const t0 = performance.now()
   let x = 12345
   const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) + 1) / (2 ** 31 + 1)
+  const E = EXPORT_S * 1000
+  const keyOf = (i: number, version: string) => ({ namespace: `ns${i % 100}`, service: `svc${i}`, version })
+  // metrics: per service, its pods' first report times (v1: its phases, v2: its start + one interval)
+  const v1First = TELEMETRY === 'metrics' ? Array.from({ length: n }, () => Array.from({ length: PODS }, () => D - 360_000 + Math.floor(rnd() * E) + E)) : []
+  const v2Start = TELEMETRY === 'metrics' ? Array.from({ length: n }, () => Array.from({ length: PODS }, () => D + Math.floor(rnd() * ROLL_S * 1000))) : []
+  const ok = new Array<number>(SDK_BOUNDS_US.length + 1)
+  const bad = new Array<number>(SDK_BOUNDS_US.length + 1)
+  /** one pod's report of `count` requests over (startMs, timeMs], as the normalizer emits a delta histogram: one point per status class */
+  const report = (key: ReturnType<typeof keyOf>, startMs: number, timeMs: number, count: number, streamStart: boolean) => {
+    ok.fill(0)
+    bad.fill(0)
+    for (let j = 0; j < count; j++) {
+      const us = 20_000 * Math.exp(0.4 * (rnd() - 0.5))
+      let b = 0
+      while (b < SDK_BOUNDS_US.length && us > (SDK_BOUNDS_US[b] as number)) b++
+      const c = rnd() < 0.005 ? bad : ok
+      c[b] = (c[b] as number) + 1
+    }
+    for (const c of [ok, bad]) {
+      const lats: number[] = []
+      const ns: number[] = []
+      let total = 0
+      for (let b = 0; b < c.length; b++) {
+        const k = c[b] as number
+        if (k === 0) continue
+        lats.push(b === 0 ? (SDK_BOUNDS_US[0] as number) / 2 : b === SDK_BOUNDS_US.length ? (SDK_BOUNDS_US[b - 1] as number) : ((SDK_BOUNDS_US[b - 1] as number) + (SDK_BOUNDS_US[b] as number)) / 2)
+        ns.push(k)
+        total += k
+      }
+      if (total === 0) continue
+      store.record({ kind: 'request', key, timeMs, startMs, ...(streamStart ? { streamStart: true as const } : {}), count: total, errors: c === bad ? total : 0, latenciesUs: lats, latencyCounts: ns, latencyBuckets: SDK_LAYOUT })
+    }
+  }
+  /** metrics: the reports of `firsts` pods (each every E ms from its first) in [fromMs, toMs), `rps` requests/s over the version */
+  const reports = (key: ReturnType<typeof keyOf>, firsts: readonly number[], fromMs: number, toMs: number, rps: number, startOf?: readonly number[]) => {
+    for (let p = 0; p < firsts.length; p++) {
+      const f = firsts[p] as number
+      for (let t = f + Math.max(0, Math.ceil((fromMs - f) / E)) * E; t < toMs; t += E) {
+        const fresh = startOf !== undefined && t === f
+        const start = fresh ? (startOf[p] as number) : t - E
+        report(key, start, t, Math.round((rps * (t - start)) / 1000 / firsts.length), fresh)
+      }
+    }
+  }
   for (let i = 0; i < n; i++) {
-    const r1 = store.series({ namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v1' })
+    if (TELEMETRY === 'metrics') {
+      reports(keyOf(i, 'v1'), v1First[i] as number[], D - 360_000, D, 1)
+      continue
+    }
+    const r1 = store.series(keyOf(i, 'v1'))
     for (let s = -360; s < 0; s++) r1.recordRequest(D + s * 1000 + 500, 20_000 * Math.exp(0.4 * (rnd() - 0.5)), rnd() < 0.005)
   }
   store.drainNewVersions() // the baseline versions are first versions of new services: not deployments
-  const handles = Array.from({ length: n }, (_, i) => store.series({ namespace: `ns${i % 100}`, service: `svc${i}`, version: 'v2' }))
+  const handles = TELEMETRY === 'spans' ? Array.from({ length: n }, (_, i) => store.series(keyOf(i, 'v2'))) : []
+  const v2Key = TELEMETRY === 'metrics' ? Array.from({ length: n }, (_, i) => keyOf(i, 'v2')) : []
+  const v2First = v2Start.map((starts) => starts.map((s) => s + E))
   // resource and probe readings of both versions, as a kubeletstats receiver sends them every 10 s:
   // two pods per version, memory working set against a 512 MiB request, container readiness
   const MiB = 1024 * 1024
@@ -230,6 +318,10 @@ async function tickRun(n: number, nTicks: number, evaluation: 'full' | 'incremen
   // the new version, 2 req/s, `secs` seconds from `fromS`, services [from, to)
   const feed = (fromS: number, secs: number, from = 0, to = n) => {
     for (let i = from; i < to; i++) {
+      if (TELEMETRY === 'metrics') {
+        reports(v2Key[i] as ReturnType<typeof keyOf>, v2First[i] as number[], D + fromS * 1000, D + (fromS + secs) * 1000, 2, v2Start[i])
+        continue
+      }
       const r2 = handles[i] as (typeof handles)[number]
       for (let s = fromS; s < fromS + secs; s++) for (let j = 0; j < 2; j++) r2.recordRequest(D + s * 1000 + 250 + j * 500, 20_000 * Math.exp(0.4 * (rnd() - 0.5)), rnd() < 0.005)
     }
@@ -430,9 +522,13 @@ function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('fu
   // the children inherit both: V8's heap flags move the GC figures (the image runs --max-semi-space-size=2);
   // each child then sets the pullback process's own runtime flags (src/cli/v8-flags.ts)
   const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? '', ...runtimeV8Flags(process.execArgv)].join(' ').trim()
-  const summary: Record<string, unknown> = { bench: 'engine-tick', services: n, ticks: nTicks, runs, scheduling, nodeFlags }
+  const summary: Record<string, unknown> = { bench: 'engine-tick', services: n, ticks: nTicks, runs, scheduling, nodeFlags, telemetry: TELEMETRY, ...(TELEMETRY === 'metrics' ? { exportIntervalS: EXPORT_S, pods: PODS } : {}) }
+  const sent =
+    TELEMETRY === 'spans'
+      ? 'spans (tick 0 = detection)'
+      : `metrics only, ${PODS} pods per version each reporting every ${EXPORT_S} s on its own phase (the new pods start over ${ROLL_S} s; the deployments are detected at tick 0 from their pods' resource readings, their first request reports land in ticks ${Math.floor(EXPORT_S / 5)}-${Math.ceil((EXPORT_S + ROLL_S) / 5)}), detection phase ticks 0-${DETECTION_PHASE - 1}`
   console.log(
-    `engine tick: ${n} watched deployments, ${nTicks} ticks of 5 s each (tick 0 = detection), ${runs} runs per mode, ` +
+    `engine tick: ${n} watched deployments, ${nTicks} ticks of 5 s each, ${sent}, ${runs} runs per mode, ` +
       (scheduling === 'turns' ? `each tick a pass of bounded event-loop turns (${TURNS.maxWatchesPerTurn} evaluations / ${TURNS.turnBudget} ms per turn)` : 'each tick one engine call (Pipeline.tick)') +
       `${STATE ? ', the state export of runtime.state (default) after each pass' : ', no state export (--no-state)'}` +
       `${CONCURRENT ? `, the next 5 s of telemetry fed between the turns (${FEED_RATE > 0 ? `offered at ${FEED_RATE / 1000} k spans/s` : 'one chunk per turn, as fast as the loop goes'})` : ''}; node flags: ${nodeFlags === '' ? "node's defaults" : nodeFlags}; figures min / median / max over the runs`,
@@ -476,7 +572,8 @@ function tickBench(n: number, nTicks: number, runs: number, modes: readonly ('fu
     if (CONCURRENT) {
       // requests of the new versions fed per tick: n services x 5 s x 2 req/s
       const rate = rs.map((r) => (n * 10) / (median(r.feedWall) / 1000) / 1000)
-      console.log(`    telemetry arriving meanwhile:  ${n * 10} spans per tick in chunks of ${FEED_CHUNK} services, median ${fmt(rate)} k spans/s while fed`)
+      if (TELEMETRY === 'spans') console.log(`    telemetry arriving meanwhile:  ${n * 10} spans per tick in chunks of ${FEED_CHUNK} services, median ${fmt(rate)} k spans/s while fed`)
+      else console.log(`    telemetry arriving meanwhile:  about ${Math.round((n * PODS * 5) / EXPORT_S)} pod reports (${n * 10} requests) per tick in chunks of ${FEED_CHUNK} services, paced as ${fmt(rate)} k requests/s`)
     }
     console.log(`    longest GC pause during the ticks: ${fmt(rs.map((r) => r.gcMax))} ms`)
     console.log(`    GC pauses in ticks 0-${DETECTION_PHASE - 1}: ${fmt(rs.map((r) => r.gcMinor))} scavenges, ${fmt(rs.map((r) => r.gcMajor))} mark-compacts, ${fmt(rs.map((r) => r.gcMs))} ms in all`)
@@ -623,7 +720,8 @@ function inChild(part: string): void {
 
 async function main(): Promise<void> {
   const services = Number(arg('--services') ?? 10_000)
-  const ticks = Number(arg('--ticks') ?? 60)
+  // metrics: the first reports land one interval and up to ROLL_S after the deployment; 4 min of watch after them
+  const ticks = Number(arg('--ticks') ?? (TELEMETRY === 'spans' ? 60 : Math.ceil((EXPORT_S + ROLL_S) / 5) + 48))
   // a child measures what the pullback process runs: the same V8 settings it applies to itself
   if (process.argv.includes('--child-engine-only') || process.argv.includes('--child-tick')) applyRuntimeV8Flags()
   if (process.argv.includes('--child-engine-only')) return engineOnlyBench(services)

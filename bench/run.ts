@@ -93,6 +93,8 @@ const BENCHES: Bench[] = [
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
   { file: 'error-evidence', args: ['--json'] },
   { file: 'engine', args: ['--runs', '7', '--evaluation', 'full'], env: IMAGE_ENV },
+  // the same 10,000 deployments sending metrics only, every 60 s from 4 pods per version on their own phases (each report is judged as it lands)
+  { file: 'engine', name: 'engine-metrics', args: ['--runs', '7', '--evaluation', 'full', '--telemetry', 'metrics', '--skip-replay'], env: IMAGE_ENV },
   { file: 'signals', args: [] },
   { file: 'ingest', args: ['--seconds', '3'] },
   { file: 'workers', args: ['--seconds', '20', '--runs', '3'] },
