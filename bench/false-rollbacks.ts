@@ -2,7 +2,7 @@
  * False-rollback bench: many simulated BENIGN deployments of varied traffic, each replayed through
  * the real pipeline (`replayLines`, as `pullback replay` runs it); every rollback is a false one.
  *
- *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential|micrometer] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--cold-start S] [--intervals 10,15,60] [--config FILE] [--json]
+ *   npm run build && node dist/bench/false-rollbacks.js [--runs 1000] [--seed 1] [--workers 2] [--slower F] [--errors F] [--span-export aligned|per-pod] [--rps 1-500] [--clock telemetry|export] [--skew-ms=N] [--histograms explicit|exponential|micrometer|spanmetrics] [--temporality cumulative|cumulativetodelta] [--history-s 360] [--drift F] [--cold-start S] [--intervals 10,15,60] [--config FILE] [--json]
  *
  * Each deployment is one service (1-500 req/s, log-uniform; 2-6 pods; 1-4 routes with their own
  * median latency; a long tail; a baseline 5xx ratio of 0-2 %; a daily-shaped traffic swing) with
@@ -53,6 +53,11 @@
  * `--histograms micrometer`: they export Micrometer's server timer as its OTLP registry does for a
  * Spring Boot application without a configured histogram: `http.server.requests` in milliseconds,
  * one bucket (count and sum: each interval's mean is its only latency), Spring's tags.
+ * `--histograms spanmetrics`: they export what the Collector's spanmetrics connector makes of their
+ * spans (src/sim/spanmetrics.ts, test/interop/spanmetrics.test.ts): `traces.span.metrics.duration`
+ * in ms with the connector's default bounds (one bucket from 10 to 50 ms), its dimensions, a CLIENT
+ * point beside each SERVER one, cumulative from the connector's start an hour before the recording
+ * (a new pod's first report only primes its streams), on each pod's schedule as the SDK's.
  *
  * `--temporality cumulativetodelta`: the metrics reach pullback through a Collector's
  * cumulativetodelta processor (src/sim/cumulative-to-delta.ts): delta points, a stream's first
@@ -102,6 +107,8 @@ import { cadenceLimits } from './targets.js'
 import { exitOnHelp } from './args.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+/** `--histograms spanmetrics`: the Collector's spanmetrics connector's default bounds, seconds (it writes them in ms) */
+const SPANMETRICS_BOUNDS = [2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000].map((ms) => ms / 1000)
 /**
  * `--histograms exponential`: the base-2 exponential histogram an SDK set to
  * base2_exponential_bucket_histogram exports, at one fixed scale for every point: 3, whose 160
@@ -195,7 +202,8 @@ interface SimPod {
   phase: number
   memBase: number
   /** per attribute set "method route status" -> cumulative [count, sum, buckets...] */
-  hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; min: number; max: number; buckets: number[] }>
+  /** `client`: a spanmetrics CLIENT point (the request's downstream call), not the service's request */
+  hist: Map<string, { method: string; route: string; status: number; count: number; sum: number; min: number; max: number; buckets: number[]; client?: true }>
   lastRequests: number
 }
 
@@ -237,6 +245,10 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
   const rise = (s: number) => (s >= preS ? 1 : 1 / drift + (1 - 1 / drift) * (s / preS))
   const exponential = p.histograms === 'exponential'
   const micrometer = p.histograms === 'micrometer'
+  const spanmetrics = p.histograms === 'spanmetrics'
+  const bounds = spanmetrics ? SPANMETRICS_BOUNDS : BOUNDS
+  // the connector's cumulative streams start at its own start, an hour before the recording
+  const connectorStart = ns(START_MS - 3_600_000)
   const pods: SimPod[] = []
   const mkPod = (version: string, startS: number): SimPod => ({
     name: `${svc}-${hash32(`${svc}:${version}`).toString(36).slice(0, 8)}-${r.podSuffix()}`,
@@ -302,24 +314,28 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
             `"status":${status >= 500 ? '{"code":2}' : '{}'},"flags":257}`
           pending.push({ pod, end: endMs, json })
         } else {
-          const key = `${rt.method} ${rt.route} ${status}`
-          let h = pod.hist.get(key)
-          if (h === undefined) {
-            h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(exponential ? EXP_BUCKETS : micrometer ? 1 : BOUNDS.length + 1).fill(0) }
-            pod.hist.set(key, h)
+          const observe = (key: string, sec: number, client?: true) => {
+            let h = pod.hist.get(key)
+            if (h === undefined) {
+              h = { method: rt.method, route: rt.route, status, count: 0, sum: 0, min: Infinity, max: -Infinity, buckets: new Array<number>(exponential ? EXP_BUCKETS : micrometer ? 1 : bounds.length + 1).fill(0), ...(client ? { client } : {}) }
+              pod.hist.set(key, h)
+            }
+            h.count++
+            h.sum += sec
+            if (sec < h.min) h.min = sec
+            if (sec > h.max) h.max = sec
+            if (exponential) h.buckets[expBucket(sec)]!++
+            else if (micrometer) h.buckets[0]!++
+            else {
+              let b = 0
+              while (b < bounds.length && sec > bounds[b]!) b++
+              h.buckets[b]!++
+            }
           }
           const sec = Math.max(0.2, lat) / 1000
-          h.count++
-          h.sum += sec
-          if (sec < h.min) h.min = sec
-          if (sec > h.max) h.max = sec
-          if (exponential) h.buckets[expBucket(sec)]!++
-          else if (micrometer) h.buckets[0]!++
-          else {
-            let b = 0
-            while (b < BOUNDS.length && sec > BOUNDS[b]!) b++
-            h.buckets[b]!++
-          }
+          observe(`${rt.method} ${rt.route} ${status}`, sec)
+          // the connector aggregates every span kind: each request's downstream call (half its time, failing with it)
+          if (spanmetrics) observe(`client ${status >= 500}`, sec / 2, true)
         }
       }
     }
@@ -393,8 +409,15 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
         const scopes = [`{"scope":{"name":"bench-k8s","version":"1.0.0"},"metrics":[${metrics.join(',')}]}`]
         if (pod.hist.size > 0) {
           // Micrometer's OTLP registry (`--histograms micrometer`): Spring's tags, milliseconds, one bucket, no min/max
+          // the spanmetrics connector (`--histograms spanmetrics`): its dimensions, ms, its bounds, from its start
+          const sm = (h: SimPod['hist'] extends Map<string, infer V> ? V : never) =>
+            `{"attributes":[${kv('service.name', svc)},${kv('span.name', h.client ? 'GET downstream' : `${h.method} ${h.route}`)},${kv('span.kind', h.client ? 'SPAN_KIND_CLIENT' : 'SPAN_KIND_SERVER')},${kv('status.code', h.status >= 500 ? 'STATUS_CODE_ERROR' : 'STATUS_CODE_UNSET')}],` +
+            `"bucketCounts":[${h.buckets.map((c) => `"${c}"`).join(',')}],"explicitBounds":[${bounds.map((b) => b * 1000).join(',')}],` +
+            `"count":"${h.count}","sum":${h.sum * 1000},"min":${h.min * 1000},"max":${h.max * 1000},"startTimeUnixNano":"${connectorStart}","timeUnixNano":"${at}"}`
           const dps = [...pod.hist.values()].map((h) =>
-            micrometer
+            spanmetrics
+              ? sm(h)
+              : micrometer
               ? `{"attributes":[${kv('method', h.method)},${kv('uri', h.route)},${kv('status', String(h.status))},${kv('outcome', springOutcome(h.status))},${kv('exception', 'none')}],` +
                 `"bucketCounts":["${h.count}"],"explicitBounds":[],"count":"${h.count}","sum":${h.sum * 1000},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`
               : `{"attributes":[${kv('http.request.method', h.method)},${kv('http.route', h.route)},{"key":"http.response.status_code","value":{"intValue":"${h.status}"}}],` +
@@ -404,8 +427,8 @@ export function* benignDeployment(p: Params, seed: number, onExport?: (atMs: num
               `"count":"${h.count}","sum":${h.sum},"min":${h.min},"max":${h.max},"startTimeUnixNano":"${start}","timeUnixNano":"${at}"}`,
           )
           const kind = exponential ? 'exponentialHistogram' : 'histogram'
-          const [name, unit] = micrometer ? ['http.server.requests', 'milliseconds'] : ['http.server.request.duration', 's']
-          scopes.unshift(`{"scope":{"name":"bench-sdk","version":"1.0.0"},"metrics":[{"name":"${name}","unit":"${unit}","${kind}":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
+          const [name, unit] = micrometer ? ['http.server.requests', 'milliseconds'] : spanmetrics ? ['traces.span.metrics.duration', 'ms'] : ['http.server.request.duration', 's']
+          scopes.unshift(`{"scope":{"name":"${spanmetrics ? 'spanmetricsconnector' : 'bench-sdk'}","version":"1.0.0"},"metrics":[{"name":"${name}","unit":"${unit}","${kind}":{"aggregationTemporality":2,"dataPoints":[${dps.join(',')}]}}]}`)
         }
         return `{"resource":${resource(svc, pod)},"scopeMetrics":[${scopes.join(',')}]}`
       })

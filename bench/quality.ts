@@ -4,7 +4,7 @@
  * label; and the same recordings judged by a baseline policy that mimics what most teams run today
  * (see baselinePolicy below). Prints one table and the totals for both.
  *
- *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential|micrometer] [--temporality cumulative|delta|cumulativetodelta] [--json]
+ *   npm run build && node dist/bench/quality.js [--seed N | --seeds N] [--only NAME,NAME] [--tuned | --untuned] [--config FILE] [--clock telemetry|export] [--skew-ms=N] [--span-export aligned|per-pod] [--histograms explicit|exponential|micrometer|spanmetrics] [--temporality cumulative|delta|cumulativetodelta] [--json]
  *
  * Clock: `telemetry` (the default, the figure of record) replays as `pullback replay` does: now is
  * the newest telemetry time read, so with 5 s span batches it lags the wall clock by up to one batch
@@ -25,7 +25,11 @@
  * library's recordings, so buckets 0.5-4.4 % wide instead of 1.3-2.5x; `micrometer` as Micrometer's
  * OTLP registry exports a Spring Boot server timer without a configured histogram
  * (`http.server.requests` in milliseconds, count and sum only: each interval's mean is its only
- * latency). `--temporality` (FleetSpec.
+ * latency); `spanmetrics` as the Collector's spanmetrics connector makes them of the same spans
+ * (`traces.span.metrics.duration` in ms with its bounds, 10-50 ms one bucket; CLIENT points beside
+ * the SERVER ones; cumulative from the connector's start, so a new pod's first flush only primes
+ * its streams; replicas without pod identity one stream; each pod's report on its own phase as the
+ * scenario's metrics are, where one connector would flush every pod at once). `--temporality` (FleetSpec.
  * metricTemporality): `cumulative` (the SDK's default), `delta` (the SDK's delta preference) or
  * `cumulativetodelta` (cumulative converted on the way by a Collector's cumulativetodelta processor:
  * a stream's first point whole from the stream's start, or dropped when it started before the

@@ -79,8 +79,12 @@ export const normalizeSchema = z
           name: z.string().min(1),
           /** the unit when the metric's own is unset ("") */
           unit: z.enum(['s', 'ms', 'us', 'ns']).default('s'),
-          /** whose rules say a point's requests failed: HTTP status >= 500, gRPC server codes, or Micrometer's tags */
-          errors: z.enum(['http', 'rpc', 'micrometer']).default('http'),
+          /**
+           * whose rules say a point's requests failed: HTTP status >= 500, gRPC server codes,
+           * Micrometer's tags, or a spanmetrics connector's `status.code` (which also keeps only
+           * its SERVER points and counts it only where nothing else counts the requests)
+           */
+          errors: z.enum(['http', 'rpc', 'micrometer', 'spanmetrics']).default('http'),
           /** the attribute holding the status, when it is not the conventions' own (e.g. `status`, `code`) */
           statusAttribute: z.string().min(1).optional(),
         }),

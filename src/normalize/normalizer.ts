@@ -55,7 +55,14 @@ export interface NormalizerStats {
    * exports `http.server.request.duration` (semconv opt-in `http/dup`): accepted, the stable one counts them
    */
   legacyDuplicates: number
-  /** service-versions forgotten from the span-recency map because `maxServiceVersions` was reached */
+  /**
+   * points of a request metric derived from spans (the spanmetrics connector) with requests, not
+   * counted because the same service-version's own request metric counts them: accepted
+   */
+  derivedDuplicates: number
+  /** points of a metric computed from spans of every kind (spanmetrics) whose `span.kind` is not SERVER: accepted, not requests */
+  nonServerPoints: number
+  /** service-versions forgotten from a recency map (spans, stable HTTP, own request metrics) because `maxServiceVersions` was reached */
   spanSourcesEvicted: number
   /** cumulative points refused because `maxStreams` streams are tracked */
   streamOverflow: number
@@ -209,6 +216,8 @@ interface ResourceCtx {
   lastSpanMs: number
   /** newest time of a stable HTTP request-metric point of the service-version, -Infinity when none is remembered */
   lastStableHttpMs: number
+  /** newest time of a point of any request metric of the service-version's own (not derived from spans), -Infinity when none */
+  lastOwnMetricMs: number
   /** `namespace/name` */
   service: string
   /** the service's spans are judged sampled: its metrics count, not its spans */
@@ -263,6 +272,8 @@ export class Normalizer {
   private readonly spanSeen = new Map<string, number>()
   /** service-version -> newest time of a stable HTTP request-metric point (the legacy name is then a duplicate) */
   private readonly stableHttpSeen = new Map<string, number>()
+  /** service-version -> newest time of a point of its own request metric (any but a derived one: spanmetrics is then a duplicate) */
+  private readonly ownMetricSeen = new Map<string, number>()
   private newestMs = -Infinity
   private readonly st: NormalizerStats = {
     accepted: 0,
@@ -277,6 +288,8 @@ export class Normalizer {
     outOfOrder: 0,
     deduplicatedPoints: 0,
     legacyDuplicates: 0,
+    derivedDuplicates: 0,
+    nonServerPoints: 0,
     spanSourcesEvicted: 0,
     streamOverflow: 0,
     streamsExpired: 0,
@@ -513,10 +526,13 @@ export class Normalizer {
   private requestCtx(key: SeriesKey, resource: Attributes, metrics: DecodedMetric[]): ResourceCtx {
     const id = versionId(key)
     for (const m of metrics) {
-      if (m.name !== STABLE_HTTP_METRIC) continue
+      const spec = this.requestMetrics.get(m.name)
+      if (spec === undefined || spec.derived === true) continue
       let newest = -Infinity
       for (const p of m.points) if (p.timeMs > newest && Number.isFinite(p.timeMs)) newest = p.timeMs
-      if (newest !== -Infinity) this.remember(this.stableHttpSeen, id, newest)
+      if (newest === -Infinity) continue
+      this.remember(this.ownMetricSeen, id, newest)
+      if (m.name === STABLE_HTTP_METRIC) this.remember(this.stableHttpSeen, id, newest)
     }
     const lastSpanMs = this.spanSeen.get(id) ?? -Infinity
     const anonymous = !hasIdentity(resource)
@@ -531,15 +547,29 @@ export class Normalizer {
       anonymous,
       lastSpanMs,
       lastStableHttpMs: this.stableHttpSeen.get(id) ?? -Infinity,
+      lastOwnMetricMs: this.ownMetricSeen.get(id) ?? -Infinity,
       service,
       spansSampled: this.coverage.sampled(service),
       coverage,
     }
   }
 
-  /** A legacy-name point whose requests the stable name of the same service-version already counts. */
-  private legacyCovered(ctx: ResourceCtx, spec: RequestMetricSpec, timeMs: number): boolean {
-    return spec.legacy && timeMs <= ctx.lastStableHttpMs + this.config.sourcePreference.spanRecency
+  /**
+   * A point whose requests another request metric of the same service-version already counts: a
+   * legacy name beside the stable one, or a metric derived from spans beside the service's own.
+   * Counted as `legacyDuplicates` or `derivedDuplicates`.
+   */
+  private duplicateMetric(ctx: ResourceCtx, spec: RequestMetricSpec, timeMs: number): boolean {
+    const recency = this.config.sourcePreference.spanRecency
+    if (spec.legacy && timeMs <= ctx.lastStableHttpMs + recency) {
+      this.st.legacyDuplicates++
+      return true
+    }
+    if (spec.derived === true && timeMs <= ctx.lastOwnMetricMs + recency) {
+      this.st.derivedDuplicates++
+      return true
+    }
+    return false
   }
 
   /**
@@ -604,16 +634,18 @@ export class Normalizer {
           r.reject(1, `invalid ${m.name} point`)
           continue
         }
+        if (spec.server !== undefined && !spec.server(p.attributes)) {
+          this.st.nonServerPoints++
+          r.accepted++
+          continue
+        }
         const d: Delta<number[]> = cumulative
           ? this.explicitDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, r, contiguous)
           : this.deltaPoint(ctx, m.name, p, p.bucketCounts)
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
-        if (this.legacyCovered(ctx, spec, p.timeMs)) {
-          this.st.legacyDuplicates++
-          continue
-        }
+        if (this.duplicateMetric(ctx, spec, p.timeMs)) continue
         this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
         else if (this.warmed(ctx, p.timeMs, d)) this.emitExplicit(ctx.key, p, d, factor, spec)
@@ -625,6 +657,11 @@ export class Normalizer {
           r.reject(1, `invalid ${m.name} point`)
           continue
         }
+        if (spec.server !== undefined && !spec.server(p.attributes)) {
+          this.st.nonServerPoints++
+          r.accepted++
+          continue
+        }
         const e = expCountsOf(p)
         const d: Delta<ExpCounts> = cumulative
           ? this.expDelta(this.streamId(ctx, m.name, p), this.groupId(ctx, m.name, p), p, e, r)
@@ -632,10 +669,7 @@ export class Normalizer {
         if (d.kind === 'skip') continue
         r.accepted++
         if (d.count <= 0) continue
-        if (this.legacyCovered(ctx, spec, p.timeMs)) {
-          this.st.legacyDuplicates++
-          continue
-        }
+        if (this.duplicateMetric(ctx, spec, p.timeMs)) continue
         this.coverageInterval(ctx, p, d)
         if (this.spansCover(ctx, p.timeMs)) this.st.deduplicatedPoints++
         else if (this.warmed(ctx, p.timeMs, d)) this.emitExp(ctx.key, p, d.count, d.buckets, d.startMs, d.streamStart, factor, spec)

@@ -7,6 +7,7 @@
  * | `http.server.request.duration` | HTTP, stable (semconv 1.23+) | s | status >= 500, or `error.type` without a status |
  * | `http.server.duration` | HTTP, before 1.23 (the default of many JS, Python and Go instrumentations until they opt in) | ms | same |
  * | `rpc.server.duration` | RPC (gRPC, Connect) | ms | a server-side status: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS (numeric or by name), or `error.type` without a status |
+ * | `traces.span.metrics.duration` | the Collector's spanmetrics connector (SERVER points only; derived, below) | ms | `status.code` ERROR, or without it status >= 500 |
  * | `http.server.requests` | Micrometer's server timer (Spring Boot, Quarkus, Micronaut, Jersey), through Micrometer's OTLP registry or the OpenTelemetry Java agent's Micrometer bridge | ms (the OTLP registry's default base time unit; it always sets one) | tag `status` >= 500; without a numeric status, `outcome` SERVER_ERROR or an `exception` other than `none` |
  *
  * With `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` an HTTP instrumentation exports both HTTP names for
@@ -14,6 +15,15 @@
  * service-version that exports the stable one (src/normalize/README.md "One source"). A Spring Boot
  * application run with the OpenTelemetry Java agent exports the agent's stable metric and, through
  * its Micrometer bridge, Micrometer's timer for the same requests: the timer is a duplicate then too.
+ *
+ * `traces.span.metrics.duration` is the OpenTelemetry Collector's spanmetrics connector (its default
+ * namespace; `duration` under its legacy-names gate or another namespace: configure it with
+ * `errors: spanmetrics`). It is computed from spans, of every kind: a point counts requests only
+ * when its `span.kind` is SERVER, failed when its `status.code` is ERROR (a SERVER span's status is
+ * ERROR for a 5xx; without `status.code`, the HTTP status when it is a dimension). It carries the
+ * spans' resource attributes (the connector copies them unless its `excludeResourceMetrics` gate is
+ * on), so it is keyed by service, version and pod as the spans are. Being derived (`derived: true`),
+ * it counts only for a service-version that sends neither spans nor a request metric of its own.
  */
 import type { Attributes } from '../receivers/otlp/model.js'
 
@@ -24,6 +34,16 @@ export interface RequestMetricSpec {
   isError(attributes: Attributes): boolean
   /** an older name of a request another name of the same service-version may also count */
   legacy: boolean
+  /**
+   * Computed from the service's spans by a Collector (spanmetrics): not counted where the same
+   * service-version's spans or own request metric (any non-derived one) count its requests.
+   */
+  derived?: true
+  /**
+   * Whether a point holds a server's requests; absent: every point does. A metric computed from
+   * spans of every kind keeps its SERVER points only (the span path's rule).
+   */
+  server?(attributes: Attributes): boolean
 }
 
 const num = (v: unknown): number | undefined => {
@@ -53,7 +73,10 @@ interface ErrorRule {
   failed(status: unknown, a: Attributes): boolean
 }
 
-const ERROR_RULES: Readonly<Record<'http' | 'rpc' | 'micrometer', ErrorRule>> = {
+/** a span status of ERROR as the spanmetrics connector writes it (`STATUS_CODE_ERROR`; `Error` in older connectors' docs) */
+const SPAN_STATUS_ERROR = /^(status_code_)?error$/i
+
+const ERROR_RULES: Readonly<Record<'http' | 'rpc' | 'micrometer' | 'spanmetrics', ErrorRule>> = {
   http: {
     statusOf: httpStatusOf,
     failed: (v, a) => {
@@ -85,18 +108,44 @@ const ERROR_RULES: Readonly<Record<'http' | 'rpc' | 'micrometer', ErrorRule>> = 
       return (typeof ex === 'string' && ex !== '' && ex.toLowerCase() !== 'none') || errorTypeOnly(a)
     },
   },
+  /**
+   * The spanmetrics connector's dimensions: `status.code` (`STATUS_CODE_ERROR`, `_UNSET`, `_OK`);
+   * without it (a renamed dimension read through `statusAttribute`, or none), an HTTP status >= 500.
+   */
+  spanmetrics: {
+    statusOf: (a) => a['status.code'],
+    failed: (v, a) => {
+      if (typeof v === 'string' && v !== '') {
+        const n = num(v)
+        return n !== undefined ? n >= 500 : SPAN_STATUS_ERROR.test(v)
+      }
+      if (typeof v === 'number') return v >= 500
+      return httpStatusOf(a) >= 500
+    },
+  },
+}
+
+/** SPAN_KIND_SERVER as the spanmetrics connector writes `span.kind`; a point without the dimension is taken as a server's */
+const SERVER_KIND = /^(span_kind_)?server$/i
+const serverSpanKind = (a: Attributes): boolean => {
+  const k = a['span.kind']
+  return k === undefined || (typeof k === 'string' && SERVER_KIND.test(k))
 }
 
 const isErrorBy = (rule: ErrorRule, statusAttribute?: string): RequestMetricSpec['isError'] =>
   statusAttribute === undefined ? (a) => rule.failed(rule.statusOf(a), a) : (a) => rule.failed(a[statusAttribute] ?? rule.statusOf(a), a)
 
 export const STABLE_HTTP_METRIC = 'http.server.request.duration'
+/** the spanmetrics connector's duration histogram under its default namespace */
+export const SPANMETRICS_DURATION = 'traces.span.metrics.duration'
 
 export const REQUEST_METRICS: ReadonlyMap<string, RequestMetricSpec> = new Map([
   [STABLE_HTTP_METRIC, { defaultUnitUs: 1e6, isError: isErrorBy(ERROR_RULES.http), legacy: false }],
   ['http.server.duration', { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.http), legacy: true }],
   ['rpc.server.duration', { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.rpc), legacy: false }],
   ['http.server.requests', { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.micrometer), legacy: true }],
+  // ms: the connector's unit unless its useSecondAsDefaultMetricsUnit gate is on; it always sets the metric's unit
+  [SPANMETRICS_DURATION, { defaultUnitUs: 1e3, isError: isErrorBy(ERROR_RULES.spanmetrics), legacy: false, derived: true, server: serverSpanKind }],
 ])
 
 const UNIT_US = { s: 1e6, ms: 1e3, us: 1, ns: 1e-3 } as const
@@ -107,7 +156,13 @@ const UNIT_US = { s: 1e6, ms: 1e3, us: 1, ns: 1e-3 } as const
  * the conventions' own attributes). Never a legacy duplicate.
  */
 export function customRequestMetric(m: { unit: keyof typeof UNIT_US; errors: keyof typeof ERROR_RULES; statusAttribute?: string | undefined }): RequestMetricSpec {
-  return { defaultUnitUs: UNIT_US[m.unit], isError: isErrorBy(ERROR_RULES[m.errors], m.statusAttribute), legacy: false }
+  const spec: RequestMetricSpec = { defaultUnitUs: UNIT_US[m.unit], isError: isErrorBy(ERROR_RULES[m.errors], m.statusAttribute), legacy: false }
+  // a spanmetrics connector's histogram under another name (another namespace, the legacy names)
+  if (m.errors === 'spanmetrics') {
+    spec.derived = true
+    spec.server = serverSpanKind
+  }
+  return spec
 }
 
 /**

@@ -96,8 +96,8 @@ export interface OutageSpec {
 }
 
 /** How the fleet's request durations are aggregated and named (FleetSpec.histogramAggregation). */
-export type HistogramAggregation = 'explicit' | 'exponential' | 'micrometer'
-export const HISTOGRAM_AGGREGATIONS: readonly HistogramAggregation[] = ['explicit', 'exponential', 'micrometer']
+export type HistogramAggregation = 'explicit' | 'exponential' | 'micrometer' | 'spanmetrics'
+export const HISTOGRAM_AGGREGATIONS: readonly HistogramAggregation[] = ['explicit', 'exponential', 'micrometer', 'spanmetrics']
 export const isHistogramAggregation = (v: string): v is HistogramAggregation => (HISTOGRAM_AGGREGATIONS as readonly string[]).includes(v)
 
 export interface FleetSpec {
@@ -129,7 +129,16 @@ export interface FleetSpec {
    * exports (160 buckets, the scale the SDK picks for the recorded range); 'micrometer' is the
    * shape of Micrometer's server timer through its OTLP registry (Spring Boot, Quarkus, Micronaut
    * without a configured histogram): `http.server.requests` in milliseconds, one bucket (count and
-   * sum only), Spring's tags (`status` as a string, `outcome`, `uri`, `method`, `exception`)
+   * sum only), Spring's tags (`status` as a string, `outcome`, `uri`, `method`, `exception`);
+   * 'spanmetrics' is what the Collector's spanmetrics connector makes of the fleet's spans (its
+   * defaults, as test/interop/spanmetrics.test.ts reads them from the real connector):
+   * `traces.span.metrics.duration` in ms with the connector's bounds (2, 4, 6, 8, 10, 50, 100, 200,
+   * 400, 800, 1000, 1400, 2000, 5000, 10000, 15000 ms), its dimensions (`service.name`,
+   * `span.name`, `span.kind`, `status.code`), each request's SERVER point beside a CLIENT point of
+   * its downstream call, cumulative from the connector's start (an hour before the recording),
+   * replicas without pod identity summed into one stream (src/sim/spanmetrics.ts). Flushed on the
+   * fleet's metrics schedule (`metricSchedule`: each pod's own phase in the metrics-only scenarios),
+   * where one connector flushes every pod at once: its reports then complete together, sooner
    */
   histogramAggregation?: HistogramAggregation
   /**

@@ -4,6 +4,7 @@
  */
 import { DEFAULT_START_MS, type HistogramAggregation, type Scenario } from './model.js'
 import { CumulativeToDelta } from './cumulative-to-delta.js'
+import { CONNECTOR_AGE_MS, SpanMetricsStart } from './spanmetrics.js'
 import { metricsLine, traceLine } from './otlp-json.js'
 import { hash32 } from './random.js'
 import { Simulation } from './telemetry.js'
@@ -54,6 +55,8 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
     ...(opts.histogramAggregation !== undefined ? { histogramAggregation: opts.histogramAggregation } : {}),
     ...(opts.metricTemporality !== undefined ? { metricTemporality: opts.metricTemporality } : {}),
   }
+  // the spanmetrics connector's streams: cumulative from its own start, replicas without identity as one
+  const connector = spec.histogramAggregation === 'spanmetrics' ? new SpanMetricsStart((opts.startMs ?? DEFAULT_START_MS) - CONNECTOR_AGE_MS) : undefined
   const toDelta = spec.metricTemporality === 'cumulativetodelta' ? new CumulativeToDelta() : undefined
   const perPod = (spec.spanSchedule ?? 'aligned') === 'per-pod'
   const startMs = opts.startMs ?? DEFAULT_START_MS
@@ -69,7 +72,8 @@ export async function recordScenario(scenario: Scenario, opts: RecordOptions): P
       for (const rm of batch) keys.add(`${String(rm.resource.attributes['service.name'])}/${String(rm.resource.attributes['service.version'])}`)
       opts.onExport({ kind: 'metrics', atS: s, serviceVersions: keys })
     }
-    opts.onLine(toDelta === undefined ? metricsLine(batch) : toDelta.line(metricsLine(batch)))
+    const line = connector === undefined ? metricsLine(batch) : connector.line(metricsLine(batch))
+    opts.onLine(toDelta === undefined ? line : toDelta.line(line))
     summary.lines++
     summary.metricBatches++
   }

@@ -11,6 +11,7 @@ import { BasicTracerProvider, type IdGenerator, type ReadableSpan, type SpanProc
 import type { FleetSpec } from './model.js'
 import { hash32, Rng } from './random.js'
 import { World, type Pod, type PodReading, type SimRequest } from './world.js'
+import { SIM_POD } from './spanmetrics.js'
 
 /** Spring's `outcome` tag of a response status (Micrometer's `http.server.requests`) */
 export const springOutcome = (status: number): string => (status >= 500 ? 'SERVER_ERROR' : status >= 400 ? 'CLIENT_ERROR' : 'SUCCESS')
@@ -18,6 +19,9 @@ export const springOutcome = (status: number): string => (status >= 500 ? 'SERVE
 const DURATION = 'http.server.request.duration'
 /** Micrometer's server timer (Spring Boot, Quarkus, Micronaut), in its OTLP registry's default unit */
 const MICROMETER_DURATION = 'http.server.requests'
+/** the spanmetrics connector's duration histogram (its default namespace) and default bounds, ms */
+const SPANMETRICS_DURATION = 'traces.span.metrics.duration'
+const SPANMETRICS_BOUNDS_MS = [2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000]
 
 export const SIM_SCOPE = 'pullback-sim'
 export const SIM_SCOPE_VERSION = '0.1.0'
@@ -207,7 +211,9 @@ export class Simulation {
       created.duration =
         aggregation === 'micrometer'
           ? m.createHistogram(MICROMETER_DURATION, { unit: 'milliseconds' })
-          : m.createHistogram(DURATION, { unit: 's', advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] } })
+          : aggregation === 'spanmetrics'
+            ? m.createHistogram(SPANMETRICS_DURATION, { unit: 'ms', advice: { explicitBucketBoundaries: SPANMETRICS_BOUNDS_MS } })
+            : m.createHistogram(DURATION, { unit: 's', advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] } })
     }
     sdk = created
     this.sdks.set(pod, sdk)
@@ -251,6 +257,15 @@ export class Simulation {
     if (this.spec.histogramAggregation === 'micrometer') {
       // Spring's server observation tags: the status as a string, its class as the outcome
       sdk.duration.record(r.latencyMs, { method: r.method, uri: r.route, status: String(r.status), outcome: springOutcome(r.status), exception: 'none' })
+    } else if (this.spec.histogramAggregation === 'spanmetrics') {
+      // the connector's dimensions; the server span's status is ERROR for a 5xx. Each request also
+      // makes a CLIENT span (its downstream call, taking half its time, failing with it): the
+      // connector aggregates every span kind, and only the SERVER points are the service's requests
+      // (`sim.pod` names the pod for src/sim/spanmetrics.ts, which sums pods the connector cannot tell apart, and drops it)
+      const service = r.pod.service.name
+      const status = r.status >= 500 ? 'STATUS_CODE_ERROR' : 'STATUS_CODE_UNSET'
+      sdk.duration.record(r.latencyMs, { 'service.name': service, 'span.name': `${r.method} ${r.route}`, 'span.kind': 'SPAN_KIND_SERVER', 'status.code': status, [SIM_POD]: r.pod.name })
+      sdk.duration.record(r.latencyMs / 2, { 'service.name': service, 'span.name': 'GET downstream', 'span.kind': 'SPAN_KIND_CLIENT', 'status.code': status, [SIM_POD]: r.pod.name })
     } else sdk.duration.record(r.latencyMs / 1000, { 'http.request.method': r.method, 'http.route': r.route, 'http.response.status_code': r.status })
   }
 

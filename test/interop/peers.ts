@@ -199,12 +199,13 @@ export async function waitForPort(port: number, peer: PeerProcess, timeoutMs: nu
 const QUIET_TELEMETRY = ['  telemetry:', '    logs:', '      level: warn', '    metrics:', '      level: none']
 
 /**
- * Starts the Collector with `receivers`, `exporters` and `pipelines` (YAML lines, already indented
- * under their section) and waits until every port in `ports` listens.
+ * Starts the Collector with `receivers`, `exporters`, `connectors` (optional) and `pipelines` (YAML
+ * lines, already indented under their section) and waits until every port in `ports` listens.
  */
-export async function startCollector(dir: string, c: { receivers: string[]; exporters: string[]; pipelines: string[]; ports: number[] }): Promise<PeerProcess> {
+export async function startCollector(dir: string, c: { receivers: string[]; exporters: string[]; connectors?: string[]; pipelines: string[]; ports: number[] }): Promise<PeerProcess> {
   const file = path.join(dir, 'otelcol.yaml')
-  writeFileSync(file, ['receivers:', ...c.receivers, 'exporters:', ...c.exporters, 'service:', ...QUIET_TELEMETRY, '  pipelines:', ...c.pipelines, ''].join('\n'))
+  const connectors = c.connectors !== undefined ? ['connectors:', ...c.connectors] : []
+  writeFileSync(file, ['receivers:', ...c.receivers, 'exporters:', ...c.exporters, ...connectors, 'service:', ...QUIET_TELEMETRY, '  pipelines:', ...c.pipelines, ''].join('\n'))
   const collector = new PeerProcess(peerPath('OTELCOL_BIN'), ['--config', `file:${file}`])
   try {
     for (const port of c.ports) await waitForPort(port, collector, 30_000)

@@ -33,7 +33,7 @@ describe('pullback sim', () => {
     await expect(command.run(['record', 'error-spike', '--seed', 'x'], capture(), signal)).rejects.toThrow(/--seed/)
     await expect(command.run(['frobnicate'], capture(), signal)).rejects.toThrow(UsageError)
     await expect(command.run(['record', 'error-spike', '--span-export', 'random'], capture(), signal)).rejects.toThrow(/--span-export expects aligned or per-pod/)
-    await expect(command.run(['record', 'error-spike', '--histograms', 'native'], capture(), signal)).rejects.toThrow(/--histograms expects explicit, exponential, micrometer/)
+    await expect(command.run(['record', 'error-spike', '--histograms', 'native'], capture(), signal)).rejects.toThrow(/--histograms expects explicit, exponential, micrometer, spanmetrics/)
   })
 
   it('records to --out and to stdout identically, with a summary on stderr', async () => {
@@ -72,6 +72,18 @@ describe('pullback sim', () => {
     expect(io.stdout).toMatch(/"key":"outcome","value":\{"stringValue":"SUCCESS"\}/)
     expect(io.stdout).not.toMatch(/"http.server.request.duration"/)
     expect(io.stdout).not.toMatch(/"explicitBounds":\[[0-9]/)
+  })
+
+  it("--histograms spanmetrics writes the spanmetrics connector's histogram: ms, its bounds and dimensions, SERVER and CLIENT points, one start time", async () => {
+    const io = capture()
+    expect(await command.run(['record', 'metrics-60s-benign-deploy', '--histograms', 'spanmetrics'], io, signal)).toBe(0)
+    expect(io.stdout).toMatch(/"name":"traces.span.metrics.duration","unit":"ms"/)
+    expect(io.stdout).toMatch(/"explicitBounds":\[2,4,6,8,10,50,100,/)
+    expect(io.stdout).toMatch(/"key":"span.kind","value":\{"stringValue":"SPAN_KIND_CLIENT"\}/)
+    expect(io.stdout).toMatch(/"key":"status.code","value":\{"stringValue":"STATUS_CODE_UNSET"\}/)
+    expect(io.stdout).not.toMatch(/"http.server.request.duration"/)
+    const starts = new Set([...io.stdout.matchAll(/"name":"traces.span.metrics.duration".*?"startTimeUnixNano":"(\d+)"/g)].map((m) => m[1]))
+    expect(starts.size).toBe(1)
   })
 
   it('fails with exit 1 when --out cannot be written', async () => {

@@ -4,7 +4,7 @@ import { DEFAULT_SEED, findScenario, HISTOGRAM_AGGREGATIONS, isHistogramAggregat
 import { errorMessage } from '../../common/errors.js'
 
 const USAGE = `usage: pullback sim list
-       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential|micrometer] [--temporality cumulative|delta|cumulativetodelta]
+       pullback sim record SCENARIO [--seed N] [--out FILE] [--span-export aligned|per-pod] [--histograms explicit|exponential|micrometer|spanmetrics] [--temporality cumulative|delta|cumulativetodelta]
        pullback sim live SCENARIO [--endpoint URL] [--protocol grpc|http] [--speed X] [--seed N] [--from S] [--until S]
 
 list     the scenario library: name, expected verdict, fault class and onset, description
@@ -22,8 +22,10 @@ flags:
   --histograms A  explicit: duration histograms with the SDK's default bounds (default);
                   exponential: base-2 exponential, as OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=
                   base2_exponential_bucket_histogram makes the SDK export them; micrometer: Micrometer's
-                  server timer (Spring Boot): http.server.requests in milliseconds, count and sum only
-                  (record; scenarios with metrics)
+                  server timer (Spring Boot): http.server.requests in milliseconds, count and sum only;
+                  spanmetrics: the Collector's spanmetrics connector's traces.span.metrics.duration
+                  (ms, its bounds and dimensions, CLIENT points too, cumulative from the connector's
+                  start) (record; scenarios with metrics)
   --temporality T cumulative: the SDK's default (default); delta: the SDK's delta preference
                   (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta); cumulativetodelta: cumulative,
                   converted on the way by a Collector's cumulativetodelta processor (record; scenarios with metrics)
