@@ -89,6 +89,10 @@ const BENCHES: Bench[] = [
   { file: 'quality', name: 'quality-micrometer', args: ['--seeds', '5', '--histograms', 'micrometer'] },
   { file: 'false-rollbacks', name: 'false-rollbacks-micrometer', args: ['--runs', '1000', '--workers', '2', '--histograms', 'micrometer'] },
   { file: 'false-rollbacks', name: 'detection-drawn-micrometer', args: ['--runs', '1000', '--workers', '2', '--histograms', 'micrometer', '--errors', '0.05', '--slower', '2'] },
+  // the Collector's spanmetrics connector's histogram (session 49): the library, the drawn benign and bad deploys
+  { file: 'quality', name: 'quality-spanmetrics', args: ['--seeds', '5', '--histograms', 'spanmetrics'] },
+  { file: 'false-rollbacks', name: 'false-rollbacks-spanmetrics', args: ['--runs', '1000', '--workers', '2', '--histograms', 'spanmetrics'] },
+  { file: 'false-rollbacks', name: 'detection-drawn-spanmetrics', args: ['--runs', '1000', '--workers', '2', '--histograms', 'spanmetrics', '--errors', '0.05', '--slower', '2'] },
   { file: 'bursts', args: ['--on-s', '12', '--seeds', '20'] },
   { file: 'calibrate', name: 'calibrate-held-out', args: ['--held-out'] },
   { file: 'error-evidence', args: ['--json'] },
