@@ -16,36 +16,11 @@
  * Collector's file exporter writes them (int64 values as decimal strings).
  */
 
-interface JsonAttr {
-  key: string
-  value: unknown
-}
-interface JsonPoint {
-  attributes?: JsonAttr[]
-  startTimeUnixNano?: string
-  timeUnixNano?: string
-  count?: string
-  sum?: number
-  min?: number
-  max?: number
-  bucketCounts?: string[]
-  asInt?: string
-  asDouble?: number
-}
-interface JsonMetric {
-  name: string
-  histogram?: { aggregationTemporality?: number; dataPoints: JsonPoint[] }
-  sum?: { aggregationTemporality?: number; isMonotonic?: boolean; dataPoints: JsonPoint[] }
-}
-interface JsonMetricsLine {
-  resourceMetrics?: { resource?: { attributes?: JsonAttr[] }; scopeMetrics?: { metrics?: JsonMetric[] }[] }[]
-}
+import { attrKey, type JsonMetricsLine, type JsonPoint } from './json-lines.js'
 
 const CUMULATIVE = 2
 const DELTA = 1
 
-const attrKey = (a: JsonAttr[] | undefined): string =>
-  JSON.stringify((a ?? []).map((x) => [x.key, x.value]).sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1)))
 
 export class CumulativeToDelta {
   /** stream -> its previous point; one entry per stream of the recording (a bench's few thousand) */

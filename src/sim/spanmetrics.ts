@@ -13,41 +13,14 @@
  * State: one entry per (resource, point attributes, pod) of the recording (a scenario's few hundred).
  */
 
+import { attrKey, type JsonMetric, type JsonMetricsLine, type JsonPoint, type JsonScope } from './json-lines.js'
+
 /** how long the connector has run when the recording starts */
 export const CONNECTOR_AGE_MS = 3_600_000
 
 const NAME = 'traces.span.metrics.duration'
 /** the point attribute naming the simulated pod a point came from (src/sim/telemetry.ts): the key of its cumulative state here, dropped from the output */
 export const SIM_POD = 'sim.pod'
-
-interface JsonAttr {
-  key: string
-  value: unknown
-}
-interface JsonPoint {
-  attributes?: JsonAttr[]
-  startTimeUnixNano?: string
-  timeUnixNano?: string
-  count?: string
-  sum?: number
-  min?: number
-  max?: number
-  bucketCounts?: string[]
-  explicitBounds?: number[]
-}
-interface JsonMetric {
-  name: string
-  histogram?: { aggregationTemporality?: number; dataPoints: JsonPoint[] }
-}
-interface JsonScope {
-  scope?: { name?: string; version?: string }
-  metrics?: JsonMetric[]
-}
-interface JsonMetricsLine {
-  resourceMetrics?: { resource?: { attributes?: JsonAttr[] }; scopeMetrics?: JsonScope[] }[]
-}
-
-const attrKey = (a: JsonAttr[] | undefined): string => JSON.stringify((a ?? []).map((x) => [x.key, x.value]).sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1)))
 
 export class SpanMetricsStart {
   private readonly startNs: string
